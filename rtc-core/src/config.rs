@@ -1,0 +1,379 @@
+//! The builder and the settings it validates.
+
+use std::fmt;
+use std::time::Duration;
+
+use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
+
+use crate::cache::TaggedCache;
+use crate::error::ConfigError;
+
+/// Where a cache keeps its entries.
+#[derive(Clone)]
+pub(crate) enum Target {
+    Disabled,
+    Memory,
+    Redis(Box<ConnectionInfo>),
+}
+
+/// Validated settings, shared by every clone of a [`TaggedCache`].
+#[derive(Clone)]
+pub(crate) struct Settings {
+    pub namespace: String,
+    pub target: Target,
+    pub socket_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub default_lifetime: Option<Duration>,
+    pub lifetime_for_tags: Option<Duration>,
+}
+
+impl fmt::Debug for Settings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let target = match &self.target {
+            Target::Disabled => "disabled".to_owned(),
+            Target::Memory => "in local memory".to_owned(),
+            // The address alone: user names and passwords never reach a log.
+            Target::Redis(info) => format!("redis at {} db {}", info.addr(), info.redis_settings().db()),
+        };
+        f.debug_struct("Settings")
+            .field("namespace", &self.namespace)
+            .field("target", &target)
+            .field("socket_timeout", &self.socket_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("default_lifetime", &self.default_lifetime)
+            .field("lifetime_for_tags", &self.lifetime_for_tags)
+            .finish()
+    }
+}
+
+/// Configures a [`TaggedCache`]; made by [`TaggedCache::builder`].
+///
+/// Every setting has a default: namespace `"default"`, Redis at `redis://127.0.0.1:6379/0`,
+/// 5 s socket and connect timeouts, entries living one hour, tags one day.
+///
+/// ```
+/// use std::time::Duration;
+/// use rtc::TaggedCache;
+///
+/// let cache = TaggedCache::builder()
+///     .namespace("shop")
+///     .url("redis://127.0.0.1:6379/0")
+///     .socket_timeout(Duration::from_millis(250))
+///     .default_lifetime(Some(Duration::from_secs(60)))
+///     .build()
+///     .expect("valid settings");
+/// # let _ = cache;
+/// ```
+#[derive(Clone)]
+#[must_use = "a builder does nothing until `build()` is called"]
+pub struct TaggedCacheBuilder {
+    namespace: String,
+    url: Option<String>,
+    host: Option<String>,
+    port: Option<u16>,
+    db: Option<i64>,
+    ssl: bool,
+    username: Option<String>,
+    password: Option<String>,
+    socket_timeout: Duration,
+    connect_timeout: Duration,
+    default_lifetime: Option<Duration>,
+    lifetime_for_tags: Option<Duration>,
+    disabled: bool,
+    in_local_memory: bool,
+}
+
+impl fmt::Debug for TaggedCacheBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TaggedCacheBuilder")
+            .field("namespace", &self.namespace)
+            .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("db", &self.db)
+            .field("ssl", &self.ssl)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("socket_timeout", &self.socket_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("default_lifetime", &self.default_lifetime)
+            .field("lifetime_for_tags", &self.lifetime_for_tags)
+            .field("disabled", &self.disabled)
+            .field("in_local_memory", &self.in_local_memory)
+            .finish()
+    }
+}
+
+impl Default for TaggedCacheBuilder {
+    fn default() -> Self {
+        Self {
+            namespace: "default".to_owned(),
+            url: None,
+            host: None,
+            port: None,
+            db: None,
+            ssl: false,
+            username: None,
+            password: None,
+            socket_timeout: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(5),
+            default_lifetime: Some(Duration::from_secs(3600)),
+            lifetime_for_tags: Some(Duration::from_secs(86_400)),
+            disabled: false,
+            in_local_memory: false,
+        }
+    }
+}
+
+impl TaggedCacheBuilder {
+    /// Isolates this cache's entries and tags from every other namespace on the same server.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The server, as `redis://[user:password@]host[:port][/db]`, `rediss://…` (TLS) or
+    /// `redis+unix:///path/to/socket[?db=N]`. Not to be combined with the field setters below.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
+    }
+
+    /// Host name or address of the server (default `127.0.0.1`).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// TCP port of the server (default 6379).
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Database number (default 0).
+    pub fn db(mut self, db: i64) -> Self {
+        self.db = Some(db);
+        self
+    }
+
+    /// Connect with TLS.
+    pub fn ssl(mut self, ssl: bool) -> Self {
+        self.ssl = ssl;
+        self
+    }
+
+    /// ACL user name.
+    pub fn username(mut self, username: impl Into<String>) -> Self {
+        self.username = Some(username.into());
+        self
+    }
+
+    /// Password (of the ACL user, or of the default user). Never logged, never in `Debug`.
+    pub fn password(mut self, password: impl Into<String>) -> Self {
+        self.password = Some(password.into());
+        self
+    }
+
+    /// Longest wait for one reply before the call gives up and counts as a miss (default 5 s).
+    pub fn socket_timeout(mut self, timeout: Duration) -> Self {
+        self.socket_timeout = timeout;
+        self
+    }
+
+    /// Longest wait for a connection to open (default 5 s).
+    pub fn socket_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// Lifetime of an entry written without one; `None` (or zero): entries never expire.
+    pub fn default_lifetime(mut self, lifetime: Option<Duration>) -> Self {
+        self.default_lifetime = lifetime;
+        self
+    }
+
+    /// Lifetime of a tag's version, counted from its creation or its last invalidation;
+    /// `None` (or zero): tags never expire. An entry whose tag expired misses.
+    pub fn lifetime_for_tags(mut self, lifetime: Option<Duration>) -> Self {
+        self.lifetime_for_tags = lifetime;
+        self
+    }
+
+    /// `true`: every `get` misses and every write does nothing; the API is unchanged.
+    pub fn disabled(mut self, disabled: bool) -> Self {
+        self.disabled = disabled;
+        self
+    }
+
+    /// `true`: keep entries in this process's memory; no Redis is needed.
+    pub fn in_local_memory(mut self, in_local_memory: bool) -> Self {
+        self.in_local_memory = in_local_memory;
+        self
+    }
+
+    /// Checks the settings and makes the cache. Never connects: connections open on first use.
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unparsable URL, an unsupported scheme, TLS without TLS support,
+    /// a URL combined with host/port fields, or a zero timeout.
+    pub fn build(self) -> Result<TaggedCache, ConfigError> {
+        TaggedCache::from_settings(self.settings()?)
+    }
+
+    fn settings(self) -> Result<Settings, ConfigError> {
+        if self.namespace.is_empty() {
+            return Err(ConfigError::Invalid("the namespace must not be empty"));
+        }
+        if self.socket_timeout.is_zero() || self.connect_timeout.is_zero() {
+            return Err(ConfigError::Invalid("timeouts must be longer than zero"));
+        }
+        let fields_set = self.host.is_some()
+            || self.port.is_some()
+            || self.db.is_some()
+            || self.ssl
+            || self.username.is_some()
+            || self.password.is_some();
+        if self.url.is_some() && fields_set {
+            return Err(ConfigError::Contradictory(
+                "url() and host()/port()/db()/ssl()/username()/password() both given; use one",
+            ));
+        }
+        let remote_set = self.url.is_some() || fields_set;
+        if self.in_local_memory && remote_set {
+            return Err(ConfigError::Contradictory(
+                "in_local_memory(true) keeps entries in this process, but a Redis server was also given",
+            ));
+        }
+        let target = if self.disabled {
+            Target::Disabled
+        } else if self.in_local_memory {
+            Target::Memory
+        } else {
+            Target::Redis(Box::new(self.connection_info()?))
+        };
+        Ok(Settings {
+            namespace: self.namespace,
+            target,
+            socket_timeout: self.socket_timeout,
+            connect_timeout: self.connect_timeout,
+            default_lifetime: self.default_lifetime.filter(|d| !d.is_zero()),
+            lifetime_for_tags: self.lifetime_for_tags.filter(|d| !d.is_zero()),
+        })
+    }
+
+    fn connection_info(&self) -> Result<ConnectionInfo, ConfigError> {
+        if let Some(url) = &self.url {
+            return parse_url(url);
+        }
+        if self.ssl {
+            return Err(ConfigError::TlsUnavailable);
+        }
+        let host = self.host.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
+        let addr = ConnectionAddr::Tcp(host, self.port.unwrap_or(6379));
+        let mut redis = RedisConnectionInfo::default().set_db(self.db.unwrap_or(0));
+        if let Some(username) = &self.username {
+            redis = redis.set_username(username);
+        }
+        if let Some(password) = &self.password {
+            redis = redis.set_password(password);
+        }
+        let info = addr
+            .into_connection_info()
+            .map_err(|error| ConfigError::InvalidUrl {
+                reason: error.to_string(),
+            })?;
+        Ok(info.set_redis_settings(redis))
+    }
+}
+
+fn parse_url(url: &str) -> Result<ConnectionInfo, ConfigError> {
+    let scheme = url.split_once("://").map(|(scheme, _)| scheme);
+    match scheme {
+        Some("redis" | "redis+unix" | "unix") => {}
+        Some("rediss") => return Err(ConfigError::TlsUnavailable),
+        Some(other) => {
+            return Err(ConfigError::InvalidUrl {
+                reason: format!(
+                    "unsupported scheme `{other}://`; use redis://, rediss:// or redis+unix://"
+                ),
+            })
+        }
+        None => {
+            return Err(ConfigError::InvalidUrl {
+                reason: "no scheme; expected redis://host:port/db".to_owned(),
+            })
+        }
+    }
+    url.into_connection_info()
+        .map_err(|error| ConfigError::InvalidUrl {
+            reason: error.to_string(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error_of(builder: TaggedCacheBuilder) -> ConfigError {
+        builder.settings().expect_err("settings should be refused")
+    }
+
+    #[test]
+    fn unsupported_and_unparsable_urls_are_refused() {
+        let builder = TaggedCacheBuilder::default;
+        assert!(matches!(
+            error_of(builder().url("http://localhost")),
+            ConfigError::InvalidUrl { .. }
+        ));
+        assert!(matches!(
+            error_of(builder().url("localhost:6379")),
+            ConfigError::InvalidUrl { .. }
+        ));
+        assert!(matches!(
+            error_of(builder().url("redis://localhost/notadb")),
+            ConfigError::InvalidUrl { .. }
+        ));
+    }
+
+    #[test]
+    fn contradictory_settings_are_refused() {
+        let builder = TaggedCacheBuilder::default;
+        assert!(matches!(
+            error_of(builder().url("redis://h").port(1)),
+            ConfigError::Contradictory(_)
+        ));
+        assert!(matches!(
+            error_of(builder().in_local_memory(true).url("redis://h")),
+            ConfigError::Contradictory(_)
+        ));
+        assert!(matches!(
+            error_of(builder().socket_timeout(Duration::ZERO)),
+            ConfigError::Invalid(_)
+        ));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_password() {
+        let builder = TaggedCacheBuilder::default()
+            .username("app")
+            .password("hunter2");
+        assert!(!format!("{builder:?}").contains("hunter2"));
+        let settings = builder.clone().settings().unwrap();
+        assert!(!format!("{settings:?}").contains("hunter2"));
+        let url = TaggedCacheBuilder::default().url("redis://app:hunter2@localhost/");
+        assert!(!format!("{url:?}").contains("hunter2"));
+        assert!(!format!("{:?}", url.settings().unwrap()).contains("hunter2"));
+    }
+
+    #[test]
+    fn zero_lifetimes_mean_never_expire() {
+        let settings = TaggedCacheBuilder::default()
+            .default_lifetime(Some(Duration::ZERO))
+            .lifetime_for_tags(Some(Duration::ZERO))
+            .settings()
+            .unwrap();
+        assert_eq!(settings.default_lifetime, None);
+        assert_eq!(settings.lifetime_for_tags, None);
+    }
+}

@@ -1,0 +1,218 @@
+//! The stored entry format and the freshness check.
+//!
+//! An entry is the value's bytes behind a header that records the version of every tag the entry
+//! carried when it was written:
+//!
+//! ```text
+//! offset  size      field
+//! 0       1         format (FORMAT_V1 = 1)
+//! 1       2         C: number of canonical tags, little endian (the namespace tag + the user tags)
+//! 3       2         X: number of implicit tags, little endian
+//! 5       8·C       the canonical tags' versions, in canonical order
+//! …       24·X      per implicit tag: its 16-byte id, then its 8-byte version
+//! …       rest      the value, as the codec wrote it
+//! ```
+//!
+//! Canonical tags are known to every reader (they are part of the entry's identity), so only their
+//! versions are stored. Implicit tags (a decorated function's own tag) are not part of the identity,
+//! so a reader may not know them: their ids are stored so that any reader can check them.
+
+use crate::keys::{TagId, TagKey, ID_LEN};
+use crate::version::{Version, VERSION_LEN};
+
+/// The only format written today. A later format gets a new number and both can be read.
+pub(crate) const FORMAT_V1: u8 = 1;
+const HEADER_LEN: usize = 5;
+const EXTRA_LEN: usize = ID_LEN + VERSION_LEN;
+
+/// The most tags one entry may carry (the header counts them in 16 bits).
+pub const MAX_TAGS: usize = u16::MAX as usize;
+
+/// The tags an entry is checked against, with the versions a reader observed for them.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Observed {
+    /// Canonical tags in canonical order, with their current versions (`None`: the tag has no version).
+    pub canonical: Vec<(TagKey, Option<Version>)>,
+    /// Implicit tags, with their current versions.
+    pub implicit: Vec<(TagKey, Option<Version>)>,
+}
+
+impl Observed {
+    /// Every tag, canonical first.
+    pub fn all(&self) -> impl Iterator<Item = &(TagKey, Option<Version>)> {
+        self.canonical.iter().chain(self.implicit.iter())
+    }
+
+    /// True when every tag already has a version, so a write needs no tag to be created.
+    pub fn complete(&self) -> bool {
+        self.all().all(|(_, version)| version.is_some())
+    }
+
+    fn implicit_version(&self, id: &TagId) -> Option<Option<Version>> {
+        self.implicit
+            .iter()
+            .find(|(tag, _)| tag.id() == id)
+            .map(|(_, version)| *version)
+    }
+}
+
+/// What a stored entry is, measured against the tag versions a reader observed.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Freshness<'a> {
+    /// Every tag still has the version the entry was written with: here is the value.
+    Fresh(&'a [u8]),
+    /// A tag changed or vanished, or the bytes are not an entry of this shape.
+    Stale,
+    /// The entry carries implicit tags the reader did not observe; observe them and ask again.
+    Unobserved(Vec<TagKey>),
+}
+
+/// Checks `bytes` against `observed`.
+pub(crate) fn check<'a>(bytes: &'a [u8], observed: &Observed) -> Freshness<'a> {
+    let Some(layout) = Layout::parse(bytes) else {
+        return Freshness::Stale;
+    };
+    if layout.canonical != observed.canonical.len() {
+        return Freshness::Stale;
+    }
+    let versions = bytes[HEADER_LEN..].chunks_exact(VERSION_LEN);
+    for (stored, (_, current)) in versions.zip(&observed.canonical) {
+        if current.as_ref().map(Version::as_bytes) != Some(stored) {
+            return Freshness::Stale;
+        }
+    }
+    let mut unobserved = Vec::new();
+    for extra in layout.extras(bytes).chunks_exact(EXTRA_LEN) {
+        let (id, stored) = extra.split_at(ID_LEN);
+        let id: TagId = id.try_into().expect("split at ID_LEN");
+        match observed.implicit_version(&id) {
+            Some(Some(current)) if current.as_bytes() == stored => {}
+            Some(_) => return Freshness::Stale,
+            None => unobserved.push(TagKey::from_id(id)),
+        }
+    }
+    if unobserved.is_empty() {
+        Freshness::Fresh(&bytes[layout.payload_start()..])
+    } else {
+        Freshness::Unobserved(unobserved)
+    }
+}
+
+/// The header of an entry stamped with `observed`'s versions, for tags that all have one.
+/// Returns `None` when a tag has no version or there are more tags than the format counts.
+pub(crate) fn encode(observed: &Observed, payload: &[u8]) -> Option<Vec<u8>> {
+    let mut bytes = header(observed)?;
+    bytes.reserve(payload.len() + VERSION_LEN * observed.canonical.len());
+    for (_, version) in &observed.canonical {
+        bytes.extend_from_slice(version.as_ref()?.as_bytes());
+    }
+    for (tag, version) in &observed.implicit {
+        bytes.extend_from_slice(tag.id());
+        bytes.extend_from_slice(version.as_ref()?.as_bytes());
+    }
+    bytes.extend_from_slice(payload);
+    Some(bytes)
+}
+
+/// The fixed header alone (format and counts), for writers that add versions themselves.
+pub(crate) fn header(observed: &Observed) -> Option<Vec<u8>> {
+    let canonical = u16::try_from(observed.canonical.len()).ok()?;
+    let implicit = u16::try_from(observed.implicit.len()).ok()?;
+    let mut bytes = Vec::with_capacity(HEADER_LEN);
+    bytes.push(FORMAT_V1);
+    bytes.extend_from_slice(&canonical.to_le_bytes());
+    bytes.extend_from_slice(&implicit.to_le_bytes());
+    Some(bytes)
+}
+
+struct Layout {
+    canonical: usize,
+    implicit: usize,
+}
+
+impl Layout {
+    fn parse(bytes: &[u8]) -> Option<Self> {
+        let header = bytes.get(..HEADER_LEN)?;
+        if header[0] != FORMAT_V1 {
+            return None;
+        }
+        let layout = Layout {
+            canonical: usize::from(u16::from_le_bytes([header[1], header[2]])),
+            implicit: usize::from(u16::from_le_bytes([header[3], header[4]])),
+        };
+        (bytes.len() >= layout.payload_start()).then_some(layout)
+    }
+
+    fn extras<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
+        let start = HEADER_LEN + self.canonical * VERSION_LEN;
+        &bytes[start..self.payload_start()]
+    }
+
+    fn payload_start(&self) -> usize {
+        HEADER_LEN + self.canonical * VERSION_LEN + self.implicit * EXTRA_LEN
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeySpace;
+
+    fn observed(canonical: &[Option<u64>], implicit: &[(&str, Option<u64>)]) -> Observed {
+        let space = KeySpace::new("ns");
+        Observed {
+            canonical: canonical
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (space.user_tag(&i.to_string()), v.map(Version::from_u64)))
+                .collect(),
+            implicit: implicit
+                .iter()
+                .map(|(name, v)| (space.implicit_tag(name), v.map(Version::from_u64)))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn an_entry_is_fresh_while_every_version_matches() {
+        let written = observed(&[Some(1), Some(2)], &[("f", Some(3))]);
+        let bytes = encode(&written, b"value").unwrap();
+        assert_eq!(check(&bytes, &written), Freshness::Fresh(b"value"));
+    }
+
+    #[test]
+    fn a_changed_or_missing_version_makes_the_entry_stale() {
+        let bytes = encode(&observed(&[Some(1), Some(2)], &[]), b"v").unwrap();
+        assert_eq!(check(&bytes, &observed(&[Some(1), Some(9)], &[])), Freshness::Stale);
+        assert_eq!(check(&bytes, &observed(&[Some(1), None], &[])), Freshness::Stale);
+        assert_eq!(check(&bytes, &observed(&[Some(1)], &[])), Freshness::Stale);
+    }
+
+    #[test]
+    fn unobserved_implicit_tags_are_reported_then_checked() {
+        let bytes = encode(&observed(&[Some(1)], &[("f", Some(3))]), b"v").unwrap();
+        let reader = observed(&[Some(1)], &[]);
+        let Freshness::Unobserved(tags) = check(&bytes, &reader) else {
+            panic!("expected unobserved tags");
+        };
+        assert_eq!(tags, vec![KeySpace::new("ns").implicit_tag("f")]);
+        let stale = observed(&[Some(1)], &[("f", Some(4))]);
+        assert_eq!(check(&bytes, &stale), Freshness::Stale);
+    }
+
+    #[test]
+    fn foreign_or_truncated_bytes_are_stale() {
+        let reader = observed(&[Some(1)], &[]);
+        let bytes = encode(&reader, b"v").unwrap();
+        for cut in 0..bytes.len() - 1 {
+            assert_eq!(check(&bytes[..cut], &reader), Freshness::Stale, "cut at {cut}");
+        }
+        assert_eq!(check(b"{\"json\":1}", &reader), Freshness::Stale);
+        assert_eq!(check(&[2, 1, 0, 0, 0], &reader), Freshness::Stale);
+    }
+
+    #[test]
+    fn encoding_needs_a_version_for_every_tag() {
+        assert!(encode(&observed(&[Some(1), None], &[]), b"v").is_none());
+    }
+}

@@ -1,0 +1,181 @@
+//! Redis key layout.
+//!
+//! Every key rtc writes is `rtc:<kind>:<32 hex digits>`, where the digits are the first 128 bits of
+//! a SHA-256 over a domain label and the length-prefixed user strings. The length prefixes make the
+//! encoding injective (no pair of different inputs hashes the same bytes), the domain label keeps
+//! entries, tags and the engine's own keys apart, and the namespace is part of every hash, so no
+//! user string of any content or length can reach another namespace's keys. No key carries a
+//! `{hash tag}`, so on Redis Cluster entries and tags spread over every shard.
+
+use sha2::{Digest, Sha256};
+
+/// Length of a key's hash in bytes (128 bits).
+pub(crate) const ID_LEN: usize = 16;
+
+/// The fixed part in front of every tag key.
+const TAG_PREFIX: &str = "rtc:t:";
+const ENTRY_PREFIX: &str = "rtc:e:";
+const LOCK_PREFIX: &str = "rtc:l:";
+
+/// A 128-bit tag identifier, stored inside entries for implicit tags.
+pub(crate) type TagId = [u8; ID_LEN];
+
+/// The kind of tag a [`TagKey`] names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TagDomain {
+    /// A tag given by the user.
+    User,
+    /// The namespace-wide tag every entry carries (`invalidate_all`).
+    Namespace,
+    /// A tag the engine adds on behalf of a caller, e.g. one per decorated function.
+    Implicit,
+}
+
+impl TagDomain {
+    fn label(self) -> &'static [u8] {
+        match self {
+            TagDomain::User => b"rtc/tag",
+            TagDomain::Namespace => b"rtc/all",
+            TagDomain::Implicit => b"rtc/implicit",
+        }
+    }
+}
+
+/// The Redis key of one tag's version.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct TagKey {
+    id: TagId,
+    key: String,
+}
+
+impl TagKey {
+    pub(crate) fn from_id(id: TagId) -> Self {
+        Self {
+            key: render(TAG_PREFIX, &id),
+            id,
+        }
+    }
+
+    pub(crate) fn id(&self) -> &TagId {
+        &self.id
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.key
+    }
+}
+
+/// Derives every key of one namespace.
+#[derive(Clone, Debug)]
+pub(crate) struct KeySpace {
+    namespace: String,
+}
+
+impl KeySpace {
+    pub(crate) fn new(namespace: &str) -> Self {
+        Self {
+            namespace: namespace.to_owned(),
+        }
+    }
+
+    /// The tag every entry of the namespace carries.
+    pub(crate) fn namespace_tag(&self) -> TagKey {
+        self.tag_in(TagDomain::Namespace, "")
+    }
+
+    /// The key of a user tag.
+    pub(crate) fn user_tag(&self, tag: &str) -> TagKey {
+        self.tag_in(TagDomain::User, tag)
+    }
+
+    /// The key of an implicit tag (one the engine adds, such as a decorated function's own tag).
+    pub(crate) fn implicit_tag(&self, name: &str) -> TagKey {
+        self.tag_in(TagDomain::Implicit, name)
+    }
+
+    /// The key of the entry identified by `key` and the canonical (sorted, deduplicated) `tags`.
+    pub(crate) fn entry(&self, key: &str, sorted_tags: &[&str]) -> String {
+        let mut hasher = self.hasher(b"rtc/entry");
+        feed(&mut hasher, key.as_bytes());
+        hasher.update((sorted_tags.len() as u64).to_le_bytes());
+        for tag in sorted_tags {
+            feed(&mut hasher, tag.as_bytes());
+        }
+        render(ENTRY_PREFIX, &truncate(hasher))
+    }
+
+    /// The key of the stampede lock of an entry.
+    pub(crate) fn lock(&self, entry_key: &str) -> String {
+        let mut hasher = self.hasher(b"rtc/lock");
+        feed(&mut hasher, entry_key.as_bytes());
+        render(LOCK_PREFIX, &truncate(hasher))
+    }
+
+    fn tag_in(&self, domain: TagDomain, name: &str) -> TagKey {
+        let mut hasher = self.hasher(domain.label());
+        feed(&mut hasher, name.as_bytes());
+        TagKey::from_id(truncate(hasher))
+    }
+
+    fn hasher(&self, label: &[u8]) -> Sha256 {
+        let mut hasher = Sha256::new();
+        feed(&mut hasher, label);
+        feed(&mut hasher, self.namespace.as_bytes());
+        hasher
+    }
+}
+
+/// Feeds one length-prefixed field, so that field boundaries are part of the hash.
+fn feed(hasher: &mut Sha256, bytes: &[u8]) {
+    hasher.update((bytes.len() as u64).to_le_bytes());
+    hasher.update(bytes);
+}
+
+fn truncate(hasher: Sha256) -> TagId {
+    let digest = hasher.finalize();
+    let mut id = [0u8; ID_LEN];
+    id.copy_from_slice(&digest[..ID_LEN]);
+    id
+}
+
+fn render(prefix: &str, id: &TagId) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut key = String::with_capacity(prefix.len() + 2 * ID_LEN);
+    key.push_str(prefix);
+    for byte in id {
+        key.push(HEX[usize::from(byte >> 4)] as char);
+        key.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_boundaries_are_part_of_the_entry_key() {
+        let space = KeySpace::new("ns");
+        assert_ne!(space.entry("ab", &["c"]), space.entry("a", &["bc"]));
+        assert_ne!(space.entry("a", &["b", "c"]), space.entry("a", &["bc"]));
+        assert_ne!(space.entry("a", &[]), space.entry("a", &[""]));
+    }
+
+    #[test]
+    fn namespaces_and_domains_never_share_keys() {
+        let one = KeySpace::new("one");
+        let two = KeySpace::new("two");
+        assert_ne!(one.entry("k", &[]), two.entry("k", &[]));
+        assert_ne!(one.user_tag("t"), two.user_tag("t"));
+        assert_ne!(one.user_tag(""), one.namespace_tag());
+        assert_ne!(one.user_tag("f"), one.implicit_tag("f"));
+    }
+
+    #[test]
+    fn tag_keys_round_trip_through_their_id() {
+        let tag = KeySpace::new("ns").user_tag("user:42");
+        assert_eq!(TagKey::from_id(*tag.id()), tag);
+        assert!(tag.as_str().starts_with("rtc:t:"));
+        assert_eq!(tag.as_str().len(), TAG_PREFIX.len() + 32);
+    }
+}

@@ -1,0 +1,110 @@
+//! One entry's keys, and the step from what a backend returned to a hit or a miss.
+
+use crate::entry::{self, Freshness, Observed};
+use crate::keys::{KeySpace, TagKey};
+use crate::version::Version;
+
+/// The keys of one entry: where it is stored, and the tags it is checked against.
+#[derive(Clone, Debug)]
+pub(crate) struct Request {
+    pub entry: String,
+    /// The namespace tag, then the user tags sorted and deduplicated.
+    pub canonical: Vec<TagKey>,
+    /// Tags the entry carries that are not part of its identity.
+    pub implicit: Vec<TagKey>,
+}
+
+impl Request {
+    pub(crate) fn new<I, S>(space: &KeySpace, key: &str, tags: I, implicit: &[&str]) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let owned: Vec<S> = tags.into_iter().collect();
+        let mut sorted: Vec<&str> = owned.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut canonical = Vec::with_capacity(sorted.len() + 1);
+        canonical.push(space.namespace_tag());
+        canonical.extend(sorted.iter().map(|tag| space.user_tag(tag)));
+        Self {
+            entry: space.entry(key, &sorted),
+            canonical,
+            implicit: implicit.iter().map(|name| space.implicit_tag(name)).collect(),
+        }
+    }
+
+    /// Every tag, canonical first, in the order a read asks for their versions.
+    pub(crate) fn tags(&self) -> Vec<&TagKey> {
+        self.canonical.iter().chain(&self.implicit).collect()
+    }
+
+    /// Pairs every tag with a version read in [`Request::tags`] order.
+    pub(crate) fn observe(&self, versions: &[Option<Version>]) -> Observed {
+        let mut versions = versions.iter().copied();
+        let mut pair = |tag: &TagKey| (tag.clone(), versions.next().flatten());
+        Observed {
+            canonical: self.canonical.iter().map(&mut pair).collect(),
+            implicit: self.implicit.iter().map(&mut pair).collect(),
+        }
+    }
+
+    /// Every tag with no version yet: what a write that reads versions itself starts from.
+    pub(crate) fn unobserved(&self) -> Observed {
+        self.observe(&[])
+    }
+}
+
+/// What a read found.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// A fresh entry's value bytes.
+    Hit(Vec<u8>),
+    /// No fresh entry; the versions observed, to stamp the value about to be computed.
+    Miss(Observed),
+    /// The backend could not answer.
+    Unavailable,
+}
+
+/// The outcome of the first read, or the tags whose versions a second read must fetch.
+pub(crate) enum FirstRead {
+    Done(Lookup),
+    Unobserved {
+        observed: Observed,
+        entry: Vec<u8>,
+        tags: Vec<TagKey>,
+    },
+}
+
+pub(crate) fn first_read(request: &Request, entry: Option<Vec<u8>>, versions: &[Option<Version>]) -> FirstRead {
+    let observed = request.observe(versions);
+    let Some(bytes) = entry else {
+        return FirstRead::Done(Lookup::Miss(observed));
+    };
+    match entry::check(&bytes, &observed) {
+        Freshness::Fresh(payload) => FirstRead::Done(Lookup::Hit(payload.to_vec())),
+        Freshness::Stale => FirstRead::Done(Lookup::Miss(observed)),
+        Freshness::Unobserved(tags) => FirstRead::Unobserved {
+            observed,
+            entry: bytes,
+            tags,
+        },
+    }
+}
+
+/// Checks the entry again once the extra tags' versions are known.
+pub(crate) fn second_read(
+    observed: Observed,
+    entry: &[u8],
+    tags: Vec<TagKey>,
+    versions: &[Option<Version>],
+) -> Lookup {
+    let mut extended = observed.clone();
+    extended
+        .implicit
+        .extend(tags.into_iter().zip(versions.iter().copied()));
+    match entry::check(entry, &extended) {
+        Freshness::Fresh(payload) => Lookup::Hit(payload.to_vec()),
+        _ => Lookup::Miss(observed),
+    }
+}

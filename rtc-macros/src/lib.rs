@@ -1,0 +1,1 @@
+//! The `#[cached]` attribute of rtc. Use it as `rtc::cached`.

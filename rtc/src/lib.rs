@@ -1,0 +1,2 @@
+//! rtc facade.
+pub use rtc_core::*;

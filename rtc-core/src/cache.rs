@@ -184,7 +184,7 @@ impl TaggedCache {
     {
         let request = self.request(key.as_ref(), tags, &[]);
         match self.lookup(&request) {
-            Lookup::Hit(bytes) => self.decode(&bytes).ok_or(CacheMiss),
+            Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
             Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
         }
     }
@@ -201,7 +201,7 @@ impl TaggedCache {
     {
         let request = self.request(key.as_ref(), tags, &[]);
         match self.lookup_async(&request).await {
-            Lookup::Hit(bytes) => self.decode(&bytes).ok_or(CacheMiss),
+            Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
             Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
         }
     }
@@ -461,6 +461,10 @@ impl TaggedCache {
         &self.inner.counters
     }
 
+    pub(crate) fn hook(&self) -> Option<&crate::hook::Hook> {
+        self.inner.settings.hook.as_ref()
+    }
+
     /// Entry lifetime for a write (`None` = the default, zero = never expires) and tag lifetime.
     fn lifetimes(&self, lifetime: Option<Duration>) -> (Option<Duration>, Option<Duration>) {
         let entry = match lifetime {
@@ -474,7 +478,7 @@ impl TaggedCache {
     fn count(&self, lookup: &Lookup) {
         let counters = &self.inner.counters;
         match lookup {
-            Lookup::Hit(_) => Counters::bump(&counters.hits),
+            Lookup::Hit(..) => Counters::bump(&counters.hits),
             Lookup::Miss(_) | Lookup::Unavailable => Counters::bump(&counters.misses),
         }
     }

@@ -7,6 +7,7 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionI
 
 use crate::cache::TaggedCache;
 use crate::error::ConfigError;
+use crate::hook::{CacheInfo, Hook};
 
 /// Where a cache keeps its entries.
 #[derive(Clone)]
@@ -25,6 +26,7 @@ pub(crate) struct Settings {
     pub connect_timeout: Duration,
     pub default_lifetime: Option<Duration>,
     pub lifetime_for_tags: Option<Duration>,
+    pub hook: Option<Hook>,
 }
 
 impl fmt::Debug for Settings {
@@ -42,6 +44,7 @@ impl fmt::Debug for Settings {
             .field("connect_timeout", &self.connect_timeout)
             .field("default_lifetime", &self.default_lifetime)
             .field("lifetime_for_tags", &self.lifetime_for_tags)
+            .field("hook", &self.hook)
             .finish()
     }
 }
@@ -81,6 +84,7 @@ pub struct TaggedCacheBuilder {
     lifetime_for_tags: Option<Duration>,
     disabled: bool,
     in_local_memory: bool,
+    hook: Option<Hook>,
 }
 
 impl fmt::Debug for TaggedCacheBuilder {
@@ -100,6 +104,7 @@ impl fmt::Debug for TaggedCacheBuilder {
             .field("lifetime_for_tags", &self.lifetime_for_tags)
             .field("disabled", &self.disabled)
             .field("in_local_memory", &self.in_local_memory)
+            .field("hook", &self.hook)
             .finish()
     }
 }
@@ -121,6 +126,7 @@ impl Default for TaggedCacheBuilder {
             lifetime_for_tags: Some(Duration::from_secs(86_400)),
             disabled: false,
             in_local_memory: false,
+            hook: None,
         }
     }
 }
@@ -212,6 +218,20 @@ impl TaggedCacheBuilder {
         self
     }
 
+    /// Calls `hook` after every call of a `#[cached]` function that uses this cache, hit or miss,
+    /// with the key, the tags, a [`CacheInfo`] and the decorator's `hook_userdata`. A panic in
+    /// the hook is caught and logged; the call returns its value all the same.
+    pub fn cache_hook<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&str, &[String], &CacheInfo, Option<&(dyn std::any::Any + Send + Sync)>)
+            + Send
+            + Sync
+            + 'static,
+    {
+        self.hook = Some(Hook(std::sync::Arc::new(hook)));
+        self
+    }
+
     /// Checks the settings and makes the cache. Never connects: connections open on first use.
     ///
     /// # Errors
@@ -259,6 +279,7 @@ impl TaggedCacheBuilder {
             connect_timeout: self.connect_timeout,
             default_lifetime: self.default_lifetime.filter(|d| !d.is_zero()),
             lifetime_for_tags: self.lifetime_for_tags.filter(|d| !d.is_zero()),
+            hook: self.hook,
         })
     }
 

@@ -43,11 +43,6 @@ impl Observed {
         self.canonical.iter().chain(self.implicit.iter())
     }
 
-    /// True when every tag already has a version, so a write needs no tag to be created.
-    pub fn complete(&self) -> bool {
-        self.all().all(|(_, version)| version.is_some())
-    }
-
     fn implicit_version(&self, id: &TagId) -> Option<Option<Version>> {
         self.implicit
             .iter()

@@ -6,9 +6,13 @@
 mod backend;
 mod cache;
 mod config;
+#[doc(hidden)]
+pub mod decorate;
 mod entry;
 mod error;
+mod global;
 mod health;
+mod hook;
 mod keys;
 mod request;
 mod stats;
@@ -19,3 +23,5 @@ pub use config::TaggedCacheBuilder;
 pub use entry::MAX_TAGS;
 pub use error::{CacheMiss, ConfigError};
 pub use stats::CacheStats;
+pub use global::{global, set_global};
+pub use hook::{CacheInfo, HookFn};

@@ -58,8 +58,9 @@ impl Request {
 /// What a read found.
 #[derive(Debug)]
 pub(crate) enum Lookup {
-    /// A fresh entry's value bytes.
-    Hit(Vec<u8>),
+    /// A fresh entry's value bytes, and the versions observed (to re-stamp it if it must be
+    /// recomputed, e.g. when it does not decode).
+    Hit(Vec<u8>, Observed),
     /// No fresh entry; the versions observed, to stamp the value about to be computed.
     Miss(Observed),
     /// The backend could not answer.
@@ -82,7 +83,7 @@ pub(crate) fn first_read(request: &Request, entry: Option<Vec<u8>>, versions: &[
         return FirstRead::Done(Lookup::Miss(observed));
     };
     match entry::check(&bytes, &observed) {
-        Freshness::Fresh(payload) => FirstRead::Done(Lookup::Hit(payload.to_vec())),
+        Freshness::Fresh(payload) => FirstRead::Done(Lookup::Hit(payload.to_vec(), observed)),
         Freshness::Stale => FirstRead::Done(Lookup::Miss(observed)),
         Freshness::Unobserved(tags) => FirstRead::Unobserved {
             observed,
@@ -104,7 +105,7 @@ pub(crate) fn second_read(
         .implicit
         .extend(tags.into_iter().zip(versions.iter().copied()));
     match entry::check(entry, &extended) {
-        Freshness::Fresh(payload) => Lookup::Hit(payload.to_vec()),
+        Freshness::Fresh(payload) => Lookup::Hit(payload.to_vec(), observed),
         _ => Lookup::Miss(observed),
     }
 }

@@ -1,0 +1,405 @@
+//! What `#[cached]` functions call at run time. Not public API: the macro's generated code is its
+//! only user, through `rtc::__private`.
+
+use std::any::Any;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::cache::TaggedCache;
+use crate::health::WarnLimiter;
+use crate::hook::CacheInfo;
+use crate::request::{Lookup, Request};
+
+static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
+static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
+
+/// Where a decorated function lives.
+#[derive(Debug, Clone, Copy)]
+pub struct Site {
+    /// `file!()`.
+    pub filepath: &'static str,
+    /// `module_path!()`.
+    pub module_path: &'static str,
+    /// `type_name::<Self>()` for methods with a receiver, `""` otherwise.
+    pub class_name: &'static str,
+    /// The function's name.
+    pub function_name: &'static str,
+    /// True when the function has a `self` receiver.
+    pub method: bool,
+}
+
+impl Site {
+    /// The function's own implicit tag: `invalidate_all_<fn>` bumps it.
+    fn implicit_tag(&self) -> String {
+        format!("{}::{}::{}", self.module_path, self.class_name, self.function_name)
+    }
+
+    fn generated_key(&self, args: &str) -> String {
+        format!(
+            "{}::{}::{}({args})",
+            self.module_path, self.class_name, self.function_name
+        )
+    }
+}
+
+/// The key arguments as a JSON array; `None` (with a warning) when one does not serialize.
+pub fn args_json<A: Serialize + ?Sized>(args: &A) -> Option<String> {
+    match serde_json::to_string(args) {
+        Ok(json) => Some(json),
+        Err(error) => {
+            if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
+                tracing::warn!(held_back, "rtc: arguments could not be serialized, the call runs uncached: {error}");
+            }
+            None
+        }
+    }
+}
+
+/// A `key = ...` value.
+pub fn custom_key(key: impl AsRef<str>) -> String {
+    key.as_ref().to_owned()
+}
+
+/// A `tags = ...` value.
+pub fn tags<I, S>(tags: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    tags.into_iter().map(|tag| tag.as_ref().to_owned()).collect()
+}
+
+/// How a cached value becomes bytes and back. `None` from `encode` means "do not cache this".
+pub struct Codec<T> {
+    /// Value to bytes.
+    pub encode: fn(&T) -> Option<Vec<u8>>,
+    /// Bytes to value; `None` makes the read a miss.
+    pub decode: fn(&[u8]) -> Option<T>,
+}
+
+impl<T: Serialize + DeserializeOwned> Codec<T> {
+    /// JSON through serde_json, the default.
+    pub fn json() -> Self {
+        Self {
+            encode: |value| match serde_json::to_vec(value) {
+                Ok(bytes) => Some(bytes),
+                Err(error) => {
+                    if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
+                        tracing::warn!(held_back, "rtc: the result could not be serialized, not caching it: {error}");
+                    }
+                    None
+                }
+            },
+            decode: |bytes| serde_json::from_slice(bytes).ok(),
+        }
+    }
+}
+
+impl<T> Codec<T> {
+    /// A user's `serializer = ...` and `unserializer = ...`.
+    pub fn custom(encode: fn(&T) -> Option<Vec<u8>>, decode: fn(&[u8]) -> Option<T>) -> Self {
+        Self { encode, decode }
+    }
+}
+
+/// Which part of a return value is cached.
+pub trait Outcome: Sized {
+    /// The cached part.
+    type Value;
+    /// The part to cache, if this outcome is to be cached at all.
+    fn cacheable(&self) -> Option<&Self::Value>;
+    /// Rebuilds the outcome from a cached value.
+    fn from_cached(value: Self::Value) -> Self;
+}
+
+/// `Ok` values are cached, errors never.
+impl<T, E> Outcome for Result<T, E> {
+    type Value = T;
+    fn cacheable(&self) -> Option<&T> {
+        self.as_ref().ok()
+    }
+    fn from_cached(value: T) -> Self {
+        Ok(value)
+    }
+}
+
+/// `Some` values are cached, `None` never.
+impl<T> Outcome for Option<T> {
+    type Value = T;
+    fn cacheable(&self) -> Option<&T> {
+        self.as_ref()
+    }
+    fn from_cached(value: T) -> Self {
+        Some(value)
+    }
+}
+
+/// Any other return type, cached as it is.
+#[derive(Debug)]
+pub struct AsIs<T>(pub T);
+
+impl<T> Outcome for AsIs<T> {
+    type Value = T;
+    fn cacheable(&self) -> Option<&T> {
+        Some(&self.0)
+    }
+    fn from_cached(value: T) -> Self {
+        AsIs(value)
+    }
+}
+
+/// One call of a decorated function.
+pub struct Call<'a> {
+    /// Where the function lives.
+    pub site: Site,
+    /// `cache = ...`; `None`: the global cache.
+    pub cache: Option<&'a TaggedCache>,
+    /// The key arguments as JSON (from [`args_json`]).
+    pub args: Option<String>,
+    /// `key = ...`; `None`: generated from the site and the arguments.
+    pub key: Option<String>,
+    /// `tags = ...`.
+    pub tags: Vec<String>,
+    /// `lifetime = ...`; `None`: the cache's default.
+    pub lifetime: Option<Duration>,
+    /// `lock = ...`.
+    pub lock: bool,
+    /// `lock_timeout = ...`.
+    pub lock_timeout: Duration,
+    /// `hook_userdata = ...`.
+    pub hook_userdata: Option<&'a (dyn Any + Send + Sync)>,
+}
+
+/// The cache and keys of a call that can use the cache.
+struct Target<'a> {
+    cache: &'a TaggedCache,
+    key: String,
+    request: Request,
+}
+
+/// The timing and findings of a call, for the hook.
+struct Report {
+    started: Instant,
+    info: CacheInfo,
+}
+
+impl<'a> Call<'a> {
+    /// Returns the cached value, or computes, caches and returns it.
+    pub fn run<R: Outcome>(self, codec: Codec<R::Value>, compute: impl FnOnce() -> R) -> R {
+        let mut report = self.report();
+        let Some(target) = self.target() else {
+            return compute();
+        };
+        let observed = match target.cache.lookup(&target.request) {
+            Lookup::Hit(bytes, observed) => match (codec.decode)(&bytes) {
+                Some(value) => {
+                    report.hit(bytes.len());
+                    return self.finish(&target, report, R::from_cached(value));
+                }
+                None => Some(observed),
+            },
+            Lookup::Miss(observed) => Some(observed),
+            Lookup::Unavailable => None,
+        };
+        let outcome = report.time_body(compute);
+        if let (Some(observed), Some(bytes)) = (observed, encoded(&codec, &outcome)) {
+            report.info.serialized_size = bytes.len();
+            target
+                .cache
+                .store_observed(&target.request, observed, &bytes, self.lifetime);
+        }
+        self.finish(&target, report, outcome)
+    }
+
+    /// Async twin of [`Call::run`].
+    pub async fn run_async<R: Outcome>(
+        self,
+        codec: Codec<R::Value>,
+        compute: impl Future<Output = R>,
+    ) -> R {
+        let mut report = self.report();
+        let Some(target) = self.target() else {
+            return compute.await;
+        };
+        let observed = match target.cache.lookup_async(&target.request).await {
+            Lookup::Hit(bytes, observed) => match (codec.decode)(&bytes) {
+                Some(value) => {
+                    report.hit(bytes.len());
+                    return self.finish(&target, report, R::from_cached(value));
+                }
+                None => Some(observed),
+            },
+            Lookup::Miss(observed) => Some(observed),
+            Lookup::Unavailable => None,
+        };
+        let outcome = report.time_body_async(compute).await;
+        if let (Some(observed), Some(bytes)) = (observed, encoded(&codec, &outcome)) {
+            report.info.serialized_size = bytes.len();
+            target
+                .cache
+                .store_observed_async(&target.request, observed, &bytes, self.lifetime)
+                .await;
+        }
+        self.finish(&target, report, outcome)
+    }
+
+    /// Computes and stores the value, whatever the cache holds.
+    pub fn refresh<R: Outcome>(self, codec: Codec<R::Value>, compute: impl FnOnce() -> R) -> R {
+        let Some(target) = self.target() else {
+            return compute();
+        };
+        // The versions are read before computing, so an invalidation during it still wins.
+        let observed = match target.cache.lookup(&target.request) {
+            Lookup::Hit(_, observed) | Lookup::Miss(observed) => Some(observed),
+            Lookup::Unavailable => None,
+        };
+        let outcome = compute();
+        if let (Some(observed), Some(bytes)) = (observed, encoded(&codec, &outcome)) {
+            target
+                .cache
+                .store_observed(&target.request, observed, &bytes, self.lifetime);
+        }
+        outcome
+    }
+
+    /// Async twin of [`Call::refresh`].
+    pub async fn refresh_async<R: Outcome>(
+        self,
+        codec: Codec<R::Value>,
+        compute: impl Future<Output = R>,
+    ) -> R {
+        let Some(target) = self.target() else {
+            return compute.await;
+        };
+        let observed = match target.cache.lookup_async(&target.request).await {
+            Lookup::Hit(_, observed) | Lookup::Miss(observed) => Some(observed),
+            Lookup::Unavailable => None,
+        };
+        let outcome = compute.await;
+        if let (Some(observed), Some(bytes)) = (observed, encoded(&codec, &outcome)) {
+            target
+                .cache
+                .store_observed_async(&target.request, observed, &bytes, self.lifetime)
+                .await;
+        }
+        outcome
+    }
+
+    /// Removes the entry of exactly these arguments; true if one was removed.
+    pub fn invalidate(self) -> bool {
+        self.target()
+            .is_some_and(|target| target.cache.remove(&target.request))
+    }
+
+    /// Async twin of [`Call::invalidate`].
+    pub async fn invalidate_async(self) -> bool {
+        match self.target() {
+            Some(target) => target.cache.remove_async(&target.request).await,
+            None => false,
+        }
+    }
+
+    /// Makes every entry of this function miss, whatever its arguments: O(1).
+    pub fn invalidate_all(self) -> bool {
+        let Some(cache) = self.cache() else {
+            return false;
+        };
+        let bumps = cache.bumps([cache.implicit_tag(&self.site.implicit_tag())]);
+        cache.bump(&bumps)
+    }
+
+    /// Async twin of [`Call::invalidate_all`].
+    pub async fn invalidate_all_async(self) -> bool {
+        let Some(cache) = self.cache() else {
+            return false;
+        };
+        let bumps = cache.bumps([cache.implicit_tag(&self.site.implicit_tag())]);
+        cache.bump_async(&bumps).await
+    }
+
+    fn cache(&self) -> Option<&'a TaggedCache> {
+        let cache = self.cache.or_else(|| crate::global::global());
+        if cache.is_none() {
+            if let Some(held_back) = UNSET_GLOBAL_WARNINGS.permit() {
+                tracing::warn!(
+                    function = self.site.function_name,
+                    held_back,
+                    "rtc: no global cache is set (rtc::set_global) and no `cache = ...` given; running uncached"
+                );
+            }
+        }
+        cache
+    }
+
+    fn target(&self) -> Option<Target<'a>> {
+        let cache = self.cache()?;
+        let key = match (&self.key, &self.args) {
+            (Some(key), _) => key.clone(),
+            (None, Some(args)) => self.site.generated_key(args),
+            (None, None) => return None,
+        };
+        let implicit = self.site.implicit_tag();
+        let request = cache.request(&key, &self.tags, &[implicit.as_str()]);
+        Some(Target {
+            cache,
+            key,
+            request,
+        })
+    }
+
+    fn report(&self) -> Report {
+        Report {
+            started: Instant::now(),
+            info: CacheInfo {
+                filepath: self.site.filepath,
+                class_name: self.site.class_name,
+                function_name: self.site.function_name,
+                function_args: self.args.clone().unwrap_or_default(),
+                method_decorator: self.site.method,
+                ..CacheInfo::default()
+            },
+        }
+    }
+
+    fn finish<R>(&self, target: &Target<'_>, mut report: Report, outcome: R) -> R {
+        report.info.elapsed = report.started.elapsed();
+        tracing::debug!(
+            function = self.site.function_name,
+            hit = report.info.hit,
+            elapsed_us = report.info.elapsed.as_micros() as u64,
+            "rtc: cached call"
+        );
+        if let Some(hook) = target.cache.hook() {
+            hook.call(&target.key, &self.tags, &report.info, self.hook_userdata);
+        }
+        outcome
+    }
+}
+
+impl Report {
+    fn hit(&mut self, size: usize) {
+        self.info.hit = true;
+        self.info.serialized_size = size;
+    }
+
+    fn time_body<R>(&mut self, compute: impl FnOnce() -> R) -> R {
+        let started = Instant::now();
+        let outcome = compute();
+        self.info.decorated_elapsed = started.elapsed();
+        outcome
+    }
+
+    async fn time_body_async<R>(&mut self, compute: impl Future<Output = R>) -> R {
+        let started = Instant::now();
+        let outcome = compute.await;
+        self.info.decorated_elapsed = started.elapsed();
+        outcome
+    }
+}
+
+fn encoded<R: Outcome>(codec: &Codec<R::Value>, outcome: &R) -> Option<Vec<u8>> {
+    outcome.cacheable().and_then(codec.encode)
+}

@@ -9,13 +9,13 @@ use serde::Serialize;
 
 use crate::backend::{Backend, BackendError, MemoryStore, RedisStore};
 use crate::config::{Settings, TaggedCacheBuilder, Target};
+use crate::entry::Observed;
 use crate::error::{CacheMiss, ConfigError};
 use crate::health::WarnLimiter;
 use crate::keys::{KeySpace, TagKey};
 use crate::request::{first_read, second_read, FirstRead, Lookup, Request};
 use crate::stats::{CacheStats, Counters};
 use crate::version::Version;
-use crate::entry::Observed;
 
 /// The empty tag set, for entries that carry no tag of their own.
 ///
@@ -137,12 +137,13 @@ impl TaggedCache {
     ///
     /// On Redis this is one round trip: a script creates the tags that have no version yet and
     /// stamps the entry with every tag's current version.
-    pub fn set<T, I, S>(&self, key: impl AsRef<str>, value: &T, tags: I, lifetime: Option<Duration>) -> bool
-    where
-        T: Serialize + ?Sized,
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    pub fn set<T: Serialize + ?Sized>(
+        &self,
+        key: impl AsRef<str>,
+        value: &T,
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
+        lifetime: Option<Duration>,
+    ) -> bool {
         let Some(payload) = self.encode(value) else {
             return false;
         };
@@ -151,18 +152,13 @@ impl TaggedCache {
     }
 
     /// Async twin of [`TaggedCache::set`].
-    pub async fn set_async<T, I, S>(
+    pub async fn set_async<T: Serialize + ?Sized>(
         &self,
         key: impl AsRef<str>,
         value: &T,
-        tags: I,
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
         lifetime: Option<Duration>,
-    ) -> bool
-    where
-        T: Serialize + ?Sized,
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    ) -> bool {
         let Some(payload) = self.encode(value) else {
             return false;
         };
@@ -176,12 +172,11 @@ impl TaggedCache {
     /// # Errors
     /// [`CacheMiss`] when there is no fresh entry, when it does not decode as `T`, or when the
     /// backend could not be reached.
-    pub fn get<T, I, S>(&self, key: impl AsRef<str>, tags: I) -> Result<T, CacheMiss>
-    where
-        T: DeserializeOwned,
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        key: impl AsRef<str>,
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<T, CacheMiss> {
         let request = self.request(key.as_ref(), tags, &[]);
         match self.lookup(&request) {
             Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
@@ -193,12 +188,11 @@ impl TaggedCache {
     ///
     /// # Errors
     /// As [`TaggedCache::get`].
-    pub async fn get_async<T, I, S>(&self, key: impl AsRef<str>, tags: I) -> Result<T, CacheMiss>
-    where
-        T: DeserializeOwned,
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    pub async fn get_async<T: DeserializeOwned>(
+        &self,
+        key: impl AsRef<str>,
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> Result<T, CacheMiss> {
         let request = self.request(key.as_ref(), tags, &[]);
         match self.lookup_async(&request).await {
             Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
@@ -207,43 +201,41 @@ impl TaggedCache {
     }
 
     /// Removes the entry stored under `key` and exactly this set of `tags`; true if one was removed.
-    pub fn delete<I, S>(&self, key: impl AsRef<str>, tags: I) -> bool
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    pub fn delete(
+        &self,
+        key: impl AsRef<str>,
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> bool {
         let request = self.request(key.as_ref(), tags, &[]);
         self.remove(&request)
     }
 
     /// Async twin of [`TaggedCache::delete`].
-    pub async fn delete_async<I, S>(&self, key: impl AsRef<str>, tags: I) -> bool
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
+    pub async fn delete_async(
+        &self,
+        key: impl AsRef<str>,
+        tags: impl IntoIterator<Item = impl AsRef<str>>,
+    ) -> bool {
         let request = self.request(key.as_ref(), tags, &[]);
         self.remove_async(&request).await
     }
 
     /// Makes every entry carrying any of `tags` miss from now on: one round trip, O(1) in the
     /// number of entries. Returns whether the backend took the invalidation.
-    pub fn invalidate<I, S>(&self, tags: I) -> bool
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let bumps = self.bumps(tags.into_iter().map(|tag| self.inner.keys.user_tag(tag.as_ref())));
+    pub fn invalidate(&self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> bool {
+        let bumps = self.bumps(
+            tags.into_iter()
+                .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
+        );
         self.bump(&bumps)
     }
 
     /// Async twin of [`TaggedCache::invalidate`].
-    pub async fn invalidate_async<I, S>(&self, tags: I) -> bool
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        let bumps = self.bumps(tags.into_iter().map(|tag| self.inner.keys.user_tag(tag.as_ref())));
+    pub async fn invalidate_async(&self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> bool {
+        let bumps = self.bumps(
+            tags.into_iter()
+                .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
+        );
         self.bump_async(&bumps).await
     }
 
@@ -277,7 +269,11 @@ impl TaggedCache {
             Err(error) => self.failed("read", &error),
             Ok(reply) => match first_read(request, reply.entry, &reply.versions) {
                 FirstRead::Done(lookup) => lookup,
-                FirstRead::Unobserved { observed, entry, tags } => match backend.read_tags(&tags) {
+                FirstRead::Unobserved {
+                    observed,
+                    entry,
+                    tags,
+                } => match backend.read_tags(&tags) {
                     Ok(versions) => second_read(observed, &entry, tags, &versions),
                     Err(error) => self.failed("read", &error),
                 },
@@ -293,12 +289,14 @@ impl TaggedCache {
             Err(error) => self.failed("read", &error),
             Ok(reply) => match first_read(request, reply.entry, &reply.versions) {
                 FirstRead::Done(lookup) => lookup,
-                FirstRead::Unobserved { observed, entry, tags } => {
-                    match backend.read_tags_async(&tags).await {
-                        Ok(versions) => second_read(observed, &entry, tags, &versions),
-                        Err(error) => self.failed("read", &error),
-                    }
-                }
+                FirstRead::Unobserved {
+                    observed,
+                    entry,
+                    tags,
+                } => match backend.read_tags_async(&tags).await {
+                    Ok(versions) => second_read(observed, &entry, tags, &versions),
+                    Err(error) => self.failed("read", &error),
+                },
             },
         };
         self.count(&lookup);
@@ -306,7 +304,12 @@ impl TaggedCache {
     }
 
     /// Writes `payload` stamped with the tags' versions as they are now.
-    pub(crate) fn store(&self, request: &Request, payload: &[u8], lifetime: Option<Duration>) -> bool {
+    pub(crate) fn store(
+        &self,
+        request: &Request,
+        payload: &[u8],
+        lifetime: Option<Duration>,
+    ) -> bool {
         let result = self.inner.backend.write_stamped(
             &request.entry,
             request.unobserved(),
@@ -325,7 +328,12 @@ impl TaggedCache {
         let result = self
             .inner
             .backend
-            .write_stamped_async(&request.entry, request.unobserved(), payload, self.lifetimes(lifetime))
+            .write_stamped_async(
+                &request.entry,
+                request.unobserved(),
+                payload,
+                self.lifetimes(lifetime),
+            )
             .await;
         self.written(result)
     }
@@ -370,7 +378,12 @@ impl TaggedCache {
         let (lifetime, tag_lifetime) = self.lifetimes(lifetime);
         let missing = missing_versions(&observed);
         if !missing.is_empty() {
-            match self.inner.backend.create_tags_async(&missing, tag_lifetime).await {
+            match self
+                .inner
+                .backend
+                .create_tags_async(&missing, tag_lifetime)
+                .await
+            {
                 Ok(versions) => {
                     if !fill_created(&mut observed, &missing, &versions) {
                         return false;
@@ -382,7 +395,11 @@ impl TaggedCache {
         let Some(bytes) = crate::entry::encode(&observed, payload) else {
             return self.written(Err(BackendError::TooManyTags));
         };
-        let result = self.inner.backend.write_async(&request.entry, bytes, lifetime).await;
+        let result = self
+            .inner
+            .backend
+            .write_async(&request.entry, bytes, lifetime)
+            .await;
         self.written(result.map(|()| true))
     }
 
@@ -408,7 +425,9 @@ impl TaggedCache {
 
     /// New versions for `tags`, ready for [`TaggedCache::bump`].
     pub(crate) fn bumps(&self, tags: impl IntoIterator<Item = TagKey>) -> Vec<(TagKey, Version)> {
-        tags.into_iter().map(|tag| (tag, Version::fresh())).collect()
+        tags.into_iter()
+            .map(|tag| (tag, Version::fresh()))
+            .collect()
     }
 
     pub(crate) fn implicit_tag(&self, name: &str) -> TagKey {
@@ -416,7 +435,10 @@ impl TaggedCache {
     }
 
     pub(crate) fn bump(&self, bumps: &[(TagKey, Version)]) -> bool {
-        let result = self.inner.backend.bump(bumps, self.inner.settings.lifetime_for_tags);
+        let result = self
+            .inner
+            .backend
+            .bump(bumps, self.inner.settings.lifetime_for_tags);
         self.invalidated(result)
     }
 
@@ -433,7 +455,9 @@ impl TaggedCache {
         match serde_json::to_vec(value) {
             Ok(bytes) => Some(bytes),
             Err(error) => {
-                self.codec_trouble(format_args!("value could not be serialized, not caching it: {error}"));
+                self.codec_trouble(format_args!(
+                    "value could not be serialized, not caching it: {error}"
+                ));
                 None
             }
         }
@@ -537,7 +561,11 @@ fn missing_versions(observed: &Observed) -> Vec<(TagKey, Version)> {
 }
 
 /// Fills in the versions of tags this writer created; false if another writer created any first.
-fn fill_created(observed: &mut Observed, proposed: &[(TagKey, Version)], actual: &[Version]) -> bool {
+fn fill_created(
+    observed: &mut Observed,
+    proposed: &[(TagKey, Version)],
+    actual: &[Version],
+) -> bool {
     if proposed.len() != actual.len() || proposed.iter().zip(actual).any(|((_, p), a)| p != a) {
         tracing::debug!("rtc: a tag appeared while the value was computed; not caching it");
         return false;

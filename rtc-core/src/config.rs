@@ -35,7 +35,9 @@ impl fmt::Debug for Settings {
             Target::Disabled => "disabled".to_owned(),
             Target::Memory => "in local memory".to_owned(),
             // The address alone: user names and passwords never reach a log.
-            Target::Redis(info) => format!("redis at {} db {}", info.addr(), info.redis_settings().db()),
+            Target::Redis(info) => {
+                format!("redis at {} db {}", info.addr(), info.redis_settings().db())
+            }
         };
         f.debug_struct("Settings")
             .field("namespace", &self.namespace)

@@ -34,7 +34,10 @@ pub struct Site {
 impl Site {
     /// The function's own implicit tag: `invalidate_all_<fn>` bumps it.
     fn implicit_tag(&self) -> String {
-        format!("{}::{}::{}", self.module_path, self.class_name, self.function_name)
+        format!(
+            "{}::{}::{}",
+            self.module_path, self.class_name, self.function_name
+        )
     }
 
     fn generated_key(&self, args: &str) -> String {
@@ -51,7 +54,10 @@ pub fn args_json<A: Serialize + ?Sized>(args: &A) -> Option<String> {
         Ok(json) => Some(json),
         Err(error) => {
             if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
-                tracing::warn!(held_back, "rtc: arguments could not be serialized, the call runs uncached: {error}");
+                tracing::warn!(
+                    held_back,
+                    "rtc: arguments could not be serialized, the call runs uncached: {error}"
+                );
             }
             None
         }
@@ -69,7 +75,9 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<str>,
 {
-    tags.into_iter().map(|tag| tag.as_ref().to_owned()).collect()
+    tags.into_iter()
+        .map(|tag| tag.as_ref().to_owned())
+        .collect()
 }
 
 /// How a cached value becomes bytes and back. `None` from `encode` means "do not cache this".
@@ -88,7 +96,10 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
                 Ok(bytes) => Some(bytes),
                 Err(error) => {
                     if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
-                        tracing::warn!(held_back, "rtc: the result could not be serialized, not caching it: {error}");
+                        tracing::warn!(
+                            held_back,
+                            "rtc: the result could not be serialized, not caching it: {error}"
+                        );
                     }
                     None
                 }

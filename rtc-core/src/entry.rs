@@ -178,8 +178,14 @@ mod tests {
     #[test]
     fn a_changed_or_missing_version_makes_the_entry_stale() {
         let bytes = encode(&observed(&[Some(1), Some(2)], &[]), b"v").unwrap();
-        assert_eq!(check(&bytes, &observed(&[Some(1), Some(9)], &[])), Freshness::Stale);
-        assert_eq!(check(&bytes, &observed(&[Some(1), None], &[])), Freshness::Stale);
+        assert_eq!(
+            check(&bytes, &observed(&[Some(1), Some(9)], &[])),
+            Freshness::Stale
+        );
+        assert_eq!(
+            check(&bytes, &observed(&[Some(1), None], &[])),
+            Freshness::Stale
+        );
         assert_eq!(check(&bytes, &observed(&[Some(1)], &[])), Freshness::Stale);
     }
 
@@ -200,7 +206,11 @@ mod tests {
         let reader = observed(&[Some(1)], &[]);
         let bytes = encode(&reader, b"v").unwrap();
         for cut in 0..bytes.len() - 1 {
-            assert_eq!(check(&bytes[..cut], &reader), Freshness::Stale, "cut at {cut}");
+            assert_eq!(
+                check(&bytes[..cut], &reader),
+                Freshness::Stale,
+                "cut at {cut}"
+            );
         }
         assert_eq!(check(b"{\"json\":1}", &reader), Freshness::Stale);
         assert_eq!(check(&[2, 1, 0, 0, 0], &reader), Freshness::Stale);

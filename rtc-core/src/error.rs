@@ -34,7 +34,9 @@ pub enum ConfigError {
         reason: String,
     },
     /// TLS was asked for, but rtc was built without TLS support.
-    #[error("TLS was requested (rediss:// or .ssl(true)) but this build of rtc has no TLS support")]
+    #[error(
+        "TLS was requested (rediss:// or .ssl(true)) but this build of rtc has no TLS support"
+    )]
     TlsUnavailable,
     /// Two settings contradict each other.
     #[error("contradictory settings: {0}")]

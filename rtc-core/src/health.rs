@@ -39,9 +39,7 @@ impl Backoff {
     /// Records a connection failure; returns the pause that starts now.
     pub(crate) fn failed(&self) -> Duration {
         let failures = self.failures.fetch_add(1, Ordering::Relaxed).min(16);
-        let pause = FIRST_PAUSE
-            .saturating_mul(1 << failures)
-            .min(LONGEST_PAUSE);
+        let pause = FIRST_PAUSE.saturating_mul(1 << failures).min(LONGEST_PAUSE);
         let pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
         self.skip_until_ms
             .store(now_ms().saturating_add(pause_ms), Ordering::Relaxed);
@@ -73,7 +71,12 @@ impl WarnLimiter {
         if now >= next
             && self
                 .next_ms
-                .compare_exchange(next, now + self.interval_ms, Ordering::Relaxed, Ordering::Relaxed)
+                .compare_exchange(
+                    next,
+                    now + self.interval_ms,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                )
                 .is_ok()
         {
             return Some(self.held_back.swap(0, Ordering::Relaxed));

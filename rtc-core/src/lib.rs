@@ -22,6 +22,6 @@ pub use cache::{TaggedCache, NO_TAGS};
 pub use config::TaggedCacheBuilder;
 pub use entry::MAX_TAGS;
 pub use error::{CacheMiss, ConfigError};
-pub use stats::CacheStats;
 pub use global::{global, set_global};
 pub use hook::{CacheInfo, HookFn};
+pub use stats::CacheStats;

@@ -30,7 +30,10 @@ impl Request {
         Self {
             entry: space.entry(key, &sorted),
             canonical,
-            implicit: implicit.iter().map(|name| space.implicit_tag(name)).collect(),
+            implicit: implicit
+                .iter()
+                .map(|name| space.implicit_tag(name))
+                .collect(),
         }
     }
 
@@ -77,7 +80,11 @@ pub(crate) enum FirstRead {
     },
 }
 
-pub(crate) fn first_read(request: &Request, entry: Option<Vec<u8>>, versions: &[Option<Version>]) -> FirstRead {
+pub(crate) fn first_read(
+    request: &Request,
+    entry: Option<Vec<u8>>,
+    versions: &[Option<Version>],
+) -> FirstRead {
     let observed = request.observe(versions);
     let Some(bytes) = entry else {
         return FirstRead::Done(Lookup::Miss(observed));

@@ -1,0 +1,179 @@
+//! Test support: real `redis-server` processes on free loopback ports.
+//!
+//! Each [`RedisServer`] runs its own `redis-server` (no persistence, log in a temp dir) and kills
+//! it on drop, so tests run in parallel without sharing state. The process can be stopped,
+//! frozen and restarted on the same port for fault tests.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+/// How long a server may take to accept connections.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A `redis-server` child process, killed on drop.
+pub struct RedisServer {
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+}
+
+impl RedisServer {
+    /// Starts a server on a free loopback port and waits until it answers `PING`.
+    ///
+    /// # Panics
+    /// When `redis-server` is not installed or does not start: the message says what to do.
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// Like [`RedisServer::start`], with extra `redis-server` arguments (`["--maxmemory", "1mb"]`).
+    pub fn start_with(extra_args: &[&str]) -> Self {
+        let mut server = Self {
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temp dir for the server log"),
+            child: None,
+            extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+        };
+        server.spawn();
+        server
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A plain redis-rs connection, for inspecting or damaging what the cache wrote.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(5)))
+            .unwrap_or_else(|error| {
+                panic!(
+                    "connecting to the test server failed: {error}\n{}",
+                    self.log()
+                )
+            })
+    }
+
+    /// Kills the server (SIGKILL) and waits for it to be gone.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same port (after [`RedisServer::kill`]).
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn();
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing is answered.
+    pub fn freeze(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal("-CONT");
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("the server is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill(1) runs");
+        assert!(status.success(), "kill {signal} failed");
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("redis.log")
+    }
+
+    fn spawn(&mut self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &self.dir.path().display().to_string()])
+            .args(["--logfile", &self.log_path().display().to_string()])
+            .args(&self.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "could not start `redis-server` ({error}). Install it (`apt-get install redis-server`) \
+                     or run the suite with scripts/test.sh, which installs it."
+                )
+            });
+        self.child = Some(child);
+        self.wait_until_ready();
+    }
+
+    fn wait_until_ready(&self) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        let client = redis::Client::open(self.url()).expect("a valid test URL");
+        loop {
+            let ready = client
+                .get_connection_with_timeout(Duration::from_millis(200))
+                .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
+            if ready.is_ok() {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on port {} did not start within {START_TIMEOUT:?}; its log:\n{}",
+                self.port,
+                self.log()
+            );
+            sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A loopback port nobody listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("the OS hands out a free port")
+}
+
+/// A namespace no other test uses.
+pub fn unique_namespace(label: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "{label}-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

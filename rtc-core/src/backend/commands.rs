@@ -181,7 +181,10 @@ pub(crate) fn bump(tags: &[(TagKey, Version)], lifetime: Option<Duration>) -> Op
     let mut pipeline = redis::pipe();
     for (tag, version) in tags {
         with_lifetime(
-            pipeline.cmd("SET").arg(tag.as_str()).arg(version.as_bytes()),
+            pipeline
+                .cmd("SET")
+                .arg(tag.as_str())
+                .arg(version.as_bytes()),
             lifetime,
         );
     }
@@ -197,7 +200,9 @@ fn with_lifetime(command: &mut Pipeline, lifetime: Option<Duration>) {
 /// Milliseconds, at least 1 for any non-zero lifetime; 0 stands for "no lifetime".
 fn millis(lifetime: Option<Duration>) -> u64 {
     lifetime.map_or(0, |lifetime| {
-        u64::try_from(lifetime.as_millis()).unwrap_or(u64::MAX).max(1)
+        u64::try_from(lifetime.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     })
 }
 

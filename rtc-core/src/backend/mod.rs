@@ -139,9 +139,12 @@ impl Backend {
         let (lifetime, tag_lifetime) = lifetimes;
         match self {
             Backend::Disabled => Err(BackendError::Disabled),
-            Backend::Memory(m) => Ok(m.write_stamped(entry, observed, payload, lifetime, tag_lifetime)),
+            Backend::Memory(m) => {
+                Ok(m.write_stamped(entry, observed, payload, lifetime, tag_lifetime))
+            }
             Backend::Redis(store) => {
-                let op = commands::write_stamped(entry, &observed, payload, lifetime, tag_lifetime)?;
+                let op =
+                    commands::write_stamped(entry, &observed, payload, lifetime, tag_lifetime)?;
                 store.run(op).map(|()| true)
             }
         }
@@ -157,9 +160,12 @@ impl Backend {
         let (lifetime, tag_lifetime) = lifetimes;
         match self {
             Backend::Disabled => Err(BackendError::Disabled),
-            Backend::Memory(m) => Ok(m.write_stamped(entry, observed, payload, lifetime, tag_lifetime)),
+            Backend::Memory(m) => {
+                Ok(m.write_stamped(entry, observed, payload, lifetime, tag_lifetime))
+            }
             Backend::Redis(store) => {
-                let op = commands::write_stamped(entry, &observed, payload, lifetime, tag_lifetime)?;
+                let op =
+                    commands::write_stamped(entry, &observed, payload, lifetime, tag_lifetime)?;
                 store.run_async(op).await.map(|()| true)
             }
         }

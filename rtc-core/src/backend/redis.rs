@@ -46,15 +46,16 @@ impl RedisStore {
         if !self.backoff.allows() {
             return Err(BackendError::Skipped);
         }
-        let result = self.with_connection(|connection| {
-            match (op.pipeline.query(connection), op.script) {
-                (Err(error), Some(script)) if is_noscript(&error) => {
-                    script.prepare_invoke().load(connection)?;
-                    op.pipeline.query(connection)
-                }
-                (result, _) => result,
-            }
-        });
+        let result =
+            self.with_connection(
+                |connection| match (op.pipeline.query(connection), op.script) {
+                    (Err(error), Some(script)) if is_noscript(&error) => {
+                        script.prepare_invoke().load(connection)?;
+                        op.pipeline.query(connection)
+                    }
+                    (result, _) => result,
+                },
+            );
         self.finish(result, op.parse)
     }
 

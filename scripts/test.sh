@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real Redis servers that the tests start themselves.
+# Installs what is missing first: redis-server (apt-get, Debian) and the Rust components used.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+  echo "==> installing redis-server and redis-tools with apt-get"
+  SUDO=""
+  if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq redis-server redis-tools >/dev/null
+fi
+echo "==> $(redis-server --version)"
+
+rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
+
+echo "==> cargo test (unit, integration, UI and doc tests)"
+cargo test --workspace --all-features
+
+echo "==> benches and examples build"
+cargo build --workspace --all-features --benches --examples --quiet

@@ -1,0 +1,249 @@
+//! What only a real Redis can show: round trips, stored bytes, outages.
+
+use std::time::{Duration, Instant};
+
+use redis::Commands;
+use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+use rtc_tests::{free_port, unique_namespace, RedisServer};
+
+fn cache_on(server: &RedisServer) -> TaggedCache {
+    TaggedCache::builder()
+        .namespace(unique_namespace("redis"))
+        .url(server.url())
+        .socket_timeout(Duration::from_millis(500))
+        .socket_connect_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+/// Commands the server has processed so far.
+fn commands_processed(connection: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(connection).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_commands_processed:"))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("INFO stats reports total_commands_processed")
+}
+
+/// Commands one call sends, measured on the server (the first `INFO` is subtracted).
+fn commands_sent_by(connection: &mut redis::Connection, call: impl FnOnce()) -> u64 {
+    let before = commands_processed(connection);
+    call();
+    commands_processed(connection) - before - 1
+}
+
+#[test]
+fn a_hit_is_one_command_whatever_the_number_of_tags() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server);
+    let mut probe = server.connection();
+    let tags: Vec<String> = (0..50).map(|i| format!("tag{i}")).collect();
+    cache.set("k", &"value", &tags, None);
+    let hit = commands_sent_by(&mut probe, || {
+        assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("value"))
+    });
+    assert_eq!(hit, 1, "one MGET of the entry and every tag version");
+}
+
+/// How often the server ran `command` (from `INFO commandstats`).
+fn calls_of(connection: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(connection)
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_set_is_one_script_call_once_the_script_is_loaded() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server);
+    let mut probe = server.connection();
+    cache.set("warm-up", &0, ["a", "b"], None);
+    // Commands a script runs count too: with the namespace tag, 3 GETs of tag versions and the
+    // SET of the entry, plus the EVALSHA itself.
+    let evalsha = calls_of(&mut probe, "evalsha");
+    let set = commands_sent_by(&mut probe, || assert!(cache.set("k", &1, ["a", "b"], None)));
+    assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 1);
+    assert_eq!(set, 1 + 3 + 1, "one EVALSHA, nothing else from the client");
+    // New tags are created inside the same script: two more SETs, still one EVALSHA.
+    let new_tags = commands_sent_by(&mut probe, || {
+        assert!(cache.set("k2", &1, ["c", "d"], None))
+    });
+    assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 2);
+    assert_eq!(new_tags, 1 + 3 + 2 + 1);
+}
+
+#[test]
+fn invalidation_is_one_command_per_tag_whatever_the_number_of_entries() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server);
+    let mut probe = server.connection();
+    for i in 0..2000 {
+        cache.set(format!("k{i}"), &i, ["crowded"], None);
+    }
+    let invalidate = commands_sent_by(&mut probe, || assert!(cache.invalidate(["crowded"])));
+    assert_eq!(invalidate, 1);
+    assert!(cache.get::<i32>("k7", ["crowded"]).is_err());
+    let all = commands_sent_by(&mut probe, || assert!(cache.invalidate_all()));
+    assert_eq!(all, 1);
+}
+
+#[test]
+fn keys_are_namespaced_hashes_with_no_user_text() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server);
+    cache.set("secret:user:42\n*", &1, ["tag with spaces"], None);
+    let mut probe = server.connection();
+    let keys: Vec<String> = probe.keys("*").unwrap();
+    assert!(!keys.is_empty());
+    for key in keys {
+        assert!(
+            key.starts_with("rtc:e:") || key.starts_with("rtc:t:"),
+            "unexpected key {key}"
+        );
+        assert_eq!(key.len(), 6 + 32, "prefix and 128-bit hash: {key}");
+    }
+}
+
+#[test]
+fn corrupt_or_foreign_bytes_under_an_entry_key_are_a_miss() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server);
+    cache.set("k", &"good", ["t"], None);
+    let mut probe = server.connection();
+    let entry: String = probe
+        .keys::<_, Vec<String>>("rtc:e:*")
+        .unwrap()
+        .pop()
+        .expect("the entry key");
+    let garbage: [&[u8]; 5] = [
+        b"",
+        b"\x01",
+        b"\x01\x02\x00\x00\x00",
+        b"{\"json\": true}",
+        &[0xff; 64],
+    ];
+    for bytes in garbage {
+        let _: () = probe.set(&entry, bytes).unwrap();
+        assert_eq!(
+            cache.get::<String>("k", ["t"]),
+            Err(CacheMiss),
+            "bytes {bytes:?}"
+        );
+    }
+    // A key of the wrong type is a miss too, and a later write repairs it.
+    let _: () = probe.del(&entry).unwrap();
+    let _: () = probe.rpush(&entry, "list").unwrap();
+    assert_eq!(cache.get::<String>("k", ["t"]), Err(CacheMiss));
+    let _: () = probe.del(&entry).unwrap();
+    assert!(cache.set("k", &"good again", ["t"], None));
+    assert_eq!(cache.get::<String>("k", ["t"]).as_deref(), Ok("good again"));
+}
+
+#[test]
+fn a_corrupt_tag_version_is_a_miss_and_is_repaired_by_the_next_write() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server);
+    let mut probe = server.connection();
+    cache.set("k", &1, NO_TAGS, None);
+    let tags: Vec<String> = probe.keys("rtc:t:*").unwrap();
+    assert_eq!(tags.len(), 1, "only the namespace tag");
+    let _: () = probe.set(&tags[0], "not a version").unwrap();
+    assert!(cache.get::<i32>("k", NO_TAGS).is_err());
+    assert!(cache.set("k", &2, NO_TAGS, None));
+    assert_eq!(cache.get::<i32>("k", NO_TAGS), Ok(2));
+}
+
+#[test]
+fn an_unreachable_server_is_a_miss_and_later_calls_skip_it() {
+    let cache = TaggedCache::builder()
+        .url(format!("redis://127.0.0.1:{}/0", free_port()))
+        .socket_connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get::<i32>("k", ["t"]), Err(CacheMiss));
+    assert!(!cache.set("k", &1, ["t"], None));
+    assert!(!cache.invalidate(["t"]));
+    assert!(!cache.delete("k", ["t"]));
+    let started = Instant::now();
+    for _ in 0..100 {
+        assert_eq!(cache.get::<i32>("k", ["t"]), Err(CacheMiss));
+    }
+    // Backing off, the calls do not even try to connect (a generous bound, not a benchmark).
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(cache.stats().errors >= 1);
+}
+
+#[test]
+fn caching_resumes_by_itself_after_redis_is_killed_and_restarted() {
+    let mut server = RedisServer::start();
+    let cache = cache_on(&server);
+    assert!(cache.set("k", &1, ["t"], None));
+    server.kill();
+    assert_eq!(cache.get::<i32>("k", ["t"]), Err(CacheMiss));
+    assert!(!cache.set("k", &2, ["t"], None));
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !cache.set("k", &3, ["t"], None) {
+        assert!(Instant::now() < deadline, "caching did not resume");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(cache.get::<i32>("k", ["t"]), Ok(3));
+}
+
+#[test]
+fn async_calls_resume_after_a_restart_too() {
+    let mut server = RedisServer::start();
+    let cache = cache_on(&server);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert!(cache.set_async("k", &1, ["t"], None).await);
+        server.kill();
+        assert_eq!(cache.get_async::<i32>("k", ["t"]).await, Err(CacheMiss));
+        server.restart();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cache.set_async("k", &3, ["t"], None).await {
+            assert!(Instant::now() < deadline, "async caching did not resume");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(cache.get_async::<i32>("k", ["t"]).await, Ok(3));
+    });
+}
+
+#[test]
+fn a_tag_created_by_two_racing_writers_gets_one_version() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("race");
+    let caches: Vec<TaggedCache> = (0..8)
+        .map(|_| {
+            TaggedCache::builder()
+                .namespace(&namespace)
+                .url(server.url())
+                .build()
+                .unwrap()
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        for (i, cache) in caches.iter().enumerate() {
+            scope.spawn(move || assert!(cache.set(format!("k{i}"), &i, ["fresh-tag"], None)));
+        }
+    });
+    // Every writer stamped its entry with the one version that won, so all of them hit.
+    for (i, cache) in caches.iter().enumerate() {
+        assert_eq!(cache.get::<usize>(format!("k{i}"), ["fresh-tag"]), Ok(i));
+    }
+}

@@ -11,7 +11,9 @@ use crate::backend::{Backend, BackendError, MemoryStore, RedisStore};
 use crate::config::{Settings, TaggedCacheBuilder, Target};
 use crate::entry::Observed;
 use crate::error::{CacheMiss, ConfigError};
+use crate::flights::Flights;
 use crate::health::WarnLimiter;
+use crate::keys::LockKeys;
 use crate::keys::{KeySpace, TagKey};
 use crate::request::{first_read, second_read, FirstRead, Lookup, Request};
 use crate::stats::{CacheStats, Counters};
@@ -62,6 +64,7 @@ struct Inner {
     counters: Counters,
     backend_warnings: WarnLimiter,
     codec_warnings: WarnLimiter,
+    flights: Flights,
 }
 
 impl fmt::Debug for TaggedCache {
@@ -101,6 +104,7 @@ impl TaggedCache {
                 counters: Counters::default(),
                 backend_warnings: WarnLimiter::new(WARN_INTERVAL),
                 codec_warnings: WarnLimiter::new(WARN_INTERVAL),
+                flights: Flights::default(),
             }),
         })
     }
@@ -487,6 +491,36 @@ impl TaggedCache {
 
     pub(crate) fn hook(&self) -> Option<&crate::hook::Hook> {
         self.inner.settings.hook.as_ref()
+    }
+
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
+    }
+
+    pub(crate) fn lock_keys(&self, request: &Request) -> LockKeys {
+        self.inner.keys.lock(&request.entry)
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    /// Turns what a lock attempt read into a hit or a miss (an entry with tags this reader did
+    /// not observe counts as a miss here).
+    pub(crate) fn lookup_from(
+        &self,
+        request: &Request,
+        reply: crate::backend::ReadReply,
+    ) -> Lookup {
+        match first_read(request, reply.entry, &reply.versions) {
+            FirstRead::Done(lookup) => lookup,
+            FirstRead::Unobserved { observed, .. } => Lookup::Miss(observed),
+        }
+    }
+
+    /// Reports a backend failure of a lock operation (rate-limited).
+    pub(crate) fn lock_trouble(&self, error: &BackendError) {
+        self.failed("lock", error);
     }
 
     /// Entry lifetime for a write (`None` = the default, zero = never expires) and tag lifetime.

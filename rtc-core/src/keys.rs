@@ -15,7 +15,6 @@ pub(crate) const ID_LEN: usize = 16;
 /// The fixed part in front of every tag key.
 const TAG_PREFIX: &str = "rtc:t:";
 const ENTRY_PREFIX: &str = "rtc:e:";
-const LOCK_PREFIX: &str = "rtc:l:";
 
 /// A 128-bit tag identifier, stored inside entries for implicit tags.
 pub(crate) type TagId = [u8; ID_LEN];
@@ -65,6 +64,15 @@ impl TagKey {
     }
 }
 
+/// The keys of one entry's stampede lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LockKeys {
+    /// Holds the token of the caller computing the entry.
+    pub lock: String,
+    /// A short-lived list that waiters block on until the value lands.
+    pub wake: String,
+}
+
 /// Derives every key of one namespace.
 #[derive(Clone, Debug)]
 pub(crate) struct KeySpace {
@@ -104,11 +112,16 @@ impl KeySpace {
         render(ENTRY_PREFIX, &truncate(hasher))
     }
 
-    /// The key of the stampede lock of an entry.
-    pub(crate) fn lock(&self, entry_key: &str) -> String {
+    /// The stampede lock of an entry, and the list its waiters are woken through. The two share
+    /// a `{hash tag}` (and so a cluster slot) because one script touches both.
+    pub(crate) fn lock(&self, entry_key: &str) -> LockKeys {
         let mut hasher = self.hasher(b"rtc/lock");
         feed(&mut hasher, entry_key.as_bytes());
-        render(LOCK_PREFIX, &truncate(hasher))
+        let slot = render("", &truncate(hasher));
+        LockKeys {
+            lock: format!("rtc:l:{{{slot}}}"),
+            wake: format!("rtc:w:{{{slot}}}"),
+        }
     }
 
     fn tag_in(&self, domain: TagDomain, name: &str) -> TagKey {

@@ -10,6 +10,7 @@ mod config;
 pub mod decorate;
 mod entry;
 mod error;
+mod flights;
 mod global;
 mod health;
 mod hook;

@@ -10,7 +10,7 @@ use redis::{Pipeline, Script, Value};
 
 use super::{BackendError, ReadReply};
 use crate::entry::{self, Observed};
-use crate::keys::TagKey;
+use crate::keys::{LockKeys, TagKey};
 use crate::version::Version;
 
 type Parse<T> = Box<dyn FnOnce(Vec<Value>) -> Result<T, BackendError> + Send>;
@@ -20,6 +20,9 @@ pub(crate) struct Op<T> {
     pub pipeline: Pipeline,
     /// The script the pipeline calls by hash, if any; loaded and retried on `NOSCRIPT`.
     pub script: Option<&'static Script>,
+    /// A blocking command may wait this long for its reply (beyond the socket timeout); it runs
+    /// on a connection of its own.
+    pub blocks_for: Option<Duration>,
     pub parse: Parse<T>,
 }
 
@@ -31,6 +34,7 @@ impl<T> Op<T> {
         Self {
             pipeline,
             script: None,
+            blocks_for: None,
             parse: Box::new(parse),
         }
     }
@@ -39,16 +43,30 @@ impl<T> Op<T> {
 /// The entry and every tag's version, in one `MGET`.
 pub(crate) fn read(entry: &str, tags: &[&TagKey]) -> Op<ReadReply> {
     let mut pipeline = redis::pipe();
-    let command = pipeline.cmd("MGET").arg(entry);
+    pipeline.add_command(read_command(entry, tags));
+    Op::new(pipeline, |replies| match <[Value; 1]>::try_from(replies) {
+        Ok([reply]) => parse_read(reply),
+        Err(_) => Err(BackendError::UnexpectedReply),
+    })
+}
+
+fn read_command(entry: &str, tags: &[&TagKey]) -> redis::Cmd {
+    let mut command = redis::cmd("MGET");
+    command.arg(entry);
     for tag in tags {
         command.arg(tag.as_str());
     }
-    Op::new(pipeline, |replies| {
-        let mut values = single_array(replies)?.into_iter();
-        let entry = values.next().map(bulk).transpose()?.flatten();
-        let versions = values.map(version).collect::<Result<_, _>>()?;
-        Ok(ReadReply { entry, versions })
-    })
+    command
+}
+
+fn parse_read(reply: Value) -> Result<ReadReply, BackendError> {
+    let Value::Array(values) = reply else {
+        return Err(BackendError::UnexpectedReply);
+    };
+    let mut values = values.into_iter();
+    let entry = values.next().map(bulk).transpose()?.flatten();
+    let versions = values.map(version).collect::<Result<_, _>>()?;
+    Ok(ReadReply { entry, versions })
 }
 
 /// Every tag's version, in one `MGET`.
@@ -132,6 +150,7 @@ pub(crate) fn write_stamped(
     Ok(Op {
         pipeline,
         script: Some(&SCRIPT),
+        blocks_for: None,
         parse: Box::new(|_| Ok(())),
     })
 }
@@ -224,4 +243,112 @@ fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {
 /// A tag's stored version; a value that is not 8 bytes is treated as no version.
 fn version(value: Value) -> Result<Option<Version>, BackendError> {
     Ok(bulk(value)?.as_deref().and_then(Version::from_bytes))
+}
+
+/// What an attempt to take an entry's stampede lock found.
+#[derive(Debug)]
+pub(crate) struct LockAttempt {
+    /// `None` when this caller took the lock; otherwise the holder's token.
+    pub holder: Option<Vec<u8>>,
+    /// How long the lock has left to live.
+    pub lock_ttl: Duration,
+    /// The entry and tag versions, read in the same round trip.
+    pub read: ReadReply,
+}
+
+/// Tries to take the lock and reads the entry, in one round trip. `baton`: a wake-up token this
+/// caller received and passes on to the next waiter.
+pub(crate) fn acquire(
+    keys: &LockKeys,
+    token: &[u8],
+    lifetime: Duration,
+    baton: Option<&[u8]>,
+    entry: &str,
+    tags: &[&TagKey],
+) -> Op<LockAttempt> {
+    let mut pipeline = redis::pipe();
+    if let Some(baton) = baton {
+        pipeline.cmd("LPUSH").arg(&keys.wake).arg(baton).ignore();
+        pipeline
+            .cmd("PEXPIRE")
+            .arg(&keys.wake)
+            .arg(millis(Some(lifetime)))
+            .ignore();
+    }
+    pipeline
+        .cmd("SET")
+        .arg(&keys.lock)
+        .arg(token)
+        .arg("NX")
+        .arg("GET")
+        .arg("PX")
+        .arg(millis(Some(lifetime)));
+    pipeline.cmd("PTTL").arg(&keys.lock);
+    pipeline.add_command(read_command(entry, tags));
+    Op::new(pipeline, |replies| {
+        let [holder, ttl, entry]: [Value; 3] = replies
+            .try_into()
+            .map_err(|_| BackendError::UnexpectedReply)?;
+        let lock_ttl = match ttl {
+            Value::Int(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
+            _ => Duration::ZERO,
+        };
+        Ok(LockAttempt {
+            holder: bulk(holder)?,
+            lock_ttl,
+            read: parse_read(entry)?,
+        })
+    })
+}
+
+/// Releases the lock if this caller still holds it, and wakes the waiters with the token.
+pub(crate) fn release(keys: &LockKeys, token: &[u8], lifetime: Duration) -> Op<()> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
+    let mut pipeline = redis::pipe();
+    pipeline
+        .cmd("EVALSHA")
+        .arg(SCRIPT.get_hash())
+        .arg(2)
+        .arg(&keys.lock)
+        .arg(&keys.wake)
+        .arg(token)
+        .arg(millis(Some(lifetime)));
+    Op {
+        pipeline,
+        script: Some(&SCRIPT),
+        blocks_for: None,
+        parse: Box::new(|_| Ok(())),
+    }
+}
+
+/// KEYS: lock, wake list. ARGV: token, wake list lifetime in ms.
+const RELEASE_LUA: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('DEL', KEYS[1])
+end
+redis.call('LPUSH', KEYS[2], ARGV[1])
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+return 1
+";
+
+/// Blocks until a wake-up token arrives on the list, or `timeout` passes (`None`).
+pub(crate) fn wait_for_wake(keys: &LockKeys, timeout: Duration) -> Op<Option<Vec<u8>>> {
+    let mut pipeline = redis::pipe();
+    pipeline
+        .cmd("BLPOP")
+        .arg(&keys.wake)
+        .arg(format!("{:.3}", timeout.as_secs_f64().max(0.001)));
+    Op {
+        pipeline,
+        script: None,
+        blocks_for: Some(timeout),
+        parse: Box::new(|replies| match <[Value; 1]>::try_from(replies) {
+            Ok([Value::Nil]) => Ok(None),
+            Ok([Value::Array(pair)]) => match <[Value; 2]>::try_from(pair) {
+                Ok([_, token]) => bulk(token),
+                Err(_) => Err(BackendError::UnexpectedReply),
+            },
+            _ => Err(BackendError::UnexpectedReply),
+        }),
+    }
 }

@@ -10,9 +10,10 @@ mod redis;
 use std::time::Duration;
 
 use crate::entry::Observed;
-use crate::keys::TagKey;
+use crate::keys::{LockKeys, TagKey};
 use crate::version::Version;
 
+pub(crate) use self::commands::LockAttempt;
 pub(crate) use self::memory::MemoryStore;
 pub(crate) use self::redis::RedisStore;
 
@@ -193,5 +194,78 @@ impl Backend {
         lifetime: Option<Duration>,
     ) -> Result<(), BackendError> {
         dispatch!(self, m => m.bump(tags, lifetime), commands::bump(tags, lifetime), run_async.await)
+    }
+
+    /// The Redis store, when entries are shared with other processes (and so need a lock).
+    pub(crate) fn shared(&self) -> Option<&RedisStore> {
+        match self {
+            Backend::Redis(store) => Some(store),
+            _ => None,
+        }
+    }
+}
+
+/// The stampede lock's operations; only Redis needs them (in memory, one process is all there is).
+impl RedisStore {
+    pub(crate) fn acquire(
+        &self,
+        keys: &LockKeys,
+        token: &[u8],
+        lifetime: Duration,
+        baton: Option<&[u8]>,
+        read: (&str, &[&TagKey]),
+    ) -> Result<LockAttempt, BackendError> {
+        self.run(commands::acquire(
+            keys, token, lifetime, baton, read.0, read.1,
+        ))
+    }
+
+    pub(crate) async fn acquire_async(
+        &self,
+        keys: &LockKeys,
+        token: &[u8],
+        lifetime: Duration,
+        baton: Option<&[u8]>,
+        read: (&str, &[&TagKey]),
+    ) -> Result<LockAttempt, BackendError> {
+        self.run_async(commands::acquire(
+            keys, token, lifetime, baton, read.0, read.1,
+        ))
+        .await
+    }
+
+    pub(crate) fn release(
+        &self,
+        keys: &LockKeys,
+        token: &[u8],
+        lifetime: Duration,
+    ) -> Result<(), BackendError> {
+        self.run(commands::release(keys, token, lifetime))
+    }
+
+    pub(crate) async fn release_async(
+        &self,
+        keys: &LockKeys,
+        token: &[u8],
+        lifetime: Duration,
+    ) -> Result<(), BackendError> {
+        self.run_async(commands::release(keys, token, lifetime))
+            .await
+    }
+
+    pub(crate) fn wait_for_wake(
+        &self,
+        keys: &LockKeys,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        self.run(commands::wait_for_wake(keys, timeout))
+    }
+
+    pub(crate) async fn wait_for_wake_async(
+        &self,
+        keys: &LockKeys,
+        timeout: Duration,
+    ) -> Result<Option<Vec<u8>>, BackendError> {
+        self.run_async(commands::wait_for_wake(keys, timeout)).await
     }
 }

@@ -5,7 +5,10 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Connection, ConnectionInfo, ConnectionLike, RedisError, RedisResult, Value};
+use redis::{
+    AsyncConnectionConfig, Client, Connection, ConnectionInfo, ConnectionLike, RedisError,
+    RedisResult, Value,
+};
 
 use super::commands::Op;
 use super::BackendError;
@@ -63,6 +66,21 @@ impl RedisStore {
     pub(crate) async fn run_async<T>(&self, op: Op<T>) -> Result<T, BackendError> {
         if !self.backoff.allows() {
             return Err(BackendError::Skipped);
+        }
+        if let Some(wait) = op.blocks_for {
+            // A blocking command would stall every request multiplexed on the shared connection.
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.connect_timeout))
+                .set_response_timeout(Some(self.socket_timeout + wait));
+            let result = match self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+            {
+                Ok(mut connection) => op.pipeline.query_async(&mut connection).await,
+                Err(error) => Err(error),
+            };
+            return self.finish(result, op.parse);
         }
         let mut connection = self.manager()?;
         let mut result = op.pipeline.query_async(&mut connection).await;

@@ -5,13 +5,19 @@ use std::any::Any;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::cache::TaggedCache;
+use crate::entry::Observed;
 use crate::health::WarnLimiter;
 use crate::hook::CacheInfo;
 use crate::request::{Lookup, Request};
+
+mod locked;
+mod outcome;
+
+use self::outcome::encoded;
+pub use self::outcome::{AsIs, Codec, Outcome};
 
 static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
 static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
@@ -80,88 +86,6 @@ where
         .collect()
 }
 
-/// How a cached value becomes bytes and back. `None` from `encode` means "do not cache this".
-pub struct Codec<T> {
-    /// Value to bytes.
-    pub encode: fn(&T) -> Option<Vec<u8>>,
-    /// Bytes to value; `None` makes the read a miss.
-    pub decode: fn(&[u8]) -> Option<T>,
-}
-
-impl<T: Serialize + DeserializeOwned> Codec<T> {
-    /// JSON through serde_json, the default.
-    pub fn json() -> Self {
-        Self {
-            encode: |value| match serde_json::to_vec(value) {
-                Ok(bytes) => Some(bytes),
-                Err(error) => {
-                    if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
-                        tracing::warn!(
-                            held_back,
-                            "rtc: the result could not be serialized, not caching it: {error}"
-                        );
-                    }
-                    None
-                }
-            },
-            decode: |bytes| serde_json::from_slice(bytes).ok(),
-        }
-    }
-}
-
-impl<T> Codec<T> {
-    /// A user's `serializer = ...` and `unserializer = ...`.
-    pub fn custom(encode: fn(&T) -> Option<Vec<u8>>, decode: fn(&[u8]) -> Option<T>) -> Self {
-        Self { encode, decode }
-    }
-}
-
-/// Which part of a return value is cached.
-pub trait Outcome: Sized {
-    /// The cached part.
-    type Value;
-    /// The part to cache, if this outcome is to be cached at all.
-    fn cacheable(&self) -> Option<&Self::Value>;
-    /// Rebuilds the outcome from a cached value.
-    fn from_cached(value: Self::Value) -> Self;
-}
-
-/// `Ok` values are cached, errors never.
-impl<T, E> Outcome for Result<T, E> {
-    type Value = T;
-    fn cacheable(&self) -> Option<&T> {
-        self.as_ref().ok()
-    }
-    fn from_cached(value: T) -> Self {
-        Ok(value)
-    }
-}
-
-/// `Some` values are cached, `None` never.
-impl<T> Outcome for Option<T> {
-    type Value = T;
-    fn cacheable(&self) -> Option<&T> {
-        self.as_ref()
-    }
-    fn from_cached(value: T) -> Self {
-        Some(value)
-    }
-}
-
-/// Any other return type, cached as it is.
-#[derive(Debug)]
-pub struct AsIs<T>(pub T);
-
-impl<T> Outcome for AsIs<T> {
-    type Value = T;
-    fn cacheable(&self) -> Option<&T> {
-        Some(&self.0)
-    }
-    fn from_cached(value: T) -> Self {
-        AsIs(value)
-    }
-}
-
 /// One call of a decorated function.
 pub struct Call<'a> {
     /// Where the function lives.
@@ -204,24 +128,15 @@ impl<'a> Call<'a> {
         let Some(target) = self.target() else {
             return compute();
         };
-        let observed = match target.cache.lookup(&target.request) {
-            Lookup::Hit(bytes, observed) => match (codec.decode)(&bytes) {
-                Some(value) => {
-                    report.hit(bytes.len());
-                    return self.finish(&target, report, R::from_cached(value));
-                }
-                None => Some(observed),
-            },
-            Lookup::Miss(observed) => Some(observed),
-            Lookup::Unavailable => None,
-        };
-        let outcome = report.time_body(compute);
-        if let (Some(observed), Some(bytes)) = (observed, encoded(&codec, &outcome)) {
-            report.info.serialized_size = bytes.len();
-            target
-                .cache
-                .store_observed(&target.request, observed, &bytes, self.lifetime);
+        let observed =
+            match self.first_look(target.cache.lookup(&target.request), &codec, &mut report) {
+                Ok(hit) => return self.finish(&target, report, hit),
+                Err(observed) => observed,
+            };
+        if self.lock {
+            return self.run_locked(&target, codec, compute, observed, report);
         }
+        let (outcome, _) = self.compute_and_store(&target, &codec, compute, observed, &mut report);
         self.finish(&target, report, outcome)
     }
 
@@ -235,26 +150,82 @@ impl<'a> Call<'a> {
         let Some(target) = self.target() else {
             return compute.await;
         };
-        let observed = match target.cache.lookup_async(&target.request).await {
+        let lookup = target.cache.lookup_async(&target.request).await;
+        let observed = match self.first_look(lookup, &codec, &mut report) {
+            Ok(hit) => return self.finish(&target, report, hit),
+            Err(observed) => observed,
+        };
+        if self.lock {
+            return self
+                .run_locked_async(&target, codec, compute, observed, report)
+                .await;
+        }
+        let (outcome, _) = self
+            .compute_and_store_async(&target, &codec, compute, observed, &mut report)
+            .await;
+        self.finish(&target, report, outcome)
+    }
+
+    /// The decoded value of a hit, or the versions observed (`None`: the backend is unavailable).
+    fn first_look<R: Outcome>(
+        &self,
+        lookup: Lookup,
+        codec: &Codec<R::Value>,
+        report: &mut Report,
+    ) -> Result<R, Option<Observed>> {
+        match lookup {
             Lookup::Hit(bytes, observed) => match (codec.decode)(&bytes) {
                 Some(value) => {
                     report.hit(bytes.len());
-                    return self.finish(&target, report, R::from_cached(value));
+                    report.info.lock_full_hit = self.lock;
+                    Ok(R::from_cached(value))
                 }
-                None => Some(observed),
+                None => Err(Some(observed)),
             },
-            Lookup::Miss(observed) => Some(observed),
-            Lookup::Unavailable => None,
-        };
-        let outcome = report.time_body_async(compute).await;
-        if let (Some(observed), Some(bytes)) = (observed, encoded(&codec, &outcome)) {
+            Lookup::Miss(observed) => Err(Some(observed)),
+            Lookup::Unavailable => Err(None),
+        }
+    }
+
+    /// Runs the body and stores its cacheable part stamped with `observed`; returns the outcome
+    /// and the bytes stored.
+    fn compute_and_store<R: Outcome>(
+        &self,
+        target: &Target<'_>,
+        codec: &Codec<R::Value>,
+        compute: impl FnOnce() -> R,
+        observed: Option<Observed>,
+        report: &mut Report,
+    ) -> (R, Option<Vec<u8>>) {
+        let outcome = report.time_body(compute);
+        let bytes = encoded(codec, &outcome);
+        if let (Some(observed), Some(bytes)) = (observed, &bytes) {
             report.info.serialized_size = bytes.len();
             target
                 .cache
-                .store_observed_async(&target.request, observed, &bytes, self.lifetime)
+                .store_observed(&target.request, observed, bytes, self.lifetime);
+        }
+        (outcome, bytes)
+    }
+
+    async fn compute_and_store_async<R: Outcome>(
+        &self,
+        target: &Target<'_>,
+        codec: &Codec<R::Value>,
+        compute: impl Future<Output = R>,
+        observed: Option<Observed>,
+        report: &mut Report,
+    ) -> (R, Option<Vec<u8>>) {
+        let outcome = report.time_body_async(compute).await;
+        let bytes = encoded(codec, &outcome);
+        if let (Some(observed), Some(bytes)) = (observed, &bytes) {
+            report.info.serialized_size = bytes.len();
+            target
+                .cache
+                .store_observed_async(&target.request, observed, bytes, self.lifetime)
                 .await;
         }
-        self.finish(&target, report, outcome)
+        (outcome, bytes)
     }
 
     /// Computes and stores the value, whatever the cache holds.
@@ -391,6 +362,11 @@ impl<'a> Call<'a> {
 }
 
 impl Report {
+    fn waited(&mut self, since: Instant) {
+        let waited = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.info.lock_waiting_ms = self.info.lock_waiting_ms.saturating_add(waited);
+    }
+
     fn hit(&mut self, size: usize) {
         self.info.hit = true;
         self.info.serialized_size = size;
@@ -409,8 +385,4 @@ impl Report {
         self.info.decorated_elapsed = started.elapsed();
         outcome
     }
-}
-
-fn encoded<R: Outcome>(codec: &Codec<R::Value>, outcome: &R) -> Option<Vec<u8>> {
-    outcome.cacheable().and_then(codec.encode)
 }

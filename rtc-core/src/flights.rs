@@ -1,0 +1,188 @@
+//! In-process coalescing: concurrent callers of the same entry share one computation.
+//!
+//! The first caller of an entry becomes its leader; the others follow, waiting (threads on a
+//! condition variable, tasks on a `Notify`, so no runtime worker is blocked) until the leader lands
+//! the serialized value, or nothing when it could not produce a cacheable one. A leader that
+//! panics or is dropped mid-way lands nothing, so followers never wait for a dead computation.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+/// What a leader left for its followers.
+#[derive(Clone, Debug)]
+pub(crate) enum Landing {
+    /// The value, as the codec wrote it.
+    Value(Arc<Vec<u8>>),
+    /// No value to share: followers go on by themselves.
+    Nothing,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Flight {
+    landing: Mutex<Option<Landing>>,
+    landed: Condvar,
+    notify: tokio::sync::Notify,
+}
+
+impl Flight {
+    fn landing(&self) -> MutexGuard<'_, Option<Landing>> {
+        self.landing.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn land(&self, landing: Landing) {
+        *self.landing() = Some(landing);
+        self.landed.notify_all();
+        self.notify.notify_waiters();
+    }
+
+    /// Blocks the thread until the leader lands, or `deadline` passes (`None`).
+    pub(crate) fn wait(&self, deadline: Instant) -> Option<Landing> {
+        let mut landing = self.landing();
+        loop {
+            if let Some(landed) = landing.as_ref() {
+                return Some(landed.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            landing = self
+                .landed
+                .wait_timeout(landing, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+    }
+
+    /// Waits (without blocking the runtime) until the leader lands, or `deadline` passes (`None`).
+    pub(crate) async fn wait_async(&self, deadline: Instant) -> Option<Landing> {
+        loop {
+            let notified = self.notify.notified();
+            let mut notified = std::pin::pin!(notified);
+            // Registered before the check, so a landing between the two is not missed.
+            notified.as_mut().enable();
+            if let Some(landed) = self.landing().as_ref() {
+                return Some(landed.clone());
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            if tokio::time::timeout(left, notified).await.is_err() {
+                return self.landing().clone();
+            }
+        }
+    }
+}
+
+/// The computations in flight in this process, by entry key.
+#[derive(Debug, Default)]
+pub(crate) struct Flights {
+    in_flight: Mutex<HashMap<String, Arc<Flight>>>,
+}
+
+/// A caller's role for one entry.
+pub(crate) enum Joined<'a> {
+    Leader(Leader<'a>),
+    Follower(Arc<Flight>),
+}
+
+impl Flights {
+    pub(crate) fn join(&self, key: &str) -> Joined<'_> {
+        let mut in_flight = self.in_flight();
+        if let Some(flight) = in_flight.get(key) {
+            return Joined::Follower(Arc::clone(flight));
+        }
+        let flight = Arc::new(Flight::default());
+        in_flight.insert(key.to_owned(), Arc::clone(&flight));
+        Joined::Leader(Leader {
+            flights: self,
+            key: key.to_owned(),
+            flight,
+            landed: false,
+        })
+    }
+
+    fn in_flight(&self) -> MutexGuard<'_, HashMap<String, Arc<Flight>>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The caller computing an entry for the whole process. Dropping it without landing (a panic, a
+/// cancelled future) lands [`Landing::Nothing`].
+pub(crate) struct Leader<'a> {
+    flights: &'a Flights,
+    key: String,
+    flight: Arc<Flight>,
+    landed: bool,
+}
+
+impl Leader<'_> {
+    pub(crate) fn land(mut self, landing: Landing) {
+        self.finish(landing);
+    }
+
+    fn finish(&mut self, landing: Landing) {
+        self.landed = true;
+        self.flights.in_flight().remove(&self.key);
+        self.flight.land(landing);
+    }
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        if !self.landed {
+            self.finish(Landing::Nothing);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn followers_receive_what_the_leader_lands() {
+        let flights = Flights::default();
+        let Joined::Leader(leader) = flights.join("k") else {
+            panic!("the first caller leads");
+        };
+        let Joined::Follower(flight) = flights.join("k") else {
+            panic!("the second caller follows");
+        };
+        std::thread::scope(|scope| {
+            let waiter = scope.spawn(|| flight.wait(Instant::now() + Duration::from_secs(5)));
+            leader.land(Landing::Value(Arc::new(b"v".to_vec())));
+            let landed = waiter.join().unwrap();
+            assert!(matches!(landed, Some(Landing::Value(bytes)) if bytes.as_slice() == b"v"));
+        });
+        assert!(
+            matches!(flights.join("k"), Joined::Leader(_)),
+            "a landed flight is gone"
+        );
+    }
+
+    #[test]
+    fn a_dropped_leader_lands_nothing() {
+        let flights = Flights::default();
+        let leader = flights.join("k");
+        let Joined::Follower(flight) = flights.join("k") else {
+            panic!("the second caller follows");
+        };
+        drop(leader);
+        assert!(matches!(
+            flight.wait(Instant::now()),
+            Some(Landing::Nothing)
+        ));
+    }
+
+    #[test]
+    fn a_follower_gives_up_at_its_deadline() {
+        let flights = Flights::default();
+        let _leader = flights.join("k");
+        let Joined::Follower(flight) = flights.join("k") else {
+            panic!("the second caller follows");
+        };
+        assert!(flight
+            .wait(Instant::now() + Duration::from_millis(20))
+            .is_none());
+    }
+}

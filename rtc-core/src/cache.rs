@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{Backend, BackendError, MemoryStore, RedisStore};
+use crate::backend::{Backend, BackendError, MemoryStore, ReadReply, RedisStore};
 use crate::config::{Settings, TaggedCacheBuilder, Target};
 use crate::entry::Observed;
 use crate::error::{CacheMiss, ConfigError};
@@ -268,43 +268,45 @@ impl TaggedCache {
     }
 
     pub(crate) fn lookup(&self, request: &Request) -> Lookup {
-        let backend = &self.inner.backend;
-        let lookup = match backend.read(&request.entry, &request.tags()) {
+        let lookup = match self.inner.backend.read(&request.entry, &request.tags()) {
+            Ok(reply) => self.complete_lookup(request, reply),
             Err(error) => self.failed("read", &error),
-            Ok(reply) => match first_read(request, reply.entry, &reply.versions) {
-                FirstRead::Done(lookup) => lookup,
-                FirstRead::Unobserved {
-                    observed,
-                    entry,
-                    tags,
-                } => match backend.read_tags(&tags) {
-                    Ok(versions) => second_read(observed, &entry, tags, &versions),
-                    Err(error) => self.failed("read", &error),
-                },
-            },
         };
         self.count(&lookup);
         lookup
     }
 
     pub(crate) async fn lookup_async(&self, request: &Request) -> Lookup {
-        let backend = &self.inner.backend;
-        let lookup = match backend.read_async(&request.entry, &request.tags()).await {
+        let lookup = match self.inner.backend.read_async(&request.entry, &request.tags()).await {
+            Ok(reply) => self.complete_lookup_async(request, reply).await,
             Err(error) => self.failed("read", &error),
-            Ok(reply) => match first_read(request, reply.entry, &reply.versions) {
-                FirstRead::Done(lookup) => lookup,
-                FirstRead::Unobserved {
-                    observed,
-                    entry,
-                    tags,
-                } => match backend.read_tags_async(&tags).await {
-                    Ok(versions) => second_read(observed, &entry, tags, &versions),
-                    Err(error) => self.failed("read", &error),
-                },
-            },
         };
         self.count(&lookup);
         lookup
+    }
+
+    /// Turns what a read returned into a hit or a miss, reading the versions of implicit tags
+    /// the entry carries but the request did not name (one more round trip, rare).
+    pub(crate) fn complete_lookup(&self, request: &Request, reply: ReadReply) -> Lookup {
+        match first_read(request, reply.entry, &reply.versions) {
+            FirstRead::Done(lookup) => lookup,
+            FirstRead::Unobserved { observed, entry, tags } => match self.inner.backend.read_tags(&tags) {
+                Ok(versions) => second_read(observed, &entry, tags, &versions),
+                Err(error) => self.failed("read", &error),
+            },
+        }
+    }
+
+    pub(crate) async fn complete_lookup_async(&self, request: &Request, reply: ReadReply) -> Lookup {
+        match first_read(request, reply.entry, &reply.versions) {
+            FirstRead::Done(lookup) => lookup,
+            FirstRead::Unobserved { observed, entry, tags } => {
+                match self.inner.backend.read_tags_async(&tags).await {
+                    Ok(versions) => second_read(observed, &entry, tags, &versions),
+                    Err(error) => self.failed("read", &error),
+                }
+            }
+        }
     }
 
     /// Writes `payload` stamped with the tags' versions as they are now.
@@ -503,19 +505,6 @@ impl TaggedCache {
 
     pub(crate) fn backend(&self) -> &Backend {
         &self.inner.backend
-    }
-
-    /// Turns what a lock attempt read into a hit or a miss (an entry with tags this reader did
-    /// not observe counts as a miss here).
-    pub(crate) fn lookup_from(
-        &self,
-        request: &Request,
-        reply: crate::backend::ReadReply,
-    ) -> Lookup {
-        match first_read(request, reply.entry, &reply.versions) {
-            FirstRead::Done(lookup) => lookup,
-            FirstRead::Unobserved { observed, .. } => Lookup::Miss(observed),
-        }
     }
 
     /// Reports a backend failure of a lock operation (rate-limited).

@@ -177,3 +177,15 @@ pub fn unique_namespace(label: &str) -> String {
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Constants shared by the stampede tests and their child processes.
+pub mod stampede {
+    use std::time::Duration;
+
+    /// The Redis key the slow function increments each time its body runs.
+    pub const COUNTER_KEY: &str = "stampede-test:executions";
+    /// How long the slow function's body takes.
+    pub const SLOW_BODY: Duration = Duration::from_secs(2);
+    /// What the slow function returns.
+    pub const VALUE: u64 = 42;
+}

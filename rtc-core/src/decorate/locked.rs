@@ -158,11 +158,8 @@ impl Call<'_> {
                 }
             };
             let mine = attempt.holder.is_none();
-            match self.recheck(
-                cache.lookup_from(&target.request, attempt.read),
-                codec,
-                report,
-            ) {
+            let lookup = cache.complete_lookup(&target.request, attempt.read);
+            match self.recheck(lookup, codec, report) {
                 Ok(hit) => {
                     if mine {
                         self.release(store, &keys, &token, target);
@@ -235,11 +232,8 @@ impl Call<'_> {
                 }
             };
             let mine = attempt.holder.is_none();
-            match self.recheck(
-                cache.lookup_from(&target.request, attempt.read),
-                codec,
-                report,
-            ) {
+            let lookup = cache.complete_lookup_async(&target.request, attempt.read).await;
+            match self.recheck(lookup, codec, report) {
                 Ok(hit) => {
                     if mine {
                         self.release_async(store, &keys, &token, target).await;

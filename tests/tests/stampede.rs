@@ -1,0 +1,176 @@
+//! `lock = true`: one computation per cold entry across threads, tasks and processes.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use redis::Commands;
+use rtc::{CacheInfo, TaggedCache};
+use rtc_tests::stampede::{COUNTER_KEY, SLOW_BODY, VALUE};
+use rtc_tests::{unique_namespace, RedisServer};
+
+/// The same entry as the worker's `slow` (same key, no tags), so both coordinate on one lock.
+#[rtc::cached(key = "cold".to_string(), lock = true, lock_timeout = 10, cache = cache, skip(cache, url))]
+fn slow(cache: &TaggedCache, url: &str) -> u64 {
+    let mut connection = redis::Client::open(url)
+        .and_then(|client| client.get_connection())
+        .expect("reaches Redis");
+    let _: u64 = connection.incr(COUNTER_KEY, 1).expect("INCR");
+    std::thread::sleep(SLOW_BODY);
+    VALUE
+}
+
+fn executions(server: &RedisServer) -> u64 {
+    let mut connection = server.connection();
+    connection.get::<_, Option<u64>>(COUNTER_KEY).unwrap().unwrap_or(0)
+}
+
+fn worker(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_stampede_worker"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the worker binary starts")
+}
+
+#[test]
+fn one_computation_for_100_threads_and_4_processes_of_25_threads() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("stampede");
+    let url = server.url();
+    let cache = TaggedCache::builder().url(&url).namespace(&namespace).build().unwrap();
+    let start_at = SystemTime::now() + Duration::from_millis(1500);
+    let start_ms = start_at.duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
+    let children: Vec<Child> = (0..4)
+        .map(|_| worker(&["stampede", &url, &namespace, "25", &start_ms]))
+        .collect();
+    let results: Vec<u64> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..100)
+            .map(|_| {
+                scope.spawn(|| {
+                    if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    slow(&cache, &url)
+                })
+            })
+            .collect();
+        threads.into_iter().map(|thread| thread.join().unwrap()).collect()
+    });
+    assert_eq!(results, vec![VALUE; 100]);
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "a worker failed");
+        let printed = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(printed.lines().filter(|line| *line == format!("result {VALUE}")).count(), 25);
+    }
+    assert_eq!(executions(&server), 1, "the body ran once for 200 callers in 5 processes");
+}
+
+#[rtc::cached(key = "cold-async".to_string(), lock = true, cache = cache, skip(cache, runs))]
+async fn slow_async(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
+    runs.fetch_add(1, Ordering::SeqCst);
+    tokio::time::sleep(SLOW_BODY).await;
+    VALUE
+}
+
+#[test]
+fn one_computation_for_100_async_tasks() {
+    let server = RedisServer::start();
+    let cache = TaggedCache::builder().url(server.url()).namespace(unique_namespace("tasks")).build().unwrap();
+    let runs = Arc::new(AtomicUsize::new(0));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..100)
+            .map(|_| {
+                let (cache, runs) = (cache.clone(), Arc::clone(&runs));
+                tokio::spawn(async move { slow_async(&cache, &runs).await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap(), VALUE);
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(cache.stats().lock_waits >= 1);
+}
+
+#[rtc::cached(key = "cold-memory".to_string(), lock = true, cache = cache, skip(cache, runs))]
+fn slow_in_memory(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
+    runs.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(300));
+    VALUE
+}
+
+#[test]
+fn the_in_memory_backend_honours_the_lock_in_process() {
+    let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
+    let runs = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..50 {
+            scope.spawn(|| assert_eq!(slow_in_memory(&cache, &runs), VALUE));
+        }
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
+
+#[rtc::cached(key = "panics-once".to_string(), lock = true, lock_timeout = 2, cache = cache, skip(cache, runs))]
+fn panics_the_first_time(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
+    let run = runs.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(run > 0, "the first computation dies");
+    VALUE
+}
+
+#[test]
+fn a_holder_that_panics_hands_the_entry_to_another_caller() {
+    let server = RedisServer::start();
+    let cache = TaggedCache::builder().url(server.url()).namespace(unique_namespace("panic")).build().unwrap();
+    let runs = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| panics_the_first_time(&cache, &runs));
+        std::thread::sleep(Duration::from_millis(50));
+        let second = scope.spawn(|| panics_the_first_time(&cache, &runs));
+        assert!(first.join().is_err(), "the holder panicked");
+        assert_eq!(second.join().unwrap(), VALUE, "another caller took over");
+    });
+    assert_eq!(runs.load(Ordering::SeqCst), 2);
+}
+
+#[rtc::cached(key = "held".to_string(), lock = true, lock_timeout = 2, cache = cache, skip(cache))]
+fn takes_over_a_held_entry(cache: &TaggedCache) -> u64 {
+    VALUE
+}
+
+#[test]
+fn a_killed_holder_process_releases_the_entry_within_lock_timeout() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("killed");
+    let mut holder = worker(&["hold", &server.url(), &namespace]);
+    let mut probe = server.connection();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while probe.keys::<_, Vec<String>>("rtc:l:*").unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the worker never took the lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    // The worker's lock lives 60 s; this caller's lock_timeout is 2 s: it stops waiting then.
+    let cache = TaggedCache::builder().url(server.url()).namespace(&namespace).build().unwrap();
+    let info = Arc::new(Mutex::new(None));
+    let seen = Arc::clone(&info);
+    let observed = TaggedCache::builder()
+        .url(server.url())
+        .namespace(&namespace)
+        .cache_hook(move |_, _, info: &CacheInfo, _| *seen.lock().unwrap() = Some(info.clone()))
+        .build()
+        .unwrap();
+    assert_eq!(takes_over_a_held_entry(&observed), VALUE);
+    let info = info.lock().unwrap().clone().expect("the hook ran");
+    assert!(!info.hit);
+    assert!(info.lock_waiting_ms >= 1_000, "it waited for the holder first: {info:?}");
+    assert!(info.lock_waiting_ms <= 5_000, "and not much longer than its lock_timeout: {info:?}");
+    assert_eq!(takes_over_a_held_entry(&cache), VALUE, "the value was stored");
+}

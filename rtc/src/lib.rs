@@ -1,5 +1,8 @@
 //! rtc facade (documentation lands with the macro).
 
+#[doc(inline)]
+pub use rtc_macros::cached;
+
 pub use rtc_core::{
     global, set_global, CacheInfo, CacheMiss, CacheStats, ConfigError, HookFn, TaggedCache,
     TaggedCacheBuilder, MAX_TAGS, NO_TAGS,

@@ -2,7 +2,7 @@
 
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Commands;
@@ -10,9 +10,22 @@ use rtc::{CacheInfo, TaggedCache};
 use rtc_tests::stampede::{COUNTER_KEY, SLOW_BODY, VALUE};
 use rtc_tests::{unique_namespace, RedisServer};
 
+/// One cache per decorated function below (each test runs its own server); `cache = ...` is
+/// evaluated without the arguments in scope (the generated `invalidate_all_<fn>()` has none).
+static SLOW: OnceLock<TaggedCache> = OnceLock::new();
+static SLOW_ASYNC: OnceLock<TaggedCache> = OnceLock::new();
+static SLOW_IN_MEMORY: OnceLock<TaggedCache> = OnceLock::new();
+static PANICS: OnceLock<TaggedCache> = OnceLock::new();
+static HELD: OnceLock<TaggedCache> = OnceLock::new();
+
+fn install(slot: &'static OnceLock<TaggedCache>, cache: TaggedCache) -> &'static TaggedCache {
+    assert!(slot.set(cache).is_ok(), "each cache is installed once");
+    slot.get().unwrap()
+}
+
 /// The same entry as the worker's `slow` (same key, no tags), so both coordinate on one lock.
-#[rtc::cached(key = "cold".to_string(), lock = true, lock_timeout = 10, cache = cache, skip(cache, url))]
-fn slow(cache: &TaggedCache, url: &str) -> u64 {
+#[rtc::cached(key = "cold".to_string(), lock = true, lock_timeout = 10, cache = SLOW.get().unwrap(), skip(url))]
+fn slow(url: &str) -> u64 {
     let mut connection = redis::Client::open(url)
         .and_then(|client| client.get_connection())
         .expect("reaches Redis");
@@ -23,7 +36,10 @@ fn slow(cache: &TaggedCache, url: &str) -> u64 {
 
 fn executions(server: &RedisServer) -> u64 {
     let mut connection = server.connection();
-    connection.get::<_, Option<u64>>(COUNTER_KEY).unwrap().unwrap_or(0)
+    connection
+        .get::<_, Option<u64>>(COUNTER_KEY)
+        .unwrap()
+        .unwrap_or(0)
 }
 
 fn worker(args: &[&str]) -> Child {
@@ -40,9 +56,20 @@ fn one_computation_for_100_threads_and_4_processes_of_25_threads() {
     let server = RedisServer::start();
     let namespace = unique_namespace("stampede");
     let url = server.url();
-    let cache = TaggedCache::builder().url(&url).namespace(&namespace).build().unwrap();
+    install(
+        &SLOW,
+        TaggedCache::builder()
+            .url(&url)
+            .namespace(&namespace)
+            .build()
+            .unwrap(),
+    );
     let start_at = SystemTime::now() + Duration::from_millis(1500);
-    let start_ms = start_at.duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
+    let start_ms = start_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
     let children: Vec<Child> = (0..4)
         .map(|_| worker(&["stampede", &url, &namespace, "25", &start_ms]))
         .collect();
@@ -53,24 +80,37 @@ fn one_computation_for_100_threads_and_4_processes_of_25_threads() {
                     if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
                         std::thread::sleep(wait);
                     }
-                    slow(&cache, &url)
+                    slow(&url)
                 })
             })
             .collect();
-        threads.into_iter().map(|thread| thread.join().unwrap()).collect()
+        threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect()
     });
     assert_eq!(results, vec![VALUE; 100]);
     for child in children {
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "a worker failed");
         let printed = String::from_utf8(output.stdout).unwrap();
-        assert_eq!(printed.lines().filter(|line| *line == format!("result {VALUE}")).count(), 25);
+        assert_eq!(
+            printed
+                .lines()
+                .filter(|line| *line == format!("result {VALUE}"))
+                .count(),
+            25
+        );
     }
-    assert_eq!(executions(&server), 1, "the body ran once for 200 callers in 5 processes");
+    assert_eq!(
+        executions(&server),
+        1,
+        "the body ran once for 200 callers in 5 processes"
+    );
 }
 
-#[rtc::cached(key = "cold-async".to_string(), lock = true, cache = cache, skip(cache, runs))]
-async fn slow_async(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
+#[rtc::cached(key = "cold-async".to_string(), lock = true, cache = SLOW_ASYNC.get().unwrap(), skip(runs))]
+async fn slow_async(runs: &AtomicUsize) -> u64 {
     runs.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(SLOW_BODY).await;
     VALUE
@@ -79,14 +119,25 @@ async fn slow_async(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
 #[test]
 fn one_computation_for_100_async_tasks() {
     let server = RedisServer::start();
-    let cache = TaggedCache::builder().url(server.url()).namespace(unique_namespace("tasks")).build().unwrap();
+    let cache = install(
+        &SLOW_ASYNC,
+        TaggedCache::builder()
+            .url(server.url())
+            .namespace(unique_namespace("tasks"))
+            .build()
+            .unwrap(),
+    );
     let runs = Arc::new(AtomicUsize::new(0));
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     runtime.block_on(async {
         let tasks: Vec<_> = (0..100)
             .map(|_| {
-                let (cache, runs) = (cache.clone(), Arc::clone(&runs));
-                tokio::spawn(async move { slow_async(&cache, &runs).await })
+                let runs = Arc::clone(&runs);
+                tokio::spawn(async move { slow_async(&runs).await })
             })
             .collect();
         for task in tasks {
@@ -97,8 +148,8 @@ fn one_computation_for_100_async_tasks() {
     assert!(cache.stats().lock_waits >= 1);
 }
 
-#[rtc::cached(key = "cold-memory".to_string(), lock = true, cache = cache, skip(cache, runs))]
-fn slow_in_memory(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
+#[rtc::cached(key = "cold-memory".to_string(), lock = true, cache = SLOW_IN_MEMORY.get().unwrap(), skip(runs))]
+fn slow_in_memory(runs: &AtomicUsize) -> u64 {
     runs.fetch_add(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(300));
     VALUE
@@ -106,18 +157,24 @@ fn slow_in_memory(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
 
 #[test]
 fn the_in_memory_backend_honours_the_lock_in_process() {
-    let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
+    install(
+        &SLOW_IN_MEMORY,
+        TaggedCache::builder()
+            .in_local_memory(true)
+            .build()
+            .unwrap(),
+    );
     let runs = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         for _ in 0..50 {
-            scope.spawn(|| assert_eq!(slow_in_memory(&cache, &runs), VALUE));
+            scope.spawn(|| assert_eq!(slow_in_memory(&runs), VALUE));
         }
     });
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
-#[rtc::cached(key = "panics-once".to_string(), lock = true, lock_timeout = 2, cache = cache, skip(cache, runs))]
-fn panics_the_first_time(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
+#[rtc::cached(key = "panics-once".to_string(), lock = true, lock_timeout = 2, cache = PANICS.get().unwrap(), skip(runs))]
+fn panics_the_first_time(runs: &AtomicUsize) -> u64 {
     let run = runs.fetch_add(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(200));
     assert!(run > 0, "the first computation dies");
@@ -127,20 +184,27 @@ fn panics_the_first_time(cache: &TaggedCache, runs: &AtomicUsize) -> u64 {
 #[test]
 fn a_holder_that_panics_hands_the_entry_to_another_caller() {
     let server = RedisServer::start();
-    let cache = TaggedCache::builder().url(server.url()).namespace(unique_namespace("panic")).build().unwrap();
+    install(
+        &PANICS,
+        TaggedCache::builder()
+            .url(server.url())
+            .namespace(unique_namespace("panic"))
+            .build()
+            .unwrap(),
+    );
     let runs = AtomicUsize::new(0);
     std::thread::scope(|scope| {
-        let first = scope.spawn(|| panics_the_first_time(&cache, &runs));
+        let first = scope.spawn(|| panics_the_first_time(&runs));
         std::thread::sleep(Duration::from_millis(50));
-        let second = scope.spawn(|| panics_the_first_time(&cache, &runs));
+        let second = scope.spawn(|| panics_the_first_time(&runs));
         assert!(first.join().is_err(), "the holder panicked");
         assert_eq!(second.join().unwrap(), VALUE, "another caller took over");
     });
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
 
-#[rtc::cached(key = "held".to_string(), lock = true, lock_timeout = 2, cache = cache, skip(cache))]
-fn takes_over_a_held_entry(cache: &TaggedCache) -> u64 {
+#[rtc::cached(key = "held".to_string(), lock = true, lock_timeout = 2, cache = HELD.get().unwrap())]
+fn takes_over_a_held_entry() -> u64 {
     VALUE
 }
 
@@ -158,19 +222,34 @@ fn a_killed_holder_process_releases_the_entry_within_lock_timeout() {
     holder.kill().unwrap();
     holder.wait().unwrap();
     // The worker's lock lives 60 s; this caller's lock_timeout is 2 s: it stops waiting then.
-    let cache = TaggedCache::builder().url(server.url()).namespace(&namespace).build().unwrap();
-    let info = Arc::new(Mutex::new(None));
+    let info = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&info);
-    let observed = TaggedCache::builder()
-        .url(server.url())
-        .namespace(&namespace)
-        .cache_hook(move |_, _, info: &CacheInfo, _| *seen.lock().unwrap() = Some(info.clone()))
-        .build()
-        .unwrap();
-    assert_eq!(takes_over_a_held_entry(&observed), VALUE);
-    let info = info.lock().unwrap().clone().expect("the hook ran");
-    assert!(!info.hit);
-    assert!(info.lock_waiting_ms >= 1_000, "it waited for the holder first: {info:?}");
-    assert!(info.lock_waiting_ms <= 5_000, "and not much longer than its lock_timeout: {info:?}");
-    assert_eq!(takes_over_a_held_entry(&cache), VALUE, "the value was stored");
+    install(
+        &HELD,
+        TaggedCache::builder()
+            .url(server.url())
+            .namespace(&namespace)
+            .cache_hook(move |_, _, info: &CacheInfo, _| seen.lock().unwrap().push(info.clone()))
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(takes_over_a_held_entry(), VALUE);
+    assert_eq!(takes_over_a_held_entry(), VALUE);
+    let calls = info.lock().unwrap().clone();
+    let [took_over, later] = calls.as_slice() else {
+        panic!("the hook ran once per call: {calls:?}");
+    };
+    assert!(!took_over.hit);
+    assert!(
+        took_over.lock_waiting_ms >= 1_000,
+        "it waited for the holder first: {took_over:?}"
+    );
+    assert!(
+        took_over.lock_waiting_ms <= 5_000,
+        "and not much longer than its lock_timeout: {took_over:?}"
+    );
+    assert!(
+        later.hit && later.lock_full_hit,
+        "the value was stored: {later:?}"
+    );
 }

@@ -36,12 +36,17 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (mode, url, namespace) = (&args[1], &args[2], &args[3]);
     URL.set(url.clone()).unwrap();
-    let cache = TaggedCache::builder().url(url).namespace(namespace).build().expect("valid settings");
+    let cache = TaggedCache::builder()
+        .url(url)
+        .namespace(namespace)
+        .build()
+        .expect("valid settings");
     CACHE.set(cache).unwrap();
     match mode.as_str() {
         "stampede" => {
             let threads: usize = args[4].parse().expect("a thread count");
-            let start_at = UNIX_EPOCH + Duration::from_millis(args[5].parse().expect("a start time"));
+            let start_at =
+                UNIX_EPOCH + Duration::from_millis(args[5].parse().expect("a start time"));
             std::thread::scope(|scope| {
                 for _ in 0..threads {
                     scope.spawn(|| {

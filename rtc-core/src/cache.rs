@@ -277,7 +277,12 @@ impl TaggedCache {
     }
 
     pub(crate) async fn lookup_async(&self, request: &Request) -> Lookup {
-        let lookup = match self.inner.backend.read_async(&request.entry, &request.tags()).await {
+        let lookup = match self
+            .inner
+            .backend
+            .read_async(&request.entry, &request.tags())
+            .await
+        {
             Ok(reply) => self.complete_lookup_async(request, reply).await,
             Err(error) => self.failed("read", &error),
         };
@@ -290,22 +295,32 @@ impl TaggedCache {
     pub(crate) fn complete_lookup(&self, request: &Request, reply: ReadReply) -> Lookup {
         match first_read(request, reply.entry, &reply.versions) {
             FirstRead::Done(lookup) => lookup,
-            FirstRead::Unobserved { observed, entry, tags } => match self.inner.backend.read_tags(&tags) {
+            FirstRead::Unobserved {
+                observed,
+                entry,
+                tags,
+            } => match self.inner.backend.read_tags(&tags) {
                 Ok(versions) => second_read(observed, &entry, tags, &versions),
                 Err(error) => self.failed("read", &error),
             },
         }
     }
 
-    pub(crate) async fn complete_lookup_async(&self, request: &Request, reply: ReadReply) -> Lookup {
+    pub(crate) async fn complete_lookup_async(
+        &self,
+        request: &Request,
+        reply: ReadReply,
+    ) -> Lookup {
         match first_read(request, reply.entry, &reply.versions) {
             FirstRead::Done(lookup) => lookup,
-            FirstRead::Unobserved { observed, entry, tags } => {
-                match self.inner.backend.read_tags_async(&tags).await {
-                    Ok(versions) => second_read(observed, &entry, tags, &versions),
-                    Err(error) => self.failed("read", &error),
-                }
-            }
+            FirstRead::Unobserved {
+                observed,
+                entry,
+                tags,
+            } => match self.inner.backend.read_tags_async(&tags).await {
+                Ok(versions) => second_read(observed, &entry, tags, &versions),
+                Err(error) => self.failed("read", &error),
+            },
         }
     }
 

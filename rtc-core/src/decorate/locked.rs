@@ -136,6 +136,7 @@ impl Call<'_> {
                 Ok(hit) => return hit,
                 Err(fresh) => observed = fresh.or(observed),
             }
+            report.info.lock_full_miss = true;
             return self.compute_and_store(target, codec, compute, observed, report);
         };
         let keys = cache.lock_keys(&target.request);
@@ -203,6 +204,7 @@ impl Call<'_> {
                 Ok(hit) => return hit,
                 Err(fresh) => observed = fresh.or(observed),
             }
+            report.info.lock_full_miss = true;
             return self
                 .compute_and_store_async(target, codec, compute, observed, report)
                 .await;
@@ -232,7 +234,9 @@ impl Call<'_> {
                 }
             };
             let mine = attempt.holder.is_none();
-            let lookup = cache.complete_lookup_async(&target.request, attempt.read).await;
+            let lookup = cache
+                .complete_lookup_async(&target.request, attempt.read)
+                .await;
             match self.recheck(lookup, codec, report) {
                 Ok(hit) => {
                     if mine {

@@ -183,7 +183,13 @@ impl<'a> Call<'a> {
                 None => Err(Some(observed)),
             },
             Lookup::Miss(observed) => Err(Some(observed)),
-            Lookup::Unavailable => Err(None),
+            Lookup::Unavailable => {
+                tracing::debug!(
+                    function = self.site.function_name,
+                    "rtc: cache unavailable, bypassing it"
+                );
+                Err(None)
+            }
         }
     }
 

@@ -220,4 +220,48 @@ mod tests {
     fn encoding_needs_a_version_for_every_tag() {
         assert!(encode(&observed(&[Some(1), None], &[]), b"v").is_none());
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #[test]
+            fn any_bytes_are_checked_without_panicking(
+                bytes in proptest::collection::vec(any::<u8>(), 0..512),
+                canonical in proptest::collection::vec(proptest::option::of(any::<u64>()), 0..4),
+            ) {
+                let reader = observed(&canonical, &[("f", Some(1))]);
+                let _ = check(&bytes, &reader);
+            }
+
+            #[test]
+            fn headers_that_claim_more_than_they_hold_are_stale(
+                canonical in any::<u16>(),
+                implicit in any::<u16>(),
+                rest in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let mut bytes = vec![FORMAT_V1];
+                bytes.extend_from_slice(&canonical.to_le_bytes());
+                bytes.extend_from_slice(&implicit.to_le_bytes());
+                bytes.extend_from_slice(&rest);
+                let reader = observed(&[Some(1)], &[]);
+                let fits = HEADER_LEN + usize::from(canonical) * VERSION_LEN + usize::from(implicit) * EXTRA_LEN <= bytes.len();
+                if !fits {
+                    prop_assert_eq!(check(&bytes, &reader), Freshness::Stale);
+                }
+            }
+
+            #[test]
+            fn what_is_encoded_reads_back_fresh(
+                versions in proptest::collection::vec(any::<u64>(), 0..8),
+                payload in proptest::collection::vec(any::<u8>(), 0..256),
+            ) {
+                let canonical: Vec<Option<u64>> = versions.iter().copied().map(Some).collect();
+                let written = observed(&canonical, &[("f", Some(7))]);
+                let bytes = encode(&written, &payload).unwrap();
+                prop_assert_eq!(check(&bytes, &written), Freshness::Fresh(&payload[..]));
+            }
+        }
+    }
 }

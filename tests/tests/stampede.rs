@@ -24,7 +24,7 @@ fn install(slot: &'static OnceLock<TaggedCache>, cache: TaggedCache) -> &'static
 }
 
 /// The same entry as the worker's `slow` (same key, no tags), so both coordinate on one lock.
-#[rtc::cached(key = "cold".to_string(), lock = true, lock_timeout = 10, cache = SLOW.get().unwrap(), skip(url))]
+#[rtc::cached(key = "cold", lock = true, lock_timeout = 10, cache = SLOW.get().unwrap(), skip(url))]
 fn slow(url: &str) -> u64 {
     let mut connection = redis::Client::open(url)
         .and_then(|client| client.get_connection())
@@ -109,7 +109,7 @@ fn one_computation_for_100_threads_and_4_processes_of_25_threads() {
     );
 }
 
-#[rtc::cached(key = "cold-async".to_string(), lock = true, cache = SLOW_ASYNC.get().unwrap(), skip(runs))]
+#[rtc::cached(key = "cold-async", lock = true, cache = SLOW_ASYNC.get().unwrap(), skip(runs))]
 async fn slow_async(runs: &AtomicUsize) -> u64 {
     runs.fetch_add(1, Ordering::SeqCst);
     tokio::time::sleep(SLOW_BODY).await;
@@ -148,7 +148,7 @@ fn one_computation_for_100_async_tasks() {
     assert!(cache.stats().lock_waits >= 1);
 }
 
-#[rtc::cached(key = "cold-memory".to_string(), lock = true, cache = SLOW_IN_MEMORY.get().unwrap(), skip(runs))]
+#[rtc::cached(key = "cold-memory", lock = true, cache = SLOW_IN_MEMORY.get().unwrap(), skip(runs))]
 fn slow_in_memory(runs: &AtomicUsize) -> u64 {
     runs.fetch_add(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(300));
@@ -173,7 +173,7 @@ fn the_in_memory_backend_honours_the_lock_in_process() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
-#[rtc::cached(key = "panics-once".to_string(), lock = true, lock_timeout = 2, cache = PANICS.get().unwrap(), skip(runs))]
+#[rtc::cached(key = "panics-once", lock = true, lock_timeout = 2, cache = PANICS.get().unwrap(), skip(runs))]
 fn panics_the_first_time(runs: &AtomicUsize) -> u64 {
     let run = runs.fetch_add(1, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(200));
@@ -203,7 +203,7 @@ fn a_holder_that_panics_hands_the_entry_to_another_caller() {
     assert_eq!(runs.load(Ordering::SeqCst), 2);
 }
 
-#[rtc::cached(key = "held".to_string(), lock = true, lock_timeout = 2, cache = HELD.get().unwrap())]
+#[rtc::cached(key = "held", lock = true, lock_timeout = 2, cache = HELD.get().unwrap())]
 fn takes_over_a_held_entry() -> u64 {
     VALUE
 }

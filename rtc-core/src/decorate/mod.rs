@@ -309,7 +309,8 @@ impl<'a> Call<'a> {
     }
 
     fn cache(&self) -> Option<&'a TaggedCache> {
-        let cache = self.cache.or_else(|| crate::global::global());
+        let global: Option<&'static TaggedCache> = crate::global::global();
+        let cache = self.cache.or(global);
         if cache.is_none() {
             if let Some(held_back) = UNSET_GLOBAL_WARNINGS.permit() {
                 tracing::warn!(

@@ -15,7 +15,7 @@ use rtc_tests::stampede::{COUNTER_KEY, SLOW_BODY, VALUE};
 static CACHE: OnceLock<TaggedCache> = OnceLock::new();
 static URL: OnceLock<String> = OnceLock::new();
 
-#[rtc::cached(key = "cold".to_string(), lock = true, lock_timeout = 10, cache = CACHE.get().unwrap())]
+#[rtc::cached(key = "cold", lock = true, lock_timeout = 10, cache = CACHE.get().unwrap())]
 fn slow() -> u64 {
     let mut connection = redis::Client::open(URL.get().unwrap().as_str())
         .and_then(|client| client.get_connection())
@@ -25,7 +25,7 @@ fn slow() -> u64 {
     VALUE
 }
 
-#[rtc::cached(key = "held".to_string(), lock = true, lock_timeout = 60, cache = CACHE.get().unwrap())]
+#[rtc::cached(key = "held", lock = true, lock_timeout = 60, cache = CACHE.get().unwrap())]
 fn never_ends() -> u64 {
     loop {
         std::thread::sleep(Duration::from_secs(60));

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{Backend, BackendError, MemoryStore, ReadReply, RedisStore};
+use crate::backend::{Backend, BackendError, MemoryStore, ReadReply, RedisStore, Timeouts};
 use crate::config::{Settings, TaggedCacheBuilder, Target};
 use crate::entry::Observed;
 use crate::error::{CacheMiss, ConfigError};
@@ -29,6 +29,10 @@ use crate::version::Version;
 /// assert_eq!(cache.get::<i32>("answer", NO_TAGS), Ok(42));
 /// ```
 pub const NO_TAGS: [&str; 0] = [];
+
+/// How often a cluster request is retried after a redirection or a lost node, before it counts
+/// as failed (and the call goes on without the cache).
+const CLUSTER_RETRIES: u32 = 3;
 
 /// How often one kind of warning may be logged.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
@@ -82,19 +86,30 @@ impl TaggedCache {
     }
 
     pub(crate) fn from_settings(settings: Settings) -> Result<Self, ConfigError> {
+        let timeouts = Timeouts {
+            socket: settings.socket_timeout,
+            connect: settings.connect_timeout,
+        };
+        let invalid = |error: redis::RedisError| ConfigError::InvalidUrl {
+            reason: error.to_string(),
+        };
         let backend = match &settings.target {
             Target::Disabled => Backend::Disabled,
             Target::Memory => Backend::Memory(MemoryStore::default()),
             Target::Redis(info) => Backend::Redis(Box::new(
-                RedisStore::new(
-                    (**info).clone(),
-                    settings.socket_timeout,
-                    settings.connect_timeout,
-                )
-                .map_err(|error| ConfigError::InvalidUrl {
-                    reason: error.to_string(),
-                })?,
+                RedisStore::server((**info).clone(), timeouts).map_err(invalid)?,
             )),
+            Target::Cluster(nodes) => {
+                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                    .connection_timeout(timeouts.connect)
+                    .response_timeout(timeouts.socket)
+                    .retries(CLUSTER_RETRIES)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(invalid)?;
+                Backend::Redis(Box::new(RedisStore::cluster(client, timeouts)))
+            }
         };
         Ok(Self {
             inner: Arc::new(Inner {

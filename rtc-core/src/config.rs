@@ -15,6 +15,8 @@ pub(crate) enum Target {
     Disabled,
     Memory,
     Redis(Box<ConnectionInfo>),
+    /// Seed nodes of a Redis Cluster; the rest of the topology is discovered.
+    Cluster(Vec<ConnectionInfo>),
 }
 
 /// Validated settings, shared by every clone of a [`TaggedCache`].
@@ -38,6 +40,14 @@ impl fmt::Debug for Settings {
             Target::Redis(info) => {
                 format!("redis at {} db {}", info.addr(), info.redis_settings().db())
             }
+            Target::Cluster(nodes) => format!(
+                "redis cluster seeded by {}",
+                nodes
+                    .iter()
+                    .map(|node| node.addr().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         };
         f.debug_struct("Settings")
             .field("namespace", &self.namespace)
@@ -74,6 +84,7 @@ impl fmt::Debug for Settings {
 pub struct TaggedCacheBuilder {
     namespace: String,
     url: Option<String>,
+    cluster_urls: Vec<String>,
     host: Option<String>,
     port: Option<u16>,
     db: Option<i64>,
@@ -94,6 +105,7 @@ impl fmt::Debug for TaggedCacheBuilder {
         f.debug_struct("TaggedCacheBuilder")
             .field("namespace", &self.namespace)
             .field("url", &self.url.as_ref().map(|_| "<set>"))
+            .field("cluster_urls", &self.cluster_urls.len())
             .field("host", &self.host)
             .field("port", &self.port)
             .field("db", &self.db)
@@ -116,6 +128,7 @@ impl Default for TaggedCacheBuilder {
         Self {
             namespace: "default".to_owned(),
             url: None,
+            cluster_urls: Vec::new(),
             host: None,
             port: None,
             db: None,
@@ -144,6 +157,26 @@ impl TaggedCacheBuilder {
     /// `redis+unix:///path/to/socket[?db=N]`. Not to be combined with the field setters below.
     pub fn url(mut self, url: impl Into<String>) -> Self {
         self.url = Some(url.into());
+        self
+    }
+
+    /// Seed nodes of a Redis Cluster (`redis://host:port` each; the rest of the topology is
+    /// discovered). Entries and tags spread over every shard. `username()` and `password()`
+    /// apply to every node. Not to be combined with `url()` or `host()`/`port()`/`db()`.
+    ///
+    /// ```
+    /// let cache = rtc::TaggedCache::builder()
+    ///     .cluster_urls(["redis://10.0.0.1:7000", "redis://10.0.0.2:7000"])
+    ///     .build()
+    ///     .expect("valid settings");
+    /// # let _ = cache;
+    /// ```
+    pub fn cluster_urls<I, S>(mut self, urls: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.cluster_urls = urls.into_iter().map(Into::into).collect();
         self
     }
 
@@ -250,18 +283,21 @@ impl TaggedCacheBuilder {
         if self.socket_timeout.is_zero() || self.connect_timeout.is_zero() {
             return Err(ConfigError::Invalid("timeouts must be longer than zero"));
         }
-        let fields_set = self.host.is_some()
-            || self.port.is_some()
-            || self.db.is_some()
-            || self.ssl
-            || self.username.is_some()
-            || self.password.is_some();
+        let address_set = self.host.is_some() || self.port.is_some() || self.db.is_some();
+        let fields_set =
+            address_set || self.ssl || self.username.is_some() || self.password.is_some();
         if self.url.is_some() && fields_set {
             return Err(ConfigError::Contradictory(
                 "url() and host()/port()/db()/ssl()/username()/password() both given; use one",
             ));
         }
-        let remote_set = self.url.is_some() || fields_set;
+        let cluster = !self.cluster_urls.is_empty();
+        if cluster && (self.url.is_some() || address_set) {
+            return Err(ConfigError::Contradictory(
+                "cluster_urls() and url()/host()/port()/db() both given; use one",
+            ));
+        }
+        let remote_set = self.url.is_some() || fields_set || cluster;
         if self.in_local_memory && remote_set {
             return Err(ConfigError::Contradictory(
                 "in_local_memory(true) keeps entries in this process, but a Redis server was also given",
@@ -271,6 +307,8 @@ impl TaggedCacheBuilder {
             Target::Disabled
         } else if self.in_local_memory {
             Target::Memory
+        } else if cluster {
+            Target::Cluster(self.cluster_nodes()?)
         } else {
             Target::Redis(Box::new(self.connection_info()?))
         };
@@ -307,6 +345,28 @@ impl TaggedCacheBuilder {
                 reason: error.to_string(),
             })?;
         Ok(info.set_redis_settings(redis))
+    }
+}
+
+impl TaggedCacheBuilder {
+    fn cluster_nodes(&self) -> Result<Vec<ConnectionInfo>, ConfigError> {
+        if self.ssl {
+            return Err(ConfigError::TlsUnavailable);
+        }
+        self.cluster_urls
+            .iter()
+            .map(|url| {
+                let info = parse_url(url)?;
+                let mut redis = info.redis_settings().clone();
+                if let Some(username) = &self.username {
+                    redis = redis.set_username(username);
+                }
+                if let Some(password) = &self.password {
+                    redis = redis.set_password(password);
+                }
+                Ok(info.set_redis_settings(redis))
+            })
+            .collect()
     }
 }
 

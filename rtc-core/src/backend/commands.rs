@@ -1,12 +1,13 @@
 //! The Redis commands behind each backend operation, and the parsing of their replies.
 //!
-//! Each operation is one [`Op`]: a pipeline sent in one round trip plus the function that reads its
-//! reply. The sync and async connections run the same `Op`s, so the two APIs cannot drift apart.
+//! Each operation is one [`Op`]: commands sent in one round trip (a pipeline on one server; on a
+//! cluster, one batch per shard, sent concurrently) plus the function that reads their replies.
+//! The sync and async connections run the same `Op`s, so the two APIs cannot drift apart.
 
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use redis::{Pipeline, Script, Value};
+use redis::{Cmd, Script, Value};
 
 use super::{BackendError, ReadReply};
 use crate::entry::{self, Observed};
@@ -15,10 +16,17 @@ use crate::version::Version;
 
 type Parse<T> = Box<dyn FnOnce(Vec<Value>) -> Result<T, BackendError> + Send>;
 
-/// One round trip: the commands, and how to read their replies.
+/// How the server spreads keys: a multi-key command must stay within one slot on a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Topology {
+    Standalone,
+    Cluster,
+}
+
+/// One round trip: the commands, and how to read their replies (one per command, in order).
 pub(crate) struct Op<T> {
-    pub pipeline: Pipeline,
-    /// The script the pipeline calls by hash, if any; loaded and retried on `NOSCRIPT`.
+    pub commands: Vec<Cmd>,
+    /// The script a command calls by hash, if any; loaded and retried on `NOSCRIPT`.
     pub script: Option<&'static Script>,
     /// A blocking command may wait this long for its reply (beyond the socket timeout); it runs
     /// on a connection of its own.
@@ -28,11 +36,11 @@ pub(crate) struct Op<T> {
 
 impl<T> Op<T> {
     fn new(
-        pipeline: Pipeline,
+        commands: Vec<Cmd>,
         parse: impl FnOnce(Vec<Value>) -> Result<T, BackendError> + Send + 'static,
     ) -> Self {
         Self {
-            pipeline,
+            commands,
             script: None,
             blocks_for: None,
             parse: Box::new(parse),
@@ -40,44 +48,72 @@ impl<T> Op<T> {
     }
 }
 
-/// The entry and every tag's version, in one `MGET`.
-pub(crate) fn read(entry: &str, tags: &[&TagKey]) -> Op<ReadReply> {
-    let mut pipeline = redis::pipe();
-    pipeline.add_command(read_command(entry, tags));
-    Op::new(pipeline, |replies| match <[Value; 1]>::try_from(replies) {
-        Ok([reply]) => parse_read(reply),
-        Err(_) => Err(BackendError::UnexpectedReply),
+fn command(name: &str) -> Cmd {
+    redis::cmd(name)
+}
+
+/// Commands that read `keys`: one `MGET` on a server; one `GET` per key on a cluster, whose
+/// keys live in different slots.
+fn get_all<'a>(topology: Topology, keys: impl IntoIterator<Item = &'a str>) -> Vec<Cmd> {
+    match topology {
+        Topology::Standalone => {
+            let mut mget = command("MGET");
+            for key in keys {
+                mget.arg(key);
+            }
+            vec![mget]
+        }
+        Topology::Cluster => keys
+            .into_iter()
+            .map(|key| {
+                let mut get = command("GET");
+                get.arg(key);
+                get
+            })
+            .collect(),
+    }
+}
+
+/// The replies of [`get_all`]'s commands, one value per key.
+fn values_of(topology: Topology, replies: Vec<Value>) -> Result<Vec<Value>, BackendError> {
+    match topology {
+        Topology::Standalone => match <[Value; 1]>::try_from(replies) {
+            Ok([Value::Array(values)]) => Ok(values),
+            _ => Err(BackendError::UnexpectedReply),
+        },
+        Topology::Cluster => Ok(replies),
+    }
+}
+
+/// The entry and every tag's version, in one round trip.
+pub(crate) fn read(topology: Topology, entry: &str, tags: &[&TagKey]) -> Op<ReadReply> {
+    Op::new(read_commands(topology, entry, tags), move |replies| {
+        parse_read(values_of(topology, replies)?)
     })
 }
 
-fn read_command(entry: &str, tags: &[&TagKey]) -> redis::Cmd {
-    let mut command = redis::cmd("MGET");
-    command.arg(entry);
-    for tag in tags {
-        command.arg(tag.as_str());
-    }
-    command
+fn read_commands(topology: Topology, entry: &str, tags: &[&TagKey]) -> Vec<Cmd> {
+    get_all(
+        topology,
+        std::iter::once(entry).chain(tags.iter().map(|tag| tag.as_str())),
+    )
 }
 
-fn parse_read(reply: Value) -> Result<ReadReply, BackendError> {
-    let Value::Array(values) = reply else {
-        return Err(BackendError::UnexpectedReply);
-    };
+fn parse_read(values: Vec<Value>) -> Result<ReadReply, BackendError> {
     let mut values = values.into_iter();
     let entry = values.next().map(bulk).transpose()?.flatten();
     let versions = values.map(version).collect::<Result<_, _>>()?;
     Ok(ReadReply { entry, versions })
 }
 
-/// Every tag's version, in one `MGET`.
-pub(crate) fn read_tags(tags: &[TagKey]) -> Op<Vec<Option<Version>>> {
-    let mut pipeline = redis::pipe();
-    let command = pipeline.cmd("MGET");
-    for tag in tags {
-        command.arg(tag.as_str());
-    }
-    Op::new(pipeline, |replies| {
-        single_array(replies)?.into_iter().map(version).collect()
+/// Every tag's version, in one round trip.
+pub(crate) fn read_tags(topology: Topology, tags: &[TagKey]) -> Op<Vec<Option<Version>>> {
+    let commands = get_all(topology, tags.iter().map(TagKey::as_str));
+    Op::new(commands, move |replies| {
+        values_of(topology, replies)?
+            .into_iter()
+            .map(version)
+            .collect()
     })
 }
 
@@ -86,18 +122,19 @@ pub(crate) fn create_tags(
     tags: &[(TagKey, Version)],
     lifetime: Option<Duration>,
 ) -> Op<Vec<Version>> {
-    let mut pipeline = redis::pipe();
-    for (tag, proposed) in tags {
-        let command = pipeline
-            .cmd("SET")
-            .arg(tag.as_str())
-            .arg(proposed.as_bytes())
-            .arg("NX")
-            .arg("GET");
-        with_lifetime(command, lifetime);
-    }
+    let commands = tags
+        .iter()
+        .map(|(tag, proposed)| {
+            let mut set = command("SET");
+            set.arg(tag.as_str())
+                .arg(proposed.as_bytes())
+                .arg("NX")
+                .arg("GET");
+            with_lifetime(set, lifetime)
+        })
+        .collect();
     let proposals: Vec<Version> = tags.iter().map(|(_, proposed)| *proposed).collect();
-    Op::new(pipeline, move |replies| {
+    Op::new(commands, move |replies| {
         replies
             .into_iter()
             .zip(proposals)
@@ -111,13 +148,14 @@ pub(crate) fn create_tags(
 
 /// `SET entry bytes [PX lifetime]`.
 pub(crate) fn write(entry: &str, bytes: &[u8], lifetime: Option<Duration>) -> Op<()> {
-    let mut pipeline = redis::pipe();
-    with_lifetime(pipeline.cmd("SET").arg(entry).arg(bytes), lifetime);
-    Op::new(pipeline, |_| Ok(()))
+    let mut set = command("SET");
+    set.arg(entry).arg(bytes);
+    Op::new(vec![with_lifetime(set, lifetime)], |_| Ok(()))
 }
 
 /// Creates missing tags, stamps the entry with every tag's version and writes it, atomically
-/// and in one round trip: the script touches only the keys it is given, all on one server.
+/// and in one round trip: the script touches only the keys it is given, all on one server (so
+/// not on a cluster, whose tags live in other slots than the entry).
 pub(crate) fn write_stamped(
     entry: &str,
     observed: &Observed,
@@ -127,28 +165,27 @@ pub(crate) fn write_stamped(
 ) -> Result<Op<()>, BackendError> {
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE_STAMPED_LUA));
     let header = entry::header(observed).ok_or(BackendError::TooManyTags)?;
-    let mut pipeline = redis::pipe();
-    let command = pipeline
-        .cmd("EVALSHA")
+    let mut evalsha = command("EVALSHA");
+    evalsha
         .arg(SCRIPT.get_hash())
         .arg(1 + observed.canonical.len() + observed.implicit.len())
         .arg(entry);
     for (tag, _) in observed.all() {
-        command.arg(tag.as_str());
+        evalsha.arg(tag.as_str());
     }
-    command
+    evalsha
         .arg(header)
         .arg(payload)
         .arg(millis(lifetime))
         .arg(millis(tag_lifetime));
     for _ in &observed.canonical {
-        command.arg(&b""[..]).arg(Version::fresh().as_bytes());
+        evalsha.arg(&b""[..]).arg(Version::fresh().as_bytes());
     }
     for (tag, _) in &observed.implicit {
-        command.arg(&tag.id()[..]).arg(Version::fresh().as_bytes());
+        evalsha.arg(&tag.id()[..]).arg(Version::fresh().as_bytes());
     }
     Ok(Op {
-        pipeline,
+        commands: vec![evalsha],
         script: Some(&SCRIPT),
         blocks_for: None,
         parse: Box::new(|_| Ok(())),
@@ -187,9 +224,9 @@ return 1
 
 /// `DEL entry`: true when an entry was removed.
 pub(crate) fn delete(entry: &str) -> Op<bool> {
-    let mut pipeline = redis::pipe();
-    pipeline.cmd("DEL").arg(entry);
-    Op::new(pipeline, |replies| match replies.as_slice() {
+    let mut del = command("DEL");
+    del.arg(entry);
+    Op::new(vec![del], |replies| match replies.as_slice() {
         [Value::Int(removed)] => Ok(*removed > 0),
         _ => Err(BackendError::UnexpectedReply),
     })
@@ -197,23 +234,22 @@ pub(crate) fn delete(entry: &str) -> Op<bool> {
 
 /// Gives every tag a new version: entries stamped with the old one miss from now on.
 pub(crate) fn bump(tags: &[(TagKey, Version)], lifetime: Option<Duration>) -> Op<()> {
-    let mut pipeline = redis::pipe();
-    for (tag, version) in tags {
-        with_lifetime(
-            pipeline
-                .cmd("SET")
-                .arg(tag.as_str())
-                .arg(version.as_bytes()),
-            lifetime,
-        );
-    }
-    Op::new(pipeline, |_| Ok(()))
+    let commands = tags
+        .iter()
+        .map(|(tag, version)| {
+            let mut set = command("SET");
+            set.arg(tag.as_str()).arg(version.as_bytes());
+            with_lifetime(set, lifetime)
+        })
+        .collect();
+    Op::new(commands, |_| Ok(()))
 }
 
-fn with_lifetime(command: &mut Pipeline, lifetime: Option<Duration>) {
+fn with_lifetime(mut command: Cmd, lifetime: Option<Duration>) -> Cmd {
     if let Some(lifetime) = lifetime {
         command.arg("PX").arg(millis(Some(lifetime)));
     }
+    command
 }
 
 /// Milliseconds, at least 1 for any non-zero lifetime; 0 stands for "no lifetime".
@@ -223,13 +259,6 @@ fn millis(lifetime: Option<Duration>) -> u64 {
             .unwrap_or(u64::MAX)
             .max(1)
     })
-}
-
-fn single_array(replies: Vec<Value>) -> Result<Vec<Value>, BackendError> {
-    match <[Value; 1]>::try_from(replies) {
-        Ok([Value::Array(values)]) => Ok(values),
-        _ => Err(BackendError::UnexpectedReply),
-    }
 }
 
 fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {
@@ -259,36 +288,39 @@ pub(crate) struct LockAttempt {
 /// Tries to take the lock and reads the entry, in one round trip. `baton`: a wake-up token this
 /// caller received and passes on to the next waiter.
 pub(crate) fn acquire(
+    topology: Topology,
     keys: &LockKeys,
     token: &[u8],
     lifetime: Duration,
     baton: Option<&[u8]>,
-    entry: &str,
-    tags: &[&TagKey],
+    read: (&str, &[&TagKey]),
 ) -> Op<LockAttempt> {
-    let mut pipeline = redis::pipe();
+    let lifetime_ms = millis(Some(lifetime));
+    let mut commands = Vec::new();
     if let Some(baton) = baton {
-        pipeline.cmd("LPUSH").arg(&keys.wake).arg(baton).ignore();
-        pipeline
-            .cmd("PEXPIRE")
-            .arg(&keys.wake)
-            .arg(millis(Some(lifetime)))
-            .ignore();
+        let mut push = command("LPUSH");
+        push.arg(&keys.wake).arg(baton);
+        let mut expire = command("PEXPIRE");
+        expire.arg(&keys.wake).arg(lifetime_ms);
+        commands.extend([push, expire]);
     }
-    pipeline
-        .cmd("SET")
-        .arg(&keys.lock)
+    let mut set = command("SET");
+    set.arg(&keys.lock)
         .arg(token)
         .arg("NX")
         .arg("GET")
         .arg("PX")
-        .arg(millis(Some(lifetime)));
-    pipeline.cmd("PTTL").arg(&keys.lock);
-    pipeline.add_command(read_command(entry, tags));
-    Op::new(pipeline, |replies| {
-        let [holder, ttl, entry]: [Value; 3] = replies
-            .try_into()
-            .map_err(|_| BackendError::UnexpectedReply)?;
+        .arg(lifetime_ms);
+    let mut pttl = command("PTTL");
+    pttl.arg(&keys.lock);
+    commands.extend([set, pttl]);
+    let skipped = commands.len() - 2;
+    commands.extend(read_commands(topology, read.0, read.1));
+    Op::new(commands, move |replies| {
+        let mut replies = replies.into_iter().skip(skipped);
+        let (Some(holder), Some(ttl)) = (replies.next(), replies.next()) else {
+            return Err(BackendError::UnexpectedReply);
+        };
         let lock_ttl = match ttl {
             Value::Int(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
             _ => Duration::ZERO,
@@ -296,7 +328,7 @@ pub(crate) fn acquire(
         Ok(LockAttempt {
             holder: bulk(holder)?,
             lock_ttl,
-            read: parse_read(entry)?,
+            read: parse_read(values_of(topology, replies.collect())?)?,
         })
     })
 }
@@ -304,9 +336,8 @@ pub(crate) fn acquire(
 /// Releases the lock if this caller still holds it, and wakes the waiters with the token.
 pub(crate) fn release(keys: &LockKeys, token: &[u8], lifetime: Duration) -> Op<()> {
     static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE_LUA));
-    let mut pipeline = redis::pipe();
-    pipeline
-        .cmd("EVALSHA")
+    let mut evalsha = command("EVALSHA");
+    evalsha
         .arg(SCRIPT.get_hash())
         .arg(2)
         .arg(&keys.lock)
@@ -314,7 +345,7 @@ pub(crate) fn release(keys: &LockKeys, token: &[u8], lifetime: Duration) -> Op<(
         .arg(token)
         .arg(millis(Some(lifetime)));
     Op {
-        pipeline,
+        commands: vec![evalsha],
         script: Some(&SCRIPT),
         blocks_for: None,
         parse: Box::new(|_| Ok(())),
@@ -333,13 +364,12 @@ return 1
 
 /// Blocks until a wake-up token arrives on the list, or `timeout` passes (`None`).
 pub(crate) fn wait_for_wake(keys: &LockKeys, timeout: Duration) -> Op<Option<Vec<u8>>> {
-    let mut pipeline = redis::pipe();
-    pipeline
-        .cmd("BLPOP")
+    let mut blpop = command("BLPOP");
+    blpop
         .arg(&keys.wake)
         .arg(format!("{:.3}", timeout.as_secs_f64().max(0.001)));
     Op {
-        pipeline,
+        commands: vec![blpop],
         script: None,
         blocks_for: Some(timeout),
         parse: Box::new(|replies| match <[Value; 1]>::try_from(replies) {

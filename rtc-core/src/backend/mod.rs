@@ -14,8 +14,9 @@ use crate::keys::{LockKeys, TagKey};
 use crate::version::Version;
 
 pub(crate) use self::commands::LockAttempt;
+use self::commands::Topology;
 pub(crate) use self::memory::MemoryStore;
-pub(crate) use self::redis::RedisStore;
+pub(crate) use self::redis::{RedisStore, Timeouts};
 
 /// Why an operation did not reach the data. Every one of them ends as a miss or a skipped write.
 #[derive(Debug, thiserror::Error)]
@@ -61,20 +62,20 @@ pub(crate) enum Backend {
     Redis(Box<RedisStore>),
 }
 
-/// Runs one operation on whichever backend this is; `$redis` picks the sync or async runner.
+/// Runs one operation on whichever backend this is; `$run` picks the sync or async runner.
 macro_rules! dispatch {
-    ($self:ident, $memory:ident => $on_memory:expr, $op:expr, $run:ident $(.$await:ident)?) => {
+    ($self:ident, $memory:ident => $on_memory:expr, $store:ident => $op:expr, $run:ident $(.$await:ident)?) => {
         match $self {
             Backend::Disabled => Err(BackendError::Disabled),
             Backend::Memory($memory) => Ok($on_memory),
-            Backend::Redis(store) => store.$run($op)$(.$await)?,
+            Backend::Redis($store) => $store.$run($op)$(.$await)?,
         }
     };
 }
 
 impl Backend {
     pub(crate) fn read(&self, entry: &str, tags: &[&TagKey]) -> Result<ReadReply, BackendError> {
-        dispatch!(self, m => m.read(entry, tags), commands::read(entry, tags), run)
+        dispatch!(self, m => m.read(entry, tags), r => commands::read(r.topology(), entry, tags), run)
     }
 
     pub(crate) async fn read_async(
@@ -82,18 +83,18 @@ impl Backend {
         entry: &str,
         tags: &[&TagKey],
     ) -> Result<ReadReply, BackendError> {
-        dispatch!(self, m => m.read(entry, tags), commands::read(entry, tags), run_async.await)
+        dispatch!(self, m => m.read(entry, tags), r => commands::read(r.topology(), entry, tags), run_async.await)
     }
 
     pub(crate) fn read_tags(&self, tags: &[TagKey]) -> Result<Vec<Option<Version>>, BackendError> {
-        dispatch!(self, m => m.read_tags(tags), commands::read_tags(tags), run)
+        dispatch!(self, m => m.read_tags(tags), r => commands::read_tags(r.topology(), tags), run)
     }
 
     pub(crate) async fn read_tags_async(
         &self,
         tags: &[TagKey],
     ) -> Result<Vec<Option<Version>>, BackendError> {
-        dispatch!(self, m => m.read_tags(tags), commands::read_tags(tags), run_async.await)
+        dispatch!(self, m => m.read_tags(tags), r => commands::read_tags(r.topology(), tags), run_async.await)
     }
 
     pub(crate) fn create_tags(
@@ -101,7 +102,7 @@ impl Backend {
         tags: &[(TagKey, Version)],
         lifetime: Option<Duration>,
     ) -> Result<Vec<Version>, BackendError> {
-        dispatch!(self, m => m.create_tags(tags, lifetime), commands::create_tags(tags, lifetime), run)
+        dispatch!(self, m => m.create_tags(tags, lifetime), r => commands::create_tags(tags, lifetime), run)
     }
 
     pub(crate) async fn create_tags_async(
@@ -109,7 +110,7 @@ impl Backend {
         tags: &[(TagKey, Version)],
         lifetime: Option<Duration>,
     ) -> Result<Vec<Version>, BackendError> {
-        dispatch!(self, m => m.create_tags(tags, lifetime), commands::create_tags(tags, lifetime), run_async.await)
+        dispatch!(self, m => m.create_tags(tags, lifetime), r => commands::create_tags(tags, lifetime), run_async.await)
     }
 
     pub(crate) fn write(
@@ -118,7 +119,7 @@ impl Backend {
         bytes: Vec<u8>,
         lifetime: Option<Duration>,
     ) -> Result<(), BackendError> {
-        dispatch!(self, m => m.write(entry, bytes, lifetime), commands::write(entry, &bytes, lifetime), run)
+        dispatch!(self, m => m.write(entry, bytes, lifetime), r => commands::write(entry, &bytes, lifetime), run)
     }
 
     pub(crate) async fn write_async(
@@ -127,7 +128,7 @@ impl Backend {
         bytes: Vec<u8>,
         lifetime: Option<Duration>,
     ) -> Result<(), BackendError> {
-        dispatch!(self, m => m.write(entry, bytes, lifetime), commands::write(entry, &bytes, lifetime), run_async.await)
+        dispatch!(self, m => m.write(entry, bytes, lifetime), r => commands::write(entry, &bytes, lifetime), run_async.await)
     }
 
     pub(crate) fn write_stamped(
@@ -142,6 +143,14 @@ impl Backend {
             Backend::Disabled => Err(BackendError::Disabled),
             Backend::Memory(m) => {
                 Ok(m.write_stamped(entry, observed, payload, lifetime, tag_lifetime))
+            }
+            Backend::Redis(store) if store.topology() == Topology::Cluster => {
+                let proposals = proposals(&observed);
+                let versions = store.run(commands::create_tags(&proposals, tag_lifetime))?;
+                let bytes = stamped(observed, &versions, payload)?;
+                store
+                    .run(commands::write(entry, &bytes, lifetime))
+                    .map(|()| true)
             }
             Backend::Redis(store) => {
                 let op =
@@ -164,6 +173,17 @@ impl Backend {
             Backend::Memory(m) => {
                 Ok(m.write_stamped(entry, observed, payload, lifetime, tag_lifetime))
             }
+            Backend::Redis(store) if store.topology() == Topology::Cluster => {
+                let proposals = proposals(&observed);
+                let versions = store
+                    .run_async(commands::create_tags(&proposals, tag_lifetime))
+                    .await?;
+                let bytes = stamped(observed, &versions, payload)?;
+                store
+                    .run_async(commands::write(entry, &bytes, lifetime))
+                    .await
+                    .map(|()| true)
+            }
             Backend::Redis(store) => {
                 let op =
                     commands::write_stamped(entry, &observed, payload, lifetime, tag_lifetime)?;
@@ -173,11 +193,11 @@ impl Backend {
     }
 
     pub(crate) fn delete(&self, entry: &str) -> Result<bool, BackendError> {
-        dispatch!(self, m => m.delete(entry), commands::delete(entry), run)
+        dispatch!(self, m => m.delete(entry), r => commands::delete(entry), run)
     }
 
     pub(crate) async fn delete_async(&self, entry: &str) -> Result<bool, BackendError> {
-        dispatch!(self, m => m.delete(entry), commands::delete(entry), run_async.await)
+        dispatch!(self, m => m.delete(entry), r => commands::delete(entry), run_async.await)
     }
 
     pub(crate) fn bump(
@@ -185,7 +205,7 @@ impl Backend {
         tags: &[(TagKey, Version)],
         lifetime: Option<Duration>,
     ) -> Result<(), BackendError> {
-        dispatch!(self, m => m.bump(tags, lifetime), commands::bump(tags, lifetime), run)
+        dispatch!(self, m => m.bump(tags, lifetime), r => commands::bump(tags, lifetime), run)
     }
 
     pub(crate) async fn bump_async(
@@ -193,7 +213,7 @@ impl Backend {
         tags: &[(TagKey, Version)],
         lifetime: Option<Duration>,
     ) -> Result<(), BackendError> {
-        dispatch!(self, m => m.bump(tags, lifetime), commands::bump(tags, lifetime), run_async.await)
+        dispatch!(self, m => m.bump(tags, lifetime), r => commands::bump(tags, lifetime), run_async.await)
     }
 
     /// The Redis store, when entries are shared with other processes (and so need a lock).
@@ -216,7 +236,12 @@ impl RedisStore {
         read: (&str, &[&TagKey]),
     ) -> Result<LockAttempt, BackendError> {
         self.run(commands::acquire(
-            keys, token, lifetime, baton, read.0, read.1,
+            self.topology(),
+            keys,
+            token,
+            lifetime,
+            baton,
+            read,
         ))
     }
 
@@ -229,7 +254,12 @@ impl RedisStore {
         read: (&str, &[&TagKey]),
     ) -> Result<LockAttempt, BackendError> {
         self.run_async(commands::acquire(
-            keys, token, lifetime, baton, read.0, read.1,
+            self.topology(),
+            keys,
+            token,
+            lifetime,
+            baton,
+            read,
         ))
         .await
     }
@@ -268,4 +298,28 @@ impl RedisStore {
     ) -> Result<Option<Vec<u8>>, BackendError> {
         self.run_async(commands::wait_for_wake(keys, timeout)).await
     }
+}
+
+/// A fresh proposed version for every tag of `observed`, for a write that creates missing tags.
+fn proposals(observed: &Observed) -> Vec<(TagKey, Version)> {
+    observed
+        .all()
+        .map(|(tag, _)| (tag.clone(), Version::fresh()))
+        .collect()
+}
+
+/// The entry stamped with `versions` (one per tag, in `observed` order).
+fn stamped(
+    mut observed: Observed,
+    versions: &[Version],
+    payload: &[u8],
+) -> Result<Vec<u8>, BackendError> {
+    let slots = observed
+        .canonical
+        .iter_mut()
+        .chain(observed.implicit.iter_mut());
+    for ((_, slot), version) in slots.zip(versions) {
+        *slot = Some(*version);
+    }
+    crate::entry::encode(&observed, payload).ok_or(BackendError::TooManyTags)
 }

@@ -1,0 +1,110 @@
+//! One Redis server: pooled sync connections, a `ConnectionManager` per runtime for async calls.
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncConnectionConfig, Client, Connection, ConnectionInfo, RedisResult, Value};
+
+use super::connections::{Idle, PerRuntime};
+use super::{with_script_retry, Timeouts};
+use crate::backend::commands::Op;
+use crate::backend::BackendError;
+
+pub(super) struct ServerConnector {
+    client: Client,
+    timeouts: Timeouts,
+    idle: Idle<Connection>,
+    managers: PerRuntime<ConnectionManager>,
+}
+
+fn pipeline<T>(op: &Op<T>) -> redis::Pipeline {
+    let mut pipeline = redis::pipe();
+    for command in &op.commands {
+        pipeline.add_command(command.clone());
+    }
+    pipeline
+}
+
+impl ServerConnector {
+    pub(super) fn new(info: ConnectionInfo, timeouts: Timeouts) -> RedisResult<Self> {
+        Ok(Self {
+            client: Client::open(info)?,
+            timeouts,
+            idle: Idle::default(),
+            managers: PerRuntime::default(),
+        })
+    }
+
+    pub(super) fn query<T>(&self, op: &Op<T>) -> Result<Vec<Value>, BackendError> {
+        let pipeline = pipeline(op);
+        let connect = || {
+            let connection = self
+                .client
+                .get_connection_with_timeout(self.timeouts.connect)?;
+            connection.set_read_timeout(Some(self.timeouts.socket))?;
+            connection.set_write_timeout(Some(self.timeouts.socket))?;
+            Ok(connection)
+        };
+        self.idle
+            .with(connect, |connection| {
+                if let Some(wait) = op.blocks_for {
+                    connection.set_read_timeout(Some(self.timeouts.socket + wait))?;
+                    let result = pipeline.query(connection);
+                    connection.set_read_timeout(Some(self.timeouts.socket))?;
+                    return result;
+                }
+                with_script_retry(
+                    connection,
+                    op,
+                    |connection| pipeline.query(connection),
+                    |connection, script| script.prepare_invoke().load(connection).map(drop),
+                )
+            })
+            .map_err(BackendError::Redis)
+    }
+
+    pub(super) async fn query_async<T>(&self, op: &Op<T>) -> Result<Vec<Value>, BackendError> {
+        let pipeline = pipeline(op);
+        if let Some(wait) = op.blocks_for {
+            // A blocking command would stall every request multiplexed on the shared connection.
+            let config = AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(self.timeouts.connect))
+                .set_response_timeout(Some(self.timeouts.socket + wait));
+            let mut connection = self
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(BackendError::Redis)?;
+            return pipeline
+                .query_async(&mut connection)
+                .await
+                .map_err(BackendError::Redis);
+        }
+        let mut connection = self.manager()?;
+        let mut result = pipeline.query_async(&mut connection).await;
+        if let (Some(script), Err(error)) = (op.script, &result) {
+            if super::is_noscript(error) {
+                result = match script.prepare_invoke().load_async(&mut connection).await {
+                    Ok(_) => pipeline.query_async(&mut connection).await,
+                    Err(error) => Err(error),
+                };
+            }
+        }
+        result.map_err(BackendError::Redis)
+    }
+
+    /// This runtime's connection manager, made (without connecting) on first use.
+    fn manager(&self) -> Result<ConnectionManager, BackendError> {
+        let runtime = PerRuntime::<ConnectionManager>::current()?;
+        if let Some(manager) = self.managers.get(runtime) {
+            return Ok(manager);
+        }
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.timeouts.connect))
+            .set_response_timeout(Some(self.timeouts.socket))
+            .set_number_of_retries(1)
+            .set_max_delay(std::time::Duration::from_millis(500));
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
+            .map_err(BackendError::Redis)?;
+        self.managers.insert(runtime, manager.clone());
+        Ok(manager)
+    }
+}

@@ -1,0 +1,208 @@
+//! What the macro needs to know about the decorated function, and the checks on it.
+
+use syn::ext::IdentExt;
+use syn::visit::Visit;
+use syn::{
+    Attribute, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Receiver, Token, Type,
+};
+
+use crate::errors::Errors;
+
+pub(crate) struct CachedFn {
+    pub(crate) item: ItemFn,
+    pub(crate) receiver: Option<Receiver>,
+    pub(crate) args: Vec<Arg>,
+    pub(crate) output: Output,
+}
+
+/// One argument other than the receiver.
+pub(crate) struct Arg {
+    pub(crate) ident: Ident,
+    /// Left out of the generated key by `skip(...)`.
+    pub(crate) skipped: bool,
+}
+
+/// The return type, and which part of it is cached.
+pub(crate) struct Output {
+    /// As written, `()` when omitted.
+    pub(crate) ty: Type,
+    /// The type stored in the cache: `T` of `Result<T, E>` and `Option<T>`, else `ty`.
+    pub(crate) value: Type,
+    pub(crate) kind: OutputKind,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutputKind {
+    /// `Result<T, ..>`: only `Ok` is cached.
+    Result,
+    /// `Option<T>`: only `Some` is cached.
+    Option,
+    /// Everything else is cached as it is.
+    AsIs,
+}
+
+impl CachedFn {
+    /// Checks `item` and the `skip(...)` names against it, reporting every problem to `errors`.
+    pub(crate) fn analyze(item: ItemFn, skip: &[Ident], errors: &mut Errors) -> Self {
+        let sig = &item.sig;
+        if let Some(constness) = &sig.constness {
+            errors.spanned(
+                constness,
+                "`#[cached]` cannot be used on a `const fn`: the cache is read at run time; remove `const`",
+            );
+        }
+        if let Some(variadic) = &sig.variadic {
+            errors.spanned(
+                variadic,
+                "`#[cached]` cannot be used on a variadic function",
+            );
+        }
+
+        let mut receiver = None;
+        let mut args = Vec::new();
+        for input in &sig.inputs {
+            match input {
+                FnArg::Receiver(found) => receiver = Some(found.clone()),
+                FnArg::Typed(typed) => match &*typed.pat {
+                    Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
+                        args.push(Arg { ident: pat.ident.clone(), skipped: false });
+                    }
+                    pattern => errors.spanned(
+                        pattern,
+                        "arguments of a `#[cached]` function must be plain names (`name: Type`), so that \
+                         they can be passed on and used in `key` and `tags`; destructure it in the body instead",
+                    ),
+                },
+            }
+        }
+
+        for (i, name) in skip.iter().enumerate() {
+            if name == "self" {
+                errors.spanned(
+                    name,
+                    "the receiver is never part of the key; remove `self` from `skip`",
+                );
+            } else if skip[..i].contains(name) {
+                errors.spanned(name, format!("`{name}` is already skipped"));
+            } else if let Some(arg) = args
+                .iter_mut()
+                .find(|arg| arg.ident.unraw() == name.unraw())
+            {
+                arg.skipped = true;
+            } else {
+                errors.spanned(name, not_an_argument(name, &sig.ident, &args));
+            }
+        }
+
+        let output = Output::of(&sig.output, errors);
+        CachedFn {
+            item,
+            receiver,
+            args,
+            output,
+        }
+    }
+
+    pub(crate) fn is_async(&self) -> bool {
+        self.item.sig.asyncness.is_some()
+    }
+
+    pub(crate) fn is_unsafe(&self) -> bool {
+        self.item.sig.unsafety.is_some()
+    }
+
+    /// The arguments that make up the generated key.
+    pub(crate) fn key_args(&self) -> impl Iterator<Item = &Ident> {
+        self.args
+            .iter()
+            .filter(|arg| !arg.skipped)
+            .map(|arg| &arg.ident)
+    }
+
+    pub(crate) fn arg_names(&self) -> impl Iterator<Item = &Ident> {
+        self.args.iter().map(|arg| &arg.ident)
+    }
+}
+
+fn not_an_argument(name: &Ident, function: &Ident, args: &[Arg]) -> String {
+    let mut message = format!("`{name}` is not an argument of `{function}`");
+    if !args.is_empty() {
+        let names = args
+            .iter()
+            .map(|arg| format!("`{}`", arg.ident))
+            .collect::<Vec<_>>();
+        message += &format!("; its arguments are {}", names.join(", "));
+    }
+    message
+}
+
+impl Output {
+    fn of(output: &syn::ReturnType, errors: &mut Errors) -> Self {
+        let ty = match output {
+            syn::ReturnType::Default => syn::parse_quote!(()),
+            syn::ReturnType::Type(_, ty) => (**ty).clone(),
+        };
+        if let Some(impl_token) = impl_trait_in(&ty) {
+            errors.spanned(
+                impl_token,
+                "a `#[cached]` function cannot return `impl Trait`: the cached value is read back from \
+                 the cache, so it needs a concrete type that implements `Serialize` and `DeserializeOwned`",
+            );
+        }
+        let (kind, value) = classify(&ty);
+        Output {
+            value: value.clone(),
+            ty,
+            kind,
+        }
+    }
+}
+
+/// Decided on the last path segment as written: a type alias of `Result` is cached as it is.
+fn classify(ty: &Type) -> (OutputKind, &Type) {
+    let inner = match ty {
+        Type::Group(group) => return classify(&group.elem),
+        Type::Paren(paren) => return classify(&paren.elem),
+        Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
+        _ => None,
+    };
+    let Some(segment) = inner else {
+        return (OutputKind::AsIs, ty);
+    };
+    let PathArguments::AngleBracketed(generics) = &segment.arguments else {
+        return (OutputKind::AsIs, ty);
+    };
+    let types: Vec<&Type> = generics
+        .args
+        .iter()
+        .filter_map(|arg| match arg {
+            GenericArgument::Type(ty) => Some(ty),
+            _ => None,
+        })
+        .collect();
+    match (segment.ident.to_string().as_str(), types.as_slice()) {
+        ("Result", [value] | [value, _]) => (OutputKind::Result, value),
+        ("Option", [value]) => (OutputKind::Option, value),
+        _ => (OutputKind::AsIs, ty),
+    }
+}
+
+fn impl_trait_in(ty: &Type) -> Option<Token![impl]> {
+    #[derive(Default)]
+    struct FindImplTrait(Option<Token![impl]>);
+    impl Visit<'_> for FindImplTrait {
+        fn visit_type_impl_trait(&mut self, found: &syn::TypeImplTrait) {
+            self.0.get_or_insert(found.impl_token);
+        }
+    }
+    let mut finder = FindImplTrait::default();
+    finder.visit_type(ty);
+    finder.0
+}
+
+/// Lint levels, which apply to generated code that repeats the signature too.
+pub(crate) fn is_lint_level(attr: &Attribute) -> bool {
+    ["allow", "warn", "deny", "forbid", "expect"]
+        .iter()
+        .any(|level| attr.path().is_ident(level))
+}

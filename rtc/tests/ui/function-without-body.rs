@@ -1,0 +1,8 @@
+use rtc::cached;
+
+trait Users {
+    #[cached]
+    fn get_user(&self, id: u64) -> String;
+}
+
+fn main() {}

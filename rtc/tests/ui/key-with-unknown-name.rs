@@ -1,0 +1,10 @@
+use rtc::cached;
+
+#[cached(key = format!("user:{user_id}"))]
+fn get_user(id: u64) -> String {
+    format!("user {id}")
+}
+
+fn main() {
+    get_user(1);
+}

@@ -1,0 +1,14 @@
+use rtc::cached;
+
+fn decode(bytes: &[u8]) -> Option<String> {
+    String::from_utf8(bytes.to_vec()).ok()
+}
+
+#[cached(unserializer = decode)]
+fn get_user(id: u64) -> String {
+    format!("user {id}")
+}
+
+fn main() {
+    get_user(1);
+}

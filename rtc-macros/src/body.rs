@@ -1,8 +1,9 @@
 //! The bodies of the generated functions: build an `::rtc::__private::Call` and hand it the work.
 //!
 //! Generated code names only `::rtc::__private::...`, `::core` and `::std`, and its locals start
-//! with `__rtc_`. The user's expressions (`tags`, `key`, ...) are evaluated in the function body,
-//! in the order of the fields below, before the body's own code runs.
+//! with `__rtc_`. The user's expressions (`tags`, `key`, ...) are evaluated in the function's
+//! body, before the body's own code runs: `cache` and `hook_userdata`, then the others in the
+//! order of `Call`'s fields.
 
 use proc_macro2::{Delimiter, Group, Span, TokenStream, TokenTree};
 use quote::{quote, quote_spanned, ToTokens};
@@ -40,74 +41,54 @@ impl Body<'_> {
         let computes = matches!(action, Action::Run | Action::Refresh);
         let per_call = action != Action::InvalidateAll;
         let none = quote!(::core::option::Option::None);
-        let mut body = TokenStream::new();
-        let mut local = |name: &str, ty: Option<TokenStream>, value: TokenStream| {
-            let name = Ident::new(name, Span::call_site());
-            let ty = ty.map(|ty| quote!(: #ty));
-            body.extend(quote!(let #name #ty = #value;));
-            name.into_token_stream()
-        };
+        let some = |value: TokenStream| quote!(::core::option::Option::Some(#value));
 
-        let site = local("__rtc_site", None, self.site(enclosing));
-        let key_args = match &args.key {
-            None if per_call => local("__rtc_args", None, self.args_json()),
-            _ => none.clone(),
-        };
-        let key = match &args.key {
-            Some(key) if per_call => {
-                let key = call(quote!(::rtc::__private::custom_key), key);
-                local(
-                    "__rtc_key",
-                    None,
-                    quote!(::core::option::Option::Some(#key)),
-                )
-            }
-            _ => none.clone(),
-        };
-        let tags = match &args.tags {
-            Some(tags) if per_call => local(
-                "__rtc_tags",
-                None,
-                call(quote!(::rtc::__private::tags), tags),
-            ),
-            _ => quote!(::std::vec::Vec::new()),
-        };
-        let lifetime = match &args.lifetime {
-            Some(seconds) if computes => {
-                let duration = local("__rtc_lifetime", None, seconds_of(seconds));
-                quote!(::core::option::Option::Some(#duration))
-            }
-            _ => none.clone(),
-        };
-        let lock = match &args.lock {
-            Some(lock) if computes => {
-                local("__rtc_lock", Some(quote!(bool)), lock.to_token_stream())
-            }
-            _ => quote!(false),
-        };
-        let lock_timeout = match &args.lock_timeout {
-            Some(seconds) if computes => local("__rtc_lock_timeout", None, seconds_of(seconds)),
-            _ => quote!(::rtc::__private::Duration::from_secs(5)),
-        };
+        // Borrowed by the `Call`, so they need a place of their own.
+        let mut locals = TokenStream::new();
         let cache = match &args.cache {
             Some(cache) => {
-                let cache_ref = local("__rtc_cache", None, cache.to_token_stream());
-                respan(quote!(::core::option::Option::Some(&*#cache_ref)), cache)
+                locals.extend(quote!(let __rtc_cache = #cache;));
+                respan(some(quote!(&*__rtc_cache)), cache)
             }
             None => none.clone(),
         };
         // Only a call that computes reaches the hook.
         let hook_userdata = match &args.hook_userdata {
             Some(userdata) if computes => {
-                let userdata_ref = local("__rtc_userdata", None, userdata.to_token_stream());
-                respan(
-                    quote!(::core::option::Option::Some(&#userdata_ref)),
-                    userdata,
-                )
+                locals.extend(quote!(let __rtc_userdata = #userdata;));
+                respan(some(quote!(&__rtc_userdata)), userdata)
             }
+            _ => none.clone(),
+        };
+
+        let site = self.site(enclosing);
+        let key_args = match &args.key {
+            None if per_call => self.args_json(),
+            _ => none.clone(),
+        };
+        let key = match &args.key {
+            Some(key) if per_call => some(call(quote!(::rtc::__private::custom_key), key)),
+            _ => none.clone(),
+        };
+        let tags = match &args.tags {
+            Some(tags) if per_call => call(quote!(::rtc::__private::tags), tags),
+            _ => quote!(::std::vec::Vec::new()),
+        };
+        let lifetime = match &args.lifetime {
+            Some(seconds) if computes => some(seconds_of(seconds)),
             _ => none,
         };
-        body.extend(quote! {
+        let lock = match &args.lock {
+            Some(lock) if computes => lock.to_token_stream(),
+            _ => quote!(false),
+        };
+        let lock_timeout = match &args.lock_timeout {
+            Some(seconds) if computes => seconds_of(seconds),
+            _ => quote!(::rtc::__private::Duration::from_secs(5)),
+        };
+        let finish = self.finish(action);
+        quote! {
+            #locals
             let __rtc_call = ::rtc::__private::Call {
                 site: #site,
                 cache: #cache,
@@ -119,9 +100,8 @@ impl Body<'_> {
                 lock_timeout: #lock_timeout,
                 hook_userdata: #hook_userdata,
             };
-        });
-        body.extend(self.finish(action));
-        body
+            #finish
+        }
     }
 
     /// The call into the runtime that ends the function.

@@ -8,15 +8,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use rtc::cached;
-use rtc::TaggedCache;
+use rtc::{cached, TaggedCache, NO_TAGS};
 use serde::{Deserialize, Serialize};
 
 static CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
-    TaggedCache::builder()
+    let cache = TaggedCache::builder()
         .in_local_memory(true)
         .build()
-        .unwrap()
+        .unwrap();
+    // Every entry carries the cache's own tag. Created here, before the tests run in parallel:
+    // two first writes racing to create it would leave one of them uncached, and a count off.
+    assert!(cache.set("warm-up", &(), NO_TAGS, None));
+    cache
 });
 
 /// How many times a body ran.
@@ -562,6 +565,13 @@ mod signatures {
         1
     }
 
+    /// # Safety
+    /// Always safe; `unsafe` is kept on the function and its `refresh_`.
+    #[cached(cache = &CACHE)]
+    pub unsafe fn unsafe_double(value: u64) -> u64 {
+        value * 2
+    }
+
     #[derive(Clone, Copy)]
     pub struct Counter(pub u64);
 
@@ -581,6 +591,13 @@ mod signatures {
         #[expect(unused_variables)]
         pub fn ignores_its_argument(&self, unused: u64) -> u64 {
             self.0
+        }
+
+        /// # Safety
+        /// Always safe.
+        #[cached(cache = &CACHE)]
+        pub unsafe fn unsafe_add(&self, step: u64) -> u64 {
+            self.0 + step
         }
     }
 }
@@ -610,4 +627,13 @@ fn signatures_are_kept_as_written() {
         "runs the body on this counter"
     );
     assert_eq!(counter.ignores_its_argument(3), 11);
+
+    // SAFETY: they are safe; only their `unsafe` signature is under test.
+    unsafe {
+        assert_eq!(unsafe_double(4), 8);
+        assert_eq!(refresh_unsafe_double(4), 8);
+        assert_eq!(counter.unsafe_add(1), 12);
+    }
+    assert!(invalidate_unsafe_double(4), "invalidating is safe");
+    assert!(counter.invalidate_unsafe_add(1));
 }

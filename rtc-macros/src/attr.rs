@@ -1,9 +1,9 @@
 //! The arguments of `#[cached(...)]`.
 
 use proc_macro2::{Span, TokenTree};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{token, Expr, Ident, Token};
 
@@ -78,51 +78,32 @@ impl Parse for CachedArgs {
         while !input.is_empty() {
             let lookahead = input.lookahead1();
             if lookahead.peek(kw::tags) {
-                option::<kw::tags>(input, "tags", &mut args.tags, &mut errors)?;
+                option::<kw::tags>(input, &mut args.tags, &mut errors)?;
             } else if lookahead.peek(kw::lifetime) {
-                option::<kw::lifetime>(input, "lifetime", &mut args.lifetime, &mut errors)?;
+                option::<kw::lifetime>(input, &mut args.lifetime, &mut errors)?;
             } else if lookahead.peek(kw::key) {
-                option::<kw::key>(input, "key", &mut args.key, &mut errors)?;
+                option::<kw::key>(input, &mut args.key, &mut errors)?;
             } else if lookahead.peek(kw::lock) {
-                option::<kw::lock>(input, "lock", &mut args.lock, &mut errors)?;
+                option::<kw::lock>(input, &mut args.lock, &mut errors)?;
             } else if lookahead.peek(kw::lock_timeout) {
-                option::<kw::lock_timeout>(
-                    input,
-                    "lock_timeout",
-                    &mut args.lock_timeout,
-                    &mut errors,
-                )?;
+                option::<kw::lock_timeout>(input, &mut args.lock_timeout, &mut errors)?;
             } else if lookahead.peek(kw::hook_userdata) {
-                option::<kw::hook_userdata>(
-                    input,
-                    "hook_userdata",
-                    &mut args.hook_userdata,
-                    &mut errors,
-                )?;
+                option::<kw::hook_userdata>(input, &mut args.hook_userdata, &mut errors)?;
             } else if lookahead.peek(kw::cache) {
-                option::<kw::cache>(input, "cache", &mut args.cache, &mut errors)?;
+                option::<kw::cache>(input, &mut args.cache, &mut errors)?;
             } else if lookahead.peek(kw::serializer) {
-                keyed_option::<kw::serializer>(input, "serializer", &mut serializer, &mut errors)?;
+                keyed_option::<kw::serializer>(input, &mut serializer, &mut errors)?;
             } else if lookahead.peek(kw::unserializer) {
-                keyed_option::<kw::unserializer>(
-                    input,
-                    "unserializer",
-                    &mut unserializer,
-                    &mut errors,
-                )?;
+                keyed_option::<kw::unserializer>(input, &mut unserializer, &mut errors)?;
             } else if lookahead.peek(kw::skip) {
                 let keyword = input.parse::<kw::skip>()?;
                 let content;
                 syn::parenthesized!(content in input);
-                let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(
-                    &content,
-                    Ident::parse_any,
-                )?;
+                let names = content.parse_terminated(Ident::parse_any, Token![,])?;
                 store(
                     &mut skip,
                     names.into_iter().collect(),
-                    keyword.span,
-                    "skip",
+                    &keyword,
                     &mut errors,
                 );
             } else if input.peek(Ident::peek_any) {
@@ -160,51 +141,47 @@ impl Parse for CachedArgs {
 }
 
 /// `name = <expr>`, stored in `slot` unless it was already given.
-fn option<K: Parse + Spanned>(
+fn option<K: Parse + ToTokens>(
     input: ParseStream,
-    name: &str,
     slot: &mut Option<Expr>,
     errors: &mut Errors,
 ) -> syn::Result<()> {
-    let (keyword, value) = assignment::<K>(input, name)?;
-    store(slot, value, keyword, name, errors);
+    let (keyword, value) = assignment::<K>(input)?;
+    store(slot, value, &keyword, errors);
     Ok(())
 }
 
 /// Like [`option`], keeping the keyword's span for later messages.
-fn keyed_option<K: Parse + Spanned>(
+fn keyed_option<K: Parse + ToTokens>(
     input: ParseStream,
-    name: &str,
     slot: &mut Option<(Span, Expr)>,
     errors: &mut Errors,
 ) -> syn::Result<()> {
-    let (keyword, value) = assignment::<K>(input, name)?;
-    store(slot, (keyword, value), keyword, name, errors);
+    let (keyword, value) = assignment::<K>(input)?;
+    store(slot, (keyword.span(), value), &keyword, errors);
     Ok(())
 }
 
-fn assignment<K: Parse + Spanned>(input: ParseStream, name: &str) -> syn::Result<(Span, Expr)> {
-    let keyword = input.parse::<K>()?.span();
+fn assignment<K: Parse + ToTokens>(input: ParseStream) -> syn::Result<(K, Expr)> {
+    let keyword = input.parse::<K>()?;
     if !input.peek(Token![=]) {
-        return Err(syn::Error::new(
-            keyword,
-            format!("expected `{name} = <expression>`"),
-        ));
+        let message = format!("expected `{} = <expression>`", keyword.to_token_stream());
+        return Err(syn::Error::new(keyword.span(), message));
     }
     input.parse::<Token![=]>()?;
     Ok((keyword, input.parse()?))
 }
 
-fn store<T>(slot: &mut Option<T>, value: T, keyword: Span, name: &str, errors: &mut Errors) {
+fn store<T>(slot: &mut Option<T>, value: T, keyword: &impl ToTokens, errors: &mut Errors) {
     if slot.is_some() {
-        errors.push(duplicate(keyword, name));
+        let message = format!(
+            "expected only a single `{}` option",
+            keyword.to_token_stream()
+        );
+        errors.spanned(keyword, message);
     } else {
         *slot = Some(value);
     }
-}
-
-fn duplicate(keyword: Span, name: &str) -> syn::Error {
-    syn::Error::new(keyword, format!("expected only a single `{name}` option"))
 }
 
 /// Reports an option we don't know, then steps over its value so that the options after it are

@@ -572,6 +572,33 @@ mod signatures {
         value * 2
     }
 
+    #[cached(cache = &CACHE)]
+    pub async fn sum_of<T>(values: Vec<T>) -> u64
+    where
+        T: Into<u64> + serde::Serialize + Send,
+    {
+        values.into_iter().map(Into::into).sum()
+    }
+
+    pub struct Shelf<T> {
+        pub label: T,
+    }
+
+    impl<T: Display + Sync> Shelf<T> {
+        #[cached(cache = &CACHE, tags = [format!("shelf:{}", self.label)])]
+        pub fn describe<'a, U>(&self, item: &'a str, extra: U) -> String
+        where
+            U: Display + serde::Serialize,
+        {
+            format!("{}: {item} {extra}", self.label)
+        }
+
+        #[cached(cache = &CACHE)]
+        pub async fn shared(self: std::sync::Arc<Self>, item: String) -> String {
+            format!("{} has {item}", self.label)
+        }
+    }
+
     #[derive(Clone, Copy)]
     pub struct Counter(pub u64);
 
@@ -628,6 +655,14 @@ fn signatures_are_kept_as_written() {
     );
     assert_eq!(counter.ignores_its_argument(3), 11);
 
+    assert_eq!(block_on(sum_of(vec![1u8, 2, 3])), 6);
+    let shelf = Shelf { label: "top" };
+    assert_eq!(shelf.describe("book", 1), "top: book 1");
+    assert!(shelf.invalidate_describe("book", 1));
+    let shelf = std::sync::Arc::new(shelf);
+    assert_eq!(block_on(shelf.clone().shared("cup".into())), "top has cup");
+    assert!(block_on(shelf.invalidate_shared("cup".into())));
+
     // SAFETY: they are safe; only their `unsafe` signature is under test.
     unsafe {
         assert_eq!(unsafe_double(4), 8);
@@ -636,4 +671,12 @@ fn signatures_are_kept_as_written() {
     }
     assert!(invalidate_unsafe_double(4), "invalidating is safe");
     assert!(counter.invalidate_unsafe_add(1));
+}
+
+/// Runs a future that never waits on I/O (the in-memory cache never does).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
 }

@@ -586,6 +586,7 @@ mod signatures {
 
     impl<T: Display + Sync> Shelf<T> {
         #[cached(cache = &CACHE, tags = [format!("shelf:{}", self.label)])]
+        #[allow(clippy::needless_lifetimes, reason = "a named lifetime is under test")]
         pub fn describe<'a, U>(&self, item: &'a str, extra: U) -> String
         where
             U: Display + serde::Serialize,

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod cluster;
+
+pub mod warnings;
+
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -34,8 +38,13 @@ impl RedisServer {
 
     /// Like [`RedisServer::start`], with extra `redis-server` arguments (`["--maxmemory", "1mb"]`).
     pub fn start_with(extra_args: &[&str]) -> Self {
+        Self::start_on(free_port(), extra_args)
+    }
+
+    /// Like [`RedisServer::start_with`], on a given port.
+    pub fn start_on(port: u16, extra_args: &[&str]) -> Self {
         let mut server = Self {
-            port: free_port(),
+            port,
             dir: tempfile::tempdir().expect("a temp dir for the server log"),
             child: None,
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
@@ -93,6 +102,51 @@ impl RedisServer {
     /// The server's log so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// `CONFIG SET parameter value`, e.g. `("maxmemory-policy", "allkeys-lru")`.
+    pub fn config_set(&self, parameter: &str, value: &str) {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(parameter)
+            .arg(value)
+            .query(&mut self.connection())
+            .unwrap_or_else(|error| panic!("CONFIG SET {parameter} {value}: {error}"));
+    }
+
+    /// Closes every client connection but the one asking (`CLIENT KILL TYPE normal SKIPME yes`);
+    /// returns how many were closed.
+    pub fn kill_clients(&self) -> u64 {
+        redis::cmd("CLIENT")
+            .arg(&["KILL", "TYPE", "normal", "SKIPME", "yes"])
+            .query(&mut self.connection())
+            .unwrap_or_else(|error| panic!("CLIENT KILL: {error}"))
+    }
+
+    /// Blocks the whole server for `duration` (`DEBUG SLEEP`) and returns when it answers again.
+    /// Redis 7 refuses `DEBUG` unless started with `["--enable-debug-command", "local"]`.
+    pub fn debug_sleep(&self, duration: Duration) {
+        let mut connection = self.connection();
+        connection
+            .set_read_timeout(Some(duration + Duration::from_secs(10)))
+            .expect("a read timeout");
+        let _: () = redis::cmd("DEBUG")
+            .arg("SLEEP")
+            .arg(format!("{:.3}", duration.as_secs_f64()))
+            .query(&mut connection)
+            .unwrap_or_else(|error| panic!("DEBUG SLEEP: {error}"));
+    }
+
+    /// One field of `INFO <section>` (`used_memory`, `evicted_keys`, ...), if the server reports it.
+    pub fn info_field(&self, section: &str, field: &str) -> Option<String> {
+        let info: String = redis::cmd("INFO")
+            .arg(section)
+            .query(&mut self.connection())
+            .unwrap_or_else(|error| panic!("INFO {section}: {error}"));
+        let prefix = format!("{field}:");
+        info.lines()
+            .find_map(|line| line.strip_prefix(prefix.as_str()))
+            .map(|value| value.trim().to_owned())
     }
 
     fn signal(&self, signal: &str) {

@@ -14,7 +14,7 @@ use crate::entry::{self, Observed};
 use crate::keys::{LockKeys, TagKey};
 use crate::version::Version;
 
-type Parse<T> = Box<dyn FnOnce(Vec<Value>) -> Result<T, BackendError> + Send>;
+type Parse<T> = Box<dyn FnOnce(Vec<Value>) -> Result<T, BackendError> + Send + Sync>;
 
 /// How the server spreads keys: a multi-key command must stay within one slot on a cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,7 @@ pub(crate) struct Op<T> {
 impl<T> Op<T> {
     fn new(
         commands: Vec<Cmd>,
-        parse: impl FnOnce(Vec<Value>) -> Result<T, BackendError> + Send + 'static,
+        parse: impl FnOnce(Vec<Value>) -> Result<T, BackendError> + Send + Sync + 'static,
     ) -> Self {
         Self {
             commands,

@@ -31,7 +31,8 @@ impl<C> Default for Idle<C> {
 
 impl<C> Idle<C> {
     /// Runs `query` on an idle connection, or on one `connect` opens, and keeps the connection
-    /// unless it failed: after a timeout or an I/O error a late reply may still be on its way.
+    /// unless it failed: after a timeout or an I/O error a late reply may still be on its way, so
+    /// that connection (and every idle one) is closed.
     pub(super) fn with<T>(
         &self,
         connect: impl FnOnce() -> RedisResult<C>,
@@ -43,15 +44,13 @@ impl<C> Idle<C> {
             None => connect()?,
         };
         let result = query(&mut connection);
-        let reusable = match &result {
-            Ok(_) => true,
-            Err(error) => !is_connection_trouble(error),
-        };
-        if reusable {
-            let mut idle = lock(&self.connections);
-            if idle.len() < MAX_IDLE {
-                idle.push(connection);
-            }
+        let mut idle = lock(&self.connections);
+        match &result {
+            // The server went away or restarted: the other idle connections are as dead as this
+            // one, and trying each in turn would prolong the outage.
+            Err(error) if is_connection_trouble(error) => idle.clear(),
+            _ if idle.len() < MAX_IDLE => idle.push(connection),
+            _ => {}
         }
         result
     }

@@ -1,0 +1,269 @@
+//! The engine's behaviours, each a function of the backend under test, so that the same suite
+//! runs on Redis, in memory and on a Redis Cluster.
+
+use std::time::Duration;
+
+use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+
+use rtc_tests::{unique_namespace, RedisServer};
+use serde::{Deserialize, Serialize};
+
+/// Runs every behaviour against the backend `fixture` makes, naming each before it runs.
+pub fn run_all(fixture: impl Fn() -> Fixture) {
+    for (name, check) in ALL {
+        eprintln!("behaviour: {name}");
+        check(&fixture());
+    }
+}
+
+/// A backend under test; keeps its Redis server alive as long as the test runs.
+pub struct Fixture {
+    _server: Option<RedisServer>,
+    builder: Box<dyn Fn(&str) -> rtc::TaggedCacheBuilder>,
+}
+
+#[allow(dead_code)] // each test binary uses the backends it tests
+impl Fixture {
+    pub fn redis() -> Self {
+        let server = RedisServer::start();
+        let url = server.url();
+        Self {
+            _server: Some(server),
+            builder: Box::new(move |namespace| {
+                TaggedCache::builder().namespace(namespace).url(&url)
+            }),
+        }
+    }
+
+    pub fn memory() -> Self {
+        Self {
+            _server: None,
+            builder: Box::new(|namespace| {
+                TaggedCache::builder()
+                    .namespace(namespace)
+                    .in_local_memory(true)
+            }),
+        }
+    }
+
+    pub fn cluster(cluster: &rtc_tests::cluster::RedisCluster) -> Self {
+        let urls = cluster.urls();
+        Self {
+            _server: None,
+            builder: Box::new(move |namespace| {
+                TaggedCache::builder()
+                    .namespace(namespace)
+                    .cluster_urls(urls.clone())
+            }),
+        }
+    }
+
+    fn cache(&self) -> TaggedCache {
+        self.cache_in(&unique_namespace("engine"))
+    }
+
+    fn cache_in(&self, namespace: &str) -> TaggedCache {
+        (self.builder)(namespace).build().expect("valid settings")
+    }
+
+    fn cache_with(
+        &self,
+        adjust: impl FnOnce(rtc::TaggedCacheBuilder) -> rtc::TaggedCacheBuilder,
+    ) -> TaggedCache {
+        adjust((self.builder)(&unique_namespace("engine")))
+            .build()
+            .expect("valid settings")
+    }
+}
+
+/// Declares each behaviour as a function, and lists them all in [`ALL`].
+macro_rules! behaviours {
+    ($(fn $name:ident($fixture:ident) $body:block)*) => {
+        $(pub fn $name($fixture: &Fixture) $body)*
+
+        /// Every behaviour, by name.
+        pub const ALL: &[(&str, fn(&Fixture))] = &[$((stringify!($name), $name)),*];
+    };
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+fn ada() -> User {
+    User {
+        id: 42,
+        name: "Ada".into(),
+    }
+}
+
+behaviours! {
+    fn set_get_and_delete_with_tags(fixture) {
+        let cache = fixture.cache();
+        assert!(cache.set("user", &ada(), ["user:42", "users"], None));
+        assert_eq!(cache.get::<User>("user", ["user:42", "users"]), Ok(ada()));
+        assert_eq!(cache.get::<User>("user", ["users", "user:42", "users"]), Ok(ada()), "tag order and repeats do not matter");
+        assert!(cache.delete("user", ["users", "user:42"]));
+        assert_eq!(cache.get::<User>("user", ["user:42", "users"]), Err(CacheMiss));
+        assert!(!cache.delete("user", ["users", "user:42"]), "nothing left to delete");
+    }
+
+    fn invalidating_a_tag_misses_exactly_the_entries_that_carry_it(fixture) {
+        let cache = fixture.cache();
+        cache.set("a", &1, ["red"], None);
+        cache.set("b", &2, ["red", "blue"], None);
+        cache.set("c", &3, ["blue"], None);
+        cache.set("d", &4, NO_TAGS, None);
+        assert!(cache.invalidate(["red"]));
+        assert_eq!(cache.get::<i32>("a", ["red"]), Err(CacheMiss));
+        assert_eq!(cache.get::<i32>("b", ["red", "blue"]), Err(CacheMiss));
+        assert_eq!(cache.get::<i32>("c", ["blue"]), Ok(3));
+        assert_eq!(cache.get::<i32>("d", NO_TAGS), Ok(4));
+        // A new write after the invalidation is fresh again.
+        cache.set("a", &10, ["red"], None);
+        assert_eq!(cache.get::<i32>("a", ["red"]), Ok(10));
+    }
+
+    fn invalidating_several_tags_at_once(fixture) {
+        let cache = fixture.cache();
+        let owned = vec!["x".to_string(), "y".to_string()];
+        cache.set("x", &1, ["x"], None);
+        cache.set("y", &2, ["y"], None);
+        cache.set("z", &3, ["z"], None);
+        assert!(cache.invalidate(&owned));
+        assert!(cache.get::<i32>("x", ["x"]).is_err());
+        assert!(cache.get::<i32>("y", ["y"]).is_err());
+        assert_eq!(cache.get::<i32>("z", ["z"]), Ok(3));
+    }
+
+    fn invalidate_all_misses_every_entry_of_the_namespace_only(fixture) {
+        let namespace = unique_namespace("all");
+        let cache = fixture.cache_in(&namespace);
+        let other = fixture.cache();
+        cache.set("a", &1, ["t"], None);
+        cache.set("b", &2, NO_TAGS, None);
+        other.set("a", &1, ["t"], None);
+        assert!(cache.invalidate_all());
+        assert!(cache.get::<i32>("a", ["t"]).is_err());
+        assert!(cache.get::<i32>("b", NO_TAGS).is_err());
+        assert_eq!(other.get::<i32>("a", ["t"]), Ok(1));
+        cache.set("b", &3, NO_TAGS, None);
+        assert_eq!(cache.get::<i32>("b", NO_TAGS), Ok(3));
+    }
+
+    fn an_entry_is_identified_by_its_key_and_its_set_of_tags(fixture) {
+        let cache = fixture.cache();
+        cache.set("k", &"v1", ["a"], None);
+        cache.set("k", &"v2", ["b"], None);
+        cache.set("k", &"v3", NO_TAGS, None);
+        assert_eq!(cache.get::<String>("k", ["a"]).as_deref(), Ok("v1"));
+        assert_eq!(cache.get::<String>("k", ["b"]).as_deref(), Ok("v2"));
+        assert_eq!(cache.get::<String>("k", NO_TAGS).as_deref(), Ok("v3"));
+        assert!(cache.get::<String>("k", ["a", "b"]).is_err());
+        cache.invalidate(["a"]);
+        assert!(cache.get::<String>("k", ["a"]).is_err());
+        assert_eq!(cache.get::<String>("k", ["b"]).as_deref(), Ok("v2"));
+    }
+
+    fn entries_expire_after_their_lifetime(fixture) {
+        let cache = fixture.cache_with(|b| b.default_lifetime(Some(Duration::from_millis(300))));
+        cache.set("default", &1, NO_TAGS, None);
+        cache.set("short", &2, NO_TAGS, Some(Duration::from_millis(100)));
+        cache.set("forever", &3, NO_TAGS, Some(Duration::ZERO));
+        assert_eq!(cache.get::<i32>("short", NO_TAGS), Ok(2));
+        std::thread::sleep(Duration::from_millis(150));
+        assert!(cache.get::<i32>("short", NO_TAGS).is_err());
+        assert_eq!(cache.get::<i32>("default", NO_TAGS), Ok(1));
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(cache.get::<i32>("default", NO_TAGS).is_err());
+        assert_eq!(cache.get::<i32>("forever", NO_TAGS), Ok(3));
+    }
+
+    fn an_entry_whose_tag_expired_misses(fixture) {
+        let cache = fixture.cache_with(|b| {
+            b.lifetime_for_tags(Some(Duration::from_millis(150)))
+                .default_lifetime(Some(Duration::from_secs(60)))
+        });
+        cache.set("k", &1, ["short-lived"], None);
+        assert_eq!(cache.get::<i32>("k", ["short-lived"]), Ok(1));
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(cache.get::<i32>("k", ["short-lived"]).is_err(), "the tag expired, so the entry must miss");
+        cache.set("k", &2, ["short-lived"], None);
+        assert_eq!(cache.get::<i32>("k", ["short-lived"]), Ok(2), "writing again recreates the tag");
+    }
+
+    fn namespaces_do_not_see_each_other(fixture) {
+        let one = fixture.cache();
+        let two = fixture.cache();
+        one.set("k", &1, ["t"], None);
+        assert!(two.get::<i32>("k", ["t"]).is_err());
+        two.set("k", &2, ["t"], None);
+        two.invalidate(["t"]);
+        assert_eq!(one.get::<i32>("k", ["t"]), Ok(1));
+    }
+
+    fn hostile_keys_and_tags_are_just_strings(fixture) {
+        let cache = fixture.cache();
+        let long = "x".repeat(10 * 1024);
+        let hostile = ["", ":", "*", "a:b:*", "line\nbreak", "rtc:t:00", "\u{0}nul", "ключ", long.as_str()];
+        for (i, key) in hostile.iter().enumerate() {
+            assert!(cache.set(*key, &i, [*key, "common"], None), "set {key:?}");
+        }
+        for (i, key) in hostile.iter().enumerate() {
+            assert_eq!(cache.get::<usize>(*key, [*key, "common"]), Ok(i), "get {key:?}");
+        }
+        cache.invalidate([":"]);
+        assert!(cache.get::<usize>(":", [":", "common"]).is_err());
+        assert_eq!(cache.get::<usize>("*", ["*", "common"]), Ok(2));
+    }
+
+    fn a_value_read_as_another_type_is_a_miss(fixture) {
+        let cache = fixture.cache();
+        cache.set("user", &ada(), NO_TAGS, None);
+        assert_eq!(cache.get::<Vec<u8>>("user", NO_TAGS), Err(CacheMiss));
+        assert_eq!(cache.get::<User>("user", NO_TAGS), Ok(ada()));
+    }
+
+    fn a_value_that_cannot_be_serialized_is_not_stored(fixture) {
+        let cache = fixture.cache();
+        let mut map = std::collections::HashMap::new();
+        map.insert(vec![1u8], 1); // JSON maps need string keys
+        assert!(!cache.set("map", &map, NO_TAGS, None));
+        assert!(cache.get::<i32>("map", NO_TAGS).is_err());
+    }
+
+    fn the_async_twins_behave_like_the_sync_calls(fixture) {
+        let cache = fixture.cache();
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(4).enable_all().build().unwrap();
+        runtime.block_on(async {
+            let mut tasks = Vec::new();
+            for i in 0..200u32 {
+                let cache = cache.clone();
+                tasks.push(tokio::spawn(async move {
+                    let key = format!("k{i}");
+                    let tag = format!("t{}", i % 10);
+                    assert!(cache.set_async(&key, &i, [&tag, "all"], None).await);
+                    assert_eq!(cache.get_async::<u32>(&key, [&tag, "all"]).await, Ok(i));
+                }));
+            }
+            for task in tasks {
+                task.await.expect("no task panics");
+            }
+            assert!(cache.invalidate_async(["t3"]).await);
+            assert!(cache.get_async::<u32>("k3", ["t3", "all"]).await.is_err());
+            assert_eq!(cache.get_async::<u32>("k4", ["t4", "all"]).await, Ok(4));
+            assert!(cache.delete_async("k4", ["t4", "all"]).await);
+            assert!(cache.get_async::<u32>("k4", ["t4", "all"]).await.is_err());
+            assert!(cache.invalidate_all_async().await);
+            assert!(cache.get_async::<u32>("k5", ["t5", "all"]).await.is_err());
+        });
+        // The same cache keeps working from a second, current-thread runtime.
+        let second = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        second.block_on(async {
+            assert!(cache.set_async("after", &1, NO_TAGS, None).await);
+            assert_eq!(cache.get_async::<i32>("after", NO_TAGS).await, Ok(1));
+        });
+    }
+}

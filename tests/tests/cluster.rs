@@ -1,0 +1,203 @@
+//! rtc on a real Redis Cluster: 3 masters with a replica each, started on loopback.
+
+mod behaviours;
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use behaviours::Fixture;
+use rtc::TaggedCache;
+use rtc_tests::cluster::RedisCluster;
+use rtc_tests::unique_namespace;
+
+fn cluster_cache(cluster: &RedisCluster) -> TaggedCache {
+    TaggedCache::builder()
+        .namespace(unique_namespace("cluster"))
+        .cluster_urls(cluster.urls())
+        .socket_timeout(Duration::from_millis(500))
+        .socket_connect_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn every_behaviour_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    behaviours::run_all(|| Fixture::cluster(&cluster));
+}
+
+#[test]
+fn entries_and_tags_spread_over_every_shard() {
+    let cluster = RedisCluster::start();
+    let cache = cluster_cache(&cluster);
+    for i in 0..200 {
+        assert!(cache.set(
+            format!("k{i}"),
+            &i,
+            [format!("t{i}"), "shared".into()],
+            None
+        ));
+    }
+    for i in 0..200 {
+        assert_eq!(
+            cache.get::<i32>(format!("k{i}"), [format!("t{i}"), "shared".into()]),
+            Ok(i)
+        );
+    }
+    let masters = cluster.master_ports();
+    assert_eq!(masters.len(), 3);
+    for port in masters {
+        let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}/"))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let entries: Vec<String> = redis::cmd("KEYS")
+            .arg("rtc:e:*")
+            .query(&mut connection)
+            .unwrap();
+        let tags: Vec<String> = redis::cmd("KEYS")
+            .arg("rtc:t:*")
+            .query(&mut connection)
+            .unwrap();
+        assert!(
+            entries.len() > 20,
+            "master {port} holds {} entries",
+            entries.len()
+        );
+        assert!(tags.len() > 20, "master {port} holds {} tags", tags.len());
+    }
+    assert!(cache.invalidate(["shared"]));
+    assert!(cache.get::<i32>("k1", ["t1", "shared"]).is_err());
+}
+
+thread_local! {
+    static CURRENT: Cell<Option<&'static TaggedCache>> = const { Cell::new(None) };
+}
+
+/// The cache this thread's decorated calls use: a cache per thread, as if each were a process.
+fn current() -> &'static TaggedCache {
+    CURRENT
+        .with(Cell::get)
+        .expect("the thread installed its cache")
+}
+
+static RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[rtc::cached(key = "cluster-cold", lock = true, lock_timeout = 10, cache = current())]
+fn slow_on_cluster() -> u64 {
+    RUNS.fetch_add(1, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(500));
+    7
+}
+
+#[test]
+fn the_stampede_lock_works_across_caches_on_a_cluster() {
+    let cluster = RedisCluster::start();
+    let namespace = unique_namespace("cluster-lock");
+    std::thread::scope(|scope| {
+        for _ in 0..8 {
+            let cache: &'static TaggedCache = Box::leak(Box::new(
+                TaggedCache::builder()
+                    .namespace(&namespace)
+                    .cluster_urls(cluster.urls())
+                    .build()
+                    .unwrap(),
+            ));
+            scope.spawn(move || {
+                CURRENT.with(|current| current.set(Some(cache)));
+                assert_eq!(slow_on_cluster(), 7);
+            });
+        }
+    });
+    assert_eq!(
+        RUNS.load(Ordering::SeqCst),
+        1,
+        "eight caches, one computation"
+    );
+}
+
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+static LOAD_CACHE: OnceLock<TaggedCache> = OnceLock::new();
+static DATA_VERSION: AtomicU64 = AtomicU64::new(1);
+/// The newest data version whose invalidation Redis acknowledged.
+static COMMITTED: AtomicU64 = AtomicU64::new(1);
+
+/// The "database": the value is the item and the data version it was computed from.
+#[rtc::cached(tags = [format!("item:{item}")], cache = LOAD_CACHE.get().unwrap())]
+fn load(item: u64) -> (u64, u64) {
+    (item, DATA_VERSION.load(Ordering::SeqCst))
+}
+
+#[test]
+fn a_master_killed_mid_load_costs_hits_not_correctness() {
+    let mut cluster = RedisCluster::start();
+    let cache = LOAD_CACHE.get_or_init(|| cluster_cache(&cluster));
+    let stop = AtomicBool::new(false);
+    let wrong = AtomicUsize::new(0);
+    let calls = AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for reader in 0..4u64 {
+            let (stop, wrong, calls) = (&stop, &wrong, &calls);
+            scope.spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    for item in 0..50u64 {
+                        let floor = COMMITTED.load(Ordering::SeqCst);
+                        let (got_item, version) = load(item + reader * 1000);
+                        calls.fetch_add(1, Ordering::Relaxed);
+                        if got_item != item + reader * 1000 || version < floor {
+                            wrong.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            });
+        }
+        let (stop_writer, _) = (&stop, ());
+        scope.spawn(move || {
+            while !stop_writer.load(Ordering::SeqCst) {
+                let version = DATA_VERSION.fetch_add(1, Ordering::SeqCst) + 1;
+                if invalidate_all_load() {
+                    COMMITTED.fetch_max(version, Ordering::SeqCst);
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        });
+        // Whatever happens below, the readers and the writer stop (a panic would otherwise wait
+        // for them forever).
+        let _stop = StopOnDrop(&stop);
+        std::thread::sleep(Duration::from_millis(500));
+        let victim = cluster.master_ports()[0];
+        let killed = Instant::now();
+        cluster.fail_over(victim);
+        let settled = killed.elapsed();
+        let hits_after_failover = cache.stats().hits;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while cache.stats().hits < hits_after_failover + 100 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let resumed = cache.stats().hits >= hits_after_failover + 100;
+        eprintln!(
+            "cluster settled {settled:?} after the kill; {:?}",
+            cache.stats()
+        );
+        assert!(
+            resumed,
+            "caching did not resume after the failover: {:?}",
+            cache.stats()
+        );
+    });
+    assert_eq!(
+        wrong.load(Ordering::SeqCst),
+        0,
+        "every call returned its item, computed after the last acknowledged invalidation"
+    );
+    assert!(calls.load(Ordering::Relaxed) > 200);
+}

@@ -1,0 +1,210 @@
+//! Hits of decorated functions: rtc's `#[cached]` beside raw redis-rs and beside the `cached`
+//! crate's macros on the same function, sync, async with 64 tasks in flight, and in memory.
+
+#[allow(dead_code)]
+mod support;
+
+use std::hint::black_box;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use rtc::TaggedCache;
+use support::{BenchServer, User};
+
+/// The id every hit asks for; the entry is written before the timing starts.
+const ID: u64 = 7;
+const RAW_KEY: &str = "bench:raw:user:7";
+/// Entries of the `cached` crate's stores live as long as rtc's by default.
+const PEER_TTL: Duration = Duration::from_secs(3600);
+
+static REDIS_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
+    TaggedCache::builder()
+        .namespace("bench-decorated")
+        .url(support::url())
+        .build()
+        .expect("an rtc cache on the bench server")
+});
+
+static MEMORY_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
+    TaggedCache::builder()
+        .in_local_memory(true)
+        .build()
+        .expect("an in-memory rtc cache")
+});
+
+#[rtc::cached(tags = [format!("user:{id}")], cache = &*REDIS_CACHE)]
+fn rtc_user(id: u64) -> User {
+    support::user(id)
+}
+
+#[rtc::cached(tags = [format!("user:{id}")], cache = &*REDIS_CACHE)]
+async fn rtc_user_async(id: u64) -> User {
+    support::user(id)
+}
+
+#[rtc::cached(tags = [format!("user:{id}")], cache = &*MEMORY_CACHE)]
+fn rtc_user_in_memory(id: u64) -> User {
+    support::user(id)
+}
+
+#[cached::macros::concurrent_cached(
+    ty = "cached::RedisCache<u64, User>",
+    create = r##"{
+        cached::RedisCache::builder("bench-cached-sync")
+            .connection_string(support::url())
+            .ttl(PEER_TTL)
+            .build()
+            .expect("a cached::RedisCache on the bench server")
+    }"##,
+    map_error = r##"|error| format!("{error:?}")"##
+)]
+fn cached_user(id: u64) -> Result<User, String> {
+    Ok(support::user(id))
+}
+
+#[cached::macros::concurrent_cached(
+    ty = "cached::AsyncRedisCache<u64, User>",
+    create = r##"{
+        cached::AsyncRedisCache::builder("bench-cached-async")
+            .connection_string(support::url())
+            .ttl(PEER_TTL)
+            .build()
+            .await
+            .expect("a cached::AsyncRedisCache on the bench server")
+    }"##,
+    map_error = r##"|error| format!("{error:?}")"##
+)]
+async fn cached_user_async(id: u64) -> Result<User, String> {
+    Ok(support::user(id))
+}
+
+#[cached::macros::cached]
+fn cached_user_in_memory(id: u64) -> User {
+    support::user(id)
+}
+
+fn main() {
+    let server = BenchServer::acquire();
+    let mut criterion = support::criterion();
+    sync_hit(&mut criterion, &server);
+    async_hit(&mut criterion, &server);
+    in_memory_hit(&mut criterion);
+    criterion.final_summary();
+}
+
+fn write_raw_value(server: &BenchServer) {
+    redis::cmd("SET")
+        .arg(RAW_KEY)
+        .arg(support::user_json(ID))
+        .exec(&mut server.connection())
+        .expect("SET");
+}
+
+/// A sync decorated function with one dynamic tag, hit, on one thread.
+fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
+    write_raw_value(server);
+    let mut connection = server.connection();
+    assert_eq!(rtc_user(ID), support::user(ID));
+    assert_eq!(cached_user(ID), Ok(support::user(ID)));
+    let misses = REDIS_CACHE.stats().misses;
+
+    let mut group = criterion.benchmark_group("decorated_sync");
+    group.bench_function("raw_get", |bench| {
+        bench.iter(|| {
+            let bytes: Vec<u8> = redis::cmd("GET")
+                .arg(RAW_KEY)
+                .query(&mut connection)
+                .expect("GET");
+            black_box(bytes)
+        });
+    });
+    group.bench_function("rtc_cached", |bench| {
+        bench.iter(|| black_box(rtc_user(black_box(ID))));
+    });
+    group.bench_function("cached_redis", |bench| {
+        bench.iter(|| black_box(cached_user(black_box(ID)).expect("a hit")));
+    });
+    group.finish();
+    assert_eq!(
+        REDIS_CACHE.stats().misses,
+        misses,
+        "every timed rtc call was a hit"
+    );
+}
+
+/// Hits from 64 tasks at once on one multiplexed connection, as throughput.
+fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
+    write_raw_value(server);
+    let runtime = support::runtime();
+    let manager = runtime
+        .block_on(redis::aio::ConnectionManager::new(server.client()))
+        .expect("a ConnectionManager on the bench server");
+    runtime.block_on(async {
+        assert_eq!(rtc_user_async(ID).await, support::user(ID));
+        assert_eq!(cached_user_async(ID).await, Ok(support::user(ID)));
+    });
+    let misses = REDIS_CACHE.stats().misses;
+
+    let mut group = criterion.benchmark_group("async_64_tasks");
+    group
+        .throughput(Throughput::Elements(1))
+        .sampling_mode(SamplingMode::Flat);
+    group.bench_function("raw_get", |bench| {
+        bench.iter_custom(|iters| {
+            let manager = manager.clone();
+            support::concurrently(&runtime, iters, move || {
+                let mut connection = manager.clone();
+                async move {
+                    let bytes: Vec<u8> = redis::cmd("GET")
+                        .arg(RAW_KEY)
+                        .query_async(&mut connection)
+                        .await
+                        .expect("GET");
+                    black_box(bytes);
+                }
+            })
+        });
+    });
+    group.bench_function("rtc_cached", |bench| {
+        bench.iter_custom(|iters| {
+            support::concurrently(&runtime, iters, || async {
+                black_box(rtc_user_async(black_box(ID)).await);
+            })
+        });
+    });
+    group.bench_function("cached_redis", |bench| {
+        bench.iter_custom(|iters| {
+            support::concurrently(&runtime, iters, || async {
+                black_box(cached_user_async(black_box(ID)).await.expect("a hit"));
+            })
+        });
+    });
+    group.finish();
+    assert_eq!(
+        REDIS_CACHE.stats().misses,
+        misses,
+        "every timed rtc call was a hit"
+    );
+}
+
+/// The same decorated function on rtc's in-memory backend and on `cached`'s default store.
+fn in_memory_hit(criterion: &mut Criterion) {
+    assert_eq!(rtc_user_in_memory(ID), support::user(ID));
+    assert_eq!(cached_user_in_memory(ID), support::user(ID));
+    let misses = MEMORY_CACHE.stats().misses;
+
+    let mut group = criterion.benchmark_group("in_memory");
+    group.bench_function("cached_memory", |bench| {
+        bench.iter(|| black_box(cached_user_in_memory(black_box(ID))));
+    });
+    group.bench_function("rtc_cached", |bench| {
+        bench.iter(|| black_box(rtc_user_in_memory(black_box(ID))));
+    });
+    group.finish();
+    assert_eq!(
+        MEMORY_CACHE.stats().misses,
+        misses,
+        "every timed rtc call was a hit"
+    );
+}

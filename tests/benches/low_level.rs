@@ -1,0 +1,134 @@
+//! rtc's low-level API beside raw redis-rs on the same server: `get` hit, `set`, and `invalidate`
+//! of a tag carried by one entry against one carried by 100,000.
+
+#[allow(dead_code)]
+mod support;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use criterion::Criterion;
+use rtc::TaggedCache;
+use support::{BenchServer, User};
+
+/// Entries carrying the crowded tag of the invalidation bench.
+const CROWD: u64 = 100_000;
+const TAGS: [&str; 2] = ["tag1", "tag2"];
+
+fn main() {
+    let server = BenchServer::acquire();
+    let cache = TaggedCache::builder()
+        .namespace("bench-low-level")
+        .url(server.url())
+        .build()
+        .expect("an rtc cache on the bench server");
+    let mut criterion = support::criterion();
+    get_hit(&mut criterion, &server, &cache);
+    set(&mut criterion, &server, &cache);
+    invalidate(&mut criterion, &cache);
+    criterion.final_summary();
+}
+
+/// A hit with two tags: one `MGET` of the entry, both tags and the namespace tag.
+fn get_hit(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache) {
+    let mut connection = server.connection();
+    let value = support::user_json(1);
+    redis::cmd("SET")
+        .arg("bench:raw:user:1")
+        .arg(&value)
+        .exec(&mut connection)
+        .expect("SET");
+    assert!(cache.set("user:1", &support::user(1), TAGS, None));
+    assert_eq!(cache.get::<User>("user:1", TAGS), Ok(support::user(1)));
+
+    let mut group = criterion.benchmark_group("get_hit");
+    group.bench_function("raw_get", |bench| {
+        bench.iter(|| {
+            let bytes: Vec<u8> = redis::cmd("GET")
+                .arg("bench:raw:user:1")
+                .query(&mut connection)
+                .expect("GET");
+            black_box(bytes)
+        });
+    });
+    group.bench_function("rtc_get", |bench| {
+        bench.iter(|| black_box(cache.get::<User>("user:1", TAGS).expect("a hit")));
+    });
+    group.finish();
+}
+
+/// A write whose two tags already have versions: one `EVALSHA` against one `SET`.
+fn set(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache) {
+    let mut connection = server.connection();
+    let value = support::user_json(2);
+    let user = support::user(2);
+    assert!(cache.set("user:2", &user, TAGS, None));
+
+    let mut group = criterion.benchmark_group("set");
+    group.bench_function("raw_set", |bench| {
+        bench.iter(|| {
+            redis::cmd("SET")
+                .arg("bench:raw:user:2")
+                .arg(&value)
+                .exec(&mut connection)
+                .expect("SET");
+        });
+    });
+    group.bench_function("rtc_set", |bench| {
+        bench.iter(|| assert!(cache.set("user:2", &user, TAGS, None)));
+    });
+    group.finish();
+}
+
+/// Invalidation touches only the tag's key, whatever the number of entries that carry it.
+fn invalidate(criterion: &mut Criterion, cache: &TaggedCache) {
+    assert!(cache.set("lonely", &support::user(3), ["lonely-tag"], None));
+    fill_crowd(cache);
+    assert!(cache.get::<User>("crowd:0", ["crowded-tag"]).is_ok());
+
+    let mut group = criterion.benchmark_group("invalidate");
+    group.bench_function("tag_of_1_entry", |bench| {
+        bench.iter(|| assert!(cache.invalidate(["lonely-tag"])));
+    });
+    group.bench_function("tag_of_100k_entries", |bench| {
+        bench.iter(|| assert!(cache.invalidate(["crowded-tag"])));
+    });
+    group.finish();
+    assert!(cache.get::<User>("crowd:0", ["crowded-tag"]).is_err());
+    assert!(cache.get::<User>("lonely", ["lonely-tag"]).is_err());
+}
+
+/// Writes [`CROWD`] entries carrying `crowded-tag` through the public API, 64 writes in flight.
+fn fill_crowd(cache: &TaggedCache) {
+    let started = Instant::now();
+    let runtime = support::runtime();
+    let writer = cache.clone();
+    let elapsed = support::concurrently(&runtime, CROWD, move || {
+        let cache = writer.clone();
+        async move {
+            // A shared counter gives every write its own key.
+            let id = next_crowd_id();
+            assert!(
+                cache
+                    .set_async(
+                        format!("crowd:{id}"),
+                        &support::user(id),
+                        ["crowded-tag"],
+                        None
+                    )
+                    .await
+            );
+        }
+    });
+    println!(
+        "invalidate: wrote {CROWD} entries carrying one tag in {:.1} s ({:.1} s with setup)",
+        elapsed.as_secs_f64(),
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn next_crowd_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}

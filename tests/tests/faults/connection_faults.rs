@@ -1,0 +1,260 @@
+//! Connections closed by the server (`CLIENT KILL`) and a server that stalls (`DEBUG SLEEP`)
+//! while calls and invalidations run.
+
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rtc::TaggedCache;
+use rtc_tests::{unique_namespace, RedisServer};
+
+use crate::support::{
+    between_requests, builder_on, cache_on, forever, install, items, runtime, tag, wait_until,
+    Audit, Data, Reading, Slowest, Stop, SOCKET_TIMEOUT,
+};
+
+static CLIENTS: OnceLock<TaggedCache> = OnceLock::new();
+static STALLED: OnceLock<TaggedCache> = OnceLock::new();
+static LOCKED_A: OnceLock<TaggedCache> = OnceLock::new();
+static LOCKED_B: OnceLock<TaggedCache> = OnceLock::new();
+
+#[rtc::cached(tags = [tag(item)], cache = CLIENTS.get().unwrap(), skip(data))]
+fn clients_load(data: &Data, item: u64) -> Reading {
+    data.read(item)
+}
+
+#[rtc::cached(tags = [tag(item)], cache = CLIENTS.get().unwrap(), skip(data))]
+async fn clients_load_async(data: &Data, item: u64) -> Reading {
+    data.read(item)
+}
+
+/// Sync readers and a sync writer on threads, async readers and an async writer on tasks, until
+/// `stop` is set.
+fn readers_and_writers<'scope>(
+    scope: &'scope thread::Scope<'scope, '_>,
+    cache: &'static TaggedCache,
+    data: &'static Data,
+    audit: &'static Audit,
+    stop: &'static Stop,
+    runtime: &tokio::runtime::Runtime,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    for seed in 0..3 {
+        scope.spawn(move || {
+            for item in items(seed, data.items()) {
+                if stop.is_set() {
+                    break;
+                }
+                let floor = data.floor(item);
+                audit.check(item, floor, clients_load(data, item));
+            }
+        });
+    }
+    scope.spawn(move || {
+        for item in items(98, data.items()) {
+            if stop.is_set() {
+                break;
+            }
+            data.change(item, || cache.invalidate([tag(item)]));
+            thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let mut tasks: Vec<_> = (10..16)
+        .map(|seed| {
+            runtime.spawn(async move {
+                for item in items(seed, data.items()) {
+                    if stop.is_set() {
+                        break;
+                    }
+                    let floor = data.floor(item);
+                    audit.check(item, floor, clients_load_async(data, item).await);
+                    between_requests().await;
+                }
+            })
+        })
+        .collect();
+    tasks.push(runtime.spawn(async move {
+        for item in items(99, data.items()) {
+            if stop.is_set() {
+                break;
+            }
+            data.change_async(item, || cache.invalidate_async([tag(item)]))
+                .await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }));
+    tasks
+}
+
+#[test]
+fn connections_killed_by_the_server_never_yield_a_stale_value() {
+    let server = RedisServer::start();
+    let cache = install(&CLIENTS, cache_on(&server, "client-kill"));
+    let (data, audit, stop) = (
+        forever(Data::new(8)),
+        forever(Audit::default()),
+        forever(Stop::default()),
+    );
+    let runtime = runtime();
+    let killed = thread::scope(|scope| {
+        let _stop = stop.on_exit();
+        let tasks = readers_and_writers(scope, cache, data, audit, stop, &runtime);
+        wait_until(Duration::from_secs(10), "warm", || cache.stats().hits > 100);
+        let mut killed = 0;
+        for _ in 0..30 {
+            killed += server.kill_clients();
+            thread::sleep(Duration::from_millis(50));
+        }
+        let hits = cache.stats().hits;
+        // Two of the longest back-off pauses: see outage.rs on async resumption.
+        let resumed_after = wait_until(Duration::from_secs(13), "caching resumes", || {
+            cache.stats().hits > hits + 100
+        });
+        eprintln!("caching resumed {resumed_after:?} after the last kill");
+        stop.set();
+        runtime.block_on(async {
+            for task in tasks {
+                task.await.expect("no task panics");
+            }
+        });
+        killed
+    });
+    audit.assert_all_fresh();
+    assert!(killed > 0, "the cache's connections were killed");
+    assert!(cache.stats().errors > 0, "the kills were noticed");
+}
+
+const STALL: Duration = Duration::from_secs(1);
+/// Scheduling noise allowed on a busy machine; less than [`STALL`], so that a call that waited
+/// for the whole stall fails the bound.
+const MARGIN: Duration = Duration::from_millis(600);
+
+#[rtc::cached(tags = [tag(item)], cache = STALLED.get().unwrap(), skip(data))]
+fn stalled_load(data: &Data, item: u64) -> Reading {
+    data.read(item)
+}
+
+#[test]
+fn a_stalled_server_costs_one_socket_timeout_and_never_a_stale_value() {
+    let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
+    let cache = install(&STALLED, cache_on(&server, "debug-sleep"));
+    let data = Data::new(8);
+    let audit = Audit::default();
+    let stop = Stop::default();
+    let slowest = Slowest::default();
+    thread::scope(|scope| {
+        let _stop = stop.on_exit();
+        for seed in 0..4 {
+            let (data, audit, stop, slowest) = (&data, &audit, &stop, &slowest);
+            scope.spawn(move || {
+                for item in items(seed, data.items()) {
+                    if stop.is_set() {
+                        break;
+                    }
+                    let floor = data.floor(item);
+                    let started = Instant::now();
+                    let got = stalled_load(data, item);
+                    slowest.record(started);
+                    audit.check(item, floor, got);
+                }
+            });
+        }
+        scope.spawn(|| {
+            for item in items(99, data.items()) {
+                if stop.is_set() {
+                    break;
+                }
+                data.change(item, || cache.invalidate([tag(item)]));
+                thread::sleep(Duration::from_millis(5));
+            }
+        });
+        wait_until(Duration::from_secs(10), "warm", || cache.stats().hits > 100);
+        for _ in 0..2 {
+            server.debug_sleep(STALL);
+            thread::sleep(Duration::from_millis(300));
+        }
+        let hits = cache.stats().hits;
+        wait_until(Duration::from_secs(10), "caching resumes", || {
+            cache.stats().hits > hits + 100
+        });
+        stop.set();
+    });
+    audit.assert_all_fresh();
+    assert!(cache.stats().errors > 0, "the stalls were noticed");
+    slowest.assert_at_most(SOCKET_TIMEOUT + MARGIN);
+}
+
+/// Both functions compute the same entry (same key, same tags) through two caches, so they
+/// contend on the entry's Redis lock as two processes would: one holds it, the other waits on
+/// the wake-up list.
+#[rtc::cached(key = format!("locked:{item}"), tags = [tag(item)], lock = true, lock_timeout = 2, cache = LOCKED_A.get().unwrap())]
+fn locked_a(item: u64) -> Reading {
+    thread::sleep(Duration::from_millis(20));
+    (item, 1)
+}
+
+#[rtc::cached(key = format!("locked:{item}"), tags = [tag(item)], lock = true, lock_timeout = 2, cache = LOCKED_B.get().unwrap())]
+fn locked_b(item: u64) -> Reading {
+    thread::sleep(Duration::from_millis(20));
+    (item, 1)
+}
+
+#[test]
+fn lock_holders_and_waiters_get_through_killed_connections_and_stalls() {
+    let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
+    let namespace = unique_namespace("locked-faults");
+    let shared = |label| {
+        builder_on(&server, label)
+            .namespace(&namespace)
+            .build()
+            .unwrap()
+    };
+    let cache = install(&LOCKED_A, shared("a"));
+    install(&LOCKED_B, shared("b"));
+    let audit = Audit::default();
+    let stop = Stop::default();
+    let slowest = Slowest::default();
+    thread::scope(|scope| {
+        let _stop = stop.on_exit();
+        for seed in 0..6 {
+            let (audit, stop, slowest) = (&audit, &stop, &slowest);
+            let load = if seed % 2 == 0 { locked_a } else { locked_b };
+            scope.spawn(move || {
+                for item in items(seed, 3) {
+                    if stop.is_set() {
+                        break;
+                    }
+                    let started = Instant::now();
+                    let got = load(item);
+                    slowest.record(started);
+                    audit.check(item, 1, got);
+                }
+            });
+        }
+        // Cold entries again and again, so that callers keep meeting held locks.
+        scope.spawn(|| {
+            for item in items(99, 3) {
+                if stop.is_set() {
+                    break;
+                }
+                cache.invalidate([tag(item)]);
+                thread::sleep(Duration::from_millis(30));
+            }
+        });
+        thread::sleep(Duration::from_millis(300));
+        for _ in 0..3 {
+            server.kill_clients();
+            thread::sleep(Duration::from_millis(200));
+            server.debug_sleep(Duration::from_millis(500));
+            thread::sleep(Duration::from_millis(200));
+        }
+        stop.set();
+    });
+    audit.assert_all_fresh();
+    assert!(
+        cache.stats().lock_waits > 0,
+        "callers waited for each other"
+    );
+    // A waiter gives up after its lock_timeout (2 s) and computes by itself; a round trip to a
+    // stalled server may cost a socket timeout before and after.
+    slowest.assert_at_most(Duration::from_secs(2) + 3 * SOCKET_TIMEOUT + MARGIN);
+}

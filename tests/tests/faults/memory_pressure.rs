@@ -1,0 +1,204 @@
+//! A server at `maxmemory`: refusing writes (`noeviction`) or evicting keys, tags included
+//! (`allkeys-lru`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::Duration;
+
+use redis::Commands;
+use rtc::TaggedCache;
+use rtc_tests::{warnings, RedisServer};
+
+use crate::support::{cache_on, install, items, tag, wait_until, Audit, Data, Reading, Stop};
+
+static FULL: OnceLock<TaggedCache> = OnceLock::new();
+static EVICTING: OnceLock<TaggedCache> = OnceLock::new();
+
+#[rtc::cached(tags = [tag(item)], cache = FULL.get().unwrap(), skip(data))]
+fn full_load(data: &Data, item: u64) -> Reading {
+    data.read(item)
+}
+
+/// Writes filler keys until the server refuses one for lack of memory; returns how many it took.
+fn fill(server: &RedisServer) -> usize {
+    let mut probe = server.connection();
+    let filler = vec![b'f'; 8 * 1024];
+    for i in 0.. {
+        match probe.set::<_, _, ()>(format!("filler:{i}"), &filler) {
+            Ok(()) => {}
+            Err(error) if error.code() == Some("OOM") => return i,
+            Err(error) => panic!("filling the server: {error}"),
+        }
+    }
+    unreachable!()
+}
+
+fn empty_filler(server: &RedisServer, count: usize) {
+    let mut probe = server.connection();
+    for i in 0..count {
+        let _: () = probe.del(format!("filler:{i}")).unwrap();
+    }
+}
+
+/// Readers on threads for `duration`.
+fn read_for(duration: Duration, data: &Data, audit: &Audit) {
+    let stop = Stop::default();
+    thread::scope(|scope| {
+        let _stop = stop.on_exit();
+        for seed in 0..3 {
+            let stop = &stop;
+            scope.spawn(move || {
+                for item in items(seed, data.items()) {
+                    if stop.is_set() {
+                        break;
+                    }
+                    let floor = data.floor(item);
+                    audit.check(item, floor, full_load(data, item));
+                }
+            });
+        }
+        thread::sleep(duration);
+        stop.set();
+    });
+}
+
+#[test]
+fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
+    let server =
+        RedisServer::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]);
+    let cache = install(&FULL, cache_on(&server, "noeviction"));
+    let data = Data::new(8);
+    let audit = Audit::default();
+    read_for(Duration::from_millis(200), &data, &audit);
+    assert!(cache.stats().hits > 0, "cached before the server filled up");
+
+    let filler = fill(&server);
+    let (_, logged) = warnings::capture(|| {
+        for i in 0..1000 {
+            assert!(
+                !cache.set(format!("k{i}"), &i, ["t"], None),
+                "a refused write reports false"
+            );
+        }
+    });
+    assert!(
+        (1..=5).contains(&logged.len()),
+        "1000 refused writes, rate-limited warnings: {logged:#?}"
+    );
+    assert!(
+        logged[0].message.contains("OOM"),
+        "the warning says why: {}",
+        logged[0]
+    );
+    // Invalidating is a write too: it is refused and says so. The entries it meant to drop stay
+    // fresh, so the floor does not move (see RELIABILITY.md).
+    assert!(!data.change_once(0, || cache.invalidate([tag(0)])));
+    let sets = cache.stats().sets;
+    read_for(Duration::from_millis(300), &data, &audit);
+    assert_eq!(cache.stats().sets, sets, "nothing was stored while full");
+
+    empty_filler(&server, filler);
+    data.change(0, || cache.invalidate([tag(0)]));
+    let hits = cache.stats().hits;
+    read_for(Duration::from_millis(300), &data, &audit);
+    assert!(
+        cache.stats().hits > hits,
+        "caching resumed once memory was freed"
+    );
+    audit.assert_all_fresh();
+}
+
+/// A value large enough that a few hundred entries fill the server.
+type Padded = (u64, u64, String);
+
+#[rtc::cached(tags = [tag(item)], cache = EVICTING.get().unwrap(), skip(data))]
+fn evicting_load(data: &Data, item: u64) -> Padded {
+    let (item, version) = data.read(item);
+    (item, version, "p".repeat(2048))
+}
+
+/// Evicted keys by kind, from the server's `evicted` keyspace events.
+#[derive(Default)]
+struct Evictions {
+    tags: AtomicU64,
+    entries: AtomicU64,
+}
+
+impl Evictions {
+    fn watch(&self, server: &RedisServer, stop: &Stop) {
+        let mut connection = server.connection();
+        let mut events = connection.as_pubsub();
+        events.subscribe("__keyevent@0__:evicted").unwrap();
+        events
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        while !stop.is_set() {
+            let Ok(message) = events.get_message() else {
+                continue;
+            };
+            let key: String = message.get_payload().unwrap();
+            let counter = if key.starts_with("rtc:t:") {
+                &self.tags
+            } else {
+                &self.entries
+            };
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn evicted_tags_and_entries_are_misses_never_stale_values() {
+    let server = RedisServer::start_with(&[
+        "--maxmemory",
+        "2mb",
+        "--maxmemory-policy",
+        "allkeys-lru",
+        "--notify-keyspace-events",
+        "Ee",
+    ]);
+    let cache = install(&EVICTING, cache_on(&server, "allkeys-lru"));
+    let data = Data::new(3000);
+    let audit = Audit::default();
+    let stop = Stop::default();
+    let evictions = Evictions::default();
+    thread::scope(|scope| {
+        let _stop = stop.on_exit();
+        scope.spawn(|| evictions.watch(&server, &stop));
+        for seed in 0..3 {
+            let (data, audit, stop) = (&data, &audit, &stop);
+            scope.spawn(move || {
+                // Half the calls on a small hot set, so that some entries live long enough to hit.
+                for (n, item) in items(seed, data.items()).enumerate() {
+                    if stop.is_set() {
+                        break;
+                    }
+                    let item = if n % 2 == 0 { item % 50 } else { item };
+                    let floor = data.floor(item);
+                    let (got_item, version, _) = evicting_load(data, item);
+                    audit.check(item, floor, (got_item, version));
+                }
+            });
+        }
+        scope.spawn(|| {
+            for item in items(99, 50) {
+                if stop.is_set() {
+                    break;
+                }
+                data.change(item, || cache.invalidate([tag(item)]));
+                thread::sleep(Duration::from_millis(2));
+            }
+        });
+        wait_until(Duration::from_secs(20), "tags evicted", || {
+            evictions.tags.load(Ordering::Relaxed) >= 20
+        });
+        stop.set();
+    });
+    audit.assert_all_fresh();
+    assert!(evictions.entries.load(Ordering::Relaxed) > 0);
+    assert!(
+        cache.stats().hits > 0,
+        "entries were served between evictions"
+    );
+}

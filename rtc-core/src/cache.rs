@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::backend::{Backend, BackendError, MemoryStore, ReadReply, RedisStore, Timeouts};
 use crate::config::{Settings, TaggedCacheBuilder, Target};
-use crate::entry::Observed;
+use crate::entry::{self, Observed};
 use crate::error::{CacheMiss, ConfigError};
 use crate::flights::Flights;
 use crate::health::WarnLimiter;
@@ -374,73 +374,98 @@ impl TaggedCache {
         self.written(result)
     }
 
-    /// Writes `payload` stamped with the versions observed *before* it was computed, so that an
-    /// invalidation landing during the computation makes this entry miss. A tag that had no
-    /// version then is created now; if another writer created it meanwhile (perhaps an
-    /// invalidation), the value may be stale and is not written.
+    /// Gives every tag observed without a version one now (created atomically; where another
+    /// writer got there first, its version is taken), so that a value computed from here on is
+    /// stamped with versions from before its computation. `None` when the backend failed.
+    pub(crate) fn complete_versions(&self, mut observed: Observed) -> Option<Observed> {
+        let missing = missing_versions(&observed);
+        if missing.is_empty() {
+            return Some(observed);
+        }
+        let tag_lifetime = self.inner.settings.lifetime_for_tags;
+        match self.inner.backend.create_tags(&missing, tag_lifetime) {
+            Ok(versions) => {
+                fill_missing(&mut observed, &versions);
+                Some(observed)
+            }
+            Err(error) => {
+                self.failed("write", &error);
+                None
+            }
+        }
+    }
+
+    pub(crate) async fn complete_versions_async(&self, mut observed: Observed) -> Option<Observed> {
+        let missing = missing_versions(&observed);
+        if missing.is_empty() {
+            return Some(observed);
+        }
+        let tag_lifetime = self.inner.settings.lifetime_for_tags;
+        match self
+            .inner
+            .backend
+            .create_tags_async(&missing, tag_lifetime)
+            .await
+        {
+            Ok(versions) => {
+                fill_missing(&mut observed, &versions);
+                Some(observed)
+            }
+            Err(error) => {
+                self.failed("write", &error);
+                None
+            }
+        }
+    }
+
+    /// Writes `payload` stamped with `observed`, versions read (and completed) *before* it was
+    /// computed, so that an invalidation landing during the computation makes it miss.
     pub(crate) fn store_observed(
         &self,
         request: &Request,
-        mut observed: Observed,
+        observed: &Observed,
         payload: &[u8],
         lifetime: Option<Duration>,
     ) -> bool {
-        let (lifetime, tag_lifetime) = self.lifetimes(lifetime);
-        let missing = missing_versions(&observed);
-        if !missing.is_empty() {
-            match self.inner.backend.create_tags(&missing, tag_lifetime) {
-                Ok(versions) => {
-                    if !fill_created(&mut observed, &missing, &versions) {
-                        return false;
-                    }
-                }
-                Err(error) => return self.written(Err(error)),
-            }
-        }
-        let Some(bytes) = crate::entry::encode(&observed, payload) else {
+        let Some(bytes) = crate::entry::encode(observed, payload) else {
             return self.written(Err(BackendError::TooManyTags));
         };
-        let result = self.inner.backend.write(&request.entry, bytes, lifetime);
-        self.written(result.map(|()| true))
+        let (lifetime, _) = self.lifetimes(lifetime);
+        let seen = observed.tombstone.as_deref();
+        let result = self
+            .inner
+            .backend
+            .write_unless_deleted(&request.entry, bytes, lifetime, seen);
+        self.written(result)
     }
 
     pub(crate) async fn store_observed_async(
         &self,
         request: &Request,
-        mut observed: Observed,
+        observed: &Observed,
         payload: &[u8],
         lifetime: Option<Duration>,
     ) -> bool {
-        let (lifetime, tag_lifetime) = self.lifetimes(lifetime);
-        let missing = missing_versions(&observed);
-        if !missing.is_empty() {
-            match self
-                .inner
-                .backend
-                .create_tags_async(&missing, tag_lifetime)
-                .await
-            {
-                Ok(versions) => {
-                    if !fill_created(&mut observed, &missing, &versions) {
-                        return false;
-                    }
-                }
-                Err(error) => return self.written(Err(error)),
-            }
-        }
-        let Some(bytes) = crate::entry::encode(&observed, payload) else {
+        let Some(bytes) = crate::entry::encode(observed, payload) else {
             return self.written(Err(BackendError::TooManyTags));
         };
+        let (lifetime, _) = self.lifetimes(lifetime);
+        let seen = observed.tombstone.as_deref();
         let result = self
             .inner
             .backend
-            .write_async(&request.entry, bytes, lifetime)
+            .write_unless_deleted_async(&request.entry, bytes, lifetime, seen)
             .await;
-        self.written(result.map(|()| true))
+        self.written(result)
     }
 
     pub(crate) fn remove(&self, request: &Request) -> bool {
-        match self.inner.backend.delete(&request.entry) {
+        let lifetime = self.tombstone_lifetime();
+        match self
+            .inner
+            .backend
+            .delete(&request.entry, entry::tombstone(), lifetime)
+        {
             Ok(removed) => removed,
             Err(error) => {
                 self.failed("delete", &error);
@@ -450,7 +475,13 @@ impl TaggedCache {
     }
 
     pub(crate) async fn remove_async(&self, request: &Request) -> bool {
-        match self.inner.backend.delete_async(&request.entry).await {
+        let lifetime = self.tombstone_lifetime();
+        let deleted = self
+            .inner
+            .backend
+            .delete_async(&request.entry, entry::tombstone(), lifetime)
+            .await;
+        match deleted {
             Ok(removed) => removed,
             Err(error) => {
                 self.failed("delete", &error);
@@ -542,6 +573,18 @@ impl TaggedCache {
         self.failed("lock", error);
     }
 
+    /// How long a deleted entry's tombstone stays: as long as an entry written now would, so
+    /// that a computation in flight cannot bring the entry back (one day when entries never
+    /// expire).
+    fn tombstone_lifetime(&self) -> Option<Duration> {
+        Some(
+            self.inner
+                .settings
+                .default_lifetime
+                .unwrap_or(Duration::from_secs(86_400)),
+        )
+    }
+
     /// Entry lifetime for a write (`None` = the default, zero = never expires) and tag lifetime.
     fn lifetimes(&self, lifetime: Option<Duration>) -> (Option<Duration>, Option<Duration>) {
         let entry = match lifetime {
@@ -613,23 +656,14 @@ fn missing_versions(observed: &Observed) -> Vec<(TagKey, Version)> {
         .collect()
 }
 
-/// Fills in the versions of tags this writer created; false if another writer created any first.
-fn fill_created(
-    observed: &mut Observed,
-    proposed: &[(TagKey, Version)],
-    actual: &[Version],
-) -> bool {
-    if proposed.len() != actual.len() || proposed.iter().zip(actual).any(|((_, p), a)| p != a) {
-        tracing::debug!("rtc: a tag appeared while the value was computed; not caching it");
-        return false;
-    }
+/// Fills the tags that had no version with `versions`, in order.
+fn fill_missing(observed: &mut Observed, versions: &[Version]) {
     let slots = observed
         .canonical
         .iter_mut()
         .chain(observed.implicit.iter_mut())
         .filter(|(_, version)| version.is_none());
-    for ((_, slot), version) in slots.zip(actual) {
+    for ((_, slot), version) in slots.zip(versions) {
         *slot = Some(*version);
     }
-    true
 }

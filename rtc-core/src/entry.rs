@@ -13,6 +13,10 @@
 //! …       rest      the value, as the codec wrote it
 //! ```
 //!
+//! A deleted entry is a *tombstone*: format 0 followed by a random token. Readers treat it as a
+//! miss; a writer whose value was computed before the deletion (it read no tombstone, or another
+//! one) does not overwrite it, so `delete` wins over a computation that was in flight.
+//!
 //! Canonical tags are known to every reader (they are part of the entry's identity), so only their
 //! versions are stored. Implicit tags (a decorated function's own tag) are not part of the identity,
 //! so a reader may not know them: their ids are stored so that any reader can check them.
@@ -20,8 +24,11 @@
 use crate::keys::{TagId, TagKey, ID_LEN};
 use crate::version::{Version, VERSION_LEN};
 
-/// The only format written today. A later format gets a new number and both can be read.
+/// The only format of live entries written today. A later format gets a new number and both
+/// can be read.
 pub(crate) const FORMAT_V1: u8 = 1;
+/// A deleted entry.
+pub(crate) const FORMAT_TOMBSTONE: u8 = 0;
 const HEADER_LEN: usize = 5;
 const EXTRA_LEN: usize = ID_LEN + VERSION_LEN;
 
@@ -35,12 +42,29 @@ pub(crate) struct Observed {
     pub canonical: Vec<(TagKey, Option<Version>)>,
     /// Implicit tags, with their current versions.
     pub implicit: Vec<(TagKey, Option<Version>)>,
+    /// The tombstone found under the entry key, if any: a write may replace that one only.
+    pub tombstone: Option<Vec<u8>>,
 }
 
 impl Observed {
     /// Every tag, canonical first.
     pub fn all(&self) -> impl Iterator<Item = &(TagKey, Option<Version>)> {
         self.canonical.iter().chain(self.implicit.iter())
+    }
+
+    /// True when a value stamped with `stamp` is fresh for a reader that observed `self`: the
+    /// same tags, and every version this reader saw is the stamp's. A tag this reader saw
+    /// without a version had no invalidation before the reader looked (an invalidation writes a
+    /// version), so any version the stamp has for it is admitted.
+    pub fn admits(&self, stamp: &Observed) -> bool {
+        let pairs = |observed: &Observed| observed.all().count();
+        pairs(self) == pairs(stamp)
+            && self
+                .all()
+                .zip(stamp.all())
+                .all(|((tag, seen), (stamped_tag, stamped))| {
+                    tag == stamped_tag && (seen.is_none() || seen == stamped)
+                })
     }
 
     fn implicit_version(&self, id: &TagId) -> Option<Option<Version>> {
@@ -91,6 +115,23 @@ pub(crate) fn check<'a>(bytes: &'a [u8], observed: &Observed) -> Freshness<'a> {
     } else {
         Freshness::Unobserved(unobserved)
     }
+}
+
+/// A tombstone: what `delete` leaves under an entry key.
+pub(crate) fn tombstone() -> Vec<u8> {
+    let mut bytes = vec![FORMAT_TOMBSTONE];
+    bytes.extend_from_slice(&crate::version::unique_u64().to_le_bytes());
+    bytes
+}
+
+/// True for the bytes of a tombstone.
+pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&FORMAT_TOMBSTONE)
+}
+
+/// True for the bytes of a live entry (of any format this version can read).
+pub(crate) fn is_live(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&FORMAT_V1)
 }
 
 /// The header of an entry stamped with `observed`'s versions, for tags that all have one.
@@ -156,6 +197,7 @@ mod tests {
     fn observed(canonical: &[Option<u64>], implicit: &[(&str, Option<u64>)]) -> Observed {
         let space = KeySpace::new("ns");
         Observed {
+            tombstone: None,
             canonical: canonical
                 .iter()
                 .enumerate()
@@ -214,6 +256,16 @@ mod tests {
         }
         assert_eq!(check(b"{\"json\":1}", &reader), Freshness::Stale);
         assert_eq!(check(&[2, 1, 0, 0, 0], &reader), Freshness::Stale);
+    }
+
+    #[test]
+    fn a_stamp_is_admitted_by_readers_that_saw_its_versions_or_none() {
+        let stamp = observed(&[Some(1), Some(2)], &[("f", Some(3))]);
+        assert!(stamp.admits(&stamp));
+        assert!(observed(&[None, Some(2)], &[("f", None)]).admits(&stamp));
+        assert!(!observed(&[Some(1), Some(9)], &[("f", Some(3))]).admits(&stamp));
+        assert!(!observed(&[Some(1)], &[("f", Some(3))]).admits(&stamp));
+        assert!(!observed(&[Some(1), Some(2)], &[("g", Some(3))]).admits(&stamp));
     }
 
     #[test]

@@ -9,13 +9,46 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use crate::entry::Observed;
+
 /// What a leader left for its followers.
 #[derive(Clone, Debug)]
 pub(crate) enum Landing {
-    /// The value, as the codec wrote it.
-    Value(Arc<Vec<u8>>),
+    /// The value, as the codec wrote it, and the tag versions it was stamped with (read before
+    /// it was computed; `None` when the backend could not be read). A follower takes the value
+    /// only if its own reading of the versions admits that stamp (see [`Observed::admits`]).
+    Value {
+        bytes: Arc<Vec<u8>>,
+        stamp: Option<Arc<Observed>>,
+    },
     /// No value to share: followers go on by themselves.
     Nothing,
+}
+
+impl Landing {
+    /// What a computation leaves: its bytes (if it produced a cacheable value) and their stamp.
+    pub(crate) fn new(bytes: Option<Vec<u8>>, stamp: Option<Observed>) -> Self {
+        match bytes {
+            Some(bytes) => Landing::Value {
+                bytes: Arc::new(bytes),
+                stamp: stamp.map(Arc::new),
+            },
+            None => Landing::Nothing,
+        }
+    }
+
+    /// The value's bytes, if `observed` (a follower's reading of the versions) admits its stamp.
+    pub(crate) fn value_for(&self, observed: Option<&Observed>) -> Option<&[u8]> {
+        let Landing::Value { bytes, stamp } = self else {
+            return None;
+        };
+        let admitted = match (observed, stamp) {
+            (Some(observed), Some(stamp)) => observed.admits(stamp),
+            (None, None) => true,
+            _ => false,
+        };
+        admitted.then_some(bytes.as_slice())
+    }
 }
 
 #[derive(Debug, Default)]
@@ -150,9 +183,12 @@ mod tests {
         };
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| flight.wait(Instant::now() + Duration::from_secs(5)));
-            leader.land(Landing::Value(Arc::new(b"v".to_vec())));
-            let landed = waiter.join().unwrap();
-            assert!(matches!(landed, Some(Landing::Value(bytes)) if bytes.as_slice() == b"v"));
+            leader.land(Landing::Value {
+                bytes: Arc::new(b"v".to_vec()),
+                stamp: None,
+            });
+            let landed = waiter.join().unwrap().expect("landed");
+            assert_eq!(landed.value_for(None), Some(&b"v"[..]));
         });
         assert!(
             matches!(flights.join("k"), Joined::Leader(_)),

@@ -36,13 +36,20 @@ impl Backoff {
         }
     }
 
-    /// Records a connection failure; returns the pause that starts now.
+    /// Records a connection failure; returns the pause in force. Failures of calls that were
+    /// already under way when a pause began do not lengthen it: only a failure after a pause
+    /// (the backend was tried again and is still down) doubles the next one.
     pub(crate) fn failed(&self) -> Duration {
+        let now = now_ms();
+        let skip_until = self.skip_until_ms.load(Ordering::Relaxed);
+        if skip_until > now {
+            return Duration::from_millis(skip_until - now);
+        }
         let failures = self.failures.fetch_add(1, Ordering::Relaxed).min(16);
         let pause = FIRST_PAUSE.saturating_mul(1 << failures).min(LONGEST_PAUSE);
         let pause_ms = u64::try_from(pause.as_millis()).unwrap_or(u64::MAX);
         self.skip_until_ms
-            .store(now_ms().saturating_add(pause_ms), Ordering::Relaxed);
+            .store(now.saturating_add(pause_ms), Ordering::Relaxed);
         pause
     }
 }
@@ -96,10 +103,15 @@ mod tests {
         assert!(backoff.allows());
         assert_eq!(backoff.failed(), Duration::from_millis(100));
         assert!(!backoff.allows());
+        // Failures during the pause (calls already under way) do not lengthen it.
+        assert!(backoff.failed() <= Duration::from_millis(100));
+        backoff.skip_until_ms.store(0, Ordering::Relaxed);
         assert_eq!(backoff.failed(), Duration::from_millis(200));
         for _ in 0..20 {
+            backoff.skip_until_ms.store(0, Ordering::Relaxed);
             backoff.failed();
         }
+        backoff.skip_until_ms.store(0, Ordering::Relaxed);
         assert_eq!(backoff.failed(), LONGEST_PAUSE);
         backoff.succeeded();
         assert!(backoff.allows());

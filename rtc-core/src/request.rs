@@ -49,6 +49,7 @@ impl Request {
         Observed {
             canonical: self.canonical.iter().map(&mut pair).collect(),
             implicit: self.implicit.iter().map(&mut pair).collect(),
+            tombstone: None,
         }
     }
 
@@ -85,10 +86,14 @@ pub(crate) fn first_read(
     entry: Option<Vec<u8>>,
     versions: &[Option<Version>],
 ) -> FirstRead {
-    let observed = request.observe(versions);
+    let mut observed = request.observe(versions);
     let Some(bytes) = entry else {
         return FirstRead::Done(Lookup::Miss(observed));
     };
+    if entry::is_tombstone(&bytes) {
+        observed.tombstone = Some(bytes);
+        return FirstRead::Done(Lookup::Miss(observed));
+    }
     match entry::check(&bytes, &observed) {
         Freshness::Fresh(payload) => FirstRead::Done(Lookup::Hit(payload.to_vec(), observed)),
         Freshness::Stale => FirstRead::Done(Lookup::Miss(observed)),

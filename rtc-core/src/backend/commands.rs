@@ -222,15 +222,65 @@ end
 return 1
 ";
 
-/// `DEL entry`: true when an entry was removed.
-pub(crate) fn delete(entry: &str) -> Op<bool> {
-    let mut del = command("DEL");
-    del.arg(entry);
-    Op::new(vec![del], |replies| match replies.as_slice() {
-        [Value::Int(removed)] => Ok(*removed > 0),
-        _ => Err(BackendError::UnexpectedReply),
-    })
+/// Replaces the entry with a tombstone (`SET … GET`): true when a live entry was there.
+pub(crate) fn delete(entry: &str, tombstone: &[u8], lifetime: Option<Duration>) -> Op<bool> {
+    let mut set = command("SET");
+    set.arg(entry).arg(tombstone).arg("GET");
+    Op::new(
+        vec![with_lifetime(set, lifetime)],
+        |replies| match <[Value; 1]>::try_from(replies) {
+            Ok([reply]) => Ok(bulk(reply)?.is_some_and(|old| entry::is_live(&old))),
+            Err(_) => Err(BackendError::UnexpectedReply),
+        },
+    )
 }
+
+/// Writes the entry unless it was deleted after `seen` (the tombstone the writer read, if any)
+/// was read: true when written. One key, so it runs on a cluster too.
+pub(crate) fn write_unless_deleted(
+    entry: &str,
+    bytes: &[u8],
+    lifetime: Option<Duration>,
+    seen: Option<&[u8]>,
+) -> Op<bool> {
+    static SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(WRITE_UNLESS_DELETED_LUA));
+    let mut evalsha = command("EVALSHA");
+    evalsha
+        .arg(SCRIPT.get_hash())
+        .arg(1)
+        .arg(entry)
+        .arg(bytes)
+        .arg(millis(lifetime))
+        .arg(seen.unwrap_or_default());
+    Op {
+        commands: vec![evalsha],
+        script: Some(&SCRIPT),
+        blocks_for: None,
+        parse: Box::new(|replies| match replies.as_slice() {
+            [Value::Int(written)] => Ok(*written == 1),
+            _ => Err(BackendError::UnexpectedReply),
+        }),
+    }
+}
+
+/// KEYS: the entry. ARGV: bytes, lifetime in ms (0: none), the tombstone the writer read ("": none).
+const WRITE_UNLESS_DELETED_LUA: &str = r"
+local current = redis.pcall('GET', KEYS[1])
+if type(current) == 'table' then
+  -- A key of another type (WRONGTYPE): nothing rtc wrote, so the write replaces it.
+  current = false
+end
+if current and string.byte(current, 1) == 0 and current ~= ARGV[3] then
+  return 0
+end
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ttl)
+else
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+return 1
+";
 
 /// Gives every tag a new version: entries stamped with the old one miss from now on.
 pub(crate) fn bump(tags: &[(TagKey, Version)], lifetime: Option<Duration>) -> Op<()> {

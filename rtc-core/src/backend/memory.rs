@@ -75,14 +75,6 @@ impl MemoryStore {
             .collect()
     }
 
-    pub(crate) fn write(&self, entry: &str, bytes: Vec<u8>, lifetime: Option<Duration>) {
-        let now = Instant::now();
-        let mut maps = self.lock();
-        maps.entries
-            .insert(entry.to_owned(), Expiring::new(bytes, lifetime, now));
-        maps.sweep_if_grown(now);
-    }
-
     /// Stamps the entry with every tag's current version (creating missing ones) and writes it,
     /// all under one lock.
     pub(crate) fn write_stamped(
@@ -111,12 +103,42 @@ impl MemoryStore {
         true
     }
 
-    pub(crate) fn delete(&self, entry: &str) -> bool {
+    /// Replaces the entry with a tombstone; true when a live entry was there.
+    pub(crate) fn delete(
+        &self,
+        entry: &str,
+        tombstone: Vec<u8>,
+        lifetime: Option<Duration>,
+    ) -> bool {
         let now = Instant::now();
         let mut maps = self.lock();
+        let old = maps.entry_bytes(entry, now);
         maps.entries
-            .remove(entry)
-            .is_some_and(|stored| stored.alive(now))
+            .insert(entry.to_owned(), Expiring::new(tombstone, lifetime, now));
+        maps.sweep_if_grown(now);
+        old.is_some_and(|old| entry::is_live(&old))
+    }
+
+    /// Writes the entry unless it was deleted after the writer read `seen`; true when written.
+    pub(crate) fn write_unless_deleted(
+        &self,
+        entry: &str,
+        bytes: Vec<u8>,
+        lifetime: Option<Duration>,
+        seen: Option<&[u8]>,
+    ) -> bool {
+        let now = Instant::now();
+        let mut maps = self.lock();
+        let deleted_since = maps.entry_bytes(entry, now).is_some_and(|current| {
+            entry::is_tombstone(&current) && Some(current.as_slice()) != seen
+        });
+        if deleted_since {
+            return false;
+        }
+        maps.entries
+            .insert(entry.to_owned(), Expiring::new(bytes, lifetime, now));
+        maps.sweep_if_grown(now);
+        true
     }
 
     /// Gives each tag a new version (invalidation).

@@ -113,24 +113,6 @@ impl Backend {
         dispatch!(self, m => m.create_tags(tags, lifetime), r => commands::create_tags(tags, lifetime), run_async.await)
     }
 
-    pub(crate) fn write(
-        &self,
-        entry: &str,
-        bytes: Vec<u8>,
-        lifetime: Option<Duration>,
-    ) -> Result<(), BackendError> {
-        dispatch!(self, m => m.write(entry, bytes, lifetime), r => commands::write(entry, &bytes, lifetime), run)
-    }
-
-    pub(crate) async fn write_async(
-        &self,
-        entry: &str,
-        bytes: Vec<u8>,
-        lifetime: Option<Duration>,
-    ) -> Result<(), BackendError> {
-        dispatch!(self, m => m.write(entry, bytes, lifetime), r => commands::write(entry, &bytes, lifetime), run_async.await)
-    }
-
     pub(crate) fn write_stamped(
         &self,
         entry: &str,
@@ -192,12 +174,42 @@ impl Backend {
         }
     }
 
-    pub(crate) fn delete(&self, entry: &str) -> Result<bool, BackendError> {
-        dispatch!(self, m => m.delete(entry), r => commands::delete(entry), run)
+    pub(crate) fn delete(
+        &self,
+        entry: &str,
+        tombstone: Vec<u8>,
+        lifetime: Option<Duration>,
+    ) -> Result<bool, BackendError> {
+        dispatch!(self, m => m.delete(entry, tombstone, lifetime), r => commands::delete(entry, &tombstone, lifetime), run)
     }
 
-    pub(crate) async fn delete_async(&self, entry: &str) -> Result<bool, BackendError> {
-        dispatch!(self, m => m.delete(entry), r => commands::delete(entry), run_async.await)
+    pub(crate) async fn delete_async(
+        &self,
+        entry: &str,
+        tombstone: Vec<u8>,
+        lifetime: Option<Duration>,
+    ) -> Result<bool, BackendError> {
+        dispatch!(self, m => m.delete(entry, tombstone, lifetime), r => commands::delete(entry, &tombstone, lifetime), run_async.await)
+    }
+
+    pub(crate) fn write_unless_deleted(
+        &self,
+        entry: &str,
+        bytes: Vec<u8>,
+        lifetime: Option<Duration>,
+        seen: Option<&[u8]>,
+    ) -> Result<bool, BackendError> {
+        dispatch!(self, m => m.write_unless_deleted(entry, bytes, lifetime, seen), r => commands::write_unless_deleted(entry, &bytes, lifetime, seen), run)
+    }
+
+    pub(crate) async fn write_unless_deleted_async(
+        &self,
+        entry: &str,
+        bytes: Vec<u8>,
+        lifetime: Option<Duration>,
+        seen: Option<&[u8]>,
+    ) -> Result<bool, BackendError> {
+        dispatch!(self, m => m.write_unless_deleted(entry, bytes, lifetime, seen), r => commands::write_unless_deleted(entry, &bytes, lifetime, seen), run_async.await)
     }
 
     pub(crate) fn bump(

@@ -8,7 +8,6 @@
 //! passes; a woken waiter pushes the token back for the next one, then reads the value. Any Redis
 //! error ends the protocol for that caller, who computes by itself (fail open).
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::outcome::{Codec, Outcome};
@@ -47,16 +46,16 @@ impl Call<'_> {
         loop {
             match target.cache.flights().join(&target.request.entry) {
                 Joined::Leader(leader) => {
-                    let (outcome, bytes) =
+                    let (outcome, landing) =
                         self.lead(target, &codec, compute, observed, deadline, &mut report);
-                    leader.land(landing(bytes));
+                    leader.land(landing);
                     return self.finish(target, report, outcome);
                 }
                 Joined::Follower(flight) => {
                     let waited = self.start_waiting(target);
                     let landing = flight.wait(deadline);
                     report.waited(waited);
-                    match self.followed(landing, &codec, &mut report, deadline) {
+                    match self.followed(landing, &codec, &mut report, deadline, observed.as_ref()) {
                         None => {}
                         Some(Ok(outcome)) => return self.finish(target, report, outcome),
                         Some(Err(GaveUp)) => {
@@ -87,17 +86,19 @@ impl Call<'_> {
         loop {
             match target.cache.flights().join(&target.request.entry) {
                 Joined::Leader(leader) => {
-                    let (outcome, bytes) = self
+                    let (outcome, landing) = self
                         .lead_async(target, &codec, compute, observed, deadline, &mut report)
                         .await;
-                    leader.land(landing(bytes));
+                    leader.land(landing);
                     return self.finish(target, report, outcome);
                 }
                 Joined::Follower(flight) => {
                     let waited = self.start_waiting(target);
                     let landing = flight.wait_async(deadline).await;
                     report.waited(waited);
-                    if let Some(outcome) = self.followed(landing, &codec, &mut report, deadline) {
+                    if let Some(outcome) =
+                        self.followed(landing, &codec, &mut report, deadline, observed.as_ref())
+                    {
                         match outcome {
                             Ok(outcome) => return self.finish(target, report, outcome),
                             Err(GaveUp) => {
@@ -128,7 +129,7 @@ impl Call<'_> {
         mut observed: Option<Observed>,
         deadline: Instant,
         report: &mut Report,
-    ) -> (R, Option<Vec<u8>>) {
+    ) -> (R, Landing) {
         let cache = target.cache;
         let Some(store) = cache.backend().shared() else {
             // One process is all there is; a leader may have landed just before this one joined.
@@ -197,7 +198,7 @@ impl Call<'_> {
         mut observed: Option<Observed>,
         deadline: Instant,
         report: &mut Report,
-    ) -> (R, Option<Vec<u8>>) {
+    ) -> (R, Landing) {
         let cache = target.cache;
         let Some(store) = cache.backend().shared() else {
             match self.recheck(cache.lookup_async(&target.request).await, codec, report) {
@@ -347,12 +348,15 @@ impl Call<'_> {
         lookup: Lookup,
         codec: &Codec<R::Value>,
         report: &mut Report,
-    ) -> Result<(R, Option<Vec<u8>>), Option<Observed>> {
+    ) -> Result<(R, Landing), Option<Observed>> {
         match lookup {
             Lookup::Hit(bytes, observed) => match (codec.decode)(&bytes) {
                 Some(value) => {
                     report.hit(bytes.len());
-                    Ok((R::from_cached(value), Some(bytes)))
+                    Ok((
+                        R::from_cached(value),
+                        Landing::new(Some(bytes), Some(observed)),
+                    ))
                 }
                 None => Err(Some(observed)),
             },
@@ -361,16 +365,21 @@ impl Call<'_> {
         }
     }
 
-    /// What a follower does with what its leader landed: `Some(Ok)` the shared value,
-    /// `Some(Err)` compute by itself, `None` try again (maybe as the new leader).
+    /// What a follower does with what its leader landed: `Some(Ok)` the shared value (when it is
+    /// fresh for this follower: the leader may have started before an invalidation that this
+    /// follower saw), `Some(Err)` compute by itself, `None` try again (maybe as the new leader).
     fn followed<R: Outcome>(
         &self,
         landing: Option<Landing>,
         codec: &Codec<R::Value>,
         report: &mut Report,
         deadline: Instant,
+        observed: Option<&Observed>,
     ) -> Option<Result<R, GaveUp>> {
-        if let Some(Landing::Value(bytes)) = &landing {
+        if let Some(bytes) = landing
+            .as_ref()
+            .and_then(|landing| landing.value_for(observed))
+        {
             if let Some(value) = (codec.decode)(bytes) {
                 report.hit(bytes.len());
                 return Some(Ok(R::from_cached(value)));
@@ -394,10 +403,6 @@ impl Call<'_> {
 
 /// A follower waited for its whole `lock_timeout` and computes by itself.
 struct GaveUp;
-
-fn landing(bytes: Option<Vec<u8>>) -> Landing {
-    bytes.map_or(Landing::Nothing, |bytes| Landing::Value(Arc::new(bytes)))
-}
 
 /// How long to block on the wake list: until the lock expires or the deadline, whichever is first.
 fn wait_timeout(lock_ttl: Duration, deadline: Instant) -> Option<Duration> {

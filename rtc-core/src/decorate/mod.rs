@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::cache::TaggedCache;
 use crate::entry::Observed;
+use crate::flights::Landing;
 use crate::health::WarnLimiter;
 use crate::hook::CacheInfo;
 use crate::request::{Lookup, Request};
@@ -193,8 +194,8 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Runs the body and stores its cacheable part stamped with `observed`; returns the outcome
-    /// and the bytes stored.
+    /// Runs the body and stores its cacheable part stamped with `observed` (completed first);
+    /// returns the outcome and what to share with callers waiting for it.
     fn compute_and_store<R: Outcome>(
         &self,
         target: &Target<'_>,
@@ -202,16 +203,17 @@ impl<'a> Call<'a> {
         compute: impl FnOnce() -> R,
         observed: Option<Observed>,
         report: &mut Report,
-    ) -> (R, Option<Vec<u8>>) {
+    ) -> (R, Landing) {
+        let observed = observed.and_then(|observed| target.cache.complete_versions(observed));
         let outcome = report.time_body(compute);
         let bytes = encoded(codec, &outcome);
-        if let (Some(observed), Some(bytes)) = (observed, &bytes) {
+        if let (Some(observed), Some(bytes)) = (&observed, &bytes) {
             report.info.serialized_size = bytes.len();
             target
                 .cache
                 .store_observed(&target.request, observed, bytes, self.lifetime);
         }
-        (outcome, bytes)
+        (outcome, Landing::new(bytes, observed))
     }
 
     async fn compute_and_store_async<R: Outcome>(
@@ -221,17 +223,21 @@ impl<'a> Call<'a> {
         compute: impl Future<Output = R>,
         observed: Option<Observed>,
         report: &mut Report,
-    ) -> (R, Option<Vec<u8>>) {
+    ) -> (R, Landing) {
+        let observed = match observed {
+            Some(observed) => target.cache.complete_versions_async(observed).await,
+            None => None,
+        };
         let outcome = report.time_body_async(compute).await;
         let bytes = encoded(codec, &outcome);
-        if let (Some(observed), Some(bytes)) = (observed, &bytes) {
+        if let (Some(observed), Some(bytes)) = (&observed, &bytes) {
             report.info.serialized_size = bytes.len();
             target
                 .cache
                 .store_observed_async(&target.request, observed, bytes, self.lifetime)
                 .await;
         }
-        (outcome, bytes)
+        (outcome, Landing::new(bytes, observed))
     }
 
     /// Computes and stores the value, whatever the cache holds.
@@ -244,13 +250,9 @@ impl<'a> Call<'a> {
             Lookup::Hit(_, observed) | Lookup::Miss(observed) => Some(observed),
             Lookup::Unavailable => None,
         };
-        let outcome = compute();
-        if let (Some(observed), Some(bytes)) = (observed, encoded(&codec, &outcome)) {
-            target
-                .cache
-                .store_observed(&target.request, observed, &bytes, self.lifetime);
-        }
-        outcome
+        let mut report = self.report();
+        self.compute_and_store(&target, &codec, compute, observed, &mut report)
+            .0
     }
 
     /// Async twin of [`Call::refresh`].
@@ -266,14 +268,10 @@ impl<'a> Call<'a> {
             Lookup::Hit(_, observed) | Lookup::Miss(observed) => Some(observed),
             Lookup::Unavailable => None,
         };
-        let outcome = compute.await;
-        if let (Some(observed), Some(bytes)) = (observed, encoded(&codec, &outcome)) {
-            target
-                .cache
-                .store_observed_async(&target.request, observed, &bytes, self.lifetime)
-                .await;
-        }
-        outcome
+        let mut report = self.report();
+        self.compute_and_store_async(&target, &codec, compute, observed, &mut report)
+            .await
+            .0
     }
 
     /// Removes the entry of exactly these arguments; true if one was removed.

@@ -17,9 +17,12 @@ pub struct Codec<T> {
     pub decode: fn(&[u8]) -> Option<T>,
 }
 
-impl<T: Serialize + DeserializeOwned> Codec<T> {
+impl<T> Codec<T> {
     /// JSON through serde_json, the default.
-    pub fn json() -> Self {
+    pub fn json() -> Self
+    where
+        T: Serialize + DeserializeOwned,
+    {
         Self {
             encode: |value| match serde_json::to_vec(value) {
                 Ok(bytes) => Some(bytes),
@@ -36,9 +39,7 @@ impl<T: Serialize + DeserializeOwned> Codec<T> {
             decode: |bytes| serde_json::from_slice(bytes).ok(),
         }
     }
-}
 
-impl<T> Codec<T> {
     /// A user's `serializer = ...` and `unserializer = ...`.
     pub fn custom(encode: fn(&T) -> Option<Vec<u8>>, decode: fn(&[u8]) -> Option<T>) -> Self {
         Self { encode, decode }

@@ -78,7 +78,8 @@ impl ServerConnector {
                 .await
                 .map_err(BackendError::Redis);
         }
-        let mut connection = self.manager()?;
+        let runtime = PerRuntime::<ConnectionManager>::current()?;
+        let mut connection = self.manager(runtime)?;
         let mut result = pipeline.query_async(&mut connection).await;
         if let (Some(script), Err(error)) = (op.script, &result) {
             if super::is_noscript(error) {
@@ -88,12 +89,17 @@ impl ServerConnector {
                 };
             }
         }
+        if let Err(error) = &result {
+            if super::is_connection_trouble(error) {
+                // A fresh manager connects at once; the failed one may still be retrying.
+                self.managers.forget(runtime);
+            }
+        }
         result.map_err(BackendError::Redis)
     }
 
     /// This runtime's connection manager, made (without connecting) on first use.
-    fn manager(&self) -> Result<ConnectionManager, BackendError> {
-        let runtime = PerRuntime::<ConnectionManager>::current()?;
+    fn manager(&self, runtime: tokio::runtime::Id) -> Result<ConnectionManager, BackendError> {
         if let Some(manager) = self.managers.get(runtime) {
             return Ok(manager);
         }

@@ -23,8 +23,8 @@ pub(crate) struct Timeouts {
 }
 
 enum Connector {
-    Server(ServerConnector),
-    Cluster(ClusterConnector),
+    Server(Box<ServerConnector>),
+    Cluster(Box<ClusterConnector>),
 }
 
 pub(crate) struct RedisStore {
@@ -40,7 +40,9 @@ impl RedisStore {
     }
 
     pub(crate) fn cluster(client: ClusterClient, timeouts: Timeouts) -> Self {
-        Self::with(Connector::Cluster(ClusterConnector::new(client, timeouts)))
+        Self::with(Connector::Cluster(Box::new(ClusterConnector::new(
+            client, timeouts,
+        ))))
     }
 
     fn with(connector: Connector) -> Self {

@@ -34,9 +34,8 @@ pub(crate) struct RedisStore {
 
 impl RedisStore {
     pub(crate) fn server(info: ConnectionInfo, timeouts: Timeouts) -> Result<Self, RedisError> {
-        Ok(Self::with(Connector::Server(ServerConnector::new(
-            info, timeouts,
-        )?)))
+        let server = ServerConnector::new(info, timeouts)?;
+        Ok(Self::with(Connector::Server(Box::new(server))))
     }
 
     pub(crate) fn cluster(client: ClusterClient, timeouts: Timeouts) -> Self {

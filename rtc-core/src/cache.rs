@@ -314,10 +314,13 @@ impl TaggedCache {
                 observed,
                 entry,
                 tags,
-            } => match self.inner.backend.read_tags(&tags) {
-                Ok(versions) => second_read(observed, &entry, tags, &versions),
-                Err(error) => self.failed("read", &error),
-            },
+            } => {
+                let tags = self.tag_keys(tags);
+                match self.inner.backend.read_tags(&tags) {
+                    Ok(versions) => second_read(observed, &entry, tags, &versions),
+                    Err(error) => self.failed("read", &error),
+                }
+            }
         }
     }
 
@@ -332,10 +335,13 @@ impl TaggedCache {
                 observed,
                 entry,
                 tags,
-            } => match self.inner.backend.read_tags_async(&tags).await {
-                Ok(versions) => second_read(observed, &entry, tags, &versions),
-                Err(error) => self.failed("read", &error),
-            },
+            } => {
+                let tags = self.tag_keys(tags);
+                match self.inner.backend.read_tags_async(&tags).await {
+                    Ok(versions) => second_read(observed, &entry, tags, &versions),
+                    Err(error) => self.failed("read", &error),
+                }
+            }
         }
     }
 
@@ -495,6 +501,25 @@ impl TaggedCache {
         tags.into_iter()
             .map(|tag| (tag, Version::fresh()))
             .collect()
+    }
+
+    /// The keys of tags an entry recorded by id.
+    fn tag_keys(&self, ids: Vec<crate::keys::TagId>) -> Vec<TagKey> {
+        ids.into_iter()
+            .map(|id| self.inner.keys.tag_from_id(id))
+            .collect()
+    }
+
+    /// The pattern every Redis key of this cache's namespace matches (`rtc:?:<namespace id>:*`),
+    /// for an ACL rule that confines a user to the namespace, or for `SCAN`.
+    ///
+    /// ```
+    /// let cache = rtc::TaggedCache::builder().namespace("shop").in_local_memory(true).build().unwrap();
+    /// assert!(cache.key_pattern().starts_with("rtc:?:"));
+    /// // ACL SETUSER shop on >password ~<pattern> +@read +@write +@scripting -@dangerous
+    /// ```
+    pub fn key_pattern(&self) -> String {
+        self.inner.keys.pattern()
     }
 
     pub(crate) fn implicit_tag(&self, name: &str) -> TagKey {

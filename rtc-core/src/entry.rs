@@ -83,7 +83,7 @@ pub(crate) enum Freshness<'a> {
     /// A tag changed or vanished, or the bytes are not an entry of this shape.
     Stale,
     /// The entry carries implicit tags the reader did not observe; observe them and ask again.
-    Unobserved(Vec<TagKey>),
+    Unobserved(Vec<TagId>),
 }
 
 /// Checks `bytes` against `observed`.
@@ -107,7 +107,7 @@ pub(crate) fn check<'a>(bytes: &'a [u8], observed: &Observed) -> Freshness<'a> {
         match observed.implicit_version(&id) {
             Some(Some(current)) if current.as_bytes() == stored => {}
             Some(_) => return Freshness::Stale,
-            None => unobserved.push(TagKey::from_id(id)),
+            None => unobserved.push(id),
         }
     }
     if unobserved.is_empty() {
@@ -238,7 +238,7 @@ mod tests {
         let Freshness::Unobserved(tags) = check(&bytes, &reader) else {
             panic!("expected unobserved tags");
         };
-        assert_eq!(tags, vec![KeySpace::new("ns").implicit_tag("f")]);
+        assert_eq!(tags, vec![*KeySpace::new("ns").implicit_tag("f").id()]);
         let stale = observed(&[Some(1)], &[("f", Some(4))]);
         assert_eq!(check(&bytes, &stale), Freshness::Stale);
     }

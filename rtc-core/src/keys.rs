@@ -1,7 +1,9 @@
 //! Redis key layout.
 //!
-//! Every key rtc writes is `rtc:<kind>:<32 hex digits>`, where the digits are the first 128 bits of
-//! a SHA-256 over a domain label and the length-prefixed user strings. The length prefixes make the
+//! Every key rtc writes is `rtc:<kind>:<namespace id>:<32 hex digits>`, where the digits are the
+//! first 128 bits of a SHA-256 over a domain label and the length-prefixed user strings, and the
+//! namespace id is 48 bits of a SHA-256 of the namespace (so that an ACL can confine a user to
+//! one namespace: `~rtc:?:<namespace id>:*`). The length prefixes make the
 //! encoding injective (no pair of different inputs hashes the same bytes), the domain label keeps
 //! entries, tags and the engine's own keys apart, and the namespace is part of every hash, so no
 //! user string of any content or length can reach another namespace's keys. No key carries a
@@ -12,9 +14,8 @@ use sha2::{Digest, Sha256};
 /// Length of a key's hash in bytes (128 bits).
 pub(crate) const ID_LEN: usize = 16;
 
-/// The fixed part in front of every tag key.
-const TAG_PREFIX: &str = "rtc:t:";
-const ENTRY_PREFIX: &str = "rtc:e:";
+/// Bytes of the namespace's hash in every key.
+const NAMESPACE_ID_LEN: usize = 6;
 
 /// A 128-bit tag identifier, stored inside entries for implicit tags.
 pub(crate) type TagId = [u8; ID_LEN];
@@ -48,13 +49,6 @@ pub(crate) struct TagKey {
 }
 
 impl TagKey {
-    pub(crate) fn from_id(id: TagId) -> Self {
-        Self {
-            key: render(TAG_PREFIX, &id),
-            id,
-        }
-    }
-
     pub(crate) fn id(&self) -> &TagId {
         &self.id
     }
@@ -77,12 +71,31 @@ pub(crate) struct LockKeys {
 #[derive(Clone, Debug)]
 pub(crate) struct KeySpace {
     namespace: String,
+    /// `<namespace id>`, as it stands in every key.
+    id: String,
 }
 
 impl KeySpace {
     pub(crate) fn new(namespace: &str) -> Self {
+        let mut hasher = Sha256::new();
+        feed(&mut hasher, b"rtc/namespace");
+        feed(&mut hasher, namespace.as_bytes());
         Self {
             namespace: namespace.to_owned(),
+            id: hex(&hasher.finalize()[..NAMESPACE_ID_LEN]),
+        }
+    }
+
+    /// The pattern every key of this namespace matches, for ACL rules and `SCAN`.
+    pub(crate) fn pattern(&self) -> String {
+        format!("rtc:?:{}:*", self.id)
+    }
+
+    /// The tag key whose id an entry recorded.
+    pub(crate) fn tag_from_id(&self, id: TagId) -> TagKey {
+        TagKey {
+            key: self.render("t", &hex(&id)),
+            id,
         }
     }
 
@@ -109,7 +122,7 @@ impl KeySpace {
         for tag in sorted_tags {
             feed(&mut hasher, tag.as_bytes());
         }
-        render(ENTRY_PREFIX, &truncate(hasher))
+        self.render("e", &hex(&truncate(hasher)))
     }
 
     /// The stampede lock of an entry, and the list its waiters are woken through. The two share
@@ -117,17 +130,21 @@ impl KeySpace {
     pub(crate) fn lock(&self, entry_key: &str) -> LockKeys {
         let mut hasher = self.hasher(b"rtc/lock");
         feed(&mut hasher, entry_key.as_bytes());
-        let slot = render("", &truncate(hasher));
+        let slot = format!("{{{}}}", hex(&truncate(hasher)));
         LockKeys {
-            lock: format!("rtc:l:{{{slot}}}"),
-            wake: format!("rtc:w:{{{slot}}}"),
+            lock: self.render("l", &slot),
+            wake: self.render("w", &slot),
         }
     }
 
     fn tag_in(&self, domain: TagDomain, name: &str) -> TagKey {
         let mut hasher = self.hasher(domain.label());
         feed(&mut hasher, name.as_bytes());
-        TagKey::from_id(truncate(hasher))
+        self.tag_from_id(truncate(hasher))
+    }
+
+    fn render(&self, kind: &str, suffix: &str) -> String {
+        format!("rtc:{kind}:{}:{suffix}", self.id)
     }
 
     fn hasher(&self, label: &[u8]) -> Sha256 {
@@ -151,15 +168,14 @@ fn truncate(hasher: Sha256) -> TagId {
     id
 }
 
-fn render(prefix: &str, id: &TagId) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut key = String::with_capacity(prefix.len() + 2 * ID_LEN);
-    key.push_str(prefix);
-    for byte in id {
-        key.push(HEX[usize::from(byte >> 4)] as char);
-        key.push(HEX[usize::from(byte & 0xf)] as char);
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(2 * bytes.len());
+    for byte in bytes {
+        text.push(DIGITS[usize::from(byte >> 4)] as char);
+        text.push(DIGITS[usize::from(byte & 0xf)] as char);
     }
-    key
+    text
 }
 
 #[cfg(test)]
@@ -186,9 +202,27 @@ mod tests {
 
     #[test]
     fn tag_keys_round_trip_through_their_id() {
-        let tag = KeySpace::new("ns").user_tag("user:42");
-        assert_eq!(TagKey::from_id(*tag.id()), tag);
+        let space = KeySpace::new("ns");
+        let tag = space.user_tag("user:42");
+        assert_eq!(space.tag_from_id(*tag.id()), tag);
         assert!(tag.as_str().starts_with("rtc:t:"));
-        assert_eq!(tag.as_str().len(), TAG_PREFIX.len() + 32);
+        assert_eq!(tag.as_str().len(), "rtc:t::".len() + 12 + 32);
+    }
+
+    #[test]
+    fn every_key_of_a_namespace_matches_its_pattern() {
+        let space = KeySpace::new("shop");
+        let pattern = space.pattern();
+        let prefix = pattern.trim_start_matches("rtc:?").trim_end_matches('*');
+        let lock = space.lock(&space.entry("k", &[]));
+        for key in [
+            space.entry("k", &["t"]),
+            space.user_tag("t").as_str().to_owned(),
+            lock.lock,
+            lock.wake,
+        ] {
+            assert_eq!(&key[5..5 + prefix.len()], prefix, "{key} against {pattern}");
+        }
+        assert_ne!(KeySpace::new("other").pattern(), pattern);
     }
 }

@@ -1,7 +1,7 @@
 //! One entry's keys, and the step from what a backend returned to a hit or a miss.
 
 use crate::entry::{self, Freshness, Observed};
-use crate::keys::{KeySpace, TagKey};
+use crate::keys::{KeySpace, TagId, TagKey};
 use crate::version::Version;
 
 /// The keys of one entry: where it is stored, and the tags it is checked against.
@@ -77,7 +77,7 @@ pub(crate) enum FirstRead {
     Unobserved {
         observed: Observed,
         entry: Vec<u8>,
-        tags: Vec<TagKey>,
+        tags: Vec<TagId>,
     },
 }
 

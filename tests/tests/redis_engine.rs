@@ -107,7 +107,11 @@ fn keys_are_namespaced_hashes_with_no_user_text() {
             key.starts_with("rtc:e:") || key.starts_with("rtc:t:"),
             "unexpected key {key}"
         );
-        assert_eq!(key.len(), 6 + 32, "prefix and 128-bit hash: {key}");
+        assert_eq!(
+            key.len(),
+            6 + 12 + 1 + 32,
+            "kind, namespace id and 128-bit hash: {key}"
+        );
     }
 }
 

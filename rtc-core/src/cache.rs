@@ -96,11 +96,16 @@ impl TaggedCache {
         let backend = match &settings.target {
             Target::Disabled => Backend::Disabled,
             Target::Memory => Backend::Memory(MemoryStore::default()),
-            Target::Redis(info) => Backend::Redis(Box::new(
-                RedisStore::server((**info).clone(), timeouts).map_err(invalid)?,
-            )),
+            Target::Redis(info) => {
+                let client = settings.tls.client((**info).clone()).map_err(invalid)?;
+                Backend::Redis(Box::new(
+                    RedisStore::server(client, timeouts).map_err(invalid)?,
+                ))
+            }
             Target::Cluster(nodes) => {
-                let client = redis::cluster::ClusterClientBuilder::new(nodes.clone())
+                let client = settings
+                    .tls
+                    .cluster_builder(nodes.clone())
                     .connection_timeout(timeouts.connect)
                     .response_timeout(timeouts.socket)
                     .retries(CLUSTER_RETRIES)

@@ -8,6 +8,7 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionI
 use crate::cache::TaggedCache;
 use crate::error::ConfigError;
 use crate::hook::{CacheInfo, Hook};
+use crate::tls::{self, TlsMaterial, TlsOptions};
 
 /// Where a cache keeps its entries.
 #[derive(Clone)]
@@ -17,6 +18,18 @@ pub(crate) enum Target {
     Redis(Box<ConnectionInfo>),
     /// Seed nodes of a Redis Cluster; the rest of the topology is discovered.
     Cluster(Vec<ConnectionInfo>),
+}
+
+impl Target {
+    /// True when connections use TLS.
+    pub(crate) fn uses_tls(&self) -> bool {
+        let tls = |info: &ConnectionInfo| matches!(info.addr(), ConnectionAddr::TcpTls { .. });
+        match self {
+            Target::Redis(info) => tls(info),
+            Target::Cluster(nodes) => nodes.iter().any(tls),
+            Target::Disabled | Target::Memory => false,
+        }
+    }
 }
 
 /// Validated settings, shared by every clone of a [`TaggedCache`].
@@ -29,6 +42,7 @@ pub(crate) struct Settings {
     pub default_lifetime: Option<Duration>,
     pub lifetime_for_tags: Option<Duration>,
     pub hook: Option<Hook>,
+    pub tls: TlsMaterial,
 }
 
 impl fmt::Debug for Settings {
@@ -98,6 +112,7 @@ pub struct TaggedCacheBuilder {
     disabled: bool,
     in_local_memory: bool,
     hook: Option<Hook>,
+    tls: TlsOptions,
 }
 
 impl fmt::Debug for TaggedCacheBuilder {
@@ -119,6 +134,7 @@ impl fmt::Debug for TaggedCacheBuilder {
             .field("disabled", &self.disabled)
             .field("in_local_memory", &self.in_local_memory)
             .field("hook", &self.hook)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -142,6 +158,7 @@ impl Default for TaggedCacheBuilder {
             disabled: false,
             in_local_memory: false,
             hook: None,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -201,6 +218,31 @@ impl TaggedCacheBuilder {
     /// Connect with TLS.
     pub fn ssl(mut self, ssl: bool) -> Self {
         self.ssl = ssl;
+        self
+    }
+
+    /// Trusts the CA certificates in this PEM file (instead of the system's roots) for TLS
+    /// connections. Needs the `tls` feature; the file is read by `build()`.
+    pub fn tls_ca_file(mut self, path: impl Into<std::path::PathBuf>) -> Self {
+        self.tls.ca_file = Some(path.into());
+        self
+    }
+
+    /// Presents this client certificate and key (PEM files) to servers that ask for one
+    /// (`tls-auth-clients yes`). Needs the `tls` feature; the files are read by `build()`.
+    pub fn tls_client_cert(
+        mut self,
+        cert: impl Into<std::path::PathBuf>,
+        key: impl Into<std::path::PathBuf>,
+    ) -> Self {
+        self.tls.client_cert = Some((cert.into(), key.into()));
+        self
+    }
+
+    /// **Dangerous**: accepts any server certificate, so anyone on the path can read and change
+    /// the traffic. Only for tests against self-signed servers. Off by default.
+    pub fn tls_insecure_skip_verify(mut self, insecure: bool) -> Self {
+        self.tls.insecure = insecure;
         self
     }
 
@@ -312,6 +354,12 @@ impl TaggedCacheBuilder {
         } else {
             Target::Redis(Box::new(self.connection_info()?))
         };
+        if self.tls.requested() && !target.uses_tls() && !matches!(target, Target::Disabled) {
+            return Err(ConfigError::Contradictory(
+                "tls_* settings given, but the connection is not TLS (use rediss:// or ssl(true))",
+            ));
+        }
+        let tls_material = self.tls.load()?;
         Ok(Settings {
             namespace: self.namespace,
             target,
@@ -320,15 +368,13 @@ impl TaggedCacheBuilder {
             default_lifetime: self.default_lifetime.filter(|d| !d.is_zero()),
             lifetime_for_tags: self.lifetime_for_tags.filter(|d| !d.is_zero()),
             hook: self.hook,
+            tls: tls_material,
         })
     }
 
     fn connection_info(&self) -> Result<ConnectionInfo, ConfigError> {
         if let Some(url) = &self.url {
-            return parse_url(url);
-        }
-        if self.ssl {
-            return Err(ConfigError::TlsUnavailable);
+            return tls::secure(parse_url(url)?, false, self.tls.insecure);
         }
         let host = self.host.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
         let addr = ConnectionAddr::Tcp(host, self.port.unwrap_or(6379));
@@ -344,15 +390,12 @@ impl TaggedCacheBuilder {
             .map_err(|error| ConfigError::InvalidUrl {
                 reason: error.to_string(),
             })?;
-        Ok(info.set_redis_settings(redis))
+        tls::secure(info.set_redis_settings(redis), self.ssl, self.tls.insecure)
     }
 }
 
 impl TaggedCacheBuilder {
     fn cluster_nodes(&self) -> Result<Vec<ConnectionInfo>, ConfigError> {
-        if self.ssl {
-            return Err(ConfigError::TlsUnavailable);
-        }
         self.cluster_urls
             .iter()
             .map(|url| {
@@ -364,7 +407,7 @@ impl TaggedCacheBuilder {
                 if let Some(password) = &self.password {
                     redis = redis.set_password(password);
                 }
-                Ok(info.set_redis_settings(redis))
+                tls::secure(info.set_redis_settings(redis), self.ssl, self.tls.insecure)
             })
             .collect()
     }
@@ -374,6 +417,7 @@ fn parse_url(url: &str) -> Result<ConnectionInfo, ConfigError> {
     let scheme = url.split_once("://").map(|(scheme, _)| scheme);
     match scheme {
         Some("redis" | "redis+unix" | "unix") => {}
+        Some("rediss") if cfg!(feature = "tls") => {}
         Some("rediss") => return Err(ConfigError::TlsUnavailable),
         Some(other) => {
             return Err(ConfigError::InvalidUrl {

@@ -33,11 +33,19 @@ pub enum ConfigError {
         /// What is wrong with it (the URL itself is not repeated: it may hold a password).
         reason: String,
     },
-    /// TLS was asked for, but rtc was built without TLS support.
+    /// TLS was asked for, but rtc was built without its `tls` feature.
     #[error(
-        "TLS was requested (rediss:// or .ssl(true)) but this build of rtc has no TLS support"
+        "TLS was requested (rediss:// or ssl(true)) but rtc was built without its `tls` feature"
     )]
     TlsUnavailable,
+    /// A TLS certificate or key file could not be read.
+    #[error("cannot read TLS file {path}: {reason}")]
+    TlsFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why it could not be read.
+        reason: String,
+    },
     /// Two settings contradict each other.
     #[error("contradictory settings: {0}")]
     Contradictory(&'static str),

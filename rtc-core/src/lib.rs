@@ -17,6 +17,7 @@ mod hook;
 mod keys;
 mod request;
 mod stats;
+mod tls;
 mod version;
 
 pub use cache::{TaggedCache, NO_TAGS};

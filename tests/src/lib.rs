@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod cluster;
+pub mod tls;
 
 pub mod warnings;
 

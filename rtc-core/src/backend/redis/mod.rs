@@ -7,7 +7,7 @@ mod server;
 use std::time::Duration;
 
 use redis::cluster::ClusterClient;
-use redis::{ConnectionInfo, RedisError, RedisResult, Value};
+use redis::{RedisError, RedisResult, Value};
 
 use self::cluster::ClusterConnector;
 use self::server::ServerConnector;
@@ -33,8 +33,8 @@ pub(crate) struct RedisStore {
 }
 
 impl RedisStore {
-    pub(crate) fn server(info: ConnectionInfo, timeouts: Timeouts) -> Result<Self, RedisError> {
-        let server = ServerConnector::new(info, timeouts)?;
+    pub(crate) fn server(client: redis::Client, timeouts: Timeouts) -> Result<Self, RedisError> {
+        let server = ServerConnector::new(client, timeouts)?;
         Ok(Self::with(Connector::Server(Box::new(server))))
     }
 

@@ -1,7 +1,7 @@
 //! One Redis server: pooled sync connections, a `ConnectionManager` per runtime for async calls.
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Client, Connection, ConnectionInfo, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Client, Connection, RedisResult, Value};
 
 use super::connections::{Idle, PerRuntime};
 use super::{with_script_retry, Timeouts};
@@ -24,9 +24,9 @@ fn pipeline<T>(op: &Op<T>) -> redis::Pipeline {
 }
 
 impl ServerConnector {
-    pub(super) fn new(info: ConnectionInfo, timeouts: Timeouts) -> RedisResult<Self> {
+    pub(super) fn new(client: Client, timeouts: Timeouts) -> RedisResult<Self> {
         Ok(Self {
-            client: Client::open(info)?,
+            client,
             timeouts,
             idle: Idle::default(),
             managers: PerRuntime::default(),

@@ -1,0 +1,135 @@
+//! TLS settings: a custom CA, a client certificate, and the (dangerous) skip-verify switch.
+//!
+//! Built with the `tls` feature, rtc speaks TLS through rustls (with the *ring* provider) and
+//! trusts the system's roots unless a CA is given. Without it, asking for TLS is a
+//! [`ConfigError::TlsUnavailable`].
+
+use std::path::{Path, PathBuf};
+
+use redis::{ConnectionAddr, ConnectionInfo};
+
+use crate::error::ConfigError;
+
+/// What the builder was told about TLS.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TlsOptions {
+    pub ca_file: Option<PathBuf>,
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+    pub insecure: bool,
+}
+
+/// TLS material loaded at build time, ready for connections.
+#[derive(Clone, Default)]
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+pub(crate) struct TlsMaterial {
+    pub root_cert: Option<Vec<u8>>,
+    /// Certificate and key, PEM.
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl TlsOptions {
+    /// True when any TLS option was set.
+    pub(crate) fn requested(&self) -> bool {
+        self.ca_file.is_some() || self.client_cert.is_some() || self.insecure
+    }
+
+    /// Reads the files named, so that a missing file is a build-time error.
+    pub(crate) fn load(&self) -> Result<TlsMaterial, ConfigError> {
+        let client = match &self.client_cert {
+            Some((cert, key)) => Some((read(cert)?, read(key)?)),
+            None => None,
+        };
+        Ok(TlsMaterial {
+            root_cert: self.ca_file.as_deref().map(read).transpose()?,
+            client,
+        })
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|error| ConfigError::TlsFile {
+        path: path.to_owned(),
+        reason: error.to_string(),
+    })
+}
+
+/// `info` with TLS turned on (when `tls` is true or it already was) and, for `insecure`,
+/// certificate checks turned off.
+pub(crate) fn secure(
+    info: ConnectionInfo,
+    tls: bool,
+    insecure: bool,
+) -> Result<ConnectionInfo, ConfigError> {
+    let (host, port, already) = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => (host.clone(), *port, false),
+        ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), *port, true),
+        _ if tls || insecure => {
+            return Err(ConfigError::Contradictory(
+                "TLS settings given for a unix socket",
+            ))
+        }
+        _ => return Ok(info),
+    };
+    if !(tls || already) {
+        if insecure {
+            return Err(ConfigError::Contradictory(
+                "tls_insecure_skip_verify(true) without TLS (use rediss:// or ssl(true))",
+            ));
+        }
+        return Ok(info);
+    }
+    if !cfg!(feature = "tls") {
+        return Err(ConfigError::TlsUnavailable);
+    }
+    let insecure = insecure || matches!(info.addr(), ConnectionAddr::TcpTls { insecure: true, .. });
+    Ok(info.set_addr(ConnectionAddr::TcpTls {
+        host,
+        port,
+        insecure,
+        tls_params: None,
+    }))
+}
+
+impl TlsMaterial {
+    /// A client for one server, with these certificates.
+    pub(crate) fn client(&self, info: ConnectionInfo) -> redis::RedisResult<redis::Client> {
+        #[cfg(feature = "tls")]
+        if let Some(certificates) = self.certificates() {
+            return redis::Client::build_with_tls(info, certificates);
+        }
+        redis::Client::open(info)
+    }
+
+    /// A cluster client builder for these seed nodes, with these certificates.
+    pub(crate) fn cluster_builder(
+        &self,
+        nodes: Vec<ConnectionInfo>,
+    ) -> redis::cluster::ClusterClientBuilder {
+        let builder = redis::cluster::ClusterClientBuilder::new(nodes);
+        #[cfg(feature = "tls")]
+        if let Some(certificates) = self.certificates() {
+            return builder.certs(certificates);
+        }
+        builder
+    }
+}
+
+#[cfg(feature = "tls")]
+impl TlsMaterial {
+    /// The certificates for redis-rs, `None` when the system's roots and no client
+    /// certificate will do.
+    pub(crate) fn certificates(&self) -> Option<redis::TlsCertificates> {
+        if self.root_cert.is_none() && self.client.is_none() {
+            return None;
+        }
+        Some(redis::TlsCertificates {
+            client_tls: self.client.clone().map(|(client_cert, client_key)| {
+                redis::ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                }
+            }),
+            root_cert: self.root_cert.clone(),
+        })
+    }
+}

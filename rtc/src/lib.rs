@@ -1,4 +1,88 @@
-//! rtc facade (documentation lands with the macro).
+//! Cache function results in Redis (or in this process's memory) and drop every entry carrying a
+//! tag in one round trip, however many there are.
+//!
+//! ```
+//! use rtc::{cached, TaggedCache};
+//! # #[derive(serde::Serialize, serde::Deserialize)] struct User { id: u64 }
+//!
+//! #[cached(tags = [format!("user:{id}")], lifetime = 60)]
+//! fn get_user(id: u64) -> User {
+//!     User { id } // a slow query, in real life
+//! }
+//!
+//! // Once, at start-up (`.url("redis://127.0.0.1/")` for Redis):
+//! rtc::set_global(TaggedCache::builder().in_local_memory(true).build()?).ok();
+//!
+//! get_user(42);                                     // computed, then cached
+//! get_user(42);                                     // from the cache
+//! rtc::global().unwrap().invalidate(["user:42"]);   // every entry tagged user:42 misses
+//! invalidate_get_user(42);                          // or just this entry
+//! # Ok::<(), rtc::ConfigError>(())
+//! ```
+//!
+//! # Two ways in
+//!
+//! - **[`#[cached]`](cached)** on a function or method: its results are cached under a key made
+//!   of the function and its arguments, tagged as you say. It also generates
+//!   `invalidate_<fn>(args)`, `invalidate_all_<fn>()` and `refresh_<fn>(args)`. `Result` caches
+//!   only `Ok`, `Option` only `Some`; `async fn` use the async engine; `lock = true` runs one
+//!   computation per cold entry across threads, tasks and processes.
+//! - **[`TaggedCache`]** directly: [`set`](TaggedCache::set), [`get`](TaggedCache::get),
+//!   [`delete`](TaggedCache::delete), [`invalidate`](TaggedCache::invalidate),
+//!   [`invalidate_all`](TaggedCache::invalidate_all), each with an `_async` twin.
+//!
+//! ```
+//! use rtc::{TaggedCache, NO_TAGS};
+//!
+//! let cache = TaggedCache::builder().namespace("shop").in_local_memory(true).build()?;
+//! cache.set("cart:7", &vec!["apple", "pear"], ["user:42", "carts"], None);
+//! let cart: Vec<String> = cache.get("cart:7", ["carts", "user:42"]).unwrap();
+//! assert_eq!(cart, ["apple", "pear"]);
+//! cache.invalidate(["user:42"]);
+//! assert!(cache.get::<Vec<String>>("cart:7", ["carts", "user:42"]).is_err());
+//! # Ok::<(), rtc::ConfigError>(())
+//! ```
+//!
+//! An entry is identified by its key **and** its set of tags: `set("k", v1, ["a"])` and
+//! `set("k", v2, ["b"])` are two entries. Values are stored as JSON (serde_json) unless a
+//! `#[cached]` function names its own `serializer`/`unserializer`.
+//!
+//! # Backends
+//!
+//! | builder | where entries live |
+//! |---|---|
+//! | `.url("redis://host:6379/0")` or `.host().port().db()` | one Redis server (7.0 or newer) |
+//! | `.cluster_urls([...])` | a Redis Cluster; entries and tags spread over every shard |
+//! | `.in_local_memory(true)` | this process; same semantics, no Redis needed |
+//! | `.disabled(true)` | nowhere: every read misses, every write does nothing |
+//!
+//! TLS (`rediss://`, `.ssl(true)`, [`tls_ca_file`](TaggedCacheBuilder::tls_ca_file),
+//! [`tls_client_cert`](TaggedCacheBuilder::tls_client_cert)) needs the `tls` feature. ACL users
+//! go in the URL or in `.username()`/`.password()`; [`TaggedCache::key_pattern`] gives the key
+//! pattern an ACL rule can confine a user to.
+//!
+//! # Guarantees
+//!
+//! - **Fail open.** A Redis error, timeout, corrupt entry or value that does not (de)serialize is
+//!   a miss or a skipped write plus one rate-limited `tracing` warning; after a connection
+//!   failure Redis is skipped for a short, growing pause. Nothing panics; `build()` never
+//!   connects and errs only for settings that cannot work ([`ConfigError`]).
+//! - **Never stale after an invalidation returns**, including values that were being computed
+//!   while it happened: values are stamped with the tag versions read before computing.
+//! - **One computation per cold entry** with `lock = true` while Redis is healthy.
+//!
+//! A hit is one round trip (`MGET` of the entry and its tags' versions), an invalidation one
+//! round trip whatever the number of entries. The repository's `ARCHITECTURE.md` explains the
+//! key layout and entry format, `RELIABILITY.md` which test proves each promise, and
+//! `BENCHMARKS.md` the measured cost beside raw redis-rs.
+//!
+//! # Observability
+//!
+//! [`TaggedCache::stats`] returns counters (hits, misses, sets, invalidations, errors, lock
+//! waits); [`TaggedCacheBuilder::cache_hook`] calls a function with a [`CacheInfo`] after every
+//! decorated call; `tracing` debug events mark hits, misses, lock waits and bypasses.
+
+#![warn(missing_docs)]
 
 #[doc(inline)]
 pub use rtc_macros::cached;

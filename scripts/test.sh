@@ -29,5 +29,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "==> cargo test (unit, integration, UI and doc tests)"
 cargo test --workspace --all-features
 
+echo "==> cargo doc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+
 echo "==> benches and examples build"
 cargo build --workspace --all-features --benches --examples --quiet

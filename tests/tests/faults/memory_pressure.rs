@@ -6,7 +6,6 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-use redis::Commands;
 use rtc::TaggedCache;
 use rtc_tests::{warnings, RedisServer};
 
@@ -20,25 +19,18 @@ fn full_load(data: &Data, item: u64) -> Reading {
     data.read(item)
 }
 
-/// Writes filler keys until the server refuses one for lack of memory; returns how many it took.
-fn fill(server: &RedisServer) -> usize {
-    let mut probe = server.connection();
-    let filler = vec![b'f'; 8 * 1024];
-    for i in 0.. {
-        match probe.set::<_, _, ()>(format!("filler:{i}"), &filler) {
-            Ok(()) => {}
-            Err(error) if error.code() == Some("OOM") => return i,
-            Err(error) => panic!("filling the server: {error}"),
-        }
-    }
-    unreachable!()
+/// Puts the server over its memory limit: `maxmemory` set below what it uses. (Filling it with
+/// keys leaves it hovering at the limit, where a connection closing frees enough for a write.)
+fn fill(server: &RedisServer) {
+    let used: u64 = server
+        .info_field("memory", "used_memory")
+        .and_then(|used| used.parse().ok())
+        .expect("INFO memory reports used_memory");
+    server.config_set("maxmemory", &(used / 2).to_string());
 }
 
-fn empty_filler(server: &RedisServer, count: usize) {
-    let mut probe = server.connection();
-    for i in 0..count {
-        let _: () = probe.del(format!("filler:{i}")).unwrap();
-    }
+fn empty(server: &RedisServer) {
+    server.config_set("maxmemory", "0");
 }
 
 /// Readers on threads for `duration`.
@@ -65,15 +57,14 @@ fn read_for(duration: Duration, data: &Data, audit: &Audit) {
 
 #[test]
 fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
-    let server =
-        RedisServer::start_with(&["--maxmemory", "2mb", "--maxmemory-policy", "noeviction"]);
+    let server = RedisServer::start_with(&["--maxmemory-policy", "noeviction"]);
     let cache = install(&FULL, cache_on(&server, "noeviction"));
     let data = Data::new(8);
     let audit = Audit::default();
     read_for(Duration::from_millis(200), &data, &audit);
     assert!(cache.stats().hits > 0, "cached before the server filled up");
 
-    let filler = fill(&server);
+    fill(&server);
     let (_, logged) = warnings::capture(|| {
         for i in 0..1000 {
             assert!(
@@ -98,7 +89,7 @@ fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
     read_for(Duration::from_millis(300), &data, &audit);
     assert_eq!(cache.stats().sets, sets, "nothing was stored while full");
 
-    empty_filler(&server, filler);
+    empty(&server);
     data.change(0, || cache.invalidate([tag(0)]));
     let hits = cache.stats().hits;
     read_for(Duration::from_millis(300), &data, &audit);

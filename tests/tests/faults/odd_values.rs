@@ -90,8 +90,9 @@ fn keys_and_tags_of_1_mb_are_hashed_like_any_other() {
     assert_eq!(cache.get::<i32>(&key, [&almost, &tag]), Ok(1));
     assert!(cache.invalidate([&almost]));
     assert_eq!(cache.get::<i32>(&key, [&tag, &almost]), Err(CacheMiss));
+    // Every key is a short hash, whatever the length of what it was made from.
     let keys: Vec<String> = server.connection().keys("*").unwrap();
-    assert!(keys.iter().all(|key| key.len() == 38), "{keys:?}");
+    assert!(keys.iter().all(|key| key.len() <= 64), "{keys:?}");
 }
 
 #[test]

@@ -163,8 +163,6 @@ fn no_call_on_tasks_returns_data_older_than_the_last_invalidation() {
 }
 
 #[test]
-#[ignore = "bug: with lock = true, a call that starts after an invalidation may receive the value \
-            of a computation that started before it (stale_set.rs shows it step by step)"]
 fn no_locked_call_on_threads_returns_data_older_than_the_last_invalidation() {
     let server = RedisServer::start();
     let cache = install(&LOCKED_ON_THREADS, cache_on(&server, "race-locked"));
@@ -172,8 +170,6 @@ fn no_locked_call_on_threads_returns_data_older_than_the_last_invalidation() {
 }
 
 #[test]
-#[ignore = "bug: with lock = true, a call that starts after an invalidation may receive the value \
-            of a computation that started before it (stale_set.rs shows it step by step)"]
 fn no_locked_call_on_tasks_returns_data_older_than_the_last_invalidation() {
     let server = RedisServer::start();
     let cache = install(&LOCKED_ON_TASKS, cache_on(&server, "race-locked-tasks"));

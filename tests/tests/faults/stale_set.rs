@@ -173,7 +173,6 @@ fn one_entry_load(source: &Source, item: u64) -> Reading {
 }
 
 #[test]
-#[ignore = "bug: invalidate_<fn>(args) deletes the entry, which loses the stale-set race"]
 fn invalidating_one_entry_during_its_computation_is_not_overwritten() {
     let server = RedisServer::start();
     install(&ONE_ENTRY, cache_on(&server, "stale-one-entry"));
@@ -202,8 +201,6 @@ fn shared_load(source: &Source, item: u64) -> Reading {
 }
 
 #[test]
-#[ignore = "bug: with lock = true, a call that starts after an invalidation receives the value \
-            of a computation that started before it"]
 fn with_lock_a_call_after_an_invalidation_does_not_share_an_older_computation() {
     let server = RedisServer::start();
     let cache = install(&SHARED, cache_on(&server, "stale-shared"));

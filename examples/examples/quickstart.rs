@@ -17,13 +17,19 @@ struct User {
 #[cached(tags = [format!("user:{id}"), "users".to_string()], lifetime = 60)]
 fn get_user(id: u64) -> User {
     std::thread::sleep(Duration::from_millis(200)); // the "database"
-    User { id, name: format!("user {id}") }
+    User {
+        id,
+        name: format!("user {id}"),
+    }
 }
 
 fn timed<T>(label: &str, call: impl FnOnce() -> T) -> T {
     let started = Instant::now();
     let value = call();
-    println!("{label:<44} {:>10.3} ms", started.elapsed().as_secs_f64() * 1e3);
+    println!(
+        "{label:<44} {:>10.3} ms",
+        started.elapsed().as_secs_f64() * 1e3
+    );
     value
 }
 
@@ -48,14 +54,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("  -> {user:?}");
     timed("get_user(7): another key, miss", || get_user(7));
 
-    timed("cache.invalidate([\"user:42\"])", || cache.invalidate(["user:42"]));
+    timed("cache.invalidate([\"user:42\"])", || {
+        cache.invalidate(["user:42"])
+    });
     timed("get_user(42): invalidated, miss", || get_user(42));
     timed("get_user(7): other tag, still a hit", || get_user(7));
 
-    timed("invalidate_get_user(7): this entry only", || invalidate_get_user(7));
+    timed("invalidate_get_user(7): this entry only", || {
+        invalidate_get_user(7)
+    });
     timed("get_user(7): miss", || get_user(7));
 
-    timed("invalidate_all_get_user(): every entry", invalidate_all_get_user);
+    timed(
+        "invalidate_all_get_user(): every entry",
+        invalidate_all_get_user,
+    );
     timed("get_user(42): miss", || get_user(42));
 
     let stats = cache.stats();

@@ -3,8 +3,14 @@
 # loopback port, no persistence), then prints the table: medians, spread and ratios to the
 # baselines measured in the same run on the same server.
 #
-#   scripts/bench.sh              # everything (about 5 minutes on 2 cores, plus the build)
+#   scripts/bench.sh              # everything (about 3 minutes on 2 cores, plus the build)
 #   scripts/bench.sh --no-python  # without the Python peer
+#   scripts/bench.sh --no-pin     # let the scheduler place the server and the benches
+#
+# By default the server, the Rust benches and the Python peer all run on one CPU (taskset): on a
+# small VM a loopback round trip between two CPUs costs a cross-CPU wake-up whose price varies
+# several-fold from one minute to the next, which made the ratios depend on where the scheduler
+# happened to put the processes. See BENCHMARKS.md.
 #
 # Figures land in target/bench-results/ (table.md, memory.json, python.json, commandstats.txt,
 # criterion/).
@@ -12,10 +18,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 run_python=1
+pin_cpu=1
 for argument in "$@"; do
   case "$argument" in
     --no-python) run_python=0 ;;
-    *) echo "usage: scripts/bench.sh [--no-python]" >&2; exit 2 ;;
+    --no-pin) pin_cpu=0 ;;
+    *) echo "usage: scripts/bench.sh [--no-python] [--no-pin]" >&2; exit 2 ;;
   esac
 done
 
@@ -44,8 +52,20 @@ free_port() {
   return 1
 }
 
+pin=()
+placement="unpinned"
+if [ "$pin_cpu" -eq 1 ]; then
+  if command -v taskset >/dev/null 2>&1; then
+    cpu=$(($(nproc) - 1))
+    pin=(taskset -c "$cpu")
+    placement="server and benches pinned to CPU $cpu"
+  else
+    placement="unpinned (taskset not found)"
+  fi
+fi
+
 port="$(free_port)"
-redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+${pin[@]+"${pin[@]}"} redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$results" --logfile "$results/redis.log" &
 redis_pid=$!
 trap 'kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true' EXIT
@@ -62,13 +82,14 @@ done
 export RTC_BENCH_REDIS_URL="redis://127.0.0.1:$port/0"
 export RTC_BENCH_RESULTS="$results"
 export CRITERION_HOME="$results/criterion"
-echo "==> $(redis-server --version | cut -d' ' -f1-3) on 127.0.0.1:$port; $(nproc) cores; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "==> $(redis-server --version | cut -d' ' -f1-3) on 127.0.0.1:$port; $(nproc) cores, $placement; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "$placement" >"$results/placement.txt"
 
 echo "==> building the benches"
 cargo bench -p rtc-tests --no-run --quiet
 
 echo "==> Rust benches (criterion)"
-cargo bench -p rtc-tests --quiet --bench low_level --bench decorated --bench memory_per_entry
+${pin[@]+"${pin[@]}"} cargo bench -p rtc-tests --quiet --bench low_level --bench decorated --bench memory_per_entry
 
 # What the server spent per command during the Rust benches, to tell client time from server time.
 redis-cli -p "$port" INFO commandstats >"$results/commandstats.txt"
@@ -89,7 +110,7 @@ else
     echo "python peer: skipped: pip install redis-tagged-cache failed; see $results/venv.log"
     echo '{"skipped": "pip install redis-tagged-cache failed"}' >"$results/python.json"
   else
-    "$venv/bin/python" scripts/bench_python.py "$RTC_BENCH_REDIS_URL" "$results/python.json"
+    ${pin[@]+"${pin[@]}"} "$venv/bin/python" scripts/bench_python.py "$RTC_BENCH_REDIS_URL" "$results/python.json"
   fi
 fi
 

@@ -80,7 +80,8 @@ fn main() {
             ));
         }
     });
-    let raw_label = unique_namespace("raw");
+    // Fixed-width labels: a key's length moves its allocation across size classes.
+    let raw_label = run_label("raw");
     let raw_set = measure(
         &mut connection,
         &format!("{raw_label}:*"),
@@ -91,7 +92,7 @@ fn main() {
                 .expect("connecting to the bench server");
             for id in ids {
                 redis::cmd("SET")
-                    .arg(format!("{raw_label}:{id}"))
+                    .arg(format!("{raw_label}:{id:04}"))
                     .arg(support::user_json(id))
                     .arg("PX")
                     .arg(LIFETIME.as_millis() as u64)
@@ -100,7 +101,7 @@ fn main() {
             }
         },
     );
-    let cached_prefix = unique_namespace("bench-cached-memory");
+    let cached_prefix = run_label("bench-cached");
     let cached_redis = measure(
         &mut connection,
         &format!("*{cached_prefix}*"),
@@ -246,6 +247,17 @@ fn data_memory(connection: &mut Connection) -> i64 {
             .unwrap_or_else(|| panic!("INFO memory has {name}"))
     };
     field("used_memory") - field("mem_clients_normal")
+}
+
+/// `<kind>-<7-digit pid>-<4-digit counter>`: distinct per run and per call, always as long.
+fn run_label(kind: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{kind}-{:07}-{:04}",
+        std::process::id() % 10_000_000,
+        NEXT.fetch_add(1, Ordering::Relaxed) % 10_000
+    )
 }
 
 /// `url` with its database replaced by (or set to) `db`.

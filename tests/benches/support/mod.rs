@@ -97,9 +97,9 @@ pub fn user_json(id: u64) -> Vec<u8> {
 /// stay within a few minutes on two cores, long enough for a stable median of ~100 µs calls.
 pub fn criterion() -> Criterion {
     Criterion::default()
-        .sample_size(40)
+        .sample_size(50)
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(4))
+        .measurement_time(Duration::from_secs(6))
         .without_plots()
         .configure_from_args()
 }

@@ -1,0 +1,156 @@
+//! What the table compares: per workload, its baseline, the rows beside it, and the issue's
+//! targets.
+
+/// Where a row's figures come from.
+#[derive(Clone, Copy)]
+pub enum Source {
+    /// `<criterion home>/<group>/<bench>/new/sample.json`.
+    Criterion(&'static str, &'static str),
+    /// A workload of `python.json`.
+    Python(&'static str),
+}
+
+/// What the issue asks of a row.
+#[derive(Clone, Copy)]
+pub enum Target {
+    /// Median latency at most this many times the baseline's.
+    LatencyAtMost(f64),
+    /// As `LatencyAtMost`, and faster than another row of the same workload.
+    LatencyAtMostAndFasterThan(f64, &'static str),
+    /// Throughput at least this many times the baseline's.
+    ThroughputAtLeast(f64),
+}
+
+pub struct Row {
+    pub label: &'static str,
+    pub source: Source,
+    pub target: Option<Target>,
+}
+
+pub struct Workload {
+    pub title: &'static str,
+    /// Rows measure calls in flight at once: the ratio is one of throughputs.
+    pub throughput: bool,
+    /// The first row is the baseline.
+    pub rows: Vec<Row>,
+}
+
+pub const fn row(label: &'static str, source: Source) -> Row {
+    Row {
+        label,
+        source,
+        target: None,
+    }
+}
+
+pub const fn target(label: &'static str, source: Source, target: Target) -> Row {
+    Row {
+        label,
+        source,
+        target: Some(target),
+    }
+}
+
+pub fn workloads() -> Vec<Workload> {
+    use Source::{Criterion as C, Python as P};
+    vec![
+        Workload {
+            title: "sync `get` hit, 2 tags, ~100-byte value, one thread",
+            throughput: false,
+            rows: vec![
+                row("raw redis-rs `GET` (baseline)", C("get_hit", "raw_get")),
+                target(
+                    "rtc `get`",
+                    C("get_hit", "rtc_get"),
+                    Target::LatencyAtMost(1.2),
+                ),
+                row("Python redis-py `GET`", P("get_hit/python_raw_get")),
+                row("Python rtc `get`", P("get_hit/python_rtc_get")),
+            ],
+        },
+        Workload {
+            title: "decorated sync fn hit, 1 dynamic tag, one thread",
+            throughput: false,
+            rows: vec![
+                row(
+                    "raw redis-rs `GET` (baseline)",
+                    C("decorated_sync", "raw_get"),
+                ),
+                target(
+                    "rtc `#[cached]`",
+                    C("decorated_sync", "rtc_cached"),
+                    Target::LatencyAtMostAndFasterThan(1.25, "cached_redis"),
+                ),
+                row(
+                    "`cached` `#[concurrent_cached]` + `RedisCache`",
+                    C("decorated_sync", "cached_redis"),
+                ),
+                row(
+                    "Python rtc `@cache.decorator`",
+                    P("decorated_sync/python_rtc_cached"),
+                ),
+            ],
+        },
+        Workload {
+            title: "async decorated hit, 64 concurrent tasks, one multiplexed connection",
+            throughput: true,
+            rows: vec![
+                row(
+                    "raw redis-rs async `GET`, `ConnectionManager` (baseline)",
+                    C("async_64_tasks", "raw_get"),
+                ),
+                target(
+                    "rtc `#[cached]` async fn",
+                    C("async_64_tasks", "rtc_cached"),
+                    Target::ThroughputAtLeast(0.8),
+                ),
+                row(
+                    "`cached` `#[concurrent_cached]` + `AsyncRedisCache`",
+                    C("async_64_tasks", "cached_redis"),
+                ),
+            ],
+        },
+        Workload {
+            title: "`set` with 2 existing tags, one thread",
+            throughput: false,
+            rows: vec![
+                row("raw redis-rs `SET` (baseline)", C("set", "raw_set")),
+                target("rtc `set`", C("set", "rtc_set"), Target::LatencyAtMost(1.2)),
+                row("Python rtc `set`", P("set/python_rtc_set")),
+            ],
+        },
+        Workload {
+            title: "`invalidate` one tag, one thread",
+            throughput: false,
+            rows: vec![
+                row(
+                    "tag carried by 1 entry (baseline)",
+                    C("invalidate", "tag_of_1_entry"),
+                ),
+                target(
+                    "tag carried by 100,000 entries",
+                    C("invalidate", "tag_of_100k_entries"),
+                    Target::LatencyAtMost(1.2),
+                ),
+            ],
+        },
+        Workload {
+            title: "decorated hit, in-memory backend, one thread",
+            throughput: false,
+            rows: vec![
+                row(
+                    "`cached` `#[cached]` (baseline)",
+                    C("in_memory", "cached_memory"),
+                ),
+                row(
+                    "rtc `#[cached]`, `in_local_memory`",
+                    C("in_memory", "rtc_cached"),
+                ),
+                row(
+                    "Python rtc `@cache.decorator`, `in_local_memory`",
+                    P("in_memory/python_rtc_cached"),
+                ),
+            ],
+        },
+    ]
+}

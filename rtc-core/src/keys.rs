@@ -9,6 +9,8 @@
 //! user string of any content or length can reach another namespace's keys. No key carries a
 //! `{hash tag}`, so on Redis Cluster entries and tags spread over every shard.
 
+use std::sync::Arc;
+
 use sha2::{Digest, Sha256};
 
 /// Length of a key's hash in bytes (128 bits).
@@ -41,11 +43,11 @@ impl TagDomain {
     }
 }
 
-/// The Redis key of one tag's version.
+/// The Redis key of one tag's version. Cheap to clone: the key text is shared.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TagKey {
     id: TagId,
-    key: String,
+    key: Arc<str>,
 }
 
 impl TagKey {
@@ -67,23 +69,43 @@ pub(crate) struct LockKeys {
     pub wake: String,
 }
 
-/// Derives every key of one namespace.
+/// Derives every key of one namespace. What does not depend on the call (the namespace id, the
+/// namespace tag, hashers already fed their label and the namespace) is computed once.
 #[derive(Clone, Debug)]
 pub(crate) struct KeySpace {
-    namespace: String,
     /// `<namespace id>`, as it stands in every key.
     id: String,
+    namespace_tag: TagKey,
+    entry_hasher: Sha256,
+    lock_hasher: Sha256,
+    user_tag_hasher: Sha256,
+    implicit_tag_hasher: Sha256,
 }
 
 impl KeySpace {
     pub(crate) fn new(namespace: &str) -> Self {
-        let mut hasher = Sha256::new();
-        feed(&mut hasher, b"rtc/namespace");
-        feed(&mut hasher, namespace.as_bytes());
-        Self {
-            namespace: namespace.to_owned(),
-            id: hex(&hasher.finalize()[..NAMESPACE_ID_LEN]),
-        }
+        let fed = |label: &[u8]| {
+            let mut hasher = Sha256::new();
+            feed(&mut hasher, label);
+            feed(&mut hasher, namespace.as_bytes());
+            hasher
+        };
+        let id = hex(&fed(b"rtc/namespace").finalize()[..NAMESPACE_ID_LEN]);
+        let mut space = Self {
+            namespace_tag: TagKey {
+                id: [0; ID_LEN],
+                key: Arc::from(""),
+            },
+            id,
+            entry_hasher: fed(b"rtc/entry"),
+            lock_hasher: fed(b"rtc/lock"),
+            user_tag_hasher: fed(TagDomain::User.label()),
+            implicit_tag_hasher: fed(TagDomain::Implicit.label()),
+        };
+        let mut namespace_hasher = fed(TagDomain::Namespace.label());
+        feed(&mut namespace_hasher, b"");
+        space.namespace_tag = space.tag_from_id(truncate(namespace_hasher));
+        space
     }
 
     /// The pattern every key of this namespace matches, for ACL rules and `SCAN`.
@@ -94,64 +116,71 @@ impl KeySpace {
     /// The tag key whose id an entry recorded.
     pub(crate) fn tag_from_id(&self, id: TagId) -> TagKey {
         TagKey {
-            key: self.render("t", &hex(&id)),
+            key: Arc::from(self.render("t", &id, false)),
             id,
         }
     }
 
     /// The tag every entry of the namespace carries.
     pub(crate) fn namespace_tag(&self) -> TagKey {
-        self.tag_in(TagDomain::Namespace, "")
+        self.namespace_tag.clone()
     }
 
     /// The key of a user tag.
     pub(crate) fn user_tag(&self, tag: &str) -> TagKey {
-        self.tag_in(TagDomain::User, tag)
+        self.tag_in(&self.user_tag_hasher, tag)
     }
 
     /// The key of an implicit tag (one the engine adds, such as a decorated function's own tag).
     pub(crate) fn implicit_tag(&self, name: &str) -> TagKey {
-        self.tag_in(TagDomain::Implicit, name)
+        self.tag_in(&self.implicit_tag_hasher, name)
     }
 
     /// The key of the entry identified by `key` and the canonical (sorted, deduplicated) `tags`.
     pub(crate) fn entry(&self, key: &str, sorted_tags: &[&str]) -> String {
-        let mut hasher = self.hasher(b"rtc/entry");
+        let mut hasher = self.entry_hasher.clone();
         feed(&mut hasher, key.as_bytes());
         hasher.update((sorted_tags.len() as u64).to_le_bytes());
         for tag in sorted_tags {
             feed(&mut hasher, tag.as_bytes());
         }
-        self.render("e", &hex(&truncate(hasher)))
+        self.render("e", &truncate(hasher), false)
     }
 
     /// The stampede lock of an entry, and the list its waiters are woken through. The two share
     /// a `{hash tag}` (and so a cluster slot) because one script touches both.
     pub(crate) fn lock(&self, entry_key: &str) -> LockKeys {
-        let mut hasher = self.hasher(b"rtc/lock");
+        let mut hasher = self.lock_hasher.clone();
         feed(&mut hasher, entry_key.as_bytes());
-        let slot = format!("{{{}}}", hex(&truncate(hasher)));
+        let slot = truncate(hasher);
         LockKeys {
-            lock: self.render("l", &slot),
-            wake: self.render("w", &slot),
+            lock: self.render("l", &slot, true),
+            wake: self.render("w", &slot, true),
         }
     }
 
-    fn tag_in(&self, domain: TagDomain, name: &str) -> TagKey {
-        let mut hasher = self.hasher(domain.label());
+    fn tag_in(&self, fed: &Sha256, name: &str) -> TagKey {
+        let mut hasher = fed.clone();
         feed(&mut hasher, name.as_bytes());
         self.tag_from_id(truncate(hasher))
     }
 
-    fn render(&self, kind: &str, suffix: &str) -> String {
-        format!("rtc:{kind}:{}:{suffix}", self.id)
-    }
-
-    fn hasher(&self, label: &[u8]) -> Sha256 {
-        let mut hasher = Sha256::new();
-        feed(&mut hasher, label);
-        feed(&mut hasher, self.namespace.as_bytes());
-        hasher
+    /// `rtc:<kind>:<namespace id>:<hash>`, the hash in braces (a cluster hash tag) when `slot`.
+    fn render(&self, kind: &str, hash: &TagId, slot: bool) -> String {
+        let mut key = String::with_capacity(8 + self.id.len() + 2 * ID_LEN + 2);
+        key.push_str("rtc:");
+        key.push_str(kind);
+        key.push(':');
+        key.push_str(&self.id);
+        key.push(':');
+        if slot {
+            key.push('{');
+        }
+        push_hex(&mut key, hash);
+        if slot {
+            key.push('}');
+        }
+        key
     }
 }
 
@@ -169,13 +198,17 @@ fn truncate(hasher: Sha256) -> TagId {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(2 * bytes.len());
+    push_hex(&mut text, bytes);
+    text
+}
+
+fn push_hex(text: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
         text.push(DIGITS[usize::from(byte >> 4)] as char);
         text.push(DIGITS[usize::from(byte & 0xf)] as char);
     }
-    text
 }
 
 #[cfg(test)]

@@ -59,12 +59,44 @@ impl Request {
     }
 }
 
+/// A fresh entry's value: the stored bytes, and where the value starts (after the header), so
+/// that a hit copies nothing.
+#[derive(Debug)]
+pub(crate) struct Payload {
+    bytes: Vec<u8>,
+    start: usize,
+}
+
+impl Payload {
+    /// `value` must be a suffix of `bytes`.
+    fn of(bytes: Vec<u8>, value_len: usize) -> Self {
+        Self {
+            start: bytes.len() - value_len,
+            bytes,
+        }
+    }
+
+    /// The value alone, owned.
+    pub(crate) fn into_vec(mut self) -> Vec<u8> {
+        self.bytes.drain(..self.start);
+        self.bytes
+    }
+}
+
+impl std::ops::Deref for Payload {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
 /// What a read found.
 #[derive(Debug)]
 pub(crate) enum Lookup {
     /// A fresh entry's value bytes, and the versions observed (to re-stamp it if it must be
     /// recomputed, e.g. when it does not decode).
-    Hit(Vec<u8>, Observed),
+    Hit(Payload, Observed),
     /// No fresh entry; the versions observed, to stamp the value about to be computed.
     Miss(Observed),
     /// The backend could not answer.
@@ -95,7 +127,10 @@ pub(crate) fn first_read(
         return FirstRead::Done(Lookup::Miss(observed));
     }
     match entry::check(&bytes, &observed) {
-        Freshness::Fresh(payload) => FirstRead::Done(Lookup::Hit(payload.to_vec(), observed)),
+        Freshness::Fresh(value) => {
+            let value_len = value.len();
+            FirstRead::Done(Lookup::Hit(Payload::of(bytes, value_len), observed))
+        }
         Freshness::Stale => FirstRead::Done(Lookup::Miss(observed)),
         Freshness::Unobserved(tags) => FirstRead::Unobserved {
             observed,
@@ -108,7 +143,7 @@ pub(crate) fn first_read(
 /// Checks the entry again once the extra tags' versions are known.
 pub(crate) fn second_read(
     observed: Observed,
-    entry: &[u8],
+    entry: Vec<u8>,
     tags: Vec<TagKey>,
     versions: &[Option<Version>],
 ) -> Lookup {
@@ -116,8 +151,11 @@ pub(crate) fn second_read(
     extended
         .implicit
         .extend(tags.into_iter().zip(versions.iter().copied()));
-    match entry::check(entry, &extended) {
-        Freshness::Fresh(payload) => Lookup::Hit(payload.to_vec(), observed),
+    match entry::check(&entry, &extended) {
+        Freshness::Fresh(value) => {
+            let value_len = value.len();
+            Lookup::Hit(Payload::of(entry, value_len), observed)
+        }
         _ => Lookup::Miss(observed),
     }
 }

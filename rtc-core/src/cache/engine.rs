@@ -61,7 +61,7 @@ impl TaggedCache {
             } => {
                 let tags = self.tag_keys(tags);
                 match self.inner.backend.read_tags(&tags) {
-                    Ok(versions) => second_read(observed, &entry, tags, &versions),
+                    Ok(versions) => second_read(observed, entry, tags, &versions),
                     Err(error) => self.failed("read", &error),
                 }
             }
@@ -82,7 +82,7 @@ impl TaggedCache {
             } => {
                 let tags = self.tag_keys(tags);
                 match self.inner.backend.read_tags_async(&tags).await {
-                    Ok(versions) => second_read(observed, &entry, tags, &versions),
+                    Ok(versions) => second_read(observed, entry, tags, &versions),
                     Err(error) => self.failed("read", &error),
                 }
             }

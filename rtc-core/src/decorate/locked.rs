@@ -355,7 +355,7 @@ impl Call<'_> {
                     report.hit(bytes.len());
                     Ok((
                         R::from_cached(value),
-                        Landing::new(Some(bytes), Some(observed)),
+                        Landing::new(Some(bytes.into_vec()), Some(observed)),
                     ))
                 }
                 None => Err(Some(observed)),

@@ -15,12 +15,44 @@ pub(super) struct ServerConnector {
     managers: PerRuntime<ConnectionManager>,
 }
 
-fn pipeline<T>(op: &Op<T>) -> redis::Pipeline {
-    let mut pipeline = redis::pipe();
-    for command in &op.commands {
-        pipeline.add_command(command.clone());
+/// An operation's commands as sent: a lone command as it is (a hit is one `MGET`), several in
+/// a pipeline.
+enum Batch<'a> {
+    One(&'a redis::Cmd),
+    Many(redis::Pipeline),
+}
+
+impl<'a> Batch<'a> {
+    fn of<T>(op: &'a Op<T>) -> Self {
+        if let [command] = op.commands.as_slice() {
+            return Batch::One(command);
+        }
+        let mut pipeline = redis::pipe();
+        for command in &op.commands {
+            pipeline.add_command(command.clone());
+        }
+        Batch::Many(pipeline)
     }
-    pipeline
+
+    fn query(&self, connection: &mut Connection) -> RedisResult<Vec<Value>> {
+        match self {
+            Batch::One(command) => command.query(connection).map(|value| vec![value]),
+            Batch::Many(pipeline) => pipeline.query(connection),
+        }
+    }
+
+    async fn query_async(
+        &self,
+        connection: &mut impl redis::aio::ConnectionLike,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Batch::One(command) => command
+                .query_async(connection)
+                .await
+                .map(|value| vec![value]),
+            Batch::Many(pipeline) => pipeline.query_async(connection).await,
+        }
+    }
 }
 
 impl ServerConnector {
@@ -34,7 +66,7 @@ impl ServerConnector {
     }
 
     pub(super) fn query<T>(&self, op: &Op<T>) -> Result<Vec<Value>, BackendError> {
-        let pipeline = pipeline(op);
+        let batch = Batch::of(op);
         let connect = || {
             let connection = self
                 .client
@@ -47,14 +79,14 @@ impl ServerConnector {
             .with(connect, |connection| {
                 if let Some(wait) = op.blocks_for {
                     connection.set_read_timeout(Some(self.timeouts.socket + wait))?;
-                    let result = pipeline.query(connection);
+                    let result = batch.query(connection);
                     connection.set_read_timeout(Some(self.timeouts.socket))?;
                     return result;
                 }
                 with_script_retry(
                     connection,
                     op,
-                    |connection| pipeline.query(connection),
+                    |connection| batch.query(connection),
                     |connection, script| script.prepare_invoke().load(connection).map(drop),
                 )
             })
@@ -62,7 +94,7 @@ impl ServerConnector {
     }
 
     pub(super) async fn query_async<T>(&self, op: &Op<T>) -> Result<Vec<Value>, BackendError> {
-        let pipeline = pipeline(op);
+        let batch = Batch::of(op);
         if let Some(wait) = op.blocks_for {
             // A blocking command would stall every request multiplexed on the shared connection.
             let config = AsyncConnectionConfig::new()
@@ -73,18 +105,18 @@ impl ServerConnector {
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
                 .map_err(BackendError::Redis)?;
-            return pipeline
+            return batch
                 .query_async(&mut connection)
                 .await
                 .map_err(BackendError::Redis);
         }
         let runtime = PerRuntime::<ConnectionManager>::current()?;
         let mut connection = self.manager(runtime)?;
-        let mut result = pipeline.query_async(&mut connection).await;
+        let mut result = batch.query_async(&mut connection).await;
         if let (Some(script), Err(error)) = (op.script, &result) {
             if super::is_noscript(error) {
                 result = match script.prepare_invoke().load_async(&mut connection).await {
-                    Ok(_) => pipeline.query_async(&mut connection).await,
+                    Ok(_) => batch.query_async(&mut connection).await,
                     Err(error) => Err(error),
                 };
             }

@@ -36,10 +36,11 @@ impl Version {
 
 /// 64 bits that no other call, thread or process obtains (with overwhelming probability).
 pub(crate) fn unique_u64() -> u64 {
-    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    static KEYS: OnceLock<(RandomState, u32)> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut hasher = KEYS.get_or_init(RandomState::new).build_hasher();
-    hasher.write_u32(std::process::id());
+    let (keys, process) = KEYS.get_or_init(|| (RandomState::new(), std::process::id()));
+    let mut hasher = keys.build_hasher();
+    hasher.write_u32(*process);
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)

@@ -15,7 +15,7 @@ pub(crate) struct Request {
 }
 
 impl Request {
-    pub(crate) fn new<I, S>(space: &KeySpace, key: &str, tags: I, implicit: &[&str]) -> Self
+    pub(crate) fn new<I, S>(space: &KeySpace, key: &str, tags: I, implicit: Vec<TagKey>) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -30,10 +30,7 @@ impl Request {
         Self {
             entry: space.entry(key, &sorted),
             canonical,
-            implicit: implicit
-                .iter()
-                .map(|name| space.implicit_tag(name))
-                .collect(),
+            implicit,
         }
     }
 

@@ -2,6 +2,7 @@
 //! reporting, shared by [`TaggedCache`]'s methods and the `#[cached]` support code.
 
 use std::fmt;
+use std::sync::PoisonError;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -18,7 +19,7 @@ use crate::version::Version;
 
 /// The engine under the public API, shared with the `#[cached]` support code.
 impl TaggedCache {
-    pub(crate) fn request<I, S>(&self, key: &str, tags: I, implicit: &[&str]) -> Request
+    pub(crate) fn request<I, S>(&self, key: &str, tags: I, implicit: Vec<TagKey>) -> Request
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -254,8 +255,29 @@ impl TaggedCache {
             .collect()
     }
 
-    pub(crate) fn implicit_tag(&self, name: &str) -> TagKey {
-        self.inner.keys.implicit_tag(name)
+    /// A decorated function's own tag, derived once per cache and function.
+    pub(crate) fn function_tag(&self, site: &crate::decorate::Site) -> TagKey {
+        let id = (site.module_path, site.class_name, site.function_name);
+        if let Some(tag) = self
+            .inner
+            .function_tags
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+        {
+            return tag.clone();
+        }
+        let name = format!(
+            "{}::{}::{}",
+            site.module_path, site.class_name, site.function_name
+        );
+        let tag = self.inner.keys.implicit_tag(&name);
+        self.inner
+            .function_tags
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, tag.clone());
+        tag
     }
 
     pub(crate) fn bump(&self, bumps: &[(TagKey, Version)]) -> bool {

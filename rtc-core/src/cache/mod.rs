@@ -1,7 +1,8 @@
 //! [`TaggedCache`]: the public API, sync and async.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -12,7 +13,7 @@ use crate::config::{Settings, TaggedCacheBuilder, Target};
 use crate::error::{CacheMiss, ConfigError};
 use crate::flights::Flights;
 use crate::health::WarnLimiter;
-use crate::keys::KeySpace;
+use crate::keys::{KeySpace, TagKey};
 use crate::request::Lookup;
 use crate::stats::{CacheStats, Counters};
 
@@ -66,6 +67,8 @@ struct Inner {
     backend_warnings: WarnLimiter,
     codec_warnings: WarnLimiter,
     flights: Flights,
+    /// Each decorated function's own tag, by (module, type, function).
+    function_tags: RwLock<HashMap<(&'static str, &'static str, &'static str), TagKey>>,
 }
 
 impl fmt::Debug for TaggedCache {
@@ -122,6 +125,7 @@ impl TaggedCache {
                 backend_warnings: WarnLimiter::new(WARN_INTERVAL),
                 codec_warnings: WarnLimiter::new(WARN_INTERVAL),
                 flights: Flights::default(),
+                function_tags: RwLock::default(),
             }),
         })
     }
@@ -168,7 +172,7 @@ impl TaggedCache {
         let Some(payload) = self.encode(value) else {
             return false;
         };
-        let request = self.request(key.as_ref(), tags, &[]);
+        let request = self.request(key.as_ref(), tags, Vec::new());
         self.store(&request, &payload, lifetime)
     }
 
@@ -183,7 +187,7 @@ impl TaggedCache {
         let Some(payload) = self.encode(value) else {
             return false;
         };
-        let request = self.request(key.as_ref(), tags, &[]);
+        let request = self.request(key.as_ref(), tags, Vec::new());
         self.store_async(&request, &payload, lifetime).await
     }
 
@@ -198,7 +202,7 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<T, CacheMiss> {
-        let request = self.request(key.as_ref(), tags, &[]);
+        let request = self.request(key.as_ref(), tags, Vec::new());
         match self.lookup(&request) {
             Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
             Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
@@ -214,7 +218,7 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<T, CacheMiss> {
-        let request = self.request(key.as_ref(), tags, &[]);
+        let request = self.request(key.as_ref(), tags, Vec::new());
         match self.lookup_async(&request).await {
             Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
             Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
@@ -227,7 +231,7 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> bool {
-        let request = self.request(key.as_ref(), tags, &[]);
+        let request = self.request(key.as_ref(), tags, Vec::new());
         self.remove(&request)
     }
 
@@ -237,7 +241,7 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> bool {
-        let request = self.request(key.as_ref(), tags, &[]);
+        let request = self.request(key.as_ref(), tags, Vec::new());
         self.remove_async(&request).await
     }
 

@@ -39,14 +39,6 @@ pub struct Site {
 }
 
 impl Site {
-    /// The function's own implicit tag: `invalidate_all_<fn>` bumps it.
-    fn implicit_tag(&self) -> String {
-        format!(
-            "{}::{}::{}",
-            self.module_path, self.class_name, self.function_name
-        )
-    }
-
     fn generated_key(&self, args: &str) -> String {
         format!(
             "{}::{}::{}({args})",
@@ -293,7 +285,7 @@ impl<'a> Call<'a> {
         let Some(cache) = self.cache() else {
             return false;
         };
-        let bumps = cache.bumps([cache.implicit_tag(&self.site.implicit_tag())]);
+        let bumps = cache.bumps([cache.function_tag(&self.site)]);
         cache.bump(&bumps)
     }
 
@@ -302,7 +294,7 @@ impl<'a> Call<'a> {
         let Some(cache) = self.cache() else {
             return false;
         };
-        let bumps = cache.bumps([cache.implicit_tag(&self.site.implicit_tag())]);
+        let bumps = cache.bumps([cache.function_tag(&self.site)]);
         cache.bump_async(&bumps).await
     }
 
@@ -328,8 +320,7 @@ impl<'a> Call<'a> {
             (None, Some(args)) => self.site.generated_key(args),
             (None, None) => return None,
         };
-        let implicit = self.site.implicit_tag();
-        let request = cache.request(&key, &self.tags, &[implicit.as_str()]);
+        let request = cache.request(&key, &self.tags, vec![cache.function_tag(&self.site)]);
         Some(Target {
             cache,
             key,
@@ -344,7 +335,6 @@ impl<'a> Call<'a> {
                 filepath: self.site.filepath,
                 class_name: self.site.class_name,
                 function_name: self.site.function_name,
-                function_args: self.args.clone().unwrap_or_default(),
                 method_decorator: self.site.method,
                 ..CacheInfo::default()
             },
@@ -360,6 +350,7 @@ impl<'a> Call<'a> {
             "rtc: cached call"
         );
         if let Some(hook) = target.cache.hook() {
+            report.info.function_args = self.args.clone().unwrap_or_default();
             hook.call(&target.key, &self.tags, &report.info, self.hook_userdata);
         }
         outcome

@@ -9,8 +9,8 @@ use rtc::TaggedCache;
 use rtc_tests::{unique_namespace, RedisServer};
 
 use crate::support::{
-    between_requests, builder_on, cache_on, forever, install, items, runtime, tag, wait_until,
-    Audit, Data, Reading, Slowest, Stop, SOCKET_TIMEOUT,
+    between_requests, builder_on, cache_on, forever, install, items, read_until_stopped, runtime,
+    tag, wait_until, Audit, Data, Reading, Slowest, Stop, SOCKET_TIMEOUT,
 };
 
 static CLIENTS: OnceLock<TaggedCache> = OnceLock::new();
@@ -40,13 +40,7 @@ fn readers_and_writers<'scope>(
 ) -> Vec<tokio::task::JoinHandle<()>> {
     for seed in 0..3 {
         scope.spawn(move || {
-            for item in items(seed, data.items()) {
-                if stop.is_set() {
-                    break;
-                }
-                let floor = data.floor(item);
-                audit.check(item, floor, clients_load(data, item));
-            }
+            read_until_stopped(seed, data, audit, stop, None, clients_load);
         });
     }
     scope.spawn(move || {
@@ -146,16 +140,7 @@ fn a_stalled_server_costs_one_socket_timeout_and_never_a_stale_value() {
         for seed in 0..4 {
             let (data, audit, stop, slowest) = (&data, &audit, &stop, &slowest);
             scope.spawn(move || {
-                for item in items(seed, data.items()) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let floor = data.floor(item);
-                    let started = Instant::now();
-                    let got = stalled_load(data, item);
-                    slowest.record(started);
-                    audit.check(item, floor, got);
-                }
+                read_until_stopped(seed, data, audit, stop, Some(slowest), stalled_load);
             });
         }
         scope.spawn(|| {

@@ -9,7 +9,9 @@ use std::time::Duration;
 use rtc::TaggedCache;
 use rtc_tests::{warnings, RedisServer};
 
-use crate::support::{cache_on, install, items, tag, wait_until, Audit, Data, Reading, Stop};
+use crate::support::{
+    cache_on, install, items, read_until_stopped, tag, wait_until, Audit, Data, Reading, Stop,
+};
 
 static FULL: OnceLock<TaggedCache> = OnceLock::new();
 static EVICTING: OnceLock<TaggedCache> = OnceLock::new();
@@ -41,13 +43,7 @@ fn read_for(duration: Duration, data: &Data, audit: &Audit) {
         for seed in 0..3 {
             let stop = &stop;
             scope.spawn(move || {
-                for item in items(seed, data.items()) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let floor = data.floor(item);
-                    audit.check(item, floor, full_load(data, item));
-                }
+                read_until_stopped(seed, data, audit, stop, None, full_load);
             });
         }
         thread::sleep(duration);

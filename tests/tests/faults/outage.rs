@@ -9,8 +9,8 @@ use rtc::TaggedCache;
 use rtc_tests::RedisServer;
 
 use crate::support::{
-    between_requests, builder_on, cache_on, forever, install, items, runtime, tag, wait_until,
-    Audit, Data, Reading, Slowest, Stop,
+    between_requests, builder_on, cache_on, forever, install, items, read_until_stopped, runtime,
+    tag, wait_until, Audit, Data, Reading, Slowest, Stop,
 };
 
 static KILLED: OnceLock<TaggedCache> = OnceLock::new();
@@ -50,13 +50,7 @@ fn calls_keep_answering_while_redis_is_killed_and_caching_resumes_after_the_rest
         for seed in 0..3 {
             let (data, audit, stop) = (&data, &audit, &stop);
             scope.spawn(move || {
-                for item in items(seed, data.items()) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let floor = data.floor(item);
-                    audit.check(item, floor, killed_load(data, item));
-                }
+                read_until_stopped(seed, data, audit, stop, None, killed_load);
             });
         }
         scope.spawn(|| {
@@ -206,16 +200,7 @@ fn every_call_returns_within_one_socket_timeout_while_redis_is_frozen() {
         for seed in 0..4 {
             let (data, audit, stop, slowest) = (&data, &audit, &stop, &slowest);
             scope.spawn(move || {
-                for item in items(seed, data.items()) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let floor = data.floor(item);
-                    let started = Instant::now();
-                    let got = frozen_load(data, item);
-                    slowest.record(started);
-                    audit.check(item, floor, got);
-                }
+                read_until_stopped(seed, data, audit, stop, Some(slowest), frozen_load);
             });
         }
         wait_until(Duration::from_secs(10), "warm", hits_grow(cache, 100));

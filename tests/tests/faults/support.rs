@@ -206,6 +206,30 @@ pub fn items(seed: u64, count: u64) -> impl Iterator<Item = u64> {
 }
 
 /// Polls `condition` until it holds; returns how long that took, or panics after `limit`.
+/// One reader thread: calls `load` on this seed's items until `stop`, auditing every answer and,
+/// with `slowest`, timing every call.
+pub fn read_until_stopped(
+    seed: u64,
+    data: &Data,
+    audit: &Audit,
+    stop: &Stop,
+    slowest: Option<&Slowest>,
+    load: impl Fn(&Data, u64) -> Reading,
+) {
+    for item in items(seed, data.items()) {
+        if stop.is_set() {
+            break;
+        }
+        let floor = data.floor(item);
+        let started = Instant::now();
+        let got = load(data, item);
+        if let Some(slowest) = slowest {
+            slowest.record(started);
+        }
+        audit.check(item, floor, got);
+    }
+}
+
 pub fn wait_until(limit: Duration, what: &str, mut condition: impl FnMut() -> bool) -> Duration {
     let started = Instant::now();
     while !condition() {

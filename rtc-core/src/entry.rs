@@ -52,6 +52,27 @@ impl Observed {
         self.canonical.iter().chain(self.implicit.iter())
     }
 
+    /// A fresh version proposed for every tag that has none, for a write that creates them.
+    pub fn proposals(&self) -> Vec<(TagKey, Version)> {
+        self.all()
+            .filter(|(_, version)| version.is_none())
+            .map(|(tag, _)| (tag.clone(), Version::fresh()))
+            .collect()
+    }
+
+    /// Gives the tags that have no version `versions`, in order (what creating
+    /// [`Observed::proposals`] returned).
+    pub fn fill(&mut self, versions: &[Version]) {
+        let slots = self
+            .canonical
+            .iter_mut()
+            .chain(self.implicit.iter_mut())
+            .filter(|(_, version)| version.is_none());
+        for ((_, slot), version) in slots.zip(versions) {
+            *slot = Some(*version);
+        }
+    }
+
     /// True when a value stamped with `stamp` is fresh for a reader that observed `self`: the
     /// same tags, and every version this reader saw is the stamp's. A tag this reader saw
     /// without a version had no invalidation before the reader looked (an invalidation writes a

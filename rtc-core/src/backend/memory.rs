@@ -68,11 +68,7 @@ impl MemoryStore {
         tags: &[(TagKey, Version)],
         lifetime: Option<Duration>,
     ) -> Vec<Version> {
-        let now = Instant::now();
-        let mut maps = self.lock();
-        tags.iter()
-            .map(|(tag, proposed)| maps.version_or_create(tag, *proposed, lifetime, now))
-            .collect()
+        self.lock().create_tags(tags, lifetime, Instant::now())
     }
 
     /// Stamps the entry with every tag's current version (creating missing ones) and writes it,
@@ -87,13 +83,9 @@ impl MemoryStore {
     ) -> bool {
         let now = Instant::now();
         let mut maps = self.lock();
-        let tags = observed
-            .canonical
-            .iter_mut()
-            .chain(observed.implicit.iter_mut());
-        for (tag, version) in tags {
-            *version = Some(maps.version_or_create(tag, Version::fresh(), tag_lifetime, now));
-        }
+        let proposals = observed.proposals();
+        let versions = maps.create_tags(&proposals, tag_lifetime, now);
+        observed.fill(&versions);
         let Some(bytes) = entry::encode(&observed, payload) else {
             return false;
         };
@@ -191,6 +183,17 @@ impl Maps {
             }
             None => None,
         }
+    }
+
+    fn create_tags(
+        &mut self,
+        tags: &[(TagKey, Version)],
+        lifetime: Option<Duration>,
+        now: Instant,
+    ) -> Vec<Version> {
+        tags.iter()
+            .map(|(tag, proposed)| self.version_or_create(tag, *proposed, lifetime, now))
+            .collect()
     }
 
     fn version_or_create(

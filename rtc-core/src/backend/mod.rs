@@ -127,9 +127,11 @@ impl Backend {
                 Ok(m.write_stamped(entry, observed, payload, lifetime, tag_lifetime))
             }
             Backend::Redis(store) if store.topology() == Topology::Cluster => {
-                let proposals = proposals(&observed);
-                let versions = store.run(commands::create_tags(&proposals, tag_lifetime))?;
-                let bytes = stamped(observed, &versions, payload)?;
+                let mut observed = observed;
+                let versions =
+                    store.run(commands::create_tags(&observed.proposals(), tag_lifetime))?;
+                observed.fill(&versions);
+                let bytes = encode(&observed, payload)?;
                 store
                     .run(commands::write(entry, &bytes, lifetime))
                     .map(|()| true)
@@ -156,11 +158,12 @@ impl Backend {
                 Ok(m.write_stamped(entry, observed, payload, lifetime, tag_lifetime))
             }
             Backend::Redis(store) if store.topology() == Topology::Cluster => {
-                let proposals = proposals(&observed);
+                let mut observed = observed;
                 let versions = store
-                    .run_async(commands::create_tags(&proposals, tag_lifetime))
+                    .run_async(commands::create_tags(&observed.proposals(), tag_lifetime))
                     .await?;
-                let bytes = stamped(observed, &versions, payload)?;
+                observed.fill(&versions);
+                let bytes = encode(&observed, payload)?;
                 store
                     .run_async(commands::write(entry, &bytes, lifetime))
                     .await
@@ -312,26 +315,6 @@ impl RedisStore {
     }
 }
 
-/// A fresh proposed version for every tag of `observed`, for a write that creates missing tags.
-fn proposals(observed: &Observed) -> Vec<(TagKey, Version)> {
-    observed
-        .all()
-        .map(|(tag, _)| (tag.clone(), Version::fresh()))
-        .collect()
-}
-
-/// The entry stamped with `versions` (one per tag, in `observed` order).
-fn stamped(
-    mut observed: Observed,
-    versions: &[Version],
-    payload: &[u8],
-) -> Result<Vec<u8>, BackendError> {
-    let slots = observed
-        .canonical
-        .iter_mut()
-        .chain(observed.implicit.iter_mut());
-    for ((_, slot), version) in slots.zip(versions) {
-        *slot = Some(*version);
-    }
-    crate::entry::encode(&observed, payload).ok_or(BackendError::TooManyTags)
+fn encode(observed: &Observed, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
+    crate::entry::encode(observed, payload).ok_or(BackendError::TooManyTags)
 }

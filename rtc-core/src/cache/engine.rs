@@ -129,14 +129,14 @@ impl TaggedCache {
     /// writer got there first, its version is taken), so that a value computed from here on is
     /// stamped with versions from before its computation. `None` when the backend failed.
     pub(crate) fn complete_versions(&self, mut observed: Observed) -> Option<Observed> {
-        let missing = missing_versions(&observed);
+        let missing = observed.proposals();
         if missing.is_empty() {
             return Some(observed);
         }
         let tag_lifetime = self.inner.settings.lifetime_for_tags;
         match self.inner.backend.create_tags(&missing, tag_lifetime) {
             Ok(versions) => {
-                fill_missing(&mut observed, &versions);
+                observed.fill(&versions);
                 Some(observed)
             }
             Err(error) => {
@@ -147,7 +147,7 @@ impl TaggedCache {
     }
 
     pub(crate) async fn complete_versions_async(&self, mut observed: Observed) -> Option<Observed> {
-        let missing = missing_versions(&observed);
+        let missing = observed.proposals();
         if missing.is_empty() {
             return Some(observed);
         }
@@ -159,7 +159,7 @@ impl TaggedCache {
             .await
         {
             Ok(versions) => {
-                fill_missing(&mut observed, &versions);
+                observed.fill(&versions);
                 Some(observed)
             }
             Err(error) => {
@@ -423,26 +423,5 @@ impl TaggedCache {
             }
         }
         Lookup::Unavailable
-    }
-}
-
-/// Tags observed without a version, each with a version proposed for it.
-fn missing_versions(observed: &Observed) -> Vec<(TagKey, Version)> {
-    observed
-        .all()
-        .filter(|(_, version)| version.is_none())
-        .map(|(tag, _)| (tag.clone(), Version::fresh()))
-        .collect()
-}
-
-/// Fills the tags that had no version with `versions`, in order.
-fn fill_missing(observed: &mut Observed, versions: &[Version]) {
-    let slots = observed
-        .canonical
-        .iter_mut()
-        .chain(observed.implicit.iter_mut())
-        .filter(|(_, version)| version.is_none());
-    for ((_, slot), version) in slots.zip(versions) {
-        *slot = Some(*version);
     }
 }

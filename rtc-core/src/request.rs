@@ -8,10 +8,10 @@ use crate::version::Version;
 #[derive(Clone, Debug)]
 pub(crate) struct Request {
     pub entry: String,
-    /// The namespace tag, then the user tags sorted and deduplicated.
-    pub canonical: Vec<TagKey>,
-    /// Tags the entry carries that are not part of its identity.
-    pub implicit: Vec<TagKey>,
+    /// The canonical tags (the namespace tag, then the user tags sorted and deduplicated), then
+    /// the implicit ones (tags the entry carries that are not part of its identity).
+    tags: Vec<TagKey>,
+    canonical: usize,
 }
 
 impl Request {
@@ -24,28 +24,31 @@ impl Request {
         let mut sorted: Vec<&str> = owned.iter().map(AsRef::as_ref).collect();
         sorted.sort_unstable();
         sorted.dedup();
-        let mut canonical = Vec::with_capacity(sorted.len() + 1);
-        canonical.push(space.namespace_tag());
-        canonical.extend(sorted.iter().map(|tag| space.user_tag(tag)));
+        let mut all = Vec::with_capacity(sorted.len() + 1 + implicit.len());
+        all.push(space.namespace_tag());
+        all.extend(sorted.iter().map(|tag| space.user_tag(tag)));
+        let canonical = all.len();
+        all.extend(implicit);
         Self {
             entry: space.entry(key, &sorted),
+            tags: all,
             canonical,
-            implicit,
         }
     }
 
     /// Every tag, canonical first, in the order a read asks for their versions.
-    pub(crate) fn tags(&self) -> Vec<&TagKey> {
-        self.canonical.iter().chain(&self.implicit).collect()
+    pub(crate) fn tags(&self) -> &[TagKey] {
+        &self.tags
     }
 
     /// Pairs every tag with a version read in [`Request::tags`] order.
     pub(crate) fn observe(&self, versions: &[Option<Version>]) -> Observed {
         let mut versions = versions.iter().copied();
         let mut pair = |tag: &TagKey| (tag.clone(), versions.next().flatten());
+        let (canonical, implicit) = self.tags.split_at(self.canonical);
         Observed {
-            canonical: self.canonical.iter().map(&mut pair).collect(),
-            implicit: self.implicit.iter().map(&mut pair).collect(),
+            canonical: canonical.iter().map(&mut pair).collect(),
+            implicit: implicit.iter().map(&mut pair).collect(),
             tombstone: None,
         }
     }

@@ -86,13 +86,13 @@ fn values_of(topology: Topology, replies: Vec<Value>) -> Result<Vec<Value>, Back
 }
 
 /// The entry and every tag's version, in one round trip.
-pub(crate) fn read(topology: Topology, entry: &str, tags: &[&TagKey]) -> Op<ReadReply> {
+pub(crate) fn read(topology: Topology, entry: &str, tags: &[TagKey]) -> Op<ReadReply> {
     Op::new(read_commands(topology, entry, tags), move |replies| {
         parse_read(values_of(topology, replies)?)
     })
 }
 
-fn read_commands(topology: Topology, entry: &str, tags: &[&TagKey]) -> Vec<Cmd> {
+fn read_commands(topology: Topology, entry: &str, tags: &[TagKey]) -> Vec<Cmd> {
     get_all(
         topology,
         std::iter::once(entry).chain(tags.iter().map(|tag| tag.as_str())),
@@ -343,7 +343,7 @@ pub(crate) fn acquire(
     token: &[u8],
     lifetime: Duration,
     baton: Option<&[u8]>,
-    read: (&str, &[&TagKey]),
+    read: (&str, &[TagKey]),
 ) -> Op<LockAttempt> {
     let lifetime_ms = millis(Some(lifetime));
     let mut commands = Vec::new();

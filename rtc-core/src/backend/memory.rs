@@ -48,7 +48,7 @@ impl<T> Expiring<T> {
 }
 
 impl MemoryStore {
-    pub(crate) fn read(&self, entry: &str, tags: &[&TagKey]) -> ReadReply {
+    pub(crate) fn read(&self, entry: &str, tags: &[TagKey]) -> ReadReply {
         let now = Instant::now();
         let mut maps = self.lock();
         let entry = maps.entry_bytes(entry, now);

@@ -74,14 +74,14 @@ macro_rules! dispatch {
 }
 
 impl Backend {
-    pub(crate) fn read(&self, entry: &str, tags: &[&TagKey]) -> Result<ReadReply, BackendError> {
+    pub(crate) fn read(&self, entry: &str, tags: &[TagKey]) -> Result<ReadReply, BackendError> {
         dispatch!(self, m => m.read(entry, tags), r => commands::read(r.topology(), entry, tags), run)
     }
 
     pub(crate) async fn read_async(
         &self,
         entry: &str,
-        tags: &[&TagKey],
+        tags: &[TagKey],
     ) -> Result<ReadReply, BackendError> {
         dispatch!(self, m => m.read(entry, tags), r => commands::read(r.topology(), entry, tags), run_async.await)
     }
@@ -248,7 +248,7 @@ impl RedisStore {
         token: &[u8],
         lifetime: Duration,
         baton: Option<&[u8]>,
-        read: (&str, &[&TagKey]),
+        read: (&str, &[TagKey]),
     ) -> Result<LockAttempt, BackendError> {
         self.run(commands::acquire(
             self.topology(),
@@ -266,7 +266,7 @@ impl RedisStore {
         token: &[u8],
         lifetime: Duration,
         baton: Option<&[u8]>,
-        read: (&str, &[&TagKey]),
+        read: (&str, &[TagKey]),
     ) -> Result<LockAttempt, BackendError> {
         self.run_async(commands::acquire(
             self.topology(),

@@ -28,7 +28,7 @@ impl TaggedCache {
     }
 
     pub(crate) fn lookup(&self, request: &Request) -> Lookup {
-        let lookup = match self.inner.backend.read(&request.entry, &request.tags()) {
+        let lookup = match self.inner.backend.read(&request.entry, request.tags()) {
             Ok(reply) => self.complete_lookup(request, reply),
             Err(error) => self.failed("read", &error),
         };
@@ -40,7 +40,7 @@ impl TaggedCache {
         let lookup = match self
             .inner
             .backend
-            .read_async(&request.entry, &request.tags())
+            .read_async(&request.entry, request.tags())
             .await
         {
             Ok(reply) => self.complete_lookup_async(request, reply).await,

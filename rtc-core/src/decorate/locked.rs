@@ -145,7 +145,7 @@ impl Call<'_> {
         let tags = target.request.tags();
         let mut baton: Option<Vec<u8>> = None;
         loop {
-            let read = (target.request.entry.as_str(), tags.as_slice());
+            let read = (target.request.entry.as_str(), tags);
             let attempt = match store.acquire(
                 &keys,
                 &token,
@@ -215,7 +215,7 @@ impl Call<'_> {
         let tags = target.request.tags();
         let mut baton: Option<Vec<u8>> = None;
         loop {
-            let read = (target.request.entry.as_str(), tags.as_slice());
+            let read = (target.request.entry.as_str(), tags);
             let attempt: Result<LockAttempt, BackendError> = store
                 .acquire_async(
                     &keys,

@@ -5,14 +5,14 @@ use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
+use crate::backend::redis::tls::{self, TlsMaterial, TlsOptions};
 use crate::cache::TaggedCache;
 use crate::error::ConfigError;
 use crate::hook::{CacheInfo, Hook};
-use crate::tls::{self, TlsMaterial, TlsOptions};
 
-/// Where a cache keeps its entries.
+/// Where a cache keeps its entries, as configured.
 #[derive(Clone)]
-pub(crate) enum Target {
+pub(crate) enum Storage {
     Disabled,
     Memory,
     Redis(Box<ConnectionInfo>),
@@ -20,14 +20,14 @@ pub(crate) enum Target {
     Cluster(Vec<ConnectionInfo>),
 }
 
-impl Target {
+impl Storage {
     /// True when connections use TLS.
     pub(crate) fn uses_tls(&self) -> bool {
         let tls = |info: &ConnectionInfo| matches!(info.addr(), ConnectionAddr::TcpTls { .. });
         match self {
-            Target::Redis(info) => tls(info),
-            Target::Cluster(nodes) => nodes.iter().any(tls),
-            Target::Disabled | Target::Memory => false,
+            Storage::Redis(info) => tls(info),
+            Storage::Cluster(nodes) => nodes.iter().any(tls),
+            Storage::Disabled | Storage::Memory => false,
         }
     }
 }
@@ -36,7 +36,7 @@ impl Target {
 #[derive(Clone)]
 pub(crate) struct Settings {
     pub namespace: String,
-    pub target: Target,
+    pub storage: Storage,
     pub socket_timeout: Duration,
     pub connect_timeout: Duration,
     pub default_lifetime: Option<Duration>,
@@ -47,14 +47,14 @@ pub(crate) struct Settings {
 
 impl fmt::Debug for Settings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let target = match &self.target {
-            Target::Disabled => "disabled".to_owned(),
-            Target::Memory => "in local memory".to_owned(),
+        let storage = match &self.storage {
+            Storage::Disabled => "disabled".to_owned(),
+            Storage::Memory => "in local memory".to_owned(),
             // The address alone: user names and passwords never reach a log.
-            Target::Redis(info) => {
+            Storage::Redis(info) => {
                 format!("redis at {} db {}", info.addr(), info.redis_settings().db())
             }
-            Target::Cluster(nodes) => format!(
+            Storage::Cluster(nodes) => format!(
                 "redis cluster seeded by {}",
                 nodes
                     .iter()
@@ -65,7 +65,7 @@ impl fmt::Debug for Settings {
         };
         f.debug_struct("Settings")
             .field("namespace", &self.namespace)
-            .field("target", &target)
+            .field("storage", &storage)
             .field("socket_timeout", &self.socket_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("default_lifetime", &self.default_lifetime)
@@ -345,16 +345,16 @@ impl TaggedCacheBuilder {
                 "in_local_memory(true) keeps entries in this process, but a Redis server was also given",
             ));
         }
-        let target = if self.disabled {
-            Target::Disabled
+        let storage = if self.disabled {
+            Storage::Disabled
         } else if self.in_local_memory {
-            Target::Memory
+            Storage::Memory
         } else if cluster {
-            Target::Cluster(self.cluster_nodes()?)
+            Storage::Cluster(self.cluster_nodes()?)
         } else {
-            Target::Redis(Box::new(self.connection_info()?))
+            Storage::Redis(Box::new(self.connection_info()?))
         };
-        if self.tls.requested() && !target.uses_tls() && !matches!(target, Target::Disabled) {
+        if self.tls.requested() && !storage.uses_tls() && !matches!(storage, Storage::Disabled) {
             return Err(ConfigError::Contradictory(
                 "tls_* settings given, but the connection is not TLS (use rediss:// or ssl(true))",
             ));
@@ -362,7 +362,7 @@ impl TaggedCacheBuilder {
         let tls_material = self.tls.load()?;
         Ok(Settings {
             namespace: self.namespace,
-            target,
+            storage,
             socket_timeout: self.socket_timeout,
             connect_timeout: self.connect_timeout,
             default_lifetime: self.default_lifetime.filter(|d| !d.is_zero()),

@@ -1,29 +1,32 @@
 //! The engine of [rtc](https://docs.rs/rtc): key layout, entry format, backends, fail-open
 //! plumbing. Applications depend on the `rtc` crate, which re-exports everything public here.
+//!
+//! Layers, from the bottom: `format` (keys, versions, the entry format: no I/O), `engine`
+//! (each operation's logic as a state machine that asks for round trips but never makes one),
+//! `backend` (the in-memory store, and Redis: commands, connections, back-off, TLS), `cache`
+//! (the public [`TaggedCache`] API and fail-open reporting) and `decorate` (what `#[cached]`
+//! calls, including the stampede-lock protocol).
 
 #![warn(missing_docs)]
 
 mod backend;
 mod cache;
+mod clock;
 mod config;
 #[doc(hidden)]
 pub mod decorate;
-mod entry;
+mod engine;
 mod error;
-mod flights;
+mod format;
 mod global;
-mod health;
 mod hook;
-mod keys;
-mod request;
 mod stats;
-mod tls;
-mod version;
+mod warnings;
 
 pub use cache::{TaggedCache, NO_TAGS};
 pub use config::TaggedCacheBuilder;
-pub use entry::MAX_TAGS;
 pub use error::{CacheMiss, ConfigError};
+pub use format::MAX_TAGS;
 pub use global::{global, set_global};
 pub use hook::{CacheInfo, HookFn};
 pub use stats::CacheStats;

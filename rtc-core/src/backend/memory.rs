@@ -8,10 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::ReadReply;
-use crate::entry::{self, Observed};
-use crate::keys::TagKey;
-use crate::version::Version;
+use super::BackendError;
+use crate::engine::{Operation, ReadReply, Reply};
+use crate::format::{self, Observed, TagKey, Version};
 
 /// Below this many items no sweep runs.
 const MIN_SWEEP_SIZE: usize = 1024;
@@ -48,102 +47,84 @@ impl<T> Expiring<T> {
 }
 
 impl MemoryStore {
-    pub(crate) fn read(&self, entry: &str, tags: &[TagKey]) -> ReadReply {
+    /// Answers one operation at once, under the store's lock (so each is atomic, as a script is
+    /// on Redis).
+    pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
         let now = Instant::now();
         let mut maps = self.lock();
-        let entry = maps.entry_bytes(entry, now);
-        let versions = tags.iter().map(|tag| maps.version(tag, now)).collect();
-        ReadReply { entry, versions }
-    }
-
-    pub(crate) fn read_tags(&self, tags: &[TagKey]) -> Vec<Option<Version>> {
-        let now = Instant::now();
-        let mut maps = self.lock();
-        tags.iter().map(|tag| maps.version(tag, now)).collect()
-    }
-
-    /// Creates each tag that has no version with the proposed one; returns every tag's version.
-    pub(crate) fn create_tags(
-        &self,
-        tags: &[(TagKey, Version)],
-        lifetime: Option<Duration>,
-    ) -> Vec<Version> {
-        self.lock().create_tags(tags, lifetime, Instant::now())
-    }
-
-    /// Stamps the entry with every tag's current version (creating missing ones) and writes it,
-    /// all under one lock.
-    pub(crate) fn write_stamped(
-        &self,
-        entry: &str,
-        mut observed: Observed,
-        payload: &[u8],
-        lifetime: Option<Duration>,
-        tag_lifetime: Option<Duration>,
-    ) -> bool {
-        let now = Instant::now();
-        let mut maps = self.lock();
-        let proposals = observed.proposals();
-        let versions = maps.create_tags(&proposals, tag_lifetime, now);
-        observed.fill(&versions);
-        let Some(bytes) = entry::encode(&observed, payload) else {
-            return false;
+        let reply = match operation {
+            Operation::Read { entry, tags } => Reply::Read(ReadReply {
+                entry: maps.entry_bytes(entry, now),
+                versions: tags.iter().map(|tag| maps.version(tag, now)).collect(),
+            }),
+            Operation::ReadTags { tags } => {
+                Reply::Versions(tags.iter().map(|tag| maps.version(tag, now)).collect())
+            }
+            Operation::CreateTags { tags, lifetime } => {
+                Reply::Created(maps.create_tags(tags, lifetime, now))
+            }
+            Operation::WriteStamped {
+                entry,
+                observed,
+                payload,
+                lifetime,
+                tag_lifetime,
+            } => {
+                let mut observed = observed.clone();
+                let versions = maps.create_tags(&observed.proposals(), tag_lifetime, now);
+                observed.fill(&versions);
+                maps.insert_entry(entry, encode(&observed, payload)?, lifetime, now);
+                Reply::Done(true)
+            }
+            Operation::Write {
+                entry,
+                observed,
+                payload,
+                lifetime,
+            } => {
+                maps.insert_entry(entry, encode(observed, payload)?, lifetime, now);
+                Reply::Done(true)
+            }
+            Operation::WriteUnlessDeleted {
+                entry,
+                observed,
+                payload,
+                lifetime,
+            } => {
+                let bytes = encode(observed, payload)?;
+                let seen = observed.tombstone.as_deref();
+                let deleted_since = maps.entry_bytes(entry, now).is_some_and(|current| {
+                    format::is_tombstone(&current) && Some(current.as_slice()) != seen
+                });
+                if !deleted_since {
+                    maps.insert_entry(entry, bytes, lifetime, now);
+                }
+                Reply::Done(!deleted_since)
+            }
+            Operation::Delete {
+                entry,
+                tombstone,
+                lifetime,
+            } => {
+                let old = maps.entry_bytes(entry, now);
+                maps.insert_entry(entry, tombstone.to_vec(), lifetime, now);
+                Reply::Done(old.is_some_and(|old| format::is_live(&old)))
+            }
+            Operation::Invalidate { tags, lifetime } => {
+                for (tag, version) in tags {
+                    maps.tags.insert(
+                        tag.as_str().to_owned(),
+                        Expiring::new(*version, lifetime, now),
+                    );
+                }
+                maps.sweep_if_grown(now);
+                Reply::Ok
+            }
+            Operation::Acquire { .. }
+            | Operation::Release { .. }
+            | Operation::WaitForWake { .. } => return Err(BackendError::NotShared),
         };
-        maps.entries
-            .insert(entry.to_owned(), Expiring::new(bytes, lifetime, now));
-        maps.sweep_if_grown(now);
-        true
-    }
-
-    /// Replaces the entry with a tombstone; true when a live entry was there.
-    pub(crate) fn delete(
-        &self,
-        entry: &str,
-        tombstone: Vec<u8>,
-        lifetime: Option<Duration>,
-    ) -> bool {
-        let now = Instant::now();
-        let mut maps = self.lock();
-        let old = maps.entry_bytes(entry, now);
-        maps.entries
-            .insert(entry.to_owned(), Expiring::new(tombstone, lifetime, now));
-        maps.sweep_if_grown(now);
-        old.is_some_and(|old| entry::is_live(&old))
-    }
-
-    /// Writes the entry unless it was deleted after the writer read `seen`; true when written.
-    pub(crate) fn write_unless_deleted(
-        &self,
-        entry: &str,
-        bytes: Vec<u8>,
-        lifetime: Option<Duration>,
-        seen: Option<&[u8]>,
-    ) -> bool {
-        let now = Instant::now();
-        let mut maps = self.lock();
-        let deleted_since = maps.entry_bytes(entry, now).is_some_and(|current| {
-            entry::is_tombstone(&current) && Some(current.as_slice()) != seen
-        });
-        if deleted_since {
-            return false;
-        }
-        maps.entries
-            .insert(entry.to_owned(), Expiring::new(bytes, lifetime, now));
-        maps.sweep_if_grown(now);
-        true
-    }
-
-    /// Gives each tag a new version (invalidation).
-    pub(crate) fn bump(&self, tags: &[(TagKey, Version)], lifetime: Option<Duration>) {
-        let now = Instant::now();
-        let mut maps = self.lock();
-        for (tag, version) in tags {
-            maps.tags.insert(
-                tag.as_str().to_owned(),
-                Expiring::new(*version, lifetime, now),
-            );
-        }
-        maps.sweep_if_grown(now);
+        Ok(reply)
     }
 
     /// Entries held right now, expired ones not yet swept included.
@@ -160,6 +141,10 @@ impl MemoryStore {
         // Every critical section leaves the maps consistent, so a poisoned lock is still usable.
         self.maps.lock().unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+fn encode(observed: &Observed, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
+    format::encode(observed, payload).ok_or(BackendError::TooManyTags)
 }
 
 impl Maps {
@@ -211,6 +196,18 @@ impl Maps {
             Expiring::new(proposed, lifetime, now),
         );
         proposed
+    }
+
+    fn insert_entry(
+        &mut self,
+        key: &str,
+        bytes: Vec<u8>,
+        lifetime: Option<Duration>,
+        now: Instant,
+    ) {
+        self.entries
+            .insert(key.to_owned(), Expiring::new(bytes, lifetime, now));
+        self.sweep_if_grown(now);
     }
 
     fn sweep_if_grown(&mut self, now: Instant) {

@@ -8,14 +8,15 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::backend::{Backend, MemoryStore, RedisStore, Timeouts};
-use crate::config::{Settings, TaggedCacheBuilder, Target};
+use crate::backend::Backend;
+use crate::config::{Settings, TaggedCacheBuilder};
+use crate::decorate::Flights;
+use crate::engine::Single;
 use crate::error::{CacheMiss, ConfigError};
-use crate::flights::Flights;
-use crate::health::WarnLimiter;
-use crate::keys::{KeySpace, TagKey};
-use crate::request::Lookup;
+use crate::format;
+use crate::format::{KeySpace, TagKey};
 use crate::stats::{CacheStats, Counters};
+use crate::warnings::WarnLimiter;
 
 /// The empty tag set, for entries that carry no tag of their own.
 ///
@@ -27,10 +28,6 @@ use crate::stats::{CacheStats, Counters};
 /// assert_eq!(cache.get::<i32>("answer", NO_TAGS), Ok(42));
 /// ```
 pub const NO_TAGS: [&str; 0] = [];
-
-/// How often a cluster request is retried after a redirection or a lost node, before it counts
-/// as failed (and the call goes on without the cache).
-const CLUSTER_RETRIES: u32 = 3;
 
 /// How often one kind of warning may be logged.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
@@ -86,36 +83,7 @@ impl TaggedCache {
     }
 
     pub(crate) fn from_settings(settings: Settings) -> Result<Self, ConfigError> {
-        let timeouts = Timeouts {
-            socket: settings.socket_timeout,
-            connect: settings.connect_timeout,
-        };
-        let invalid = |error: redis::RedisError| ConfigError::InvalidUrl {
-            reason: error.to_string(),
-        };
-        let backend = match &settings.target {
-            Target::Disabled => Backend::Disabled,
-            Target::Memory => Backend::Memory(MemoryStore::default()),
-            Target::Redis(info) => {
-                let client = settings.tls.client((**info).clone()).map_err(invalid)?;
-                Backend::Redis(Box::new(
-                    RedisStore::server(client, timeouts).map_err(invalid)?,
-                ))
-            }
-            Target::Cluster(nodes) => {
-                let client = settings
-                    .tls
-                    .cluster_builder(nodes.clone())
-                    .connection_timeout(timeouts.connect)
-                    .response_timeout(timeouts.socket)
-                    .retries(CLUSTER_RETRIES)
-                    .min_retry_wait(10)
-                    .max_retry_wait(200)
-                    .build()
-                    .map_err(invalid)?;
-                Backend::Redis(Box::new(RedisStore::cluster(client, timeouts)))
-            }
-        };
+        let backend = Backend::open(&settings)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 keys: KeySpace::new(&settings.namespace),
@@ -143,16 +111,13 @@ impl TaggedCache {
     /// How many entries the in-memory backend holds (expired ones not yet freed included);
     /// `None` for the other backends.
     pub fn local_entry_count(&self) -> Option<usize> {
-        match &self.inner.backend {
-            Backend::Memory(store) => Some(store.entry_count()),
-            _ => None,
-        }
+        self.inner.backend.memory().map(|store| store.entry_count())
     }
 
     /// Frees every expired entry and tag of the in-memory backend now (it also does so by
     /// itself as it grows); does nothing for the other backends.
     pub fn purge_expired(&self) {
-        if let Backend::Memory(store) = &self.inner.backend {
+        if let Some(store) = self.inner.backend.memory() {
             store.purge_expired();
         }
     }
@@ -172,8 +137,9 @@ impl TaggedCache {
         let Some(payload) = self.encode(value) else {
             return false;
         };
-        let request = self.request(key.as_ref(), tags, Vec::new());
-        self.store(&request, &payload, lifetime)
+        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let stored = self.drive(self.store_flow(&keys, &payload, lifetime));
+        self.count_write(stored)
     }
 
     /// Async twin of [`TaggedCache::set`].
@@ -187,8 +153,11 @@ impl TaggedCache {
         let Some(payload) = self.encode(value) else {
             return false;
         };
-        let request = self.request(key.as_ref(), tags, Vec::new());
-        self.store_async(&request, &payload, lifetime).await
+        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let stored = self
+            .drive_async(self.store_flow(&keys, &payload, lifetime))
+            .await;
+        self.count_write(stored)
     }
 
     /// The value stored under `key` and exactly this set of `tags`, if no tag was invalidated
@@ -202,11 +171,9 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<T, CacheMiss> {
-        let request = self.request(key.as_ref(), tags, Vec::new());
-        match self.lookup(&request) {
-            Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
-            Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
-        }
+        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let lookup = self.drive(self.read_flow(&keys));
+        self.value_of(lookup)
     }
 
     /// Async twin of [`TaggedCache::get`].
@@ -218,11 +185,9 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<T, CacheMiss> {
-        let request = self.request(key.as_ref(), tags, Vec::new());
-        match self.lookup_async(&request).await {
-            Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
-            Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
-        }
+        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let lookup = self.drive_async(self.read_flow(&keys)).await;
+        self.value_of(lookup)
     }
 
     /// Removes the entry stored under `key` and exactly this set of `tags`; true if one was removed.
@@ -231,8 +196,10 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> bool {
-        let request = self.request(key.as_ref(), tags, Vec::new());
-        self.remove(&request)
+        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let tombstone = format::tombstone();
+        let reply = self.drive(Single::new(self.delete_operation(&keys, &tombstone)));
+        self.count_delete(reply)
     }
 
     /// Async twin of [`TaggedCache::delete`].
@@ -241,8 +208,11 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> bool {
-        let request = self.request(key.as_ref(), tags, Vec::new());
-        self.remove_async(&request).await
+        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let tombstone = format::tombstone();
+        let delete = self.delete_operation(&keys, &tombstone);
+        let reply = self.drive_async(Single::new(delete)).await;
+        self.count_delete(reply)
     }
 
     /// Makes every entry carrying any of `tags` miss from now on: one round trip, O(1) in the
@@ -252,7 +222,8 @@ impl TaggedCache {
             tags.into_iter()
                 .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
         );
-        self.bump(&bumps)
+        let reply = self.drive(Single::new(self.invalidate_operation(&bumps)));
+        self.count_invalidation(reply)
     }
 
     /// Async twin of [`TaggedCache::invalidate`].
@@ -261,20 +232,27 @@ impl TaggedCache {
             tags.into_iter()
                 .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
         );
-        self.bump_async(&bumps).await
+        let reply = self
+            .drive_async(Single::new(self.invalidate_operation(&bumps)))
+            .await;
+        self.count_invalidation(reply)
     }
 
     /// Makes every entry of this namespace miss from now on (every entry carries the namespace's
     /// own tag). One round trip.
     pub fn invalidate_all(&self) -> bool {
         let bumps = self.bumps([self.inner.keys.namespace_tag()]);
-        self.bump(&bumps)
+        let reply = self.drive(Single::new(self.invalidate_operation(&bumps)));
+        self.count_invalidation(reply)
     }
 
     /// Async twin of [`TaggedCache::invalidate_all`].
     pub async fn invalidate_all_async(&self) -> bool {
         let bumps = self.bumps([self.inner.keys.namespace_tag()]);
-        self.bump_async(&bumps).await
+        let reply = self
+            .drive_async(Single::new(self.invalidate_operation(&bumps)))
+            .await;
+        self.count_invalidation(reply)
     }
 
     /// The pattern every Redis key of this cache's namespace matches (`rtc:?:<namespace id>:*`),
@@ -290,4 +268,5 @@ impl TaggedCache {
     }
 }
 
-mod engine;
+mod operations;
+mod reporting;

@@ -1,5 +1,8 @@
 //! What `#[cached]` functions call at run time. Not public API: the macro's generated code is its
 //! only user, through `rtc::__private`.
+//!
+//! A call's logic is the state machine in `protocol`; the methods of [`Call`] are its two
+//! drivers, blocking and async, which alone wait for other callers and run the function.
 
 use std::any::Any;
 use std::future::Future;
@@ -8,17 +11,19 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::cache::TaggedCache;
-use crate::entry::Observed;
-use crate::flights::Landing;
-use crate::health::WarnLimiter;
+use crate::engine::Single;
+use crate::format::{self, EntryKeys};
 use crate::hook::CacheInfo;
-use crate::request::{Lookup, Request};
+use crate::warnings::WarnLimiter;
 
-mod locked;
+mod flights;
 mod outcome;
+mod protocol;
 
+pub(crate) use self::flights::Flights;
 use self::outcome::encoded;
 pub use self::outcome::{AsIs, Codec, Outcome};
+use self::protocol::{CallFlow, Mode, Yield};
 
 static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
 static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
@@ -102,182 +107,193 @@ pub struct Call<'a> {
 }
 
 /// The cache and keys of a call that can use the cache.
-struct Target<'a> {
+struct CallEntry<'a> {
     cache: &'a TaggedCache,
     key: String,
-    request: Request,
+    keys: EntryKeys,
 }
 
 /// The timing and findings of a call, for the hook.
-struct Report {
+pub(crate) struct Report {
     started: Instant,
     info: CacheInfo,
+}
+
+/// A call's protocol, owned by a driver. If the driver stops before the protocol ends (the
+/// function panicked, or the future was dropped) while it holds a Redis lock, the lock is
+/// released at once, so that waiters in other processes do not wait for its expiry.
+struct Driven<'a, V> {
+    cache: &'a TaggedCache,
+    flow: CallFlow<'a, V>,
+    blocking: bool,
+}
+
+impl<V> Drop for Driven<'_, V> {
+    fn drop(&mut self) {
+        let Some(held) = self.flow.abandon() else {
+            return;
+        };
+        if self.blocking {
+            // A failure was reported by the driver; the lock then expires by itself.
+            let _ = self.cache.drive(Single::new(held.release()));
+        } else if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let cache = self.cache.clone();
+            runtime.spawn(async move {
+                let _ = cache.drive_async(Single::new(held.release())).await;
+            });
+        }
+    }
 }
 
 impl<'a> Call<'a> {
     /// Returns the cached value, or computes, caches and returns it.
     pub fn run<R: Outcome>(self, codec: Codec<R::Value>, compute: impl FnOnce() -> R) -> R {
-        let mut report = self.report();
-        let Some(target) = self.target() else {
-            return compute();
+        let mode = Mode::Run {
+            lock_timeout: self.lock.then_some(self.lock_timeout),
         };
-        let observed =
-            match self.first_look(target.cache.lookup(&target.request), &codec, &mut report) {
-                Ok(hit) => return self.finish(&target, report, hit),
-                Err(observed) => observed,
-            };
-        if self.lock {
-            return self.run_locked(&target, codec, compute, observed, report);
-        }
-        let (outcome, _) = self.compute_and_store(&target, &codec, compute, observed, &mut report);
-        self.finish(&target, report, outcome)
+        self.drive(mode, codec, compute)
     }
 
     /// Async twin of [`Call::run`].
-    pub async fn run_async<R: Outcome>(
+    pub fn run_async<R, F>(
         self,
         codec: Codec<R::Value>,
-        compute: impl Future<Output = R>,
-    ) -> R {
-        let mut report = self.report();
-        let Some(target) = self.target() else {
-            return compute.await;
+        compute: F,
+    ) -> impl Future<Output = R> + use<'a, R, F>
+    where
+        R: Outcome,
+        F: Future<Output = R>,
+    {
+        let mode = Mode::Run {
+            lock_timeout: self.lock.then_some(self.lock_timeout),
         };
-        let lookup = target.cache.lookup_async(&target.request).await;
-        let observed = match self.first_look(lookup, &codec, &mut report) {
-            Ok(hit) => return self.finish(&target, report, hit),
-            Err(observed) => observed,
-        };
-        if self.lock {
-            return self
-                .run_locked_async(&target, codec, compute, observed, report)
-                .await;
-        }
-        let (outcome, _) = self
-            .compute_and_store_async(&target, &codec, compute, observed, &mut report)
-            .await;
-        self.finish(&target, report, outcome)
-    }
-
-    /// The decoded value of a hit, or the versions observed (`None`: the backend is unavailable).
-    fn first_look<R: Outcome>(
-        &self,
-        lookup: Lookup,
-        codec: &Codec<R::Value>,
-        report: &mut Report,
-    ) -> Result<R, Option<Observed>> {
-        match lookup {
-            Lookup::Hit(bytes, observed) => match (codec.decode)(&bytes) {
-                Some(value) => {
-                    report.hit(bytes.len());
-                    report.info.lock_full_hit = self.lock;
-                    Ok(R::from_cached(value))
-                }
-                None => Err(Some(observed)),
-            },
-            Lookup::Miss(observed) => Err(Some(observed)),
-            Lookup::Unavailable => {
-                tracing::debug!(
-                    function = self.site.function_name,
-                    "rtc: cache unavailable, bypassing it"
-                );
-                Err(None)
-            }
-        }
-    }
-
-    /// Runs the body and stores its cacheable part stamped with `observed` (completed first);
-    /// returns the outcome and what to share with callers waiting for it.
-    fn compute_and_store<R: Outcome>(
-        &self,
-        target: &Target<'_>,
-        codec: &Codec<R::Value>,
-        compute: impl FnOnce() -> R,
-        observed: Option<Observed>,
-        report: &mut Report,
-    ) -> (R, Landing) {
-        let observed = observed.and_then(|observed| target.cache.complete_versions(observed));
-        let outcome = report.time_body(compute);
-        let bytes = encoded(codec, &outcome);
-        if let (Some(observed), Some(bytes)) = (&observed, &bytes) {
-            report.info.serialized_size = bytes.len();
-            target
-                .cache
-                .store_observed(&target.request, observed, bytes, self.lifetime);
-        }
-        (outcome, Landing::new(bytes, observed))
-    }
-
-    async fn compute_and_store_async<R: Outcome>(
-        &self,
-        target: &Target<'_>,
-        codec: &Codec<R::Value>,
-        compute: impl Future<Output = R>,
-        observed: Option<Observed>,
-        report: &mut Report,
-    ) -> (R, Landing) {
-        let observed = match observed {
-            Some(observed) => target.cache.complete_versions_async(observed).await,
-            None => None,
-        };
-        let outcome = report.time_body_async(compute).await;
-        let bytes = encoded(codec, &outcome);
-        if let (Some(observed), Some(bytes)) = (&observed, &bytes) {
-            report.info.serialized_size = bytes.len();
-            target
-                .cache
-                .store_observed_async(&target.request, observed, bytes, self.lifetime)
-                .await;
-        }
-        (outcome, Landing::new(bytes, observed))
+        self.drive_async(mode, codec, compute)
     }
 
     /// Computes and stores the value, whatever the cache holds.
     pub fn refresh<R: Outcome>(self, codec: Codec<R::Value>, compute: impl FnOnce() -> R) -> R {
-        let Some(target) = self.target() else {
-            return compute();
-        };
-        // The versions are read before computing, so an invalidation during it still wins.
-        let observed = match target.cache.lookup(&target.request) {
-            Lookup::Hit(_, observed) | Lookup::Miss(observed) => Some(observed),
-            Lookup::Unavailable => None,
-        };
-        let mut report = self.report();
-        self.compute_and_store(&target, &codec, compute, observed, &mut report)
-            .0
+        self.drive(Mode::Refresh, codec, compute)
     }
 
     /// Async twin of [`Call::refresh`].
-    pub async fn refresh_async<R: Outcome>(
+    pub fn refresh_async<R, F>(
         self,
+        codec: Codec<R::Value>,
+        compute: F,
+    ) -> impl Future<Output = R> + use<'a, R, F>
+    where
+        R: Outcome,
+        F: Future<Output = R>,
+    {
+        self.drive_async(Mode::Refresh, codec, compute)
+    }
+
+    /// The blocking driver of a call's protocol.
+    fn drive<R: Outcome>(
+        self,
+        mode: Mode,
+        codec: Codec<R::Value>,
+        compute: impl FnOnce() -> R,
+    ) -> R {
+        let report = self.report();
+        let Some(entry) = self.entry() else {
+            return compute();
+        };
+        let flow = CallFlow::new(
+            entry.cache,
+            &entry.keys,
+            &codec,
+            mode,
+            self.lifetime,
+            report,
+        );
+        let mut call = Driven {
+            cache: entry.cache,
+            flow,
+            blocking: true,
+        };
+        loop {
+            match entry.cache.drive(&mut call.flow) {
+                Yield::Follow(flight, deadline) => call.flow.landed(flight.wait(deadline)),
+                Yield::Cached(value) => {
+                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
+                }
+                Yield::Compute | Yield::Finished => break,
+            }
+        }
+        let started = Instant::now();
+        let outcome = compute();
+        call.flow.report.info.decorated_elapsed = started.elapsed();
+        call.flow.computed(encoded(&codec, &outcome));
+        entry.cache.drive(&mut call.flow);
+        self.finish(&entry, &mut call.flow.report, outcome)
+    }
+
+    /// The async driver of a call's protocol.
+    async fn drive_async<R: Outcome>(
+        self,
+        mode: Mode,
         codec: Codec<R::Value>,
         compute: impl Future<Output = R>,
     ) -> R {
-        let Some(target) = self.target() else {
+        let report = self.report();
+        let Some(entry) = self.entry() else {
             return compute.await;
         };
-        let observed = match target.cache.lookup_async(&target.request).await {
-            Lookup::Hit(_, observed) | Lookup::Miss(observed) => Some(observed),
-            Lookup::Unavailable => None,
+        let flow = CallFlow::new(
+            entry.cache,
+            &entry.keys,
+            &codec,
+            mode,
+            self.lifetime,
+            report,
+        );
+        let mut call = Driven {
+            cache: entry.cache,
+            flow,
+            blocking: false,
         };
-        let mut report = self.report();
-        self.compute_and_store_async(&target, &codec, compute, observed, &mut report)
-            .await
-            .0
+        loop {
+            match entry.cache.drive_async(&mut call.flow).await {
+                Yield::Follow(flight, deadline) => {
+                    let landing = flight.wait_async(deadline).await;
+                    call.flow.landed(landing);
+                }
+                Yield::Cached(value) => {
+                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
+                }
+                Yield::Compute | Yield::Finished => break,
+            }
+        }
+        let started = Instant::now();
+        let outcome = compute.await;
+        call.flow.report.info.decorated_elapsed = started.elapsed();
+        call.flow.computed(encoded(&codec, &outcome));
+        entry.cache.drive_async(&mut call.flow).await;
+        self.finish(&entry, &mut call.flow.report, outcome)
     }
 
     /// Removes the entry of exactly these arguments; true if one was removed.
     pub fn invalidate(self) -> bool {
-        self.target()
-            .is_some_and(|target| target.cache.remove(&target.request))
+        let Some(entry) = self.entry() else {
+            return false;
+        };
+        let tombstone = format::tombstone();
+        let delete = entry.cache.delete_operation(&entry.keys, &tombstone);
+        entry
+            .cache
+            .count_delete(entry.cache.drive(Single::new(delete)))
     }
 
     /// Async twin of [`Call::invalidate`].
     pub async fn invalidate_async(self) -> bool {
-        match self.target() {
-            Some(target) => target.cache.remove_async(&target.request).await,
-            None => false,
-        }
+        let Some(entry) = self.entry() else {
+            return false;
+        };
+        let tombstone = format::tombstone();
+        let delete = entry.cache.delete_operation(&entry.keys, &tombstone);
+        let reply = entry.cache.drive_async(Single::new(delete)).await;
+        entry.cache.count_delete(reply)
     }
 
     /// Makes every entry of this function miss, whatever its arguments: O(1).
@@ -286,7 +302,8 @@ impl<'a> Call<'a> {
             return false;
         };
         let bumps = cache.bumps([cache.function_tag(&self.site)]);
-        cache.bump(&bumps)
+        let invalidate = cache.invalidate_operation(&bumps);
+        cache.count_invalidation(cache.drive(Single::new(invalidate)))
     }
 
     /// Async twin of [`Call::invalidate_all`].
@@ -295,7 +312,9 @@ impl<'a> Call<'a> {
             return false;
         };
         let bumps = cache.bumps([cache.function_tag(&self.site)]);
-        cache.bump_async(&bumps).await
+        let invalidate = cache.invalidate_operation(&bumps);
+        let reply = cache.drive_async(Single::new(invalidate)).await;
+        cache.count_invalidation(reply)
     }
 
     fn cache(&self) -> Option<&'a TaggedCache> {
@@ -313,19 +332,15 @@ impl<'a> Call<'a> {
         cache
     }
 
-    fn target(&self) -> Option<Target<'a>> {
+    fn entry(&self) -> Option<CallEntry<'a>> {
         let cache = self.cache()?;
         let key = match (&self.key, &self.args) {
             (Some(key), _) => key.clone(),
             (None, Some(args)) => self.site.generated_key(args),
             (None, None) => return None,
         };
-        let request = cache.request(&key, &self.tags, vec![cache.function_tag(&self.site)]);
-        Some(Target {
-            cache,
-            key,
-            request,
-        })
+        let keys = cache.entry_keys(&key, &self.tags, vec![cache.function_tag(&self.site)]);
+        Some(CallEntry { cache, key, keys })
     }
 
     fn report(&self) -> Report {
@@ -341,7 +356,7 @@ impl<'a> Call<'a> {
         }
     }
 
-    fn finish<R>(&self, target: &Target<'_>, mut report: Report, outcome: R) -> R {
+    fn finish<R>(&self, entry: &CallEntry<'_>, report: &mut Report, outcome: R) -> R {
         report.info.elapsed = report.started.elapsed();
         tracing::debug!(
             function = self.site.function_name,
@@ -349,9 +364,9 @@ impl<'a> Call<'a> {
             elapsed_us = report.info.elapsed.as_micros() as u64,
             "rtc: cached call"
         );
-        if let Some(hook) = target.cache.hook() {
+        if let Some(hook) = entry.cache.hook() {
             report.info.function_args = self.args.clone().unwrap_or_default();
-            hook.call(&target.key, &self.tags, &report.info, self.hook_userdata);
+            hook.call(&entry.key, &self.tags, &report.info, self.hook_userdata);
         }
         outcome
     }
@@ -366,19 +381,5 @@ impl Report {
     fn hit(&mut self, size: usize) {
         self.info.hit = true;
         self.info.serialized_size = size;
-    }
-
-    fn time_body<R>(&mut self, compute: impl FnOnce() -> R) -> R {
-        let started = Instant::now();
-        let outcome = compute();
-        self.info.decorated_elapsed = started.elapsed();
-        outcome
-    }
-
-    async fn time_body_async<R>(&mut self, compute: impl Future<Output = R>) -> R {
-        let started = Instant::now();
-        let outcome = compute.await;
-        self.info.decorated_elapsed = started.elapsed();
-        outcome
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::health::WarnLimiter;
+use crate::warnings::WarnLimiter;
 
 static ENCODE_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
 

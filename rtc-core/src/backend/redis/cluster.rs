@@ -1,20 +1,22 @@
-//! Redis Cluster: redis-rs routes each command to the shard of its keys. A round trip's commands
-//! go out to every shard involved before any reply is read (sync: one cluster pipeline; async:
-//! all requests in flight at once), so an operation costs one round trip per shard, concurrently.
+//! Redis Cluster: redis-rs routes each command to the shard of its keys. A round's commands go
+//! out to every shard involved before any reply is read (sync: one cluster pipeline; async: all
+//! requests in flight at once), so a round costs one round trip per shard, concurrently.
+
+use std::future::Future;
 
 use futures_util::future::join_all;
+use futures_util::FutureExt as _;
 use redis::aio::ConnectionLike as _;
 use redis::cluster::{cluster_pipe, ClusterClient, ClusterConfig, ClusterConnection};
 use redis::{Cmd, RedisResult, Value};
 
+use super::commands::Round;
 use super::connections::{Idle, PerRuntime};
-use super::{with_script_retry, Timeouts};
-use crate::backend::commands::Op;
-use crate::backend::BackendError;
+use super::Timeouts;
 
 type AsyncClusterConnection = redis::cluster_async::ClusterConnection;
 
-pub(super) struct ClusterConnector {
+pub(crate) struct ClusterConnector {
     client: ClusterClient,
     timeouts: Timeouts,
     idle: Idle<ClusterConnection>,
@@ -34,15 +36,20 @@ fn send(connection: &mut ClusterConnection, commands: &[Cmd]) -> RedisResult<Vec
 }
 
 /// Sends every command at once; replies come back in the commands' order.
-async fn send_async(
-    connection: &AsyncClusterConnection,
-    commands: &[Cmd],
-) -> RedisResult<Vec<Value>> {
+fn send_all<'a>(
+    connection: &'a AsyncClusterConnection,
+    commands: &'a [Cmd],
+) -> impl Future<Output = RedisResult<Vec<Value>>> + Send + 'a {
     let requests = commands.iter().map(|command| {
         let mut connection = connection.clone();
-        async move { connection.req_packed_command(command).await }
+        async move {
+            connection
+                .req_packed_command(command)
+                .await
+                .and_then(Value::extract_error)
+        }
     });
-    join_all(requests).await.into_iter().collect()
+    join_all(requests).map(|replies| replies.into_iter().collect())
 }
 
 impl ClusterConnector {
@@ -55,71 +62,48 @@ impl ClusterConnector {
         }
     }
 
-    pub(super) fn query<T>(&self, op: &Op<T>) -> Result<Vec<Value>, BackendError> {
-        self.idle
-            .with(
-                || self.client.get_connection(),
-                |connection| {
-                    if let Some(wait) = op.blocks_for {
-                        connection.set_read_timeout(Some(self.timeouts.socket + wait))?;
-                        let result = send(connection, &op.commands);
-                        connection.set_read_timeout(Some(self.timeouts.socket))?;
-                        return result;
-                    }
-                    with_script_retry(
-                        connection,
-                        op,
-                        |connection| send(connection, &op.commands),
-                        |connection, script| script.prepare_invoke().load(connection).map(drop),
-                    )
-                },
-            )
-            .map_err(BackendError::Redis)
+    pub(super) fn query(&self, round: &Round) -> RedisResult<Vec<Value>> {
+        self.idle.with(
+            || self.client.get_connection(),
+            |connection| match round.blocks_for {
+                Some(wait) => {
+                    connection.set_read_timeout(Some(self.timeouts.socket + wait))?;
+                    let result = send(connection, &round.commands);
+                    connection.set_read_timeout(Some(self.timeouts.socket))?;
+                    result
+                }
+                None => send(connection, &round.commands),
+            },
+        )
     }
 
-    pub(super) async fn query_async<T>(&self, op: &Op<T>) -> Result<Vec<Value>, BackendError> {
-        if let Some(wait) = op.blocks_for {
+    pub(super) async fn query_async(
+        &self,
+        round: &Round,
+        runtime: tokio::runtime::Id,
+    ) -> RedisResult<Vec<Value>> {
+        if let Some(wait) = round.blocks_for {
             // A blocking command would stall the requests multiplexed to that shard.
             let config = ClusterConfig::new()
                 .set_connection_timeout(self.timeouts.connect)
                 .set_response_timeout(self.timeouts.socket + wait);
-            let connection = self
-                .client
-                .get_async_connection_with_config(config)
-                .await
-                .map_err(BackendError::Redis)?;
-            return send_async(&connection, &op.commands)
-                .await
-                .map_err(BackendError::Redis);
+            let connection = self.client.get_async_connection_with_config(config).await?;
+            return send_all(&connection, &round.commands).await;
         }
-        let runtime = PerRuntime::<AsyncClusterConnection>::current()?;
         let connection = match self.connections.get(runtime) {
             Some(connection) => connection,
             None => {
-                let connection = self
-                    .client
-                    .get_async_connection()
-                    .await
-                    .map_err(BackendError::Redis)?;
+                let connection = self.client.get_async_connection().await?;
                 self.connections.insert(runtime, connection.clone());
                 connection
             }
         };
-        let mut result = send_async(&connection, &op.commands).await;
-        if let (Some(script), Err(error)) = (op.script, &result) {
-            if super::is_noscript(error) {
-                let mut loader = connection.clone();
-                result = match script.prepare_invoke().load_async(&mut loader).await {
-                    Ok(_) => send_async(&connection, &op.commands).await,
-                    Err(error) => Err(error),
-                };
-            }
-        }
+        let result = send_all(&connection, &round.commands).await;
         if let Err(error) = &result {
             if super::is_connection_trouble(error) {
                 self.connections.forget(runtime);
             }
         }
-        result.map_err(BackendError::Redis)
+        result
     }
 }

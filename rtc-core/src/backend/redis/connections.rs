@@ -70,14 +70,14 @@ impl<C> Default for PerRuntime<C> {
     }
 }
 
-impl<C: Clone> PerRuntime<C> {
-    /// The current runtime's id.
-    pub(super) fn current() -> Result<tokio::runtime::Id, BackendError> {
-        tokio::runtime::Handle::try_current()
-            .map(|handle| handle.id())
-            .map_err(|_| BackendError::NoRuntime)
-    }
+/// The current tokio runtime's id: async calls to Redis need one.
+pub(super) fn current_runtime() -> Result<tokio::runtime::Id, BackendError> {
+    tokio::runtime::Handle::try_current()
+        .map(|handle| handle.id())
+        .map_err(|_| BackendError::NoRuntime)
+}
 
+impl<C: Clone> PerRuntime<C> {
     pub(super) fn get(&self, runtime: tokio::runtime::Id) -> Option<C> {
         lock(&self.connections)
             .iter()

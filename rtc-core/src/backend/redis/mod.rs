@@ -1,19 +1,31 @@
-//! Redis, one server or a cluster: runs [`Op`]s with back-off after connection failures.
+//! Redis, one server or a cluster: sends each operation's [`Round`], with back-off after
+//! connection failures.
 
+mod backoff;
 mod cluster;
+mod commands;
 mod connections;
 mod server;
+pub(crate) mod tls;
 
+use std::future::Future;
 use std::time::Duration;
 
-use redis::cluster::ClusterClient;
+use futures_util::future::Either;
 use redis::{RedisError, RedisResult, Value};
 
+use self::backoff::Backoff;
 use self::cluster::ClusterConnector;
+use self::commands::{Round, Topology};
 use self::server::ServerConnector;
-use super::commands::{Op, Topology};
 use super::BackendError;
-use crate::health::Backoff;
+use crate::config::{Settings, Storage};
+use crate::engine::{Operation, Reply};
+use crate::error::ConfigError;
+
+/// How often a cluster request is retried after a redirection or a lost node, before it counts
+/// as failed (and the call goes on without the cache).
+const CLUSTER_RETRIES: u32 = 3;
 
 /// Timeouts every connection is opened with.
 #[derive(Clone, Copy, Debug)]
@@ -22,6 +34,7 @@ pub(crate) struct Timeouts {
     pub connect: Duration,
 }
 
+/// Where rounds are sent.
 enum Connector {
     Server(Box<ServerConnector>),
     Cluster(Box<ClusterConnector>),
@@ -33,93 +46,120 @@ pub(crate) struct RedisStore {
 }
 
 impl RedisStore {
-    pub(crate) fn server(client: redis::Client, timeouts: Timeouts) -> Result<Self, RedisError> {
-        let server = ServerConnector::new(client, timeouts)?;
-        Ok(Self::with(Connector::Server(Box::new(server))))
-    }
-
-    pub(crate) fn cluster(client: ClusterClient, timeouts: Timeouts) -> Self {
-        Self::with(Connector::Cluster(Box::new(ClusterConnector::new(
-            client, timeouts,
-        ))))
-    }
-
-    fn with(connector: Connector) -> Self {
-        Self {
+    /// A client for the server or cluster the settings name. Nothing connects yet.
+    pub(crate) fn open(settings: &Settings) -> Result<Self, ConfigError> {
+        let timeouts = Timeouts {
+            socket: settings.socket_timeout,
+            connect: settings.connect_timeout,
+        };
+        let invalid = |error: RedisError| ConfigError::InvalidUrl {
+            reason: error.to_string(),
+        };
+        let connector = match &settings.storage {
+            Storage::Cluster(nodes) => {
+                let client = settings
+                    .tls
+                    .cluster_builder(nodes.clone())
+                    .connection_timeout(timeouts.connect)
+                    .response_timeout(timeouts.socket)
+                    .retries(CLUSTER_RETRIES)
+                    .min_retry_wait(10)
+                    .max_retry_wait(200)
+                    .build()
+                    .map_err(invalid)?;
+                Connector::Cluster(Box::new(ClusterConnector::new(client, timeouts)))
+            }
+            Storage::Redis(info) => {
+                let client = settings.tls.client((**info).clone()).map_err(invalid)?;
+                Connector::Server(Box::new(ServerConnector::new(client, timeouts)))
+            }
+            Storage::Disabled | Storage::Memory => {
+                return Err(ConfigError::Invalid("not a Redis storage"))
+            }
+        };
+        Ok(Self {
             connector,
             backoff: Backoff::default(),
-        }
+        })
     }
 
-    pub(crate) fn topology(&self) -> Topology {
-        match self.connector {
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.connector, Connector::Cluster(_))
+    }
+
+    /// The round of commands for `operation`; `Skipped` while the back-off pauses Redis.
+    fn round(&self, operation: Operation<'_>) -> Result<Round, BackendError> {
+        if !self.backoff.allows() {
+            return Err(BackendError::Skipped);
+        }
+        let topology = match self.connector {
             Connector::Server(_) => Topology::Standalone,
             Connector::Cluster(_) => Topology::Cluster,
-        }
-    }
-
-    /// Runs `op` on a pooled connection.
-    pub(crate) fn run<T>(&self, op: Op<T>) -> Result<T, BackendError> {
-        if !self.backoff.allows() {
-            return Err(BackendError::Skipped);
-        }
-        let result = match &self.connector {
-            Connector::Server(server) => server.query(&op),
-            Connector::Cluster(cluster) => cluster.query(&op),
         };
-        self.finish(result, op.parse)
+        Round::of(topology, operation)
     }
 
-    /// Runs `op` on this runtime's multiplexed connection.
-    pub(crate) async fn run_async<T>(&self, op: Op<T>) -> Result<T, BackendError> {
-        if !self.backoff.allows() {
-            return Err(BackendError::Skipped);
-        }
-        let result = match &self.connector {
-            Connector::Server(server) => server.query_async(&op).await,
-            Connector::Cluster(cluster) => cluster.query_async(&op).await,
+    /// Sends `operation` on a pooled connection and reads the reply.
+    pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
+        let round = self.round(operation)?;
+        let query = |round: &Round| match &self.connector {
+            Connector::Server(server) => server.query(round),
+            Connector::Cluster(cluster) => cluster.query(round),
         };
-        self.finish(result, op.parse)
+        let mut sent = query(&round);
+        if let Some(load) = round.script_load(&sent) {
+            sent = query(&load).and_then(|_| query(&round));
+        }
+        self.received(&round, sent)
     }
 
-    fn finish<T>(
+    /// Sends `operation` on this runtime's multiplexed connection and reads the reply.
+    pub(crate) async fn execute_async(
         &self,
-        result: Result<Vec<Value>, BackendError>,
-        parse: impl FnOnce(Vec<Value>) -> Result<T, BackendError>,
-    ) -> Result<T, BackendError> {
-        match result {
+        operation: Operation<'_>,
+    ) -> Result<Reply, BackendError> {
+        let round = self.round(operation)?;
+        let runtime = connections::current_runtime()?;
+        let mut sent = self.query_async(&round, runtime).await;
+        if let Some(load) = round.script_load(&sent) {
+            sent = match self.query_async(&load, runtime).await {
+                Ok(_) => self.query_async(&round, runtime).await,
+                Err(error) => Err(error),
+            };
+        }
+        self.received(&round, sent)
+    }
+
+    /// Sends a round on the server's or the cluster's async connection.
+    fn query_async<'a>(
+        &'a self,
+        round: &'a Round,
+        runtime: tokio::runtime::Id,
+    ) -> impl Future<Output = RedisResult<Vec<Value>>> + Send + 'a {
+        match &self.connector {
+            Connector::Server(server) => Either::Left(server.query_async(round, runtime)),
+            Connector::Cluster(cluster) => Either::Right(cluster.query_async(round, runtime)),
+        }
+    }
+
+    /// Turns what a round's commands returned into a reply, and keeps the back-off up to date.
+    fn received(
+        &self,
+        round: &Round,
+        sent: RedisResult<Vec<Value>>,
+    ) -> Result<Reply, BackendError> {
+        match sent {
             Ok(values) => {
                 self.backoff.succeeded();
-                parse(values)
+                round.reply(values)
             }
-            Err(BackendError::Redis(error)) if is_connection_trouble(&error) => {
+            Err(error) if is_connection_trouble(&error) => {
                 let pause = self.backoff.failed();
                 Err(BackendError::Unreachable { error, pause })
             }
-            Err(error) => Err(error),
+            Err(error) => Err(BackendError::Redis(error)),
         }
     }
-}
-
-/// Runs `query`; when it fails because the server does not know `op`'s script, loads the
-/// script with `load` and runs `query` once more.
-fn with_script_retry<T, C>(
-    connection: &mut C,
-    op: &Op<T>,
-    mut query: impl FnMut(&mut C) -> RedisResult<Vec<Value>>,
-    load: impl FnOnce(&mut C, &redis::Script) -> RedisResult<()>,
-) -> RedisResult<Vec<Value>> {
-    match (query(connection), op.script) {
-        (Err(error), Some(script)) if is_noscript(&error) => {
-            load(connection, script)?;
-            query(connection)
-        }
-        (result, _) => result,
-    }
-}
-
-fn is_noscript(error: &RedisError) -> bool {
-    error.code() == Some("NOSCRIPT")
 }
 
 /// Errors that say the server could not be reached or did not answer in time.

@@ -1,34 +1,37 @@
 //! One Redis server: pooled sync connections, a `ConnectionManager` per runtime for async calls.
 
+use std::future::Future;
+
+use futures_util::future::Either;
+use futures_util::TryFutureExt as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncConnectionConfig, Client, Connection, RedisResult, Value};
+use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResult, Value};
 
+use super::commands::Round;
 use super::connections::{Idle, PerRuntime};
-use super::{with_script_retry, Timeouts};
-use crate::backend::commands::Op;
-use crate::backend::BackendError;
+use super::Timeouts;
 
-pub(super) struct ServerConnector {
+pub(crate) struct ServerConnector {
     client: Client,
     timeouts: Timeouts,
     idle: Idle<Connection>,
     managers: PerRuntime<ConnectionManager>,
 }
 
-/// An operation's commands as sent: a lone command as it is (a hit is one `MGET`), several in
-/// a pipeline.
+/// A round's commands as sent: a lone command as it is (a hit is one `MGET`), several in a
+/// pipeline.
 enum Batch<'a> {
-    One(&'a redis::Cmd),
-    Many(redis::Pipeline),
+    One(&'a Cmd),
+    Many(Pipeline),
 }
 
 impl<'a> Batch<'a> {
-    fn of<T>(op: &'a Op<T>) -> Self {
-        if let [command] = op.commands.as_slice() {
+    fn of(commands: &'a [Cmd]) -> Self {
+        if let [command] = commands {
             return Batch::One(command);
         }
         let mut pipeline = redis::pipe();
-        for command in &op.commands {
+        for command in commands {
             pipeline.add_command(command.clone());
         }
         Batch::Many(pipeline)
@@ -41,32 +44,33 @@ impl<'a> Batch<'a> {
         }
     }
 
-    async fn query_async(
-        &self,
-        connection: &mut impl redis::aio::ConnectionLike,
-    ) -> RedisResult<Vec<Value>> {
+    fn query_async<'c>(
+        &'c self,
+        connection: &'c mut (impl redis::aio::ConnectionLike + Send),
+    ) -> impl Future<Output = RedisResult<Vec<Value>>> + Send + 'c {
         match self {
-            Batch::One(command) => command
-                .query_async(connection)
-                .await
-                .map(|value| vec![value]),
-            Batch::Many(pipeline) => pipeline.query_async(connection).await,
+            Batch::One(command) => Either::Left(
+                command
+                    .query_async::<Value>(connection)
+                    .map_ok(|value| vec![value]),
+            ),
+            Batch::Many(pipeline) => Either::Right(pipeline.query_async(connection)),
         }
     }
 }
 
 impl ServerConnector {
-    pub(super) fn new(client: Client, timeouts: Timeouts) -> RedisResult<Self> {
-        Ok(Self {
+    pub(super) fn new(client: Client, timeouts: Timeouts) -> Self {
+        Self {
             client,
             timeouts,
             idle: Idle::default(),
             managers: PerRuntime::default(),
-        })
+        }
     }
 
-    pub(super) fn query<T>(&self, op: &Op<T>) -> Result<Vec<Value>, BackendError> {
-        let batch = Batch::of(op);
+    pub(super) fn query(&self, round: &Round) -> RedisResult<Vec<Value>> {
+        let batch = Batch::of(&round.commands);
         let connect = || {
             let connection = self
                 .client
@@ -76,26 +80,24 @@ impl ServerConnector {
             Ok(connection)
         };
         self.idle
-            .with(connect, |connection| {
-                if let Some(wait) = op.blocks_for {
+            .with(connect, |connection| match round.blocks_for {
+                Some(wait) => {
                     connection.set_read_timeout(Some(self.timeouts.socket + wait))?;
                     let result = batch.query(connection);
                     connection.set_read_timeout(Some(self.timeouts.socket))?;
-                    return result;
+                    result
                 }
-                with_script_retry(
-                    connection,
-                    op,
-                    |connection| batch.query(connection),
-                    |connection, script| script.prepare_invoke().load(connection).map(drop),
-                )
+                None => batch.query(connection),
             })
-            .map_err(BackendError::Redis)
     }
 
-    pub(super) async fn query_async<T>(&self, op: &Op<T>) -> Result<Vec<Value>, BackendError> {
-        let batch = Batch::of(op);
-        if let Some(wait) = op.blocks_for {
+    pub(super) async fn query_async(
+        &self,
+        round: &Round,
+        runtime: tokio::runtime::Id,
+    ) -> RedisResult<Vec<Value>> {
+        let batch = Batch::of(&round.commands);
+        if let Some(wait) = round.blocks_for {
             // A blocking command would stall every request multiplexed on the shared connection.
             let config = AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(self.timeouts.connect))
@@ -103,35 +105,22 @@ impl ServerConnector {
             let mut connection = self
                 .client
                 .get_multiplexed_async_connection_with_config(&config)
-                .await
-                .map_err(BackendError::Redis)?;
-            return batch
-                .query_async(&mut connection)
-                .await
-                .map_err(BackendError::Redis);
+                .await?;
+            return batch.query_async(&mut connection).await;
         }
-        let runtime = PerRuntime::<ConnectionManager>::current()?;
         let mut connection = self.manager(runtime)?;
-        let mut result = batch.query_async(&mut connection).await;
-        if let (Some(script), Err(error)) = (op.script, &result) {
-            if super::is_noscript(error) {
-                result = match script.prepare_invoke().load_async(&mut connection).await {
-                    Ok(_) => batch.query_async(&mut connection).await,
-                    Err(error) => Err(error),
-                };
-            }
-        }
+        let result = batch.query_async(&mut connection).await;
         if let Err(error) = &result {
             if super::is_connection_trouble(error) {
                 // A fresh manager connects at once; the failed one may still be retrying.
                 self.managers.forget(runtime);
             }
         }
-        result.map_err(BackendError::Redis)
+        result
     }
 
     /// This runtime's connection manager, made (without connecting) on first use.
-    fn manager(&self, runtime: tokio::runtime::Id) -> Result<ConnectionManager, BackendError> {
+    fn manager(&self, runtime: tokio::runtime::Id) -> RedisResult<ConnectionManager> {
         if let Some(manager) = self.managers.get(runtime) {
             return Ok(manager);
         }
@@ -140,8 +129,7 @@ impl ServerConnector {
             .set_response_timeout(Some(self.timeouts.socket))
             .set_number_of_retries(1)
             .set_max_delay(std::time::Duration::from_millis(500));
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)
-            .map_err(BackendError::Redis)?;
+        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
         self.managers.insert(runtime, manager.clone());
         Ok(manager)
     }

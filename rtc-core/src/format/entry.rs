@@ -21,8 +21,8 @@
 //! versions are stored. Implicit tags (a decorated function's own tag) are not part of the identity,
 //! so a reader may not know them: their ids are stored so that any reader can check them.
 
-use crate::keys::{TagId, TagKey, ID_LEN};
-use crate::version::{Version, VERSION_LEN};
+use super::keys::{TagId, TagKey, ID_LEN};
+use super::version::{Version, VERSION_LEN};
 
 /// The only format of live entries written today. A later format gets a new number and both
 /// can be read.
@@ -36,7 +36,7 @@ const EXTRA_LEN: usize = ID_LEN + VERSION_LEN;
 pub const MAX_TAGS: usize = u16::MAX as usize;
 
 /// The tags an entry is checked against, with the versions a reader observed for them.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Observed {
     /// Canonical tags in canonical order, with their current versions (`None`: the tag has no version).
     pub canonical: Vec<(TagKey, Option<Version>)>,
@@ -141,7 +141,7 @@ pub(crate) fn check<'a>(bytes: &'a [u8], observed: &Observed) -> Freshness<'a> {
 /// A tombstone: what `delete` leaves under an entry key.
 pub(crate) fn tombstone() -> Vec<u8> {
     let mut bytes = vec![FORMAT_TOMBSTONE];
-    bytes.extend_from_slice(&crate::version::unique_u64().to_le_bytes());
+    bytes.extend_from_slice(&super::version::unique_u64().to_le_bytes());
     bytes
 }
 
@@ -155,11 +155,16 @@ pub(crate) fn is_live(bytes: &[u8]) -> bool {
     bytes.first() == Some(&FORMAT_V1)
 }
 
-/// The header of an entry stamped with `observed`'s versions, for tags that all have one.
-/// Returns `None` when a tag has no version or there are more tags than the format counts.
+/// The whole stored entry (header, every tag's version, then `payload`), stamped with
+/// `observed`'s versions. `None` when a tag has no version or there are more tags than the
+/// format counts.
 pub(crate) fn encode(observed: &Observed, payload: &[u8]) -> Option<Vec<u8>> {
     let mut bytes = header(observed)?;
-    bytes.reserve(payload.len() + VERSION_LEN * observed.canonical.len());
+    bytes.reserve(
+        VERSION_LEN * observed.canonical.len()
+            + EXTRA_LEN * observed.implicit.len()
+            + payload.len(),
+    );
     for (_, version) in &observed.canonical {
         bytes.extend_from_slice(version.as_ref()?.as_bytes());
     }
@@ -213,7 +218,7 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::KeySpace;
+    use crate::format::KeySpace;
 
     fn observed(canonical: &[Option<u64>], implicit: &[(&str, Option<u64>)]) -> Observed {
         let space = KeySpace::new("ns");

@@ -9,7 +9,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
-use crate::entry::Observed;
+use futures_util::future::{select, Either};
+
+use crate::format::Observed;
 
 /// What a leader left for its followers.
 #[derive(Clone, Debug)]
@@ -85,7 +87,8 @@ impl Flight {
         }
     }
 
-    /// Waits (without blocking the runtime) until the leader lands, or `deadline` passes (`None`).
+    /// Waits (without blocking the executor) until the leader lands, or `deadline` passes
+    /// (`None`). Works on any executor: the deadline is kept by a timer thread, not a runtime's.
     pub(crate) async fn wait_async(&self, deadline: Instant) -> Option<Landing> {
         loop {
             let notified = self.notify.notified();
@@ -96,7 +99,8 @@ impl Flight {
                 return Some(landed.clone());
             }
             let left = deadline.checked_duration_since(Instant::now())?;
-            if tokio::time::timeout(left, notified).await.is_err() {
+            let timer = futures_timer::Delay::new(left);
+            if let Either::Right(_) = select(notified, timer).await {
                 return self.landing().clone();
             }
         }

@@ -1,18 +1,12 @@
-//! Back-off after connection failures, and rate-limited warnings.
+//! Back-off after connection failures: an outage costs callers a miss, not a connect timeout.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::now_ms;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(5);
-
-/// Milliseconds since the first call in this process: a clock that fits in an atomic.
-fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    let elapsed = START.get_or_init(Instant::now).elapsed();
-    u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-}
 
 /// Skips a backend for a growing pause after each consecutive connection failure (100 ms,
 /// doubling, at most 5 s), so that an outage costs callers nothing but a miss. The first call after
@@ -54,45 +48,6 @@ impl Backoff {
     }
 }
 
-/// Lets one warning of a kind through per interval and counts the ones it held back.
-#[derive(Debug)]
-pub(crate) struct WarnLimiter {
-    interval_ms: u64,
-    next_ms: AtomicU64,
-    held_back: AtomicU64,
-}
-
-impl WarnLimiter {
-    pub(crate) const fn new(interval: Duration) -> Self {
-        Self {
-            interval_ms: interval.as_millis() as u64,
-            next_ms: AtomicU64::new(0),
-            held_back: AtomicU64::new(0),
-        }
-    }
-
-    /// `Some(n)` when a warning may be logged now, `n` being how many were held back before it.
-    pub(crate) fn permit(&self) -> Option<u64> {
-        let now = now_ms();
-        let next = self.next_ms.load(Ordering::Relaxed);
-        if now >= next
-            && self
-                .next_ms
-                .compare_exchange(
-                    next,
-                    now + self.interval_ms,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                )
-                .is_ok()
-        {
-            return Some(self.held_back.swap(0, Ordering::Relaxed));
-        }
-        self.held_back.fetch_add(1, Ordering::Relaxed);
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,14 +70,5 @@ mod tests {
         assert_eq!(backoff.failed(), LONGEST_PAUSE);
         backoff.succeeded();
         assert!(backoff.allows());
-    }
-
-    #[test]
-    fn repeated_warnings_are_held_back_and_counted() {
-        let limiter = WarnLimiter::new(Duration::from_secs(3600));
-        assert_eq!(limiter.permit(), Some(0));
-        assert_eq!(limiter.permit(), None);
-        assert_eq!(limiter.permit(), None);
-        assert_eq!(limiter.held_back.load(Ordering::Relaxed), 2);
     }
 }

@@ -1,0 +1,437 @@
+//! The Redis commands behind each [`Operation`], and the reading of their replies.
+//!
+//! An operation becomes one [`Round`]: commands sent in one round trip (a pipeline on one
+//! server; on a cluster, each command to its key's shard, all in flight at once) and how to read
+//! their replies. The sync and async connections send the same rounds.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use redis::{Cmd, Script, Value};
+
+use crate::backend::BackendError;
+use crate::engine::{LockAttempt, Operation, ReadReply, Reply};
+use crate::format::{self, LockKeys, Observed, TagKey, Version};
+
+/// How the server spreads keys: a multi-key command must stay within one slot on a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Topology {
+    Standalone,
+    Cluster,
+}
+
+/// One round trip: the commands, and how to read their replies (one per command, in order).
+pub(crate) struct Round {
+    pub commands: Vec<Cmd>,
+    /// The script a command calls by hash, if any: loaded and the round sent again on `NOSCRIPT`.
+    pub script: Option<&'static Lua>,
+    /// A blocking command may wait this long for its reply (beyond the socket timeout); it is
+    /// sent on a connection of its own.
+    pub blocks_for: Option<Duration>,
+    reading: Reading,
+}
+
+/// How a round's replies become a [`Reply`].
+#[derive(Clone, Copy)]
+enum Reading {
+    Entry(Topology),
+    Versions(Topology),
+    Created,
+    Written,
+    WrittenUnlessDeleted,
+    Deleted,
+    Ok,
+    Lock { topology: Topology, skipped: usize },
+    Woken,
+}
+
+/// A Lua script rtc runs by hash (`EVALSHA`), loading it when the server does not know it.
+pub(crate) struct Lua {
+    code: &'static str,
+    hash: String,
+}
+
+impl Lua {
+    fn new(code: &'static str) -> Self {
+        Self {
+            code,
+            hash: Script::new(code).get_hash().to_owned(),
+        }
+    }
+}
+
+static WRITE_STAMPED: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("scripts/write_stamped.lua")));
+static CREATE_TAG: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("scripts/create_tag.lua")));
+static WRITE_UNLESS_DELETED: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("scripts/write_unless_deleted.lua")));
+static RELEASE_LOCK: LazyLock<Lua> =
+    LazyLock::new(|| Lua::new(include_str!("scripts/release_lock.lua")));
+
+impl Round {
+    /// The commands of `operation` for a server of this topology.
+    pub(crate) fn of(topology: Topology, operation: Operation<'_>) -> Result<Self, BackendError> {
+        let round = |commands, reading| Round {
+            commands,
+            script: None,
+            blocks_for: None,
+            reading,
+        };
+        Ok(match operation {
+            Operation::Read { entry, tags } => {
+                round(read(topology, entry, tags), Reading::Entry(topology))
+            }
+            Operation::ReadTags { tags } => round(
+                get_all(topology, tags.iter().map(TagKey::as_str)),
+                Reading::Versions(topology),
+            ),
+            Operation::CreateTags { tags, lifetime } => Round {
+                script: Some(&CREATE_TAG),
+                ..round(create_tags(tags, lifetime), Reading::Created)
+            },
+            Operation::WriteStamped {
+                entry,
+                observed,
+                payload,
+                lifetime,
+                tag_lifetime,
+            } => Round {
+                script: Some(&WRITE_STAMPED),
+                ..round(
+                    vec![write_stamped(
+                        entry,
+                        observed,
+                        payload,
+                        lifetime,
+                        tag_lifetime,
+                    )?],
+                    Reading::Written,
+                )
+            },
+            Operation::Write {
+                entry,
+                observed,
+                payload,
+                lifetime,
+            } => {
+                let mut set = command("SET");
+                set.arg(entry).arg(encode(observed, payload)?);
+                round(vec![with_lifetime(set, lifetime)], Reading::Written)
+            }
+            Operation::WriteUnlessDeleted {
+                entry,
+                observed,
+                payload,
+                lifetime,
+            } => {
+                let mut evalsha = command("EVALSHA");
+                evalsha
+                    .arg(&WRITE_UNLESS_DELETED.hash)
+                    .arg(1)
+                    .arg(entry)
+                    .arg(encode(observed, payload)?)
+                    .arg(millis(lifetime))
+                    .arg(observed.tombstone.as_deref().unwrap_or_default());
+                Round {
+                    script: Some(&WRITE_UNLESS_DELETED),
+                    ..round(vec![evalsha], Reading::WrittenUnlessDeleted)
+                }
+            }
+            Operation::Delete {
+                entry,
+                tombstone,
+                lifetime,
+            } => {
+                let mut set = command("SET");
+                set.arg(entry).arg(tombstone).arg("GET");
+                round(vec![with_lifetime(set, lifetime)], Reading::Deleted)
+            }
+            Operation::Invalidate { tags, lifetime } => {
+                let commands = tags
+                    .iter()
+                    .map(|(tag, version)| {
+                        let mut set = command("SET");
+                        set.arg(tag.as_str()).arg(version.as_bytes());
+                        with_lifetime(set, lifetime)
+                    })
+                    .collect();
+                round(commands, Reading::Ok)
+            }
+            Operation::Acquire {
+                lock,
+                token,
+                lifetime,
+                baton,
+                entry,
+                tags,
+            } => {
+                let mut commands = acquire(lock, token, lifetime, baton);
+                let skipped = commands.len() - 2;
+                commands.extend(read(topology, entry, tags));
+                round(commands, Reading::Lock { topology, skipped })
+            }
+            Operation::Release {
+                lock,
+                token,
+                lifetime,
+            } => {
+                let mut evalsha = command("EVALSHA");
+                evalsha
+                    .arg(&RELEASE_LOCK.hash)
+                    .arg(2)
+                    .arg(&lock.lock)
+                    .arg(&lock.wake)
+                    .arg(token)
+                    .arg(millis(Some(lifetime)));
+                Round {
+                    script: Some(&RELEASE_LOCK),
+                    ..round(vec![evalsha], Reading::Ok)
+                }
+            }
+            Operation::WaitForWake { lock, timeout } => {
+                let mut blpop = command("BLPOP");
+                blpop
+                    .arg(&lock.wake)
+                    .arg(format!("{:.3}", timeout.as_secs_f64().max(0.001)));
+                Round {
+                    blocks_for: Some(timeout),
+                    ..round(vec![blpop], Reading::Woken)
+                }
+            }
+        })
+    }
+
+    /// The round that loads this round's script, when `sent` failed because the server did not
+    /// know it (after a restart or `SCRIPT FLUSH`); the round is then sent once more.
+    pub(crate) fn script_load(&self, sent: &redis::RedisResult<Vec<Value>>) -> Option<Round> {
+        let script = self.script?;
+        let missing = matches!(sent, Err(error) if error.code() == Some("NOSCRIPT"));
+        missing.then(|| {
+            let mut load = command("SCRIPT");
+            load.arg("LOAD").arg(script.code);
+            Round {
+                commands: vec![load],
+                script: None,
+                blocks_for: None,
+                reading: Reading::Ok,
+            }
+        })
+    }
+
+    /// Reads the replies of this round's commands.
+    pub(crate) fn reply(&self, replies: Vec<Value>) -> Result<Reply, BackendError> {
+        Ok(match self.reading {
+            Reading::Entry(topology) => {
+                Reply::Read(entry_and_versions(values_of(topology, replies)?)?)
+            }
+            Reading::Versions(topology) => Reply::Versions(
+                values_of(topology, replies)?
+                    .into_iter()
+                    .map(version)
+                    .collect::<Result<_, _>>()?,
+            ),
+            Reading::Created => Reply::Created(
+                replies
+                    .into_iter()
+                    .map(|reply| {
+                        bulk(reply)?
+                            .as_deref()
+                            .and_then(Version::from_bytes)
+                            .ok_or(BackendError::UnexpectedReply)
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+            Reading::Written => Reply::Done(true),
+            Reading::WrittenUnlessDeleted => match replies.as_slice() {
+                [Value::Int(written)] => Reply::Done(*written == 1),
+                _ => return Err(BackendError::UnexpectedReply),
+            },
+            Reading::Deleted => match <[Value; 1]>::try_from(replies) {
+                Ok([old]) => Reply::Done(bulk(old)?.is_some_and(|old| format::is_live(&old))),
+                Err(_) => return Err(BackendError::UnexpectedReply),
+            },
+            Reading::Ok => Reply::Ok,
+            Reading::Lock { topology, skipped } => {
+                let mut replies = replies.into_iter().skip(skipped);
+                let (Some(holder), Some(ttl)) = (replies.next(), replies.next()) else {
+                    return Err(BackendError::UnexpectedReply);
+                };
+                let lock_ttl = match ttl {
+                    Value::Int(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
+                    _ => Duration::ZERO,
+                };
+                Reply::Lock(LockAttempt {
+                    holder: bulk(holder)?,
+                    lock_ttl,
+                    read: entry_and_versions(values_of(topology, replies.collect())?)?,
+                })
+            }
+            Reading::Woken => match <[Value; 1]>::try_from(replies) {
+                Ok([Value::Nil]) => Reply::Woken(None),
+                Ok([Value::Array(pair)]) => match <[Value; 2]>::try_from(pair) {
+                    Ok([_, token]) => Reply::Woken(bulk(token)?),
+                    Err(_) => return Err(BackendError::UnexpectedReply),
+                },
+                _ => return Err(BackendError::UnexpectedReply),
+            },
+        })
+    }
+}
+
+fn command(name: &str) -> Cmd {
+    redis::cmd(name)
+}
+
+/// Commands that read `keys`: one `MGET` on a server; one `GET` per key on a cluster, whose
+/// keys live in different slots.
+fn get_all<'a>(topology: Topology, keys: impl IntoIterator<Item = &'a str>) -> Vec<Cmd> {
+    match topology {
+        Topology::Standalone => {
+            let mut mget = command("MGET");
+            for key in keys {
+                mget.arg(key);
+            }
+            vec![mget]
+        }
+        Topology::Cluster => keys
+            .into_iter()
+            .map(|key| {
+                let mut get = command("GET");
+                get.arg(key);
+                get
+            })
+            .collect(),
+    }
+}
+
+/// The entry and every tag's version.
+fn read(topology: Topology, entry: &str, tags: &[TagKey]) -> Vec<Cmd> {
+    get_all(
+        topology,
+        std::iter::once(entry).chain(tags.iter().map(TagKey::as_str)),
+    )
+}
+
+/// The replies of [`get_all`]'s commands, one value per key.
+fn values_of(topology: Topology, replies: Vec<Value>) -> Result<Vec<Value>, BackendError> {
+    match topology {
+        Topology::Standalone => match <[Value; 1]>::try_from(replies) {
+            Ok([Value::Array(values)]) => Ok(values),
+            _ => Err(BackendError::UnexpectedReply),
+        },
+        Topology::Cluster => Ok(replies),
+    }
+}
+
+fn entry_and_versions(values: Vec<Value>) -> Result<ReadReply, BackendError> {
+    let mut values = values.into_iter();
+    let entry = values.next().map(bulk).transpose()?.flatten();
+    let versions = values.map(version).collect::<Result<_, _>>()?;
+    Ok(ReadReply { entry, versions })
+}
+
+/// One run of the create-tag script per tag: each touches one key, so it runs on a cluster too.
+fn create_tags(tags: &[(TagKey, Version)], lifetime: Option<Duration>) -> Vec<Cmd> {
+    tags.iter()
+        .map(|(tag, proposed)| {
+            let mut evalsha = command("EVALSHA");
+            evalsha
+                .arg(&CREATE_TAG.hash)
+                .arg(1)
+                .arg(tag.as_str())
+                .arg(proposed.as_bytes())
+                .arg(millis(lifetime));
+            evalsha
+        })
+        .collect()
+}
+
+/// KEYS: the entry, then its tags. ARGV: header, payload, entry lifetime in ms (0: none), tag
+/// lifetime in ms (0: none), then per tag the bytes stored before its version and a proposed one.
+fn write_stamped(
+    entry: &str,
+    observed: &Observed,
+    payload: &[u8],
+    lifetime: Option<Duration>,
+    tag_lifetime: Option<Duration>,
+) -> Result<Cmd, BackendError> {
+    let header = format::header(observed).ok_or(BackendError::TooManyTags)?;
+    let mut evalsha = command("EVALSHA");
+    evalsha
+        .arg(&WRITE_STAMPED.hash)
+        .arg(1 + observed.canonical.len() + observed.implicit.len())
+        .arg(entry);
+    for (tag, _) in observed.all() {
+        evalsha.arg(tag.as_str());
+    }
+    evalsha
+        .arg(header)
+        .arg(payload)
+        .arg(millis(lifetime))
+        .arg(millis(tag_lifetime));
+    for _ in &observed.canonical {
+        evalsha.arg(&b""[..]).arg(Version::fresh().as_bytes());
+    }
+    for (tag, _) in &observed.implicit {
+        evalsha.arg(&tag.id()[..]).arg(Version::fresh().as_bytes());
+    }
+    Ok(evalsha)
+}
+
+/// `SET lock token NX GET PX lifetime` and `PTTL lock`, after passing `baton` on if there is one.
+fn acquire(lock: &LockKeys, token: &[u8], lifetime: Duration, baton: Option<&[u8]>) -> Vec<Cmd> {
+    let lifetime_ms = millis(Some(lifetime));
+    let mut commands = Vec::with_capacity(4);
+    if let Some(baton) = baton {
+        let mut push = command("LPUSH");
+        push.arg(&lock.wake).arg(baton);
+        let mut expire = command("PEXPIRE");
+        expire.arg(&lock.wake).arg(lifetime_ms);
+        commands.extend([push, expire]);
+    }
+    let mut set = command("SET");
+    set.arg(&lock.lock)
+        .arg(token)
+        .arg("NX")
+        .arg("GET")
+        .arg("PX")
+        .arg(lifetime_ms);
+    let mut pttl = command("PTTL");
+    pttl.arg(&lock.lock);
+    commands.extend([set, pttl]);
+    commands
+}
+
+fn encode(observed: &Observed, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
+    format::encode(observed, payload).ok_or(BackendError::TooManyTags)
+}
+
+fn with_lifetime(mut command: Cmd, lifetime: Option<Duration>) -> Cmd {
+    if let Some(lifetime) = lifetime {
+        command.arg("PX").arg(millis(Some(lifetime)));
+    }
+    command
+}
+
+/// Milliseconds, at least 1 for any non-zero lifetime; 0 stands for "no lifetime".
+fn millis(lifetime: Option<Duration>) -> u64 {
+    lifetime.map_or(0, |lifetime| {
+        u64::try_from(lifetime.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    })
+}
+
+fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::BulkString(bytes) => Ok(Some(bytes)),
+        _ => Err(BackendError::UnexpectedReply),
+    }
+}
+
+/// A tag's stored version; a value that is not 8 bytes is treated as no version.
+fn version(value: Value) -> Result<Option<Version>, BackendError> {
+    Ok(bulk(value)?.as_deref().and_then(Version::from_bytes))
+}

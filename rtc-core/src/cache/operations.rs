@@ -1,0 +1,191 @@
+//! How a call becomes keys, flows and operations: what the public API and the `#[cached]`
+//! support code share.
+
+use std::sync::PoisonError;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::TaggedCache;
+use crate::backend::Backend;
+use crate::decorate::{Flights, Site};
+use crate::engine::{CreateTagsFlow, Operation, ReadFlow, StoreFlow};
+use crate::format::{EntryKeys, KeySpace, LockKeys, Observed, TagKey, Version};
+use crate::hook::Hook;
+use crate::stats::Counters;
+
+impl TaggedCache {
+    pub(crate) fn entry_keys<I, S>(&self, key: &str, tags: I, implicit: Vec<TagKey>) -> EntryKeys
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        EntryKeys::new(&self.inner.keys, key, tags, implicit)
+    }
+
+    /// Reads an entry: a hit, a miss, or unavailable.
+    pub(crate) fn read_flow<'a>(&'a self, keys: &'a EntryKeys) -> ReadFlow<'a> {
+        ReadFlow::new(&self.inner.keys, keys)
+    }
+
+    /// Writes `payload` stamped with the tags' versions as they are when it lands.
+    pub(crate) fn store_flow<'a>(
+        &self,
+        keys: &'a EntryKeys,
+        payload: &'a [u8],
+        lifetime: Option<Duration>,
+    ) -> StoreFlow<'a> {
+        StoreFlow::new(
+            &keys.entry,
+            keys.unobserved(),
+            payload,
+            self.lifetimes(lifetime),
+            self.inner.backend.stamps_atomically(),
+        )
+    }
+
+    /// Gives every tag observed without a version one, before a computation starts.
+    pub(crate) fn create_tags_flow(&self, observed: Observed) -> CreateTagsFlow {
+        CreateTagsFlow::new(observed, self.inner.settings.lifetime_for_tags)
+    }
+
+    /// Writes a computed value stamped with `observed`, the versions read (and completed)
+    /// *before* it was computed, so that an invalidation landing during the computation makes
+    /// it miss; a delete since `observed` was read wins.
+    pub(crate) fn write_observed_operation<'a>(
+        &self,
+        keys: &'a EntryKeys,
+        observed: &'a Observed,
+        payload: &'a [u8],
+        lifetime: Option<Duration>,
+    ) -> Operation<'a> {
+        Operation::WriteUnlessDeleted {
+            entry: &keys.entry,
+            observed,
+            payload,
+            lifetime: self.lifetimes(lifetime).0,
+        }
+    }
+
+    /// Leaves a tombstone where the entry was.
+    pub(crate) fn delete_operation<'a>(
+        &self,
+        keys: &'a EntryKeys,
+        tombstone: &'a [u8],
+    ) -> Operation<'a> {
+        Operation::Delete {
+            entry: &keys.entry,
+            tombstone,
+            lifetime: self.tombstone_lifetime(),
+        }
+    }
+
+    /// Gives each tag of `bumps` its new version.
+    pub(crate) fn invalidate_operation<'a>(&self, bumps: &'a [(TagKey, Version)]) -> Operation<'a> {
+        Operation::Invalidate {
+            tags: bumps,
+            lifetime: self.inner.settings.lifetime_for_tags,
+        }
+    }
+
+    /// New versions for `tags`, for [`TaggedCache::invalidate_operation`].
+    pub(crate) fn bumps(&self, tags: impl IntoIterator<Item = TagKey>) -> Vec<(TagKey, Version)> {
+        tags.into_iter()
+            .map(|tag| (tag, Version::fresh()))
+            .collect()
+    }
+
+    /// A decorated function's own tag, derived once per cache and function.
+    pub(crate) fn function_tag(&self, site: &Site) -> TagKey {
+        let id = (site.module_path, site.class_name, site.function_name);
+        if let Some(tag) = self
+            .inner
+            .function_tags
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&id)
+        {
+            return tag.clone();
+        }
+        let name = format!(
+            "{}::{}::{}",
+            site.module_path, site.class_name, site.function_name
+        );
+        let tag = self.inner.keys.implicit_tag(&name);
+        self.inner
+            .function_tags
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(id, tag.clone());
+        tag
+    }
+
+    pub(crate) fn lock_keys(&self, keys: &EntryKeys) -> LockKeys {
+        self.inner.keys.lock(&keys.entry)
+    }
+
+    pub(crate) fn key_space(&self) -> &KeySpace {
+        &self.inner.keys
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    pub(crate) fn counters(&self) -> &Counters {
+        &self.inner.counters
+    }
+
+    pub(crate) fn hook(&self) -> Option<&Hook> {
+        self.inner.settings.hook.as_ref()
+    }
+
+    pub(crate) fn flights(&self) -> &Flights {
+        &self.inner.flights
+    }
+
+    pub(crate) fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Option<Vec<u8>> {
+        match serde_json::to_vec(value) {
+            Ok(bytes) => Some(bytes),
+            Err(error) => {
+                self.codec_trouble(format_args!(
+                    "value could not be serialized, not caching it: {error}"
+                ));
+                None
+            }
+        }
+    }
+
+    pub(crate) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Option<T> {
+        match serde_json::from_slice(bytes) {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.codec_trouble(format_args!("cached value does not decode as the requested type, treating it as a miss: {error}"));
+                None
+            }
+        }
+    }
+
+    /// How long a deleted entry's tombstone stays: as long as an entry written now would, so
+    /// that a computation in flight cannot bring the entry back (one day when entries never
+    /// expire).
+    fn tombstone_lifetime(&self) -> Option<Duration> {
+        Some(
+            self.inner
+                .settings
+                .default_lifetime
+                .unwrap_or(Duration::from_secs(86_400)),
+        )
+    }
+
+    /// Entry lifetime for a write (`None` = the default, zero = never expires) and tag lifetime.
+    fn lifetimes(&self, lifetime: Option<Duration>) -> (Option<Duration>, Option<Duration>) {
+        let entry = match lifetime {
+            None => self.inner.settings.default_lifetime,
+            Some(lifetime) if lifetime.is_zero() => None,
+            Some(lifetime) => Some(lifetime),
+        };
+        (entry, self.inner.settings.lifetime_for_tags)
+    }
+}

@@ -1,0 +1,85 @@
+//! Fail-open reporting: every backend failure becomes a miss or a skipped write, one counted
+//! error and a rate-limited warning; hits, misses and writes are counted here.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+
+use super::TaggedCache;
+use crate::backend::BackendError;
+use crate::engine::{Lookup, Reply};
+use crate::error::CacheMiss;
+use crate::stats::Counters;
+
+impl TaggedCache {
+    /// Reports a failed operation (the drivers call this for every reply).
+    pub(crate) fn report_failure(&self, verb: &'static str, reply: &Result<Reply, BackendError>) {
+        if let Err(error) = reply {
+            self.failed(verb, error);
+        }
+    }
+
+    /// Counts a read as a hit or a miss.
+    pub(crate) fn count_lookup(&self, lookup: &Lookup) {
+        let counters = &self.inner.counters;
+        match lookup {
+            Lookup::Hit(..) => Counters::bump(&counters.hits),
+            Lookup::Miss(_) | Lookup::Unavailable => Counters::bump(&counters.misses),
+        }
+    }
+
+    /// A low-level read's value: counted, and decoded as `T`.
+    pub(crate) fn value_of<T: DeserializeOwned>(&self, lookup: Lookup) -> Result<T, CacheMiss> {
+        self.count_lookup(&lookup);
+        match lookup {
+            Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
+            Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
+        }
+    }
+
+    /// Counts a write that landed.
+    pub(crate) fn count_write(&self, written: bool) -> bool {
+        if written {
+            Counters::bump(&self.inner.counters.sets);
+        }
+        written
+    }
+
+    /// Whether a delete removed a live entry.
+    pub(crate) fn count_delete(&self, reply: Result<Reply, BackendError>) -> bool {
+        reply.and_then(Reply::into_done).unwrap_or(false)
+    }
+
+    /// Counts an invalidation the backend took.
+    pub(crate) fn count_invalidation(&self, reply: Result<Reply, BackendError>) -> bool {
+        let taken = matches!(reply, Ok(Reply::Ok));
+        if taken {
+            Counters::bump(&self.inner.counters.invalidations);
+        }
+        taken
+    }
+
+    /// Logs (rate-limited) a value that could not be encoded or decoded.
+    pub(crate) fn codec_trouble(&self, message: fmt::Arguments<'_>) {
+        Counters::bump(&self.inner.counters.errors);
+        if let Some(held_back) = self.inner.codec_warnings.permit() {
+            tracing::warn!(namespace = %self.inner.settings.namespace, held_back, "rtc: {message}");
+        }
+    }
+
+    /// Reports a backend failure (rate-limited).
+    fn failed(&self, operation: &'static str, error: &BackendError) {
+        if error.is_quiet() {
+            return;
+        }
+        Counters::bump(&self.inner.counters.errors);
+        if let Some(held_back) = self.inner.backend_warnings.permit() {
+            tracing::warn!(
+                namespace = %self.inner.settings.namespace,
+                operation,
+                held_back,
+                "rtc: {error}; the call goes on without the cache"
+            );
+        }
+    }
+}

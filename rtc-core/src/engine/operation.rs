@@ -1,0 +1,156 @@
+//! The operations a flow asks a backend for, and their replies: one round trip each on Redis.
+
+use std::time::Duration;
+
+use crate::backend::BackendError;
+use crate::format::{LockKeys, Observed, TagKey, Version};
+
+/// One round trip's worth of work, as data. Each backend answers it in its own way: the memory
+/// store at once under its lock, Redis with the commands `backend::redis::commands` builds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Operation<'a> {
+    /// The entry's stored bytes and every tag's version.
+    Read { entry: &'a str, tags: &'a [TagKey] },
+    /// Tags' versions alone.
+    ReadTags { tags: &'a [TagKey] },
+    /// Gives every tag that has no (valid) version the proposed one; replies with the version
+    /// each tag has afterwards.
+    CreateTags {
+        tags: &'a [(TagKey, Version)],
+        lifetime: Option<Duration>,
+    },
+    /// Stamps the entry with every tag's current version (creating missing ones) and writes it,
+    /// atomically. Only for backends that can ([`crate::backend::Backend::stamps_atomically`]).
+    WriteStamped {
+        entry: &'a str,
+        observed: &'a Observed,
+        payload: &'a [u8],
+        lifetime: Option<Duration>,
+        tag_lifetime: Option<Duration>,
+    },
+    /// Writes the entry stamped with `observed` (every tag has a version), replacing whatever
+    /// is there.
+    Write {
+        entry: &'a str,
+        observed: &'a Observed,
+        payload: &'a [u8],
+        lifetime: Option<Duration>,
+    },
+    /// Writes the entry stamped with `observed` unless it was deleted after the writer read
+    /// `observed.tombstone`; replies whether it was written.
+    WriteUnlessDeleted {
+        entry: &'a str,
+        observed: &'a Observed,
+        payload: &'a [u8],
+        lifetime: Option<Duration>,
+    },
+    /// Replaces the entry with `tombstone`; replies whether a live entry was there.
+    Delete {
+        entry: &'a str,
+        tombstone: &'a [u8],
+        lifetime: Option<Duration>,
+    },
+    /// Gives every tag a new version: the entries stamped with the old one miss from now on.
+    Invalidate {
+        tags: &'a [(TagKey, Version)],
+        lifetime: Option<Duration>,
+    },
+    /// Tries to take an entry's stampede lock (passing a received wake-up token on first) and
+    /// reads the entry, in one round trip.
+    Acquire {
+        lock: &'a LockKeys,
+        token: &'a [u8],
+        lifetime: Duration,
+        baton: Option<&'a [u8]>,
+        entry: &'a str,
+        tags: &'a [TagKey],
+    },
+    /// Releases the lock if `token` still holds it, and wakes its waiters.
+    Release {
+        lock: &'a LockKeys,
+        token: &'a [u8],
+        lifetime: Duration,
+    },
+    /// Blocks until a wake-up token arrives for the lock, or `timeout` passes.
+    WaitForWake {
+        lock: &'a LockKeys,
+        timeout: Duration,
+    },
+}
+
+impl Operation<'_> {
+    /// The word a warning uses for this operation when it fails.
+    pub(crate) fn verb(&self) -> &'static str {
+        match self {
+            Operation::Read { .. } | Operation::ReadTags { .. } => "read",
+            Operation::CreateTags { .. }
+            | Operation::WriteStamped { .. }
+            | Operation::Write { .. }
+            | Operation::WriteUnlessDeleted { .. } => "write",
+            Operation::Delete { .. } => "delete",
+            Operation::Invalidate { .. } => "invalidate",
+            Operation::Acquire { .. }
+            | Operation::Release { .. }
+            | Operation::WaitForWake { .. } => "lock",
+        }
+    }
+}
+
+/// An entry's stored bytes (if any) and the current version of each tag asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadReply {
+    pub entry: Option<Vec<u8>>,
+    pub versions: Vec<Option<Version>>,
+}
+
+/// What an attempt to take an entry's stampede lock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct LockAttempt {
+    /// `None` when this caller took the lock; otherwise the holder's token.
+    pub holder: Option<Vec<u8>>,
+    /// How long the lock has left to live.
+    pub lock_ttl: Duration,
+    /// The entry and tag versions, read in the same round trip.
+    pub read: ReadReply,
+}
+
+/// A backend's answer to an [`Operation`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// To `Read`.
+    Read(ReadReply),
+    /// To `ReadTags`: one version per tag asked for.
+    Versions(Vec<Option<Version>>),
+    /// To `CreateTags`: the version each tag has now.
+    Created(Vec<Version>),
+    /// To `WriteStamped`, `Write`, `WriteUnlessDeleted` (whether it wrote) and `Delete` (whether
+    /// a live entry was there).
+    Done(bool),
+    /// To `Invalidate` and `Release`.
+    Ok,
+    /// To `Acquire`.
+    Lock(LockAttempt),
+    /// To `WaitForWake`: the token that arrived, or `None` when the wait timed out.
+    Woken(Option<Vec<u8>>),
+}
+
+/// Takes a reply apart, or says it is of another shape than the operation's.
+macro_rules! reply_as {
+    ($name:ident, $variant:ident, $output:ty) => {
+        pub(crate) fn $name(self) -> Result<$output, BackendError> {
+            match self {
+                Reply::$variant(value) => Ok(value),
+                _ => Err(BackendError::UnexpectedReply),
+            }
+        }
+    };
+}
+
+impl Reply {
+    reply_as!(into_read, Read, ReadReply);
+    reply_as!(into_versions, Versions, Vec<Option<Version>>);
+    reply_as!(into_created, Created, Vec<Version>);
+    reply_as!(into_done, Done, bool);
+    reply_as!(into_lock, Lock, LockAttempt);
+    reply_as!(into_woken, Woken, Option<Vec<u8>>);
+}

@@ -1,0 +1,60 @@
+//! One entry's keys: where it is stored, and the tags it is checked against.
+
+use super::entry::Observed;
+use super::keys::{KeySpace, TagKey};
+use super::version::Version;
+
+/// The keys of one entry: where it is stored, and the tags it is checked against.
+#[derive(Clone, Debug)]
+pub(crate) struct EntryKeys {
+    pub entry: String,
+    /// The canonical tags (the namespace tag, then the user tags sorted and deduplicated), then
+    /// the implicit ones (tags the entry carries that are not part of its identity).
+    tags: Vec<TagKey>,
+    canonical: usize,
+}
+
+impl EntryKeys {
+    pub(crate) fn new<I, S>(space: &KeySpace, key: &str, tags: I, implicit: Vec<TagKey>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let owned: Vec<S> = tags.into_iter().collect();
+        let mut sorted: Vec<&str> = owned.iter().map(AsRef::as_ref).collect();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let mut all = Vec::with_capacity(sorted.len() + 1 + implicit.len());
+        all.push(space.namespace_tag());
+        all.extend(sorted.iter().map(|tag| space.user_tag(tag)));
+        let canonical = all.len();
+        all.extend(implicit);
+        Self {
+            entry: space.entry(key, &sorted),
+            tags: all,
+            canonical,
+        }
+    }
+
+    /// Every tag, canonical first, in the order a read asks for their versions.
+    pub(crate) fn tags(&self) -> &[TagKey] {
+        &self.tags
+    }
+
+    /// Pairs every tag with a version read in [`EntryKeys::tags`] order.
+    pub(crate) fn observe(&self, versions: &[Option<Version>]) -> Observed {
+        let mut versions = versions.iter().copied();
+        let mut pair = |tag: &TagKey| (tag.clone(), versions.next().flatten());
+        let (canonical, implicit) = self.tags.split_at(self.canonical);
+        Observed {
+            canonical: canonical.iter().map(&mut pair).collect(),
+            implicit: implicit.iter().map(&mut pair).collect(),
+            tombstone: None,
+        }
+    }
+
+    /// Every tag with no version yet: what a write that reads versions itself starts from.
+    pub(crate) fn unobserved(&self) -> Observed {
+        self.observe(&[])
+    }
+}

@@ -34,6 +34,9 @@ fn timed<T>(label: &str, call: impl FnOnce() -> T) -> T {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // rtc reports trouble (Redis unreachable, a value that does not serialize) as `tracing`
+    // warnings: without a subscriber they would go nowhere.
+    tracing_subscriber::fmt::init();
     let builder = TaggedCache::builder().namespace("quickstart");
     let cache = match std::env::var("REDIS_URL") {
         Ok(url) => {

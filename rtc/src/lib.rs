@@ -99,3 +99,8 @@ pub mod __private {
     pub use serde;
     pub use std::time::Duration;
 }
+
+/// The README's examples, compiled as doc tests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeExamples;

@@ -138,7 +138,7 @@ impl TaggedCache {
             return false;
         };
         let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
-        let stored = self.drive(self.store_flow(&keys, &payload, lifetime));
+        let stored = self.drive(self.write_flow(&keys, &payload, lifetime));
         self.count_write(stored)
     }
 
@@ -155,7 +155,7 @@ impl TaggedCache {
         };
         let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
         let stored = self
-            .drive_async(self.store_flow(&keys, &payload, lifetime))
+            .drive_async(self.write_flow(&keys, &payload, lifetime))
             .await;
         self.count_write(stored)
     }
@@ -218,22 +218,22 @@ impl TaggedCache {
     /// Makes every entry carrying any of `tags` miss from now on: one round trip, O(1) in the
     /// number of entries. Returns whether the backend took the invalidation.
     pub fn invalidate(&self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> bool {
-        let bumps = self.bumps(
+        let new_versions = self.new_versions(
             tags.into_iter()
                 .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
         );
-        let reply = self.drive(Single::new(self.invalidate_operation(&bumps)));
+        let reply = self.drive(Single::new(self.invalidate_operation(&new_versions)));
         self.count_invalidation(reply)
     }
 
     /// Async twin of [`TaggedCache::invalidate`].
     pub async fn invalidate_async(&self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> bool {
-        let bumps = self.bumps(
+        let new_versions = self.new_versions(
             tags.into_iter()
                 .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
         );
         let reply = self
-            .drive_async(Single::new(self.invalidate_operation(&bumps)))
+            .drive_async(Single::new(self.invalidate_operation(&new_versions)))
             .await;
         self.count_invalidation(reply)
     }
@@ -241,16 +241,16 @@ impl TaggedCache {
     /// Makes every entry of this namespace miss from now on (every entry carries the namespace's
     /// own tag). One round trip.
     pub fn invalidate_all(&self) -> bool {
-        let bumps = self.bumps([self.inner.keys.namespace_tag()]);
-        let reply = self.drive(Single::new(self.invalidate_operation(&bumps)));
+        let new_versions = self.new_versions([self.inner.keys.namespace_tag()]);
+        let reply = self.drive(Single::new(self.invalidate_operation(&new_versions)));
         self.count_invalidation(reply)
     }
 
     /// Async twin of [`TaggedCache::invalidate_all`].
     pub async fn invalidate_all_async(&self) -> bool {
-        let bumps = self.bumps([self.inner.keys.namespace_tag()]);
+        let new_versions = self.new_versions([self.inner.keys.namespace_tag()]);
         let reply = self
-            .drive_async(Single::new(self.invalidate_operation(&bumps)))
+            .drive_async(Single::new(self.invalidate_operation(&new_versions)))
             .await;
         self.count_invalidation(reply)
     }

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::TaggedCache;
 use crate::backend::Backend;
 use crate::decorate::{Flights, Site};
-use crate::engine::{CreateTagsFlow, Operation, ReadFlow, StoreFlow};
+use crate::engine::{CreateTagsFlow, Operation, ReadFlow, WriteFlow};
 use crate::format::{EntryKeys, KeySpace, LockKeys, Observed, TagKey, Version};
 use crate::hook::Hook;
 use crate::stats::Counters;
@@ -30,13 +30,13 @@ impl TaggedCache {
     }
 
     /// Writes `payload` stamped with the tags' versions as they are when it lands.
-    pub(crate) fn store_flow<'a>(
+    pub(crate) fn write_flow<'a>(
         &self,
         keys: &'a EntryKeys,
         payload: &'a [u8],
         lifetime: Option<Duration>,
-    ) -> StoreFlow<'a> {
-        StoreFlow::new(
+    ) -> WriteFlow<'a> {
+        WriteFlow::new(
             &keys.entry,
             keys.unobserved(),
             payload,
@@ -81,16 +81,22 @@ impl TaggedCache {
         }
     }
 
-    /// Gives each tag of `bumps` its new version.
-    pub(crate) fn invalidate_operation<'a>(&self, bumps: &'a [(TagKey, Version)]) -> Operation<'a> {
+    /// Gives each tag of `new_versions` its new version.
+    pub(crate) fn invalidate_operation<'a>(
+        &self,
+        new_versions: &'a [(TagKey, Version)],
+    ) -> Operation<'a> {
         Operation::Invalidate {
-            tags: bumps,
+            tags: new_versions,
             lifetime: self.inner.settings.lifetime_for_tags,
         }
     }
 
     /// New versions for `tags`, for [`TaggedCache::invalidate_operation`].
-    pub(crate) fn bumps(&self, tags: impl IntoIterator<Item = TagKey>) -> Vec<(TagKey, Version)> {
+    pub(crate) fn new_versions(
+        &self,
+        tags: impl IntoIterator<Item = TagKey>,
+    ) -> Vec<(TagKey, Version)> {
         tags.into_iter()
             .map(|tag| (tag, Version::fresh()))
             .collect()

@@ -301,8 +301,8 @@ impl<'a> Call<'a> {
         let Some(cache) = self.cache() else {
             return false;
         };
-        let bumps = cache.bumps([cache.function_tag(&self.site)]);
-        let invalidate = cache.invalidate_operation(&bumps);
+        let new_versions = cache.new_versions([cache.function_tag(&self.site)]);
+        let invalidate = cache.invalidate_operation(&new_versions);
         cache.count_invalidation(cache.drive(Single::new(invalidate)))
     }
 
@@ -311,8 +311,8 @@ impl<'a> Call<'a> {
         let Some(cache) = self.cache() else {
             return false;
         };
-        let bumps = cache.bumps([cache.function_tag(&self.site)]);
-        let invalidate = cache.invalidate_operation(&bumps);
+        let new_versions = cache.new_versions([cache.function_tag(&self.site)]);
+        let invalidate = cache.invalidate_operation(&new_versions);
         let reply = cache.drive_async(Single::new(invalidate)).await;
         cache.count_invalidation(reply)
     }

@@ -18,7 +18,7 @@ use crate::backend::BackendError;
 
 pub(crate) use self::operation::{LockAttempt, Operation, ReadReply, Reply};
 pub(crate) use self::read::{Lookup, ReadFlow};
-pub(crate) use self::write::{CreateTagsFlow, StoreFlow};
+pub(crate) use self::write::{CreateTagsFlow, WriteFlow};
 
 /// What a flow wants next.
 #[derive(Debug, PartialEq, Eq)]

@@ -58,16 +58,16 @@ impl Flow for CreateTagsFlow {
 /// operation where the backend can stamp by itself; otherwise (a cluster, whose tags live in
 /// other slots than the entry) tags are created first, then the stamped entry is written.
 /// Outputs whether the entry was written.
-pub(crate) struct StoreFlow<'a> {
+pub(crate) struct WriteFlow<'a> {
     entry: &'a str,
     observed: Observed,
     payload: &'a [u8],
     lifetime: Option<Duration>,
     tag_lifetime: Option<Duration>,
-    state: StoreState,
+    state: WriteState,
 }
 
-enum StoreState {
+enum WriteState {
     /// Nothing sent yet; `true` when the backend stamps atomically.
     Start { atomic: bool },
     /// The atomic stamped write was sent.
@@ -78,7 +78,7 @@ enum StoreState {
     Writing,
 }
 
-impl<'a> StoreFlow<'a> {
+impl<'a> WriteFlow<'a> {
     pub(crate) fn new(
         entry: &'a str,
         observed: Observed,
@@ -92,35 +92,35 @@ impl<'a> StoreFlow<'a> {
             payload,
             lifetime: lifetimes.0,
             tag_lifetime: lifetimes.1,
-            state: StoreState::Start { atomic },
+            state: WriteState::Start { atomic },
         }
     }
 }
 
-impl Flow for StoreFlow<'_> {
+impl Flow for WriteFlow<'_> {
     type Output = bool;
 
     fn advance(&mut self, reply: Option<Received>) -> Progress<bool> {
         match (&self.state, reply) {
-            (StoreState::Start { atomic: true }, None) => {
-                self.state = StoreState::WritingStamped;
+            (WriteState::Start { atomic: true }, None) => {
+                self.state = WriteState::WritingStamped;
                 Progress::Send
             }
-            (StoreState::Start { atomic: false }, None) => {
-                self.state = StoreState::Creating(self.observed.proposals());
+            (WriteState::Start { atomic: false }, None) => {
+                self.state = WriteState::Creating(self.observed.proposals());
                 Progress::Send
             }
-            (StoreState::Creating(proposals), Some(reply)) => {
+            (WriteState::Creating(proposals), Some(reply)) => {
                 match reply.and_then(Reply::into_created) {
                     Ok(versions) if versions.len() == proposals.len() => {
                         self.observed.fill(&versions);
-                        self.state = StoreState::Writing;
+                        self.state = WriteState::Writing;
                         Progress::Send
                     }
                     _ => Progress::Done(false),
                 }
             }
-            (StoreState::WritingStamped | StoreState::Writing, Some(reply)) => {
+            (WriteState::WritingStamped | WriteState::Writing, Some(reply)) => {
                 Progress::Done(reply.and_then(Reply::into_done).unwrap_or(false))
             }
             _ => Progress::Done(false),
@@ -129,24 +129,24 @@ impl Flow for StoreFlow<'_> {
 
     fn operation(&self) -> Option<Operation<'_>> {
         match &self.state {
-            StoreState::WritingStamped => Some(Operation::WriteStamped {
+            WriteState::WritingStamped => Some(Operation::WriteStamped {
                 entry: self.entry,
                 observed: &self.observed,
                 payload: self.payload,
                 lifetime: self.lifetime,
                 tag_lifetime: self.tag_lifetime,
             }),
-            StoreState::Creating(proposals) => Some(Operation::CreateTags {
+            WriteState::Creating(proposals) => Some(Operation::CreateTags {
                 tags: proposals,
                 lifetime: self.tag_lifetime,
             }),
-            StoreState::Writing => Some(Operation::Write {
+            WriteState::Writing => Some(Operation::Write {
                 entry: self.entry,
                 observed: &self.observed,
                 payload: self.payload,
                 lifetime: self.lifetime,
             }),
-            StoreState::Start { .. } => None,
+            WriteState::Start { .. } => None,
         }
     }
 }
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn a_backend_that_stamps_atomically_gets_one_operation() {
-        let mut flow = StoreFlow::new("e", unobserved(), b"v", (None, None), true);
+        let mut flow = WriteFlow::new("e", unobserved(), b"v", (None, None), true);
         assert_eq!(flow.advance(None), Progress::Send);
         assert!(matches!(
             flow.operation(),
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn otherwise_tags_are_created_then_the_stamped_entry_is_written() {
-        let mut flow = StoreFlow::new("e", unobserved(), b"v", (None, None), false);
+        let mut flow = WriteFlow::new("e", unobserved(), b"v", (None, None), false);
         assert_eq!(flow.advance(None), Progress::Send);
         match flow.operation() {
             Some(Operation::CreateTags { tags, .. }) => assert_eq!(tags.len(), 2),
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn a_failed_tag_creation_writes_nothing() {
-        let mut flow = StoreFlow::new("e", unobserved(), b"v", (None, None), false);
+        let mut flow = WriteFlow::new("e", unobserved(), b"v", (None, None), false);
         assert_eq!(flow.advance(None), Progress::Send);
         assert_eq!(
             flow.advance(Some(Err(BackendError::Skipped))),

@@ -1,0 +1,209 @@
+//! `lock = true`: one computation per cold entry, in this process and across processes.
+//!
+//! In the process, callers of the same entry coalesce on one leader (`flights`); the others
+//! follow, and take the leader's value if its stamp is fresh for them. The leader then takes the
+//! entry's Redis lock (`SET lock token NX GET PX timeout`, the entry read in the same round trip).
+//! Its holder computes, stores, and releases the lock with a script that pushes its token on the
+//! entry's wake list. Waiters in other processes block on that list (`BLPOP`) until the holder's
+//! token arrives, the lock expires, or their own `lock_timeout` passes; a woken waiter passes the
+//! token on, then reads the value. Any Redis error ends the protocol for that caller, who
+//! computes by itself (fail open).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{CallFlow, HeldLock, Mode, Next, State, Yield};
+use crate::decorate::flights::{Flight, Joined};
+use crate::engine::{Lookup, ReadFlow, Received, Reply};
+use crate::format::unique_u64;
+use crate::stats::Counters;
+
+/// Waiters wake this long after the lock's expiry, so that it has expired when they retry.
+pub(super) const EXPIRY_MARGIN: Duration = Duration::from_millis(20);
+
+impl<'a, V> CallFlow<'a, V> {
+    /// Leads this process's computation of the entry, or follows the caller who does.
+    pub(super) fn join(&mut self) -> Next<'a, V> {
+        match self.cache.flights().join(&self.keys.entry) {
+            Joined::Leader(leader) => {
+                self.leader = Some(leader);
+                if !self.cache.backend().is_shared() {
+                    // One process is all there is; a leader may have landed just before.
+                    return Next::Then(State::Rechecking(self.cache.read_flow(self.keys)));
+                }
+                let lifetime = match self.mode {
+                    Mode::Run { lock_timeout } => lock_timeout.unwrap_or_default(),
+                    Mode::Refresh => Duration::ZERO,
+                };
+                self.lock = Some(HeldLock {
+                    keys: self.cache.lock_keys(self.keys),
+                    token: unique_u64().to_le_bytes(),
+                    lifetime,
+                });
+                Next::Send(State::Acquiring)
+            }
+            Joined::Follower(flight) => {
+                let since = self.start_waiting();
+                let following = State::Following {
+                    flight: Arc::clone(&flight),
+                    since,
+                };
+                Next::Yield(Yield::Follow(flight, self.deadline), following)
+            }
+        }
+    }
+
+    /// A leader alone with its backend read again.
+    pub(super) fn rechecked(&mut self, lookup: Lookup) -> Next<'a, V> {
+        self.cache.count_lookup(&lookup);
+        match self.decoded(lookup) {
+            Ok((value, landing)) => return self.cached(value, landing),
+            Err(fresh) => self.observe(fresh),
+        }
+        self.report.info.lock_full_miss = true;
+        self.prepare_to_compute()
+    }
+
+    /// What `Acquire` found: the lock (or its holder), and the entry's read to finish.
+    pub(super) fn acquired(&mut self, reply: Option<Received>) -> Next<'a, V> {
+        match reply.map(|reply| reply.and_then(Reply::into_lock)) {
+            Some(Ok(attempt)) => {
+                self.holding = attempt.holder.is_none();
+                let read = ReadFlow::completing(self.cache.key_space(), self.keys, attempt.read);
+                Next::Then(State::Completing {
+                    read,
+                    holder: attempt.holder,
+                    lock_ttl: attempt.lock_ttl,
+                })
+            }
+            Some(Err(_)) => self.prepare_to_compute(),
+            None => Next::Send(State::Acquiring),
+        }
+    }
+
+    /// The read that came with `Acquire`: a value after all, or compute (holding the lock), or
+    /// wait for its holder.
+    pub(super) fn completed(
+        &mut self,
+        lookup: Lookup,
+        holder: Option<Vec<u8>>,
+        lock_ttl: Duration,
+    ) -> Next<'a, V> {
+        match self.decoded(lookup) {
+            Ok((value, landing)) if self.holding => {
+                self.landing = Some(landing);
+                return Next::Send(State::ReleasingAfterHit(value));
+            }
+            Ok((value, landing)) => return self.cached(value, landing),
+            Err(fresh) => self.observe(fresh),
+        }
+        match holder {
+            None => {
+                self.report.info.lock_full_miss = true;
+                self.prepare_to_compute()
+            }
+            Some(holder) => {
+                let since = self.start_waiting();
+                self.wait(holder, Instant::now() + lock_ttl, since)
+            }
+        }
+    }
+
+    /// A waiter whose lock's holder is elsewhere: block on the wake list, or give up.
+    fn wait(&mut self, holder: Vec<u8>, expires: Instant, since: Instant) -> Next<'a, V> {
+        match wait_timeout(expires, self.deadline) {
+            Some(timeout) => Next::Send(State::Waiting {
+                holder,
+                expires,
+                since,
+                timeout,
+            }),
+            None => {
+                self.report.waited(since);
+                self.prepare_to_compute()
+            }
+        }
+    }
+
+    /// What the wait on the wake list returned.
+    pub(super) fn woken(
+        &mut self,
+        reply: Option<Received>,
+        holder: Vec<u8>,
+        expires: Instant,
+        since: Instant,
+        timeout: Duration,
+    ) -> Next<'a, V> {
+        match reply.map(|reply| reply.and_then(Reply::into_woken)) {
+            None => Next::Send(State::Waiting {
+                holder,
+                expires,
+                since,
+                timeout,
+            }),
+            // The holder finished: pass its token on, and read the entry again.
+            Some(Ok(Some(token))) if token == holder => {
+                self.report.waited(since);
+                self.baton = Some(token);
+                Next::Send(State::Acquiring)
+            }
+            // An earlier holder's token: dropped; wait for what is left of this lock.
+            Some(Ok(Some(_))) => self.wait(holder, expires, since),
+            // The lock expired: try to take it.
+            Some(Ok(None)) if Instant::now() < self.deadline => {
+                self.report.waited(since);
+                Next::Send(State::Acquiring)
+            }
+            // This caller's `lock_timeout` passed, or Redis failed: compute without the lock.
+            Some(_) => {
+                self.report.waited(since);
+                self.prepare_to_compute()
+            }
+        }
+    }
+
+    /// What a follower's leader landed: its value if this follower admits its stamp (the leader
+    /// may have started before an invalidation this follower saw), else go round again (maybe
+    /// as the new leader), or compute alone once the deadline has passed.
+    pub(super) fn followed(&mut self, flight: Arc<Flight>, since: Instant) -> Next<'a, V> {
+        let Some(landing) = self.landed.take() else {
+            let following = State::Following {
+                flight: Arc::clone(&flight),
+                since,
+            };
+            return Next::Yield(Yield::Follow(flight, self.deadline), following);
+        };
+        self.report.waited(since);
+        let shared = landing
+            .as_ref()
+            .and_then(|landing| landing.value_for(self.observed.as_ref()))
+            .and_then(|bytes| (self.codec.decode)(bytes).map(|value| (value, bytes.len())));
+        if let Some((value, size)) = shared {
+            self.report.hit(size);
+            return Next::Yield(Yield::Cached(value), State::Finished);
+        }
+        if landing.is_some() && Instant::now() < self.deadline {
+            Next::Then(State::Joining)
+        } else {
+            self.prepare_to_compute()
+        }
+    }
+
+    fn start_waiting(&self) -> Instant {
+        Counters::bump(&self.cache.counters().lock_waits);
+        tracing::debug!(
+            function = self.report.info.function_name,
+            "rtc: waiting for another caller's computation"
+        );
+        Instant::now()
+    }
+}
+
+/// How long to block on the wake list: until the lock expires (what is left of it) or the
+/// deadline, whichever is first.
+fn wait_timeout(expires: Instant, deadline: Instant) -> Option<Duration> {
+    let now = Instant::now();
+    let left = deadline.checked_duration_since(now)?;
+    let lock_left = expires.saturating_duration_since(now) + EXPIRY_MARGIN;
+    (!left.is_zero()).then(|| left.min(lock_left))
+}

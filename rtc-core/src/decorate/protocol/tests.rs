@@ -1,0 +1,429 @@
+//! Every transition of the protocol, with replies made by hand: no Redis needed. The real
+//! servers are in the integration tests (`tests/tests/stampede.rs` and the fault suite).
+
+use super::lock::EXPIRY_MARGIN;
+use super::*;
+use crate::backend::BackendError;
+use crate::decorate::flights::Joined;
+use crate::engine::{LockAttempt, ReadReply};
+use crate::format::{self, Version};
+use crate::hook::CacheInfo;
+
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A cache on a Redis that is never contacted: the protocol only asks for round trips.
+fn shared_cache() -> TaggedCache {
+    TaggedCache::builder()
+        .url("redis://127.0.0.1:1/0")
+        .build()
+        .unwrap()
+}
+
+fn memory_cache() -> TaggedCache {
+    TaggedCache::builder()
+        .in_local_memory(true)
+        .build()
+        .unwrap()
+}
+
+fn report() -> Report {
+    Report {
+        started: Instant::now(),
+        info: CacheInfo::default(),
+    }
+}
+
+fn keys(cache: &TaggedCache) -> EntryKeys {
+    let function = cache.key_space().implicit_tag("f");
+    cache.entry_keys("k", ["a"], vec![function])
+}
+
+fn locked() -> Mode {
+    Mode::Run {
+        lock_timeout: Some(LOCK_TIMEOUT),
+    }
+}
+
+fn versions(keys: &EntryKeys, first: u64) -> Vec<Option<Version>> {
+    (0..keys.tags().len() as u64)
+        .map(|i| Some(Version::from_u64(first + i)))
+        .collect()
+}
+
+/// A read of the entry: `value` stamped with `versions` (or nothing), and `versions`.
+fn read(keys: &EntryKeys, versions: &[Option<Version>], value: Option<&str>) -> ReadReply {
+    let json = value.map(|value| serde_json::to_vec(value).unwrap());
+    ReadReply {
+        entry: json.map(|json| format::encode(&keys.observe(versions), &json).unwrap()),
+        versions: versions.to_vec(),
+    }
+}
+
+fn lock_reply(holder: Option<&[u8]>, ttl_ms: u64, read: ReadReply) -> Received {
+    Ok(Reply::Lock(LockAttempt {
+        holder: holder.map(<[u8]>::to_vec),
+        lock_ttl: Duration::from_millis(ttl_ms),
+        read,
+    }))
+}
+
+/// Advances and checks that the flow sends an operation `is` accepts.
+fn sends<V>(
+    flow: &mut CallFlow<'_, V>,
+    reply: Option<Received>,
+    is: impl Fn(&Operation<'_>) -> bool,
+) {
+    assert!(
+        matches!(flow.advance(reply), Progress::Send),
+        "expected an operation"
+    );
+    let operation = flow.operation().expect("an operation to send");
+    assert!(is(&operation), "unexpected operation {operation:?}");
+}
+
+fn yields<V: std::fmt::Debug>(flow: &mut CallFlow<'_, V>, reply: Option<Received>) -> Yield<V> {
+    match flow.advance(reply) {
+        Progress::Done(output) => output,
+        Progress::Send => panic!("unexpected operation {:?}", flow.operation()),
+    }
+}
+
+impl<V: std::fmt::Debug> std::fmt::Debug for Yield<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Yield::Follow(_, _) => f.write_str("Follow"),
+            Yield::Compute => f.write_str("Compute"),
+            Yield::Cached(value) => write!(f, "Cached({value:?})"),
+            Yield::Finished => f.write_str("Finished"),
+        }
+    }
+}
+
+fn is_read(operation: &Operation<'_>) -> bool {
+    matches!(operation, Operation::Read { .. })
+}
+
+#[test]
+fn a_fresh_entry_is_returned_without_computing() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    let reply = Ok(Reply::Read(read(&keys, &seen, Some("v"))));
+    assert!(matches!(yields(&mut flow, Some(reply)), Yield::Cached(v) if v == "v"));
+    assert!(flow.report.info.hit && flow.report.info.lock_full_hit);
+    assert_eq!(cache.stats().hits, 1);
+}
+
+#[test]
+fn a_miss_creates_missing_tags_then_computes_then_stores_stamped_with_what_it_read() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mode = Mode::Run { lock_timeout: None };
+    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, report());
+    sends(&mut flow, None, is_read);
+    let mut seen = versions(&keys, 1);
+    seen[1] = None;
+    let reply = Ok(Reply::Read(read(&keys, &seen, None)));
+    sends(
+        &mut flow,
+        Some(reply),
+        |operation| matches!(operation, Operation::CreateTags { tags, .. } if tags.len() == 1),
+    );
+    let created = Ok(Reply::Created(vec![Version::from_u64(99)]));
+    assert!(matches!(yields(&mut flow, Some(created)), Yield::Compute));
+    flow.computed(Some(b"\"new\"".to_vec()));
+    sends(&mut flow, None, |operation| match operation {
+        Operation::WriteUnlessDeleted { observed, .. } => {
+            observed.canonical[1].1 == Some(Version::from_u64(99))
+                && observed.canonical[0].1 == seen[0]
+        }
+        _ => false,
+    });
+    assert!(matches!(
+        yields(&mut flow, Some(Ok(Reply::Done(true)))),
+        Yield::Finished
+    ));
+    assert_eq!((cache.stats().misses, cache.stats().sets), (1, 1));
+}
+
+#[test]
+fn an_unreachable_backend_means_computing_and_storing_nothing() {
+    let cache = shared_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    // Not even the lock: one process computing alone is all a failing Redis can offer.
+    sends(&mut flow, Some(Err(BackendError::Skipped)), |operation| {
+        matches!(operation, Operation::Acquire { .. })
+    });
+    assert!(matches!(
+        yields(&mut flow, Some(Err(BackendError::Skipped))),
+        Yield::Compute
+    ));
+    flow.computed(Some(b"\"v\"".to_vec()));
+    assert!(matches!(yields(&mut flow, None), Yield::Finished));
+    assert!(flow.abandon().is_none());
+}
+
+#[test]
+fn the_lock_holder_computes_stores_releases_and_lands_for_followers() {
+    let cache = shared_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    let miss = || read(&keys, &seen, None);
+    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |operation| {
+        matches!(operation, Operation::Acquire { baton: None, .. })
+    });
+    let follower = match cache.flights().join(&keys.entry) {
+        Joined::Follower(flight) => flight,
+        Joined::Leader(_) => panic!("the first caller leads"),
+    };
+    assert!(matches!(
+        yields(&mut flow, Some(lock_reply(None, 5000, miss()))),
+        Yield::Compute
+    ));
+    assert!(flow.report.info.lock_full_miss);
+    flow.computed(Some(b"\"v\"".to_vec()));
+    sends(&mut flow, None, |operation| {
+        matches!(operation, Operation::WriteUnlessDeleted { .. })
+    });
+    sends(&mut flow, Some(Ok(Reply::Done(true))), |operation| {
+        matches!(operation, Operation::Release { .. })
+    });
+    assert!(matches!(
+        yields(&mut flow, Some(Ok(Reply::Ok))),
+        Yield::Finished
+    ));
+    let landing = follower.wait(Instant::now()).expect("landed");
+    assert_eq!(
+        landing.value_for(Some(&keys.observe(&seen))),
+        Some(&b"\"v\""[..])
+    );
+}
+
+#[test]
+fn a_holder_that_finds_the_value_releases_the_lock_and_returns_it() {
+    let cache = shared_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    let miss = read(&keys, &seen, None);
+    sends(&mut flow, Some(Ok(Reply::Read(miss))), |operation| {
+        matches!(operation, Operation::Acquire { .. })
+    });
+    let hit = read(&keys, &seen, Some("landed meanwhile"));
+    sends(&mut flow, Some(lock_reply(None, 5000, hit)), |operation| {
+        matches!(operation, Operation::Release { .. })
+    });
+    assert!(matches!(
+        yields(&mut flow, Some(Ok(Reply::Ok))),
+        Yield::Cached(v) if v == "landed meanwhile"
+    ));
+}
+
+#[test]
+fn a_waiter_wakes_on_the_holders_token_and_passes_it_on() {
+    let cache = shared_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    let miss = || read(&keys, &seen, None);
+    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |operation| {
+        matches!(operation, Operation::Acquire { .. })
+    });
+    sends(
+        &mut flow,
+        Some(lock_reply(Some(b"holder"), 1000, miss())),
+        |operation| {
+            matches!(operation, Operation::WaitForWake { timeout, .. }
+                if *timeout <= Duration::from_millis(1000) + EXPIRY_MARGIN)
+        },
+    );
+    assert_eq!(cache.stats().lock_waits, 1);
+    let woken = Ok(Reply::Woken(Some(b"holder".to_vec())));
+    sends(&mut flow, Some(woken), |operation| {
+        matches!(
+            operation,
+            Operation::Acquire {
+                baton: Some(b"holder"),
+                ..
+            }
+        )
+    });
+    let hit = read(&keys, &seen, Some("v"));
+    assert!(matches!(
+        yields(&mut flow, Some(lock_reply(Some(b"other"), 1000, hit))),
+        Yield::Cached(v) if v == "v"
+    ));
+    assert!(flow.abandon().is_none(), "a waiter holds no lock");
+}
+
+#[test]
+fn a_stale_token_leaves_only_what_is_left_of_the_lock_to_wait_for() {
+    let cache = shared_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    let miss = || read(&keys, &seen, None);
+    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |operation| {
+        matches!(operation, Operation::Acquire { .. })
+    });
+    sends(
+        &mut flow,
+        Some(lock_reply(Some(b"holder"), 300, miss())),
+        |_| true,
+    );
+    std::thread::sleep(Duration::from_millis(120));
+    // At least 120 ms of the lock's 300 are gone: waiting the whole 300 again would block
+    // past the lock's expiry.
+    let stale = Ok(Reply::Woken(Some(b"an earlier holder".to_vec())));
+    sends(&mut flow, Some(stale), |operation| match operation {
+        Operation::WaitForWake { timeout, .. } => {
+            *timeout <= Duration::from_millis(300 - 120) + EXPIRY_MARGIN
+        }
+        _ => false,
+    });
+}
+
+#[test]
+fn an_expired_lock_is_tried_again_and_a_failed_wait_computes_alone() {
+    let cache = shared_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    let miss = || read(&keys, &seen, None);
+    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |_| true);
+    sends(
+        &mut flow,
+        Some(lock_reply(Some(b"holder"), 10, miss())),
+        |_| true,
+    );
+    sends(&mut flow, Some(Ok(Reply::Woken(None))), |operation| {
+        matches!(operation, Operation::Acquire { baton: None, .. })
+    });
+    sends(
+        &mut flow,
+        Some(lock_reply(Some(b"next"), 10, miss())),
+        |operation| matches!(operation, Operation::WaitForWake { .. }),
+    );
+    assert!(matches!(
+        yields(&mut flow, Some(Err(BackendError::Skipped))),
+        Yield::Compute
+    ));
+    flow.computed(Some(b"\"v\"".to_vec()));
+    sends(&mut flow, None, |operation| {
+        matches!(operation, Operation::WriteUnlessDeleted { .. })
+    });
+    assert!(matches!(
+        yields(&mut flow, Some(Ok(Reply::Done(true)))),
+        Yield::Finished
+    ));
+}
+
+#[test]
+fn a_failed_acquire_computes_without_the_lock() {
+    let cache = shared_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    sends(
+        &mut flow,
+        Some(Ok(Reply::Read(read(&keys, &seen, None)))),
+        |_| true,
+    );
+    assert!(matches!(
+        yields(&mut flow, Some(Err(BackendError::Skipped))),
+        Yield::Compute
+    ));
+    assert!(flow.abandon().is_none());
+}
+
+#[test]
+fn an_abandoned_holder_hands_its_lock_to_the_driver_once() {
+    let cache = shared_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    let miss = || read(&keys, &seen, None);
+    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |_| true);
+    assert!(matches!(
+        yields(&mut flow, Some(lock_reply(None, 5000, miss()))),
+        Yield::Compute
+    ));
+    // The function panicked or the future was dropped here.
+    let held = flow.abandon().expect("the holder's lock");
+    assert!(matches!(held.release(), Operation::Release { .. }));
+    assert!(flow.abandon().is_none());
+}
+
+#[test]
+fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let seen = versions(&keys, 1);
+    let miss = || Ok(Reply::Read(read(&keys, &seen, None)));
+    let follow = |flow: &mut CallFlow<'_, String>| {
+        sends(flow, None, is_read);
+        assert!(matches!(yields(flow, Some(miss())), Yield::Follow(..)));
+    };
+
+    let leader = cache.flights().join(&keys.entry);
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    follow(&mut flow);
+    flow.landed(Some(Landing::new(
+        Some(b"\"shared\"".to_vec()),
+        Some(keys.observe(&seen)),
+    )));
+    assert!(matches!(yields(&mut flow, None), Yield::Cached(v) if v == "shared"));
+
+    // A value stamped before an invalidation this follower saw is not taken: it goes round
+    // again, and leads when nobody else does.
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    follow(&mut flow);
+    flow.landed(Some(Landing::new(
+        Some(b"\"old\"".to_vec()),
+        Some(keys.observe(&versions(&keys, 50))),
+    )));
+    drop(leader);
+    sends(&mut flow, None, is_read);
+
+    // A follower whose deadline passed computes by itself.
+    let _leader = cache.flights().join(&keys.entry);
+    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    follow(&mut flow);
+    flow.landed(None);
+    assert!(matches!(yields(&mut flow, None), Yield::Compute));
+}
+
+#[test]
+fn a_refresh_computes_even_on_a_hit() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = Codec::<String>::json();
+    let mut flow = CallFlow::new(&cache, &keys, &codec, Mode::Refresh, None, report());
+    sends(&mut flow, None, is_read);
+    let seen = versions(&keys, 1);
+    let hit = Ok(Reply::Read(read(&keys, &seen, Some("v"))));
+    assert!(matches!(yields(&mut flow, Some(hit)), Yield::Compute));
+}

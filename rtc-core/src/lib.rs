@@ -21,6 +21,7 @@ mod format;
 mod global;
 mod hook;
 mod stats;
+mod tags;
 mod warnings;
 
 pub use cache::{TaggedCache, NO_TAGS};
@@ -30,3 +31,4 @@ pub use format::MAX_TAGS;
 pub use global::{global, set_global};
 pub use hook::{CacheInfo, HookFn};
 pub use stats::CacheStats;
+pub use tags::IntoTags;

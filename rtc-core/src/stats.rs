@@ -20,9 +20,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct CacheStats {
-    /// Reads that returned a fresh value.
+    /// Calls answered without computing: a `get` that returned a value, or a decorated call
+    /// answered from the cache or by another caller's computation (`lock = true`).
     pub hits: u64,
-    /// Reads that found nothing fresh (including those the backend could not answer).
+    /// Calls that found nothing fresh (including those the backend could not answer): a `get`
+    /// that missed, or a decorated call that ran its function. Every `get` and every decorated
+    /// call is exactly one hit or one miss, on every backend, so `hits / (hits + misses)` is the
+    /// hit ratio; `refresh_<fn>` counts as neither.
     pub misses: u64,
     /// Entries written.
     pub sets: u64,
@@ -30,7 +34,8 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Backend failures and values that could not be encoded or decoded.
     pub errors: u64,
-    /// Times a caller waited for another caller's computation (`lock = true`).
+    /// Times a caller waited for another caller's computation (`lock = true`), beside its hit
+    /// or miss.
     pub lock_waits: u64,
 }
 

@@ -88,8 +88,8 @@
 pub use rtc_macros::cached;
 
 pub use rtc_core::{
-    global, set_global, CacheInfo, CacheMiss, CacheStats, ConfigError, HookFn, TaggedCache,
-    TaggedCacheBuilder, MAX_TAGS, NO_TAGS,
+    global, set_global, CacheInfo, CacheMiss, CacheStats, ConfigError, HookFn, IntoTags,
+    TaggedCache, TaggedCacheBuilder, MAX_TAGS, NO_TAGS,
 };
 
 /// Support code for the `#[cached]` macro. Not public API: it may change in any release.

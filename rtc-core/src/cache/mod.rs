@@ -16,6 +16,7 @@ use crate::error::{CacheMiss, ConfigError};
 use crate::format;
 use crate::format::{KeySpace, TagKey};
 use crate::stats::{CacheStats, Counters};
+use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
 
 /// The empty tag set, for entries that carry no tag of their own.
@@ -131,13 +132,13 @@ impl TaggedCache {
         &self,
         key: impl AsRef<str>,
         value: &T,
-        tags: impl IntoIterator<Item = impl AsRef<str>>,
+        tags: impl IntoTags,
         lifetime: Option<Duration>,
     ) -> bool {
         let Some(payload) = self.encode(value) else {
             return false;
         };
-        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let stored = self.drive(self.write_flow(&keys, &payload, lifetime));
         self.count_write(stored)
     }
@@ -147,13 +148,13 @@ impl TaggedCache {
         &self,
         key: impl AsRef<str>,
         value: &T,
-        tags: impl IntoIterator<Item = impl AsRef<str>>,
+        tags: impl IntoTags,
         lifetime: Option<Duration>,
     ) -> bool {
         let Some(payload) = self.encode(value) else {
             return false;
         };
-        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let stored = self
             .drive_async(self.write_flow(&keys, &payload, lifetime))
             .await;
@@ -169,9 +170,9 @@ impl TaggedCache {
     pub fn get<T: DeserializeOwned>(
         &self,
         key: impl AsRef<str>,
-        tags: impl IntoIterator<Item = impl AsRef<str>>,
+        tags: impl IntoTags,
     ) -> Result<T, CacheMiss> {
-        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let lookup = self.drive(self.read_flow(&keys));
         self.value_of(lookup)
     }
@@ -183,32 +184,24 @@ impl TaggedCache {
     pub async fn get_async<T: DeserializeOwned>(
         &self,
         key: impl AsRef<str>,
-        tags: impl IntoIterator<Item = impl AsRef<str>>,
+        tags: impl IntoTags,
     ) -> Result<T, CacheMiss> {
-        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let lookup = self.drive_async(self.read_flow(&keys)).await;
         self.value_of(lookup)
     }
 
     /// Removes the entry stored under `key` and exactly this set of `tags`; true if one was removed.
-    pub fn delete(
-        &self,
-        key: impl AsRef<str>,
-        tags: impl IntoIterator<Item = impl AsRef<str>>,
-    ) -> bool {
-        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+    pub fn delete(&self, key: impl AsRef<str>, tags: impl IntoTags) -> bool {
+        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let tombstone = format::tombstone();
         let reply = self.drive(Single::new(self.delete_operation(&keys, &tombstone)));
         self.count_delete(reply)
     }
 
     /// Async twin of [`TaggedCache::delete`].
-    pub async fn delete_async(
-        &self,
-        key: impl AsRef<str>,
-        tags: impl IntoIterator<Item = impl AsRef<str>>,
-    ) -> bool {
-        let keys = self.entry_keys(key.as_ref(), tags, Vec::new());
+    pub async fn delete_async(&self, key: impl AsRef<str>, tags: impl IntoTags) -> bool {
+        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let tombstone = format::tombstone();
         let delete = self.delete_operation(&keys, &tombstone);
         let reply = self.drive_async(Single::new(delete)).await;
@@ -217,9 +210,9 @@ impl TaggedCache {
 
     /// Makes every entry carrying any of `tags` miss from now on: one round trip, O(1) in the
     /// number of entries. Returns whether the backend took the invalidation.
-    pub fn invalidate(&self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> bool {
+    pub fn invalidate(&self, tags: impl IntoTags) -> bool {
         let new_versions = self.new_versions(
-            tags.into_iter()
+            tags.into_tags()
                 .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
         );
         let reply = self.drive(Single::new(self.invalidate_operation(&new_versions)));
@@ -227,9 +220,9 @@ impl TaggedCache {
     }
 
     /// Async twin of [`TaggedCache::invalidate`].
-    pub async fn invalidate_async(&self, tags: impl IntoIterator<Item = impl AsRef<str>>) -> bool {
+    pub async fn invalidate_async(&self, tags: impl IntoTags) -> bool {
         let new_versions = self.new_versions(
-            tags.into_iter()
+            tags.into_tags()
                 .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
         );
         let reply = self

@@ -19,8 +19,8 @@ impl TaggedCache {
         }
     }
 
-    /// Counts a read as a hit or a miss.
-    pub(crate) fn count_lookup(&self, lookup: &Lookup) {
+    /// Counts a low-level read as a hit or a miss.
+    fn count_lookup(&self, lookup: &Lookup) {
         let counters = &self.inner.counters;
         match lookup {
             Lookup::Hit(..) => Counters::bump(&counters.hits),

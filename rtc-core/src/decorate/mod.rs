@@ -14,6 +14,7 @@ use crate::cache::TaggedCache;
 use crate::engine::Single;
 use crate::format::{self, EntryKeys};
 use crate::hook::CacheInfo;
+use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
 
 mod flights;
@@ -73,13 +74,9 @@ pub fn custom_key(key: impl AsRef<str>) -> String {
     key.as_ref().to_owned()
 }
 
-/// A `tags = ...` value.
-pub fn tags<I, S>(tags: I) -> Vec<String>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    tags.into_iter()
+/// A `tags = ...` value: one tag or many (see [`IntoTags`]).
+pub fn tags(tags: impl IntoTags) -> Vec<String> {
+    tags.into_tags()
         .map(|tag| tag.as_ref().to_owned())
         .collect()
 }

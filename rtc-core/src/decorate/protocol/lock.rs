@@ -55,7 +55,6 @@ impl<'a, V> CallFlow<'a, V> {
 
     /// A leader alone with its backend read again.
     pub(super) fn rechecked(&mut self, lookup: Lookup) -> Next<'a, V> {
-        self.cache.count_lookup(&lookup);
         match self.decoded(lookup) {
             Ok((value, landing)) => return self.cached(value, landing),
             Err(fresh) => self.observe(fresh),

@@ -17,6 +17,7 @@ use super::Report;
 use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
 use crate::format::{EntryKeys, LockKeys, Observed};
+use crate::stats::Counters;
 
 /// What the driver does next, besides round trips.
 pub(super) enum Yield<V> {
@@ -263,7 +264,6 @@ impl<'a, V> CallFlow<'a, V> {
     /// The first lookup: a hit is returned; a miss goes on to compute (through the lock when
     /// there is one).
     fn looked_up(&mut self, lookup: Lookup) -> Next<'a, V> {
-        self.cache.count_lookup(&lookup);
         if matches!(lookup, Lookup::Unavailable) {
             tracing::debug!(
                 function = self.report.info.function_name,
@@ -344,6 +344,19 @@ impl<'a, V> CallFlow<'a, V> {
         Next::Yield(Yield::Finished, State::Finished)
     }
 
+    /// A decorated call is exactly one hit (a value without computing: from the cache, or from
+    /// another caller) or one miss (it computes), whatever path it took and on every backend;
+    /// `refresh_<fn>` is neither. Lock waits are counted on the side.
+    fn count(&self, output: &Yield<V>) {
+        let counters = self.cache.counters();
+        match (output, self.mode) {
+            (_, Mode::Refresh) => {}
+            (Yield::Cached(_), _) => Counters::bump(&counters.hits),
+            (Yield::Compute, _) => Counters::bump(&counters.misses),
+            (Yield::Follow(..) | Yield::Finished, _) => {}
+        }
+    }
+
     /// Returns a value without computing: lands it for followers first.
     fn cached(&mut self, value: V, landing: Landing) -> Next<'a, V> {
         if let Some(leader) = self.leader.take() {
@@ -368,6 +381,7 @@ impl<V> Flow for CallFlow<'_, V> {
                 }
                 Next::Yield(output, state) => {
                     self.state = state;
+                    self.count(&output);
                     return Progress::Done(output);
                 }
             }

@@ -20,6 +20,7 @@ mod error;
 mod format;
 mod global;
 mod hook;
+mod metrics;
 mod stats;
 mod tags;
 mod warnings;

@@ -41,6 +41,20 @@ pub(crate) enum BackendError {
 }
 
 impl BackendError {
+    /// A short name for metrics.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            BackendError::Disabled => "disabled",
+            BackendError::Skipped => "skipped",
+            BackendError::Unreachable { .. } => "unreachable",
+            BackendError::Redis(_) => "refused",
+            BackendError::UnexpectedReply => "unexpected_reply",
+            BackendError::TooManyTags => "too_many_tags",
+            BackendError::NoRuntime => "no_runtime",
+            BackendError::NotShared => "not_shared",
+        }
+    }
+
     /// True for errors that were already reported when they first happened.
     pub(crate) fn is_quiet(&self) -> bool {
         matches!(self, BackendError::Disabled | BackendError::Skipped)

@@ -15,6 +15,7 @@ use crate::engine::Single;
 use crate::error::{CacheMiss, ConfigError};
 use crate::format;
 use crate::format::{KeySpace, TagKey};
+use crate::metrics;
 use crate::stats::{CacheStats, Counters};
 use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
@@ -172,9 +173,10 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoTags,
     ) -> Result<T, CacheMiss> {
+        let timer = metrics::Timer::start();
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let lookup = self.drive(self.read_flow(&keys));
-        self.value_of(lookup)
+        self.value_of(lookup, timer)
     }
 
     /// Async twin of [`TaggedCache::get`].
@@ -186,9 +188,10 @@ impl TaggedCache {
         key: impl AsRef<str>,
         tags: impl IntoTags,
     ) -> Result<T, CacheMiss> {
+        let timer = metrics::Timer::start();
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let lookup = self.drive_async(self.read_flow(&keys)).await;
-        self.value_of(lookup)
+        self.value_of(lookup, timer)
     }
 
     /// Removes the entry stored under `key` and exactly this set of `tags`; true if one was removed.

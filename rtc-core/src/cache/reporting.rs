@@ -9,6 +9,7 @@ use super::TaggedCache;
 use crate::backend::BackendError;
 use crate::engine::{Lookup, Reply};
 use crate::error::CacheMiss;
+use crate::metrics;
 use crate::stats::Counters;
 
 impl TaggedCache {
@@ -29,8 +30,19 @@ impl TaggedCache {
     }
 
     /// A low-level read's value: counted, and decoded as `T`.
-    pub(crate) fn value_of<T: DeserializeOwned>(&self, lookup: Lookup) -> Result<T, CacheMiss> {
+    pub(crate) fn value_of<T: DeserializeOwned>(
+        &self,
+        lookup: Lookup,
+        timer: metrics::Timer,
+    ) -> Result<T, CacheMiss> {
         self.count_lookup(&lookup);
+        let namespace = &self.inner.settings.namespace;
+        metrics::call(
+            namespace,
+            "get",
+            matches!(lookup, Lookup::Hit(..)),
+            timer.elapsed(),
+        );
         match lookup {
             Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
             Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
@@ -62,6 +74,7 @@ impl TaggedCache {
     /// Logs (rate-limited) a value that could not be encoded or decoded.
     pub(crate) fn codec_trouble(&self, message: fmt::Arguments<'_>) {
         Counters::bump(&self.inner.counters.errors);
+        metrics::error(&self.inner.settings.namespace, "codec", "codec");
         if let Some(held_back) = self.inner.codec_warnings.permit() {
             tracing::warn!(namespace = %self.inner.settings.namespace, held_back, "rtc: {message}");
         }
@@ -73,6 +86,7 @@ impl TaggedCache {
             return;
         }
         Counters::bump(&self.inner.counters.errors);
+        metrics::error(&self.inner.settings.namespace, operation, error.kind());
         if let Some(held_back) = self.inner.backend_warnings.permit() {
             tracing::warn!(
                 namespace = %self.inner.settings.namespace,

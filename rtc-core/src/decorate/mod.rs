@@ -14,6 +14,7 @@ use crate::cache::TaggedCache;
 use crate::engine::Single;
 use crate::format::{self, EntryKeys};
 use crate::hook::CacheInfo;
+use crate::metrics;
 use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
 
@@ -114,6 +115,8 @@ struct CallEntry<'a> {
 pub(crate) struct Report {
     started: Instant,
     info: CacheInfo,
+    /// False for `refresh_<fn>`, which is neither a hit nor a miss.
+    counted: bool,
 }
 
 /// A call's protocol, owned by a driver. If the driver stops before the protocol ends (the
@@ -192,7 +195,7 @@ impl<'a> Call<'a> {
         codec: Codec<R::Value>,
         compute: impl FnOnce() -> R,
     ) -> R {
-        let report = self.report();
+        let report = self.report(mode);
         let Some(entry) = self.entry() else {
             return compute();
         };
@@ -233,7 +236,7 @@ impl<'a> Call<'a> {
         codec: Codec<R::Value>,
         compute: impl Future<Output = R>,
     ) -> R {
-        let report = self.report();
+        let report = self.report(mode);
         let Some(entry) = self.entry() else {
             return compute.await;
         };
@@ -340,8 +343,9 @@ impl<'a> Call<'a> {
         Some(CallEntry { cache, key, keys })
     }
 
-    fn report(&self) -> Report {
+    fn report(&self, mode: Mode) -> Report {
         Report {
+            counted: !matches!(mode, Mode::Refresh),
             started: Instant::now(),
             info: CacheInfo {
                 filepath: self.site.filepath,
@@ -355,6 +359,15 @@ impl<'a> Call<'a> {
 
     fn finish<R>(&self, entry: &CallEntry<'_>, report: &mut Report, outcome: R) -> R {
         report.info.elapsed = report.started.elapsed();
+        if report.counted {
+            let namespace = entry.cache.namespace();
+            metrics::call(
+                namespace,
+                self.site.function_name,
+                report.info.hit,
+                report.info.elapsed,
+            );
+        }
         tracing::debug!(
             function = self.site.function_name,
             hit = report.info.hit,

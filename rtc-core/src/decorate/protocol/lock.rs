@@ -16,6 +16,7 @@ use super::{CallFlow, HeldLock, Mode, Next, State, Yield};
 use crate::decorate::flights::{Flight, Joined};
 use crate::engine::{Lookup, ReadFlow, Received, Reply};
 use crate::format::unique_u64;
+use crate::metrics;
 use crate::stats::Counters;
 
 /// Waiters wake this long after the lock's expiry, so that it has expired when they retry.
@@ -190,6 +191,7 @@ impl<'a, V> CallFlow<'a, V> {
 
     fn start_waiting(&self) -> Instant {
         Counters::bump(&self.cache.counters().lock_waits);
+        metrics::lock_wait(self.cache.namespace(), self.report.info.function_name);
         tracing::debug!(
             function = self.report.info.function_name,
             "rtc: waiting for another caller's computation"

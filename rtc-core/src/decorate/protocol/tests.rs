@@ -30,6 +30,7 @@ fn report() -> Report {
     Report {
         started: Instant::now(),
         info: CacheInfo::default(),
+        counted: true,
     }
 }
 

@@ -257,7 +257,7 @@ impl TaggedCache {
 
     /// A decorated function's own tag, derived once per cache and function.
     pub(crate) fn function_tag(&self, site: &crate::decorate::Site) -> TagKey {
-        let id = (site.module_path, site.class_name, site.function_name);
+        let id = site.identity;
         if let Some(tag) = self
             .inner
             .function_tags
@@ -267,11 +267,7 @@ impl TaggedCache {
         {
             return tag.clone();
         }
-        let name = format!(
-            "{}::{}::{}",
-            site.module_path, site.class_name, site.function_name
-        );
-        let tag = self.inner.keys.implicit_tag(&name);
+        let tag = self.inner.keys.implicit_tag(id);
         self.inner
             .function_tags
             .write()
@@ -365,6 +361,11 @@ impl TaggedCache {
     }
 
     /// Entry lifetime for a write (`None` = the default, zero = never expires) and tag lifetime.
+    /// The lifetime of entries stored without one of their own.
+    pub(crate) fn default_lifetime(&self) -> Option<Duration> {
+        self.inner.settings.default_lifetime
+    }
+
     fn lifetimes(&self, lifetime: Option<Duration>) -> (Option<Duration>, Option<Duration>) {
         let entry = match lifetime {
             None => self.inner.settings.default_lifetime,

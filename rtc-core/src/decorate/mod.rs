@@ -5,8 +5,6 @@ use std::any::Any;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::cache::TaggedCache;
 use crate::entry::Observed;
 use crate::flights::Landing;
@@ -14,11 +12,17 @@ use crate::health::WarnLimiter;
 use crate::hook::CacheInfo;
 use crate::request::{Lookup, Request};
 
+mod arguments;
 mod locked;
 mod outcome;
+mod seconds;
 
+pub use self::arguments::{
+    KeyArgument, OptionalArgument, SerializableArgument, UnserializableArgument,
+};
 use self::outcome::encoded;
-pub use self::outcome::{AsIs, Codec, Outcome};
+pub use self::outcome::{skips, AsIs, Codec, Outcome, Unless};
+pub use self::seconds::{duration, Seconds};
 
 static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
 static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
@@ -30,26 +34,27 @@ pub struct Site {
     pub filepath: &'static str,
     /// `module_path!()`.
     pub module_path: &'static str,
-    /// `type_name::<Self>()` for methods with a receiver, `""` otherwise.
+    /// The `impl`'s self type as written (`Repo<T>`) for functions of an `impl` block, `""`
+    /// otherwise.
     pub class_name: &'static str,
     /// The function's name.
     pub function_name: &'static str,
     /// True when the function has a `self` receiver.
     pub method: bool,
+    /// What the function's keys and implicit tag are made of: its `name = ...`, or its module
+    /// path, `impl` and name as written (`app::repo::<PgRepo as UserRepo>::find`).
+    pub identity: &'static str,
 }
 
 impl Site {
     fn generated_key(&self, args: &str) -> String {
-        format!(
-            "{}::{}::{}({args})",
-            self.module_path, self.class_name, self.function_name
-        )
+        format!("{}({args})", self.identity)
     }
 }
 
 /// The key arguments as a JSON array; `None` (with a warning) when one does not serialize.
-pub fn args_json<A: Serialize + ?Sized>(args: &A) -> Option<String> {
-    match serde_json::to_string(args) {
+pub fn args_json<A: KeyArgument + ?Sized>(args: &A) -> Option<String> {
+    match args.to_json() {
         Ok(json) => Some(json),
         Err(error) => {
             if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
@@ -99,6 +104,8 @@ pub struct Call<'a> {
     pub lock_timeout: Duration,
     /// `hook_userdata = ...`.
     pub hook_userdata: Option<&'a (dyn Any + Send + Sync)>,
+    /// `jitter = ...`: up to this much is added to each stored entry's lifetime, at random.
+    pub jitter: Option<Duration>,
 }
 
 /// The cache and keys of a call that can use the cache.
@@ -201,9 +208,12 @@ impl<'a> Call<'a> {
         let bytes = encoded(codec, &outcome);
         if let (Some(observed), Some(bytes)) = (&observed, &bytes) {
             report.info.serialized_size = bytes.len();
-            target
-                .cache
-                .store_observed(&target.request, observed, bytes, self.lifetime);
+            target.cache.store_observed(
+                &target.request,
+                observed,
+                bytes,
+                self.stored_lifetime(target),
+            );
         }
         (outcome, Landing::new(bytes, observed))
     }
@@ -226,7 +236,12 @@ impl<'a> Call<'a> {
             report.info.serialized_size = bytes.len();
             target
                 .cache
-                .store_observed_async(&target.request, observed, bytes, self.lifetime)
+                .store_observed_async(
+                    &target.request,
+                    observed,
+                    bytes,
+                    self.stored_lifetime(target),
+                )
                 .await;
         }
         (outcome, Landing::new(bytes, observed))
@@ -313,13 +328,32 @@ impl<'a> Call<'a> {
         cache
     }
 
+    /// The key of this call's entry: `key = ...`, or the one generated from the site and the
+    /// arguments; `None` when the arguments could not be serialized.
+    pub fn key(&self) -> Option<String> {
+        match (&self.key, &self.args) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(args)) => Some(self.site.generated_key(args)),
+            (None, None) => None,
+        }
+    }
+
+    /// `lifetime` (or the cache's default) plus a random part of `jitter`; "never expires" stays so.
+    fn stored_lifetime(&self, target: &Target<'_>) -> Option<Duration> {
+        let Some(jitter) = self.jitter else {
+            return self.lifetime;
+        };
+        match self.lifetime.or_else(|| target.cache.default_lifetime()) {
+            Some(lifetime) if !lifetime.is_zero() => {
+                Some(lifetime + jitter.mul_f64(random_fraction()))
+            }
+            unchanged => unchanged,
+        }
+    }
+
     fn target(&self) -> Option<Target<'a>> {
         let cache = self.cache()?;
-        let key = match (&self.key, &self.args) {
-            (Some(key), _) => key.clone(),
-            (None, Some(args)) => self.site.generated_key(args),
-            (None, None) => return None,
-        };
+        let key = self.key()?;
         let request = cache.request(&key, &self.tags, vec![cache.function_tag(&self.site)]);
         Some(Target {
             cache,
@@ -355,6 +389,15 @@ impl<'a> Call<'a> {
         }
         outcome
     }
+}
+
+/// A number in `[0, 1)`, different on each call: `RandomState` seeds each hasher afresh.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Report {

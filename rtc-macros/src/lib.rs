@@ -8,7 +8,9 @@ mod attr;
 mod body;
 mod errors;
 mod expand;
+mod impl_block;
 mod signature;
+mod written;
 
 use proc_macro::TokenStream;
 
@@ -285,5 +287,14 @@ use proc_macro::TokenStream;
 /// [`TaggedCache`]: https://docs.rs/rtc/latest/rtc/struct.TaggedCache.html
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::cached(args.into(), item.into()).into()
+    let (args, item) = (args.into(), item.into());
+    match syn::parse2::<syn::ItemImpl>(proc_macro2::TokenStream::clone(&item)) {
+        Ok(block) => impl_block::cached_impl(args, block),
+        Err(_) => {
+            let expanded = expand::cached_fn(args, item, None);
+            let (in_place, beside) = (expanded.in_place, expanded.beside);
+            quote::quote!(#in_place #beside)
+        }
+    }
+    .into()
 }

@@ -95,7 +95,11 @@ pub use rtc_core::{
 /// Support code for the `#[cached]` macro. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use rtc_core::decorate::{args_json, custom_key, tags, AsIs, Call, Codec, Outcome, Site};
+    pub use rtc_core::decorate::{
+        args_json, custom_key, duration, skips, tags, AsIs, Call, Codec, KeyArgument,
+        OptionalArgument, Outcome, Seconds, SerializableArgument, Site, Unless,
+        UnserializableArgument,
+    };
     pub use serde;
     pub use std::time::Duration;
 }

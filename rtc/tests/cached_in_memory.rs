@@ -168,6 +168,7 @@ fn refresh_fn_runs_the_body_and_stores_its_result() {
 struct Cats;
 struct Dogs;
 
+#[cached]
 impl Cats {
     #[cached(cache = &CACHE)]
     fn sound(&self, times: usize) -> String {
@@ -180,6 +181,7 @@ impl Cats {
     }
 }
 
+#[cached]
 impl Dogs {
     #[cached(cache = &CACHE)]
     fn sound(&self, times: usize) -> String {
@@ -212,6 +214,7 @@ struct Repo {
     calls: Calls,
 }
 
+#[cached]
 impl Repo {
     fn new(org: u64) -> Self {
         Repo {
@@ -353,7 +356,7 @@ fn skipped_arguments_are_not_part_of_the_key() {
     assert_eq!(with_db(&Db { prefix: "a" }, 1), "a1");
     assert_eq!(with_db(&Db { prefix: "b" }, 1), "a1");
     assert_eq!(WITH_DB.get(), 1);
-    assert!(invalidate_with_db(&Db { prefix: "c" }, 1));
+    assert!(invalidate_with_db(1));
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -584,6 +587,7 @@ mod signatures {
         pub label: T,
     }
 
+    #[cached]
     impl<T: Display + Sync> Shelf<T> {
         #[cached(cache = &CACHE, tags = [format!("shelf:{}", self.label)])]
         #[allow(clippy::needless_lifetimes, reason = "a named lifetime is under test")]
@@ -603,6 +607,7 @@ mod signatures {
     #[derive(Clone, Copy)]
     pub struct Counter(pub u64);
 
+    #[cached]
     impl Counter {
         #[cached(cache = &CACHE)]
         pub fn by_value(self, step: u64) -> u64 {

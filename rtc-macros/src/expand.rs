@@ -141,9 +141,12 @@ impl<'a> Expansion<'a> {
         let unreachable = quote!(::core::unreachable!(
             "`#[cached]` reported an error at compile time"
         ));
-        let names = ["invalidate_", "invalidate_all_", "refresh_", "key_"];
+        // A body that never returns cannot stand for an `impl Trait`.
+        let refresh = (!self.function.output.is_impl_trait).then_some("refresh_");
+        let names = ["invalidate_", "invalidate_all_", "key_"];
         let stubs = names
             .into_iter()
+            .chain(refresh)
             .map(|prefix| {
                 let sig = self.helper_signature(prefix);
                 let vis = self.helper_visibility();
@@ -271,6 +274,7 @@ impl<'a> Expansion<'a> {
             ..item_sig.clone()
         };
         strip_mut(&mut sig);
+        sig.constness = None;
         if prefix == "refresh_" {
             return sig;
         }

@@ -33,6 +33,8 @@ pub(crate) struct Output {
     /// The type stored in the cache: `T` of `Result<T, E>` and `Option<T>`, else `ty`.
     pub(crate) value: Type,
     pub(crate) kind: OutputKind,
+    /// `impl Trait` appears in it (an error).
+    pub(crate) is_impl_trait: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -202,7 +204,8 @@ impl Output {
             syn::ReturnType::Default => syn::parse_quote!(()),
             syn::ReturnType::Type(_, ty) => (**ty).clone(),
         };
-        if let Some(impl_token) = impl_trait_in(&ty) {
+        let impl_trait = impl_trait_in(&ty);
+        if let Some(impl_token) = impl_trait {
             errors.spanned(
                 impl_token,
                 "a `#[cached]` function cannot return `impl Trait`: the cached value is read back from \
@@ -255,7 +258,11 @@ impl Output {
                 );
             }
         }
-        Output { value, kind }
+        Output {
+            value,
+            kind,
+            is_impl_trait: impl_trait.is_some(),
+        }
     }
 }
 

@@ -22,9 +22,10 @@
 //!
 //! # Two ways in
 //!
-//! - **[`#[cached]`](cached)** on a function or method: its results are cached under a key made
-//!   of the function and its arguments, tagged as you say. It also generates
-//!   `invalidate_<fn>(args)`, `invalidate_all_<fn>()` and `refresh_<fn>(args)`. `Result` caches
+//! - **[`#[cached]`](cached)** on a function, or on a method and its `impl` block (trait impls
+//!   included): its results are cached under a key made of the function and its arguments,
+//!   tagged as you say. It also generates `invalidate_<fn>(args)`, `invalidate_all_<fn>()`,
+//!   `refresh_<fn>(args)` and `key_<fn>(args)`. `Result` caches
 //!   only `Ok`, `Option` only `Some`; `async fn` use the async engine; `lock = true` runs one
 //!   computation per cold entry across threads, tasks and processes.
 //! - **[`TaggedCache`]** directly: [`set`](TaggedCache::set), [`get`](TaggedCache::get),

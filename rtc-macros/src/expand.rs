@@ -198,10 +198,21 @@ impl<'a> Expansion<'a> {
             ..item.sig.clone()
         };
         let block = &item.block;
+        // A trait method's signature is the trait's: lints on it, which Clippy does not raise in a
+        // trait impl, are not the user's to fix in the twin either.
+        let signature_lints = self.block.and_then(|block| block.trait_.as_ref()).map(|_| {
+            quote!(#[allow(
+                clippy::unused_async,
+                clippy::unnecessary_wraps,
+                clippy::needless_pass_by_value,
+                clippy::trivially_copy_pass_by_ref
+            )])
+        });
         quote! {
             #[doc(hidden)]
             #(#attrs)*
             #[allow(clippy::unused_self)]
+            #signature_lints
             #[inline]
             #sig #block
         }

@@ -85,7 +85,7 @@ static LOOKUPS: Calls = Calls::new();
 #[cached(cache = &CACHE, cache_none = true)]
 fn lookup(id: u64) -> Option<u64> {
     LOOKUPS.count();
-    (id % 2 == 0).then_some(id)
+    id.is_multiple_of(2).then_some(id)
 }
 
 #[test]

@@ -425,3 +425,15 @@ impl Report {
         outcome
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::random_fraction;
+
+    #[test]
+    fn random_fractions_are_in_the_unit_interval_and_vary() {
+        let fractions: Vec<f64> = (0..64).map(|_| random_fraction()).collect();
+        assert!(fractions.iter().all(|f| (0.0..1.0).contains(f)));
+        assert!(fractions.windows(2).any(|pair| pair[0] != pair[1]));
+    }
+}

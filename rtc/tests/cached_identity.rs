@@ -5,16 +5,11 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use rtc::{cached, CacheInfo, TaggedCache, NO_TAGS};
+use rtc::{cached, CacheInfo, TaggedCache};
 
-static CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
-    let cache = TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap();
-    assert!(cache.set("warm-up", &(), NO_TAGS, None));
-    cache
-});
+mod support;
+
+static CACHE: LazyLock<TaggedCache> = LazyLock::new(support::warm_memory_cache);
 
 /// What the hook saw, by function name.
 static SEEN: Mutex<Vec<(String, CacheInfo)>> = Mutex::new(Vec::new());

@@ -4,41 +4,17 @@
 #![deny(warnings)]
 
 use std::any::type_name;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use rtc::{cached, TaggedCache, NO_TAGS};
+use rtc::{cached, TaggedCache};
 use serde::{Deserialize, Serialize};
 
-static CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
-    let cache = TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap();
-    // Every entry carries the cache's own tag. Created here, before the tests run in parallel:
-    // two first writes racing to create it would leave one of them uncached, and a count off.
-    assert!(cache.set("warm-up", &(), NO_TAGS, None));
-    cache
-});
+mod support;
 
-/// How many times a body ran.
-struct Calls(AtomicUsize);
+use support::{warm_memory_cache, Calls};
 
-impl Calls {
-    const fn new() -> Self {
-        Calls(AtomicUsize::new(0))
-    }
-
-    /// Counts one run; returns how many there were before it.
-    fn count(&self) -> usize {
-        self.0.fetch_add(1, Ordering::SeqCst)
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+static CACHE: LazyLock<TaggedCache> = LazyLock::new(warm_memory_cache);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct User {

@@ -2,37 +2,16 @@
 //! flags, negative caching, `unless`, `returns` for aliases, `&mut` arguments.
 #![deny(warnings)]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::LazyLock;
 use std::time::Duration;
 
-use rtc::{cached, TaggedCache, NO_TAGS};
+use rtc::{cached, TaggedCache};
 
-static CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
-    let cache = TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap();
-    assert!(cache.set("warm-up", &(), NO_TAGS, None));
-    cache
-});
+mod support;
 
-/// How many times a body ran.
-struct Calls(AtomicUsize);
+use support::{warm_memory_cache, Calls};
 
-impl Calls {
-    const fn new() -> Self {
-        Calls(AtomicUsize::new(0))
-    }
-
-    fn count(&self) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+static CACHE: LazyLock<TaggedCache> = LazyLock::new(warm_memory_cache);
 
 /// Polls until `done` holds: expiry is the server's (here the in-memory store's) business.
 fn eventually(mut done: impl FnMut() -> bool) {

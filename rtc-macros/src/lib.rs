@@ -241,8 +241,8 @@ use proc_macro::TokenStream;
 ///
 /// ## `lifetime = <expr>`, `jitter = <expr>`
 ///
-/// How long an entry lives: whole seconds (an integer, or any `u64` expression) or any
-/// `std::time::Duration`, sub-second ones included; `0` never expires. Without it, the cache's
+/// How long an entry lives: whole seconds (an integer, or any `u64` expression), a float literal
+/// of seconds (`0.5`), or any `std::time::Duration`, sub-second ones included; `0` never expires. Without it, the cache's
 /// default lifetime. `jitter` (same forms) adds a random part of itself to each entry's
 /// lifetime, so that entries written together do not all expire together.
 ///

@@ -46,7 +46,7 @@ fn a_sub_second_duration_lifetime_expires_the_entry() {
 const HOUR: u64 = 3600;
 static JITTERED: Calls = Calls::new();
 
-#[cached(cache = &CACHE, lifetime = HOUR, jitter = Duration::from_secs(60), lock)]
+#[cached(cache = &CACHE, lifetime = HOUR, jitter = Duration::from_secs(60), lock, lock_timeout = 2.5)]
 fn jittered(id: u64) -> u64 {
     JITTERED.count();
     id

@@ -345,7 +345,9 @@ impl<'a> Call<'a> {
         };
         match self.lifetime.or_else(|| target.cache.default_lifetime()) {
             Some(lifetime) if !lifetime.is_zero() => {
-                Some(lifetime + jitter.mul_f64(random_fraction()))
+                let extra = Duration::try_from_secs_f64(jitter.as_secs_f64() * random_fraction())
+                    .unwrap_or(jitter);
+                Some(lifetime.saturating_add(extra))
             }
             unchanged => unchanged,
         }

@@ -302,6 +302,7 @@ fn duration_of(value: &Expr) -> TokenStream {
             syn::Lit::Int(int) => {
                 return quote!(::rtc::__private::Duration::from_secs(#int));
             }
+            // Checked by `CachedFn::analyze`: finite, not negative, not too long.
             syn::Lit::Float(float) => {
                 return quote!(::rtc::__private::Duration::from_secs_f64(#float));
             }

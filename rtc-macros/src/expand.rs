@@ -417,8 +417,8 @@ mod tests {
                 "compile_error",
                 "invalidate_get_user",
                 "invalidate_all_get_user",
-                "refresh_get_user",
-                "key_get_user"
+                "key_get_user",
+                "refresh_get_user"
             ]
         );
     }

@@ -138,6 +138,9 @@ impl CachedFn {
             }
         }
 
+        if let Some(args) = args {
+            check_float_seconds(args, errors);
+        }
         let output = Output::of(&sig.output, args, errors);
         CachedFn {
             item,
@@ -165,6 +168,29 @@ impl CachedFn {
 
     pub(crate) fn arg_names(&self) -> impl Iterator<Item = &Ident> {
         self.args.iter().map(|arg| &arg.ident)
+    }
+}
+
+/// A float literal of seconds becomes a `Duration` at run time, which must not panic.
+fn check_float_seconds(args: &CachedArgs, errors: &mut Errors) {
+    let options = [&args.lifetime, &args.jitter, &args.lock_timeout];
+    for option in options.into_iter().flatten() {
+        let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Float(float),
+            ..
+        }) = option
+        else {
+            continue;
+        };
+        let valid = float
+            .base10_parse::<f64>()
+            .is_ok_and(|seconds| std::time::Duration::try_from_secs_f64(seconds).is_ok());
+        if !valid {
+            errors.spanned(
+                float,
+                "expected a number of seconds that a `Duration` can hold",
+            );
+        }
     }
 }
 

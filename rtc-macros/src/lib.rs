@@ -338,6 +338,12 @@ use proc_macro::TokenStream;
 /// fn user_name(pool: &Pool, id: u64) -> String {
 ///     format!("user {id}")
 /// }
+///
+/// #[cached(skip_all, key = "settings", lifetime = 60)]
+/// fn settings(pool: &Pool, counter: &mut u64) -> String {
+///     *counter += 1; // only on a miss
+///     "the settings".to_string()
+/// }
 /// ```
 ///
 /// ## `cache = <expr>`
@@ -392,6 +398,11 @@ use proc_macro::TokenStream;
 /// #[cached(cache_none, lifetime = 30)]
 /// fn find_user(id: u64) -> Option<String> {
 ///     None // not found: remembered for 30 s
+/// }
+///
+/// #[cached(cache_err = true, lifetime = 5)]
+/// fn fetch_quota(account: u64) -> Result<u32, String> {
+///     Err(format!("account {account} is closed")) // remembered for 5 s
 /// }
 /// ```
 ///

@@ -1,5 +1,5 @@
 //! `#[cached]` on Redis: keys from what the user wrote (trait and generic impls, `name = ...`),
-//! `key_<fn>`, jitter on the server's TTLs, negative caching and `unless`.
+//! `key_<fn>`, jitter on the server's TTLs, negative caching, `unless` and `returns`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -200,4 +200,38 @@ fn cache_none_and_unless_decide_what_redis_stores() {
     assert_eq!(render("/a".into()), "a");
     assert_eq!(render("/a".into()), "a");
     assert_eq!(RENDER_RUNS.load(Ordering::SeqCst), 3);
+}
+
+static ERRORS: OnceLock<TaggedCache> = OnceLock::new();
+static QUOTA_RUNS: AtomicUsize = AtomicUsize::new(0);
+static PARSE_RUNS: AtomicUsize = AtomicUsize::new(0);
+
+#[cached(cache = ERRORS.get().unwrap(), cache_err)]
+fn quota(account: u64) -> Result<u32, String> {
+    QUOTA_RUNS.fetch_add(1, Ordering::SeqCst);
+    Err(format!("account {account} is closed"))
+}
+
+type Parsed<T> = Result<T, String>;
+
+#[cached(cache = ERRORS.get().unwrap(), returns = Result)]
+fn parse(text: String) -> Parsed<u64> {
+    PARSE_RUNS.fetch_add(1, Ordering::SeqCst);
+    text.parse().map_err(|_| format!("not a number: {text}"))
+}
+
+#[test]
+fn cache_err_and_a_result_alias_decide_which_errors_redis_stores() {
+    let server = RedisServer::start();
+    install(&ERRORS, cache_on(&server, "macro-errors"));
+    assert!(quota(1).is_err());
+    assert!(quota(1).is_err());
+    assert_eq!(QUOTA_RUNS.load(Ordering::SeqCst), 1, "the error is cached");
+
+    assert!(parse("x".into()).is_err());
+    assert!(parse("x".into()).is_err());
+    assert_eq!(PARSE_RUNS.load(Ordering::SeqCst), 2, "the alias's errors are not");
+    assert_eq!(parse("7".into()), Ok(7));
+    assert_eq!(parse("7".into()), Ok(7));
+    assert_eq!(PARSE_RUNS.load(Ordering::SeqCst), 3);
 }

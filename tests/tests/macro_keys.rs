@@ -230,7 +230,11 @@ fn cache_err_and_a_result_alias_decide_which_errors_redis_stores() {
 
     assert!(parse("x".into()).is_err());
     assert!(parse("x".into()).is_err());
-    assert_eq!(PARSE_RUNS.load(Ordering::SeqCst), 2, "the alias's errors are not");
+    assert_eq!(
+        PARSE_RUNS.load(Ordering::SeqCst),
+        2,
+        "the alias's errors are not"
+    );
     assert_eq!(parse("7".into()), Ok(7));
     assert_eq!(parse("7".into()), Ok(7));
     assert_eq!(PARSE_RUNS.load(Ordering::SeqCst), 3);

@@ -5,60 +5,121 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
-use syn::{token, Expr, Ident, Token};
+use syn::{token, Expr, Ident, LitBool, LitStr, Token};
 
 use crate::errors::Errors;
+use crate::written::written;
 
 mod kw {
     syn::custom_keyword!(tags);
     syn::custom_keyword!(lifetime);
+    syn::custom_keyword!(jitter);
     syn::custom_keyword!(key);
+    syn::custom_keyword!(name);
     syn::custom_keyword!(lock);
     syn::custom_keyword!(lock_timeout);
     syn::custom_keyword!(hook_userdata);
     syn::custom_keyword!(skip);
+    syn::custom_keyword!(skip_all);
     syn::custom_keyword!(cache);
     syn::custom_keyword!(serializer);
     syn::custom_keyword!(unserializer);
+    syn::custom_keyword!(cache_none);
+    syn::custom_keyword!(cache_err);
+    syn::custom_keyword!(unless);
+    syn::custom_keyword!(returns);
 }
 
 const OPTIONS: &[&str] = &[
     "tags",
     "lifetime",
+    "jitter",
     "key",
+    "name",
     "lock",
     "lock_timeout",
     "hook_userdata",
     "skip",
+    "skip_all",
     "cache",
     "serializer",
     "unserializer",
+    "cache_none",
+    "cache_err",
+    "unless",
+    "returns",
 ];
 
-/// Names people reach for that are spelled differently here.
+/// Names people reach for (other caching crates' among them) that are spelled differently here.
 const ALIASES: &[(&str, &str)] = &[
     ("ttl", "lifetime"),
+    ("time", "lifetime"),
     ("expire", "lifetime"),
     ("expires", "lifetime"),
     ("expiry", "lifetime"),
     ("timeout", "lock_timeout"),
     ("deserializer", "unserializer"),
+    ("convert", "key"),
+];
+
+/// Options of the `cached` crate that rtc covers differently, with what to write instead.
+const HABITS: &[(&str, &str)] = &[
+    (
+        "result",
+        "a return type written `Result<..>` is recognised by itself and only `Ok` is cached; \
+         `cache_err = true` caches errors too, `returns = Result` declares a type alias of `Result`",
+    ),
+    (
+        "option",
+        "a return type written `Option<..>` is recognised by itself and only `Some` is cached; \
+         `cache_none = true` caches `None` too, `returns = Option` declares a type alias of `Option`",
+    ),
 ];
 
 #[derive(Default)]
 pub(crate) struct CachedArgs {
     pub(crate) tags: Option<Expr>,
     pub(crate) lifetime: Option<Expr>,
+    pub(crate) jitter: Option<Expr>,
     pub(crate) key: Option<Expr>,
+    /// `name = "..."`: the function's identity in keys and its implicit tag.
+    pub(crate) name: Option<LitStr>,
     pub(crate) lock: Option<Expr>,
     pub(crate) lock_timeout: Option<Expr>,
     pub(crate) hook_userdata: Option<Expr>,
     pub(crate) cache: Option<Expr>,
-    /// The names in `skip(...)`, as written (`self` included, so that it can be reported).
-    pub(crate) skip: Vec<Ident>,
+    pub(crate) skip: Skip,
     pub(crate) codec: Option<CustomCodec>,
+    /// `cache_none = true`: `None` is cached too.
+    pub(crate) cache_none: Option<LitBool>,
+    /// `cache_err = true`: `Err` is cached too.
+    pub(crate) cache_err: Option<LitBool>,
+    /// `unless = <predicate>`: results it matches are not stored.
+    pub(crate) unless: Option<Expr>,
+    /// `returns = Result` or `returns = Option`: what an alias of the return type stands for.
+    pub(crate) returns: Option<Ident>,
     /// Mistakes that did not stop the parsing, reported with the function's own.
     pub(crate) problems: Errors,
+}
+
+/// The arguments left out of the key.
+#[derive(Default)]
+pub(crate) enum Skip {
+    /// `skip(...)`: these names, as written (`self` included, a no-op).
+    #[default]
+    None,
+    Some(Vec<Ident>),
+    /// `skip_all`.
+    All,
+}
+
+impl Skip {
+    pub(crate) fn names(&self) -> &[Ident] {
+        match self {
+            Skip::Some(names) => names,
+            Skip::None | Skip::All => &[],
+        }
+    }
 }
 
 /// `serializer = ..., unserializer = ...`, which only make sense together.
@@ -81,20 +142,75 @@ impl Parse for CachedArgs {
                 option::<kw::tags>(input, &mut args.tags, &mut errors)?;
             } else if lookahead.peek(kw::lifetime) {
                 option::<kw::lifetime>(input, &mut args.lifetime, &mut errors)?;
+            } else if lookahead.peek(kw::jitter) {
+                option::<kw::jitter>(input, &mut args.jitter, &mut errors)?;
             } else if lookahead.peek(kw::key) {
                 option::<kw::key>(input, &mut args.key, &mut errors)?;
-            } else if lookahead.peek(kw::lock) {
-                option::<kw::lock>(input, &mut args.lock, &mut errors)?;
+            } else if lookahead.peek(kw::name) {
+                let keyword = input.parse::<kw::name>()?;
+                let name = literal::<LitStr>(input, &keyword, "`name = \"<identity>\"`")?;
+                if name.value().is_empty() {
+                    errors.spanned(
+                        &name,
+                        "`name` cannot be empty: it identifies the function's entries",
+                    );
+                }
+                store(&mut args.name, name, &keyword, &mut errors);
             } else if lookahead.peek(kw::lock_timeout) {
                 option::<kw::lock_timeout>(input, &mut args.lock_timeout, &mut errors)?;
+            } else if lookahead.peek(kw::lock) {
+                let keyword = input.parse::<kw::lock>()?;
+                let value = if input.peek(Token![=]) {
+                    input.parse::<Token![=]>()?;
+                    input.parse()?
+                } else {
+                    syn::parse_quote_spanned!(keyword.span=> true)
+                };
+                store(&mut args.lock, value, &keyword, &mut errors);
             } else if lookahead.peek(kw::hook_userdata) {
                 option::<kw::hook_userdata>(input, &mut args.hook_userdata, &mut errors)?;
+            } else if lookahead.peek(kw::cache_none) {
+                flag::<kw::cache_none>(input, &mut args.cache_none, &mut errors)?;
+            } else if lookahead.peek(kw::cache_err) {
+                flag::<kw::cache_err>(input, &mut args.cache_err, &mut errors)?;
             } else if lookahead.peek(kw::cache) {
-                option::<kw::cache>(input, &mut args.cache, &mut errors)?;
+                let keyword = input.parse::<kw::cache>()?;
+                let (_, value) = assignment(input, &keyword)?;
+                if let Expr::Field(field) = &value {
+                    errors.spanned(
+                        field,
+                        format!(
+                            "`cache = {0}` would move the cache out of its owner; borrow it: `cache = &{0}`",
+                            written(field)
+                        ),
+                    );
+                }
+                store(&mut args.cache, value, &keyword, &mut errors);
+            } else if lookahead.peek(kw::unless) {
+                option::<kw::unless>(input, &mut args.unless, &mut errors)?;
+            } else if lookahead.peek(kw::returns) {
+                let keyword = input.parse::<kw::returns>()?;
+                let (_, value) = assignment(input, &keyword)?;
+                match &value {
+                    Expr::Path(path)
+                        if path.path.is_ident("Result") || path.path.is_ident("Option") =>
+                    {
+                        let ident = path.path.get_ident().cloned();
+                        store(&mut args.returns, ident.unwrap(), &keyword, &mut errors);
+                    }
+                    _ => errors.spanned(
+                        &value,
+                        "expected `returns = Result` or `returns = Option`: what the return type \
+                         (an alias) stands for",
+                    ),
+                }
             } else if lookahead.peek(kw::serializer) {
                 keyed_option::<kw::serializer>(input, &mut serializer, &mut errors)?;
             } else if lookahead.peek(kw::unserializer) {
                 keyed_option::<kw::unserializer>(input, &mut unserializer, &mut errors)?;
+            } else if lookahead.peek(kw::skip_all) {
+                let keyword = input.parse::<kw::skip_all>()?;
+                store(&mut skip, Skip::All, &keyword, &mut errors);
             } else if lookahead.peek(kw::skip) {
                 let keyword = input.parse::<kw::skip>()?;
                 let content;
@@ -102,7 +218,7 @@ impl Parse for CachedArgs {
                 let names = content.parse_terminated(Ident::parse_any, Token![,])?;
                 store(
                     &mut skip,
-                    names.into_iter().collect(),
+                    Skip::Some(names.into_iter().collect()),
                     &keyword,
                     &mut errors,
                 );
@@ -140,13 +256,43 @@ impl Parse for CachedArgs {
     }
 }
 
+/// `name`, `name = true` or `name = false`: a switch the expansion depends on, so a literal.
+fn flag<K: Parse + ToTokens>(
+    input: ParseStream,
+    slot: &mut Option<LitBool>,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    let keyword = input.parse::<K>()?;
+    let value = if input.peek(Token![=]) {
+        literal::<LitBool>(input, &keyword, "`true` or `false`")?
+    } else {
+        LitBool::new(true, keyword.span())
+    };
+    store(slot, value, &keyword, errors);
+    Ok(())
+}
+
+/// `= <literal>` after `keyword`.
+fn literal<L: Parse>(
+    input: ParseStream,
+    keyword: &impl ToTokens,
+    expected: &str,
+) -> syn::Result<L> {
+    let (_, value) = assignment(input, keyword)?;
+    syn::parse2(value.to_token_stream()).map_err(|_| {
+        let message = format!("`{}` takes {expected}", keyword.to_token_stream());
+        syn::Error::new_spanned(&value, message)
+    })
+}
+
 /// `name = <expr>`, stored in `slot` unless it was already given.
 fn option<K: Parse + ToTokens>(
     input: ParseStream,
     slot: &mut Option<Expr>,
     errors: &mut Errors,
 ) -> syn::Result<()> {
-    let (keyword, value) = assignment::<K>(input)?;
+    let keyword = input.parse::<K>()?;
+    let (_, value) = assignment(input, &keyword)?;
     store(slot, value, &keyword, errors);
     Ok(())
 }
@@ -157,19 +303,25 @@ fn keyed_option<K: Parse + ToTokens>(
     slot: &mut Option<(Span, Expr)>,
     errors: &mut Errors,
 ) -> syn::Result<()> {
-    let (keyword, value) = assignment::<K>(input)?;
-    store(slot, (keyword.span(), value), &keyword, errors);
+    let keyword = input.parse::<K>()?;
+    let (span, value) = assignment(input, &keyword)?;
+    store(slot, (span, value), &keyword, errors);
     Ok(())
 }
 
-fn assignment<K: Parse + ToTokens>(input: ParseStream) -> syn::Result<(K, Expr)> {
-    let keyword = input.parse::<K>()?;
+/// `= <expression>` after `keyword`; the keyword's span and the expression.
+fn assignment(input: ParseStream, keyword: &impl ToTokens) -> syn::Result<(Span, Expr)> {
+    let span = keyword
+        .to_token_stream()
+        .into_iter()
+        .next()
+        .map_or_else(Span::call_site, |token| token.span());
     if !input.peek(Token![=]) {
         let message = format!("expected `{} = <expression>`", keyword.to_token_stream());
-        return Err(syn::Error::new(keyword.span(), message));
+        return Err(syn::Error::new(span, message));
     }
     input.parse::<Token![=]>()?;
-    Ok((keyword, input.parse()?))
+    Ok((span, input.parse()?))
 }
 
 fn store<T>(slot: &mut Option<T>, value: T, keyword: &impl ToTokens, errors: &mut Errors) {
@@ -201,9 +353,13 @@ fn unknown_option(input: ParseStream) -> syn::Result<syn::Error> {
         .map(|option| format!("`{option}`"))
         .collect::<Vec<_>>()
         .join(", ");
-    let message = match suggestion(&written) {
-        Some(option) => format!("unknown option `{written}`; did you mean `{option}`?"),
-        None => format!("unknown option `{written}`; expected one of {expected}"),
+    let habit = HABITS
+        .iter()
+        .find(|(habit, _)| *habit == written.to_ascii_lowercase());
+    let message = match (habit, suggestion(&written)) {
+        (Some((_, instead)), _) => format!("unknown option `{written}`: {instead}"),
+        (None, Some(option)) => format!("unknown option `{written}`; did you mean `{option}`?"),
+        (None, None) => format!("unknown option `{written}`; expected one of {expected}"),
     };
     Ok(syn::Error::new(name.span(), message))
 }
@@ -259,7 +415,7 @@ mod tests {
         assert!(args.tags.is_some() && args.lifetime.is_some() && args.key.is_some());
         assert!(args.lock.is_some() && args.lock_timeout.is_some() && args.hook_userdata.is_some());
         assert!(args.cache.is_some() && args.codec.is_some());
-        assert_eq!(args.skip, ["db"]);
+        assert_eq!(args.skip.names(), ["db"]);
     }
 
     #[test]
@@ -284,5 +440,29 @@ mod tests {
         assert_eq!(suggestion("lock_timout"), Some("lock_timeout"));
         assert_eq!(suggestion("deserializer"), Some("unserializer"));
         assert_eq!(suggestion("frobnicate"), None);
+        assert_eq!(suggestion("time"), Some("lifetime"));
+        assert_eq!(suggestion("convert"), Some("key"));
+    }
+
+    #[test]
+    fn flags_can_be_bare() {
+        let args = parse(quote::quote!(lock, skip_all, cache_none)).unwrap();
+        assert!(args.lock.is_some() && args.cache_none.unwrap().value);
+        assert!(matches!(args.skip, Skip::All));
+    }
+
+    #[test]
+    fn the_cached_crates_result_option_points_at_what_rtc_does() {
+        let error = parse(quote::quote!(result = true)).err().unwrap();
+        assert!(messages(error)[0].contains("`cache_err = true`"));
+    }
+
+    #[test]
+    fn a_cache_moved_out_of_self_gets_a_borrow_suggested() {
+        let error = parse(quote::quote!(cache = self.cache)).err().unwrap();
+        assert_eq!(
+            messages(error),
+            ["`cache = self.cache` would move the cache out of its owner; borrow it: `cache = &self.cache`"]
+        );
     }
 }

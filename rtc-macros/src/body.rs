@@ -12,6 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, GenericParam, Ident};
 
 use crate::attr::CachedArgs;
+use crate::impl_block::ImplBlock;
 use crate::signature::{CachedFn, OutputKind};
 
 /// What a generated function does with the cache.
@@ -25,32 +26,38 @@ pub(crate) enum Action {
     Invalidate,
     /// `invalidate_all_<name>`: makes every entry of the function miss.
     InvalidateAll,
+    /// `key_<name>`: the key of these arguments.
+    Key,
 }
 
 pub(crate) struct Body<'a> {
     pub(crate) args: &'a CachedArgs,
     pub(crate) function: &'a CachedFn,
-    /// The sibling holding the body, if there is one (see `Expansion::twin`).
-    pub(crate) twin: Option<Ident>,
+    /// The `#[cached]` impl block the function is in, if any.
+    pub(crate) block: Option<&'a ImplBlock>,
+    /// `__rtc_uncached_<name>`, the function as written, renamed: a sibling of the function, or
+    /// an associated function of the block's type.
+    pub(crate) twin: Ident,
 }
 
 impl Body<'_> {
-    /// The statements of the generated function named `enclosing`.
-    pub(crate) fn of(&self, action: Action, enclosing: &Ident) -> TokenStream {
+    /// The statements of a generated function.
+    pub(crate) fn of(&self, action: Action) -> TokenStream {
         let args = self.args;
         let computes = matches!(action, Action::Run | Action::Refresh);
         let per_call = action != Action::InvalidateAll;
+        let uses_cache = action != Action::Key;
         let none = quote!(::core::option::Option::None);
         let some = |value: TokenStream| quote!(::core::option::Option::Some(#value));
 
         // Borrowed by the `Call`, so they need a place of their own.
         let mut locals = TokenStream::new();
         let cache = match &args.cache {
-            Some(cache) => {
+            Some(cache) if uses_cache => {
                 locals.extend(quote!(let __rtc_cache = #cache;));
                 respan(some(quote!(&*__rtc_cache)), cache)
             }
-            None => none.clone(),
+            _ => none.clone(),
         };
         // Only a call that computes reaches the hook.
         let hook_userdata = match &args.hook_userdata {
@@ -61,9 +68,11 @@ impl Body<'_> {
             _ => none.clone(),
         };
 
-        let site = self.site(enclosing);
+        let site = self.site();
         let key_args = match &args.key {
             None if per_call => self.args_json(),
+            // Shown to the hook only.
+            Some(_) if computes => self.optional_args_json(),
             _ => none.clone(),
         };
         let key = match &args.key {
@@ -71,19 +80,21 @@ impl Body<'_> {
             _ => none.clone(),
         };
         let tags = match &args.tags {
-            Some(tags) if per_call => call(quote!(::rtc::__private::tags), tags),
+            Some(tags) if per_call && uses_cache => call(quote!(::rtc::__private::tags), tags),
             _ => quote!(::std::vec::Vec::new()),
         };
-        let lifetime = match &args.lifetime {
-            Some(seconds) if computes => some(seconds_of(seconds)),
-            _ => none,
+        let duration = |option: &Option<Expr>| match option {
+            Some(value) if computes => some(duration_of(value)),
+            _ => none.clone(),
         };
+        let lifetime = duration(&args.lifetime);
+        let jitter = duration(&args.jitter);
         let lock = match &args.lock {
             Some(lock) if computes => lock.to_token_stream(),
             _ => quote!(false),
         };
         let lock_timeout = match &args.lock_timeout {
-            Some(seconds) if computes => seconds_of(seconds),
+            Some(seconds) if computes => duration_of(seconds),
             _ => quote!(::rtc::__private::Duration::from_secs(5)),
         };
         let finish = self.finish(action);
@@ -99,6 +110,7 @@ impl Body<'_> {
                 lock: #lock,
                 lock_timeout: #lock_timeout,
                 hook_userdata: #hook_userdata,
+                jitter: #jitter,
             };
             #finish
         }
@@ -107,22 +119,37 @@ impl Body<'_> {
     /// The call into the runtime that ends the function.
     fn finish(&self, action: Action) -> TokenStream {
         let is_async = self.function.is_async();
-        let (method, value) = match (action, is_async) {
+        let method = match (action, is_async) {
+            (Action::Key, _) => return quote!(__rtc_call.key()),
             (Action::Invalidate, false) => return quote!(__rtc_call.invalidate()),
             (Action::Invalidate, true) => return quote!(__rtc_call.invalidate_async().await),
             (Action::InvalidateAll, false) => return quote!(__rtc_call.invalidate_all()),
             (Action::InvalidateAll, true) => {
                 return quote!(__rtc_call.invalidate_all_async().await)
             }
-            (Action::Run, false) => (quote!(run), self.result()),
-            (Action::Run, true) => (quote!(run_async), self.result()),
-            (Action::Refresh, false) => (quote!(refresh), self.result()),
-            (Action::Refresh, true) => (quote!(refresh_async), self.result()),
+            (Action::Run, false) => quote!(run),
+            (Action::Run, true) => quote!(run_async),
+            (Action::Refresh, false) => quote!(refresh),
+            (Action::Refresh, true) => quote!(refresh_async),
         };
-        let (outcome, unwrap) = match self.function.output.kind {
-            OutputKind::Result | OutputKind::Option => (value, None),
-            OutputKind::AsIs => (quote!(::rtc::__private::AsIs(#value)), Some(quote!(.0))),
+        let value = self.result();
+        let (mut outcome, mut unwrap) = match self.function.output.kind {
+            OutputKind::Result | OutputKind::Option => (value, quote!()),
+            OutputKind::AsIs => (quote!(::rtc::__private::AsIs(#value)), quote!(.0)),
         };
+        if let Some(unless) = &self.args.unless {
+            let wrap = match self.function.output.kind {
+                OutputKind::AsIs => quote!(::rtc::__private::AsIs(__rtc_value)),
+                _ => quote!(__rtc_value),
+            };
+            let value = self.result();
+            outcome = quote! {{
+                let __rtc_value = #value;
+                let __rtc_store = !::rtc::__private::skips(&__rtc_value, #unless);
+                ::rtc::__private::Unless { outcome: #wrap, store: __rtc_store }
+            }};
+            unwrap = quote!(.outcome #unwrap);
+        }
         let codec = self.codec();
         if is_async {
             quote!(__rtc_call.#method(#codec, async move { #outcome }).await #unwrap)
@@ -131,26 +158,21 @@ impl Body<'_> {
         }
     }
 
-    fn site(&self, enclosing: &Ident) -> TokenStream {
+    /// Where the function is and what its keys are made of (see `Site::identity`).
+    fn site(&self) -> TokenStream {
         let function_name = self.function.item.sig.ident.unraw().to_string();
         let method = self.function.receiver.is_some();
-        let class_name = if method {
-            quote!(::core::any::type_name::<Self>())
-        } else {
-            // An associated function without receiver must not share entries with a namesake of
-            // another type. An item declared in it has the path "<module>::<Type>::<function>::.."
-            // (no type for a free function), from which `type_name` gives what `Self` would.
-            let suffix = format!("::{}::__RtcScope", enclosing.unraw());
-            quote! {{
-                #[allow(dead_code)]
-                struct __RtcScope;
-                match ::core::any::type_name::<__RtcScope>().strip_suffix(#suffix) {
-                    ::core::option::Option::Some(__rtc_type) if __rtc_type != ::core::module_path!() => {
-                        __rtc_type
-                    }
-                    _ => "",
-                }
-            }}
+        let class_name = self.block.map(ImplBlock::class_name).unwrap_or_default();
+        let identity = match (&self.args.name, self.block) {
+            (Some(name), _) => quote!(#name),
+            (None, Some(block)) => {
+                let owner = format!("::{}::{function_name}", block.owner());
+                quote!(::core::concat!(::core::module_path!(), #owner))
+            }
+            (None, None) => {
+                let function = format!("::{function_name}");
+                quote!(::core::concat!(::core::module_path!(), #function))
+            }
         };
         quote! {
             ::rtc::__private::Site {
@@ -159,47 +181,59 @@ impl Body<'_> {
                 class_name: #class_name,
                 function_name: #function_name,
                 method: #method,
+                identity: #identity,
             }
         }
     }
 
-    /// The key arguments, then the function's type and const parameters (so that `f::<A>` and
-    /// `f::<B>` do not share entries), as a JSON array; `None` when one does not serialize.
+    /// The type and const parameters of the function and its `impl` block, so that `f::<A>`
+    /// and `f::<B>`, or `Repo::<A>::f` and `Repo::<B>::f`, do not share entries.
+    fn generic_params(&self) -> impl Iterator<Item = &GenericParam> {
+        let block = self.block.map(|block| &block.generics.params);
+        self.function
+            .item
+            .sig
+            .generics
+            .params
+            .iter()
+            .chain(block.into_iter().flatten())
+    }
+
+    /// The key arguments, then the generic parameters (type names from `type_name`), as a JSON
+    /// array; `None` when one does not serialize.
     ///
-    /// Serialized one by one, so that "`T` does not implement `Serialize`" points at the argument,
-    /// once, rather than at a tuple of them all.
+    /// Serialized one by one, so that "`T` cannot be part of a key" points at the argument, once,
+    /// rather than at a tuple of them all.
     fn args_json(&self) -> TokenStream {
         let arguments = self
             .function
             .key_args()
             .map(|ident| quote_spanned!(ident.span()=> ::rtc::__private::args_json(&#ident)));
-        let generics =
-            self.function
-                .item
-                .sig
-                .generics
-                .params
-                .iter()
-                .filter_map(|param| match param {
-                    GenericParam::Type(param) => {
-                        let ident = &param.ident;
-                        Some(
-                            quote!(::rtc::__private::args_json(::core::any::type_name::<#ident>())),
-                        )
-                    }
-                    GenericParam::Const(param) => {
-                        let ident = &param.ident;
-                        Some(quote!(::rtc::__private::args_json(&#ident)))
-                    }
-                    GenericParam::Lifetime(_) => None,
-                });
-        let parts = arguments.chain(generics);
-        quote! {
-            ::core::iter::Iterator::collect::<
-                ::core::option::Option<::std::vec::Vec<::std::string::String>>
-            >(::core::iter::IntoIterator::into_iter([#(#parts),*]))
-            .map(|__rtc_parts| ::std::format!("[{}]", __rtc_parts.join(",")))
-        }
+        let generics = self.generic_params().filter_map(|param| match param {
+            GenericParam::Type(param) => {
+                let ident = &param.ident;
+                Some(quote!(::rtc::__private::args_json(::core::any::type_name::<#ident>())))
+            }
+            GenericParam::Const(param) => {
+                let ident = &param.ident;
+                Some(quote!(::rtc::__private::args_json(&#ident)))
+            }
+            GenericParam::Lifetime(_) => None,
+        });
+        json_array(arguments.chain(generics))
+    }
+
+    /// With `key = ...`, the key arguments as the hook's `function_args`: `None` when one is not
+    /// `Serialize`, which it need not be.
+    fn optional_args_json(&self) -> TokenStream {
+        let arguments = self.function.key_args().map(|ident| {
+            quote! {{
+                #[allow(unused_imports)]
+                use ::rtc::__private::{SerializableArgument as _, UnserializableArgument as _};
+                (&::rtc::__private::OptionalArgument(&#ident)).argument_json()
+            }}
+        });
+        json_array(arguments)
     }
 
     /// Spanned at the cached type, so that "`T` does not implement `Serialize`" points there.
@@ -216,27 +250,11 @@ impl Body<'_> {
         }
     }
 
-    /// The expression that runs the body, in the closure (sync) or the async block given to the
-    /// runtime.
+    /// The call of the twin that runs the body.
     fn result(&self) -> TokenStream {
         let function = self.function;
-        let ty = &function.output.ty;
-        let Some(twin) = &self.twin else {
-            // In a closure or block of its own, where `return` and `?` keep their meaning.
-            let block = &function.item.block;
-            return if function.is_async() {
-                quote! {{
-                    // Pins the block's output type, which `?` in the body needs to infer.
-                    fn __rtc_output<R, F: ::core::future::Future<Output = R>>(future: F) -> F {
-                        future
-                    }
-                    __rtc_output::<#ty, _>(async move #block).await
-                }}
-            } else {
-                quote!((move || -> #ty #block)())
-            };
-        };
-        let generics = function
+        let twin = &self.twin;
+        let generics: Vec<_> = function
             .item
             .sig
             .generics
@@ -246,12 +264,17 @@ impl Body<'_> {
                 GenericParam::Type(param) => Some(&param.ident),
                 GenericParam::Const(param) => Some(&param.ident),
                 GenericParam::Lifetime(_) => None,
-            });
-        let generics: Vec<_> = generics.collect();
+            })
+            .collect();
         let turbofish = (!generics.is_empty()).then(|| quote!(::<#(#generics),*>));
+        let receiver = function.receiver.as_ref().map(|_| quote!(self,));
         let args = function.arg_names();
+        let path = match self.block {
+            Some(_) => quote!(Self::#twin),
+            None => quote!(#twin),
+        };
         let await_ = function.is_async().then(|| quote!(.await));
-        let call = quote!(Self::#twin #turbofish(self, #(#args),*) #await_);
+        let call = quote!(#path #turbofish(#receiver #(#args),*) #await_);
         if function.is_unsafe() {
             quote!(unsafe { #call })
         } else {
@@ -260,9 +283,33 @@ impl Body<'_> {
     }
 }
 
-/// `lifetime`/`lock_timeout`: whole seconds, a `u64`.
-fn seconds_of(seconds: &Expr) -> TokenStream {
-    call(quote!(::rtc::__private::Duration::from_secs), seconds)
+/// `parts`, each an `Option<String>` of JSON, as one `Option<String>` JSON array.
+fn json_array(parts: impl Iterator<Item = TokenStream>) -> TokenStream {
+    quote! {
+        ::core::iter::Iterator::collect::<
+            ::core::option::Option<::std::vec::Vec<::std::string::String>>
+        >(::core::iter::IntoIterator::into_iter([#(#parts),*]))
+        .map(|__rtc_parts| ::std::format!("[{}]", __rtc_parts.join(",")))
+    }
+}
+
+/// `lifetime`, `jitter`, `lock_timeout`: whole seconds or a `Duration`. A literal is converted
+/// here, so that `60` needs no type; the generated code keeps the macro's span, so lints on it
+/// do not point at the user's literal.
+fn duration_of(value: &Expr) -> TokenStream {
+    if let Expr::Lit(literal) = value {
+        match &literal.lit {
+            syn::Lit::Int(int) => {
+                return quote!(::rtc::__private::Duration::from_secs(#int));
+            }
+            // Checked by `CachedFn::analyze`: finite, not negative, not too long.
+            syn::Lit::Float(float) => {
+                return quote!(::rtc::__private::Duration::from_secs_f64(#float));
+            }
+            _ => {}
+        }
+    }
+    quote!(::rtc::__private::duration(#value))
 }
 
 /// `function(argument)`, spanned so that an error about the call underlines `argument`.

@@ -29,3 +29,9 @@ impl Errors {
         self.0.map_or(Ok(()), Err)
     }
 }
+
+impl From<Option<syn::Error>> for Errors {
+    fn from(error: Option<syn::Error>) -> Self {
+        Errors(error)
+    }
+}

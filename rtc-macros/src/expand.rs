@@ -1,5 +1,5 @@
 //! Writes the cached function, the hidden twin that holds its body, and the `invalidate_`,
-//! `invalidate_all_` and `refresh_` helpers next to it.
+//! `invalidate_all_`, `refresh_` and `key_` helpers next to it.
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
@@ -10,10 +10,24 @@ use syn::{Attribute, FnArg, Ident, Item, ItemFn, Pat, Signature, Token, Visibili
 use crate::attr::CachedArgs;
 use crate::body::{Action, Body};
 use crate::errors::Errors;
+use crate::impl_block::ImplBlock;
 use crate::signature::{is_lint_level, CachedFn};
 
-/// The whole expansion; on any error, the item unchanged followed by every error found.
-pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
+/// What one `#[cached]` function becomes: items where the function was, and items beside the
+/// `impl` block (the helpers of a trait method, which cannot be members of the trait impl).
+#[derive(Default)]
+pub(crate) struct Expanded {
+    pub(crate) in_place: TokenStream,
+    pub(crate) beside: TokenStream,
+}
+
+/// `#[cached(args)]` on the function `item`, declared in `block` (`None`: at module level, or
+/// in an `impl` block without `#[cached]`, which looks the same from here).
+pub(crate) fn cached_fn(
+    args: TokenStream,
+    item: TokenStream,
+    block: Option<&ImplBlock>,
+) -> Expanded {
     let mut errors = Errors::default();
     let mut args = syn::parse2::<CachedArgs>(args)
         .map_err(|error| errors.push(error))
@@ -21,19 +35,51 @@ pub(crate) fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
     if let Some(args) = &mut args {
         errors.append(std::mem::take(&mut args.problems));
     }
-    let function = parse_function(item.clone())
-        .map_err(|error| errors.push(error))
-        .ok();
-    let skip = args.as_ref().map_or(&[][..], |args| &args.skip);
-    let function = function.map(|function| CachedFn::analyze(function, skip, &mut errors));
-
-    match (errors.finish(), args, function) {
-        (Ok(()), Some(args), Some(function)) => Expansion::new(&args, &function).items(),
-        (result, ..) => {
-            let errors = result.err().map(|error| error.to_compile_error());
-            quote!(#item #errors)
+    let function = match parse_function(item.clone()) {
+        Ok(function) => function,
+        Err(error) => {
+            errors.push(error);
+            return unchanged(item, errors);
+        }
+    };
+    if block.is_none() && has_receiver(&function) {
+        errors.push(syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "a `#[cached]` method needs `#[cached]` on its `impl` block as well \
+             (`#[cached] impl Repo { .. }`): its keys name the block's type as written, and a \
+             trait method's helpers go beside the block",
+        ));
+        return unchanged(item, errors);
+    }
+    let function = CachedFn::analyze(function, args.as_ref(), &mut errors);
+    let expansion = args
+        .as_ref()
+        .map(|args| Expansion::new(args, &function, block));
+    match (errors.finish(), expansion) {
+        (Ok(()), Some(expansion)) => expansion.items(),
+        (result, _) => {
+            // Helpers that cannot run, so that their callers do not add errors of their own.
+            let fallback = CachedArgs::default();
+            let stubs = Expansion::new(&fallback, &function, block).stubs();
+            let mut expanded = unchanged(item, Errors::from(result.err()));
+            expanded.in_place.extend(stubs.in_place);
+            expanded.beside = stubs.beside;
+            expanded
         }
     }
+}
+
+/// The item as written, followed by the errors found in it.
+fn unchanged(item: TokenStream, errors: Errors) -> Expanded {
+    let errors = errors.finish().err().map(|error| error.to_compile_error());
+    Expanded {
+        in_place: quote!(#item #errors),
+        beside: TokenStream::new(),
+    }
+}
+
+fn has_receiver(function: &ItemFn) -> bool {
+    matches!(function.sig.inputs.first(), Some(FnArg::Receiver(_)))
 }
 
 fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
@@ -51,7 +97,7 @@ fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
         let message = if bodyless {
             "`#[cached]` needs a function with a body"
         } else {
-            "`#[cached]` can only be used on a function"
+            "`#[cached]` can only be used on a function or an `impl` block"
         };
         Ok(syn::Error::new(span, message))
     };
@@ -60,40 +106,75 @@ fn parse_function(item: TokenStream) -> syn::Result<ItemFn> {
 
 struct Expansion<'a> {
     function: &'a CachedFn,
+    block: Option<&'a ImplBlock>,
     body: Body<'a>,
-    /// `__rtc_uncached_<name>`, a sibling that holds the body, for functions with a receiver.
-    ///
-    /// Only those are certainly in an `impl` block, where the sibling is `Self::...`. Without a
-    /// receiver a free function and an associated one look alike and the sibling could not be
-    /// named, so their body is written inline: in the function and again in `refresh_<name>`.
-    twin: Option<Ident>,
 }
 
 impl<'a> Expansion<'a> {
-    fn new(args: &'a CachedArgs, function: &'a CachedFn) -> Self {
-        let twin = function
-            .receiver
-            .is_some()
-            .then(|| helper_name("__rtc_uncached_", function));
+    fn new(args: &'a CachedArgs, function: &'a CachedFn, block: Option<&'a ImplBlock>) -> Self {
         let body = Body {
             args,
             function,
-            twin: twin.clone(),
+            block,
+            twin: helper_name("__rtc_uncached_", function),
         };
         Expansion {
             function,
+            block,
             body,
-            twin,
         }
     }
 
-    fn items(&self) -> TokenStream {
-        let mut items = self.cached_fn();
-        items.extend(self.twin_fn());
-        items.extend(self.invalidate_fn());
-        items.extend(self.invalidate_all_fn());
-        items.extend(self.refresh_fn());
-        items
+    fn items(&self) -> Expanded {
+        let helpers = [
+            self.twin_fn(),
+            self.invalidate_fn(),
+            self.invalidate_all_fn(),
+            self.refresh_fn(),
+            self.key_fn(),
+        ];
+        self.place(self.cached_fn(), helpers.into_iter().collect())
+    }
+
+    /// The helpers with bodies that cannot run: the expansion when the attribute is wrong.
+    fn stubs(&self) -> Expanded {
+        let unreachable = quote!(::core::unreachable!(
+            "`#[cached]` reported an error at compile time"
+        ));
+        // A body that never returns cannot stand for an `impl Trait`.
+        let refresh = (!self.function.output.is_impl_trait).then_some("refresh_");
+        let names = ["invalidate_", "invalidate_all_", "key_"];
+        let stubs = names
+            .into_iter()
+            .chain(refresh)
+            .map(|prefix| {
+                let sig = self.helper_signature(prefix);
+                let vis = self.helper_visibility();
+                let attrs = self.inherited_attrs(false);
+                quote! {
+                    #[doc(hidden)]
+                    #(#attrs)*
+                    #[allow(dead_code, unused_variables, clippy::all)]
+                    #vis #sig { #unreachable }
+                }
+            })
+            .collect();
+        self.place(TokenStream::new(), stubs)
+    }
+
+    /// The cached function where it was; the generated ones beside it, or beside the block for
+    /// a trait impl.
+    fn place(&self, cached: TokenStream, generated: TokenStream) -> Expanded {
+        match self.block {
+            Some(block) if block.trait_.is_some() => Expanded {
+                in_place: cached,
+                beside: generated,
+            },
+            _ => Expanded {
+                in_place: quote!(#cached #generated),
+                beside: TokenStream::new(),
+            },
+        }
     }
 
     /// The user's function: same attributes, visibility and signature, a body that uses the cache.
@@ -102,29 +183,39 @@ impl<'a> Expansion<'a> {
         let attrs = item.attrs.iter().map(|attr| lint_as_allow(attr, false));
         let vis = &item.vis;
         let mut sig = item.sig.clone();
-        if self.twin.is_some() {
-            strip_mut(&mut sig);
-        }
-        let body = self.body.of(Action::Run, &sig.ident);
+        strip_mut(&mut sig);
+        let body = self.body.of(Action::Run);
         quote!(#(#attrs)* #vis #sig { #body })
     }
 
-    /// The user's function as written, renamed: what runs on a miss.
-    fn twin_fn(&self) -> Option<TokenStream> {
+    /// The user's function as written, renamed: what runs on a miss and in `refresh_<name>`.
+    fn twin_fn(&self) -> TokenStream {
         let item = &self.function.item;
-        let twin = self.twin.clone()?;
         let attrs = self.inherited_attrs(true);
         let sig = Signature {
-            ident: twin,
+            ident: self.body.twin.clone(),
             abi: None,
             ..item.sig.clone()
         };
         let block = &item.block;
-        Some(quote! {
+        // A trait method's signature is the trait's: lints on it, which Clippy does not raise in a
+        // trait impl, are not the user's to fix in the twin either.
+        let signature_lints = self.block.and_then(|block| block.trait_.as_ref()).map(|_| {
+            quote!(#[allow(
+                clippy::unused_async,
+                clippy::unnecessary_wraps,
+                clippy::needless_pass_by_value,
+                clippy::trivially_copy_pass_by_ref
+            )])
+        });
+        quote! {
             #[doc(hidden)]
             #(#attrs)*
+            #[allow(clippy::unused_self)]
+            #signature_lints
+            #[inline]
             #sig #block
-        })
+        }
     }
 
     fn invalidate_fn(&self) -> TokenStream {
@@ -132,13 +223,7 @@ impl<'a> Expansion<'a> {
         let doc = format!(
             " Removes the cached result of `{name}` for these arguments; `true` when there was one."
         );
-        let sig = self.invalidate_signature(helper_name("invalidate_", self.function), false);
-        self.helper(
-            &doc,
-            &sig,
-            Action::Invalidate,
-            quote!(#[allow(dead_code, unused_variables)]),
-        )
+        self.helper(&doc, "invalidate_", Action::Invalidate)
     }
 
     fn invalidate_all_fn(&self) -> TokenStream {
@@ -147,72 +232,87 @@ impl<'a> Expansion<'a> {
             " Makes every cached result of `{name}` miss, whatever its arguments; `false` when the \
              cache could not be reached."
         );
-        let sig = self.invalidate_signature(helper_name("invalidate_all_", self.function), true);
-        self.helper(
-            &doc,
-            &sig,
-            Action::InvalidateAll,
-            quote!(#[allow(dead_code)]),
-        )
+        self.helper(&doc, "invalidate_all_", Action::InvalidateAll)
     }
 
     fn refresh_fn(&self) -> TokenStream {
         let name = self.function.item.sig.ident.unraw();
         let doc = format!(" Runs `{name}` without looking at the cache, and caches its result.");
-        let mut sig = Signature {
-            ident: helper_name("refresh_", self.function),
-            abi: None,
-            ..self.function.item.sig.clone()
-        };
-        if self.twin.is_some() {
-            strip_mut(&mut sig);
-        }
-        self.helper(&doc, &sig, Action::Refresh, quote!(#[allow(dead_code)]))
+        self.helper(&doc, "refresh_", Action::Refresh)
     }
 
-    /// A generated function with the same visibility as the user's, unused without a warning.
-    fn helper(
-        &self,
-        doc: &str,
-        sig: &Signature,
-        action: Action,
-        allow: TokenStream,
-    ) -> TokenStream {
+    fn key_fn(&self) -> TokenStream {
+        let name = self.function.item.sig.ident.unraw();
+        let doc = format!(
+            " The key a call of `{name}` with these arguments reads and writes; `None` when they \
+             cannot be serialized (the call then runs uncached)."
+        );
+        self.helper(&doc, "key_", Action::Key)
+    }
+
+    /// A generated function, unused without a warning.
+    fn helper(&self, doc: &str, prefix: &str, action: Action) -> TokenStream {
         let attrs = self.inherited_attrs(false);
-        let vis = &self.function.item.vis;
-        let body = self.body.of(action, &sig.ident);
+        let vis = self.helper_visibility();
+        let sig = self.helper_signature(prefix);
+        let body = self.body.of(action);
         quote! {
             #[doc = #doc]
             #(#attrs)*
-            #allow
+            #[allow(dead_code, unused_variables)]
             #vis #sig { #body }
         }
     }
 
-    /// `invalidate_<name>(<same arguments>)` or `invalidate_all_<name>()`, both `-> bool`, safe,
-    /// and borrowing `&self` whatever the receiver: they never run the body.
-    fn invalidate_signature(&self, ident: Ident, all: bool) -> Signature {
+    /// The function's own, or `pub` for a trait method's (a trait impl has no visibility).
+    fn helper_visibility(&self) -> Visibility {
+        match self.block {
+            Some(block) if block.trait_.is_some() => syn::parse_quote!(pub),
+            _ => self.function.item.vis.clone(),
+        }
+    }
+
+    /// - `refresh_<name>`: the function's signature.
+    /// - `invalidate_<name>` and `key_<name>`: its arguments but the skipped ones that `key`
+    ///   and `tags` do not name, and `&self` whatever the receiver: they never run the body.
+    ///   `key_<name>` is never `async`: it does no I/O.
+    /// - `invalidate_all_<name>`: `&self` at most.
+    fn helper_signature(&self, prefix: &str) -> Signature {
+        let item_sig = &self.function.item.sig;
         let mut sig = Signature {
-            ident,
+            ident: helper_name(prefix, self.function),
             abi: None,
-            unsafety: None,
-            output: syn::parse_quote!(-> bool),
-            ..self.function.item.sig.clone()
+            ..item_sig.clone()
         };
         strip_mut(&mut sig);
-        for input in &mut sig.inputs {
-            if let FnArg::Receiver(_) = input {
-                *input = syn::parse_quote!(&self);
-            }
+        sig.constness = None;
+        if prefix == "refresh_" {
+            return sig;
         }
+        sig.unsafety = None;
+        sig.output = match prefix {
+            "key_" => {
+                sig.asyncness = None;
+                syn::parse_quote!(-> ::core::option::Option<::std::string::String>)
+            }
+            _ => syn::parse_quote!(-> bool),
+        };
+        let all = prefix == "invalidate_all_";
         if all {
             sig.generics = syn::Generics::default();
-            sig.inputs = sig
-                .inputs
-                .into_iter()
-                .filter(|input| matches!(input, FnArg::Receiver(_)))
-                .collect();
         }
+        let mut args = self.function.args.iter();
+        sig.inputs = sig
+            .inputs
+            .into_iter()
+            .filter_map(|input| match input {
+                FnArg::Receiver(_) => Some(syn::parse_quote!(&self)),
+                FnArg::Typed(_) => {
+                    let identifies = args.next().is_none_or(|arg| arg.identifies);
+                    (!all && identifies).then_some(input)
+                }
+            })
+            .collect();
         sig
     }
 
@@ -263,7 +363,7 @@ fn lint_as_allow(attr: &Attribute, keep_expect: bool) -> Attribute {
 mod tests {
     use quote::quote;
 
-    use super::cached;
+    use super::cached_fn;
 
     fn item_names(expansion: proc_macro2::TokenStream) -> Vec<String> {
         let file: syn::File = syn::parse2(expansion).unwrap();
@@ -278,57 +378,62 @@ mod tests {
     }
 
     #[test]
-    fn a_function_gets_three_helpers_and_keeps_its_body_inline() {
-        let expansion = cached(
+    fn a_function_gets_its_body_once_in_a_twin_and_four_helpers() {
+        let expansion = cached_fn(
             quote!(lifetime = 60),
             quote!(
                 pub fn get_user(id: u64) -> u64 {
                     id
                 }
             ),
+            None,
         );
+        assert_eq!(
+            item_names(expansion.in_place),
+            [
+                "get_user",
+                "__rtc_uncached_get_user",
+                "invalidate_get_user",
+                "invalidate_all_get_user",
+                "refresh_get_user",
+                "key_get_user"
+            ]
+        );
+    }
+
+    #[test]
+    fn on_error_the_function_is_kept_unchanged_next_to_the_error_and_stub_helpers() {
+        let function = quote!(
+            fn get_user(id: u64) -> u64 {
+                id
+            }
+        );
+        let expansion = cached_fn(quote!(ttl = 60), function.clone(), None).in_place;
+        assert!(expansion.to_string().starts_with(&function.to_string()));
         assert_eq!(
             item_names(expansion),
             [
                 "get_user",
+                "compile_error",
                 "invalidate_get_user",
                 "invalidate_all_get_user",
+                "key_get_user",
                 "refresh_get_user"
             ]
         );
     }
 
     #[test]
-    fn a_method_keeps_its_body_in_a_hidden_twin() {
-        let expansion = cached(
+    fn a_method_without_cached_on_its_block_is_refused() {
+        let expansion = cached_fn(
             quote!(),
             quote!(
                 fn find(&self, id: u64) -> u64 {
                     id
                 }
             ),
+            None,
         );
-        assert_eq!(
-            item_names(expansion),
-            [
-                "find",
-                "__rtc_uncached_find",
-                "invalidate_find",
-                "invalidate_all_find",
-                "refresh_find"
-            ]
-        );
-    }
-
-    #[test]
-    fn on_error_the_function_is_kept_unchanged_next_to_the_error() {
-        let function = quote!(
-            fn get_user(id: u64) -> u64 {
-                id
-            }
-        );
-        let expansion = cached(quote!(ttl = 60), function.clone());
-        assert!(expansion.to_string().starts_with(&function.to_string()));
-        assert_eq!(item_names(expansion), ["get_user", "compile_error"]);
+        assert_eq!(item_names(expansion.in_place), ["find", "compile_error"]);
     }
 }

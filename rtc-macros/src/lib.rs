@@ -8,7 +8,9 @@ mod attr;
 mod body;
 mod errors;
 mod expand;
+mod impl_block;
 mod signature;
+mod written;
 
 use proc_macro::TokenStream;
 
@@ -36,57 +38,94 @@ use proc_macro::TokenStream;
 /// # }
 /// ```
 ///
-/// A call is looked up by its *key*: the function's module, its type for a method, its name and
-/// its arguments serialized with serde (the receiver excluded). A hit returns the cached value
-/// without running the body. A miss runs the body and stores the result with the tags. If the
-/// cache is unreachable, or an argument fails to serialize, the body runs uncached.
+/// A call is looked up by its *key*: the function's identity (below) and its arguments
+/// serialized with serde (the receiver excluded). A hit returns the cached value without running
+/// the body. A miss runs the body and stores the result with the tags. If the cache is
+/// unreachable, or an argument fails to serialize, the body runs uncached.
 ///
 /// # Generated functions
 ///
-/// Next to the function, with its visibility and asyncness (inside the `impl` block for methods):
+/// Next to the function, with its visibility and asyncness (for a method, in its type's `impl`):
 ///
-/// - `invalidate_<name>(<same arguments>) -> bool` removes the entry for exactly these
-///   arguments; `true` when there was one.
+/// - `invalidate_<name>(<arguments>) -> bool` removes the entry for exactly these arguments;
+///   `true` when there was one.
 /// - `invalidate_all_<name>() -> bool` makes every cached result of the function miss, whatever
 ///   the arguments, in O(1). `false` when the cache could not be reached.
 /// - `refresh_<name>(<same arguments>) -> <same return type>` runs the body whatever the cache
 ///   holds and caches the result.
+/// - `key_<name>(<arguments>) -> Option<String>` is the key a call reads and writes (for logs,
+///   or `rtc`'s CLI); `None` when the arguments do not serialize. Never `async`.
 ///
-/// The two `invalidate` functions of a method take `&self` whatever the method's receiver (they
-/// never run the body); `refresh_<name>` takes the same receiver.
+/// `<arguments>` are the function's, without the skipped ones (`skip(..)`), which are not part of
+/// the key, unless `key = ...` or `tags = ...` name them. The `invalidate` and `key_` functions of
+/// a method take `&self` whatever the method's receiver (they never run the body);
+/// `refresh_<name>` takes the same receiver.
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
 /// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
-/// #[cached]
-/// pub fn price(item: u32) -> u64 {
+/// pub struct Pool;
+///
+/// #[cached(skip(pool))]
+/// pub fn price(pool: &Pool, item: u32) -> u64 {
 ///     u64::from(item) * 100
 /// }
 ///
-/// assert_eq!(price(3), 300);
+/// assert_eq!(price(&Pool, 3), 300);
+/// assert_eq!(key_price(3).unwrap(), format!("{}::price([3])", module_path!()));
 /// assert!(invalidate_price(3));
 /// assert!(invalidate_all_price());
-/// assert_eq!(refresh_price(3), 300);
+/// assert_eq!(refresh_price(&Pool, 3), 300);
 /// ```
+///
+/// # Key stability
+///
+/// Entries written by one build are read by the next, and by other services that share the
+/// namespace, as long as their keys are equal. A key is the function's *identity* followed by its
+/// arguments as a JSON array, `<identity>(<arguments>)`; the identity is also the name of the
+/// function's own tag, which `invalidate_all_<name>` bumps. The identity is, from what you wrote:
+///
+/// - a function: `<module path>::<name>` (`shop::prices::price`);
+/// - a function of an `impl` block: `<module path>::<type as written>::<name>`
+///   (`shop::Repo<T>::count`);
+/// - a function of a trait impl: `<module path>::<<type> as <trait>>::<name>`, both as written
+///   (`shop::<PgRepo as UserRepo>::find`);
+/// - with `name = "..."`: that string, and nothing else.
+///
+/// So a key changes when you rename or move the function (another module, another `impl`),
+/// rename the type or write it differently (`Repo<T>` and `Repo<U>` are two spellings), change
+/// which arguments are skipped, their order, or how one serializes (a field renamed in its
+/// `Serialize`). It does not change with the compiler version, the crate's version, the body,
+/// the return type, comments, the argument names or `lifetime`. Give `name` to keep entries
+/// across a rename or a move.
+///
+/// One exception: a generic function or a function of a generic `impl` adds its type arguments
+/// to the key's arguments, as `std::any::type_name` spells them (`Repo::<u8>::count()` has
+/// `["u8"]`), so that instantiations never share entries. That spelling may change with the
+/// compiler: such entries can go cold after a toolchain upgrade. `invalidate_all_<name>`
+/// applies to every instantiation.
 ///
 /// # Return types
 ///
 /// Decided on how the return type is written:
 ///
 /// - `Result<T, E>` (any path ending in `Result`, such as `io::Result<T>`): only `Ok(T)` is
-///   cached, errors never are.
-/// - `Option<T>`: only `Some(T)` is cached.
+///   cached, errors never are (unless `cache_err = true`).
+/// - `Option<T>`: only `Some(T)` is cached (unless `cache_none = true`).
 /// - anything else, `()` included, is cached as it is.
+///
+/// **A type alias is not recognised:** the macro sees only the alias's name, so
+/// `type Res<T> = Result<T, MyError>` would be cached as it is, errors included. Say what it
+/// stands for with `returns = Result` (or `returns = Option`).
 ///
 /// The cached type (`T`, or the whole type) must implement `serde::Serialize` and
 /// `serde::de::DeserializeOwned`, unless `serializer`/`unserializer` are given; the compile error
-/// for one that does not points at the return type. `impl Trait` cannot be returned. A type alias
-/// of `Result` or `Option` is cached as it is, `Err` and `None` included.
+/// for one that does not points at the return type. `impl Trait` cannot be returned.
 ///
 /// # `async fn`
 ///
 /// An `async fn` uses the cache's async calls, never blocking its runtime; its generated
-/// functions are `async` too. The future is `Send` when the body's is.
+/// functions are `async` too (but `key_<name>`). The future is `Send` when the body's is.
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
@@ -104,9 +143,12 @@ use proc_macro::TokenStream;
 ///
 /// # Methods
 ///
+/// Functions of an `impl` block, with or without a receiver, need `#[cached]` on the block too:
+/// it gives their keys the block's type as written. Other functions of the block are left alone.
+///
 /// The receiver is not part of the key: two values of the same type share entries for the same
 /// arguments. Put what distinguishes them in the key (`key = ...`) or the tags. The same method
-/// name on two types never shares entries; neither do associated functions without receiver.
+/// name on two types never shares entries.
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
@@ -115,6 +157,7 @@ use proc_macro::TokenStream;
 ///     org_id: u64,
 /// }
 ///
+/// #[cached]
 /// impl UserRepo {
 ///     #[cached(
 ///         tags = [format!("org:{}", self.org_id)],
@@ -129,6 +172,49 @@ use proc_macro::TokenStream;
 /// assert_eq!(repo.by_name("ann".into()).as_deref(), Some("ann of 7"));
 /// assert!(repo.invalidate_by_name("ann".into()));
 /// assert!(repo.invalidate_all_by_name());
+/// ```
+///
+/// Without `#[cached]` on the block, a method (a function with `self`) is a compile error that
+/// says so. A function without `self` looks like a free function to the macro; in a block without
+/// the attribute it fails to compile with "cannot find function `__rtc_uncached_<name>`".
+///
+/// # Trait impls
+///
+/// The same goes for `impl Trait for Type`, sync and `async fn` alike. The trait impl keeps its
+/// functions, now cached; the generated functions cannot be members of the trait, so they go in
+/// an inherent `impl Type` beside it, `pub`. Their names must then be unique among the type's
+/// functions: two traits with a cached function of the same name on one type clash.
+///
+/// ```
+/// # use rtc::{cached, TaggedCache};
+/// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
+/// trait UserRepo {
+///     fn find(&self, id: u64) -> Option<String>;
+///     async fn count(&self) -> u64;
+/// }
+///
+/// struct PgRepo;
+///
+/// #[cached]
+/// impl UserRepo for PgRepo {
+///     #[cached(tags = [format!("user:{id}")])]
+///     fn find(&self, id: u64) -> Option<String> {
+///         Some(format!("user {id}"))
+///     }
+///
+///     #[cached(lifetime = 10)]
+///     async fn count(&self) -> u64 {
+///         42
+///     }
+/// }
+///
+/// assert_eq!(PgRepo.find(1).as_deref(), Some("user 1"));
+/// assert!(PgRepo.invalidate_find(1)); // on the type, not the trait
+/// # let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+/// # runtime.block_on(async {
+/// assert_eq!(PgRepo.count().await, 42);
+/// assert!(PgRepo.invalidate_all_count().await);
+/// # });
 /// ```
 ///
 /// # Options
@@ -153,16 +239,26 @@ use proc_macro::TokenStream;
 /// rtc::global().unwrap().invalidate(["author:ann"]);
 /// ```
 ///
-/// ## `lifetime = <expr>`
+/// ## `lifetime = <expr>`, `jitter = <expr>`
 ///
-/// Whole seconds as a `u64`; `0` never expires. Without it, the cache's default lifetime.
+/// How long an entry lives: whole seconds (an integer, or any `u64` expression), a float literal
+/// of seconds (`0.5`), or any `std::time::Duration`, sub-second ones included; `0` never expires. Without it, the cache's
+/// default lifetime. `jitter` (same forms) adds a random part of itself to each entry's
+/// lifetime, so that entries written together do not all expire together.
 ///
 /// ```
 /// # use rtc::cached;
+/// use std::time::Duration;
+///
 /// const HOUR: u64 = 3600;
 ///
-/// #[cached(lifetime = HOUR)]
+/// #[cached(lifetime = HOUR, jitter = 60)]
 /// fn exchange_rate(currency: String) -> f64 {
+///     1.0
+/// }
+///
+/// #[cached(lifetime = Duration::from_millis(500))]
+/// fn quote(symbol: String) -> f64 {
 ///     1.0
 /// }
 /// ```
@@ -180,15 +276,31 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
-/// ## `lock = <bool>`, `lock_timeout = <expr>`
+/// ## `name = "<identity>"`
 ///
-/// With `lock = true`, concurrent misses of the same key run the body once: the others wait for
-/// its result (in this process, and across processes through Redis) at most `lock_timeout`
-/// seconds (a `u64`, default 5), then run the body themselves.
+/// Replaces module, type and function name in the keys and in the function's own tag (see
+/// [Key stability](#key-stability)): renaming or moving the function keeps its cache. Two
+/// functions with the same `name` share their entries and their `invalidate_all_<name>`; that is
+/// the point (an old and a new version of one function, say), so give each function its own
+/// name otherwise.
 ///
 /// ```
 /// # use rtc::cached;
-/// #[cached(lock = true, lock_timeout = 10)]
+/// #[cached(name = "prices.v1")]
+/// fn price_of(item: u32) -> u64 {
+///     u64::from(item) * 100
+/// }
+/// ```
+///
+/// ## `lock`, `lock_timeout = <expr>`
+///
+/// With `lock` (or `lock = <bool expression>`), concurrent misses of the same key run the body
+/// once: the others wait for its result (in this process, and across processes through Redis)
+/// at most `lock_timeout` (seconds or a `Duration`, default 5 s), then run the body themselves.
+///
+/// ```
+/// # use rtc::cached;
+/// #[cached(lock, lock_timeout = 10)]
 /// fn expensive_report(day: u32) -> String {
 ///     format!("report of day {day}")
 /// }
@@ -207,10 +319,16 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
-/// ## `skip(<argument>, ...)`
+/// ## `skip(<argument>, ...)`, `skip_all`
 ///
 /// Arguments left out of the generated key: connection pools, clients, anything that does not
-/// change the result or is not `Serialize`. Every other argument must be `Serialize`.
+/// change the result or is not `Serialize`. Every other argument must be `Serialize`; the error
+/// for one that is not says so. `skip_all` leaves out every argument: without `key = ...`, all
+/// calls then share one entry. `skip(self)` is accepted and changes nothing (the receiver is
+/// never in the key).
+///
+/// An argument borrowed mutably (`&mut T`) must be skipped: on a hit the body does not run, so
+/// what it would have changed stays unchanged. Skipping it says that is fine.
 ///
 /// ```
 /// # use rtc::cached;
@@ -220,13 +338,19 @@ use proc_macro::TokenStream;
 /// fn user_name(pool: &Pool, id: u64) -> String {
 ///     format!("user {id}")
 /// }
+///
+/// #[cached(skip_all, key = "settings", lifetime = 60)]
+/// fn settings(pool: &Pool, counter: &mut u64) -> String {
+///     *counter += 1; // only on a miss
+///     "the settings".to_string()
+/// }
 /// ```
 ///
 /// ## `cache = <expr>`
 ///
 /// The cache to use instead of the global one: a `&TaggedCache`, or anything that dereferences
-/// to one (`&LazyLock<TaggedCache>`, `Arc<TaggedCache>`). `invalidate_all_<name>` evaluates it
-/// too, without the arguments: refer to `self` or to statics, not to arguments.
+/// to one (`&LazyLock<TaggedCache>`, `Arc<TaggedCache>`, `&self.cache`). `invalidate_all_<name>`
+/// evaluates it too, without the arguments: refer to `self` or to statics, not to arguments.
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
@@ -263,27 +387,84 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
+/// ## `cache_none`, `cache_err`
+///
+/// Negative caching, off by default: `cache_none` (or `cache_none = true`) caches `None` too, so
+/// a missing row is not looked up again until it expires or is invalidated; `cache_err` caches
+/// `Err` too, which then must be `Serialize` and `DeserializeOwned` like the `Ok` type.
+///
+/// ```
+/// # use rtc::cached;
+/// #[cached(cache_none, lifetime = 30)]
+/// fn find_user(id: u64) -> Option<String> {
+///     None // not found: remembered for 30 s
+/// }
+///
+/// #[cached(cache_err = true, lifetime = 5)]
+/// fn fetch_quota(account: u64) -> Result<u32, String> {
+///     Err(format!("account {account} is closed")) // remembered for 5 s
+/// }
+/// ```
+///
+/// ## `unless = <predicate>`
+///
+/// A closure or function `FnOnce(&R) -> bool` on the return value as returned (`R` is the return
+/// type): when it gives `true`, the value is returned but not stored. It is called after the
+/// body, so it sees only the value, not the arguments.
+///
+/// ```
+/// # use rtc::cached;
+/// #[cached(unless = |page| page.is_empty())]
+/// fn render(path: String) -> String {
+///     String::new() // not cached
+/// }
+/// ```
+///
+/// ## `returns = Result`, `returns = Option`
+///
+/// What a type alias of the return type stands for (see [Return types](#return-types)).
+///
+/// ```
+/// # use rtc::cached;
+/// type Fallible<T> = Result<T, String>;
+///
+/// #[cached(returns = Result)]
+/// fn parse(text: String) -> Fallible<u64> {
+///     text.parse().map_err(|_| format!("not a number: {text}")) // errors are not cached
+/// }
+/// ```
+///
 /// # Functions it applies to
 ///
-/// Free functions, and functions and methods of inherent `impl` blocks, with any visibility,
-/// generics, `where` clause, attributes and doc comments (all kept). Generic functions keep one
-/// entry per type argument. Each argument must be a plain name (`mut` allowed); destructure in
-/// the body. Not supported: `const fn`, functions in traits or trait `impl` blocks (the generated
-/// functions are not members of the trait).
+/// Free functions, and functions of `impl` blocks and trait impls that carry `#[cached]`
+/// themselves, with any visibility, generics, `where` clause, attributes and doc comments (all
+/// kept). Each argument must be a plain name (`mut` allowed); destructure in the body. Not
+/// supported: `const fn`, functions declared in a trait (`trait T { .. }`), variadic functions.
 ///
-/// Without a receiver, the body is written twice in the expansion, in the function and in
-/// `refresh_<name>`, so an item declared inside the body (a `static`, say) exists twice.
+/// The body is written once, in a hidden twin of the function (`__rtc_uncached_<name>`), which
+/// the function calls on a miss and `refresh_<name>` always.
 ///
 /// # Compile errors
 ///
-/// Unknown or repeated options, `skip` of a name that is not an argument, `serializer` without
+/// Unknown or repeated options (with a suggestion for names from other caching crates), `skip`
+/// of a name that is not an argument, an unskipped `&mut` argument, `serializer` without
 /// `unserializer`, a non-function, a `const fn`, a pattern argument: an error on the offending
-/// token, and the function still compiles as written so that the rest of the crate does.
-/// Expressions that do not type-check, arguments and return types that are not serializable:
-/// the compiler's error, pointing into the attribute or at the argument or type.
+/// token, and the function still compiles as written, next to helpers that cannot run, so that
+/// the rest of the crate (the calls of `invalidate_<name>` included) compiles without errors of
+/// its own. Expressions that do not type-check, arguments and return types that are not
+/// serializable: the compiler's error, pointing into the attribute or at the argument or type.
 ///
 /// [`TaggedCache`]: https://docs.rs/rtc/latest/rtc/struct.TaggedCache.html
 #[proc_macro_attribute]
 pub fn cached(args: TokenStream, item: TokenStream) -> TokenStream {
-    expand::cached(args.into(), item.into()).into()
+    let (args, item) = (args.into(), item.into());
+    match syn::parse2::<syn::ItemImpl>(proc_macro2::TokenStream::clone(&item)) {
+        Ok(block) => impl_block::cached_impl(args, block),
+        Err(_) => {
+            let expanded = expand::cached_fn(args, item, None);
+            let (in_place, beside) = (expanded.in_place, expanded.beside);
+            quote::quote!(#in_place #beside)
+        }
+    }
+    .into()
 }

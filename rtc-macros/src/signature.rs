@@ -1,11 +1,14 @@
 //! What the macro needs to know about the decorated function, and the checks on it.
 
+use proc_macro2::{TokenStream, TokenTree};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::visit::Visit;
 use syn::{
     Attribute, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Receiver, Token, Type,
 };
 
+use crate::attr::{CachedArgs, Skip};
 use crate::errors::Errors;
 
 pub(crate) struct CachedFn {
@@ -18,17 +21,20 @@ pub(crate) struct CachedFn {
 /// One argument other than the receiver.
 pub(crate) struct Arg {
     pub(crate) ident: Ident,
-    /// Left out of the generated key by `skip(...)`.
+    /// Left out of the generated key by `skip(...)` or `skip_all`.
     pub(crate) skipped: bool,
+    /// Taken by `invalidate_<name>` and `key_<name>`: not skipped, or named in `key` or `tags`,
+    /// which those evaluate.
+    pub(crate) identifies: bool,
 }
 
 /// The return type, and which part of it is cached.
 pub(crate) struct Output {
-    /// As written, `()` when omitted.
-    pub(crate) ty: Type,
     /// The type stored in the cache: `T` of `Result<T, E>` and `Option<T>`, else `ty`.
     pub(crate) value: Type,
     pub(crate) kind: OutputKind,
+    /// `impl Trait` appears in it (an error).
+    pub(crate) is_impl_trait: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -37,13 +43,14 @@ pub(crate) enum OutputKind {
     Result,
     /// `Option<T>`: only `Some` is cached.
     Option,
-    /// Everything else is cached as it is.
+    /// Everything else, and `Result`/`Option` with `cache_err`/`cache_none`, is cached as it is.
     AsIs,
 }
 
 impl CachedFn {
-    /// Checks `item` and the `skip(...)` names against it, reporting every problem to `errors`.
-    pub(crate) fn analyze(item: ItemFn, skip: &[Ident], errors: &mut Errors) -> Self {
+    /// Checks `item` and the options that depend on it (`args`, when they parsed), reporting
+    /// every problem to `errors`.
+    pub(crate) fn analyze(item: ItemFn, args: Option<&CachedArgs>, errors: &mut Errors) -> Self {
         let sig = &item.sig;
         if let Some(constness) = &sig.constness {
             errors.spanned(
@@ -59,13 +66,23 @@ impl CachedFn {
         }
 
         let mut receiver = None;
-        let mut args = Vec::new();
+        let mut arguments = Vec::new();
+        let mut mutable_borrows = Vec::new();
         for input in &sig.inputs {
             match input {
                 FnArg::Receiver(found) => receiver = Some(found.clone()),
                 FnArg::Typed(typed) => match &*typed.pat {
                     Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none() => {
-                        args.push(Arg { ident: pat.ident.clone(), skipped: false });
+                        if let Type::Reference(reference) = &*typed.ty {
+                            if reference.mutability.is_some() {
+                                mutable_borrows.push((pat.ident.clone(), typed.ty.clone()));
+                            }
+                        }
+                        arguments.push(Arg {
+                            ident: pat.ident.clone(),
+                            skipped: false,
+                            identifies: true,
+                        });
                     }
                     pattern => errors.spanned(
                         pattern,
@@ -76,29 +93,59 @@ impl CachedFn {
             }
         }
 
-        for (i, name) in skip.iter().enumerate() {
+        let skip = args.map_or(&Skip::None, |args| &args.skip);
+        if let Skip::All = skip {
+            for arg in &mut arguments {
+                arg.skipped = true;
+            }
+        }
+        let names = skip.names();
+        for (i, name) in names.iter().enumerate() {
             if name == "self" {
-                errors.spanned(
-                    name,
-                    "the receiver is never part of the key; remove `self` from `skip`",
-                );
-            } else if skip[..i].contains(name) {
+                // The receiver is never part of the key: nothing to do.
+            } else if names[..i].contains(name) {
                 errors.spanned(name, format!("`{name}` is already skipped"));
-            } else if let Some(arg) = args
+            } else if let Some(arg) = arguments
                 .iter_mut()
                 .find(|arg| arg.ident.unraw() == name.unraw())
             {
                 arg.skipped = true;
             } else {
-                errors.spanned(name, not_an_argument(name, &sig.ident, &args));
+                errors.spanned(name, not_an_argument(name, &sig.ident, &arguments));
             }
         }
 
-        let output = Output::of(&sig.output, errors);
+        for (ident, ty) in mutable_borrows {
+            let skipped = arguments
+                .iter()
+                .any(|arg| arg.ident == ident && arg.skipped);
+            if args.is_some() && !skipped {
+                errors.spanned(
+                    ty,
+                    format!(
+                        "`{ident}` is borrowed mutably, but on a cache hit the body does not run and \
+                         would not change it; if it does not affect the result, leave it out of the key \
+                         with `skip({ident})`, else do not cache this function"
+                    ),
+                );
+            }
+        }
+
+        if let Some(args) = args {
+            let mentioned = mentioned_names(args);
+            for arg in &mut arguments {
+                arg.identifies = !arg.skipped || mentioned.contains(&arg.ident.unraw().to_string());
+            }
+        }
+
+        if let Some(args) = args {
+            check_float_seconds(args, errors);
+        }
+        let output = Output::of(&sig.output, args, errors);
         CachedFn {
             item,
             receiver,
-            args,
+            args: arguments,
             output,
         }
     }
@@ -124,6 +171,47 @@ impl CachedFn {
     }
 }
 
+/// A float literal of seconds becomes a `Duration` at run time, which must not panic.
+fn check_float_seconds(args: &CachedArgs, errors: &mut Errors) {
+    let options = [&args.lifetime, &args.jitter, &args.lock_timeout];
+    for option in options.into_iter().flatten() {
+        let syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Float(float),
+            ..
+        }) = option
+        else {
+            continue;
+        };
+        let valid = float
+            .base10_parse::<f64>()
+            .is_ok_and(|seconds| std::time::Duration::try_from_secs_f64(seconds).is_ok());
+        if !valid {
+            errors.spanned(
+                float,
+                "expected a number of seconds that a `Duration` can hold",
+            );
+        }
+    }
+}
+
+/// The identifiers in `key = ...` and `tags = ...`, which `invalidate_<name>` evaluates.
+fn mentioned_names(args: &CachedArgs) -> Vec<String> {
+    fn collect(tokens: TokenStream, names: &mut Vec<String>) {
+        for token in tokens {
+            match token {
+                TokenTree::Ident(ident) => names.push(ident.unraw().to_string()),
+                TokenTree::Group(group) => collect(group.stream(), names),
+                _ => {}
+            }
+        }
+    }
+    let mut names = Vec::new();
+    for expr in [&args.key, &args.tags].into_iter().flatten() {
+        collect(expr.to_token_stream(), &mut names);
+    }
+    names
+}
+
 fn not_an_argument(name: &Ident, function: &Ident, args: &[Arg]) -> String {
     let mut message = format!("`{name}` is not an argument of `{function}`");
     if !args.is_empty() {
@@ -137,23 +225,69 @@ fn not_an_argument(name: &Ident, function: &Ident, args: &[Arg]) -> String {
 }
 
 impl Output {
-    fn of(output: &syn::ReturnType, errors: &mut Errors) -> Self {
+    fn of(output: &syn::ReturnType, args: Option<&CachedArgs>, errors: &mut Errors) -> Self {
         let ty = match output {
             syn::ReturnType::Default => syn::parse_quote!(()),
             syn::ReturnType::Type(_, ty) => (**ty).clone(),
         };
-        if let Some(impl_token) = impl_trait_in(&ty) {
+        let impl_trait = impl_trait_in(&ty);
+        if let Some(impl_token) = impl_trait {
             errors.spanned(
                 impl_token,
                 "a `#[cached]` function cannot return `impl Trait`: the cached value is read back from \
                  the cache, so it needs a concrete type that implements `Serialize` and `DeserializeOwned`",
             );
         }
-        let (kind, value) = classify(&ty);
+        let (mut kind, mut value) = match args.and_then(|args| args.returns.as_ref()) {
+            Some(returns) => {
+                let kind = if returns == "Result" {
+                    OutputKind::Result
+                } else {
+                    OutputKind::Option
+                };
+                (
+                    kind,
+                    syn::parse_quote!(<#ty as ::rtc::__private::Outcome>::Value),
+                )
+            }
+            None => {
+                let (kind, value) = classify(&ty);
+                (kind, value.clone())
+            }
+        };
+        let switches = args.map(|args| {
+            [
+                (&args.cache_err, OutputKind::Result),
+                (&args.cache_none, OutputKind::Option),
+            ]
+        });
+        for (switch, applies_to) in switches.into_iter().flatten() {
+            let Some(switch) = switch else { continue };
+            if kind == applies_to {
+                if switch.value {
+                    kind = OutputKind::AsIs;
+                    value = ty.clone();
+                }
+            } else {
+                let (written, alias) = if applies_to == OutputKind::Result {
+                    ("Result<T, E>", "returns = Result")
+                } else {
+                    ("Option<T>", "returns = Option")
+                };
+                errors.spanned(
+                    switch,
+                    format!(
+                        "`{}` applies to a function that returns `{written}`; for a type alias of it, \
+                         add `{alias}`",
+                        if applies_to == OutputKind::Result { "cache_err" } else { "cache_none" }
+                    ),
+                );
+            }
+        }
         Output {
-            value: value.clone(),
-            ty,
+            value,
             kind,
+            is_impl_trait: impl_trait.is_some(),
         }
     }
 }

@@ -22,9 +22,10 @@
 //!
 //! # Two ways in
 //!
-//! - **[`#[cached]`](cached)** on a function or method: its results are cached under a key made
-//!   of the function and its arguments, tagged as you say. It also generates
-//!   `invalidate_<fn>(args)`, `invalidate_all_<fn>()` and `refresh_<fn>(args)`. `Result` caches
+//! - **[`#[cached]`](cached)** on a function, or on a method and its `impl` block (trait impls
+//!   included): its results are cached under a key made of the function and its arguments,
+//!   tagged as you say. It also generates `invalidate_<fn>(args)`, `invalidate_all_<fn>()`,
+//!   `refresh_<fn>(args)` and `key_<fn>(args)`. `Result` caches
 //!   only `Ok`, `Option` only `Some`; `async fn` use the async engine; `lock = true` runs one
 //!   computation per cold entry across threads, tasks and processes.
 //! - **[`TaggedCache`]** directly: [`set`](TaggedCache::set), [`get`](TaggedCache::get),
@@ -95,7 +96,11 @@ pub use rtc_core::{
 /// Support code for the `#[cached]` macro. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use rtc_core::decorate::{args_json, custom_key, tags, AsIs, Call, Codec, Outcome, Site};
+    pub use rtc_core::decorate::{
+        args_json, custom_key, duration, skips, tags, AsIs, Call, Codec, KeyArgument,
+        OptionalArgument, Outcome, Seconds, SerializableArgument, Site, Unless,
+        UnserializableArgument,
+    };
     pub use serde;
     pub use std::time::Duration;
 }

@@ -4,41 +4,17 @@
 #![deny(warnings)]
 
 use std::any::type_name;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{LazyLock, Mutex};
 use std::time::Duration;
 
-use rtc::{cached, TaggedCache, NO_TAGS};
+use rtc::{cached, TaggedCache};
 use serde::{Deserialize, Serialize};
 
-static CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
-    let cache = TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap();
-    // Every entry carries the cache's own tag. Created here, before the tests run in parallel:
-    // two first writes racing to create it would leave one of them uncached, and a count off.
-    assert!(cache.set("warm-up", &(), NO_TAGS, None));
-    cache
-});
+mod support;
 
-/// How many times a body ran.
-struct Calls(AtomicUsize);
+use support::{warm_memory_cache, Calls};
 
-impl Calls {
-    const fn new() -> Self {
-        Calls(AtomicUsize::new(0))
-    }
-
-    /// Counts one run; returns how many there were before it.
-    fn count(&self) -> usize {
-        self.0.fetch_add(1, Ordering::SeqCst)
-    }
-
-    fn get(&self) -> usize {
-        self.0.load(Ordering::SeqCst)
-    }
-}
+static CACHE: LazyLock<TaggedCache> = LazyLock::new(warm_memory_cache);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct User {
@@ -168,6 +144,7 @@ fn refresh_fn_runs_the_body_and_stores_its_result() {
 struct Cats;
 struct Dogs;
 
+#[cached]
 impl Cats {
     #[cached(cache = &CACHE)]
     fn sound(&self, times: usize) -> String {
@@ -180,6 +157,7 @@ impl Cats {
     }
 }
 
+#[cached]
 impl Dogs {
     #[cached(cache = &CACHE)]
     fn sound(&self, times: usize) -> String {
@@ -212,6 +190,7 @@ struct Repo {
     calls: Calls,
 }
 
+#[cached]
 impl Repo {
     fn new(org: u64) -> Self {
         Repo {
@@ -353,7 +332,7 @@ fn skipped_arguments_are_not_part_of_the_key() {
     assert_eq!(with_db(&Db { prefix: "a" }, 1), "a1");
     assert_eq!(with_db(&Db { prefix: "b" }, 1), "a1");
     assert_eq!(WITH_DB.get(), 1);
-    assert!(invalidate_with_db(&Db { prefix: "c" }, 1));
+    assert!(invalidate_with_db(1));
 }
 
 #[derive(Debug, PartialEq, Serialize, Deserialize)]
@@ -584,6 +563,7 @@ mod signatures {
         pub label: T,
     }
 
+    #[cached]
     impl<T: Display + Sync> Shelf<T> {
         #[cached(cache = &CACHE, tags = [format!("shelf:{}", self.label)])]
         #[allow(clippy::needless_lifetimes, reason = "a named lifetime is under test")]
@@ -603,6 +583,7 @@ mod signatures {
     #[derive(Clone, Copy)]
     pub struct Counter(pub u64);
 
+    #[cached]
     impl Counter {
         #[cached(cache = &CACHE)]
         pub fn by_value(self, step: u64) -> u64 {

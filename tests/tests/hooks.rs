@@ -106,6 +106,7 @@ struct UserRepo {
     prefix: &'static str,
 }
 
+#[rtc::cached]
 impl UserRepo {
     #[rtc::cached(tags = [format!("user:{id}")], cache = REPOS.get().unwrap())]
     fn find(&self, id: u64) -> String {
@@ -121,11 +122,7 @@ fn the_hook_tells_a_method_from_a_function() {
     assert_eq!(repo.find(1), "user-1");
     let seen = last(&journal);
     assert!(seen.info.method_decorator);
-    assert!(
-        seen.info.class_name.ends_with("UserRepo"),
-        "{}",
-        seen.info.class_name
-    );
+    assert_eq!(seen.info.class_name, "UserRepo", "the type as written");
     assert_eq!(seen.info.function_name, "find");
     assert_eq!(
         seen.info.function_args, "[1]",

@@ -66,8 +66,8 @@ struct Inner {
     backend_warnings: WarnLimiter,
     codec_warnings: WarnLimiter,
     flights: Flights,
-    /// Each decorated function's own tag, by (module, type, function).
-    function_tags: RwLock<HashMap<(&'static str, &'static str, &'static str), TagKey>>,
+    /// Each decorated function's own tag, by its identity (`Site::identity`).
+    function_tags: RwLock<HashMap<&'static str, TagKey>>,
 }
 
 impl fmt::Debug for TaggedCache {

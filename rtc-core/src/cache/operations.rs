@@ -102,29 +102,30 @@ impl TaggedCache {
             .collect()
     }
 
-    /// A decorated function's own tag, derived once per cache and function.
+    /// A decorated function's own tag, derived once per cache and function from its identity.
     pub(crate) fn function_tag(&self, site: &Site) -> TagKey {
-        let id = (site.module_path, site.class_name, site.function_name);
+        let id = site.identity;
         if let Some(tag) = self
             .inner
             .function_tags
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(&id)
+            .get(id)
         {
             return tag.clone();
         }
-        let name = format!(
-            "{}::{}::{}",
-            site.module_path, site.class_name, site.function_name
-        );
-        let tag = self.inner.keys.implicit_tag(&name);
+        let tag = self.inner.keys.implicit_tag(id);
         self.inner
             .function_tags
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(id, tag.clone());
         tag
+    }
+
+    /// The lifetime of entries stored without one of their own.
+    pub(crate) fn default_lifetime(&self) -> Option<Duration> {
+        self.inner.settings.default_lifetime
     }
 
     pub(crate) fn lock_keys(&self, keys: &EntryKeys) -> LockKeys {

@@ -8,8 +8,6 @@ use std::any::Any;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
-
 use crate::cache::TaggedCache;
 use crate::engine::Single;
 use crate::format::{self, EntryKeys};
@@ -18,14 +16,20 @@ use crate::metrics;
 use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
 
+mod arguments;
 mod flights;
 mod outcome;
 mod protocol;
+mod seconds;
 
+pub use self::arguments::{
+    KeyArgument, OptionalArgument, SerializableArgument, UnserializableArgument,
+};
 pub(crate) use self::flights::Flights;
 use self::outcome::encoded;
-pub use self::outcome::{AsIs, Codec, Outcome};
+pub use self::outcome::{skips, AsIs, Codec, Outcome, Unless};
 use self::protocol::{CallFlow, Mode, Yield};
+pub use self::seconds::{duration, Seconds};
 
 static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
 static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
@@ -37,26 +41,27 @@ pub struct Site {
     pub filepath: &'static str,
     /// `module_path!()`.
     pub module_path: &'static str,
-    /// `type_name::<Self>()` for methods with a receiver, `""` otherwise.
+    /// The `impl`'s self type as written (`Repo<T>`) for functions of an `impl` block, `""`
+    /// otherwise.
     pub class_name: &'static str,
     /// The function's name.
     pub function_name: &'static str,
     /// True when the function has a `self` receiver.
     pub method: bool,
+    /// What the function's keys and implicit tag are made of: its `name = ...`, or its module
+    /// path, `impl` and name as written (`app::repo::<PgRepo as UserRepo>::find`).
+    pub identity: &'static str,
 }
 
 impl Site {
     fn generated_key(&self, args: &str) -> String {
-        format!(
-            "{}::{}::{}({args})",
-            self.module_path, self.class_name, self.function_name
-        )
+        format!("{}({args})", self.identity)
     }
 }
 
 /// The key arguments as a JSON array; `None` (with a warning) when one does not serialize.
-pub fn args_json<A: Serialize + ?Sized>(args: &A) -> Option<String> {
-    match serde_json::to_string(args) {
+pub fn args_json<A: KeyArgument + ?Sized>(args: &A) -> Option<String> {
+    match args.to_json() {
         Ok(json) => Some(json),
         Err(error) => {
             if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
@@ -102,6 +107,8 @@ pub struct Call<'a> {
     pub lock_timeout: Duration,
     /// `hook_userdata = ...`.
     pub hook_userdata: Option<&'a (dyn Any + Send + Sync)>,
+    /// `jitter = ...`: up to this much is added to each stored entry's lifetime, at random.
+    pub jitter: Option<Duration>,
 }
 
 /// The cache and keys of a call that can use the cache.
@@ -204,7 +211,7 @@ impl<'a> Call<'a> {
             &entry.keys,
             &codec,
             mode,
-            self.lifetime,
+            self.stored_lifetime(entry.cache),
             report,
         );
         let mut call = Driven {
@@ -245,7 +252,7 @@ impl<'a> Call<'a> {
             &entry.keys,
             &codec,
             mode,
-            self.lifetime,
+            self.stored_lifetime(entry.cache),
             report,
         );
         let mut call = Driven {
@@ -332,13 +339,34 @@ impl<'a> Call<'a> {
         cache
     }
 
+    /// The key of this call's entry: `key = ...`, or the one generated from the site and the
+    /// arguments; `None` when the arguments could not be serialized.
+    pub fn key(&self) -> Option<String> {
+        match (&self.key, &self.args) {
+            (Some(key), _) => Some(key.clone()),
+            (None, Some(args)) => Some(self.site.generated_key(args)),
+            (None, None) => None,
+        }
+    }
+
+    /// `lifetime` (or the cache's default) plus a random part of `jitter`; "never expires" stays so.
+    fn stored_lifetime(&self, cache: &TaggedCache) -> Option<Duration> {
+        let Some(jitter) = self.jitter else {
+            return self.lifetime;
+        };
+        match self.lifetime.or_else(|| cache.default_lifetime()) {
+            Some(lifetime) if !lifetime.is_zero() => {
+                let extra = Duration::try_from_secs_f64(jitter.as_secs_f64() * random_fraction())
+                    .unwrap_or(jitter);
+                Some(lifetime.saturating_add(extra))
+            }
+            unchanged => unchanged,
+        }
+    }
+
     fn entry(&self) -> Option<CallEntry<'a>> {
         let cache = self.cache()?;
-        let key = match (&self.key, &self.args) {
-            (Some(key), _) => key.clone(),
-            (None, Some(args)) => self.site.generated_key(args),
-            (None, None) => return None,
-        };
+        let key = self.key()?;
         let keys = cache.entry_keys(&key, &self.tags, vec![cache.function_tag(&self.site)]);
         Some(CallEntry { cache, key, keys })
     }
@@ -382,6 +410,15 @@ impl<'a> Call<'a> {
     }
 }
 
+/// A number in `[0, 1)`, different on each call: `RandomState` seeds each hasher afresh.
+fn random_fraction() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let bits = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    (bits >> 11) as f64 / (1u64 << 53) as f64
+}
+
 impl Report {
     fn waited(&mut self, since: Instant) {
         let waited = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -391,5 +428,17 @@ impl Report {
     fn hit(&mut self, size: usize) {
         self.info.hit = true;
         self.info.serialized_size = size;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::random_fraction;
+
+    #[test]
+    fn random_fractions_are_in_the_unit_interval_and_vary() {
+        let fractions: Vec<f64> = (0..64).map(|_| random_fraction()).collect();
+        assert!(fractions.iter().all(|f| (0.0..1.0).contains(f)));
+        assert!(fractions.windows(2).any(|pair| pair[0] != pair[1]));
     }
 }

@@ -92,6 +92,34 @@ impl<T> Outcome for AsIs<T> {
     }
 }
 
+/// `unless = ...`: an outcome that is not stored when the predicate said so.
+#[derive(Debug)]
+pub struct Unless<R> {
+    /// The outcome, cached unless `store` is false.
+    pub outcome: R,
+    /// False when the `unless` predicate matched the value.
+    pub store: bool,
+}
+
+impl<R: Outcome> Outcome for Unless<R> {
+    type Value = R::Value;
+    fn cacheable(&self) -> Option<&R::Value> {
+        self.store.then(|| self.outcome.cacheable()).flatten()
+    }
+    fn from_cached(value: R::Value) -> Self {
+        Unless {
+            outcome: R::from_cached(value),
+            store: true,
+        }
+    }
+}
+
+/// Applies an `unless = ...` predicate to a function's return value; a function so that a
+/// closure's argument gets its type.
+pub fn skips<R>(value: &R, predicate: impl FnOnce(&R) -> bool) -> bool {
+    predicate(value)
+}
+
 /// The bytes to store for `outcome`, if it is to be cached.
 pub(crate) fn encoded<R: Outcome>(codec: &Codec<R::Value>, outcome: &R) -> Option<Vec<u8>> {
     outcome.cacheable().and_then(codec.encode)

@@ -182,7 +182,7 @@ fn invalidating_one_entry_during_its_computation_is_not_overwritten() {
         let old = scope.spawn(|| one_entry_load(&source, 0));
         source.while_held(|| {
             source.data.change(0, || {
-                invalidate_one_entry_load(&source, 0);
+                invalidate_one_entry_load(0);
                 true
             })
         });

@@ -2,7 +2,12 @@
 //!
 //! Each [`RedisServer`] runs its own `redis-server` (no persistence, log in a temp dir) and kills
 //! it on drop, so tests run in parallel without sharing state. The process can be stopped,
-//! frozen and restarted on the same port for fault tests.
+//! frozen and restarted on the same port for fault tests. `RTC_TEST_SERVER` names another
+//! server binary, e.g. Valkey's (see [`server_binary`]).
+//!
+//! Beside the servers: the staleness model and audit ([`staleness`]), the reader and writer
+//! loops that use it ([`workers`]), explicit gates between threads ([`gates`]) and the statics
+//! decorated functions read their cache from ([`statics`]).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,14 +18,18 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod cluster;
+pub mod gates;
+pub mod server_binary;
+pub mod staleness;
+pub mod statics;
 pub mod tls;
-
 pub mod warnings;
+pub mod workers;
 
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A `redis-server` child process, killed on drop.
+/// A `redis-server` (or [`server_binary::SERVER_VAR`]'s binary) child process, killed on drop.
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
@@ -32,7 +41,7 @@ impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers `PING`.
     ///
     /// # Panics
-    /// When `redis-server` is not installed or does not start: the message says what to do.
+    /// When the server binary is not installed or does not start: the message says what to do.
     pub fn start() -> Self {
         Self::start_with(&[])
     }
@@ -165,7 +174,8 @@ impl RedisServer {
     }
 
     fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+        let program = server_binary::server_program();
+        let child = Command::new(&program)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
@@ -179,18 +189,28 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|error| {
                 panic!(
-                    "could not start `redis-server` ({error}). Install it (`apt-get install redis-server`) \
-                     or run the suite with scripts/test.sh, which installs it."
+                    "could not start `{program}` ({error}). Install it (`apt-get install redis-server`) \
+                     or run the suite with scripts/test.sh, which installs it; {} names another \
+                     server binary.",
+                    server_binary::SERVER_VAR
                 )
             });
         self.child = Some(child);
         self.wait_until_ready();
     }
 
-    fn wait_until_ready(&self) {
+    fn wait_until_ready(&mut self) {
         let deadline = Instant::now() + START_TIMEOUT;
         let client = redis::Client::open(self.url()).expect("a valid test URL");
         loop {
+            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok()?) {
+                panic!(
+                    "{} on port {} exited ({status}) instead of starting; its log:\n{}",
+                    server_binary::server_program(),
+                    self.port,
+                    self.log()
+                );
+            }
             let ready = client
                 .get_connection_with_timeout(Duration::from_millis(200))
                 .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
@@ -199,7 +219,8 @@ impl RedisServer {
             }
             assert!(
                 Instant::now() < deadline,
-                "redis-server on port {} did not start within {START_TIMEOUT:?}; its log:\n{}",
+                "{} on port {} did not start within {START_TIMEOUT:?}; its log:\n{}",
+                server_binary::server_program(),
                 self.port,
                 self.log()
             );

@@ -7,11 +7,13 @@ use std::thread;
 use std::time::Duration;
 
 use rtc::TaggedCache;
+use rtc_tests::gates::wait_until;
+use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
+use rtc_tests::statics::install;
+use rtc_tests::workers::{read_until_stopped, write_until_stopped, Stop};
 use rtc_tests::{warnings, RedisServer};
 
-use crate::support::{
-    cache_on, install, items, read_until_stopped, tag, wait_until, Audit, Data, Reading, Stop,
-};
+use crate::support::cache_on;
 
 static FULL: OnceLock<TaggedCache> = OnceLock::new();
 static EVICTING: OnceLock<TaggedCache> = OnceLock::new();
@@ -43,7 +45,8 @@ fn read_for(duration: Duration, data: &Data, audit: &Audit) {
         for seed in 0..3 {
             let stop = &stop;
             scope.spawn(move || {
-                read_until_stopped(seed, data, audit, stop, None, full_load);
+                let reads = items(seed, data.items());
+                read_until_stopped(reads, data, audit, stop, None, full_load);
             });
         }
         thread::sleep(duration);
@@ -95,6 +98,9 @@ fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
     );
     audit.assert_all_fresh();
 }
+
+/// The items most calls and every change are about.
+const HOT: u64 = 50;
 
 /// A value large enough that a few hundred entries fill the server.
 type Padded = (u64, u64, String);
@@ -157,25 +163,24 @@ fn evicted_tags_and_entries_are_misses_never_stale_values() {
             let (data, audit, stop) = (&data, &audit, &stop);
             scope.spawn(move || {
                 // Half the calls on a small hot set, so that some entries live long enough to hit.
-                for (n, item) in items(seed, data.items()).enumerate() {
-                    if stop.is_set() {
-                        break;
+                let reads = items(seed, data.items()).enumerate().map(|(n, item)| {
+                    if n % 2 == 0 {
+                        item % HOT
+                    } else {
+                        item
                     }
-                    let item = if n % 2 == 0 { item % 50 } else { item };
-                    let floor = data.floor(item);
+                });
+                read_until_stopped(reads, data, audit, stop, None, |data, item| {
                     let (got_item, version, _) = evicting_load(data, item);
-                    audit.check(item, floor, (got_item, version));
-                }
+                    (got_item, version)
+                });
             });
         }
         scope.spawn(|| {
-            for item in items(99, 50) {
-                if stop.is_set() {
-                    break;
-                }
-                data.change(item, || cache.invalidate([tag(item)]));
-                thread::sleep(Duration::from_millis(2));
-            }
+            let changes = items(99, HOT);
+            write_until_stopped(changes, &data, &stop, Duration::from_millis(2), |item| {
+                cache.invalidate([tag(item)])
+            });
         });
         wait_until(Duration::from_secs(20), "tags evicted", || {
             evictions.tags.load(Ordering::Relaxed) >= 20

@@ -5,7 +5,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::staleness::{Audit, Data, Reading};
+use rtc::TaggedCache;
+
+use crate::staleness::{items, tag, Audit, Data, Reading};
 
 /// A flag that tells worker loops to stop.
 #[derive(Default)]
@@ -114,39 +116,62 @@ pub async fn read_until_stopped_async<'a, F>(
     }
 }
 
-/// One writer: changes each of `items` in turn with [`Data::change`] (retrying `invalidate`
-/// until it succeeds), pausing `pause` between changes, until `stop`.
+/// Spawns one [`read_until_stopped_async`] task on `runtime` per seed in `seeds`, each reading
+/// the items of its seed.
+pub fn spawn_readers<F>(
+    runtime: &tokio::runtime::Handle,
+    seeds: std::ops::Range<u64>,
+    data: &'static Data,
+    audit: &'static Audit,
+    stop: &'static Stop,
+    slowest: Option<&'static Slowest>,
+    load: impl Fn(&'static Data, u64) -> F + Copy + Send + 'static,
+) -> Vec<tokio::task::JoinHandle<()>>
+where
+    F: Future<Output = Reading> + Send + 'static,
+{
+    seeds
+        .map(|seed| {
+            let reads = items(seed, data.items());
+            runtime.spawn(read_until_stopped_async(
+                reads, data, audit, stop, slowest, load,
+            ))
+        })
+        .collect()
+}
+
+/// One writer: changes each of `items` in turn with [`Data::change`], invalidating the item's
+/// [tag] on `cache` until that succeeds, and pausing `pause` between changes, until `stop`.
 pub fn write_until_stopped(
     items: impl Iterator<Item = u64>,
     data: &Data,
     stop: &Stop,
     pause: Duration,
-    invalidate: impl Fn(u64) -> bool,
+    cache: &TaggedCache,
 ) {
     for item in items {
         if stop.is_set() {
             break;
         }
-        data.change(item, || invalidate(item));
+        data.change(item, || cache.invalidate([tag(item)]));
         std::thread::sleep(pause);
     }
 }
 
 /// Async twin of [`write_until_stopped`].
-pub async fn write_until_stopped_async<F>(
+pub async fn write_until_stopped_async(
     items: impl Iterator<Item = u64>,
     data: &Data,
     stop: &Stop,
     pause: Duration,
-    invalidate: impl Fn(u64) -> F,
-) where
-    F: Future<Output = bool>,
-{
+    cache: &TaggedCache,
+) {
     for item in items {
         if stop.is_set() {
             break;
         }
-        data.change_async(item, || invalidate(item)).await;
+        data.change_async(item, || cache.invalidate_async([tag(item)]))
+            .await;
         tokio::time::sleep(pause).await;
     }
 }

@@ -10,8 +10,8 @@ use rtc_tests::gates::wait_until;
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
 use rtc_tests::statics::{forever, install};
 use rtc_tests::workers::{
-    read_until_stopped, read_until_stopped_async, write_until_stopped, write_until_stopped_async,
-    Slowest, Stop,
+    read_until_stopped, spawn_readers, write_until_stopped, write_until_stopped_async, Slowest,
+    Stop,
 };
 use rtc_tests::{unique_namespace, RedisServer};
 
@@ -51,31 +51,19 @@ fn readers_and_writers<'scope>(
     }
     scope.spawn(move || {
         let changes = items(98, data.items());
-        write_until_stopped(changes, data, stop, pause, |item| {
-            cache.invalidate([tag(item)])
-        });
+        write_until_stopped(changes, data, stop, pause, cache);
     });
-    let mut tasks: Vec<_> = (10..16)
-        .map(|seed| {
-            let reads = items(seed, data.items());
-            runtime.spawn(read_until_stopped_async(
-                reads,
-                data,
-                audit,
-                stop,
-                None,
-                clients_load_async,
-            ))
-        })
-        .collect();
-    let changes = items(99, data.items());
-    tasks.push(runtime.spawn(write_until_stopped_async(
-        changes,
+    let mut tasks = spawn_readers(
+        runtime.handle(),
+        10..16,
         data,
+        audit,
         stop,
-        pause,
-        |item| cache.invalidate_async([tag(item)]),
-    )));
+        None,
+        clients_load_async,
+    );
+    let changes = items(99, data.items());
+    tasks.push(runtime.spawn(write_until_stopped_async(changes, data, stop, pause, cache)));
     tasks
 }
 
@@ -146,9 +134,7 @@ fn a_stalled_server_costs_one_socket_timeout_and_never_a_stale_value() {
         }
         scope.spawn(|| {
             let changes = items(99, data.items());
-            write_until_stopped(changes, &data, &stop, Duration::from_millis(5), |item| {
-                cache.invalidate([tag(item)])
-            });
+            write_until_stopped(changes, &data, &stop, Duration::from_millis(5), cache);
         });
         wait_until(Duration::from_secs(10), "warm", || cache.stats().hits > 100);
         for _ in 0..2 {

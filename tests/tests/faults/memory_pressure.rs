@@ -178,9 +178,7 @@ fn evicted_tags_and_entries_are_misses_never_stale_values() {
         }
         scope.spawn(|| {
             let changes = items(99, HOT);
-            write_until_stopped(changes, &data, &stop, Duration::from_millis(2), |item| {
-                cache.invalidate([tag(item)])
-            });
+            write_until_stopped(changes, &data, &stop, Duration::from_millis(2), cache);
         });
         wait_until(Duration::from_secs(20), "tags evicted", || {
             evictions.tags.load(Ordering::Relaxed) >= 20

@@ -10,7 +10,7 @@ use rtc_tests::gates::wait_until;
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
 use rtc_tests::statics::{forever, install};
 use rtc_tests::workers::{
-    between_requests, read_until_stopped, read_until_stopped_async, write_until_stopped,
+    between_requests, read_until_stopped, spawn_readers, write_until_stopped,
     write_until_stopped_async, Slowest, Stop,
 };
 use rtc_tests::RedisServer;
@@ -60,9 +60,7 @@ fn calls_keep_answering_while_redis_is_killed_and_caching_resumes_after_the_rest
         }
         scope.spawn(|| {
             let changes = items(99, data.items());
-            write_until_stopped(changes, &data, &stop, Duration::from_millis(10), |item| {
-                cache.invalidate([tag(item)])
-            });
+            write_until_stopped(changes, &data, &stop, Duration::from_millis(10), cache);
         });
         wait_until(Duration::from_secs(10), "warm", hits_grow(cache, 100));
         server.kill();
@@ -88,25 +86,22 @@ fn async_calls_keep_answering_while_redis_is_killed_and_caching_resumes_after_th
     let audit = forever(Audit::default());
     let stop = forever(Stop::default());
     let runtime = runtime();
-    let mut tasks = Vec::new();
-    for seed in 0..8 {
-        let reads = items(seed, data.items());
-        tasks.push(runtime.spawn(read_until_stopped_async(
-            reads,
-            data,
-            audit,
-            stop,
-            None,
-            killed_load_async,
-        )));
-    }
+    let mut tasks = spawn_readers(
+        runtime.handle(),
+        0..8,
+        data,
+        audit,
+        stop,
+        None,
+        killed_load_async,
+    );
     let changes = items(99, data.items());
     tasks.push(runtime.spawn(write_until_stopped_async(
         changes,
         data,
         stop,
         Duration::from_millis(10),
-        |item| cache.invalidate_async([tag(item)]),
+        cache,
     )));
     wait_until(Duration::from_secs(10), "warm", hits_grow(cache, 100));
     server.kill();
@@ -232,19 +227,15 @@ fn every_async_call_returns_within_one_socket_timeout_while_redis_is_frozen() {
     let stop = forever(Stop::default());
     let slowest = forever(Slowest::default());
     let runtime = runtime();
-    let tasks: Vec<_> = (0..8)
-        .map(|seed| {
-            let reads = items(seed, data.items());
-            runtime.spawn(read_until_stopped_async(
-                reads,
-                data,
-                audit,
-                stop,
-                Some(slowest),
-                frozen_load_async,
-            ))
-        })
-        .collect();
+    let tasks = spawn_readers(
+        runtime.handle(),
+        0..8,
+        data,
+        audit,
+        stop,
+        Some(slowest),
+        frozen_load_async,
+    );
     wait_until(Duration::from_secs(10), "warm", hits_grow(cache, 100));
     server.freeze();
     let calls = audit.calls();

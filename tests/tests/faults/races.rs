@@ -10,8 +10,7 @@ use rtc::TaggedCache;
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
 use rtc_tests::statics::{forever, install};
 use rtc_tests::workers::{
-    read_until_stopped, read_until_stopped_async, write_until_stopped, write_until_stopped_async,
-    Stop,
+    read_until_stopped, spawn_readers, write_until_stopped, write_until_stopped_async, Stop,
 };
 use rtc_tests::RedisServer;
 
@@ -75,9 +74,7 @@ fn race_on_threads(cache: &TaggedCache, load: fn(&Data, u64) -> Reading) {
         for seed in 100..102 {
             let (data, stop) = (&data, &stop);
             scope.spawn(move || {
-                write_until_stopped(items(seed, ITEMS), data, stop, WRITE_PAUSE, |item| {
-                    cache.invalidate([tag(item)])
-                });
+                write_until_stopped(items(seed, ITEMS), data, stop, WRITE_PAUSE, cache);
             });
         }
         thread::sleep(RUN_FOR);
@@ -105,13 +102,8 @@ fn race_on_tasks<F>(
         forever(Stop::default()),
     );
     runtime().block_on(async {
-        let mut tasks = Vec::new();
-        for seed in 0..16 {
-            let reads = items(seed, ITEMS);
-            tasks.push(tokio::spawn(read_until_stopped_async(
-                reads, data, audit, stop, None, load,
-            )));
-        }
+        let runtime = tokio::runtime::Handle::current();
+        let mut tasks = spawn_readers(&runtime, 0..16, data, audit, stop, None, load);
         for seed in 100..102 {
             let changes = items(seed, ITEMS);
             tasks.push(tokio::spawn(write_until_stopped_async(
@@ -119,7 +111,7 @@ fn race_on_tasks<F>(
                 data,
                 stop,
                 WRITE_PAUSE,
-                move |item| cache.invalidate_async([tag(item)]),
+                cache,
             )));
         }
         tokio::time::sleep(RUN_FOR).await;

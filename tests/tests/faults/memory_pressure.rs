@@ -7,7 +7,7 @@ use std::thread;
 use std::time::Duration;
 
 use rtc::TaggedCache;
-use rtc_tests::gates::wait_until;
+use rtc_tests::gates::{wait_until, EVENT_LIMIT};
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
 use rtc_tests::statics::install;
 use rtc_tests::workers::{read_until_stopped, write_until_stopped, Stop};
@@ -37,8 +37,8 @@ fn empty(server: &RedisServer) {
     server.config_set("maxmemory", "0");
 }
 
-/// Readers on threads for `duration`.
-fn read_for(duration: Duration, data: &Data, audit: &Audit) {
+/// Readers on threads while `meanwhile` runs on this one.
+fn reading(data: &Data, audit: &Audit, meanwhile: impl FnOnce()) {
     let stop = Stop::default();
     thread::scope(|scope| {
         let _stop = stop.on_exit();
@@ -49,8 +49,19 @@ fn read_for(duration: Duration, data: &Data, audit: &Audit) {
                 read_until_stopped(reads, data, audit, stop, None, full_load);
             });
         }
-        thread::sleep(duration);
-        stop.set();
+        meanwhile();
+    });
+}
+
+/// Readers on threads for `duration`.
+fn read_for(duration: Duration, data: &Data, audit: &Audit) {
+    reading(data, audit, || thread::sleep(duration));
+}
+
+/// Readers on threads until `done` holds; the test fails if it does not within [`EVENT_LIMIT`].
+fn read_until(what: &str, data: &Data, audit: &Audit, done: impl FnMut() -> bool) {
+    reading(data, audit, || {
+        wait_until(EVENT_LIMIT, what, done);
     });
 }
 
@@ -60,8 +71,9 @@ fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
     let cache = install(&FULL, cache_on(&server, "noeviction"));
     let data = Data::new(8);
     let audit = Audit::default();
-    read_for(Duration::from_millis(200), &data, &audit);
-    assert!(cache.stats().hits > 0, "cached before the server filled up");
+    read_until("cached before the server filled up", &data, &audit, || {
+        cache.stats().hits > 0
+    });
 
     fill(&server);
     let (_, logged) = warnings::capture(|| {
@@ -91,10 +103,11 @@ fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
     empty(&server);
     data.change(0, || cache.invalidate([tag(0)]));
     let hits = cache.stats().hits;
-    read_for(Duration::from_millis(300), &data, &audit);
-    assert!(
-        cache.stats().hits > hits,
-        "caching resumed once memory was freed"
+    read_until(
+        "caching resumed once memory was freed",
+        &data,
+        &audit,
+        || cache.stats().hits > hits,
     );
     audit.assert_all_fresh();
 }

@@ -20,11 +20,10 @@ impl RedisCluster {
     /// [`server_binary::CLI_VAR`]'s cli), and waits
     /// until every node reports `cluster_state:ok`.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = cluster_ports(6)
-            .into_iter()
-            .map(|port| {
-                RedisServer::start_on(
-                    port,
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::start_on_free(
+                    || cluster_ports(1)[0],
                     &[
                         "--cluster-enabled",
                         "yes",

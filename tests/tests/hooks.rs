@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use rtc::{CacheInfo, TaggedCache};
+use rtc_tests::gates::{wait_until, Latch, EVENT_LIMIT};
 use rtc_tests::{unique_namespace, RedisServer};
 
 /// What the hook saw in one call.
@@ -151,9 +152,19 @@ fn a_panicking_hook_does_not_reach_the_caller() {
 
 static LOCKED: OnceLock<TaggedCache> = OnceLock::new();
 
+/// Opened by the computation of `locked_slow`, once its caller holds the entry.
+static LEADER_HOLDS: Latch = Latch::new();
+
+/// Signals that it runs, and returns only after another caller started waiting for it (and a
+/// while longer, so that the wait shows in whole milliseconds).
 #[rtc::cached(lock = true, lock_timeout = 5, cache = LOCKED.get().unwrap())]
 fn locked_slow(n: u32) -> u32 {
-    std::thread::sleep(Duration::from_millis(300));
+    LEADER_HOLDS.open();
+    let cache = LOCKED.get().unwrap();
+    wait_until(EVENT_LIMIT, "the follower waits", || {
+        cache.stats().lock_waits >= 1
+    });
+    std::thread::sleep(Duration::from_millis(100));
     n + 1
 }
 
@@ -165,7 +176,7 @@ fn the_hook_reports_lock_full_miss_full_hit_and_waiting() {
 
     std::thread::scope(|scope| {
         let leader = scope.spawn(|| locked_slow(1));
-        std::thread::sleep(Duration::from_millis(100));
+        LEADER_HOLDS.wait("the leader computes");
         let follower = scope.spawn(|| locked_slow(1));
         assert_eq!(leader.join().unwrap(), 2);
         assert_eq!(follower.join().unwrap(), 2);

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::Commands;
 use rtc::{CacheInfo, TaggedCache};
+use rtc_tests::gates::{wait_until, Latch, EVENT_LIMIT};
 use rtc_tests::stampede::{COUNTER_KEY, SLOW_BODY, VALUE};
+use rtc_tests::statics::install;
 use rtc_tests::{unique_namespace, RedisServer};
 
 /// One cache per decorated function below (each test runs its own server); `cache = ...` is
@@ -17,11 +19,6 @@ static SLOW_ASYNC: OnceLock<TaggedCache> = OnceLock::new();
 static SLOW_IN_MEMORY: OnceLock<TaggedCache> = OnceLock::new();
 static PANICS: OnceLock<TaggedCache> = OnceLock::new();
 static HELD: OnceLock<TaggedCache> = OnceLock::new();
-
-fn install(slot: &'static OnceLock<TaggedCache>, cache: TaggedCache) -> &'static TaggedCache {
-    assert!(slot.set(cache).is_ok(), "each cache is installed once");
-    slot.get().unwrap()
-}
 
 /// The same entry as the worker's `slow` (same key, no tags), so both coordinate on one lock.
 #[rtc::cached(key = "cold", lock = true, lock_timeout = 10, cache = SLOW.get().unwrap(), skip(url))]
@@ -173,10 +170,21 @@ fn the_in_memory_backend_honours_the_lock_in_process() {
     assert_eq!(runs.load(Ordering::SeqCst), 1);
 }
 
+/// Opened by the first computation of `panics_the_first_time`, once it holds the entry.
+static FIRST_HOLDS: Latch = Latch::new();
+
+/// The first computation signals that it holds the entry, waits until another caller waits for
+/// it, and dies.
 #[rtc::cached(key = "panics-once", lock = true, lock_timeout = 2, cache = PANICS.get().unwrap(), skip(runs))]
 fn panics_the_first_time(runs: &AtomicUsize) -> u64 {
     let run = runs.fetch_add(1, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(200));
+    if run == 0 {
+        FIRST_HOLDS.open();
+        let cache = PANICS.get().unwrap();
+        wait_until(EVENT_LIMIT, "a second caller waits", || {
+            cache.stats().lock_waits >= 1
+        });
+    }
     assert!(run > 0, "the first computation dies");
     VALUE
 }
@@ -195,7 +203,7 @@ fn a_holder_that_panics_hands_the_entry_to_another_caller() {
     let runs = AtomicUsize::new(0);
     std::thread::scope(|scope| {
         let first = scope.spawn(|| panics_the_first_time(&runs));
-        std::thread::sleep(Duration::from_millis(50));
+        FIRST_HOLDS.wait("the first caller holds the entry");
         let second = scope.spawn(|| panics_the_first_time(&runs));
         assert!(first.join().is_err(), "the holder panicked");
         assert_eq!(second.join().unwrap(), VALUE, "another caller took over");

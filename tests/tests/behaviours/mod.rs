@@ -1,7 +1,7 @@
 //! The engine's behaviours, each a function of the backend under test, so that the same suite
 //! runs on Redis, in memory and on a Redis Cluster.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rtc::{CacheMiss, TaggedCache, NO_TAGS};
 
@@ -74,6 +74,32 @@ impl Fixture {
             .build()
             .expect("valid settings")
     }
+}
+
+/// How many rounds [`in_time`] tries.
+const ROUNDS: u32 = 10;
+
+/// Runs `round(0)`, `round(1)`, ... until one returns `Some`, and returns that.
+///
+/// A read that returned less than an entry's lifetime after its write was sent must hit; a
+/// loaded machine can stall a thread past a short lifetime, though. So a round checks the clock
+/// before each positive assertion and returns `None` when it was too late: that round proves
+/// nothing either way, and the next one tries again with keys of its own. Negative assertions
+/// (a miss after the lifetime) hold whenever they are made.
+///
+/// # Panics
+/// When no round of [`ROUNDS`] was in time.
+fn in_time<T>(what: &str, mut round: impl FnMut(u32) -> Option<T>) -> T {
+    (0..ROUNDS).find_map(&mut round).unwrap_or_else(|| {
+        panic!("{what}: none of {ROUNDS} rounds read in time; the machine is too busy")
+    })
+}
+
+/// Sleeps until `lifetime` (and a margin for the server's millisecond clock) has passed since
+/// `written`, an instant after the write returned.
+fn sleep_past(written: Instant, lifetime: Duration) {
+    let expired = written + lifetime + Duration::from_millis(50);
+    std::thread::sleep(expired.saturating_duration_since(Instant::now()));
 }
 
 /// Declares each behaviour as a function, and lists them all in [`ALL`].
@@ -168,30 +194,63 @@ behaviours! {
     }
 
     fn entries_expire_after_their_lifetime(fixture) {
-        let cache = fixture.cache_with(|b| b.default_lifetime(Some(Duration::from_millis(300))));
-        cache.set("default", &1, NO_TAGS, None);
-        cache.set("short", &2, NO_TAGS, Some(Duration::from_millis(100)));
-        cache.set("forever", &3, NO_TAGS, Some(Duration::ZERO));
-        assert_eq!(cache.get::<i32>("short", NO_TAGS), Ok(2));
-        std::thread::sleep(Duration::from_millis(150));
-        assert!(cache.get::<i32>("short", NO_TAGS).is_err());
-        assert_eq!(cache.get::<i32>("default", NO_TAGS), Ok(1));
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(cache.get::<i32>("default", NO_TAGS).is_err());
-        assert_eq!(cache.get::<i32>("forever", NO_TAGS), Ok(3));
+        let (short, default) = (Duration::from_millis(100), Duration::from_millis(300));
+        let cache = fixture.cache_with(|b| b.default_lifetime(Some(default)));
+        let written = in_time("entries read within their lifetime hit", |round| {
+            let started = Instant::now();
+            cache.set(format!("default{round}"), &1, NO_TAGS, None);
+            cache.set(format!("short{round}"), &2, NO_TAGS, Some(short));
+            cache.set(format!("forever{round}"), &3, NO_TAGS, Some(Duration::ZERO));
+            let got = cache.get::<i32>(format!("short{round}"), NO_TAGS);
+            let written = Instant::now();
+            if started.elapsed() >= short {
+                return None;
+            }
+            assert_eq!(got, Ok(2), "within its own lifetime");
+            sleep_past(written, short);
+            assert!(cache.get::<i32>(format!("short{round}"), NO_TAGS).is_err(), "past its own lifetime");
+            let got = cache.get::<i32>(format!("default{round}"), NO_TAGS);
+            if started.elapsed() >= default {
+                return None;
+            }
+            assert_eq!(got, Ok(1), "within the default lifetime");
+            Some((round, written))
+        });
+        let (round, written) = written;
+        sleep_past(written, default);
+        assert!(cache.get::<i32>(format!("default{round}"), NO_TAGS).is_err(), "past the default lifetime");
+        assert_eq!(cache.get::<i32>(format!("forever{round}"), NO_TAGS), Ok(3));
     }
 
     fn an_entry_whose_tag_expired_misses(fixture) {
+        let tag_lifetime = Duration::from_millis(150);
         let cache = fixture.cache_with(|b| {
-            b.lifetime_for_tags(Some(Duration::from_millis(150)))
+            b.lifetime_for_tags(Some(tag_lifetime))
                 .default_lifetime(Some(Duration::from_secs(60)))
         });
-        cache.set("k", &1, ["short-lived"], None);
-        assert_eq!(cache.get::<i32>("k", ["short-lived"]), Ok(1));
-        std::thread::sleep(Duration::from_millis(250));
-        assert!(cache.get::<i32>("k", ["short-lived"]).is_err(), "the tag expired, so the entry must miss");
-        cache.set("k", &2, ["short-lived"], None);
-        assert_eq!(cache.get::<i32>("k", ["short-lived"]), Ok(2), "writing again recreates the tag");
+        in_time("entries read within their tag's lifetime hit", |round| {
+            // A tag of its own per round: a tag left by a round that came too late would expire
+            // early for the next one.
+            let tag = format!("short-lived-{round}");
+            let started = Instant::now();
+            cache.set("k", &1, [&tag], None);
+            let got = cache.get::<i32>("k", [&tag]);
+            let written = Instant::now();
+            if started.elapsed() >= tag_lifetime {
+                return None;
+            }
+            assert_eq!(got, Ok(1), "within the tag's lifetime");
+            sleep_past(written, tag_lifetime);
+            assert!(cache.get::<i32>("k", [&tag]).is_err(), "the tag expired, so the entry must miss");
+            let started = Instant::now();
+            cache.set("k", &2, [&tag], None);
+            let got = cache.get::<i32>("k", [&tag]);
+            if started.elapsed() >= tag_lifetime {
+                return None;
+            }
+            assert_eq!(got, Ok(2), "writing again recreates the tag");
+            Some(())
+        });
     }
 
     fn namespaces_do_not_see_each_other(fixture) {

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 
 use redis::Commands;
 use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+use rtc_tests::staleness::tag;
+use rtc_tests::statics::install;
 use rtc_tests::{warnings, RedisServer};
 
-use crate::support::{cache_on, install, tag};
+use crate::support::cache_on;
 
 static CORRUPT: OnceLock<TaggedCache> = OnceLock::new();
 static WRONG_LOCK: OnceLock<TaggedCache> = OnceLock::new();

@@ -3,15 +3,19 @@
 
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rtc::TaggedCache;
+use rtc_tests::gates::wait_until;
+use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
+use rtc_tests::statics::{forever, install};
+use rtc_tests::workers::{
+    read_until_stopped, spawn_readers, write_until_stopped, write_until_stopped_async, Slowest,
+    Stop,
+};
 use rtc_tests::{unique_namespace, RedisServer};
 
-use crate::support::{
-    between_requests, builder_on, cache_on, forever, install, items, read_until_stopped, runtime,
-    tag, wait_until, Audit, Data, Reading, Slowest, Stop, SOCKET_TIMEOUT,
-};
+use crate::support::{builder_on, cache_on, runtime, SOCKET_TIMEOUT};
 
 static CLIENTS: OnceLock<TaggedCache> = OnceLock::new();
 static STALLED: OnceLock<TaggedCache> = OnceLock::new();
@@ -38,44 +42,28 @@ fn readers_and_writers<'scope>(
     stop: &'static Stop,
     runtime: &tokio::runtime::Runtime,
 ) -> Vec<tokio::task::JoinHandle<()>> {
+    let pause = Duration::from_millis(5);
     for seed in 0..3 {
         scope.spawn(move || {
-            read_until_stopped(seed, data, audit, stop, None, clients_load);
+            let reads = items(seed, data.items());
+            read_until_stopped(reads, data, audit, stop, None, clients_load);
         });
     }
     scope.spawn(move || {
-        for item in items(98, data.items()) {
-            if stop.is_set() {
-                break;
-            }
-            data.change(item, || cache.invalidate([tag(item)]));
-            thread::sleep(Duration::from_millis(5));
-        }
+        let changes = items(98, data.items());
+        write_until_stopped(changes, data, stop, pause, cache);
     });
-    let mut tasks: Vec<_> = (10..16)
-        .map(|seed| {
-            runtime.spawn(async move {
-                for item in items(seed, data.items()) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let floor = data.floor(item);
-                    audit.check(item, floor, clients_load_async(data, item).await);
-                    between_requests().await;
-                }
-            })
-        })
-        .collect();
-    tasks.push(runtime.spawn(async move {
-        for item in items(99, data.items()) {
-            if stop.is_set() {
-                break;
-            }
-            data.change_async(item, || cache.invalidate_async([tag(item)]))
-                .await;
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    }));
+    let mut tasks = spawn_readers(
+        runtime.handle(),
+        10..16,
+        data,
+        audit,
+        stop,
+        None,
+        clients_load_async,
+    );
+    let changes = items(99, data.items());
+    tasks.push(runtime.spawn(write_until_stopped_async(changes, data, stop, pause, cache)));
     tasks
 }
 
@@ -140,17 +128,13 @@ fn a_stalled_server_costs_one_socket_timeout_and_never_a_stale_value() {
         for seed in 0..4 {
             let (data, audit, stop, slowest) = (&data, &audit, &stop, &slowest);
             scope.spawn(move || {
-                read_until_stopped(seed, data, audit, stop, Some(slowest), stalled_load);
+                let reads = items(seed, data.items());
+                read_until_stopped(reads, data, audit, stop, Some(slowest), stalled_load);
             });
         }
         scope.spawn(|| {
-            for item in items(99, data.items()) {
-                if stop.is_set() {
-                    break;
-                }
-                data.change(item, || cache.invalidate([tag(item)]));
-                thread::sleep(Duration::from_millis(5));
-            }
+            let changes = items(99, data.items());
+            write_until_stopped(changes, &data, &stop, Duration::from_millis(5), cache);
         });
         wait_until(Duration::from_secs(10), "warm", || cache.stats().hits > 100);
         for _ in 0..2 {
@@ -195,24 +179,21 @@ fn lock_holders_and_waiters_get_through_killed_connections_and_stalls() {
     };
     let cache = install(&LOCKED_A, shared("a"));
     install(&LOCKED_B, shared("b"));
+    // The data never changes: every answer must be version 1 of its own item.
+    let data = Data::new(3);
     let audit = Audit::default();
     let stop = Stop::default();
     let slowest = Slowest::default();
     thread::scope(|scope| {
         let _stop = stop.on_exit();
         for seed in 0..6 {
-            let (audit, stop, slowest) = (&audit, &stop, &slowest);
+            let (data, audit, stop, slowest) = (&data, &audit, &stop, &slowest);
             let load = if seed % 2 == 0 { locked_a } else { locked_b };
             scope.spawn(move || {
-                for item in items(seed, 3) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let started = Instant::now();
-                    let got = load(item);
-                    slowest.record(started);
-                    audit.check(item, 1, got);
-                }
+                let reads = items(seed, data.items());
+                read_until_stopped(reads, data, audit, stop, Some(slowest), |_, item| {
+                    load(item)
+                });
             });
         }
         // Cold entries again and again, so that callers keep meeting held locks.

@@ -2,9 +2,10 @@
 //! dies, freezes, drops connections, runs out of memory or holds bytes rtc did not write, and
 //! when invalidations race with computations. RELIABILITY.md maps each promise to these tests.
 //!
-//! Staleness is made visible by modelling the data as version numbers ([`support::Data`]): a
-//! writer bumps an item's version and then invalidates its tag; every call that starts after the
-//! invalidation returned must answer with that version or a newer one.
+//! Staleness is made visible by modelling the data as version numbers
+//! ([`rtc_tests::staleness::Data`]): a writer bumps an item's version and then invalidates its
+//! tag; every call that starts after the invalidation returned must answer with that version or a
+//! newer one.
 
 mod bad_bytes;
 mod connection_faults;

@@ -7,11 +7,13 @@ use std::thread;
 use std::time::Duration;
 
 use rtc::TaggedCache;
+use rtc_tests::gates::{wait_until, EVENT_LIMIT};
+use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
+use rtc_tests::statics::install;
+use rtc_tests::workers::{read_until_stopped, write_until_stopped, Stop};
 use rtc_tests::{warnings, RedisServer};
 
-use crate::support::{
-    cache_on, install, items, read_until_stopped, tag, wait_until, Audit, Data, Reading, Stop,
-};
+use crate::support::cache_on;
 
 static FULL: OnceLock<TaggedCache> = OnceLock::new();
 static EVICTING: OnceLock<TaggedCache> = OnceLock::new();
@@ -35,19 +37,31 @@ fn empty(server: &RedisServer) {
     server.config_set("maxmemory", "0");
 }
 
-/// Readers on threads for `duration`.
-fn read_for(duration: Duration, data: &Data, audit: &Audit) {
+/// Readers on threads while `meanwhile` runs on this one.
+fn reading(data: &Data, audit: &Audit, meanwhile: impl FnOnce()) {
     let stop = Stop::default();
     thread::scope(|scope| {
         let _stop = stop.on_exit();
         for seed in 0..3 {
             let stop = &stop;
             scope.spawn(move || {
-                read_until_stopped(seed, data, audit, stop, None, full_load);
+                let reads = items(seed, data.items());
+                read_until_stopped(reads, data, audit, stop, None, full_load);
             });
         }
-        thread::sleep(duration);
-        stop.set();
+        meanwhile();
+    });
+}
+
+/// Readers on threads for `duration`.
+fn read_for(duration: Duration, data: &Data, audit: &Audit) {
+    reading(data, audit, || thread::sleep(duration));
+}
+
+/// Readers on threads until `done` holds; the test fails if it does not within [`EVENT_LIMIT`].
+fn read_until(what: &str, data: &Data, audit: &Audit, done: impl FnMut() -> bool) {
+    reading(data, audit, || {
+        wait_until(EVENT_LIMIT, what, done);
     });
 }
 
@@ -57,8 +71,9 @@ fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
     let cache = install(&FULL, cache_on(&server, "noeviction"));
     let data = Data::new(8);
     let audit = Audit::default();
-    read_for(Duration::from_millis(200), &data, &audit);
-    assert!(cache.stats().hits > 0, "cached before the server filled up");
+    read_until("cached before the server filled up", &data, &audit, || {
+        cache.stats().hits > 0
+    });
 
     fill(&server);
     let (_, logged) = warnings::capture(|| {
@@ -88,13 +103,17 @@ fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
     empty(&server);
     data.change(0, || cache.invalidate([tag(0)]));
     let hits = cache.stats().hits;
-    read_for(Duration::from_millis(300), &data, &audit);
-    assert!(
-        cache.stats().hits > hits,
-        "caching resumed once memory was freed"
+    read_until(
+        "caching resumed once memory was freed",
+        &data,
+        &audit,
+        || cache.stats().hits > hits,
     );
     audit.assert_all_fresh();
 }
+
+/// The items most calls and every change are about.
+const HOT: u64 = 50;
 
 /// A value large enough that a few hundred entries fill the server.
 type Padded = (u64, u64, String);
@@ -157,25 +176,22 @@ fn evicted_tags_and_entries_are_misses_never_stale_values() {
             let (data, audit, stop) = (&data, &audit, &stop);
             scope.spawn(move || {
                 // Half the calls on a small hot set, so that some entries live long enough to hit.
-                for (n, item) in items(seed, data.items()).enumerate() {
-                    if stop.is_set() {
-                        break;
+                let reads = items(seed, data.items()).enumerate().map(|(n, item)| {
+                    if n % 2 == 0 {
+                        item % HOT
+                    } else {
+                        item
                     }
-                    let item = if n % 2 == 0 { item % 50 } else { item };
-                    let floor = data.floor(item);
+                });
+                read_until_stopped(reads, data, audit, stop, None, |data, item| {
                     let (got_item, version, _) = evicting_load(data, item);
-                    audit.check(item, floor, (got_item, version));
-                }
+                    (got_item, version)
+                });
             });
         }
         scope.spawn(|| {
-            for item in items(99, 50) {
-                if stop.is_set() {
-                    break;
-                }
-                data.change(item, || cache.invalidate([tag(item)]));
-                thread::sleep(Duration::from_millis(2));
-            }
+            let changes = items(99, HOT);
+            write_until_stopped(changes, &data, &stop, Duration::from_millis(2), cache);
         });
         wait_until(Duration::from_secs(20), "tags evicted", || {
             evictions.tags.load(Ordering::Relaxed) >= 20

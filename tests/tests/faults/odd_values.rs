@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use redis::Commands;
 use rtc::{CacheMiss, TaggedCache, MAX_TAGS, NO_TAGS};
+use rtc_tests::gates::wait_until;
+use rtc_tests::statics::install;
 use rtc_tests::{warnings, RedisServer};
 
-use crate::support::{builder_on, cache_on, install, wait_until};
+use crate::support::{builder_on, cache_on};
 
 static BIG: OnceLock<TaggedCache> = OnceLock::new();
 static MANY_TAGS: OnceLock<TaggedCache> = OnceLock::new();

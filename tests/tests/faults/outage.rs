@@ -3,15 +3,19 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rtc::TaggedCache;
+use rtc_tests::gates::wait_until;
+use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
+use rtc_tests::statics::{forever, install};
+use rtc_tests::workers::{
+    between_requests, read_until_stopped, spawn_readers, write_until_stopped,
+    write_until_stopped_async, Slowest, Stop,
+};
 use rtc_tests::RedisServer;
 
-use crate::support::{
-    between_requests, builder_on, cache_on, forever, install, items, read_until_stopped, runtime,
-    tag, wait_until, Audit, Data, Reading, Slowest, Stop,
-};
+use crate::support::{builder_on, cache_on, runtime};
 
 static KILLED: OnceLock<TaggedCache> = OnceLock::new();
 static KILLED_ASYNC: OnceLock<TaggedCache> = OnceLock::new();
@@ -50,17 +54,13 @@ fn calls_keep_answering_while_redis_is_killed_and_caching_resumes_after_the_rest
         for seed in 0..3 {
             let (data, audit, stop) = (&data, &audit, &stop);
             scope.spawn(move || {
-                read_until_stopped(seed, data, audit, stop, None, killed_load);
+                let reads = items(seed, data.items());
+                read_until_stopped(reads, data, audit, stop, None, killed_load);
             });
         }
         scope.spawn(|| {
-            for item in items(99, data.items()) {
-                if stop.is_set() {
-                    break;
-                }
-                data.change(item, || cache.invalidate([tag(item)]));
-                thread::sleep(Duration::from_millis(10));
-            }
+            let changes = items(99, data.items());
+            write_until_stopped(changes, &data, &stop, Duration::from_millis(10), cache);
         });
         wait_until(Duration::from_secs(10), "warm", hits_grow(cache, 100));
         server.kill();
@@ -86,29 +86,23 @@ fn async_calls_keep_answering_while_redis_is_killed_and_caching_resumes_after_th
     let audit = forever(Audit::default());
     let stop = forever(Stop::default());
     let runtime = runtime();
-    let mut tasks = Vec::new();
-    for seed in 0..8 {
-        tasks.push(runtime.spawn(async move {
-            for item in items(seed, data.items()) {
-                if stop.is_set() {
-                    break;
-                }
-                let floor = data.floor(item);
-                audit.check(item, floor, killed_load_async(data, item).await);
-                between_requests().await;
-            }
-        }));
-    }
-    tasks.push(runtime.spawn(async move {
-        for item in items(99, data.items()) {
-            if stop.is_set() {
-                break;
-            }
-            data.change_async(item, || cache.invalidate_async([tag(item)]))
-                .await;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }));
+    let mut tasks = spawn_readers(
+        runtime.handle(),
+        0..8,
+        data,
+        audit,
+        stop,
+        None,
+        killed_load_async,
+    );
+    let changes = items(99, data.items());
+    tasks.push(runtime.spawn(write_until_stopped_async(
+        changes,
+        data,
+        stop,
+        Duration::from_millis(10),
+        cache,
+    )));
     wait_until(Duration::from_secs(10), "warm", hits_grow(cache, 100));
     server.kill();
     let calls = audit.calls();
@@ -200,7 +194,8 @@ fn every_call_returns_within_one_socket_timeout_while_redis_is_frozen() {
         for seed in 0..4 {
             let (data, audit, stop, slowest) = (&data, &audit, &stop, &slowest);
             scope.spawn(move || {
-                read_until_stopped(seed, data, audit, stop, Some(slowest), frozen_load);
+                let reads = items(seed, data.items());
+                read_until_stopped(reads, data, audit, stop, Some(slowest), frozen_load);
             });
         }
         wait_until(Duration::from_secs(10), "warm", hits_grow(cache, 100));
@@ -232,23 +227,15 @@ fn every_async_call_returns_within_one_socket_timeout_while_redis_is_frozen() {
     let stop = forever(Stop::default());
     let slowest = forever(Slowest::default());
     let runtime = runtime();
-    let tasks: Vec<_> = (0..8)
-        .map(|seed| {
-            runtime.spawn(async move {
-                for item in items(seed, data.items()) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let floor = data.floor(item);
-                    let started = Instant::now();
-                    let got = frozen_load_async(data, item).await;
-                    slowest.record(started);
-                    audit.check(item, floor, got);
-                    between_requests().await;
-                }
-            })
-        })
-        .collect();
+    let tasks = spawn_readers(
+        runtime.handle(),
+        0..8,
+        data,
+        audit,
+        stop,
+        Some(slowest),
+        frozen_load_async,
+    );
     wait_until(Duration::from_secs(10), "warm", hits_grow(cache, 100));
     server.freeze();
     let calls = audit.calls();

@@ -7,11 +7,14 @@ use std::thread;
 use std::time::Duration;
 
 use rtc::TaggedCache;
+use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
+use rtc_tests::statics::{forever, install};
+use rtc_tests::workers::{
+    read_until_stopped, spawn_readers, write_until_stopped, write_until_stopped_async, Stop,
+};
 use rtc_tests::RedisServer;
 
-use crate::support::{
-    between_requests, cache_on, forever, install, items, runtime, tag, Audit, Data, Reading, Stop,
-};
+use crate::support::{cache_on, runtime};
 
 static ON_THREADS: OnceLock<TaggedCache> = OnceLock::new();
 static ON_TASKS: OnceLock<TaggedCache> = OnceLock::new();
@@ -24,6 +27,8 @@ const RUN_FOR: Duration = Duration::from_millis(1500);
 /// Time between the body's read of the data and its return: the window an invalidation must
 /// land in to make the computed value stale.
 const BODY: Duration = Duration::from_millis(2);
+/// Pause of a writer between two changes.
+const WRITE_PAUSE: Duration = Duration::from_millis(3);
 
 #[rtc::cached(tags = [tag(item)], cache = ON_THREADS.get().unwrap(), skip(data))]
 fn on_threads(data: &Data, item: u64) -> Reading {
@@ -63,25 +68,13 @@ fn race_on_threads(cache: &TaggedCache, load: fn(&Data, u64) -> Reading) {
         for seed in 0..6 {
             let (data, audit, stop) = (&data, &audit, &stop);
             scope.spawn(move || {
-                for item in items(seed, ITEMS) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let floor = data.floor(item);
-                    audit.check(item, floor, load(data, item));
-                }
+                read_until_stopped(items(seed, ITEMS), data, audit, stop, None, load)
             });
         }
         for seed in 100..102 {
             let (data, stop) = (&data, &stop);
             scope.spawn(move || {
-                for item in items(seed, ITEMS) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    data.change(item, || cache.invalidate([tag(item)]));
-                    thread::sleep(Duration::from_millis(3));
-                }
+                write_until_stopped(items(seed, ITEMS), data, stop, WRITE_PAUSE, cache);
             });
         }
         thread::sleep(RUN_FOR);
@@ -101,7 +94,7 @@ fn race_on_tasks<F>(
     cache: &'static TaggedCache,
     load: impl Fn(&'static Data, u64) -> F + Copy + Send + 'static,
 ) where
-    F: Future<Output = Reading> + Send,
+    F: Future<Output = Reading> + Send + 'static,
 {
     let (data, audit, stop) = (
         forever(Data::new(ITEMS)),
@@ -109,30 +102,17 @@ fn race_on_tasks<F>(
         forever(Stop::default()),
     );
     runtime().block_on(async {
-        let mut tasks = Vec::new();
-        for seed in 0..16 {
-            tasks.push(tokio::spawn(async move {
-                for item in items(seed, ITEMS) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    let floor = data.floor(item);
-                    audit.check(item, floor, load(data, item).await);
-                    between_requests().await;
-                }
-            }));
-        }
+        let runtime = tokio::runtime::Handle::current();
+        let mut tasks = spawn_readers(&runtime, 0..16, data, audit, stop, None, load);
         for seed in 100..102 {
-            tasks.push(tokio::spawn(async move {
-                for item in items(seed, ITEMS) {
-                    if stop.is_set() {
-                        break;
-                    }
-                    data.change_async(item, || cache.invalidate_async([tag(item)]))
-                        .await;
-                    tokio::time::sleep(Duration::from_millis(3)).await;
-                }
-            }));
+            let changes = items(seed, ITEMS);
+            tasks.push(tokio::spawn(write_until_stopped_async(
+                changes,
+                data,
+                stop,
+                WRITE_PAUSE,
+                cache,
+            )));
         }
         tokio::time::sleep(RUN_FOR).await;
         stop.set();

@@ -6,9 +6,12 @@ use std::sync::OnceLock;
 use std::thread;
 
 use rtc::TaggedCache;
+use rtc_tests::gates::wait_until;
+use rtc_tests::staleness::{tag, Data, Reading};
+use rtc_tests::statics::{forever, install};
 use rtc_tests::RedisServer;
 
-use crate::support::{cache_on, forever, install, runtime, tag, wait_until, Data, Gate, Reading};
+use crate::support::{cache_on, runtime, Gate};
 
 static STALE: OnceLock<TaggedCache> = OnceLock::new();
 static STALE_ASYNC: OnceLock<TaggedCache> = OnceLock::new();

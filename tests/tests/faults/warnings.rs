@@ -4,9 +4,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use rtc::{CacheMiss, TaggedCache};
+use rtc_tests::staleness::tag;
+use rtc_tests::statics::install;
 use rtc_tests::{free_port, warnings, RedisServer};
 
-use crate::support::{cache_on, install, tag, SOCKET_TIMEOUT};
+use crate::support::{cache_on, SOCKET_TIMEOUT};
 
 static KILLED: OnceLock<TaggedCache> = OnceLock::new();
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 use redis::Commands;
 use rtc::{TaggedCache, NO_TAGS};
 use rtc_tests::cluster::RedisCluster;
+use rtc_tests::statics::install;
 use rtc_tests::{unique_namespace, RedisServer};
 
 static DECORATED: OnceLock<TaggedCache> = OnceLock::new();
@@ -44,9 +45,7 @@ fn corrupt_every_tag(connections: &mut [redis::Connection]) -> usize {
 #[test]
 fn a_decorated_call_repairs_a_corrupt_tag_and_caches_again() {
     let server = RedisServer::start();
-    DECORATED
-        .set(cache(TaggedCache::builder().url(server.url())))
-        .unwrap();
+    install(&DECORATED, cache(TaggedCache::builder().url(server.url())));
     let runs = AtomicU64::new(0);
     assert_eq!(load(&runs, 1), 10);
     assert!(corrupt_every_tag(&mut [server.connection()]) >= 2);

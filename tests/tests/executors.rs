@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use futures_executor::block_on;
 use rtc::{TaggedCache, NO_TAGS};
+use rtc_tests::statics::install;
 use rtc_tests::{warnings, RedisServer};
 
 static MEMORY: OnceLock<TaggedCache> = OnceLock::new();
@@ -72,9 +73,10 @@ fn the_in_memory_backend_coalesces_async_callers_on_any_executor() {
 
 #[test]
 fn the_disabled_backend_runs_the_function_on_any_executor() {
-    DISABLED
-        .set(TaggedCache::builder().disabled(true).build().unwrap())
-        .unwrap();
+    install(
+        &DISABLED,
+        TaggedCache::builder().disabled(true).build().unwrap(),
+    );
     let runs = AtomicU64::new(0);
     assert_eq!(block_on(disabled(&runs)), 8);
     assert_eq!(block_on(disabled(&runs)), 8);
@@ -84,15 +86,14 @@ fn the_disabled_backend_runs_the_function_on_any_executor() {
 #[test]
 fn the_redis_backend_outside_tokio_warns_and_computes_uncached() {
     let server = RedisServer::start();
-    REDIS
-        .set(
-            TaggedCache::builder()
-                .url(server.url())
-                .namespace(rtc_tests::unique_namespace("executors"))
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    install(
+        &REDIS,
+        TaggedCache::builder()
+            .url(server.url())
+            .namespace(rtc_tests::unique_namespace("executors"))
+            .build()
+            .unwrap(),
+    );
     let runs = AtomicU64::new(0);
     let (results, logged) = warnings::capture(|| {
         (0..3)

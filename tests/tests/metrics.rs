@@ -7,6 +7,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use metrics_util::MetricKind;
 use rtc::TaggedCache;
 use rtc_tests::free_port;
+use rtc_tests::statics::install;
 
 static CACHE: OnceLock<TaggedCache> = OnceLock::new();
 
@@ -55,15 +56,14 @@ fn counter(
 
 #[test]
 fn calls_and_errors_reach_the_recorder() {
-    CACHE
-        .set(
-            TaggedCache::builder()
-                .namespace("metered")
-                .in_local_memory(true)
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
+    install(
+        &CACHE,
+        TaggedCache::builder()
+            .namespace("metered")
+            .in_local_memory(true)
+            .build()
+            .unwrap(),
+    );
     let recorder = DebuggingRecorder::new();
     let unreachable = TaggedCache::builder()
         .namespace("down")

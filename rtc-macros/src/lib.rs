@@ -18,8 +18,10 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// use rtc::{cached, TaggedCache};
-/// # #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-/// # pub struct User { id: u64 }
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, PartialEq, Serialize, Deserialize)]
+/// pub struct User { id: u64 }
 ///
 /// #[cached(tags = [format!("user:{id}"), "users".to_string()], lifetime = 60)]
 /// fn get_user(id: u64) -> User {
@@ -225,8 +227,9 @@ use proc_macro::TokenStream;
 ///
 /// ## `tags = <expr>`
 ///
-/// Any `IntoIterator<Item = impl AsRef<str>>`. `TaggedCache::invalidate` of one of them makes
-/// every entry that carries it miss.
+/// One tag (`"users"`, `format!("user:{id}")`) or many (an array, a `Vec`, an iterator: anything
+/// `rtc::IntoTags` takes). `TaggedCache::invalidate` of one of them makes every entry that
+/// carries it miss.
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};

@@ -70,13 +70,15 @@ impl Census {
                 .len()
                 .min(samples.saturating_sub(self.memory_samples) as usize);
             let mut details = redis::pipe();
+            let mut asked = measured;
             for key in keys.iter().filter(|key| kind(key) == Some(b'e')) {
                 details.cmd("GETRANGE").arg(key).arg(0).arg(0);
+                asked += 1;
             }
             for key in &keys[..measured] {
                 details.cmd("MEMORY").arg("USAGE").arg(key);
             }
-            let mut replies: Vec<redis::Value> = if keys.is_empty() {
+            let mut replies: Vec<redis::Value> = if asked == 0 {
                 Vec::new()
             } else {
                 details.query(connection).map_err(failed)?
@@ -95,7 +97,7 @@ impl Census {
                     None
                 };
                 self.count(key, first);
-                if self.keys % PROGRESS_EVERY == 0 {
+                if self.keys.is_multiple_of(PROGRESS_EVERY) {
                     progress(self.keys);
                 }
             }

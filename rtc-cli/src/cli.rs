@@ -32,8 +32,9 @@ pub struct ConnectionArgs {
     )]
     pub url: String,
 
-    /// Seed nodes of a Redis Cluster (replaces --url); the rest of the topology is discovered.
-    #[arg(long, global = true, num_args = 1.., value_name = "URL")]
+    /// Seed nodes of a Redis Cluster, comma-separated or repeated (replaces --url); the rest of
+    /// the topology is discovered.
+    #[arg(long, global = true, value_delimiter = ',', value_name = "URL")]
     pub cluster: Vec<String>,
 
     /// The cache's namespace.

@@ -1,5 +1,7 @@
 //! What `INFO` says about a server: its version and how it evicts keys.
 
+use std::collections::HashMap;
+
 use crate::error::CliError;
 use crate::target::Node;
 
@@ -13,20 +15,28 @@ pub struct ServerInfo {
     pub address: String,
     /// `redis_version`, e.g. `7.0.15`.
     pub version: String,
-    /// `maxmemory` in bytes; 0 means no limit.
-    pub maxmemory: u64,
-    /// `maxmemory_policy`, e.g. `noeviction`.
-    pub maxmemory_policy: String,
+    /// `maxmemory` in bytes, 0 for no limit; `None` when this user may not run `INFO`.
+    pub maxmemory: Option<u64>,
+    /// `maxmemory_policy`, e.g. `noeviction`; `None` when this user may not run `INFO`.
+    pub maxmemory_policy: Option<String>,
 }
 
 impl ServerInfo {
-    /// Asks `INFO server` and `INFO memory` on `connection`.
+    /// Asks `HELLO` for the version and `INFO memory` for the eviction settings (left unknown
+    /// when this user may not run `INFO`, a `@dangerous` command).
     pub fn read(node: &Node, connection: &mut redis::Connection) -> Result<Self, CliError> {
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .arg("memory")
-            .query(connection)
-            .map_err(|error| CliError::from_redis(&node.address, &error))?;
+        let failed = |error: redis::RedisError| CliError::from_redis(&node.address, &error);
+        let hello: HashMap<String, redis::Value> =
+            redis::cmd("HELLO").query(connection).map_err(failed)?;
+        let version = hello
+            .get("version")
+            .and_then(|value| redis::from_redis_value_ref::<String>(value).ok())
+            .unwrap_or_else(|| "unknown".into());
+        let info = match redis::cmd("INFO").arg("memory").query::<String>(connection) {
+            Ok(info) => info,
+            Err(error) if error.code() == Some("NOPERM") => String::new(),
+            Err(error) => return Err(failed(error)),
+        };
         let field = |name: &str| {
             info.lines()
                 .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
@@ -34,11 +44,9 @@ impl ServerInfo {
         };
         Ok(Self {
             address: node.address.clone(),
-            version: field("redis_version").unwrap_or_else(|| "unknown".into()),
-            maxmemory: field("maxmemory")
-                .and_then(|value| value.parse().ok())
-                .unwrap_or(0),
-            maxmemory_policy: field("maxmemory_policy").unwrap_or_else(|| "unknown".into()),
+            version,
+            maxmemory: field("maxmemory").and_then(|value| value.parse().ok()),
+            maxmemory_policy: field("maxmemory_policy"),
         })
     }
 
@@ -57,9 +65,9 @@ impl ServerInfo {
 
     /// What the eviction settings mean for rtc, when the user should know.
     pub fn eviction_warning(&self) -> Option<String> {
-        let policy = self.maxmemory_policy.as_str();
+        let policy = self.maxmemory_policy.as_deref()?;
         let at = &self.address;
-        if self.maxmemory == 0 {
+        if self.maxmemory? == 0 {
             return None;
         }
         if policy == "noeviction" {
@@ -94,8 +102,8 @@ mod tests {
         ServerInfo {
             address: "127.0.0.1:6379".into(),
             version: version.into(),
-            maxmemory,
-            maxmemory_policy: policy.into(),
+            maxmemory: Some(maxmemory),
+            maxmemory_policy: Some(policy.into()),
         }
     }
 

@@ -78,14 +78,17 @@ fn write_text(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> 
         report.namespace, report.key_pattern
     )?;
     for server in &report.servers {
-        let limit = match server.maxmemory {
-            0 => "no maxmemory".to_owned(),
-            bytes => format!("maxmemory {}", human_bytes(bytes)),
+        let memory = match (server.maxmemory, &server.maxmemory_policy) {
+            (Some(0), _) => "no maxmemory".to_owned(),
+            (Some(bytes), Some(policy)) => {
+                format!("maxmemory {}, policy {policy}", human_bytes(bytes))
+            }
+            _ => "memory settings unknown (this user may not run INFO)".to_owned(),
         };
         writeln!(
             out,
-            "  server      {}: Redis {}, {limit}, policy {}",
-            server.address, server.version, server.maxmemory_policy
+            "  server      {}: Redis {}, {memory}",
+            server.address, server.version
         )?;
     }
     writeln!(out, "  keys        {}", census.keys)?;

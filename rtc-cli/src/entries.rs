@@ -39,6 +39,7 @@ pub fn invalidate_all(target: &Target) -> Result<(), CliError> {
 pub fn get(target: &Target, entry: &EntryArgs) -> Result<(), CliError> {
     let cache = reachable_cache(target)?;
     match cache.get_bytes(&entry.key, &entry.tags) {
+        Err(_) if cache.stats().errors > 0 => return Err(not_taken("the read")),
         Err(_) => println!("miss: {}", describe(target, entry)),
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(value) => println!(
@@ -61,6 +62,8 @@ pub fn delete(target: &Target, entry: &EntryArgs) -> Result<(), CliError> {
     let cache = reachable_cache(target)?;
     if cache.delete(&entry.key, &entry.tags) {
         println!("deleted {}", describe(target, entry));
+    } else if cache.stats().errors > 0 {
+        return Err(not_taken("the delete"));
     } else {
         println!("nothing to delete: no {}", describe(target, entry));
     }
@@ -88,7 +91,7 @@ fn describe(target: &Target, entry: &EntryArgs) -> String {
 
 fn not_taken(what: &str) -> CliError {
     CliError::Refusal(format!(
-        "{what} did not happen: Redis refused the write or failed while it ran (under maxmemory \
-         with noeviction a full server refuses writes; `rtc check` shows what this user may do)"
+        "{what} did not happen: Redis refused it or failed while it ran (under maxmemory with \
+         noeviction a full server refuses writes; `rtc check` shows what this user may do)"
     ))
 }

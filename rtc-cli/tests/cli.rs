@@ -543,3 +543,20 @@ fn on_a_cluster_stats_counts_every_master_and_invalidate_reaches_every_shard() {
         .get::<i32>(format!("k{id}"), [format!("t{id}")])
         .is_err()));
 }
+
+#[test]
+fn a_read_or_delete_the_user_may_not_run_exits_1_instead_of_reporting_a_miss() {
+    let server = RedisServer::start();
+    add_user(&server, "reader", "shop", &["+ping", "+hello"]);
+    let url = format!("redis://reader:pw@127.0.0.1:{}/0", server.port());
+
+    for args in [&["get", "k"][..], &["delete", "k"]] {
+        let output = rtc(&url, "shop", args);
+        assert_exit(&output, 1);
+        assert!(
+            stderr(&output).contains("did not happen"),
+            "{}",
+            stderr(&output)
+        );
+    }
+}

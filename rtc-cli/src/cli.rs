@@ -22,7 +22,8 @@ pub struct Cli {
 /// Where the cache lives: the same settings as the library's builder.
 #[derive(Debug, Args)]
 pub struct ConnectionArgs {
-    /// The server, as redis://[user:password@]host[:port][/db] or rediss://… (TLS).
+    /// The server: redis://user:password@host:port/db (all but the host optional), or rediss://…
+    /// for TLS.
     #[arg(
         long,
         global = true,

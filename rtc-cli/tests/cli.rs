@@ -52,6 +52,27 @@ fn assert_exit(output: &Output, code: i32) {
     );
 }
 
+#[track_caller]
+fn assert_contains(text: String, part: &str) {
+    assert!(text.contains(part), "{part:?} not in:\n{text}");
+}
+
+#[track_caller]
+fn assert_starts_with(text: String, start: &str) {
+    assert!(
+        text.starts_with(start),
+        "does not start with {start:?}:\n{text}"
+    );
+}
+
+/// A server of its own, a fresh namespace, and a cache on both.
+fn server_and_cache(label: &str) -> (RedisServer, String, TaggedCache) {
+    let server = RedisServer::start();
+    let namespace = unique_namespace(label);
+    let cache = cache(&server.url(), &namespace);
+    (server, namespace, cache)
+}
+
 /// `rtc stats --json`, parsed.
 fn stats(url: &str, namespace: &str) -> serde_json::Value {
     let output = rtc(url, namespace, &["stats", "--json"]);
@@ -67,9 +88,7 @@ fn namespace_id(cache: &TaggedCache) -> String {
 
 #[test]
 fn invalidate_makes_the_entries_carrying_a_tag_miss_and_spares_the_others() {
-    let server = RedisServer::start();
-    let namespace = unique_namespace("cli-invalidate");
-    let cache = cache(&server.url(), &namespace);
+    let (server, namespace, cache) = server_and_cache("cli-invalidate");
     cache.set("ada", &"Ada", ["user:1"], None);
     cache.set("bob", &"Bob", ["user:2"], None);
     cache.set("both", &"both", ["user:1", "user:2"], None);
@@ -81,11 +100,7 @@ fn invalidate_makes_the_entries_carrying_a_tag_miss_and_spares_the_others() {
     );
 
     assert_exit(&output, 0);
-    assert!(
-        stdout(&output).contains("invalidated 2 tags"),
-        "{}",
-        stdout(&output)
-    );
+    assert_contains(stdout(&output), "invalidated 2 tags");
     assert!(cache.get::<String>("ada", ["user:1"]).is_err());
     assert!(cache.get::<String>("both", ["user:1", "user:2"]).is_err());
     assert_eq!(cache.get::<String>("bob", ["user:2"]).as_deref(), Ok("Bob"));
@@ -110,9 +125,7 @@ fn invalidate_all_empties_the_namespace_and_no_other() {
 
 #[test]
 fn get_prints_a_hit_as_json_and_says_miss_otherwise() {
-    let server = RedisServer::start();
-    let namespace = unique_namespace("cli-get");
-    let cache = cache(&server.url(), &namespace);
+    let (server, namespace, cache) = server_and_cache("cli-get");
     cache.set(
         "user:1",
         &serde_json::json!({"name": "Ada", "id": 1}),
@@ -135,18 +148,12 @@ fn get_prints_a_hit_as_json_and_says_miss_otherwise() {
     let value: serde_json::Value = serde_json::from_slice(&hit.stdout).expect("a hit prints JSON");
     assert_eq!(value, serde_json::json!({"name": "Ada", "id": 1}));
     assert_exit(&other_tags, 0);
-    assert!(
-        stdout(&other_tags).starts_with("miss:"),
-        "{}",
-        stdout(&other_tags)
-    );
+    assert_starts_with(stdout(&other_tags), "miss:");
 }
 
 #[test]
 fn get_says_when_the_stored_value_is_not_json() {
-    let server = RedisServer::start();
-    let namespace = unique_namespace("cli-not-json");
-    let cache = cache(&server.url(), &namespace);
+    let (server, namespace, cache) = server_and_cache("cli-not-json");
     cache.set("blob", &"abcde", NO_TAGS, None);
     // Rewrite the value after the entry's header, as another serializer would have written it.
     let mut connection = server.connection();
@@ -162,18 +169,12 @@ fn get_says_when_the_stored_value_is_not_json() {
     let output = rtc(&server.url(), &namespace, &["get", "blob"]);
 
     assert_exit(&output, 0);
-    assert!(
-        stdout(&output).starts_with("not JSON:"),
-        "{}",
-        stdout(&output)
-    );
+    assert_starts_with(stdout(&output), "not JSON:");
 }
 
 #[test]
 fn delete_removes_one_entry() {
-    let server = RedisServer::start();
-    let namespace = unique_namespace("cli-delete");
-    let cache = cache(&server.url(), &namespace);
+    let (server, namespace, cache) = server_and_cache("cli-delete");
     cache.set("a", &1, ["t"], None);
     cache.set("b", &2, ["t"], None);
 
@@ -181,26 +182,16 @@ fn delete_removes_one_entry() {
     let again = rtc(&server.url(), &namespace, &["delete", "a", "--tag", "t"]);
 
     assert_exit(&deleted, 0);
-    assert!(
-        stdout(&deleted).starts_with("deleted"),
-        "{}",
-        stdout(&deleted)
-    );
+    assert_starts_with(stdout(&deleted), "deleted");
     assert!(cache.get::<i32>("a", ["t"]).is_err());
     assert_eq!(cache.get::<i32>("b", ["t"]), Ok(2));
     assert_exit(&again, 0);
-    assert!(
-        stdout(&again).starts_with("nothing to delete"),
-        "{}",
-        stdout(&again)
-    );
+    assert_starts_with(stdout(&again), "nothing to delete");
 }
 
 #[test]
 fn stats_counts_entries_tombstones_tags_and_locks() {
-    let server = RedisServer::start();
-    let namespace = unique_namespace("cli-stats");
-    let cache = cache(&server.url(), &namespace);
+    let (server, namespace, cache) = server_and_cache("cli-stats");
     for id in 0..5 {
         cache.set(
             format!("user:{id}"),
@@ -232,14 +223,12 @@ fn stats_counts_entries_tombstones_tags_and_locks() {
 
     let text = rtc(&server.url(), &namespace, &["stats"]);
     assert_exit(&text, 0);
-    assert!(stdout(&text).contains("entries     4"), "{}", stdout(&text));
+    assert_contains(stdout(&text), "entries     4");
 }
 
 #[test]
 fn stats_on_a_large_namespace_reports_progress_on_stderr_and_samples_memory() {
-    let server = RedisServer::start();
-    let namespace = unique_namespace("cli-large");
-    let cache = cache(&server.url(), &namespace);
+    let (server, namespace, cache) = server_and_cache("cli-large");
     let id = namespace_id(&cache);
     let mut pipe = redis::pipe();
     for index in 0..25_000 {
@@ -260,11 +249,7 @@ fn stats_on_a_large_namespace_reports_progress_on_stderr_and_samples_memory() {
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("pure JSON");
     assert_eq!(report["tags"], 25_000);
     assert_eq!(report["memory_samples"], 100);
-    assert!(
-        stderr(&output).contains("scanned 20000 keys"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(stderr(&output), "scanned 20000 keys");
 }
 
 #[test]
@@ -291,11 +276,7 @@ fn stats_of_a_namespace_with_no_keys_exits_1() {
     let output = rtc(&server.url(), "nobody-writes-here", &["stats"]);
 
     assert_exit(&output, 1);
-    assert!(
-        stderr(&output).contains("holds no keys"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(stderr(&output), "holds no keys");
 }
 
 #[test]
@@ -351,27 +332,15 @@ fn check_names_each_command_the_user_may_not_run_and_exits_1() {
     let elsewhere = rtc(&url, "another-namespace", &["check"]);
 
     assert_exit(&confined, 1);
-    assert!(
-        stdout(&confined).contains("DENIED"),
-        "{}",
-        stdout(&confined)
-    );
-    assert!(
-        stderr(&confined).contains("EVALSHA on"),
-        "{}",
-        stderr(&confined)
-    );
+    assert_contains(stdout(&confined), "DENIED");
+    assert_contains(stderr(&confined), "EVALSHA on");
     assert!(
         !stderr(&confined).contains("GET on"),
         "{}",
         stderr(&confined)
     );
     assert_exit(&elsewhere, 1);
-    assert!(
-        stderr(&elsewhere).contains("SET on"),
-        "{}",
-        stderr(&elsewhere)
-    );
+    assert_contains(stderr(&elsewhere), "SET on");
 }
 
 #[test]
@@ -405,11 +374,7 @@ fn an_unreachable_server_exits_1_with_one_line() {
     ] {
         let output = rtc(&url, "ns", args);
         assert_exit(&output, 1);
-        assert!(
-            stderr(&output).starts_with("rtc: cannot reach Redis at 127.0.0.1:"),
-            "{}",
-            stderr(&output)
-        );
+        assert_starts_with(stderr(&output), "rtc: cannot reach Redis at 127.0.0.1:");
         assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
     }
 }
@@ -434,11 +399,7 @@ fn a_wrong_password_exits_1_and_is_never_printed() {
 
     for output in [&from_flag, &from_env] {
         assert_exit(output, 1);
-        assert!(
-            stderr(output).contains("refused the credentials"),
-            "{}",
-            stderr(output)
-        );
+        assert_contains(stderr(output), "refused the credentials");
     }
     for output in [&from_flag, &from_env, &help] {
         assert!(!stdout(output).contains("hunter2") && !stderr(output).contains("hunter2"));
@@ -452,7 +413,7 @@ fn a_bad_url_exits_2_without_printing_the_password() {
 
     for output in [&output, &scheme] {
         assert_exit(output, 2);
-        assert!(stderr(output).starts_with("rtc: bad"), "{}", stderr(output));
+        assert_starts_with(stderr(output), "rtc: bad");
         assert!(!stderr(output).contains("hunter2"), "{}", stderr(output));
     }
 }
@@ -472,9 +433,7 @@ fn usage_errors_exit_2() {
 
 #[test]
 fn the_url_and_the_namespace_default_to_the_environment() {
-    let server = RedisServer::start();
-    let namespace = unique_namespace("cli-env");
-    let cache = cache(&server.url(), &namespace);
+    let (server, namespace, cache) = server_and_cache("cli-env");
     cache.set("a", &1, ["t"], None);
 
     let output = bare_rtc()
@@ -496,11 +455,7 @@ fn an_invalidation_a_full_server_refuses_exits_1() {
     let output = rtc(&server.url(), "full", &["invalidate", "t"]);
 
     assert_exit(&output, 1);
-    assert!(
-        stderr(&output).contains("did not happen"),
-        "{}",
-        stderr(&output)
-    );
+    assert_contains(stderr(&output), "did not happen");
 }
 
 #[test]
@@ -553,10 +508,6 @@ fn a_read_or_delete_the_user_may_not_run_exits_1_instead_of_reporting_a_miss() {
     for args in [&["get", "k"][..], &["delete", "k"]] {
         let output = rtc(&url, "shop", args);
         assert_exit(&output, 1);
-        assert!(
-            stderr(&output).contains("did not happen"),
-            "{}",
-            stderr(&output)
-        );
+        assert_contains(stderr(&output), "did not happen");
     }
 }

@@ -69,8 +69,7 @@ impl Database {
 
     /// One book.
     pub async fn book(&self, id: i64) -> rusqlite::Result<Option<Book>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.run(move |connection| {
+        self.read(move |connection| {
             connection
                 .query_row(
                     "SELECT id, title, author, price_cents FROM books WHERE id = ?1",
@@ -84,8 +83,7 @@ impl Database {
 
     /// An author's books, by id.
     pub async fn books_by(&self, author: String) -> rusqlite::Result<Vec<Book>> {
-        self.reads.fetch_add(1, Ordering::Relaxed);
-        self.run(move |connection| {
+        self.read(move |connection| {
             connection
                 .prepare_cached(
                     "SELECT id, title, author, price_cents FROM books WHERE author = ?1 ORDER BY id",
@@ -129,6 +127,15 @@ impl Database {
             Ok(with_id(connection.last_insert_rowid(), book))
         })
         .await
+    }
+
+    /// Runs a read-only `query`, counted in [`Database::reads`].
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> rusqlite::Result<T> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        self.run(query).await
     }
 
     /// Runs `query` on a blocking thread, with the connection.

@@ -45,6 +45,26 @@ impl Census {
         (average * self.keys as f64).round() as u64
     }
 
+    /// Whether any key matches `pattern` on `node`: a `SCAN` that stops at the first one.
+    pub fn any_key(
+        node: &Node,
+        connection: &mut redis::Connection,
+        pattern: &str,
+    ) -> Result<bool, CliError> {
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = scan_step(connection, cursor, pattern)
+                .map_err(|error| CliError::from_redis(&node.address, &error))?;
+            if !keys.is_empty() {
+                return Ok(true);
+            }
+            if next == 0 {
+                return Ok(false);
+            }
+            cursor = next;
+        }
+    }
+
     /// Counts the keys of `pattern` on `node`, measuring at most `samples` keys in all;
     /// `progress` is called every [`PROGRESS_EVERY`] keys.
     pub fn scan(
@@ -58,14 +78,7 @@ impl Census {
         let failed = |error: redis::RedisError| CliError::from_redis(&node.address, &error);
         let mut cursor: u64 = 0;
         loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(pattern)
-                .arg("COUNT")
-                .arg(SCAN_COUNT)
-                .query(connection)
-                .map_err(failed)?;
+            let (next, keys) = scan_step(connection, cursor, pattern).map_err(failed)?;
             let measured = keys
                 .len()
                 .min(samples.saturating_sub(self.memory_samples) as usize);
@@ -132,6 +145,21 @@ impl Census {
         };
         *counter += 1;
     }
+}
+
+/// One `SCAN` step: the next cursor and the keys found.
+fn scan_step(
+    connection: &mut redis::Connection,
+    cursor: u64,
+    pattern: &str,
+) -> redis::RedisResult<(u64, Vec<Vec<u8>>)> {
+    redis::cmd("SCAN")
+        .arg(cursor)
+        .arg("MATCH")
+        .arg(pattern)
+        .arg("COUNT")
+        .arg(SCAN_COUNT)
+        .query(connection)
 }
 
 /// The kind letter of an rtc key (`rtc:<kind>:…`).

@@ -2,6 +2,7 @@
 
 use rtc::TaggedCache;
 
+use crate::census::Census;
 use crate::cli::EntryArgs;
 use crate::error::CliError;
 use crate::target::Target;
@@ -40,7 +41,10 @@ pub fn get(target: &Target, entry: &EntryArgs) -> Result<(), CliError> {
     let cache = reachable_cache(target)?;
     match cache.get_bytes(&entry.key, &entry.tags) {
         Err(_) if cache.stats().errors > 0 => return Err(not_taken("the read")),
-        Err(_) => println!("miss: {}", describe(target, entry)),
+        Err(_) => {
+            refuse_empty_namespace(target, &cache)?;
+            println!("miss: {}", describe(target, entry));
+        }
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(value) => println!(
                 "{}",
@@ -60,6 +64,8 @@ pub fn get(target: &Target, entry: &EntryArgs) -> Result<(), CliError> {
 /// `rtc delete KEY [--tag TAG]...`.
 pub fn delete(target: &Target, entry: &EntryArgs) -> Result<(), CliError> {
     let cache = reachable_cache(target)?;
+    // Before the delete: it leaves a tombstone even where there was no entry.
+    refuse_empty_namespace(target, &cache)?;
     if cache.delete(&entry.key, &entry.tags) {
         println!("deleted {}", describe(target, entry));
     } else if cache.stats().errors > 0 {
@@ -78,6 +84,20 @@ fn reachable_cache(target: &Target) -> Result<TaggedCache, CliError> {
         node.connect()?;
     }
     Ok(cache)
+}
+
+/// An error when no server holds any key of the namespace: a miss or a delete there most often
+/// means a mistyped `--namespace`. A `SCAN` that stops at the first key found.
+fn refuse_empty_namespace(target: &Target, cache: &TaggedCache) -> Result<(), CliError> {
+    let pattern = cache.key_pattern();
+    for node in target.nodes()? {
+        if Census::any_key(&node, &mut node.connect()?, &pattern)? {
+            return Ok(());
+        }
+    }
+    Err(CliError::EmptyNamespace {
+        namespace: target.namespace().to_owned(),
+    })
 }
 
 fn describe(target: &Target, entry: &EntryArgs) -> String {

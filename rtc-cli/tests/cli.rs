@@ -1,69 +1,12 @@
 //! The `rtc` binary against real redis-server processes: each subcommand and each error.
 
-use std::process::Output;
-
-use assert_cmd::Command;
 use redis::Commands;
 use rtc::{TaggedCache, NO_TAGS};
-use rtc_tests::cluster::RedisCluster;
 use rtc_tests::tls::TlsServer;
 use rtc_tests::{free_port, unique_namespace, RedisServer};
 
-/// `rtc --url <server> --namespace <namespace> <args>`, with no `REDIS_URL` or `RTC_NAMESPACE`
-/// inherited from the environment.
-fn rtc(url: &str, namespace: &str, args: &[&str]) -> Output {
-    bare_rtc()
-        .args(["--url", url, "--namespace", namespace])
-        .args(args)
-        .output()
-        .expect("the rtc binary runs")
-}
-
-fn bare_rtc() -> Command {
-    let mut command = Command::cargo_bin("rtc").expect("the rtc binary is built");
-    command.env_remove("REDIS_URL").env_remove("RTC_NAMESPACE");
-    command
-}
-
-fn cache(url: &str, namespace: &str) -> TaggedCache {
-    TaggedCache::builder()
-        .url(url)
-        .namespace(namespace)
-        .build()
-        .expect("valid settings")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_exit(output: &Output, code: i32) {
-    assert_eq!(
-        output.status.code(),
-        Some(code),
-        "stdout:\n{}\nstderr:\n{}",
-        stdout(output),
-        stderr(output)
-    );
-}
-
-#[track_caller]
-fn assert_contains(text: String, part: &str) {
-    assert!(text.contains(part), "{part:?} not in:\n{text}");
-}
-
-#[track_caller]
-fn assert_starts_with(text: String, start: &str) {
-    assert!(
-        text.starts_with(start),
-        "does not start with {start:?}:\n{text}"
-    );
-}
+mod support;
+use support::*;
 
 /// A server of its own, a fresh namespace, and a cache on both.
 fn server_and_cache(label: &str) -> (RedisServer, String, TaggedCache) {
@@ -459,55 +402,27 @@ fn an_invalidation_a_full_server_refuses_exits_1() {
 }
 
 #[test]
-fn on_a_cluster_stats_counts_every_master_and_invalidate_reaches_every_shard() {
-    let cluster = RedisCluster::start();
-    let namespace = unique_namespace("cli-cluster");
-    let cache = TaggedCache::builder()
-        .cluster_urls(cluster.urls())
-        .namespace(&namespace)
-        .build()
-        .unwrap();
-    for id in 0..20 {
-        assert!(cache.set(format!("k{id}"), &id, [format!("t{id}")], None));
-    }
-    let args = [
-        "--namespace".into(),
-        namespace.clone(),
-        "--cluster".into(),
-        cluster.urls().join(","),
-    ];
-
-    let stats = bare_rtc()
-        .args(&args)
-        .args(["stats", "--json"])
-        .output()
-        .unwrap();
-    let invalidate = bare_rtc()
-        .args(&args)
-        .args(["invalidate"])
-        .args((0..20).map(|id| format!("t{id}")))
-        .output()
-        .unwrap();
-
-    assert_exit(&stats, 0);
-    let report: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
-    assert_eq!(report["entries"], 20);
-    assert_eq!(report["servers"].as_array().map(Vec::len), Some(3));
-    assert_exit(&invalidate, 0);
-    assert!((0..20).all(|id| cache
-        .get::<i32>(format!("k{id}"), [format!("t{id}")])
-        .is_err()));
-}
-
-#[test]
 fn a_read_or_delete_the_user_may_not_run_exits_1_instead_of_reporting_a_miss() {
     let server = RedisServer::start();
-    add_user(&server, "reader", "shop", &["+ping", "+hello"]);
+    cache(&server.url(), "shop").set("k", &1, NO_TAGS, None);
+    add_user(&server, "reader", "shop", &["+ping", "+hello", "+scan"]);
     let url = format!("redis://reader:pw@127.0.0.1:{}/0", server.port());
 
     for args in [&["get", "k"][..], &["delete", "k"]] {
         let output = rtc(&url, "shop", args);
         assert_exit(&output, 1);
         assert_contains(stderr(&output), "did not happen");
+    }
+}
+
+#[test]
+fn a_get_or_delete_in_a_namespace_with_no_keys_exits_1() {
+    let server = RedisServer::start();
+    cache(&server.url(), "elsewhere").set("k", &1, NO_TAGS, None);
+
+    for args in [&["get", "k"][..], &["delete", "k"]] {
+        let output = rtc(&server.url(), "mistyped", args);
+        assert_exit(&output, 1);
+        assert_contains(stderr(&output), "namespace 'mistyped' holds no keys");
     }
 }

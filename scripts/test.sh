@@ -39,6 +39,20 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quie
 echo "==> benches and examples build"
 cargo build --workspace --all-features --benches --examples --quiet
 
+# The crates a registry would publish; rtc-tests and rtc-examples are `publish = false`.
+published=(-p rtc-core -p rtc-macros -p rtc -p rtc-cli)
+
+msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+echo "==> minimum supported Rust $msrv: cargo +$msrv check of the published crates"
+rustup toolchain list | grep -q "^$msrv" || rustup toolchain install "$msrv" --profile minimal
+cargo "+$msrv" check --locked "${published[@]}" --all-features --quiet
+
+# One command for all four: cargo packages them in dependency order and verifies each against the
+# others through a temporary local registry, so no --no-verify is needed for the path
+# dependencies between them. --allow-dirty: this checks packaging, it publishes nothing.
+echo "==> cargo package (published crates, verified)"
+cargo package "${published[@]}" --allow-dirty --quiet
+
 # rtc-tests' integration tests again, against other servers: the harness starts the binary named
 # by RTC_TEST_SERVER and creates clusters with RTC_TEST_CLI. A server built without TLS skips the
 # TLS tests with a printed reason, so tls_acl runs apart with its output shown. Same cargo flags

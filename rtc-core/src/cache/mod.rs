@@ -194,6 +194,33 @@ impl TaggedCache {
         self.value_of(lookup, timer)
     }
 
+    /// The stored bytes of the fresh entry under `key` and exactly this set of `tags`, not
+    /// decoded (JSON unless it was written with a custom `serializer`): for tools that show what
+    /// an entry holds, whatever its type. One round trip, as [`TaggedCache::get`].
+    ///
+    /// ```
+    /// use rtc::{TaggedCache, NO_TAGS};
+    ///
+    /// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
+    /// cache.set("answer", &42, NO_TAGS, None);
+    /// assert_eq!(cache.get_bytes("answer", NO_TAGS).as_deref(), Ok(&b"42"[..]));
+    /// ```
+    ///
+    /// # Errors
+    /// [`CacheMiss`] when there is no fresh entry or when the backend could not be reached.
+    pub fn get_bytes(
+        &self,
+        key: impl AsRef<str>,
+        tags: impl IntoTags,
+    ) -> Result<Vec<u8>, CacheMiss> {
+        let timer = metrics::Timer::start();
+        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
+        let lookup = self.drive(self.read_flow(&keys));
+        self.payload_of(lookup, timer)
+            .map(|payload| payload.into_vec())
+            .ok_or(CacheMiss)
+    }
+
     /// Removes the entry stored under `key` and exactly this set of `tags`; true if one was removed.
     pub fn delete(&self, key: impl AsRef<str>, tags: impl IntoTags) -> bool {
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());

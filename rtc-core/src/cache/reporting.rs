@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::TaggedCache;
 use crate::backend::BackendError;
-use crate::engine::{Lookup, Reply};
+use crate::engine::{Lookup, Payload, Reply};
 use crate::error::CacheMiss;
 use crate::metrics;
 use crate::stats::Counters;
@@ -20,33 +20,31 @@ impl TaggedCache {
         }
     }
 
-    /// Counts a low-level read as a hit or a miss.
-    fn count_lookup(&self, lookup: &Lookup) {
-        let counters = &self.inner.counters;
-        match lookup {
-            Lookup::Hit(..) => Counters::bump(&counters.hits),
-            Lookup::Miss(_) | Lookup::Unavailable => Counters::bump(&counters.misses),
-        }
-    }
-
     /// A low-level read's value: counted, and decoded as `T`.
     pub(crate) fn value_of<T: DeserializeOwned>(
         &self,
         lookup: Lookup,
         timer: metrics::Timer,
     ) -> Result<T, CacheMiss> {
-        self.count_lookup(&lookup);
+        let payload = self.payload_of(lookup, timer).ok_or(CacheMiss)?;
+        self.decode(&payload).ok_or(CacheMiss)
+    }
+
+    /// A low-level read's stored value, undecoded: counted as a hit or a miss.
+    pub(crate) fn payload_of(&self, lookup: Lookup, timer: metrics::Timer) -> Option<Payload> {
+        let counters = &self.inner.counters;
+        let payload = match lookup {
+            Lookup::Hit(payload, _) => Some(payload),
+            Lookup::Miss(_) | Lookup::Unavailable => None,
+        };
+        Counters::bump(if payload.is_some() {
+            &counters.hits
+        } else {
+            &counters.misses
+        });
         let namespace = &self.inner.settings.namespace;
-        metrics::call(
-            namespace,
-            "get",
-            matches!(lookup, Lookup::Hit(..)),
-            timer.elapsed(),
-        );
-        match lookup {
-            Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
-            Lookup::Miss(_) | Lookup::Unavailable => Err(CacheMiss),
-        }
+        metrics::call(namespace, "get", payload.is_some(), timer.elapsed());
+        payload
     }
 
     /// Counts a write that landed.

@@ -17,7 +17,7 @@ mod write;
 use crate::backend::BackendError;
 
 pub(crate) use self::operation::{LockAttempt, Operation, ReadReply, Reply};
-pub(crate) use self::read::{Lookup, ReadFlow};
+pub(crate) use self::read::{Lookup, Payload, ReadFlow};
 pub(crate) use self::write::{CreateTagsFlow, WriteFlow};
 
 /// What a flow wants next.

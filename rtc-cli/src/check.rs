@@ -1,0 +1,88 @@
+//! `rtc check`: can this server, and this user, serve rtc?
+
+use std::time::{Duration, Instant};
+
+use crate::access::{self, Method};
+use crate::error::CliError;
+use crate::server::ServerInfo;
+use crate::target::Target;
+
+/// How many `PING`s the round-trip time is the median of.
+const PINGS: usize = 5;
+
+/// Checks every server of the target; fails on the first one that is too old, and at the end
+/// when a command rtc needs is denied anywhere.
+pub fn run(target: &Target) -> Result<(), CliError> {
+    let pattern = target.cache()?.key_pattern();
+    let namespace_id = pattern
+        .strip_prefix("rtc:?:")
+        .and_then(|rest| rest.strip_suffix(":*"))
+        .expect("rtc key patterns read rtc:?:<ns>:*");
+    let needed = access::needed(namespace_id);
+    let mut denied = Vec::new();
+    for node in target.nodes()? {
+        let mut connection = node.connect()?;
+        let server = ServerInfo::read(&node, &mut connection)?;
+        if let Some(reason) = server.too_old() {
+            return Err(CliError::Refusal(reason));
+        }
+        let round_trip = round_trip(&mut connection)
+            .map_err(|error| CliError::from_redis(&node.address, &error))?;
+        println!(
+            "{}: Redis {}, round trip {:.2} ms (median of {PINGS} PINGs)",
+            node.address,
+            server.version,
+            round_trip.as_secs_f64() * 1000.0
+        );
+        let (method, verdicts) = match access::dry_run(&mut connection, &needed) {
+            Some(found) => found,
+            None => access::probe(&mut connection, &needed),
+        };
+        match method {
+            Method::DryRun(user) => {
+                println!("  user '{user}', checked with ACL DRYRUN on {pattern}")
+            }
+            Method::Probe => println!(
+                "  this user may not run ACL DRYRUN: commands tried on probe keys of {pattern}"
+            ),
+        }
+        for verdict in verdicts {
+            let status = match (&verdict.denied, verdict.stats_only) {
+                (None, _) => "ok".to_owned(),
+                (Some(reason), true) => format!("DENIED, rtc stats will not work: {reason}"),
+                (Some(reason), false) => {
+                    denied.push(format!("{} on {}", verdict.name, node.address));
+                    format!("DENIED: {reason}")
+                }
+            };
+            println!("  {:<13} {:<50} {status}", verdict.name, verdict.purpose);
+        }
+        if let Some(warning) = server.eviction_warning() {
+            println!("warning: {warning}");
+        }
+    }
+    if !denied.is_empty() {
+        return Err(CliError::Refusal(format!(
+            "this user may not run every command rtc needs on namespace '{}': {} denied",
+            target.namespace(),
+            denied.join(", ")
+        )));
+    }
+    println!(
+        "ok: rtc can use namespace '{}' on every server",
+        target.namespace()
+    );
+    Ok(())
+}
+
+/// The median time of [`PINGS`] round trips.
+fn round_trip(connection: &mut redis::Connection) -> redis::RedisResult<Duration> {
+    let mut times = Vec::with_capacity(PINGS);
+    for _ in 0..PINGS {
+        let start = Instant::now();
+        redis::cmd("PING").query::<String>(connection)?;
+        times.push(start.elapsed());
+    }
+    times.sort();
+    Ok(times[PINGS / 2])
+}

@@ -51,11 +51,14 @@ impl Bookshop {
     }
 
     fn get<T: DeserializeOwned>(&self, path: &str) -> T {
+        serde_json::from_str(&self.get_text(path)).expect("a JSON body")
+    }
+
+    fn get_text(&self, path: &str) -> String {
         let mut response = ureq::get(format!("{}{path}", self.base))
             .call()
             .unwrap_or_else(|error| panic!("GET {path}: {error}"));
-        serde_json::from_str(&response.body_mut().read_to_string().expect("a body"))
-            .expect("a JSON body")
+        response.body_mut().read_to_string().expect("a body")
     }
 
     fn put(&self, path: &str, book: &NewBook) -> Book {
@@ -128,6 +131,15 @@ fn a_read_is_cached_and_a_write_is_seen_by_the_next_read() {
         by_alan.contains(&changed),
         "the new author's list was invalidated"
     );
+
+    // The same hits and misses, as Prometheus reads them.
+    let metrics = shop.get_text("/metrics");
+    let hits = metrics
+        .lines()
+        .find(|line| line.starts_with("rtc_hits_total{") && line.contains("function=\"book\""))
+        .unwrap_or_else(|| panic!("a hit counter for `book`:\n{metrics}"));
+    assert!(hits.ends_with(" 1"), "one hit of `book`: {hits}");
+    assert!(metrics.contains("rtc_miss_seconds"), "{metrics}");
 }
 
 #[test]

@@ -80,8 +80,26 @@
 //! # Observability
 //!
 //! [`TaggedCache::stats`] returns counters (hits, misses, sets, invalidations, errors, lock
-//! waits); [`TaggedCacheBuilder::cache_hook`] calls a function with a [`CacheInfo`] after every
-//! decorated call; `tracing` debug events mark hits, misses, lock waits and bypasses.
+//! waits): every `get` and every decorated call is exactly one hit or one miss, so
+//! `hits / (hits + misses)` is the hit ratio. [`TaggedCacheBuilder::cache_hook`] calls a function
+//! with a [`CacheInfo`] after every decorated call; `tracing` debug events mark hits, misses,
+//! lock waits and bypasses, and warnings say what went wrong (install a subscriber to see them).
+//!
+//! # Metrics
+//!
+//! With the `metrics` cargo feature, rtc reports through the [`metrics`](https://docs.rs/metrics)
+//! facade to whatever recorder the application installs (a Prometheus exporter, StatsD, an
+//! OpenTelemetry bridge); without it, none of this code exists.
+//!
+//! | name | kind | labels |
+//! |---|---|---|
+//! | `rtc_hits_total`, `rtc_misses_total` | counter | `namespace`, `function` (`get` for [`TaggedCache::get`]) |
+//! | `rtc_hit_seconds`, `rtc_miss_seconds` | histogram | `namespace`, `function` |
+//! | `rtc_lock_waits_total` | counter | `namespace`, `function` |
+//! | `rtc_errors_total` | counter | `namespace`, `operation` (`read`, `write`, `delete`, `invalidate`, `lock`, `codec`), `kind` |
+//!
+//! The bookshop example (`examples/src/bookshop`) serves them at `GET /metrics` with
+//! `metrics-exporter-prometheus`.
 
 #![warn(missing_docs)]
 

@@ -5,19 +5,21 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 
 use super::catalog::{self, CatalogError};
 use super::database::{Database, NewBook};
 
 /// The service's routes, over `db`; the cache is rtc's global one (`rtc::set_global`).
-pub fn router(db: Database) -> Router {
+/// `metrics` renders what rtc's `metrics` feature recorded, at `GET /metrics`.
+pub fn router(db: Database, metrics: PrometheusHandle) -> Router {
     Router::new()
         .route("/books", post(add_book))
         .route("/books/{id}", get(book).put(change_book))
         .route("/authors/{author}/books", get(books_by))
-        // Metrics go here once rtc exports them: a `/metrics` route next to `/stats`.
         .route("/stats", get(stats))
+        .route("/metrics", get(move || async move { metrics.render() }))
         .with_state(db)
 }
 

@@ -8,6 +8,7 @@
 //! | `PUT /books/{id}` | changes a book; invalidates `book:{id}` and both authors' tags |
 //! | `POST /books` | adds a book; invalidates its author's tag |
 //! | `GET /stats` | database reads so far and the cache's counters |
+//! | `GET /metrics` | rtc's metrics (hits, misses, latencies, errors by function) for Prometheus |
 //!
 //! The binary (`src/bin/bookshop.rs`) reads `BOOKSHOP_LISTEN` (default `127.0.0.1:3000`),
 //! `BOOKSHOP_DATABASE` (default `bookshop.sqlite3`), `REDIS_URL` and `RTC_NAMESPACE`.

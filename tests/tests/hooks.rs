@@ -99,6 +99,20 @@ fn the_hook_sees_a_miss_then_a_hit_of_a_function() {
 
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.sets), (1, 1, 1));
+
+    // `refresh_<fn>` runs the body, stores, and calls the hook too (neither a hit nor a miss).
+    assert_eq!(refresh_square(7), 49);
+    let refreshed = last(&journal);
+    assert_eq!(
+        journal.lock().unwrap().len(),
+        3,
+        "the refresh called the hook"
+    );
+    assert!(!refreshed.info.hit);
+    assert!(refreshed.info.decorated_elapsed >= Duration::from_millis(5));
+    assert_eq!(refreshed.userdata.as_deref(), Some("squares"));
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.sets), (1, 1, 2));
 }
 
 static REPOS: OnceLock<TaggedCache> = OnceLock::new();

@@ -135,6 +135,14 @@ struct Driven<'a, V> {
     blocking: bool,
 }
 
+impl<V> Driven<'_, V> {
+    /// The function returned `outcome`: how long its body took, and the bytes to store.
+    fn computed<R: Outcome<Value = V>>(&mut self, codec: &Codec<V>, outcome: &R, started: Instant) {
+        self.flow.report.info.decorated_elapsed = started.elapsed();
+        self.flow.computed(encoded(codec, outcome));
+    }
+}
+
 impl<V> Drop for Driven<'_, V> {
     fn drop(&mut self) {
         let Some(held) = self.flow.abandon() else {
@@ -206,19 +214,7 @@ impl<'a> Call<'a> {
         let Some(entry) = self.entry() else {
             return compute();
         };
-        let flow = CallFlow::new(
-            entry.cache,
-            &entry.keys,
-            &codec,
-            mode,
-            self.stored_lifetime(entry.cache),
-            report,
-        );
-        let mut call = Driven {
-            cache: entry.cache,
-            flow,
-            blocking: true,
-        };
+        let mut call = self.driven(&entry, &codec, mode, report, true);
         loop {
             match entry.cache.drive(&mut call.flow) {
                 Yield::Follow(flight, deadline) => call.flow.landed(flight.wait(deadline)),
@@ -230,8 +226,7 @@ impl<'a> Call<'a> {
         }
         let started = Instant::now();
         let outcome = compute();
-        call.flow.report.info.decorated_elapsed = started.elapsed();
-        call.flow.computed(encoded(&codec, &outcome));
+        call.computed(&codec, &outcome, started);
         entry.cache.drive(&mut call.flow);
         self.finish(&entry, &mut call.flow.report, outcome)
     }
@@ -247,19 +242,7 @@ impl<'a> Call<'a> {
         let Some(entry) = self.entry() else {
             return compute.await;
         };
-        let flow = CallFlow::new(
-            entry.cache,
-            &entry.keys,
-            &codec,
-            mode,
-            self.stored_lifetime(entry.cache),
-            report,
-        );
-        let mut call = Driven {
-            cache: entry.cache,
-            flow,
-            blocking: false,
-        };
+        let mut call = self.driven(&entry, &codec, mode, report, false);
         loop {
             match entry.cache.drive_async(&mut call.flow).await {
                 Yield::Follow(flight, deadline) => {
@@ -274,8 +257,7 @@ impl<'a> Call<'a> {
         }
         let started = Instant::now();
         let outcome = compute.await;
-        call.flow.report.info.decorated_elapsed = started.elapsed();
-        call.flow.computed(encoded(&codec, &outcome));
+        call.computed(&codec, &outcome, started);
         entry.cache.drive_async(&mut call.flow).await;
         self.finish(&entry, &mut call.flow.report, outcome)
     }
@@ -337,6 +319,23 @@ impl<'a> Call<'a> {
             }
         }
         cache
+    }
+
+    /// This call's protocol on `entry`, owned by a driver (`blocking` for the sync one).
+    fn driven<'c, V>(
+        &self,
+        entry: &'c CallEntry<'_>,
+        codec: &'c Codec<V>,
+        mode: Mode,
+        report: Report,
+        blocking: bool,
+    ) -> Driven<'c, V> {
+        let lifetime = self.stored_lifetime(entry.cache);
+        Driven {
+            cache: entry.cache,
+            flow: CallFlow::new(entry.cache, &entry.keys, codec, mode, lifetime, report),
+            blocking,
+        }
     }
 
     /// The key of this call's entry: `key = ...`, or the one generated from the site and the

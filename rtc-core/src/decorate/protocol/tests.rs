@@ -100,6 +100,21 @@ impl<V: std::fmt::Debug> std::fmt::Debug for Yield<V> {
     }
 }
 
+/// A `lock = true` call on a shared cache that missed and asked for the lock.
+fn acquiring<'a>(
+    cache: &'a TaggedCache,
+    keys: &'a EntryKeys,
+    codec: &'a Codec<String>,
+) -> CallFlow<'a, String> {
+    let mut flow = CallFlow::new(cache, keys, codec, locked(), None, report());
+    sends(&mut flow, None, is_read);
+    let miss = read(keys, &versions(keys, 1), None);
+    sends(&mut flow, Some(Ok(Reply::Read(miss))), |operation| {
+        matches!(operation, Operation::Acquire { baton: None, .. })
+    });
+    flow
+}
+
 fn is_read(operation: &Operation<'_>) -> bool {
     matches!(operation, Operation::Read { .. })
 }
@@ -176,13 +191,9 @@ fn the_lock_holder_computes_stores_releases_and_lands_for_followers() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = Codec::<String>::json();
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
-    sends(&mut flow, None, is_read);
+    let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
-    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |operation| {
-        matches!(operation, Operation::Acquire { baton: None, .. })
-    });
     let follower = match cache.flights().join(&keys.entry) {
         Joined::Follower(flight) => flight,
         Joined::Leader(_) => panic!("the first caller leads"),
@@ -237,13 +248,9 @@ fn a_waiter_wakes_on_the_holders_token_and_passes_it_on() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = Codec::<String>::json();
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
-    sends(&mut flow, None, is_read);
+    let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
-    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |operation| {
-        matches!(operation, Operation::Acquire { .. })
-    });
     sends(
         &mut flow,
         Some(lock_reply(Some(b"holder"), 1000, miss())),
@@ -276,13 +283,9 @@ fn a_stale_token_leaves_only_what_is_left_of_the_lock_to_wait_for() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = Codec::<String>::json();
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
-    sends(&mut flow, None, is_read);
+    let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
-    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |operation| {
-        matches!(operation, Operation::Acquire { .. })
-    });
     sends(
         &mut flow,
         Some(lock_reply(Some(b"holder"), 300, miss())),
@@ -305,11 +308,9 @@ fn an_expired_lock_is_tried_again_and_a_failed_wait_computes_alone() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = Codec::<String>::json();
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
-    sends(&mut flow, None, is_read);
+    let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
-    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |_| true);
     sends(
         &mut flow,
         Some(lock_reply(Some(b"holder"), 10, miss())),
@@ -362,11 +363,9 @@ fn an_abandoned_holder_hands_its_lock_to_the_driver_once() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = Codec::<String>::json();
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
-    sends(&mut flow, None, is_read);
+    let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
-    sends(&mut flow, Some(Ok(Reply::Read(miss()))), |_| true);
     assert!(matches!(
         yields(&mut flow, Some(lock_reply(None, 5000, miss()))),
         Yield::Compute

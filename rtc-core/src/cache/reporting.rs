@@ -2,6 +2,7 @@
 //! error and a rate-limited warning; hits, misses and writes are counted here.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -35,13 +36,35 @@ impl TaggedCache {
         lookup: Lookup,
         timer: metrics::Timer,
     ) -> Result<T, CacheMiss> {
+        self.counted_value(lookup, "get", timer.elapsed())
+    }
+
+    /// A batch read's values: each counted (as one `get`), and decoded as `T`.
+    pub(crate) fn values_of<T: DeserializeOwned>(
+        &self,
+        lookups: Vec<Lookup>,
+        timer: metrics::Timer,
+    ) -> Vec<Result<T, CacheMiss>> {
+        let elapsed = timer.elapsed();
+        lookups
+            .into_iter()
+            .map(|lookup| self.counted_value(lookup, "get_many", elapsed))
+            .collect()
+    }
+
+    fn counted_value<T: DeserializeOwned>(
+        &self,
+        lookup: Lookup,
+        function: &'static str,
+        elapsed: Duration,
+    ) -> Result<T, CacheMiss> {
         self.count_lookup(&lookup);
         let namespace = &self.inner.settings.namespace;
         metrics::call(
             namespace,
-            "get",
+            function,
             matches!(lookup, Lookup::Hit(..)),
-            timer.elapsed(),
+            elapsed,
         );
         match lookup {
             Lookup::Hit(bytes, _) => self.decode(&bytes).ok_or(CacheMiss),
@@ -55,6 +78,14 @@ impl TaggedCache {
             Counters::bump(&self.inner.counters.sets);
         }
         written
+    }
+
+    /// Which entries of a batch landed: those that were encoded, when the batch was stored.
+    pub(crate) fn count_writes(&self, encoded: Vec<bool>, stored: bool) -> Vec<bool> {
+        encoded
+            .into_iter()
+            .map(|encoded| self.count_write(encoded && stored))
+            .collect()
     }
 
     /// Whether a delete removed a live entry.

@@ -88,7 +88,9 @@ fn set(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache) {
 /// of the entries and their distinct tags) against a `get` per entry and one raw `MGET`.
 fn get_many(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache) {
     let mut connection = server.connection();
-    let raw_keys: Vec<String> = (0..BATCH).map(|id| format!("bench:raw:batch:{id}")).collect();
+    let raw_keys: Vec<String> = (0..BATCH)
+        .map(|id| format!("bench:raw:batch:{id}"))
+        .collect();
     for (id, key) in (0..BATCH).zip(&raw_keys) {
         redis::cmd("SET")
             .arg(key)

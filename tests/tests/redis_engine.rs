@@ -260,8 +260,17 @@ fn a_hundred_entries_are_one_mget_whatever_their_tags() {
     let cache = cache_on(&server);
     let mut probe = server.connection();
     let values: Vec<u32> = (0..100).collect();
-    let tags_of = |i: u32| [format!("user:{i}"), format!("group:{}", i % 7), "users".to_owned()];
-    let stored = cache.set_many(values.iter().map(|i| (format!("k{i}"), i, tags_of(*i))), None);
+    let tags_of = |i: u32| {
+        [
+            format!("user:{i}"),
+            format!("group:{}", i % 7),
+            "users".to_owned(),
+        ]
+    };
+    let stored = cache.set_many(
+        values.iter().map(|i| (format!("k{i}"), i, tags_of(*i))),
+        None,
+    );
     assert_eq!(stored, vec![true; 100]);
     let mget = calls_of(&mut probe, "mget");
     // Every other entry is absent: misses cost nothing more than hits.
@@ -269,10 +278,16 @@ fn a_hundred_entries_are_one_mget_whatever_their_tags() {
     let sent = commands_sent_by(&mut probe, || {
         let got = cache.get_many::<u32>(asked);
         assert_eq!(got.len(), 200);
-        assert!(got[..100].iter().zip(&values).all(|(got, i)| got == &Ok(*i)));
+        assert!(got[..100]
+            .iter()
+            .zip(&values)
+            .all(|(got, i)| got == &Ok(*i)));
         assert!(got[100..].iter().all(Result::is_err));
     });
-    assert_eq!(sent, 1, "one MGET of 200 entries and of every tag they carry, each tag once");
+    assert_eq!(
+        sent, 1,
+        "one MGET of 200 entries and of every tag they carry, each tag once"
+    );
     assert_eq!(calls_of(&mut probe, "mget") - mget, 1);
 }
 
@@ -293,7 +308,11 @@ fn set_many_is_one_script_call() {
     assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 1);
     // Inside the script: one GET per tag (the namespace tag, `shared`, 100 own tags), a SET for
     // each of the 100 new tags, a SET per entry.
-    assert_eq!(sent, 1 + 102 + 100 + 100, "one EVALSHA, nothing else from the client");
+    assert_eq!(
+        sent,
+        1 + 102 + 100 + 100,
+        "one EVALSHA, nothing else from the client"
+    );
     assert_eq!(cache.get::<u32>("k7", ["shared", "own7"]), Ok(7));
 }
 
@@ -312,17 +331,26 @@ fn get_many_finds_what_a_cached_function_stored_with_one_more_round_trip() {
     report(2020);
     report(2021);
     cache.set("report:plain", &"plain".to_owned(), ["reports"], None);
-    let asked = ["report:2020", "report:plain", "report:2021", "report:2022"].map(|key| (key, "reports"));
+    let asked =
+        ["report:2020", "report:plain", "report:2021", "report:2022"].map(|key| (key, "reports"));
     let sent = commands_sent_by(&mut probe, || {
         let got = cache.get_many::<String>(asked);
-        let expected = ["report of 2020", "plain", "report of 2021"].map(|text| Ok(text.to_owned()));
+        let expected =
+            ["report of 2020", "plain", "report of 2021"].map(|text| Ok(text.to_owned()));
         assert_eq!(got[..3], expected);
         assert_eq!(got[3], Err(CacheMiss));
     });
-    assert_eq!(sent, 2, "one MGET of entries and tags, one of the function's own tag");
+    assert_eq!(
+        sent, 2,
+        "one MGET of entries and tags, one of the function's own tag"
+    );
     assert!(invalidate_all_report());
     let got = cache.get_many::<String>(asked);
-    assert_eq!(got[0], Err(CacheMiss), "the function's entries miss after invalidate_all_report");
+    assert_eq!(
+        got[0],
+        Err(CacheMiss),
+        "the function's entries miss after invalidate_all_report"
+    );
     assert_eq!(got[1].as_deref(), Ok("plain"));
 }
 

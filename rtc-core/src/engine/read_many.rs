@@ -254,6 +254,14 @@ mod tests {
         }
     }
 
+    /// Entries of one tag each, as a low-level reader names them.
+    fn read_as(space: &KeySpace, entries: &[(&str, &str)]) -> Vec<EntryKeys> {
+        entries
+            .iter()
+            .map(|(key, tag)| EntryKeys::new(space, key, [tag], Vec::new()))
+            .collect()
+    }
+
     fn many(entries: Vec<Option<Vec<u8>>>, versions: Vec<Option<Version>>) -> Received {
         Ok(Reply::Many(ManyReply { entries, versions }))
     }
@@ -279,13 +287,16 @@ mod tests {
     #[test]
     fn hits_misses_tombstones_and_stale_entries_come_back_in_order() {
         let space = KeySpace::new("ns");
-        let keys = [
-            EntryKeys::new(&space, "fresh", ["t"], Vec::new()),
-            EntryKeys::new(&space, "absent", ["t"], Vec::new()),
-            EntryKeys::new(&space, "deleted", ["t"], Vec::new()),
-            EntryKeys::new(&space, "stale", ["u"], Vec::new()),
-            EntryKeys::new(&space, "fresh", ["t"], Vec::new()),
-        ];
+        let keys = read_as(
+            &space,
+            &[
+                ("fresh", "t"),
+                ("absent", "t"),
+                ("deleted", "t"),
+                ("stale", "u"),
+                ("fresh", "t"),
+            ],
+        );
         // Tags in first-seen order: namespace, t, u.
         let tombstone = format::tombstone();
         let reply = many(
@@ -322,11 +333,7 @@ mod tests {
             EntryKeys::new(&space, "a", ["t"], vec![f.clone()]),
             EntryKeys::new(&space, "b", ["t"], vec![f.clone(), g.clone()]),
         ];
-        let keys = [
-            EntryKeys::new(&space, "a", ["t"], Vec::new()),
-            EntryKeys::new(&space, "b", ["t"], Vec::new()),
-            EntryKeys::new(&space, "plain", ["t"], Vec::new()),
-        ];
+        let keys = read_as(&space, &[("a", "t"), ("b", "t"), ("plain", "t")]);
         let first = many(
             vec![
                 stamped(&written[0], &[v(1), v(2), v(3)], b"a"),
@@ -355,10 +362,7 @@ mod tests {
     #[test]
     fn a_failed_round_trip_misses_every_entry_it_left_unread() {
         let space = KeySpace::new("ns");
-        let keys = [
-            EntryKeys::new(&space, "a", ["t"], Vec::new()),
-            EntryKeys::new(&space, "b", ["t"], Vec::new()),
-        ];
+        let keys = read_as(&space, &[("a", "t"), ("b", "t")]);
         let (lookups, _) = drive(
             ReadManyFlow::new(&space, &keys),
             vec![Err(BackendError::Skipped)],

@@ -71,8 +71,8 @@ impl TaggedCache {
     /// `Some(Duration::ZERO)` for entries that never expire). Returns, in the order given,
     /// whether each entry was stored: a value that cannot be serialized is `false` and the
     /// others are still written; when the backend fails, nothing is stored and every entry is
-    /// `false` (one warning is logged). The entries are written in order, so of an entry given
-    /// twice the later value stays.
+    /// `false` (one warning is logged), as when one entry carries more than [`crate::MAX_TAGS`]
+    /// tags. The entries are written in order, so of an entry given twice the later value stays.
     ///
     /// On one Redis server this is **one round trip**: one call of a script that reads (or
     /// creates) each tag's version once and writes every entry stamped with them, atomically.

@@ -4,7 +4,7 @@
 //!
 //! | name | kind | labels |
 //! |---|---|---|
-//! | `rtc_hits_total`, `rtc_misses_total` | counter | `namespace`, `function` (`get` for the low-level API) |
+//! | `rtc_hits_total`, `rtc_misses_total` | counter | `namespace`, `function` (`get`, and `get_many` per entry of a batch, for the low-level API) |
 //! | `rtc_hit_seconds`, `rtc_miss_seconds` | histogram | `namespace`, `function` |
 //! | `rtc_lock_waits_total` | counter | `namespace`, `function` |
 //! | `rtc_errors_total` | counter | `namespace`, `operation`, `kind` |

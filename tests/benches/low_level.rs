@@ -1,5 +1,6 @@
-//! rtc's low-level API beside raw redis-rs on the same server: `get` hit, `set`, and `invalidate`
-//! of a tag carried by one entry against one carried by 100,000.
+//! rtc's low-level API beside raw redis-rs on the same server: `get` hit, `set`, 100 hits in one
+//! `get_many` against 100 `get`s and one raw `MGET`, and `invalidate` of a tag carried by one
+//! entry against one carried by 100,000.
 
 #[allow(dead_code)]
 mod support;
@@ -13,6 +14,8 @@ use support::{BenchServer, User};
 
 /// Entries carrying the crowded tag of the invalidation bench.
 const CROWD: u64 = 100_000;
+/// Entries read at once in the batch bench.
+const BATCH: u64 = 100;
 const TAGS: [&str; 2] = ["tag1", "tag2"];
 
 fn main() {
@@ -25,6 +28,7 @@ fn main() {
     let mut criterion = support::criterion();
     get_hit(&mut criterion, &server, &cache);
     set(&mut criterion, &server, &cache);
+    get_many(&mut criterion, &server, &cache);
     invalidate(&mut criterion, &cache);
     criterion.final_summary();
 }
@@ -76,6 +80,63 @@ fn set(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache) {
     });
     group.bench_function("rtc_set", |bench| {
         bench.iter(|| assert!(cache.set("user:2", &user, TAGS, None)));
+    });
+    group.finish();
+}
+
+/// [`BATCH`] hits with two tags each (one of them their own): one `get_many` (a single `MGET`
+/// of the entries and their distinct tags) against a `get` per entry and one raw `MGET`.
+fn get_many(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache) {
+    let mut connection = server.connection();
+    let raw_keys: Vec<String> = (0..BATCH)
+        .map(|id| format!("bench:raw:batch:{id}"))
+        .collect();
+    for (id, key) in (0..BATCH).zip(&raw_keys) {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(support::user_json(id))
+            .exec(&mut connection)
+            .expect("SET");
+    }
+    let users: Vec<User> = (0..BATCH).map(support::user).collect();
+    let entries: Vec<(String, [String; 2])> = (0..BATCH)
+        .map(|id| {
+            let tags = [format!("user:{id}"), "users".to_owned()];
+            (format!("batch:{id}"), tags)
+        })
+        .collect();
+    let stored = cache.set_many(
+        entries
+            .iter()
+            .zip(&users)
+            .map(|((key, tags), user)| (key, user, tags)),
+        None,
+    );
+    assert!(stored.iter().all(|stored| *stored));
+    let read = || cache.get_many::<User>(entries.iter().map(|(key, tags)| (key, tags)));
+    assert!(read().into_iter().eq(users.iter().cloned().map(Ok)));
+
+    let mut group = criterion.benchmark_group("get_many_100");
+    group.bench_function("raw_mget", |bench| {
+        bench.iter(|| {
+            let values: Vec<Vec<u8>> = redis::cmd("MGET")
+                .arg(&raw_keys)
+                .query(&mut connection)
+                .expect("MGET");
+            black_box(values)
+        });
+    });
+    group.bench_function("rtc_get_many", |bench| {
+        bench.iter(|| black_box(read()));
+    });
+    group.bench_function("rtc_get_each", |bench| {
+        bench.iter(|| {
+            let values: Vec<User> = entries
+                .iter()
+                .map(|(key, tags)| cache.get::<User>(key, tags).expect("a hit"))
+                .collect();
+            black_box(values)
+        });
     });
     group.finish();
 }

@@ -1,9 +1,11 @@
 //! What only a real Redis can show: round trips, stored bytes, outages.
 
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use redis::Commands;
 use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+use rtc_tests::statics::install;
 use rtc_tests::{free_port, unique_namespace, RedisServer};
 
 fn cache_on(server: &RedisServer) -> TaggedCache {
@@ -250,4 +252,126 @@ fn a_tag_created_by_two_racing_writers_gets_one_version() {
     for (i, cache) in caches.iter().enumerate() {
         assert_eq!(cache.get::<usize>(format!("k{i}"), ["fresh-tag"]), Ok(i));
     }
+}
+
+#[test]
+fn a_hundred_entries_are_one_mget_whatever_their_tags() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server);
+    let mut probe = server.connection();
+    let values: Vec<u32> = (0..100).collect();
+    let tags_of = |i: u32| {
+        [
+            format!("user:{i}"),
+            format!("group:{}", i % 7),
+            "users".to_owned(),
+        ]
+    };
+    let stored = cache.set_many(
+        values.iter().map(|i| (format!("k{i}"), i, tags_of(*i))),
+        None,
+    );
+    assert_eq!(stored, vec![true; 100]);
+    let mget = calls_of(&mut probe, "mget");
+    // Every other entry is absent: misses cost nothing more than hits.
+    let asked = (0..200).map(|i| (format!("k{i}"), tags_of(i)));
+    let sent = commands_sent_by(&mut probe, || {
+        let got = cache.get_many::<u32>(asked);
+        assert_eq!(got.len(), 200);
+        assert!(got[..100]
+            .iter()
+            .zip(&values)
+            .all(|(got, i)| got == &Ok(*i)));
+        assert!(got[100..].iter().all(Result::is_err));
+    });
+    assert_eq!(
+        sent, 1,
+        "one MGET of 200 entries and of every tag they carry, each tag once"
+    );
+    assert_eq!(calls_of(&mut probe, "mget") - mget, 1);
+}
+
+#[test]
+fn set_many_is_one_script_call() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server);
+    let mut probe = server.connection();
+    cache.set("warm-up", &0, ["shared"], None);
+    let evalsha = calls_of(&mut probe, "evalsha");
+    let values: Vec<u32> = (0..100).collect();
+    let sent = commands_sent_by(&mut probe, || {
+        let entries = values
+            .iter()
+            .map(|i| (format!("k{i}"), i, [format!("own{i}"), "shared".into()]));
+        assert_eq!(cache.set_many(entries, None), vec![true; 100]);
+    });
+    assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 1);
+    // Inside the script: one GET per tag (the namespace tag, `shared`, 100 own tags), a SET for
+    // each of the 100 new tags, a SET per entry.
+    assert_eq!(
+        sent,
+        1 + 102 + 100 + 100,
+        "one EVALSHA, nothing else from the client"
+    );
+    assert_eq!(cache.get::<u32>("k7", ["shared", "own7"]), Ok(7));
+}
+
+static REPORTS: OnceLock<TaggedCache> = OnceLock::new();
+
+#[rtc::cached(key = format!("report:{year}"), tags = ["reports"], cache = REPORTS.get().unwrap())]
+fn report(year: u32) -> String {
+    format!("report of {year}")
+}
+
+#[test]
+fn get_many_finds_what_a_cached_function_stored_with_one_more_round_trip() {
+    let server = RedisServer::start();
+    let cache = install(&REPORTS, cache_on(&server));
+    let mut probe = server.connection();
+    report(2020);
+    report(2021);
+    cache.set("report:plain", &"plain".to_owned(), ["reports"], None);
+    let asked =
+        ["report:2020", "report:plain", "report:2021", "report:2022"].map(|key| (key, "reports"));
+    let sent = commands_sent_by(&mut probe, || {
+        let got = cache.get_many::<String>(asked);
+        let expected =
+            ["report of 2020", "plain", "report of 2021"].map(|text| Ok(text.to_owned()));
+        assert_eq!(got[..3], expected);
+        assert_eq!(got[3], Err(CacheMiss));
+    });
+    assert_eq!(
+        sent, 2,
+        "one MGET of entries and tags, one of the function's own tag"
+    );
+    assert!(invalidate_all_report());
+    let got = cache.get_many::<String>(asked);
+    assert_eq!(
+        got[0],
+        Err(CacheMiss),
+        "the function's entries miss after invalidate_all_report"
+    );
+    assert_eq!(got[1].as_deref(), Ok("plain"));
+}
+
+#[test]
+fn a_batch_against_an_unreachable_server_misses_everything_with_one_error() {
+    let unreachable = || {
+        TaggedCache::builder()
+            .url(format!("redis://127.0.0.1:{}/0", free_port()))
+            .socket_connect_timeout(Duration::from_millis(300))
+            .build()
+            .unwrap()
+    };
+    let cache = unreachable();
+    let got = cache.get_many::<i32>((0..10).map(|i| (format!("k{i}"), "t")));
+    assert_eq!(got, vec![Err(CacheMiss); 10]);
+    let stats = cache.stats();
+    assert_eq!((stats.misses, stats.errors), (10, 1));
+
+    let cache = unreachable();
+    let stored = cache.set_many((0..10).map(|i| (format!("k{i}"), &1, "t")), None);
+    assert_eq!(stored, vec![false; 10]);
+    let stats = cache.stats();
+    assert_eq!((stats.sets, stats.errors), (0, 1));
 }

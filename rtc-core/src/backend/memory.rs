@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::BackendError;
-use crate::engine::{Operation, ReadReply, Reply};
+use crate::engine::{EntryWrite, ManyReply, Operation, ReadReply, Reply};
 use crate::format::{self, Observed, TagKey, Version};
 
 /// Below this many items no sweep runs.
@@ -63,26 +63,36 @@ impl MemoryStore {
             Operation::CreateTags { tags, lifetime } => {
                 Reply::Created(maps.create_tags(tags, lifetime, now))
             }
+            Operation::ReadMany { entries, tags } => Reply::Many(ManyReply {
+                entries: entries
+                    .iter()
+                    .map(|entry| maps.entry_bytes(entry, now))
+                    .collect(),
+                versions: tags.iter().map(|tag| maps.version(tag, now)).collect(),
+            }),
             Operation::WriteStamped {
-                entry,
-                observed,
-                payload,
+                writes,
                 lifetime,
                 tag_lifetime,
             } => {
-                let mut observed = observed.clone();
-                let versions = maps.create_tags(&observed.proposals(), tag_lifetime, now);
-                observed.fill(&versions);
-                maps.insert_entry(entry, encode(&observed, payload)?, lifetime, now);
+                let stamped = writes
+                    .iter()
+                    .map(|write| {
+                        let mut observed = write.observed.clone();
+                        let versions = maps.create_tags(&observed.proposals(), tag_lifetime, now);
+                        observed.fill(&versions);
+                        encode(&observed, write.payload)
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                maps.insert_entries(writes, stamped, lifetime, now);
                 Reply::Done(true)
             }
-            Operation::Write {
-                entry,
-                observed,
-                payload,
-                lifetime,
-            } => {
-                maps.insert_entry(entry, encode(observed, payload)?, lifetime, now);
+            Operation::Write { writes, lifetime } => {
+                let stamped = writes
+                    .iter()
+                    .map(|write| encode(&write.observed, write.payload))
+                    .collect::<Result<Vec<_>, _>>()?;
+                maps.insert_entries(writes, stamped, lifetime, now);
                 Reply::Done(true)
             }
             Operation::WriteUnlessDeleted {
@@ -208,6 +218,20 @@ impl Maps {
         self.entries
             .insert(key.to_owned(), Expiring::new(bytes, lifetime, now));
         self.sweep_if_grown(now);
+    }
+
+    /// Every entry of a batch, once each is encoded (so that a batch is written whole or not
+    /// at all); the later of two writes of one entry stays.
+    fn insert_entries(
+        &mut self,
+        writes: &[EntryWrite<'_>],
+        stamped: Vec<Vec<u8>>,
+        lifetime: Option<Duration>,
+        now: Instant,
+    ) {
+        for (write, bytes) in writes.iter().zip(stamped) {
+            self.insert_entry(write.entry, bytes, lifetime, now);
+        }
     }
 
     fn sweep_if_grown(&mut self, now: Instant) {

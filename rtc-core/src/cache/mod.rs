@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::config::{Settings, TaggedCacheBuilder};
 use crate::decorate::Flights;
-use crate::engine::Single;
+use crate::engine::{EntryWrite, Single};
 use crate::error::{CacheMiss, ConfigError};
 use crate::format;
 use crate::format::{KeySpace, TagKey};
@@ -140,7 +140,8 @@ impl TaggedCache {
             return false;
         };
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
-        let stored = self.drive(self.write_flow(&keys, &payload, lifetime));
+        let write = vec![EntryWrite::unstamped(&keys, &payload)];
+        let stored = self.drive(self.write_flow(write, lifetime));
         self.count_write(stored)
     }
 
@@ -156,9 +157,8 @@ impl TaggedCache {
             return false;
         };
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
-        let stored = self
-            .drive_async(self.write_flow(&keys, &payload, lifetime))
-            .await;
+        let write = vec![EntryWrite::unstamped(&keys, &payload)];
+        let stored = self.drive_async(self.write_flow(write, lifetime)).await;
         self.count_write(stored)
     }
 
@@ -291,5 +291,6 @@ impl TaggedCache {
     }
 }
 
+mod batch;
 mod operations;
 mod reporting;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::TaggedCache;
 use crate::backend::Backend;
 use crate::decorate::{Flights, Site};
-use crate::engine::{CreateTagsFlow, Operation, ReadFlow, WriteFlow};
+use crate::engine::{CreateTagsFlow, EntryWrite, Operation, ReadFlow, ReadManyFlow, WriteFlow};
 use crate::format::{EntryKeys, KeySpace, LockKeys, Observed, TagKey, Version};
 use crate::hook::Hook;
 use crate::stats::Counters;
@@ -29,17 +29,19 @@ impl TaggedCache {
         ReadFlow::new(&self.inner.keys, keys)
     }
 
-    /// Writes `payload` stamped with the tags' versions as they are when it lands.
+    /// Reads many entries in one round trip (two when some carry implicit tags).
+    pub(crate) fn read_many_flow<'a>(&'a self, keys: &'a [EntryKeys]) -> ReadManyFlow<'a> {
+        ReadManyFlow::new(&self.inner.keys, keys)
+    }
+
+    /// Writes each payload stamped with its tags' versions as they are when it lands.
     pub(crate) fn write_flow<'a>(
         &self,
-        keys: &'a EntryKeys,
-        payload: &'a [u8],
+        writes: Vec<EntryWrite<'a>>,
         lifetime: Option<Duration>,
     ) -> WriteFlow<'a> {
         WriteFlow::new(
-            &keys.entry,
-            keys.unobserved(),
-            payload,
+            writes,
             self.lifetimes(lifetime),
             self.inner.backend.stamps_atomically(),
         )

@@ -2,6 +2,7 @@
 //! error and a rate-limited warning; hits, misses and writes are counted here.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
@@ -26,12 +27,40 @@ impl TaggedCache {
         lookup: Lookup,
         timer: metrics::Timer,
     ) -> Result<T, CacheMiss> {
-        let payload = self.payload_of(lookup, timer).ok_or(CacheMiss)?;
+        let payload = self
+            .counted_payload(lookup, "get", timer.elapsed())
+            .ok_or(CacheMiss)?;
         self.decode(&payload).ok_or(CacheMiss)
     }
 
     /// A low-level read's stored value, undecoded: counted as a hit or a miss.
     pub(crate) fn payload_of(&self, lookup: Lookup, timer: metrics::Timer) -> Option<Payload> {
+        self.counted_payload(lookup, "get", timer.elapsed())
+    }
+
+    /// A batch read's values: each counted (as one `get`), and decoded as `T`.
+    pub(crate) fn values_of<T: DeserializeOwned>(
+        &self,
+        lookups: Vec<Lookup>,
+        timer: metrics::Timer,
+    ) -> Vec<Result<T, CacheMiss>> {
+        let elapsed = timer.elapsed();
+        lookups
+            .into_iter()
+            .map(|lookup| {
+                let payload = self.counted_payload(lookup, "get_many", elapsed);
+                self.decode(&payload.ok_or(CacheMiss)?).ok_or(CacheMiss)
+            })
+            .collect()
+    }
+
+    /// A read's value bytes (`None` on a miss), counted as one hit or one miss.
+    fn counted_payload(
+        &self,
+        lookup: Lookup,
+        function: &'static str,
+        elapsed: Duration,
+    ) -> Option<Payload> {
         let counters = &self.inner.counters;
         let payload = match lookup {
             Lookup::Hit(payload, _) => Some(payload),
@@ -43,7 +72,7 @@ impl TaggedCache {
             &counters.misses
         });
         let namespace = &self.inner.settings.namespace;
-        metrics::call(namespace, "get", payload.is_some(), timer.elapsed());
+        metrics::call(namespace, function, payload.is_some(), elapsed);
         payload
     }
 
@@ -53,6 +82,14 @@ impl TaggedCache {
             Counters::bump(&self.inner.counters.sets);
         }
         written
+    }
+
+    /// Which entries of a batch landed: those that were encoded, when the batch was stored.
+    pub(crate) fn count_writes(&self, encoded: Vec<bool>, stored: bool) -> Vec<bool> {
+        encoded
+            .into_iter()
+            .map(|encoded| self.count_write(encoded && stored))
+            .collect()
     }
 
     /// Whether a delete removed a live entry.

@@ -12,12 +12,14 @@
 mod drive;
 mod operation;
 mod read;
+mod read_many;
 mod write;
 
 use crate::backend::BackendError;
 
-pub(crate) use self::operation::{LockAttempt, Operation, ReadReply, Reply};
+pub(crate) use self::operation::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply};
 pub(crate) use self::read::{Lookup, Payload, ReadFlow};
+pub(crate) use self::read_many::ReadManyFlow;
 pub(crate) use self::write::{CreateTagsFlow, WriteFlow};
 
 /// What a flow wants next.

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::backend::BackendError;
-use crate::format::{LockKeys, Observed, TagKey, Version};
+use crate::format::{EntryKeys, LockKeys, Observed, TagKey, Version};
 
 /// One round trip's worth of work, as data. Each backend answers it in its own way: the memory
 /// store at once under its lock, Redis with the commands `backend::redis::commands` builds.
@@ -11,6 +11,12 @@ use crate::format::{LockKeys, Observed, TagKey, Version};
 pub(crate) enum Operation<'a> {
     /// The entry's stored bytes and every tag's version.
     Read { entry: &'a str, tags: &'a [TagKey] },
+    /// Several entries' stored bytes and the versions of every tag they carry, in one round
+    /// trip: `tags` holds each tag once, whatever the number of entries carrying it.
+    ReadMany {
+        entries: &'a [&'a str],
+        tags: &'a [TagKey],
+    },
     /// Tags' versions alone.
     ReadTags { tags: &'a [TagKey] },
     /// Gives every tag that has no (valid) version the proposed one; replies with the version
@@ -19,21 +25,18 @@ pub(crate) enum Operation<'a> {
         tags: &'a [(TagKey, Version)],
         lifetime: Option<Duration>,
     },
-    /// Stamps the entry with every tag's current version (creating missing ones) and writes it,
-    /// atomically. Only for backends that can ([`crate::backend::Backend::stamps_atomically`]).
+    /// Stamps each entry with its tags' current versions (creating missing ones, each tag
+    /// once) and writes them all, atomically. Only for backends that can
+    /// ([`crate::backend::Backend::stamps_atomically`]).
     WriteStamped {
-        entry: &'a str,
-        observed: &'a Observed,
-        payload: &'a [u8],
+        writes: &'a [EntryWrite<'a>],
         lifetime: Option<Duration>,
         tag_lifetime: Option<Duration>,
     },
-    /// Writes the entry stamped with `observed` (every tag has a version), replacing whatever
-    /// is there.
+    /// Writes each entry stamped with its `observed` (every tag has a version), replacing
+    /// whatever is there.
     Write {
-        entry: &'a str,
-        observed: &'a Observed,
-        payload: &'a [u8],
+        writes: &'a [EntryWrite<'a>],
         lifetime: Option<Duration>,
     },
     /// Writes the entry stamped with `observed` unless it was deleted after the writer read
@@ -82,7 +85,9 @@ impl Operation<'_> {
     /// The word a warning uses for this operation when it fails.
     pub(crate) fn verb(&self) -> &'static str {
         match self {
-            Operation::Read { .. } | Operation::ReadTags { .. } => "read",
+            Operation::Read { .. } | Operation::ReadMany { .. } | Operation::ReadTags { .. } => {
+                "read"
+            }
             Operation::CreateTags { .. }
             | Operation::WriteStamped { .. }
             | Operation::Write { .. }
@@ -94,6 +99,34 @@ impl Operation<'_> {
             | Operation::WaitForWake { .. } => "lock",
         }
     }
+}
+
+/// One entry of a low-level write: where it goes, the tags it is stamped with, and the value.
+#[derive(Clone, Debug)]
+pub(crate) struct EntryWrite<'a> {
+    pub entry: &'a str,
+    /// The entry's tags; their versions are filled in before the entry is written.
+    pub observed: Observed,
+    pub payload: &'a [u8],
+}
+
+impl<'a> EntryWrite<'a> {
+    /// `payload` under `keys`, its tags' versions yet to be read.
+    pub(crate) fn unstamped(keys: &'a EntryKeys, payload: &'a [u8]) -> Self {
+        Self {
+            entry: &keys.entry,
+            observed: keys.unobserved(),
+            payload,
+        }
+    }
+}
+
+/// Several entries' stored bytes (if any), in the order asked for, and the current version of
+/// each tag asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ManyReply {
+    pub entries: Vec<Option<Vec<u8>>>,
+    pub versions: Vec<Option<Version>>,
 }
 
 /// An entry's stored bytes (if any) and the current version of each tag asked for.
@@ -119,6 +152,8 @@ pub(crate) struct LockAttempt {
 pub(crate) enum Reply {
     /// To `Read`.
     Read(ReadReply),
+    /// To `ReadMany`.
+    Many(ManyReply),
     /// To `ReadTags`: one version per tag asked for.
     Versions(Vec<Option<Version>>),
     /// To `CreateTags`: the version each tag has now.
@@ -148,6 +183,7 @@ macro_rules! reply_as {
 
 impl Reply {
     reply_as!(into_read, Read, ReadReply);
+    reply_as!(into_many, Many, ManyReply);
     reply_as!(into_versions, Versions, Vec<Option<Version>>);
     reply_as!(into_created, Created, Vec<Version>);
     reply_as!(into_done, Done, bool);

@@ -6,7 +6,7 @@ use crate::format::{self, EntryKeys, Freshness, KeySpace, Observed, TagKey, Vers
 
 /// A fresh entry's value: the stored bytes, and where the value starts (after the header), so
 /// that a hit copies nothing.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Payload {
     bytes: Vec<u8>,
     start: usize,
@@ -37,7 +37,7 @@ impl std::ops::Deref for Payload {
 }
 
 /// What a read found.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum Lookup {
     /// A fresh entry's value bytes, and the versions observed (to re-stamp it if it must be
     /// recomputed, e.g. when it does not decode).

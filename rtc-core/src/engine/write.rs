@@ -1,9 +1,10 @@
-//! Writes: the low-level `set` (stamped with the tags' versions as they are when it lands), and
-//! giving versions to tags that have none before a decorated call computes.
+//! Writes: the low-level `set` and `set_many` (stamped with the tags' versions as they are when
+//! they land), and giving versions to tags that have none before a decorated call computes.
 
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use super::{Flow, Operation, Progress, Received, Reply};
+use super::{EntryWrite, Flow, Operation, Progress, Received, Reply};
 use crate::format::{Observed, TagKey, Version};
 
 /// Gives every tag observed without a version one (created atomically; where another writer
@@ -54,14 +55,13 @@ impl Flow for CreateTagsFlow {
     }
 }
 
-/// `set`: stamps `payload` with every tag's version as it is now and writes it. One atomic
-/// operation where the backend can stamp by itself; otherwise (a cluster, whose tags live in
-/// other slots than the entry) tags are created first, then the stamped entry is written.
-/// Outputs whether the entry was written.
+/// `set` and `set_many`: stamps each entry with its tags' versions as they are when it lands
+/// and writes it. One atomic operation for the whole batch where the backend can stamp by
+/// itself; otherwise (a cluster, whose tags live in other slots than the entries) every tag of
+/// the batch is created first, once, then the stamped entries are written. Outputs whether the
+/// entries were written (all of them, or none when the backend failed).
 pub(crate) struct WriteFlow<'a> {
-    entry: &'a str,
-    observed: Observed,
-    payload: &'a [u8],
+    writes: Vec<EntryWrite<'a>>,
     lifetime: Option<Duration>,
     tag_lifetime: Option<Duration>,
     state: WriteState,
@@ -72,27 +72,53 @@ enum WriteState {
     Start { atomic: bool },
     /// The atomic stamped write was sent.
     WritingStamped,
-    /// Missing tags are being created, before the write.
+    /// Missing tags are being created, before the write: every tag of the batch, once.
     Creating(Vec<(TagKey, Version)>),
-    /// The entry, stamped with the created versions, was sent.
+    /// The entries, stamped with the created versions, were sent.
     Writing,
 }
 
 impl<'a> WriteFlow<'a> {
+    /// Writes `writes` in order (of two writes of one entry, the later one stays). Each
+    /// write's `observed` names its tags; their versions are filled in here.
     pub(crate) fn new(
-        entry: &'a str,
-        observed: Observed,
-        payload: &'a [u8],
+        writes: Vec<EntryWrite<'a>>,
         lifetimes: (Option<Duration>, Option<Duration>),
         atomic: bool,
     ) -> Self {
         Self {
-            entry,
-            observed,
-            payload,
+            writes,
             lifetime: lifetimes.0,
             tag_lifetime: lifetimes.1,
             state: WriteState::Start { atomic },
+        }
+    }
+
+    /// A proposed version for every tag of the batch that has none, each tag once.
+    fn proposals(&self) -> Vec<(TagKey, Version)> {
+        let mut seen = HashSet::new();
+        self.writes
+            .iter()
+            .flat_map(|write| write.observed.all())
+            .filter(|(tag, version)| version.is_none() && seen.insert(tag))
+            .map(|(tag, _)| (tag.clone(), Version::fresh()))
+            .collect()
+    }
+
+    /// Stamps every write with the versions the tags of `proposals` have now.
+    fn fill(&mut self, proposals: &[(TagKey, Version)], versions: &[Version]) {
+        let created: HashMap<&TagKey, Version> = proposals
+            .iter()
+            .map(|(tag, _)| tag)
+            .zip(versions.iter().copied())
+            .collect();
+        for write in &mut self.writes {
+            let observed = &mut write.observed;
+            for (tag, slot) in observed.canonical.iter_mut().chain(&mut observed.implicit) {
+                if slot.is_none() {
+                    *slot = created.get(&*tag).copied();
+                }
+            }
         }
     }
 }
@@ -101,20 +127,21 @@ impl Flow for WriteFlow<'_> {
     type Output = bool;
 
     fn advance(&mut self, reply: Option<Received>) -> Progress<bool> {
-        match (&self.state, reply) {
+        let state = std::mem::replace(&mut self.state, WriteState::Writing);
+        match (state, reply) {
+            (WriteState::Start { .. }, None) if self.writes.is_empty() => Progress::Done(true),
             (WriteState::Start { atomic: true }, None) => {
                 self.state = WriteState::WritingStamped;
                 Progress::Send
             }
             (WriteState::Start { atomic: false }, None) => {
-                self.state = WriteState::Creating(self.observed.proposals());
+                self.state = WriteState::Creating(self.proposals());
                 Progress::Send
             }
             (WriteState::Creating(proposals), Some(reply)) => {
                 match reply.and_then(Reply::into_created) {
                     Ok(versions) if versions.len() == proposals.len() => {
-                        self.observed.fill(&versions);
-                        self.state = WriteState::Writing;
+                        self.fill(&proposals, &versions);
                         Progress::Send
                     }
                     _ => Progress::Done(false),
@@ -130,9 +157,7 @@ impl Flow for WriteFlow<'_> {
     fn operation(&self) -> Option<Operation<'_>> {
         match &self.state {
             WriteState::WritingStamped => Some(Operation::WriteStamped {
-                entry: self.entry,
-                observed: &self.observed,
-                payload: self.payload,
+                writes: &self.writes,
                 lifetime: self.lifetime,
                 tag_lifetime: self.tag_lifetime,
             }),
@@ -141,9 +166,7 @@ impl Flow for WriteFlow<'_> {
                 lifetime: self.tag_lifetime,
             }),
             WriteState::Writing => Some(Operation::Write {
-                entry: self.entry,
-                observed: &self.observed,
-                payload: self.payload,
+                writes: &self.writes,
                 lifetime: self.lifetime,
             }),
             WriteState::Start { .. } => None,
@@ -161,9 +184,17 @@ mod tests {
         EntryKeys::new(&KeySpace::new("ns"), "k", ["a"], Vec::new()).unobserved()
     }
 
+    fn one(observed: Observed) -> Vec<EntryWrite<'static>> {
+        vec![EntryWrite {
+            entry: "e",
+            observed,
+            payload: b"v",
+        }]
+    }
+
     #[test]
     fn a_backend_that_stamps_atomically_gets_one_operation() {
-        let mut flow = WriteFlow::new("e", unobserved(), b"v", (None, None), true);
+        let mut flow = WriteFlow::new(one(unobserved()), (None, None), true);
         assert_eq!(flow.advance(None), Progress::Send);
         assert!(matches!(
             flow.operation(),
@@ -177,7 +208,7 @@ mod tests {
 
     #[test]
     fn otherwise_tags_are_created_then_the_stamped_entry_is_written() {
-        let mut flow = WriteFlow::new("e", unobserved(), b"v", (None, None), false);
+        let mut flow = WriteFlow::new(one(unobserved()), (None, None), false);
         assert_eq!(flow.advance(None), Progress::Send);
         match flow.operation() {
             Some(Operation::CreateTags { tags, .. }) => assert_eq!(tags.len(), 2),
@@ -189,8 +220,8 @@ mod tests {
             Progress::Send
         );
         match flow.operation() {
-            Some(Operation::Write { observed, .. }) => {
-                let stamped: Vec<_> = observed.all().map(|(_, v)| v.unwrap()).collect();
+            Some(Operation::Write { writes, .. }) => {
+                let stamped: Vec<_> = writes[0].observed.all().map(|(_, v)| v.unwrap()).collect();
                 assert_eq!(stamped, created);
             }
             other => panic!("expected the stamped write, got {other:?}"),
@@ -203,12 +234,75 @@ mod tests {
 
     #[test]
     fn a_failed_tag_creation_writes_nothing() {
-        let mut flow = WriteFlow::new("e", unobserved(), b"v", (None, None), false);
+        let mut flow = WriteFlow::new(one(unobserved()), (None, None), false);
         assert_eq!(flow.advance(None), Progress::Send);
         assert_eq!(
             flow.advance(Some(Err(BackendError::Skipped))),
             Progress::Done(false)
         );
+    }
+
+    #[test]
+    fn a_batch_creates_each_tag_once_and_stamps_every_entry_with_it() {
+        let space = KeySpace::new("ns");
+        let keys = [
+            EntryKeys::new(&space, "k1", ["shared", "own1"], Vec::new()),
+            EntryKeys::new(&space, "k2", ["shared", "own2"], Vec::new()),
+        ];
+        let writes = keys
+            .iter()
+            .map(|keys| EntryWrite {
+                entry: &keys.entry,
+                observed: keys.unobserved(),
+                payload: b"v",
+            })
+            .collect();
+        let mut flow = WriteFlow::new(writes, (None, None), false);
+        assert_eq!(flow.advance(None), Progress::Send);
+        let proposals = match flow.operation() {
+            Some(Operation::CreateTags { tags, .. }) => tags.to_vec(),
+            other => panic!("expected the tags to be created first, got {other:?}"),
+        };
+        let mut expected = keys[0].tags().to_vec();
+        for tag in keys[1].tags() {
+            if !expected.contains(tag) {
+                expected.push(tag.clone());
+            }
+        }
+        let proposed: Vec<_> = proposals.iter().map(|(tag, _)| tag.clone()).collect();
+        assert_eq!(proposed, expected, "every tag of the batch, each once");
+        let created: Vec<_> = (1..=4).map(Version::from_u64).collect();
+        assert_eq!(
+            flow.advance(Some(Ok(Reply::Created(created.clone())))),
+            Progress::Send
+        );
+        let Some(Operation::Write { writes, .. }) = flow.operation() else {
+            panic!("expected the stamped writes")
+        };
+        let version_of = |tag: &TagKey| {
+            let at = proposed
+                .iter()
+                .position(|proposed| proposed == tag)
+                .unwrap();
+            created[at]
+        };
+        for write in writes {
+            for (tag, version) in write.observed.all() {
+                assert_eq!(*version, Some(version_of(tag)));
+            }
+        }
+        assert_eq!(
+            flow.advance(Some(Ok(Reply::Done(true)))),
+            Progress::Done(true)
+        );
+    }
+
+    #[test]
+    fn an_empty_batch_sends_nothing() {
+        for atomic in [true, false] {
+            let mut flow = WriteFlow::new(Vec::new(), (None, None), atomic);
+            assert_eq!(flow.advance(None), Progress::Done(true));
+        }
     }
 
     #[test]

@@ -120,6 +120,18 @@ pub fn workloads() -> Vec<Workload> {
             ],
         },
         Workload {
+            title: "100 hits at once, 2 tags each (one shared), one thread",
+            throughput: false,
+            rows: vec![
+                row(
+                    "raw redis-rs `MGET` of 100 keys (baseline)",
+                    C("get_many_100", "raw_mget"),
+                ),
+                row("rtc `get_many` of 100", C("get_many_100", "rtc_get_many")),
+                row("100 rtc `get`s", C("get_many_100", "rtc_get_each")),
+            ],
+        },
+        Workload {
             title: "`invalidate` one tag, one thread",
             throughput: false,
             rows: vec![

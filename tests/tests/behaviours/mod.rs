@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Runs every behaviour against the backend `fixture` makes, naming each before it runs.
 pub fn run_all(fixture: impl Fn() -> Fixture) {
-    for (name, check) in ALL {
+    for (name, check) in ALL.iter().chain(batch::ALL) {
         eprintln!("behaviour: {name}");
         check(&fixture());
     }
@@ -111,6 +111,8 @@ macro_rules! behaviours {
         pub const ALL: &[(&str, fn(&Fixture))] = &[$((stringify!($name), $name)),*];
     };
 }
+
+mod batch;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct User {

@@ -4,13 +4,14 @@
 //! server; on a cluster, each command to its key's shard, all in flight at once) and how to read
 //! their replies. The sync and async connections send the same rounds.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use redis::{Cmd, Script, Value};
 
 use crate::backend::BackendError;
-use crate::engine::{LockAttempt, Operation, ReadReply, Reply};
+use crate::engine::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply};
 use crate::format::{self, LockKeys, Observed, TagKey, Version};
 
 /// How the server spreads keys: a multi-key command must stay within one slot on a cluster.
@@ -35,6 +36,7 @@ pub(crate) struct Round {
 #[derive(Clone, Copy)]
 enum Reading {
     Entry(Topology),
+    Entries { topology: Topology, entries: usize },
     Versions(Topology),
     Created,
     Written,
@@ -90,34 +92,41 @@ impl Round {
                 script: Some(&CREATE_TAG),
                 ..round(create_tags(tags, lifetime), Reading::Created)
             },
+            Operation::ReadMany { entries, tags } => round(
+                get_all(
+                    topology,
+                    entries
+                        .iter()
+                        .copied()
+                        .chain(tags.iter().map(TagKey::as_str)),
+                ),
+                Reading::Entries {
+                    topology,
+                    entries: entries.len(),
+                },
+            ),
             Operation::WriteStamped {
-                entry,
-                observed,
-                payload,
+                writes,
                 lifetime,
                 tag_lifetime,
             } => Round {
                 script: Some(&WRITE_STAMPED),
                 ..round(
-                    vec![write_stamped(
-                        entry,
-                        observed,
-                        payload,
-                        lifetime,
-                        tag_lifetime,
-                    )?],
+                    vec![write_stamped(writes, lifetime, tag_lifetime)?],
                     Reading::Written,
                 )
             },
-            Operation::Write {
-                entry,
-                observed,
-                payload,
-                lifetime,
-            } => {
-                let mut set = command("SET");
-                set.arg(entry).arg(encode(observed, payload)?);
-                round(vec![with_lifetime(set, lifetime)], Reading::Written)
+            Operation::Write { writes, lifetime } => {
+                let commands = writes
+                    .iter()
+                    .map(|write| {
+                        let mut set = command("SET");
+                        set.arg(write.entry)
+                            .arg(encode(&write.observed, write.payload)?);
+                        Ok(with_lifetime(set, lifetime))
+                    })
+                    .collect::<Result<_, BackendError>>()?;
+                round(commands, Reading::Written)
             }
             Operation::WriteUnlessDeleted {
                 entry,
@@ -224,6 +233,17 @@ impl Round {
         Ok(match self.reading {
             Reading::Entry(topology) => {
                 Reply::Read(entry_and_versions(values_of(topology, replies)?)?)
+            }
+            Reading::Entries { topology, entries } => {
+                let mut values = values_of(topology, replies)?;
+                if values.len() < entries {
+                    return Err(BackendError::UnexpectedReply);
+                }
+                let tags = values.split_off(entries);
+                Reply::Many(ManyReply {
+                    entries: values.into_iter().map(bulk).collect::<Result<_, _>>()?,
+                    versions: tags.into_iter().map(version).collect::<Result<_, _>>()?,
+                })
             }
             Reading::Versions(topology) => Reply::Versions(
                 values_of(topology, replies)?
@@ -347,34 +367,62 @@ fn create_tags(tags: &[(TagKey, Version)], lifetime: Option<Duration>) -> Vec<Cm
         .collect()
 }
 
-/// KEYS: the entry, then its tags. ARGV: header, payload, entry lifetime in ms (0: none), tag
-/// lifetime in ms (0: none), then per tag the bytes stored before its version and a proposed one.
+/// One call of the stamped-write script for every write of a batch (`scripts/write_stamped.lua`
+/// says what KEYS and ARGV hold): each tag is named once, however many entries carry it.
 fn write_stamped(
-    entry: &str,
-    observed: &Observed,
-    payload: &[u8],
+    writes: &[EntryWrite<'_>],
     lifetime: Option<Duration>,
     tag_lifetime: Option<Duration>,
 ) -> Result<Cmd, BackendError> {
-    let header = format::header(observed).ok_or(BackendError::TooManyTags)?;
+    let mut positions: HashMap<&TagKey, usize> = HashMap::new();
+    let mut tags = Vec::new();
+    let mut entries = Vec::with_capacity(writes.len());
+    for write in writes {
+        let header = format::header(&write.observed).ok_or(BackendError::TooManyTags)?;
+        let stamp: Vec<(usize, &[u8])> = write
+            .observed
+            .canonical
+            .iter()
+            .map(|(tag, _)| (tag, &b""[..]))
+            .chain(
+                write
+                    .observed
+                    .implicit
+                    .iter()
+                    .map(|(tag, _)| (tag, &tag.id()[..])),
+            )
+            .map(|(tag, before)| {
+                let at = *positions.entry(tag).or_insert_with(|| {
+                    tags.push(tag);
+                    tags.len()
+                });
+                (at, before)
+            })
+            .collect();
+        entries.push((write, header, stamp));
+    }
     let mut evalsha = command("EVALSHA");
     evalsha
         .arg(&WRITE_STAMPED.hash)
-        .arg(1 + observed.canonical.len() + observed.implicit.len())
-        .arg(entry);
-    for (tag, _) in observed.all() {
+        .arg(tags.len() + writes.len());
+    for tag in &tags {
         evalsha.arg(tag.as_str());
     }
-    evalsha
-        .arg(header)
-        .arg(payload)
-        .arg(millis(lifetime))
-        .arg(millis(tag_lifetime));
-    for _ in &observed.canonical {
-        evalsha.arg(&b""[..]).arg(Version::fresh().as_bytes());
+    for write in writes {
+        evalsha.arg(write.entry);
     }
-    for (tag, _) in &observed.implicit {
-        evalsha.arg(&tag.id()[..]).arg(Version::fresh().as_bytes());
+    evalsha
+        .arg(tags.len())
+        .arg(millis(tag_lifetime))
+        .arg(millis(lifetime));
+    for _ in &tags {
+        evalsha.arg(Version::fresh().as_bytes());
+    }
+    for (write, header, stamp) in entries {
+        evalsha.arg(header).arg(write.payload).arg(stamp.len());
+        for (at, before) in stamp {
+            evalsha.arg(at).arg(before);
+        }
     }
     Ok(evalsha)
 }

@@ -7,7 +7,10 @@
 mod memory;
 pub(crate) mod redis;
 
+use std::future::Future;
 use std::time::Duration;
+
+use futures_util::future::{ready, Either};
 
 use crate::config::{Settings, Storage};
 use crate::engine::{Operation, Reply};
@@ -88,15 +91,14 @@ impl Backend {
         }
     }
 
-    /// Answers one operation, awaiting Redis's reply.
-    pub(crate) async fn execute_async(
-        &self,
-        operation: Operation<'_>,
-    ) -> Result<Reply, BackendError> {
+    /// Answers one operation, awaiting Redis's reply (the other backends answer at once).
+    pub(crate) fn execute_async<'a>(
+        &'a self,
+        operation: Operation<'a>,
+    ) -> impl Future<Output = Result<Reply, BackendError>> + Send + 'a {
         match self {
-            Backend::Disabled => Err(BackendError::Disabled),
-            Backend::Memory(store) => store.execute(operation),
-            Backend::Redis(store) => store.execute_async(operation).await,
+            Backend::Redis(store) => Either::Left(store.execute_async(operation)),
+            Backend::Disabled | Backend::Memory(_) => Either::Right(ready(self.execute(operation))),
         }
     }
 

@@ -1,0 +1,241 @@
+//! Redis behind Sentinel: the sentinels name the current primary, which is then used as one
+//! server (a pool of sync connections, a `ConnectionManager` per runtime). When the primary
+//! fails (connection trouble, or `READONLY` from a node that was demoted), it is forgotten with
+//! every connection to it, and the next call asks the sentinels again.
+//!
+//! The lookup follows the Sentinel client guidelines: ask each sentinel in turn for
+//! `SENTINEL GET-MASTER-ADDR-BY-NAME <service>`, then check with `ROLE` that the node it names
+//! is a primary. It is done here rather than with redis-rs's `sentinel` module because that
+//! module sets no read timeout on its sync connections (a sentinel that accepts connections
+//! but never answers would block a call for good) and uses fixed timeouts for its async ones;
+//! here every step has the cache's connect and socket timeouts.
+
+use std::io;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, ErrorKind, RedisError,
+    RedisResult, Role, ServerErrorKind, Value,
+};
+
+use super::commands::Round;
+use super::server::ServerConnector;
+use super::tls::TlsMaterial;
+use super::Timeouts;
+use crate::config::SentinelSettings;
+
+pub(crate) struct SentinelConnector {
+    /// One client per sentinel, in the order given.
+    sentinels: Vec<Client>,
+    service: String,
+    /// What connections to the primary use, but its address: db, credentials, TLS.
+    primary_template: ConnectionInfo,
+    tls: TlsMaterial,
+    timeouts: Timeouts,
+    /// The primary the sentinels named last, with its connections; `None` until the next call
+    /// asks them.
+    primary: Mutex<Option<Arc<ServerConnector>>>,
+}
+
+impl SentinelConnector {
+    pub(super) fn new(
+        settings: &SentinelSettings,
+        tls: &TlsMaterial,
+        timeouts: Timeouts,
+    ) -> RedisResult<Self> {
+        let sentinels = settings
+            .sentinels
+            .iter()
+            .map(|info| tls.client(info.clone()))
+            .collect::<RedisResult<_>>()?;
+        Ok(Self {
+            sentinels,
+            service: settings.service.clone(),
+            primary_template: settings.primary.clone(),
+            tls: tls.clone(),
+            timeouts,
+            primary: Mutex::new(None),
+        })
+    }
+
+    pub(super) fn query(&self, round: &Round) -> RedisResult<Vec<Value>> {
+        let primary = match self.current() {
+            Some(primary) => primary,
+            None => self.remember(self.resolve()?),
+        };
+        let result = primary.query(round);
+        self.check(&primary, &result);
+        result
+    }
+
+    pub(super) async fn query_async(
+        &self,
+        round: &Round,
+        runtime: tokio::runtime::Id,
+    ) -> RedisResult<Vec<Value>> {
+        let primary = match self.current() {
+            Some(primary) => primary,
+            None => self.remember(self.resolve_async().await?),
+        };
+        let result = primary.query_async(round, runtime).await;
+        self.check(&primary, &result);
+        result
+    }
+
+    fn current(&self) -> Option<Arc<ServerConnector>> {
+        self.slot().clone()
+    }
+
+    /// Keeps the primary just found, unless a concurrent call found one first (then that one is
+    /// used, so that all calls share one pool).
+    fn remember(&self, client: Client) -> Arc<ServerConnector> {
+        let mut slot = self.slot();
+        slot.get_or_insert_with(|| Arc::new(ServerConnector::new(client, self.timeouts)))
+            .clone()
+    }
+
+    /// Forgets `primary` (and with it every connection to it) after a failure that says it is
+    /// gone or no longer the primary. A primary found since by another call stays.
+    fn check(&self, primary: &Arc<ServerConnector>, result: &RedisResult<Vec<Value>>) {
+        let Err(error) = result else { return };
+        if !(super::is_connection_trouble(error) || is_demoted(error)) {
+            return;
+        }
+        let mut slot = self.slot();
+        if slot.as_ref().is_some_and(|kept| Arc::ptr_eq(kept, primary)) {
+            *slot = None;
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<Arc<ServerConnector>>> {
+        self.primary.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks each sentinel in turn for the primary; the first that names a node answering
+    /// `ROLE` as a primary wins.
+    fn resolve(&self) -> RedisResult<Client> {
+        let mut last_error = None;
+        for sentinel in &self.sentinels {
+            let found = self.ask(sentinel).and_then(|address| {
+                let client = self.client_for(address)?;
+                let role: Role = role().query(&mut self.connect(&client)?)?;
+                is_primary(&role).then_some(client).ok_or_else(not_primary)
+            });
+            match found {
+                Ok(client) => return Ok(client),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(self.no_primary(last_error))
+    }
+
+    /// Async twin of [`SentinelConnector::resolve`].
+    async fn resolve_async(&self) -> RedisResult<Client> {
+        let mut last_error = None;
+        for sentinel in &self.sentinels {
+            let found = async {
+                let address = self.ask_async(sentinel).await?;
+                let client = self.client_for(address)?;
+                let mut connection = self.connect_async(&client).await?;
+                let role: Role = role().query_async(&mut connection).await?;
+                is_primary(&role).then_some(client).ok_or_else(not_primary)
+            };
+            match found.await {
+                Ok(client) => return Ok(client),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(self.no_primary(last_error))
+    }
+
+    fn ask(&self, sentinel: &Client) -> RedisResult<Option<(String, u16)>> {
+        self.lookup().query(&mut self.connect(sentinel)?)
+    }
+
+    async fn ask_async(&self, sentinel: &Client) -> RedisResult<Option<(String, u16)>> {
+        let mut connection = self.connect_async(sentinel).await?;
+        self.lookup().query_async(&mut connection).await
+    }
+
+    fn lookup(&self) -> Cmd {
+        let mut lookup = redis::cmd("SENTINEL");
+        lookup.arg("GET-MASTER-ADDR-BY-NAME").arg(&self.service);
+        lookup
+    }
+
+    fn connect(&self, client: &Client) -> RedisResult<redis::Connection> {
+        let connection = client.get_connection_with_timeout(self.timeouts.connect)?;
+        connection.set_read_timeout(Some(self.timeouts.socket))?;
+        connection.set_write_timeout(Some(self.timeouts.socket))?;
+        Ok(connection)
+    }
+
+    async fn connect_async(
+        &self,
+        client: &Client,
+    ) -> RedisResult<redis::aio::MultiplexedConnection> {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeouts.connect))
+            .set_response_timeout(Some(self.timeouts.socket));
+        client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+    }
+
+    /// A client for the node a sentinel named (`None`: it knows no such service), with the
+    /// primary's db, credentials and TLS.
+    fn client_for(&self, address: Option<(String, u16)>) -> RedisResult<Client> {
+        let (host, port) = address.ok_or_else(|| {
+            RedisError::from((
+                ErrorKind::InvalidClientConfig,
+                "the sentinel monitors no primary of this name",
+                self.service.clone(),
+            ))
+        })?;
+        let addr = match self.primary_template.addr() {
+            ConnectionAddr::TcpTls { insecure, .. } => ConnectionAddr::TcpTls {
+                host,
+                port,
+                insecure: *insecure,
+                tls_params: None,
+            },
+            _ => ConnectionAddr::Tcp(host, port),
+        };
+        self.tls
+            .client(self.primary_template.clone().set_addr(addr))
+    }
+
+    /// What a failed lookup reports: connection trouble, so that rtc backs off and asks again
+    /// later, with the last sentinel's reason.
+    fn no_primary(&self, last_error: Option<RedisError>) -> RedisError {
+        let reason = last_error.map_or_else(|| "no sentinel given".to_owned(), |e| e.to_string());
+        RedisError::from(io::Error::new(
+            io::ErrorKind::NotConnected,
+            format!(
+                "no sentinel named a reachable primary for `{}` (last: {reason})",
+                self.service
+            ),
+        ))
+    }
+}
+
+/// `ROLE`, sent to the node a sentinel named.
+fn role() -> Cmd {
+    redis::cmd("ROLE")
+}
+
+fn is_primary(role: &Role) -> bool {
+    matches!(role, Role::Primary { .. })
+}
+
+fn not_primary() -> RedisError {
+    RedisError::from((
+        ErrorKind::InvalidClientConfig,
+        "the node the sentinel named is not a primary (a failover is under way)",
+    ))
+}
+
+/// `READONLY`: the node was a primary and is a replica now.
+fn is_demoted(error: &RedisError) -> bool {
+    error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
+}

@@ -608,6 +608,68 @@ mod tests {
     }
 
     #[test]
+    fn sentinel_settings_that_cannot_work_are_refused() {
+        let sentinel = || TaggedCacheBuilder::default().sentinel(["redis://s1:26379"], "primary");
+        assert!(matches!(
+            error_of(TaggedCacheBuilder::default().sentinel(Vec::<String>::new(), "primary")),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            error_of(TaggedCacheBuilder::default().sentinel(["redis://s1:26379"], "")),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            error_of(TaggedCacheBuilder::default().sentinel(["redis://s1:26379/2"], "primary")),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            error_of(TaggedCacheBuilder::default().sentinel(["http://s1:26379"], "primary")),
+            ConfigError::InvalidUrl { .. }
+        ));
+        for contradiction in [
+            sentinel().url("redis://h"),
+            sentinel().host("h"),
+            sentinel().port(6380),
+            sentinel().cluster_urls(["redis://c:7000"]),
+            sentinel().in_local_memory(true),
+        ] {
+            assert!(matches!(
+                error_of(contradiction),
+                ConfigError::Contradictory(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn db_and_credentials_go_to_the_primary_and_the_urls_credentials_to_the_sentinels() {
+        let settings = TaggedCacheBuilder::default()
+            .sentinel(
+                ["redis://:sentinel-secret@s1:26379", "redis://s2:26379"],
+                "primary",
+            )
+            .db(3)
+            .username("app")
+            .password("hunter2")
+            .settings()
+            .unwrap();
+        let Storage::Sentinel(sentinel) = &settings.storage else {
+            panic!("a sentinel storage");
+        };
+        assert_eq!(sentinel.service, "primary");
+        let primary = sentinel.primary.redis_settings();
+        assert_eq!(
+            (primary.db(), primary.username(), primary.password()),
+            (3, Some("app"), Some("hunter2"))
+        );
+        let first = sentinel.sentinels[0].redis_settings();
+        assert_eq!(first.password(), Some("sentinel-secret"));
+        assert_eq!(sentinel.sentinels[1].redis_settings().password(), None);
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("s1:26379") && shown.contains("`primary` db 3"));
+        assert!(!shown.contains("hunter2") && !shown.contains("sentinel-secret"));
+    }
+
+    #[test]
     fn debug_output_never_shows_the_password() {
         let builder = TaggedCacheBuilder::default()
             .username("app")

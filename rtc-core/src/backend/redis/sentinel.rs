@@ -239,3 +239,70 @@ fn not_primary() -> RedisError {
 fn is_demoted(error: &RedisError) -> bool {
     error.kind() == ErrorKind::Server(ServerErrorKind::ReadOnly)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use redis::IntoConnectionInfo as _;
+
+    use super::*;
+
+    fn connector() -> SentinelConnector {
+        let primary = ConnectionAddr::Tcp("127.0.0.1".to_owned(), 6379)
+            .into_connection_info()
+            .unwrap()
+            .set_redis_settings(
+                redis::RedisConnectionInfo::default()
+                    .set_db(3)
+                    .set_password("hunter2"),
+            );
+        let settings = SentinelSettings {
+            sentinels: vec!["redis://127.0.0.1:26379".into_connection_info().unwrap()],
+            service: "cache".to_owned(),
+            primary,
+        };
+        let timeouts = Timeouts {
+            socket: Duration::from_millis(100),
+            connect: Duration::from_millis(100),
+        };
+        SentinelConnector::new(&settings, &TlsMaterial::default(), timeouts).unwrap()
+    }
+
+    #[test]
+    fn the_primary_named_gets_the_configured_db_and_credentials() {
+        let client = connector()
+            .client_for(Some(("10.0.0.9".to_owned(), 6390)))
+            .unwrap();
+        let info = client.get_connection_info();
+        assert_eq!(
+            info.addr(),
+            &ConnectionAddr::Tcp("10.0.0.9".to_owned(), 6390)
+        );
+        assert_eq!(info.redis_settings().db(), 3);
+        assert_eq!(info.redis_settings().password(), Some("hunter2"));
+    }
+
+    #[test]
+    fn a_sentinel_that_knows_no_such_service_names_no_primary() {
+        let error = connector().client_for(None).unwrap_err();
+        assert!(error.to_string().contains("cache"), "{error}");
+    }
+
+    #[test]
+    fn finding_no_primary_counts_as_connection_trouble() {
+        let error = connector().no_primary(Some(not_primary()));
+        assert!(super::super::is_connection_trouble(&error));
+        assert!(error.to_string().contains("not a primary"), "{error}");
+    }
+
+    #[test]
+    fn readonly_says_the_primary_was_demoted() {
+        let reply =
+            redis::parse_redis_value(b"-READONLY You can't write against a read only replica.\r\n")
+                .unwrap();
+        let error = reply.extract_error().unwrap_err();
+        assert!(is_demoted(&error));
+        assert!(!is_demoted(&not_primary()));
+    }
+}

@@ -64,6 +64,25 @@ impl RedisSentinel {
         self.sentinels.iter().find_map(primary_named_by)
     }
 
+    /// Adds the ACL user `name` with `password` and every right to every data node and every
+    /// sentinel (`ACL SETUSER`; the default user stays open for the harness).
+    pub fn add_user(&self, name: &str, password: &str) {
+        for node in self.nodes.iter().chain(&self.sentinels) {
+            let _: () = redis::cmd("ACL")
+                .arg(&[
+                    "SETUSER",
+                    name,
+                    "on",
+                    &format!(">{password}"),
+                    "~*",
+                    "&*",
+                    "+@all",
+                ])
+                .query(&mut node.connection())
+                .unwrap_or_else(|error| panic!("ACL SETUSER on {}: {error}", node.port()));
+        }
+    }
+
     /// The data node (primary or replica) on `port`.
     pub fn node(&self, port: u16) -> &RedisServer {
         self.nodes

@@ -87,6 +87,47 @@ fn sentinels_that_do_not_answer_are_a_miss_not_an_error() {
     assert!(unknown.get::<i32>("k", ["a"]).is_err());
 }
 
+#[test]
+fn credentials_reach_the_sentinels_from_their_urls_and_the_primary_from_the_builder() {
+    let deployment = RedisSentinel::start(1);
+    deployment.add_user("watcher", "sentinel-secret");
+    deployment.add_user("app", "primary-secret");
+    let with = |sentinel_password: &str, primary_password: &str| {
+        let urls = deployment
+            .urls()
+            .into_iter()
+            .map(|url| url.replace("redis://", &format!("redis://watcher:{sentinel_password}@")));
+        TaggedCache::builder()
+            .namespace(unique_namespace("sentinel-acl"))
+            .sentinel(urls, SERVICE)
+            .username("app")
+            .password(primary_password)
+            .build()
+            .unwrap()
+    };
+    let cache = with("sentinel-secret", "primary-secret");
+    assert!(cache.set("k", &1, ["a"], None));
+    assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert!(cache.invalidate_async(["a"]).await);
+        assert!(cache.set_async("k", &2, ["a"], None).await);
+        assert_eq!(cache.get_async::<i32>("k", ["a"]).await, Ok(2));
+    });
+    // A wrong password, for the sentinels or for the primary, is a miss.
+    for wrong in [
+        with("nope", "primary-secret"),
+        with("sentinel-secret", "nope"),
+    ] {
+        assert!(!wrong.set("k", &1, ["a"], None));
+        assert!(wrong.get::<i32>("k", ["a"]).is_err());
+        assert!(wrong.stats().errors >= 1);
+    }
+}
+
 static LOAD_CACHE: OnceLock<TaggedCache> = OnceLock::new();
 
 /// The "database": the value is the item and the data version it was computed from.

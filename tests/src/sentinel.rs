@@ -3,6 +3,7 @@
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
+use crate::tls::Certificates;
 use crate::{free_port, RedisServer};
 
 /// The name the sentinels monitor the primary under.
@@ -16,9 +17,15 @@ const QUORUM: usize = 2;
 
 /// A primary, `replicas` replicas (`--replicaof`) and three `--sentinel` processes, killed on
 /// drop. Sentinels call a primary down after 500 ms without an answer.
+///
+/// With TLS ([`RedisSentinel::start_tls`]) every process also listens on a TLS port, replicates
+/// and talks to the others over TLS, and the sentinels name TLS ports; the plain ports stay for
+/// the harness.
 pub struct RedisSentinel {
     nodes: Vec<RedisServer>,
     sentinels: Vec<RedisServer>,
+    /// Per node, then per sentinel: the TLS port, when TLS is on.
+    tls_ports: Vec<u16>,
 }
 
 impl RedisSentinel {
@@ -26,14 +33,38 @@ impl RedisSentinel {
     /// replica is in sync and every sentinel knows the replicas and the other sentinels, so
     /// that a failover can happen at once.
     pub fn start(replicas: usize) -> Self {
+        Self::start_with(replicas, None)
+    }
+
+    /// Like [`RedisSentinel::start`], everything speaking TLS with `certificates` (clients
+    /// need no certificate of their own).
+    pub fn start_tls(replicas: usize, certificates: &Certificates) -> Self {
+        Self::start_with(replicas, Some(certificates))
+    }
+
+    fn start_with(replicas: usize, certificates: Option<&Certificates>) -> Self {
+        let mut tls_ports = Vec::new();
+        let start = |tls_ports: &mut Vec<u16>, config: Option<&str>, args: &[&str]| {
+            let mut args: Vec<String> = args.iter().map(|arg| (*arg).to_owned()).collect();
+            if let Some(certificates) = certificates {
+                let port = free_port();
+                tls_ports.push(port);
+                args.extend(tls_args(certificates, port));
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            RedisServer::start_configured(free_port, config, &args)
+        };
         let data_args = ["--repl-diskless-sync-delay", "0"];
-        let primary = RedisServer::start_with(&data_args);
-        let primary_port = primary.port().to_string();
-        let mut nodes = vec![primary];
+        let mut nodes = vec![start(&mut tls_ports, None, &data_args)];
+        let primary_port = tls_ports
+            .first()
+            .copied()
+            .unwrap_or(nodes[0].port())
+            .to_string();
         for _ in 0..replicas {
             let mut args = data_args.to_vec();
             args.extend(["--replicaof", "127.0.0.1", &primary_port]);
-            nodes.push(RedisServer::start_with(&args));
+            nodes.push(start(&mut tls_ports, None, &args));
         }
         // Sentinels learn of replicas from the primary's INFO, which they ask for at once and
         // then only every 10 s: the replicas must be connected before the sentinels start.
@@ -44,19 +75,34 @@ impl RedisSentinel {
              sentinel failover-timeout {SERVICE} 5000\n"
         );
         let sentinels = (0..3)
-            .map(|_| RedisServer::start_configured(free_port, Some(&config), &["--sentinel"]))
+            .map(|_| start(&mut tls_ports, Some(&config), &["--sentinel"]))
             .collect();
-        let deployment = Self { nodes, sentinels };
+        let deployment = Self {
+            nodes,
+            sentinels,
+            tls_ports,
+        };
         deployment.wait_until_known(replicas);
         deployment
     }
 
-    /// `redis://127.0.0.1:<port>` of each sentinel.
+    /// `redis://127.0.0.1:<port>` of each sentinel, `rediss://` with TLS.
     pub fn urls(&self) -> Vec<String> {
-        self.sentinels
-            .iter()
-            .map(|sentinel| format!("redis://127.0.0.1:{}", sentinel.port()))
+        (0..self.sentinels.len())
+            .map(|index| {
+                let (scheme, port) =
+                    self.advertised(self.nodes.len() + index, &self.sentinels[index]);
+                format!("{scheme}://127.0.0.1:{port}")
+            })
             .collect()
+    }
+
+    /// The scheme and port the `index`th process (nodes, then sentinels) is reached on.
+    fn advertised(&self, index: usize, process: &RedisServer) -> (&'static str, u16) {
+        match self.tls_ports.get(index) {
+            Some(port) => ("rediss", *port),
+            None => ("redis", process.port()),
+        }
     }
 
     /// The port of the primary the sentinels name now (the first sentinel that answers).
@@ -83,22 +129,22 @@ impl RedisSentinel {
         }
     }
 
-    /// The data node (primary or replica) on `port`.
+    /// The data node (primary or replica) the sentinels call `port`.
     pub fn node(&self, port: u16) -> &RedisServer {
-        self.nodes
-            .iter()
-            .find(|node| node.port() == port)
+        &self.nodes[self.node_index(port)]
+    }
+
+    fn node_index(&self, port: u16) -> usize {
+        (0..self.nodes.len())
+            .find(|index| self.advertised(*index, &self.nodes[*index]).1 == port)
             .expect("a node of this deployment")
     }
 
     /// Kills the primary (SIGKILL) and returns its port.
     pub fn kill_primary(&mut self) -> u16 {
         let port = self.primary_port().expect("the sentinels name a primary");
-        self.nodes
-            .iter_mut()
-            .find(|node| node.port() == port)
-            .expect("the primary is one of the nodes")
-            .kill();
+        let index = self.node_index(port);
+        self.nodes[index].kill();
         port
     }
 
@@ -155,6 +201,26 @@ impl RedisSentinel {
             sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// What makes a process listen on `port` with TLS and speak TLS to the others.
+fn tls_args(certificates: &Certificates, port: u16) -> Vec<String> {
+    let file = |name: &str| certificates.path(name).display().to_string();
+    [
+        "--tls-port".to_owned(),
+        port.to_string(),
+        "--tls-cert-file".to_owned(),
+        file("server.crt"),
+        "--tls-key-file".to_owned(),
+        file("server.key"),
+        "--tls-ca-cert-file".to_owned(),
+        file("ca.crt"),
+        "--tls-auth-clients".to_owned(),
+        "no".to_owned(),
+        "--tls-replication".to_owned(),
+        "yes".to_owned(),
+    ]
+    .into()
 }
 
 /// Waits until every replica in `nodes` (all but the first) has synced with the primary.

@@ -11,6 +11,7 @@ use rtc_tests::gates::wait_until;
 use rtc_tests::sentinel::{RedisSentinel, SERVICE};
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
 use rtc_tests::statics::{forever, install};
+use rtc_tests::tls::Certificates;
 use rtc_tests::unique_namespace;
 use rtc_tests::workers::{read_until_stopped, spawn_readers, write_until_stopped, Stop};
 
@@ -126,6 +127,41 @@ fn credentials_reach_the_sentinels_from_their_urls_and_the_primary_from_the_buil
         assert!(wrong.get::<i32>("k", ["a"]).is_err());
         assert!(wrong.stats().errors >= 1);
     }
+}
+
+#[test]
+fn tls_reaches_the_sentinels_and_the_primary() {
+    if !rtc_tests::tls::tls_or_skip() {
+        return;
+    }
+    let certificates = Certificates::generate();
+    let deployment = RedisSentinel::start_tls(1, &certificates);
+    let cache = TaggedCache::builder()
+        .namespace(unique_namespace("sentinel-tls"))
+        .sentinel(deployment.urls(), SERVICE)
+        .tls_ca_file(certificates.path("ca.crt"))
+        .build()
+        .unwrap();
+    assert!(cache.set("k", &1, ["a"], None));
+    assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert!(cache.invalidate_async(["a"]).await);
+        assert!(cache.set_async("k", &2, ["a"], None).await);
+        assert_eq!(cache.get_async::<i32>("k", ["a"]).await, Ok(2));
+    });
+    let primary = deployment.primary_port().unwrap();
+    assert!(keys_on(&deployment, primary, &cache) >= 2, "entry and tag");
+    // Without the CA, the certificates are not trusted: a miss.
+    let untrusting = TaggedCache::builder()
+        .namespace(unique_namespace("sentinel-tls"))
+        .sentinel(deployment.urls(), SERVICE)
+        .build()
+        .unwrap();
+    assert!(!untrusting.set("k", &1, ["a"], None));
 }
 
 static LOAD_CACHE: OnceLock<TaggedCache> = OnceLock::new();

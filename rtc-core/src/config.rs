@@ -240,7 +240,9 @@ impl TaggedCacheBuilder {
     /// credentials go in their URLs. TLS (`rediss://` sentinel URLs or `ssl(true)`) applies to
     /// the sentinels and the primary alike, with the same `tls_*` settings; a primary's
     /// certificate must then name the address the sentinels give (usually an IP address).
-    /// Not to be combined with `url()`, `host()`/`port()` or `cluster_urls()`.
+    /// Not supported: TLS to the sentinels but not to the primary (or the reverse), and reading
+    /// from replicas (every call goes to the primary). Not to be combined with `url()`,
+    /// `host()`/`port()` or `cluster_urls()`.
     ///
     /// ```
     /// let cache = rtc::TaggedCache::builder()

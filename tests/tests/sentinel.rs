@@ -34,6 +34,21 @@ fn keys_on(deployment: &RedisSentinel, port: u16, cache: &TaggedCache) -> usize 
     keys.len()
 }
 
+/// Writes, reads and invalidates through `cache`, sync and async.
+fn round_trip(cache: &TaggedCache) {
+    assert!(cache.set("k", &1, ["a"], None));
+    assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert!(cache.invalidate_async(["a"]).await);
+        assert!(cache.set_async("k", &2, ["a"], None).await);
+        assert_eq!(cache.get_async::<i32>("k", ["a"]).await, Ok(2));
+    });
+}
+
 #[test]
 fn every_behaviour_through_sentinel() {
     let deployment = RedisSentinel::start(1);
@@ -107,17 +122,7 @@ fn credentials_reach_the_sentinels_from_their_urls_and_the_primary_from_the_buil
             .unwrap()
     };
     let cache = with("sentinel-secret", "primary-secret");
-    assert!(cache.set("k", &1, ["a"], None));
-    assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        assert!(cache.invalidate_async(["a"]).await);
-        assert!(cache.set_async("k", &2, ["a"], None).await);
-        assert_eq!(cache.get_async::<i32>("k", ["a"]).await, Ok(2));
-    });
+    round_trip(&cache);
     // A wrong password, for the sentinels or for the primary, is a miss.
     for wrong in [
         with("nope", "primary-secret"),
@@ -142,17 +147,7 @@ fn tls_reaches_the_sentinels_and_the_primary() {
         .tls_ca_file(certificates.path("ca.crt"))
         .build()
         .unwrap();
-    assert!(cache.set("k", &1, ["a"], None));
-    assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        assert!(cache.invalidate_async(["a"]).await);
-        assert!(cache.set_async("k", &2, ["a"], None).await);
-        assert_eq!(cache.get_async::<i32>("k", ["a"]).await, Ok(2));
-    });
+    round_trip(&cache);
     let primary = deployment.primary_port().unwrap();
     assert!(keys_on(&deployment, primary, &cache) >= 2, "entry and tag");
     // Without the CA, the certificates are not trusted: a miss.

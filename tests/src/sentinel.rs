@@ -129,6 +129,11 @@ impl RedisSentinel {
         }
     }
 
+    /// Freezes the `index`th sentinel (SIGSTOP): it accepts connections and never answers.
+    pub fn freeze_sentinel(&self, index: usize) {
+        self.sentinels[index].freeze();
+    }
+
     /// The data node (primary or replica) the sentinels call `port`.
     pub fn node(&self, port: u16) -> &RedisServer {
         &self.nodes[self.node_index(port)]

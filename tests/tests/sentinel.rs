@@ -104,6 +104,24 @@ fn sentinels_that_do_not_answer_are_a_miss_not_an_error() {
 }
 
 #[test]
+fn a_frozen_sentinel_costs_a_timeout_and_the_next_one_answers() {
+    let deployment = RedisSentinel::start(0);
+    deployment.freeze_sentinel(0);
+    // The first sentinel asked accepts the connection and never answers: the lookup gives up on
+    // it after the socket timeout and asks the next, sync and async alike.
+    round_trip(&sentinel_cache(&deployment));
+    let looked_up_async = sentinel_cache(&deployment);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert!(looked_up_async.set_async("k", &1, ["a"], None).await);
+        assert_eq!(looked_up_async.get_async::<i32>("k", ["a"]).await, Ok(1));
+    });
+}
+
+#[test]
 fn credentials_reach_the_sentinels_from_their_urls_and_the_primary_from_the_builder() {
     let deployment = RedisSentinel::start(1);
     deployment.add_user("watcher", "sentinel-secret");

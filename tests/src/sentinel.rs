@@ -72,7 +72,7 @@ impl RedisSentinel {
         let config = format!(
             "sentinel monitor {SERVICE} 127.0.0.1 {primary_port} {QUORUM}\n\
              sentinel down-after-milliseconds {SERVICE} 500\n\
-             sentinel failover-timeout {SERVICE} 5000\n"
+             sentinel failover-timeout {SERVICE} 2000\n"
         );
         let sentinels = (0..3)
             .map(|_| start(&mut tls_ports, Some(&config), &["--sentinel"]))

@@ -11,6 +11,7 @@
 //! here every step has the cache's connect and socket timeouts.
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use redis::{
@@ -32,6 +33,8 @@ pub(crate) struct SentinelConnector {
     primary_template: ConnectionInfo,
     tls: TlsMaterial,
     timeouts: Timeouts,
+    /// The sentinel that named the primary last: the next lookup asks it first.
+    answering: AtomicUsize,
     /// The primary the sentinels named last, with its connections; `None` until the next call
     /// asks them.
     primary: Mutex<Option<Arc<ServerConnector>>>,
@@ -54,6 +57,7 @@ impl SentinelConnector {
             primary_template: settings.primary.clone(),
             tls: tls.clone(),
             timeouts,
+            answering: AtomicUsize::new(0),
             primary: Mutex::new(None),
         })
     }
@@ -111,18 +115,18 @@ impl SentinelConnector {
         self.primary.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Asks each sentinel in turn for the primary; the first that names a node answering
-    /// `ROLE` as a primary wins.
+    /// Asks each sentinel in turn for the primary, starting with the one that answered last;
+    /// the first that names a node answering `ROLE` as a primary wins.
     fn resolve(&self) -> RedisResult<Client> {
         let mut last_error = None;
-        for sentinel in &self.sentinels {
+        for (index, sentinel) in self.in_turn() {
             let found = self.ask(sentinel).and_then(|address| {
                 let client = self.client_for(address)?;
                 let role: Role = role().query(&mut self.connect(&client)?)?;
                 is_primary(&role).then_some(client).ok_or_else(not_primary)
             });
             match found {
-                Ok(client) => return Ok(client),
+                Ok(client) => return Ok(self.answered(index, client)),
                 Err(error) => last_error = Some(error),
             }
         }
@@ -132,7 +136,7 @@ impl SentinelConnector {
     /// Async twin of [`SentinelConnector::resolve`].
     async fn resolve_async(&self) -> RedisResult<Client> {
         let mut last_error = None;
-        for sentinel in &self.sentinels {
+        for (index, sentinel) in self.in_turn() {
             let found = async {
                 let address = self.ask_async(sentinel).await?;
                 let client = self.client_for(address)?;
@@ -141,11 +145,28 @@ impl SentinelConnector {
                 is_primary(&role).then_some(client).ok_or_else(not_primary)
             };
             match found.await {
-                Ok(client) => return Ok(client),
+                Ok(client) => return Ok(self.answered(index, client)),
                 Err(error) => last_error = Some(error),
             }
         }
         Err(self.no_primary(last_error))
+    }
+
+    /// The sentinels with their indexes, the one that answered last first (the Sentinel
+    /// client guidelines), so that a sentinel that is down costs each lookup nothing once
+    /// another has answered.
+    fn in_turn(&self) -> impl Iterator<Item = (usize, &Client)> {
+        let first = self.answering.load(Ordering::Relaxed);
+        let count = self.sentinels.len();
+        (0..count).map(move |offset| {
+            let index = (first + offset) % count;
+            (index, &self.sentinels[index])
+        })
+    }
+
+    fn answered(&self, index: usize, client: Client) -> Client {
+        self.answering.store(index, Ordering::Relaxed);
+        client
     }
 
     fn ask(&self, sentinel: &Client) -> RedisResult<Option<(String, u16)>> {

@@ -58,13 +58,14 @@ cargo package "${published[@]}" --allow-dirty --quiet
 
 # rtc-tests' integration tests again, against other servers: the harness starts the binary named
 # by RTC_TEST_SERVER and creates clusters with RTC_TEST_CLI. A server built without TLS skips the
-# TLS tests with a printed reason, so tls_acl runs apart with its output shown. Same cargo flags
+# TLS tests with a printed reason, so tls_acl and sentinel (which has a TLS test, and prints its
+# failover figures) run apart with their output shown. Same cargo flags
 # as above, so only rtc-tests is rebuilt.
 server_tests=()
 for target in tests/tests/*.rs tests/tests/*/main.rs; do
   name="$(basename "$target" .rs)"
   [ "$name" = main ] && name="$(basename "$(dirname "$target")")"
-  [ "$name" = tls_acl ] || server_tests+=(--test "$name")
+  case "$name" in tls_acl | sentinel) ;; *) server_tests+=(--test "$name") ;; esac
 done
 servers_venv="$PWD/target/servers-venv"
 servers_log="$PWD/target/servers-venv.log"
@@ -86,11 +87,12 @@ shipped() {
   find "$servers_venv" -type f -name "$1" -path "*/$2/*" -perm -u+x 2>/dev/null | head -n 1
 }
 
-# run_against LABEL SERVER CLI: the server tests, then the TLS tests with their skip reasons shown.
+# run_against LABEL SERVER CLI: the server tests, then the TLS and sentinel tests with their skip
+# reasons shown.
 run_against() {
   echo "==> $1: $("$2" --version)"
   RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" cargo test --workspace --all-features "${server_tests[@]}"
-  RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" cargo test --workspace --all-features --test tls_acl -- --nocapture
+  RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" cargo test --workspace --all-features --test tls_acl --test sentinel -- --nocapture
 }
 
 valkey_cli=""

@@ -16,8 +16,21 @@ pub(crate) enum Storage {
     Disabled,
     Memory,
     Redis(Box<ConnectionInfo>),
+    /// A primary found through Redis Sentinel.
+    Sentinel(Box<SentinelSettings>),
     /// Seed nodes of a Redis Cluster; the rest of the topology is discovered.
     Cluster(Vec<ConnectionInfo>),
+}
+
+/// Where the sentinels are, which primary to ask them for, and how to connect to it.
+#[derive(Clone)]
+pub(crate) struct SentinelSettings {
+    /// The sentinels, each with its own credentials and TLS.
+    pub sentinels: Vec<ConnectionInfo>,
+    /// The name the sentinels monitor the primary under (`sentinel monitor <name> ...`).
+    pub service: String,
+    /// Connections to the primary: db, credentials and TLS; the address is the sentinels'.
+    pub primary: ConnectionInfo,
 }
 
 impl Storage {
@@ -26,6 +39,9 @@ impl Storage {
         let tls = |info: &ConnectionInfo| matches!(info.addr(), ConnectionAddr::TcpTls { .. });
         match self {
             Storage::Redis(info) => tls(info),
+            Storage::Sentinel(sentinel) => {
+                tls(&sentinel.primary) || sentinel.sentinels.iter().any(tls)
+            }
             Storage::Cluster(nodes) => nodes.iter().any(tls),
             Storage::Disabled | Storage::Memory => false,
         }
@@ -54,14 +70,13 @@ impl fmt::Debug for Settings {
             Storage::Redis(info) => {
                 format!("redis at {} db {}", info.addr(), info.redis_settings().db())
             }
-            Storage::Cluster(nodes) => format!(
-                "redis cluster seeded by {}",
-                nodes
-                    .iter()
-                    .map(|node| node.addr().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+            Storage::Sentinel(sentinel) => format!(
+                "redis primary `{}` db {} named by the sentinels at {}",
+                sentinel.service,
+                sentinel.primary.redis_settings().db(),
+                addresses(&sentinel.sentinels)
             ),
+            Storage::Cluster(nodes) => format!("redis cluster seeded by {}", addresses(nodes)),
         };
         f.debug_struct("Settings")
             .field("namespace", &self.namespace)
@@ -73,6 +88,15 @@ impl fmt::Debug for Settings {
             .field("hook", &self.hook)
             .finish()
     }
+}
+
+/// The addresses alone, for `Debug`: user names and passwords never reach a log.
+fn addresses(nodes: &[ConnectionInfo]) -> String {
+    nodes
+        .iter()
+        .map(|node| node.addr().to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Configures a [`TaggedCache`]; made by [`TaggedCache::builder`].
@@ -99,6 +123,7 @@ pub struct TaggedCacheBuilder {
     namespace: String,
     url: Option<String>,
     cluster_urls: Vec<String>,
+    sentinel: Option<(Vec<String>, String)>,
     host: Option<String>,
     port: Option<u16>,
     db: Option<i64>,
@@ -121,6 +146,13 @@ impl fmt::Debug for TaggedCacheBuilder {
             .field("namespace", &self.namespace)
             .field("url", &self.url.as_ref().map(|_| "<set>"))
             .field("cluster_urls", &self.cluster_urls.len())
+            .field(
+                "sentinel",
+                &self
+                    .sentinel
+                    .as_ref()
+                    .map(|(urls, service)| (urls.len(), service)),
+            )
             .field("host", &self.host)
             .field("port", &self.port)
             .field("db", &self.db)
@@ -145,6 +177,7 @@ impl Default for TaggedCacheBuilder {
             namespace: "default".to_owned(),
             url: None,
             cluster_urls: Vec::new(),
+            sentinel: None,
             host: None,
             port: None,
             db: None,
@@ -194,6 +227,41 @@ impl TaggedCacheBuilder {
         S: Into<String>,
     {
         self.cluster_urls = urls.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// A primary with replicas watched by Redis Sentinel: the sentinels at `urls`
+    /// (`redis://[user:password@]host:port` each, usually port 26379) name the current primary
+    /// of `service_name` (the name in their `sentinel monitor` line), and every call goes to
+    /// it. When the primary fails, calls miss until the sentinels have promoted a replica;
+    /// then the next call asks them again and caching resumes, without a restart.
+    ///
+    /// `db()`, `username()` and `password()` apply to the primary; the sentinels' own
+    /// credentials go in their URLs. TLS (`rediss://` sentinel URLs or `ssl(true)`) applies to
+    /// the sentinels and the primary alike, with the same `tls_*` settings; a primary's
+    /// certificate must then name the address the sentinels give (usually an IP address).
+    /// Not supported: TLS to the sentinels but not to the primary (or the reverse), and reading
+    /// from replicas (every call goes to the primary). Not to be combined with `url()`,
+    /// `host()`/`port()` or `cluster_urls()`.
+    ///
+    /// ```
+    /// let cache = rtc::TaggedCache::builder()
+    ///     .sentinel(
+    ///         ["redis://10.0.0.1:26379", "redis://10.0.0.2:26379", "redis://10.0.0.3:26379"],
+    ///         "cache-primary",
+    ///     )
+    ///     .password("secret")
+    ///     .build()
+    ///     .expect("valid settings");
+    /// # let _ = cache;
+    /// ```
+    pub fn sentinel<I, S>(mut self, urls: I, service_name: impl Into<String>) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let urls = urls.into_iter().map(Into::into).collect();
+        self.sentinel = Some((urls, service_name.into()));
         self
     }
 
@@ -313,7 +381,8 @@ impl TaggedCacheBuilder {
     ///
     /// # Errors
     /// [`ConfigError`] for an unparsable URL, an unsupported scheme, TLS without TLS support,
-    /// a URL combined with host/port fields, or a zero timeout.
+    /// a URL combined with host/port fields, `sentinel()` without URLs or service name or
+    /// combined with another server, or a zero timeout.
     pub fn build(self) -> Result<TaggedCache, ConfigError> {
         TaggedCache::from_settings(self.settings()?)
     }
@@ -339,7 +408,14 @@ impl TaggedCacheBuilder {
                 "cluster_urls() and url()/host()/port()/db() both given; use one",
             ));
         }
-        let remote_set = self.url.is_some() || fields_set || cluster;
+        let sentinel = self.sentinel.is_some();
+        if sentinel && (cluster || self.url.is_some() || self.host.is_some() || self.port.is_some())
+        {
+            return Err(ConfigError::Contradictory(
+                "sentinel() and url()/host()/port()/cluster_urls() both given; use one",
+            ));
+        }
+        let remote_set = self.url.is_some() || fields_set || cluster || sentinel;
         if self.in_local_memory && remote_set {
             return Err(ConfigError::Contradictory(
                 "in_local_memory(true) keeps entries in this process, but a Redis server was also given",
@@ -351,6 +427,8 @@ impl TaggedCacheBuilder {
             Storage::Memory
         } else if cluster {
             Storage::Cluster(self.cluster_nodes()?)
+        } else if let Some((urls, service)) = &self.sentinel {
+            Storage::Sentinel(Box::new(self.sentinel_settings(urls, service)?))
         } else {
             Storage::Redis(Box::new(self.connection_info()?))
         };
@@ -378,13 +456,7 @@ impl TaggedCacheBuilder {
         }
         let host = self.host.clone().unwrap_or_else(|| "127.0.0.1".to_owned());
         let addr = ConnectionAddr::Tcp(host, self.port.unwrap_or(6379));
-        let mut redis = RedisConnectionInfo::default().set_db(self.db.unwrap_or(0));
-        if let Some(username) = &self.username {
-            redis = redis.set_username(username);
-        }
-        if let Some(password) = &self.password {
-            redis = redis.set_password(password);
-        }
+        let redis = self.credentials(RedisConnectionInfo::default().set_db(self.db.unwrap_or(0)));
         let info = addr
             .into_connection_info()
             .map_err(|error| ConfigError::InvalidUrl {
@@ -395,21 +467,78 @@ impl TaggedCacheBuilder {
 }
 
 impl TaggedCacheBuilder {
+    /// `redis` with the `username()` and `password()` given, if any.
+    fn credentials(&self, mut redis: RedisConnectionInfo) -> RedisConnectionInfo {
+        if let Some(username) = &self.username {
+            redis = redis.set_username(username);
+        }
+        if let Some(password) = &self.password {
+            redis = redis.set_password(password);
+        }
+        redis
+    }
+
     fn cluster_nodes(&self) -> Result<Vec<ConnectionInfo>, ConfigError> {
         self.cluster_urls
             .iter()
             .map(|url| {
                 let info = parse_url(url)?;
-                let mut redis = info.redis_settings().clone();
-                if let Some(username) = &self.username {
-                    redis = redis.set_username(username);
-                }
-                if let Some(password) = &self.password {
-                    redis = redis.set_password(password);
-                }
+                let redis = self.credentials(info.redis_settings().clone());
                 tls::secure(info.set_redis_settings(redis), self.ssl, self.tls.insecure)
             })
             .collect()
+    }
+}
+
+impl TaggedCacheBuilder {
+    fn sentinel_settings(
+        &self,
+        urls: &[String],
+        service: &str,
+    ) -> Result<SentinelSettings, ConfigError> {
+        if urls.is_empty() {
+            return Err(ConfigError::Invalid(
+                "sentinel() needs at least one sentinel URL",
+            ));
+        }
+        if service.is_empty() {
+            return Err(ConfigError::Invalid(
+                "sentinel() needs the service name the sentinels monitor the primary under",
+            ));
+        }
+        let parsed = urls
+            .iter()
+            .map(|url| parse_url(url))
+            .collect::<Result<Vec<_>, _>>()?;
+        if parsed.iter().any(|info| info.redis_settings().db() != 0) {
+            return Err(ConfigError::Invalid(
+                "sentinel URLs name no database; set the primary's with db()",
+            ));
+        }
+        let tls_given = parsed
+            .iter()
+            .any(|info| matches!(info.addr(), ConnectionAddr::TcpTls { .. }));
+        let tls = self.ssl || tls_given;
+        let sentinels = parsed
+            .into_iter()
+            .map(|info| tls::secure(info, tls, self.tls.insecure))
+            .collect::<Result<Vec<_>, _>>()?;
+        let primary = self.credentials(RedisConnectionInfo::default().set_db(self.db.unwrap_or(0)));
+        // The address is a placeholder: each lookup replaces it with the sentinels' answer.
+        let placeholder = ConnectionAddr::Tcp("127.0.0.1".to_owned(), 6379)
+            .into_connection_info()
+            .map_err(|error| ConfigError::InvalidUrl {
+                reason: error.to_string(),
+            })?;
+        Ok(SentinelSettings {
+            sentinels,
+            service: service.to_owned(),
+            primary: tls::secure(
+                placeholder.set_redis_settings(primary),
+                tls,
+                self.tls.insecure,
+            )?,
+        })
     }
 }
 
@@ -478,6 +607,68 @@ mod tests {
             error_of(builder().socket_timeout(Duration::ZERO)),
             ConfigError::Invalid(_)
         ));
+    }
+
+    #[test]
+    fn sentinel_settings_that_cannot_work_are_refused() {
+        let sentinel = || TaggedCacheBuilder::default().sentinel(["redis://s1:26379"], "primary");
+        assert!(matches!(
+            error_of(TaggedCacheBuilder::default().sentinel(Vec::<String>::new(), "primary")),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            error_of(TaggedCacheBuilder::default().sentinel(["redis://s1:26379"], "")),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            error_of(TaggedCacheBuilder::default().sentinel(["redis://s1:26379/2"], "primary")),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            error_of(TaggedCacheBuilder::default().sentinel(["http://s1:26379"], "primary")),
+            ConfigError::InvalidUrl { .. }
+        ));
+        for contradiction in [
+            sentinel().url("redis://h"),
+            sentinel().host("h"),
+            sentinel().port(6380),
+            sentinel().cluster_urls(["redis://c:7000"]),
+            sentinel().in_local_memory(true),
+        ] {
+            assert!(matches!(
+                error_of(contradiction),
+                ConfigError::Contradictory(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn db_and_credentials_go_to_the_primary_and_the_urls_credentials_to_the_sentinels() {
+        let settings = TaggedCacheBuilder::default()
+            .sentinel(
+                ["redis://:sentinel-secret@s1:26379", "redis://s2:26379"],
+                "primary",
+            )
+            .db(3)
+            .username("app")
+            .password("hunter2")
+            .settings()
+            .unwrap();
+        let Storage::Sentinel(sentinel) = &settings.storage else {
+            panic!("a sentinel storage");
+        };
+        assert_eq!(sentinel.service, "primary");
+        let primary = sentinel.primary.redis_settings();
+        assert_eq!(
+            (primary.db(), primary.username(), primary.password()),
+            (3, Some("app"), Some("hunter2"))
+        );
+        let first = sentinel.sentinels[0].redis_settings();
+        assert_eq!(first.password(), Some("sentinel-secret"));
+        assert_eq!(sentinel.sentinels[1].redis_settings().password(), None);
+        let shown = format!("{settings:?}");
+        assert!(shown.contains("s1:26379") && shown.contains("`primary` db 3"));
+        assert!(!shown.contains("hunter2") && !shown.contains("sentinel-secret"));
     }
 
     #[test]

@@ -19,6 +19,7 @@ use tempfile::TempDir;
 
 pub mod cluster;
 pub mod gates;
+pub mod sentinel;
 pub mod server_binary;
 pub mod staleness;
 pub mod statics;
@@ -38,6 +39,8 @@ pub struct RedisServer {
     dir: TempDir,
     child: Option<Child>,
     extra_args: Vec<String>,
+    /// Written to `server.conf` in `dir` and given first, when set (a sentinel needs one).
+    config: Option<String>,
 }
 
 impl RedisServer {
@@ -57,9 +60,19 @@ impl RedisServer {
     /// Like [`RedisServer::start_with`], on the first port from `ports` that no other process
     /// takes first: a port found free can be bound by another test process before the server
     /// binds it.
-    pub fn start_on_free(mut ports: impl FnMut() -> u16, extra_args: &[&str]) -> Self {
+    pub fn start_on_free(ports: impl FnMut() -> u16, extra_args: &[&str]) -> Self {
+        Self::start_configured(ports, None, extra_args)
+    }
+
+    /// Like [`RedisServer::start_on_free`], started from a config file with `config` in it (the
+    /// server may rewrite the file, as a sentinel does), then `extra_args`.
+    pub fn start_configured(
+        mut ports: impl FnMut() -> u16,
+        config: Option<&str>,
+        extra_args: &[&str],
+    ) -> Self {
         for _ in 0..PORT_ATTEMPTS {
-            match Self::try_start_on(ports(), extra_args) {
+            match Self::try_start_on(ports(), config, extra_args) {
                 Ok(server) => return server,
                 Err(NotStarted::PortTaken) => continue,
                 Err(NotStarted::Failed(message)) => panic!("{message}"),
@@ -68,12 +81,17 @@ impl RedisServer {
         panic!("{PORT_ATTEMPTS} ports in a row were taken by other processes first")
     }
 
-    fn try_start_on(port: u16, extra_args: &[&str]) -> Result<Self, NotStarted> {
+    fn try_start_on(
+        port: u16,
+        config: Option<&str>,
+        extra_args: &[&str],
+    ) -> Result<Self, NotStarted> {
         let mut server = Self {
             port,
             dir: tempfile::tempdir().expect("a temp dir for the server log"),
             child: None,
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
+            config: config.map(str::to_owned),
         };
         server.spawn()?;
         Ok(server)
@@ -193,7 +211,13 @@ impl RedisServer {
 
     fn spawn(&mut self) -> Result<(), NotStarted> {
         let program = server_binary::server_program();
-        let child = Command::new(&program)
+        let mut command = Command::new(&program);
+        if let Some(config) = &self.config {
+            let path = self.dir.path().join("server.conf");
+            std::fs::write(&path, config).expect("the server's config file");
+            command.arg(path);
+        }
+        let child = command
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])

@@ -94,6 +94,20 @@ impl Certificates {
     }
 }
 
+/// `true` when the server binary speaks TLS, or must ([`server_binary::REQUIRE_TLS_VAR`]);
+/// otherwise prints why the calling test is skipped and returns `false`: the test returns early.
+pub fn tls_or_skip() -> bool {
+    if let Err(reason) = server_binary::tls_support() {
+        if !server_binary::tls_required() {
+            let current = std::thread::current();
+            let test = current.name().unwrap_or("this test");
+            eprintln!("SKIPPED {test}: {reason}");
+            return false;
+        }
+    }
+    true
+}
+
 /// A server with a plain port (for probing) and a TLS port (for the cache under test).
 pub struct TlsServer {
     /// The server; its plain port answers without TLS.
@@ -110,15 +124,7 @@ impl TlsServer {
     /// the test returns early. With [`server_binary::REQUIRE_TLS_VAR`] set, it starts anyway
     /// and fails with the server's log.
     pub fn start_or_skip(require_client_cert: bool) -> Option<Self> {
-        if let Err(reason) = server_binary::tls_support() {
-            if !server_binary::tls_required() {
-                let current = std::thread::current();
-                let test = current.name().unwrap_or("this test");
-                eprintln!("SKIPPED {test}: {reason}");
-                return None;
-            }
-        }
-        Some(Self::start(require_client_cert))
+        tls_or_skip().then(|| Self::start(require_client_cert))
     }
 
     /// Starts a server whose TLS port asks for client certificates when `require_client_cert`.

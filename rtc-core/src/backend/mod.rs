@@ -76,7 +76,7 @@ impl Backend {
         Ok(match &settings.storage {
             Storage::Disabled => Backend::Disabled,
             Storage::Memory => Backend::Memory(MemoryStore::default()),
-            Storage::Redis(_) | Storage::Cluster(_) => {
+            Storage::Redis(_) | Storage::Sentinel(_) | Storage::Cluster(_) => {
                 Backend::Redis(Box::new(RedisStore::open(settings)?))
             }
         })

@@ -1,5 +1,5 @@
 //! The engine's behaviours, each a function of the backend under test, so that the same suite
-//! runs on Redis, in memory and on a Redis Cluster.
+//! runs on Redis, in memory, on a Redis Cluster and through Redis Sentinel.
 
 use std::time::{Duration, Instant};
 
@@ -54,6 +54,18 @@ impl Fixture {
                 TaggedCache::builder()
                     .namespace(namespace)
                     .cluster_urls(urls.clone())
+            }),
+        }
+    }
+
+    pub fn sentinel(deployment: &rtc_tests::sentinel::RedisSentinel) -> Self {
+        let urls = deployment.urls();
+        Self {
+            _server: None,
+            builder: Box::new(move |namespace| {
+                TaggedCache::builder()
+                    .namespace(namespace)
+                    .sentinel(urls.clone(), rtc_tests::sentinel::SERVICE)
             }),
         }
     }

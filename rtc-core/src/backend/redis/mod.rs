@@ -1,10 +1,11 @@
-//! Redis, one server or a cluster: sends each operation's [`Round`], with back-off after
-//! connection failures.
+//! Redis, one server, a primary found through Sentinel, or a cluster: sends each operation's
+//! [`Round`], with back-off after connection failures.
 
 mod backoff;
 mod cluster;
 mod commands;
 mod connections;
+mod sentinel;
 mod server;
 pub(crate) mod tls;
 
@@ -17,6 +18,7 @@ use redis::{RedisError, RedisResult, Value};
 use self::backoff::Backoff;
 use self::cluster::ClusterConnector;
 use self::commands::{Round, Topology};
+use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
 use super::BackendError;
 use crate::config::{Settings, Storage};
@@ -37,6 +39,7 @@ pub(crate) struct Timeouts {
 /// Where rounds are sent.
 enum Connector {
     Server(Box<ServerConnector>),
+    Sentinel(Box<SentinelConnector>),
     Cluster(Box<ClusterConnector>),
 }
 
@@ -46,7 +49,7 @@ pub(crate) struct RedisStore {
 }
 
 impl RedisStore {
-    /// A client for the server or cluster the settings name. Nothing connects yet.
+    /// A client for the server, sentinels or cluster the settings name. Nothing connects yet.
     pub(crate) fn open(settings: &Settings) -> Result<Self, ConfigError> {
         let timeouts = Timeouts {
             socket: settings.socket_timeout,
@@ -73,6 +76,11 @@ impl RedisStore {
                 let client = settings.tls.client((**info).clone()).map_err(invalid)?;
                 Connector::Server(Box::new(ServerConnector::new(client, timeouts)))
             }
+            Storage::Sentinel(sentinel) => {
+                let connector =
+                    SentinelConnector::new(sentinel, &settings.tls, timeouts).map_err(invalid)?;
+                Connector::Sentinel(Box::new(connector))
+            }
             Storage::Disabled | Storage::Memory => {
                 return Err(ConfigError::Invalid("not a Redis storage"))
             }
@@ -93,7 +101,7 @@ impl RedisStore {
             return Err(BackendError::Skipped);
         }
         let topology = match self.connector {
-            Connector::Server(_) => Topology::Standalone,
+            Connector::Server(_) | Connector::Sentinel(_) => Topology::Standalone,
             Connector::Cluster(_) => Topology::Cluster,
         };
         Round::of(topology, operation)
@@ -104,6 +112,7 @@ impl RedisStore {
         let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
             Connector::Server(server) => server.query(round),
+            Connector::Sentinel(sentinel) => sentinel.query(round),
             Connector::Cluster(cluster) => cluster.query(round),
         };
         let mut sent = query(&round);
@@ -130,7 +139,7 @@ impl RedisStore {
         self.received(&round, sent)
     }
 
-    /// Sends a round on the server's or the cluster's async connection.
+    /// Sends a round on the server's, the primary's or the cluster's async connection.
     fn query_async<'a>(
         &'a self,
         round: &'a Round,
@@ -138,7 +147,12 @@ impl RedisStore {
     ) -> impl Future<Output = RedisResult<Vec<Value>>> + Send + 'a {
         match &self.connector {
             Connector::Server(server) => Either::Left(server.query_async(round, runtime)),
-            Connector::Cluster(cluster) => Either::Right(cluster.query_async(round, runtime)),
+            Connector::Sentinel(sentinel) => {
+                Either::Right(Either::Left(sentinel.query_async(round, runtime)))
+            }
+            Connector::Cluster(cluster) => {
+                Either::Right(Either::Right(cluster.query_async(round, runtime)))
+            }
         }
     }
 

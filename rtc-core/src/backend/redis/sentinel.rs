@@ -10,6 +10,7 @@
 //! but never answers would block a call for good) and uses fixed timeouts for its async ones;
 //! here every step has the cache's connect and socket timeouts.
 
+use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -38,6 +39,8 @@ pub(crate) struct SentinelConnector {
     /// The primary the sentinels named last, with its connections; `None` until the next call
     /// asks them.
     primary: Mutex<Option<Arc<ServerConnector>>>,
+    /// Timeouts of the async connections a lookup opens.
+    async_config: AsyncConnectionConfig,
 }
 
 impl SentinelConnector {
@@ -59,6 +62,9 @@ impl SentinelConnector {
             timeouts,
             answering: AtomicUsize::new(0),
             primary: Mutex::new(None),
+            async_config: AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeouts.connect))
+                .set_response_timeout(Some(timeouts.socket)),
         })
     }
 
@@ -79,7 +85,22 @@ impl SentinelConnector {
     ) -> RedisResult<Vec<Value>> {
         let primary = match self.current() {
             Some(primary) => primary,
-            None => self.remember(self.resolve_async().await?),
+            None => {
+                // The lookup's async driver: one command per node, each on a connection of its own.
+                let mut lookup = PrimaryLookup::new(self);
+                let mut reply = None;
+                let found = loop {
+                    if let Some(found) = lookup.advance(reply.take()) {
+                        break found;
+                    }
+                    let (node, command) = lookup.request();
+                    reply = Some(match self.connect_async(node).await {
+                        Ok(mut connection) => command.query_async(&mut connection).await,
+                        Err(error) => Err(error),
+                    });
+                };
+                self.remember(found?)
+            }
         };
         let result = primary.query_async(round, runtime).await;
         self.check(&primary, &result);
@@ -115,67 +136,29 @@ impl SentinelConnector {
         self.primary.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Asks each sentinel in turn for the primary, starting with the one that answered last;
-    /// the first that names a node answering `ROLE` as a primary wins.
+    /// The lookup's blocking driver: one command per node, each on a connection of its own.
     fn resolve(&self) -> RedisResult<Client> {
-        let mut last_error = None;
-        for (index, sentinel) in self.in_turn() {
-            let found = self.ask(sentinel).and_then(|address| {
-                let client = self.client_for(address)?;
-                let role: Role = role().query(&mut self.connect(&client)?)?;
-                is_primary(&role).then_some(client).ok_or_else(not_primary)
-            });
-            match found {
-                Ok(client) => return Ok(self.answered(index, client)),
-                Err(error) => last_error = Some(error),
+        let mut lookup = PrimaryLookup::new(self);
+        let mut reply = None;
+        loop {
+            if let Some(found) = lookup.advance(reply.take()) {
+                return found;
             }
+            let (node, command) = lookup.request();
+            reply = Some(
+                self.connect(node)
+                    .and_then(|mut connection| command.query(&mut connection)),
+            );
         }
-        Err(self.no_primary(last_error))
     }
 
-    /// Async twin of [`SentinelConnector::resolve`].
-    async fn resolve_async(&self) -> RedisResult<Client> {
-        let mut last_error = None;
-        for (index, sentinel) in self.in_turn() {
-            let found = async {
-                let address = self.ask_async(sentinel).await?;
-                let client = self.client_for(address)?;
-                let mut connection = self.connect_async(&client).await?;
-                let role: Role = role().query_async(&mut connection).await?;
-                is_primary(&role).then_some(client).ok_or_else(not_primary)
-            };
-            match found.await {
-                Ok(client) => return Ok(self.answered(index, client)),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(self.no_primary(last_error))
-    }
-
-    /// The sentinels with their indexes, the one that answered last first (the Sentinel
-    /// client guidelines), so that a sentinel that is down costs each lookup nothing once
-    /// another has answered.
-    fn in_turn(&self) -> impl Iterator<Item = (usize, &Client)> {
+    /// The sentinels' indexes, the one that answered last first (the Sentinel client
+    /// guidelines), so that a sentinel that is down costs each lookup nothing once another has
+    /// answered.
+    fn in_turn(&self) -> Vec<usize> {
         let first = self.answering.load(Ordering::Relaxed);
         let count = self.sentinels.len();
-        (0..count).map(move |offset| {
-            let index = (first + offset) % count;
-            (index, &self.sentinels[index])
-        })
-    }
-
-    fn answered(&self, index: usize, client: Client) -> Client {
-        self.answering.store(index, Ordering::Relaxed);
-        client
-    }
-
-    fn ask(&self, sentinel: &Client) -> RedisResult<Option<(String, u16)>> {
-        self.lookup().query(&mut self.connect(sentinel)?)
-    }
-
-    async fn ask_async(&self, sentinel: &Client) -> RedisResult<Option<(String, u16)>> {
-        let mut connection = self.connect_async(sentinel).await?;
-        self.lookup().query_async(&mut connection).await
+        (0..count).map(|offset| (first + offset) % count).collect()
     }
 
     fn lookup(&self) -> Cmd {
@@ -191,16 +174,11 @@ impl SentinelConnector {
         Ok(connection)
     }
 
-    async fn connect_async(
-        &self,
-        client: &Client,
-    ) -> RedisResult<redis::aio::MultiplexedConnection> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeouts.connect))
-            .set_response_timeout(Some(self.timeouts.socket));
-        client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
+    fn connect_async<'a>(
+        &'a self,
+        client: &'a Client,
+    ) -> impl Future<Output = RedisResult<redis::aio::MultiplexedConnection>> + Send + 'a {
+        client.get_multiplexed_async_connection_with_config(&self.async_config)
     }
 
     /// A client for the node a sentinel named (`None`: it knows no such service), with the
@@ -240,6 +218,90 @@ impl SentinelConnector {
     }
 }
 
+/// The lookup of the primary, written once for both drivers: ask each sentinel in turn for
+/// `SENTINEL GET-MASTER-ADDR-BY-NAME <service>`, then check with `ROLE` that the node it names
+/// is a primary; the first that does wins.
+struct PrimaryLookup<'s> {
+    connector: &'s SentinelConnector,
+    /// Sentinel indexes still to ask, in order.
+    order: std::vec::IntoIter<usize>,
+    /// The sentinel being asked, or whose answer is being checked.
+    sentinel: usize,
+    /// The node that sentinel named, while its `ROLE` is asked.
+    candidate: Option<Client>,
+    last_error: Option<RedisError>,
+}
+
+impl<'s> PrimaryLookup<'s> {
+    fn new(connector: &'s SentinelConnector) -> Self {
+        Self {
+            order: connector.in_turn().into_iter(),
+            connector,
+            sentinel: 0,
+            candidate: None,
+            last_error: None,
+        }
+    }
+
+    /// Moves on with the reply to the last request (`None` at first): `Some` when the lookup
+    /// is over, else send [`PrimaryLookup::request`].
+    fn advance(&mut self, reply: Option<RedisResult<Value>>) -> Option<RedisResult<Client>> {
+        let Some(reply) = reply else {
+            return self.next_sentinel();
+        };
+        let connector = self.connector;
+        match self.candidate.take() {
+            None => {
+                let named = reply.and_then(|value| Ok(redis::from_redis_value(value)?));
+                match named.and_then(|address| connector.client_for(address)) {
+                    Ok(client) => {
+                        self.candidate = Some(client);
+                        None
+                    }
+                    Err(error) => self.failed(error),
+                }
+            }
+            Some(client) => {
+                let role = reply.and_then(|value| Ok(redis::from_redis_value::<Role>(value)?));
+                match role {
+                    Ok(role) if is_primary(&role) => {
+                        connector.answering.store(self.sentinel, Ordering::Relaxed);
+                        Some(Ok(client))
+                    }
+                    Ok(_) => self.failed(not_primary()),
+                    Err(error) => self.failed(error),
+                }
+            }
+        }
+    }
+
+    /// The node to send a command to now, and the command.
+    fn request(&self) -> (&Client, Cmd) {
+        match &self.candidate {
+            Some(client) => (client, role()),
+            None => (
+                &self.connector.sentinels[self.sentinel],
+                self.connector.lookup(),
+            ),
+        }
+    }
+
+    fn failed(&mut self, error: RedisError) -> Option<RedisResult<Client>> {
+        self.last_error = Some(error);
+        self.next_sentinel()
+    }
+
+    fn next_sentinel(&mut self) -> Option<RedisResult<Client>> {
+        match self.order.next() {
+            Some(index) => {
+                self.sentinel = index;
+                None
+            }
+            None => Some(Err(self.connector.no_primary(self.last_error.take()))),
+        }
+    }
+}
+
 /// `ROLE`, sent to the node a sentinel named.
 fn role() -> Cmd {
     redis::cmd("ROLE")
@@ -270,6 +332,10 @@ mod tests {
     use super::*;
 
     fn connector() -> SentinelConnector {
+        connector_of(&["redis://127.0.0.1:26379"])
+    }
+
+    fn connector_of(sentinels: &[&str]) -> SentinelConnector {
         let primary = ConnectionAddr::Tcp("127.0.0.1".to_owned(), 6379)
             .into_connection_info()
             .unwrap()
@@ -279,7 +345,10 @@ mod tests {
                     .set_password("hunter2"),
             );
         let settings = SentinelSettings {
-            sentinels: vec!["redis://127.0.0.1:26379".into_connection_info().unwrap()],
+            sentinels: sentinels
+                .iter()
+                .map(|url| url.into_connection_info().unwrap())
+                .collect(),
             service: "cache".to_owned(),
             primary,
         };
@@ -288,6 +357,77 @@ mod tests {
             connect: Duration::from_millis(100),
         };
         SentinelConnector::new(&settings, &TlsMaterial::default(), timeouts).unwrap()
+    }
+
+    fn reply(resp: &str) -> RedisResult<Value> {
+        Ok(redis::parse_redis_value(resp.as_bytes()).unwrap())
+    }
+
+    fn named(port: u16) -> RedisResult<Value> {
+        reply(&format!("*2\r\n$9\r\n127.0.0.1\r\n$4\r\n{port}\r\n"))
+    }
+
+    const PRIMARY: &str = "*3\r\n$6\r\nmaster\r\n:0\r\n*0\r\n";
+    const REPLICA: &str =
+        "*5\r\n$5\r\nslave\r\n$9\r\n127.0.0.1\r\n:6390\r\n$9\r\nconnected\r\n:0\r\n";
+
+    fn port_of(client: &Client) -> u16 {
+        match client.get_connection_info().addr() {
+            ConnectionAddr::Tcp(_, port) => *port,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_lookup_asks_a_sentinel_then_checks_the_role_of_the_node_it_names() {
+        let connector = connector_of(&["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]);
+        let mut lookup = PrimaryLookup::new(&connector);
+        assert!(lookup.advance(None).is_none());
+        let (node, command) = lookup.request();
+        assert_eq!(port_of(node), 26379);
+        assert_eq!(
+            command.args_iter().count(),
+            3,
+            "SENTINEL GET-MASTER-ADDR-BY-NAME cache"
+        );
+        assert!(lookup.advance(Some(named(6390))).is_none());
+        assert_eq!(
+            port_of(lookup.request().0),
+            6390,
+            "ROLE goes to the node named"
+        );
+        let found = lookup.advance(Some(reply(PRIMARY))).unwrap().unwrap();
+        assert_eq!(port_of(&found), 6390);
+    }
+
+    #[test]
+    fn a_failing_sentinel_or_a_replica_named_moves_on_to_the_next_sentinel() {
+        let connector = connector_of(&["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]);
+        let mut lookup = PrimaryLookup::new(&connector);
+        assert!(lookup.advance(None).is_none());
+        assert!(lookup.advance(Some(Err(not_primary()))).is_none());
+        assert_eq!(
+            port_of(lookup.request().0),
+            26380,
+            "the second sentinel is asked"
+        );
+        assert!(lookup.advance(Some(named(6391))).is_none());
+        let result = lookup.advance(Some(reply(REPLICA))).unwrap();
+        let error = result.unwrap_err();
+        assert!(super::super::is_connection_trouble(&error), "{error}");
+
+        // The next lookup starts with the sentinel that answered last.
+        let mut lookup = PrimaryLookup::new(&connector);
+        assert!(lookup.advance(None).is_none());
+        assert!(lookup.advance(Some(named(6392))).is_none());
+        assert!(lookup.advance(Some(reply(PRIMARY))).unwrap().is_ok());
+        assert_eq!(connector.answering.load(Ordering::Relaxed), 0);
+        let connector_second =
+            connector_of(&["redis://127.0.0.1:26379", "redis://127.0.0.1:26380"]);
+        connector_second.answering.store(1, Ordering::Relaxed);
+        let mut lookup = PrimaryLookup::new(&connector_second);
+        assert!(lookup.advance(None).is_none());
+        assert_eq!(port_of(lookup.request().0), 26380);
     }
 
     #[test]

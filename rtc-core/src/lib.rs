@@ -12,6 +12,7 @@
 mod backend;
 mod cache;
 mod clock;
+mod codec;
 mod config;
 #[doc(hidden)]
 pub mod decorate;
@@ -26,6 +27,7 @@ mod tags;
 mod warnings;
 
 pub use cache::{TaggedCache, NO_TAGS};
+pub use codec::Codec;
 pub use config::TaggedCacheBuilder;
 pub use error::{CacheMiss, ConfigError};
 pub use format::MAX_TAGS;

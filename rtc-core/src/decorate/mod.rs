@@ -27,7 +27,7 @@ pub use self::arguments::{
 };
 pub(crate) use self::flights::Flights;
 use self::outcome::encoded;
-pub use self::outcome::{skips, AsIs, Codec, Outcome, Unless};
+pub use self::outcome::{skips, AsIs, Outcome, Unless, ValueCodec};
 use self::protocol::{CallFlow, Mode, Yield};
 pub use self::seconds::{duration, Seconds};
 
@@ -154,7 +154,7 @@ impl<V> Drop for Driven<'_, V> {
 
 impl<'a> Call<'a> {
     /// Returns the cached value, or computes, caches and returns it.
-    pub fn run<R: Outcome>(self, codec: Codec<R::Value>, compute: impl FnOnce() -> R) -> R {
+    pub fn run<R: Outcome>(self, codec: ValueCodec<R::Value>, compute: impl FnOnce() -> R) -> R {
         let mode = Mode::Run {
             lock_timeout: self.lock.then_some(self.lock_timeout),
         };
@@ -164,7 +164,7 @@ impl<'a> Call<'a> {
     /// Async twin of [`Call::run`].
     pub fn run_async<R, F>(
         self,
-        codec: Codec<R::Value>,
+        codec: ValueCodec<R::Value>,
         compute: F,
     ) -> impl Future<Output = R> + use<'a, R, F>
     where
@@ -178,14 +178,18 @@ impl<'a> Call<'a> {
     }
 
     /// Computes and stores the value, whatever the cache holds.
-    pub fn refresh<R: Outcome>(self, codec: Codec<R::Value>, compute: impl FnOnce() -> R) -> R {
+    pub fn refresh<R: Outcome>(
+        self,
+        codec: ValueCodec<R::Value>,
+        compute: impl FnOnce() -> R,
+    ) -> R {
         self.drive(Mode::Refresh, codec, compute)
     }
 
     /// Async twin of [`Call::refresh`].
     pub fn refresh_async<R, F>(
         self,
-        codec: Codec<R::Value>,
+        codec: ValueCodec<R::Value>,
         compute: F,
     ) -> impl Future<Output = R> + use<'a, R, F>
     where
@@ -199,7 +203,7 @@ impl<'a> Call<'a> {
     fn drive<R: Outcome>(
         self,
         mode: Mode,
-        codec: Codec<R::Value>,
+        codec: ValueCodec<R::Value>,
         compute: impl FnOnce() -> R,
     ) -> R {
         let report = self.report(mode);
@@ -231,7 +235,7 @@ impl<'a> Call<'a> {
         let started = Instant::now();
         let outcome = compute();
         call.flow.report.info.decorated_elapsed = started.elapsed();
-        call.flow.computed(encoded(&codec, &outcome));
+        call.flow.computed(encoded(&codec, entry.cache, &outcome));
         entry.cache.drive(&mut call.flow);
         self.finish(&entry, &mut call.flow.report, outcome)
     }
@@ -240,7 +244,7 @@ impl<'a> Call<'a> {
     async fn drive_async<R: Outcome>(
         self,
         mode: Mode,
-        codec: Codec<R::Value>,
+        codec: ValueCodec<R::Value>,
         compute: impl Future<Output = R>,
     ) -> R {
         let report = self.report(mode);
@@ -275,7 +279,7 @@ impl<'a> Call<'a> {
         let started = Instant::now();
         let outcome = compute.await;
         call.flow.report.info.decorated_elapsed = started.elapsed();
-        call.flow.computed(encoded(&codec, &outcome));
+        call.flow.computed(encoded(&codec, entry.cache, &outcome));
         entry.cache.drive_async(&mut call.flow).await;
         self.finish(&entry, &mut call.flow.report, outcome)
     }

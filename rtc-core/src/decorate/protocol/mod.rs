@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::flights::{Flight, Landing, Leader};
-use super::outcome::Codec;
+use super::outcome::ValueCodec;
 use super::Report;
 use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
@@ -115,7 +115,7 @@ enum Next<'a, V> {
 pub(super) struct CallFlow<'a, V> {
     cache: &'a TaggedCache,
     keys: &'a EntryKeys,
-    codec: &'a Codec<V>,
+    codec: &'a ValueCodec<V>,
     mode: Mode,
     lifetime: Option<Duration>,
     /// What the call found and did, for the hook.
@@ -143,7 +143,7 @@ impl<'a, V> CallFlow<'a, V> {
     pub(super) fn new(
         cache: &'a TaggedCache,
         keys: &'a EntryKeys,
-        codec: &'a Codec<V>,
+        codec: &'a ValueCodec<V>,
         mode: Mode,
         lifetime: Option<Duration>,
         report: Report,
@@ -297,7 +297,7 @@ impl<'a, V> CallFlow<'a, V> {
     /// observed, to stamp a computed value with.
     fn decoded(&mut self, lookup: Lookup) -> Result<(V, Landing), Option<Observed>> {
         match lookup {
-            Lookup::Hit(bytes, observed) => match (self.codec.decode)(&bytes) {
+            Lookup::Hit(bytes, observed) => match self.codec.decode(self.cache, &bytes) {
                 Some(value) => {
                     self.report.hit(bytes.len());
                     Ok((value, Landing::new(Some(bytes.into_vec()), Some(observed))))

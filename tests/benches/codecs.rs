@@ -10,7 +10,6 @@ mod support;
 
 use std::hint::black_box;
 
-use criterion::Criterion;
 use redis::Commands;
 use rtc::{Codec, TaggedCache, TaggedCacheBuilder};
 use rtc_tests::unique_namespace;

@@ -161,6 +161,7 @@ pub(crate) enum Trouble {
     /// Compressed in a way this build cannot undo (a feature left out, or an unknown method).
     Compression(&'static str),
     /// The bytes do not decompress.
+    #[cfg_attr(not(feature = "lz4"), allow(dead_code))]
     Corrupt,
     /// The body does not decode as the requested type.
     Undecodable(String),

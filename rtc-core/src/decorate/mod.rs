@@ -429,9 +429,15 @@ impl Report {
         self.info.lock_waiting_ms = self.info.lock_waiting_ms.saturating_add(waited);
     }
 
-    fn hit(&mut self, size: usize) {
+    /// A value was found: `section` is its value section.
+    fn hit(&mut self, section: &[u8]) {
         self.info.hit = true;
-        self.info.serialized_size = size;
+        self.stored(section);
+    }
+
+    /// The value's size as stored, compressed if it was; the codec id is not counted.
+    fn stored(&mut self, section: &[u8]) {
+        self.info.serialized_size = section.len().saturating_sub(1);
     }
 }
 

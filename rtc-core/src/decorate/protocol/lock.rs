@@ -180,10 +180,10 @@ impl<'a, V> CallFlow<'a, V> {
             .and_then(|bytes| {
                 self.codec
                     .decode(self.cache, bytes)
-                    .map(|value| (value, bytes.len()))
+                    .map(|value| (value, bytes))
             });
-        if let Some((value, size)) = shared {
-            self.report.hit(size);
+        if let Some((value, bytes)) = shared {
+            self.report.hit(bytes);
             return Next::Yield(Yield::Cached(value), State::Finished);
         }
         if landing.is_some() && Instant::now() < self.deadline {

@@ -239,7 +239,7 @@ impl<'a, V> CallFlow<'a, V> {
             State::ReadyToCompute => Next::Yield(Yield::Compute, State::Computing),
             State::Computing => match (&self.observed, &self.computed) {
                 (Some(_), Some(bytes)) => {
-                    self.report.info.serialized_size = bytes.len();
+                    self.report.stored(bytes);
                     Next::Send(State::Storing)
                 }
                 _ => self.stored(),
@@ -299,7 +299,7 @@ impl<'a, V> CallFlow<'a, V> {
         match lookup {
             Lookup::Hit(bytes, observed) => match self.codec.decode(self.cache, &bytes) {
                 Some(value) => {
-                    self.report.hit(bytes.len());
+                    self.report.hit(&bytes);
                     Ok((value, Landing::new(Some(bytes.into_vec()), Some(observed))))
                 }
                 None => Err(Some(observed)),

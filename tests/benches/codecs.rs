@@ -12,34 +12,13 @@ use std::hint::black_box;
 
 use redis::Commands;
 use rtc::{Codec, TaggedCache, TaggedCacheBuilder};
+use rtc_tests::rows::{rows, Row};
 use rtc_tests::unique_namespace;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use support::BenchServer;
 
 const TAGS: [&str; 2] = ["tag1", "tag2"];
 const COMPRESS_ABOVE: usize = 256;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Row {
-    id: u64,
-    name: String,
-    score: f64,
-    active: bool,
-    labels: Vec<String>,
-}
-
-/// `count` rows: one is ~100 bytes of JSON, 100 are ~10 KB.
-fn rows(count: u64) -> Vec<Row> {
-    (0..count)
-        .map(|i| Row {
-            id: 1_000_000 + i * 7919,
-            name: format!("customer-{i:05}"),
-            score: i as f64 * 1.25,
-            active: i % 3 != 0,
-            labels: vec!["eu-west".into(), format!("tier-{}", i % 4)],
-        })
-        .collect()
-}
 
 /// One way of writing values.
 #[derive(Clone, Copy)]

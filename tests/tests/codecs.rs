@@ -7,28 +7,8 @@ use std::sync::OnceLock;
 
 use redis::Commands;
 use rtc::{cached, Codec, TaggedCache};
+use rtc_tests::rows::{rows, Row};
 use rtc_tests::{statics, unique_namespace, warnings, RedisServer};
-use serde::{Deserialize, Serialize};
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
-struct Row {
-    id: u64,
-    name: String,
-    score: f64,
-    labels: Vec<String>,
-}
-
-/// About 100 bytes of JSON for one row, about 10 KB for 100.
-fn rows(count: u64) -> Vec<Row> {
-    (0..count)
-        .map(|i| Row {
-            id: 1_000_000 + i * 7919,
-            name: format!("customer-{i:05}"),
-            score: i as f64 * 1.25,
-            labels: vec!["eu-west".into(), format!("tier-{}", i % 4)],
-        })
-        .collect()
-}
 
 /// Every way this build can write values: each codec, without and with compression.
 fn encodings() -> Vec<(Codec, Option<usize>)> {

@@ -368,8 +368,8 @@ use proc_macro::TokenStream;
 ///
 /// ## `codec = <expr>`, `compress_above = <expr>`
 ///
-/// This function's values are stored with the [`rtc::Codec`] `codec` (an expression of that
-/// type) instead of its cache's codec ([`rtc::TaggedCacheBuilder::codec`], JSON by default):
+/// This function's values are stored with `codec`, an `rtc::Codec` (an expression of that
+/// type) instead of its cache's codec (`TaggedCacheBuilder::codec`, JSON by default):
 /// `codec = rtc::Codec::Postcard` with the `postcard` feature. `compress_above = <bytes>` (a
 /// `usize`, feature `lz4`) compresses values whose serialized form is longer than that, whatever
 /// the cache's own `compress_above`.

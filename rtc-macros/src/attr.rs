@@ -442,9 +442,9 @@ mod tests {
         assert!(args.lock.is_some() && args.lock_timeout.is_some() && args.hook_userdata.is_some());
         assert!(args.cache.is_some() && args.custom_codec.is_some());
         assert!(args.compress_above.is_some());
-        let args = parse(quote::quote!(codec = rtc::Codec::Postcard)).unwrap();
-        assert!(args.codec.is_some());
         assert_eq!(args.skip.names(), ["db"]);
+        let with_codec = parse(quote::quote!(codec = rtc::Codec::Postcard)).unwrap();
+        assert!(with_codec.codec.is_some());
     }
 
     #[test]

@@ -32,6 +32,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 echo "==> cargo test (unit, integration, UI and doc tests)"
 # Redis from apt has TLS: its TLS tests must run, not skip.
 RTC_TEST_REQUIRE_TLS=1 cargo test --workspace --all-features
+# The engine's unit tests without optional features: a compressed entry is then a miss.
+cargo test -p rtc-core --lib
 
 echo "==> cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet

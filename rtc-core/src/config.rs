@@ -7,6 +7,7 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionI
 
 use crate::backend::redis::tls::{self, TlsMaterial, TlsOptions};
 use crate::cache::TaggedCache;
+use crate::codec::{Codec, Encoding};
 use crate::error::ConfigError;
 use crate::hook::{CacheInfo, Hook};
 
@@ -59,6 +60,8 @@ pub(crate) struct Settings {
     pub lifetime_for_tags: Option<Duration>,
     pub hook: Option<Hook>,
     pub tls: TlsMaterial,
+    /// How values are written: the codec, and compression above a size.
+    pub encoding: Encoding,
 }
 
 impl fmt::Debug for Settings {
@@ -86,6 +89,7 @@ impl fmt::Debug for Settings {
             .field("default_lifetime", &self.default_lifetime)
             .field("lifetime_for_tags", &self.lifetime_for_tags)
             .field("hook", &self.hook)
+            .field("encoding", &self.encoding)
             .finish()
     }
 }
@@ -138,6 +142,7 @@ pub struct TaggedCacheBuilder {
     in_local_memory: bool,
     hook: Option<Hook>,
     tls: TlsOptions,
+    encoding: Encoding,
 }
 
 impl fmt::Debug for TaggedCacheBuilder {
@@ -167,6 +172,7 @@ impl fmt::Debug for TaggedCacheBuilder {
             .field("in_local_memory", &self.in_local_memory)
             .field("hook", &self.hook)
             .field("tls", &self.tls)
+            .field("encoding", &self.encoding)
             .finish()
     }
 }
@@ -192,6 +198,7 @@ impl Default for TaggedCacheBuilder {
             in_local_memory: false,
             hook: None,
             tls: TlsOptions::default(),
+            encoding: Encoding::default(),
         }
     }
 }
@@ -363,6 +370,57 @@ impl TaggedCacheBuilder {
         self
     }
 
+    /// The format values are stored in: [`Codec::Json`] (the default), or a compact binary one
+    /// behind a cargo feature ([`Codec`] lists them). `#[cached(codec = ...)]` overrides it for
+    /// one function.
+    ///
+    /// Every entry records its codec, and a reader that expects another one counts a miss
+    /// (with a rate-limited warning) instead of decoding it: caches that share a namespace
+    /// should use the same codec, and after a change every older entry misses once.
+    ///
+    /// ```
+    /// use rtc::{Codec, TaggedCache};
+    ///
+    /// let cache = TaggedCache::builder()
+    ///     .in_local_memory(true)
+    ///     .codec(Codec::default())
+    ///     .build()
+    ///     .unwrap();
+    /// cache.set("answer", &42, ["numbers"], None);
+    /// assert_eq!(cache.get::<i32>("answer", ["numbers"]), Ok(42));
+    /// ```
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.encoding.codec = codec;
+        self
+    }
+
+    /// Compresses (LZ4) every value whose serialized form is longer than `bytes`, when that
+    /// makes it smaller (feature `lz4`). Compressed entries are marked as such, so they are
+    /// read by any cache of the namespace whatever its own threshold; a build without the
+    /// feature reads them as misses. `#[cached(compress_above = ...)]` overrides it for one
+    /// function. Without this setting nothing is compressed.
+    ///
+    /// LZ4 costs a few microseconds per 10 KB either way and shrinks typical JSON 3 to 4 times
+    /// (figures in `BENCHMARKS.md`); values of a few hundred bytes rarely gain.
+    ///
+    /// ```
+    /// use rtc::TaggedCache;
+    ///
+    /// let cache = TaggedCache::builder()
+    ///     .in_local_memory(true)
+    ///     .compress_above(1024)
+    ///     .build()
+    ///     .unwrap();
+    /// let report = "quarterly figures ".repeat(200);
+    /// cache.set("report", &report, ["reports"], None);
+    /// assert_eq!(cache.get::<String>("report", ["reports"]), Ok(report));
+    /// ```
+    #[cfg(feature = "lz4")]
+    pub fn compress_above(mut self, bytes: usize) -> Self {
+        self.encoding.compress_above = Some(bytes);
+        self
+    }
+
     /// Calls `hook` after every call of a `#[cached]` function that uses this cache, hit or miss,
     /// with the key, the tags, a [`CacheInfo`] and the decorator's `hook_userdata`. A panic in
     /// the hook is caught and logged; the call returns its value all the same.
@@ -447,6 +505,7 @@ impl TaggedCacheBuilder {
             lifetime_for_tags: self.lifetime_for_tags.filter(|d| !d.is_zero()),
             hook: self.hook,
             tls: tls_material,
+            encoding: self.encoding,
         })
     }
 

@@ -45,7 +45,8 @@ pub struct CacheInfo {
     pub lock_full_hit: bool,
     /// `lock = true`, this caller took the lock, and still had to compute.
     pub lock_full_miss: bool,
-    /// Size of the value as stored (read on a hit, written on a miss); zero when nothing was.
+    /// Size of the value as stored, compressed if it was (read on a hit, written on a miss);
+    /// zero when nothing was.
     pub serialized_size: usize,
 }
 

@@ -1,7 +1,8 @@
 //! The engine of [rtc](https://docs.rs/rtc): key layout, entry format, backends, fail-open
 //! plumbing. Applications depend on the `rtc` crate, which re-exports everything public here.
 //!
-//! Layers, from the bottom: `format` (keys, versions, the entry format: no I/O), `engine`
+//! Layers, from the bottom: `format` (keys, versions, the entry format: no I/O), `codec` (values
+//! as bytes: serde format, compression, the codec id), `engine`
 //! (each operation's logic as a state machine that asks for round trips but never makes one),
 //! `backend` (the in-memory store, and Redis: commands, connections, back-off, TLS), `cache`
 //! (the public [`TaggedCache`] API and fail-open reporting) and `decorate` (what `#[cached]`
@@ -12,6 +13,7 @@
 mod backend;
 mod cache;
 mod clock;
+mod codec;
 mod config;
 #[doc(hidden)]
 pub mod decorate;
@@ -26,6 +28,7 @@ mod tags;
 mod warnings;
 
 pub use cache::{TaggedCache, NO_TAGS};
+pub use codec::Codec;
 pub use config::TaggedCacheBuilder;
 pub use error::{CacheMiss, ConfigError};
 pub use format::MAX_TAGS;

@@ -24,6 +24,8 @@ mod kw {
     syn::custom_keyword!(cache);
     syn::custom_keyword!(serializer);
     syn::custom_keyword!(unserializer);
+    syn::custom_keyword!(codec);
+    syn::custom_keyword!(compress_above);
     syn::custom_keyword!(cache_none);
     syn::custom_keyword!(cache_err);
     syn::custom_keyword!(unless);
@@ -44,6 +46,8 @@ const OPTIONS: &[&str] = &[
     "cache",
     "serializer",
     "unserializer",
+    "codec",
+    "compress_above",
     "cache_none",
     "cache_err",
     "unless",
@@ -60,6 +64,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("timeout", "lock_timeout"),
     ("deserializer", "unserializer"),
     ("convert", "key"),
+    ("format", "codec"),
+    ("compression", "compress_above"),
+    ("compress", "compress_above"),
 ];
 
 /// Options of the `cached` crate that rtc covers differently, with what to write instead.
@@ -89,7 +96,12 @@ pub(crate) struct CachedArgs {
     pub(crate) hook_userdata: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) skip: Skip,
-    pub(crate) codec: Option<CustomCodec>,
+    /// `serializer = ..., unserializer = ...`.
+    pub(crate) custom_codec: Option<CustomCodec>,
+    /// `codec = <rtc::Codec>`: a built-in serde format instead of the cache's.
+    pub(crate) codec: Option<Expr>,
+    /// `compress_above = <bytes>`: compression instead of the cache's.
+    pub(crate) compress_above: Option<Expr>,
     /// `cache_none = true`: `None` is cached too.
     pub(crate) cache_none: Option<LitBool>,
     /// `cache_err = true`: `Err` is cached too.
@@ -204,6 +216,10 @@ impl Parse for CachedArgs {
                          (an alias) stands for",
                     ),
                 }
+            } else if lookahead.peek(kw::codec) {
+                option::<kw::codec>(input, &mut args.codec, &mut errors)?;
+            } else if lookahead.peek(kw::compress_above) {
+                option::<kw::compress_above>(input, &mut args.compress_above, &mut errors)?;
             } else if lookahead.peek(kw::serializer) {
                 keyed_option::<kw::serializer>(input, &mut serializer, &mut errors)?;
             } else if lookahead.peek(kw::unserializer) {
@@ -237,7 +253,17 @@ impl Parse for CachedArgs {
         args.skip = skip.unwrap_or_default();
         match (serializer, unserializer) {
             (Some((_, serializer)), Some((_, unserializer))) => {
-                args.codec = Some(CustomCodec { serializer, unserializer });
+                if let Some(codec) = &args.codec {
+                    errors.spanned(
+                        codec,
+                        "`codec` has no effect beside `serializer`/`unserializer`, which write \
+                         the value themselves: give one or the other",
+                    );
+                }
+                args.custom_codec = Some(CustomCodec {
+                    serializer,
+                    unserializer,
+                });
             }
             (Some((keyword, _)), None) => errors.push(syn::Error::new(
                 keyword,
@@ -409,13 +435,16 @@ mod tests {
         let args = parse(quote::quote! {
             skip(db), lock_timeout = 10, tags = [format!("user:{id}")], lifetime = 60,
             key = format!("k:{id}"), lock = true, hook_userdata = "x", cache = &CACHE,
-            unserializer = decode, serializer = encode,
+            unserializer = decode, serializer = encode, compress_above = 4096,
         })
         .unwrap();
         assert!(args.tags.is_some() && args.lifetime.is_some() && args.key.is_some());
         assert!(args.lock.is_some() && args.lock_timeout.is_some() && args.hook_userdata.is_some());
-        assert!(args.cache.is_some() && args.codec.is_some());
+        assert!(args.cache.is_some() && args.custom_codec.is_some());
+        assert!(args.compress_above.is_some());
         assert_eq!(args.skip.names(), ["db"]);
+        let with_codec = parse(quote::quote!(codec = rtc::Codec::Postcard)).unwrap();
+        assert!(with_codec.codec.is_some());
     }
 
     #[test]
@@ -435,6 +464,24 @@ mod tests {
     }
 
     #[test]
+    fn a_codec_beside_a_custom_serializer_is_an_error() {
+        let error = parse(quote::quote!(
+            codec = rtc::Codec::Json,
+            serializer = encode,
+            unserializer = decode
+        ))
+        .err()
+        .unwrap();
+        assert_eq!(
+            messages(error),
+            [
+                "`codec` has no effect beside `serializer`/`unserializer`, which write the value \
+              themselves: give one or the other"
+            ]
+        );
+    }
+
+    #[test]
     fn close_misspellings_get_a_suggestion() {
         assert_eq!(suggestion("tag"), Some("tags"));
         assert_eq!(suggestion("lock_timout"), Some("lock_timeout"));
@@ -442,6 +489,8 @@ mod tests {
         assert_eq!(suggestion("frobnicate"), None);
         assert_eq!(suggestion("time"), Some("lifetime"));
         assert_eq!(suggestion("convert"), Some("key"));
+        assert_eq!(suggestion("format"), Some("codec"));
+        assert_eq!(suggestion("compression"), Some("compress_above"));
     }
 
     #[test]

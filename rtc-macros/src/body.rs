@@ -239,14 +239,24 @@ impl Body<'_> {
     /// Spanned at the cached type, so that "`T` does not implement `Serialize`" points there.
     fn codec(&self) -> TokenStream {
         let value = &self.function.output.value;
-        match &self.args.codec {
-            Some(codec) => {
-                let (serializer, unserializer) = (&codec.serializer, &codec.unserializer);
+        let codec = match (&self.args.custom_codec, &self.args.codec) {
+            (Some(custom), _) => {
+                let (serializer, unserializer) = (&custom.serializer, &custom.unserializer);
                 quote_spanned! {value.span()=>
-                    ::rtc::__private::Codec::<#value>::custom(#serializer, #unserializer)
+                    ::rtc::__private::ValueCodec::<#value>::custom(#serializer, #unserializer)
                 }
             }
-            None => quote_spanned!(value.span()=> ::rtc::__private::Codec::<#value>::json()),
+            (None, Some(codec)) => {
+                let codec = quote_spanned!(codec.span()=> ::core::option::Option::Some::<::rtc::Codec>(#codec));
+                quote_spanned!(value.span()=> ::rtc::__private::ValueCodec::<#value>::serde(#codec))
+            }
+            (None, None) => quote_spanned! {value.span()=>
+                ::rtc::__private::ValueCodec::<#value>::serde(::core::option::Option::None)
+            },
+        };
+        match &self.args.compress_above {
+            Some(bytes) => quote_spanned!(bytes.span()=> #codec.compress_above(#bytes)),
+            None => codec,
         }
     }
 

@@ -369,10 +369,34 @@ use proc_macro::TokenStream;
 /// # assert_eq!(yearly(2020), "year 2020");
 /// ```
 ///
+/// ## `codec = <expr>`, `compress_above = <expr>`
+///
+/// This function's values are stored with `codec`, an `rtc::Codec` (an expression of that
+/// type) instead of its cache's codec (`TaggedCacheBuilder::codec`, JSON by default):
+/// `codec = rtc::Codec::Postcard` with the `postcard` feature. `compress_above = <bytes>` (a
+/// `usize`, feature `lz4`) compresses values whose serialized form is longer than that, whatever
+/// the cache's own `compress_above`.
+///
+/// The entry records its codec: a reader that expects another one (a low-level `get` with a
+/// cache of another codec, or this function after its codec changed) counts a miss with a
+/// rate-limited warning, never a wrong value. `codec` cannot be combined with `serializer`.
+///
+/// ```
+/// # use rtc::{cached, Codec, TaggedCache};
+/// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
+/// #[cached(codec = Codec::Json)]
+/// fn totals(year: u16) -> Vec<u64> {
+///     vec![u64::from(year); 12]
+/// }
+/// # assert_eq!(totals(2020).len(), 12);
+/// ```
+///
 /// ## `serializer = <path>`, `unserializer = <path>`
 ///
-/// Replace the JSON encoding of the cached value, both together: a `fn(&T) -> Option<Vec<u8>>`
-/// (`None`: don't cache this value) and a `fn(&[u8]) -> Option<T>` (`None`: a miss).
+/// Replace the serde encoding of the cached value, both together: a `fn(&T) -> Option<Vec<u8>>`
+/// (`None`: don't cache this value) and a `fn(&[u8]) -> Option<T>` (`None`: a miss). The entry
+/// records that a custom serializer wrote it, so readers with a serde codec miss rather than
+/// decode it (and this function misses on entries of a serde codec).
 ///
 /// ```
 /// # use rtc::cached;

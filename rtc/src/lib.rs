@@ -45,8 +45,22 @@
 //! ```
 //!
 //! An entry is identified by its key **and** its set of tags: `set("k", v1, ["a"])` and
-//! `set("k", v2, ["b"])` are two entries. Values are stored as JSON (serde_json) unless a
-//! `#[cached]` function names its own `serializer`/`unserializer`.
+//! `set("k", v2, ["b"])` are two entries. Values are stored as JSON (serde_json) unless the
+//! cache or a `#[cached]` function picks another [`Codec`] (next section), or a function names
+//! its own `serializer`/`unserializer`.
+//!
+//! # Codecs
+//!
+//! | feature | what | pick it with |
+//! |---|---|---|
+//! | (none) | JSON, the default | |
+//! | `postcard` | [`Codec::Postcard`], compact binary: a third to a half of JSON's size, faster to decode | [`TaggedCacheBuilder::codec`], `#[cached(codec = rtc::Codec::Postcard)]` |
+//! | `lz4` | LZ4 compression of values longer than a threshold, pure Rust | `TaggedCacheBuilder::compress_above`, `#[cached(compress_above = 4096)]` |
+//!
+//! Every entry records its codec and compression. A reader that expects another codec, or
+//! finds a compressed value in a build without `lz4`, counts a miss and logs a rate-limited
+//! warning: it never decodes bytes with the wrong codec. Entries written by rtc 0.1 (JSON or a
+//! custom serializer, no codec recorded) are still read by JSON and custom-serializer readers.
 //!
 //! # Backends
 //!
@@ -107,7 +121,7 @@
 pub use rtc_macros::cached;
 
 pub use rtc_core::{
-    global, set_global, CacheInfo, CacheMiss, CacheStats, ConfigError, HookFn, IntoTags,
+    global, set_global, CacheInfo, CacheMiss, CacheStats, Codec, ConfigError, HookFn, IntoTags,
     TaggedCache, TaggedCacheBuilder, MAX_TAGS, NO_TAGS,
 };
 
@@ -115,9 +129,8 @@ pub use rtc_core::{
 #[doc(hidden)]
 pub mod __private {
     pub use rtc_core::decorate::{
-        args_json, custom_key, duration, skips, tags, AsIs, Call, Codec, KeyArgument,
-        OptionalArgument, Outcome, Seconds, SerializableArgument, Site, Unless,
-        UnserializableArgument,
+        args_json, custom_key, duration, skips, tags, AsIs, Call, KeyArgument, OptionalArgument,
+        Outcome, Seconds, SerializableArgument, Site, Unless, UnserializableArgument, ValueCodec,
     };
     pub use serde;
     pub use std::time::Duration;

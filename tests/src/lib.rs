@@ -19,6 +19,7 @@ use tempfile::TempDir;
 
 pub mod cluster;
 pub mod gates;
+pub mod rows;
 pub mod sentinel;
 pub mod server_binary;
 pub mod staleness;

@@ -38,7 +38,7 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// that carries it miss, in one round trip whatever their number.
 ///
 /// An entry is identified by its key **and** its set of tags (order and repeats do not matter).
-/// Values are stored as JSON. Every method fails open: when the backend cannot be reached, reads
+/// Values are stored as JSON, or in the builder's [`Codec`](crate::Codec). Every method fails open: when the backend cannot be reached, reads
 /// miss and writes return `false`, with a rate-limited `tracing` warning; nothing panics.
 ///
 /// `TaggedCache` is cheap to clone; clones share connections, settings and counters.

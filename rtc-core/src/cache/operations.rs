@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use super::TaggedCache;
 use crate::backend::Backend;
+use crate::codec::Encoding;
 use crate::decorate::{Flights, Site};
 use crate::engine::{CreateTagsFlow, EntryWrite, Operation, ReadFlow, ReadManyFlow, WriteFlow};
 use crate::format::{EntryKeys, KeySpace, LockKeys, Observed, TagKey, Version};
@@ -154,8 +155,10 @@ impl TaggedCache {
         &self.inner.flights
     }
 
+    /// `value` as a value section in this cache's encoding; `None` (with a warning) when it
+    /// does not serialize.
     pub(crate) fn encode<T: Serialize + ?Sized>(&self, value: &T) -> Option<Vec<u8>> {
-        match serde_json::to_vec(value) {
+        match self.encoding().encode(value) {
             Ok(bytes) => Some(bytes),
             Err(error) => {
                 self.codec_trouble(format_args!(
@@ -166,14 +169,30 @@ impl TaggedCache {
         }
     }
 
+    /// The value of a value section; `None` (with a warning) when it was written by another
+    /// codec or does not decode as `T`.
     pub(crate) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Option<T> {
-        match serde_json::from_slice(bytes) {
+        self.decode_with(self.encoding(), bytes)
+    }
+
+    /// [`TaggedCache::decode`] with another encoding than the cache's.
+    pub(crate) fn decode_with<T: DeserializeOwned>(
+        &self,
+        encoding: Encoding,
+        bytes: &[u8],
+    ) -> Option<T> {
+        match encoding.decode(bytes) {
             Ok(value) => Some(value),
-            Err(error) => {
-                self.codec_trouble(format_args!("cached value does not decode as the requested type, treating it as a miss: {error}"));
+            Err(trouble) => {
+                self.codec_trouble(format_args!("{trouble}; treating it as a miss"));
                 None
             }
         }
+    }
+
+    /// How this cache writes values.
+    pub(crate) fn encoding(&self) -> Encoding {
+        self.inner.settings.encoding
     }
 
     /// How long a deleted entry's tombstone stays: as long as an entry written now would, so

@@ -27,7 +27,7 @@ pub use self::arguments::{
 };
 pub(crate) use self::flights::Flights;
 use self::outcome::encoded;
-pub use self::outcome::{skips, AsIs, Codec, Outcome, Unless};
+pub use self::outcome::{skips, AsIs, Outcome, Unless, ValueCodec};
 use self::protocol::{CallFlow, Mode, Yield};
 pub use self::seconds::{duration, Seconds};
 
@@ -137,9 +137,15 @@ struct Driven<'a, V> {
 
 impl<V> Driven<'_, V> {
     /// The function returned `outcome`: how long its body took, and the bytes to store.
-    fn computed<R: Outcome<Value = V>>(&mut self, codec: &Codec<V>, outcome: &R, started: Instant) {
+    fn computed<R: Outcome<Value = V>>(
+        &mut self,
+        codec: &ValueCodec<V>,
+        cache: &TaggedCache,
+        outcome: &R,
+        started: Instant,
+    ) {
         self.flow.report.info.decorated_elapsed = started.elapsed();
-        self.flow.computed(encoded(codec, outcome));
+        self.flow.computed(encoded(codec, cache, outcome));
     }
 }
 
@@ -162,7 +168,7 @@ impl<V> Drop for Driven<'_, V> {
 
 impl<'a> Call<'a> {
     /// Returns the cached value, or computes, caches and returns it.
-    pub fn run<R: Outcome>(self, codec: Codec<R::Value>, compute: impl FnOnce() -> R) -> R {
+    pub fn run<R: Outcome>(self, codec: ValueCodec<R::Value>, compute: impl FnOnce() -> R) -> R {
         let mode = Mode::Run {
             lock_timeout: self.lock.then_some(self.lock_timeout),
         };
@@ -172,7 +178,7 @@ impl<'a> Call<'a> {
     /// Async twin of [`Call::run`].
     pub fn run_async<R, F>(
         self,
-        codec: Codec<R::Value>,
+        codec: ValueCodec<R::Value>,
         compute: F,
     ) -> impl Future<Output = R> + use<'a, R, F>
     where
@@ -186,14 +192,18 @@ impl<'a> Call<'a> {
     }
 
     /// Computes and stores the value, whatever the cache holds.
-    pub fn refresh<R: Outcome>(self, codec: Codec<R::Value>, compute: impl FnOnce() -> R) -> R {
+    pub fn refresh<R: Outcome>(
+        self,
+        codec: ValueCodec<R::Value>,
+        compute: impl FnOnce() -> R,
+    ) -> R {
         self.drive(Mode::Refresh, codec, compute)
     }
 
     /// Async twin of [`Call::refresh`].
     pub fn refresh_async<R, F>(
         self,
-        codec: Codec<R::Value>,
+        codec: ValueCodec<R::Value>,
         compute: F,
     ) -> impl Future<Output = R> + use<'a, R, F>
     where
@@ -207,7 +217,7 @@ impl<'a> Call<'a> {
     fn drive<R: Outcome>(
         self,
         mode: Mode,
-        codec: Codec<R::Value>,
+        codec: ValueCodec<R::Value>,
         compute: impl FnOnce() -> R,
     ) -> R {
         let report = self.report(mode);
@@ -226,7 +236,7 @@ impl<'a> Call<'a> {
         }
         let started = Instant::now();
         let outcome = compute();
-        call.computed(&codec, &outcome, started);
+        call.computed(&codec, entry.cache, &outcome, started);
         entry.cache.drive(&mut call.flow);
         self.finish(&entry, &mut call.flow.report, outcome)
     }
@@ -235,7 +245,7 @@ impl<'a> Call<'a> {
     async fn drive_async<R: Outcome>(
         self,
         mode: Mode,
-        codec: Codec<R::Value>,
+        codec: ValueCodec<R::Value>,
         compute: impl Future<Output = R>,
     ) -> R {
         let report = self.report(mode);
@@ -257,7 +267,7 @@ impl<'a> Call<'a> {
         }
         let started = Instant::now();
         let outcome = compute.await;
-        call.computed(&codec, &outcome, started);
+        call.computed(&codec, entry.cache, &outcome, started);
         entry.cache.drive_async(&mut call.flow).await;
         self.finish(&entry, &mut call.flow.report, outcome)
     }
@@ -325,7 +335,7 @@ impl<'a> Call<'a> {
     fn driven<'c, V>(
         &self,
         entry: &'c CallEntry<'_>,
-        codec: &'c Codec<V>,
+        codec: &'c ValueCodec<V>,
         mode: Mode,
         report: Report,
         blocking: bool,
@@ -424,9 +434,15 @@ impl Report {
         self.info.lock_waiting_ms = self.info.lock_waiting_ms.saturating_add(waited);
     }
 
-    fn hit(&mut self, size: usize) {
+    /// A value was found: `section` is its value section.
+    fn hit(&mut self, section: &[u8]) {
         self.info.hit = true;
-        self.info.serialized_size = size;
+        self.stored(section);
+    }
+
+    /// The value's size as stored, compressed if it was; the codec id is not counted.
+    fn stored(&mut self, section: &[u8]) {
+        self.info.serialized_size = section.len().saturating_sub(1);
     }
 }
 

@@ -1,48 +1,109 @@
 //! How a decorated function's result is cached: which part, and as which bytes.
 
-use std::time::Duration;
-
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::warnings::WarnLimiter;
+use crate::cache::TaggedCache;
+use crate::codec::{self, Codec, Encoding, Serialization};
 
-static ENCODE_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
-
-/// How a cached value becomes bytes and back. `None` from `encode` means "do not cache this".
-pub struct Codec<T> {
-    /// Value to bytes.
-    pub encode: fn(&T) -> Option<Vec<u8>>,
-    /// Bytes to value; `None` makes the read a miss.
-    pub decode: fn(&[u8]) -> Option<T>,
+/// How a decorated function's cached value becomes a value section and back: a serde format
+/// (the function's `codec = ...`, else its cache's), or the function's own
+/// `serializer = ...`/`unserializer = ...`; compressed above the function's `compress_above`,
+/// else its cache's.
+pub struct ValueCodec<T> {
+    format: Format<T>,
+    compress_above: Option<usize>,
 }
 
-impl<T> Codec<T> {
-    /// JSON through serde_json, the default.
-    pub fn json() -> Self
+enum Format<T> {
+    Serde {
+        /// `None`: the cache's.
+        codec: Option<Codec>,
+        encode: fn(Encoding, &T) -> Result<Vec<u8>, String>,
+        decode: fn(&TaggedCache, Encoding, &[u8]) -> Option<T>,
+    },
+    Custom {
+        encode: fn(&T) -> Option<Vec<u8>>,
+        decode: fn(&[u8]) -> Option<T>,
+    },
+}
+
+impl<T> ValueCodec<T> {
+    /// A serde format: `codec` (`None`: the cache's codec).
+    pub fn serde(codec: Option<Codec>) -> Self
     where
         T: Serialize + DeserializeOwned,
     {
         Self {
-            encode: |value| match serde_json::to_vec(value) {
-                Ok(bytes) => Some(bytes),
-                Err(error) => {
-                    if let Some(held_back) = ENCODE_WARNINGS.permit() {
-                        tracing::warn!(
-                            held_back,
-                            "rtc: the result could not be serialized, not caching it: {error}"
-                        );
-                    }
-                    None
-                }
+            format: Format::Serde {
+                codec,
+                encode: |encoding, value| encoding.encode(value),
+                decode: |cache, encoding, bytes| cache.decode_with(encoding, bytes),
             },
-            decode: |bytes| serde_json::from_slice(bytes).ok(),
+            compress_above: None,
         }
     }
 
     /// A user's `serializer = ...` and `unserializer = ...`.
     pub fn custom(encode: fn(&T) -> Option<Vec<u8>>, decode: fn(&[u8]) -> Option<T>) -> Self {
-        Self { encode, decode }
+        Self {
+            format: Format::Custom { encode, decode },
+            compress_above: None,
+        }
+    }
+
+    /// `compress_above = ...`: compresses values longer than `bytes`, whatever the cache does.
+    #[cfg(feature = "lz4")]
+    pub fn compress_above(mut self, bytes: usize) -> Self {
+        self.compress_above = Some(bytes);
+        self
+    }
+
+    /// The value section for `value` (`None`: not to be cached; a value that does not
+    /// serialize is reported).
+    pub(crate) fn encode(&self, cache: &TaggedCache, value: &T) -> Option<Vec<u8>> {
+        let compress_above = self.compress_above.or(cache.encoding().compress_above);
+        match &self.format {
+            Format::Serde { codec, encode, .. } => {
+                let encoding = Encoding {
+                    codec: codec.unwrap_or(cache.encoding().codec),
+                    compress_above,
+                };
+                match encode(encoding, value) {
+                    Ok(bytes) => Some(bytes),
+                    Err(error) => {
+                        cache.codec_trouble(format_args!(
+                            "the result could not be serialized, not caching it: {error}"
+                        ));
+                        None
+                    }
+                }
+            }
+            Format::Custom { encode, .. } => {
+                encode(value).map(|body| codec::seal_custom(&body, compress_above))
+            }
+        }
+    }
+
+    /// The value of a value section (`None`: a miss; a section of another codec, or one that
+    /// does not decode, is reported).
+    pub(crate) fn decode(&self, cache: &TaggedCache, section: &[u8]) -> Option<T> {
+        match &self.format {
+            Format::Serde { codec, decode, .. } => {
+                let encoding = Encoding {
+                    codec: codec.unwrap_or(cache.encoding().codec),
+                    compress_above: None,
+                };
+                decode(cache, encoding, section)
+            }
+            Format::Custom { decode, .. } => match codec::open(section, Serialization::Custom) {
+                Ok(body) => decode(&body),
+                Err(trouble) => {
+                    cache.codec_trouble(format_args!("{trouble}; treating it as a miss"));
+                    None
+                }
+            },
+        }
     }
 }
 
@@ -121,6 +182,12 @@ pub fn skips<R>(value: &R, predicate: impl FnOnce(&R) -> bool) -> bool {
 }
 
 /// The bytes to store for `outcome`, if it is to be cached.
-pub(crate) fn encoded<R: Outcome>(codec: &Codec<R::Value>, outcome: &R) -> Option<Vec<u8>> {
-    outcome.cacheable().and_then(codec.encode)
+pub(crate) fn encoded<R: Outcome>(
+    codec: &ValueCodec<R::Value>,
+    cache: &TaggedCache,
+    outcome: &R,
+) -> Option<Vec<u8>> {
+    outcome
+        .cacheable()
+        .and_then(|value| codec.encode(cache, value))
 }

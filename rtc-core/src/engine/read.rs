@@ -13,12 +13,12 @@ pub(crate) struct Payload {
 }
 
 impl Payload {
-    /// `value_len` bytes at the end of `bytes` are the value.
-    fn of(bytes: Vec<u8>, value_len: usize) -> Self {
-        Self {
-            start: bytes.len() - value_len,
-            bytes,
-        }
+    /// `value_len` bytes at the end of `bytes` are the value section (made to start with a
+    /// codec id: see [`format::value_section`]).
+    fn of(mut bytes: Vec<u8>, value_len: usize) -> Self {
+        let value_start = bytes.len() - value_len;
+        let start = format::value_section(&mut bytes, value_start);
+        Self { start, bytes }
     }
 
     /// The value alone, owned.

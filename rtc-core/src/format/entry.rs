@@ -5,13 +5,19 @@
 //!
 //! ```text
 //! offset  size      field
-//! 0       1         format (FORMAT_V1 = 1)
+//! 0       1         format (FORMAT_V2 = 2; FORMAT_V1 = 1 is still read)
 //! 1       2         C: number of canonical tags, little endian (the namespace tag + the user tags)
 //! 3       2         X: number of implicit tags, little endian
 //! 5       8·C       the canonical tags' versions, in canonical order
 //! …       24·X      per implicit tag: its 16-byte id, then its 8-byte version
-//! …       rest      the value, as the codec wrote it
+//! …       rest      the value section: format 2, a codec id (1 byte) then the value as that
+//!                   codec wrote it (see `crate::codec`); format 1, the value alone
 //! ```
+//!
+//! Formats 1 and 2 differ only in the value section: format 1 (rtc 0.1) did not record the
+//! codec, so its value is JSON or a custom serializer's bytes. Everything before the value
+//! section, and so every freshness check, is the same for both. The value section is opaque to
+//! this layer, to the backends and to the Lua scripts (which look at the first byte only).
 //!
 //! A deleted entry is a *tombstone*: format 0 followed by a random token. Readers treat it as a
 //! miss; a writer whose value was computed before the deletion (it read no tombstone, or another
@@ -24,9 +30,11 @@
 use super::keys::{TagId, TagKey, ID_LEN};
 use super::version::{Version, VERSION_LEN};
 
-/// The only format of live entries written today. A later format gets a new number and both
-/// can be read.
+/// Live entries of rtc 0.1: the value section holds no codec id. Read, never written.
 pub(crate) const FORMAT_V1: u8 = 1;
+/// The format of live entries written today: the value section starts with a codec id. A later
+/// format gets a new number and the older ones can still be read.
+pub(crate) const FORMAT_V2: u8 = 2;
 /// A deleted entry.
 pub(crate) const FORMAT_TOMBSTONE: u8 = 0;
 const HEADER_LEN: usize = 5;
@@ -152,10 +160,23 @@ pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
 
 /// True for the bytes of a live entry (of any format this version can read).
 pub(crate) fn is_live(bytes: &[u8]) -> bool {
-    bytes.first() == Some(&FORMAT_V1)
+    matches!(bytes.first(), Some(&(FORMAT_V1 | FORMAT_V2)))
 }
 
-/// The whole stored entry (header, every tag's version, then `payload`), stamped with
+/// Where the value section of the fresh entry `bytes` starts (`value_start` for a format 2 entry),
+/// once it is made to start with a codec id. A format 1 entry has none: the byte just before
+/// its value (the last of its header or versions, already checked) is overwritten with the id
+/// of an unrecorded codec, so that every reader sees `codec id · value` without a copy.
+pub(crate) fn value_section(bytes: &mut [u8], value_start: usize) -> usize {
+    if bytes.first() != Some(&FORMAT_V1) || value_start == 0 {
+        return value_start;
+    }
+    let start = value_start - 1;
+    bytes[start] = crate::codec::Serialization::Unrecorded.id();
+    start
+}
+
+/// The whole stored entry (header, every tag's version, then `payload`, the value section), stamped with
 /// `observed`'s versions. `None` when a tag has no version or there are more tags than the
 /// format counts.
 pub(crate) fn encode(observed: &Observed, payload: &[u8]) -> Option<Vec<u8>> {
@@ -181,7 +202,7 @@ pub(crate) fn header(observed: &Observed) -> Option<Vec<u8>> {
     let canonical = u16::try_from(observed.canonical.len()).ok()?;
     let implicit = u16::try_from(observed.implicit.len()).ok()?;
     let mut bytes = Vec::with_capacity(HEADER_LEN);
-    bytes.push(FORMAT_V1);
+    bytes.push(FORMAT_V2);
     bytes.extend_from_slice(&canonical.to_le_bytes());
     bytes.extend_from_slice(&implicit.to_le_bytes());
     Some(bytes)
@@ -195,7 +216,7 @@ struct Layout {
 impl Layout {
     fn parse(bytes: &[u8]) -> Option<Self> {
         let header = bytes.get(..HEADER_LEN)?;
-        if header[0] != FORMAT_V1 {
+        if header[0] != FORMAT_V1 && header[0] != FORMAT_V2 {
             return None;
         }
         let layout = Layout {
@@ -281,7 +302,29 @@ mod tests {
             );
         }
         assert_eq!(check(b"{\"json\":1}", &reader), Freshness::Stale);
-        assert_eq!(check(&[2, 1, 0, 0, 0], &reader), Freshness::Stale);
+        assert_eq!(check(&[3, 0, 0, 0, 0], &reader), Freshness::Stale);
+    }
+
+    #[test]
+    fn entries_are_written_in_format_2_and_format_1_is_still_checked() {
+        let reader = observed(&[Some(1)], &[("f", Some(3))]);
+        let mut bytes = encode(&reader, b"\x01\"v\"").unwrap();
+        assert_eq!(bytes[0], FORMAT_V2);
+        assert!(is_live(&bytes));
+        bytes[0] = FORMAT_V1;
+        assert!(is_live(&bytes));
+        assert_eq!(check(&bytes, &reader), Freshness::Fresh(b"\x01\"v\""));
+    }
+
+    #[test]
+    fn a_format_1_value_is_given_the_unrecorded_codec_id_in_place() {
+        let reader = observed(&[Some(1)], &[]);
+        let mut bytes = encode(&reader, b"{}").unwrap();
+        let value_start = bytes.len() - 2;
+        assert_eq!(value_section(&mut bytes, value_start), value_start);
+        bytes[0] = FORMAT_V1;
+        let start = value_section(&mut bytes, value_start);
+        assert_eq!(&bytes[start..], b"\x00{}");
     }
 
     #[test]

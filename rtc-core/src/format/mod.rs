@@ -8,7 +8,7 @@ mod version;
 
 pub use self::entry::MAX_TAGS;
 pub(crate) use self::entry::{
-    check, encode, header, is_live, is_tombstone, tombstone, Freshness, Observed,
+    check, encode, header, is_live, is_tombstone, tombstone, value_section, Freshness, Observed,
 };
 pub(crate) use self::entry_keys::EntryKeys;
 pub(crate) use self::keys::{KeySpace, LockKeys, TagKey};

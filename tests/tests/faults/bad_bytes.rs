@@ -64,7 +64,7 @@ fn a_decorated_call_over_damaged_entry_bytes_recomputes_and_repairs_the_entry() 
         ),
         ("an unknown format", {
             let mut bytes = good.clone();
-            bytes[0] = 2;
+            bytes[0] = 3;
             bytes
         }),
         ("a fresh stamp over truncated JSON", truncated),

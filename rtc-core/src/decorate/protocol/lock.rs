@@ -177,9 +177,13 @@ impl<'a, V> CallFlow<'a, V> {
         let shared = landing
             .as_ref()
             .and_then(|landing| landing.value_for(self.observed.as_ref()))
-            .and_then(|bytes| (self.codec.decode)(bytes).map(|value| (value, bytes.len())));
-        if let Some((value, size)) = shared {
-            self.report.hit(size);
+            .and_then(|bytes| {
+                self.codec
+                    .decode(self.cache, bytes)
+                    .map(|value| (value, bytes))
+            });
+        if let Some((value, bytes)) = shared {
+            self.report.hit(bytes);
             return Next::Yield(Yield::Cached(value), State::Finished);
         }
         if landing.is_some() && Instant::now() < self.deadline {

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::flights::{Flight, Landing, Leader};
-use super::outcome::Codec;
+use super::outcome::ValueCodec;
 use super::Report;
 use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
@@ -115,7 +115,7 @@ enum Next<'a, V> {
 pub(super) struct CallFlow<'a, V> {
     cache: &'a TaggedCache,
     keys: &'a EntryKeys,
-    codec: &'a Codec<V>,
+    codec: &'a ValueCodec<V>,
     mode: Mode,
     lifetime: Option<Duration>,
     /// What the call found and did, for the hook.
@@ -143,7 +143,7 @@ impl<'a, V> CallFlow<'a, V> {
     pub(super) fn new(
         cache: &'a TaggedCache,
         keys: &'a EntryKeys,
-        codec: &'a Codec<V>,
+        codec: &'a ValueCodec<V>,
         mode: Mode,
         lifetime: Option<Duration>,
         report: Report,
@@ -239,7 +239,7 @@ impl<'a, V> CallFlow<'a, V> {
             State::ReadyToCompute => Next::Yield(Yield::Compute, State::Computing),
             State::Computing => match (&self.observed, &self.computed) {
                 (Some(_), Some(bytes)) => {
-                    self.report.info.serialized_size = bytes.len();
+                    self.report.stored(bytes);
                     Next::Send(State::Storing)
                 }
                 _ => self.stored(),
@@ -297,9 +297,9 @@ impl<'a, V> CallFlow<'a, V> {
     /// observed, to stamp a computed value with.
     fn decoded(&mut self, lookup: Lookup) -> Result<(V, Landing), Option<Observed>> {
         match lookup {
-            Lookup::Hit(bytes, observed) => match (self.codec.decode)(&bytes) {
+            Lookup::Hit(bytes, observed) => match self.codec.decode(self.cache, &bytes) {
                 Some(value) => {
-                    self.report.hit(bytes.len());
+                    self.report.hit(&bytes);
                     Ok((value, Landing::new(Some(bytes.into_vec()), Some(observed))))
                 }
                 None => Err(Some(observed)),

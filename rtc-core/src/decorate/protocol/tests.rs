@@ -53,9 +53,9 @@ fn versions(keys: &EntryKeys, first: u64) -> Vec<Option<Version>> {
 
 /// A read of the entry: `value` stamped with `versions` (or nothing), and `versions`.
 fn read(keys: &EntryKeys, versions: &[Option<Version>], value: Option<&str>) -> ReadReply {
-    let json = value.map(|value| serde_json::to_vec(value).unwrap());
+    let section = value.map(|value| crate::codec::Encoding::default().encode(value).unwrap());
     ReadReply {
-        entry: json.map(|json| format::encode(&keys.observe(versions), &json).unwrap()),
+        entry: section.map(|section| format::encode(&keys.observe(versions), &section).unwrap()),
         versions: versions.to_vec(),
     }
 }
@@ -104,7 +104,7 @@ impl<V: std::fmt::Debug> std::fmt::Debug for Yield<V> {
 fn acquiring<'a>(
     cache: &'a TaggedCache,
     keys: &'a EntryKeys,
-    codec: &'a Codec<String>,
+    codec: &'a ValueCodec<String>,
 ) -> CallFlow<'a, String> {
     let mut flow = CallFlow::new(cache, keys, codec, locked(), None, report());
     sends(&mut flow, None, is_read);
@@ -123,7 +123,7 @@ fn is_read(operation: &Operation<'_>) -> bool {
 fn a_fresh_entry_is_returned_without_computing() {
     let cache = memory_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
@@ -137,7 +137,7 @@ fn a_fresh_entry_is_returned_without_computing() {
 fn a_miss_creates_missing_tags_then_computes_then_stores_stamped_with_what_it_read() {
     let cache = memory_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Run { lock_timeout: None };
     let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, report());
     sends(&mut flow, None, is_read);
@@ -170,7 +170,7 @@ fn a_miss_creates_missing_tags_then_computes_then_stores_stamped_with_what_it_re
 fn an_unreachable_backend_means_computing_and_storing_nothing() {
     let cache = shared_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
     sends(&mut flow, None, is_read);
     // Not even the lock: one process computing alone is all a failing Redis can offer.
@@ -190,7 +190,7 @@ fn an_unreachable_backend_means_computing_and_storing_nothing() {
 fn the_lock_holder_computes_stores_releases_and_lands_for_followers() {
     let cache = shared_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
@@ -225,7 +225,7 @@ fn the_lock_holder_computes_stores_releases_and_lands_for_followers() {
 fn a_holder_that_finds_the_value_releases_the_lock_and_returns_it() {
     let cache = shared_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
@@ -247,7 +247,7 @@ fn a_holder_that_finds_the_value_releases_the_lock_and_returns_it() {
 fn a_waiter_wakes_on_the_holders_token_and_passes_it_on() {
     let cache = shared_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
@@ -282,7 +282,7 @@ fn a_waiter_wakes_on_the_holders_token_and_passes_it_on() {
 fn a_stale_token_leaves_only_what_is_left_of_the_lock_to_wait_for() {
     let cache = shared_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
@@ -307,7 +307,7 @@ fn a_stale_token_leaves_only_what_is_left_of_the_lock_to_wait_for() {
 fn an_expired_lock_is_tried_again_and_a_failed_wait_computes_alone() {
     let cache = shared_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
@@ -342,7 +342,7 @@ fn an_expired_lock_is_tried_again_and_a_failed_wait_computes_alone() {
 fn a_failed_acquire_computes_without_the_lock() {
     let cache = shared_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
@@ -362,7 +362,7 @@ fn a_failed_acquire_computes_without_the_lock() {
 fn an_abandoned_holder_hands_its_lock_to_the_driver_once() {
     let cache = shared_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = acquiring(&cache, &keys, &codec);
     let seen = versions(&keys, 1);
     let miss = || read(&keys, &seen, None);
@@ -380,7 +380,7 @@ fn an_abandoned_holder_hands_its_lock_to_the_driver_once() {
 fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
     let cache = memory_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let seen = versions(&keys, 1);
     let miss = || Ok(Reply::Read(read(&keys, &seen, None)));
     let follow = |flow: &mut CallFlow<'_, String>| {
@@ -392,7 +392,7 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
     let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
     follow(&mut flow);
     flow.landed(Some(Landing::new(
-        Some(b"\"shared\"".to_vec()),
+        Some(b"\x01\"shared\"".to_vec()),
         Some(keys.observe(&seen)),
     )));
     assert!(matches!(yields(&mut flow, None), Yield::Cached(v) if v == "shared"));
@@ -402,7 +402,7 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
     let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
     follow(&mut flow);
     flow.landed(Some(Landing::new(
-        Some(b"\"old\"".to_vec()),
+        Some(b"\x01\"old\"".to_vec()),
         Some(keys.observe(&versions(&keys, 50))),
     )));
     drop(leader);
@@ -420,7 +420,7 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
 fn a_refresh_computes_even_on_a_hit() {
     let cache = memory_cache();
     let keys = keys(&cache);
-    let codec = Codec::<String>::json();
+    let codec = ValueCodec::<String>::serde(None);
     let mut flow = CallFlow::new(&cache, &keys, &codec, Mode::Refresh, None, report());
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);

@@ -293,14 +293,19 @@ impl<'a, V> CallFlow<'a, V> {
         }
     }
 
-    /// The value of a hit, with what a leader lands for its followers; or the versions the read
-    /// observed, to stamp a computed value with.
+    /// The value of a hit, with what a leader lands for its followers (nothing when this call
+    /// leads none); or the versions the read observed, to stamp a computed value with.
     fn decoded(&mut self, lookup: Lookup) -> Result<(V, Landing), Option<Observed>> {
         match lookup {
             Lookup::Hit(bytes, observed) => match self.codec.decode(self.cache, &bytes) {
                 Some(value) => {
                     self.report.hit(&bytes);
-                    Ok((value, Landing::new(Some(bytes.into_vec()), Some(observed))))
+                    // Only a leader has followers to hand the value to: a plain hit copies nothing.
+                    let landing = match self.leader {
+                        Some(_) => Landing::new(Some(bytes.into_vec()), Some(observed)),
+                        None => Landing::Nothing,
+                    };
+                    Ok((value, landing))
                 }
                 None => Err(Some(observed)),
             },

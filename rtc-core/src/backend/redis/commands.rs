@@ -374,10 +374,12 @@ fn write_stamped(
     lifetime: Option<Duration>,
     tag_lifetime: Option<Duration>,
 ) -> Result<Cmd, BackendError> {
-    let mut positions: HashMap<&TagKey, usize> = HashMap::new();
-    let mut tags = Vec::new();
+    let mut tags: Vec<&TagKey> = Vec::new();
+    // Where each tag stands in KEYS, built only when a second entry needs it: one entry's tags
+    // are distinct, so a lone `set` (the common case) hashes nothing.
+    let mut positions: Option<HashMap<&TagKey, usize>> = None;
     let mut entries = Vec::with_capacity(writes.len());
-    for write in writes {
+    for (index, write) in writes.iter().enumerate() {
         let header = format::header(&write.observed).ok_or(BackendError::TooManyTags)?;
         let stamp: Vec<(usize, &[u8])> = write
             .observed
@@ -392,6 +394,16 @@ fn write_stamped(
                     .map(|(tag, _)| (tag, &tag.id()[..])),
             )
             .map(|(tag, before)| {
+                if index == 0 {
+                    tags.push(tag);
+                    return (tags.len(), before);
+                }
+                let positions = positions.get_or_insert_with(|| {
+                    tags.iter()
+                        .enumerate()
+                        .map(|(at, tag)| (*tag, at + 1))
+                        .collect()
+                });
                 let at = *positions.entry(tag).or_insert_with(|| {
                     tags.push(tag);
                     tags.len()

@@ -134,7 +134,8 @@ impl Census {
         self.keys += 1;
         let counter = match kind(key) {
             Some(b'e') => match first {
-                Some(1) => &mut self.entries,
+                // Entry formats 1 (rtc 0.1) and 2 (the codec recorded).
+                Some(1 | 2) => &mut self.entries,
                 Some(0) => &mut self.tombstones,
                 _ => &mut self.unknown_entries,
             },

@@ -194,8 +194,9 @@ impl TaggedCache {
         self.value_of(lookup, timer)
     }
 
-    /// The stored bytes of the fresh entry under `key` and exactly this set of `tags`, not
-    /// decoded (JSON unless it was written with a custom `serializer`): for tools that show what
+    /// The value of the fresh entry under `key` and exactly this set of `tags` as its codec
+    /// serialized it (JSON unless it was written with another [`Codec`](crate::Codec) or a custom
+    /// `serializer`; decompressed when it was compressed), not decoded: for tools that show what
     /// an entry holds, whatever its type. One round trip, as [`TaggedCache::get`].
     ///
     /// ```
@@ -216,9 +217,10 @@ impl TaggedCache {
         let timer = metrics::Timer::start();
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let lookup = self.drive(self.read_flow(&keys));
-        self.payload_of(lookup, timer)
-            .map(|payload| payload.into_vec())
-            .ok_or(CacheMiss)
+        let payload = self.payload_of(lookup, timer).ok_or(CacheMiss)?;
+        crate::codec::body(&payload)
+            .map(|body| body.into_owned())
+            .map_err(|_| CacheMiss)
     }
 
     /// Removes the entry stored under `key` and exactly this set of `tags`; true if one was removed.

@@ -202,6 +202,13 @@ pub(crate) fn open(section: &[u8], expected: Serialization) -> Result<Cow<'_, [u
     compression::expand(id >> 4, body)
 }
 
+/// A value section's body whatever wrote it (decompressed when it was compressed): the value as
+/// its codec serialized it.
+pub(crate) fn body(section: &[u8]) -> Result<Cow<'_, [u8]>, Trouble> {
+    let (&id, body) = section.split_first().ok_or(Trouble::Empty)?;
+    compression::expand(id >> 4, body)
+}
+
 /// Puts the codec id in front of a custom serializer's bytes, and compresses them above
 /// `compress_above`.
 pub(crate) fn seal_custom(body: &[u8], compress_above: Option<usize>) -> Vec<u8> {

@@ -244,8 +244,10 @@ fn moved(addr: &ConnectionAddr, host: String, port: u16) -> ConnectionAddr {
     }
 }
 
-/// Host and port of every master that is not failing, from a `CLUSTER NODES` reply
-/// (`<id> <ip:port@cport[,hostname]> <flags> ...` per line).
+/// Host and port of every master that is not failing and serves slots, from a `CLUSTER NODES`
+/// reply (`<id> <ip:port@cport[,hostname]> <flags> <primary> <ping> <pong> <epoch> <link>
+/// <slots>...` per line). A master without slots holds no keys of its own: right after a cluster
+/// is made, a node about to become a replica can still be listed so, with its primary's keys.
 fn cluster_masters(listing: &str) -> Vec<(String, u16)> {
     listing
         .lines()
@@ -253,6 +255,9 @@ fn cluster_masters(listing: &str) -> Vec<(String, u16)> {
             let mut fields = line.split_whitespace();
             let address = fields.nth(1)?;
             let flags = fields.next()?;
+            // After the flags: primary, ping, pong, epoch and link state, then the slots.
+            fields.nth(4)?;
+            fields.next()?;
             let is_master = flags.split(',').any(|flag| flag == "master");
             let failing = flags
                 .split(',')
@@ -300,12 +305,13 @@ mod tests {
     }
 
     #[test]
-    fn cluster_masters_skips_replicas_and_failing_masters() {
+    fn cluster_masters_skips_replicas_failing_masters_and_masters_without_slots() {
         let listing = "\
 a1 127.0.0.1:7000@17000 myself,master - 0 0 1 connected 0-5460
 b2 127.0.0.1:7001@17001,node-b master - 0 0 2 connected 5461-10922
 c3 127.0.0.1:7002@17002 master,fail - 0 0 3 connected 10923-16383
 d4 127.0.0.1:7003@17003 slave a1 0 0 1 connected
+e5 127.0.0.1:7004@17004 master - 0 0 4 connected
 ";
         assert_eq!(
             cluster_masters(listing),

@@ -169,9 +169,7 @@ impl<V> Drop for Driven<'_, V> {
 impl<'a> Call<'a> {
     /// Returns the cached value, or computes, caches and returns it.
     pub fn run<R: Outcome>(self, codec: ValueCodec<R::Value>, compute: impl FnOnce() -> R) -> R {
-        let mode = Mode::Run {
-            lock_timeout: self.lock.then_some(self.lock_timeout),
-        };
+        let mode = self.run_mode();
         self.drive(mode, codec, compute)
     }
 
@@ -185,10 +183,15 @@ impl<'a> Call<'a> {
         R: Outcome,
         F: Future<Output = R>,
     {
-        let mode = Mode::Run {
-            lock_timeout: self.lock.then_some(self.lock_timeout),
-        };
+        let mode = self.run_mode();
         self.drive_async(mode, codec, compute)
+    }
+
+    /// How `run` uses the cache: with the stampede lock when `lock = true`.
+    fn run_mode(&self) -> Mode {
+        Mode::Run {
+            lock_timeout: self.lock.then_some(self.lock_timeout),
+        }
     }
 
     /// Computes and stores the value, whatever the cache holds.

@@ -62,6 +62,15 @@ pub(crate) struct Settings {
     pub tls: TlsMaterial,
     /// How values are written: the codec, and compression above a size.
     pub encoding: Encoding,
+    /// The near cache, for a Redis server (`None` for the other storages).
+    pub near: Option<NearSettings>,
+}
+
+/// How large the near cache may grow, and how long it keeps an entry.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NearSettings {
+    pub max_entries: u64,
+    pub max_age: Option<Duration>,
 }
 
 impl fmt::Debug for Settings {
@@ -90,6 +99,7 @@ impl fmt::Debug for Settings {
             .field("lifetime_for_tags", &self.lifetime_for_tags)
             .field("hook", &self.hook)
             .field("encoding", &self.encoding)
+            .field("near", &self.near)
             .finish()
     }
 }
@@ -143,6 +153,8 @@ pub struct TaggedCacheBuilder {
     hook: Option<Hook>,
     tls: TlsOptions,
     encoding: Encoding,
+    near_entries: Option<u64>,
+    near_max_age: Option<Duration>,
 }
 
 impl fmt::Debug for TaggedCacheBuilder {
@@ -173,6 +185,8 @@ impl fmt::Debug for TaggedCacheBuilder {
             .field("hook", &self.hook)
             .field("tls", &self.tls)
             .field("encoding", &self.encoding)
+            .field("near_entries", &self.near_entries)
+            .field("near_max_age", &self.near_max_age)
             .finish()
     }
 }
@@ -199,6 +213,8 @@ impl Default for TaggedCacheBuilder {
             hook: None,
             tls: TlsOptions::default(),
             encoding: Encoding::default(),
+            near_entries: None,
+            near_max_age: None,
         }
     }
 }
@@ -421,6 +437,41 @@ impl TaggedCacheBuilder {
         self
     }
 
+    /// Keeps up to `max_entries` fresh entries in this process's memory and answers hits from
+    /// there, with no round trip, while Redis itself keeps them honest: a dedicated connection
+    /// turns on `CLIENT TRACKING` (RESP3, Redis 6 or later) for the namespace, and every change
+    /// to an entry or a tag that a near entry depends on, made by any process, drops it as soon
+    /// as Redis's message arrives; this process's own writes drop it before they return; a lost
+    /// tracking connection turns the near cache off until tracking is back. A near entry never
+    /// outlives the entry or its tags in Redis. Decorated functions keep their **decoded** value
+    /// (values that are `Clone + Send + Sync + 'static`; `#[cached(near = false)]` opts one out).
+    ///
+    /// For a single Redis server (`url()` or `host()`/`port()`); ignored for in-memory and
+    /// disabled caches. RELIABILITY.md lists what it guarantees, BENCHMARKS.md what it costs.
+    ///
+    /// ```
+    /// use rtc::TaggedCache;
+    ///
+    /// let cache = TaggedCache::builder()
+    ///     .url("redis://127.0.0.1:6379/0")
+    ///     .near_cache(10_000)
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = cache;
+    /// ```
+    pub fn near_cache(mut self, max_entries: u64) -> Self {
+        self.near_entries = Some(max_entries);
+        self
+    }
+
+    /// The longest a near entry is kept, whatever its lifetime in Redis (by default, as long
+    /// as the entry and its tags live). A bound on how long a value whose invalidation message
+    /// was delayed may be served.
+    pub fn near_cache_max_age(mut self, max_age: Duration) -> Self {
+        self.near_max_age = Some(max_age);
+        self
+    }
+
     /// Calls `hook` after every call of a `#[cached]` function that uses this cache, hit or miss,
     /// with the key, the tags, a [`CacheInfo`] and the decorator's `hook_userdata`. A panic in
     /// the hook is caught and logged; the call returns its value all the same.
@@ -495,6 +546,29 @@ impl TaggedCacheBuilder {
                 "tls_* settings given, but the connection is not TLS (use rediss:// or ssl(true))",
             ));
         }
+        let near = match (self.near_entries, &storage) {
+            (None, _) => None,
+            (Some(0), _) => {
+                return Err(ConfigError::Invalid(
+                    "near_cache(max_entries) needs at least one entry",
+                ))
+            }
+            (Some(_), Storage::Sentinel(_)) => {
+                return Err(ConfigError::Invalid(
+                    "near_cache() is not supported with sentinel() yet",
+                ))
+            }
+            (Some(_), Storage::Cluster(_)) => {
+                return Err(ConfigError::Invalid(
+                    "near_cache() is not supported on a cluster yet",
+                ))
+            }
+            (Some(_), Storage::Disabled | Storage::Memory) => None,
+            (Some(max_entries), Storage::Redis(_)) => Some(NearSettings {
+                max_entries,
+                max_age: self.near_max_age.filter(|age| !age.is_zero()),
+            }),
+        };
         let tls_material = self.tls.load()?;
         Ok(Settings {
             namespace: self.namespace,
@@ -506,6 +580,7 @@ impl TaggedCacheBuilder {
             hook: self.hook,
             tls: tls_material,
             encoding: self.encoding,
+            near,
         })
     }
 

@@ -23,6 +23,7 @@ mod format;
 mod global;
 mod hook;
 mod metrics;
+mod near;
 mod stats;
 mod tags;
 mod warnings;

@@ -37,6 +37,9 @@ pub struct CacheStats {
     /// Times a caller waited for another caller's computation (`lock = true`), beside its hit
     /// or miss.
     pub lock_waits: u64,
+    /// Hits answered from the near cache, without a round trip (also counted in `hits`); see
+    /// [`TaggedCacheBuilder::near_cache`](crate::TaggedCacheBuilder::near_cache).
+    pub near_hits: u64,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +50,7 @@ pub(crate) struct Counters {
     pub invalidations: AtomicU64,
     pub errors: AtomicU64,
     pub lock_waits: AtomicU64,
+    pub near_hits: AtomicU64,
 }
 
 impl Counters {
@@ -63,6 +67,7 @@ impl Counters {
             invalidations: read(&self.invalidations),
             errors: read(&self.errors),
             lock_waits: read(&self.lock_waits),
+            near_hits: read(&self.near_hits),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use super::BackendError;
 use crate::engine::{EntryWrite, ManyReply, Operation, ReadReply, Reply};
 use crate::format::{self, Observed, TagKey, Version};
+use crate::near::Expiry;
 
 /// Below this many items no sweep runs.
 const MIN_SWEEP_SIZE: usize = 1024;
@@ -53,9 +54,18 @@ impl MemoryStore {
         let now = Instant::now();
         let mut maps = self.lock();
         let reply = match operation {
-            Operation::Read { entry, tags } => Reply::Read(ReadReply {
+            Operation::Read {
+                entry,
+                tags,
+                expiry,
+            } => Reply::Read(ReadReply {
                 entry: maps.entry_bytes(entry, now),
                 versions: tags.iter().map(|tag| maps.version(tag, now)).collect(),
+                expiry: if expiry {
+                    maps.expiry(entry, tags, now)
+                } else {
+                    Expiry::Unknown
+                },
             }),
             Operation::ReadTags { tags } => {
                 Reply::Versions(tags.iter().map(|tag| maps.version(tag, now)).collect())
@@ -167,6 +177,26 @@ impl Maps {
             }
             None => None,
         }
+    }
+
+    /// When the first of the entry and its tags expires (a missing one: now).
+    fn expiry(&self, entry: &str, tags: &[TagKey], now: Instant) -> Expiry {
+        let left = |expires: Option<Instant>| match expires {
+            None => Expiry::Never,
+            Some(expires) => Expiry::After(expires.saturating_duration_since(now)),
+        };
+        let gone = Expiry::After(Duration::ZERO);
+        let entry = self
+            .entries
+            .get(entry)
+            .map_or(gone, |stored| left(stored.expires));
+        tags.iter().fold(entry, |expiry, tag| {
+            let tag = self
+                .tags
+                .get(tag.as_str())
+                .map_or(gone, |stored| left(stored.expires));
+            expiry.min(tag)
+        })
     }
 
     fn version(&mut self, tag: &TagKey, now: Instant) -> Option<Version> {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::backend::redis::Tracker;
 use crate::backend::Backend;
 use crate::config::{Settings, TaggedCacheBuilder};
 use crate::decorate::Flights;
@@ -16,6 +17,7 @@ use crate::error::{CacheMiss, ConfigError};
 use crate::format;
 use crate::format::{KeySpace, TagKey};
 use crate::metrics;
+use crate::near::NearCache;
 use crate::stats::{CacheStats, Counters};
 use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
@@ -68,6 +70,9 @@ struct Inner {
     flights: Flights,
     /// Each decorated function's own tag, by its identity (`Site::identity`).
     function_tags: RwLock<HashMap<&'static str, TagKey>>,
+    near: Option<Arc<NearCache>>,
+    /// Feeds `near` Redis's invalidation messages; stops when the cache is dropped.
+    _tracker: Option<Tracker>,
 }
 
 impl fmt::Debug for TaggedCache {
@@ -86,9 +91,21 @@ impl TaggedCache {
 
     pub(crate) fn from_settings(settings: Settings) -> Result<Self, ConfigError> {
         let backend = Backend::open(&settings)?;
+        let keys = KeySpace::new(&settings.namespace);
+        let near = settings
+            .near
+            .map(|near| Arc::new(NearCache::new(near.max_entries, near.max_age)));
+        let tracker = match &near {
+            Some(near) => Some(crate::backend::redis::track(
+                &settings,
+                near,
+                keys.tracked_prefixes(),
+            )?),
+            None => None,
+        };
         Ok(Self {
             inner: Arc::new(Inner {
-                keys: KeySpace::new(&settings.namespace),
+                keys,
                 settings,
                 backend,
                 counters: Counters::default(),
@@ -96,6 +113,8 @@ impl TaggedCache {
                 codec_warnings: WarnLimiter::new(WARN_INTERVAL),
                 flights: Flights::default(),
                 function_tags: RwLock::default(),
+                near,
+                _tracker: tracker,
             }),
         })
     }
@@ -108,6 +127,13 @@ impl TaggedCache {
     /// Counters since the cache was built.
     pub fn stats(&self) -> CacheStats {
         self.inner.counters.snapshot()
+    }
+
+    /// True while the near cache is in use: tracking is on, so hits may be answered from this
+    /// process's memory. False without a near cache, before its tracking connection is set
+    /// up, and from the moment it is lost until it is back (hits then go to Redis).
+    pub fn near_cache_active(&self) -> bool {
+        self.near().is_some_and(|near| near.watches().is_trusted())
     }
 
     /// How many entries the in-memory backend holds (expired ones not yet freed included);
@@ -174,8 +200,15 @@ impl TaggedCache {
         tags: impl IntoTags,
     ) -> Result<T, CacheMiss> {
         let timer = metrics::Timer::start();
-        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
-        let lookup = self.drive(self.read_flow(&keys));
+        let tags: Vec<_> = tags.into_tags().collect();
+        let named = self.named("", key.as_ref(), &tags);
+        if let Some(near) = self.near_hit(named.as_ref()) {
+            return self.near_value_of(&near, timer);
+        }
+        let keys = self.entry_keys(key.as_ref(), &tags, Vec::new());
+        let fill = self.near_fill(named.as_ref(), &keys);
+        let lookup = self.drive(self.read_flow(&keys).asking_expiry(fill.is_some()));
+        self.keep_section(fill, &lookup);
         self.value_of(lookup, timer)
     }
 
@@ -189,8 +222,16 @@ impl TaggedCache {
         tags: impl IntoTags,
     ) -> Result<T, CacheMiss> {
         let timer = metrics::Timer::start();
-        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
-        let lookup = self.drive_async(self.read_flow(&keys)).await;
+        let tags: Vec<_> = tags.into_tags().collect();
+        let named = self.named("", key.as_ref(), &tags);
+        if let Some(near) = self.near_hit(named.as_ref()) {
+            return self.near_value_of(&near, timer);
+        }
+        let keys = self.entry_keys(key.as_ref(), &tags, Vec::new());
+        let fill = self.near_fill(named.as_ref(), &keys);
+        let read = self.read_flow(&keys).asking_expiry(fill.is_some());
+        let lookup = self.drive_async(read).await;
+        self.keep_section(fill, &lookup);
         self.value_of(lookup, timer)
     }
 
@@ -294,5 +335,6 @@ impl TaggedCache {
 }
 
 mod batch;
+mod near;
 mod operations;
 mod reporting;

@@ -1,5 +1,7 @@
 //! The two drivers: the only places where a flow's operations reach a backend. They differ by
-//! one `.await`.
+//! one `.await`. After each operation that changes keys (whether or not it succeeded: a write
+//! that timed out may have landed), the near cache drops what it kept of them, before the
+//! caller gets the result.
 
 use super::{Flow, Progress};
 use crate::backend::BackendError;
@@ -17,6 +19,7 @@ impl TaggedCache {
                         Some(operation) => {
                             let verb = operation.verb();
                             let received = self.backend().execute(operation);
+                            self.changed(&operation);
                             self.report_failure(verb, &received);
                             received
                         }
@@ -38,6 +41,7 @@ impl TaggedCache {
                         Some(operation) => {
                             let verb = operation.verb();
                             let received = self.backend().execute_async(operation).await;
+                            self.changed(&operation);
                             self.report_failure(verb, &received);
                             received
                         }

@@ -4,13 +4,19 @@ use std::time::Duration;
 
 use crate::backend::BackendError;
 use crate::format::{EntryKeys, LockKeys, Observed, TagKey, Version};
+use crate::near::Expiry;
 
 /// One round trip's worth of work, as data. Each backend answers it in its own way: the memory
 /// store at once under its lock, Redis with the commands `backend::redis::commands` builds.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Operation<'a> {
-    /// The entry's stored bytes and every tag's version.
-    Read { entry: &'a str, tags: &'a [TagKey] },
+    /// The entry's stored bytes and every tag's version; with `expiry`, also how long the
+    /// first of those keys has left to live (for the near cache).
+    Read {
+        entry: &'a str,
+        tags: &'a [TagKey],
+        expiry: bool,
+    },
     /// Several entries' stored bytes and the versions of every tag they carry, in one round
     /// trip: `tags` holds each tag once, whatever the number of entries carrying it.
     ReadMany {
@@ -82,6 +88,30 @@ pub(crate) enum Operation<'a> {
 }
 
 impl Operation<'_> {
+    /// The keys this operation changes, whose near copies must not outlive it: entries
+    /// written or deleted, tags invalidated. (Creating a missing tag changes nothing a near
+    /// entry depends on: a near entry was read with every tag present.)
+    pub(crate) fn changed_keys(&self) -> Vec<&str> {
+        match self {
+            Operation::WriteStamped { writes, .. } | Operation::Write { writes, .. } => {
+                writes.iter().map(|write| write.entry).collect()
+            }
+            Operation::WriteUnlessDeleted { entry, .. } | Operation::Delete { entry, .. } => {
+                vec![*entry]
+            }
+            Operation::Invalidate { tags, .. } => {
+                tags.iter().map(|(tag, _)| tag.as_str()).collect()
+            }
+            Operation::Read { .. }
+            | Operation::ReadMany { .. }
+            | Operation::ReadTags { .. }
+            | Operation::CreateTags { .. }
+            | Operation::Acquire { .. }
+            | Operation::Release { .. }
+            | Operation::WaitForWake { .. } => Vec::new(),
+        }
+    }
+
     /// The word a warning uses for this operation when it fails.
     pub(crate) fn verb(&self) -> &'static str {
         match self {
@@ -134,6 +164,8 @@ pub(crate) struct ManyReply {
 pub(crate) struct ReadReply {
     pub entry: Option<Vec<u8>>,
     pub versions: Vec<Option<Version>>,
+    /// When the first of the keys read expires ([`Expiry::Unknown`] unless asked for).
+    pub expiry: Expiry,
 }
 
 /// What an attempt to take an entry's stampede lock found.

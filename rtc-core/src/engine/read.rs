@@ -3,6 +3,7 @@
 
 use super::{Flow, Operation, Progress, ReadReply, Received, Reply};
 use crate::format::{self, EntryKeys, Freshness, KeySpace, Observed, TagKey, Version};
+use crate::near::Expiry;
 
 /// A fresh entry's value: the stored bytes, and where the value starts (after the header), so
 /// that a hit copies nothing.
@@ -10,15 +11,27 @@ use crate::format::{self, EntryKeys, Freshness, KeySpace, Observed, TagKey, Vers
 pub(crate) struct Payload {
     bytes: Vec<u8>,
     start: usize,
+    /// When the first key the value depends on expires, if the read asked.
+    expiry: Expiry,
 }
 
 impl Payload {
     /// `value_len` bytes at the end of `bytes` are the value section (made to start with a
     /// codec id: see [`format::value_section`]).
-    fn of(mut bytes: Vec<u8>, value_len: usize) -> Self {
+    fn of(mut bytes: Vec<u8>, value_len: usize, expiry: Expiry) -> Self {
         let value_start = bytes.len() - value_len;
         let start = format::value_section(&mut bytes, value_start);
-        Self { start, bytes }
+        Self {
+            start,
+            bytes,
+            expiry,
+        }
+    }
+
+    /// When the first key the value depends on expires ([`Expiry::Unknown`] unless the read
+    /// asked, and after a second round trip).
+    pub(crate) fn expiry(&self) -> Expiry {
+        self.expiry
     }
 
     /// The value alone, owned.
@@ -63,6 +76,8 @@ impl Lookup {
 pub(crate) struct ReadFlow<'a> {
     keys: &'a EntryKeys,
     space: &'a KeySpace,
+    /// Ask how long the keys have to live (for the near cache).
+    expiry: bool,
     state: ReadState,
 }
 
@@ -85,8 +100,16 @@ impl<'a> ReadFlow<'a> {
         Self {
             keys,
             space,
+            expiry: false,
             state: ReadState::Start(None),
         }
+    }
+
+    /// With `ask`, also asks how long the entry and its tags have to live, in the same round
+    /// trip.
+    pub(crate) fn asking_expiry(mut self, ask: bool) -> Self {
+        self.expiry = ask;
+        self
     }
 
     /// Finishes a read whose first round trip was made with another operation (the stampede
@@ -95,6 +118,7 @@ impl<'a> ReadFlow<'a> {
         Self {
             keys,
             space,
+            expiry: false,
             state: ReadState::Start(Some(reply)),
         }
     }
@@ -111,7 +135,8 @@ impl<'a> ReadFlow<'a> {
         match format::check(&bytes, &observed) {
             Freshness::Fresh(value) => {
                 let value_len = value.len();
-                Progress::Done(Lookup::Hit(Payload::of(bytes, value_len), observed))
+                let payload = Payload::of(bytes, value_len, reply.expiry);
+                Progress::Done(Lookup::Hit(payload, observed))
             }
             Freshness::Stale => Progress::Done(Lookup::Miss(observed)),
             Freshness::Unobserved(ids) => {
@@ -165,6 +190,7 @@ impl Flow for ReadFlow<'_> {
             ReadState::Reading => Some(Operation::Read {
                 entry: &self.keys.entry,
                 tags: self.keys.tags(),
+                expiry: self.expiry,
             }),
             ReadState::ReadingTags { tags, .. } => Some(Operation::ReadTags { tags }),
             ReadState::Start(_) | ReadState::Finished => None,
@@ -186,7 +212,7 @@ fn rechecked(
     match format::check(&entry, &extended) {
         Freshness::Fresh(value) => {
             let value_len = value.len();
-            Lookup::Hit(Payload::of(entry, value_len), observed)
+            Lookup::Hit(Payload::of(entry, value_len, Expiry::Unknown), observed)
         }
         _ => Lookup::Miss(observed),
     }
@@ -223,6 +249,7 @@ mod tests {
         let reply = Reply::Read(ReadReply {
             entry: Some(stamped(&keys, &versions, b"v")),
             versions,
+            expiry: Expiry::Unknown,
         });
         match drive(ReadFlow::new(&space, &keys), vec![reply]) {
             Lookup::Hit(payload, _) => assert_eq!(&*payload, b"v"),
@@ -238,6 +265,7 @@ mod tests {
         let reply = Reply::Read(ReadReply {
             entry: Some(tombstone.clone()),
             versions: vec![None, None],
+            expiry: Expiry::Unknown,
         });
         match drive(ReadFlow::new(&space, &keys), vec![reply]) {
             Lookup::Miss(observed) => assert_eq!(observed.tombstone, Some(tombstone)),
@@ -257,6 +285,7 @@ mod tests {
             Reply::Read(ReadReply {
                 entry: Some(bytes.clone()),
                 versions: vec![v(1), v(2)],
+                expiry: Expiry::Unknown,
             })
         };
         let fresh = drive(

@@ -101,6 +101,7 @@ impl<'a> ReadManyFlow<'a> {
                     .iter()
                     .map(|&at| reply.versions[at])
                     .collect(),
+                expiry: crate::near::Expiry::Unknown,
             };
             let keys = &self.keys[self.first[distinct]];
             let flow = ReadFlow::completing(self.space, keys, read);

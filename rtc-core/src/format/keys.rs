@@ -108,6 +108,15 @@ impl KeySpace {
         space
     }
 
+    /// The prefixes of this namespace's entry and tag keys (not its locks), for the near
+    /// cache's tracking.
+    pub(crate) fn tracked_prefixes(&self) -> Vec<String> {
+        ["e", "t"]
+            .iter()
+            .map(|kind| format!("rtc:{kind}:{}:", self.id))
+            .collect()
+    }
+
     /// The pattern every key of this namespace matches, for ACL rules and `SCAN`.
     pub(crate) fn pattern(&self) -> String {
         format!("rtc:?:{}:*", self.id)

@@ -13,6 +13,7 @@ use redis::{Cmd, Script, Value};
 use crate::backend::BackendError;
 use crate::engine::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply};
 use crate::format::{self, LockKeys, Observed, TagKey, Version};
+use crate::near::Expiry;
 
 /// How the server spreads keys: a multi-key command must stay within one slot on a cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,15 +36,25 @@ pub(crate) struct Round {
 /// How a round's replies become a [`Reply`].
 #[derive(Clone, Copy)]
 enum Reading {
-    Entry(Topology),
-    Entries { topology: Topology, entries: usize },
+    /// `expiring`: how many `PTTL`s follow the reads.
+    Entry {
+        topology: Topology,
+        expiring: usize,
+    },
+    Entries {
+        topology: Topology,
+        entries: usize,
+    },
     Versions(Topology),
     Created,
     Written,
     WrittenUnlessDeleted,
     Deleted,
     Ok,
-    Lock { topology: Topology, skipped: usize },
+    Lock {
+        topology: Topology,
+        skipped: usize,
+    },
     Woken,
 }
 
@@ -81,8 +92,22 @@ impl Round {
             reading,
         };
         Ok(match operation {
-            Operation::Read { entry, tags } => {
-                round(read(topology, entry, tags), Reading::Entry(topology))
+            Operation::Read {
+                entry,
+                tags,
+                expiry,
+            } => {
+                let mut commands = read(topology, entry, tags);
+                let mut expiring = 0;
+                if expiry {
+                    for key in std::iter::once(entry).chain(tags.iter().map(TagKey::as_str)) {
+                        let mut pttl = command("PTTL");
+                        pttl.arg(key);
+                        commands.push(pttl);
+                        expiring += 1;
+                    }
+                }
+                round(commands, Reading::Entry { topology, expiring })
             }
             Operation::ReadTags { tags } => round(
                 get_all(topology, tags.iter().map(TagKey::as_str)),
@@ -231,8 +256,19 @@ impl Round {
     /// Reads the replies of this round's commands.
     pub(crate) fn reply(&self, replies: Vec<Value>) -> Result<Reply, BackendError> {
         Ok(match self.reading {
-            Reading::Entry(topology) => {
-                Reply::Read(entry_and_versions(values_of(topology, replies)?)?)
+            Reading::Entry { topology, expiring } => {
+                let mut replies = replies;
+                let Some(reads) = replies.len().checked_sub(expiring) else {
+                    return Err(BackendError::UnexpectedReply);
+                };
+                let ttls = replies.split_off(reads);
+                let mut read = entry_and_versions(values_of(topology, replies)?)?;
+                if expiring > 0 {
+                    read.expiry = ttls.iter().try_fold(Expiry::Never, |expiry, ttl| {
+                        Ok::<_, BackendError>(expiry.min(expiry_of(ttl)?))
+                    })?;
+                }
+                Reply::Read(read)
             }
             Reading::Entries { topology, entries } => {
                 let mut values = values_of(topology, replies)?;
@@ -348,7 +384,11 @@ fn entry_and_versions(values: Vec<Value>) -> Result<ReadReply, BackendError> {
     let mut values = values.into_iter();
     let entry = values.next().map(bulk).transpose()?.flatten();
     let versions = values.map(version).collect::<Result<_, _>>()?;
-    Ok(ReadReply { entry, versions })
+    Ok(ReadReply {
+        entry,
+        versions,
+        expiry: Expiry::Unknown,
+    })
 }
 
 /// One run of the create-tag script per tag: each touches one key, so it runs on a cluster too.
@@ -481,6 +521,17 @@ fn millis(lifetime: Option<Duration>) -> u64 {
             .unwrap_or(u64::MAX)
             .max(1)
     })
+}
+
+/// What `PTTL` says: -1 no expiry, -2 no key (gone already), else milliseconds left.
+fn expiry_of(ttl: &Value) -> Result<Expiry, BackendError> {
+    match ttl {
+        Value::Int(-1) => Ok(Expiry::Never),
+        Value::Int(ms) => Ok(Expiry::After(Duration::from_millis(
+            u64::try_from(*ms).unwrap_or(0),
+        ))),
+        _ => Err(BackendError::UnexpectedReply),
+    }
 }
 
 fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {

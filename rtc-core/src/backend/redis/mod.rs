@@ -8,6 +8,7 @@ mod connections;
 mod sentinel;
 mod server;
 pub(crate) mod tls;
+mod tracking;
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use self::cluster::ClusterConnector;
 use self::commands::{Round, Topology};
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
+pub(crate) use self::tracking::Tracker;
 use super::BackendError;
 use crate::config::{Settings, Storage};
 use crate::engine::{Operation, Reply};
@@ -174,6 +176,37 @@ impl RedisStore {
             Err(error) => Err(BackendError::Redis(error)),
         }
     }
+}
+
+/// Starts the near cache's tracking of `prefixes` on the server the settings name.
+pub(crate) fn track(
+    settings: &Settings,
+    near: &std::sync::Arc<crate::near::NearCache>,
+    prefixes: Vec<String>,
+) -> Result<Tracker, ConfigError> {
+    let Storage::Redis(info) = &settings.storage else {
+        return Err(ConfigError::Invalid(
+            "the near cache tracks a single Redis server",
+        ));
+    };
+    let redis = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    let client = settings
+        .tls
+        .client((**info).clone().set_redis_settings(redis))
+        .map_err(|error| ConfigError::InvalidUrl {
+            reason: error.to_string(),
+        })?;
+    Tracker::start(
+        client,
+        prefixes,
+        near,
+        settings.socket_timeout,
+        settings.connect_timeout,
+    )
+    .map_err(|_| ConfigError::Invalid("the near cache's tracking thread could not start"))
 }
 
 /// Errors that say the server could not be reached or did not answer in time.

@@ -57,6 +57,7 @@ fn read(keys: &EntryKeys, versions: &[Option<Version>], value: Option<&str>) -> 
     ReadReply {
         entry: section.map(|section| format::encode(&keys.observe(versions), &section).unwrap()),
         versions: versions.to_vec(),
+        expiry: crate::near::Expiry::Unknown,
     }
 }
 

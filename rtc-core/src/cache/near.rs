@@ -1,0 +1,82 @@
+//! The near cache as the public API and the decorated calls use it: look up, register a fill
+//! before the read, keep what the read found, and drop what this process changes.
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use super::TaggedCache;
+use crate::engine::{Lookup, Operation};
+use crate::error::CacheMiss;
+use crate::format::EntryKeys;
+use crate::metrics;
+use crate::near::{Fill, Named, NearCache, NearEntry, NearValue};
+use crate::stats::Counters;
+
+impl TaggedCache {
+    /// The near cache, when this cache has one.
+    pub(crate) fn near(&self) -> Option<&NearCache> {
+        self.inner.near.as_deref()
+    }
+
+    /// What a lookup of `key` and `tags` names in the near cache (`function`: a decorated
+    /// function's identity, `""` for the low-level API); `None` without a near cache.
+    pub(crate) fn named<'a, S: AsRef<str>>(
+        &self,
+        function: &'static str,
+        key: &'a str,
+        tags: &'a [S],
+    ) -> Option<Named<'a>> {
+        self.near()?;
+        Some(Named::new(function, key, tags.iter().map(AsRef::as_ref)))
+    }
+
+    /// The fresh near entry `named` names, counted as a near hit (the caller counts the hit).
+    pub(crate) fn near_hit(&self, named: Option<&Named<'_>>) -> Option<Arc<NearEntry>> {
+        let entry = self.near()?.get(named?)?;
+        Counters::bump(&self.inner.counters.near_hits);
+        Some(entry)
+    }
+
+    /// Registers the read of `keys` as a fill of `named`, before it is sent.
+    pub(crate) fn near_fill(&self, named: Option<&Named<'_>>, keys: &EntryKeys) -> Option<Fill> {
+        let watched =
+            std::iter::once(keys.entry.as_str()).chain(keys.tags().iter().map(|tag| tag.as_str()));
+        self.near()?.fill(named?, watched)
+    }
+
+    /// Keeps the value section a low-level read found, if it was a fill.
+    pub(crate) fn keep_section(&self, fill: Option<Fill>, lookup: &Lookup) {
+        if let (Some(near), Some(fill), Lookup::Hit(payload, _)) = (self.near(), fill, lookup) {
+            near.keep(
+                fill,
+                NearValue::Section(Box::from(&payload[..])),
+                payload.expiry(),
+            );
+        }
+    }
+
+    /// A low-level read answered near: counted as a hit, and decoded as `T`.
+    pub(crate) fn near_value_of<T: DeserializeOwned>(
+        &self,
+        entry: &NearEntry,
+        timer: metrics::Timer,
+    ) -> Result<T, CacheMiss> {
+        Counters::bump(&self.inner.counters.hits);
+        metrics::call(&self.inner.settings.namespace, "get", true, timer.elapsed());
+        match entry.value() {
+            NearValue::Section(section) => self.decode(section).ok_or(CacheMiss),
+            NearValue::Decoded(_) => Err(CacheMiss),
+        }
+    }
+
+    /// After `operation` was sent (landed or not): what it changed is no longer kept near.
+    pub(crate) fn changed(&self, operation: &Operation<'_>) {
+        if let Some(near) = self.near() {
+            let keys = operation.changed_keys();
+            if !keys.is_empty() {
+                near.watches().changed(keys);
+            }
+        }
+    }
+}

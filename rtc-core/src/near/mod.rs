@@ -1,0 +1,348 @@
+//! The near cache: fresh entries kept in this process's memory, answered without a round trip,
+//! and dropped as soon as this process learns that anything they depend on changed.
+//!
+//! An entry is kept here only after a read from Redis found it fresh, and only while every key
+//! that read depended on (the entry key and each tag key) stays [watched](watches): Redis
+//! announces each change to those keys (`CLIENT TRACKING`, see `backend::redis::tracking`), this
+//! process's own writes end the watches on what they wrote before they return, and a lost
+//! tracking connection ends them all. A hit is then a hash-map lookup, a few atomic loads, a
+//! deadline check and a clone: no SHA-256, no decoding for decorated functions (their entries
+//! hold the decoded value).
+
+mod watches;
+
+use std::any::Any;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub(crate) use self::watches::{Watch, Watches};
+
+/// How long a value read from Redis may live, as Redis said in the same round trip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// Not asked for: the value is not kept near.
+    Unknown,
+    /// No key it depends on expires.
+    Never,
+    /// The first of its keys expires this long after the read was sent, at the latest.
+    After(Duration),
+}
+
+impl Expiry {
+    /// The earlier of two expiries.
+    pub(crate) fn min(self, other: Expiry) -> Expiry {
+        match (self, other) {
+            (Expiry::Unknown, _) | (_, Expiry::Unknown) => Expiry::Unknown,
+            (Expiry::Never, other) | (other, Expiry::Never) => other,
+            (Expiry::After(a), Expiry::After(b)) => Expiry::After(a.min(b)),
+        }
+    }
+}
+
+/// What a lookup names: the entry's key and tags (sorted, without repeats), and for a decorated
+/// function its identity (two functions may share a custom key, not a value type).
+#[derive(Debug)]
+pub(crate) struct Named<'a> {
+    function: &'static str,
+    key: &'a str,
+    tags: Vec<&'a str>,
+}
+
+impl<'a> Named<'a> {
+    pub(crate) fn new(
+        function: &'static str,
+        key: &'a str,
+        tags: impl IntoIterator<Item = &'a str>,
+    ) -> Self {
+        let mut tags: Vec<&str> = tags.into_iter().collect();
+        tags.sort_unstable();
+        tags.dedup();
+        Self {
+            function,
+            key,
+            tags,
+        }
+    }
+
+    fn hash(&self) -> u64 {
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.function.hash(&mut hasher);
+        self.key.hash(&mut hasher);
+        self.tags.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn is(&self, identity: &Identity) -> bool {
+        self.function == identity.function
+            && self.key == &*identity.key
+            && self.tags.len() == identity.tags.len()
+            && self
+                .tags
+                .iter()
+                .zip(identity.tags.iter())
+                .all(|(a, b)| *a == &**b)
+    }
+
+    fn owned(&self) -> Identity {
+        Identity {
+            function: self.function,
+            key: Box::from(self.key),
+            tags: self.tags.iter().map(|tag| Box::from(*tag)).collect(),
+        }
+    }
+}
+
+/// A [`Named`] kept with its entry, to tell apart lookups whose hashes collide.
+#[derive(Debug)]
+struct Identity {
+    function: &'static str,
+    key: Box<str>,
+    tags: Box<[Box<str>]>,
+}
+
+/// A value kept near.
+pub(crate) enum NearValue {
+    /// A low-level entry's value section (decoded on each `get`, whose type is the caller's).
+    Section(Box<[u8]>),
+    /// A decorated function's decoded value.
+    Decoded(Box<dyn Any + Send + Sync>),
+}
+
+/// One entry of the near cache.
+pub(crate) struct NearEntry {
+    identity: Identity,
+    value: NearValue,
+    watched: Box<[Arc<Watch>]>,
+    expires: Option<Instant>,
+}
+
+impl NearEntry {
+    pub(crate) fn value(&self) -> &NearValue {
+        &self.value
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.watched.iter().all(|watch| watch.is_live())
+            && self
+                .expires
+                .is_none_or(|deadline| Instant::now() < deadline)
+    }
+}
+
+/// A read whose value may be kept near, registered before it is sent.
+pub(crate) struct Fill {
+    hash: u64,
+    identity: Identity,
+    watched: Vec<Arc<Watch>>,
+    sent: Instant,
+}
+
+/// The near cache of one [`crate::TaggedCache`].
+pub(crate) struct NearCache {
+    entries: quick_cache::sync::Cache<u64, Arc<NearEntry>>,
+    watches: Watches,
+    max_age: Option<Duration>,
+}
+
+impl NearCache {
+    /// At most `max_entries` entries, each for at most `max_age`. Not trusted (so not used)
+    /// until tracking is set up, or at once for a backend no other process shares.
+    pub(crate) fn new(max_entries: u64, max_age: Option<Duration>) -> Self {
+        let capacity = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
+        Self {
+            entries: quick_cache::sync::Cache::new(capacity),
+            watches: Watches::default(),
+            max_age,
+        }
+    }
+
+    /// The fresh near entry `named` names, if there is one.
+    pub(crate) fn get(&self, named: &Named<'_>) -> Option<Arc<NearEntry>> {
+        let hash = named.hash();
+        let entry = self.entries.get(&hash)?;
+        if !named.is(&entry.identity) {
+            return None;
+        }
+        if entry.is_fresh() {
+            return Some(entry);
+        }
+        self.entries
+            .remove_if(&hash, |kept| Arc::ptr_eq(kept, &entry));
+        None
+    }
+
+    /// Watches `keys` (the entry key and every tag key its read names) before the read of
+    /// `named` is sent; `None` while the near cache cannot be trusted.
+    pub(crate) fn fill<'k>(
+        &self,
+        named: &Named<'_>,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Option<Fill> {
+        let watched = self.watches.watch(keys)?;
+        Some(Fill {
+            hash: named.hash(),
+            identity: named.owned(),
+            watched,
+            sent: Instant::now(),
+        })
+    }
+
+    /// Keeps the value a fill's read found fresh, unless a key it depends on changed since the
+    /// fill was registered, or its expiry is unknown.
+    pub(crate) fn keep(&self, fill: Fill, value: NearValue, expiry: Expiry) {
+        let lifetime = match (expiry, self.max_age) {
+            (Expiry::Unknown, _) => return,
+            (Expiry::Never, max_age) => max_age,
+            (Expiry::After(left), max_age) => Some(max_age.map_or(left, |age| age.min(left))),
+        };
+        if lifetime.is_some_and(|lifetime| lifetime.is_zero()) {
+            return;
+        }
+        let entry = NearEntry {
+            identity: fill.identity,
+            value,
+            watched: fill.watched.into_boxed_slice(),
+            expires: lifetime.map(|lifetime| fill.sent + lifetime),
+        };
+        if entry.watched.iter().all(|watch| watch.is_live()) {
+            self.entries.insert(fill.hash, Arc::new(entry));
+        }
+    }
+
+    /// What changes are announced to.
+    pub(crate) fn watches(&self) -> &Watches {
+        &self.watches
+    }
+
+    /// Changes may have been missed: nothing kept is used, and nothing is kept, until
+    /// [`NearCache::trust`].
+    pub(crate) fn distrust(&self) {
+        self.watches.distrust();
+        self.entries.clear();
+    }
+
+    /// Changes are announced from now on.
+    pub(crate) fn trust(&self) {
+        self.watches.trust();
+    }
+
+    /// Every key of the database changed (`FLUSHALL`, `FLUSHDB`).
+    pub(crate) fn changed_all(&self) {
+        self.watches.changed_all();
+        self.entries.clear();
+    }
+
+    /// How many entries are kept (dead ones not yet dropped included).
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn section(bytes: &[u8]) -> NearValue {
+        NearValue::Section(Box::from(bytes))
+    }
+
+    fn bytes_of(entry: &NearEntry) -> &[u8] {
+        match entry.value() {
+            NearValue::Section(bytes) => bytes,
+            NearValue::Decoded(_) => panic!("a section was kept"),
+        }
+    }
+
+    fn trusted(max_age: Option<Duration>) -> NearCache {
+        let near = NearCache::new(100, max_age);
+        near.trust();
+        near
+    }
+
+    #[test]
+    fn a_kept_value_is_found_under_the_same_key_and_tags_in_any_order() {
+        let near = trusted(None);
+        let fill = near
+            .fill(&Named::new("", "k", ["b", "a"]), ["e", "t"])
+            .unwrap();
+        near.keep(fill, section(b"v"), Expiry::Never);
+        let hit = near.get(&Named::new("", "k", ["a", "b", "a"])).unwrap();
+        assert_eq!(bytes_of(&hit), b"v");
+        assert!(near.get(&Named::new("", "k", ["a"])).is_none());
+        assert!(near.get(&Named::new("f", "k", ["a", "b"])).is_none());
+    }
+
+    #[test]
+    fn a_change_announced_during_the_read_drops_its_reply() {
+        let near = trusted(None);
+        let named = Named::new("", "k", []);
+        let fill = near.fill(&named, ["e", "t"]).unwrap();
+        near.watches().changed(["t"]);
+        near.keep(fill, section(b"old"), Expiry::Never);
+        assert!(near.get(&named).is_none());
+    }
+
+    #[test]
+    fn a_change_after_the_fill_ends_the_hit() {
+        let near = trusted(None);
+        let named = Named::new("", "k", []);
+        let fill = near.fill(&named, ["e", "t"]).unwrap();
+        near.keep(fill, section(b"v"), Expiry::Never);
+        assert!(near.get(&named).is_some());
+        near.watches().changed(["e"]);
+        assert!(near.get(&named).is_none());
+    }
+
+    #[test]
+    fn nothing_is_kept_or_served_without_trust() {
+        let near = NearCache::new(10, None);
+        let named = Named::new("", "k", []);
+        assert!(near.fill(&named, ["e"]).is_none());
+        near.trust();
+        let fill = near.fill(&named, ["e"]).unwrap();
+        near.distrust();
+        near.keep(fill, section(b"v"), Expiry::Never);
+        assert!(near.get(&named).is_none());
+    }
+
+    #[test]
+    fn an_entry_lives_no_longer_than_its_keys_or_the_maximum_age() {
+        let near = trusted(Some(Duration::from_secs(60)));
+        let named = Named::new("", "k", []);
+        let fill = near.fill(&named, ["e"]).unwrap();
+        near.keep(fill, section(b"v"), Expiry::After(Duration::ZERO));
+        assert!(near.get(&named).is_none(), "an expired read is not kept");
+        let fill = near.fill(&named, ["e"]).unwrap();
+        near.keep(fill, section(b"v"), Expiry::Unknown);
+        assert!(
+            near.get(&named).is_none(),
+            "a read of unknown expiry is not kept"
+        );
+        let near = trusted(Some(Duration::from_nanos(1)));
+        let fill = near.fill(&named, ["e"]).unwrap();
+        near.keep(fill, section(b"v"), Expiry::Never);
+        std::thread::sleep(Duration::from_millis(1));
+        assert!(near.get(&named).is_none(), "past its maximum age");
+    }
+
+    #[test]
+    fn expiries_combine_to_the_earliest() {
+        let second = Expiry::After(Duration::from_secs(1));
+        assert_eq!(Expiry::Never.min(second), second);
+        assert_eq!(second.min(Expiry::After(Duration::from_secs(2))), second);
+        assert_eq!(Expiry::Unknown.min(Expiry::Never), Expiry::Unknown);
+    }
+
+    #[test]
+    fn the_bound_holds() {
+        let near = trusted(None);
+        for n in 0..1000 {
+            let key = n.to_string();
+            let named = Named::new("", &key, []);
+            let fill = near.fill(&named, [key.as_str()]).unwrap();
+            near.keep(fill, section(b"v"), Expiry::Never);
+        }
+        assert!(near.len() <= 100, "{}", near.len());
+    }
+}

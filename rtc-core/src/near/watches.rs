@@ -1,0 +1,192 @@
+//! Which Redis keys the near cache trusts, and for how long.
+//!
+//! Every near entry holds a [`Watch`] on each key its value depends on (the entry key and each
+//! tag key). A watch starts live and dies when that key is announced changed: by Redis (an
+//! invalidation message), by this process's own write, or because the connection that carries
+//! the messages went down. A dead watch never comes back; the key gets a new watch on its next
+//! read. A watch is taken **before** the read it protects is sent, so a change announced while
+//! the read is in flight kills it, and the read's reply is then not kept (the race a fill must
+//! not lose, `NEAR-CACHE.md` §1, whatever the order of replies and messages).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+
+/// A key is still as it was when it was watched, as far as this process knows.
+#[derive(Debug)]
+pub(crate) struct Watch {
+    live: AtomicBool,
+}
+
+impl Watch {
+    pub(crate) fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+
+    fn end(&self) {
+        self.live.store(false, Ordering::Release);
+    }
+}
+
+/// The live watches, by Redis key, and whether changes are being announced at all.
+#[derive(Default)]
+pub(crate) struct Watches {
+    registry: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    /// False until tracking is set up, and again from the moment it may have lost a message.
+    trusted: bool,
+    by_key: HashMap<Box<[u8]>, Weak<Watch>>,
+    /// When `by_key` is to be swept of watches nobody holds any more.
+    sweep_at: usize,
+}
+
+/// Below this many keys, dead weak references are not worth sweeping.
+const MIN_SWEEP: usize = 1024;
+
+impl Watches {
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Live watches on `keys` (shared with earlier readers of the same keys); `None` while
+    /// changes are not being announced.
+    pub(crate) fn watch<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Option<Vec<Arc<Watch>>> {
+        let mut registry = self.registry();
+        if !registry.trusted {
+            return None;
+        }
+        let watches = keys
+            .into_iter()
+            .map(|key| {
+                let key = key.as_bytes();
+                if let Some(watch) = registry.by_key.get(key).and_then(Weak::upgrade) {
+                    return watch;
+                }
+                let watch = Arc::new(Watch {
+                    live: AtomicBool::new(true),
+                });
+                registry
+                    .by_key
+                    .insert(Box::from(key), Arc::downgrade(&watch));
+                watch
+            })
+            .collect();
+        registry.sweep();
+        Some(watches)
+    }
+
+    /// `keys` changed: every watch on them dies.
+    pub(crate) fn changed<K: AsRef<[u8]>>(&self, keys: impl IntoIterator<Item = K>) {
+        let mut registry = self.registry();
+        for key in keys {
+            if let Some(watch) = registry.by_key.remove(key.as_ref()) {
+                if let Some(watch) = watch.upgrade() {
+                    watch.end();
+                }
+            }
+        }
+    }
+
+    /// Changes may have gone unannounced (a lost tracking connection, a flushed database):
+    /// every watch dies, and no new one is given until [`Watches::trust`].
+    pub(crate) fn distrust(&self) {
+        let mut registry = self.registry();
+        registry.trusted = false;
+        registry.end_all();
+    }
+
+    /// Every change from now on is announced. Watches still alive from before are ended
+    /// first: a message may have been lost in between.
+    pub(crate) fn trust(&self) {
+        let mut registry = self.registry();
+        registry.end_all();
+        registry.trusted = true;
+    }
+
+    /// Every key changed (`FLUSHALL`, `FLUSHDB`), while tracking goes on.
+    pub(crate) fn changed_all(&self) {
+        self.registry().end_all();
+    }
+
+    pub(crate) fn is_trusted(&self) -> bool {
+        self.registry().trusted
+    }
+}
+
+impl Registry {
+    fn end_all(&mut self) {
+        for watch in self.by_key.drain().filter_map(|(_, watch)| watch.upgrade()) {
+            watch.end();
+        }
+    }
+
+    /// Forgets keys whose watches nobody holds (their near entries were evicted or replaced).
+    fn sweep(&mut self) {
+        if self.by_key.len() < self.sweep_at.max(MIN_SWEEP) {
+            return;
+        }
+        self.by_key.retain(|_, watch| watch.strong_count() > 0);
+        self.sweep_at = self.by_key.len() * 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn trusted() -> Watches {
+        let watches = Watches::default();
+        watches.trust();
+        watches
+    }
+
+    #[test]
+    fn no_watch_is_given_before_trust_or_after_distrust() {
+        let watches = Watches::default();
+        assert!(watches.watch(["k"]).is_none());
+        watches.trust();
+        let held = watches.watch(["k"]).unwrap();
+        watches.distrust();
+        assert!(!held[0].is_live());
+        assert!(watches.watch(["k"]).is_none());
+    }
+
+    #[test]
+    fn a_change_ends_every_watch_on_the_key_and_only_those() {
+        let watches = trusted();
+        let first = watches.watch(["a", "b"]).unwrap();
+        let second = watches.watch(["a"]).unwrap();
+        assert!(Arc::ptr_eq(&first[0], &second[0]));
+        watches.changed([b"a"]);
+        assert!(!first[0].is_live() && !second[0].is_live());
+        assert!(first[1].is_live());
+        let renewed = watches.watch(["a"]).unwrap();
+        assert!(
+            renewed[0].is_live(),
+            "a key read after its change is watched afresh"
+        );
+    }
+
+    #[test]
+    fn trust_again_ends_watches_taken_before() {
+        let watches = trusted();
+        let held = watches.watch(["k"]).unwrap();
+        watches.trust();
+        assert!(!held[0].is_live());
+    }
+
+    #[test]
+    fn keys_nobody_watches_are_swept() {
+        let watches = trusted();
+        for n in 0..(MIN_SWEEP * 3) {
+            drop(watches.watch([format!("k{n}").as_str()]));
+        }
+        assert!(watches.registry().by_key.len() <= MIN_SWEEP);
+    }
+}

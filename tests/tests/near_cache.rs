@@ -1,0 +1,134 @@
+//! The near cache against a real server: hits without a round trip, and each guarantee of
+//! RELIABILITY.md's "Near cache" section.
+
+use std::time::Duration;
+
+use rtc::{TaggedCache, NO_TAGS};
+use rtc_tests::gates::wait_until;
+use rtc_tests::{unique_namespace, RedisServer};
+
+const PATIENCE: Duration = Duration::from_secs(10);
+
+fn near_cache(server: &RedisServer, namespace: &str) -> TaggedCache {
+    let cache = TaggedCache::builder()
+        .url(server.url())
+        .namespace(namespace)
+        .near_cache(1_000)
+        .build()
+        .unwrap();
+    wait_until(PATIENCE, "near cache tracking", || {
+        cache.near_cache_active()
+    });
+    cache
+}
+
+/// Reads until a read is answered near (the echo of a write made just before may end the
+/// first fill: Redis announces this process's own writes too); returns the value.
+fn answered_near(cache: &TaggedCache, key: &str, tags: &[&str]) -> Option<i32> {
+    let mut value = None;
+    wait_until(PATIENCE, "a near hit", || {
+        let before = cache.stats().near_hits;
+        value = cache.get::<i32>(key, tags).ok();
+        cache.stats().near_hits > before
+    });
+    value
+}
+
+fn plain_cache(server: &RedisServer, namespace: &str) -> TaggedCache {
+    TaggedCache::builder()
+        .url(server.url())
+        .namespace(namespace)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_second_read_is_answered_near() {
+    let server = RedisServer::start();
+    let cache = near_cache(&server, &unique_namespace("near"));
+    assert!(cache.set("k", &1, ["t"], None));
+    assert_eq!(cache.get::<i32>("k", ["t"]), Ok(1));
+    assert_eq!(answered_near(&cache, "k", &["t"]), Some(1));
+    let stats = cache.stats();
+    assert_eq!(stats.misses, 0);
+    assert!(
+        stats.near_hits >= 1 && stats.hits > stats.near_hits,
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn this_process_never_sees_its_own_change_late() {
+    let server = RedisServer::start();
+    let cache = near_cache(&server, &unique_namespace("near"));
+    let warm = |value: i32| {
+        assert!(cache.set("k", &value, ["t"], None));
+        assert_eq!(answered_near(&cache, "k", &["t"]), Some(value));
+    };
+    warm(1);
+    assert!(cache.set("k", &2, ["t"], None));
+    assert_eq!(cache.get::<i32>("k", ["t"]), Ok(2), "set");
+    warm(3);
+    assert!(cache.delete("k", ["t"]));
+    assert!(cache.get::<i32>("k", ["t"]).is_err(), "delete");
+    warm(4);
+    assert!(cache.invalidate(["t"]));
+    assert!(cache.get::<i32>("k", ["t"]).is_err(), "invalidate");
+    warm(5);
+    assert!(cache.invalidate_all());
+    assert!(cache.get::<i32>("k", ["t"]).is_err(), "invalidate_all");
+}
+
+#[test]
+fn another_process_change_stops_the_near_hit() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("near");
+    let cache = near_cache(&server, &namespace);
+    let other = plain_cache(&server, &namespace);
+    let warm = |value: i32| {
+        assert!(other.set("k", &value, ["t"], None));
+        wait_until(PATIENCE, "the new value", || {
+            cache.get::<i32>("k", ["t"]) == Ok(value)
+        });
+        assert_eq!(answered_near(&cache, "k", &["t"]), Some(value));
+    };
+    warm(1);
+    assert!(other.invalidate(["t"]));
+    wait_until(PATIENCE, "a tag invalidated elsewhere", || {
+        cache.get::<i32>("k", ["t"]).is_err()
+    });
+    warm(2);
+    assert!(other.invalidate_all());
+    wait_until(PATIENCE, "the namespace invalidated elsewhere", || {
+        cache.get::<i32>("k", ["t"]).is_err()
+    });
+    warm(3);
+    assert!(other.set("k", &4, ["t"], None));
+    wait_until(PATIENCE, "an overwrite elsewhere", || {
+        cache.get::<i32>("k", ["t"]) == Ok(4)
+    });
+    warm(5);
+    assert!(other.delete("k", ["t"]));
+    wait_until(PATIENCE, "a delete elsewhere", || {
+        cache.get::<i32>("k", ["t"]).is_err()
+    });
+    warm(6);
+    let _: () = redis::cmd("FLUSHALL")
+        .query(&mut server.connection())
+        .unwrap();
+    wait_until(PATIENCE, "FLUSHALL", || {
+        cache.get::<i32>("k", ["t"]).is_err()
+    });
+}
+
+#[test]
+fn a_near_entry_never_outlives_its_redis_lifetime() {
+    let server = RedisServer::start();
+    let cache = near_cache(&server, &unique_namespace("near"));
+    let lifetime = Duration::from_millis(300);
+    assert!(cache.set("k", &1, NO_TAGS, Some(lifetime)));
+    let started = std::time::Instant::now();
+    assert_eq!(answered_near(&cache, "k", &[]), Some(1));
+    std::thread::sleep((lifetime + Duration::from_millis(20)).saturating_sub(started.elapsed()));
+    assert!(cache.get::<i32>("k", NO_TAGS).is_err());
+}

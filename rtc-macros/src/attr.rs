@@ -30,6 +30,7 @@ mod kw {
     syn::custom_keyword!(cache_err);
     syn::custom_keyword!(unless);
     syn::custom_keyword!(returns);
+    syn::custom_keyword!(near);
 }
 
 const OPTIONS: &[&str] = &[
@@ -52,6 +53,7 @@ const OPTIONS: &[&str] = &[
     "cache_err",
     "unless",
     "returns",
+    "near",
 ];
 
 /// Names people reach for (other caching crates' among them) that are spelled differently here.
@@ -110,6 +112,8 @@ pub(crate) struct CachedArgs {
     pub(crate) unless: Option<Expr>,
     /// `returns = Result` or `returns = Option`: what an alias of the return type stands for.
     pub(crate) returns: Option<Ident>,
+    /// `near = false`: never answered from the cache's near cache.
+    pub(crate) near: Option<LitBool>,
     /// Mistakes that did not stop the parsing, reported with the function's own.
     pub(crate) problems: Errors,
 }
@@ -181,6 +185,8 @@ impl Parse for CachedArgs {
                 store(&mut args.lock, value, &keyword, &mut errors);
             } else if lookahead.peek(kw::hook_userdata) {
                 option::<kw::hook_userdata>(input, &mut args.hook_userdata, &mut errors)?;
+            } else if lookahead.peek(kw::near) {
+                flag::<kw::near>(input, &mut args.near, &mut errors)?;
             } else if lookahead.peek(kw::cache_none) {
                 flag::<kw::cache_none>(input, &mut args.cache_none, &mut errors)?;
             } else if lookahead.peek(kw::cache_err) {
@@ -497,6 +503,8 @@ mod tests {
     fn flags_can_be_bare() {
         let args = parse(quote::quote!(lock, skip_all, cache_none)).unwrap();
         assert!(args.lock.is_some() && args.cache_none.unwrap().value);
+        let args = parse(quote::quote!(near = false)).unwrap();
+        assert!(!args.near.unwrap().value);
         assert!(matches!(args.skip, Skip::All));
     }
 

@@ -254,10 +254,20 @@ impl Body<'_> {
                 ::rtc::__private::ValueCodec::<#value>::serde(::core::option::Option::None)
             },
         };
-        match &self.args.compress_above {
+        let codec = match &self.args.compress_above {
             Some(bytes) => quote_spanned!(bytes.span()=> #codec.compress_above(#bytes)),
             None => codec,
+        };
+        if self.args.near.as_ref().is_some_and(|near| !near.value) {
+            return codec;
         }
+        // Values that are `Clone + Send + Sync + 'static` are kept decoded in the near cache;
+        // the probe's method resolves to "not shared" for every other type.
+        quote! {{
+            #[allow(unused_imports)]
+            use ::rtc::__private::{NearShared as _, NearUnshared as _};
+            #codec.near((&::rtc::__private::NearProbe::<#value>::new()).sharing())
+        }}
     }
 
     /// The call of the twin that runs the body.

@@ -132,3 +132,72 @@ fn a_near_entry_never_outlives_its_redis_lifetime() {
     std::thread::sleep((lifetime + Duration::from_millis(20)).saturating_sub(started.elapsed()));
     assert!(cache.get::<i32>("k", NO_TAGS).is_err());
 }
+
+mod decorated {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+
+    use rtc_tests::statics::install;
+
+    use super::*;
+
+    static SHARED: OnceLock<TaggedCache> = OnceLock::new();
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    static OPTED_OUT_RUNS: AtomicU32 = AtomicU32::new(0);
+
+    #[rtc::cached(tags = [format!("user:{id}")], cache = SHARED.get().unwrap())]
+    fn name_of(id: u32) -> String {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+        format!("user {id}, version {}", RUNS.load(Ordering::SeqCst))
+    }
+
+    #[rtc::cached(cache = SHARED.get().unwrap(), near = false)]
+    fn opted_out(id: u32) -> u32 {
+        OPTED_OUT_RUNS.fetch_add(1, Ordering::SeqCst);
+        id
+    }
+
+    /// Calls until a call is answered near; returns its value.
+    fn answered_near(cache: &TaggedCache, call: impl Fn() -> String) -> String {
+        let mut value = String::new();
+        wait_until(PATIENCE, "a near hit", || {
+            let before = cache.stats().near_hits;
+            value = call();
+            cache.stats().near_hits > before
+        });
+        value
+    }
+
+    #[test]
+    fn decorated_calls_are_answered_near_and_see_their_own_invalidations() {
+        let server = RedisServer::start();
+        let cache = install(&SHARED, near_cache(&server, &unique_namespace("near-fn")));
+        let first = name_of(1);
+        assert_eq!(answered_near(cache, || name_of(1)), first);
+        let runs = RUNS.load(Ordering::SeqCst);
+        assert_eq!(name_of(1), first, "answered near, not computed");
+        assert_eq!(RUNS.load(Ordering::SeqCst), runs);
+
+        assert!(invalidate_name_of(1));
+        let second = name_of(1);
+        assert_ne!(second, first, "invalidate_<fn> is seen at once");
+        assert_eq!(answered_near(cache, || name_of(1)), second);
+        assert!(invalidate_all_name_of());
+        let third = name_of(1);
+        assert_ne!(third, second, "invalidate_all_<fn> is seen at once");
+        assert_eq!(answered_near(cache, || name_of(1)), third);
+        assert!(cache.invalidate(["user:1"]));
+        assert_ne!(name_of(1), third, "a tag invalidation is seen at once");
+
+        let near_hits = cache.stats().near_hits;
+        for _ in 0..5 {
+            assert_eq!(opted_out(7), 7);
+        }
+        assert_eq!(
+            cache.stats().near_hits,
+            near_hits,
+            "near = false is never answered near"
+        );
+        assert_eq!(OPTED_OUT_RUNS.load(Ordering::SeqCst), 1);
+    }
+}

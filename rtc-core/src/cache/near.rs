@@ -10,7 +10,7 @@ use crate::engine::{Lookup, Operation};
 use crate::error::CacheMiss;
 use crate::format::EntryKeys;
 use crate::metrics;
-use crate::near::{Fill, Named, NearCache, NearEntry, NearValue};
+use crate::near::{Expiry, Fill, Named, NearCache, NearEntry, NearValue};
 use crate::stats::Counters;
 
 impl TaggedCache {
@@ -31,11 +31,27 @@ impl TaggedCache {
         Some(Named::new(function, key, tags.iter().map(AsRef::as_ref)))
     }
 
-    /// The fresh near entry `named` names, counted as a near hit (the caller counts the hit).
+    /// The fresh near entry `named` names, if there is one.
     pub(crate) fn near_hit(&self, named: Option<&Named<'_>>) -> Option<Arc<NearEntry>> {
-        let entry = self.near()?.get(named?)?;
+        self.near()?.get(named?)
+    }
+
+    /// Counts a call answered by the near cache: a hit, and a near hit.
+    pub(crate) fn count_near_hit(&self) {
+        Counters::bump(&self.inner.counters.hits);
         Counters::bump(&self.inner.counters.near_hits);
-        Some(entry)
+    }
+
+    /// Keeps a decorated call's decoded value, if its read was a fill.
+    pub(crate) fn keep_decoded(
+        &self,
+        fill: Fill,
+        value: Box<dyn std::any::Any + Send + Sync>,
+        expiry: Expiry,
+    ) {
+        if let Some(near) = self.near() {
+            near.keep(fill, NearValue::Decoded(value), expiry);
+        }
     }
 
     /// Registers the read of `keys` as a fill of `named`, before it is sent.
@@ -62,7 +78,7 @@ impl TaggedCache {
         entry: &NearEntry,
         timer: metrics::Timer,
     ) -> Result<T, CacheMiss> {
-        Counters::bump(&self.inner.counters.hits);
+        self.count_near_hit();
         metrics::call(&self.inner.settings.namespace, "get", true, timer.elapsed());
         match entry.value() {
             NearValue::Section(section) => self.decode(section).ok_or(CacheMiss),

@@ -13,6 +13,7 @@ use crate::engine::Single;
 use crate::format::{self, EntryKeys};
 use crate::hook::CacheInfo;
 use crate::metrics;
+use crate::near::{Named, NearValue};
 use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
 
@@ -27,7 +28,9 @@ pub use self::arguments::{
 };
 pub(crate) use self::flights::Flights;
 use self::outcome::encoded;
-pub use self::outcome::{skips, AsIs, Outcome, Unless, ValueCodec};
+pub use self::outcome::{
+    skips, AsIs, NearProbe, NearShared, NearUnshared, Outcome, Sharing, Unless, ValueCodec,
+};
 use self::protocol::{CallFlow, Mode, Yield};
 pub use self::seconds::{duration, Seconds};
 
@@ -223,11 +226,15 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         compute: impl FnOnce() -> R,
     ) -> R {
-        let report = self.report(mode);
+        let mut report = self.report(mode);
+        if let Some((cache, key, value)) = self.near_hit(&codec, mode) {
+            return self.finish_near(cache, &key, &mut report, R::from_cached(value));
+        }
         let Some(entry) = self.entry() else {
             return compute();
         };
-        let mut call = self.driven(&entry, &codec, mode, report, true);
+        let named = self.named(&entry, &codec, mode);
+        let mut call = self.driven(&entry, &codec, mode, report, named, true);
         loop {
             match entry.cache.drive(&mut call.flow) {
                 Yield::Follow(flight, deadline) => call.flow.landed(flight.wait(deadline)),
@@ -251,11 +258,15 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         compute: impl Future<Output = R>,
     ) -> R {
-        let report = self.report(mode);
+        let mut report = self.report(mode);
+        if let Some((cache, key, value)) = self.near_hit(&codec, mode) {
+            return self.finish_near(cache, &key, &mut report, R::from_cached(value));
+        }
         let Some(entry) = self.entry() else {
             return compute.await;
         };
-        let mut call = self.driven(&entry, &codec, mode, report, false);
+        let named = self.named(&entry, &codec, mode);
+        let mut call = self.driven(&entry, &codec, mode, report, named, false);
         loop {
             match entry.cache.drive_async(&mut call.flow).await {
                 Yield::Follow(flight, deadline) => {
@@ -341,14 +352,63 @@ impl<'a> Call<'a> {
         codec: &'c ValueCodec<V>,
         mode: Mode,
         report: Report,
+        named: Option<Named<'c>>,
         blocking: bool,
     ) -> Driven<'c, V> {
         let lifetime = self.stored_lifetime(entry.cache);
+        let mut flow = CallFlow::new(entry.cache, &entry.keys, codec, mode, lifetime, report);
+        flow.fill_near(named);
         Driven {
             cache: entry.cache,
-            flow: CallFlow::new(entry.cache, &entry.keys, codec, mode, lifetime, report),
+            flow,
             blocking,
         }
+    }
+
+    /// What this call's value is kept under in the near cache: only a `run` (not a refresh)
+    /// of a function whose values are kept decoded, on a cache with a near cache.
+    fn named<'c, V>(
+        &'c self,
+        entry: &'c CallEntry<'_>,
+        codec: &ValueCodec<V>,
+        mode: Mode,
+    ) -> Option<Named<'c>> {
+        if !matches!(mode, Mode::Run { .. }) || codec.sharing().is_none() {
+            return None;
+        }
+        entry
+            .cache
+            .named(self.site.identity, &entry.key, &self.tags)
+    }
+
+    /// The value the near cache holds for this call, if it holds one: no key derivation, no
+    /// decoding, no round trip. Counted as a hit.
+    fn near_hit<V>(
+        &self,
+        codec: &ValueCodec<V>,
+        mode: Mode,
+    ) -> Option<(&'a TaggedCache, String, V)> {
+        let sharing = codec.sharing()?;
+        if !matches!(mode, Mode::Run { .. }) {
+            return None;
+        }
+        let cache = self.cache.or(crate::global::global())?;
+        cache.near()?;
+        let key = self.key()?;
+        let named = cache.named(self.site.identity, &key, &self.tags)?;
+        let entry = cache.near_hit(Some(&named))?;
+        let NearValue::Decoded(kept) = entry.value() else {
+            return None;
+        };
+        let value = (sharing.take)(kept.as_ref())?;
+        cache.count_near_hit();
+        Some((cache, key, value))
+    }
+
+    /// Ends a call answered by the near cache.
+    fn finish_near<R>(&self, cache: &TaggedCache, key: &str, report: &mut Report, outcome: R) -> R {
+        report.info.hit = true;
+        self.finish_with(cache, key, report, outcome)
     }
 
     /// The key of this call's entry: `key = ...`, or the one generated from the site and the
@@ -398,9 +458,13 @@ impl<'a> Call<'a> {
     }
 
     fn finish<R>(&self, entry: &CallEntry<'_>, report: &mut Report, outcome: R) -> R {
+        self.finish_with(entry.cache, &entry.key, report, outcome)
+    }
+
+    fn finish_with<R>(&self, cache: &TaggedCache, key: &str, report: &mut Report, outcome: R) -> R {
         report.info.elapsed = report.started.elapsed();
         if report.counted {
-            let namespace = entry.cache.namespace();
+            let namespace = cache.namespace();
             metrics::call(
                 namespace,
                 self.site.function_name,
@@ -414,9 +478,9 @@ impl<'a> Call<'a> {
             elapsed_us = report.info.elapsed.as_micros() as u64,
             "rtc: cached call"
         );
-        if let Some(hook) = entry.cache.hook() {
+        if let Some(hook) = cache.hook() {
             report.info.function_args = self.args.clone().unwrap_or_default();
-            hook.call(&entry.key, &self.tags, &report.info, self.hook_userdata);
+            hook.call(key, &self.tags, &report.info, self.hook_userdata);
         }
         outcome
     }

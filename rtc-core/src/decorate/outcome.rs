@@ -1,5 +1,8 @@
 //! How a decorated function's result is cached: which part, and as which bytes.
 
+use std::any::Any;
+use std::marker::PhantomData;
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -13,6 +16,54 @@ use crate::codec::{self, Codec, Encoding, Serialization};
 pub struct ValueCodec<T> {
     format: Format<T>,
     compress_above: Option<usize>,
+    /// How a value is kept decoded in the near cache (`None`: it is not).
+    sharing: Option<Sharing<T>>,
+}
+
+/// How a decorated function's value is kept decoded in a near cache and taken out again.
+pub struct Sharing<T> {
+    pub(crate) keep: fn(&T) -> Box<dyn Any + Send + Sync>,
+    pub(crate) take: fn(&(dyn Any + Send + Sync)) -> Option<T>,
+}
+
+/// Asks, at compile time, whether a value type can be kept decoded in a near cache: the
+/// macro calls `(&NearProbe::<T>::new()).sharing()`, which resolves to [`NearShared`] for
+/// `Clone + Send + Sync + 'static` types and to [`NearUnshared`] for every other.
+pub struct NearProbe<T>(PhantomData<T>);
+
+impl<T> NearProbe<T> {
+    /// The probe for `T`.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self(PhantomData)
+    }
+}
+
+/// The answer of [`NearProbe`] for a type that can be kept decoded.
+pub trait NearShared<T> {
+    /// How `T` is kept decoded.
+    fn sharing(&self) -> Option<Sharing<T>>;
+}
+
+impl<T: Clone + Send + Sync + 'static> NearShared<T> for NearProbe<T> {
+    fn sharing(&self) -> Option<Sharing<T>> {
+        Some(Sharing {
+            keep: |value| Box::new(value.clone()),
+            take: |kept| kept.downcast_ref::<T>().cloned(),
+        })
+    }
+}
+
+/// The answer of [`NearProbe`] for any other type.
+pub trait NearUnshared<T> {
+    /// `None`: `T` is not kept near.
+    fn sharing(&self) -> Option<Sharing<T>>;
+}
+
+impl<T> NearUnshared<T> for &NearProbe<T> {
+    fn sharing(&self) -> Option<Sharing<T>> {
+        None
+    }
 }
 
 enum Format<T> {
@@ -41,6 +92,7 @@ impl<T> ValueCodec<T> {
                 decode: |cache, encoding, bytes| cache.decode_with(encoding, bytes),
             },
             compress_above: None,
+            sharing: None,
         }
     }
 
@@ -49,6 +101,7 @@ impl<T> ValueCodec<T> {
         Self {
             format: Format::Custom { encode, decode },
             compress_above: None,
+            sharing: None,
         }
     }
 
@@ -57,6 +110,16 @@ impl<T> ValueCodec<T> {
     pub fn compress_above(mut self, bytes: usize) -> Self {
         self.compress_above = Some(bytes);
         self
+    }
+
+    /// Keeps values decoded in the near cache with `sharing` (from [`NearProbe`]).
+    pub fn near(mut self, sharing: Option<Sharing<T>>) -> Self {
+        self.sharing = sharing;
+        self
+    }
+
+    pub(crate) fn sharing(&self) -> Option<&Sharing<T>> {
+        self.sharing.as_ref()
     }
 
     /// The value section for `value` (`None`: not to be cached; a value that does not

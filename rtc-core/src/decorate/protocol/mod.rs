@@ -17,6 +17,7 @@ use super::Report;
 use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
 use crate::format::{EntryKeys, LockKeys, Observed};
+use crate::near::{Fill, Named};
 use crate::stats::Counters;
 
 /// What the driver does next, besides round trips.
@@ -136,6 +137,10 @@ pub(super) struct CallFlow<'a, V> {
     landed: Option<Option<Landing>>,
     /// The computed value's bytes, if it is to be cached.
     computed: Option<Vec<u8>>,
+    /// What the first lookup's value is kept under in the near cache, if anything.
+    named: Option<Named<'a>>,
+    /// The first lookup, registered as a near-cache fill before it is sent.
+    fill: Option<Fill>,
     state: State<'a, V>,
 }
 
@@ -164,8 +169,15 @@ impl<'a, V> CallFlow<'a, V> {
             baton: None,
             landed: None,
             computed: None,
+            named: None,
+            fill: None,
             state: State::Start,
         }
+    }
+
+    /// Keeps the value the first lookup finds in the near cache, under `named`.
+    pub(super) fn fill_near(&mut self, named: Option<Named<'a>>) {
+        self.named = named;
     }
 
     /// What a follower's wait for its leader returned (`None`: the deadline passed).
@@ -191,7 +203,11 @@ impl<'a, V> CallFlow<'a, V> {
     /// Runs the handler of `state`.
     fn handle(&mut self, state: State<'a, V>, reply: Option<Received>) -> Next<'a, V> {
         match state {
-            State::Start => Next::Then(State::Looking(self.cache.read_flow(self.keys))),
+            State::Start => {
+                self.fill = self.cache.near_fill(self.named.as_ref(), self.keys);
+                let read = self.cache.read_flow(self.keys);
+                Next::Then(State::Looking(read.asking_expiry(self.fill.is_some())))
+            }
             State::Looking(mut read) => match read.advance(reply) {
                 Progress::Send => Next::Send(State::Looking(read)),
                 Progress::Done(lookup) => self.looked_up(lookup),
@@ -300,6 +316,10 @@ impl<'a, V> CallFlow<'a, V> {
             Lookup::Hit(bytes, observed) => match self.codec.decode(self.cache, &bytes) {
                 Some(value) => {
                     self.report.hit(&bytes);
+                    if let (Some(fill), Some(sharing)) = (self.fill.take(), self.codec.sharing()) {
+                        self.cache
+                            .keep_decoded(fill, (sharing.keep)(&value), bytes.expiry());
+                    }
                     // Only a leader has followers to hand the value to: a plain hit copies nothing.
                     let landing = match self.leader {
                         Some(_) => Landing::new(Some(bytes.into_vec()), Some(observed)),

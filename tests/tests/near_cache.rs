@@ -201,3 +201,143 @@ mod decorated {
         assert_eq!(OPTED_OUT_RUNS.load(Ordering::SeqCst), 1);
     }
 }
+
+/// Warms `k` near, then lets `lose` break tracking and `other` write `k` while it is broken:
+/// once tracking is back, the near cache must not serve the value it held before.
+fn no_near_value_survives(lose: impl FnOnce(&mut RedisServer), restarts: bool) {
+    let mut server = RedisServer::start();
+    let namespace = unique_namespace("near-lost");
+    let cache = near_cache(&server, &namespace);
+    assert!(cache.set("k", &1, ["t"], None));
+    assert_eq!(answered_near(&cache, "k", &["t"]), Some(1));
+    lose(&mut server);
+    let other = plain_cache(&server, &namespace);
+    if restarts {
+        // The restarted server is empty: nothing to read until the other process writes.
+        wait_until(PATIENCE, "the other process's write", || {
+            other.set("k", &2, ["t"], None)
+        });
+    } else {
+        assert!(other.set("k", &2, ["t"], None));
+    }
+    wait_until(PATIENCE, "tracking back", || cache.near_cache_active());
+    // The first reads may fail (the data connections were lost too) and miss: that is failing
+    // open. What must never come back is the value held before.
+    wait_until(PATIENCE, "the value written while tracking was lost", || {
+        let read = cache.get::<i32>("k", ["t"]);
+        assert_ne!(read, Ok(1), "a value whose change went unannounced was served");
+        read == Ok(2)
+    });
+}
+
+#[test]
+fn a_dropped_tracking_connection_drops_the_near_entries() {
+    no_near_value_survives(
+        |server| {
+            assert!(server.kill_clients() >= 1);
+        },
+        false,
+    );
+}
+
+#[test]
+fn a_restarted_server_drops_the_near_entries() {
+    no_near_value_survives(|server| server.restart(), true);
+}
+
+#[test]
+fn a_frozen_server_turns_the_near_cache_off_until_it_answers() {
+    let server = RedisServer::start();
+    let cache = TaggedCache::builder()
+        .url(server.url())
+        .namespace(unique_namespace("near-frozen"))
+        .socket_timeout(Duration::from_millis(200))
+        .near_cache(100)
+        .build()
+        .unwrap();
+    wait_until(PATIENCE, "near cache tracking", || cache.near_cache_active());
+    assert!(cache.set("k", &1, NO_TAGS, None));
+    assert_eq!(answered_near(&cache, "k", &[]), Some(1));
+    server.freeze();
+    wait_until(PATIENCE, "the heartbeat to fail", || !cache.near_cache_active());
+    // Nothing is served near while tracking is off: the read goes to the frozen server, times
+    // out and misses (failing open as without a near cache).
+    let near_hits = cache.stats().near_hits;
+    assert!(cache.get::<i32>("k", NO_TAGS).is_err());
+    assert_eq!(cache.stats().near_hits, near_hits);
+    server.thaw();
+    wait_until(PATIENCE, "tracking back", || cache.near_cache_active());
+    wait_until(PATIENCE, "the value from Redis", || {
+        cache.get::<i32>("k", NO_TAGS) == Ok(1)
+    });
+}
+
+/// Same process, many threads: a writer bumps the value; a reader that saw the bump
+/// committed never reads an older value, whatever the near cache held (a fill that lands after
+/// the write, the echo of the write arriving late, ...).
+#[test]
+fn no_reader_in_this_process_sees_a_value_older_than_a_finished_write() {
+    use std::sync::atomic::{AtomicI64, Ordering};
+
+    let server = RedisServer::start();
+    let cache = near_cache(&server, &unique_namespace("near-race"));
+    let committed = AtomicI64::new(0);
+    assert!(cache.set("k", &0_i64, ["t"], None));
+    let stop = rtc_tests::workers::Stop::default();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let _stop = stop.on_exit();
+            for value in 1..=300_i64 {
+                assert!(cache.set("k", &value, ["t"], None));
+                committed.store(value, Ordering::SeqCst);
+                if value % 3 == 0 {
+                    assert!(cache.invalidate(["t"]));
+                    assert!(cache.set("k", &value, ["t"], None));
+                }
+            }
+        });
+        for _ in 0..3 {
+            scope.spawn(|| {
+                while !stop.is_set() {
+                    let floor = committed.load(Ordering::SeqCst);
+                    if let Ok(read) = cache.get::<i64>("k", ["t"]) {
+                        assert!(read >= floor, "read {read} after {floor} was committed");
+                    }
+                }
+            });
+        }
+    });
+    assert!(cache.stats().near_hits > 0, "{:?}", cache.stats());
+}
+
+/// 2,000 values of 100 KB through a `near_cache(100)`: the process keeps about 100 of them.
+#[test]
+fn the_near_cache_holds_at_most_its_bound() {
+    let server = RedisServer::start();
+    let cache = near_cache(&server, &unique_namespace("near-bound"));
+    let value = "x".repeat(100_000);
+    let resident = || -> u64 {
+        let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+        let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+        pages * 4096
+    };
+    let bounded = TaggedCache::builder()
+        .url(server.url())
+        .namespace(unique_namespace("near-bound"))
+        .near_cache(100)
+        .build()
+        .unwrap();
+    wait_until(PATIENCE, "near cache tracking", || bounded.near_cache_active());
+    drop(cache);
+    let before = resident();
+    for n in 0..2_000 {
+        let key = n.to_string();
+        assert!(bounded.set(&key, &value, NO_TAGS, None));
+        assert_eq!(bounded.get::<String>(&key, NO_TAGS).map(|v| v.len()), Ok(100_000));
+        let _ = bounded.get::<String>(&key, NO_TAGS);
+    }
+    let grown = resident().saturating_sub(before);
+    assert!(bounded.stats().near_hits > 0);
+    // Unbounded, 2,000 values would hold 200 MB; 100 of them hold 10 MB.
+    assert!(grown < 60_000_000, "resident memory grew by {grown} bytes");
+}

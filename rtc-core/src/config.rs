@@ -64,6 +64,8 @@ pub(crate) struct Settings {
     pub encoding: Encoding,
     /// The near cache, for a Redis server (`None` for the other storages).
     pub near: Option<NearSettings>,
+    /// The in-memory backend's bound (`None`: only lifetimes bound it).
+    pub max_entries: Option<u64>,
 }
 
 /// How large the near cache may grow, and how long it keeps an entry.
@@ -155,6 +157,7 @@ pub struct TaggedCacheBuilder {
     encoding: Encoding,
     near_entries: Option<u64>,
     near_max_age: Option<Duration>,
+    max_entries: Option<u64>,
 }
 
 impl fmt::Debug for TaggedCacheBuilder {
@@ -187,6 +190,7 @@ impl fmt::Debug for TaggedCacheBuilder {
             .field("encoding", &self.encoding)
             .field("near_entries", &self.near_entries)
             .field("near_max_age", &self.near_max_age)
+            .field("max_entries", &self.max_entries)
             .finish()
     }
 }
@@ -215,6 +219,7 @@ impl Default for TaggedCacheBuilder {
             encoding: Encoding::default(),
             near_entries: None,
             near_max_age: None,
+            max_entries: None,
         }
     }
 }
@@ -446,8 +451,9 @@ impl TaggedCacheBuilder {
     /// outlives the entry or its tags in Redis. Decorated functions keep their **decoded** value
     /// (values that are `Clone + Send + Sync + 'static`; `#[cached(near = false)]` opts one out).
     ///
-    /// For a single Redis server (`url()` or `host()`/`port()`); ignored for in-memory and
-    /// disabled caches. RELIABILITY.md lists what it guarantees, BENCHMARKS.md what it costs.
+    /// For a Redis server (`url()` or `host()`/`port()`) or a cluster (every node is
+    /// tracked); ignored for in-memory and disabled caches; `build()` refuses it with
+    /// `sentinel()`. RELIABILITY.md lists what it guarantees, BENCHMARKS.md what it costs.
     ///
     /// ```
     /// use rtc::TaggedCache;
@@ -469,6 +475,26 @@ impl TaggedCacheBuilder {
     /// was delayed may be served.
     pub fn near_cache_max_age(mut self, max_age: Duration) -> Self {
         self.near_max_age = Some(max_age);
+        self
+    }
+
+    /// Bounds the in-memory backend (`in_local_memory(true)`) to about `max_entries` entries,
+    /// evicting the least useful ones (quick_cache's policy) beyond it; without it only
+    /// lifetimes bound it. The same bound applies to the decoded values the in-memory backend
+    /// keeps for `#[cached]` functions (10,000 by default). Ignored for Redis (bound Redis
+    /// with `maxmemory`).
+    ///
+    /// ```
+    /// use rtc::{TaggedCache, NO_TAGS};
+    ///
+    /// let cache = TaggedCache::builder().in_local_memory(true).max_entries(1_000).build().unwrap();
+    /// for n in 0..5_000 {
+    ///     cache.set(n.to_string(), &n, NO_TAGS, None);
+    /// }
+    /// assert!(cache.local_entry_count().unwrap() <= 1_100);
+    /// ```
+    pub fn max_entries(mut self, max_entries: u64) -> Self {
+        self.max_entries = Some(max_entries);
         self
     }
 
@@ -558,17 +584,15 @@ impl TaggedCacheBuilder {
                     "near_cache() is not supported with sentinel() yet",
                 ))
             }
-            (Some(_), Storage::Cluster(_)) => {
-                return Err(ConfigError::Invalid(
-                    "near_cache() is not supported on a cluster yet",
-                ))
-            }
             (Some(_), Storage::Disabled | Storage::Memory) => None,
-            (Some(max_entries), Storage::Redis(_)) => Some(NearSettings {
+            (Some(max_entries), Storage::Redis(_) | Storage::Cluster(_)) => Some(NearSettings {
                 max_entries,
                 max_age: self.near_max_age.filter(|age| !age.is_zero()),
             }),
         };
+        if self.max_entries == Some(0) {
+            return Err(ConfigError::Invalid("max_entries needs at least one entry"));
+        }
         let tls_material = self.tls.load()?;
         Ok(Settings {
             namespace: self.namespace,
@@ -581,6 +605,7 @@ impl TaggedCacheBuilder {
             tls: tls_material,
             encoding: self.encoding,
             near,
+            max_entries: self.max_entries,
         })
     }
 

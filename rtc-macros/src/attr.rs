@@ -503,9 +503,9 @@ mod tests {
     fn flags_can_be_bare() {
         let args = parse(quote::quote!(lock, skip_all, cache_none)).unwrap();
         assert!(args.lock.is_some() && args.cache_none.unwrap().value);
+        assert!(matches!(args.skip, Skip::All));
         let args = parse(quote::quote!(near = false)).unwrap();
         assert!(!args.near.unwrap().value);
-        assert!(matches!(args.skip, Skip::All));
     }
 
     #[test]

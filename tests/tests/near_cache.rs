@@ -223,11 +223,19 @@ fn no_near_value_survives(lose: impl FnOnce(&mut RedisServer), restarts: bool) {
     wait_until(PATIENCE, "tracking back", || cache.near_cache_active());
     // The first reads may fail (the data connections were lost too) and miss: that is failing
     // open. What must never come back is the value held before.
-    wait_until(PATIENCE, "the value written while tracking was lost", || {
-        let read = cache.get::<i32>("k", ["t"]);
-        assert_ne!(read, Ok(1), "a value whose change went unannounced was served");
-        read == Ok(2)
-    });
+    wait_until(
+        PATIENCE,
+        "the value written while tracking was lost",
+        || {
+            let read = cache.get::<i32>("k", ["t"]);
+            assert_ne!(
+                read,
+                Ok(1),
+                "a value whose change went unannounced was served"
+            );
+            read == Ok(2)
+        },
+    );
 }
 
 #[test]
@@ -255,11 +263,15 @@ fn a_frozen_server_turns_the_near_cache_off_until_it_answers() {
         .near_cache(100)
         .build()
         .unwrap();
-    wait_until(PATIENCE, "near cache tracking", || cache.near_cache_active());
+    wait_until(PATIENCE, "near cache tracking", || {
+        cache.near_cache_active()
+    });
     assert!(cache.set("k", &1, NO_TAGS, None));
     assert_eq!(answered_near(&cache, "k", &[]), Some(1));
     server.freeze();
-    wait_until(PATIENCE, "the heartbeat to fail", || !cache.near_cache_active());
+    wait_until(PATIENCE, "the heartbeat to fail", || {
+        !cache.near_cache_active()
+    });
     // Nothing is served near while tracking is off: the read goes to the frozen server, times
     // out and misses (failing open as without a near cache).
     let near_hits = cache.stats().near_hits;
@@ -327,13 +339,18 @@ fn the_near_cache_holds_at_most_its_bound() {
         .near_cache(100)
         .build()
         .unwrap();
-    wait_until(PATIENCE, "near cache tracking", || bounded.near_cache_active());
+    wait_until(PATIENCE, "near cache tracking", || {
+        bounded.near_cache_active()
+    });
     drop(cache);
     let before = resident();
     for n in 0..2_000 {
         let key = n.to_string();
         assert!(bounded.set(&key, &value, NO_TAGS, None));
-        assert_eq!(bounded.get::<String>(&key, NO_TAGS).map(|v| v.len()), Ok(100_000));
+        assert_eq!(
+            bounded.get::<String>(&key, NO_TAGS).map(|v| v.len()),
+            Ok(100_000)
+        );
         let _ = bounded.get::<String>(&key, NO_TAGS);
     }
     let grown = resident().saturating_sub(before);

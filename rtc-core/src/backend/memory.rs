@@ -16,14 +16,13 @@ use crate::near::Expiry;
 /// Below this many items no sweep runs.
 const MIN_SWEEP_SIZE: usize = 1024;
 
-#[derive(Debug, Default)]
 pub(crate) struct MemoryStore {
     maps: Mutex<Maps>,
 }
 
-#[derive(Debug, Default)]
 struct Maps {
-    entries: HashMap<String, Expiring<Vec<u8>>>,
+    /// Bounded by `max_entries` when it is set: quick_cache evicts beyond it.
+    entries: quick_cache::unsync::Cache<String, Expiring<Vec<u8>>>,
     tags: HashMap<String, Expiring<Version>>,
     size_after_sweep: usize,
 }
@@ -47,7 +46,23 @@ impl<T> Expiring<T> {
     }
 }
 
+/// The bound of a store built without `max_entries`: only lifetimes bound it.
+const UNBOUNDED: usize = usize::MAX >> 4;
+
 impl MemoryStore {
+    /// A store of at most about `max_entries` entries (`None`: only lifetimes bound it).
+    pub(crate) fn new(max_entries: Option<u64>) -> Self {
+        let capacity =
+            max_entries.map_or(UNBOUNDED, |max| usize::try_from(max).unwrap_or(UNBOUNDED));
+        Self {
+            maps: Mutex::new(Maps {
+                entries: quick_cache::unsync::Cache::new(capacity),
+                tags: HashMap::new(),
+                size_after_sweep: 0,
+            }),
+        }
+    }
+
     /// Answers one operation at once, under the store's lock (so each is atomic, as a script is
     /// on Redis).
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {

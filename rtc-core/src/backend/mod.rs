@@ -66,7 +66,7 @@ impl BackendError {
 
 pub(crate) enum Backend {
     Disabled,
-    Memory(MemoryStore),
+    Memory(Box<MemoryStore>),
     Redis(Box<RedisStore>),
 }
 
@@ -75,7 +75,7 @@ impl Backend {
     pub(crate) fn open(settings: &Settings) -> Result<Self, ConfigError> {
         Ok(match &settings.storage {
             Storage::Disabled => Backend::Disabled,
-            Storage::Memory => Backend::Memory(MemoryStore::default()),
+            Storage::Memory => Backend::Memory(Box::new(MemoryStore::new(settings.max_entries))),
             Storage::Redis(_) | Storage::Sentinel(_) | Storage::Cluster(_) => {
                 Backend::Redis(Box::new(RedisStore::open(settings)?))
             }

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::backend::redis::Tracker;
 use crate::backend::Backend;
-use crate::config::{Settings, TaggedCacheBuilder};
+use crate::config::{Settings, Storage, TaggedCacheBuilder};
 use crate::decorate::Flights;
 use crate::engine::{EntryWrite, Single};
 use crate::error::{CacheMiss, ConfigError};
@@ -32,6 +32,9 @@ use crate::warnings::WarnLimiter;
 /// assert_eq!(cache.get::<i32>("answer", NO_TAGS), Ok(42));
 /// ```
 pub const NO_TAGS: [&str; 0] = [];
+
+/// How many decoded values the in-memory backend keeps for `#[cached]` functions by default.
+const DECODED_IN_MEMORY: u64 = 10_000;
 
 /// How often one kind of warning may be logged.
 const WARN_INTERVAL: Duration = Duration::from_secs(10);
@@ -92,16 +95,24 @@ impl TaggedCache {
     pub(crate) fn from_settings(settings: Settings) -> Result<Self, ConfigError> {
         let backend = Backend::open(&settings)?;
         let keys = KeySpace::new(&settings.namespace);
-        let near = settings
-            .near
-            .map(|near| Arc::new(NearCache::new(near.max_entries, near.max_age)));
-        let tracker = match &near {
-            Some(near) => Some(crate::backend::redis::track(
-                &settings,
-                near,
-                keys.tracked_prefixes(),
-            )?),
-            None => None,
+        let (near, tracker) = match (&settings.storage, settings.near) {
+            (Storage::Memory, _) => {
+                // Every change to the in-memory backend goes through this cache's drivers, so
+                // its decoded values are always coherent.
+                let near = NearCache::new(settings.max_entries.unwrap_or(DECODED_IN_MEMORY), None);
+                near.trust();
+                (Some(Arc::new(near)), None)
+            }
+            (_, Some(settings_near)) => {
+                let near = Arc::new(NearCache::new(
+                    settings_near.max_entries,
+                    settings_near.max_age,
+                ));
+                let tracker =
+                    crate::backend::redis::track(&settings, &near, keys.tracked_prefixes())?;
+                (Some(near), Some(tracker))
+            }
+            (_, None) => (None, None),
         };
         Ok(Self {
             inner: Arc::new(Inner {

@@ -2,6 +2,7 @@
 //! before the read, keep what the read found, and drop what this process changes.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 
@@ -26,14 +27,17 @@ impl TaggedCache {
         function: &'static str,
         key: &'a str,
         tags: &'a [S],
-    ) -> Option<Named<'a>> {
+    ) -> Option<Named<'a, S>> {
         self.near()?;
-        Some(Named::new(function, key, tags.iter().map(AsRef::as_ref)))
+        Some(Named::new(function, key, tags))
     }
 
     /// The fresh near entry `named` names, if there is one.
-    pub(crate) fn near_hit(&self, named: Option<&Named<'_>>) -> Option<Arc<NearEntry>> {
-        self.near()?.get(named?)
+    pub(crate) fn near_hit<S: AsRef<str>>(
+        &self,
+        named: Option<&Named<'_, S>>,
+    ) -> Option<Arc<NearEntry>> {
+        self.near()?.get(named?, Instant::now())
     }
 
     /// Counts a call answered by the near cache: a hit, and a near hit.
@@ -55,7 +59,11 @@ impl TaggedCache {
     }
 
     /// Registers the read of `keys` as a fill of `named`, before it is sent.
-    pub(crate) fn near_fill(&self, named: Option<&Named<'_>>, keys: &EntryKeys) -> Option<Fill> {
+    pub(crate) fn near_fill<S: AsRef<str>>(
+        &self,
+        named: Option<&Named<'_, S>>,
+        keys: &EntryKeys,
+    ) -> Option<Fill> {
         let watched =
             std::iter::once(keys.entry.as_str()).chain(keys.tags().iter().map(|tag| tag.as_str()));
         self.near()?.fill(named?, watched)

@@ -227,8 +227,8 @@ impl<'a> Call<'a> {
         compute: impl FnOnce() -> R,
     ) -> R {
         let mut report = self.report(mode);
-        if let Some((cache, key, value)) = self.near_hit(&codec, mode) {
-            return self.finish_near(cache, &key, &mut report, R::from_cached(value));
+        if let Some((cache, value)) = self.near_hit(&codec, mode) {
+            return self.finish_near(cache, &mut report, R::from_cached(value));
         }
         let Some(entry) = self.entry() else {
             return compute();
@@ -259,8 +259,8 @@ impl<'a> Call<'a> {
         compute: impl Future<Output = R>,
     ) -> R {
         let mut report = self.report(mode);
-        if let Some((cache, key, value)) = self.near_hit(&codec, mode) {
-            return self.finish_near(cache, &key, &mut report, R::from_cached(value));
+        if let Some((cache, value)) = self.near_hit(&codec, mode) {
+            return self.finish_near(cache, &mut report, R::from_cached(value));
         }
         let Some(entry) = self.entry() else {
             return compute.await;
@@ -352,7 +352,7 @@ impl<'a> Call<'a> {
         codec: &'c ValueCodec<V>,
         mode: Mode,
         report: Report,
-        named: Option<Named<'c>>,
+        named: Option<Named<'c, String>>,
         blocking: bool,
     ) -> Driven<'c, V> {
         let lifetime = self.stored_lifetime(entry.cache);
@@ -372,43 +372,48 @@ impl<'a> Call<'a> {
         entry: &'c CallEntry<'_>,
         codec: &ValueCodec<V>,
         mode: Mode,
-    ) -> Option<Named<'c>> {
+    ) -> Option<Named<'c, String>> {
         if !matches!(mode, Mode::Run { .. }) || codec.sharing().is_none() {
             return None;
         }
         entry
             .cache
-            .named(self.site.identity, &entry.key, &self.tags)
+            .named(self.site.identity, self.near_key()?, &self.tags)
+    }
+
+    /// The near cache's key for this call: the custom key, or the arguments' JSON (the
+    /// function's identity is part of what the near cache names, so the generated key need not
+    /// be built).
+    fn near_key(&self) -> Option<&str> {
+        self.key.as_deref().or(self.args.as_deref())
     }
 
     /// The value the near cache holds for this call, if it holds one: no key derivation, no
     /// decoding, no round trip. Counted as a hit.
-    fn near_hit<V>(
-        &self,
-        codec: &ValueCodec<V>,
-        mode: Mode,
-    ) -> Option<(&'a TaggedCache, String, V)> {
+    fn near_hit<V>(&self, codec: &ValueCodec<V>, mode: Mode) -> Option<(&'a TaggedCache, V)> {
         let sharing = codec.sharing()?;
         if !matches!(mode, Mode::Run { .. }) {
             return None;
         }
         let cache = self.cache.or(crate::global::global())?;
-        cache.near()?;
-        let key = self.key()?;
-        let named = cache.named(self.site.identity, &key, &self.tags)?;
+        let named = cache.named(self.site.identity, self.near_key()?, &self.tags)?;
         let entry = cache.near_hit(Some(&named))?;
         let NearValue::Decoded(kept) = entry.value() else {
             return None;
         };
         let value = (sharing.take)(kept.as_ref())?;
         cache.count_near_hit();
-        Some((cache, key, value))
+        Some((cache, value))
     }
 
     /// Ends a call answered by the near cache.
-    fn finish_near<R>(&self, cache: &TaggedCache, key: &str, report: &mut Report, outcome: R) -> R {
+    fn finish_near<R>(&self, cache: &TaggedCache, report: &mut Report, outcome: R) -> R {
         report.info.hit = true;
-        self.finish_with(cache, key, report, outcome)
+        if cache.hook().is_none() {
+            return self.finish_with(cache, "", report, outcome);
+        }
+        let key = self.key().unwrap_or_default();
+        self.finish_with(cache, &key, report, outcome)
     }
 
     /// The key of this call's entry: `key = ...`, or the one generated from the site and the

@@ -12,7 +12,7 @@
 mod watches;
 
 use std::any::Any;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -40,24 +40,20 @@ impl Expiry {
     }
 }
 
-/// What a lookup names: the entry's key and tags (sorted, without repeats), and for a decorated
-/// function its identity (two functions may share a custom key, not a value type).
+/// What a lookup names: the entry's key and tags as the caller gave them, and for a decorated
+/// function its identity (two functions may share a key, not a value type). Tags are taken in
+/// the order given: the same entry named with its tags in another order is kept twice, each
+/// copy checked against Redis alike, which costs memory, never correctness; a call site names
+/// its tags in the same order every time.
 #[derive(Debug)]
-pub(crate) struct Named<'a> {
+pub(crate) struct Named<'a, S> {
     function: &'static str,
     key: &'a str,
-    tags: Vec<&'a str>,
+    tags: &'a [S],
 }
 
-impl<'a> Named<'a> {
-    pub(crate) fn new(
-        function: &'static str,
-        key: &'a str,
-        tags: impl IntoIterator<Item = &'a str>,
-    ) -> Self {
-        let mut tags: Vec<&str> = tags.into_iter().collect();
-        tags.sort_unstable();
-        tags.dedup();
+impl<'a, S: AsRef<str>> Named<'a, S> {
+    pub(crate) fn new(function: &'static str, key: &'a str, tags: &'a [S]) -> Self {
         Self {
             function,
             key,
@@ -66,29 +62,34 @@ impl<'a> Named<'a> {
     }
 
     fn hash(&self) -> u64 {
-        let mut hasher = std::hash::DefaultHasher::new();
+        let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
         self.function.hash(&mut hasher);
         self.key.hash(&mut hasher);
-        self.tags.hash(&mut hasher);
+        for tag in self.tags {
+            tag.as_ref().hash(&mut hasher);
+        }
         hasher.finish()
     }
 
     fn is(&self, identity: &Identity) -> bool {
         self.function == identity.function
             && self.key == &*identity.key
-            && self.tags.len() == identity.tags.len()
             && self
                 .tags
                 .iter()
-                .zip(identity.tags.iter())
-                .all(|(a, b)| *a == &**b)
+                .map(AsRef::as_ref)
+                .eq(identity.tags.iter().map(|tag| &**tag))
     }
 
     fn owned(&self) -> Identity {
         Identity {
             function: self.function,
             key: Box::from(self.key),
-            tags: self.tags.iter().map(|tag| Box::from(*tag)).collect(),
+            tags: self
+                .tags
+                .iter()
+                .map(|tag| Box::from(tag.as_ref()))
+                .collect(),
         }
     }
 }
@@ -122,11 +123,9 @@ impl NearEntry {
         &self.value
     }
 
-    fn is_fresh(&self) -> bool {
+    fn is_fresh(&self, now: Instant) -> bool {
         self.watched.iter().all(|watch| watch.is_live())
-            && self
-                .expires
-                .is_none_or(|deadline| Instant::now() < deadline)
+            && self.expires.is_none_or(|deadline| now < deadline)
     }
 }
 
@@ -157,14 +156,18 @@ impl NearCache {
         }
     }
 
-    /// The fresh near entry `named` names, if there is one.
-    pub(crate) fn get(&self, named: &Named<'_>) -> Option<Arc<NearEntry>> {
+    /// The near entry `named` names, if there is one fresh at `now`.
+    pub(crate) fn get<S: AsRef<str>>(
+        &self,
+        named: &Named<'_, S>,
+        now: Instant,
+    ) -> Option<Arc<NearEntry>> {
         let hash = named.hash();
         let entry = self.entries.get(&hash)?;
         if !named.is(&entry.identity) {
             return None;
         }
-        if entry.is_fresh() {
+        if entry.is_fresh(now) {
             return Some(entry);
         }
         self.entries
@@ -174,9 +177,9 @@ impl NearCache {
 
     /// Watches `keys` (the entry key and every tag key its read names) before the read of
     /// `named` is sent; `None` while the near cache cannot be trusted.
-    pub(crate) fn fill<'k>(
+    pub(crate) fn fill<'k, S: AsRef<str>>(
         &self,
-        named: &Named<'_>,
+        named: &Named<'_, S>,
         keys: impl IntoIterator<Item = &'k str>,
     ) -> Option<Fill> {
         let watched = self.watches.watch(keys)?;
@@ -234,7 +237,8 @@ impl NearCache {
     }
 
     /// How many entries are kept (dead ones not yet dropped included).
-    pub(crate) fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         self.entries.len()
     }
 }
@@ -261,69 +265,81 @@ mod tests {
     }
 
     #[test]
-    fn a_kept_value_is_found_under_the_same_key_and_tags_in_any_order() {
+    fn a_kept_value_is_found_under_the_same_key_and_tags() {
         let near = trusted(None);
         let fill = near
-            .fill(&Named::new("", "k", ["b", "a"]), ["e", "t"])
+            .fill(&Named::new("", "k", &["b", "a"]), ["e", "t"])
             .unwrap();
         near.keep(fill, section(b"v"), Expiry::Never);
-        let hit = near.get(&Named::new("", "k", ["a", "b", "a"])).unwrap();
+        let hit = near
+            .get(&Named::new("", "k", &["b", "a"]), Instant::now())
+            .unwrap();
         assert_eq!(bytes_of(&hit), b"v");
-        assert!(near.get(&Named::new("", "k", ["a"])).is_none());
-        assert!(near.get(&Named::new("f", "k", ["a", "b"])).is_none());
+        assert!(near
+            .get(&Named::new("", "k", &["a"]), Instant::now())
+            .is_none());
+        assert!(near
+            .get(&Named::new("f", "k", &["b", "a"]), Instant::now())
+            .is_none());
     }
 
     #[test]
     fn a_change_announced_during_the_read_drops_its_reply() {
         let near = trusted(None);
-        let named = Named::new("", "k", []);
+        let named = Named::new("", "k", &[] as &[&str]);
         let fill = near.fill(&named, ["e", "t"]).unwrap();
         near.watches().changed(["t"]);
         near.keep(fill, section(b"old"), Expiry::Never);
-        assert!(near.get(&named).is_none());
+        assert!(near.get(&named, Instant::now()).is_none());
     }
 
     #[test]
     fn a_change_after_the_fill_ends_the_hit() {
         let near = trusted(None);
-        let named = Named::new("", "k", []);
+        let named = Named::new("", "k", &[] as &[&str]);
         let fill = near.fill(&named, ["e", "t"]).unwrap();
         near.keep(fill, section(b"v"), Expiry::Never);
-        assert!(near.get(&named).is_some());
+        assert!(near.get(&named, Instant::now()).is_some());
         near.watches().changed(["e"]);
-        assert!(near.get(&named).is_none());
+        assert!(near.get(&named, Instant::now()).is_none());
     }
 
     #[test]
     fn nothing_is_kept_or_served_without_trust() {
         let near = NearCache::new(10, None);
-        let named = Named::new("", "k", []);
+        let named = Named::new("", "k", &[] as &[&str]);
         assert!(near.fill(&named, ["e"]).is_none());
         near.trust();
         let fill = near.fill(&named, ["e"]).unwrap();
         near.distrust();
         near.keep(fill, section(b"v"), Expiry::Never);
-        assert!(near.get(&named).is_none());
+        assert!(near.get(&named, Instant::now()).is_none());
     }
 
     #[test]
     fn an_entry_lives_no_longer_than_its_keys_or_the_maximum_age() {
         let near = trusted(Some(Duration::from_secs(60)));
-        let named = Named::new("", "k", []);
+        let named = Named::new("", "k", &[] as &[&str]);
         let fill = near.fill(&named, ["e"]).unwrap();
         near.keep(fill, section(b"v"), Expiry::After(Duration::ZERO));
-        assert!(near.get(&named).is_none(), "an expired read is not kept");
+        assert!(
+            near.get(&named, Instant::now()).is_none(),
+            "an expired read is not kept"
+        );
         let fill = near.fill(&named, ["e"]).unwrap();
         near.keep(fill, section(b"v"), Expiry::Unknown);
         assert!(
-            near.get(&named).is_none(),
+            near.get(&named, Instant::now()).is_none(),
             "a read of unknown expiry is not kept"
         );
         let near = trusted(Some(Duration::from_nanos(1)));
         let fill = near.fill(&named, ["e"]).unwrap();
         near.keep(fill, section(b"v"), Expiry::Never);
         std::thread::sleep(Duration::from_millis(1));
-        assert!(near.get(&named).is_none(), "past its maximum age");
+        assert!(
+            near.get(&named, Instant::now()).is_none(),
+            "past its maximum age"
+        );
     }
 
     #[test]
@@ -339,7 +355,7 @@ mod tests {
         let near = trusted(None);
         for n in 0..1000 {
             let key = n.to_string();
-            let named = Named::new("", &key, []);
+            let named = Named::new("", &key, &[] as &[&str]);
             let fill = near.fill(&named, [key.as_str()]).unwrap();
             near.keep(fill, section(b"v"), Expiry::Never);
         }

@@ -14,13 +14,14 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::Either;
-use redis::{RedisError, RedisResult, Value};
+use redis::{ConnectionInfo, RedisError, RedisResult, Value};
 
 use self::backoff::Backoff;
 use self::cluster::ClusterConnector;
 use self::commands::{Round, Topology};
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
+use self::tracking::Source;
 pub(crate) use self::tracking::Tracker;
 use super::BackendError;
 use crate::config::{Settings, Storage};
@@ -178,29 +179,42 @@ impl RedisStore {
     }
 }
 
-/// Starts the near cache's tracking of `prefixes` on the server the settings name.
+/// Starts the near cache's tracking of `prefixes` on the server or cluster the settings name.
 pub(crate) fn track(
     settings: &Settings,
     near: &std::sync::Arc<crate::near::NearCache>,
     prefixes: Vec<String>,
 ) -> Result<Tracker, ConfigError> {
-    let Storage::Redis(info) = &settings.storage else {
-        return Err(ConfigError::Invalid(
-            "the near cache tracks a single Redis server",
-        ));
+    let resp3 = |info: &ConnectionInfo| {
+        let redis = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        info.clone().set_redis_settings(redis)
     };
-    let redis = info
-        .redis_settings()
-        .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
-    let client = settings
-        .tls
-        .client((**info).clone().set_redis_settings(redis))
-        .map_err(|error| ConfigError::InvalidUrl {
-            reason: error.to_string(),
-        })?;
+    let source = match &settings.storage {
+        Storage::Redis(info) => {
+            let client =
+                settings
+                    .tls
+                    .client(resp3(info))
+                    .map_err(|error| ConfigError::InvalidUrl {
+                        reason: error.to_string(),
+                    })?;
+            Source::Server(client)
+        }
+        Storage::Cluster(seeds) => Source::Cluster {
+            seeds: seeds.iter().map(resp3).collect(),
+            tls: settings.tls.clone(),
+        },
+        Storage::Sentinel(_) | Storage::Memory | Storage::Disabled => {
+            return Err(ConfigError::Invalid(
+                "the near cache tracks a Redis server or cluster",
+            ))
+        }
+    };
     Tracker::start(
-        client,
+        source,
         prefixes,
         near,
         settings.socket_timeout,

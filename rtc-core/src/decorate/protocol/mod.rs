@@ -138,7 +138,7 @@ pub(super) struct CallFlow<'a, V> {
     /// The computed value's bytes, if it is to be cached.
     computed: Option<Vec<u8>>,
     /// What the first lookup's value is kept under in the near cache, if anything.
-    named: Option<Named<'a>>,
+    named: Option<Named<'a, String>>,
     /// The first lookup, registered as a near-cache fill before it is sent.
     fill: Option<Fill>,
     state: State<'a, V>,
@@ -176,7 +176,7 @@ impl<'a, V> CallFlow<'a, V> {
     }
 
     /// Keeps the value the first lookup finds in the near cache, under `named`.
-    pub(super) fn fill_near(&mut self, named: Option<Named<'a>>) {
+    pub(super) fn fill_near(&mut self, named: Option<Named<'a, String>>) {
         self.named = named;
     }
 

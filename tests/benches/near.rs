@@ -1,0 +1,257 @@
+//! The near cache: hits answered from this process's memory, beside a raw redis-rs `GET` on
+//! the same server and beside the `cached` crate's in-memory `#[cached]` (the in-process
+//! floor); 64 async tasks against raw async `GET` throughput; and how long a change made by
+//! another process takes to stop a near hit (p50 and p99, under load), written to
+//! `near_delay.json` beside criterion's figures.
+
+#[allow(dead_code)]
+mod support;
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::LazyLock;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use rtc::TaggedCache;
+use support::{BenchServer, User};
+
+const ID: u64 = 7;
+const RAW_KEY: &str = "bench:raw:user:7";
+const NAMESPACE: &str = "bench-near";
+
+static NEAR_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
+    let cache = TaggedCache::builder()
+        .namespace(NAMESPACE)
+        .url(support::url())
+        .near_cache(10_000)
+        .build()
+        .expect("an rtc cache with a near cache on the bench server");
+    let started = Instant::now();
+    while !cache.near_cache_active() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "tracking never came up"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    cache
+});
+
+#[rtc::cached(tags = [format!("user:{id}")], cache = &*NEAR_CACHE)]
+fn rtc_user(id: u64) -> User {
+    support::user(id)
+}
+
+#[rtc::cached(tags = [format!("user:{id}")], cache = &*NEAR_CACHE)]
+async fn rtc_user_async(id: u64) -> User {
+    support::user(id)
+}
+
+#[cached::macros::cached]
+fn cached_user_in_memory(id: u64) -> User {
+    support::user(id)
+}
+
+fn main() {
+    let server = BenchServer::acquire();
+    write_raw_value(&server);
+    let mut criterion = support::criterion();
+    sync_hit(&mut criterion, &server);
+    async_hit(&mut criterion, &server);
+    criterion.final_summary();
+    invalidation_delay(&server);
+}
+
+fn write_raw_value(server: &BenchServer) {
+    redis::cmd("SET")
+        .arg(RAW_KEY)
+        .arg(support::user_json(ID))
+        .exec(&mut server.connection())
+        .expect("SET");
+}
+
+/// Calls `call` until the near cache answers it.
+fn warm(call: impl Fn()) {
+    let started = Instant::now();
+    loop {
+        let before = NEAR_CACHE.stats().near_hits;
+        call();
+        if NEAR_CACHE.stats().near_hits > before {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "never answered near"
+        );
+    }
+}
+
+/// One thread: decorated and low-level near hits.
+fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
+    let mut connection = server.connection();
+    let tags = ["user:7", "users"];
+    assert!(NEAR_CACHE.set("user:7", &support::user(ID), tags, None));
+    warm(|| {
+        black_box(rtc_user(ID));
+    });
+    warm(|| {
+        black_box(NEAR_CACHE.get::<User>("user:7", tags).expect("a hit"));
+    });
+    assert_eq!(cached_user_in_memory(ID), support::user(ID));
+    let stats = NEAR_CACHE.stats();
+
+    let mut group = criterion.benchmark_group("near_sync");
+    group.bench_function("raw_get", |bench| {
+        bench.iter(|| {
+            let bytes: Vec<u8> = redis::cmd("GET")
+                .arg(RAW_KEY)
+                .query(&mut connection)
+                .expect("GET");
+            black_box(bytes)
+        });
+    });
+    group.bench_function("rtc_near_cached", |bench| {
+        bench.iter(|| black_box(rtc_user(black_box(ID))));
+    });
+    group.bench_function("rtc_near_get", |bench| {
+        bench.iter(|| black_box(NEAR_CACHE.get::<User>(black_box("user:7"), tags)));
+    });
+    group.bench_function("cached_memory", |bench| {
+        bench.iter(|| black_box(cached_user_in_memory(black_box(ID))));
+    });
+    group.finish();
+    let after = NEAR_CACHE.stats();
+    assert_eq!(
+        after.hits - stats.hits,
+        after.near_hits - stats.near_hits,
+        "every timed rtc call was a near hit"
+    );
+}
+
+/// 64 tasks at once: near hits against raw async `GET`s on one multiplexed connection.
+fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
+    let runtime = support::runtime();
+    let manager = runtime
+        .block_on(redis::aio::ConnectionManager::new(server.client()))
+        .expect("a ConnectionManager on the bench server");
+    runtime.block_on(async {
+        let started = Instant::now();
+        loop {
+            let before = NEAR_CACHE.stats().near_hits;
+            black_box(rtc_user_async(ID).await);
+            if NEAR_CACHE.stats().near_hits > before {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "never answered near"
+            );
+        }
+    });
+    let stats = NEAR_CACHE.stats();
+
+    let mut group = criterion.benchmark_group("near_async_64_tasks");
+    group
+        .throughput(Throughput::Elements(1))
+        .sampling_mode(SamplingMode::Flat);
+    group.bench_function("raw_get", |bench| {
+        bench.iter_custom(|iters| {
+            let manager = manager.clone();
+            support::concurrently(&runtime, iters, move || {
+                let mut connection = manager.clone();
+                async move {
+                    let bytes: Vec<u8> = redis::cmd("GET")
+                        .arg(RAW_KEY)
+                        .query_async(&mut connection)
+                        .await
+                        .expect("GET");
+                    black_box(bytes);
+                }
+            })
+        });
+    });
+    group.bench_function("rtc_near_cached", |bench| {
+        bench.iter_custom(|iters| {
+            support::concurrently(&runtime, iters, || async {
+                black_box(rtc_user_async(black_box(ID)).await);
+            })
+        });
+    });
+    group.finish();
+    let after = NEAR_CACHE.stats();
+    assert_eq!(
+        after.hits - stats.hits,
+        after.near_hits - stats.near_hits,
+        "every timed rtc call was a near hit"
+    );
+}
+
+/// How long after another process's `invalidate` returns this process stops answering near,
+/// while two threads keep reading other entries near and a third writes (so that messages
+/// flow all the time).
+fn invalidation_delay(server: &BenchServer) {
+    const ROUNDS: usize = 500;
+    let other = TaggedCache::builder()
+        .namespace(NAMESPACE)
+        .url(server.url())
+        .build()
+        .expect("a second cache");
+    let busy = AtomicBool::new(true);
+    let mut delays = Vec::with_capacity(ROUNDS);
+    std::thread::scope(|scope| {
+        for reader in 0..2 {
+            let busy = &busy;
+            scope.spawn(move || {
+                let key = format!("load:{reader}");
+                NEAR_CACHE.set(&key, &reader, ["load"], None);
+                while busy.load(Ordering::Relaxed) {
+                    black_box(NEAR_CACHE.get::<u32>(&key, ["load"]).ok());
+                }
+            });
+        }
+        let busy_writer = &busy;
+        let writer = &other;
+        scope.spawn(move || {
+            let mut n = 0_u64;
+            while busy_writer.load(Ordering::Relaxed) {
+                writer.set(format!("churn:{}", n % 1000), &n, ["churn"], None);
+                n += 1;
+            }
+        });
+        for round in 0..ROUNDS {
+            let tag = format!("probe:{}", round % 10);
+            assert!(NEAR_CACHE.set("probe", &round, [tag.as_str()], None));
+            warm(|| {
+                black_box(NEAR_CACHE.get::<usize>("probe", [tag.as_str()]).ok());
+            });
+            assert!(other.invalidate([tag.as_str()]));
+            let invalidated = Instant::now();
+            loop {
+                let before = NEAR_CACHE.stats().near_hits;
+                black_box(NEAR_CACHE.get::<usize>("probe", [tag.as_str()]).ok());
+                if NEAR_CACHE.stats().near_hits == before {
+                    break;
+                }
+            }
+            delays.push(invalidated.elapsed());
+        }
+        busy.store(false, Ordering::Relaxed);
+    });
+    delays.sort();
+    let at = |quantile: f64| delays[((delays.len() - 1) as f64 * quantile).round() as usize];
+    let (p50, p99, max) = (at(0.5), at(0.99), delays[delays.len() - 1]);
+    println!(
+        "near invalidation delay over {ROUNDS} rounds under load: p50 {p50:?}, p99 {p99:?}, max {max:?}"
+    );
+    let json = format!(
+        "{{\"rounds\": {ROUNDS}, \"p50_ns\": {}, \"p99_ns\": {}, \"max_ns\": {}}}\n",
+        p50.as_nanos(),
+        p99.as_nanos(),
+        max.as_nanos()
+    );
+    let path = support::results_dir().join("near_delay.json");
+    if let Err(error) = std::fs::write(&path, json) {
+        eprintln!("could not write {}: {error}", path.display());
+    }
+}

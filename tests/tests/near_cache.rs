@@ -358,3 +358,38 @@ fn the_near_cache_holds_at_most_its_bound() {
     // Unbounded, 2,000 values would hold 200 MB; 100 of them hold 10 MB.
     assert!(grown < 60_000_000, "resident memory grew by {grown} bytes");
 }
+
+fn command_calls(server: &RedisServer, command: &str) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut server.connection())
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |calls| calls.parse().unwrap())
+}
+
+/// With every tag's version known from a near entry's read, `set` is one plain `SET` (no
+/// script), and the entry it writes is read back.
+#[test]
+fn a_set_whose_tag_versions_are_tracked_is_a_plain_set() {
+    let server = RedisServer::start();
+    let cache = near_cache(&server, &unique_namespace("near-set"));
+    assert!(cache.set("a", &1, ["t"], None));
+    assert_eq!(answered_near(&cache, "a", &["t"]), Some(1));
+    let (scripts, sets) = (
+        command_calls(&server, "evalsha"),
+        command_calls(&server, "set"),
+    );
+    assert!(cache.set("b", &2, ["t"], None));
+    assert_eq!(command_calls(&server, "evalsha"), scripts, "no script");
+    assert_eq!(command_calls(&server, "set"), sets + 1, "one SET");
+    assert_eq!(cache.get::<i32>("b", ["t"]), Ok(2));
+    // An unknown tag: the script, as without a near cache.
+    assert!(cache.set("c", &3, ["t", "other"], None));
+    assert_eq!(command_calls(&server, "evalsha"), scripts + 1);
+    assert_eq!(cache.get::<i32>("c", ["t", "other"]), Ok(3));
+}

@@ -177,7 +177,9 @@ impl TaggedCache {
             return false;
         };
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
-        let write = vec![EntryWrite::unstamped(&keys, &payload)];
+        let mut write = EntryWrite::unstamped(&keys, &payload);
+        self.stamp_known(&keys, &mut write);
+        let write = vec![write];
         let stored = self.drive(self.write_flow(write, lifetime));
         self.count_write(stored)
     }
@@ -194,7 +196,9 @@ impl TaggedCache {
             return false;
         };
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
-        let write = vec![EntryWrite::unstamped(&keys, &payload)];
+        let mut write = EntryWrite::unstamped(&keys, &payload);
+        self.stamp_known(&keys, &mut write);
+        let write = vec![write];
         let stored = self.drive_async(self.write_flow(write, lifetime)).await;
         self.count_write(stored)
     }

@@ -7,9 +7,10 @@ use std::time::Instant;
 use serde::de::DeserializeOwned;
 
 use super::TaggedCache;
+use crate::engine::EntryWrite;
 use crate::engine::{Lookup, Operation};
 use crate::error::CacheMiss;
-use crate::format::EntryKeys;
+use crate::format::{EntryKeys, Observed, Version};
 use crate::metrics;
 use crate::near::{Expiry, Fill, Named, NearCache, NearEntry, NearValue};
 use crate::stats::Counters;
@@ -52,9 +53,26 @@ impl TaggedCache {
         fill: Fill,
         value: Box<dyn std::any::Any + Send + Sync>,
         expiry: Expiry,
+        observed: &Observed,
     ) {
         if let Some(near) = self.near() {
-            near.keep(fill, NearValue::Decoded(value), expiry);
+            let versions = observed.all().map(|(_, version)| *version);
+            near.keep(fill, NearValue::Decoded(value), expiry, versions);
+        }
+    }
+
+    /// `write` stamped with the versions this process knows its tags have (from reads whose
+    /// watches live), so that it is written with one plain `SET` instead of the script that
+    /// reads the versions where the entry lands. A version that has just changed elsewhere only
+    /// makes the entry miss, never a stale value hit. Unchanged when any version is unknown.
+    pub(crate) fn stamp_known(&self, keys: &EntryKeys, write: &mut EntryWrite<'_>) {
+        let Some(near) = self.near() else {
+            return;
+        };
+        let tags = keys.tags().iter().map(|tag| tag.as_str());
+        if let Some(versions) = near.watches().versions(tags) {
+            let versions: Vec<Option<Version>> = versions.into_iter().map(Some).collect();
+            write.observed = keys.observe(&versions);
         }
     }
 
@@ -71,12 +89,12 @@ impl TaggedCache {
 
     /// Keeps the value section a low-level read found, if it was a fill.
     pub(crate) fn keep_section(&self, fill: Option<Fill>, lookup: &Lookup) {
-        if let (Some(near), Some(fill), Lookup::Hit(payload, _)) = (self.near(), fill, lookup) {
-            near.keep(
-                fill,
-                NearValue::Section(Box::from(&payload[..])),
-                payload.expiry(),
-            );
+        if let (Some(near), Some(fill), Lookup::Hit(payload, observed)) =
+            (self.near(), fill, lookup)
+        {
+            let section = NearValue::Section(Box::from(&payload[..]));
+            let versions = observed.all().map(|(_, version)| *version);
+            near.keep(fill, section, payload.expiry(), versions);
         }
     }
 

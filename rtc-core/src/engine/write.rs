@@ -94,6 +94,13 @@ impl<'a> WriteFlow<'a> {
         }
     }
 
+    /// True when every tag of every write already has its version.
+    fn stamped(&self) -> bool {
+        self.writes
+            .iter()
+            .all(|write| write.observed.all().all(|(_, version)| version.is_some()))
+    }
+
     /// A proposed version for every tag of the batch that has none, each tag once.
     fn proposals(&self) -> Vec<(TagKey, Version)> {
         let mut seen = HashSet::new();
@@ -130,6 +137,11 @@ impl Flow for WriteFlow<'_> {
         let state = std::mem::replace(&mut self.state, WriteState::Writing);
         match (state, reply) {
             (WriteState::Start { .. }, None) if self.writes.is_empty() => Progress::Done(true),
+            // Every version is known (tracked by the near cache): plain writes.
+            (WriteState::Start { .. }, None) if self.stamped() => {
+                self.state = WriteState::Writing;
+                Progress::Send
+            }
             (WriteState::Start { atomic: true }, None) => {
                 self.state = WriteState::WritingStamped;
                 Progress::Send
@@ -190,6 +202,40 @@ mod tests {
             observed,
             payload: b"v",
         }]
+    }
+
+    #[test]
+    fn known_versions_are_one_plain_write_and_an_old_one_reads_as_a_miss() {
+        use crate::engine::{Lookup, ReadFlow, ReadReply};
+        use crate::near::Expiry;
+
+        let space = KeySpace::new("ns");
+        let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());
+        let old = [Some(Version::from_u64(1)), Some(Version::from_u64(2))];
+        let writes = vec![EntryWrite {
+            entry: &keys.entry,
+            observed: keys.observe(&old),
+            payload: b"\x00v",
+        }];
+        let mut flow = WriteFlow::new(writes, (None, None), true);
+        assert_eq!(flow.advance(None), Progress::Send);
+        let Some(Operation::Write { writes, .. }) = flow.operation() else {
+            panic!("known versions need no script: {:?}", flow.operation());
+        };
+        let stored = crate::format::encode(&writes[0].observed, writes[0].payload).unwrap();
+        // Meanwhile the tag `a` was invalidated elsewhere: the stamp is older than its version.
+        let now = vec![Some(Version::from_u64(1)), Some(Version::from_u64(3))];
+        let mut read = ReadFlow::new(&space, &keys);
+        assert_eq!(read.advance(None), Progress::Send);
+        let reply = Reply::Read(ReadReply {
+            entry: Some(stored),
+            versions: now,
+            expiry: Expiry::Unknown,
+        });
+        assert!(matches!(
+            read.advance(Some(Ok(reply))),
+            Progress::Done(Lookup::Miss(_))
+        ));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use self::watches::{Watch, Watches};
+use crate::format::Version;
 
 /// How long a value read from Redis may live, as Redis said in the same round trip.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -192,8 +193,20 @@ impl NearCache {
     }
 
     /// Keeps the value a fill's read found fresh, unless a key it depends on changed since the
-    /// fill was registered, or its expiry is unknown.
-    pub(crate) fn keep(&self, fill: Fill, value: NearValue, expiry: Expiry) {
+    /// fill was registered, or its expiry is unknown. `versions`: what the read found for each
+    /// tag, in the order of the fill's tag keys (learned by their watches, for `set`).
+    pub(crate) fn keep(
+        &self,
+        fill: Fill,
+        value: NearValue,
+        expiry: Expiry,
+        versions: impl IntoIterator<Item = Option<Version>>,
+    ) {
+        for (watch, version) in fill.watched.iter().skip(1).zip(versions) {
+            if let Some(version) = version {
+                watch.learn(version);
+            }
+        }
         let lifetime = match (expiry, self.max_age) {
             (Expiry::Unknown, _) => return,
             (Expiry::Never, max_age) => max_age,
@@ -270,7 +283,7 @@ mod tests {
         let fill = near
             .fill(&Named::new("", "k", &["b", "a"]), ["e", "t"])
             .unwrap();
-        near.keep(fill, section(b"v"), Expiry::Never);
+        near.keep(fill, section(b"v"), Expiry::Never, []);
         let hit = near
             .get(&Named::new("", "k", &["b", "a"]), Instant::now())
             .unwrap();
@@ -289,7 +302,7 @@ mod tests {
         let named = Named::new("", "k", &[] as &[&str]);
         let fill = near.fill(&named, ["e", "t"]).unwrap();
         near.watches().changed(["t"]);
-        near.keep(fill, section(b"old"), Expiry::Never);
+        near.keep(fill, section(b"old"), Expiry::Never, []);
         assert!(near.get(&named, Instant::now()).is_none());
     }
 
@@ -298,7 +311,7 @@ mod tests {
         let near = trusted(None);
         let named = Named::new("", "k", &[] as &[&str]);
         let fill = near.fill(&named, ["e", "t"]).unwrap();
-        near.keep(fill, section(b"v"), Expiry::Never);
+        near.keep(fill, section(b"v"), Expiry::Never, []);
         assert!(near.get(&named, Instant::now()).is_some());
         near.watches().changed(["e"]);
         assert!(near.get(&named, Instant::now()).is_none());
@@ -312,7 +325,7 @@ mod tests {
         near.trust();
         let fill = near.fill(&named, ["e"]).unwrap();
         near.distrust();
-        near.keep(fill, section(b"v"), Expiry::Never);
+        near.keep(fill, section(b"v"), Expiry::Never, []);
         assert!(near.get(&named, Instant::now()).is_none());
     }
 
@@ -321,20 +334,20 @@ mod tests {
         let near = trusted(Some(Duration::from_secs(60)));
         let named = Named::new("", "k", &[] as &[&str]);
         let fill = near.fill(&named, ["e"]).unwrap();
-        near.keep(fill, section(b"v"), Expiry::After(Duration::ZERO));
+        near.keep(fill, section(b"v"), Expiry::After(Duration::ZERO), []);
         assert!(
             near.get(&named, Instant::now()).is_none(),
             "an expired read is not kept"
         );
         let fill = near.fill(&named, ["e"]).unwrap();
-        near.keep(fill, section(b"v"), Expiry::Unknown);
+        near.keep(fill, section(b"v"), Expiry::Unknown, []);
         assert!(
             near.get(&named, Instant::now()).is_none(),
             "a read of unknown expiry is not kept"
         );
         let near = trusted(Some(Duration::from_nanos(1)));
         let fill = near.fill(&named, ["e"]).unwrap();
-        near.keep(fill, section(b"v"), Expiry::Never);
+        near.keep(fill, section(b"v"), Expiry::Never, []);
         std::thread::sleep(Duration::from_millis(1));
         assert!(
             near.get(&named, Instant::now()).is_none(),
@@ -357,7 +370,7 @@ mod tests {
             let key = n.to_string();
             let named = Named::new("", &key, &[] as &[&str]);
             let fill = near.fill(&named, [key.as_str()]).unwrap();
-            near.keep(fill, section(b"v"), Expiry::Never);
+            near.keep(fill, section(b"v"), Expiry::Never, []);
         }
         assert!(near.len() <= 100, "{}", near.len());
     }

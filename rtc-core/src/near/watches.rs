@@ -10,17 +10,27 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+
+use crate::format::Version;
 
 /// A key is still as it was when it was watched, as far as this process knows.
 #[derive(Debug)]
 pub(crate) struct Watch {
     live: AtomicBool,
+    /// For a tag key: the version a read found while the watch lived (the tag's version as
+    /// far as this process knows, while the watch lives).
+    version: OnceLock<Version>,
 }
 
 impl Watch {
     pub(crate) fn is_live(&self) -> bool {
         self.live.load(Ordering::Acquire)
+    }
+
+    /// A read made under this watch found the key (a tag) at `version`.
+    pub(crate) fn learn(&self, version: Version) {
+        let _ = self.version.set(version);
     }
 
     fn end(&self) {
@@ -70,6 +80,7 @@ impl Watches {
                 }
                 let watch = Arc::new(Watch {
                     live: AtomicBool::new(true),
+                    version: OnceLock::new(),
                 });
                 registry
                     .by_key
@@ -79,6 +90,27 @@ impl Watches {
             .collect();
         registry.sweep();
         Some(watches)
+    }
+
+    /// The version of every tag of `tags`, when each is known from a read whose watch still
+    /// lives; `None` when any is not.
+    pub(crate) fn versions<'k>(
+        &self,
+        tags: impl IntoIterator<Item = &'k str>,
+    ) -> Option<Vec<Version>> {
+        let registry = self.registry();
+        if !registry.trusted {
+            return None;
+        }
+        tags.into_iter()
+            .map(|tag| {
+                let watch = registry.by_key.get(tag.as_bytes())?.upgrade()?;
+                if !watch.is_live() {
+                    return None;
+                }
+                watch.version.get().copied()
+            })
+            .collect()
     }
 
     /// `keys` changed: every watch on them dies.
@@ -171,6 +203,22 @@ mod tests {
             renewed[0].is_live(),
             "a key read after its change is watched afresh"
         );
+    }
+
+    #[test]
+    fn a_tag_version_is_known_while_its_watch_lives() {
+        let watches = trusted();
+        let held = watches.watch(["t", "u"]).unwrap();
+        assert_eq!(watches.versions(["t"]), None, "not learned yet");
+        held[0].learn(Version::from_u64(7));
+        held[1].learn(Version::from_u64(8));
+        assert_eq!(
+            watches.versions(["t", "u"]),
+            Some(vec![Version::from_u64(7), Version::from_u64(8)])
+        );
+        watches.changed(["t"]);
+        assert_eq!(watches.versions(["t", "u"]), None);
+        assert_eq!(watches.versions(["u"]), Some(vec![Version::from_u64(8)]));
     }
 
     #[test]

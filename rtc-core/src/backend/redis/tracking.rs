@@ -463,8 +463,8 @@ mod tests {
             range(100, 199, vec![node("127.0.0.1", 7001)]),
         ]))
         .unwrap();
-        let seed = redis::IntoConnectionInfo::into_connection_info("redis://u:p@localhost:7000/")
-            .unwrap();
+        let seed =
+            redis::IntoConnectionInfo::into_connection_info("redis://u:p@localhost:7000/").unwrap();
         let nodes = layout.nodes(&seed);
         let addresses: Vec<String> = nodes.iter().map(|node| node.addr().to_string()).collect();
         assert_eq!(addresses, ["localhost:7002", "127.0.0.1:7001"]);

@@ -317,8 +317,9 @@ impl<'a, V> CallFlow<'a, V> {
                 Some(value) => {
                     self.report.hit(&bytes);
                     if let (Some(fill), Some(sharing)) = (self.fill.take(), self.codec.sharing()) {
+                        let kept = (sharing.keep)(&value);
                         self.cache
-                            .keep_decoded(fill, (sharing.keep)(&value), bytes.expiry());
+                            .keep_decoded(fill, kept, bytes.expiry(), &observed);
                     }
                     // Only a leader has followers to hand the value to: a plain hit copies nothing.
                     let landing = match self.leader {

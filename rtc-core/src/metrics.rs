@@ -39,6 +39,9 @@ impl Timer {
     }
 }
 
+/// True when the `metrics` feature records anything (so callers may skip measuring).
+pub(crate) const ENABLED: bool = cfg!(feature = "metrics");
+
 /// A call answered (`hit`) or computed, and how long it took.
 #[inline]
 pub(crate) fn call(namespace: &str, function: &'static str, hit: bool, elapsed: Duration) {

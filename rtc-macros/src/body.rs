@@ -208,19 +208,24 @@ impl Body<'_> {
         let arguments = self
             .function
             .key_args()
-            .map(|ident| quote_spanned!(ident.span()=> ::rtc::__private::args_json(&#ident)));
+            .map(|ident| quote_spanned!(ident.span()=> __rtc_json.push(&#ident);));
         let generics = self.generic_params().filter_map(|param| match param {
             GenericParam::Type(param) => {
                 let ident = &param.ident;
-                Some(quote!(::rtc::__private::args_json(::core::any::type_name::<#ident>())))
+                Some(quote!(__rtc_json.push(::core::any::type_name::<#ident>());))
             }
             GenericParam::Const(param) => {
                 let ident = &param.ident;
-                Some(quote!(::rtc::__private::args_json(&#ident)))
+                Some(quote!(__rtc_json.push(&#ident);))
             }
             GenericParam::Lifetime(_) => None,
         });
-        json_array(arguments.chain(generics))
+        let pushes: Vec<TokenStream> = arguments.chain(generics).collect();
+        quote! {{
+            let mut __rtc_json = ::rtc::__private::JsonArray::new();
+            #(#pushes)*
+            __rtc_json.finish()
+        }}
     }
 
     /// With `key = ...`, the key arguments as the hook's `function_args`: `None` when one is not

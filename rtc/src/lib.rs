@@ -129,7 +129,7 @@ pub use rtc_core::{
 #[doc(hidden)]
 pub mod __private {
     pub use rtc_core::decorate::{
-        args_json, custom_key, duration, skips, tags, AsIs, Call, KeyArgument, NearProbe,
+        custom_key, duration, skips, tags, AsIs, Call, JsonArray, KeyArgument, NearProbe,
         NearShared, NearUnshared, OptionalArgument, Outcome, Seconds, SerializableArgument, Site,
         Unless, UnserializableArgument, ValueCodec,
     };

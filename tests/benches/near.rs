@@ -58,6 +58,7 @@ fn main() {
     write_raw_value(&server);
     let mut criterion = support::criterion();
     sync_hit(&mut criterion, &server);
+    known_tags_set(&mut criterion, &server);
     async_hit(&mut criterion, &server);
     criterion.final_summary();
     invalidation_delay(&server);
@@ -127,6 +128,33 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
         after.near_hits - stats.near_hits,
         "every timed rtc call was a near hit"
     );
+}
+
+/// `set` of an entry whose two tags' versions the near cache tracks (one plain `SET`),
+/// against a raw `SET` of the same value.
+fn known_tags_set(criterion: &mut Criterion, server: &BenchServer) {
+    let mut connection = server.connection();
+    let tags = ["user:7", "users"];
+    let value = support::user(ID);
+    assert!(NEAR_CACHE.set("user:7", &value, tags, None));
+    warm(|| {
+        black_box(NEAR_CACHE.get::<User>("user:7", tags).expect("a hit"));
+    });
+    let raw = support::user_json(ID);
+    let mut group = criterion.benchmark_group("near_set");
+    group.bench_function("raw_set", |bench| {
+        bench.iter(|| {
+            redis::cmd("SET")
+                .arg(RAW_KEY)
+                .arg(&raw)
+                .exec(&mut connection)
+                .expect("SET");
+        });
+    });
+    group.bench_function("rtc_set_known_tags", |bench| {
+        bench.iter(|| assert!(NEAR_CACHE.set(black_box("user:8"), &value, tags, None)));
+    });
+    group.finish();
 }
 
 /// 64 tasks at once: near hits against raw async `GET`s on one multiplexed connection.

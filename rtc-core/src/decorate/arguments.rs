@@ -15,11 +15,18 @@ use serde::Serialize;
 pub trait KeyArgument {
     /// The argument as JSON.
     fn to_json(&self) -> serde_json::Result<String>;
+
+    /// The argument as JSON, appended to `out`.
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
 }
 
 impl<T: Serialize + ?Sized> KeyArgument for T {
     fn to_json(&self) -> serde_json::Result<String> {
         serde_json::to_string(self)
+    }
+
+    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+        serde_json::to_writer(out, self)
     }
 }
 

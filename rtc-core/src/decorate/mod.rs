@@ -62,19 +62,49 @@ impl Site {
     }
 }
 
-/// The key arguments as a JSON array; `None` (with a warning) when one does not serialize.
-pub fn args_json<A: KeyArgument + ?Sized>(args: &A) -> Option<String> {
-    match args.to_json() {
-        Ok(json) => Some(json),
-        Err(error) => {
+/// The key arguments as one JSON array, written into one buffer (a call's key costs one
+/// allocation, whatever the number of arguments).
+#[derive(Debug)]
+pub struct JsonArray {
+    /// `None` once an argument failed to serialize.
+    json: Option<Vec<u8>>,
+}
+
+impl JsonArray {
+    /// An empty array.
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Self {
+            json: Some(Vec::with_capacity(32)),
+        }
+    }
+
+    /// Appends one argument; one that does not serialize (with a warning) makes the whole
+    /// array `None`, and the call runs uncached.
+    pub fn push<A: KeyArgument + ?Sized>(&mut self, argument: &A) {
+        let Some(json) = &mut self.json else {
+            return;
+        };
+        json.push(if json.is_empty() { b'[' } else { b',' });
+        if let Err(error) = argument.write_json(json) {
+            self.json = None;
             if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
                 tracing::warn!(
                     held_back,
                     "rtc: arguments could not be serialized, the call runs uncached: {error}"
                 );
             }
-            None
         }
+    }
+
+    /// The array's JSON (`None` when an argument did not serialize).
+    pub fn finish(self) -> Option<String> {
+        let mut json = self.json?;
+        if json.is_empty() {
+            json.push(b'[');
+        }
+        json.push(b']');
+        String::from_utf8(json).ok()
     }
 }
 
@@ -96,7 +126,7 @@ pub struct Call<'a> {
     pub site: Site,
     /// `cache = ...`; `None`: the global cache.
     pub cache: Option<&'a TaggedCache>,
-    /// The key arguments as JSON (from [`args_json`]).
+    /// The key arguments as JSON (from [`JsonArray`]).
     pub args: Option<String>,
     /// `key = ...`; `None`: generated from the site and the arguments.
     pub key: Option<String>,
@@ -226,10 +256,10 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         compute: impl FnOnce() -> R,
     ) -> R {
-        let mut report = self.report(mode);
-        if let Some((cache, value)) = self.near_hit(&codec, mode) {
-            return self.finish_near(cache, &mut report, R::from_cached(value));
+        if let Some((cache, value, now)) = self.near_hit(&codec, mode) {
+            return self.finish_near(cache, mode, now, R::from_cached(value));
         }
+        let report = self.report(mode, Instant::now());
         let Some(entry) = self.entry() else {
             return compute();
         };
@@ -258,10 +288,10 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         compute: impl Future<Output = R>,
     ) -> R {
-        let mut report = self.report(mode);
-        if let Some((cache, value)) = self.near_hit(&codec, mode) {
-            return self.finish_near(cache, &mut report, R::from_cached(value));
+        if let Some((cache, value, now)) = self.near_hit(&codec, mode) {
+            return self.finish_near(cache, mode, now, R::from_cached(value));
         }
+        let report = self.report(mode, Instant::now());
         let Some(entry) = self.entry() else {
             return compute.await;
         };
@@ -388,32 +418,38 @@ impl<'a> Call<'a> {
         self.key.as_deref().or(self.args.as_deref())
     }
 
-    /// The value the near cache holds for this call, if it holds one: no key derivation, no
-    /// decoding, no round trip. Counted as a hit.
-    fn near_hit<V>(&self, codec: &ValueCodec<V>, mode: Mode) -> Option<(&'a TaggedCache, V)> {
+    /// The value the near cache holds for this call, if it holds one, and when it was looked
+    /// up: no key derivation, no decoding, no round trip. Counted as a hit.
+    fn near_hit<V>(
+        &self,
+        codec: &ValueCodec<V>,
+        mode: Mode,
+    ) -> Option<(&'a TaggedCache, V, Instant)> {
         let sharing = codec.sharing()?;
         if !matches!(mode, Mode::Run { .. }) {
             return None;
         }
         let cache = self.cache.or(crate::global::global())?;
         let named = cache.named(self.site.identity, self.near_key()?, &self.tags)?;
-        let entry = cache.near_hit(Some(&named))?;
+        let now = Instant::now();
+        let entry = cache.near()?.get(&named, now)?;
         let NearValue::Decoded(kept) = entry.value() else {
             return None;
         };
         let value = (sharing.take)(kept.as_ref())?;
         cache.count_near_hit();
-        Some((cache, value))
+        Some((cache, value, now))
     }
 
-    /// Ends a call answered by the near cache.
-    fn finish_near<R>(&self, cache: &TaggedCache, report: &mut Report, outcome: R) -> R {
+    /// Ends a call answered by the near cache at `started`.
+    fn finish_near<R>(&self, cache: &TaggedCache, mode: Mode, started: Instant, outcome: R) -> R {
+        let mut report = self.report(mode, started);
         report.info.hit = true;
         if cache.hook().is_none() {
-            return self.finish_with(cache, "", report, outcome);
+            return self.finish_with(cache, "", &mut report, outcome);
         }
         let key = self.key().unwrap_or_default();
-        self.finish_with(cache, &key, report, outcome)
+        self.finish_with(cache, &key, &mut report, outcome)
     }
 
     /// The key of this call's entry: `key = ...`, or the one generated from the site and the
@@ -448,10 +484,10 @@ impl<'a> Call<'a> {
         Some(CallEntry { cache, key, keys })
     }
 
-    fn report(&self, mode: Mode) -> Report {
+    fn report(&self, mode: Mode, started: Instant) -> Report {
         Report {
             counted: !matches!(mode, Mode::Refresh),
-            started: Instant::now(),
+            started,
             info: CacheInfo {
                 filepath: self.site.filepath,
                 class_name: self.site.class_name,
@@ -467,7 +503,10 @@ impl<'a> Call<'a> {
     }
 
     fn finish_with<R>(&self, cache: &TaggedCache, key: &str, report: &mut Report, outcome: R) -> R {
-        report.info.elapsed = report.started.elapsed();
+        // The clock is read only for those who look: a near hit costs about two clock reads.
+        if cache.hook().is_some() || metrics::ENABLED || tracing::enabled!(tracing::Level::DEBUG) {
+            report.info.elapsed = report.started.elapsed();
+        }
         if report.counted {
             let namespace = cache.namespace();
             metrics::call(

@@ -1,6 +1,6 @@
 //! Counters since the cache was built.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 /// A snapshot of a cache's counters since it was built, shared by all its clones.
 ///
@@ -42,32 +42,63 @@ pub struct CacheStats {
     pub near_hits: u64,
 }
 
+/// The counters behind [`CacheStats`]. Each is striped over cache lines, one stripe per group
+/// of threads, so that threads counting hits at once do not fight over one line.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub hits: AtomicU64,
-    pub misses: AtomicU64,
-    pub sets: AtomicU64,
-    pub invalidations: AtomicU64,
-    pub errors: AtomicU64,
-    pub lock_waits: AtomicU64,
-    pub near_hits: AtomicU64,
+    pub hits: Striped,
+    pub misses: Striped,
+    pub sets: Striped,
+    pub invalidations: Striped,
+    pub errors: Striped,
+    pub lock_waits: Striped,
+    pub near_hits: Striped,
+}
+
+/// How many stripes a counter has.
+const STRIPES: usize = 8;
+
+/// One counter, summed over its stripes when read.
+#[derive(Debug, Default)]
+pub(crate) struct Striped([Line; STRIPES]);
+
+/// A stripe on a cache line of its own.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct Line(AtomicU64);
+
+/// This thread's stripe: threads take stripes in turn as they first count.
+fn stripe() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+    }
+    STRIPE.with(|stripe| *stripe)
+}
+
+impl Striped {
+    fn read(&self) -> u64 {
+        self.0
+            .iter()
+            .map(|line| line.0.load(Ordering::Relaxed))
+            .fold(0, u64::wrapping_add)
+    }
 }
 
 impl Counters {
-    pub(crate) fn bump(counter: &AtomicU64) {
-        counter.fetch_add(1, Ordering::Relaxed);
+    pub(crate) fn bump(counter: &Striped) {
+        counter.0[stripe()].0.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         CacheStats {
-            hits: read(&self.hits),
-            misses: read(&self.misses),
-            sets: read(&self.sets),
-            invalidations: read(&self.invalidations),
-            errors: read(&self.errors),
-            lock_waits: read(&self.lock_waits),
-            near_hits: read(&self.near_hits),
+            hits: self.hits.read(),
+            misses: self.misses.read(),
+            sets: self.sets.read(),
+            invalidations: self.invalidations.read(),
+            errors: self.errors.read(),
+            lock_waits: self.lock_waits.read(),
+            near_hits: self.near_hits.read(),
         }
     }
 }

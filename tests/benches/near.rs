@@ -53,6 +53,18 @@ fn cached_user_in_memory(id: u64) -> User {
     support::user(id)
 }
 
+static MEMORY_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
+    TaggedCache::builder()
+        .in_local_memory(true)
+        .build()
+        .expect("an in-memory rtc cache")
+});
+
+#[rtc::cached(tags = [format!("user:{id}")], cache = &*MEMORY_CACHE)]
+fn rtc_user_in_memory(id: u64) -> User {
+    support::user(id)
+}
+
 fn main() {
     let server = BenchServer::acquire();
     write_raw_value(&server);
@@ -60,6 +72,7 @@ fn main() {
     sync_hit(&mut criterion, &server);
     known_tags_set(&mut criterion, &server);
     async_hit(&mut criterion, &server);
+    memory_threads(&mut criterion);
     criterion.final_summary();
     invalidation_delay(&server);
 }
@@ -213,6 +226,35 @@ fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
         after.near_hits - stats.near_hits,
         "every timed rtc call was a near hit"
     );
+}
+
+/// In-memory decorated hits from 1, 2 and 8 threads at once, each thread on its own key:
+/// criterion's time is wall time per call of all threads together (throughput = 1 / time).
+fn memory_threads(criterion: &mut Criterion) {
+    for id in 0..8 {
+        assert_eq!(rtc_user_in_memory(id), support::user(id));
+    }
+    let mut group = criterion.benchmark_group("memory_threads");
+    group.sampling_mode(SamplingMode::Flat);
+    for threads in [1_u64, 2, 8] {
+        group.bench_function(format!("threads_{threads}"), |bench| {
+            bench.iter_custom(|iters| {
+                let per_thread = iters.div_ceil(threads);
+                let started = Instant::now();
+                std::thread::scope(|scope| {
+                    for id in 0..threads {
+                        scope.spawn(move || {
+                            for _ in 0..per_thread {
+                                black_box(rtc_user_in_memory(black_box(id)));
+                            }
+                        });
+                    }
+                });
+                started.elapsed()
+            });
+        });
+    }
+    group.finish();
 }
 
 /// How long after another process's `invalidate` returns this process stops answering near,

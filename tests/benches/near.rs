@@ -101,6 +101,16 @@ fn warm(call: impl Fn()) {
     }
 }
 
+/// Every hit since `before` was answered near.
+fn assert_all_near(before: rtc::CacheStats) {
+    let after = NEAR_CACHE.stats();
+    assert_eq!(
+        after.hits - before.hits,
+        after.near_hits - before.near_hits,
+        "every timed rtc call was a near hit"
+    );
+}
+
 /// One thread: decorated and low-level near hits.
 fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
     let mut connection = server.connection();
@@ -135,12 +145,7 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
         bench.iter(|| black_box(cached_user_in_memory(black_box(ID))));
     });
     group.finish();
-    let after = NEAR_CACHE.stats();
-    assert_eq!(
-        after.hits - stats.hits,
-        after.near_hits - stats.near_hits,
-        "every timed rtc call was a near hit"
-    );
+    assert_all_near(stats);
 }
 
 /// `set` of an entry whose two tags' versions the near cache tracks (one plain `SET`),
@@ -220,12 +225,7 @@ fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
         });
     });
     group.finish();
-    let after = NEAR_CACHE.stats();
-    assert_eq!(
-        after.hits - stats.hits,
-        after.near_hits - stats.near_hits,
-        "every timed rtc call was a near hit"
-    );
+    assert_all_near(stats);
 }
 
 /// In-memory decorated hits from 1, 2 and 8 threads at once, each thread on its own key:

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use self::near::Begun;
 use crate::backend::redis::Tracker;
 use crate::backend::Backend;
 use crate::config::{Settings, Storage, TaggedCacheBuilder};
@@ -215,15 +216,11 @@ impl TaggedCache {
         tags: impl IntoTags,
     ) -> Result<T, CacheMiss> {
         let timer = metrics::Timer::start();
-        let tags: Vec<_> = tags.into_tags().collect();
-        let named = self.named("", key.as_ref(), &tags);
-        if let Some(near) = self.near_hit(named.as_ref()) {
-            return self.near_value_of(&near, timer);
-        }
-        let keys = self.entry_keys(key.as_ref(), &tags, Vec::new());
-        let fill = self.near_fill(named.as_ref(), &keys);
-        let lookup = self.drive(self.read_flow(&keys).asking_expiry(fill.is_some()));
-        self.keep_section(fill, &lookup);
+        let (keys, fill) = match self.begin_get(key.as_ref(), tags) {
+            Begun::Near(entry) => return self.near_value_of(&entry, timer),
+            Begun::Read(keys, fill) => (keys, fill),
+        };
+        let lookup = self.drive(self.near_read(&keys, fill));
         self.value_of(lookup, timer)
     }
 
@@ -237,16 +234,11 @@ impl TaggedCache {
         tags: impl IntoTags,
     ) -> Result<T, CacheMiss> {
         let timer = metrics::Timer::start();
-        let tags: Vec<_> = tags.into_tags().collect();
-        let named = self.named("", key.as_ref(), &tags);
-        if let Some(near) = self.near_hit(named.as_ref()) {
-            return self.near_value_of(&near, timer);
-        }
-        let keys = self.entry_keys(key.as_ref(), &tags, Vec::new());
-        let fill = self.near_fill(named.as_ref(), &keys);
-        let read = self.read_flow(&keys).asking_expiry(fill.is_some());
-        let lookup = self.drive_async(read).await;
-        self.keep_section(fill, &lookup);
+        let (keys, fill) = match self.begin_get(key.as_ref(), tags) {
+            Begun::Near(entry) => return self.near_value_of(&entry, timer),
+            Begun::Read(keys, fill) => (keys, fill),
+        };
+        let lookup = self.drive_async(self.near_read(&keys, fill)).await;
         self.value_of(lookup, timer)
     }
 

@@ -8,12 +8,47 @@ use serde::de::DeserializeOwned;
 
 use super::TaggedCache;
 use crate::engine::EntryWrite;
-use crate::engine::{Lookup, Operation};
+use crate::engine::{Flow, Lookup, Operation, Progress, ReadFlow, Received};
 use crate::error::CacheMiss;
 use crate::format::{EntryKeys, Observed, Version};
 use crate::metrics;
 use crate::near::{Expiry, Fill, Named, NearCache, NearEntry, NearValue};
 use crate::stats::Counters;
+use crate::tags::IntoTags;
+
+/// How a low-level read starts.
+pub(crate) enum Begun {
+    /// Answered by the near cache.
+    Near(Arc<NearEntry>),
+    /// To be read: these keys, registered as this fill.
+    Read(EntryKeys, Option<Fill>),
+}
+
+/// A low-level read whose value is kept near when it was registered as a fill: the
+/// [`ReadFlow`] it wraps, and the keeping once it is done.
+pub(crate) struct NearRead<'a> {
+    cache: &'a TaggedCache,
+    read: ReadFlow<'a>,
+    fill: Option<Fill>,
+}
+
+impl Flow for NearRead<'_> {
+    type Output = Lookup;
+
+    fn advance(&mut self, reply: Option<Received>) -> Progress<Lookup> {
+        match self.read.advance(reply) {
+            Progress::Send => Progress::Send,
+            Progress::Done(lookup) => {
+                self.cache.keep_section(self.fill.take(), &lookup);
+                Progress::Done(lookup)
+            }
+        }
+    }
+
+    fn operation(&self) -> Option<Operation<'_>> {
+        self.read.operation()
+    }
+}
 
 impl TaggedCache {
     /// The near cache, when this cache has one.
@@ -85,6 +120,28 @@ impl TaggedCache {
         let watched =
             std::iter::once(keys.entry.as_str()).chain(keys.tags().iter().map(|tag| tag.as_str()));
         self.near()?.fill(named?, watched)
+    }
+
+    /// A low-level read's start: the near cache's entry, or the keys to read (with the read
+    /// registered as a fill when there is a near cache).
+    pub(crate) fn begin_get(&self, key: &str, tags: impl IntoTags) -> Begun {
+        let tags: Vec<_> = tags.into_tags().collect();
+        let named = self.named("", key, &tags);
+        if let Some(entry) = self.near_hit(named.as_ref()) {
+            return Begun::Near(entry);
+        }
+        let keys = self.entry_keys(key, &tags, Vec::new());
+        let fill = self.near_fill(named.as_ref(), &keys);
+        Begun::Read(keys, fill)
+    }
+
+    /// Reads `keys`, keeping what a fill finds near.
+    pub(crate) fn near_read<'a>(&'a self, keys: &'a EntryKeys, fill: Option<Fill>) -> NearRead<'a> {
+        NearRead {
+            cache: self,
+            read: self.read_flow(keys).asking_expiry(fill.is_some()),
+            fill,
+        }
     }
 
     /// Keeps the value section a low-level read found, if it was a fill.

@@ -451,9 +451,9 @@ impl TaggedCacheBuilder {
     /// outlives the entry or its tags in Redis. Decorated functions keep their **decoded** value
     /// (values that are `Clone + Send + Sync + 'static`; `#[cached(near = false)]` opts one out).
     ///
-    /// For a Redis server (`url()` or `host()`/`port()`) or a cluster (every node is
-    /// tracked); ignored for in-memory and disabled caches; `build()` refuses it with
-    /// `sentinel()`. RELIABILITY.md lists what it guarantees, BENCHMARKS.md what it costs.
+    /// For a Redis server (`url()` or `host()`/`port()`), a cluster (every node is tracked)
+    /// or a primary behind sentinels (the primary and its replicas are tracked); ignored for
+    /// in-memory and disabled caches. RELIABILITY.md lists what it guarantees, BENCHMARKS.md what it costs.
     ///
     /// ```
     /// use rtc::TaggedCache;
@@ -579,13 +579,8 @@ impl TaggedCacheBuilder {
                     "near_cache(max_entries) needs at least one entry",
                 ))
             }
-            (Some(_), Storage::Sentinel(_)) => {
-                return Err(ConfigError::Invalid(
-                    "near_cache() is not supported with sentinel() yet",
-                ))
-            }
             (Some(_), Storage::Disabled | Storage::Memory) => None,
-            (Some(max_entries), Storage::Redis(_) | Storage::Cluster(_)) => Some(NearSettings {
+            (Some(max_entries), _) => Some(NearSettings {
                 max_entries,
                 max_age: self.near_max_age.filter(|age| !age.is_zero()),
             }),

@@ -207,9 +207,15 @@ pub(crate) fn track(
             seeds: seeds.iter().map(resp3).collect(),
             tls: settings.tls.clone(),
         },
-        Storage::Sentinel(_) | Storage::Memory | Storage::Disabled => {
+        Storage::Sentinel(sentinel) => Source::Sentinel {
+            sentinels: sentinel.sentinels.clone(),
+            service: sentinel.service.clone(),
+            primary: resp3(&sentinel.primary),
+            tls: settings.tls.clone(),
+        },
+        Storage::Memory | Storage::Disabled => {
             return Err(ConfigError::Invalid(
-                "the near cache tracks a Redis server or cluster",
+                "the near cache tracks a Redis server, cluster or primary behind sentinels",
             ))
         }
     };

@@ -45,6 +45,14 @@ pub(crate) enum Source {
         seeds: Vec<ConnectionInfo>,
         tls: TlsMaterial,
     },
+    /// The primary the sentinels name for `service`, and its replicas, connected to with the
+    /// settings of `primary` (db, credentials, TLS).
+    Sentinel {
+        sentinels: Vec<ConnectionInfo>,
+        service: String,
+        primary: ConnectionInfo,
+        tls: TlsMaterial,
+    },
 }
 
 /// Keeps Redis's invalidation messages flowing into a near cache; stops when dropped.
@@ -183,11 +191,12 @@ impl Session {
             Source::Server(client) => (vec![self.open(client, &sender).await?], None),
             Source::Cluster { seeds, tls } => {
                 let (layout, nodes) = self.discover(seeds, tls).await?;
-                let mut connections = Vec::with_capacity(nodes.len());
-                for node in nodes {
-                    connections.push(self.open(&tls.client(node)?, &sender).await?);
-                }
-                (connections, Some(layout))
+                (self.open_all(nodes, tls, &sender).await?, Some(layout))
+            }
+            Source::Sentinel { primary, tls, .. } => {
+                let layout = self.replication().await?;
+                let nodes = layout.nodes(primary);
+                (self.open_all(nodes, tls, &sender).await?, Some(layout))
             }
         };
         drop(sender);
@@ -220,6 +229,70 @@ impl Session {
         }
         tracking.query_async::<()>(&mut connection).await?;
         Ok(connection)
+    }
+
+    /// Tracking connections to each of `nodes`.
+    async fn open_all(
+        &self,
+        nodes: Vec<ConnectionInfo>,
+        tls: &TlsMaterial,
+        pushes: &UnboundedSender<PushInfo>,
+    ) -> RedisResult<Vec<MultiplexedConnection>> {
+        let mut connections = Vec::with_capacity(nodes.len());
+        for node in nodes {
+            connections.push(self.open(&tls.client(node)?, pushes).await?);
+        }
+        Ok(connections)
+    }
+
+    /// The primary the first sentinel that answers names, and the replicas it knows as up, as
+    /// one range of a [`Layout`] (primary first).
+    async fn replication(&self) -> RedisResult<Layout> {
+        let Source::Sentinel {
+            sentinels,
+            service,
+            tls,
+            ..
+        } = &self.source
+        else {
+            return Err(redis::RedisError::from((
+                redis::ErrorKind::Client,
+                "not behind sentinels",
+            )));
+        };
+        let mut last_error = None;
+        for sentinel in sentinels {
+            let attempt = async {
+                let mut connection = tls
+                    .client(sentinel.clone())?
+                    .get_multiplexed_async_connection_with_config(&self.config)
+                    .await?;
+                let primary: Option<(String, u16)> = redis::cmd("SENTINEL")
+                    .arg("GET-MASTER-ADDR-BY-NAME")
+                    .arg(service)
+                    .query_async(&mut connection)
+                    .await?;
+                let replicas: Vec<std::collections::HashMap<String, String>> =
+                    redis::cmd("SENTINEL")
+                        .arg("REPLICAS")
+                        .arg(service)
+                        .query_async(&mut connection)
+                        .await?;
+                Ok::<_, redis::RedisError>((primary, replicas))
+            };
+            match attempt.await {
+                Ok((Some(primary), replicas)) => return Ok(Layout::replicated(primary, &replicas)),
+                Ok((None, _)) => {
+                    last_error = Some(redis::RedisError::from((
+                        redis::ErrorKind::Client,
+                        "the sentinel monitors no primary of this name",
+                    )))
+                }
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error
+            .unwrap_or_else(|| redis::RedisError::from((redis::ErrorKind::Client, "no sentinel"))))
     }
 
     /// The cluster's slots and the address of every node serving them (masters and replicas,
@@ -289,8 +362,13 @@ impl Session {
                     return Ended::Lost;
                 }
             }
-            if let (Some(layout), Some(connection)) = (&layout, connections.first_mut()) {
-                match slots(connection).await {
+            if let Some(layout) = &layout {
+                let now = match (&self.source, connections.first_mut()) {
+                    (Source::Cluster { .. }, Some(connection)) => slots(connection).await,
+                    (Source::Sentinel { .. }, _) => self.replication().await,
+                    _ => continue,
+                };
+                match now {
                     Ok(now) if now == *layout => {}
                     Ok(_) => return Ended::Moved,
                     Err(_) => return Ended::Lost,
@@ -312,6 +390,35 @@ async fn slots(connection: &mut MultiplexedConnection) -> RedisResult<Layout> {
 }
 
 impl Layout {
+    /// A primary and its replicas (those a sentinel reports neither down nor disconnected),
+    /// as one range.
+    fn replicated(
+        primary: (String, u16),
+        replicas: &[std::collections::HashMap<String, String>],
+    ) -> Self {
+        let mut nodes = vec![primary];
+        let mut up: Vec<Address> = replicas
+            .iter()
+            .filter(|replica| {
+                replica.get("flags").is_none_or(|flags| {
+                    !flags
+                        .split(',')
+                        .any(|flag| matches!(flag, "s_down" | "o_down" | "disconnected"))
+                })
+            })
+            .filter_map(|replica| {
+                let host = replica.get("ip")?.clone();
+                let port = replica.get("port")?.parse().ok()?;
+                Some((host, port))
+            })
+            .collect();
+        up.sort();
+        nodes.extend(up);
+        Self {
+            ranges: vec![(0, 0, nodes)],
+        }
+    }
+
     fn of(reply: Value) -> Option<Self> {
         let Value::Array(ranges) = reply else {
             return None;

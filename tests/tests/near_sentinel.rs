@@ -1,0 +1,69 @@
+//! The near cache behind Redis Sentinel (a primary, a replica, three sentinels): tracking on the
+//! primary and its replicas, and a failover that drops what the near cache held.
+
+use std::time::Duration;
+
+use rtc::TaggedCache;
+use rtc_tests::gates::wait_until;
+use rtc_tests::sentinel::{RedisSentinel, SERVICE};
+use rtc_tests::unique_namespace;
+
+const PATIENCE: Duration = Duration::from_secs(30);
+
+fn cache(deployment: &RedisSentinel, namespace: &str, near: bool) -> TaggedCache {
+    let mut builder = TaggedCache::builder()
+        .namespace(namespace)
+        .sentinel(deployment.urls(), SERVICE)
+        .socket_timeout(Duration::from_millis(500))
+        .socket_connect_timeout(Duration::from_millis(500));
+    if near {
+        builder = builder.near_cache(100);
+    }
+    let cache = builder.build().unwrap();
+    if near {
+        wait_until(PATIENCE, "near cache tracking", || {
+            cache.near_cache_active()
+        });
+    }
+    cache
+}
+
+fn answered_near(cache: &TaggedCache, value: i32) {
+    wait_until(PATIENCE, "a near hit", || {
+        let before = cache.stats().near_hits;
+        cache.get::<i32>("k", ["t"]) == Ok(value) && cache.stats().near_hits > before
+    });
+}
+
+#[test]
+fn behind_sentinel_changes_and_a_failover_reach_the_near_cache() {
+    let mut deployment = RedisSentinel::start(1);
+    let namespace = unique_namespace("near-sentinel");
+    let near = cache(&deployment, &namespace, true);
+    let other = cache(&deployment, &namespace, false);
+    assert!(other.set("k", &1, ["t"], None));
+    answered_near(&near, 1);
+    assert!(other.invalidate(["t"]));
+    wait_until(PATIENCE, "the invalidation", || {
+        near.get::<i32>("k", ["t"]).is_err()
+    });
+    assert!(other.set("k", &2, ["t"], None));
+    answered_near(&near, 2);
+
+    let old = deployment.kill_primary();
+    deployment.wait_for_new_primary(old);
+    wait_until(PATIENCE, "a write to the new primary", || {
+        other.set("k", &3, ["t"], None)
+    });
+    wait_until(PATIENCE, "tracking back", || near.near_cache_active());
+    wait_until(PATIENCE, "the value written after the failover", || {
+        let read = near.get::<i32>("k", ["t"]);
+        assert_ne!(
+            read,
+            Ok(2),
+            "a value whose change went unannounced was served"
+        );
+        read == Ok(3)
+    });
+    answered_near(&near, 3);
+}

@@ -747,6 +747,36 @@ mod tests {
     }
 
     #[test]
+    fn near_cache_and_max_entries_settings() {
+        let builder = TaggedCacheBuilder::default;
+        assert!(matches!(
+            error_of(builder().near_cache(0)),
+            ConfigError::Invalid(_)
+        ));
+        assert!(matches!(
+            error_of(builder().in_local_memory(true).max_entries(0)),
+            ConfigError::Invalid(_)
+        ));
+        let near = builder()
+            .near_cache(10)
+            .near_cache_max_age(Duration::from_secs(5))
+            .settings()
+            .unwrap()
+            .near
+            .unwrap();
+        assert_eq!(
+            (near.max_entries, near.max_age),
+            (10, Some(Duration::from_secs(5)))
+        );
+        let memory = builder()
+            .in_local_memory(true)
+            .near_cache(10)
+            .settings()
+            .unwrap();
+        assert!(memory.near.is_none(), "ignored in memory");
+    }
+
+    #[test]
     fn contradictory_settings_are_refused() {
         let builder = TaggedCacheBuilder::default;
         assert!(matches!(

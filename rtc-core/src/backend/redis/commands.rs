@@ -303,12 +303,19 @@ fn command(name: &str) -> Cmd {
     redis::cmd(name)
 }
 
+/// Bytes set aside per key when a command's size is known in advance.
+const KEY_ROOM: usize = 56;
+
 /// Commands that read `keys`: one `MGET` on a server; one `GET` per key on a cluster, whose
 /// keys live in different slots.
 fn get_all<'a>(topology: Topology, keys: impl IntoIterator<Item = &'a str>) -> Vec<Cmd> {
     match topology {
         Topology::Standalone => {
-            let mut mget = command("MGET");
+            let keys = keys.into_iter();
+            // rtc's keys are 51-53 bytes: one allocation each for the arguments and their bytes.
+            let count = keys.size_hint().0;
+            let mut mget = Cmd::with_capacity(1 + count, 4 + KEY_ROOM * count);
+            mget.arg("MGET");
             for key in keys {
                 mget.arg(key);
             }

@@ -582,12 +582,18 @@ mod tests {
         let space = KeySpace::new("ns");
         let keys = EntryKeys::new(&space, "k", ["b", "a"], vec![space.implicit_tag("f")]);
         let write = EntryWrite::unstamped(&keys, b"payload");
-        let lifetimes = (Some(Duration::from_secs(60)), Some(Duration::from_secs(600)));
+        let lifetimes = (
+            Some(Duration::from_secs(60)),
+            Some(Duration::from_secs(600)),
+        );
         let lone = write_one_stamped(&write, lifetimes.0, lifetimes.1).unwrap();
-        let batch = write_many_stamped(std::slice::from_ref(&write), lifetimes.0, lifetimes.1)
-            .unwrap();
+        let batch =
+            write_many_stamped(std::slice::from_ref(&write), lifetimes.0, lifetimes.1).unwrap();
         let tags = keys.tags().len();
-        assert_eq!(tags, 4, "the namespace tag, two user tags, one implicit tag");
+        assert_eq!(
+            tags, 4,
+            "the namespace tag, two user tags, one implicit tag"
+        );
         assert_eq!(
             arguments_but_versions(&lone, tags),
             arguments_but_versions(&batch, tags)

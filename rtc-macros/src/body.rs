@@ -295,7 +295,12 @@ impl Body<'_> {
 
 /// `parts`, each an `Option<String>` of JSON, as one `Option<String>` JSON array.
 fn json_array(parts: impl Iterator<Item = TokenStream>) -> TokenStream {
-    quote!(::rtc::__private::json_array([#(#parts),*]))
+    quote! {
+        ::core::iter::Iterator::collect::<
+            ::core::option::Option<::std::vec::Vec<::std::string::String>>
+        >(::core::iter::IntoIterator::into_iter([#(#parts),*]))
+        .map(|__rtc_parts| ::std::format!("[{}]", __rtc_parts.join(",")))
+    }
 }
 
 /// `lifetime`, `jitter`, `lock_timeout`: whole seconds or a `Duration`. A literal is converted

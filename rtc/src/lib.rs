@@ -129,9 +129,8 @@ pub use rtc_core::{
 #[doc(hidden)]
 pub mod __private {
     pub use rtc_core::decorate::{
-        args_json, custom_key, duration, json_array, skips, tags, AsIs, Call, KeyArgument,
-        OptionalArgument, Outcome, Seconds, SerializableArgument, Site, Unless,
-        UnserializableArgument, ValueCodec,
+        args_json, custom_key, duration, skips, tags, AsIs, Call, KeyArgument, OptionalArgument,
+        Outcome, Seconds, SerializableArgument, Site, Unless, UnserializableArgument, ValueCodec,
     };
     pub use serde;
     pub use std::time::Duration;

@@ -79,23 +79,6 @@ pub fn args_json<A: KeyArgument + ?Sized>(args: &A) -> Option<String> {
     }
 }
 
-/// The key arguments' JSON (from [`args_json`]) as one JSON array; `None` when one of them did
-/// not serialize. Written into the first argument's buffer, which usually has room to spare.
-pub fn json_array<const N: usize>(parts: [Option<String>; N]) -> Option<String> {
-    let mut parts = parts.into_iter();
-    let Some(first) = parts.next() else {
-        return Some("[]".to_owned());
-    };
-    let mut array = first?;
-    array.insert(0, '[');
-    for part in parts {
-        array.push(',');
-        array.push_str(&part?);
-    }
-    array.push(']');
-    Some(array)
-}
-
 /// A `key = ...` value.
 pub fn custom_key(key: impl AsRef<str>) -> String {
     key.as_ref().to_owned()
@@ -473,20 +456,6 @@ impl Report {
 #[cfg(test)]
 mod tests {
     use super::random_fraction;
-
-    #[test]
-    fn key_arguments_make_one_json_array() {
-        use super::json_array;
-        let part = |json: &str| Some(json.to_owned());
-        assert_eq!(json_array([]).as_deref(), Some("[]"));
-        assert_eq!(json_array([part("7")]).as_deref(), Some("[7]"));
-        assert_eq!(
-            json_array([part("7"), part("\"a\""), part("null")]).as_deref(),
-            Some("[7,\"a\",null]")
-        );
-        assert_eq!(json_array([part("7"), None]), None);
-        assert_eq!(json_array([None, part("7")]), None);
-    }
 
     #[test]
     fn random_fractions_are_in_the_unit_interval_and_vary() {

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use rtc::TaggedCache;
+use support::latency::{concurrent_row, sync_row};
 use support::{BenchServer, User};
 
 /// The id every hit asks for; the entry is written before the timing starts.
@@ -110,20 +111,18 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
     let misses = REDIS_CACHE.stats().misses;
 
     let mut group = criterion.benchmark_group("decorated_sync");
-    group.bench_function("raw_get", |bench| {
-        bench.iter(|| {
-            let bytes: Vec<u8> = redis::cmd("GET")
-                .arg(RAW_KEY)
-                .query(&mut connection)
-                .expect("GET");
-            black_box(bytes)
-        });
+    sync_row(&mut group, "decorated_sync", "raw_get", || {
+        let bytes: Vec<u8> = redis::cmd("GET")
+            .arg(RAW_KEY)
+            .query(&mut connection)
+            .expect("GET");
+        bytes
     });
-    group.bench_function("rtc_cached", |bench| {
-        bench.iter(|| black_box(rtc_user(black_box(ID))));
+    sync_row(&mut group, "decorated_sync", "rtc_cached", || {
+        rtc_user(black_box(ID))
     });
-    group.bench_function("cached_redis", |bench| {
-        bench.iter(|| black_box(cached_user(black_box(ID)).expect("a hit")));
+    sync_row(&mut group, "decorated_sync", "cached_redis", || {
+        cached_user(black_box(ID)).expect("a hit")
     });
     group.finish();
     assert_eq!(
@@ -150,36 +149,41 @@ fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
     group
         .throughput(Throughput::Elements(1))
         .sampling_mode(SamplingMode::Flat);
-    group.bench_function("raw_get", |bench| {
-        bench.iter_custom(|iters| {
-            let manager = manager.clone();
-            support::concurrently(&runtime, iters, move || {
-                let mut connection = manager.clone();
-                async move {
-                    let bytes: Vec<u8> = redis::cmd("GET")
-                        .arg(RAW_KEY)
-                        .query_async(&mut connection)
-                        .await
-                        .expect("GET");
-                    black_box(bytes);
-                }
-            })
-        });
-    });
-    group.bench_function("rtc_cached", |bench| {
-        bench.iter_custom(|iters| {
-            support::concurrently(&runtime, iters, || async {
-                black_box(rtc_user_async(black_box(ID)).await);
-            })
-        });
-    });
-    group.bench_function("cached_redis", |bench| {
-        bench.iter_custom(|iters| {
-            support::concurrently(&runtime, iters, || async {
-                black_box(cached_user_async(black_box(ID)).await.expect("a hit"));
-            })
-        });
-    });
+    concurrent_row(
+        &mut group,
+        "async_64_tasks",
+        "raw_get",
+        &runtime,
+        move || {
+            let mut connection = manager.clone();
+            async move {
+                let bytes: Vec<u8> = redis::cmd("GET")
+                    .arg(RAW_KEY)
+                    .query_async(&mut connection)
+                    .await
+                    .expect("GET");
+                black_box(bytes);
+            }
+        },
+    );
+    concurrent_row(
+        &mut group,
+        "async_64_tasks",
+        "rtc_cached",
+        &runtime,
+        || async {
+            black_box(rtc_user_async(black_box(ID)).await);
+        },
+    );
+    concurrent_row(
+        &mut group,
+        "async_64_tasks",
+        "cached_redis",
+        &runtime,
+        || async {
+            black_box(cached_user_async(black_box(ID)).await.expect("a hit"));
+        },
+    );
     group.finish();
     assert_eq!(
         REDIS_CACHE.stats().misses,
@@ -195,11 +199,11 @@ fn in_memory_hit(criterion: &mut Criterion) {
     let misses = MEMORY_CACHE.stats().misses;
 
     let mut group = criterion.benchmark_group("in_memory");
-    group.bench_function("cached_memory", |bench| {
-        bench.iter(|| black_box(cached_user_in_memory(black_box(ID))));
+    sync_row(&mut group, "in_memory", "cached_memory", || {
+        cached_user_in_memory(black_box(ID))
     });
-    group.bench_function("rtc_cached", |bench| {
-        bench.iter(|| black_box(rtc_user_in_memory(black_box(ID))));
+    sync_row(&mut group, "in_memory", "rtc_cached", || {
+        rtc_user_in_memory(black_box(ID))
     });
     group.finish();
     assert_eq!(

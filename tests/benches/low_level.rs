@@ -1,15 +1,16 @@
-//! rtc's low-level API beside raw redis-rs on the same server: `get` hit, `set`, 100 hits in one
+//! rtc's low-level API beside raw redis-rs on the same server: `get` hit (with 2 tags, and with 1
+//! against 20), `set`, 100 hits in one
 //! `get_many` against 100 `get`s and one raw `MGET`, and `invalidate` of a tag carried by one
 //! entry against one carried by 100,000.
 
 #[allow(dead_code)]
 mod support;
 
-use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::Criterion;
 use rtc::TaggedCache;
+use support::latency::sync_row;
 use support::{BenchServer, User};
 
 /// Entries carrying the crowded tag of the invalidation bench.
@@ -27,6 +28,7 @@ fn main() {
         .expect("an rtc cache on the bench server");
     let mut criterion = support::criterion();
     get_hit(&mut criterion, &server, &cache);
+    get_tags(&mut criterion, &cache);
     set(&mut criterion, &server, &cache);
     get_many(&mut criterion, &server, &cache);
     invalidate(&mut criterion, &cache);
@@ -46,17 +48,32 @@ fn get_hit(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache)
     assert_eq!(cache.get::<User>("user:1", TAGS), Ok(support::user(1)));
 
     let mut group = criterion.benchmark_group("get_hit");
-    group.bench_function("raw_get", |bench| {
-        bench.iter(|| {
-            let bytes: Vec<u8> = redis::cmd("GET")
-                .arg("bench:raw:user:1")
-                .query(&mut connection)
-                .expect("GET");
-            black_box(bytes)
-        });
+    sync_row(&mut group, "get_hit", "raw_get", || {
+        let bytes: Vec<u8> = redis::cmd("GET")
+            .arg("bench:raw:user:1")
+            .query(&mut connection)
+            .expect("GET");
+        bytes
     });
-    group.bench_function("rtc_get", |bench| {
-        bench.iter(|| black_box(cache.get::<User>("user:1", TAGS).expect("a hit")));
+    sync_row(&mut group, "get_hit", "rtc_get", || {
+        cache.get::<User>("user:1", TAGS).expect("a hit")
+    });
+    group.finish();
+}
+
+/// A hit with 20 tags beside one with 1: each tag adds a key to the `MGET` and a version to check.
+fn get_tags(criterion: &mut Criterion, cache: &TaggedCache) {
+    let one = ["tag1"];
+    let twenty: Vec<String> = (1..=20).map(|tag| format!("tag{tag}")).collect();
+    assert!(cache.set("user:4", &support::user(4), one, None));
+    assert!(cache.set("user:5", &support::user(5), &twenty, None));
+
+    let mut group = criterion.benchmark_group("get_tags");
+    sync_row(&mut group, "get_tags", "rtc_get_1_tag", || {
+        cache.get::<User>("user:4", one).expect("a hit")
+    });
+    sync_row(&mut group, "get_tags", "rtc_get_20_tags", || {
+        cache.get::<User>("user:5", &twenty).expect("a hit")
     });
     group.finish();
 }
@@ -117,26 +134,20 @@ fn get_many(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache
     assert!(read().into_iter().eq(users.iter().cloned().map(Ok)));
 
     let mut group = criterion.benchmark_group("get_many_100");
-    group.bench_function("raw_mget", |bench| {
-        bench.iter(|| {
-            let values: Vec<Vec<u8>> = redis::cmd("MGET")
-                .arg(&raw_keys)
-                .query(&mut connection)
-                .expect("MGET");
-            black_box(values)
-        });
+    sync_row(&mut group, "get_many_100", "raw_mget", || {
+        let values: Vec<Vec<u8>> = redis::cmd("MGET")
+            .arg(&raw_keys)
+            .query(&mut connection)
+            .expect("MGET");
+        values
     });
-    group.bench_function("rtc_get_many", |bench| {
-        bench.iter(|| black_box(read()));
-    });
-    group.bench_function("rtc_get_each", |bench| {
-        bench.iter(|| {
-            let values: Vec<User> = entries
-                .iter()
-                .map(|(key, tags)| cache.get::<User>(key, tags).expect("a hit"))
-                .collect();
-            black_box(values)
-        });
+    sync_row(&mut group, "get_many_100", "rtc_get_many", read);
+    sync_row(&mut group, "get_many_100", "rtc_get_each", || {
+        let values: Vec<User> = entries
+            .iter()
+            .map(|(key, tags)| cache.get::<User>(key, tags).expect("a hit"))
+            .collect();
+        values
     });
     group.finish();
 }

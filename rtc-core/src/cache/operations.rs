@@ -17,7 +17,12 @@ use crate::hook::Hook;
 use crate::stats::Counters;
 
 impl TaggedCache {
-    pub(crate) fn entry_keys<I, S>(&self, key: &str, tags: I, implicit: Vec<TagKey>) -> EntryKeys
+    pub(crate) fn entry_keys<I, S>(
+        &self,
+        key: &str,
+        tags: I,
+        implicit: impl IntoIterator<Item = TagKey>,
+    ) -> EntryKeys
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,

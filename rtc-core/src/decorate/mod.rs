@@ -58,7 +58,11 @@ pub struct Site {
 
 impl Site {
     fn generated_key(&self, args: &str) -> String {
-        format!("{}({args})", self.identity)
+        let mut key = String::with_capacity(self.identity.len() + args.len() + 2);
+        for part in [self.identity, "(", args, ")"] {
+            key.push_str(part);
+        }
+        key
     }
 }
 
@@ -480,7 +484,7 @@ impl<'a> Call<'a> {
     fn entry(&self) -> Option<CallEntry<'a>> {
         let cache = self.cache()?;
         let key = self.key()?;
-        let keys = cache.entry_keys(&key, &self.tags, vec![cache.function_tag(&self.site)]);
+        let keys = cache.entry_keys(&key, &self.tags, [cache.function_tag(&self.site)]);
         Some(CallEntry { cache, key, keys })
     }
 

@@ -180,12 +180,14 @@ pub(crate) fn value_section(bytes: &mut [u8], value_start: usize) -> usize {
 /// `observed`'s versions. `None` when a tag has no version or there are more tags than the
 /// format counts.
 pub(crate) fn encode(observed: &Observed, payload: &[u8]) -> Option<Vec<u8>> {
-    let mut bytes = header(observed)?;
-    bytes.reserve(
-        VERSION_LEN * observed.canonical.len()
+    let header = header(observed)?;
+    let mut bytes = Vec::with_capacity(
+        HEADER_LEN
+            + VERSION_LEN * observed.canonical.len()
             + EXTRA_LEN * observed.implicit.len()
             + payload.len(),
     );
+    bytes.extend_from_slice(&header);
     for (_, version) in &observed.canonical {
         bytes.extend_from_slice(version.as_ref()?.as_bytes());
     }
@@ -198,14 +200,10 @@ pub(crate) fn encode(observed: &Observed, payload: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The fixed header alone (format and counts), for writers that add versions themselves.
-pub(crate) fn header(observed: &Observed) -> Option<Vec<u8>> {
-    let canonical = u16::try_from(observed.canonical.len()).ok()?;
-    let implicit = u16::try_from(observed.implicit.len()).ok()?;
-    let mut bytes = Vec::with_capacity(HEADER_LEN);
-    bytes.push(FORMAT_V2);
-    bytes.extend_from_slice(&canonical.to_le_bytes());
-    bytes.extend_from_slice(&implicit.to_le_bytes());
-    Some(bytes)
+pub(crate) fn header(observed: &Observed) -> Option<[u8; HEADER_LEN]> {
+    let [c0, c1] = u16::try_from(observed.canonical.len()).ok()?.to_le_bytes();
+    let [i0, i1] = u16::try_from(observed.implicit.len()).ok()?.to_le_bytes();
+    Some([FORMAT_V2, c0, c1, i0, i1])
 }
 
 struct Layout {

@@ -15,22 +15,42 @@ pub(crate) struct EntryKeys {
 }
 
 impl EntryKeys {
-    pub(crate) fn new<I, S>(space: &KeySpace, key: &str, tags: I, implicit: Vec<TagKey>) -> Self
+    pub(crate) fn new<I, S>(
+        space: &KeySpace,
+        key: &str,
+        tags: I,
+        implicit: impl IntoIterator<Item = TagKey>,
+    ) -> Self
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let owned: Vec<S> = tags.into_iter().collect();
-        let mut sorted: Vec<&str> = owned.iter().map(AsRef::as_ref).collect();
-        sorted.sort_unstable();
-        sorted.dedup();
-        let mut all = Vec::with_capacity(sorted.len() + 1 + implicit.len());
+        let implicit = implicit.into_iter();
+        let mut tags = tags.into_iter();
+        let mut all = Vec::with_capacity(2 + implicit.size_hint().0);
         all.push(space.namespace_tag());
-        all.extend(sorted.iter().map(|tag| space.user_tag(tag)));
+        // One tag (a decorated function's usual case) needs no list to sort.
+        let entry = match (tags.next(), tags.next()) {
+            (None, _) => space.entry(key, &[]),
+            (Some(only), None) => {
+                let only = only.as_ref();
+                all.push(space.user_tag(only));
+                space.entry(key, &[only])
+            }
+            (Some(first), Some(second)) => {
+                let owned: Vec<S> = [first, second].into_iter().chain(tags).collect();
+                let mut sorted: Vec<&str> = owned.iter().map(AsRef::as_ref).collect();
+                sorted.sort_unstable();
+                sorted.dedup();
+                all.reserve(sorted.len());
+                all.extend(sorted.iter().map(|tag| space.user_tag(tag)));
+                space.entry(key, &sorted)
+            }
+        };
         let canonical = all.len();
         all.extend(implicit);
         Self {
-            entry: space.entry(key, &sorted),
+            entry,
             tags: all,
             canonical,
         }

@@ -124,8 +124,10 @@ impl KeySpace {
 
     /// The tag key whose id an entry recorded.
     pub(crate) fn tag_from_id(&self, id: TagId) -> TagKey {
+        let mut key = RenderedKey::default();
+        self.render_into(&mut key, "t", &id, false);
         TagKey {
-            key: Arc::from(self.render("t", &id, false)),
+            key: Arc::from(key.as_str()),
             id,
         }
     }
@@ -176,20 +178,59 @@ impl KeySpace {
 
     /// `rtc:<kind>:<namespace id>:<hash>`, the hash in braces (a cluster hash tag) when `slot`.
     fn render(&self, kind: &str, hash: &TagId, slot: bool) -> String {
-        let mut key = String::with_capacity(8 + self.id.len() + 2 * ID_LEN + 2);
-        key.push_str("rtc:");
-        key.push_str(kind);
-        key.push(':');
-        key.push_str(&self.id);
-        key.push(':');
-        if slot {
-            key.push('{');
-        }
-        push_hex(&mut key, hash);
-        if slot {
-            key.push('}');
-        }
+        let mut key = String::with_capacity(KEY_CAPACITY);
+        self.render_into(&mut key, kind, hash, slot);
         key
+    }
+
+    fn render_into(&self, key: &mut impl std::fmt::Write, kind: &str, hash: &TagId, slot: bool) {
+        let mut hex = [0u8; 2 * ID_LEN];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(hash) {
+            pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
+            pair[1] = HEX_DIGITS[usize::from(byte & 0xf)];
+        }
+        let hex = std::str::from_utf8(&hex).unwrap_or_default();
+        let (open, close) = if slot { ("{", "}") } else { ("", "") };
+        for part in ["rtc:", kind, ":", &self.id, ":", open, hex, close] {
+            // Neither target can fail: a `String`, or a `RenderedKey` longer than any key.
+            let _ = key.write_str(part);
+        }
+    }
+}
+
+/// Room for the longest key: `rtc:` + kind + `:` + namespace id + `:` + braces + hash.
+const KEY_CAPACITY: usize = 8 + 2 * NAMESPACE_ID_LEN + 2 * ID_LEN + 2;
+
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// A key rendered on the stack, so that a tag key's shared text is allocated once, as its `Arc`.
+struct RenderedKey {
+    bytes: [u8; KEY_CAPACITY],
+    len: usize,
+}
+
+impl Default for RenderedKey {
+    fn default() -> Self {
+        Self {
+            bytes: [0; KEY_CAPACITY],
+            len: 0,
+        }
+    }
+}
+
+impl RenderedKey {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for RenderedKey {
+    fn write_str(&mut self, part: &str) -> std::fmt::Result {
+        let end = self.len + part.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(part.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -208,16 +249,11 @@ fn truncate(hasher: Sha256) -> TagId {
 
 fn hex(bytes: &[u8]) -> String {
     let mut text = String::with_capacity(2 * bytes.len());
-    push_hex(&mut text, bytes);
-    text
-}
-
-fn push_hex(text: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for byte in bytes {
-        text.push(DIGITS[usize::from(byte >> 4)] as char);
-        text.push(DIGITS[usize::from(byte & 0xf)] as char);
+        text.push(char::from(HEX_DIGITS[usize::from(byte >> 4)]));
+        text.push(char::from(HEX_DIGITS[usize::from(byte & 0xf)]));
     }
+    text
 }
 
 #[cfg(test)]
@@ -240,6 +276,21 @@ mod tests {
         assert_ne!(one.user_tag("t"), two.user_tag("t"));
         assert_ne!(one.user_tag(""), one.namespace_tag());
         assert_ne!(one.user_tag("f"), one.implicit_tag("f"));
+    }
+
+    /// The layout is shared with every other process and version on the same server: these
+    /// were computed outside rtc (SHA-256 of the length-prefixed fields, in Python).
+    #[test]
+    fn keys_render_as_the_layout_says() {
+        let space = KeySpace::new("ns");
+        assert_eq!(
+            space.user_tag("user:42").as_str(),
+            "rtc:t:713142ec75d5:91d42b3cdbc30b54dc19592ed2715a84"
+        );
+        assert_eq!(
+            space.lock("k").lock,
+            "rtc:l:713142ec75d5:{c91cd111ab66e778dacb98b8a3f56317}"
+        );
     }
 
     #[test]

@@ -96,6 +96,26 @@ impl Inputs {
     }
 }
 
+/// A row's per-call p50 and p99 in nanoseconds (`support::latency`), for the rows that have them.
+#[derive(Clone, Copy)]
+pub struct Tail {
+    pub p50: f64,
+    pub p99: f64,
+}
+
+impl Inputs {
+    pub fn tail(&self, source: Source) -> Option<Tail> {
+        let Source::Criterion(group, bench) = source else {
+            return None;
+        };
+        let figures = read_json(&support::latency::path(group, bench))?;
+        Some(Tail {
+            p50: figures["p50_ns"].as_f64()?,
+            p99: figures["p99_ns"].as_f64()?,
+        })
+    }
+}
+
 pub fn read_json(path: &Path) -> Option<Value> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }

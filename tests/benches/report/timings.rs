@@ -8,9 +8,9 @@ use crate::workloads::{workloads, Source, Target, Workload};
 pub fn table(out: &mut String, inputs: &Inputs) {
     let _ = writeln!(
         out,
-        "| workload | implementation | median | spread (p25–p75) | vs baseline | target | verdict |"
+        "| workload | implementation | median | spread (p25–p75) | per call p50 / p99 | vs baseline | target | verdict |"
     );
-    let _ = writeln!(out, "|---|---|---:|---:|---:|---|---|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---|---|");
     for workload in workloads() {
         let baseline = inputs.figure(workload.rows[0].source).ok();
         for (index, row) in workload.rows.iter().enumerate() {
@@ -18,7 +18,7 @@ pub fn table(out: &mut String, inputs: &Inputs) {
             let figure = match inputs.figure(row.source) {
                 Ok(figure) => figure,
                 Err(reason) => {
-                    let _ = writeln!(out, "| {title} | {} | {reason} | | | | |", row.label);
+                    let _ = writeln!(out, "| {title} | {} | {reason} | | | | | |", row.label);
                     continue;
                 }
             };
@@ -51,9 +51,12 @@ pub fn table(out: &mut String, inputs: &Inputs) {
                 (Some(_), _, _) => ("".to_owned(), "no baseline".to_owned()),
                 (None, _, _) => (String::new(), String::new()),
             };
+            let tail = inputs.tail(row.source).map_or_else(String::new, |tail| {
+                format!("{} / {}", duration(tail.p50), duration(tail.p99))
+            });
             let _ = writeln!(
                 out,
-                "| {title} | {} | {median} | {}–{} | {ratio_text} | {target_text} | {verdict} |",
+                "| {title} | {} | {median} | {}–{} | {tail} | {ratio_text} | {target_text} | {verdict} |",
                 row.label,
                 duration(figure.p25),
                 duration(figure.p75),
@@ -77,21 +80,7 @@ pub fn judge(
             latency(ratio, limit, figure, baseline),
         ),
         Target::LatencyAtMostAndFasterThan(limit, peer_bench) => {
-            let peer = workload.rows.iter().find(
-                |row| matches!(row.source, Source::Criterion(_, bench) if bench == peer_bench),
-            );
-            let peer_figure = peer.and_then(|peer| inputs.figure(peer.source).ok());
-            let against_peer = match peer_figure {
-                Some(peer) if figure.median < peer.median => format!(
-                    "faster than `cached`: met ({:.2}× its latency)",
-                    figure.median / peer.median
-                ),
-                Some(peer) => format!(
-                    "faster than `cached`: missed ({:.2}× its latency)",
-                    figure.median / peer.median
-                ),
-                None => "faster than `cached`: peer not run".to_owned(),
-            };
+            let against_peer = against_peer(figure, peer_bench, workload, inputs, "faster than");
             (
                 format!("≤ {limit}× baseline; faster than `cached`"),
                 format!(
@@ -100,7 +89,7 @@ pub fn judge(
                 ),
             )
         }
-        Target::ThroughputAtLeast(limit) => {
+        Target::ThroughputAtLeastAndAheadOf(limit, peer_bench) => {
             let verdict = if ratio >= limit {
                 format!("met ({ratio:.2}× ≥ {limit}×)")
             } else {
@@ -109,8 +98,51 @@ pub fn judge(
                     (1.0 - ratio / limit) * 100.0
                 )
             };
-            (format!("≥ {limit}× baseline throughput"), verdict)
+            let against_peer = against_peer(figure, peer_bench, workload, inputs, "ahead of");
+            (
+                format!("≥ {limit}× baseline throughput; ahead of `cached`"),
+                format!("{verdict}; {against_peer}"),
+            )
         }
+    }
+}
+
+/// Whether `figure` beats the peer row `peer_bench` (less time per call, which for throughput
+/// rows is more calls per second).
+fn against_peer(
+    figure: Figure,
+    peer_bench: &str,
+    workload: &Workload,
+    inputs: &Inputs,
+    relation: &str,
+) -> String {
+    let peer = workload
+        .rows
+        .iter()
+        .find(|row| matches!(row.source, Source::Criterion(_, bench) if bench == peer_bench));
+    match peer.and_then(|peer| inputs.figure(peer.source).ok()) {
+        Some(peer) => {
+            let verdict = if figure.median < peer.median {
+                "met"
+            } else {
+                "missed"
+            };
+            let (ours, theirs) = if workload.throughput {
+                (1.0 / figure.median, 1.0 / peer.median)
+            } else {
+                (figure.median, peer.median)
+            };
+            let measure = if workload.throughput {
+                "throughput"
+            } else {
+                "latency"
+            };
+            format!(
+                "{relation} `cached`: {verdict} ({:.2}× its {measure})",
+                ours / theirs
+            )
+        }
+        None => format!("{relation} `cached`: peer not run"),
     }
 }
 

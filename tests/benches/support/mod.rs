@@ -4,6 +4,8 @@
 //! Each bench binary uses a different part of this module, hence `allow(dead_code)` where it is
 //! included.
 
+pub mod latency;
+
 use std::future::Future;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -339,12 +339,19 @@ fn command(name: &str) -> Cmd {
     redis::cmd(name)
 }
 
+/// Bytes set aside per key when a command's size is known in advance.
+const KEY_ROOM: usize = 56;
+
 /// Commands that read `keys`: one `MGET` on a server; one `GET` per key on a cluster, whose
 /// keys live in different slots.
 fn get_all<'a>(topology: Topology, keys: impl IntoIterator<Item = &'a str>) -> Vec<Cmd> {
     match topology {
         Topology::Standalone => {
-            let mut mget = command("MGET");
+            let keys = keys.into_iter();
+            // rtc's keys are 51-53 bytes: one allocation each for the arguments and their bytes.
+            let count = keys.size_hint().0;
+            let mut mget = Cmd::with_capacity(1 + count, 4 + KEY_ROOM * count);
+            mget.arg("MGET");
             for key in keys {
                 mget.arg(key);
             }
@@ -414,6 +421,18 @@ fn write_stamped(
     lifetime: Option<Duration>,
     tag_lifetime: Option<Duration>,
 ) -> Result<Cmd, BackendError> {
+    match writes {
+        [write] => write_one_stamped(write, lifetime, tag_lifetime),
+        _ => write_many_stamped(writes, lifetime, tag_lifetime),
+    }
+}
+
+/// [`write_stamped`] for several writes, whose tags may repeat.
+fn write_many_stamped(
+    writes: &[EntryWrite<'_>],
+    lifetime: Option<Duration>,
+    tag_lifetime: Option<Duration>,
+) -> Result<Cmd, BackendError> {
     let mut tags: Vec<&TagKey> = Vec::new();
     // Where each tag stands in KEYS, built only when a second entry needs it: one entry's tags
     // are distinct, so a lone `set` (the common case) hashes nothing.
@@ -471,10 +490,52 @@ fn write_stamped(
         evalsha.arg(Version::fresh().as_bytes());
     }
     for (write, header, stamp) in entries {
-        evalsha.arg(header).arg(write.payload).arg(stamp.len());
+        evalsha.arg(&header[..]).arg(write.payload).arg(stamp.len());
         for (at, before) in stamp {
             evalsha.arg(at).arg(before);
         }
+    }
+    Ok(evalsha)
+}
+
+/// The stamped-write script's call for a lone `set`: the same KEYS and ARGV as a batch of one,
+/// written straight into the command. One entry's tags are distinct, so the `i`-th tag stands at
+/// position `i` of KEYS, with nothing to look up.
+fn write_one_stamped(
+    write: &EntryWrite<'_>,
+    lifetime: Option<Duration>,
+    tag_lifetime: Option<Duration>,
+) -> Result<Cmd, BackendError> {
+    let header = format::header(&write.observed).ok_or(BackendError::TooManyTags)?;
+    let observed = &write.observed;
+    let tags = observed.canonical.len() + observed.implicit.len();
+    let mut evalsha = Cmd::with_capacity(
+        3 * tags + 10,
+        64 * tags + write.entry.len() + write.payload.len() + 128,
+    );
+    evalsha
+        .arg("EVALSHA")
+        .arg(&WRITE_STAMPED.hash)
+        .arg(tags + 1);
+    for (tag, _) in observed.all() {
+        evalsha.arg(tag.as_str());
+    }
+    evalsha
+        .arg(write.entry)
+        .arg(tags)
+        .arg(millis(tag_lifetime))
+        .arg(millis(lifetime));
+    for _ in 0..tags {
+        evalsha.arg(Version::fresh().as_bytes());
+    }
+    evalsha.arg(&header[..]).arg(write.payload).arg(tags);
+    for (at, (tag, _)) in observed.all().enumerate() {
+        let before = if at < observed.canonical.len() {
+            &b""[..]
+        } else {
+            &tag.id()[..]
+        };
+        evalsha.arg(at + 1).arg(before);
     }
     Ok(evalsha)
 }
@@ -545,4 +606,49 @@ fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {
 /// A tag's stored version; a value that is not 8 bytes is treated as no version.
 fn version(value: Value) -> Result<Option<Version>, BackendError> {
     Ok(bulk(value)?.as_deref().and_then(Version::from_bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{EntryKeys, KeySpace};
+
+    /// The command's arguments, with the proposed versions (fresh, so different in every
+    /// command) left out.
+    fn arguments_but_versions(command: &Cmd, tags: usize) -> Vec<Vec<u8>> {
+        let versions = 3 + tags + 4..3 + tags + 4 + tags;
+        command
+            .args_iter()
+            .enumerate()
+            .filter(|(at, _)| !versions.contains(at))
+            .map(|(_, arg)| match arg {
+                redis::Arg::Simple(bytes) => bytes.to_vec(),
+                _ => b"<cursor>".to_vec(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_lone_stamped_write_is_the_batch_call_of_one() {
+        let space = KeySpace::new("ns");
+        let keys = EntryKeys::new(&space, "k", ["b", "a"], vec![space.implicit_tag("f")]);
+        let write = EntryWrite::unstamped(&keys, b"payload");
+        let lifetimes = (
+            Some(Duration::from_secs(60)),
+            Some(Duration::from_secs(600)),
+        );
+        let lone = write_one_stamped(&write, lifetimes.0, lifetimes.1).unwrap();
+        let batch =
+            write_many_stamped(std::slice::from_ref(&write), lifetimes.0, lifetimes.1).unwrap();
+        let tags = keys.tags().len();
+        assert_eq!(
+            tags, 4,
+            "the namespace tag, two user tags, one implicit tag"
+        );
+        assert_eq!(
+            arguments_but_versions(&lone, tags),
+            arguments_but_versions(&batch, tags)
+        );
+        assert_eq!(lone.args_iter().count(), batch.args_iter().count());
+    }
 }

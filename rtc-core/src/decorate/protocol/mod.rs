@@ -153,6 +153,7 @@ impl<'a, V> CallFlow<'a, V> {
         lifetime: Option<Duration>,
         report: Report,
     ) -> Self {
+        let started = report.started;
         Self {
             cache,
             keys,
@@ -161,7 +162,8 @@ impl<'a, V> CallFlow<'a, V> {
             lifetime,
             report,
             observed: None,
-            deadline: Instant::now(),
+            // Set when a `lock = true` miss starts waiting; a hit never reads it.
+            deadline: started,
             leader: None,
             landing: None,
             lock: None,

@@ -89,7 +89,7 @@ echo "==> building the benches"
 cargo bench -p rtc-tests --no-run --quiet
 
 echo "==> Rust benches (criterion)"
-${pin[@]+"${pin[@]}"} cargo bench -p rtc-tests --quiet --bench low_level --bench decorated --bench memory_per_entry
+${pin[@]+"${pin[@]}"} cargo bench -p rtc-tests --quiet --bench low_level --bench decorated --bench memory_per_entry --bench near
 
 # What the server spent per command during the Rust benches, to tell client time from server time.
 redis-cli -p "$port" INFO commandstats >"$results/commandstats.txt"

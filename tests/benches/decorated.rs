@@ -15,7 +15,6 @@ use support::{BenchServer, User};
 
 /// The id every hit asks for; the entry is written before the timing starts.
 const ID: u64 = 7;
-const RAW_KEY: &str = "bench:raw:user:7";
 /// Entries of the `cached` crate's stores live as long as rtc's by default.
 const PEER_TTL: Duration = Duration::from_secs(3600);
 
@@ -94,17 +93,9 @@ fn main() {
     criterion.final_summary();
 }
 
-fn write_raw_value(server: &BenchServer) {
-    redis::cmd("SET")
-        .arg(RAW_KEY)
-        .arg(support::user_json(ID))
-        .exec(&mut server.connection())
-        .expect("SET");
-}
-
 /// A sync decorated function with one dynamic tag, hit, on one thread.
 fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
-    write_raw_value(server);
+    support::write_raw_value(server);
     let mut connection = server.connection();
     assert_eq!(rtc_user(ID), support::user(ID));
     assert_eq!(cached_user(ID), Ok(support::user(ID)));
@@ -112,11 +103,7 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
 
     let mut group = criterion.benchmark_group("decorated_sync");
     sync_row(&mut group, "decorated_sync", "raw_get", || {
-        let bytes: Vec<u8> = redis::cmd("GET")
-            .arg(RAW_KEY)
-            .query(&mut connection)
-            .expect("GET");
-        bytes
+        support::raw_get(&mut connection)
     });
     sync_row(&mut group, "decorated_sync", "rtc_cached", || {
         rtc_user(black_box(ID))
@@ -134,7 +121,7 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
 
 /// Hits from 64 tasks at once on one multiplexed connection, as throughput.
 fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
-    write_raw_value(server);
+    support::write_raw_value(server);
     let runtime = support::runtime();
     let manager = runtime
         .block_on(redis::aio::ConnectionManager::new(server.client()))
@@ -154,17 +141,7 @@ fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
         "async_64_tasks",
         "raw_get",
         &runtime,
-        move || {
-            let mut connection = manager.clone();
-            async move {
-                let bytes: Vec<u8> = redis::cmd("GET")
-                    .arg(RAW_KEY)
-                    .query_async(&mut connection)
-                    .await
-                    .expect("GET");
-                black_box(bytes);
-            }
-        },
+        move || support::raw_get_async(manager.clone()),
     );
     concurrent_row(
         &mut group,

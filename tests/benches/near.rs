@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use rtc::TaggedCache;
-use support::{BenchServer, User};
+use support::latency::{concurrent_row, sync_row};
+use support::{BenchServer, User, RAW_KEY};
 
 const ID: u64 = 7;
-const RAW_KEY: &str = "bench:raw:user:7";
 const NAMESPACE: &str = "bench-near";
 
 static NEAR_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
@@ -67,7 +67,7 @@ fn rtc_user_in_memory(id: u64) -> User {
 
 fn main() {
     let server = BenchServer::acquire();
-    write_raw_value(&server);
+    support::write_raw_value(&server);
     let mut criterion = support::criterion();
     sync_hit(&mut criterion, &server);
     known_tags_set(&mut criterion, &server);
@@ -75,14 +75,6 @@ fn main() {
     memory_threads(&mut criterion);
     criterion.final_summary();
     invalidation_delay(&server);
-}
-
-fn write_raw_value(server: &BenchServer) {
-    redis::cmd("SET")
-        .arg(RAW_KEY)
-        .arg(support::user_json(ID))
-        .exec(&mut server.connection())
-        .expect("SET");
 }
 
 /// Calls `call` until the near cache answers it.
@@ -126,23 +118,17 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
     let stats = NEAR_CACHE.stats();
 
     let mut group = criterion.benchmark_group("near_sync");
-    group.bench_function("raw_get", |bench| {
-        bench.iter(|| {
-            let bytes: Vec<u8> = redis::cmd("GET")
-                .arg(RAW_KEY)
-                .query(&mut connection)
-                .expect("GET");
-            black_box(bytes)
-        });
+    sync_row(&mut group, "near_sync", "raw_get", || {
+        support::raw_get(&mut connection)
     });
-    group.bench_function("rtc_near_cached", |bench| {
-        bench.iter(|| black_box(rtc_user(black_box(ID))));
+    sync_row(&mut group, "near_sync", "rtc_near_cached", || {
+        rtc_user(black_box(ID))
     });
-    group.bench_function("rtc_near_get", |bench| {
-        bench.iter(|| black_box(NEAR_CACHE.get::<User>(black_box("user:7"), tags)));
+    sync_row(&mut group, "near_sync", "rtc_near_get", || {
+        NEAR_CACHE.get::<User>(black_box("user:7"), tags)
     });
-    group.bench_function("cached_memory", |bench| {
-        bench.iter(|| black_box(cached_user_in_memory(black_box(ID))));
+    sync_row(&mut group, "near_sync", "cached_memory", || {
+        cached_user_in_memory(black_box(ID))
     });
     group.finish();
     assert_all_near(stats);
@@ -201,29 +187,22 @@ fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
     group
         .throughput(Throughput::Elements(1))
         .sampling_mode(SamplingMode::Flat);
-    group.bench_function("raw_get", |bench| {
-        bench.iter_custom(|iters| {
-            let manager = manager.clone();
-            support::concurrently(&runtime, iters, move || {
-                let mut connection = manager.clone();
-                async move {
-                    let bytes: Vec<u8> = redis::cmd("GET")
-                        .arg(RAW_KEY)
-                        .query_async(&mut connection)
-                        .await
-                        .expect("GET");
-                    black_box(bytes);
-                }
-            })
-        });
-    });
-    group.bench_function("rtc_near_cached", |bench| {
-        bench.iter_custom(|iters| {
-            support::concurrently(&runtime, iters, || async {
-                black_box(rtc_user_async(black_box(ID)).await);
-            })
-        });
-    });
+    concurrent_row(
+        &mut group,
+        "near_async_64_tasks",
+        "raw_get",
+        &runtime,
+        move || support::raw_get_async(manager.clone()),
+    );
+    concurrent_row(
+        &mut group,
+        "near_async_64_tasks",
+        "rtc_near_cached",
+        &runtime,
+        || async {
+            black_box(rtc_user_async(black_box(ID)).await);
+        },
+    );
     group.finish();
     assert_all_near(stats);
 }

@@ -39,6 +39,8 @@ pub struct Inputs {
     pub criterion_home: PathBuf,
     pub python: Result<Value, String>,
     pub memory: Option<Value>,
+    /// The near cache's invalidation delay (`near_delay.json`), when the near bench ran.
+    pub near_delay: Option<Value>,
 }
 
 impl Inputs {
@@ -59,6 +61,7 @@ impl Inputs {
             criterion_home,
             python,
             memory: read_json(&results.join("memory.json")),
+            near_delay: read_json(&results.join("near_delay.json")),
         }
     }
 

@@ -24,6 +24,7 @@ fn main() {
     timings::table(&mut out, &inputs);
     server_time(&mut out);
     memory(&mut out, &inputs);
+    near_delay(&mut out, &inputs);
     print!("{out}");
     let path = support::results_dir().join("table.md");
     std::fs::write(&path, &out).expect("table.md can be written");
@@ -95,6 +96,25 @@ fn server_time(out: &mut String) {
             })
             .collect::<Vec<_>>()
             .join(", ")
+    );
+}
+
+/// How long another process's invalidation took to stop a near hit here.
+fn near_delay(out: &mut String, inputs: &Inputs) {
+    let Some(delay) = &inputs.near_delay else {
+        let _ = writeln!(out, "\nNear cache invalidation delay: not run.");
+        return;
+    };
+    let micros = |field: &str| delay[field].as_f64().unwrap_or(f64::NAN) / 1000.0;
+    let _ = writeln!(
+        out,
+        "\nNear cache invalidation delay (another process's `invalidate` returned → this process's \
+         near hit stops), {} rounds, two reader threads and a writer busy meanwhile: \
+         p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs.",
+        delay["rounds"],
+        micros("p50_ns"),
+        micros("p99_ns"),
+        micros("max_ns"),
     );
 }
 

@@ -89,21 +89,30 @@ pub fn judge(
                 ),
             )
         }
+        Target::ThroughputAtLeast(limit) => (
+            format!("≥ {limit}× baseline throughput"),
+            throughput(ratio, limit),
+        ),
         Target::ThroughputAtLeastAndAheadOf(limit, peer_bench) => {
-            let verdict = if ratio >= limit {
-                format!("met ({ratio:.2}× ≥ {limit}×)")
-            } else {
-                format!(
-                    "missed by {:.0}% ({ratio:.2}× < {limit}×)",
-                    (1.0 - ratio / limit) * 100.0
-                )
-            };
+            let verdict = throughput(ratio, limit);
             let against_peer = against_peer(figure, peer_bench, workload, inputs, "ahead of");
             (
                 format!("≥ {limit}× baseline throughput; ahead of `cached`"),
                 format!("{verdict}; {against_peer}"),
             )
         }
+    }
+}
+
+/// The verdict on a throughput `ratio` against its target `limit`.
+fn throughput(ratio: f64, limit: f64) -> String {
+    if ratio >= limit {
+        format!("met ({ratio:.2}× ≥ {limit}×)")
+    } else {
+        format!(
+            "missed by {:.0}% ({ratio:.2}× < {limit}×)",
+            (1.0 - ratio / limit) * 100.0
+        )
     }
 }
 

@@ -17,8 +17,9 @@ pub enum Target {
     LatencyAtMost(f64),
     /// As `LatencyAtMost`, and faster than another row of the same workload.
     LatencyAtMostAndFasterThan(f64, &'static str),
-    /// Throughput at least this many times the baseline's, and above another row's of the
-    /// same workload.
+    /// Throughput at least this many times the baseline's.
+    ThroughputAtLeast(f64),
+    /// As `ThroughputAtLeast`, and above another row's of the same workload.
     ThroughputAtLeastAndAheadOf(f64, &'static str),
 }
 
@@ -170,14 +171,68 @@ pub fn workloads() -> Vec<Workload> {
                     "`cached` `#[cached]` (baseline)",
                     C("in_memory", "cached_memory"),
                 ),
-                row(
+                target(
                     "rtc `#[cached]`, `in_local_memory`",
                     C("in_memory", "rtc_cached"),
+                    Target::LatencyAtMost(2.0),
                 ),
                 row(
                     "Python rtc `@cache.decorator`, `in_local_memory`",
                     P("in_memory/python_rtc_cached"),
                 ),
+            ],
+        },
+        Workload {
+            title: "near-cache hit (`near_cache`, Redis), one thread",
+            throughput: false,
+            rows: vec![
+                row("raw redis-rs `GET` (baseline)", C("near_sync", "raw_get")),
+                target(
+                    "rtc `#[cached]`, near hit (≥ 50× faster: ≤ 0.02×)",
+                    C("near_sync", "rtc_near_cached"),
+                    Target::LatencyAtMost(0.02),
+                ),
+                row("rtc `get`, near hit", C("near_sync", "rtc_near_get")),
+                row(
+                    "`cached` in-memory `#[cached]` (the in-process floor)",
+                    C("near_sync", "cached_memory"),
+                ),
+            ],
+        },
+        Workload {
+            title: "near-cache hits, 64 concurrent tasks",
+            throughput: true,
+            rows: vec![
+                row(
+                    "raw redis-rs async `GET`, `ConnectionManager` (baseline)",
+                    C("near_async_64_tasks", "raw_get"),
+                ),
+                target(
+                    "rtc `#[cached]` async fn, near hit",
+                    C("near_async_64_tasks", "rtc_near_cached"),
+                    Target::ThroughputAtLeast(20.0),
+                ),
+            ],
+        },
+        Workload {
+            title: "`set`, 2 tags whose versions the near cache tracks (one plain `SET`)",
+            throughput: false,
+            rows: vec![
+                row("raw redis-rs `SET` (baseline)", C("near_set", "raw_set")),
+                target(
+                    "rtc `set`",
+                    C("near_set", "rtc_set_known_tags"),
+                    Target::LatencyAtMost(1.2),
+                ),
+            ],
+        },
+        Workload {
+            title: "in-memory decorated hits, each thread on its own key",
+            throughput: true,
+            rows: vec![
+                row("1 thread (baseline)", C("memory_threads", "threads_1")),
+                row("2 threads", C("memory_threads", "threads_2")),
+                row("8 threads", C("memory_threads", "threads_8")),
             ],
         },
     ]

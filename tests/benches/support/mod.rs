@@ -69,6 +69,36 @@ pub fn url() -> &'static str {
         .expect("BenchServer::acquire() runs before any cache is built")
 }
 
+/// The key the raw baselines read: the user of `id`, as rtc would cache it, under a plain key.
+pub const RAW_KEY: &str = "bench:raw:user:7";
+
+/// Writes [`RAW_KEY`] (the value of user 7) for the raw `GET` baselines.
+pub fn write_raw_value(server: &BenchServer) {
+    redis::cmd("SET")
+        .arg(RAW_KEY)
+        .arg(user_json(7))
+        .exec(&mut server.connection())
+        .expect("SET");
+}
+
+/// The sync baseline: one raw redis-rs `GET` of [`RAW_KEY`].
+pub fn raw_get(connection: &mut redis::Connection) -> Vec<u8> {
+    redis::cmd("GET")
+        .arg(RAW_KEY)
+        .query(connection)
+        .expect("GET")
+}
+
+/// The async baseline: one raw redis-rs `GET` of [`RAW_KEY`] on a multiplexed connection.
+pub async fn raw_get_async(mut connection: redis::aio::ConnectionManager) {
+    let bytes: Vec<u8> = redis::cmd("GET")
+        .arg(RAW_KEY)
+        .query_async(&mut connection)
+        .await
+        .expect("GET");
+    std::hint::black_box(bytes);
+}
+
 /// The value every workload caches: 104 bytes of JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct User {

@@ -105,17 +105,28 @@ fn near_delay(out: &mut String, inputs: &Inputs) {
         let _ = writeln!(out, "\nNear cache invalidation delay: not run.");
         return;
     };
-    let micros = |field: &str| delay[field].as_f64().unwrap_or(f64::NAN) / 1000.0;
     let _ = writeln!(
         out,
         "\nNear cache invalidation delay (another process's `invalidate` returned → this process's \
-         near hit stops), {} rounds, two reader threads and a writer busy meanwhile: \
-         p50 {:.0} µs, p99 {:.0} µs, max {:.0} µs.",
-        delay["rounds"],
-        micros("p50_ns"),
-        micros("p99_ns"),
-        micros("max_ns"),
+         near hit stops):\n\n| process | rounds | p50 | p99 | max |\n|---|---:|---:|---:|---:|"
     );
+    for (label, key) in [
+        ("quiet", "quiet"),
+        (
+            "one thread reading near, one writing the namespace",
+            "loaded",
+        ),
+    ] {
+        let micros = |field: &str| delay[key][field].as_f64().unwrap_or(f64::NAN) / 1000.0;
+        let _ = writeln!(
+            out,
+            "| {label} | {} | {:.0} µs | {:.0} µs | {:.0} µs |",
+            delay[key]["rounds"],
+            micros("p50_ns"),
+            micros("p99_ns"),
+            micros("max_ns"),
+        );
+    }
 }
 
 fn memory(out: &mut String, inputs: &Inputs) {

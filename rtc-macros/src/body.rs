@@ -80,7 +80,10 @@ impl Body<'_> {
             _ => none.clone(),
         };
         let tags = match &args.tags {
-            Some(tags) if per_call && uses_cache => call(quote!(::rtc::__private::tags), tags),
+            Some(tags) if per_call && uses_cache => match formatted_tags(tags) {
+                Some(formatted) => formatted,
+                None => call(quote!(::rtc::__private::tags), tags),
+            },
             _ => quote!(::std::vec::Vec::new()),
         };
         let duration = |option: &Option<Expr>| match option {
@@ -338,6 +341,26 @@ fn duration_of(value: &Expr) -> TokenStream {
 }
 
 /// `function(argument)`, spanned so that an error about the call underlines `argument`.
+/// `tags = [format!(..), ..]`, the common form, as the `Vec<String>` it is, without copying
+/// each tag's text out of the string `format!` made (what the generic `tags(...)` does).
+fn formatted_tags(tags: &Expr) -> Option<TokenStream> {
+    let Expr::Array(array) = tags else {
+        return None;
+    };
+    let all_formatted = !array.elems.is_empty()
+        && array
+            .elems
+            .iter()
+            .all(|element| matches!(element, Expr::Macro(mac) if mac.mac.path.is_ident("format")));
+    if !all_formatted {
+        return None;
+    }
+    let elements = array.elems.iter();
+    Some(quote! {
+        <::std::vec::Vec<::std::string::String> as ::core::convert::From<_>>::from([#(#elements),*])
+    })
+}
+
 fn call(function: TokenStream, argument: &Expr) -> TokenStream {
     let function = respan(function, argument);
     let mut argument = Group::new(Delimiter::Parenthesis, argument.to_token_stream());

@@ -37,6 +37,10 @@ pub struct CacheStats {
     /// Times a caller waited for another caller's computation (`lock = true`), beside its hit
     /// or miss.
     pub lock_waits: u64,
+    /// Decorated calls that returned a value past its lifetime (`stale_while_revalidate`,
+    /// `stale_if_error`, `timeout`), beside their hit (returned without computing) or miss (the
+    /// function ran, and failed or took too long).
+    pub stale_hits: u64,
 }
 
 #[derive(Debug, Default)]
@@ -47,6 +51,7 @@ pub(crate) struct Counters {
     pub invalidations: AtomicU64,
     pub errors: AtomicU64,
     pub lock_waits: AtomicU64,
+    pub stale_hits: AtomicU64,
 }
 
 impl Counters {
@@ -63,6 +68,7 @@ impl Counters {
             invalidations: read(&self.invalidations),
             errors: read(&self.errors),
             lock_waits: read(&self.lock_waits),
+            stale_hits: read(&self.stale_hits),
         }
     }
 }

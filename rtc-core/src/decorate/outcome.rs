@@ -15,6 +15,30 @@ pub struct ValueCodec<T> {
     compress_above: Option<usize>,
 }
 
+// Copied into a background refresh; fn pointers and options only, whatever `T` is.
+impl<T> Clone for ValueCodec<T> {
+    fn clone(&self) -> Self {
+        Self {
+            format: match &self.format {
+                Format::Serde {
+                    codec,
+                    encode,
+                    decode,
+                } => Format::Serde {
+                    codec: *codec,
+                    encode: *encode,
+                    decode: *decode,
+                },
+                Format::Custom { encode, decode } => Format::Custom {
+                    encode: *encode,
+                    decode: *decode,
+                },
+            },
+            compress_above: self.compress_above,
+        }
+    }
+}
+
 enum Format<T> {
     Serde {
         /// `None`: the cache's.
@@ -115,6 +139,10 @@ pub trait Outcome: Sized {
     fn cacheable(&self) -> Option<&Self::Value>;
     /// Rebuilds the outcome from a cached value.
     fn from_cached(value: Self::Value) -> Self;
+    /// True for a failure (`Err`, `None`): `stale_if_error` may return a stale value instead.
+    fn failed(&self) -> bool {
+        false
+    }
 }
 
 /// `Ok` values are cached, errors never.
@@ -126,6 +154,9 @@ impl<T, E> Outcome for Result<T, E> {
     fn from_cached(value: T) -> Self {
         Ok(value)
     }
+    fn failed(&self) -> bool {
+        self.is_err()
+    }
 }
 
 /// `Some` values are cached, `None` never.
@@ -136,6 +167,9 @@ impl<T> Outcome for Option<T> {
     }
     fn from_cached(value: T) -> Self {
         Some(value)
+    }
+    fn failed(&self) -> bool {
+        self.is_none()
     }
 }
 
@@ -172,6 +206,9 @@ impl<R: Outcome> Outcome for Unless<R> {
             outcome: R::from_cached(value),
             store: true,
         }
+    }
+    fn failed(&self) -> bool {
+        self.outcome.failed()
     }
 }
 

@@ -1,7 +1,14 @@
 //! A lookup: read the entry and its tags' versions, check freshness, and read the versions of
 //! implicit tags the entry carries but the reader did not name (a second round trip, rare).
+//!
+//! An entry written with a stale window (format 3) is dated by what is left of its time to live
+//! on the backend's own clock: fresh while more than the window is left, stale after that. A
+//! reader with a stale option asks for the time to live with the read; any other reader asks
+//! for it in the second round trip, only when it finds such an entry.
 
-use super::{Flow, Operation, Progress, ReadReply, Received, Reply};
+use std::time::Duration;
+
+use super::{Flow, Operation, Progress, ReadReply, Received, Reply, Ttl};
 use crate::format::{self, EntryKeys, Freshness, KeySpace, Observed, TagKey, Version};
 
 /// A fresh entry's value: the stored bytes, and where the value starts (after the header), so
@@ -42,6 +49,10 @@ pub(crate) enum Lookup {
     /// A fresh entry's value bytes, and the versions observed (to re-stamp it if it must be
     /// recomputed, e.g. when it does not decode).
     Hit(Payload, Observed),
+    /// An entry whose tags are all current but that is past its lifetime, by the duration
+    /// given (at most the stale window it was written with): a miss to every caller but
+    /// those with a stale option (`decorate::protocol`). The versions observed, as for a miss.
+    Stale(Payload, Observed, Duration),
     /// No fresh entry; the versions observed, to stamp the value about to be computed.
     Miss(Observed),
     /// The backend could not answer.
@@ -52,17 +63,23 @@ impl Lookup {
     /// The versions observed, whatever was found (`None`: the backend could not answer).
     pub(crate) fn into_observed(self) -> Option<Observed> {
         match self {
-            Lookup::Hit(_, observed) | Lookup::Miss(observed) => Some(observed),
+            Lookup::Hit(_, observed) | Lookup::Stale(_, observed, _) | Lookup::Miss(observed) => {
+                Some(observed)
+            }
             Lookup::Unavailable => None,
         }
     }
 }
 
 /// Reads one entry: `Read`, then `ReadTags` only when the entry carries implicit tags the
-/// reader did not name.
+/// reader did not name, or a stale window and the reader did not ask for its time to live.
 pub(crate) struct ReadFlow<'a> {
     keys: &'a EntryKeys,
     space: &'a KeySpace,
+    /// The entry's key, as `ReadTags` names the entries whose time to live it asks for.
+    entry: [&'a str; 1],
+    /// True when the first read asks for the entry's time to live too.
+    asks_ttl: bool,
     state: ReadState,
 }
 
@@ -71,11 +88,14 @@ enum ReadState {
     Start(Option<ReadReply>),
     /// The entry and its tags were asked for.
     Reading,
-    /// The versions of `tags` were asked for, to finish checking `entry`.
-    ReadingTags {
+    /// The versions of `tags` (and the entry's time to live when `asks_ttl`) were asked for, to
+    /// finish checking `entry`.
+    Completing {
         observed: Observed,
         entry: Vec<u8>,
         tags: Vec<TagKey>,
+        ttl: Ttl,
+        asks_ttl: bool,
     },
     Finished,
 }
@@ -85,17 +105,25 @@ impl<'a> ReadFlow<'a> {
         Self {
             keys,
             space,
+            entry: [keys.entry.as_str()],
+            asks_ttl: false,
             state: ReadState::Start(None),
         }
+    }
+
+    /// Asks for the entry's time to live with the entry (a caller with a stale option), so that
+    /// an entry with a stale window is dated without a second round trip.
+    pub(crate) fn asking_ttl(mut self, asks_ttl: bool) -> Self {
+        self.asks_ttl = asks_ttl;
+        self
     }
 
     /// Finishes a read whose first round trip was made with another operation (the stampede
     /// lock's `Acquire`).
     pub(crate) fn completing(space: &'a KeySpace, keys: &'a EntryKeys, reply: ReadReply) -> Self {
         Self {
-            keys,
-            space,
             state: ReadState::Start(Some(reply)),
+            ..Self::new(space, keys)
         }
     }
 
@@ -108,25 +136,26 @@ impl<'a> ReadFlow<'a> {
             observed.tombstone = Some(bytes);
             return Progress::Done(Lookup::Miss(observed));
         }
-        match format::check(&bytes, &observed) {
-            Freshness::Fresh(value) => {
-                let value_len = value.len();
-                Progress::Done(Lookup::Hit(Payload::of(bytes, value_len), observed))
-            }
-            Freshness::Stale => Progress::Done(Lookup::Miss(observed)),
-            Freshness::Unobserved(ids) => {
-                let tags = ids
-                    .into_iter()
-                    .map(|id| self.space.tag_from_id(id))
-                    .collect();
-                self.state = ReadState::ReadingTags {
-                    observed,
-                    entry: bytes,
-                    tags,
-                };
-                Progress::Send
-            }
+        let tags = match format::check(&bytes, &observed) {
+            Freshness::Fresh(_) => Vec::new(),
+            Freshness::Stale => return Progress::Done(Lookup::Miss(observed)),
+            Freshness::Unobserved(ids) => ids
+                .into_iter()
+                .map(|id| self.space.tag_from_id(id))
+                .collect(),
+        };
+        let asks_ttl = reply.ttl == Ttl::Unasked && !format::stale_window(&bytes).is_zero();
+        if tags.is_empty() && !asks_ttl {
+            return Progress::Done(dated(bytes, observed, &[], reply.ttl));
         }
+        self.state = ReadState::Completing {
+            observed,
+            entry: bytes,
+            tags,
+            ttl: reply.ttl,
+            asks_ttl,
+        };
+        Progress::Send
     }
 }
 
@@ -146,15 +175,32 @@ impl Flow for ReadFlow<'_> {
                 Err(_) => Progress::Done(Lookup::Unavailable),
             },
             (
-                ReadState::ReadingTags {
+                ReadState::Completing {
                     observed,
                     entry,
                     tags,
+                    ttl,
+                    asks_ttl,
                 },
                 Some(reply),
-            ) => match reply.and_then(Reply::into_versions) {
-                Ok(versions) => Progress::Done(rechecked(observed, entry, tags, &versions)),
-                Err(_) => Progress::Done(Lookup::Unavailable),
+            ) => match reply.and_then(Reply::into_versions_and_ttls) {
+                Ok((versions, ttls)) if versions.len() == tags.len() => {
+                    let ttl = match asks_ttl {
+                        true => ttls.first().copied().unwrap_or_default(),
+                        false => ttl,
+                    };
+                    let implicit: Vec<_> = tags.into_iter().zip(versions).collect();
+                    let lookup = dated(entry, observed.clone(), &implicit, ttl);
+                    // The versions of tags the reader did not name are not its to stamp with.
+                    Progress::Done(match lookup {
+                        Lookup::Hit(payload, _) => Lookup::Hit(payload, observed),
+                        Lookup::Stale(payload, _, overdue) => {
+                            Lookup::Stale(payload, observed, overdue)
+                        }
+                        Lookup::Miss(_) | Lookup::Unavailable => Lookup::Miss(observed),
+                    })
+                }
+                _ => Progress::Done(Lookup::Unavailable),
             },
             _ => Progress::Done(Lookup::Unavailable),
         }
@@ -165,30 +211,54 @@ impl Flow for ReadFlow<'_> {
             ReadState::Reading => Some(Operation::Read {
                 entry: &self.keys.entry,
                 tags: self.keys.tags(),
+                ttl: self.asks_ttl,
             }),
-            ReadState::ReadingTags { tags, .. } => Some(Operation::ReadTags { tags }),
+            ReadState::Completing { tags, asks_ttl, .. } => Some(Operation::ReadTags {
+                tags,
+                ttls_of: if *asks_ttl { &self.entry } else { &[] },
+            }),
             ReadState::Start(_) | ReadState::Finished => None,
         }
     }
 }
 
-/// Checks the entry again once the implicit tags' versions are known.
-fn rechecked(
-    observed: Observed,
+/// Checks `entry` against `observed` and the versions of the `implicit` tags it carries, then
+/// dates it: fresh while more than its stale window is left of its time to live, stale (by how
+/// much) after that.
+fn dated(
     entry: Vec<u8>,
-    tags: Vec<TagKey>,
-    versions: &[Option<Version>],
+    observed: Observed,
+    implicit: &[(TagKey, Option<Version>)],
+    ttl: Ttl,
 ) -> Lookup {
-    let mut extended = observed.clone();
-    extended
-        .implicit
-        .extend(tags.into_iter().zip(versions.iter().copied()));
-    match format::check(&entry, &extended) {
-        Freshness::Fresh(value) => {
-            let value_len = value.len();
-            Lookup::Hit(Payload::of(entry, value_len), observed)
+    let value_len = {
+        let extended;
+        let checked_against = if implicit.is_empty() {
+            &observed
+        } else {
+            extended = Observed {
+                implicit: observed.implicit.iter().chain(implicit).cloned().collect(),
+                ..observed.clone()
+            };
+            &extended
+        };
+        match format::check(&entry, checked_against) {
+            Freshness::Fresh(value) => value.len(),
+            _ => return Lookup::Miss(observed),
         }
-        _ => Lookup::Miss(observed),
+    };
+    let window = format::stale_window(&entry);
+    if window.is_zero() {
+        return Lookup::Hit(Payload::of(entry, value_len), observed);
+    }
+    match ttl {
+        Ttl::Left(left) if left > window => Lookup::Hit(Payload::of(entry, value_len), observed),
+        Ttl::Forever => Lookup::Hit(Payload::of(entry, value_len), observed),
+        Ttl::Left(left) if !left.is_zero() => {
+            Lookup::Stale(Payload::of(entry, value_len), observed, window - left)
+        }
+        // Gone, or undated: nothing to serve.
+        Ttl::Left(_) | Ttl::Unasked => Lookup::Miss(observed),
     }
 }
 
@@ -223,6 +293,7 @@ mod tests {
         let reply = Reply::Read(ReadReply {
             entry: Some(stamped(&keys, &versions, b"v")),
             versions,
+            ttl: Ttl::Unasked,
         });
         match drive(ReadFlow::new(&space, &keys), vec![reply]) {
             Lookup::Hit(payload, _) => assert_eq!(&*payload, b"v"),
@@ -238,6 +309,7 @@ mod tests {
         let reply = Reply::Read(ReadReply {
             entry: Some(tombstone.clone()),
             versions: vec![None, None],
+            ttl: Ttl::Unasked,
         });
         match drive(ReadFlow::new(&space, &keys), vec![reply]) {
             Lookup::Miss(observed) => assert_eq!(observed.tombstone, Some(tombstone)),
@@ -257,6 +329,7 @@ mod tests {
             Reply::Read(ReadReply {
                 entry: Some(bytes.clone()),
                 versions: vec![v(1), v(2)],
+                ttl: Ttl::Unasked,
             })
         };
         let fresh = drive(
@@ -269,6 +342,73 @@ mod tests {
             vec![first(), Reply::Versions(vec![v(4)])],
         );
         assert!(matches!(invalidated, Lookup::Miss(_)), "{invalidated:?}");
+    }
+
+    /// A read of `bytes` whose versions are `versions`, with the entry's time to live.
+    fn dated_reply(bytes: &[u8], versions: &[Option<Version>], ttl: Ttl) -> Reply {
+        Reply::Read(ReadReply {
+            entry: Some(bytes.to_vec()),
+            versions: versions.to_vec(),
+            ttl,
+        })
+    }
+
+    #[test]
+    fn an_entry_with_a_stale_window_is_fresh_while_more_than_the_window_is_left() {
+        let space = KeySpace::new("ns");
+        let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());
+        let versions = vec![Some(Version::from_u64(1)), Some(Version::from_u64(2))];
+        let window = Duration::from_secs(10);
+        let bytes =
+            format::encode_with_window(&keys.observe(&versions), window, b"v").unwrap();
+        let read = |ttl| {
+            let flow = ReadFlow::new(&space, &keys).asking_ttl(true);
+            drive(flow, vec![dated_reply(&bytes, &versions, ttl)])
+        };
+        assert!(matches!(read(Ttl::Left(Duration::from_secs(11))), Lookup::Hit(..)));
+        match read(Ttl::Left(Duration::from_secs(4))) {
+            Lookup::Stale(payload, _, overdue) => {
+                assert_eq!((&*payload, overdue), (&b"v"[..], Duration::from_secs(6)));
+            }
+            other => panic!("expected a stale entry, got {other:?}"),
+        }
+        assert!(matches!(read(Ttl::Left(Duration::ZERO)), Lookup::Miss(_)));
+        // Stale only means past its lifetime: an invalidated tag makes it a miss all the same.
+        let invalidated = vec![Some(Version::from_u64(1)), Some(Version::from_u64(9))];
+        let flow = ReadFlow::new(&space, &keys).asking_ttl(true);
+        let reply = dated_reply(&bytes, &invalidated, Ttl::Left(Duration::from_secs(4)));
+        assert!(matches!(drive(flow, vec![reply]), Lookup::Miss(_)));
+    }
+
+    #[test]
+    fn a_reader_that_did_not_ask_dates_a_windowed_entry_in_a_second_round_trip() {
+        let space = KeySpace::new("ns");
+        let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());
+        let versions = vec![Some(Version::from_u64(1)), Some(Version::from_u64(2))];
+        let window = Duration::from_secs(10);
+        let windowed =
+            format::encode_with_window(&keys.observe(&versions), window, b"v").unwrap();
+        let mut flow = ReadFlow::new(&space, &keys);
+        assert_eq!(flow.advance(None), Progress::Send);
+        let first = dated_reply(&windowed, &versions, Ttl::Unasked);
+        assert_eq!(flow.advance(Some(Ok(first))), Progress::Send);
+        let Some(Operation::ReadTags { tags, ttls_of }) = flow.operation() else {
+            panic!("expected the time to live to be asked for");
+        };
+        assert!(tags.is_empty());
+        assert_eq!(ttls_of, [keys.entry.as_str()]);
+        let ttl = Reply::VersionsAndTtls(Vec::new(), vec![Ttl::Left(Duration::from_secs(3))]);
+        assert!(matches!(
+            flow.advance(Some(Ok(ttl))),
+            Progress::Done(Lookup::Stale(..))
+        ));
+        // An entry without a window costs no second round trip.
+        let plain = format::encode(&keys.observe(&versions), b"v").unwrap();
+        let reply = dated_reply(&plain, &versions, Ttl::Unasked);
+        assert!(matches!(
+            drive(ReadFlow::new(&space, &keys), vec![reply]),
+            Lookup::Hit(..)
+        ));
     }
 
     #[test]

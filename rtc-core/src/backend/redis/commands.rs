@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::{Cmd, Script, Value};
 
 use crate::backend::BackendError;
-use crate::engine::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply};
+use crate::engine::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply, Ttl};
 use crate::format::{self, LockKeys, Observed, TagKey, Version};
 
 /// How the server spreads keys: a multi-key command must stay within one slot on a cluster.
@@ -35,15 +35,21 @@ pub(crate) struct Round {
 /// How a round's replies become a [`Reply`].
 #[derive(Clone, Copy)]
 enum Reading {
-    Entry(Topology),
+    /// The entry's read, then a `PTTL` of it when `ttl`.
+    Entry { topology: Topology, ttl: bool },
     Entries { topology: Topology, entries: usize },
-    Versions(Topology),
+    /// Tags' versions, then `ttls` replies of `PTTL`.
+    Versions { topology: Topology, ttls: usize },
     Created,
     Written,
     WrittenUnlessDeleted,
     Deleted,
     Ok,
-    Lock { topology: Topology, skipped: usize },
+    Lock {
+        topology: Topology,
+        skipped: usize,
+        ttl: bool,
+    },
     Woken,
 }
 
@@ -81,13 +87,25 @@ impl Round {
             reading,
         };
         Ok(match operation {
-            Operation::Read { entry, tags } => {
-                round(read(topology, entry, tags), Reading::Entry(topology))
+            Operation::Read { entry, tags, ttl } => {
+                let mut commands = read(topology, entry, tags);
+                commands.extend(ttl.then(|| pttl(entry)));
+                round(commands, Reading::Entry { topology, ttl })
             }
-            Operation::ReadTags { tags } => round(
-                get_all(topology, tags.iter().map(TagKey::as_str)),
-                Reading::Versions(topology),
-            ),
+            Operation::ReadTags { tags, ttls_of } => {
+                let mut commands = match tags {
+                    [] => Vec::new(),
+                    tags => get_all(topology, tags.iter().map(TagKey::as_str)),
+                };
+                commands.extend(ttls_of.iter().map(|entry| pttl(entry)));
+                round(
+                    commands,
+                    Reading::Versions {
+                        topology,
+                        ttls: ttls_of.len(),
+                    },
+                )
+            }
             Operation::CreateTags { tags, lifetime } => Round {
                 script: Some(&CREATE_TAG),
                 ..round(create_tags(tags, lifetime), Reading::Created)
@@ -133,13 +151,17 @@ impl Round {
                 observed,
                 payload,
                 lifetime,
+                stale_window,
             } => {
+                let bytes = format::encode_with_window(observed, stale_window, payload)
+                    .ok_or(BackendError::TooManyTags)?;
+                let lifetime = lifetime.map(|lifetime| lifetime.saturating_add(stale_window));
                 let mut evalsha = command("EVALSHA");
                 evalsha
                     .arg(&WRITE_UNLESS_DELETED.hash)
                     .arg(1)
                     .arg(entry)
-                    .arg(encode(observed, payload)?)
+                    .arg(bytes)
                     .arg(millis(lifetime))
                     .arg(observed.tombstone.as_deref().unwrap_or_default());
                 Round {
@@ -174,11 +196,20 @@ impl Round {
                 baton,
                 entry,
                 tags,
+                ttl,
             } => {
                 let mut commands = acquire(lock, token, lifetime, baton);
                 let skipped = commands.len() - 2;
                 commands.extend(read(topology, entry, tags));
-                round(commands, Reading::Lock { topology, skipped })
+                commands.extend(ttl.then(|| pttl(entry)));
+                round(
+                    commands,
+                    Reading::Lock {
+                        topology,
+                        skipped,
+                        ttl,
+                    },
+                )
             }
             Operation::Release {
                 lock,
@@ -231,8 +262,15 @@ impl Round {
     /// Reads the replies of this round's commands.
     pub(crate) fn reply(&self, replies: Vec<Value>) -> Result<Reply, BackendError> {
         Ok(match self.reading {
-            Reading::Entry(topology) => {
-                Reply::Read(entry_and_versions(values_of(topology, replies)?)?)
+            Reading::Entry { topology, ttl } => {
+                let mut replies = replies;
+                let ttl = match ttl {
+                    true => ttls_at_end(&mut replies, 1)?.pop().unwrap_or_default(),
+                    false => Ttl::Unasked,
+                };
+                let mut read = entry_and_versions(values_of(topology, replies)?)?;
+                read.ttl = ttl;
+                Reply::Read(read)
             }
             Reading::Entries { topology, entries } => {
                 let mut values = values_of(topology, replies)?;
@@ -245,12 +283,21 @@ impl Round {
                     versions: tags.into_iter().map(version).collect::<Result<_, _>>()?,
                 })
             }
-            Reading::Versions(topology) => Reply::Versions(
-                values_of(topology, replies)?
-                    .into_iter()
-                    .map(version)
-                    .collect::<Result<_, _>>()?,
-            ),
+            Reading::Versions { topology, ttls } => {
+                let mut replies = replies;
+                let ttls = ttls_at_end(&mut replies, ttls)?;
+                let versions = match replies.is_empty() {
+                    true => Vec::new(),
+                    false => values_of(topology, replies)?
+                        .into_iter()
+                        .map(version)
+                        .collect::<Result<_, _>>()?,
+                };
+                match ttls.is_empty() {
+                    true => Reply::Versions(versions),
+                    false => Reply::VersionsAndTtls(versions, ttls),
+                }
+            }
             Reading::Created => Reply::Created(
                 replies
                     .into_iter()
@@ -272,7 +319,16 @@ impl Round {
                 Err(_) => return Err(BackendError::UnexpectedReply),
             },
             Reading::Ok => Reply::Ok,
-            Reading::Lock { topology, skipped } => {
+            Reading::Lock {
+                topology,
+                skipped,
+                ttl,
+            } => {
+                let mut replies = replies;
+                let entry_ttl = match ttl {
+                    true => ttls_at_end(&mut replies, 1)?.pop().unwrap_or_default(),
+                    false => Ttl::Unasked,
+                };
                 let mut replies = replies.into_iter().skip(skipped);
                 let (Some(holder), Some(ttl)) = (replies.next(), replies.next()) else {
                     return Err(BackendError::UnexpectedReply);
@@ -281,10 +337,12 @@ impl Round {
                     Value::Int(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
                     _ => Duration::ZERO,
                 };
+                let mut read = entry_and_versions(values_of(topology, replies.collect())?)?;
+                read.ttl = entry_ttl;
                 Reply::Lock(LockAttempt {
                     holder: bulk(holder)?,
                     lock_ttl,
-                    read: entry_and_versions(values_of(topology, replies.collect())?)?,
+                    read,
                 })
             }
             Reading::Woken => match <[Value; 1]>::try_from(replies) {
@@ -348,7 +406,34 @@ fn entry_and_versions(values: Vec<Value>) -> Result<ReadReply, BackendError> {
     let mut values = values.into_iter();
     let entry = values.next().map(bulk).transpose()?.flatten();
     let versions = values.map(version).collect::<Result<_, _>>()?;
-    Ok(ReadReply { entry, versions })
+    Ok(ReadReply {
+        entry,
+        versions,
+        ttl: Ttl::Unasked,
+    })
+}
+
+/// `PTTL entry`: what is left of its time to live, on the server's clock.
+fn pttl(entry: &str) -> Cmd {
+    let mut pttl = command("PTTL");
+    pttl.arg(entry);
+    pttl
+}
+
+/// Takes the replies of the `count` `PTTL`s that end a round.
+fn ttls_at_end(replies: &mut Vec<Value>, count: usize) -> Result<Vec<Ttl>, BackendError> {
+    let start = replies
+        .len()
+        .checked_sub(count)
+        .ok_or(BackendError::UnexpectedReply)?;
+    replies
+        .split_off(start)
+        .into_iter()
+        .map(|reply| match reply {
+            Value::Int(millis) => Ok(Ttl::from_pttl(millis)),
+            _ => Err(BackendError::UnexpectedReply),
+        })
+        .collect()
 }
 
 /// One run of the create-tag script per tag: each touches one key, so it runs on a cluster too.

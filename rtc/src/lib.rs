@@ -130,7 +130,8 @@ pub use rtc_core::{
 pub mod __private {
     pub use rtc_core::decorate::{
         args_json, custom_key, duration, skips, tags, AsIs, Call, KeyArgument, OptionalArgument,
-        Outcome, Seconds, SerializableArgument, Site, Unless, UnserializableArgument, ValueCodec,
+        Outcome, Seconds, SerializableArgument, Site, StaleOptions, Unless, UnserializableArgument,
+        ValueCodec,
     };
     pub use serde;
     pub use std::time::Duration;

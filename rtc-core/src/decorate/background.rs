@@ -24,6 +24,7 @@ use crate::cache::TaggedCache;
 use crate::engine::{Operation, Reply, Single};
 use crate::format::{EntryKeys, Observed};
 use crate::hook::CacheInfo;
+use tracing::instrument::WithSubscriber;
 
 /// What a refresh or a late store needs, owned.
 pub(super) struct Background<V> {
@@ -44,13 +45,12 @@ impl<V: 'static> Background<V> {
         V: Send,
     {
         let function = self.function_name;
+        // The refresh logs where its caller logs, even to a subscriber of the caller's thread.
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let spawned = std::thread::Builder::new()
             .name("rtc-refresh".to_owned())
             .spawn(move || {
-                let refreshed = catch_unwind(AssertUnwindSafe(|| self.revalidate(compute)));
-                if refreshed.is_err() {
-                    panicked(function);
-                }
+                tracing::dispatcher::with_default(&dispatch, || self.revalidate(compute));
             });
         if let Err(error) = spawned {
             tracing::warn!(function, "rtc: no thread for a background refresh: {error}");
@@ -65,15 +65,10 @@ impl<V: 'static> Background<V> {
         F: Future<Output = R> + Send + 'static,
         V: Send + Sync,
     {
-        let function = self.function_name;
-        let refresh = async move {
-            if contained(self.revalidate_async(compute)).await.is_none() {
-                panicked(function);
-            }
-        };
+        let refresh = async move { self.revalidate_async(compute).await };
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(refresh);
+                runtime.spawn(refresh.with_current_subscriber());
                 None
             }
             Err(_) => Some(Box::pin(refresh)),
@@ -91,7 +86,11 @@ impl<V: 'static> Background<V> {
                 _ => return,
             }
         }
-        let outcome = compute();
+        // Caught here, so that the warning comes before the entry's flight lands (and the
+        // next call may refresh again) and its lock is released, as `driven` is dropped.
+        let Ok(outcome) = catch_unwind(AssertUnwindSafe(compute)) else {
+            return panicked(self.function_name);
+        };
         driven.flow.computed(
             encoded(&self.codec, &self.cache, &outcome),
             outcome.failed(),
@@ -109,7 +108,9 @@ impl<V: 'static> Background<V> {
                 _ => return,
             }
         }
-        let outcome = compute.await;
+        let Some(outcome) = contained(compute).await else {
+            return panicked(self.function_name);
+        };
         driven.flow.computed(
             encoded(&self.codec, &self.cache, &outcome),
             outcome.failed(),
@@ -207,8 +208,10 @@ impl<V: Send + Sync + 'static> Background<V> {
         let shared = Arc::clone(&handoff);
         // Dropped when the thread ends, however it ends: what the call waits on.
         let (done, ended) = std::sync::mpsc::channel::<()>();
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         let thread = std::thread::spawn(move || {
             let _done = done;
+            let _logging = tracing::dispatcher::set_default(&dispatch);
             let outcome = compute();
             let bytes = encoded(&self.codec, &self.cache, &outcome);
             if let Some((observed, bytes)) = self.settle(&shared, bytes.as_deref()) {
@@ -234,14 +237,17 @@ impl<V: Send + Sync + 'static> Background<V> {
         };
         let handoff = Arc::new(Mutex::new(Handoff::Awaited));
         let shared = Arc::clone(&handoff);
-        let task = runtime.spawn(async move {
-            let outcome = compute.await;
-            let bytes = encoded(&self.codec, &self.cache, &outcome);
-            if let Some((observed, bytes)) = self.settle(&shared, bytes.as_deref()) {
-                self.store_late_async(&observed, &bytes).await;
+        let task = runtime.spawn(
+            async move {
+                let outcome = compute.await;
+                let bytes = encoded(&self.codec, &self.cache, &outcome);
+                if let Some((observed, bytes)) = self.settle(&shared, bytes.as_deref()) {
+                    self.store_late_async(&observed, &bytes).await;
+                }
+                (outcome, bytes)
             }
-            (outcome, bytes)
-        });
+            .with_current_subscriber(),
+        );
         Ok(Timed {
             handoff,
             join: Join::Task(task),

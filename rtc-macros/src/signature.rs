@@ -182,20 +182,29 @@ impl CachedFn {
 fn check_owned(sig: &Signature, detaching: &Detaching, errors: &mut Errors) {
     let option = &detaching.keyword;
     for input in &sig.inputs {
-        let borrowed = match input {
+        let (borrowed, instead) = match input {
+            FnArg::Receiver(receiver) => (
+                format!("`{}`", written(receiver)),
+                "take `self` by value (a handle that is cheap to clone, such as one holding an \
+                 `Arc`)",
+            ),
+            FnArg::Typed(typed) => (
+                format!("`{}: {}`", written(&typed.pat), written(&typed.ty)),
+                "take it by value (an owned type such as `String`, `Vec<T>` or an `Arc<T>`)",
+            ),
+        };
+        let borrows = match input {
             FnArg::Receiver(receiver) => receiver.reference.is_some() || borrows(&receiver.ty),
             FnArg::Typed(typed) => borrows(&typed.ty),
         };
-        if borrowed {
+        if borrows {
             errors.spanned(
                 input,
                 format!(
                     "`{option}` lets the computation go on after the call has returned (a \
                      background refresh, or a late value that is stored), so the function cannot \
-                     borrow from its caller, and `{}` is borrowed; take it by value (an owned type \
-                     such as `String`, `Vec<T>` or an `Arc<T>`), or leave `{option}` out \
-                     (`stale_if_error` needs no background and works here)",
-                    written(input)
+                     borrow from its caller, and {borrowed} is borrowed; {instead}, or leave \
+                     `{option}` out (`stale_if_error` needs no background and works here)"
                 ),
             );
         }
@@ -207,8 +216,10 @@ fn borrows(ty: &Type) -> bool {
     #[derive(Default)]
     struct FindBorrow(bool);
     impl Visit<'_> for FindBorrow {
-        fn visit_type_reference(&mut self, _: &syn::TypeReference) {
-            self.0 = true;
+        fn visit_type_reference(&mut self, reference: &syn::TypeReference) {
+            let lifetime = reference.lifetime.as_ref();
+            self.0 |= lifetime.is_none_or(|lifetime| lifetime.ident != "static");
+            self.visit_type(&reference.elem);
         }
         fn visit_lifetime(&mut self, lifetime: &syn::Lifetime) {
             self.0 |= lifetime.ident != "static";

@@ -345,6 +345,18 @@ pub mod stampede {
     pub const VALUE: u64 = 42;
 }
 
+/// Constants shared by the serve-stale tests and their child processes.
+pub mod serve_stale {
+    use std::time::Duration;
+
+    /// The Redis key the refreshed function increments each time its body runs.
+    pub const COUNTER_KEY: &str = "serve-stale-test:computations";
+    /// How long its body takes: long enough for every caller to arrive during the refresh.
+    pub const REFRESH_BODY: Duration = Duration::from_millis(500);
+    /// Its entry: `key = ...` and `name = ...` in both processes, so they share it.
+    pub const KEY: &str = "hot";
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

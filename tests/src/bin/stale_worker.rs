@@ -1,0 +1,65 @@
+//! A child process for the multi-process serve-stale test.
+//!
+//! `stale_worker <url> <namespace> <threads> <start_at_unix_ms>`: at the given instant, `threads`
+//! threads call the same `#[cached(stale_while_revalidate, lock = true)]` function, whose entry
+//! the test made stale; each prints what it returned. The process then stays until the entry is
+//! fresh again, as a server would: a refresh it runs in the background would die with it.
+
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use redis::Commands;
+use rtc::TaggedCache;
+use rtc_tests::serve_stale::{COUNTER_KEY, KEY, REFRESH_BODY};
+
+static CACHE: OnceLock<TaggedCache> = OnceLock::new();
+static URL: OnceLock<String> = OnceLock::new();
+
+/// The test's `refreshed`, with the same key, name and options.
+#[rtc::cached(
+    key = KEY,
+    name = "refreshed",
+    lock = true,
+    lifetime = 3600,
+    stale_while_revalidate = 600,
+    cache = CACHE.get().unwrap()
+)]
+fn refreshed() -> u64 {
+    let mut connection = redis::Client::open(URL.get().unwrap().as_str())
+        .and_then(|client| client.get_connection())
+        .expect("the worker reaches Redis");
+    let run: u64 = connection.incr(COUNTER_KEY, 1).expect("INCR");
+    std::thread::sleep(REFRESH_BODY);
+    run
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let (url, namespace) = (&args[1], &args[2]);
+    let threads: usize = args[3].parse().expect("a thread count");
+    let start_at = UNIX_EPOCH + Duration::from_millis(args[4].parse().expect("a start time"));
+    URL.set(url.clone()).unwrap();
+    let cache = TaggedCache::builder()
+        .url(url)
+        .namespace(namespace)
+        .build()
+        .expect("valid settings");
+    CACHE.set(cache).unwrap();
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
+                    std::thread::sleep(wait);
+                }
+                println!("result {}", refreshed());
+            });
+        }
+    });
+    let cache = CACHE.get().unwrap();
+    let key = key_refreshed().unwrap();
+    let started = std::time::Instant::now();
+    while cache.get::<u64>(&key, rtc::NO_TAGS).is_err() {
+        assert!(started.elapsed() < Duration::from_secs(30), "never refreshed");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}

@@ -251,7 +251,12 @@ impl Parse for CachedArgs {
             } else if lookahead.peek(kw::stale_while_revalidate) {
                 let keyword = input.parse::<kw::stale_while_revalidate>()?;
                 let detaching = detaching(input, "stale_while_revalidate", keyword.span)?;
-                store(&mut args.stale_while_revalidate, detaching, &keyword, &mut errors);
+                store(
+                    &mut args.stale_while_revalidate,
+                    detaching,
+                    &keyword,
+                    &mut errors,
+                );
             } else if lookahead.peek(kw::timeout) {
                 let keyword = input.parse::<kw::timeout>()?;
                 let detaching = detaching(input, "timeout", keyword.span)?;
@@ -544,7 +549,10 @@ mod tests {
         assert_eq!(suggestion("format"), Some("codec"));
         assert_eq!(suggestion("compression"), Some("compress_above"));
         assert_eq!(suggestion("fail_safe"), Some("stale_if_error"));
-        assert_eq!(suggestion("stale_while_revalidat"), Some("stale_while_revalidate"));
+        assert_eq!(
+            suggestion("stale_while_revalidat"),
+            Some("stale_while_revalidate")
+        );
     }
 
     #[test]

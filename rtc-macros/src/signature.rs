@@ -10,8 +10,8 @@ use syn::{
 };
 
 use crate::attr::{CachedArgs, Detaching, Skip};
-use crate::written::written;
 use crate::errors::Errors;
+use crate::written::written;
 
 pub(crate) struct CachedFn {
     pub(crate) item: ItemFn,

@@ -77,11 +77,15 @@ fn fresh_price(id: u64) -> Option<u64> {
 #[test]
 fn stale_while_revalidate_returns_the_stale_value_at_once_and_refreshes_it_in_the_background() {
     assert_eq!(price(1), 1001);
-    wait_until("the entry is past its lifetime", || fresh_price(1).is_none());
+    wait_until("the entry is past its lifetime", || {
+        fresh_price(1).is_none()
+    });
     REVALIDATED_DATA.store(2, Ordering::SeqCst);
     assert_eq!(price(1), 1001, "the stale value, at once");
     assert_eq!(REVALIDATED.stats().stale_hits, 1);
-    wait_until("the background refresh stored", || fresh_price(1) == Some(1002));
+    wait_until("the background refresh stored", || {
+        fresh_price(1) == Some(1002)
+    });
     assert_eq!(REVALIDATED_RUNS.get(), 2);
     // The refreshed entry is past its lifetime in 50 ms too; what matters is that it was
     // written and the function ran twice in all.
@@ -141,7 +145,11 @@ fn stale_if_error_returns_a_current_stale_value_instead_of_a_failure_and_never_a
         (1..=4).all(|id| !fresh_profile(id))
     });
     FAILING.store(true, Ordering::SeqCst);
-    assert_eq!(profile(1), Ok("profile 1".into()), "the stale value instead of Err");
+    assert_eq!(
+        profile(1),
+        Ok("profile 1".into()),
+        "the stale value instead of Err"
+    );
     assert_eq!(optional(7), Some(7), "and instead of None");
     let stats = FALLBACK.stats();
     assert_eq!(stats.stale_hits, 2);
@@ -190,7 +198,9 @@ fn a_computation_past_its_timeout_gives_way_to_the_stale_value_then_stores_its_o
     assert_eq!(report(1), 1001, "the stale value once the timeout passed");
     assert_eq!(LATE.stats().stale_hits, 1);
     LATE_DOORS[0].open();
-    wait_until("the late value was stored", || fresh_report(1) == Some(1002));
+    wait_until("the late value was stored", || {
+        fresh_report(1) == Some(1002)
+    });
 
     // An invalidation while a late computation runs: what it stores is stamped with the
     // versions read before it started, so it misses.
@@ -200,7 +210,9 @@ fn a_computation_past_its_timeout_gives_way_to_the_stale_value_then_stores_its_o
     LATE_DATA.store(3, Ordering::SeqCst);
     LATE_SLOW.store(false, Ordering::SeqCst);
     LATE_DOORS[1].open();
-    wait_until("the late value was stored", || LATE.stats().sets == sets + 1);
+    wait_until("the late value was stored", || {
+        LATE.stats().sets == sets + 1
+    });
     assert_eq!(fresh_report(2), None);
     assert_eq!(report(2), 2003);
 }
@@ -249,9 +261,17 @@ fn an_invalidation_during_a_background_refresh_wins_over_what_the_refresh_stores
     RACED_SLOW.store(false, Ordering::SeqCst);
     RACED_DOOR.open();
     wait_until("the refresh stored", || RACED.stats().sets == sets + 1);
-    assert_eq!(fresh_document(1), None, "stamped before the invalidation: a miss");
+    assert_eq!(
+        fresh_document(1),
+        None,
+        "stamped before the invalidation: a miss"
+    );
     let runs = RACED_RUNS.get();
-    assert_eq!(document(1), 1002, "neither the refreshed nor the stale value");
+    assert_eq!(
+        document(1),
+        1002,
+        "neither the refreshed nor the stale value"
+    );
     assert_eq!(RACED_RUNS.get(), runs + 1);
 }
 
@@ -272,7 +292,9 @@ struct Log;
 
 impl std::io::Write for Log {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        LOG.lock().unwrap().push_str(&String::from_utf8_lossy(bytes));
+        LOG.lock()
+            .unwrap()
+            .push_str(&String::from_utf8_lossy(bytes));
         Ok(bytes.len())
     }
 
@@ -350,7 +372,11 @@ fn a_hundred_threads_against_a_failing_function_compute_one_at_a_time_or_share_t
     LOCKED_FAILING.store(true, Ordering::SeqCst);
     let results = hundred_calls(1);
     assert!(results.iter().all(Result::is_err));
-    assert_eq!(MOST_AT_ONCE.load(Ordering::SeqCst), 1, "one computation at a time");
+    assert_eq!(
+        MOST_AT_ONCE.load(Ordering::SeqCst),
+        1,
+        "one computation at a time"
+    );
     assert_eq!(LOCKED_RUNS.get(), 100);
 
     LOCKED_FAILING.store(false, Ordering::SeqCst);
@@ -362,9 +388,16 @@ fn a_hundred_threads_against_a_failing_function_compute_one_at_a_time_or_share_t
     LOCKED_FAILING.store(true, Ordering::SeqCst);
     let runs = LOCKED_RUNS.get();
     let results = hundred_calls(2);
-    assert_eq!(results, vec![Ok(2); 100], "the stale value for every caller");
+    assert_eq!(
+        results,
+        vec![Ok(2); 100],
+        "the stale value for every caller"
+    );
     assert_eq!(MOST_AT_ONCE.load(Ordering::SeqCst), 1);
-    assert!(LOCKED_RUNS.get() - runs < 100, "waiters took the leader's stale value");
+    assert!(
+        LOCKED_RUNS.get() - runs < 100,
+        "waiters took the leader's stale value"
+    );
     assert_eq!(FAILING_LOCKED.stats().stale_hits, 100);
 }
 
@@ -390,7 +423,10 @@ async fn an_async_stale_entry_is_refreshed_on_a_task_of_the_runtime() {
     assert_eq!(async_price(1).await, 1001);
     let started = Instant::now();
     while fresh().await != Some(1002) {
-        assert!(started.elapsed() < Duration::from_secs(30), "never refreshed");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never refreshed"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(ASYNC_RUNS.get(), 2);

@@ -68,9 +68,7 @@ fn rate(currency: String) -> Result<u64, String> {
 }
 
 fn fresh_rate(cache: &TaggedCache) -> Option<u64> {
-    cache
-        .get(key_rate("EUR".into()).unwrap(), ["rates"])
-        .ok()
+    cache.get(key_rate("EUR".into()).unwrap(), ["rates"]).ok()
 }
 
 #[test]
@@ -79,7 +77,11 @@ fn each_option_serves_the_stale_value_in_its_window_and_not_after_it() {
     let cache = install(&WINDOWS, redis_cache(&server, "windows"));
     let eur = || rate("EUR".into());
     assert_eq!(eur(), Ok(1));
-    assert_eq!(fresh_rate(cache), Some(1), "fresh: a low-level get finds it");
+    assert_eq!(
+        fresh_rate(cache),
+        Some(1),
+        "fresh: a low-level get finds it"
+    );
 
     // 30 s past its lifetime (the stored window is the largest, 600 s): within
     // stale_while_revalidate, served at once and refreshed in the background.
@@ -88,7 +90,9 @@ fn each_option_serves_the_stale_value_in_its_window_and_not_after_it() {
     WINDOWS_DATA.store(2, Ordering::SeqCst);
     assert_eq!(eur(), Ok(1));
     assert_eq!(cache.stats().stale_hits, 1);
-    wait_until(EVENT_LIMIT, "the refresh stored", || fresh_rate(cache) == Some(2));
+    wait_until(EVENT_LIMIT, "the refresh stored", || {
+        fresh_rate(cache) == Some(2)
+    });
 
     // 100 s past: beyond stale_while_revalidate, within stale_if_error.
     age(&server, cache, secs(500));
@@ -136,7 +140,9 @@ fn an_invalidated_deleted_or_invalidate_all_ed_entry_is_never_served_stale() {
         age(&server, cache, secs(300));
     };
     let changes: [(&str, &dyn Fn() -> bool); 3] = [
-        ("invalidate(tag)", &|| cache.invalidate(["account:1", "account:2", "account:3"])),
+        ("invalidate(tag)", &|| {
+            cache.invalidate(["account:1", "account:2", "account:3"])
+        }),
         ("invalidate_<fn>(args)", &|| (1..=3).all(invalidate_balance)),
         ("invalidate_all", &|| cache.invalidate_all()),
     ];
@@ -200,10 +206,16 @@ fn entries_without_a_stale_window_are_read_as_before_with_one_mget_and_no_pttl()
         .query(&mut server.connection())
         .unwrap();
     assert_eq!(windowed(2), Some(2));
-    assert_eq!((commands(&server, "mget"), commands(&server, "pttl")), (1, 1));
+    assert_eq!(
+        (commands(&server, "mget"), commands(&server, "pttl")),
+        (1, 1)
+    );
     let key = key_windowed(2).unwrap();
     assert_eq!(cache.get::<u64>(&key, rtc::NO_TAGS), Ok(2));
-    assert_eq!((commands(&server, "mget"), commands(&server, "pttl")), (3, 2));
+    assert_eq!(
+        (commands(&server, "mget"), commands(&server, "pttl")),
+        (3, 2)
+    );
 }
 
 static REFRESHED: OnceLock<TaggedCache> = OnceLock::new();
@@ -278,20 +290,29 @@ fn a_stale_entry_wanted_by_50_threads_and_3_processes_is_refreshed_once() {
         threads.into_iter().map(|t| t.join().unwrap()).collect()
     });
     // The stale value, or the refreshed one for a caller that came after it landed.
-    assert!(results.iter().all(|run| matches!(run, 1 | 2)), "{results:?}");
+    assert!(
+        results.iter().all(|run| matches!(run, 1 | 2)),
+        "{results:?}"
+    );
     for child in children {
         let output = child.wait_with_output().unwrap();
         assert!(output.status.success(), "a worker failed");
         let printed = String::from_utf8(output.stdout).unwrap();
         let answers: Vec<&str> = printed.lines().collect();
         assert_eq!(answers.len(), 50);
-        assert!(answers.iter().all(|line| matches!(*line, "result 1" | "result 2")));
+        assert!(answers
+            .iter()
+            .all(|line| matches!(*line, "result 1" | "result 2")));
     }
     let key = key_refreshed().unwrap();
     wait_until(EVENT_LIMIT, "the refresh stored", || {
         cache.get::<u64>(&key, rtc::NO_TAGS) == Ok(2)
     });
-    assert_eq!(computations(&server), 2, "the first computation and one refresh");
+    assert_eq!(
+        computations(&server),
+        2,
+        "the first computation and one refresh"
+    );
 }
 
 static LOCKED: OnceLock<TaggedCache> = OnceLock::new();
@@ -340,7 +361,11 @@ fn a_hundred_threads_against_a_failing_function_compute_one_at_a_time_or_share_t
     let cache = install(&LOCKED, redis_cache(&server, "locked"));
     LOCKED_FAILING.store(true, Ordering::SeqCst);
     assert!(hundred_threads(1).iter().all(Result::is_err));
-    assert_eq!(MOST_AT_ONCE.load(Ordering::SeqCst), 1, "one computation at a time");
+    assert_eq!(
+        MOST_AT_ONCE.load(Ordering::SeqCst),
+        1,
+        "one computation at a time"
+    );
     assert_eq!(LOCKED_RUNS.load(Ordering::SeqCst), 100);
 
     LOCKED_FAILING.store(false, Ordering::SeqCst);
@@ -348,7 +373,11 @@ fn a_hundred_threads_against_a_failing_function_compute_one_at_a_time_or_share_t
     age(&server, cache, secs(300));
     LOCKED_FAILING.store(true, Ordering::SeqCst);
     let runs = LOCKED_RUNS.load(Ordering::SeqCst);
-    assert_eq!(hundred_threads(2), vec![Ok(2); 100], "the stale value for every caller");
+    assert_eq!(
+        hundred_threads(2),
+        vec![Ok(2); 100],
+        "the stale value for every caller"
+    );
     assert_eq!(MOST_AT_ONCE.load(Ordering::SeqCst), 1);
     assert!(LOCKED_RUNS.load(Ordering::SeqCst) - runs < 100);
     assert_eq!(cache.stats().stale_hits, 100);

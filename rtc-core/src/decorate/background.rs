@@ -150,13 +150,15 @@ impl<V: 'static> Background<V> {
     fn store_late(&self, observed: &Observed, bytes: &[u8]) {
         let write = self.write(observed, bytes);
         let written = self.cache.drive(Single::new(write));
-        self.cache.count_write(written.is_ok_and(|reply| reply == Reply::Done(true)));
+        self.cache
+            .count_write(written.is_ok_and(|reply| reply == Reply::Done(true)));
     }
 
     async fn store_late_async(&self, observed: &Observed, bytes: &[u8]) {
         let write = self.write(observed, bytes);
         let written = self.cache.drive_async(Single::new(write)).await;
-        self.cache.count_write(written.is_ok_and(|reply| reply == Reply::Done(true)));
+        self.cache
+            .count_write(written.is_ok_and(|reply| reply == Reply::Done(true)));
     }
 
     fn write<'a>(&'a self, observed: &'a Observed, bytes: &'a [u8]) -> Operation<'a> {
@@ -338,13 +340,13 @@ fn unwound<T>(joined: Result<T, tokio::task::JoinError>) -> T {
 /// Runs `future`; `None` when it panicked.
 async fn contained<F: Future>(future: F) -> Option<F::Output> {
     let mut future = std::pin::pin!(future);
-    std::future::poll_fn(|cx| {
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+    std::future::poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(Poll::Ready(output)) => Poll::Ready(Some(output)),
             Ok(Poll::Pending) => Poll::Pending,
             Err(_) => Poll::Ready(None),
-        }
-    })
+        },
+    )
     .await
 }
 

@@ -28,8 +28,8 @@ mod work;
 pub use self::arguments::{
     KeyArgument, OptionalArgument, SerializableArgument, UnserializableArgument,
 };
-pub(crate) use self::flights::Flights;
 use self::background::Background;
+pub(crate) use self::flights::Flights;
 use self::outcome::encoded;
 pub use self::outcome::{skips, AsIs, Outcome, Unless, ValueCodec};
 use self::protocol::{CallFlow, Mode, Yield};

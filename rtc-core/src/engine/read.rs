@@ -136,17 +136,20 @@ impl<'a> ReadFlow<'a> {
             observed.tombstone = Some(bytes);
             return Progress::Done(Lookup::Miss(observed));
         }
-        let tags = match format::check(&bytes, &observed) {
-            Freshness::Fresh(_) => Vec::new(),
+        let (tags, value_len) = match format::check(&bytes, &observed) {
+            Freshness::Fresh(value) => (Vec::new(), value.len()),
             Freshness::Stale => return Progress::Done(Lookup::Miss(observed)),
-            Freshness::Unobserved(ids) => ids
-                .into_iter()
-                .map(|id| self.space.tag_from_id(id))
-                .collect(),
+            Freshness::Unobserved(ids) => {
+                let tags = ids
+                    .into_iter()
+                    .map(|id| self.space.tag_from_id(id))
+                    .collect();
+                (tags, 0)
+            }
         };
         let asks_ttl = reply.ttl == Ttl::Unasked && !format::stale_window(&bytes).is_zero();
         if tags.is_empty() && !asks_ttl {
-            return Progress::Done(dated(bytes, observed, &[], reply.ttl));
+            return Progress::Done(dated(bytes, observed, value_len, reply.ttl));
         }
         self.state = ReadState::Completing {
             observed,
@@ -190,14 +193,9 @@ impl Flow for ReadFlow<'_> {
                         false => ttl,
                     };
                     let implicit: Vec<_> = tags.into_iter().zip(versions).collect();
-                    let lookup = dated(entry, observed.clone(), &implicit, ttl);
-                    // The versions of tags the reader did not name are not its to stamp with.
-                    Progress::Done(match lookup {
-                        Lookup::Hit(payload, _) => Lookup::Hit(payload, observed),
-                        Lookup::Stale(payload, _, overdue) => {
-                            Lookup::Stale(payload, observed, overdue)
-                        }
-                        Lookup::Miss(_) | Lookup::Unavailable => Lookup::Miss(observed),
+                    Progress::Done(match rechecked(&entry, &observed, implicit) {
+                        Some(value_len) => dated(entry, observed, value_len, ttl),
+                        None => Lookup::Miss(observed),
                     })
                 }
                 _ => Progress::Done(Lookup::Unavailable),
@@ -222,41 +220,40 @@ impl Flow for ReadFlow<'_> {
     }
 }
 
-/// Checks `entry` against `observed` and the versions of the `implicit` tags it carries, then
-/// dates it: fresh while more than its stale window is left of its time to live, stale (by how
-/// much) after that.
-fn dated(
-    entry: Vec<u8>,
-    observed: Observed,
-    implicit: &[(TagKey, Option<Version>)],
-    ttl: Ttl,
-) -> Lookup {
-    let value_len = {
-        let extended;
-        let checked_against = if implicit.is_empty() {
-            &observed
-        } else {
-            extended = Observed {
-                implicit: observed.implicit.iter().chain(implicit).cloned().collect(),
-                ..observed.clone()
-            };
-            &extended
+/// Checks `entry` again, once the versions of the `implicit` tags it carries that the reader
+/// did not name are known: the length of its value when it is fresh. Those versions are not
+/// the reader's to stamp with, so they are not added to what it observed.
+fn rechecked(
+    entry: &[u8],
+    observed: &Observed,
+    implicit: Vec<(TagKey, Option<Version>)>,
+) -> Option<usize> {
+    if implicit.is_empty() {
+        return match format::check(entry, observed) {
+            Freshness::Fresh(value) => Some(value.len()),
+            _ => None,
         };
-        match format::check(&entry, checked_against) {
-            Freshness::Fresh(value) => value.len(),
-            _ => return Lookup::Miss(observed),
-        }
-    };
+    }
+    let mut extended = observed.clone();
+    extended.implicit.extend(implicit);
+    match format::check(entry, &extended) {
+        Freshness::Fresh(value) => Some(value.len()),
+        _ => None,
+    }
+}
+
+/// Dates an entry whose tags are all current (its last `value_len` bytes are the value): fresh
+/// while more than its stale window is left of its time to live, stale (by how much) after.
+fn dated(entry: Vec<u8>, observed: Observed, value_len: usize, ttl: Ttl) -> Lookup {
     let window = format::stale_window(&entry);
+    let payload = || Payload::of(entry, value_len);
     if window.is_zero() {
-        return Lookup::Hit(Payload::of(entry, value_len), observed);
+        return Lookup::Hit(payload(), observed);
     }
     match ttl {
-        Ttl::Left(left) if left > window => Lookup::Hit(Payload::of(entry, value_len), observed),
-        Ttl::Forever => Lookup::Hit(Payload::of(entry, value_len), observed),
-        Ttl::Left(left) if !left.is_zero() => {
-            Lookup::Stale(Payload::of(entry, value_len), observed, window - left)
-        }
+        Ttl::Left(left) if left > window => Lookup::Hit(payload(), observed),
+        Ttl::Forever => Lookup::Hit(payload(), observed),
+        Ttl::Left(left) if !left.is_zero() => Lookup::Stale(payload(), observed, window - left),
         // Gone, or undated: nothing to serve.
         Ttl::Left(_) | Ttl::Unasked => Lookup::Miss(observed),
     }
@@ -359,13 +356,15 @@ mod tests {
         let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());
         let versions = vec![Some(Version::from_u64(1)), Some(Version::from_u64(2))];
         let window = Duration::from_secs(10);
-        let bytes =
-            format::encode_with_window(&keys.observe(&versions), window, b"v").unwrap();
+        let bytes = format::encode_with_window(&keys.observe(&versions), window, b"v").unwrap();
         let read = |ttl| {
             let flow = ReadFlow::new(&space, &keys).asking_ttl(true);
             drive(flow, vec![dated_reply(&bytes, &versions, ttl)])
         };
-        assert!(matches!(read(Ttl::Left(Duration::from_secs(11))), Lookup::Hit(..)));
+        assert!(matches!(
+            read(Ttl::Left(Duration::from_secs(11))),
+            Lookup::Hit(..)
+        ));
         match read(Ttl::Left(Duration::from_secs(4))) {
             Lookup::Stale(payload, _, overdue) => {
                 assert_eq!((&*payload, overdue), (&b"v"[..], Duration::from_secs(6)));
@@ -386,8 +385,7 @@ mod tests {
         let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());
         let versions = vec![Some(Version::from_u64(1)), Some(Version::from_u64(2))];
         let window = Duration::from_secs(10);
-        let windowed =
-            format::encode_with_window(&keys.observe(&versions), window, b"v").unwrap();
+        let windowed = format::encode_with_window(&keys.observe(&versions), window, b"v").unwrap();
         let mut flow = ReadFlow::new(&space, &keys);
         assert_eq!(flow.advance(None), Progress::Send);
         let first = dated_reply(&windowed, &versions, Ttl::Unasked);

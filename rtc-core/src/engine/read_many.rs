@@ -147,7 +147,12 @@ impl<'a> ReadManyFlow<'a> {
         }
         let wanted = asked
             .iter()
-            .map(|(asked, ttl_at)| (asked.iter().map(|tag| tags.position(tag)).collect(), *ttl_at))
+            .map(|(asked, ttl_at)| {
+                (
+                    asked.iter().map(|tag| tags.position(tag)).collect(),
+                    *ttl_at,
+                )
+            })
             .collect();
         let tags = tags.tags;
         self.state = ManyState::Completing {

@@ -59,7 +59,10 @@ fn main() {
     let key = key_refreshed().unwrap();
     let started = std::time::Instant::now();
     while cache.get::<u64>(&key, rtc::NO_TAGS).is_err() {
-        assert!(started.elapsed() < Duration::from_secs(30), "never refreshed");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "never refreshed"
+        );
         std::thread::sleep(Duration::from_millis(10));
     }
 }

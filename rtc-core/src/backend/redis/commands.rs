@@ -36,10 +36,19 @@ pub(crate) struct Round {
 #[derive(Clone, Copy)]
 enum Reading {
     /// The entry's read, then a `PTTL` of it when `ttl`.
-    Entry { topology: Topology, ttl: bool },
-    Entries { topology: Topology, entries: usize },
+    Entry {
+        topology: Topology,
+        ttl: bool,
+    },
+    Entries {
+        topology: Topology,
+        entries: usize,
+    },
     /// Tags' versions, then `ttls` replies of `PTTL`.
-    Versions { topology: Topology, ttls: usize },
+    Versions {
+        topology: Topology,
+        ttls: usize,
+    },
     Created,
     Written,
     WrittenUnlessDeleted,

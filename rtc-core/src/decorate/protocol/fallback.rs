@@ -65,13 +65,15 @@ impl<'a, V> CallFlow<'a, V> {
     /// or nothing.
     pub(super) fn fell_back(&mut self, lookup: Lookup) -> Next<'a, V> {
         let instead = match lookup {
-            Lookup::Hit(payload, observed) => self
-                .codec
-                .decode(self.cache, &payload)
-                .map(|value| (value, Landing::new(Some(payload.into_vec()), Some(observed)))),
-            Lookup::Stale(payload, observed, overdue)
-                if within(self.windows.if_error, overdue) =>
-            {
+            Lookup::Hit(payload, observed) => {
+                self.codec.decode(self.cache, &payload).map(|value| {
+                    (
+                        value,
+                        Landing::new(Some(payload.into_vec()), Some(observed)),
+                    )
+                })
+            }
+            Lookup::Stale(payload, observed, overdue) if within(self.windows.if_error, overdue) => {
                 self.codec.decode(self.cache, &payload).map(|value| {
                     self.served_stale();
                     (value, Landing::stale(payload.into_vec(), observed))

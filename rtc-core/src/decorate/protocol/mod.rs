@@ -380,7 +380,9 @@ impl<'a, V> CallFlow<'a, V> {
 
     /// The entry's read, dating it when the call has a stale option.
     fn read_flow(&self) -> ReadFlow<'a> {
-        self.cache.read_flow(self.keys).asking_ttl(self.windows.any())
+        self.cache
+            .read_flow(self.keys)
+            .asking_ttl(self.windows.any())
     }
 
     /// Versions observed by a later read replace earlier ones; a failed read keeps them.

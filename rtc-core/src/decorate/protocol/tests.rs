@@ -109,7 +109,15 @@ fn acquiring<'a>(
     keys: &'a EntryKeys,
     codec: &'a ValueCodec<String>,
 ) -> CallFlow<'a, String> {
-    let mut flow = CallFlow::new(cache, keys, codec, locked(), None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        cache,
+        keys,
+        codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let miss = read(keys, &versions(keys, 1), None);
     sends(&mut flow, Some(Ok(Reply::Read(miss))), |operation| {
@@ -127,7 +135,15 @@ fn a_fresh_entry_is_returned_without_computing() {
     let cache = memory_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
     let reply = Ok(Reply::Read(read(&keys, &seen, Some("v"))));
@@ -142,7 +158,15 @@ fn a_miss_creates_missing_tags_then_computes_then_stores_stamped_with_what_it_re
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Run { lock_timeout: None };
-    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        mode,
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let mut seen = versions(&keys, 1);
     seen[1] = None;
@@ -174,7 +198,15 @@ fn an_unreachable_backend_means_computing_and_storing_nothing() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     // Not even the lock: one process computing alone is all a failing Redis can offer.
     sends(&mut flow, Some(Err(BackendError::Skipped)), |operation| {
@@ -229,7 +261,15 @@ fn a_holder_that_finds_the_value_releases_the_lock_and_returns_it() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
     let miss = read(&keys, &seen, None);
@@ -346,7 +386,15 @@ fn a_failed_acquire_computes_without_the_lock() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
     sends(
@@ -392,7 +440,15 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
     };
 
     let leader = cache.flights().join(&keys.entry);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     follow(&mut flow);
     flow.landed(Some(Landing::new(
         Some(b"\x01\"shared\"".to_vec()),
@@ -402,7 +458,15 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
 
     // A value stamped before an invalidation this follower saw is not taken: it goes round
     // again, and leads when nobody else does.
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     follow(&mut flow);
     flow.landed(Some(Landing::new(
         Some(b"\x01\"old\"".to_vec()),
@@ -413,7 +477,15 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
 
     // A follower whose deadline passed computes by itself.
     let _leader = cache.flights().join(&keys.entry);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     follow(&mut flow);
     flow.landed(None);
     assert!(matches!(yields(&mut flow, None), Yield::Compute));
@@ -424,7 +496,15 @@ fn a_refresh_computes_even_on_a_hit() {
     let cache = memory_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, Mode::Refresh, None, Windows::default(), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        Mode::Refresh,
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
     let hit = Ok(Reply::Read(read(&keys, &seen, Some("v"))));
@@ -568,7 +648,11 @@ fn a_failure_without_a_stale_entry_reads_nothing_more() {
     sends(&mut flow, None, is_dated_read);
     let miss = Ok(Reply::Read(read(&keys, &versions(&keys, 1), None)));
     assert!(matches!(yields(&mut flow, Some(miss)), Yield::Compute));
-    assert_eq!(flow.compute_timeout(), None, "no stale value to wait against");
+    assert_eq!(
+        flow.compute_timeout(),
+        None,
+        "no stale value to wait against"
+    );
     flow.computed(None, true);
     assert!(matches!(yields(&mut flow, None), Yield::Finished));
 }
@@ -585,7 +669,9 @@ fn a_late_computation_hands_its_stamp_over_and_the_call_returns_the_stale_entry(
     let read = dated_read(&keys, &seen, "old", 70);
     assert!(matches!(yields(&mut flow, Some(read)), Yield::Compute));
     assert_eq!(flow.compute_timeout(), Some(Duration::from_secs(1)));
-    let stamp = flow.hand_over().expect("the versions read before computing");
+    let stamp = flow
+        .hand_over()
+        .expect("the versions read before computing");
     assert_eq!(stamp, keys.observe(&seen));
     sends(&mut flow, None, is_dated_read);
     let again = dated_read(&keys, &seen, "old", 69);
@@ -599,7 +685,15 @@ fn a_refresh_computes_and_stores_the_entry_with_its_stale_window() {
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Revalidate { lock_timeout: None };
     let lifetime = Some(Duration::from_secs(30));
-    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, lifetime, windows(10, 60), report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        mode,
+        lifetime,
+        windows(10, 60),
+        report(),
+    );
     // It reads again first: another refresh may have just stored.
     sends(&mut flow, None, is_dated_read);
     let seen = versions(&keys, 1);
@@ -661,7 +755,11 @@ fn followers_of_a_leader_that_failed_take_the_stale_value_it_returned() {
     let seen = versions(&keys, 1);
     let mut leader = CallFlow::new(&cache, &keys, &codec, mode, None, windows(0, 60), report());
     sends(&mut leader, None, is_dated_read);
-    sends(&mut leader, Some(dated_read(&keys, &seen, "old", 70)), is_dated_read);
+    sends(
+        &mut leader,
+        Some(dated_read(&keys, &seen, "old", 70)),
+        is_dated_read,
+    );
     let mut follower = CallFlow::new(&cache, &keys, &codec, mode, None, windows(0, 60), report());
     sends(&mut follower, None, is_dated_read);
     let Yield::Follow(flight, _) = yields(&mut follower, Some(dated_read(&keys, &seen, "old", 70)))

@@ -382,3 +382,70 @@ fn a_hundred_threads_against_a_failing_function_compute_one_at_a_time_or_share_t
     assert!(LOCKED_RUNS.load(Ordering::SeqCst) - runs < 100);
     assert_eq!(cache.stats().stale_hits, 100);
 }
+
+static LATE: OnceLock<TaggedCache> = OnceLock::new();
+static LATE_DATA: AtomicU64 = AtomicU64::new(1);
+static LATE_SLOW: AtomicBool = AtomicBool::new(false);
+static LATE_STARTED: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static LATE_RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+#[rtc::cached(
+    cache = LATE.get().unwrap(),
+    tags = ["catalogue"],
+    lifetime = 3600,
+    stale_if_error = 600,
+    timeout = 0.2
+)]
+async fn catalogue(page: u64) -> Option<u64> {
+    let data = LATE_DATA.load(Ordering::SeqCst);
+    if LATE_SLOW.load(Ordering::SeqCst) {
+        LATE_STARTED.notify_one();
+        LATE_RELEASE.notified().await;
+    }
+    Some(page * 1000 + data)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_async_computation_stores_its_value_unless_an_invalidation_landed_meanwhile() {
+    let server = RedisServer::start();
+    let cache = install(&LATE, redis_cache(&server, "late"));
+    let fresh = |page: u64| async move {
+        let key = key_catalogue(page).unwrap();
+        cache.get_async::<u64>(key, ["catalogue"]).await.ok()
+    };
+    assert_eq!(catalogue(1).await, Some(1001));
+    assert_eq!(catalogue(2).await, Some(2001));
+    age(&server, cache, secs(300));
+    LATE_DATA.store(2, Ordering::SeqCst);
+    LATE_SLOW.store(true, Ordering::SeqCst);
+
+    // Past its timeout the call returns the stale value; the computation stores its own.
+    assert_eq!(catalogue(1).await, Some(1001));
+    assert_eq!(cache.stats().stale_hits, 1);
+    LATE_RELEASE.notify_one();
+    let started = std::time::Instant::now();
+    while fresh(1).await != Some(1002) {
+        assert!(
+            started.elapsed() < EVENT_LIMIT,
+            "the late value never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    // The same, with an invalidation while the late computation runs: its value misses.
+    let sets = cache.stats().sets;
+    assert_eq!(catalogue(2).await, Some(2001));
+    LATE_STARTED.notified().await;
+    assert!(cache.invalidate_async(["catalogue"]).await);
+    LATE_SLOW.store(false, Ordering::SeqCst);
+    LATE_RELEASE.notify_one();
+    while cache.stats().sets == sets {
+        assert!(
+            started.elapsed() < EVENT_LIMIT,
+            "the late value never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(fresh(2).await, None, "stamped before the invalidation");
+    assert_eq!(catalogue(2).await, Some(2002));
+}

@@ -201,29 +201,49 @@ enum Join<R> {
 pub(super) type Computed<R> = (R, Option<Vec<u8>>);
 
 impl<V: Send + Sync + 'static> Background<V> {
-    /// Starts `compute` on a thread of its own, for [`Timed::wait`].
-    pub(super) fn timed<R>(self, compute: impl FnOnce() -> R + Send + 'static) -> Timed<R>
+    /// Starts `compute` on a thread of its own, for [`Timed::wait`]; `Err(compute)` when no
+    /// thread could be started.
+    pub(super) fn timed<R, F>(self, compute: F) -> Result<Timed<R>, F>
     where
         R: Outcome<Value = V> + Send + 'static,
+        F: FnOnce() -> R + Send + 'static,
     {
         let handoff = Arc::new(Mutex::new(Handoff::Awaited));
         let shared = Arc::clone(&handoff);
         // Dropped when the thread ends, however it ends: what the call waits on.
         let (done, ended) = std::sync::mpsc::channel::<()>();
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
-        let thread = std::thread::spawn(move || {
-            let _done = done;
-            let _logging = tracing::dispatcher::set_default(&dispatch);
-            let outcome = compute();
-            let bytes = encoded(&self.codec, &self.cache, &outcome);
-            if let Some((observed, bytes)) = self.settle(&shared, bytes.as_deref()) {
-                self.store_late(&observed, &bytes);
+        // Taken back when no thread starts, to run in the call.
+        let body = Arc::new(Mutex::new(Some(compute)));
+        let function = self.function_name;
+        let taken = Arc::clone(&body);
+        let spawned = std::thread::Builder::new()
+            .name("rtc-timed".to_owned())
+            .spawn(move || {
+                let _done = done;
+                let _logging = tracing::dispatcher::set_default(&dispatch);
+                let compute = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+                let outcome =
+                    compute.expect("the body is taken back only when no thread started")();
+                let bytes = encoded(&self.codec, &self.cache, &outcome);
+                if let Some((observed, bytes)) = self.settle(&shared, bytes.as_deref()) {
+                    self.store_late(&observed, &bytes);
+                }
+                (outcome, bytes)
+            });
+        match spawned {
+            Ok(thread) => Ok(Timed {
+                handoff,
+                join: Join::Thread(thread, ended),
+            }),
+            Err(error) => {
+                tracing::warn!(
+                    function,
+                    "rtc: no thread for a computation with a timeout; it runs in the call: {error}"
+                );
+                let compute = body.lock().unwrap_or_else(PoisonError::into_inner).take();
+                Err(compute.expect("no thread started to take the body"))
             }
-            (outcome, bytes)
-        });
-        Timed {
-            handoff,
-            join: Join::Thread(thread, ended),
         }
     }
 

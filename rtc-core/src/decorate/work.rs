@@ -83,7 +83,7 @@ where
     }
 
     fn timed(self, background: Background<R::Value>) -> Result<Timed<R>, Self> {
-        Ok(background.timed(self.0))
+        background.timed(self.0).map_err(Detached)
     }
 }
 

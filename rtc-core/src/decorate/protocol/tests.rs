@@ -511,6 +511,17 @@ fn a_refresh_computes_even_on_a_hit() {
     assert!(matches!(yields(&mut flow, Some(hit)), Yield::Compute));
 }
 
+/// A call with stale windows, and no lifetime of its own.
+fn with_windows<'a>(
+    cache: &'a TaggedCache,
+    keys: &'a EntryKeys,
+    codec: &'a ValueCodec<String>,
+    mode: Mode,
+    windows: Windows,
+) -> CallFlow<'a, String> {
+    CallFlow::new(cache, keys, codec, mode, None, windows, report())
+}
+
 /// Stale windows of a call: `stale_while_revalidate` and `stale_if_error` (seconds).
 fn windows(while_revalidate: u64, if_error: u64) -> Windows {
     Windows {
@@ -555,7 +566,7 @@ fn a_stale_entry_within_stale_while_revalidate_is_returned_at_once_to_be_refresh
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Run { lock_timeout: None };
-    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, windows(10, 0), report());
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0));
     sends(&mut flow, None, is_dated_read);
     let seen = versions(&keys, 1);
     // 6 s past its lifetime.
@@ -573,12 +584,12 @@ fn an_entry_past_every_window_is_a_miss_and_a_fresh_one_a_plain_hit() {
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Run { lock_timeout: None };
     let seen = versions(&keys, 1);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, windows(10, 0), report());
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0));
     sends(&mut flow, None, is_dated_read);
     // 11 s past its lifetime: beyond the 10 s window.
     let read = dated_read(&keys, &seen, "old", 89);
     assert!(matches!(yields(&mut flow, Some(read)), Yield::Compute));
-    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, windows(10, 0), report());
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0));
     sends(&mut flow, None, is_dated_read);
     let read = dated_read(&keys, &seen, "fresh", 101);
     assert!(matches!(yields(&mut flow, Some(read)), Yield::Cached(v) if v == "fresh"));
@@ -593,7 +604,7 @@ fn failed_with_a_stale_entry<'a>(
     codec: &'a ValueCodec<String>,
 ) -> CallFlow<'a, String> {
     let mode = Mode::Run { lock_timeout: None };
-    let mut flow = CallFlow::new(cache, keys, codec, mode, None, windows(0, 60), report());
+    let mut flow = with_windows(cache, keys, codec, mode, windows(0, 60));
     sends(&mut flow, None, is_dated_read);
     let seen = versions(keys, 1);
     let read = dated_read(keys, &seen, "old", 70);
@@ -644,7 +655,7 @@ fn a_failure_without_a_stale_entry_reads_nothing_more() {
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Run { lock_timeout: None };
-    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, windows(0, 60), report());
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(0, 60));
     sends(&mut flow, None, is_dated_read);
     let miss = Ok(Reply::Read(read(&keys, &versions(&keys, 1), None)));
     assert!(matches!(yields(&mut flow, Some(miss)), Yield::Compute));
@@ -663,7 +674,7 @@ fn a_late_computation_hands_its_stamp_over_and_the_call_returns_the_stale_entry(
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Run { lock_timeout: None };
-    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, windows(0, 60), report());
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(0, 60));
     sends(&mut flow, None, is_dated_read);
     let seen = versions(&keys, 1);
     let read = dated_read(&keys, &seen, "old", 70);
@@ -718,7 +729,7 @@ fn a_refresh_gives_way_to_a_computation_under_way_here_or_elsewhere_or_a_fresh_e
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Revalidate { lock_timeout: None };
-    let refresh = || CallFlow::new(&cache, &keys, &codec, mode, None, windows(10, 0), report());
+    let refresh = || with_windows(&cache, &keys, &codec, mode, windows(10, 0));
     let leader = cache.flights().join(&keys.entry);
     assert!(matches!(yields(&mut refresh(), None), Yield::Finished));
     drop(leader);
@@ -733,7 +744,7 @@ fn a_refresh_gives_way_to_a_computation_under_way_here_or_elsewhere_or_a_fresh_e
     let mode = Mode::Revalidate {
         lock_timeout: Some(LOCK_TIMEOUT),
     };
-    let mut flow = CallFlow::new(&shared, &keys, &codec, mode, None, windows(10, 0), report());
+    let mut flow = with_windows(&shared, &keys, &codec, mode, windows(10, 0));
     sends(&mut flow, None, |operation| {
         matches!(operation, Operation::Acquire { ttl: true, .. })
     });
@@ -753,14 +764,14 @@ fn followers_of_a_leader_that_failed_take_the_stale_value_it_returned() {
     let codec = ValueCodec::<String>::serde(None);
     let mode = locked();
     let seen = versions(&keys, 1);
-    let mut leader = CallFlow::new(&cache, &keys, &codec, mode, None, windows(0, 60), report());
+    let mut leader = with_windows(&cache, &keys, &codec, mode, windows(0, 60));
     sends(&mut leader, None, is_dated_read);
     sends(
         &mut leader,
         Some(dated_read(&keys, &seen, "old", 70)),
         is_dated_read,
     );
-    let mut follower = CallFlow::new(&cache, &keys, &codec, mode, None, windows(0, 60), report());
+    let mut follower = with_windows(&cache, &keys, &codec, mode, windows(0, 60));
     sends(&mut follower, None, is_dated_read);
     let Yield::Follow(flight, _) = yields(&mut follower, Some(dated_read(&keys, &seen, "old", 70)))
     else {

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use redis::Commands;
 use rtc::TaggedCache;
 use rtc_tests::gates::{wait_until, EVENT_LIMIT};
-use rtc_tests::serve_stale::{COUNTER_KEY, KEY, REFRESH_BODY};
+use rtc_tests::serve_stale::COUNTER_KEY;
 use rtc_tests::statics::install;
 use rtc_tests::{unique_namespace, RedisServer};
 
@@ -221,23 +221,8 @@ fn entries_without_a_stale_window_are_read_as_before_with_one_mget_and_no_pttl()
 static REFRESHED: OnceLock<TaggedCache> = OnceLock::new();
 static REFRESHED_URL: OnceLock<String> = OnceLock::new();
 
-/// The worker's `refreshed`: the same entry, so both refresh it under one Redis lock.
-#[rtc::cached(
-    key = KEY,
-    name = "refreshed",
-    lock = true,
-    lifetime = 3600,
-    stale_while_revalidate = 600,
-    cache = REFRESHED.get().unwrap()
-)]
-fn refreshed() -> u64 {
-    let mut connection = redis::Client::open(REFRESHED_URL.get().unwrap().as_str())
-        .and_then(|client| client.get_connection())
-        .expect("reaches Redis");
-    let run: u64 = connection.incr(COUNTER_KEY, 1).expect("INCR");
-    std::thread::sleep(REFRESH_BODY);
-    run
-}
+// The worker's `refreshed` too: one entry, refreshed under one Redis lock.
+rtc_tests::refreshed_function!(REFRESHED.get().unwrap(), REFRESHED_URL.get().unwrap());
 
 fn computations(server: &RedisServer) -> u64 {
     let count: Option<u64> = server.connection().get(COUNTER_KEY).unwrap();

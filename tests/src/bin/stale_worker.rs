@@ -8,30 +8,12 @@
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use redis::Commands;
 use rtc::TaggedCache;
-use rtc_tests::serve_stale::{COUNTER_KEY, KEY, REFRESH_BODY};
 
 static CACHE: OnceLock<TaggedCache> = OnceLock::new();
 static URL: OnceLock<String> = OnceLock::new();
 
-/// The test's `refreshed`, with the same key, name and options.
-#[rtc::cached(
-    key = KEY,
-    name = "refreshed",
-    lock = true,
-    lifetime = 3600,
-    stale_while_revalidate = 600,
-    cache = CACHE.get().unwrap()
-)]
-fn refreshed() -> u64 {
-    let mut connection = redis::Client::open(URL.get().unwrap().as_str())
-        .and_then(|client| client.get_connection())
-        .expect("the worker reaches Redis");
-    let run: u64 = connection.incr(COUNTER_KEY, 1).expect("INCR");
-    std::thread::sleep(REFRESH_BODY);
-    run
-}
+rtc_tests::refreshed_function!(CACHE.get().unwrap(), URL.get().unwrap());
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

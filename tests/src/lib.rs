@@ -347,18 +347,20 @@ pub mod stampede {
 
 /// The serve-stale tests' refreshed function, the same in the test and its child processes:
 /// `refreshed_function!(CACHE.get().unwrap(), URL.get().unwrap())`.
+// rustfmt re-indents the attribute inside the macro on every run.
+#[rustfmt::skip]
 #[macro_export]
 macro_rules! refreshed_function {
     ($cache:expr, $url:expr) => {
         /// Counts its runs in Redis; its entry is stale for the test.
         #[rtc::cached(
-                            key = $crate::serve_stale::KEY,
-                            name = "refreshed",
-                            lock = true,
-                            lifetime = 3600,
-                            stale_while_revalidate = 600,
-                            cache = $cache
-                        )]
+            key = $crate::serve_stale::KEY,
+            name = "refreshed",
+            lock = true,
+            lifetime = 3600,
+            stale_while_revalidate = 600,
+            cache = $cache
+        )]
         fn refreshed() -> u64 {
             $crate::serve_stale::computation($url)
         }

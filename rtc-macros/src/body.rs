@@ -103,6 +103,7 @@ impl Body<'_> {
         let stale_if_error = duration(&args.stale_if_error);
         let stale_while_revalidate = detaching(&args.stale_while_revalidate);
         let timeout = detaching(&args.timeout);
+        let background = computes && args.detaching().is_some();
         let finish = self.finish(action);
         quote! {
             #locals
@@ -121,6 +122,7 @@ impl Body<'_> {
                     if_error: #stale_if_error,
                     while_revalidate: #stale_while_revalidate,
                     timeout: #timeout,
+                    background: #background,
                 },
             };
             #finish

@@ -79,12 +79,9 @@ impl<V: 'static> Background<V> {
     /// is under way or it is fresh, then stores.
     fn revalidate<R: Outcome<Value = V>>(&self, compute: impl FnOnce() -> R) {
         let mut driven = self.driven(true);
-        loop {
-            match self.cache.drive(&mut driven.flow) {
-                Yield::Compute => break,
-                Yield::Follow(..) => continue,
-                _ => return,
-            }
+        // A refresh never follows: another computation of the entry means it has nothing to do.
+        if !matches!(self.cache.drive(&mut driven.flow), Yield::Compute) {
+            return;
         }
         // Caught here, so that the warning comes before the entry's flight lands (and the
         // next call may refresh again) and its lock is released, as `driven` is dropped.
@@ -101,12 +98,11 @@ impl<V: 'static> Background<V> {
     /// The async driver of a refresh.
     async fn revalidate_async<R: Outcome<Value = V>>(&self, compute: impl Future<Output = R>) {
         let mut driven = self.driven(false);
-        loop {
-            match self.cache.drive_async(&mut driven.flow).await {
-                Yield::Compute => break,
-                Yield::Follow(..) => continue,
-                _ => return,
-            }
+        if !matches!(
+            self.cache.drive_async(&mut driven.flow).await,
+            Yield::Compute
+        ) {
+            return;
         }
         let Some(outcome) = contained(compute).await else {
             return panicked(self.function_name);

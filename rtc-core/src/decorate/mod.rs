@@ -459,7 +459,10 @@ impl<'a> Call<'a> {
         blocking: bool,
     ) -> Driven<'c, V> {
         let lifetime = self.stored_lifetime(entry.cache);
-        let windows = Windows::resolve(self.stale, entry.cache.stale_defaults(), W::DETACHES);
+        // `refresh_<fn>` runs its body in the call, but writes the entry as the function's calls
+        // do, with the same stale window.
+        let background = W::DETACHES || (self.stale.background && matches!(mode, Mode::Refresh));
+        let windows = Windows::resolve(self.stale, entry.cache.stale_defaults(), background);
         let flow = CallFlow::new(
             entry.cache,
             &entry.keys,

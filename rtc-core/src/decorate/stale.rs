@@ -18,6 +18,10 @@ pub struct StaleOptions {
     /// A computation that takes longer lets the call return the stale value (within
     /// `if_error`) and finishes in the background.
     pub timeout: Option<Duration>,
+    /// True when the function names `stale_while_revalidate` or `timeout` (its body may run in
+    /// the background): only such a function takes its cache's defaults for those two, and its
+    /// `refresh_<fn>` writes entries with the same window as its calls.
+    pub background: bool,
 }
 
 impl StaleOptions {
@@ -27,6 +31,7 @@ impl StaleOptions {
             if_error: self.if_error.or(defaults.if_error),
             while_revalidate: self.while_revalidate.or(defaults.while_revalidate),
             timeout: self.timeout.or(defaults.timeout),
+            background: self.background,
         }
     }
 }
@@ -83,6 +88,7 @@ mod tests {
             if_error: secs(60),
             while_revalidate: secs(30),
             timeout: secs(1),
+            background: false,
         };
         let function = StaleOptions {
             if_error: secs(5),

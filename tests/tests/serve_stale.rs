@@ -434,3 +434,48 @@ async fn a_late_async_computation_stores_its_value_unless_an_invalidation_landed
     assert_eq!(fresh(2).await, None, "stamped before the invalidation");
     assert_eq!(catalogue(2).await, Some(2002));
 }
+
+static PANICKY: OnceLock<TaggedCache> = OnceLock::new();
+static PANICKY_RUNS: AtomicU64 = AtomicU64::new(0);
+static PANICKING: AtomicBool = AtomicBool::new(false);
+
+#[rtc::cached(
+    cache = PANICKY.get().unwrap(),
+    lock = true,
+    lock_timeout = 600,
+    lifetime = 3600,
+    stale_while_revalidate = 600
+)]
+fn flaky(id: u64) -> u64 {
+    let run = PANICKY_RUNS.fetch_add(1, Ordering::SeqCst);
+    assert!(!PANICKING.load(Ordering::SeqCst), "the refresh panics");
+    id + run
+}
+
+#[test]
+fn a_panicking_refresh_releases_its_lock_so_that_the_next_call_refreshes_at_once() {
+    let server = RedisServer::start();
+    let cache = install(&PANICKY, redis_cache(&server, "panicky"));
+    let ((), warnings) = rtc_tests::warnings::capture(|| {
+        assert_eq!(flaky(0), 0);
+        age(&server, cache, secs(300));
+        PANICKING.store(true, Ordering::SeqCst);
+        assert_eq!(flaky(0), 0, "the stale value; the refresh panics elsewhere");
+        wait_until(EVENT_LIMIT, "the refresh ran", || {
+            PANICKY_RUNS.load(Ordering::SeqCst) == 2
+        });
+        PANICKING.store(false, Ordering::SeqCst);
+        // Its lock (600 s) was released: a later call's refresh takes it and stores.
+        wait_until(EVENT_LIMIT, "a second refresh stored", || {
+            assert!(matches!(flaky(0), 0 | 2), "stale until refreshed");
+            cache.stats().sets == 2
+        });
+    });
+    let panics = warnings
+        .iter()
+        .filter(|warning| warning.message.contains("background refresh panicked"))
+        .count();
+    assert_eq!(panics, 1, "{warnings:?}");
+    assert_eq!(PANICKY_RUNS.load(Ordering::SeqCst), 3);
+    assert_eq!(flaky(0), 2, "the refreshed value");
+}

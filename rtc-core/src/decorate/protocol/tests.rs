@@ -792,3 +792,24 @@ fn followers_of_a_leader_that_failed_take_the_stale_value_it_returned() {
     let stats = cache.stats();
     assert_eq!((stats.hits, stats.misses, stats.stale_hits), (1, 1, 2));
 }
+
+#[test]
+fn an_entry_past_stale_if_error_leaves_no_timeout_and_nothing_to_fall_back_on() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = Mode::Run { lock_timeout: None };
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(0, 20));
+    sends(&mut flow, None, is_dated_read);
+    // 30 s past its lifetime, beyond the 20 s of stale_if_error.
+    let read = dated_read(&keys, &versions(&keys, 1), "old", 70);
+    assert!(matches!(yields(&mut flow, Some(read)), Yield::Compute));
+    assert_eq!(
+        flow.compute_timeout(),
+        None,
+        "the computation is waited for"
+    );
+    flow.computed(None, true);
+    assert!(matches!(yields(&mut flow, None), Yield::Finished));
+    assert_eq!(cache.stats().stale_hits, 0);
+}

@@ -10,11 +10,11 @@
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Barrier, OnceLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use redis::Commands;
 use rtc::TaggedCache;
-use rtc_tests::gates::{wait_until, EVENT_LIMIT};
+use rtc_tests::gates::{sleep_until, start_instant, wait_until, EVENT_LIMIT};
 use rtc_tests::serve_stale::COUNTER_KEY;
 use rtc_tests::statics::install;
 use rtc_tests::{unique_namespace, RedisServer};
@@ -245,12 +245,7 @@ fn a_stale_entry_wanted_by_50_threads_and_3_processes_is_refreshed_once() {
     );
     assert_eq!(refreshed(), 1);
     age(&server, cache, secs(300));
-    let start_at = SystemTime::now() + Duration::from_millis(1500);
-    let start_ms = start_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .to_string();
+    let (start_at, start_ms) = start_instant(Duration::from_millis(1500));
     let children: Vec<Child> = (0..3)
         .map(|_| {
             Command::new(env!("CARGO_BIN_EXE_stale_worker"))
@@ -265,9 +260,7 @@ fn a_stale_entry_wanted_by_50_threads_and_3_processes_is_refreshed_once() {
         let threads: Vec<_> = (0..50)
             .map(|_| {
                 scope.spawn(|| {
-                    if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
-                        std::thread::sleep(wait);
-                    }
+                    sleep_until(start_at);
                     refreshed()
                 })
             })

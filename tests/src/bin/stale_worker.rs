@@ -6,9 +6,10 @@
 //! fresh again, as a server would: a refresh it runs in the background would die with it.
 
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rtc::TaggedCache;
+use rtc_tests::gates::{instant_of_millis, sleep_until};
 
 static CACHE: OnceLock<TaggedCache> = OnceLock::new();
 static URL: OnceLock<String> = OnceLock::new();
@@ -19,7 +20,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (url, namespace) = (&args[1], &args[2]);
     let threads: usize = args[3].parse().expect("a thread count");
-    let start_at = UNIX_EPOCH + Duration::from_millis(args[4].parse().expect("a start time"));
+    let start_at = instant_of_millis(&args[4]);
     URL.set(url.clone()).unwrap();
     let cache = TaggedCache::builder()
         .url(url)
@@ -30,9 +31,7 @@ fn main() {
     std::thread::scope(|scope| {
         for _ in 0..threads {
             scope.spawn(|| {
-                if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
-                    std::thread::sleep(wait);
-                }
+                sleep_until(start_at);
                 println!("result {}", refreshed());
             });
         }

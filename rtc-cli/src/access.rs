@@ -64,7 +64,12 @@ pub fn needed(namespace_id: &str) -> Vec<Needed> {
             false,
             &["MGET", &value, &value],
         ),
-        command("PTTL", "read a lock's lifetime", false, &["PTTL", &value]),
+        command(
+            "PTTL",
+            "read a lock's lifetime, and date an entry with a stale window",
+            false,
+            &["PTTL", &value],
+        ),
         command(
             "LPUSH",
             "wake lock waiters",

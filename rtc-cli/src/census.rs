@@ -15,7 +15,7 @@ pub const PROGRESS_EVERY: u64 = 10_000;
 pub struct Census {
     /// Every key matching the namespace's pattern.
     pub keys: u64,
-    /// Entries holding a value (format byte 1).
+    /// Entries holding a value (format byte 1, 2, or 3 for one with a stale window).
     pub entries: u64,
     /// Entries left by `delete` (format byte 0).
     pub tombstones: u64,
@@ -135,7 +135,7 @@ impl Census {
         let counter = match kind(key) {
             Some(b'e') => match first {
                 // Entry formats 1 (rtc 0.1) and 2 (the codec recorded).
-                Some(1 | 2) => &mut self.entries,
+                Some(1..=3) => &mut self.entries,
                 Some(0) => &mut self.tombstones,
                 _ => &mut self.unknown_entries,
             },
@@ -178,6 +178,7 @@ mod tests {
         census.count(b"rtc:e:0123456789ab:ff", Some(1));
         census.count(b"rtc:e:0123456789ab:fe", Some(0));
         census.count(b"rtc:e:0123456789ab:fd", Some(7));
+        census.count(b"rtc:e:0123456789ab:fc", Some(3));
         census.count(b"rtc:t:0123456789ab:ff", Some(9));
         census.count(b"rtc:l:0123456789ab:{ff}", Some(b'x'));
         census.count(b"rtc:w:0123456789ab:{ff}", None);
@@ -189,7 +190,7 @@ mod tests {
                 census.tombstones,
                 census.unknown_entries
             ),
-            (7, 1, 1, 1)
+            (8, 2, 1, 1)
         );
         assert_eq!(
             (census.tags, census.locks, census.wake_lists, census.other),

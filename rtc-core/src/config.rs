@@ -8,6 +8,7 @@ use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionI
 use crate::backend::redis::tls::{self, TlsMaterial, TlsOptions};
 use crate::cache::TaggedCache;
 use crate::codec::{Codec, Encoding};
+use crate::decorate::StaleOptions;
 use crate::error::ConfigError;
 use crate::hook::{CacheInfo, Hook};
 
@@ -66,6 +67,8 @@ pub(crate) struct Settings {
     pub near: Option<NearSettings>,
     /// The in-memory backend's bound (`None`: only lifetimes bound it).
     pub max_entries: Option<u64>,
+    /// The stale options of decorated functions that give none of their own.
+    pub stale: StaleOptions,
 }
 
 /// How large the near cache may grow, and how long it keeps an entry.
@@ -102,6 +105,7 @@ impl fmt::Debug for Settings {
             .field("hook", &self.hook)
             .field("encoding", &self.encoding)
             .field("near", &self.near)
+            .field("stale", &self.stale)
             .finish()
     }
 }
@@ -158,6 +162,7 @@ pub struct TaggedCacheBuilder {
     near_entries: Option<u64>,
     near_max_age: Option<Duration>,
     max_entries: Option<u64>,
+    stale: StaleOptions,
 }
 
 impl fmt::Debug for TaggedCacheBuilder {
@@ -191,6 +196,7 @@ impl fmt::Debug for TaggedCacheBuilder {
             .field("near_entries", &self.near_entries)
             .field("near_max_age", &self.near_max_age)
             .field("max_entries", &self.max_entries)
+            .field("stale", &self.stale)
             .finish()
     }
 }
@@ -220,6 +226,7 @@ impl Default for TaggedCacheBuilder {
             near_entries: None,
             near_max_age: None,
             max_entries: None,
+            stale: StaleOptions::default(),
         }
     }
 }
@@ -498,6 +505,49 @@ impl TaggedCacheBuilder {
         self
     }
 
+    /// The default `stale_if_error` of `#[cached]` functions that use this cache: a function
+    /// that returns `Err` (or `None`) returns instead the value of its entry if that entry is
+    /// past its lifetime by at most `window` and none of its tags was invalidated since it was
+    /// written (a deleted entry is never returned). Entries these functions write stay in
+    /// Redis `window` after their lifetime (the largest of the stale windows), recorded in the
+    /// entry. `#[cached(stale_if_error = <secs>)]` overrides it, `= 0` turns it off. Windows
+    /// longer than 49 days are cut to 49 days. Off by default.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let cache = rtc::TaggedCache::builder()
+    ///     .in_local_memory(true)
+    ///     .stale_if_error(Duration::from_secs(3600))
+    ///     .build()
+    ///     .unwrap();
+    /// # let _ = cache;
+    /// ```
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale.if_error = Some(window);
+        self
+    }
+
+    /// The default `stale_while_revalidate` of the `#[cached]` functions that name the option
+    /// (bare, `#[cached(stale_while_revalidate)]`, for this default): a call that finds its
+    /// entry past its lifetime by at most `window`, with every tag current, returns it at once
+    /// and refreshes it in the background. Functions that do not name the option are not
+    /// affected: a background refresh needs a computation that can outlive the call (owned
+    /// arguments), which only the attribute can check. Off by default.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale.while_revalidate = Some(window);
+        self
+    }
+
+    /// The default `timeout` of the `#[cached]` functions that name the option (bare,
+    /// `#[cached(timeout)]`, for this default): when a computation takes longer and a stale
+    /// value is at hand (within `stale_if_error`), the call returns it and the computation
+    /// finishes and stores its result in the background. Zero turns it off. Off by default.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.stale.timeout = Some(timeout);
+        self
+    }
+
     /// Calls `hook` after every call of a `#[cached]` function that uses this cache, hit or miss,
     /// with the key, the tags, a [`CacheInfo`] and the decorator's `hook_userdata`. A panic in
     /// the hook is caught and logged; the call returns its value all the same.
@@ -601,6 +651,7 @@ impl TaggedCacheBuilder {
             encoding: self.encoding,
             near,
             max_entries: self.max_entries,
+            stale: self.stale,
         })
     }
 

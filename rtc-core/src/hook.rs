@@ -48,6 +48,10 @@ pub struct CacheInfo {
     /// Size of the value as stored, compressed if it was (read on a hit, written on a miss);
     /// zero when nothing was.
     pub serialized_size: usize,
+    /// True when the value returned is past its lifetime (its tags are all current):
+    /// `stale_while_revalidate` returned it at once (`hit` is true), or `stale_if_error` /
+    /// `timeout` returned it instead of what the function gave (`hit` is false).
+    pub stale: bool,
 }
 
 /// The signature of a cache hook: key, tags, what happened, and the decorator's `hook_userdata`.

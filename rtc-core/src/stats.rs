@@ -40,6 +40,10 @@ pub struct CacheStats {
     /// Hits answered from the near cache, without a round trip (also counted in `hits`); see
     /// [`TaggedCacheBuilder::near_cache`](crate::TaggedCacheBuilder::near_cache).
     pub near_hits: u64,
+    /// Decorated calls that returned a value past its lifetime (`stale_while_revalidate`,
+    /// `stale_if_error`, `timeout`), beside their hit (returned without computing) or miss (the
+    /// function ran, and failed or took too long).
+    pub stale_hits: u64,
 }
 
 /// The counters behind [`CacheStats`]. Each is striped over cache lines, one stripe per group
@@ -53,6 +57,7 @@ pub(crate) struct Counters {
     pub errors: Striped,
     pub lock_waits: Striped,
     pub near_hits: Striped,
+    pub stale_hits: Striped,
 }
 
 /// How many stripes a counter has.
@@ -99,6 +104,7 @@ impl Counters {
             errors: self.errors.read(),
             lock_waits: self.lock_waits.read(),
             near_hits: self.near_hits.read(),
+            stale_hits: self.stale_hits.read(),
         }
     }
 }

@@ -31,6 +31,9 @@ mod kw {
     syn::custom_keyword!(unless);
     syn::custom_keyword!(returns);
     syn::custom_keyword!(near);
+    syn::custom_keyword!(stale_if_error);
+    syn::custom_keyword!(stale_while_revalidate);
+    syn::custom_keyword!(timeout);
 }
 
 const OPTIONS: &[&str] = &[
@@ -54,6 +57,9 @@ const OPTIONS: &[&str] = &[
     "unless",
     "returns",
     "near",
+    "stale_if_error",
+    "stale_while_revalidate",
+    "timeout",
 ];
 
 /// Names people reach for (other caching crates' among them) that are spelled differently here.
@@ -63,7 +69,9 @@ const ALIASES: &[(&str, &str)] = &[
     ("expire", "lifetime"),
     ("expires", "lifetime"),
     ("expiry", "lifetime"),
-    ("timeout", "lock_timeout"),
+    ("fail_safe", "stale_if_error"),
+    ("swr", "stale_while_revalidate"),
+    ("soft_timeout", "timeout"),
     ("deserializer", "unserializer"),
     ("convert", "key"),
     ("format", "codec"),
@@ -114,6 +122,12 @@ pub(crate) struct CachedArgs {
     pub(crate) returns: Option<Ident>,
     /// `near = false`: never answered from the cache's near cache.
     pub(crate) near: Option<LitBool>,
+    /// `stale_if_error = <secs>`.
+    pub(crate) stale_if_error: Option<Expr>,
+    /// `stale_while_revalidate [= <secs>]`; bare, the cache's default.
+    pub(crate) stale_while_revalidate: Option<Detaching>,
+    /// `timeout [= <secs>]`; bare, the cache's default.
+    pub(crate) timeout: Option<Detaching>,
     /// Mistakes that did not stop the parsing, reported with the function's own.
     pub(crate) problems: Errors,
 }
@@ -135,6 +149,22 @@ impl Skip {
             Skip::Some(names) => names,
             Skip::None | Skip::All => &[],
         }
+    }
+}
+
+/// An option whose computation may outlive the call (`stale_while_revalidate`, `timeout`):
+/// where it was written, and its value (`None`: the cache's default).
+pub(crate) struct Detaching {
+    pub(crate) keyword: Ident,
+    pub(crate) value: Option<Expr>,
+}
+
+impl CachedArgs {
+    /// The first option given that runs the computation in the background, if any.
+    pub(crate) fn detaching(&self) -> Option<&Detaching> {
+        self.stale_while_revalidate
+            .as_ref()
+            .or(self.timeout.as_ref())
     }
 }
 
@@ -222,6 +252,21 @@ impl Parse for CachedArgs {
                          (an alias) stands for",
                     ),
                 }
+            } else if lookahead.peek(kw::stale_if_error) {
+                option::<kw::stale_if_error>(input, &mut args.stale_if_error, &mut errors)?;
+            } else if lookahead.peek(kw::stale_while_revalidate) {
+                let keyword = input.parse::<kw::stale_while_revalidate>()?;
+                let detaching = detaching(input, "stale_while_revalidate", keyword.span)?;
+                store(
+                    &mut args.stale_while_revalidate,
+                    detaching,
+                    &keyword,
+                    &mut errors,
+                );
+            } else if lookahead.peek(kw::timeout) {
+                let keyword = input.parse::<kw::timeout>()?;
+                let detaching = detaching(input, "timeout", keyword.span)?;
+                store(&mut args.timeout, detaching, &keyword, &mut errors);
             } else if lookahead.peek(kw::codec) {
                 option::<kw::codec>(input, &mut args.codec, &mut errors)?;
             } else if lookahead.peek(kw::compress_above) {
@@ -286,6 +331,18 @@ impl Parse for CachedArgs {
         args.problems = errors;
         Ok(args)
     }
+}
+
+/// `name` or `name = <seconds>` after the keyword `name`.
+fn detaching(input: ParseStream, name: &str, span: Span) -> syn::Result<Detaching> {
+    let keyword = Ident::new(name, span);
+    let value = if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        Some(input.parse()?)
+    } else {
+        None
+    };
+    Ok(Detaching { keyword, value })
 }
 
 /// `name`, `name = true` or `name = false`: a switch the expansion depends on, so a literal.
@@ -497,6 +554,28 @@ mod tests {
         assert_eq!(suggestion("convert"), Some("key"));
         assert_eq!(suggestion("format"), Some("codec"));
         assert_eq!(suggestion("compression"), Some("compress_above"));
+        assert_eq!(suggestion("fail_safe"), Some("stale_if_error"));
+        assert_eq!(
+            suggestion("stale_while_revalidat"),
+            Some("stale_while_revalidate")
+        );
+    }
+
+    #[test]
+    fn stale_options_parse_with_seconds_and_the_background_ones_bare() {
+        let args = parse(quote::quote!(
+            stale_if_error = 3600,
+            stale_while_revalidate,
+            timeout = 0.5
+        ))
+        .unwrap();
+        assert!(args.stale_if_error.is_some());
+        let refresh = args.stale_while_revalidate.as_ref().unwrap();
+        assert!(refresh.value.is_none());
+        assert!(args.timeout.as_ref().unwrap().value.is_some());
+        assert_eq!(args.detaching().unwrap().keyword, "stale_while_revalidate");
+        let error = parse(quote::quote!(timeout = 1, timeout)).err().unwrap();
+        assert_eq!(messages(error), ["expected only a single `timeout` option"]);
     }
 
     #[test]

@@ -100,6 +100,13 @@ impl Body<'_> {
             Some(seconds) if computes => duration_of(seconds),
             _ => quote!(::rtc::__private::Duration::from_secs(5)),
         };
+        let detaching = |option: &Option<crate::attr::Detaching>| {
+            duration(&option.as_ref().and_then(|option| option.value.clone()))
+        };
+        let stale_if_error = duration(&args.stale_if_error);
+        let stale_while_revalidate = detaching(&args.stale_while_revalidate);
+        let timeout = detaching(&args.timeout);
+        let background = computes && args.detaching().is_some();
         let finish = self.finish(action);
         quote! {
             #locals
@@ -114,6 +121,12 @@ impl Body<'_> {
                 lock_timeout: #lock_timeout,
                 hook_userdata: #hook_userdata,
                 jitter: #jitter,
+                stale: ::rtc::__private::StaleOptions {
+                    if_error: #stale_if_error,
+                    while_revalidate: #stale_while_revalidate,
+                    timeout: #timeout,
+                    background: #background,
+                },
             };
             #finish
         }
@@ -130,6 +143,9 @@ impl Body<'_> {
             (Action::InvalidateAll, true) => {
                 return quote!(__rtc_call.invalidate_all_async().await)
             }
+            // The computation may outlive the call (checked by `CachedFn::analyze`).
+            (Action::Run, false) if self.args.detaching().is_some() => quote!(run_detached),
+            (Action::Run, true) if self.args.detaching().is_some() => quote!(run_detached_async),
             (Action::Run, false) => quote!(run),
             (Action::Run, true) => quote!(run_async),
             (Action::Refresh, false) => quote!(refresh),

@@ -309,6 +309,52 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
+/// ## `stale_if_error = <expr>`, `stale_while_revalidate [= <expr>]`, `timeout [= <expr>]`
+///
+/// Serve a value past its lifetime when that is better than failing or waiting. *Stale* means
+/// only "past its lifetime": an entry whose tags were invalidated, that was deleted
+/// (`invalidate_<name>`), or whose function or cache was invalidated whole, is never served by
+/// any of these options, even when the invalidation lands while a refresh or a late
+/// computation runs (what they store is stamped with the versions read before they started,
+/// as every store is). Each takes seconds or a `Duration`; the cache's builder gives defaults
+/// (`TaggedCacheBuilder::stale_if_error` and the others).
+///
+/// - `stale_if_error`: when the body returns `Err` (or `None` for an `Option`) and the entry
+///   is past its lifetime by at most this long, the call reads the entry again and returns its
+///   value instead, if every tag is still current. `= 0` turns a cache default off.
+/// - `stale_while_revalidate`: a call that finds the entry past its lifetime by at most this
+///   long returns it at once, and the entry is refreshed in the background: once per entry in
+///   the process, and once across processes with `lock` (the refresh takes the Redis lock
+///   without waiting; a process that finds it held leaves the refresh to its holder).
+/// - `timeout`: when the body takes longer and a stale value is at hand (within
+///   `stale_if_error`), the call returns that value; the body finishes and stores its result.
+///
+/// An entry of such a function stays in Redis its lifetime plus the largest of its windows;
+/// the entry records that window, and the call reads what is left of the entry's time to
+/// live with the entry, in the same round trip.
+///
+/// `stale_while_revalidate` and `timeout` run the body after the call has returned, on a
+/// thread of its own (or a task of the current tokio runtime for an `async fn`): the function
+/// cannot borrow from its caller, so arguments that borrow (`&str`, `&self`, a type with a
+/// lifetime other than `'static`) are a compile error naming the argument; arguments and the
+/// return type must be `Send + 'static`. Written bare, they take the cache's default, which
+/// applies to no function that does not name them. An `async fn` called outside a tokio
+/// runtime refreshes before returning the stale value, and has no timeout. A refresh that
+/// panics is logged once and leaves the stale entry; the next call refreshes it again.
+///
+/// ```
+/// # use rtc::cached;
+/// #[cached(lifetime = 60, stale_while_revalidate = 600, stale_if_error = 3600, timeout = 0.5)]
+/// fn exchange_rate(currency: String) -> Result<f64, String> {
+///     Ok(if currency == "EUR" { 1.08 } else { 1.0 })
+/// }
+///
+/// #[cached(stale_if_error = 3600)] // borrowing is fine: nothing runs after the call
+/// fn profile(user: &str) -> Option<String> {
+///     Some(format!("profile of {user}"))
+/// }
+/// ```
+///
 /// ## `hook_userdata = <expr>`
 ///
 /// A `'static + Send + Sync` value handed to the cache hook (`TaggedCacheBuilder::cache_hook`)
@@ -474,7 +520,8 @@ use proc_macro::TokenStream;
 /// # Compile errors
 ///
 /// Unknown or repeated options (with a suggestion for names from other caching crates), `skip`
-/// of a name that is not an argument, an unskipped `&mut` argument, `serializer` without
+/// of a name that is not an argument, an unskipped `&mut` argument, a borrowed argument with
+/// `stale_while_revalidate` or `timeout`, `serializer` without
 /// `unserializer`, a non-function, a `const fn`, a pattern argument: an error on the offending
 /// token, and the function still compiles as written, next to helpers that cannot run, so that
 /// the rest of the crate (the calls of `invalidate_<name>` included) compiles without errors of

@@ -5,11 +5,13 @@ use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::visit::Visit;
 use syn::{
-    Attribute, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Receiver, Token, Type,
+    Attribute, FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Receiver, Signature,
+    Token, Type,
 };
 
-use crate::attr::{CachedArgs, Skip};
+use crate::attr::{CachedArgs, Detaching, Skip};
 use crate::errors::Errors;
+use crate::written::written;
 
 pub(crate) struct CachedFn {
     pub(crate) item: ItemFn,
@@ -140,6 +142,9 @@ impl CachedFn {
 
         if let Some(args) = args {
             check_float_seconds(args, errors);
+            if let Some(detaching) = args.detaching() {
+                check_owned(sig, detaching, errors);
+            }
         }
         let output = Output::of(&sig.output, args, errors);
         CachedFn {
@@ -171,10 +176,73 @@ impl CachedFn {
     }
 }
 
+/// `stale_while_revalidate` and `timeout` run the computation on after the call returned (a
+/// background refresh, a late value stored), on a thread or a task of its own: it cannot
+/// borrow anything from its caller.
+fn check_owned(sig: &Signature, detaching: &Detaching, errors: &mut Errors) {
+    let option = &detaching.keyword;
+    for input in &sig.inputs {
+        let (borrowed, instead) = match input {
+            FnArg::Receiver(receiver) => (
+                format!("`{}`", written(receiver)),
+                "take `self` by value (a handle that is cheap to clone, such as one holding an \
+                 `Arc`)",
+            ),
+            FnArg::Typed(typed) => (
+                format!("`{}: {}`", written(&typed.pat), written(&typed.ty)),
+                "take it by value (an owned type such as `String`, `Vec<T>` or an `Arc<T>`)",
+            ),
+        };
+        let borrows = match input {
+            FnArg::Receiver(receiver) => receiver.reference.is_some() || borrows(&receiver.ty),
+            FnArg::Typed(typed) => borrows(&typed.ty),
+        };
+        if borrows {
+            errors.spanned(
+                input,
+                format!(
+                    "`{option}` lets the computation go on after the call has returned (a \
+                     background refresh, or a late value that is stored), so the function cannot \
+                     borrow from its caller, and {borrowed} is borrowed; {instead}, or leave \
+                     `{option}` out (`stale_if_error` needs no background and works here)"
+                ),
+            );
+        }
+    }
+}
+
+/// True when `ty` holds a reference or a lifetime other than `'static`.
+fn borrows(ty: &Type) -> bool {
+    #[derive(Default)]
+    struct FindBorrow(bool);
+    impl Visit<'_> for FindBorrow {
+        fn visit_type_reference(&mut self, reference: &syn::TypeReference) {
+            let lifetime = reference.lifetime.as_ref();
+            self.0 |= lifetime.is_none_or(|lifetime| lifetime.ident != "static");
+            self.visit_type(&reference.elem);
+        }
+        fn visit_lifetime(&mut self, lifetime: &syn::Lifetime) {
+            self.0 |= lifetime.ident != "static";
+        }
+    }
+    let mut finder = FindBorrow::default();
+    finder.visit_type(ty);
+    finder.0
+}
+
 /// A float literal of seconds becomes a `Duration` at run time, which must not panic.
 fn check_float_seconds(args: &CachedArgs, errors: &mut Errors) {
-    let options = [&args.lifetime, &args.jitter, &args.lock_timeout];
-    for option in options.into_iter().flatten() {
+    let detaching = [&args.stale_while_revalidate, &args.timeout]
+        .into_iter()
+        .flatten()
+        .filter_map(|option| option.value.as_ref());
+    let options = [
+        &args.lifetime,
+        &args.jitter,
+        &args.lock_timeout,
+        &args.stale_if_error,
+    ];
+    for option in options.into_iter().flatten().chain(detaching) {
         let syn::Expr::Lit(syn::ExprLit {
             lit: syn::Lit::Float(float),
             ..

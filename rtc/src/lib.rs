@@ -27,7 +27,9 @@
 //!   tagged as you say. It also generates `invalidate_<fn>(args)`, `invalidate_all_<fn>()`,
 //!   `refresh_<fn>(args)` and `key_<fn>(args)`. `Result` caches
 //!   only `Ok`, `Option` only `Some`; `async fn` use the async engine; `lock = true` runs one
-//!   computation per cold entry across threads, tasks and processes.
+//!   computation per cold entry across threads, tasks and processes; `stale_if_error`,
+//!   `stale_while_revalidate` and `timeout` serve a value past its lifetime when that beats
+//!   failing or waiting, never one whose tags were invalidated.
 //! - **[`TaggedCache`]** directly: [`set`](TaggedCache::set), [`get`](TaggedCache::get),
 //!   [`delete`](TaggedCache::delete), [`invalidate`](TaggedCache::invalidate),
 //!   [`invalidate_all`](TaggedCache::invalidate_all), each with an `_async` twin.
@@ -131,7 +133,7 @@ pub mod __private {
     pub use rtc_core::decorate::{
         custom_key, duration, skips, tags, AsIs, Call, JsonArray, KeyArgument, NearProbe,
         NearShared, NearUnshared, OptionalArgument, Outcome, Seconds, SerializableArgument, Site,
-        Unless, UnserializableArgument, ValueCodec,
+        StaleOptions, Unless, UnserializableArgument, ValueCodec,
     };
     pub use serde;
     pub use std::time::Duration;

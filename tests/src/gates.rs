@@ -69,3 +69,26 @@ impl Latch {
         assert!(*open, "{what}: not within {EVENT_LIMIT:?}");
     }
 }
+
+/// An instant `delay` from now, and the same as Unix milliseconds for a child process's command
+/// line ([`instant_of_millis`]): threads of several processes start together at it.
+pub fn start_instant(delay: Duration) -> (std::time::SystemTime, String) {
+    let at = std::time::SystemTime::now() + delay;
+    let millis = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis();
+    (at, millis.to_string())
+}
+
+/// The instant [`start_instant`] wrote as milliseconds.
+pub fn instant_of_millis(millis: &str) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_millis(millis.parse().expect("Unix milliseconds"))
+}
+
+/// Sleeps until `at` (returns at once if it passed).
+pub fn sleep_until(at: std::time::SystemTime) {
+    if let Ok(wait) = at.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(wait);
+    }
+}

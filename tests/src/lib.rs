@@ -345,6 +345,52 @@ pub mod stampede {
     pub const VALUE: u64 = 42;
 }
 
+/// The serve-stale tests' refreshed function, the same in the test and its child processes:
+/// `refreshed_function!(CACHE.get().unwrap(), URL.get().unwrap())`.
+// rustfmt re-indents the attribute inside the macro on every run.
+#[rustfmt::skip]
+#[macro_export]
+macro_rules! refreshed_function {
+    ($cache:expr, $url:expr) => {
+        /// Counts its runs in Redis; its entry is stale for the test.
+        #[rtc::cached(
+            key = $crate::serve_stale::KEY,
+            name = "refreshed",
+            lock = true,
+            lifetime = 3600,
+            stale_while_revalidate = 600,
+            cache = $cache
+        )]
+        fn refreshed() -> u64 {
+            $crate::serve_stale::computation($url)
+        }
+    };
+}
+
+/// Constants shared by the serve-stale tests and their child processes.
+pub mod serve_stale {
+    use std::time::Duration;
+
+    /// The Redis key the refreshed function increments each time its body runs.
+    pub const COUNTER_KEY: &str = "serve-stale-test:computations";
+    /// How long its body takes: long enough for every caller to arrive during the refresh.
+    pub const REFRESH_BODY: Duration = Duration::from_millis(500);
+    /// Its entry: `key = ...` and `name = ...` in both processes, so they share it.
+    pub const KEY: &str = "hot";
+
+    /// The refreshed function's body, in every process: counts itself in Redis at `url`, takes
+    /// [`REFRESH_BODY`], and returns its number (1 for the first).
+    pub fn computation(url: &str) -> u64 {
+        use redis::Commands;
+        let mut connection = redis::Client::open(url)
+            .and_then(|client| client.get_connection())
+            .expect("reaches Redis");
+        let run: u64 = connection.incr(COUNTER_KEY, 1).expect("INCR");
+        std::thread::sleep(REFRESH_BODY);
+        run
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

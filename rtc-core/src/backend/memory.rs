@@ -9,7 +9,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::BackendError;
-use crate::engine::{EntryWrite, ManyReply, Operation, ReadReply, Reply};
+use crate::engine::{EntryWrite, ManyReply, Operation, ReadReply, Reply, Ttl};
 use crate::format::{self, Observed, TagKey, Version};
 use crate::near::Expiry;
 
@@ -69,21 +69,35 @@ impl MemoryStore {
         let now = Instant::now();
         let mut maps = self.lock();
         let reply = match operation {
+            // The entry's time to live costs nothing here, so it is told whether asked for or
+            // not; the near cache's expiry (every key's) only when asked.
             Operation::Read {
                 entry,
                 tags,
                 expiry,
+                ..
             } => Reply::Read(ReadReply {
                 entry: maps.entry_bytes(entry, now),
                 versions: tags.iter().map(|tag| maps.version(tag, now)).collect(),
+                ttl: maps.entry_ttl(entry, now),
                 expiry: if expiry {
                     maps.expiry(entry, tags, now)
                 } else {
                     Expiry::Unknown
                 },
             }),
-            Operation::ReadTags { tags } => {
-                Reply::Versions(tags.iter().map(|tag| maps.version(tag, now)).collect())
+            Operation::ReadTags { tags, ttls_of } => {
+                let versions = tags.iter().map(|tag| maps.version(tag, now)).collect();
+                match ttls_of {
+                    [] => Reply::Versions(versions),
+                    entries => Reply::VersionsAndTtls(
+                        versions,
+                        entries
+                            .iter()
+                            .map(|entry| maps.entry_ttl(entry, now))
+                            .collect(),
+                    ),
+                }
             }
             Operation::CreateTags { tags, lifetime } => {
                 Reply::Created(maps.create_tags(tags, lifetime, now))
@@ -125,8 +139,11 @@ impl MemoryStore {
                 observed,
                 payload,
                 lifetime,
+                stale_window,
             } => {
-                let bytes = encode(observed, payload)?;
+                let bytes = format::encode_with_window(observed, stale_window, payload)
+                    .ok_or(BackendError::TooManyTags)?;
+                let lifetime = lifetime.map(|lifetime| lifetime.saturating_add(stale_window));
                 let seen = observed.tombstone.as_deref();
                 let deleted_since = maps.entry_bytes(entry, now).is_some_and(|current| {
                     format::is_tombstone(&current) && Some(current.as_slice()) != seen
@@ -183,6 +200,17 @@ fn encode(observed: &Observed, payload: &[u8]) -> Result<Vec<u8>, BackendError> 
 }
 
 impl Maps {
+    /// What is left of an entry's time to live (zero when there is none).
+    fn entry_ttl(&self, key: &str, now: Instant) -> Ttl {
+        match self.entries.get(key) {
+            Some(stored) => match stored.expires {
+                None => Ttl::Forever,
+                Some(expires) => Ttl::Left(expires.saturating_duration_since(now)),
+            },
+            None => Ttl::Left(Duration::ZERO),
+        }
+    }
+
     fn entry_bytes(&mut self, key: &str, now: Instant) -> Option<Vec<u8>> {
         match self.entries.get(key) {
             Some(stored) if stored.alive(now) => Some(stored.value.clone()),

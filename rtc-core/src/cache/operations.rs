@@ -60,20 +60,33 @@ impl TaggedCache {
 
     /// Writes a computed value stamped with `observed`, the versions read (and completed)
     /// *before* it was computed, so that an invalidation landing during the computation makes
-    /// it miss; a delete since `observed` was read wins.
+    /// it miss; a delete since `observed` was read wins. An entry that expires keeps
+    /// `stale_window` after its lifetime, recorded in it; one that never expires has none.
     pub(crate) fn write_observed_operation<'a>(
         &self,
-        keys: &'a EntryKeys,
+        entry: &'a str,
         observed: &'a Observed,
         payload: &'a [u8],
         lifetime: Option<Duration>,
+        stale_window: Duration,
     ) -> Operation<'a> {
+        let lifetime = self.lifetimes(lifetime).0;
         Operation::WriteUnlessDeleted {
-            entry: &keys.entry,
+            entry,
             observed,
             payload,
-            lifetime: self.lifetimes(lifetime).0,
+            lifetime,
+            stale_window: if lifetime.is_some() {
+                stale_window
+            } else {
+                Duration::ZERO
+            },
         }
+    }
+
+    /// The cache-wide stale options (`TaggedCacheBuilder::stale_if_error` and the others).
+    pub(crate) fn stale_defaults(&self) -> crate::decorate::StaleOptions {
+        self.inner.settings.stale
     }
 
     /// Leaves a tombstone where the entry was.

@@ -64,7 +64,8 @@ impl TaggedCache {
         let counters = &self.inner.counters;
         let payload = match lookup {
             Lookup::Hit(payload, _) => Some(payload),
-            Lookup::Miss(_) | Lookup::Unavailable => None,
+            // Past its lifetime: only a decorated call with a stale option may serve it.
+            Lookup::Stale(..) | Lookup::Miss(_) | Lookup::Unavailable => None,
         };
         Counters::bump(if payload.is_some() {
             &counters.hits

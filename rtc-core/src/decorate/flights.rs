@@ -22,6 +22,9 @@ pub(crate) enum Landing {
     Value {
         bytes: Arc<Vec<u8>>,
         stamp: Option<Arc<Observed>>,
+        /// True for an entry past its lifetime that the leader returned after its function
+        /// failed (`stale_if_error`): its followers return it too, rather than failing in turn.
+        stale: bool,
     },
     /// No value to share: followers go on by themselves.
     Nothing,
@@ -34,14 +37,29 @@ impl Landing {
             Some(bytes) => Landing::Value {
                 bytes: Arc::new(bytes),
                 stamp: stamp.map(Arc::new),
+                stale: false,
             },
             None => Landing::Nothing,
         }
     }
 
+    /// A stale value the leader returned instead of its failed computation's.
+    pub(crate) fn stale(bytes: Vec<u8>, stamp: Observed) -> Self {
+        Landing::Value {
+            bytes: Arc::new(bytes),
+            stamp: Some(Arc::new(stamp)),
+            stale: true,
+        }
+    }
+
+    /// True for a stale value.
+    pub(crate) fn is_stale(&self) -> bool {
+        matches!(self, Landing::Value { stale: true, .. })
+    }
+
     /// The value's bytes, if `observed` (a follower's reading of the versions) admits its stamp.
     pub(crate) fn value_for(&self, observed: Option<&Observed>) -> Option<&[u8]> {
-        let Landing::Value { bytes, stamp } = self else {
+        let Landing::Value { bytes, stamp, .. } = self else {
             return None;
         };
         let admitted = match (observed, stamp) {
@@ -187,10 +205,7 @@ mod tests {
         };
         std::thread::scope(|scope| {
             let waiter = scope.spawn(|| flight.wait(Instant::now() + Duration::from_secs(5)));
-            leader.land(Landing::Value {
-                bytes: Arc::new(b"v".to_vec()),
-                stamp: None,
-            });
+            leader.land(Landing::new(Some(b"v".to_vec()), None));
             let landed = waiter.join().unwrap().expect("landed");
             assert_eq!(landed.value_for(None), Some(&b"v"[..]));
         });

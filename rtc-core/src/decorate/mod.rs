@@ -18,14 +18,18 @@ use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
 
 mod arguments;
+mod background;
 mod flights;
 mod outcome;
 mod protocol;
 mod seconds;
+mod stale;
+mod work;
 
 pub use self::arguments::{
     KeyArgument, OptionalArgument, SerializableArgument, UnserializableArgument,
 };
+use self::background::Background;
 pub(crate) use self::flights::Flights;
 use self::outcome::encoded;
 pub use self::outcome::{
@@ -33,6 +37,9 @@ pub use self::outcome::{
 };
 use self::protocol::{CallFlow, Mode, Yield};
 pub use self::seconds::{duration, Seconds};
+pub use self::stale::StaleOptions;
+use self::stale::Windows;
+use self::work::{Awaited, Blocking, Detached, Detaches, Here};
 
 static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
 static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
@@ -146,6 +153,9 @@ pub struct Call<'a> {
     pub hook_userdata: Option<&'a (dyn Any + Send + Sync)>,
     /// `jitter = ...`: up to this much is added to each stored entry's lifetime, at random.
     pub jitter: Option<Duration>,
+    /// `stale_if_error = ...`, `stale_while_revalidate = ...`, `timeout = ...`; those not
+    /// given are the cache's.
+    pub stale: StaleOptions,
 }
 
 /// The cache and keys of a call that can use the cache.
@@ -173,16 +183,11 @@ struct Driven<'a, V> {
 }
 
 impl<V> Driven<'_, V> {
-    /// The function returned `outcome`: how long its body took, and the bytes to store.
-    fn computed<R: Outcome<Value = V>>(
-        &mut self,
-        codec: &ValueCodec<V>,
-        cache: &TaggedCache,
-        outcome: &R,
-        started: Instant,
-    ) {
+    /// The function returned: how long its body took, the bytes to store, and whether it
+    /// failed.
+    fn computed(&mut self, bytes: Option<Vec<u8>>, failed: bool, started: Instant) {
         self.flow.report.info.decorated_elapsed = started.elapsed();
-        self.flow.computed(encoded(codec, cache, outcome));
+        self.flow.computed(bytes, failed);
     }
 }
 
@@ -204,10 +209,11 @@ impl<V> Drop for Driven<'_, V> {
 }
 
 impl<'a> Call<'a> {
-    /// Returns the cached value, or computes, caches and returns it.
+    /// Returns the cached value, or computes, caches and returns it. `stale_if_error` applies;
+    /// `stale_while_revalidate` and `timeout` need [`Call::run_detached`].
     pub fn run<R: Outcome>(self, codec: ValueCodec<R::Value>, compute: impl FnOnce() -> R) -> R {
         let mode = self.run_mode();
-        self.drive(mode, codec, compute)
+        self.drive(mode, codec, Here(compute))
     }
 
     /// Async twin of [`Call::run`].
@@ -221,7 +227,37 @@ impl<'a> Call<'a> {
         F: Future<Output = R>,
     {
         let mode = self.run_mode();
-        self.drive_async(mode, codec, compute)
+        self.drive_async(mode, codec, Here(compute))
+    }
+
+    /// [`Call::run`] for a computation that may outlive the call (its function's arguments
+    /// are owned): with `stale_while_revalidate` it refreshes a stale entry on a thread of its
+    /// own, and with `timeout` it may finish after the call returned a stale value.
+    pub fn run_detached<R, F>(self, codec: ValueCodec<R::Value>, compute: F) -> R
+    where
+        R: Outcome + Send + 'static,
+        R::Value: Send + Sync + 'static,
+        F: FnOnce() -> R + Send + 'static,
+    {
+        let mode = self.run_mode();
+        self.drive(mode, codec, Detached(compute))
+    }
+
+    /// Async twin of [`Call::run_detached`]: refreshes and late computations are spawned on
+    /// the current tokio runtime (without one, a refresh runs before the call returns and
+    /// `timeout` does not apply).
+    pub fn run_detached_async<R, F>(
+        self,
+        codec: ValueCodec<R::Value>,
+        compute: F,
+    ) -> impl Future<Output = R> + use<'a, R, F>
+    where
+        R: Outcome + Send + 'static,
+        R::Value: Send + Sync + 'static,
+        F: Future<Output = R> + Send + 'static,
+    {
+        let mode = self.run_mode();
+        self.drive_async(mode, codec, Detached(compute))
     }
 
     /// How `run` uses the cache: with the stampede lock when `lock = true`.
@@ -237,7 +273,7 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         compute: impl FnOnce() -> R,
     ) -> R {
-        self.drive(Mode::Refresh, codec, compute)
+        self.drive(Mode::Refresh, codec, Here(compute))
     }
 
     /// Async twin of [`Call::refresh`].
@@ -250,74 +286,152 @@ impl<'a> Call<'a> {
         R: Outcome,
         F: Future<Output = R>,
     {
-        self.drive_async(Mode::Refresh, codec, compute)
+        self.drive_async(Mode::Refresh, codec, Here(compute))
     }
 
     /// The blocking driver of a call's protocol.
-    fn drive<R: Outcome>(
+    fn drive<R: Outcome, W: Blocking<R>>(
         self,
         mode: Mode,
         codec: ValueCodec<R::Value>,
-        compute: impl FnOnce() -> R,
+        work: W,
     ) -> R {
         if let Some((cache, value, now)) = self.near_hit(&codec, mode) {
             return self.finish_near(cache, mode, now, R::from_cached(value));
         }
         let report = self.report(mode, Instant::now());
         let Some(entry) = self.entry() else {
-            return compute();
+            return work.run();
         };
         let named = self.named(&entry, &codec, mode);
-        let mut call = self.driven(&entry, &codec, mode, report, named, true);
+        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, named, true);
         loop {
             match entry.cache.drive(&mut call.flow) {
                 Yield::Follow(flight, deadline) => call.flow.landed(flight.wait(deadline)),
-                Yield::Cached(value) => {
+                Yield::Cached(value) | Yield::Instead(value) => {
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
+                }
+                Yield::Revalidate(value) => {
+                    work.refresh(self.background(&entry, &codec, &call.flow));
+                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
                 }
                 Yield::Compute | Yield::Finished => break,
             }
         }
         let started = Instant::now();
-        let outcome = compute();
-        call.computed(&codec, entry.cache, &outcome, started);
-        entry.cache.drive(&mut call.flow);
-        self.finish(&entry, &mut call.flow.report, outcome)
+        let timed = match call.flow.compute_timeout() {
+            Some(timeout) => work
+                .timed(self.background(&entry, &codec, &call.flow))
+                .map(|timed| (timed, timeout)),
+            None => Err(work),
+        };
+        let (outcome, bytes) = match timed {
+            Ok((timed, timeout)) => match timed.wait(timeout) {
+                Ok(computed) => computed,
+                Err(timed) if timed.hand_over(call.flow.hand_over()) => {
+                    call.flow.report.info.decorated_elapsed = started.elapsed();
+                    if let Yield::Instead(value) = entry.cache.drive(&mut call.flow) {
+                        return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
+                    }
+                    // Nothing to return instead: the value, once there (it stores itself).
+                    let (outcome, _) = timed.join();
+                    return self.finish(&entry, &mut call.flow.report, outcome);
+                }
+                Err(timed) => timed.join(),
+            },
+            Err(work) => computed_here(work.run(), &codec, entry.cache),
+        };
+        call.computed(bytes, outcome.failed(), started);
+        match entry.cache.drive(&mut call.flow) {
+            Yield::Instead(value) => {
+                self.finish(&entry, &mut call.flow.report, R::from_cached(value))
+            }
+            _ => self.finish(&entry, &mut call.flow.report, outcome),
+        }
     }
 
     /// The async driver of a call's protocol.
-    async fn drive_async<R: Outcome>(
+    async fn drive_async<R: Outcome, W: Awaited<R>>(
         self,
         mode: Mode,
         codec: ValueCodec<R::Value>,
-        compute: impl Future<Output = R>,
+        work: W,
     ) -> R {
         if let Some((cache, value, now)) = self.near_hit(&codec, mode) {
             return self.finish_near(cache, mode, now, R::from_cached(value));
         }
         let report = self.report(mode, Instant::now());
         let Some(entry) = self.entry() else {
-            return compute.await;
+            return work.run().await;
         };
         let named = self.named(&entry, &codec, mode);
-        let mut call = self.driven(&entry, &codec, mode, report, named, false);
+        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, named, false);
         loop {
             match entry.cache.drive_async(&mut call.flow).await {
                 Yield::Follow(flight, deadline) => {
                     let landing = flight.wait_async(deadline).await;
                     call.flow.landed(landing);
                 }
-                Yield::Cached(value) => {
+                Yield::Cached(value) | Yield::Instead(value) => {
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
+                }
+                Yield::Revalidate(value) => {
+                    let background = self.background(&entry, &codec, &call.flow);
+                    if let Some(inline) = work.refresh(background) {
+                        inline.await;
+                    }
+                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
                 }
                 Yield::Compute | Yield::Finished => break,
             }
         }
         let started = Instant::now();
-        let outcome = compute.await;
-        call.computed(&codec, entry.cache, &outcome, started);
-        entry.cache.drive_async(&mut call.flow).await;
-        self.finish(&entry, &mut call.flow.report, outcome)
+        let timed = match call.flow.compute_timeout() {
+            Some(timeout) => work
+                .timed(self.background(&entry, &codec, &call.flow))
+                .map(|timed| (timed, timeout)),
+            None => Err(work),
+        };
+        let (outcome, bytes) = match timed {
+            Ok((timed, timeout)) => match timed.wait_async(timeout).await {
+                Ok(computed) => computed,
+                Err(timed) if timed.hand_over(call.flow.hand_over()) => {
+                    call.flow.report.info.decorated_elapsed = started.elapsed();
+                    if let Yield::Instead(value) = entry.cache.drive_async(&mut call.flow).await {
+                        return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
+                    }
+                    let (outcome, _) = timed.join_async().await;
+                    return self.finish(&entry, &mut call.flow.report, outcome);
+                }
+                Err(timed) => timed.join_async().await,
+            },
+            Err(work) => computed_here(work.run().await, &codec, entry.cache),
+        };
+        call.computed(bytes, outcome.failed(), started);
+        match entry.cache.drive_async(&mut call.flow).await {
+            Yield::Instead(value) => {
+                self.finish(&entry, &mut call.flow.report, R::from_cached(value))
+            }
+            _ => self.finish(&entry, &mut call.flow.report, outcome),
+        }
+    }
+
+    /// What a refresh or a late computation of this call needs, owned.
+    fn background<V>(
+        &self,
+        entry: &CallEntry<'_>,
+        codec: &ValueCodec<V>,
+        flow: &CallFlow<'_, V>,
+    ) -> Background<V> {
+        Background {
+            cache: entry.cache.clone(),
+            keys: entry.keys.clone(),
+            codec: codec.clone(),
+            lifetime: flow.lifetime(),
+            lock_timeout: self.lock.then_some(self.lock_timeout),
+            windows: flow.windows(),
+            function_name: self.site.function_name,
+        }
     }
 
     /// Removes the entry of exactly these arguments; true if one was removed.
@@ -379,8 +493,9 @@ impl<'a> Call<'a> {
         cache
     }
 
-    /// This call's protocol on `entry`, owned by a driver (`blocking` for the sync one).
-    fn driven<'c, V>(
+    /// This call's protocol on `entry`, owned by a driver (`blocking` for the sync one) that
+    /// runs the body as `W` does.
+    fn driven<'c, V, W: Detaches>(
         &self,
         entry: &'c CallEntry<'_>,
         codec: &'c ValueCodec<V>,
@@ -390,7 +505,19 @@ impl<'a> Call<'a> {
         blocking: bool,
     ) -> Driven<'c, V> {
         let lifetime = self.stored_lifetime(entry.cache);
-        let mut flow = CallFlow::new(entry.cache, &entry.keys, codec, mode, lifetime, report);
+        // `refresh_<fn>` runs its body in the call, but writes the entry as the function's calls
+        // do, with the same stale window.
+        let background = W::DETACHES || (self.stale.background && matches!(mode, Mode::Refresh));
+        let windows = Windows::resolve(self.stale, entry.cache.stale_defaults(), background);
+        let mut flow = CallFlow::new(
+            entry.cache,
+            &entry.keys,
+            codec,
+            mode,
+            lifetime,
+            windows,
+            report,
+        );
         flow.fill_near(named);
         Driven {
             cache: entry.cache,
@@ -532,6 +659,16 @@ impl<'a> Call<'a> {
         }
         outcome
     }
+}
+
+/// The outcome of a body run in the call, and the bytes to store.
+fn computed_here<R: Outcome>(
+    outcome: R,
+    codec: &ValueCodec<R::Value>,
+    cache: &TaggedCache,
+) -> (R, Option<Vec<u8>>) {
+    let bytes = encoded(codec, cache, &outcome);
+    (outcome, bytes)
 }
 
 /// A number in `[0, 1)`, different on each call: `RandomState` seeds each hasher afresh.

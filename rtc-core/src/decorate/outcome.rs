@@ -26,6 +26,15 @@ pub struct Sharing<T> {
     pub(crate) take: fn(&(dyn Any + Send + Sync)) -> Option<T>,
 }
 
+// Function pointers only, whatever `T` is.
+impl<T> Clone for Sharing<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T> Copy for Sharing<T> {}
+
 /// Asks, at compile time, whether a value type can be kept decoded in a near cache: the
 /// macro calls `(&NearProbe::<T>::new()).sharing()`, which resolves to [`NearShared`] for
 /// `Clone + Send + Sync + 'static` types and to [`NearUnshared`] for every other.
@@ -63,6 +72,31 @@ pub trait NearUnshared<T> {
 impl<T> NearUnshared<T> for &NearProbe<T> {
     fn sharing(&self) -> Option<Sharing<T>> {
         None
+    }
+}
+
+// Copied into a background refresh; fn pointers and options only, whatever `T` is.
+impl<T> Clone for ValueCodec<T> {
+    fn clone(&self) -> Self {
+        Self {
+            format: match &self.format {
+                Format::Serde {
+                    codec,
+                    encode,
+                    decode,
+                } => Format::Serde {
+                    codec: *codec,
+                    encode: *encode,
+                    decode: *decode,
+                },
+                Format::Custom { encode, decode } => Format::Custom {
+                    encode: *encode,
+                    decode: *decode,
+                },
+            },
+            compress_above: self.compress_above,
+            sharing: self.sharing,
+        }
     }
 }
 
@@ -178,6 +212,10 @@ pub trait Outcome: Sized {
     fn cacheable(&self) -> Option<&Self::Value>;
     /// Rebuilds the outcome from a cached value.
     fn from_cached(value: Self::Value) -> Self;
+    /// True for a failure (`Err`, `None`): `stale_if_error` may return a stale value instead.
+    fn failed(&self) -> bool {
+        false
+    }
 }
 
 /// `Ok` values are cached, errors never.
@@ -189,6 +227,9 @@ impl<T, E> Outcome for Result<T, E> {
     fn from_cached(value: T) -> Self {
         Ok(value)
     }
+    fn failed(&self) -> bool {
+        self.is_err()
+    }
 }
 
 /// `Some` values are cached, `None` never.
@@ -199,6 +240,9 @@ impl<T> Outcome for Option<T> {
     }
     fn from_cached(value: T) -> Self {
         Some(value)
+    }
+    fn failed(&self) -> bool {
+        self.is_none()
     }
 }
 
@@ -235,6 +279,9 @@ impl<R: Outcome> Outcome for Unless<R> {
             outcome: R::from_cached(value),
             store: true,
         }
+    }
+    fn failed(&self) -> bool {
+        self.outcome.failed()
     }
 }
 

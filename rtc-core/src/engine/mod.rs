@@ -17,7 +17,9 @@ mod write;
 
 use crate::backend::BackendError;
 
-pub(crate) use self::operation::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply};
+pub(crate) use self::operation::{
+    EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply, Ttl,
+};
 pub(crate) use self::read::{Lookup, Payload, ReadFlow};
 pub(crate) use self::read_many::ReadManyFlow;
 pub(crate) use self::write::{CreateTagsFlow, WriteFlow};

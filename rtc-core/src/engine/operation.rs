@@ -10,11 +10,14 @@ use crate::near::Expiry;
 /// store at once under its lock, Redis with the commands `backend::redis::commands` builds.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Operation<'a> {
-    /// The entry's stored bytes and every tag's version; with `expiry`, also how long the
-    /// first of those keys has left to live (for the near cache).
+    /// The entry's stored bytes and every tag's version; with `ttl`, also what is left of the
+    /// entry's time to live (asked by callers with a stale option: [`ReadReply::ttl`]); with
+    /// `expiry`, what is left of the entry's and every tag's (for the near cache:
+    /// [`ReadReply::expiry`]).
     Read {
         entry: &'a str,
         tags: &'a [TagKey],
+        ttl: bool,
         expiry: bool,
     },
     /// Several entries' stored bytes and the versions of every tag they carry, in one round
@@ -23,8 +26,12 @@ pub(crate) enum Operation<'a> {
         entries: &'a [&'a str],
         tags: &'a [TagKey],
     },
-    /// Tags' versions alone.
-    ReadTags { tags: &'a [TagKey] },
+    /// Tags' versions, and what is left of the time to live of `ttls_of` (entries with a stale
+    /// window whose reader did not ask for it with the entry).
+    ReadTags {
+        tags: &'a [TagKey],
+        ttls_of: &'a [&'a str],
+    },
     /// Gives every tag that has no (valid) version the proposed one; replies with the version
     /// each tag has afterwards.
     CreateTags {
@@ -47,11 +54,14 @@ pub(crate) enum Operation<'a> {
     },
     /// Writes the entry stamped with `observed` unless it was deleted after the writer read
     /// `observed.tombstone`; replies whether it was written.
+    /// With a non-zero `stale_window` the entry records it (format 3) and lives `lifetime`
+    /// plus the window.
     WriteUnlessDeleted {
         entry: &'a str,
         observed: &'a Observed,
         payload: &'a [u8],
         lifetime: Option<Duration>,
+        stale_window: Duration,
     },
     /// Replaces the entry with `tombstone`; replies whether a live entry was there.
     Delete {
@@ -65,7 +75,7 @@ pub(crate) enum Operation<'a> {
         lifetime: Option<Duration>,
     },
     /// Tries to take an entry's stampede lock (passing a received wake-up token on first) and
-    /// reads the entry, in one round trip.
+    /// reads the entry (as `Read`, `ttl` included), in one round trip.
     Acquire {
         lock: &'a LockKeys,
         token: &'a [u8],
@@ -73,6 +83,7 @@ pub(crate) enum Operation<'a> {
         baton: Option<&'a [u8]>,
         entry: &'a str,
         tags: &'a [TagKey],
+        ttl: bool,
     },
     /// Releases the lock if `token` still holds it, and wakes its waiters.
     Release {
@@ -160,12 +171,48 @@ pub(crate) struct ManyReply {
 }
 
 /// An entry's stored bytes (if any) and the current version of each tag asked for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct ReadReply {
     pub entry: Option<Vec<u8>>,
     pub versions: Vec<Option<Version>>,
     /// When the first of the keys read expires ([`Expiry::Unknown`] unless asked for).
     pub expiry: Expiry,
+    /// What is left of the entry's time to live, if it was asked for (the memory backend
+    /// always tells).
+    pub ttl: Ttl,
+}
+
+/// What is left of an entry's time to live, as the backend measures it (Redis's `PTTL`, on the
+/// server's own clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Ttl {
+    /// Not asked for.
+    #[default]
+    Unasked,
+    /// The entry never expires.
+    Forever,
+    /// This much is left (zero: the entry is gone).
+    Left(Duration),
+}
+
+impl Ttl {
+    /// The near cache's view of it: how long a value depending on this key may be kept.
+    pub(crate) fn expiry(self) -> Expiry {
+        match self {
+            Ttl::Unasked => Expiry::Unknown,
+            Ttl::Forever => Expiry::Never,
+            Ttl::Left(left) => Expiry::After(left),
+        }
+    }
+
+    /// A `PTTL` reply: -1 for a key without expiry, -2 (or any other negative) for no key.
+    pub(crate) fn from_pttl(millis: i64) -> Self {
+        match millis {
+            -1 => Ttl::Forever,
+            ms if ms >= 0 => Ttl::Left(Duration::from_millis(ms.unsigned_abs())),
+            _ => Ttl::Left(Duration::ZERO),
+        }
+    }
 }
 
 /// What an attempt to take an entry's stampede lock found.
@@ -186,8 +233,10 @@ pub(crate) enum Reply {
     Read(ReadReply),
     /// To `ReadMany`.
     Many(ManyReply),
-    /// To `ReadTags`: one version per tag asked for.
+    /// To `ReadTags` that asked no time to live: one version per tag asked for.
     Versions(Vec<Option<Version>>),
+    /// To `ReadTags` that asked for times to live: the versions, then one per entry asked for.
+    VersionsAndTtls(Vec<Option<Version>>, Vec<Ttl>),
     /// To `CreateTags`: the version each tag has now.
     Created(Vec<Version>),
     /// To `WriteStamped`, `Write`, `WriteUnlessDeleted` (whether it wrote) and `Delete` (whether
@@ -216,9 +265,20 @@ macro_rules! reply_as {
 impl Reply {
     reply_as!(into_read, Read, ReadReply);
     reply_as!(into_many, Many, ManyReply);
-    reply_as!(into_versions, Versions, Vec<Option<Version>>);
     reply_as!(into_created, Created, Vec<Version>);
     reply_as!(into_done, Done, bool);
     reply_as!(into_lock, Lock, LockAttempt);
     reply_as!(into_woken, Woken, Option<Vec<u8>>);
+
+    /// The reply to `ReadTags`: the versions, and the times to live asked for (none asked:
+    /// an empty list).
+    pub(crate) fn into_versions_and_ttls(
+        self,
+    ) -> Result<(Vec<Option<Version>>, Vec<Ttl>), BackendError> {
+        match self {
+            Reply::Versions(versions) => Ok((versions, Vec::new())),
+            Reply::VersionsAndTtls(versions, ttls) => Ok((versions, ttls)),
+            _ => Err(BackendError::UnexpectedReply),
+        }
+    }
 }

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::{Flow, Lookup, ManyReply, Operation, Progress, ReadFlow, ReadReply, Received, Reply};
+use super::{
+    Flow, Lookup, ManyReply, Operation, Progress, ReadFlow, ReadReply, Received, Reply, Ttl,
+};
 use crate::format::{EntryKeys, KeySpace, TagKey};
 
 /// Reads many entries at once. Outputs one [`Lookup`] per entry asked for, in order; an entry
@@ -31,11 +33,13 @@ enum ManyState<'a> {
     /// The entries and their tags were asked for.
     Reading,
     /// The reads of `pending` (distinct entry, its flow) asked for tags' versions: `tags` holds
-    /// each of those tags once, and `wanted` per pending read the positions of the ones it asked.
+    /// each of those tags once, and `wanted` per pending read the positions of the ones it asked
+    /// and of its entry in `ttls_of` if it asked for the entry's time to live.
     Completing {
         pending: Vec<(usize, ReadFlow<'a>)>,
         tags: Vec<TagKey>,
-        wanted: Vec<Vec<usize>>,
+        ttls_of: Vec<&'a str>,
+        wanted: Vec<(Vec<usize>, Option<usize>)>,
     },
     Finished,
 }
@@ -101,6 +105,7 @@ impl<'a> ReadManyFlow<'a> {
                     .iter()
                     .map(|&at| reply.versions[at])
                     .collect(),
+                ttl: Ttl::Unasked,
                 expiry: crate::near::Expiry::Unknown,
             };
             let keys = &self.keys[self.first[distinct]];
@@ -111,7 +116,7 @@ impl<'a> ReadManyFlow<'a> {
     }
 
     /// Advances each pending read with its reply; gathers the operations of those that go on
-    /// into one `ReadTags`, or finishes when none does.
+    /// (tags' versions, entries' times to live) into one `ReadTags`, or finishes when none does.
     fn advanced(
         &mut self,
         pending: Vec<(usize, ReadFlow<'a>)>,
@@ -120,12 +125,18 @@ impl<'a> ReadManyFlow<'a> {
         let mut still = Vec::new();
         let mut tags = DistinctTags::default();
         let mut asked = Vec::new();
+        let mut ttls_of = Vec::new();
         for (index, (distinct, mut flow)) in pending.into_iter().enumerate() {
             match flow.advance(reply_to(index)) {
                 Progress::Done(lookup) => self.found[distinct] = Some(lookup),
                 Progress::Send => match flow.operation() {
-                    Some(Operation::ReadTags { tags }) => {
-                        asked.push(tags.to_vec());
+                    Some(Operation::ReadTags { tags, ttls_of: own }) => {
+                        // A read asks for its own entry's time to live, if for any.
+                        let ttl_at = (!own.is_empty()).then(|| {
+                            ttls_of.push(self.entries[distinct]);
+                            ttls_of.len() - 1
+                        });
+                        asked.push((tags.to_vec(), ttl_at));
                         still.push((distinct, flow));
                     }
                     _ => self.found[distinct] = Some(Lookup::Unavailable),
@@ -137,12 +148,18 @@ impl<'a> ReadManyFlow<'a> {
         }
         let wanted = asked
             .iter()
-            .map(|asked| asked.iter().map(|tag| tags.position(tag)).collect())
+            .map(|(asked, ttl_at)| {
+                (
+                    asked.iter().map(|tag| tags.position(tag)).collect(),
+                    *ttl_at,
+                )
+            })
             .collect();
         let tags = tags.tags;
         self.state = ManyState::Completing {
             pending: still,
             tags,
+            ttls_of,
             wanted,
         };
         Progress::Send
@@ -191,14 +208,22 @@ impl Flow for ReadManyFlow<'_> {
                 ManyState::Completing {
                     pending,
                     tags,
+                    ttls_of: _,
                     wanted,
                 },
                 Some(reply),
-            ) => match reply.and_then(Reply::into_versions) {
-                Ok(versions) if versions.len() == tags.len() => self.advanced(pending, |index| {
-                    let picked = wanted[index].iter().map(|&at| versions[at]).collect();
-                    Some(Ok(Reply::Versions(picked)))
-                }),
+            ) => match reply.and_then(Reply::into_versions_and_ttls) {
+                Ok((versions, ttls)) if versions.len() == tags.len() => {
+                    self.advanced(pending, |index| {
+                        let (tags_at, ttl_at) = &wanted[index];
+                        let picked = tags_at.iter().map(|&at| versions[at]).collect();
+                        let ttl = ttl_at.and_then(|at| ttls.get(at).copied());
+                        Some(Ok(Reply::VersionsAndTtls(
+                            picked,
+                            ttl.into_iter().collect(),
+                        )))
+                    })
+                }
                 _ => self.finished(),
             },
             _ => self.finished(),
@@ -211,7 +236,9 @@ impl Flow for ReadManyFlow<'_> {
                 entries: &self.entries,
                 tags: &self.tags,
             }),
-            ManyState::Completing { tags, .. } => Some(Operation::ReadTags { tags }),
+            ManyState::Completing { tags, ttls_of, .. } => {
+                Some(Operation::ReadTags { tags, ttls_of })
+            }
             ManyState::Start | ManyState::Finished => None,
         }
     }
@@ -346,7 +373,7 @@ mod tests {
         let mut flow = ReadManyFlow::new(&space, &keys);
         assert_eq!(flow.advance(None), Progress::Send);
         assert_eq!(flow.advance(Some(first)), Progress::Send);
-        let Some(Operation::ReadTags { tags }) = flow.operation() else {
+        let Some(Operation::ReadTags { tags, .. }) = flow.operation() else {
             panic!("expected the implicit tags to be read");
         };
         assert_eq!(tags, [f.clone(), g.clone()], "f once, for both entries");

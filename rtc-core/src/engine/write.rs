@@ -230,6 +230,7 @@ mod tests {
         let reply = Reply::Read(ReadReply {
             entry: Some(stored),
             versions: now,
+            ttl: crate::engine::Ttl::Unasked,
             expiry: Expiry::Unknown,
         });
         assert!(matches!(

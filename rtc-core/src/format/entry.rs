@@ -5,18 +5,21 @@
 //!
 //! ```text
 //! offset  size      field
-//! 0       1         format (FORMAT_V2 = 2; FORMAT_V1 = 1 is still read)
+//! 0       1         format (FORMAT_V2 = 2, FORMAT_V3 = 3; FORMAT_V1 = 1 is still read)
 //! 1       2         C: number of canonical tags, little endian (the namespace tag + the user tags)
 //! 3       2         X: number of implicit tags, little endian
-//! 5       8·C       the canonical tags' versions, in canonical order
+//! (5      4         format 3 only: W, the stale window in ms, little endian)
+//! 5 (9)   8·C       the canonical tags' versions, in canonical order
 //! …       24·X      per implicit tag: its 16-byte id, then its 8-byte version
 //! …       rest      the value section: format 2, a codec id (1 byte) then the value as that
 //!                   codec wrote it (see `crate::codec`); format 1, the value alone
 //! ```
 //!
 //! Formats 1 and 2 differ only in the value section: format 1 (rtc 0.1) did not record the
-//! codec, so its value is JSON or a custom serializer's bytes. Everything before the value
-//! section, and so every freshness check, is the same for both. The value section is opaque to
+//! codec, so its value is JSON or a custom serializer's bytes. Format 3 is format 2 with a stale
+//! window: the entry was stored to live its lifetime plus W, and it is fresh only while more
+//! than W of that is left (see [`stale_window`]); it is written only when W > 0, so entries of
+//! callers that use no stale option stay format 2. Tag checks are the same for all three. The value section is opaque to
 //! this layer, to the backends and to the Lua scripts (which look at the first byte only).
 //!
 //! A deleted entry is a *tombstone*: format 0 followed by a random token. Readers treat it as a
@@ -35,9 +38,12 @@ pub(crate) const FORMAT_V1: u8 = 1;
 /// The format of live entries written today: the value section starts with a codec id. A later
 /// format gets a new number and the older ones can still be read.
 pub(crate) const FORMAT_V2: u8 = 2;
+/// Format 2 with a stale window after the counts: written when the window is not zero.
+pub(crate) const FORMAT_V3: u8 = 3;
 /// A deleted entry.
 pub(crate) const FORMAT_TOMBSTONE: u8 = 0;
 const HEADER_LEN: usize = 5;
+const WINDOW_LEN: usize = 4;
 const EXTRA_LEN: usize = ID_LEN + VERSION_LEN;
 
 /// The most tags one entry may carry (the header counts them in 16 bits).
@@ -123,7 +129,7 @@ pub(crate) fn check<'a>(bytes: &'a [u8], observed: &Observed) -> Freshness<'a> {
     if layout.canonical != observed.canonical.len() {
         return Freshness::Stale;
     }
-    let versions = bytes[HEADER_LEN..].chunks_exact(VERSION_LEN);
+    let versions = bytes[layout.header_len()..].chunks_exact(VERSION_LEN);
     for (stored, (_, current)) in versions.zip(&observed.canonical) {
         if current.as_ref().map(Version::as_bytes) != Some(stored) {
             return Freshness::Stale;
@@ -160,7 +166,24 @@ pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
 
 /// True for the bytes of a live entry (of any format this version can read).
 pub(crate) fn is_live(bytes: &[u8]) -> bool {
-    matches!(bytes.first(), Some(&(FORMAT_V1 | FORMAT_V2)))
+    matches!(bytes.first(), Some(&(FORMAT_V1 | FORMAT_V2 | FORMAT_V3)))
+}
+
+/// The stale window recorded in a live entry: it was stored to live its lifetime plus this, and
+/// is fresh while more than this is left of its time to live. Zero for formats 1 and 2 (and
+/// for bytes that are not an entry).
+pub(crate) fn stale_window(bytes: &[u8]) -> std::time::Duration {
+    let window = match bytes {
+        [FORMAT_V3, _, _, _, _, w0, w1, w2, w3, ..] => u32::from_le_bytes([*w0, *w1, *w2, *w3]),
+        _ => 0,
+    };
+    std::time::Duration::from_millis(u64::from(window))
+}
+
+/// The longest stale window the format records (`u32::MAX` ms, about 49 days); longer ones are
+/// cut to it.
+pub(crate) fn window_millis(window: std::time::Duration) -> u32 {
+    u32::try_from(window.as_millis()).unwrap_or(u32::MAX)
 }
 
 /// Where the value section of the fresh entry `bytes` starts (`value_start` for a format 2 entry),
@@ -180,14 +203,29 @@ pub(crate) fn value_section(bytes: &mut [u8], value_start: usize) -> usize {
 /// `observed`'s versions. `None` when a tag has no version or there are more tags than the
 /// format counts.
 pub(crate) fn encode(observed: &Observed, payload: &[u8]) -> Option<Vec<u8>> {
+    encode_with_window(observed, std::time::Duration::ZERO, payload)
+}
+
+/// [`encode`], recording a stale window (format 3) when `window` is not zero.
+pub(crate) fn encode_with_window(
+    observed: &Observed,
+    window: std::time::Duration,
+    payload: &[u8],
+) -> Option<Vec<u8>> {
     let header = header(observed)?;
+    let window = window_millis(window);
     let mut bytes = Vec::with_capacity(
         HEADER_LEN
+            + WINDOW_LEN
             + VERSION_LEN * observed.canonical.len()
             + EXTRA_LEN * observed.implicit.len()
             + payload.len(),
     );
     bytes.extend_from_slice(&header);
+    if window > 0 {
+        bytes[0] = FORMAT_V3;
+        bytes.extend_from_slice(&window.to_le_bytes());
+    }
     for (_, version) in &observed.canonical {
         bytes.extend_from_slice(version.as_ref()?.as_bytes());
     }
@@ -209,28 +247,39 @@ pub(crate) fn header(observed: &Observed) -> Option<[u8; HEADER_LEN]> {
 struct Layout {
     canonical: usize,
     implicit: usize,
+    /// True for format 3: the counts are followed by the stale window.
+    windowed: bool,
 }
 
 impl Layout {
     fn parse(bytes: &[u8]) -> Option<Self> {
         let header = bytes.get(..HEADER_LEN)?;
-        if header[0] != FORMAT_V1 && header[0] != FORMAT_V2 {
+        if !is_live(header) {
             return None;
         }
         let layout = Layout {
             canonical: usize::from(u16::from_le_bytes([header[1], header[2]])),
             implicit: usize::from(u16::from_le_bytes([header[3], header[4]])),
+            windowed: header[0] == FORMAT_V3,
         };
         (bytes.len() >= layout.payload_start()).then_some(layout)
     }
 
+    fn header_len(&self) -> usize {
+        if self.windowed {
+            HEADER_LEN + WINDOW_LEN
+        } else {
+            HEADER_LEN
+        }
+    }
+
     fn extras<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
-        let start = HEADER_LEN + self.canonical * VERSION_LEN;
+        let start = self.header_len() + self.canonical * VERSION_LEN;
         &bytes[start..self.payload_start()]
     }
 
     fn payload_start(&self) -> usize {
-        HEADER_LEN + self.canonical * VERSION_LEN + self.implicit * EXTRA_LEN
+        self.header_len() + self.canonical * VERSION_LEN + self.implicit * EXTRA_LEN
     }
 }
 
@@ -238,6 +287,7 @@ impl Layout {
 mod tests {
     use super::*;
     use crate::format::KeySpace;
+    use std::time::Duration;
 
     fn observed(canonical: &[Option<u64>], implicit: &[(&str, Option<u64>)]) -> Observed {
         let space = KeySpace::new("ns");
@@ -333,6 +383,24 @@ mod tests {
         assert!(!observed(&[Some(1), Some(9)], &[("f", Some(3))]).admits(&stamp));
         assert!(!observed(&[Some(1)], &[("f", Some(3))]).admits(&stamp));
         assert!(!observed(&[Some(1), Some(2)], &[("g", Some(3))]).admits(&stamp));
+    }
+
+    #[test]
+    fn a_stale_window_is_recorded_in_format_3_and_checked_like_format_2() {
+        let reader = observed(&[Some(1)], &[("f", Some(3))]);
+        let plain = encode(&reader, b"\x01\"v\"").unwrap();
+        assert_eq!(stale_window(&plain), Duration::ZERO);
+        let windowed =
+            encode_with_window(&reader, Duration::from_millis(1500), b"\x01\"v\"").unwrap();
+        assert_eq!(windowed[0], FORMAT_V3);
+        assert_eq!(windowed.len(), plain.len() + WINDOW_LEN);
+        assert!(is_live(&windowed));
+        assert_eq!(stale_window(&windowed), Duration::from_millis(1500));
+        assert_eq!(check(&windowed, &reader), Freshness::Fresh(b"\x01\"v\""));
+        let invalidated = observed(&[Some(2)], &[("f", Some(3))]);
+        assert_eq!(check(&windowed, &invalidated), Freshness::Stale);
+        assert_eq!(stale_window(&tombstone()), Duration::ZERO);
+        assert_eq!(window_millis(Duration::from_secs(u64::MAX)), u32::MAX);
     }
 
     #[test]

@@ -8,7 +8,8 @@ mod version;
 
 pub use self::entry::MAX_TAGS;
 pub(crate) use self::entry::{
-    check, encode, header, is_live, is_tombstone, tombstone, value_section, Freshness, Observed,
+    check, encode, encode_with_window, header, is_live, is_tombstone, stale_window, tombstone,
+    value_section, Freshness, Observed,
 };
 pub(crate) use self::entry_keys::EntryKeys;
 pub(crate) use self::keys::{KeySpace, LockKeys, TagKey};

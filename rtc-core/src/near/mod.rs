@@ -20,9 +20,10 @@ pub(crate) use self::watches::{Watch, Watches};
 use crate::format::Version;
 
 /// How long a value read from Redis may live, as Redis said in the same round trip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub(crate) enum Expiry {
     /// Not asked for: the value is not kept near.
+    #[default]
     Unknown,
     /// No key it depends on expires.
     Never,
@@ -31,6 +32,14 @@ pub(crate) enum Expiry {
 }
 
 impl Expiry {
+    /// This much earlier (a stale window: past it the value is stale, which is not kept).
+    pub(crate) fn less(self, earlier: Duration) -> Expiry {
+        match self {
+            Expiry::After(left) => Expiry::After(left.saturating_sub(earlier)),
+            Expiry::Never | Expiry::Unknown => self,
+        }
+    }
+
     /// The earlier of two expiries.
     pub(crate) fn min(self, other: Expiry) -> Expiry {
         match (self, other) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 use redis::{Cmd, Script, Value};
 
 use crate::backend::BackendError;
-use crate::engine::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply};
+use crate::engine::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply, Ttl};
 use crate::format::{self, LockKeys, Observed, TagKey, Version};
 use crate::near::Expiry;
 
@@ -36,16 +36,22 @@ pub(crate) struct Round {
 /// How a round's replies become a [`Reply`].
 #[derive(Clone, Copy)]
 enum Reading {
-    /// `expiring`: how many `PTTL`s follow the reads.
+    /// The entry's read, then a `PTTL` of it when `ttl`, then `tag_ttls` more (the tags', for
+    /// the near cache's expiry).
     Entry {
         topology: Topology,
-        expiring: usize,
+        ttl: bool,
+        tag_ttls: usize,
     },
     Entries {
         topology: Topology,
         entries: usize,
     },
-    Versions(Topology),
+    /// Tags' versions, then `ttls` replies of `PTTL`.
+    Versions {
+        topology: Topology,
+        ttls: usize,
+    },
     Created,
     Written,
     WrittenUnlessDeleted,
@@ -54,6 +60,7 @@ enum Reading {
     Lock {
         topology: Topology,
         skipped: usize,
+        ttl: bool,
     },
     Woken,
 }
@@ -95,24 +102,39 @@ impl Round {
             Operation::Read {
                 entry,
                 tags,
+                ttl,
                 expiry,
             } => {
                 let mut commands = read(topology, entry, tags);
-                let mut expiring = 0;
+                let ttl = ttl || expiry;
+                commands.extend(ttl.then(|| pttl(entry)));
+                let tag_ttls = if expiry { tags.len() } else { 0 };
                 if expiry {
-                    for key in std::iter::once(entry).chain(tags.iter().map(TagKey::as_str)) {
-                        let mut pttl = command("PTTL");
-                        pttl.arg(key);
-                        commands.push(pttl);
-                        expiring += 1;
-                    }
+                    commands.extend(tags.iter().map(|tag| pttl(tag.as_str())));
                 }
-                round(commands, Reading::Entry { topology, expiring })
+                round(
+                    commands,
+                    Reading::Entry {
+                        topology,
+                        ttl,
+                        tag_ttls,
+                    },
+                )
             }
-            Operation::ReadTags { tags } => round(
-                get_all(topology, tags.iter().map(TagKey::as_str)),
-                Reading::Versions(topology),
-            ),
+            Operation::ReadTags { tags, ttls_of } => {
+                let mut commands = match tags {
+                    [] => Vec::new(),
+                    tags => get_all(topology, tags.iter().map(TagKey::as_str)),
+                };
+                commands.extend(ttls_of.iter().map(|entry| pttl(entry)));
+                round(
+                    commands,
+                    Reading::Versions {
+                        topology,
+                        ttls: ttls_of.len(),
+                    },
+                )
+            }
             Operation::CreateTags { tags, lifetime } => Round {
                 script: Some(&CREATE_TAG),
                 ..round(create_tags(tags, lifetime), Reading::Created)
@@ -158,13 +180,17 @@ impl Round {
                 observed,
                 payload,
                 lifetime,
+                stale_window,
             } => {
+                let bytes = format::encode_with_window(observed, stale_window, payload)
+                    .ok_or(BackendError::TooManyTags)?;
+                let lifetime = lifetime.map(|lifetime| lifetime.saturating_add(stale_window));
                 let mut evalsha = command("EVALSHA");
                 evalsha
                     .arg(&WRITE_UNLESS_DELETED.hash)
                     .arg(1)
                     .arg(entry)
-                    .arg(encode(observed, payload)?)
+                    .arg(bytes)
                     .arg(millis(lifetime))
                     .arg(observed.tombstone.as_deref().unwrap_or_default());
                 Round {
@@ -199,11 +225,20 @@ impl Round {
                 baton,
                 entry,
                 tags,
+                ttl,
             } => {
                 let mut commands = acquire(lock, token, lifetime, baton);
                 let skipped = commands.len() - 2;
                 commands.extend(read(topology, entry, tags));
-                round(commands, Reading::Lock { topology, skipped })
+                commands.extend(ttl.then(|| pttl(entry)));
+                round(
+                    commands,
+                    Reading::Lock {
+                        topology,
+                        skipped,
+                        ttl,
+                    },
+                )
             }
             Operation::Release {
                 lock,
@@ -256,17 +291,23 @@ impl Round {
     /// Reads the replies of this round's commands.
     pub(crate) fn reply(&self, replies: Vec<Value>) -> Result<Reply, BackendError> {
         Ok(match self.reading {
-            Reading::Entry { topology, expiring } => {
+            Reading::Entry {
+                topology,
+                ttl,
+                tag_ttls,
+            } => {
                 let mut replies = replies;
-                let Some(reads) = replies.len().checked_sub(expiring) else {
-                    return Err(BackendError::UnexpectedReply);
+                let tag_ttls = ttls_at_end(&mut replies, tag_ttls)?;
+                let ttl = match ttl {
+                    true => ttls_at_end(&mut replies, 1)?.pop().unwrap_or_default(),
+                    false => Ttl::Unasked,
                 };
-                let ttls = replies.split_off(reads);
                 let mut read = entry_and_versions(values_of(topology, replies)?)?;
-                if expiring > 0 {
-                    read.expiry = ttls.iter().try_fold(Expiry::Never, |expiry, ttl| {
-                        Ok::<_, BackendError>(expiry.min(expiry_of(ttl)?))
-                    })?;
+                read.ttl = ttl;
+                if ttl != Ttl::Unasked && tag_ttls.len() == read.versions.len() {
+                    read.expiry = tag_ttls
+                        .iter()
+                        .fold(ttl.expiry(), |expiry, tag| expiry.min(tag.expiry()));
                 }
                 Reply::Read(read)
             }
@@ -281,12 +322,21 @@ impl Round {
                     versions: tags.into_iter().map(version).collect::<Result<_, _>>()?,
                 })
             }
-            Reading::Versions(topology) => Reply::Versions(
-                values_of(topology, replies)?
-                    .into_iter()
-                    .map(version)
-                    .collect::<Result<_, _>>()?,
-            ),
+            Reading::Versions { topology, ttls } => {
+                let mut replies = replies;
+                let ttls = ttls_at_end(&mut replies, ttls)?;
+                let versions = match replies.is_empty() {
+                    true => Vec::new(),
+                    false => values_of(topology, replies)?
+                        .into_iter()
+                        .map(version)
+                        .collect::<Result<_, _>>()?,
+                };
+                match ttls.is_empty() {
+                    true => Reply::Versions(versions),
+                    false => Reply::VersionsAndTtls(versions, ttls),
+                }
+            }
             Reading::Created => Reply::Created(
                 replies
                     .into_iter()
@@ -308,7 +358,16 @@ impl Round {
                 Err(_) => return Err(BackendError::UnexpectedReply),
             },
             Reading::Ok => Reply::Ok,
-            Reading::Lock { topology, skipped } => {
+            Reading::Lock {
+                topology,
+                skipped,
+                ttl,
+            } => {
+                let mut replies = replies;
+                let entry_ttl = match ttl {
+                    true => ttls_at_end(&mut replies, 1)?.pop().unwrap_or_default(),
+                    false => Ttl::Unasked,
+                };
                 let mut replies = replies.into_iter().skip(skipped);
                 let (Some(holder), Some(ttl)) = (replies.next(), replies.next()) else {
                     return Err(BackendError::UnexpectedReply);
@@ -317,10 +376,12 @@ impl Round {
                     Value::Int(ms) if ms > 0 => Duration::from_millis(ms.unsigned_abs()),
                     _ => Duration::ZERO,
                 };
+                let mut read = entry_and_versions(values_of(topology, replies.collect())?)?;
+                read.ttl = entry_ttl;
                 Reply::Lock(LockAttempt {
                     holder: bulk(holder)?,
                     lock_ttl,
-                    read: entry_and_versions(values_of(topology, replies.collect())?)?,
+                    read,
                 })
             }
             Reading::Woken => match <[Value; 1]>::try_from(replies) {
@@ -394,8 +455,32 @@ fn entry_and_versions(values: Vec<Value>) -> Result<ReadReply, BackendError> {
     Ok(ReadReply {
         entry,
         versions,
+        ttl: Ttl::Unasked,
         expiry: Expiry::Unknown,
     })
+}
+
+/// `PTTL entry`: what is left of its time to live, on the server's clock.
+fn pttl(entry: &str) -> Cmd {
+    let mut pttl = command("PTTL");
+    pttl.arg(entry);
+    pttl
+}
+
+/// Takes the replies of the `count` `PTTL`s that end a round.
+fn ttls_at_end(replies: &mut Vec<Value>, count: usize) -> Result<Vec<Ttl>, BackendError> {
+    let start = replies
+        .len()
+        .checked_sub(count)
+        .ok_or(BackendError::UnexpectedReply)?;
+    replies
+        .split_off(start)
+        .into_iter()
+        .map(|reply| match reply {
+            Value::Int(millis) => Ok(Ttl::from_pttl(millis)),
+            _ => Err(BackendError::UnexpectedReply),
+        })
+        .collect()
 }
 
 /// One run of the create-tag script per tag: each touches one key, so it runs on a cluster too.
@@ -582,17 +667,6 @@ fn millis(lifetime: Option<Duration>) -> u64 {
             .unwrap_or(u64::MAX)
             .max(1)
     })
-}
-
-/// What `PTTL` says: -1 no expiry, -2 no key (gone already), else milliseconds left.
-fn expiry_of(ttl: &Value) -> Result<Expiry, BackendError> {
-    match ttl {
-        Value::Int(-1) => Ok(Expiry::Never),
-        Value::Int(ms) => Ok(Expiry::After(Duration::from_millis(
-            u64::try_from(*ms).unwrap_or(0),
-        ))),
-        _ => Err(BackendError::UnexpectedReply),
-    }
 }
 
 fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{CallFlow, HeldLock, Mode, Next, State, Yield};
-use crate::decorate::flights::{Flight, Joined};
+use crate::decorate::flights::{Flight, Joined, Landing};
 use crate::engine::{Lookup, ReadFlow, Received, Reply};
 use crate::format::unique_u64;
 use crate::metrics;
@@ -28,13 +28,15 @@ impl<'a, V> CallFlow<'a, V> {
         match self.cache.flights().join(&self.keys.entry) {
             Joined::Leader(leader) => {
                 self.leader = Some(leader);
-                if !self.cache.backend().is_shared() {
-                    // One process is all there is; a leader may have landed just before.
-                    return Next::Then(State::Rechecking(self.cache.read_flow(self.keys)));
-                }
-                let lifetime = match self.mode {
-                    Mode::Run { lock_timeout } => lock_timeout.unwrap_or_default(),
-                    Mode::Refresh => Duration::ZERO,
+                let lock_timeout = match self.mode {
+                    Mode::Run { lock_timeout } | Mode::Revalidate { lock_timeout } => lock_timeout,
+                    Mode::Refresh => None,
+                };
+                let lifetime = match lock_timeout {
+                    // One process is all there is (a leader may have landed just before), or a
+                    // refresh without the lock: read again.
+                    Some(lifetime) if self.cache.backend().is_shared() => lifetime,
+                    _ => return Next::Then(State::Rechecking(self.read_flow())),
                 };
                 self.lock = Some(HeldLock {
                     keys: self.cache.lock_keys(self.keys),
@@ -42,6 +44,10 @@ impl<'a, V> CallFlow<'a, V> {
                     lifetime,
                 });
                 Next::Send(State::Acquiring)
+            }
+            // This process computes the entry already.
+            Joined::Follower(_) if matches!(self.mode, Mode::Revalidate { .. }) => {
+                Next::Yield(Yield::Finished, State::Finished)
             }
             Joined::Follower(flight) => {
                 let since = self.start_waiting();
@@ -102,6 +108,8 @@ impl<'a, V> CallFlow<'a, V> {
                 self.report.info.lock_full_miss = true;
                 self.prepare_to_compute()
             }
+            // Another process refreshes the entry.
+            Some(_) if matches!(self.mode, Mode::Revalidate { .. }) => self.finish(),
             Some(holder) => {
                 let since = self.start_waiting();
                 self.wait(holder, Instant::now() + lock_ttl, since)
@@ -184,6 +192,9 @@ impl<'a, V> CallFlow<'a, V> {
             });
         if let Some((value, bytes)) = shared {
             self.report.hit(bytes);
+            if landing.as_ref().is_some_and(Landing::is_stale) {
+                self.served_stale();
+            }
             return Next::Yield(Yield::Cached(value), State::Finished);
         }
         if landing.is_some() && Instant::now() < self.deadline {

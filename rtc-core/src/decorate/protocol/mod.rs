@@ -5,7 +5,14 @@
 //! ([`Yield`]): wait for another caller of this process, run the function, or return. It never
 //! blocks, awaits or touches a connection, so the same code serves `Call::run` and
 //! `Call::run_async`. Each state has a handler that says what comes next ([`Next`]).
+//!
+//! With a stale option (`stale.rs`), reads date the entry too: an entry past its lifetime
+//! whose tags are all current is returned at once with `stale_while_revalidate` (the driver
+//! refreshes it in the background, in [`Mode::Revalidate`]), and kept in mind otherwise: a
+//! computation that fails (or times out) reads the entry again and returns it if it is still
+//! current and within `stale_if_error` (`fallback.rs`).
 
+mod fallback;
 mod lock;
 
 use std::sync::Arc;
@@ -13,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use super::flights::{Flight, Landing, Leader};
 use super::outcome::ValueCodec;
+use super::stale::Windows;
 use super::Report;
 use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
@@ -28,6 +36,12 @@ pub(super) enum Yield<V> {
     Compute,
     /// Return this value (from the cache, or from another caller's computation).
     Cached(V),
+    /// Return this stale value at once, and refresh the entry in the background
+    /// (`stale_while_revalidate`).
+    Revalidate(V),
+    /// Return this value from the cache instead of what the function returned: it failed or
+    /// timed out (`stale_if_error`).
+    Instead(V),
     /// Return what was computed: everything is stored and released.
     Finished,
 }
@@ -39,6 +53,10 @@ pub(super) enum Mode {
     Run { lock_timeout: Option<Duration> },
     /// Always compute and store (`refresh_<fn>`).
     Refresh,
+    /// A background refresh of a stale entry: compute and store unless this process is
+    /// already computing the entry, another process holds its lock (`lock_timeout`), or the
+    /// entry turns out to be fresh already.
+    Revalidate { lock_timeout: Option<Duration> },
 }
 
 /// A Redis lock this call holds: what it takes to release it.
@@ -99,6 +117,8 @@ enum State<'a, V> {
     Storing,
     /// `Release` sent after storing.
     Releasing,
+    /// The function failed: reading the entry again, to return it instead if it is current.
+    FallingBack(ReadFlow<'a>),
     Finished,
 }
 
@@ -119,6 +139,13 @@ pub(super) struct CallFlow<'a, V> {
     codec: &'a ValueCodec<V>,
     mode: Mode,
     lifetime: Option<Duration>,
+    windows: Windows,
+    /// True once a read found the entry past its lifetime, within `stale_if_error`.
+    stale_seen: bool,
+    /// True when the function returned no value to cache because it failed (or timed out).
+    failed: bool,
+    /// True once the entry was read again after a failure.
+    fell_back: bool,
     /// What the call found and did, for the hook.
     pub(super) report: Report,
     /// The tag versions read before computing (`None`: the backend could not be read).
@@ -151,6 +178,7 @@ impl<'a, V> CallFlow<'a, V> {
         codec: &'a ValueCodec<V>,
         mode: Mode,
         lifetime: Option<Duration>,
+        windows: Windows,
         report: Report,
     ) -> Self {
         let started = report.started;
@@ -160,6 +188,10 @@ impl<'a, V> CallFlow<'a, V> {
             codec,
             mode,
             lifetime,
+            windows,
+            stale_seen: false,
+            failed: false,
+            fell_back: false,
             report,
             observed: None,
             // Set when a `lock = true` miss starts waiting; a hit never reads it.
@@ -182,14 +214,26 @@ impl<'a, V> CallFlow<'a, V> {
         self.named = named;
     }
 
+    /// The lifetime the call stores its value with.
+    pub(super) fn lifetime(&self) -> Option<Duration> {
+        self.lifetime
+    }
+
+    /// The call's stale windows.
+    pub(super) fn windows(&self) -> Windows {
+        self.windows
+    }
+
     /// What a follower's wait for its leader returned (`None`: the deadline passed).
     pub(super) fn landed(&mut self, landing: Option<Landing>) {
         self.landed = Some(landing);
     }
 
-    /// The function ran: here are its cacheable value's bytes (`None`: nothing to cache).
-    pub(super) fn computed(&mut self, bytes: Option<Vec<u8>>) {
+    /// The function ran: here are its cacheable value's bytes (`None`: nothing to cache), and
+    /// whether it failed (`Err` or `None`).
+    pub(super) fn computed(&mut self, bytes: Option<Vec<u8>>, failed: bool) {
         self.computed = bytes;
+        self.failed = failed;
     }
 
     /// The lock this call holds, when it is abandoned (a panic, a cancelled future) before
@@ -205,10 +249,13 @@ impl<'a, V> CallFlow<'a, V> {
     /// Runs the handler of `state`.
     fn handle(&mut self, state: State<'a, V>, reply: Option<Received>) -> Next<'a, V> {
         match state {
+            State::Start if matches!(self.mode, Mode::Revalidate { .. }) => {
+                Next::Then(State::Joining)
+            }
             State::Start => {
                 self.fill = self.cache.near_fill(self.named.as_ref(), self.keys);
-                let read = self.cache.read_flow(self.keys);
-                Next::Then(State::Looking(read.asking_expiry(self.fill.is_some())))
+                let read = self.read_flow().asking_expiry(self.fill.is_some());
+                Next::Then(State::Looking(read))
             }
             State::Looking(mut read) => match read.advance(reply) {
                 Progress::Send => Next::Send(State::Looking(read)),
@@ -275,6 +322,10 @@ impl<'a, V> CallFlow<'a, V> {
                     self.finish()
                 }
             },
+            State::FallingBack(mut read) => match read.advance(reply) {
+                Progress::Send => Next::Send(State::FallingBack(read)),
+                Progress::Done(lookup) => self.fell_back(lookup),
+            },
             State::Finished => Next::Yield(Yield::Finished, State::Finished),
         }
     }
@@ -289,11 +340,20 @@ impl<'a, V> CallFlow<'a, V> {
             );
         }
         let lock_timeout = match self.mode {
-            Mode::Refresh => {
+            Mode::Refresh | Mode::Revalidate { .. } => {
                 self.observed = lookup.into_observed();
                 return self.prepare_to_compute();
             }
             Mode::Run { lock_timeout } => lock_timeout,
+        };
+        let lookup = match lookup {
+            Lookup::Stale(payload, observed, overdue) => {
+                match self.stale_at_once(payload, observed, overdue) {
+                    Ok(revalidate) => return revalidate,
+                    Err(miss) => miss,
+                }
+            }
+            lookup => lookup,
         };
         match self.decoded(lookup) {
             Ok((value, _)) => {
@@ -332,9 +392,20 @@ impl<'a, V> CallFlow<'a, V> {
                 }
                 None => Err(Some(observed)),
             },
+            Lookup::Stale(_, observed, overdue) => {
+                self.stale_seen |= fallback::within(self.windows.if_error, overdue);
+                Err(Some(observed))
+            }
             Lookup::Miss(observed) => Err(Some(observed)),
             Lookup::Unavailable => Err(None),
         }
+    }
+
+    /// The entry's read, dating it when the call has a stale option.
+    fn read_flow(&self) -> ReadFlow<'a> {
+        self.cache
+            .read_flow(self.keys)
+            .asking_ttl(self.windows.any())
     }
 
     /// Versions observed by a later read replace earlier ones; a failed read keeps them.
@@ -364,12 +435,21 @@ impl<'a, V> CallFlow<'a, V> {
         }
     }
 
-    /// Lands what followers receive, and ends the call.
+    /// Lands what followers receive, and ends the call; after a failure, reads the entry
+    /// again first when a stale value may stand in.
     fn finish(&mut self) -> Next<'a, V> {
+        if self.falls_back() {
+            self.fell_back = true;
+            return Next::Then(State::FallingBack(self.read_flow()));
+        }
+        self.land();
+        Next::Yield(Yield::Finished, State::Finished)
+    }
+
+    fn land(&mut self) {
         if let Some(leader) = self.leader.take() {
             leader.land(self.landing.take().unwrap_or(Landing::Nothing));
         }
-        Next::Yield(Yield::Finished, State::Finished)
     }
 
     /// A decorated call is exactly one hit (a value without computing: from the cache, or from
@@ -378,9 +458,11 @@ impl<'a, V> CallFlow<'a, V> {
     fn count(&self, output: &Yield<V>) {
         let counters = self.cache.counters();
         match (output, self.mode) {
-            (_, Mode::Refresh) => {}
-            (Yield::Cached(_), _) => Counters::bump(&counters.hits),
+            (_, Mode::Refresh | Mode::Revalidate { .. }) => {}
+            (Yield::Cached(_) | Yield::Revalidate(_), _) => Counters::bump(&counters.hits),
             (Yield::Compute, _) => Counters::bump(&counters.misses),
+            // Counted as a miss when it computed.
+            (Yield::Instead(_), _) => {}
             (Yield::Follow(..) | Yield::Finished, _) => {}
         }
     }
@@ -418,9 +500,10 @@ impl<V> Flow for CallFlow<'_, V> {
 
     fn operation(&self) -> Option<Operation<'_>> {
         match &self.state {
-            State::Looking(read) | State::Rechecking(read) | State::Completing { read, .. } => {
-                read.operation()
-            }
+            State::Looking(read)
+            | State::Rechecking(read)
+            | State::Completing { read, .. }
+            | State::FallingBack(read) => read.operation(),
             State::CreatingTags(creating) => creating.operation(),
             State::Acquiring => {
                 let lock = self.lock.as_ref()?;
@@ -431,6 +514,7 @@ impl<V> Flow for CallFlow<'_, V> {
                     baton: self.baton.as_deref(),
                     entry: &self.keys.entry,
                     tags: self.keys.tags(),
+                    ttl: self.windows.any(),
                 })
             }
             State::Waiting { timeout, .. } => Some(Operation::WaitForWake {
@@ -438,10 +522,11 @@ impl<V> Flow for CallFlow<'_, V> {
                 timeout: *timeout,
             }),
             State::Storing => Some(self.cache.write_observed_operation(
-                self.keys,
+                &self.keys.entry,
                 self.observed.as_ref()?,
                 self.computed.as_deref()?,
                 self.lifetime,
+                self.windows.stored(),
             )),
             State::ReleasingAfterHit(_) | State::Releasing => Some(self.lock.as_ref()?.release()),
             State::Start

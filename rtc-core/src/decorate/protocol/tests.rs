@@ -5,7 +5,7 @@ use super::lock::EXPIRY_MARGIN;
 use super::*;
 use crate::backend::BackendError;
 use crate::decorate::flights::Joined;
-use crate::engine::{LockAttempt, ReadReply};
+use crate::engine::{LockAttempt, ReadReply, Ttl};
 use crate::format::{self, Version};
 use crate::hook::CacheInfo;
 
@@ -57,6 +57,7 @@ fn read(keys: &EntryKeys, versions: &[Option<Version>], value: Option<&str>) -> 
     ReadReply {
         entry: section.map(|section| format::encode(&keys.observe(versions), &section).unwrap()),
         versions: versions.to_vec(),
+        ttl: Ttl::Unasked,
         expiry: crate::near::Expiry::Unknown,
     }
 }
@@ -96,6 +97,8 @@ impl<V: std::fmt::Debug> std::fmt::Debug for Yield<V> {
             Yield::Follow(_, _) => f.write_str("Follow"),
             Yield::Compute => f.write_str("Compute"),
             Yield::Cached(value) => write!(f, "Cached({value:?})"),
+            Yield::Revalidate(value) => write!(f, "Revalidate({value:?})"),
+            Yield::Instead(value) => write!(f, "Instead({value:?})"),
             Yield::Finished => f.write_str("Finished"),
         }
     }
@@ -107,7 +110,15 @@ fn acquiring<'a>(
     keys: &'a EntryKeys,
     codec: &'a ValueCodec<String>,
 ) -> CallFlow<'a, String> {
-    let mut flow = CallFlow::new(cache, keys, codec, locked(), None, report());
+    let mut flow = CallFlow::new(
+        cache,
+        keys,
+        codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let miss = read(keys, &versions(keys, 1), None);
     sends(&mut flow, Some(Ok(Reply::Read(miss))), |operation| {
@@ -125,7 +136,15 @@ fn a_fresh_entry_is_returned_without_computing() {
     let cache = memory_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
     let reply = Ok(Reply::Read(read(&keys, &seen, Some("v"))));
@@ -140,7 +159,15 @@ fn a_miss_creates_missing_tags_then_computes_then_stores_stamped_with_what_it_re
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Run { lock_timeout: None };
-    let mut flow = CallFlow::new(&cache, &keys, &codec, mode, None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        mode,
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let mut seen = versions(&keys, 1);
     seen[1] = None;
@@ -152,7 +179,7 @@ fn a_miss_creates_missing_tags_then_computes_then_stores_stamped_with_what_it_re
     );
     let created = Ok(Reply::Created(vec![Version::from_u64(99)]));
     assert!(matches!(yields(&mut flow, Some(created)), Yield::Compute));
-    flow.computed(Some(b"\"new\"".to_vec()));
+    flow.computed(Some(b"\"new\"".to_vec()), false);
     sends(&mut flow, None, |operation| match operation {
         Operation::WriteUnlessDeleted { observed, .. } => {
             observed.canonical[1].1 == Some(Version::from_u64(99))
@@ -172,7 +199,15 @@ fn an_unreachable_backend_means_computing_and_storing_nothing() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     // Not even the lock: one process computing alone is all a failing Redis can offer.
     sends(&mut flow, Some(Err(BackendError::Skipped)), |operation| {
@@ -182,7 +217,7 @@ fn an_unreachable_backend_means_computing_and_storing_nothing() {
         yields(&mut flow, Some(Err(BackendError::Skipped))),
         Yield::Compute
     ));
-    flow.computed(Some(b"\"v\"".to_vec()));
+    flow.computed(Some(b"\"v\"".to_vec()), false);
     assert!(matches!(yields(&mut flow, None), Yield::Finished));
     assert!(flow.abandon().is_none());
 }
@@ -204,7 +239,7 @@ fn the_lock_holder_computes_stores_releases_and_lands_for_followers() {
         Yield::Compute
     ));
     assert!(flow.report.info.lock_full_miss);
-    flow.computed(Some(b"\"v\"".to_vec()));
+    flow.computed(Some(b"\"v\"".to_vec()), false);
     sends(&mut flow, None, |operation| {
         matches!(operation, Operation::WriteUnlessDeleted { .. })
     });
@@ -227,7 +262,15 @@ fn a_holder_that_finds_the_value_releases_the_lock_and_returns_it() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
     let miss = read(&keys, &seen, None);
@@ -329,7 +372,7 @@ fn an_expired_lock_is_tried_again_and_a_failed_wait_computes_alone() {
         yields(&mut flow, Some(Err(BackendError::Skipped))),
         Yield::Compute
     ));
-    flow.computed(Some(b"\"v\"".to_vec()));
+    flow.computed(Some(b"\"v\"".to_vec()), false);
     sends(&mut flow, None, |operation| {
         matches!(operation, Operation::WriteUnlessDeleted { .. })
     });
@@ -344,7 +387,15 @@ fn a_failed_acquire_computes_without_the_lock() {
     let cache = shared_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
     sends(
@@ -390,7 +441,15 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
     };
 
     let leader = cache.flights().join(&keys.entry);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     follow(&mut flow);
     flow.landed(Some(Landing::new(
         Some(b"\x01\"shared\"".to_vec()),
@@ -400,7 +459,15 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
 
     // A value stamped before an invalidation this follower saw is not taken: it goes round
     // again, and leads when nobody else does.
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     follow(&mut flow);
     flow.landed(Some(Landing::new(
         Some(b"\x01\"old\"".to_vec()),
@@ -411,7 +478,15 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
 
     // A follower whose deadline passed computes by itself.
     let _leader = cache.flights().join(&keys.entry);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, locked(), None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        locked(),
+        None,
+        Windows::default(),
+        report(),
+    );
     follow(&mut flow);
     flow.landed(None);
     assert!(matches!(yields(&mut flow, None), Yield::Compute));
@@ -422,9 +497,322 @@ fn a_refresh_computes_even_on_a_hit() {
     let cache = memory_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
-    let mut flow = CallFlow::new(&cache, &keys, &codec, Mode::Refresh, None, report());
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        Mode::Refresh,
+        None,
+        Windows::default(),
+        report(),
+    );
     sends(&mut flow, None, is_read);
     let seen = versions(&keys, 1);
     let hit = Ok(Reply::Read(read(&keys, &seen, Some("v"))));
     assert!(matches!(yields(&mut flow, Some(hit)), Yield::Compute));
+}
+
+/// A call with stale windows, and no lifetime of its own.
+fn with_windows<'a>(
+    cache: &'a TaggedCache,
+    keys: &'a EntryKeys,
+    codec: &'a ValueCodec<String>,
+    mode: Mode,
+    windows: Windows,
+) -> CallFlow<'a, String> {
+    CallFlow::new(cache, keys, codec, mode, None, windows, report())
+}
+
+/// Stale windows of a call: `stale_while_revalidate` and `stale_if_error` (seconds).
+fn windows(while_revalidate: u64, if_error: u64) -> Windows {
+    Windows {
+        if_error: Duration::from_secs(if_error),
+        while_revalidate: Duration::from_secs(while_revalidate),
+        timeout: Some(Duration::from_secs(1)),
+    }
+}
+
+const WINDOW: Duration = Duration::from_secs(100);
+
+/// A read of `value` written with a 100 s stale window, `left` seconds of its time to live left
+/// (so 100 - `left` seconds past its lifetime).
+fn dated_read(keys: &EntryKeys, versions: &[Option<Version>], value: &str, left: u64) -> Received {
+    dated_read_after(keys, versions, versions, value, left)
+}
+
+/// [`dated_read`] of an entry stamped with `stamp` when the tags' versions are `current`.
+fn dated_read_after(
+    keys: &EntryKeys,
+    stamp: &[Option<Version>],
+    current: &[Option<Version>],
+    value: &str,
+    left: u64,
+) -> Received {
+    let section = crate::codec::Encoding::default().encode(value).unwrap();
+    let entry = format::encode_with_window(&keys.observe(stamp), WINDOW, &section).unwrap();
+    Ok(Reply::Read(ReadReply {
+        entry: Some(entry),
+        versions: current.to_vec(),
+        ttl: Ttl::Left(Duration::from_secs(left)),
+        expiry: crate::near::Expiry::Unknown,
+    }))
+}
+
+fn is_dated_read(operation: &Operation<'_>) -> bool {
+    matches!(operation, Operation::Read { ttl: true, .. })
+}
+
+#[test]
+fn a_stale_entry_within_stale_while_revalidate_is_returned_at_once_to_be_refreshed() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = Mode::Run { lock_timeout: None };
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0));
+    sends(&mut flow, None, is_dated_read);
+    let seen = versions(&keys, 1);
+    // 6 s past its lifetime.
+    let read = dated_read(&keys, &seen, "old", 94);
+    assert!(matches!(yields(&mut flow, Some(read)), Yield::Revalidate(v) if v == "old"));
+    assert!(flow.report.info.stale && flow.report.info.hit);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.stale_hits), (1, 0, 1));
+}
+
+#[test]
+fn an_entry_past_every_window_is_a_miss_and_a_fresh_one_a_plain_hit() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = Mode::Run { lock_timeout: None };
+    let seen = versions(&keys, 1);
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0));
+    sends(&mut flow, None, is_dated_read);
+    // 11 s past its lifetime: beyond the 10 s window.
+    let read = dated_read(&keys, &seen, "old", 89);
+    assert!(matches!(yields(&mut flow, Some(read)), Yield::Compute));
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0));
+    sends(&mut flow, None, is_dated_read);
+    let read = dated_read(&keys, &seen, "fresh", 101);
+    assert!(matches!(yields(&mut flow, Some(read)), Yield::Cached(v) if v == "fresh"));
+    assert!(!flow.report.info.stale);
+}
+
+/// A call with `stale_if_error = 60` that found the entry 30 s past its lifetime and whose
+/// function failed: it reads the entry again.
+fn failed_with_a_stale_entry<'a>(
+    cache: &'a TaggedCache,
+    keys: &'a EntryKeys,
+    codec: &'a ValueCodec<String>,
+) -> CallFlow<'a, String> {
+    let mode = Mode::Run { lock_timeout: None };
+    let mut flow = with_windows(cache, keys, codec, mode, windows(0, 60));
+    sends(&mut flow, None, is_dated_read);
+    let seen = versions(keys, 1);
+    let read = dated_read(keys, &seen, "old", 70);
+    assert!(matches!(yields(&mut flow, Some(read)), Yield::Compute));
+    flow.computed(None, true);
+    sends(&mut flow, None, is_dated_read);
+    flow
+}
+
+#[test]
+fn a_failed_computation_returns_the_stale_entry_if_it_is_still_current() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mut flow = failed_with_a_stale_entry(&cache, &keys, &codec);
+    let again = dated_read(&keys, &versions(&keys, 1), "old", 69);
+    assert!(matches!(yields(&mut flow, Some(again)), Yield::Instead(v) if v == "old"));
+    assert!(flow.report.info.stale && !flow.report.info.hit);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.stale_hits), (0, 1, 1));
+}
+
+#[test]
+fn an_invalidation_while_the_function_ran_leaves_no_stale_value_to_return() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mut flow = failed_with_a_stale_entry(&cache, &keys, &codec);
+    let invalidated = dated_read_after(&keys, &versions(&keys, 1), &versions(&keys, 50), "old", 69);
+    assert!(matches!(
+        yields(&mut flow, Some(invalidated)),
+        Yield::Finished
+    ));
+    assert_eq!(cache.stats().stale_hits, 0);
+    // Nor after a delete.
+    let mut flow = failed_with_a_stale_entry(&cache, &keys, &codec);
+    let deleted = Ok(Reply::Read(ReadReply {
+        entry: Some(format::tombstone()),
+        versions: versions(&keys, 1),
+        ttl: Ttl::Left(WINDOW),
+        expiry: crate::near::Expiry::Unknown,
+    }));
+    assert!(matches!(yields(&mut flow, Some(deleted)), Yield::Finished));
+}
+
+#[test]
+fn a_failure_without_a_stale_entry_reads_nothing_more() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = Mode::Run { lock_timeout: None };
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(0, 60));
+    sends(&mut flow, None, is_dated_read);
+    let miss = Ok(Reply::Read(read(&keys, &versions(&keys, 1), None)));
+    assert!(matches!(yields(&mut flow, Some(miss)), Yield::Compute));
+    assert_eq!(
+        flow.compute_timeout(),
+        None,
+        "no stale value to wait against"
+    );
+    flow.computed(None, true);
+    assert!(matches!(yields(&mut flow, None), Yield::Finished));
+}
+
+#[test]
+fn a_late_computation_hands_its_stamp_over_and_the_call_returns_the_stale_entry() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = Mode::Run { lock_timeout: None };
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(0, 60));
+    sends(&mut flow, None, is_dated_read);
+    let seen = versions(&keys, 1);
+    let read = dated_read(&keys, &seen, "old", 70);
+    assert!(matches!(yields(&mut flow, Some(read)), Yield::Compute));
+    assert_eq!(flow.compute_timeout(), Some(Duration::from_secs(1)));
+    let stamp = flow
+        .hand_over()
+        .expect("the versions read before computing");
+    assert_eq!(stamp, keys.observe(&seen));
+    sends(&mut flow, None, is_dated_read);
+    let again = dated_read(&keys, &seen, "old", 69);
+    assert!(matches!(yields(&mut flow, Some(again)), Yield::Instead(v) if v == "old"));
+}
+
+#[test]
+fn a_refresh_computes_and_stores_the_entry_with_its_stale_window() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = Mode::Revalidate { lock_timeout: None };
+    let lifetime = Some(Duration::from_secs(30));
+    let mut flow = CallFlow::new(
+        &cache,
+        &keys,
+        &codec,
+        mode,
+        lifetime,
+        windows(10, 60),
+        report(),
+    );
+    // It reads again first: another refresh may have just stored.
+    sends(&mut flow, None, is_dated_read);
+    let seen = versions(&keys, 1);
+    let read = dated_read(&keys, &seen, "old", 95);
+    assert!(matches!(yields(&mut flow, Some(read)), Yield::Compute));
+    flow.computed(Some(b"\x01\"new\"".to_vec()), false);
+    sends(&mut flow, None, |operation| {
+        matches!(operation, Operation::WriteUnlessDeleted { observed, stale_window, .. }
+            if **observed == keys.observe(&seen) && *stale_window == Duration::from_secs(60))
+    });
+    assert!(matches!(
+        yields(&mut flow, Some(Ok(Reply::Done(true)))),
+        Yield::Finished
+    ));
+    // A refresh is neither a hit nor a miss.
+    assert_eq!((cache.stats().hits, cache.stats().misses), (0, 0));
+}
+
+#[test]
+fn a_refresh_gives_way_to_a_computation_under_way_here_or_elsewhere_or_a_fresh_entry() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = Mode::Revalidate { lock_timeout: None };
+    let refresh = || with_windows(&cache, &keys, &codec, mode, windows(10, 0));
+    let leader = cache.flights().join(&keys.entry);
+    assert!(matches!(yields(&mut refresh(), None), Yield::Finished));
+    drop(leader);
+    let mut flow = refresh();
+    sends(&mut flow, None, is_dated_read);
+    let fresh = dated_read(&keys, &versions(&keys, 1), "new", 105);
+    assert!(matches!(yields(&mut flow, Some(fresh)), Yield::Cached(_)));
+
+    // With the lock, another process holding it refreshes the entry.
+    let shared = shared_cache();
+    let keys = self::keys(&shared);
+    let mode = Mode::Revalidate {
+        lock_timeout: Some(LOCK_TIMEOUT),
+    };
+    let mut flow = with_windows(&shared, &keys, &codec, mode, windows(10, 0));
+    sends(&mut flow, None, |operation| {
+        matches!(operation, Operation::Acquire { ttl: true, .. })
+    });
+    let seen = versions(&keys, 1);
+    let Ok(Reply::Read(stale)) = dated_read(&keys, &seen, "old", 95) else {
+        unreachable!()
+    };
+    let held = lock_reply(Some(b"other process"), 5000, stale);
+    assert!(matches!(yields(&mut flow, Some(held)), Yield::Finished));
+    assert!(flow.abandon().is_none());
+}
+
+#[test]
+fn followers_of_a_leader_that_failed_take_the_stale_value_it_returned() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = locked();
+    let seen = versions(&keys, 1);
+    let mut leader = with_windows(&cache, &keys, &codec, mode, windows(0, 60));
+    sends(&mut leader, None, is_dated_read);
+    sends(
+        &mut leader,
+        Some(dated_read(&keys, &seen, "old", 70)),
+        is_dated_read,
+    );
+    let mut follower = with_windows(&cache, &keys, &codec, mode, windows(0, 60));
+    sends(&mut follower, None, is_dated_read);
+    let Yield::Follow(flight, _) = yields(&mut follower, Some(dated_read(&keys, &seen, "old", 70)))
+    else {
+        panic!("the second caller follows");
+    };
+    // The leader's recheck, then its failure and the read again.
+    assert!(matches!(
+        yields(&mut leader, Some(dated_read(&keys, &seen, "old", 70))),
+        Yield::Compute
+    ));
+    leader.computed(None, true);
+    sends(&mut leader, None, is_dated_read);
+    let again = dated_read(&keys, &seen, "old", 69);
+    assert!(matches!(yields(&mut leader, Some(again)), Yield::Instead(v) if v == "old"));
+    follower.landed(flight.wait(Instant::now()));
+    assert!(matches!(yields(&mut follower, None), Yield::Cached(v) if v == "old"));
+    assert!(follower.report.info.stale);
+    let stats = cache.stats();
+    assert_eq!((stats.hits, stats.misses, stats.stale_hits), (1, 1, 2));
+}
+
+#[test]
+fn an_entry_past_stale_if_error_leaves_no_timeout_and_nothing_to_fall_back_on() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let mode = Mode::Run { lock_timeout: None };
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(0, 20));
+    sends(&mut flow, None, is_dated_read);
+    // 30 s past its lifetime, beyond the 20 s of stale_if_error.
+    let read = dated_read(&keys, &versions(&keys, 1), "old", 70);
+    assert!(matches!(yields(&mut flow, Some(read)), Yield::Compute));
+    assert_eq!(
+        flow.compute_timeout(),
+        None,
+        "the computation is waited for"
+    );
+    flow.computed(None, true);
+    assert!(matches!(yields(&mut flow, None), Yield::Finished));
+    assert_eq!(cache.stats().stale_hits, 0);
 }

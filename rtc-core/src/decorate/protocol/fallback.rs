@@ -1,0 +1,101 @@
+//! Stale values in the protocol: one returned at once (`stale_while_revalidate`), or one
+//! returned instead of what a failed or late computation gave (`stale_if_error`, `timeout`).
+//!
+//! A value returned instead is read again after the computation, so that an invalidation or a
+//! delete that landed while the function ran is seen: only an entry whose tags are still
+//! current is returned.
+
+use std::time::Duration;
+
+use super::{CallFlow, Mode, Next, State, Yield};
+use crate::decorate::flights::Landing;
+use crate::engine::{Lookup, Payload};
+use crate::format::Observed;
+use crate::stats::Counters;
+
+/// True when a non-zero `window` covers an entry `overdue` past its lifetime.
+pub(super) fn within(window: Duration, overdue: Duration) -> bool {
+    !window.is_zero() && overdue <= window
+}
+
+impl<'a, V> CallFlow<'a, V> {
+    /// The first lookup found the entry past its lifetime: within `stale_while_revalidate`
+    /// (and decodable), it is returned at once and the driver refreshes it; otherwise the
+    /// lookup goes on as it is.
+    pub(super) fn stale_at_once(
+        &mut self,
+        payload: Payload,
+        observed: Observed,
+        overdue: Duration,
+    ) -> Result<Next<'a, V>, Lookup> {
+        if within(self.windows.while_revalidate, overdue) {
+            if let Some(value) = self.codec.decode(self.cache, &payload) {
+                self.report.hit(&payload);
+                self.served_stale();
+                return Ok(Next::Yield(Yield::Revalidate(value), State::Finished));
+            }
+        }
+        Err(Lookup::Stale(payload, observed, overdue))
+    }
+
+    /// How long the driver may wait for the computation before returning a stale value
+    /// instead (`timeout`): only when a read found one.
+    pub(in crate::decorate) fn compute_timeout(&self) -> Option<Duration> {
+        match self.mode {
+            Mode::Run { .. } if self.stale_seen => self.windows.timeout,
+            _ => None,
+        }
+    }
+
+    /// The computation took longer than [`CallFlow::compute_timeout`] and finishes in the
+    /// background: the versions its value is to be stamped with (`None`: nothing to store
+    /// it with). The call goes on as after a failure: it releases what it holds and returns
+    /// the stale value if it is still current.
+    pub(in crate::decorate) fn hand_over(&mut self) -> Option<Observed> {
+        self.computed(None, true);
+        self.observed.clone()
+    }
+
+    /// After a failure, a stale value may stand in: read the entry again.
+    pub(super) fn falls_back(&self) -> bool {
+        matches!(self.mode, Mode::Run { .. }) && self.failed && self.stale_seen && !self.fell_back
+    }
+
+    /// What the read after a failure found: a value to return instead (also to followers),
+    /// or nothing.
+    pub(super) fn fell_back(&mut self, lookup: Lookup) -> Next<'a, V> {
+        let instead = match lookup {
+            Lookup::Hit(payload, observed) => {
+                self.codec.decode(self.cache, &payload).map(|value| {
+                    (
+                        value,
+                        Landing::new(Some(payload.into_vec()), Some(observed)),
+                    )
+                })
+            }
+            Lookup::Stale(payload, observed, overdue) if within(self.windows.if_error, overdue) => {
+                self.codec.decode(self.cache, &payload).map(|value| {
+                    self.served_stale();
+                    (value, Landing::stale(payload.into_vec(), observed))
+                })
+            }
+            _ => None,
+        };
+        match instead {
+            Some((value, landing)) => {
+                if self.leader.is_some() {
+                    self.landing = Some(landing);
+                }
+                self.land();
+                Next::Yield(Yield::Instead(value), State::Finished)
+            }
+            None => self.finish(),
+        }
+    }
+
+    /// Tells the hook and the counters that a stale value was returned.
+    pub(super) fn served_stale(&mut self) {
+        self.report.info.stale = true;
+        Counters::bump(&self.cache.counters().stale_hits);
+    }
+}

@@ -1,0 +1,8 @@
+use rtc::cached;
+
+#[cached(stale_if_error = 600, timeout = 2)]
+fn fetch(url: &str, retries: u32) -> Result<String, String> {
+    Ok(format!("{url} {retries}"))
+}
+
+fn main() {}

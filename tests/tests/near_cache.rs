@@ -393,3 +393,43 @@ fn a_set_whose_tag_versions_are_tracked_is_a_plain_set() {
     assert_eq!(command_calls(&server, "evalsha"), scripts + 1);
     assert_eq!(cache.get::<i32>("c", ["t", "other"]), Ok(3));
 }
+
+mod stale {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    use std::time::Instant;
+
+    use rtc_tests::statics::install;
+
+    use super::*;
+
+    static STALE: OnceLock<TaggedCache> = OnceLock::new();
+    static VERSION: AtomicU64 = AtomicU64::new(1);
+
+    #[rtc::cached(cache = STALE.get().unwrap(), tags = ["rates"], lifetime = 1, stale_while_revalidate = 60)]
+    fn rate(currency: String) -> u64 {
+        let _ = currency;
+        VERSION.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// An entry with a stale window lives in Redis past its lifetime; its near copy does not:
+    /// past the lifetime the call goes to Redis and is served stale by the protocol (counted),
+    /// never by the near cache.
+    #[test]
+    fn a_near_entry_is_dropped_when_its_stale_window_begins() {
+        let server = RedisServer::start();
+        let cache = install(&STALE, near_cache(&server, &unique_namespace("near-stale")));
+        let written = Instant::now();
+        let first = rate("EUR".into());
+        wait_until(PATIENCE, "a near hit", || {
+            let before = cache.stats().near_hits;
+            rate("EUR".into()) == first && cache.stats().near_hits > before
+        });
+        std::thread::sleep(Duration::from_millis(1_100).saturating_sub(written.elapsed()));
+        let before = cache.stats();
+        assert_eq!(rate("EUR".into()), first, "served stale at once");
+        let after = cache.stats();
+        assert_eq!(after.near_hits, before.near_hits, "not by the near cache");
+        assert_eq!(after.stale_hits, before.stale_hits + 1);
+    }
+}

@@ -56,6 +56,11 @@ fi
 # others through a temporary local registry, so no --no-verify is needed for the path
 # dependencies between them. --allow-dirty: this checks packaging, it publishes nothing.
 echo "==> cargo package (published crates, verified)"
+# Cargo keeps the sources it extracted from an earlier run's temporary registry at this same path
+# (under $CARGO_HOME/registry/src/-<hash>/) and would verify against those stale copies: drop them.
+rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-core-* \
+  "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-macros-* \
+  "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-0.*
 cargo package "${published[@]}" --allow-dirty --quiet
 
 # rtc-tests' integration tests again, against other servers: the harness starts the binary named

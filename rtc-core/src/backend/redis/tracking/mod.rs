@@ -1,0 +1,151 @@
+//! Redis's invalidation messages for the near cache.
+//!
+//! One connection of its own per server (a thread running a one-thread tokio runtime, so that
+//! blocking and async users alike get it) turns on `CLIENT TRACKING ... BCAST` for the
+//! namespace's entry and tag key prefixes: Redis then announces every change to any of those
+//! keys, by any client, on this connection (RESP3 push messages). Each announcement ends the
+//! near cache's watches on the keys it names; a flushed database ends them all. While the
+//! connection is not up and tracking (before the first connect, after a drop, a failed
+//! heartbeat or a restart of the server) the near cache is distrusted: it serves and keeps
+//! nothing until tracking is on again.
+//!
+//! The session's logic is the I/O-free state machine of `session`; this module holds the
+//! tracker's handle and the driver that connects, sends and waits for it. `layout` is what a
+//! heartbeat compares: a cluster's slots, or a primary and its replicas.
+//!
+//! `BCAST` rather than the default mode: the server keeps no per-key table for us (so
+//! `tracking-table-max-keys` never evicts our keys), and reads may go on any connection (the
+//! pooled and multiplexed ones), with no `REDIRECT` to keep in step with their reconnects. The
+//! cost is one message per write to the namespace's entries and tags, whether this process
+//! read that key or not (ARCHITECTURE.md weighs it).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
+use tokio::sync::mpsc::unbounded_channel;
+
+use self::session::{Event, Session, Step};
+use super::tls::TlsMaterial;
+use crate::near::NearCache;
+
+mod layout;
+mod session;
+
+/// Which servers announce changes.
+pub(crate) enum Source {
+    /// One server (a RESP3 client).
+    Server(Client),
+    /// Every node of a cluster (masters and replicas), found from these seeds.
+    Cluster {
+        seeds: Vec<ConnectionInfo>,
+        tls: TlsMaterial,
+    },
+    /// The primary the sentinels name for `service`, and its replicas, connected to with the
+    /// settings of `primary` (db, credentials, TLS).
+    Sentinel {
+        sentinels: Vec<ConnectionInfo>,
+        service: String,
+        primary: ConnectionInfo,
+        tls: TlsMaterial,
+    },
+}
+
+/// Keeps Redis's invalidation messages flowing into a near cache; stops when dropped.
+pub(crate) struct Tracker {
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl Tracker {
+    /// Starts tracking keys under `prefixes` on the servers of `source`. `response_timeout`
+    /// bounds each command, the heartbeat included.
+    pub(crate) fn start(
+        source: Source,
+        prefixes: Vec<String>,
+        near: &Arc<NearCache>,
+        response_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let session = Session::new(source, prefixes, Arc::downgrade(near), stop.clone());
+        let config = AsyncConnectionConfig::new()
+            .set_response_timeout(Some(response_timeout))
+            .set_connection_timeout(Some(connect_timeout));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name("rtc-near-tracking".to_owned())
+            .spawn(move || runtime.block_on(drive(session, &config)))?;
+        Ok(Self { stop })
+    }
+}
+
+/// The tracking session's driver, the only code of it that connects, sends or waits: does
+/// each [`Step`] the session asks for and tells it how that went, until it stops.
+async fn drive(mut session: Session, config: &AsyncConnectionConfig) {
+    let mut connections: Vec<MultiplexedConnection> = Vec::new();
+    let (sender, mut pushes) = unbounded_channel();
+    // Given to each tracking connection as it opens; dropped once they are all open, so that
+    // the channel closes when every connection is gone.
+    let mut sender = Some(sender);
+    let mut event = Event::Paused;
+    loop {
+        event = match session.step(event, Instant::now()) {
+            Step::Pause(pause) => {
+                connections.clear();
+                let (new_sender, new_pushes) = unbounded_channel();
+                (sender, pushes) = (Some(new_sender), new_pushes);
+                tokio::time::sleep(pause).await;
+                Event::Paused
+            }
+            Step::Ask(client, commands) => {
+                let mut pipeline = Pipeline::with_capacity(commands.len());
+                for command in commands {
+                    pipeline.add_command(command);
+                }
+                let asked = async {
+                    let mut connection = client
+                        .get_multiplexed_async_connection_with_config(config)
+                        .await?;
+                    pipeline.query_async(&mut connection).await
+                };
+                Event::Asked(asked.await)
+            }
+            Step::Open(client) => {
+                let config = match &sender {
+                    Some(sender) => config.clone().set_push_sender(sender.clone()),
+                    None => config.clone(),
+                };
+                let opened = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await;
+                Event::Opened(opened.map(|connection| connections.push(connection)))
+            }
+            Step::Send(index, command) => Event::Replied(match connections.get_mut(index) {
+                Some(connection) => command.query_async(connection).await,
+                None => Err(redis::RedisError::from((
+                    redis::ErrorKind::Client,
+                    "no such tracking connection",
+                ))),
+            }),
+            Step::Listen(until) => {
+                sender = None;
+                match tokio::time::timeout_at(until.into(), pushes.recv()).await {
+                    Ok(Some(push)) => Event::Pushed(push),
+                    Ok(None) => Event::Closed,
+                    Err(_quiet) => Event::Quiet,
+                }
+            }
+            Step::Stop => return,
+        }
+    }
+}

@@ -72,7 +72,10 @@ impl Body<'_> {
         let key_args = match &args.key {
             None if per_call => self.args_json(),
             // Shown to the hook only.
-            Some(_) if computes => self.optional_args_json(),
+            Some(_) if computes => {
+                let json = self.optional_args_json();
+                quote!((#json).map(::rtc::__private::JsonArgs::from))
+            }
             _ => none.clone(),
         };
         let key = match &args.key {
@@ -84,7 +87,7 @@ impl Body<'_> {
                 Some(formatted) => formatted,
                 None => call(quote!(::rtc::__private::tags), tags),
             },
-            _ => quote!(::std::vec::Vec::new()),
+            _ => quote!(::rtc::__private::Tags::new()),
         };
         let duration = |option: &Option<Expr>| match option {
             Some(value) if computes => some(duration_of(value)),
@@ -373,7 +376,7 @@ fn formatted_tags(tags: &Expr) -> Option<TokenStream> {
     }
     let elements = array.elems.iter();
     Some(quote! {
-        <::std::vec::Vec<::std::string::String> as ::core::convert::From<_>>::from([#(#elements),*])
+        <::rtc::__private::Tags as ::core::iter::FromIterator<::std::string::String>>::from_iter([#(#elements),*])
     })
 }
 

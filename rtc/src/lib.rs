@@ -131,9 +131,9 @@ pub use rtc_core::{
 #[doc(hidden)]
 pub mod __private {
     pub use rtc_core::decorate::{
-        custom_key, duration, skips, tags, AsIs, Call, JsonArray, KeyArgument, NearProbe,
+        custom_key, duration, skips, tags, AsIs, Call, JsonArgs, JsonArray, KeyArgument, NearProbe,
         NearShared, NearUnshared, OptionalArgument, Outcome, Seconds, SerializableArgument, Site,
-        StaleOptions, Unless, UnserializableArgument, ValueCodec,
+        StaleOptions, Tags, Unless, UnserializableArgument, ValueCodec,
     };
     pub use serde;
     pub use std::time::Duration;

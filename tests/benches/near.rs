@@ -43,6 +43,12 @@ fn rtc_user(id: u64) -> User {
     support::user(id)
 }
 
+/// The same, handing out a shared value: a near hit clones the `Arc`, not the `User`.
+#[rtc::cached(tags = [format!("user:{id}")], cache = &*NEAR_CACHE)]
+fn rtc_shared_user(id: u64) -> std::sync::Arc<User> {
+    std::sync::Arc::new(support::user(id))
+}
+
 #[rtc::cached(tags = [format!("user:{id}")], cache = &*NEAR_CACHE)]
 async fn rtc_user_async(id: u64) -> User {
     support::user(id)
@@ -112,6 +118,9 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
         black_box(rtc_user(ID));
     });
     warm(|| {
+        black_box(rtc_shared_user(ID));
+    });
+    warm(|| {
         black_box(NEAR_CACHE.get::<User>("user:7", tags).expect("a hit"));
     });
     assert_eq!(cached_user_in_memory(ID), support::user(ID));
@@ -123,6 +132,9 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
     });
     sync_row(&mut group, "near_sync", "rtc_near_cached", || {
         rtc_user(black_box(ID))
+    });
+    sync_row(&mut group, "near_sync", "rtc_near_cached_arc", || {
+        rtc_shared_user(black_box(ID))
     });
     sync_row(&mut group, "near_sync", "rtc_near_get", || {
         NEAR_CACHE.get::<User>(black_box("user:7"), tags)

@@ -151,6 +151,11 @@ mod decorated {
         format!("user {id}, version {}", RUNS.load(Ordering::SeqCst))
     }
 
+    #[rtc::cached(tags = [format!("user:{id}")], cache = SHARED.get().unwrap())]
+    fn shared_profile(id: u32) -> std::sync::Arc<Vec<u32>> {
+        std::sync::Arc::new(vec![id; 64])
+    }
+
     #[rtc::cached(cache = SHARED.get().unwrap(), near = false)]
     fn opted_out(id: u32) -> u32 {
         OPTED_OUT_RUNS.fetch_add(1, Ordering::SeqCst);
@@ -199,6 +204,25 @@ mod decorated {
             "near = false is never answered near"
         );
         assert_eq!(OPTED_OUT_RUNS.load(Ordering::SeqCst), 1);
+
+        // A function returning an `Arc` shares the value its near entry holds: a hit clones
+        // the `Arc`, not what it points to.
+        let near_hits = cache.stats().near_hits;
+        let mut first = shared_profile(3);
+        wait_until(PATIENCE, "a shared near hit", || {
+            let before = cache.stats().near_hits;
+            first = shared_profile(3);
+            cache.stats().near_hits > before
+        });
+        let second = shared_profile(3);
+        assert!(cache.stats().near_hits > near_hits + 1);
+        assert!(std::sync::Arc::ptr_eq(&first, &second), "one value, shared");
+        assert_eq!(*second, vec![3; 64]);
+        assert!(cache.invalidate(["user:3"]));
+        assert!(
+            !std::sync::Arc::ptr_eq(&shared_profile(3), &second),
+            "invalidated at once"
+        );
     }
 }
 

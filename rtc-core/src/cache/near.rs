@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use serde::de::DeserializeOwned;
+use smallvec::SmallVec;
 
 use super::TaggedCache;
 use crate::engine::EntryWrite;
@@ -61,7 +62,7 @@ impl TaggedCache {
     pub(crate) fn named<'a, S: AsRef<str>>(
         &self,
         function: &'static str,
-        key: &'a str,
+        key: &'a [u8],
         tags: &'a [S],
     ) -> Option<Named<'a, S>> {
         self.near()?;
@@ -125,8 +126,9 @@ impl TaggedCache {
     /// A low-level read's start: the near cache's entry, or the keys to read (with the read
     /// registered as a fill when there is a near cache).
     pub(crate) fn begin_get(&self, key: &str, tags: impl IntoTags) -> Begun {
-        let tags: Vec<_> = tags.into_tags().collect();
-        let named = self.named("", key, &tags);
+        // Inline: the usual few tags cost no allocation.
+        let tags: SmallVec<[_; 4]> = tags.into_tags().collect();
+        let named = self.named("", key.as_bytes(), &tags);
         if let Some(entry) = self.near_hit(named.as_ref()) {
             return Begun::Near(entry);
         }

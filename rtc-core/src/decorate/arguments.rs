@@ -17,7 +17,7 @@ pub trait KeyArgument {
     fn to_json(&self) -> serde_json::Result<String>;
 
     /// The argument as JSON, appended to `out`.
-    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
+    fn write_json<W: std::io::Write>(&self, out: &mut W) -> serde_json::Result<()>;
 }
 
 impl<T: Serialize + ?Sized> KeyArgument for T {
@@ -25,7 +25,7 @@ impl<T: Serialize + ?Sized> KeyArgument for T {
         serde_json::to_string(self)
     }
 
-    fn write_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
+    fn write_json<W: std::io::Write>(&self, out: &mut W) -> serde_json::Result<()> {
         serde_json::to_writer(out, self)
     }
 }

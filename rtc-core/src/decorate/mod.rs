@@ -16,6 +16,7 @@ use crate::metrics;
 use crate::near::{Named, NearValue};
 use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
+use smallvec::SmallVec;
 
 mod arguments;
 mod background;
@@ -73,12 +74,43 @@ impl Site {
     }
 }
 
-/// The key arguments as one JSON array, written into one buffer (a call's key costs one
-/// allocation, whatever the number of arguments).
+/// The inline capacity of [`JsonArgs`]: the JSON of a few small arguments (`[42]`,
+/// `[7,"ada"]`) fits, and costs no allocation.
+const INLINE_ARGS: usize = 48;
+
+/// The key arguments of a call as one JSON array (`[42,"ada"]`), held inline when short.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonArgs {
+    /// UTF-8: written by serde_json, or taken from a `String`.
+    json: SmallVec<[u8; INLINE_ARGS]>,
+}
+
+impl JsonArgs {
+    /// The JSON's bytes.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// The JSON as text (`None` only if it were not UTF-8, which serde_json never writes).
+    pub fn as_str(&self) -> Option<&str> {
+        std::str::from_utf8(&self.json).ok()
+    }
+}
+
+impl From<String> for JsonArgs {
+    fn from(json: String) -> Self {
+        Self {
+            json: SmallVec::from_vec(json.into_bytes()),
+        }
+    }
+}
+
+/// The key arguments as one JSON array, written into one buffer (no allocation when it fits
+/// inline, one otherwise, whatever the number of arguments).
 #[derive(Debug)]
 pub struct JsonArray {
     /// `None` once an argument failed to serialize.
-    json: Option<Vec<u8>>,
+    json: Option<SmallVec<[u8; INLINE_ARGS]>>,
 }
 
 impl JsonArray {
@@ -86,7 +118,7 @@ impl JsonArray {
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
         Self {
-            json: Some(Vec::with_capacity(32)),
+            json: Some(SmallVec::new()),
         }
     }
 
@@ -108,14 +140,14 @@ impl JsonArray {
         }
     }
 
-    /// The array's JSON (`None` when an argument did not serialize).
-    pub fn finish(self) -> Option<String> {
+    /// The array (`None` when an argument did not serialize).
+    pub fn finish(self) -> Option<JsonArgs> {
         let mut json = self.json?;
         if json.is_empty() {
             json.push(b'[');
         }
         json.push(b']');
-        String::from_utf8(json).ok()
+        Some(JsonArgs { json })
     }
 }
 
@@ -124,8 +156,11 @@ pub fn custom_key(key: impl AsRef<str>) -> String {
     key.as_ref().to_owned()
 }
 
+/// A call's tags: inline up to two (no allocation for the list itself in the usual case).
+pub type Tags = SmallVec<[String; 2]>;
+
 /// A `tags = ...` value: one tag or many (see [`IntoTags`]).
-pub fn tags(tags: impl IntoTags) -> Vec<String> {
+pub fn tags(tags: impl IntoTags) -> Tags {
     tags.into_tags()
         .map(|tag| tag.as_ref().to_owned())
         .collect()
@@ -138,11 +173,11 @@ pub struct Call<'a> {
     /// `cache = ...`; `None`: the global cache.
     pub cache: Option<&'a TaggedCache>,
     /// The key arguments as JSON (from [`JsonArray`]).
-    pub args: Option<String>,
+    pub args: Option<JsonArgs>,
     /// `key = ...`; `None`: generated from the site and the arguments.
     pub key: Option<String>,
     /// `tags = ...`.
-    pub tags: Vec<String>,
+    pub tags: Tags,
     /// `lifetime = ...`; `None`: the cache's default.
     pub lifetime: Option<Duration>,
     /// `lock = ...`.
@@ -545,8 +580,11 @@ impl<'a> Call<'a> {
     /// The near cache's key for this call: the custom key, or the arguments' JSON (the
     /// function's identity is part of what the near cache names, so the generated key need not
     /// be built).
-    fn near_key(&self) -> Option<&str> {
-        self.key.as_deref().or(self.args.as_deref())
+    fn near_key(&self) -> Option<&[u8]> {
+        match (&self.key, &self.args) {
+            (Some(key), _) => Some(key.as_bytes()),
+            (None, args) => args.as_ref().map(JsonArgs::as_bytes),
+        }
     }
 
     /// The value the near cache holds for this call, if it holds one, and when it was looked
@@ -588,7 +626,7 @@ impl<'a> Call<'a> {
     pub fn key(&self) -> Option<String> {
         match (&self.key, &self.args) {
             (Some(key), _) => Some(key.clone()),
-            (None, Some(args)) => Some(self.site.generated_key(args)),
+            (None, Some(args)) => Some(self.site.generated_key(args.as_str()?)),
             (None, None) => None,
         }
     }
@@ -654,7 +692,12 @@ impl<'a> Call<'a> {
             "rtc: cached call"
         );
         if let Some(hook) = cache.hook() {
-            report.info.function_args = self.args.clone().unwrap_or_default();
+            report.info.function_args = self
+                .args
+                .as_ref()
+                .and_then(JsonArgs::as_str)
+                .unwrap_or_default()
+                .to_owned();
             hook.call(key, &self.tags, &report.info, self.hook_userdata);
         }
         outcome

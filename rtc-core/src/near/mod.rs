@@ -58,15 +58,19 @@ impl Expiry {
 #[derive(Debug)]
 pub(crate) struct Named<'a, S> {
     function: &'static str,
-    key: &'a str,
+    key: &'a [u8],
     tags: &'a [S],
 }
 
 impl<'a, S: AsRef<str>> Named<'a, S> {
-    pub(crate) fn new(function: &'static str, key: &'a str, tags: &'a [S]) -> Self {
+    pub(crate) fn new(
+        function: &'static str,
+        key: &'a (impl AsRef<[u8]> + ?Sized),
+        tags: &'a [S],
+    ) -> Self {
         Self {
             function,
-            key,
+            key: key.as_ref(),
             tags,
         }
     }
@@ -110,7 +114,7 @@ impl<'a, S: AsRef<str>> Named<'a, S> {
 #[derive(Debug)]
 struct Identity {
     function: &'static str,
-    key: Box<str>,
+    key: Box<[u8]>,
     tags: Box<[Box<str>]>,
 }
 

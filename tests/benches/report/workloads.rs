@@ -192,6 +192,10 @@ pub fn workloads() -> Vec<Workload> {
                     C("near_sync", "rtc_near_cached"),
                     Target::LatencyAtMost(0.02),
                 ),
+                row(
+                    "rtc `#[cached]` returning `Arc<User>`, near hit",
+                    C("near_sync", "rtc_near_cached_arc"),
+                ),
                 row("rtc `get`, near hit", C("near_sync", "rtc_near_get")),
                 row(
                     "`cached` in-memory `#[cached]` (the in-process floor)",

@@ -414,12 +414,14 @@ static ASYNC_DATA: AtomicU64 = AtomicU64::new(1);
 
 #[cached(cache = &ASYNC, lifetime = 0.05, stale_while_revalidate = 60)]
 async fn async_price(id: u64) -> u64 {
+    // The runtime's timer: a refresh awaits its body with the runtime's handle.
+    tokio::time::sleep(Duration::from_millis(1)).await;
     ASYNC_RUNS.count();
     id * 1000 + ASYNC_DATA.load(Ordering::SeqCst)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_async_stale_entry_is_refreshed_on_a_task_of_the_runtime() {
+async fn an_async_stale_entry_is_refreshed_in_the_background_with_the_runtime_at_hand() {
     assert_eq!(async_price(1).await, 1001);
     let key = key_async_price(1).unwrap();
     let fresh = || async { ASYNC.get_async::<u64>(&key, rtc::NO_TAGS).await.ok() };
@@ -437,4 +439,30 @@ async fn an_async_stale_entry_is_refreshed_on_a_task_of_the_runtime() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     assert_eq!(ASYNC_RUNS.get(), 2);
+}
+
+static ELSEWHERE: LazyLock<TaggedCache> = LazyLock::new(memory_cache);
+static ELSEWHERE_RUNS: Calls = Calls::new();
+
+#[cached(cache = &ELSEWHERE, lifetime = 0.05, stale_while_revalidate = 60)]
+async fn summary(id: u64) -> u64 {
+    id + ELSEWHERE_RUNS.count() as u64
+}
+
+#[test]
+fn an_async_stale_entry_is_refreshed_in_the_background_without_a_tokio_runtime() {
+    // Another executor: no tokio runtime to spawn on, so the refresh gets a thread of its own.
+    assert_eq!(futures_executor::block_on(summary(1)), 1);
+    let key = key_summary(1).unwrap();
+    wait_until("past its lifetime", || {
+        ELSEWHERE.get::<u64>(&key, rtc::NO_TAGS).is_err()
+    });
+    assert_eq!(
+        futures_executor::block_on(summary(1)),
+        1,
+        "the stale value, at once"
+    );
+    wait_until("the refresh stored", || ELSEWHERE.stats().sets == 2);
+    assert_eq!(ELSEWHERE_RUNS.get(), 2);
+    assert_eq!(futures_executor::block_on(summary(1)), 2, "the refreshed value");
 }

@@ -3,22 +3,24 @@
 //! returned a stale one. Both need the function's arguments to be owned (`#[cached]` refuses
 //! these options otherwise), so the work is `Send + 'static`.
 //!
-//! The blocking driver runs them on a thread of their own; the async one spawns them on the
-//! current tokio runtime. Without a runtime (another executor), a refresh runs in the call
-//! before it returns the stale value and a timeout is not applied: nothing panics. A refresh
-//! that panics is contained: one warning, the entry's flight lands nothing, its Redis lock is
-//! released, and the next call that finds the entry stale refreshes it again.
+//! A refresh has one driver, the blocking one ([`Background::revalidate`]), whichever kind of
+//! function it refreshes: a blocking function's refresh runs on a thread of its own; an async
+//! function's on the current tokio runtime's blocking pool, its body awaited there with
+//! `Handle::block_on`, or, without a runtime (another executor), on a thread of its own with
+//! `futures_executor::block_on`. A refresh that panics is contained: one warning, the entry's
+//! flight lands nothing, its Redis lock is released, and the next call that finds the entry
+//! stale refreshes it again. A late computation of an async function runs on a task of the
+//! current runtime (without one, `timeout` does not apply), and stores its value from the
+//! blocking pool.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use super::outcome::{encoded, Outcome, ValueCodec};
 use super::protocol::{CallFlow, Mode, Yield};
 use super::stale::Windows;
-use super::work::Inline;
 use super::{Driven, Report};
 use crate::cache::TaggedCache;
 use crate::engine::{Operation, Reply, Single};
@@ -57,28 +59,44 @@ impl<V: 'static> Background<V> {
         }
     }
 
-    /// Refreshes the entry on a task of the current tokio runtime; without one, returns the
-    /// refresh for the call to await before it returns.
-    pub(super) fn refresh_async<R, F>(self, compute: F) -> Option<Inline>
+    /// Refreshes the entry of an async function: its body is awaited on a thread of the current
+    /// tokio runtime's blocking pool, or, without a runtime, on a thread of its own.
+    pub(super) fn refresh_async<R, F>(self, compute: F)
     where
         R: Outcome<Value = V> + Send + 'static,
         F: Future<Output = R> + Send + 'static,
         V: Send + Sync,
     {
-        let refresh = async move { self.revalidate_async(compute).await };
+        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
-                runtime.spawn(refresh.with_current_subscriber());
-                None
+                let handle = runtime.clone();
+                runtime.spawn_blocking(move || {
+                    tracing::dispatcher::with_default(&dispatch, || {
+                        self.revalidate(|| handle.block_on(compute));
+                    });
+                });
             }
-            Err(_) => Some(Box::pin(refresh)),
+            Err(_) => {
+                let function = self.function_name;
+                let spawned = std::thread::Builder::new()
+                    .name("rtc-refresh".to_owned())
+                    .spawn(move || {
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            self.revalidate(|| futures_executor::block_on(compute));
+                        });
+                    });
+                if let Err(error) = spawned {
+                    tracing::warn!(function, "rtc: no thread for a background refresh: {error}");
+                }
+            }
         }
     }
 
-    /// The blocking driver of a refresh: computes unless another computation of the entry
-    /// is under way or it is fresh, then stores.
+    /// The driver of a refresh: computes unless another computation of the entry is under way
+    /// or it is fresh, then stores.
     fn revalidate<R: Outcome<Value = V>>(&self, compute: impl FnOnce() -> R) {
-        let mut driven = self.driven(true);
+        let mut driven = self.driven();
         // A refresh never follows: another computation of the entry means it has nothing to do.
         if !matches!(self.cache.drive(&mut driven.flow), Yield::Compute) {
             return;
@@ -95,26 +113,7 @@ impl<V: 'static> Background<V> {
         self.cache.drive(&mut driven.flow);
     }
 
-    /// The async driver of a refresh.
-    async fn revalidate_async<R: Outcome<Value = V>>(&self, compute: impl Future<Output = R>) {
-        let mut driven = self.driven(false);
-        if !matches!(
-            self.cache.drive_async(&mut driven.flow).await,
-            Yield::Compute
-        ) {
-            return;
-        }
-        let Some(outcome) = contained(compute).await else {
-            return panicked(self.function_name);
-        };
-        driven.flow.computed(
-            encoded(&self.codec, &self.cache, &outcome),
-            outcome.failed(),
-        );
-        self.cache.drive_async(&mut driven.flow).await;
-    }
-
-    fn driven(&self, blocking: bool) -> Driven<'_, V> {
+    fn driven(&self) -> Driven<'_, V> {
         let report = Report {
             started: Instant::now(),
             info: CacheInfo {
@@ -137,7 +136,7 @@ impl<V: 'static> Background<V> {
                 self.windows,
                 report,
             ),
-            blocking,
+            blocking: true,
         }
     }
 
@@ -146,13 +145,6 @@ impl<V: 'static> Background<V> {
     fn store_late(&self, observed: &Observed, bytes: &[u8]) {
         let write = self.write(observed, bytes);
         let written = self.cache.drive(Single::new(write));
-        self.cache
-            .count_write(written.is_ok_and(|reply| reply == Reply::Done(true)));
-    }
-
-    async fn store_late_async(&self, observed: &Observed, bytes: &[u8]) {
-        let write = self.write(observed, bytes);
-        let written = self.cache.drive_async(Single::new(write)).await;
         self.cache
             .count_write(written.is_ok_and(|reply| reply == Reply::Done(true)));
     }
@@ -259,8 +251,13 @@ impl<V: Send + Sync + 'static> Background<V> {
             async move {
                 let outcome = compute.await;
                 let bytes = encoded(&self.codec, &self.cache, &outcome);
-                if let Some((observed, bytes)) = self.settle(&shared, bytes.as_deref()) {
-                    self.store_late_async(&observed, &bytes).await;
+                if let Some((observed, late)) = self.settle(&shared, bytes.as_deref()) {
+                    let dispatch = tracing::dispatcher::get_default(Clone::clone);
+                    tokio::task::spawn_blocking(move || {
+                        tracing::dispatcher::with_default(&dispatch, || {
+                            self.store_late(&observed, &late);
+                        });
+                    });
                 }
                 (outcome, bytes)
             }
@@ -299,10 +296,16 @@ impl<R> Timed<R> {
         }
     }
 
-    /// Async twin of [`Timed::wait`].
-    pub(super) async fn wait_async(mut self, timeout: Duration) -> Result<Computed<R>, Self> {
+    /// Async twin of [`Timed::wait`]; with no timeout, waits until the computation is done.
+    pub(super) async fn wait_async(
+        mut self,
+        timeout: Option<Duration>,
+    ) -> Result<Computed<R>, Self> {
         let Join::Task(task) = &mut self.join else {
             return Err(self);
+        };
+        let Some(timeout) = timeout else {
+            return Ok(unwound(task.await));
         };
         let finished = futures_util::future::select(task, futures_timer::Delay::new(timeout)).await;
         match finished {
@@ -333,14 +336,6 @@ impl<R> Timed<R> {
             Join::Task(_) => unreachable!("a task is awaited"),
         }
     }
-
-    /// Async twin of [`Timed::join`].
-    pub(super) async fn join_async(self) -> Computed<R> {
-        match self.join {
-            Join::Task(task) => unwound(task.await),
-            Join::Thread(..) => self.join(),
-        }
-    }
 }
 
 /// A task's output; its panic goes on in the caller.
@@ -351,19 +346,6 @@ fn unwound<T>(joined: Result<T, tokio::task::JoinError>) -> T {
         // Only when the runtime shuts down under the call.
         Err(_) => std::panic::panic_any("rtc: the runtime shut down during the computation"),
     }
-}
-
-/// Runs `future`; `None` when it panicked.
-async fn contained<F: Future>(future: F) -> Option<F::Output> {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(
-        |cx| match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(Poll::Ready(output)) => Poll::Ready(Some(output)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(None),
-        },
-    )
-    .await
 }
 
 fn panicked(function: &'static str) {

@@ -278,8 +278,9 @@ impl<'a> Call<'a> {
         self.drive(mode, codec, Detached(compute))
     }
 
-    /// Async twin of [`Call::run_detached`]: refreshes and late computations are spawned on
-    /// the current tokio runtime (without one, a refresh runs before the call returns and
+    /// Async twin of [`Call::run_detached`]: refreshes run on the current tokio runtime's
+    /// blocking pool and late computations on its tasks (without one, a refresh runs on a
+    /// thread of its own and
     /// `timeout` does not apply).
     pub fn run_detached_async<R, F>(
         self,
@@ -411,10 +412,7 @@ impl<'a> Call<'a> {
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
                 }
                 Yield::Revalidate(value) => {
-                    let background = self.background(&entry, &codec, &call.flow);
-                    if let Some(inline) = work.refresh(background) {
-                        inline.await;
-                    }
+                    work.refresh(self.background(&entry, &codec, &call.flow));
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
                 }
                 Yield::Compute | Yield::Finished => break,
@@ -428,17 +426,17 @@ impl<'a> Call<'a> {
             None => Err(work),
         };
         let (outcome, bytes) = match timed {
-            Ok((timed, timeout)) => match timed.wait_async(timeout).await {
+            Ok((timed, timeout)) => match timed.wait_async(Some(timeout)).await {
                 Ok(computed) => computed,
                 Err(timed) if timed.hand_over(call.flow.hand_over()) => {
                     call.flow.report.info.decorated_elapsed = started.elapsed();
                     if let Yield::Instead(value) = entry.cache.drive_async(&mut call.flow).await {
                         return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
                     }
-                    let (outcome, _) = timed.join_async().await;
+                    let (outcome, _) = joined(timed.wait_async(None).await);
                     return self.finish(&entry, &mut call.flow.report, outcome);
                 }
-                Err(timed) => timed.join_async().await,
+                Err(timed) => joined(timed.wait_async(None).await),
             },
             Err(work) => computed_here(work.run().await, &codec, entry.cache),
         };
@@ -710,6 +708,14 @@ impl<'a> Call<'a> {
         }
         outcome
     }
+}
+
+/// What a computation waited for with no time limit gave: a task's outcome, or, for one on a
+/// thread, the thread's.
+fn joined<R>(
+    waited: Result<background::Computed<R>, background::Timed<R>>,
+) -> background::Computed<R> {
+    waited.unwrap_or_else(background::Timed::join)
 }
 
 /// The outcome of a body run in the call, and the bytes to store.

@@ -2,7 +2,6 @@
 //! computation may outlive its call (owned arguments), also in the background ([`Detached`]).
 
 use std::future::Future;
-use std::pin::Pin;
 
 use super::background::{Background, Timed};
 use super::outcome::Outcome;
@@ -22,16 +21,12 @@ pub(super) trait Awaited<R: Outcome>: Detaches + Sized {
     type Future: Future<Output = R>;
     /// Runs it in the call.
     fn run(self) -> Self::Future;
-    /// Refreshes the entry with it in the background; the refresh to await in the call when
-    /// there is no runtime to spawn it on.
-    fn refresh(self, background: Background<R::Value>) -> Option<Inline>;
+    /// Refreshes the entry with it in the background.
+    fn refresh(self, background: Background<R::Value>);
     /// Starts it on its own, to wait for it with a time limit; `Err(self)` when it cannot be
     /// (no runtime).
     fn timed(self, background: Background<R::Value>) -> Result<Timed<R>, Self>;
 }
-
-/// A refresh awaited in the call.
-pub(super) type Inline = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// A body that borrows from its call: it runs in the call only. Its call has no
 /// `stale_while_revalidate` or `timeout` (`Windows::resolve`), so it is never asked for more.
@@ -56,9 +51,7 @@ impl<R: Outcome, F: Future<Output = R>> Awaited<R> for Here<F> {
         self.0
     }
 
-    fn refresh(self, _: Background<R::Value>) -> Option<Inline> {
-        None
-    }
+    fn refresh(self, _: Background<R::Value>) {}
 
     fn timed(self, _: Background<R::Value>) -> Result<Timed<R>, Self> {
         Err(self)
@@ -99,8 +92,8 @@ where
         self.0
     }
 
-    fn refresh(self, background: Background<R::Value>) -> Option<Inline> {
-        background.refresh_async(self.0)
+    fn refresh(self, background: Background<R::Value>) {
+        background.refresh_async(self.0);
     }
 
     fn timed(self, background: Background<R::Value>) -> Result<Timed<R>, Self> {

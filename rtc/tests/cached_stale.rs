@@ -464,5 +464,9 @@ fn an_async_stale_entry_is_refreshed_in_the_background_without_a_tokio_runtime()
     );
     wait_until("the refresh stored", || ELSEWHERE.stats().sets == 2);
     assert_eq!(ELSEWHERE_RUNS.get(), 2);
-    assert_eq!(futures_executor::block_on(summary(1)), 2, "the refreshed value");
+    assert_eq!(
+        futures_executor::block_on(summary(1)),
+        2,
+        "the refreshed value"
+    );
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use crate::decorate::Flights;
 use crate::engine::{EntryWrite, Single};
 use crate::error::{CacheMiss, ConfigError};
 use crate::format;
-use crate::format::{KeySpace, TagKey};
+use crate::format::{KeySpace, TagKey, Version};
 use crate::metrics;
 use crate::near::NearCache;
 use crate::stats::{CacheStats, Counters};
@@ -291,40 +292,44 @@ impl TaggedCache {
     /// Makes every entry carrying any of `tags` miss from now on: one round trip, O(1) in the
     /// number of entries. Returns whether the backend took the invalidation.
     pub fn invalidate(&self, tags: impl IntoTags) -> bool {
-        let new_versions = self.new_versions(
-            tags.into_tags()
-                .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
-        );
-        let reply = self.drive(Single::new(self.invalidate_operation(&new_versions)));
-        self.count_invalidation(reply)
+        self.invalidate_tags(self.user_tags_renewed(tags))
     }
 
     /// Async twin of [`TaggedCache::invalidate`].
-    pub async fn invalidate_async(&self, tags: impl IntoTags) -> bool {
-        let new_versions = self.new_versions(
-            tags.into_tags()
-                .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
-        );
-        let reply = self
-            .drive_async(Single::new(self.invalidate_operation(&new_versions)))
-            .await;
-        self.count_invalidation(reply)
+    pub fn invalidate_async(&self, tags: impl IntoTags) -> impl Future<Output = bool> + '_ {
+        self.invalidate_tags_async(self.user_tags_renewed(tags))
     }
 
     /// Makes every entry of this namespace miss from now on (every entry carries the namespace's
     /// own tag). One round trip.
     pub fn invalidate_all(&self) -> bool {
-        let new_versions = self.new_versions([self.inner.keys.namespace_tag()]);
+        self.invalidate_tags(self.new_versions([self.inner.keys.namespace_tag()]))
+    }
+
+    /// Async twin of [`TaggedCache::invalidate_all`].
+    pub fn invalidate_all_async(&self) -> impl Future<Output = bool> + '_ {
+        self.invalidate_tags_async(self.new_versions([self.inner.keys.namespace_tag()]))
+    }
+
+    /// The keys of the user's `tags`, each with a new version.
+    fn user_tags_renewed(&self, tags: impl IntoTags) -> Vec<(TagKey, Version)> {
+        self.new_versions(
+            tags.into_tags()
+                .map(|tag| self.inner.keys.user_tag(tag.as_ref())),
+        )
+    }
+
+    /// Gives each tag its new version, in one round trip: what every invalidation is (of user
+    /// tags, of the namespace, of a decorated function). Counted; whether the backend took it.
+    pub(crate) fn invalidate_tags(&self, new_versions: Vec<(TagKey, Version)>) -> bool {
         let reply = self.drive(Single::new(self.invalidate_operation(&new_versions)));
         self.count_invalidation(reply)
     }
 
-    /// Async twin of [`TaggedCache::invalidate_all`].
-    pub async fn invalidate_all_async(&self) -> bool {
-        let new_versions = self.new_versions([self.inner.keys.namespace_tag()]);
-        let reply = self
-            .drive_async(Single::new(self.invalidate_operation(&new_versions)))
-            .await;
+    /// Async twin of [`TaggedCache::invalidate_tags`].
+    pub(crate) async fn invalidate_tags_async(&self, new_versions: Vec<(TagKey, Version)>) -> bool {
+        let invalidate = Single::new(self.invalidate_operation(&new_versions));
+        let reply = self.drive_async(invalidate).await;
         self.count_invalidation(reply)
     }
 

@@ -6,11 +6,13 @@
 
 use std::any::Any;
 use std::future::Future;
+
+use futures_util::future::{FutureExt, OptionFuture};
 use std::time::{Duration, Instant};
 
 use crate::cache::TaggedCache;
 use crate::engine::Single;
-use crate::format::{self, EntryKeys};
+use crate::format::EntryKeys;
 use crate::hook::CacheInfo;
 use crate::metrics;
 use crate::near::{Named, NearValue};
@@ -467,48 +469,36 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// Removes the entry of exactly these arguments; true if one was removed.
+    /// Removes the entry of exactly these arguments (the cache's `delete` of the call's key and
+    /// tags); true if one was removed.
     pub fn invalidate(self) -> bool {
-        let Some(entry) = self.entry() else {
-            return false;
-        };
-        let tombstone = format::tombstone();
-        let delete = entry.cache.delete_operation(&entry.keys, &tombstone);
-        entry
-            .cache
-            .count_delete(entry.cache.drive(Single::new(delete)))
+        match (self.cache(), self.key()) {
+            (Some(cache), Some(key)) => cache.delete(key, &self.tags[..]),
+            _ => false,
+        }
     }
 
     /// Async twin of [`Call::invalidate`].
-    pub async fn invalidate_async(self) -> bool {
-        let Some(entry) = self.entry() else {
-            return false;
-        };
-        let tombstone = format::tombstone();
-        let delete = entry.cache.delete_operation(&entry.keys, &tombstone);
-        let reply = entry.cache.drive_async(Single::new(delete)).await;
-        entry.cache.count_delete(reply)
+    pub fn invalidate_async(self) -> impl Future<Output = bool> + 'a {
+        let target = self.cache().zip(self.key());
+        let tags = self.tags.into_vec();
+        OptionFuture::from(target.map(|(cache, key)| cache.delete_async(key, tags)))
+            .map(Option::unwrap_or_default)
     }
 
     /// Makes every entry of this function miss, whatever its arguments: O(1).
     pub fn invalidate_all(self) -> bool {
-        let Some(cache) = self.cache() else {
-            return false;
-        };
-        let new_versions = cache.new_versions([cache.function_tag(&self.site)]);
-        let invalidate = cache.invalidate_operation(&new_versions);
-        cache.count_invalidation(cache.drive(Single::new(invalidate)))
+        self.cache().is_some_and(|cache| {
+            cache.invalidate_tags(cache.new_versions([cache.function_tag(&self.site)]))
+        })
     }
 
     /// Async twin of [`Call::invalidate_all`].
-    pub async fn invalidate_all_async(self) -> bool {
-        let Some(cache) = self.cache() else {
-            return false;
-        };
-        let new_versions = cache.new_versions([cache.function_tag(&self.site)]);
-        let invalidate = cache.invalidate_operation(&new_versions);
-        let reply = cache.drive_async(Single::new(invalidate)).await;
-        cache.count_invalidation(reply)
+    pub fn invalidate_all_async(self) -> impl Future<Output = bool> + 'a {
+        let invalidation = self.cache().map(|cache| {
+            cache.invalidate_tags_async(cache.new_versions([cache.function_tag(&self.site)]))
+        });
+        OptionFuture::from(invalidation).map(Option::unwrap_or_default)
     }
 
     fn cache(&self) -> Option<&'a TaggedCache> {

@@ -81,6 +81,7 @@ fn main() {
     memory_threads(&mut criterion);
     criterion.final_summary();
     invalidation_delay(&server);
+    tracking_table_memory(&server);
 }
 
 /// Calls `call` until the near cache answers it.
@@ -322,4 +323,92 @@ fn delays(other: &TaggedCache) -> String {
         p99.as_nanos(),
         max.as_nanos()
     )
+}
+
+/// The server's memory for what near caches track: `used_memory` growth while a near cache
+/// reads 100,000 entries (`BCAST`: the server keeps the prefixes, nothing per key), beside a
+/// connection in Redis's default tracking mode reading 100,000 keys (the server keeps every key
+/// it read in its tracking table until the key changes).
+fn tracking_table_memory(server: &BenchServer) {
+    const KEYS: usize = 100_000;
+    let namespace = "bench-near-table";
+    let mut admin = server.connection();
+    let writer = TaggedCache::builder()
+        .namespace(namespace)
+        .url(server.url())
+        .build()
+        .expect("a cache that writes the entries");
+    let values: Vec<u64> = (0..KEYS as u64).collect();
+    for chunk in values.chunks(1_000) {
+        let entries = chunk.iter().map(|n| (format!("table:{n}"), n, ["table"]));
+        assert!(writer
+            .set_many(entries, None)
+            .into_iter()
+            .all(|stored| stored));
+    }
+    let mut pipe = redis::pipe();
+    for n in 0..KEYS {
+        pipe.set(format!("bench:table:raw:{n}"), n).ignore();
+    }
+    let () = pipe.query(&mut admin).expect("the raw keys");
+
+    let near = TaggedCache::builder()
+        .namespace(namespace)
+        .url(server.url())
+        .near_cache(KEYS as u64 * 2)
+        .build()
+        .expect("a near cache");
+    let started = Instant::now();
+    while !near.near_cache_active() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "tracking never came up"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let before = used_memory(&mut admin);
+    for n in 0..KEYS {
+        black_box(near.get::<u64>(format!("table:{n}"), ["table"]).ok());
+    }
+    let bcast = used_memory(&mut admin) - before;
+    assert_eq!(near.stats().near_hits, 0, "every read was a fill");
+
+    let mut tracked = redis::Client::open(format!("{}?protocol=resp3", server.url()))
+        .and_then(|client| client.get_connection())
+        .expect("a RESP3 connection");
+    let () = redis::cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .query(&mut tracked)
+        .expect("default-mode tracking");
+    let before = used_memory(&mut admin);
+    for n in 0..KEYS {
+        let _: Option<u64> = redis::cmd("GET")
+            .arg(format!("bench:table:raw:{n}"))
+            .query(&mut tracked)
+            .expect("a raw read");
+    }
+    let default_mode = used_memory(&mut admin) - before;
+    println!(
+        "server memory for {KEYS} keys read by a tracking client: BCAST (rtc) {bcast} bytes, default mode {default_mode} bytes"
+    );
+    let json = format!(
+        "{{\"keys\": {KEYS}, \"bcast_bytes\": {bcast}, \"default_mode_bytes\": {default_mode}}}\n"
+    );
+    let path = support::results_dir().join("near_table.json");
+    if let Err(error) = std::fs::write(&path, json) {
+        eprintln!("could not write {}: {error}", path.display());
+    }
+}
+
+/// The server's `used_memory`, in bytes.
+fn used_memory(connection: &mut redis::Connection) -> i64 {
+    let info: String = redis::cmd("INFO")
+        .arg("memory")
+        .query(connection)
+        .expect("INFO memory");
+    info.lines()
+        .find_map(|line| line.strip_prefix("used_memory:"))
+        .and_then(|bytes| bytes.trim().parse().ok())
+        .expect("used_memory in INFO")
 }

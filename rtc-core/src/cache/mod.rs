@@ -14,10 +14,10 @@ use crate::backend::redis::Tracker;
 use crate::backend::Backend;
 use crate::config::{Settings, Storage, TaggedCacheBuilder};
 use crate::decorate::Flights;
-use crate::engine::{EntryWrite, Single};
+use crate::engine::{EntryWrite, Single, WriteFlow};
 use crate::error::{CacheMiss, ConfigError};
 use crate::format;
-use crate::format::{KeySpace, TagKey, Version};
+use crate::format::{EntryKeys, KeySpace, TagKey, Version};
 use crate::metrics;
 use crate::near::NearCache;
 use crate::stats::{CacheStats, Counters};
@@ -175,14 +175,10 @@ impl TaggedCache {
         tags: impl IntoTags,
         lifetime: Option<Duration>,
     ) -> bool {
-        let Some(payload) = self.encode(value) else {
+        let Some((keys, payload)) = self.lone_entry(key.as_ref(), value, tags) else {
             return false;
         };
-        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
-        let mut write = EntryWrite::unstamped(&keys, &payload);
-        self.stamp_known(&keys, &mut write);
-        let write = vec![write];
-        let stored = self.drive(self.write_flow(write, lifetime));
+        let stored = self.drive(self.lone_write(&keys, &payload, lifetime));
         self.count_write(stored)
     }
 
@@ -194,15 +190,36 @@ impl TaggedCache {
         tags: impl IntoTags,
         lifetime: Option<Duration>,
     ) -> bool {
-        let Some(payload) = self.encode(value) else {
+        let Some((keys, payload)) = self.lone_entry(key.as_ref(), value, tags) else {
             return false;
         };
-        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
-        let mut write = EntryWrite::unstamped(&keys, &payload);
-        self.stamp_known(&keys, &mut write);
-        let write = vec![write];
-        let stored = self.drive_async(self.write_flow(write, lifetime)).await;
+        let stored = self
+            .drive_async(self.lone_write(&keys, &payload, lifetime))
+            .await;
         self.count_write(stored)
+    }
+
+    /// A `set`'s keys and encoded value; `None` when the value does not encode (warned).
+    fn lone_entry<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        tags: impl IntoTags,
+    ) -> Option<(EntryKeys, Vec<u8>)> {
+        let payload = self.encode(value)?;
+        Some((self.entry_keys(key, tags.into_tags(), Vec::new()), payload))
+    }
+
+    /// A `set`'s write, stamped with the tag versions the near cache knows (if any).
+    fn lone_write<'a>(
+        &self,
+        keys: &'a EntryKeys,
+        payload: &'a [u8],
+        lifetime: Option<Duration>,
+    ) -> WriteFlow<'a> {
+        let mut write = EntryWrite::unstamped(keys, payload);
+        self.stamp_known(keys, &mut write);
+        self.write_flow(vec![write], lifetime)
     }
 
     /// The value stored under `key` and exactly this set of `tags`, if no tag was invalidated

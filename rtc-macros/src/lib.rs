@@ -334,7 +334,7 @@ use proc_macro::TokenStream;
 /// live with the entry, in the same round trip.
 ///
 /// `stale_while_revalidate` and `timeout` run the body after the call has returned, on a
-/// thread of its own (or a task of the current tokio runtime for an `async fn`): the function
+/// thread of its own (for an `async fn`, the current tokio runtime's blocking pool and tasks): the function
 /// cannot borrow from its caller, so arguments that borrow (`&str`, `&self`, a type with a
 /// lifetime other than `'static`) are a compile error naming the argument; arguments and the
 /// return type must be `Send + 'static`. Written bare, they take the cache's default, which

@@ -329,7 +329,7 @@ impl<'a> Call<'a> {
 
     /// The blocking driver of a call's protocol.
     fn drive<R: Outcome, W: Blocking<R>>(
-        self,
+        &self,
         mode: Mode,
         codec: ValueCodec<R::Value>,
         work: W,

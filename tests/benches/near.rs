@@ -20,11 +20,15 @@ use support::{BenchServer, User, RAW_KEY};
 const ID: u64 = 7;
 const NAMESPACE: &str = "bench-near";
 
-static NEAR_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
+static NEAR_CACHE: LazyLock<TaggedCache> =
+    LazyLock::new(|| near_cache(NAMESPACE, support::url(), 10_000));
+
+/// A cache of `namespace` with a near cache of `max_entries`, once tracking is on.
+fn near_cache(namespace: &str, url: &str, max_entries: u64) -> TaggedCache {
     let cache = TaggedCache::builder()
-        .namespace(NAMESPACE)
-        .url(support::url())
-        .near_cache(10_000)
+        .namespace(namespace)
+        .url(url)
+        .near_cache(max_entries)
         .build()
         .expect("an rtc cache with a near cache on the bench server");
     let started = Instant::now();
@@ -36,7 +40,7 @@ static NEAR_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
         std::thread::sleep(Duration::from_millis(5));
     }
     cache
-});
+}
 
 #[rtc::cached(tags = [format!("user:{id}")], cache = &*NEAR_CACHE)]
 fn rtc_user(id: u64) -> User {
@@ -352,20 +356,7 @@ fn tracking_table_memory(server: &BenchServer) {
     }
     let () = pipe.query(&mut admin).expect("the raw keys");
 
-    let near = TaggedCache::builder()
-        .namespace(namespace)
-        .url(server.url())
-        .near_cache(KEYS as u64 * 2)
-        .build()
-        .expect("a near cache");
-    let started = Instant::now();
-    while !near.near_cache_active() {
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "tracking never came up"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let near = near_cache(namespace, server.url(), KEYS as u64 * 2);
     let before = used_memory(&mut admin);
     for n in 0..KEYS {
         black_box(near.get::<u64>(format!("table:{n}"), ["table"]).ok());

@@ -324,12 +324,12 @@ impl Session {
         {
             return self.compared(connections, current, layout, now);
         }
-        let tls = match &self.source {
-            Source::Cluster { tls, .. } | Source::Sentinel { tls, .. } => tls,
-            Source::Server(_) => unreachable!("a server has no layout to ask for"),
+        let clients: RedisResult<Vec<Client>> = match &self.source {
+            Source::Cluster { tls, .. } | Source::Sentinel { tls, .. } => {
+                nodes.into_iter().map(|node| tls.client(node)).collect()
+            }
+            Source::Server(_) => Err(client_error("a single server has no layout")),
         };
-        let clients: RedisResult<Vec<Client>> =
-            nodes.into_iter().map(|node| tls.client(node)).collect();
         match clients {
             Ok(clients) => self.open(clients, 0, Some(layout), now),
             Err(error) => self.end(Ended::Failed(error)),
@@ -354,14 +354,18 @@ impl Session {
                 let nodes = layout.nodes(primary);
                 Ok((layout, nodes))
             }
-            _ => {
+            Source::Cluster { seeds, .. } => {
                 let layout = values
                     .next()
                     .and_then(Layout::of)
                     .ok_or_else(|| client_error("unexpected CLUSTER SLOTS reply"))?;
-                let nodes = layout.nodes(&self.endpoints()[asked]);
+                let seed = seeds
+                    .get(asked)
+                    .ok_or_else(|| client_error("no such seed"))?;
+                let nodes = layout.nodes(seed);
                 Ok((layout, nodes))
             }
+            Source::Server(_) => Err(client_error("a single server has no layout")),
         }
     }
 

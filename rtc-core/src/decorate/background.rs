@@ -67,9 +67,9 @@ impl<V: 'static> Background<V> {
         F: Future<Output = R> + Send + 'static,
         V: Send + Sync,
     {
-        let dispatch = tracing::dispatcher::get_default(Clone::clone);
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
+                let dispatch = tracing::dispatcher::get_default(Clone::clone);
                 let handle = runtime.clone();
                 runtime.spawn_blocking(move || {
                     tracing::dispatcher::with_default(&dispatch, || {
@@ -77,19 +77,8 @@ impl<V: 'static> Background<V> {
                     });
                 });
             }
-            Err(_) => {
-                let function = self.function_name;
-                let spawned = std::thread::Builder::new()
-                    .name("rtc-refresh".to_owned())
-                    .spawn(move || {
-                        tracing::dispatcher::with_default(&dispatch, || {
-                            self.revalidate(|| futures_executor::block_on(compute));
-                        });
-                    });
-                if let Err(error) = spawned {
-                    tracing::warn!(function, "rtc: no thread for a background refresh: {error}");
-                }
-            }
+            // Another executor: the blocking refresh, its body awaited on its own thread.
+            Err(_) => self.refresh(move || futures_executor::block_on(compute)),
         }
     }
 

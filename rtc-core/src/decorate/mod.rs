@@ -282,8 +282,7 @@ impl<'a> Call<'a> {
 
     /// Async twin of [`Call::run_detached`]: refreshes run on the current tokio runtime's
     /// blocking pool and late computations on its tasks (without one, a refresh runs on a
-    /// thread of its own and
-    /// `timeout` does not apply).
+    /// thread of its own and `timeout` does not apply).
     pub fn run_detached_async<R, F>(
         self,
         codec: ValueCodec<R::Value>,

@@ -67,3 +67,34 @@ fn behind_sentinel_changes_and_a_failover_reach_the_near_cache() {
     });
     answered_near(&near, 3);
 }
+
+/// The sentinels are asked again at every heartbeat (1 s), on the connection kept from the
+/// last time: not a new connection (and, with TLS, a new handshake) each second.
+#[test]
+fn each_heartbeat_asks_the_sentinels_on_the_connection_it_kept() {
+    let deployment = RedisSentinel::start(1);
+    let first_sentinel = deployment.urls()[0].clone();
+    let received = || -> u64 {
+        let mut connection = redis::Client::open(first_sentinel.as_str())
+            .and_then(|client| client.get_connection())
+            .expect("a connection to the first sentinel");
+        let stats: String = redis::cmd("INFO")
+            .arg("stats")
+            .query(&mut connection)
+            .expect("INFO stats");
+        stats
+            .lines()
+            .find_map(|line| line.strip_prefix("total_connections_received:"))
+            .and_then(|count| count.trim().parse().ok())
+            .expect("total_connections_received")
+    };
+    let near = cache(&deployment, &unique_namespace("near-sentinel-asks"), true);
+    let before = received();
+    // Five heartbeats or so; each asks the first sentinel, which answers.
+    std::thread::sleep(Duration::from_secs(5));
+    let during = received() - before;
+    assert!(near.near_cache_active());
+    // One for the second `received()` itself, at most one more for a sentinel or the
+    // harness; a connection per heartbeat would be five more.
+    assert!(during <= 2, "{during} connections in 5 heartbeats");
+}

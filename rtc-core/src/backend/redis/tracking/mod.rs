@@ -97,6 +97,10 @@ async fn drive(mut session: Session, config: &AsyncConnectionConfig) {
     // Given to each tracking connection as it opens; dropped once they are all open, so that
     // the channel closes when every connection is gone.
     let mut sender = Some(sender);
+    // The connection of the last seed or sentinel asked, kept while it answers: a Sentinel
+    // deployment is asked again at every heartbeat, and a new connection (a TLS handshake, with
+    // TLS) each second would be wasted.
+    let mut asked: Option<(String, MultiplexedConnection)> = None;
     let mut event = Event::Paused;
     loop {
         event = match session.step(event, Instant::now()) {
@@ -112,13 +116,27 @@ async fn drive(mut session: Session, config: &AsyncConnectionConfig) {
                 for command in commands {
                     pipeline.add_command(command);
                 }
-                let asked = async {
-                    let mut connection = client
-                        .get_multiplexed_async_connection_with_config(config)
-                        .await?;
-                    pipeline.query_async(&mut connection).await
+                let address = client.get_connection_info().addr().to_string();
+                let kept = asked.take().filter(|(kept, _)| *kept == address);
+                let connection = match kept {
+                    Some((_, connection)) => Ok(connection),
+                    None => {
+                        client
+                            .get_multiplexed_async_connection_with_config(config)
+                            .await
+                    }
                 };
-                Event::Asked(asked.await)
+                let answer = match connection {
+                    Ok(mut connection) => {
+                        let answer = pipeline.query_async(&mut connection).await;
+                        if answer.is_ok() {
+                            asked = Some((address, connection));
+                        }
+                        answer
+                    }
+                    Err(error) => Err(error),
+                };
+                Event::Asked(answer)
             }
             Step::Open(client) => {
                 let config = match &sender {

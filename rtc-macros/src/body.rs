@@ -13,6 +13,7 @@ use syn::{Expr, GenericParam, Ident};
 
 use crate::attr::CachedArgs;
 use crate::impl_block::ImplBlock;
+use crate::keyed_tags;
 use crate::signature::{CachedFn, OutputKind};
 
 /// What a generated function does with the cache.
@@ -68,7 +69,8 @@ impl Body<'_> {
             _ => none.clone(),
         };
 
-        let site = self.site();
+        let keyed = action == Action::Run && self.tags_follow_key();
+        let site = self.site(keyed);
         let key_args = match &args.key {
             None if per_call => self.args_json(),
             // Shown to the hook only.
@@ -110,7 +112,33 @@ impl Body<'_> {
         let stale_while_revalidate = detaching(&args.stale_while_revalidate);
         let timeout = detaching(&args.timeout);
         let background = computes && args.detaching().is_some();
-        let finish = self.finish(action);
+        if keyed {
+            // The near entry is looked up before the tags are built (see `keyed_tags`).
+            let codec = self.codec();
+            let answer = match self.function.output.kind {
+                OutputKind::Result => quote!(::core::result::Result::Ok(__rtc_value)),
+                OutputKind::Option => quote!(::core::option::Option::Some(__rtc_value)),
+                OutputKind::AsIs => quote!(__rtc_value),
+            };
+            locals = quote! {
+                static __RTC_KEYED_TAGS: ::rtc::__private::KeyedTags =
+                    ::rtc::__private::KeyedTags::new();
+                #locals
+                let __rtc_site = #site;
+                let __rtc_args = #key_args;
+                let __rtc_codec = #codec;
+                if let ::core::option::Option::Some(__rtc_value) =
+                    __rtc_site.near_answer(#cache, __rtc_args.as_ref(), &__rtc_codec)
+                {
+                    return #answer;
+                }
+            };
+        }
+        let (site, key_args) = match keyed {
+            true => (quote!(__rtc_site), quote!(__rtc_args)),
+            false => (site, key_args),
+        };
+        let finish = self.finish(action, keyed);
         quote! {
             #locals
             let __rtc_call = ::rtc::__private::Call {
@@ -135,8 +163,21 @@ impl Body<'_> {
         }
     }
 
-    /// The call into the runtime that ends the function.
-    fn finish(&self, action: Action) -> TokenStream {
+    /// Whether the tags are made from the key arguments alone, with a generated key, on a
+    /// function that may be answered from the near cache (see `keyed_tags`).
+    fn tags_follow_key(&self) -> bool {
+        let args = self.args;
+        args.key.is_none()
+            && args.near.as_ref().is_none_or(|near| near.value)
+            && args
+                .tags
+                .as_ref()
+                .is_some_and(|tags| keyed_tags::follow_from(tags, self.function.key_args()))
+    }
+
+    /// The call into the runtime that ends the function (`codec_bound`: the codec is the local
+    /// `__rtc_codec`).
+    fn finish(&self, action: Action, codec_bound: bool) -> TokenStream {
         let is_async = self.function.is_async();
         let method = match (action, is_async) {
             (Action::Key, _) => return quote!(__rtc_call.key()),
@@ -172,7 +213,10 @@ impl Body<'_> {
             }};
             unwrap = quote!(.outcome #unwrap);
         }
-        let codec = self.codec();
+        let codec = match codec_bound {
+            true => quote!(__rtc_codec),
+            false => self.codec(),
+        };
         if is_async {
             quote!(__rtc_call.#method(#codec, async move { #outcome }).await #unwrap)
         } else {
@@ -180,8 +224,9 @@ impl Body<'_> {
         }
     }
 
-    /// Where the function is and what its keys are made of (see `Site::identity`).
-    fn site(&self) -> TokenStream {
+    /// Where the function is and what its keys are made of (see `Site::identity`); `keyed`:
+    /// its tags follow from its key, and the site's mark is the static `__RTC_KEYED_TAGS`.
+    fn site(&self, keyed: bool) -> TokenStream {
         let function_name = self.function.item.sig.ident.unraw().to_string();
         let method = self.function.receiver.is_some();
         let class_name = self.block.map(ImplBlock::class_name).unwrap_or_default();
@@ -196,6 +241,10 @@ impl Body<'_> {
                 quote!(::core::concat!(::core::module_path!(), #function))
             }
         };
+        let keyed_tags = match keyed {
+            true => quote!(::core::option::Option::Some(&__RTC_KEYED_TAGS)),
+            false => quote!(::core::option::Option::None),
+        };
         quote! {
             ::rtc::__private::Site {
                 filepath: ::core::file!(),
@@ -204,6 +253,7 @@ impl Body<'_> {
                 function_name: #function_name,
                 method: #method,
                 identity: #identity,
+                keyed_tags: #keyed_tags,
             }
         }
     }

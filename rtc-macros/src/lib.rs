@@ -9,6 +9,7 @@ mod body;
 mod errors;
 mod expand;
 mod impl_block;
+mod keyed_tags;
 mod signature;
 mod written;
 

@@ -131,9 +131,9 @@ pub use rtc_core::{
 #[doc(hidden)]
 pub mod __private {
     pub use rtc_core::decorate::{
-        custom_key, duration, skips, tags, AsIs, Call, JsonArgs, JsonArray, KeyArgument, NearProbe,
-        NearShared, NearUnshared, OptionalArgument, Outcome, Seconds, SerializableArgument, Site,
-        StaleOptions, Tags, Unless, UnserializableArgument, ValueCodec,
+        custom_key, duration, skips, tags, AsIs, Call, JsonArgs, JsonArray, KeyArgument, KeyedTags,
+        NearProbe, NearShared, NearUnshared, OptionalArgument, Outcome, Seconds,
+        SerializableArgument, Site, StaleOptions, Tags, Unless, UnserializableArgument, ValueCodec,
     };
     pub use serde;
     pub use std::time::Duration;

@@ -662,3 +662,49 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .unwrap()
         .block_on(future)
 }
+
+// Tags made from the key arguments alone: a hit is found before they are built. The forms the
+// macro recognizes, each still seeing its invalidations, on generic, fallible and async
+// functions.
+static KEYED: Calls = Calls::new();
+
+#[cached(cache = &CACHE, tags = [format!("keyed:{id}"), format!("keyed-kind:{}", kind.len())])]
+fn keyed_generic<T: 'static>(id: u64, kind: String) -> Result<String, String> {
+    KEYED.count();
+    Ok(format!("{id} {kind} {}", type_name::<T>()))
+}
+
+#[cached(cache = &CACHE, tags = [format!("keyed-opt:{}", user.id)])]
+async fn keyed_async(user: User) -> Option<String> {
+    KEYED.count();
+    Some(user.name)
+}
+
+#[test]
+fn tags_made_from_the_key_are_checked_like_any_others() {
+    let runs = KEYED.get();
+    let hits = CACHE.stats().near_hits;
+    let u8_value = keyed_generic::<u8>(1, "ab".into()).unwrap();
+    // Kept near by the first read that finds it, answered near from then on.
+    for _ in 0..2 {
+        assert_eq!(keyed_generic::<u8>(1, "ab".into()).unwrap(), u8_value);
+    }
+    assert_ne!(keyed_generic::<u16>(1, "ab".into()).unwrap(), u8_value);
+    assert_eq!(KEYED.get(), runs + 2, "one run per type");
+    assert!(CACHE.stats().near_hits > hits, "the hit was answered near");
+    assert!(CACHE.invalidate(["keyed-kind:2"]));
+    assert_eq!(keyed_generic::<u8>(1, "ab".into()).unwrap(), u8_value);
+    assert_eq!(KEYED.get(), runs + 3, "invalidated by its second tag");
+
+    let user = User {
+        id: 9,
+        name: "ada".into(),
+    };
+    let block_on = futures_executor::block_on;
+    assert_eq!(block_on(keyed_async(user.clone())), Some("ada".into()));
+    assert_eq!(block_on(keyed_async(user.clone())), Some("ada".into()));
+    assert_eq!(KEYED.get(), runs + 4);
+    assert!(CACHE.invalidate(["keyed-opt:9"]));
+    assert_eq!(block_on(keyed_async(user)), Some("ada".into()));
+    assert_eq!(KEYED.get(), runs + 5, "invalidated by its tag");
+}

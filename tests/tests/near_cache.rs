@@ -142,6 +142,7 @@ mod decorated {
     use super::*;
 
     static SHARED: OnceLock<TaggedCache> = OnceLock::new();
+    static NAMED: OnceLock<TaggedCache> = OnceLock::new();
     static RUNS: AtomicU32 = AtomicU32::new(0);
     static OPTED_OUT_RUNS: AtomicU32 = AtomicU32::new(0);
 
@@ -160,6 +161,19 @@ mod decorated {
     fn opted_out(id: u32) -> u32 {
         OPTED_OUT_RUNS.fetch_add(1, Ordering::SeqCst);
         id
+    }
+
+    // Two functions that share their entries on purpose (`name = ...`), each with tags of its
+    // own, both made from the key: each is looked up near before its tags are built, and
+    // neither may be answered there with what the other kept under its tags.
+    #[rtc::cached(name = "near-shared", tags = [format!("left:{id}")], cache = NAMED.get().unwrap())]
+    fn left(id: u32) -> String {
+        format!("left {id}")
+    }
+
+    #[rtc::cached(name = "near-shared", tags = [format!("right:{id}")], cache = NAMED.get().unwrap())]
+    fn right(id: u32) -> String {
+        format!("right {id}")
     }
 
     /// Calls until a call is answered near; returns its value.
@@ -222,6 +236,36 @@ mod decorated {
         assert!(
             !std::sync::Arc::ptr_eq(&shared_profile(3), &second),
             "invalidated at once"
+        );
+    }
+
+    #[test]
+    fn functions_sharing_entries_are_not_answered_near_with_each_others_tags() {
+        let server = RedisServer::start();
+        let cache = install(
+            &NAMED,
+            near_cache(&server, &unique_namespace("near-shared")),
+        );
+        assert_eq!(answered_near(cache, || left(5)), "left 5");
+        // Same key, other tags: read from Redis, where the entry's tags are not these.
+        assert_eq!(right(5), "right 5");
+        assert_eq!(answered_near(cache, || right(5)), "right 5");
+        assert_eq!(
+            left(5),
+            "left 5",
+            "the entry is right's now, under other tags"
+        );
+        assert_eq!(answered_near(cache, || left(5)), "left 5");
+        // Right's tag drops nothing of left's: left was written last, under its own tag.
+        assert!(cache.invalidate(["right:5"]));
+        assert_eq!(answered_near(cache, || left(5)), "left 5");
+        assert!(cache.invalidate(["left:5"]));
+        let before = cache.stats().near_hits;
+        assert_eq!(left(5), "left 5");
+        assert_eq!(
+            cache.stats().near_hits,
+            before,
+            "invalidated: not answered near"
         );
     }
 }

@@ -2,7 +2,6 @@
 //! before the read, keep what the read found, and drop what this process changes.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use smallvec::SmallVec;
@@ -74,7 +73,7 @@ impl TaggedCache {
         &self,
         named: Option<&Named<'_, S>>,
     ) -> Option<Arc<NearEntry>> {
-        self.near()?.get(named?, Instant::now())
+        self.near()?.get(named?)
     }
 
     /// Counts a call answered by the near cache: a hit, and a near hit.

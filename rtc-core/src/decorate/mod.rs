@@ -15,6 +15,7 @@ use crate::engine::Single;
 use crate::format::EntryKeys;
 use crate::hook::CacheInfo;
 use crate::metrics;
+pub use crate::near::KeyedTags;
 use crate::near::{Named, NearValue};
 use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
@@ -64,9 +65,32 @@ pub struct Site {
     /// What the function's keys and implicit tag are made of: its `name = ...`, or its module
     /// path, `impl` and name as written (`app::repo::<PgRepo as UserRepo>::find`).
     pub identity: &'static str,
+    /// The site's mark when its tags are made from its key arguments alone: its near entries
+    /// are then looked up before its tags are built ([`Site::near_answer`]).
+    pub keyed_tags: Option<&'static KeyedTags>,
 }
 
 impl Site {
+    /// The value the near cache holds for a call of this site with `args`, looked up before
+    /// the call's tags are built: only for a site whose tags follow from its key
+    /// ([`Site::keyed_tags`]), with a generated key, on a cache whose calls nobody observes
+    /// (the hook and the metrics see a call with its tags, through [`Call`]). Counted as a hit.
+    pub fn near_answer<V>(
+        &self,
+        cache: Option<&TaggedCache>,
+        args: Option<&JsonArgs>,
+        codec: &ValueCodec<V>,
+    ) -> Option<V> {
+        let site = self.keyed_tags?;
+        let cache = cache.or(crate::global::global())?;
+        if Call::reported(cache) {
+            return None;
+        }
+        cache.near()?;
+        let named = Named::<String>::by_key(self.identity, args?.as_bytes(), site);
+        near_value(cache, &named, codec)
+    }
+
     fn generated_key(&self, args: &str) -> String {
         let mut key = String::with_capacity(self.identity.len() + args.len() + 2);
         for part in [self.identity, "(", args, ")"] {
@@ -333,8 +357,8 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
-        if let Some((cache, value, now)) = self.near_hit(&codec, mode) {
-            return self.finish_near(cache, mode, now, R::from_cached(value));
+        if let Some((cache, value)) = self.near_hit(&codec, mode) {
+            return self.finish_near(cache, mode, R::from_cached(value));
         }
         let report = self.report(mode, Instant::now());
         let Some(entry) = self.entry() else {
@@ -394,8 +418,8 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
-        if let Some((cache, value, now)) = self.near_hit(&codec, mode) {
-            return self.finish_near(cache, mode, now, R::from_cached(value));
+        if let Some((cache, value)) = self.near_hit(&codec, mode) {
+            return self.finish_near(cache, mode, R::from_cached(value));
         }
         let report = self.report(mode, Instant::now());
         let Some(entry) = self.entry() else {
@@ -559,9 +583,11 @@ impl<'a> Call<'a> {
         if !matches!(mode, Mode::Run { .. }) || codec.sharing().is_none() {
             return None;
         }
-        entry
+        let named = entry
             .cache
-            .named(self.site.identity, self.near_key()?, &self.tags)
+            .named(self.site.identity, self.near_key()?, &self.tags)?;
+        // A custom key may not determine the tags (the macro gives no mark then).
+        Some(named.kept_by(self.site.keyed_tags.filter(|_| self.key.is_none())))
     }
 
     /// The near cache's key for this call: the custom key, or the arguments' JSON (the
@@ -574,35 +600,23 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// The value the near cache holds for this call, if it holds one, and when it was looked
-    /// up: no key derivation, no decoding, no round trip. Counted as a hit.
-    fn near_hit<V>(
-        &self,
-        codec: &ValueCodec<V>,
-        mode: Mode,
-    ) -> Option<(&'a TaggedCache, V, Instant)> {
-        let sharing = codec.sharing()?;
+    /// The value the near cache holds for this call, if it holds one: no key derivation, no
+    /// decoding, no round trip. Counted as a hit.
+    fn near_hit<V>(&self, codec: &ValueCodec<V>, mode: Mode) -> Option<(&'a TaggedCache, V)> {
         if !matches!(mode, Mode::Run { .. }) {
             return None;
         }
         let cache = self.cache.or(crate::global::global())?;
         let named = cache.named(self.site.identity, self.near_key()?, &self.tags)?;
-        let now = Instant::now();
-        let entry = cache.near()?.get(&named, now)?;
-        let NearValue::Decoded(kept) = entry.value() else {
-            return None;
-        };
-        let value = (sharing.take)(kept.as_ref())?;
-        cache.count_near_hit();
-        Some((cache, value, now))
+        Some((cache, near_value(cache, &named, codec)?))
     }
 
-    /// Ends a call answered by the near cache at `started`.
-    fn finish_near<R>(&self, cache: &TaggedCache, mode: Mode, started: Instant, outcome: R) -> R {
+    /// Ends a call answered by the near cache.
+    fn finish_near<R>(&self, cache: &TaggedCache, mode: Mode, outcome: R) -> R {
         if !Self::reported(cache) {
             return outcome;
         }
-        let mut report = self.report(mode, started);
+        let mut report = self.report(mode, Instant::now());
         report.info.hit = true;
         if cache.hook().is_none() {
             return self.finish_with(cache, "", &mut report, outcome);
@@ -705,6 +719,22 @@ fn joined<R>(
     waited: Result<background::Computed<R>, background::Timed<R>>,
 ) -> background::Computed<R> {
     waited.unwrap_or_else(background::Timed::join)
+}
+
+/// The decoded value `named`'s fresh near entry holds, if any, counted as a near hit.
+fn near_value<V, S: AsRef<str>>(
+    cache: &TaggedCache,
+    named: &Named<'_, S>,
+    codec: &ValueCodec<V>,
+) -> Option<V> {
+    let sharing = codec.sharing()?;
+    let entry = cache.near()?.get(named)?;
+    let NearValue::Decoded(kept) = entry.value() else {
+        return None;
+    };
+    let value = (sharing.take)(kept.as_ref())?;
+    cache.count_near_hit();
+    Some(value)
 }
 
 /// The outcome of a body run in the call, and the bytes to store.

@@ -50,16 +50,20 @@ impl Expiry {
     }
 }
 
-/// What a lookup names: the entry's key and tags as the caller gave them, and for a decorated
-/// function its identity (two functions may share a key, not a value type). Tags are taken in
-/// the order given: the same entry named with its tags in another order is kept twice, each
-/// copy checked against Redis alike, which costs memory, never correctness; a call site names
-/// its tags in the same order every time.
+/// What a lookup names: the entry's key, for a decorated function its identity (two functions
+/// may share a key, not a value type), and the entry's tags as the caller gave them. An entry
+/// is kept under its function and key: read again with other tags, it is not an answer, and
+/// the value read from Redis for those tags replaces it.
+///
+/// A decorated call site whose tags are made from its key arguments alone (see
+/// [`KeyedTags`]) may look its entry up before it builds its tags: that lookup names the site
+/// instead, and finds only what the same site kept.
 #[derive(Debug)]
 pub(crate) struct Named<'a, S> {
     function: &'static str,
     key: &'a [u8],
-    tags: &'a [S],
+    tags: Option<&'a [S]>,
+    site: Option<&'static KeyedTags>,
 }
 
 impl<'a, S: AsRef<str>> Named<'a, S> {
@@ -71,30 +75,53 @@ impl<'a, S: AsRef<str>> Named<'a, S> {
         Self {
             function,
             key: key.as_ref(),
-            tags,
+            tags: Some(tags),
+            site: None,
         }
+    }
+
+    /// The entry of a call site whose tags follow from `key`, named before its tags are built.
+    pub(crate) fn by_key(
+        function: &'static str,
+        key: &'a (impl AsRef<[u8]> + ?Sized),
+        site: &'static KeyedTags,
+    ) -> Self {
+        Self {
+            function,
+            key: key.as_ref(),
+            tags: None,
+            site: Some(site),
+        }
+    }
+
+    /// Kept for `site` too, whose later lookups may name it [by key](Named::by_key).
+    pub(crate) fn kept_by(mut self, site: Option<&'static KeyedTags>) -> Self {
+        self.site = site;
+        self
     }
 
     fn hash(&self) -> u64 {
         let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
         self.function.hash(&mut hasher);
         self.key.hash(&mut hasher);
-        for tag in self.tags {
-            tag.as_ref().hash(&mut hasher);
-        }
         hasher.finish()
     }
 
     fn is(&self, identity: &Identity) -> bool {
         // Identities are `&'static str`s of one call site: the same pointer, but for lookups of
         // another site that collide, which compare by content.
-        (std::ptr::eq(self.function, identity.function) || self.function == identity.function)
-            && self.key == &*identity.key
-            && self
-                .tags
-                .iter()
-                .map(AsRef::as_ref)
-                .eq(identity.tags.iter().map(|tag| &**tag))
+        let same_entry = (std::ptr::eq(self.function, identity.function)
+            || self.function == identity.function)
+            && self.key == &*identity.key;
+        same_entry
+            && match (self.tags, self.site) {
+                (Some(tags), _) => tags
+                    .iter()
+                    .map(AsRef::as_ref)
+                    .eq(identity.tags.iter().map(|tag| &**tag)),
+                (None, Some(site)) => identity.site.is_some_and(|kept| std::ptr::eq(kept, site)),
+                (None, None) => false,
+            }
     }
 
     fn owned(&self) -> Identity {
@@ -103,10 +130,31 @@ impl<'a, S: AsRef<str>> Named<'a, S> {
             key: Box::from(self.key),
             tags: self
                 .tags
+                .unwrap_or_default()
                 .iter()
                 .map(|tag| Box::from(tag.as_ref()))
                 .collect(),
+            site: self.site,
         }
+    }
+}
+
+/// A decorated call site whose tags are made from its key arguments alone: the macro gives one
+/// (a `static` of the site, so its address tells sites apart) when every tag is a `format!` of
+/// literals and key arguments and the key is generated from the arguments. The same key then
+/// means the same tags, so such a site looks its near entry up before it builds them (their
+/// text is most of a near hit's cost).
+#[derive(Debug)]
+pub struct KeyedTags {
+    // Not zero-sized: each site's static has an address of its own.
+    _site: u8,
+}
+
+impl KeyedTags {
+    /// One call site's mark.
+    #[allow(clippy::new_without_default)]
+    pub const fn new() -> Self {
+        Self { _site: 0 }
     }
 }
 
@@ -116,6 +164,8 @@ struct Identity {
     function: &'static str,
     key: Box<[u8]>,
     tags: Box<[Box<str>]>,
+    /// The call site that kept it, when its tags follow from its key.
+    site: Option<&'static KeyedTags>,
 }
 
 /// A value kept near.
@@ -139,9 +189,13 @@ impl NearEntry {
         &self.value
     }
 
-    fn is_fresh(&self, now: Instant) -> bool {
+    /// Every key it depends on is unchanged and its deadline, if it has one, is ahead (the
+    /// clock is read only then).
+    fn is_fresh(&self) -> bool {
         self.watched.iter().all(|watch| watch.is_live())
-            && self.expires.is_none_or(|deadline| now < deadline)
+            && self
+                .expires
+                .is_none_or(|deadline| Instant::now() < deadline)
     }
 }
 
@@ -172,18 +226,14 @@ impl NearCache {
         }
     }
 
-    /// The near entry `named` names, if there is one fresh at `now`.
-    pub(crate) fn get<S: AsRef<str>>(
-        &self,
-        named: &Named<'_, S>,
-        now: Instant,
-    ) -> Option<Arc<NearEntry>> {
+    /// The near entry `named` names, if there is one fresh now.
+    pub(crate) fn get<S: AsRef<str>>(&self, named: &Named<'_, S>) -> Option<Arc<NearEntry>> {
         let hash = named.hash();
         let entry = self.entries.get(&hash)?;
         if !named.is(&entry.identity) {
             return None;
         }
-        if entry.is_fresh(now) {
+        if entry.is_fresh() {
             return Some(entry);
         }
         self.entries
@@ -299,16 +349,56 @@ mod tests {
             .fill(&Named::new("", "k", &["b", "a"]), ["e", "t"])
             .unwrap();
         near.keep(fill, section(b"v"), Expiry::Never, []);
-        let hit = near
-            .get(&Named::new("", "k", &["b", "a"]), Instant::now())
-            .unwrap();
+        let hit = near.get(&Named::new("", "k", &["b", "a"])).unwrap();
         assert_eq!(bytes_of(&hit), b"v");
+        assert!(near.get(&Named::new("", "k", &["a"])).is_none());
+        assert!(near.get(&Named::new("f", "k", &["b", "a"])).is_none());
+    }
+
+    static SITE: KeyedTags = KeyedTags::new();
+    static OTHER_SITE: KeyedTags = KeyedTags::new();
+
+    #[test]
+    fn a_site_whose_tags_follow_from_its_key_finds_only_what_it_kept() {
+        let near = trusted(None);
+        let by_key = |site| Named::<String>::by_key("f", "k", site);
+        let fill = near
+            .fill(&Named::new("f", "k", &["t"]), ["e", "t"])
+            .unwrap();
+        near.keep(fill, section(b"any site"), Expiry::Never, []);
+        assert!(near.get(&by_key(&SITE)).is_none(), "kept by no site");
+        let fill = near
+            .fill(
+                &Named::new("f", "k", &["t"]).kept_by(Some(&SITE)),
+                ["e", "t"],
+            )
+            .unwrap();
+        near.keep(fill, section(b"this site"), Expiry::Never, []);
+        assert_eq!(bytes_of(&near.get(&by_key(&SITE)).unwrap()), b"this site");
+        assert!(near.get(&by_key(&OTHER_SITE)).is_none(), "another site");
         assert!(near
-            .get(&Named::new("", "k", &["a"]), Instant::now())
+            .get(&Named::<String>::by_key("g", "k", &SITE))
             .is_none());
-        assert!(near
-            .get(&Named::new("f", "k", &["b", "a"]), Instant::now())
-            .is_none());
+        assert!(
+            near.get(&Named::new("f", "k", &["t"])).is_some(),
+            "named with its tags, whoever kept it"
+        );
+        assert!(near.get(&Named::new("f", "k", &["u"])).is_none());
+    }
+
+    #[test]
+    fn a_read_with_other_tags_replaces_the_entry_of_the_same_key() {
+        let near = trusted(None);
+        for tag in ["t", "u"] {
+            let fill = near.fill(&Named::new("", "k", &[tag]), ["e", tag]).unwrap();
+            near.keep(fill, section(tag.as_bytes()), Expiry::Never, []);
+        }
+        assert_eq!(near.len(), 1);
+        assert!(near.get(&Named::new("", "k", &["t"])).is_none());
+        assert_eq!(
+            bytes_of(&near.get(&Named::new("", "k", &["u"])).unwrap()),
+            b"u"
+        );
     }
 
     #[test]
@@ -318,7 +408,7 @@ mod tests {
         let fill = near.fill(&named, ["e", "t"]).unwrap();
         near.watches().changed(["t"]);
         near.keep(fill, section(b"old"), Expiry::Never, []);
-        assert!(near.get(&named, Instant::now()).is_none());
+        assert!(near.get(&named).is_none());
     }
 
     #[test]
@@ -327,9 +417,9 @@ mod tests {
         let named = Named::new("", "k", &[] as &[&str]);
         let fill = near.fill(&named, ["e", "t"]).unwrap();
         near.keep(fill, section(b"v"), Expiry::Never, []);
-        assert!(near.get(&named, Instant::now()).is_some());
+        assert!(near.get(&named).is_some());
         near.watches().changed(["e"]);
-        assert!(near.get(&named, Instant::now()).is_none());
+        assert!(near.get(&named).is_none());
     }
 
     #[test]
@@ -341,7 +431,7 @@ mod tests {
         let fill = near.fill(&named, ["e"]).unwrap();
         near.distrust();
         near.keep(fill, section(b"v"), Expiry::Never, []);
-        assert!(near.get(&named, Instant::now()).is_none());
+        assert!(near.get(&named).is_none());
     }
 
     #[test]
@@ -350,24 +440,18 @@ mod tests {
         let named = Named::new("", "k", &[] as &[&str]);
         let fill = near.fill(&named, ["e"]).unwrap();
         near.keep(fill, section(b"v"), Expiry::After(Duration::ZERO), []);
-        assert!(
-            near.get(&named, Instant::now()).is_none(),
-            "an expired read is not kept"
-        );
+        assert!(near.get(&named).is_none(), "an expired read is not kept");
         let fill = near.fill(&named, ["e"]).unwrap();
         near.keep(fill, section(b"v"), Expiry::Unknown, []);
         assert!(
-            near.get(&named, Instant::now()).is_none(),
+            near.get(&named).is_none(),
             "a read of unknown expiry is not kept"
         );
         let near = trusted(Some(Duration::from_nanos(1)));
         let fill = near.fill(&named, ["e"]).unwrap();
         near.keep(fill, section(b"v"), Expiry::Never, []);
         std::thread::sleep(Duration::from_millis(1));
-        assert!(
-            near.get(&named, Instant::now()).is_none(),
-            "past its maximum age"
-        );
+        assert!(near.get(&named).is_none(), "past its maximum age");
     }
 
     #[test]

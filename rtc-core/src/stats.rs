@@ -50,6 +50,8 @@ pub struct CacheStats {
 /// of threads, so that threads counting hits at once do not fight over one line.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
+    /// Hits answered by the backend: a near hit counts in `near_hits` alone (one atomic add on
+    /// its path, not two), and [`CacheStats::hits`] is the sum.
     pub hits: Striped,
     pub misses: Striped,
     pub sets: Striped,
@@ -96,14 +98,15 @@ impl Counters {
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
+        let near_hits = self.near_hits.read();
         CacheStats {
-            hits: self.hits.read(),
+            hits: self.hits.read().wrapping_add(near_hits),
             misses: self.misses.read(),
             sets: self.sets.read(),
             invalidations: self.invalidations.read(),
             errors: self.errors.read(),
             lock_waits: self.lock_waits.read(),
-            near_hits: self.near_hits.read(),
+            near_hits,
             stale_hits: self.stale_hits.read(),
         }
     }

@@ -120,22 +120,25 @@ impl Body<'_> {
                 OutputKind::Option => quote!(::core::option::Option::Some(__rtc_value)),
                 OutputKind::AsIs => quote!(__rtc_value),
             };
+            // The arguments' JSON is read where it was written (moved first, the bytes just
+            // written would be copied, a stall on the path of a hit).
+            let pushes = self.json_pushes();
             locals = quote! {
                 static __RTC_KEYED_TAGS: ::rtc::__private::KeyedTags =
                     ::rtc::__private::KeyedTags::new();
                 #locals
                 let __rtc_site = #site;
-                let __rtc_args = #key_args;
+                #pushes
                 let __rtc_codec = #codec;
                 if let ::core::option::Option::Some(__rtc_value) =
-                    __rtc_site.near_answer(#cache, __rtc_args.as_ref(), &__rtc_codec)
+                    __rtc_site.near_answer(#cache, __rtc_json.closed(), &__rtc_codec)
                 {
                     return #answer;
                 }
             };
         }
         let (site, key_args) = match keyed {
-            true => (quote!(__rtc_site), quote!(__rtc_args)),
+            true => (quote!(__rtc_site), quote!(__rtc_json.finish())),
             false => (site, key_args),
         };
         let finish = self.finish(action, keyed);
@@ -277,6 +280,16 @@ impl Body<'_> {
     /// Serialized one by one, so that "`T` cannot be part of a key" points at the argument, once,
     /// rather than at a tuple of them all.
     fn args_json(&self) -> TokenStream {
+        let pushes = self.json_pushes();
+        quote! {{
+            #pushes
+            __rtc_json.finish()
+        }}
+    }
+
+    /// The statements that write the key arguments and generic parameters into the local
+    /// `JsonArray` `__rtc_json`.
+    fn json_pushes(&self) -> TokenStream {
         let arguments = self
             .function
             .key_args()
@@ -293,11 +306,10 @@ impl Body<'_> {
             GenericParam::Lifetime(_) => None,
         });
         let pushes: Vec<TokenStream> = arguments.chain(generics).collect();
-        quote! {{
+        quote! {
             let mut __rtc_json = ::rtc::__private::JsonArray::new();
             #(#pushes)*
-            __rtc_json.finish()
-        }}
+        }
     }
 
     /// With `key = ...`, the key arguments as the hook's `function_args`: `None` when one is not

@@ -78,7 +78,7 @@ impl TaggedCache {
 
     /// Counts a call answered by the near cache: a hit, and a near hit.
     pub(crate) fn count_near_hit(&self) {
-        Counters::bump(&self.inner.counters.hits);
+        // Also a hit: `CacheStats::hits` adds the near hits in.
         Counters::bump(&self.inner.counters.near_hits);
     }
 

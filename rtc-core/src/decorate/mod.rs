@@ -78,7 +78,7 @@ impl Site {
     pub fn near_answer<V>(
         &self,
         cache: Option<&TaggedCache>,
-        args: Option<&JsonArgs>,
+        args: Option<&[u8]>,
         codec: &ValueCodec<V>,
     ) -> Option<V> {
         let site = self.keyed_tags?;
@@ -87,7 +87,7 @@ impl Site {
             return None;
         }
         cache.near()?;
-        let named = Named::<String>::by_key(self.identity, args?.as_bytes(), site);
+        let named = Named::<String>::by_key(self.identity, args?, site);
         near_value(cache, &named, codec)
     }
 
@@ -137,6 +137,8 @@ impl From<String> for JsonArgs {
 pub struct JsonArray {
     /// `None` once an argument failed to serialize.
     json: Option<SmallVec<[u8; INLINE_ARGS]>>,
+    /// The closing `]` is written.
+    closed: bool,
 }
 
 impl JsonArray {
@@ -145,6 +147,7 @@ impl JsonArray {
     pub fn new() -> Self {
         Self {
             json: Some(SmallVec::new()),
+            closed: false,
         }
     }
 
@@ -167,13 +170,26 @@ impl JsonArray {
     }
 
     /// The array (`None` when an argument did not serialize).
-    pub fn finish(self) -> Option<JsonArgs> {
-        let mut json = self.json?;
-        if json.is_empty() {
-            json.push(b'[');
+    pub fn finish(mut self) -> Option<JsonArgs> {
+        self.close();
+        self.json.map(|json| JsonArgs { json })
+    }
+
+    /// The array's bytes, read in place (`None` when an argument did not serialize): no
+    /// argument may be pushed after it.
+    pub fn closed(&mut self) -> Option<&[u8]> {
+        self.close();
+        self.json.as_deref()
+    }
+
+    fn close(&mut self) {
+        if let (Some(json), false) = (&mut self.json, self.closed) {
+            if json.is_empty() {
+                json.push(b'[');
+            }
+            json.push(b']');
+            self.closed = true;
         }
-        json.push(b']');
-        Some(JsonArgs { json })
     }
 }
 

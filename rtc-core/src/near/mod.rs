@@ -9,6 +9,7 @@
 //! deadline check and a clone: no SHA-256, no decoding for decorated functions (their entries
 //! hold the decoded value).
 
+mod recent;
 mod watches;
 
 use std::any::Any;
@@ -209,6 +210,8 @@ pub(crate) struct Fill {
 
 /// The near cache of one [`crate::TaggedCache`].
 pub(crate) struct NearCache {
+    /// This near cache's number, for the entries each thread [found last](recent).
+    owner: u64,
     entries: quick_cache::sync::Cache<u64, Arc<NearEntry>>,
     watches: Watches,
     max_age: Option<Duration>,
@@ -220,6 +223,7 @@ impl NearCache {
     pub(crate) fn new(max_entries: u64, max_age: Option<Duration>) -> Self {
         let capacity = usize::try_from(max_entries).unwrap_or(usize::MAX).max(1);
         Self {
+            owner: recent::next_owner(),
             entries: quick_cache::sync::Cache::new(capacity),
             watches: Watches::default(),
             max_age,
@@ -229,11 +233,17 @@ impl NearCache {
     /// The near entry `named` names, if there is one fresh now.
     pub(crate) fn get<S: AsRef<str>>(&self, named: &Named<'_, S>) -> Option<Arc<NearEntry>> {
         let hash = named.hash();
+        if let Some(entry) = recent::find(self.owner, hash) {
+            if named.is(&entry.identity) && entry.is_fresh() {
+                return Some(entry);
+            }
+        }
         let entry = self.entries.get(&hash)?;
         if !named.is(&entry.identity) {
             return None;
         }
         if entry.is_fresh() {
+            recent::remember(self.owner, hash, &entry);
             return Some(entry);
         }
         self.entries
@@ -399,6 +409,49 @@ mod tests {
             bytes_of(&near.get(&Named::new("", "k", &["u"])).unwrap()),
             b"u"
         );
+    }
+
+    #[test]
+    fn an_entry_this_thread_found_last_ends_like_any_other_and_only_in_its_cache() {
+        let near = trusted(None);
+        let named = Named::new("", "k", &["t"]);
+        let fill = near.fill(&named, ["e", "t"]).unwrap();
+        near.keep(fill, section(b"v"), Expiry::Never, []);
+        assert!(near.get(&named).is_some(), "found in the map, remembered");
+        assert!(near.get(&named).is_some(), "found again");
+        assert!(trusted(None).get(&named).is_none(), "another near cache");
+        assert!(
+            near.get(&Named::new("", "k", &["u"])).is_none(),
+            "other tags"
+        );
+        near.watches().changed(["t"]);
+        assert!(near.get(&named).is_none(), "a change ends it");
+
+        let fill = near.fill(&named, ["e", "t"]).unwrap();
+        near.keep(fill, section(b"w"), Expiry::Never, []);
+        assert_eq!(bytes_of(&near.get(&named).unwrap()), b"w");
+        near.distrust();
+        assert!(near.get(&named).is_none(), "distrust ends it");
+    }
+
+    #[test]
+    fn an_evicted_entry_this_thread_found_last_is_freed() {
+        let near = trusted(None);
+        let value = Arc::new(());
+        let named = Named::new("", "kept", &[] as &[&str]);
+        let fill = near.fill(&named, ["kept"]).unwrap();
+        let decoded: Box<dyn Any + Send + Sync> = Box::new(Arc::clone(&value));
+        near.keep(fill, NearValue::Decoded(decoded), Expiry::Never, []);
+        assert!(near.get(&named).is_some());
+        assert_eq!(Arc::strong_count(&value), 2, "kept");
+        // What eviction does to it: the map lets it go.
+        near.entries.remove(&named.hash());
+        assert_eq!(
+            Arc::strong_count(&value),
+            1,
+            "dropped with the map's reference"
+        );
+        assert!(near.get(&named).is_none());
     }
 
     #[test]

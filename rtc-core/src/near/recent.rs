@@ -1,0 +1,67 @@
+//! The near entries this thread found last: a hit on one of them skips the shared map (its
+//! shard's read lock and probe, most of a lookup's cost when the value is an `Arc`).
+//!
+//! Only [`Weak`] references are kept, so an entry the map evicts is freed as before and the
+//! map's bound holds; what is found here is answered only after the checks any hit makes (the
+//! same identity, every watch live, the deadline ahead). A fresh entry is a right answer
+//! wherever it was found: two fresh entries of one identity hold the same value, since a change
+//! to anything either read ends its watches.
+
+use std::cell::RefCell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use super::NearEntry;
+
+/// Slots per thread, chosen by hash: a thread hitting a few keys over and over finds them all.
+const SLOTS: usize = 8;
+
+/// A near cache's number, unique in the process (an address could be reused by a later one).
+pub(crate) fn next_owner() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+struct Slot {
+    owner: u64,
+    hash: u64,
+    entry: Weak<NearEntry>,
+}
+
+thread_local! {
+    static RECENT: RefCell<[Option<Slot>; SLOTS]> = const { RefCell::new([const { None }; SLOTS]) };
+}
+
+fn index(hash: u64) -> usize {
+    // The hash's high bits: quick_cache picks shards with the low ones.
+    (hash >> 58) as usize % SLOTS
+}
+
+/// The entry this thread last found under `hash` in `owner`'s near cache, if it is still kept
+/// somewhere (the caller checks it as any hit).
+pub(crate) fn find(owner: u64, hash: u64) -> Option<Arc<NearEntry>> {
+    RECENT
+        .try_with(|recent| {
+            let recent = recent.try_borrow().ok()?;
+            let slot = recent[index(hash)].as_ref()?;
+            if slot.owner != owner || slot.hash != hash {
+                return None;
+            }
+            slot.entry.upgrade()
+        })
+        .ok()
+        .flatten()
+}
+
+/// Remembers the entry found under `hash` in `owner`'s near cache.
+pub(crate) fn remember(owner: u64, hash: u64, entry: &Arc<NearEntry>) {
+    let _ = RECENT.try_with(|recent| {
+        if let Ok(mut recent) = recent.try_borrow_mut() {
+            recent[index(hash)] = Some(Slot {
+                owner,
+                hash,
+                entry: Arc::downgrade(entry),
+            });
+        }
+    });
+}

@@ -3,7 +3,8 @@
 //! of a near hit's cost is their text).
 //!
 //! Only what can be read off the tokens counts: every tag a `format!` whose arguments, inline
-//! (`{id}`) or after the string (`"{}", user.id`), are key arguments or fields of them. A call,
+//! (`{id}`) or after the string (`"{}", user.id`), are key arguments or fields of them, or a
+//! string literal (`"users"`, `"users".to_string()`, `String::from("users")`). A call,
 //! a method, a constant, `self` or a skipped argument in a tag, a width or a precision taken
 //! from an argument (`{:w$}`), or a `key = ...` (which need not name every argument a tag uses)
 //! and the function builds its tags on every call, as before.
@@ -12,19 +13,48 @@ use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, Lit, Token};
 
-/// True when each of `tags` (the `tags = [...]` array) is made from `key_args` alone.
+/// True when each of `tags` (one tag, or an array of them) is made from `key_args` alone.
 pub(crate) fn follow_from<'a>(tags: &Expr, key_args: impl Iterator<Item = &'a Ident>) -> bool {
     let key_args: Vec<String> = key_args.map(ToString::to_string).collect();
-    let Expr::Array(array) = tags else {
-        return false;
-    };
-    !array.elems.is_empty()
-        && array.elems.iter().all(|tag| match tag {
-            Expr::Macro(mac) if mac.mac.path.is_ident("format") => {
-                formatted_from(mac.mac.tokens.clone(), &key_args)
-            }
-            _ => false,
-        })
+    match tags {
+        Expr::Array(array) => {
+            !array.elems.is_empty() && array.elems.iter().all(|tag| tag_from(tag, &key_args))
+        }
+        tag => tag_from(tag, &key_args),
+    }
+}
+
+/// One tag: a `format!` of the key, or a string literal.
+fn tag_from(tag: &Expr, key_args: &[String]) -> bool {
+    match tag {
+        Expr::Macro(mac) if mac.mac.path.is_ident("format") => {
+            formatted_from(mac.mac.tokens.clone(), key_args)
+        }
+        tag => literal_text(tag),
+    }
+}
+
+/// `"users"`, `"users".to_string()` (or `.to_owned()`, `.into()`), `String::from("users")`.
+fn literal_text(tag: &Expr) -> bool {
+    let is_str =
+        |expr: &Expr| matches!(expr, Expr::Lit(literal) if matches!(literal.lit, Lit::Str(_)));
+    match tag {
+        Expr::MethodCall(call) => {
+            call.args.is_empty()
+                && call.turbofish.is_none()
+                && ["to_string", "to_owned", "into"].contains(&call.method.to_string().as_str())
+                && is_str(&call.receiver)
+        }
+        Expr::Call(call) => {
+            let from_string = matches!(&*call.func, Expr::Path(path)
+                if path.qself.is_none()
+                    && path.path.segments.len() == 2
+                    && path.path.segments[0].ident == "String"
+                    && path.path.segments[1].ident == "from");
+            from_string && call.args.len() == 1 && is_str(&call.args[0])
+        }
+        tag => is_str(tag),
+    }
 }
 
 /// A `format!`'s tokens: a string literal, then arguments, each from the key.
@@ -136,6 +166,17 @@ mod tests {
             n = user.id
         )])));
         assert!(follows(parse_quote!([format!("u:{:>8}", 7)])));
+        assert!(follows(parse_quote!([
+            format!("user:{id}"),
+            "users".to_string()
+        ])));
+        assert!(follows(parse_quote!([
+            "users",
+            "all".to_owned(),
+            String::from("x")
+        ])));
+        assert!(follows(parse_quote!("users")));
+        assert!(follows(parse_quote!(format!("user:{id}"))));
     }
 
     #[test]
@@ -149,8 +190,10 @@ mod tests {
         assert!(!follows(parse_quote!([format!("user:{id:.*}")])));
         assert!(!follows(parse_quote!([
             format!("user:{id}"),
-            "fixed".to_owned()
+            name.to_owned()
         ])));
+        assert!(!follows(parse_quote!(["a".repeat(2)])));
+        assert!(!follows(parse_quote!([other::String::from("x")])));
         assert!(!follows(parse_quote!(tags_of(id))));
         assert!(!follows(parse_quote!([])));
         assert!(!follows(parse_quote!([format!(TEMPLATE, id)])));

@@ -243,6 +243,12 @@ use proc_macro::TokenStream;
 /// rtc::global().unwrap().invalidate(["author:ann"]);
 /// ```
 ///
+/// When every tag is a `format!` of literals and key arguments (or their fields), as above, or a
+/// string literal, the same arguments always give the same tags, and a hit from the near cache
+/// or the in-memory backend is found before the tags are built (their text is then most of a
+/// hit's cost). A tag that reads anything else (a constant, a call, `self`) is built on every
+/// call, as is every tag of a function with `key = ...`.
+///
 /// ## `lifetime = <expr>`, `jitter = <expr>`
 ///
 /// How long an entry lives: whole seconds (an integer, or any `u64` expression), a float literal

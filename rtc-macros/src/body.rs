@@ -72,6 +72,8 @@ impl Body<'_> {
         let keyed = action == Action::Run && self.tags_follow_key();
         let site = self.site(keyed);
         let key_args = match &args.key {
+            // Written by the statements before the near lookup (below).
+            None if keyed => quote!(__rtc_json.finish()),
             None if per_call => self.args_json(),
             // Shown to the hook only.
             Some(_) if computes => {
@@ -137,9 +139,9 @@ impl Body<'_> {
                 }
             };
         }
-        let (site, key_args) = match keyed {
-            true => (quote!(__rtc_site), quote!(__rtc_json.finish())),
-            false => (site, key_args),
+        let site = match keyed {
+            true => quote!(__rtc_site),
+            false => site,
         };
         let finish = self.finish(action, keyed);
         quote! {

@@ -65,8 +65,9 @@ pub struct Site {
     /// What the function's keys and implicit tag are made of: its `name = ...`, or its module
     /// path, `impl` and name as written (`app::repo::<PgRepo as UserRepo>::find`).
     pub identity: &'static str,
-    /// The site's mark when its tags are made from its key arguments alone: its near entries
-    /// are then looked up before its tags are built ([`Site::near_answer`]).
+    /// The site's mark when its tags are made from its key arguments alone, which the macro
+    /// gives only with a generated key: its near entries are then looked up before its tags are
+    /// built ([`Site::near_answer`]).
     pub keyed_tags: Option<&'static KeyedTags>,
 }
 
@@ -86,7 +87,6 @@ impl Site {
         if Call::reported(cache) {
             return None;
         }
-        cache.near()?;
         let named = Named::<String>::by_key(self.identity, args?, site);
         near_value(cache, &named, codec)
     }
@@ -602,8 +602,7 @@ impl<'a> Call<'a> {
         let named = entry
             .cache
             .named(self.site.identity, self.near_key()?, &self.tags)?;
-        // A custom key may not determine the tags (the macro gives no mark then).
-        Some(named.kept_by(self.site.keyed_tags.filter(|_| self.key.is_none())))
+        Some(named.kept_by(self.site.keyed_tags))
     }
 
     /// The near cache's key for this call: the custom key, or the arguments' JSON (the
@@ -623,6 +622,10 @@ impl<'a> Call<'a> {
             return None;
         }
         let cache = self.cache.or(crate::global::global())?;
+        if self.site.keyed_tags.is_some() && !Self::reported(cache) {
+            // `Site::near_answer` looked already, before the tags were built.
+            return None;
+        }
         let named = cache.named(self.site.identity, self.near_key()?, &self.tags)?;
         Some((cache, near_value(cache, &named, codec)?))
     }

@@ -21,6 +21,12 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 echo "==> $(redis-server --version)"
 
+# A clean clone builds everything once: incremental state would only take disk (gigabytes here),
+# and line tables are enough for a panic's backtrace, at a third of full debug info's size.
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+export CARGO_PROFILE_TEST_DEBUG=line-tables-only
+
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt clippy >/dev/null 2>&1 || true
 
 echo "==> cargo fmt --check"
@@ -64,16 +70,22 @@ rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-core-* \
 cargo package "${published[@]}" --allow-dirty --quiet
 
 # rtc-tests' integration tests again, against other servers: the harness starts the binary named
-# by RTC_TEST_SERVER and creates clusters with RTC_TEST_CLI. A server built without TLS skips the
-# TLS tests with a printed reason, so tls_acl and sentinel (which has a TLS test, and prints its
-# failover figures) run apart with their output shown. Same cargo flags
-# as above, so only rtc-tests is rebuilt.
-server_tests=()
-for target in tests/tests/*.rs tests/tests/*/main.rs; do
-  name="$(basename "$target" .rs)"
-  [ "$name" = main ] && name="$(basename "$(dirname "$target")")"
-  case "$name" in tls_acl | sentinel) ;; *) server_tests+=(--test "$name") ;; esac
-done
+# by RTC_TEST_SERVER and creates clusters with RTC_TEST_CLI. The test binaries built above run as
+# they are: a `cargo test --test ...` selection resolves features apart from the whole workspace's
+# and would build every test a second time (gigabytes of disk, minutes of CPU). A server built
+# without TLS skips the TLS tests with a printed reason, so tls_acl and sentinel (which has a TLS
+# test, and prints its failover figures) run with their output shown.
+test_binaries() {
+  cargo test --workspace --all-features --no-run --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    artifact = json.loads(line)
+    target = artifact.get("target", {})
+    if (artifact.get("reason") == "compiler-artifact" and artifact.get("executable")
+            and target.get("kind") == ["test"] and "/tests/tests/" in target.get("src_path", "")):
+        print(target["name"], artifact["executable"])
+'
+}
 servers_venv="$PWD/target/servers-venv"
 servers_log="$PWD/target/servers-venv.log"
 
@@ -94,12 +106,25 @@ shipped() {
   find "$servers_venv" -type f -name "$1" -path "*/$2/*" -perm -u+x 2>/dev/null | head -n 1
 }
 
-# run_against LABEL SERVER CLI: the server tests, then the TLS and sentinel tests with their skip
-# reasons shown.
+# run_against LABEL SERVER CLI: every rtc-tests integration test against that server, from the
+# package's directory as cargo would; the TLS and sentinel tests with their skip reasons shown.
 run_against() {
   echo "==> $1: $("$2" --version)"
-  RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" cargo test --workspace --all-features "${server_tests[@]}"
-  RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" cargo test --workspace --all-features --test tls_acl --test sentinel -- --nocapture
+  local binaries line name binary
+  mapfile -t binaries < <(test_binaries)
+  if [ ${#binaries[@]} -eq 0 ]; then
+    echo "==> $1: no test binaries found"
+    return 1
+  fi
+  for line in "${binaries[@]}"; do
+    name="${line%% *}"
+    binary="${line#* }"
+    echo "     Running $name"
+    case "$name" in
+      tls_acl | sentinel) (cd tests && RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" "$binary" --nocapture) ;;
+      *) (cd tests && RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" "$binary") ;;
+    esac
+  done
 }
 
 valkey_cli=""

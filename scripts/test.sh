@@ -69,21 +69,24 @@ rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-core-* \
   "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-0.*
 cargo package "${published[@]}" --allow-dirty --quiet
 
-# rtc-tests' integration tests again, against other servers: the harness starts the binary named
-# by RTC_TEST_SERVER and creates clusters with RTC_TEST_CLI. The test binaries built above run as
-# they are: a `cargo test --test ...` selection resolves features apart from the whole workspace's
-# and would build every test a second time (gigabytes of disk, minutes of CPU). A server built
-# without TLS skips the TLS tests with a printed reason, so tls_acl and sentinel (which has a TLS
-# test, and prints its failover figures) run with their output shown.
-test_binaries() {
+# The server-facing integration tests again, against other servers: rtc-tests' and the CLI's
+# (the harness starts the binary named by RTC_TEST_SERVER and creates clusters with RTC_TEST_CLI).
+# The test binaries built above run as they are: a `cargo test --test ...` selection resolves
+# features apart from the whole workspace's and would build every test a second time (gigabytes
+# of disk, minutes of CPU). A server built without TLS skips the TLS tests with a printed reason,
+# so tls_acl, sentinel (which also prints its failover figures) and the CLI's run with their
+# output shown. Prints one line per test binary: its name, its package's directory, its path.
+server_test_binaries() {
   cargo test --workspace --all-features --no-run --message-format=json 2>/dev/null | python3 -c '
-import json, sys
+import json, os, sys
 for line in sys.stdin:
     artifact = json.loads(line)
     target = artifact.get("target", {})
+    package = os.path.dirname(artifact.get("manifest_path", ""))
     if (artifact.get("reason") == "compiler-artifact" and artifact.get("executable")
-            and target.get("kind") == ["test"] and "/tests/tests/" in target.get("src_path", "")):
-        print(target["name"], artifact["executable"])
+            and target.get("kind") == ["test"]
+            and os.path.basename(package) in ("tests", "rtc-cli")):
+        print(target["name"], package, artifact["executable"])
 '
 }
 servers_venv="$PWD/target/servers-venv"
@@ -106,23 +109,23 @@ shipped() {
   find "$servers_venv" -type f -name "$1" -path "*/$2/*" -perm -u+x 2>/dev/null | head -n 1
 }
 
-# run_against LABEL SERVER CLI: every rtc-tests integration test against that server, from the
-# package's directory as cargo would; the TLS and sentinel tests with their skip reasons shown.
+# run_against LABEL SERVER CLI: every server-facing integration test against that server, each
+# from its package's directory as cargo runs it; the TLS and sentinel tests with their skip
+# reasons shown.
 run_against() {
   echo "==> $1: $("$2" --version)"
-  local binaries line name binary
-  mapfile -t binaries < <(test_binaries)
+  local binaries line name package binary
+  mapfile -t binaries < <(server_test_binaries)
   if [ ${#binaries[@]} -eq 0 ]; then
     echo "==> $1: no test binaries found"
     return 1
   fi
   for line in "${binaries[@]}"; do
-    name="${line%% *}"
-    binary="${line#* }"
-    echo "     Running $name"
+    read -r name package binary <<<"$line"
+    echo "     Running $name ($(basename "$package"))"
     case "$name" in
-      tls_acl | sentinel) (cd tests && RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" "$binary" --nocapture) ;;
-      *) (cd tests && RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" "$binary") ;;
+      tls_acl | sentinel | cli) (cd "$package" && RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" "$binary" --nocapture) ;;
+      *) (cd "$package" && RTC_TEST_SERVER="$2" RTC_TEST_CLI="$3" "$binary") ;;
     esac
   done
 }

@@ -29,9 +29,9 @@ pub fn run(target: &Target) -> Result<(), CliError> {
         let round_trip = round_trip(&mut connection)
             .map_err(|error| CliError::from_redis(&node.address, &error))?;
         println!(
-            "{}: Redis {}, round trip {:.2} ms (median of {PINGS} PINGs)",
+            "{}: {}, round trip {:.2} ms (median of {PINGS} PINGs)",
             node.address,
-            server.version,
+            server.product(),
             round_trip.as_secs_f64() * 1000.0
         );
         let (method, verdicts) = match access::dry_run(&mut connection, &needed) {

@@ -13,7 +13,9 @@ pub const MINIMUM_VERSION: (u32, u32) = (7, 0);
 pub struct ServerInfo {
     /// `host:port`.
     pub address: String,
-    /// `redis_version`, e.g. `7.0.15`.
+    /// Which server answered, as `HELLO` names it: `Redis`, `Valkey`, or its own name.
+    pub server: String,
+    /// Its version as `HELLO` gives it, e.g. `7.0.15` (Redis) or `8.1.8` (Valkey).
     pub version: String,
     /// `maxmemory` in bytes, 0 for no limit; `None` when this user may not run `INFO`.
     pub maxmemory: Option<u64>,
@@ -22,16 +24,23 @@ pub struct ServerInfo {
 }
 
 impl ServerInfo {
-    /// Asks `HELLO` for the version and `INFO memory` for the eviction settings (left unknown
+    /// Asks `HELLO` for the server's name and version, and `INFO memory` for the eviction settings (left unknown
     /// when this user may not run `INFO`, a `@dangerous` command).
     pub fn read(node: &Node, connection: &mut redis::Connection) -> Result<Self, CliError> {
         let failed = |error: redis::RedisError| CliError::from_redis(&node.address, &error);
         let hello: HashMap<String, redis::Value> =
             redis::cmd("HELLO").query(connection).map_err(failed)?;
-        let version = hello
-            .get("version")
-            .and_then(|value| redis::from_redis_value_ref::<String>(value).ok())
-            .unwrap_or_else(|| "unknown".into());
+        let text = |name: &str| {
+            hello
+                .get(name)
+                .and_then(|value| redis::from_redis_value_ref::<String>(value).ok())
+        };
+        let version = text("version").unwrap_or_else(|| "unknown".into());
+        let server = match text("server").as_deref() {
+            None | Some("redis") => "Redis".to_owned(),
+            Some("valkey") => "Valkey".to_owned(),
+            Some(other) => other.to_owned(),
+        };
         let info = match redis::cmd("INFO").arg("memory").query::<String>(connection) {
             Ok(info) => info,
             Err(error) if error.code() == Some("NOPERM") => String::new(),
@@ -44,10 +53,16 @@ impl ServerInfo {
         };
         Ok(Self {
             address: node.address.clone(),
+            server,
             version,
             maxmemory: field("maxmemory").and_then(|value| value.parse().ok()),
             maxmemory_policy: field("maxmemory_policy"),
         })
+    }
+
+    /// The server's name and version, e.g. `Redis 7.0.15`.
+    pub fn product(&self) -> String {
+        format!("{} {}", self.server, self.version)
     }
 
     /// Why this server cannot serve rtc, if it cannot.
@@ -57,8 +72,11 @@ impl ServerInfo {
         match version {
             (Some(major), Some(minor)) if (major, minor) >= MINIMUM_VERSION => None,
             _ => Some(format!(
-                "Redis {} at {} is too old: rtc needs {}.{} or newer (it uses SET … NX GET)",
-                self.version, self.address, MINIMUM_VERSION.0, MINIMUM_VERSION.1
+                "{} at {} is too old: rtc needs {}.{} or newer (it uses SET … NX GET)",
+                self.product(),
+                self.address,
+                MINIMUM_VERSION.0,
+                MINIMUM_VERSION.1
             )),
         }
     }
@@ -101,6 +119,7 @@ mod tests {
     fn server(version: &str, maxmemory: u64, policy: &str) -> ServerInfo {
         ServerInfo {
             address: "127.0.0.1:6379".into(),
+            server: "Redis".into(),
             version: version.into(),
             maxmemory: Some(maxmemory),
             maxmemory_policy: Some(policy.into()),

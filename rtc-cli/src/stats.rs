@@ -87,8 +87,9 @@ fn write_text(out: &mut impl Write, report: &Report<'_>) -> std::io::Result<()> 
         };
         writeln!(
             out,
-            "  server      {}: Redis {}, {memory}",
-            server.address, server.version
+            "  server      {}: {}, {memory}",
+            server.address,
+            server.product()
         )?;
     }
     writeln!(out, "  keys        {}", census.keys)?;

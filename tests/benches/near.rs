@@ -224,31 +224,45 @@ fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
     assert_all_near(stats);
 }
 
-/// In-memory decorated hits from 1, 2 and 8 threads at once, each thread on its own key:
-/// criterion's time is wall time per call of all threads together (throughput = 1 / time).
+/// In-memory decorated hits from 1, 2 and 8 threads at once, each thread on its own key, then
+/// all of them on one hot key: criterion's time is wall time per call of all threads together
+/// (throughput = 1 / time).
 fn memory_threads(criterion: &mut Criterion) {
     for id in 0..8 {
         assert_eq!(rtc_user_in_memory(id), support::user(id));
     }
     let mut group = criterion.benchmark_group("memory_threads");
     group.sampling_mode(SamplingMode::Flat);
-    for threads in [1_u64, 2, 8] {
-        group.bench_function(format!("threads_{threads}"), |bench| {
-            bench.iter_custom(|iters| {
-                let per_thread = iters.div_ceil(threads);
-                let started = Instant::now();
-                std::thread::scope(|scope| {
-                    for id in 0..threads {
-                        scope.spawn(move || {
-                            for _ in 0..per_thread {
-                                black_box(rtc_user_in_memory(black_box(id)));
-                            }
-                        });
-                    }
+    for (threads, keys) in [
+        (1_u64, "own"),
+        (2, "own"),
+        (8, "own"),
+        (2, "one"),
+        (8, "one"),
+    ] {
+        group.bench_function(
+            format!(
+                "threads_{threads}_{keys}_key{}",
+                if keys == "own" { "s" } else { "" }
+            ),
+            |bench| {
+                bench.iter_custom(|iters| {
+                    let per_thread = iters.div_ceil(threads);
+                    let started = Instant::now();
+                    std::thread::scope(|scope| {
+                        for thread in 0..threads {
+                            let id = if keys == "own" { thread } else { 0 };
+                            scope.spawn(move || {
+                                for _ in 0..per_thread {
+                                    black_box(rtc_user_in_memory(black_box(id)));
+                                }
+                            });
+                        }
+                    });
+                    started.elapsed()
                 });
-                started.elapsed()
-            });
-        });
+            },
+        );
     }
     group.finish();
 }

@@ -747,11 +747,10 @@ fn near_value<V, S: AsRef<str>>(
     codec: &ValueCodec<V>,
 ) -> Option<V> {
     let sharing = codec.sharing()?;
-    let entry = cache.near()?.get(named)?;
-    let NearValue::Decoded(kept) = entry.value() else {
-        return None;
-    };
-    let value = (sharing.take)(kept.as_ref())?;
+    let value = cache.near()?.answer(named, |entry| match entry.value() {
+        NearValue::Decoded(kept) => (sharing.take)(kept.as_ref()),
+        NearValue::Section(_) => None,
+    })?;
     cache.count_near_hit();
     Some(value)
 }

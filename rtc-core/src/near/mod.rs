@@ -14,6 +14,7 @@ mod watches;
 
 use std::any::Any;
 use std::hash::{BuildHasher, Hash, Hasher};
+use std::ptr::NonNull;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -177,15 +178,15 @@ pub(crate) enum NearValue {
     Decoded(Box<dyn Any + Send + Sync>),
 }
 
-/// One entry of the near cache.
-pub(crate) struct NearEntry {
+/// What a near entry holds.
+pub(crate) struct Kept {
     identity: Identity,
     value: NearValue,
     watched: Box<[Arc<Watch>]>,
     expires: Option<Instant>,
 }
 
-impl NearEntry {
+impl Kept {
     pub(crate) fn value(&self) -> &NearValue {
         &self.value
     }
@@ -197,6 +198,57 @@ impl NearEntry {
             && self
                 .expires
                 .is_none_or(|deadline| Instant::now() < deadline)
+    }
+}
+
+/// One entry of the near cache. What it holds is freed once no thread is reading it: the
+/// entries a thread found last are read without taking a reference (see [`recent`]), so that
+/// threads hitting one key do not all write to its reference count.
+pub(crate) struct NearEntry {
+    /// Owned: from `Box::into_raw`, given back to the epoch collector when the entry drops.
+    kept: NonNull<Kept>,
+}
+
+// SAFETY: a `NearEntry` owns its `Kept`, which is `Send` and `Sync` (checked below), and hands
+// out only shared references to it.
+unsafe impl Send for NearEntry {}
+// SAFETY: as above.
+unsafe impl Sync for NearEntry {}
+
+const _: () = {
+    const fn send_and_sync<T: Send + Sync>() {}
+    send_and_sync::<Kept>();
+};
+
+impl NearEntry {
+    fn new(kept: Kept) -> Self {
+        Self {
+            kept: NonNull::from(Box::leak(Box::new(kept))),
+        }
+    }
+}
+
+impl std::ops::Deref for NearEntry {
+    type Target = Kept;
+
+    fn deref(&self) -> &Kept {
+        // SAFETY: `kept` is freed only after this entry has dropped (`Drop` below).
+        unsafe { self.kept.as_ref() }
+    }
+}
+
+impl Drop for NearEntry {
+    fn drop(&mut self) {
+        let kept = self.kept;
+        let guard = crossbeam_epoch::pin();
+        // SAFETY: nothing reaches `kept` through this entry any more. A thread that reads it
+        // through its [recent] slot pinned the epoch and then saw this entry still alive, so
+        // it pinned before this destruction was deferred, and the collector runs it only once
+        // every thread pinned then has unpinned. The closure runs once.
+        unsafe { guard.defer_unchecked(move || drop(Box::from_raw(kept.as_ptr()))) };
+        // Hand the garbage to the collector now, so that a value is not kept past its entry
+        // waiting for this thread's bag to fill.
+        guard.flush();
     }
 }
 
@@ -238,6 +290,11 @@ impl NearCache {
                 return Some(entry);
             }
         }
+        self.shared(named, hash)
+    }
+
+    /// The fresh entry `named` names in the shared map, remembered as this thread's last.
+    fn shared<S: AsRef<str>>(&self, named: &Named<'_, S>, hash: u64) -> Option<Arc<NearEntry>> {
         let entry = self.entries.get(&hash)?;
         if !named.is(&entry.identity) {
             return None;
@@ -249,6 +306,29 @@ impl NearCache {
         self.entries
             .remove_if(&hash, |kept| Arc::ptr_eq(kept, &entry));
         None
+    }
+
+    /// What `take` makes of the fresh near entry `named` names, if there is one: an entry this
+    /// thread found last is read in place, without taking a reference to it.
+    pub(crate) fn answer<S: AsRef<str>, R>(
+        &self,
+        named: &Named<'_, S>,
+        take: impl FnOnce(&Kept) -> Option<R>,
+    ) -> Option<R> {
+        let hash = named.hash();
+        let mut take = Some(take);
+        let recent = recent::answer(self.owner, hash, |entry| {
+            if named.is(&entry.identity) && entry.is_fresh() {
+                take.take().and_then(|take| take(entry))
+            } else {
+                None
+            }
+        });
+        if let Some(answer) = recent.flatten() {
+            return Some(answer);
+        }
+        let entry = self.shared(named, hash)?;
+        take?(&entry)
     }
 
     /// Watches `keys` (the entry key and every tag key its read names) before the read of
@@ -277,9 +357,18 @@ impl NearCache {
         expiry: Expiry,
         versions: impl IntoIterator<Item = Option<Version>>,
     ) {
-        for (watch, version) in fill.watched.iter().skip(1).zip(versions) {
-            if let Some(version) = version {
-                watch.learn(version);
+        // The earliest expiry of the keys read bounds each tag's own (a version is learned only
+        // when it is known).
+        let read_until = match expiry {
+            Expiry::Unknown => None,
+            Expiry::Never => Some(None),
+            Expiry::After(left) => Some(Some(fill.sent + left)),
+        };
+        if let Some(until) = read_until {
+            for (watch, version) in fill.watched.iter().skip(1).zip(versions) {
+                if let Some(version) = version {
+                    watch.learn(version, until);
+                }
             }
         }
         let lifetime = match (expiry, self.max_age) {
@@ -290,14 +379,15 @@ impl NearCache {
         if lifetime.is_some_and(|lifetime| lifetime.is_zero()) {
             return;
         }
-        let entry = NearEntry {
+        let kept = Kept {
             identity: fill.identity,
             value,
             watched: fill.watched.into_boxed_slice(),
             expires: lifetime.map(|lifetime| fill.sent + lifetime),
         };
-        if entry.watched.iter().all(|watch| watch.is_live()) {
-            self.entries.insert(fill.hash, Arc::new(entry));
+        if kept.watched.iter().all(|watch| watch.is_live()) {
+            self.entries
+                .insert(fill.hash, Arc::new(NearEntry::new(kept)));
         }
     }
 
@@ -446,12 +536,87 @@ mod tests {
         assert_eq!(Arc::strong_count(&value), 2, "kept");
         // What eviction does to it: the map lets it go.
         near.entries.remove(&named.hash());
-        assert_eq!(
-            Arc::strong_count(&value),
-            1,
-            "dropped with the map's reference"
-        );
         assert!(near.get(&named).is_none());
+        // Freed once no thread is reading it: the collector runs as threads pin and flush
+        // (other tests' threads may hold the epoch back for a while).
+        let freed = (0..100_000).any(|_| {
+            crossbeam_epoch::pin().flush();
+            Arc::strong_count(&value) == 1
+        });
+        assert!(freed, "the evicted value is still held");
+    }
+
+    /// A value whose drop marks it dead before its memory goes back.
+    struct Canary {
+        alive: std::sync::atomic::AtomicBool,
+        number: u64,
+    }
+
+    impl Drop for Canary {
+        fn drop(&mut self) {
+            self.alive.store(false, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[test]
+    fn threads_reading_entries_they_found_last_never_see_one_freed_under_them() {
+        let near = Arc::new(trusted(None));
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let keep = |near: &NearCache, number: u64| {
+            let named = Named::new("", "hot", &["t"]);
+            let fill = near.fill(&named, ["e", "t"]).unwrap();
+            let canary: Box<dyn Any + Send + Sync> = Box::new(Canary {
+                alive: true.into(),
+                number,
+            });
+            near.keep(fill, NearValue::Decoded(canary), Expiry::Never, []);
+        };
+        keep(&near, 0);
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                let (near, stop) = (Arc::clone(&near), Arc::clone(&stop));
+                std::thread::spawn(move || {
+                    let named = Named::new("", "hot", &["t"]);
+                    let mut answered = 0_u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let read = near.answer(&named, |kept| match kept.value() {
+                            NearValue::Decoded(value) => {
+                                let canary = value.downcast_ref::<Canary>()?;
+                                assert!(
+                                    canary.alive.load(std::sync::atomic::Ordering::SeqCst),
+                                    "read a value after its drop"
+                                );
+                                Some(canary.number)
+                            }
+                            NearValue::Section(_) => None,
+                        });
+                        answered += u64::from(read.is_some());
+                    }
+                    answered
+                })
+            })
+            .collect();
+        // Replace, evict, change and distrust the entry under the readers, over and over.
+        for round in 1..=20_000_u64 {
+            match round % 4 {
+                0 => near.watches().changed(["t"]),
+                1 => {
+                    near.entries.clear();
+                }
+                2 => {
+                    near.distrust();
+                    near.trust();
+                }
+                _ => {}
+            }
+            keep(&near, round);
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let answered: u64 = readers
+            .into_iter()
+            .map(|reader| reader.join().unwrap())
+            .sum();
+        assert!(answered > 0, "the readers were answered");
     }
 
     #[test]

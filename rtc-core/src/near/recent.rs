@@ -1,17 +1,23 @@
 //! The near entries this thread found last: a hit on one of them skips the shared map (its
-//! shard's read lock and probe, most of a lookup's cost when the value is an `Arc`).
+//! shard's read lock and probe, most of a lookup's cost when the value is an `Arc`), and is
+//! answered without writing to anything other threads read: threads hitting one key at once
+//! would otherwise all write to its reference count and pass its cache line around.
 //!
-//! Only [`Weak`] references are kept, so an entry the map evicts is freed as before and the
-//! map's bound holds; what is found here is answered only after the checks any hit makes (the
-//! same identity, every watch live, the deadline ahead). A fresh entry is a right answer
-//! wherever it was found: two fresh entries of one identity hold the same value, since a change
-//! to anything either read ends its watches.
+//! Only [`Weak`] references are kept, so an entry the map evicts is dropped as before and the
+//! map's bound holds. What it holds is freed through the epoch collector (`crossbeam-epoch`):
+//! [`answer`] pins the epoch, sees the entry still alive, and reads it in place; an entry that
+//! drops after that check defers freeing what it holds until this thread unpins. What is found
+//! here is answered only after the checks any hit makes (the same identity, every watch live,
+//! the deadline ahead). A fresh entry is a right answer wherever it was found: two fresh
+//! entries of one identity hold the same value, since a change to anything either read ends
+//! its watches.
 
 use std::cell::RefCell;
+use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
-use super::NearEntry;
+use super::{Kept, NearEntry};
 
 /// Slots per thread, chosen by hash: a thread hitting a few keys over and over finds them all.
 const SLOTS: usize = 8;
@@ -26,6 +32,8 @@ struct Slot {
     owner: u64,
     hash: u64,
     entry: Weak<NearEntry>,
+    /// What the entry holds, valid while it is alive (and then while the epoch is pinned).
+    kept: NonNull<Kept>,
 }
 
 thread_local! {
@@ -53,6 +61,28 @@ pub(crate) fn find(owner: u64, hash: u64) -> Option<Arc<NearEntry>> {
         .flatten()
 }
 
+/// Runs `answer` on the entry this thread last found under `hash` in `owner`'s near cache
+/// (`None`: no such entry), without touching its reference count.
+pub(crate) fn answer<R>(owner: u64, hash: u64, answer: impl FnOnce(&Kept) -> R) -> Option<R> {
+    RECENT
+        .try_with(|recent| {
+            let recent = recent.try_borrow().ok()?;
+            let slot = recent[index(hash)].as_ref()?;
+            if slot.owner != owner || slot.hash != hash {
+                return None;
+            }
+            let _pinned = crossbeam_epoch::pin();
+            if slot.entry.strong_count() == 0 {
+                return None;
+            }
+            // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
+            // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
+            Some(answer(unsafe { slot.kept.as_ref() }))
+        })
+        .ok()
+        .flatten()
+}
+
 /// Remembers the entry found under `hash` in `owner`'s near cache.
 pub(crate) fn remember(owner: u64, hash: u64, entry: &Arc<NearEntry>) {
     let _ = RECENT.try_with(|recent| {
@@ -61,6 +91,7 @@ pub(crate) fn remember(owner: u64, hash: u64, entry: &Arc<NearEntry>) {
                 owner,
                 hash,
                 entry: Arc::downgrade(entry),
+                kept: entry.kept,
             });
         }
     });

@@ -9,8 +9,9 @@
 //! not lose, `NEAR-CACHE.md` §1, whatever the order of replies and messages).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
+use std::time::Instant;
 
 use crate::format::Version;
 
@@ -19,8 +20,14 @@ use crate::format::Version;
 pub(crate) struct Watch {
     live: AtomicBool,
     /// For a tag key: the version a read found while the watch lived (the tag's version as
-    /// far as this process knows, while the watch lives).
+    /// far as this process knows, while the watch lives and the tag has not expired).
     version: OnceLock<Version>,
+    /// Until when (`clock::now_ms`) the tag surely had not expired, as the reads that learned
+    /// its version could tell (`u64::MAX`: it never expires; 0: not learned). Expiry is not
+    /// always announced at once (and never by the in-memory backend), so a version is not
+    /// used past it: an entry stamped with a version of a tag that has since expired would
+    /// only miss, and the write would be lost.
+    known_until: AtomicU64,
 }
 
 impl Watch {
@@ -28,9 +35,22 @@ impl Watch {
         self.live.load(Ordering::Acquire)
     }
 
-    /// A read made under this watch found the key (a tag) at `version`.
-    pub(crate) fn learn(&self, version: Version) {
+    /// A read made under this watch found the key (a tag) at `version`, and the key would not
+    /// expire before `until` (`None`: never).
+    pub(crate) fn learn(&self, version: Version, until: Option<Instant>) {
         let _ = self.version.set(version);
+        let until = until.map_or(u64::MAX, crate::clock::ms_at);
+        self.known_until.fetch_max(until, Ordering::AcqRel);
+    }
+
+    /// The version learned, while it may be used.
+    fn known_version(&self) -> Option<Version> {
+        if !self.is_live() {
+            return None;
+        }
+        let version = *self.version.get()?;
+        let until = self.known_until.load(Ordering::Acquire);
+        (until == u64::MAX || crate::clock::now_ms() < until).then_some(version)
     }
 
     fn end(&self) {
@@ -81,6 +101,7 @@ impl Watches {
                 let watch = Arc::new(Watch {
                     live: AtomicBool::new(true),
                     version: OnceLock::new(),
+                    known_until: AtomicU64::new(0),
                 });
                 registry
                     .by_key
@@ -93,7 +114,7 @@ impl Watches {
     }
 
     /// The version of every tag of `tags`, when each is known from a read whose watch still
-    /// lives; `None` when any is not.
+    /// lives and that the tag's lifetime has not passed; `None` when any is not.
     pub(crate) fn versions<'k>(
         &self,
         tags: impl IntoIterator<Item = &'k str>,
@@ -104,11 +125,11 @@ impl Watches {
         }
         tags.into_iter()
             .map(|tag| {
-                let watch = registry.by_key.get(tag.as_bytes())?.upgrade()?;
-                if !watch.is_live() {
-                    return None;
-                }
-                watch.version.get().copied()
+                registry
+                    .by_key
+                    .get(tag.as_bytes())?
+                    .upgrade()?
+                    .known_version()
             })
             .collect()
     }
@@ -171,6 +192,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn trusted() -> Watches {
         let watches = Watches::default();
@@ -206,12 +228,32 @@ mod tests {
     }
 
     #[test]
+    fn a_tag_version_is_not_used_past_the_lifetime_its_read_saw() {
+        let watches = Watches::default();
+        watches.trust();
+        let held = watches.watch(["t"]).unwrap();
+        held[0].learn(
+            Version::from_u64(7),
+            Some(Instant::now() + Duration::from_millis(40)),
+        );
+        assert_eq!(watches.versions(["t"]), Some(vec![Version::from_u64(7)]));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(watches.versions(["t"]), None, "the tag may have expired");
+        held[0].learn(Version::from_u64(7), None);
+        assert_eq!(
+            watches.versions(["t"]),
+            Some(vec![Version::from_u64(7)]),
+            "a later read saw it without expiry"
+        );
+    }
+
+    #[test]
     fn a_tag_version_is_known_while_its_watch_lives() {
         let watches = trusted();
         let held = watches.watch(["t", "u"]).unwrap();
         assert_eq!(watches.versions(["t"]), None, "not learned yet");
-        held[0].learn(Version::from_u64(7));
-        held[1].learn(Version::from_u64(8));
+        held[0].learn(Version::from_u64(7), None);
+        held[1].learn(Version::from_u64(8), None);
         assert_eq!(
             watches.versions(["t", "u"]),
             Some(vec![Version::from_u64(7), Version::from_u64(8)])

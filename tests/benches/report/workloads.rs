@@ -231,12 +231,30 @@ pub fn workloads() -> Vec<Workload> {
             ],
         },
         Workload {
-            title: "in-memory decorated hits, each thread on its own key",
+            title:
+                "in-memory decorated hits from several threads, each on its own key or all on one",
             throughput: true,
             rows: vec![
-                row("1 thread (baseline)", C("memory_threads", "threads_1")),
-                row("2 threads", C("memory_threads", "threads_2")),
-                row("8 threads", C("memory_threads", "threads_8")),
+                row(
+                    "1 thread (baseline)",
+                    C("memory_threads", "threads_1_own_keys"),
+                ),
+                row(
+                    "2 threads, own keys",
+                    C("memory_threads", "threads_2_own_keys"),
+                ),
+                row(
+                    "8 threads, own keys",
+                    C("memory_threads", "threads_8_own_keys"),
+                ),
+                row(
+                    "2 threads, one key",
+                    C("memory_threads", "threads_2_one_key"),
+                ),
+                row(
+                    "8 threads, one key",
+                    C("memory_threads", "threads_8_one_key"),
+                ),
             ],
         },
     ]

@@ -248,12 +248,16 @@ behaviours! {
             let tag = format!("short-lived-{round}");
             let started = Instant::now();
             cache.set("k", &1, [&tag], None);
+            // Another entry read with the same tag, still kept (near or in memory) when the
+            // tag expires: what it learned of the tag's version must not outlive the tag.
+            cache.set("other", &0, [&tag], None);
+            let other = cache.get::<i32>("other", [&tag]);
             let got = cache.get::<i32>("k", [&tag]);
             let written = Instant::now();
             if started.elapsed() >= tag_lifetime {
                 return None;
             }
-            assert_eq!(got, Ok(1), "within the tag's lifetime");
+            assert_eq!((got, other), (Ok(1), Ok(0)), "within the tag's lifetime");
             sleep_past(written, tag_lifetime);
             assert!(cache.get::<i32>("k", [&tag]).is_err(), "the tag expired, so the entry must miss");
             let started = Instant::now();

@@ -45,9 +45,9 @@ fn index(hash: u64) -> usize {
     (hash >> 58) as usize % SLOTS
 }
 
-/// The entry this thread last found under `hash` in `owner`'s near cache, if it is still kept
-/// somewhere (the caller checks it as any hit).
-pub(crate) fn find(owner: u64, hash: u64) -> Option<Arc<NearEntry>> {
+/// What `use_slot` makes of this thread's slot for `hash` in `owner`'s near cache, if it holds
+/// one.
+fn with_slot<R>(owner: u64, hash: u64, use_slot: impl FnOnce(&Slot) -> Option<R>) -> Option<R> {
     RECENT
         .try_with(|recent| {
             let recent = recent.try_borrow().ok()?;
@@ -55,32 +55,30 @@ pub(crate) fn find(owner: u64, hash: u64) -> Option<Arc<NearEntry>> {
             if slot.owner != owner || slot.hash != hash {
                 return None;
             }
-            slot.entry.upgrade()
+            use_slot(slot)
         })
         .ok()
         .flatten()
 }
 
+/// The entry this thread last found under `hash` in `owner`'s near cache, if it is still kept
+/// somewhere (the caller checks it as any hit).
+pub(crate) fn find(owner: u64, hash: u64) -> Option<Arc<NearEntry>> {
+    with_slot(owner, hash, |slot| slot.entry.upgrade())
+}
+
 /// Runs `answer` on the entry this thread last found under `hash` in `owner`'s near cache
 /// (`None`: no such entry), without touching its reference count.
 pub(crate) fn answer<R>(owner: u64, hash: u64, answer: impl FnOnce(&Kept) -> R) -> Option<R> {
-    RECENT
-        .try_with(|recent| {
-            let recent = recent.try_borrow().ok()?;
-            let slot = recent[index(hash)].as_ref()?;
-            if slot.owner != owner || slot.hash != hash {
-                return None;
-            }
-            let _pinned = crossbeam_epoch::pin();
-            if slot.entry.strong_count() == 0 {
-                return None;
-            }
-            // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
-            // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
-            Some(answer(unsafe { slot.kept.as_ref() }))
-        })
-        .ok()
-        .flatten()
+    with_slot(owner, hash, |slot| {
+        let _pinned = crossbeam_epoch::pin();
+        if slot.entry.strong_count() == 0 {
+            return None;
+        }
+        // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
+        // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
+        Some(answer(unsafe { slot.kept.as_ref() }))
+    })
 }
 
 /// Remembers the entry found under `hash` in `owner`'s near cache.

@@ -233,36 +233,31 @@ fn memory_threads(criterion: &mut Criterion) {
     }
     let mut group = criterion.benchmark_group("memory_threads");
     group.sampling_mode(SamplingMode::Flat);
-    for (threads, keys) in [
-        (1_u64, "own"),
-        (2, "own"),
-        (8, "own"),
-        (2, "one"),
-        (8, "one"),
+    // (threads, each on its own key?, the row's name)
+    for (threads, own_keys, name) in [
+        (1_u64, true, "threads_1_own_keys"),
+        (2, true, "threads_2_own_keys"),
+        (8, true, "threads_8_own_keys"),
+        (2, false, "threads_2_one_key"),
+        (8, false, "threads_8_one_key"),
     ] {
-        group.bench_function(
-            format!(
-                "threads_{threads}_{keys}_key{}",
-                if keys == "own" { "s" } else { "" }
-            ),
-            |bench| {
-                bench.iter_custom(|iters| {
-                    let per_thread = iters.div_ceil(threads);
-                    let started = Instant::now();
-                    std::thread::scope(|scope| {
-                        for thread in 0..threads {
-                            let id = if keys == "own" { thread } else { 0 };
-                            scope.spawn(move || {
-                                for _ in 0..per_thread {
-                                    black_box(rtc_user_in_memory(black_box(id)));
-                                }
-                            });
-                        }
-                    });
-                    started.elapsed()
+        group.bench_function(name, |bench| {
+            bench.iter_custom(|iters| {
+                let per_thread = iters.div_ceil(threads);
+                let started = Instant::now();
+                std::thread::scope(|scope| {
+                    for thread in 0..threads {
+                        let id = if own_keys { thread } else { 0 };
+                        scope.spawn(move || {
+                            for _ in 0..per_thread {
+                                black_box(rtc_user_in_memory(black_box(id)));
+                            }
+                        });
+                    }
                 });
-            },
-        );
+                started.elapsed()
+            });
+        });
     }
     group.finish();
 }

@@ -191,6 +191,11 @@ impl Kept {
         &self.value
     }
 
+    /// It is what `named` names, and fresh: a hit, wherever it was found.
+    fn answers<S: AsRef<str>>(&self, named: &Named<'_, S>) -> bool {
+        named.is(&self.identity) && self.is_fresh()
+    }
+
     /// Every key it depends on is unchanged and its deadline, if it has one, is ahead (the
     /// clock is read only then).
     fn is_fresh(&self) -> bool {
@@ -285,10 +290,8 @@ impl NearCache {
     /// The near entry `named` names, if there is one fresh now.
     pub(crate) fn get<S: AsRef<str>>(&self, named: &Named<'_, S>) -> Option<Arc<NearEntry>> {
         let hash = named.hash();
-        if let Some(entry) = recent::find(self.owner, hash) {
-            if named.is(&entry.identity) && entry.is_fresh() {
-                return Some(entry);
-            }
+        if let Some(entry) = recent::find(self.owner, hash).filter(|entry| entry.answers(named)) {
+            return Some(entry);
         }
         self.shared(named, hash)
     }
@@ -318,11 +321,10 @@ impl NearCache {
         let hash = named.hash();
         let mut take = Some(take);
         let recent = recent::answer(self.owner, hash, |entry| {
-            if named.is(&entry.identity) && entry.is_fresh() {
-                take.take().and_then(|take| take(entry))
-            } else {
-                None
-            }
+            entry
+                .answers(named)
+                .then(|| take.take().and_then(|take| take(entry)))
+                .flatten()
         });
         if let Some(answer) = recent.flatten() {
             return Some(answer);

@@ -750,9 +750,11 @@ fn near_value<V, S: AsRef<str>>(
     let value = cache.near()?.answer(named, |entry| match entry.value() {
         NearValue::Decoded(kept) => (sharing.take)(kept.as_ref()),
         NearValue::Section(_) => None,
-    })?;
-    cache.count_near_hit();
-    Some(value)
+    });
+    if value.is_some() {
+        cache.count_near_hit();
+    }
+    value
 }
 
 /// The outcome of a body run in the call, and the bytes to store.

@@ -13,8 +13,9 @@ mod recent;
 mod watches;
 
 use std::any::Any;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,11 +103,14 @@ impl<'a, S: AsRef<str>> Named<'a, S> {
         self
     }
 
+    /// The key's hash, seeded with the function's (which a site whose tags follow from its key
+    /// works out once).
     fn hash(&self) -> u64 {
-        let mut hasher = foldhash::fast::FixedState::with_seed(0).build_hasher();
-        self.function.hash(&mut hasher);
-        self.key.hash(&mut hasher);
-        hasher.finish()
+        let function = match self.site {
+            Some(site) => site.function_hash(self.function),
+            None => function_hash(self.function),
+        };
+        foldhash::fast::FixedState::with_seed(function).hash_one(self.key)
     }
 
     fn is(&self, identity: &Identity) -> bool {
@@ -148,16 +152,36 @@ impl<'a, S: AsRef<str>> Named<'a, S> {
 /// text is most of a near hit's cost).
 #[derive(Debug)]
 pub struct KeyedTags {
-    // Not zero-sized: each site's static has an address of its own.
-    _site: u8,
+    /// [`function_hash`] of the site's function, once worked out (0: not yet). Not zero-sized,
+    /// so each site's static has an address of its own.
+    function_hash: AtomicU64,
 }
 
 impl KeyedTags {
     /// One call site's mark.
     #[allow(clippy::new_without_default)]
     pub const fn new() -> Self {
-        Self { _site: 0 }
+        Self {
+            function_hash: AtomicU64::new(0),
+        }
     }
+
+    /// [`function_hash`] of `function`, the site's, worked out on its first call.
+    fn function_hash(&self, function: &str) -> u64 {
+        match self.function_hash.load(Ordering::Relaxed) {
+            0 => {
+                let hash = function_hash(function);
+                self.function_hash.store(hash, Ordering::Relaxed);
+                hash
+            }
+            known => known,
+        }
+    }
+}
+
+/// What seeds the hash of a function's keys.
+fn function_hash(function: &str) -> u64 {
+    foldhash::fast::FixedState::with_seed(0).hash_one(function)
 }
 
 /// A [`Named`] kept with its entry, to tell apart lookups whose hashes collide.
@@ -316,21 +340,20 @@ impl NearCache {
     pub(crate) fn answer<S: AsRef<str>, R>(
         &self,
         named: &Named<'_, S>,
-        take: impl FnOnce(&Kept) -> Option<R>,
+        take: impl Fn(&Kept) -> Option<R>,
     ) -> Option<R> {
         let hash = named.hash();
-        let mut take = Some(take);
-        let recent = recent::answer(self.owner, hash, |entry| {
-            entry
-                .answers(named)
-                .then(|| take.take().and_then(|take| take(entry)))
-                .flatten()
+        // Each step returns the `Option` it was given as it is (no `Option<Option<_>>` to
+        // unwrap), which spares a copy of the value per step.
+        let recent = recent::answer(self.owner, hash, |entry| match entry.answers(named) {
+            true => take(entry),
+            false => None,
         });
-        if let Some(answer) = recent.flatten() {
-            return Some(answer);
+        if recent.is_some() {
+            return recent;
         }
         let entry = self.shared(named, hash)?;
-        take?(&entry)
+        take(&entry)
     }
 
     /// Watches `keys` (the entry key and every tag key its read names) before the read of

@@ -57,8 +57,7 @@ fn with_slot<R>(owner: u64, hash: u64, use_slot: impl FnOnce(&Slot) -> Option<R>
             }
             use_slot(slot)
         })
-        .ok()
-        .flatten()
+        .unwrap_or(None)
 }
 
 /// The entry this thread last found under `hash` in `owner`'s near cache, if it is still kept
@@ -67,9 +66,13 @@ pub(crate) fn find(owner: u64, hash: u64) -> Option<Arc<NearEntry>> {
     with_slot(owner, hash, |slot| slot.entry.upgrade())
 }
 
-/// Runs `answer` on the entry this thread last found under `hash` in `owner`'s near cache
-/// (`None`: no such entry), without touching its reference count.
-pub(crate) fn answer<R>(owner: u64, hash: u64, answer: impl FnOnce(&Kept) -> R) -> Option<R> {
+/// What `answer` makes of the entry this thread last found under `hash` in `owner`'s near cache
+/// (`None`: no such entry, or no answer), read without touching its reference count.
+pub(crate) fn answer<R>(
+    owner: u64,
+    hash: u64,
+    answer: impl FnOnce(&Kept) -> Option<R>,
+) -> Option<R> {
     with_slot(owner, hash, |slot| {
         let _pinned = crossbeam_epoch::pin();
         if slot.entry.strong_count() == 0 {
@@ -77,7 +80,7 @@ pub(crate) fn answer<R>(owner: u64, hash: u64, answer: impl FnOnce(&Kept) -> R) 
         }
         // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
         // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
-        Some(answer(unsafe { slot.kept.as_ref() }))
+        answer(unsafe { slot.kept.as_ref() })
     })
 }
 

@@ -1,6 +1,7 @@
 //! Counters since the cache was built.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 /// A snapshot of a cache's counters since it was built, shared by all its clones.
 ///
@@ -46,12 +47,13 @@ pub struct CacheStats {
     pub stale_hits: u64,
 }
 
-/// The counters behind [`CacheStats`]. Each is striped over cache lines, one stripe per group
-/// of threads, so that threads counting hits at once do not fight over one line.
+/// The counters behind [`CacheStats`]. Each is striped over cache lines: a thread that counts
+/// holds a stripe of its own while it lives and adds to it without a locked instruction, since no
+/// other thread writes there; threads beyond [`STRIPES`] share one more line, with atomic adds.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    /// Hits answered by the backend: a near hit counts in `near_hits` alone (one atomic add on
-    /// its path, not two), and [`CacheStats::hits`] is the sum.
+    /// Hits answered by the backend: a near hit counts in `near_hits` alone (one add on its
+    /// path, not two), and [`CacheStats::hits`] is the sum.
     pub hits: Striped,
     pub misses: Striped,
     pub sets: Striped,
@@ -62,39 +64,101 @@ pub(crate) struct Counters {
     pub stale_hits: Striped,
 }
 
-/// How many stripes a counter has.
+/// How many threads at once count on stripes of their own.
 const STRIPES: usize = 8;
 
 /// One counter, summed over its stripes when read.
 #[derive(Debug, Default)]
-pub(crate) struct Striped([Line; STRIPES]);
+pub(crate) struct Striped {
+    /// Written by the one thread that holds the stripe (see [`Lease`]).
+    own: [Line; STRIPES],
+    /// Written by the threads that hold none.
+    shared: Line,
+}
 
 /// A stripe on a cache line of its own.
 #[derive(Debug, Default)]
 #[repr(align(128))]
 struct Line(AtomicU64);
 
-/// This thread's stripe: threads take stripes in turn as they first count.
-fn stripe() -> usize {
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static STRIPE: usize = NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES;
+/// The stripe a thread holds until it ends (`None`: all were taken when it first counted).
+struct Lease(Option<usize>);
+
+/// Stripes that no live thread holds, ended threads' first; `next` has never been held.
+struct Stripes {
+    free: Vec<usize>,
+    next: usize,
+}
+
+/// Handing a stripe from an ended thread to a new one goes through this lock, so the new
+/// holder's first add reads all that the old one wrote.
+static STRIPES_HELD: Mutex<Stripes> = Mutex::new(Stripes {
+    free: Vec::new(),
+    next: 0,
+});
+
+impl Lease {
+    fn take() -> Self {
+        let Ok(mut stripes) = STRIPES_HELD.lock() else {
+            return Self(None);
+        };
+        if let Some(stripe) = stripes.free.pop() {
+            return Self(Some(stripe));
+        }
+        if stripes.next == STRIPES {
+            return Self(None);
+        }
+        stripes.next += 1;
+        Self(Some(stripes.next - 1))
     }
-    STRIPE.with(|stripe| *stripe)
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let (Some(stripe), Ok(mut stripes)) = (self.0, STRIPES_HELD.lock()) {
+            stripes.free.push(stripe);
+        }
+    }
+}
+
+thread_local! {
+    static LEASE: Lease = Lease::take();
+}
+
+/// This thread's own stripe, if it holds one (not while its thread-locals are torn down).
+fn own_stripe() -> Option<usize> {
+    LEASE.try_with(|lease| lease.0).ok().flatten()
 }
 
 impl Striped {
     fn read(&self) -> u64 {
-        self.0
+        self.own
             .iter()
+            .chain([&self.shared])
             .map(|line| line.0.load(Ordering::Relaxed))
             .fold(0, u64::wrapping_add)
+    }
+
+    fn add_one(&self) {
+        match own_stripe() {
+            // This thread alone writes its stripe: a load and a store, no lock prefix.
+            Some(stripe) => {
+                let line = &self.own[stripe].0;
+                line.store(
+                    line.load(Ordering::Relaxed).wrapping_add(1),
+                    Ordering::Relaxed,
+                );
+            }
+            None => {
+                self.shared.0.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 }
 
 impl Counters {
     pub(crate) fn bump(counter: &Striped) {
-        counter.0[stripe()].0.fetch_add(1, Ordering::Relaxed);
+        counter.add_one();
     }
 
     pub(crate) fn snapshot(&self) -> CacheStats {
@@ -109,5 +173,45 @@ impl Counters {
             near_hits,
             stale_hits: self.stale_hits.read(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Adds `per_thread` to `counter` from each of `threads` threads at once.
+    fn count_from(counter: &Striped, threads: usize, per_thread: u64) {
+        std::thread::scope(|scope| {
+            for _ in 0..threads {
+                scope.spawn(|| (0..per_thread).for_each(|_| counter.add_one()));
+            }
+        });
+    }
+
+    #[test]
+    fn no_add_is_lost_with_more_threads_than_stripes_or_stripes_changing_hands() {
+        let counter = Striped::default();
+        // Three times as many threads as stripes, at once: most share the shared line.
+        count_from(&counter, 3 * STRIPES, 20_000);
+        // Waves of threads that end, each handing its stripe to the next wave.
+        for _ in 0..10 {
+            count_from(&counter, STRIPES / 2, 5_000);
+        }
+        let expected = 3 * STRIPES as u64 * 20_000 + 10 * (STRIPES / 2) as u64 * 5_000;
+        assert_eq!(counter.read(), expected);
+    }
+
+    #[test]
+    fn an_ended_thread_hands_its_stripe_on() {
+        // Were stripes kept by ended threads, no more than `STRIPES` threads could ever hold one
+        // in this process; other tests' threads take and return them meanwhile.
+        let holders = (0..1_000)
+            .scan(0, |holders, _| {
+                *holders += usize::from(std::thread::spawn(own_stripe).join().unwrap().is_some());
+                Some(*holders)
+            })
+            .find(|&holders| holders > STRIPES);
+        assert!(holders.is_some(), "ended threads kept their stripes");
     }
 }

@@ -122,6 +122,7 @@ fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
 /// Hits from 64 tasks at once on one multiplexed connection, as throughput.
 fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
     support::write_raw_value(server);
+    support::write_version_keys(server, support::VERSION_KEYS.len());
     let runtime = support::runtime();
     let manager = runtime
         .block_on(redis::aio::ConnectionManager::new(server.client()))
@@ -136,12 +137,20 @@ fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
     group
         .throughput(Throughput::Elements(1))
         .sampling_mode(SamplingMode::Flat);
+    let mget_manager = manager.clone();
     concurrent_row(
         &mut group,
         "async_64_tasks",
         "raw_get",
         &runtime,
         move || support::raw_get_async(manager.clone()),
+    );
+    concurrent_row(
+        &mut group,
+        "async_64_tasks",
+        "raw_mget_4_keys",
+        &runtime,
+        move || support::raw_mget_async(mget_manager.clone()),
     );
     concurrent_row(
         &mut group,

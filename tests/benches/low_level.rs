@@ -29,6 +29,7 @@ fn main() {
     let mut criterion = support::criterion();
     get_hit(&mut criterion, &server, &cache);
     get_tags(&mut criterion, &cache);
+    mget_keys(&mut criterion, &server);
     set(&mut criterion, &server, &cache);
     get_many(&mut criterion, &server, &cache);
     invalidate(&mut criterion, &cache);
@@ -75,6 +76,35 @@ fn get_tags(criterion: &mut Criterion, cache: &TaggedCache) {
     sync_row(&mut group, "get_tags", "rtc_get_20_tags", || {
         cache.get::<User>("user:5", &twenty).expect("a hit")
     });
+    group.finish();
+}
+
+/// Raw `MGET`s of as many keys as a 1-tag and a 20-tag `get` read (the entry, its tags and the
+/// namespace's tag), with nothing of rtc around them: what the extra keys cost redis-rs and the
+/// server alone.
+fn mget_keys(criterion: &mut Criterion, server: &BenchServer) {
+    support::write_raw_value(server);
+    let versions = support::write_version_keys(server, 21);
+    let keys = |tags: usize| -> Vec<&str> {
+        std::iter::once(support::RAW_KEY)
+            .chain(versions[..=tags].iter().map(String::as_str))
+            .collect()
+    };
+    let (three, twenty_two) = (keys(1), keys(20));
+    let mut connection = server.connection();
+    let mut group = criterion.benchmark_group("mget_keys");
+    for (bench, keys) in [
+        ("raw_mget_3_keys", &three),
+        ("raw_mget_22_keys", &twenty_two),
+    ] {
+        sync_row(&mut group, "mget_keys", bench, || {
+            let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(keys)
+                .query(&mut connection)
+                .expect("MGET");
+            values
+        });
+    }
     group.finish();
 }
 

@@ -86,6 +86,20 @@ pub fn workloads() -> Vec<Workload> {
             ],
         },
         Workload {
+            title: "raw redis-rs `MGET`, as many keys as a 20-tag `get` reads against a 1-tag one",
+            throughput: false,
+            rows: vec![
+                row(
+                    "3 keys: entry, 1 tag, namespace tag (baseline)",
+                    C("mget_keys", "raw_mget_3_keys"),
+                ),
+                row(
+                    "22 keys: entry, 20 tags, namespace tag (the floor of the 20-tag row)",
+                    C("mget_keys", "raw_mget_22_keys"),
+                ),
+            ],
+        },
+        Workload {
             title: "decorated sync fn hit, 1 dynamic tag, one thread",
             throughput: false,
             rows: vec![
@@ -124,6 +138,10 @@ pub fn workloads() -> Vec<Workload> {
                 row(
                     "`cached` `#[concurrent_cached]` + `AsyncRedisCache`",
                     C("async_64_tasks", "cached_redis"),
+                ),
+                row(
+                    "raw redis-rs async `MGET` of 4 keys of a hit's sizes, nothing of rtc (the floor of a hit on redis-rs)",
+                    C("async_64_tasks", "raw_mget_4_keys"),
                 ),
             ],
         },
@@ -227,6 +245,10 @@ pub fn workloads() -> Vec<Workload> {
                     "rtc `set`",
                     C("near_set", "rtc_set_known_tags"),
                     Target::LatencyAtMost(1.2),
+                ),
+                row(
+                    "raw redis-rs `SET` of a key the tracker hears (the floor under `BCAST`)",
+                    C("near_set", "raw_set_tracked_key"),
                 ),
             ],
         },

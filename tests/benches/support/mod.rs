@@ -81,6 +81,27 @@ pub fn write_raw_value(server: &BenchServer) {
         .expect("SET");
 }
 
+/// Three keys holding what a tag's key holds (an 8-byte version), read with [`RAW_KEY`] by the
+/// raw `MGET` rows: the reply of a decorated hit (its entry, its tag, its function's tag and the
+/// namespace's tag) without rtc around it.
+pub const VERSION_KEYS: [&str; 3] = ["bench:raw:tag:1", "bench:raw:tag:2", "bench:raw:tag:3"];
+
+/// Writes `count` keys of a tag's size (`bench:raw:tag:1` ...) and returns their names.
+pub fn write_version_keys(server: &BenchServer, count: usize) -> Vec<String> {
+    let mut connection = server.connection();
+    (1..=count)
+        .map(|n| {
+            let key = format!("bench:raw:tag:{n}");
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&n.to_le_bytes()[..])
+                .exec(&mut connection)
+                .expect("SET");
+            key
+        })
+        .collect()
+}
+
 /// The sync baseline: one raw redis-rs `GET` of [`RAW_KEY`].
 pub fn raw_get(connection: &mut redis::Connection) -> Vec<u8> {
     redis::cmd("GET")
@@ -97,6 +118,18 @@ pub async fn raw_get_async(mut connection: redis::aio::ConnectionManager) {
         .await
         .expect("GET");
     std::hint::black_box(bytes);
+}
+
+/// One raw redis-rs `MGET` of [`RAW_KEY`] and the [`VERSION_KEYS`] on a multiplexed connection:
+/// the four keys of a decorated hit, as redis-rs alone reads them.
+pub async fn raw_mget_async(mut connection: redis::aio::ConnectionManager) {
+    let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+        .arg(RAW_KEY)
+        .arg(&VERSION_KEYS)
+        .query_async(&mut connection)
+        .await
+        .expect("MGET");
+    std::hint::black_box(values);
 }
 
 /// The value every workload caches: 104 bytes of JSON.

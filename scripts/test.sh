@@ -112,15 +112,19 @@ shipped() {
 # run_against LABEL SERVER CLI: every server-facing integration test against that server, each
 # from its package's directory as cargo runs it; the TLS and sentinel tests with their skip
 # reasons shown.
+# The binaries are listed once, for every server.
+test_binaries=()
 run_against() {
   echo "==> $1: $("$2" --version)"
-  local binaries line name package binary
-  mapfile -t binaries < <(server_test_binaries)
-  if [ ${#binaries[@]} -eq 0 ]; then
+  local line name package binary
+  if [ ${#test_binaries[@]} -eq 0 ]; then
+    mapfile -t test_binaries < <(server_test_binaries)
+  fi
+  if [ ${#test_binaries[@]} -eq 0 ]; then
     echo "==> $1: no test binaries found"
     return 1
   fi
-  for line in "${binaries[@]}"; do
+  for line in "${test_binaries[@]}"; do
     read -r name package binary <<<"$line"
     echo "     Running $name ($(basename "$package"))"
     case "$name" in

@@ -139,7 +139,8 @@ impl Striped {
             .fold(0, u64::wrapping_add)
     }
 
-    fn add_one(&self) {
+    /// Adds one.
+    pub(crate) fn bump(&self) {
         match own_stripe() {
             // This thread alone writes its stripe: a load and a store, no lock prefix.
             Some(stripe) => {
@@ -157,10 +158,6 @@ impl Striped {
 }
 
 impl Counters {
-    pub(crate) fn bump(counter: &Striped) {
-        counter.add_one();
-    }
-
     pub(crate) fn snapshot(&self) -> CacheStats {
         let near_hits = self.near_hits.read();
         CacheStats {
@@ -184,7 +181,7 @@ mod tests {
     fn count_from(counter: &Striped, threads: usize, per_thread: u64) {
         std::thread::scope(|scope| {
             for _ in 0..threads {
-                scope.spawn(|| (0..per_thread).for_each(|_| counter.add_one()));
+                scope.spawn(|| (0..per_thread).for_each(|_| counter.bump()));
             }
         });
     }

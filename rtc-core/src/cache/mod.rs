@@ -235,7 +235,7 @@ impl TaggedCache {
     ) -> Result<T, CacheMiss> {
         let timer = metrics::Timer::start();
         let (keys, fill) = match self.begin_get(key.as_ref(), tags) {
-            Begun::Near(entry) => return self.near_value_of(&entry, timer),
+            Begun::Near(value) => return self.near_answered(value, timer),
             Begun::Read(keys, fill) => (keys, fill),
         };
         let lookup = self.drive(self.near_read(&keys, fill));
@@ -253,7 +253,7 @@ impl TaggedCache {
     ) -> Result<T, CacheMiss> {
         let timer = metrics::Timer::start();
         let (keys, fill) = match self.begin_get(key.as_ref(), tags) {
-            Begun::Near(entry) => return self.near_value_of(&entry, timer),
+            Begun::Near(value) => return self.near_answered(value, timer),
             Begun::Read(keys, fill) => (keys, fill),
         };
         let lookup = self.drive_async(self.near_read(&keys, fill)).await;

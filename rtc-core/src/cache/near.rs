@@ -1,8 +1,6 @@
 //! The near cache as the public API and the decorated calls use it: look up, register a fill
 //! before the read, keep what the read found, and drop what this process changes.
 
-use std::sync::Arc;
-
 use serde::de::DeserializeOwned;
 use smallvec::SmallVec;
 
@@ -12,14 +10,14 @@ use crate::engine::{Flow, Lookup, Operation, Progress, ReadFlow, Received};
 use crate::error::CacheMiss;
 use crate::format::{EntryKeys, Observed, Version};
 use crate::metrics;
-use crate::near::{Expiry, Fill, Named, NearCache, NearEntry, NearValue};
-use crate::stats::Counters;
+use crate::near::{Expiry, Fill, Named, NearCache, NearValue};
 use crate::tags::IntoTags;
 
-/// How a low-level read starts.
-pub(crate) enum Begun {
-    /// Answered by the near cache.
-    Near(Arc<NearEntry>),
+/// How a low-level read of a `T` starts.
+pub(crate) enum Begun<T> {
+    /// Answered by the near cache: its value section, decoded (a near hit, whether it decodes
+    /// as `T` or not).
+    Near(Result<T, CacheMiss>),
     /// To be read: these keys, registered as this fill.
     Read(EntryKeys, Option<Fill>),
 }
@@ -68,18 +66,10 @@ impl TaggedCache {
         Some(Named::new(function, key, tags))
     }
 
-    /// The fresh near entry `named` names, if there is one.
-    pub(crate) fn near_hit<S: AsRef<str>>(
-        &self,
-        named: Option<&Named<'_, S>>,
-    ) -> Option<Arc<NearEntry>> {
-        self.near()?.get(named?)
-    }
-
     /// Counts a call answered by the near cache: a hit, and a near hit.
     pub(crate) fn count_near_hit(&self) {
         // Also a hit: `CacheStats::hits` adds the near hits in.
-        Counters::bump(&self.inner.counters.near_hits);
+        self.inner.counters.near_hits.bump();
     }
 
     /// Keeps a decorated call's decoded value, if its read was a fill.
@@ -124,12 +114,22 @@ impl TaggedCache {
 
     /// A low-level read's start: the near cache's entry, or the keys to read (with the read
     /// registered as a fill when there is a near cache).
-    pub(crate) fn begin_get(&self, key: &str, tags: impl IntoTags) -> Begun {
+    pub(crate) fn begin_get<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        tags: impl IntoTags,
+    ) -> Begun<T> {
         // Inline: the usual few tags cost no allocation.
         let tags: SmallVec<[_; 4]> = tags.into_tags().collect();
         let named = self.named("", key.as_bytes(), &tags);
-        if let Some(entry) = self.near_hit(named.as_ref()) {
-            return Begun::Near(entry);
+        let near = named.as_ref().zip(self.near()).and_then(|(named, near)| {
+            near.answer(named, |kept| match kept.value() {
+                NearValue::Section(section) => Some(self.decode(section).ok_or(CacheMiss)),
+                NearValue::Decoded(_) => None,
+            })
+        });
+        if let Some(value) = near {
+            return Begun::Near(value);
         }
         let keys = self.entry_keys(key, &tags, Vec::new());
         let fill = self.near_fill(named.as_ref(), &keys);
@@ -156,18 +156,15 @@ impl TaggedCache {
         }
     }
 
-    /// A low-level read answered near: counted as a hit, and decoded as `T`.
-    pub(crate) fn near_value_of<T: DeserializeOwned>(
+    /// Reports a low-level read the near cache answered with `value`.
+    pub(crate) fn near_answered<T>(
         &self,
-        entry: &NearEntry,
+        value: Result<T, CacheMiss>,
         timer: metrics::Timer,
     ) -> Result<T, CacheMiss> {
         self.count_near_hit();
         metrics::call(&self.inner.settings.namespace, "get", true, timer.elapsed());
-        match entry.value() {
-            NearValue::Section(section) => self.decode(section).ok_or(CacheMiss),
-            NearValue::Decoded(_) => Err(CacheMiss),
-        }
+        value
     }
 
     /// After `operation` was sent (landed or not): what it changed is no longer kept near.

@@ -11,7 +11,6 @@ use crate::backend::BackendError;
 use crate::engine::{Lookup, Payload, Reply};
 use crate::error::CacheMiss;
 use crate::metrics;
-use crate::stats::Counters;
 
 impl TaggedCache {
     /// Reports a failed operation (the drivers call this for every reply).
@@ -67,11 +66,11 @@ impl TaggedCache {
             // Past its lifetime: only a decorated call with a stale option may serve it.
             Lookup::Stale(..) | Lookup::Miss(_) | Lookup::Unavailable => None,
         };
-        Counters::bump(if payload.is_some() {
-            &counters.hits
+        if payload.is_some() {
+            counters.hits.bump();
         } else {
-            &counters.misses
-        });
+            counters.misses.bump();
+        }
         let namespace = &self.inner.settings.namespace;
         metrics::call(namespace, function, payload.is_some(), elapsed);
         payload
@@ -80,7 +79,7 @@ impl TaggedCache {
     /// Counts a write that landed.
     pub(crate) fn count_write(&self, written: bool) -> bool {
         if written {
-            Counters::bump(&self.inner.counters.sets);
+            self.inner.counters.sets.bump();
         }
         written
     }
@@ -102,14 +101,14 @@ impl TaggedCache {
     pub(crate) fn count_invalidation(&self, reply: Result<Reply, BackendError>) -> bool {
         let taken = matches!(reply, Ok(Reply::Ok));
         if taken {
-            Counters::bump(&self.inner.counters.invalidations);
+            self.inner.counters.invalidations.bump();
         }
         taken
     }
 
     /// Logs (rate-limited) a value that could not be encoded or decoded.
     pub(crate) fn codec_trouble(&self, message: fmt::Arguments<'_>) {
-        Counters::bump(&self.inner.counters.errors);
+        self.inner.counters.errors.bump();
         metrics::error(&self.inner.settings.namespace, "codec", "codec");
         if let Some(held_back) = self.inner.codec_warnings.permit() {
             tracing::warn!(namespace = %self.inner.settings.namespace, held_back, "rtc: {message}");
@@ -121,7 +120,7 @@ impl TaggedCache {
         if error.is_quiet() {
             return;
         }
-        Counters::bump(&self.inner.counters.errors);
+        self.inner.counters.errors.bump();
         metrics::error(&self.inner.settings.namespace, operation, error.kind());
         if let Some(held_back) = self.inner.backend_warnings.permit() {
             tracing::warn!(

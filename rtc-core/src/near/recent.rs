@@ -45,27 +45,6 @@ fn index(hash: u64) -> usize {
     (hash >> 58) as usize % SLOTS
 }
 
-/// What `use_slot` makes of this thread's slot for `hash` in `owner`'s near cache, if it holds
-/// one.
-fn with_slot<R>(owner: u64, hash: u64, use_slot: impl FnOnce(&Slot) -> Option<R>) -> Option<R> {
-    RECENT
-        .try_with(|recent| {
-            let recent = recent.try_borrow().ok()?;
-            let slot = recent[index(hash)].as_ref()?;
-            if slot.owner != owner || slot.hash != hash {
-                return None;
-            }
-            use_slot(slot)
-        })
-        .unwrap_or(None)
-}
-
-/// The entry this thread last found under `hash` in `owner`'s near cache, if it is still kept
-/// somewhere (the caller checks it as any hit).
-pub(crate) fn find(owner: u64, hash: u64) -> Option<Arc<NearEntry>> {
-    with_slot(owner, hash, |slot| slot.entry.upgrade())
-}
-
 /// What `answer` makes of the entry this thread last found under `hash` in `owner`'s near cache
 /// (`None`: no such entry, or no answer), read without touching its reference count.
 pub(crate) fn answer<R>(
@@ -73,15 +52,22 @@ pub(crate) fn answer<R>(
     hash: u64,
     answer: impl FnOnce(&Kept) -> Option<R>,
 ) -> Option<R> {
-    with_slot(owner, hash, |slot| {
-        let _pinned = crossbeam_epoch::pin();
-        if slot.entry.strong_count() == 0 {
-            return None;
-        }
-        // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
-        // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
-        answer(unsafe { slot.kept.as_ref() })
-    })
+    RECENT
+        .try_with(|recent| {
+            let recent = recent.try_borrow().ok()?;
+            let slot = recent[index(hash)].as_ref()?;
+            if slot.owner != owner || slot.hash != hash {
+                return None;
+            }
+            let _pinned = crossbeam_epoch::pin();
+            if slot.entry.strong_count() == 0 {
+                return None;
+            }
+            // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
+            // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
+            answer(unsafe { slot.kept.as_ref() })
+        })
+        .unwrap_or(None)
 }
 
 /// Remembers the entry found under `hash` in `owner`'s near cache.

@@ -81,12 +81,9 @@ pub fn write_raw_value(server: &BenchServer) {
         .expect("SET");
 }
 
-/// Three keys holding what a tag's key holds (an 8-byte version), read with [`RAW_KEY`] by the
-/// raw `MGET` rows: the reply of a decorated hit (its entry, its tag, its function's tag and the
-/// namespace's tag) without rtc around it.
-pub const VERSION_KEYS: [&str; 3] = ["bench:raw:tag:1", "bench:raw:tag:2", "bench:raw:tag:3"];
-
-/// Writes `count` keys of a tag's size (`bench:raw:tag:1` ...) and returns their names.
+/// Writes `count` keys holding what a tag's key holds (an 8-byte version), `bench:raw:tag:1`
+/// ..., and returns their names: read with [`RAW_KEY`] by the raw `MGET` rows, they make the
+/// reply of an rtc read (an entry and its tags' versions) without rtc around it.
 pub fn write_version_keys(server: &BenchServer, count: usize) -> Vec<String> {
     let mut connection = server.connection();
     (1..=count)
@@ -120,12 +117,15 @@ pub async fn raw_get_async(mut connection: redis::aio::ConnectionManager) {
     std::hint::black_box(bytes);
 }
 
-/// One raw redis-rs `MGET` of [`RAW_KEY`] and the [`VERSION_KEYS`] on a multiplexed connection:
-/// the four keys of a decorated hit, as redis-rs alone reads them.
-pub async fn raw_mget_async(mut connection: redis::aio::ConnectionManager) {
+/// One raw redis-rs `MGET` of [`RAW_KEY`] and `versions` (from [`write_version_keys`]) on a
+/// multiplexed connection: the keys of an rtc read, as redis-rs alone reads them.
+pub async fn raw_mget_async(
+    mut connection: redis::aio::ConnectionManager,
+    versions: std::sync::Arc<[String]>,
+) {
     let values: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
         .arg(RAW_KEY)
-        .arg(&VERSION_KEYS)
+        .arg(&versions[..])
         .query_async(&mut connection)
         .await
         .expect("MGET");

@@ -11,7 +11,6 @@ use super::{CallFlow, Mode, Next, State, Yield};
 use crate::decorate::flights::Landing;
 use crate::engine::{Lookup, Payload};
 use crate::format::Observed;
-use crate::stats::Counters;
 
 /// True when a non-zero `window` covers an entry `overdue` past its lifetime.
 pub(super) fn within(window: Duration, overdue: Duration) -> bool {
@@ -98,6 +97,6 @@ impl<'a, V> CallFlow<'a, V> {
     /// Tells the hook and the counters that a stale value was returned.
     pub(super) fn served_stale(&mut self) {
         self.report.info.stale = true;
-        Counters::bump(&self.cache.counters().stale_hits);
+        self.cache.counters().stale_hits.bump();
     }
 }

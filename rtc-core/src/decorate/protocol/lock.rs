@@ -17,7 +17,6 @@ use crate::decorate::flights::{Flight, Joined, Landing};
 use crate::engine::{Lookup, ReadFlow, Received, Reply};
 use crate::format::unique_u64;
 use crate::metrics;
-use crate::stats::Counters;
 
 /// Waiters wake this long after the lock's expiry, so that it has expired when they retry.
 pub(super) const EXPIRY_MARGIN: Duration = Duration::from_millis(20);
@@ -205,7 +204,7 @@ impl<'a, V> CallFlow<'a, V> {
     }
 
     fn start_waiting(&self) -> Instant {
-        Counters::bump(&self.cache.counters().lock_waits);
+        self.cache.counters().lock_waits.bump();
         metrics::lock_wait(self.cache.namespace(), self.report.info.function_name);
         tracing::debug!(
             function = self.report.info.function_name,

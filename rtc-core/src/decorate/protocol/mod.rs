@@ -26,7 +26,6 @@ use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
 use crate::format::{EntryKeys, LockKeys, Observed};
 use crate::near::{Fill, Named};
-use crate::stats::Counters;
 
 /// What the driver does next, besides round trips.
 pub(super) enum Yield<V> {
@@ -459,8 +458,8 @@ impl<'a, V> CallFlow<'a, V> {
         let counters = self.cache.counters();
         match (output, self.mode) {
             (_, Mode::Refresh | Mode::Revalidate { .. }) => {}
-            (Yield::Cached(_) | Yield::Revalidate(_), _) => Counters::bump(&counters.hits),
-            (Yield::Compute, _) => Counters::bump(&counters.misses),
+            (Yield::Cached(_) | Yield::Revalidate(_), _) => counters.hits.bump(),
+            (Yield::Compute, _) => counters.misses.bump(),
             // Counted as a miss when it computed.
             (Yield::Instead(_), _) => {}
             (Yield::Follow(..) | Yield::Finished, _) => {}

@@ -132,9 +132,9 @@ impl Body<'_> {
                 let __rtc_site = #site;
                 #pushes
                 let __rtc_codec = #codec;
-                if let ::core::option::Option::Some(__rtc_value) =
-                    __rtc_site.near_answer(#cache, __rtc_json.closed(), &__rtc_codec)
-                {
+                let mut __rtc_near = ::core::option::Option::None;
+                __rtc_site.near_answer(#cache, __rtc_json.closed(), &__rtc_codec, &mut __rtc_near);
+                if let ::core::option::Option::Some(__rtc_value) = __rtc_near {
                     return #answer;
                 }
             };

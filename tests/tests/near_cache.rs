@@ -133,6 +133,41 @@ fn a_near_entry_never_outlives_its_redis_lifetime() {
     assert!(cache.get::<i32>("k", NO_TAGS).is_err());
 }
 
+/// A lifetime longer than the coarse clock's margin (a second): its hits check the coarse clock
+/// first, the precise one in its last second, and none is answered past it.
+#[test]
+fn a_long_lived_near_entry_never_outlives_its_redis_lifetime() {
+    let server = RedisServer::start();
+    let cache = near_cache(&server, &unique_namespace("near"));
+    let lifetime = Duration::from_millis(1_500);
+    assert!(cache.set("k", &1, NO_TAGS, Some(lifetime)));
+    // Redis's own expiry is no later than this plus the lifetime.
+    let set = std::time::Instant::now();
+    assert_eq!(answered_near(&cache, "k", &[]), Some(1));
+    // Read all along: early reads are answered by the coarse clock, late ones by the precise.
+    // Redis keeps a key through the millisecond it expires in, so only a near hit is a fault
+    // until the next one.
+    while set.elapsed() < lifetime + Duration::from_millis(100) {
+        let asked_at = set.elapsed();
+        let near_hits = cache.stats().near_hits;
+        let answered = cache.get::<i32>("k", NO_TAGS);
+        if asked_at > lifetime {
+            assert_eq!(
+                cache.stats().near_hits,
+                near_hits,
+                "near, {asked_at:?} after the set"
+            );
+        }
+        if asked_at > lifetime + Duration::from_millis(2) {
+            assert!(answered.is_err(), "answered {asked_at:?} after the set");
+        }
+        // Around the deadline, without a pause: the coarse clock moves once per tick.
+        if asked_at + Duration::from_millis(50) < lifetime {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 mod decorated {
     use std::sync::atomic::{AtomicU32, Ordering};
     use std::sync::OnceLock;

@@ -72,8 +72,8 @@ pub struct Site {
 }
 
 impl Site {
-    /// The value the near cache holds for a call of this site with `args`, looked up before
-    /// the call's tags are built: only for a site whose tags follow from its key
+    /// Fills `answer` with the value the near cache holds for a call of this site with `args`
+    /// (left as it is when there is none), looked up before the call's tags are built: only for a site whose tags follow from its key
     /// ([`Site::keyed_tags`]), with a generated key, on a cache whose calls nobody observes
     /// (the hook and the metrics see a call with its tags, through [`Call`]). Counted as a hit.
     pub fn near_answer<V>(
@@ -81,14 +81,18 @@ impl Site {
         cache: Option<&TaggedCache>,
         args: Option<&[u8]>,
         codec: &ValueCodec<V>,
-    ) -> Option<V> {
-        let site = self.keyed_tags?;
-        let cache = cache.or(crate::global::global())?;
-        if Call::reported(cache) {
-            return None;
+        answer: &mut Option<V>,
+    ) {
+        let (Some(site), Some(args)) = (self.keyed_tags, args) else {
+            return;
+        };
+        let Some(cache) = cache.or(crate::global::global()) else {
+            return;
+        };
+        if !Call::reported(cache) {
+            let named = Named::<String>::by_key(self.identity, args, site);
+            near_value(cache, &named, codec, answer);
         }
-        let named = Named::<String>::by_key(self.identity, args?, site);
-        near_value(cache, &named, codec)
     }
 
     fn generated_key(&self, args: &str) -> String {
@@ -627,7 +631,9 @@ impl<'a> Call<'a> {
             return None;
         }
         let named = cache.named(self.site.identity, self.near_key()?, &self.tags)?;
-        Some((cache, near_value(cache, &named, codec)?))
+        let mut answer = None;
+        near_value(cache, &named, codec, &mut answer);
+        Some((cache, answer?))
     }
 
     /// Ends a call answered by the near cache.
@@ -740,21 +746,25 @@ fn joined<R>(
     waited.unwrap_or_else(background::Timed::join)
 }
 
-/// The decoded value `named`'s fresh near entry holds, if any, counted as a near hit.
+/// Fills `answer` with the decoded value `named`'s fresh near entry holds, if any, counted as
+/// a near hit.
 fn near_value<V, S: AsRef<str>>(
     cache: &TaggedCache,
     named: &Named<'_, S>,
     codec: &ValueCodec<V>,
-) -> Option<V> {
-    let sharing = codec.sharing()?;
-    let value = cache.near()?.answer(named, |entry| match entry.value() {
-        NearValue::Decoded(kept) => (sharing.take)(kept.as_ref()),
-        NearValue::Section(_) => None,
+    answer: &mut Option<V>,
+) {
+    let (Some(sharing), Some(near)) = (codec.sharing(), cache.near()) else {
+        return;
+    };
+    near.answer_into(named, answer, |entry, answer| {
+        if let NearValue::Decoded(kept) = entry.value() {
+            (sharing.take)(kept.as_ref(), answer);
+        }
     });
-    if value.is_some() {
+    if answer.is_some() {
         cache.count_near_hit();
     }
-    value
 }
 
 /// The outcome of a body run in the call, and the bytes to store.

@@ -23,7 +23,8 @@ pub struct ValueCodec<T> {
 /// How a decorated function's value is kept decoded in a near cache and taken out again.
 pub struct Sharing<T> {
     pub(crate) keep: fn(&T) -> Box<dyn Any + Send + Sync>,
-    pub(crate) take: fn(&(dyn Any + Send + Sync)) -> Option<T>,
+    /// Fills the answer with a copy of the kept value, if it is a `T`.
+    pub(crate) take: fn(&(dyn Any + Send + Sync), &mut Option<T>),
 }
 
 // Function pointers only, whatever `T` is.
@@ -58,7 +59,13 @@ impl<T: Clone + Send + Sync + 'static> NearShared<T> for NearProbe<T> {
     fn sharing(&self) -> Option<Sharing<T>> {
         Some(Sharing {
             keep: |value| Box::new(value.clone()),
-            take: |kept| kept.downcast_ref::<T>().cloned(),
+            take: |kept, answer| {
+                if let Some(kept) = kept.downcast_ref::<T>() {
+                    // Written in place: `answer` is empty (an assignment would drop what it
+                    // held first, and clone into a temporary to copy from).
+                    answer.get_or_insert_with(|| kept.clone());
+                }
+            },
         })
     }
 }

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use self::watches::{Watch, Watches};
+use crate::clock::Deadline;
 use crate::format::Version;
 
 /// How long a value read from Redis may live, as Redis said in the same round trip.
@@ -207,7 +208,7 @@ pub(crate) struct Kept {
     identity: Identity,
     value: NearValue,
     watched: Box<[Arc<Watch>]>,
-    expires: Option<Instant>,
+    expires: Option<Deadline>,
 }
 
 impl Kept {
@@ -224,9 +225,7 @@ impl Kept {
     /// clock is read only then).
     fn is_fresh(&self) -> bool {
         self.watched.iter().all(|watch| watch.is_live())
-            && self
-                .expires
-                .is_none_or(|deadline| Instant::now() < deadline)
+            && self.expires.is_none_or(|deadline| deadline.is_ahead())
     }
 }
 
@@ -326,25 +325,39 @@ impl NearCache {
         None
     }
 
-    /// What `take` makes of the fresh near entry `named` names, if there is one: an entry this
-    /// thread found last is read in place, without taking a reference to it.
+    /// What `take` makes of the fresh near entry `named` names, if there is one.
     pub(crate) fn answer<S: AsRef<str>, R>(
         &self,
         named: &Named<'_, S>,
         take: impl Fn(&Kept) -> Option<R>,
     ) -> Option<R> {
+        let mut answer = None;
+        self.answer_into(named, &mut answer, |kept, answer| *answer = take(kept));
+        answer
+    }
+
+    /// As [`NearCache::answer`], into `answer` (left as it is when there is none), which `take`
+    /// fills from the entry. The value is written once, where the caller wants it: returned
+    /// through each step, it was copied at each, and each copy read the bytes its clone had
+    /// just written, a stall on the path of every hit. An entry this thread found last is read
+    /// in place, without taking a reference to it.
+    pub(crate) fn answer_into<S: AsRef<str>, R>(
+        &self,
+        named: &Named<'_, S>,
+        answer: &mut Option<R>,
+        take: impl Fn(&Kept, &mut Option<R>),
+    ) {
         let hash = named.hash();
-        // Each step returns the `Option` it was given as it is (no `Option<Option<_>>` to
-        // unwrap), which spares a copy of the value per step.
-        let recent = recent::answer(self.owner, hash, |entry| match entry.answers(named) {
-            true => take(entry),
-            false => None,
+        recent::visit(self.owner, hash, |entry| {
+            if entry.answers(named) {
+                take(entry, answer);
+            }
         });
-        if recent.is_some() {
-            return recent;
+        if answer.is_none() {
+            if let Some(entry) = self.shared(named, hash) {
+                take(&entry, answer);
+            }
         }
-        let entry = self.shared(named, hash)?;
-        take(&entry)
     }
 
     /// Watches `keys` (the entry key and every tag key its read names) before the read of
@@ -399,7 +412,7 @@ impl NearCache {
             identity: fill.identity,
             value,
             watched: fill.watched.into_boxed_slice(),
-            expires: lifetime.map(|lifetime| fill.sent + lifetime),
+            expires: lifetime.and_then(|lifetime| Deadline::after(fill.sent, lifetime)),
         };
         if kept.watched.iter().all(|watch| watch.is_live()) {
             self.entries

@@ -45,29 +45,27 @@ fn index(hash: u64) -> usize {
     (hash >> 58) as usize % SLOTS
 }
 
-/// What `answer` makes of the entry this thread last found under `hash` in `owner`'s near cache
-/// (`None`: no such entry, or no answer), read without touching its reference count.
-pub(crate) fn answer<R>(
-    owner: u64,
-    hash: u64,
-    answer: impl FnOnce(&Kept) -> Option<R>,
-) -> Option<R> {
-    RECENT
-        .try_with(|recent| {
-            let recent = recent.try_borrow().ok()?;
-            let slot = recent[index(hash)].as_ref()?;
-            if slot.owner != owner || slot.hash != hash {
-                return None;
-            }
-            let _pinned = crossbeam_epoch::pin();
-            if slot.entry.strong_count() == 0 {
-                return None;
-            }
-            // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
-            // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
-            answer(unsafe { slot.kept.as_ref() })
-        })
-        .unwrap_or(None)
+/// Shows `visit` the entry this thread last found under `hash` in `owner`'s near cache, if it
+/// is still alive, read in place without touching its reference count.
+pub(crate) fn visit(owner: u64, hash: u64, visit: impl FnOnce(&Kept)) {
+    let _ = RECENT.try_with(|recent| {
+        let Ok(recent) = recent.try_borrow() else {
+            return;
+        };
+        let Some(slot) = recent[index(hash)].as_ref() else {
+            return;
+        };
+        if slot.owner != owner || slot.hash != hash {
+            return;
+        }
+        let _pinned = crossbeam_epoch::pin();
+        if slot.entry.strong_count() == 0 {
+            return;
+        }
+        // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
+        // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
+        visit(unsafe { slot.kept.as_ref() });
+    });
 }
 
 /// Remembers the entry found under `hash` in `owner`'s near cache.

@@ -235,6 +235,18 @@ fn async_hit(criterion: &mut Criterion, server: &BenchServer) {
             black_box(rtc_user_async(black_box(ID)).await);
         },
     );
+    // What any cache that hands out a clone pays at least: the clone and its drop, in the same
+    // tasks on the same runtime.
+    let user: &'static User = Box::leak(Box::new(support::user(ID)));
+    concurrent_row(
+        &mut group,
+        "near_async_64_tasks",
+        "clone_only",
+        &runtime,
+        move || async move {
+            black_box(black_box(user).clone());
+        },
+    );
     group.finish();
     assert_all_near(stats);
 }

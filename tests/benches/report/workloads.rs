@@ -234,6 +234,10 @@ pub fn workloads() -> Vec<Workload> {
                     C("near_async_64_tasks", "rtc_near_cached"),
                     Target::ThroughputAtLeast(20.0),
                 ),
+                row(
+                    "a clone of the `User` and its drop, nothing else (the floor of any cache that hands out a clone)",
+                    C("near_async_64_tasks", "clone_only"),
+                ),
             ],
         },
         Workload {

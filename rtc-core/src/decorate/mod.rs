@@ -72,10 +72,11 @@ pub struct Site {
 }
 
 impl Site {
-    /// Fills `answer` with the value the near cache holds for a call of this site with `args`
-    /// (left as it is when there is none), looked up before the call's tags are built: only for a site whose tags follow from its key
-    /// ([`Site::keyed_tags`]), with a generated key, on a cache whose calls nobody observes
-    /// (the hook and the metrics see a call with its tags, through [`Call`]). Counted as a hit.
+    /// Fills `answer` with the value the near cache holds for a call of this site with `args` (left
+    /// as it is when there is none), looked up before the call's tags are built: only for a site
+    /// whose tags follow from its key ([`Site::keyed_tags`]), with a generated key, on a cache
+    /// whose calls nobody observes (the hook and the metrics see a call with its tags, through
+    /// [`Call`]). Counted as a hit.
     pub fn near_answer<V>(
         &self,
         cache: Option<&TaggedCache>,

@@ -5,7 +5,7 @@
 //!
 //! Only [`Weak`] references are kept, so an entry the map evicts is dropped as before and the
 //! map's bound holds. What it holds is freed through the epoch collector (`crossbeam-epoch`):
-//! [`answer`] pins the epoch, sees the entry still alive, and reads it in place; an entry that
+//! [`visit`] pins the epoch, sees the entry still alive, and reads it in place; an entry that
 //! drops after that check defers freeing what it holds until this thread unpins. What is found
 //! here is answered only after the checks any hit makes (the same identity, every watch live,
 //! the deadline ahead). A fresh entry is a right answer wherever it was found: two fresh

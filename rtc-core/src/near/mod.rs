@@ -703,6 +703,37 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_living_over_a_second_is_not_answered_past_its_deadline() {
+        let max_age = Duration::from_millis(1_200);
+        let near = trusted(Some(max_age));
+        let named = Named::new("", "k", &[] as &[&str]);
+        let fill = near.fill(&named, ["e"]).unwrap();
+        let deadline = fill.sent + max_age;
+        near.keep(fill, section(b"v"), Expiry::Never, []);
+        // Checked on the coarse clock until the deadline's last second, then on the precise one,
+        // read all along from 50 ms before it.
+        loop {
+            let asked = Instant::now();
+            let answered = near.get(&named).is_some();
+            if asked >= deadline {
+                assert!(
+                    !answered,
+                    "answered {:?} past its deadline",
+                    asked - deadline
+                );
+                break;
+            }
+            assert!(
+                answered || Instant::now() >= deadline,
+                "dropped before its deadline"
+            );
+            if asked + Duration::from_millis(50) < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        }
+    }
+
+    #[test]
     fn expiries_combine_to_the_earliest() {
         let second = Expiry::After(Duration::from_secs(1));
         assert_eq!(Expiry::Never.min(second), second);

@@ -24,6 +24,7 @@ use smallvec::SmallVec;
 mod arguments;
 mod background;
 mod flights;
+mod json_args;
 mod outcome;
 mod protocol;
 mod seconds;
@@ -35,6 +36,7 @@ pub use self::arguments::{
 };
 use self::background::Background;
 pub(crate) use self::flights::Flights;
+pub use self::json_args::{JsonArgs, JsonArray};
 use self::outcome::encoded;
 pub use self::outcome::{
     skips, AsIs, NearProbe, NearShared, NearUnshared, Outcome, Sharing, Unless, ValueCodec,
@@ -102,99 +104,6 @@ impl Site {
             key.push_str(part);
         }
         key
-    }
-}
-
-/// The inline capacity of [`JsonArgs`]: the JSON of a few small arguments (`[42]`,
-/// `[7,"ada"]`) fits, and costs no allocation.
-const INLINE_ARGS: usize = 48;
-
-/// The key arguments of a call as one JSON array (`[42,"ada"]`), held inline when short.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JsonArgs {
-    /// UTF-8: written by serde_json, or taken from a `String`.
-    json: SmallVec<[u8; INLINE_ARGS]>,
-}
-
-impl JsonArgs {
-    /// The JSON's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.json
-    }
-
-    /// The JSON as text (`None` only if it were not UTF-8, which serde_json never writes).
-    pub fn as_str(&self) -> Option<&str> {
-        std::str::from_utf8(&self.json).ok()
-    }
-}
-
-impl From<String> for JsonArgs {
-    fn from(json: String) -> Self {
-        Self {
-            json: SmallVec::from_vec(json.into_bytes()),
-        }
-    }
-}
-
-/// The key arguments as one JSON array, written into one buffer (no allocation when it fits
-/// inline, one otherwise, whatever the number of arguments).
-#[derive(Debug)]
-pub struct JsonArray {
-    /// `None` once an argument failed to serialize.
-    json: Option<SmallVec<[u8; INLINE_ARGS]>>,
-    /// The closing `]` is written.
-    closed: bool,
-}
-
-impl JsonArray {
-    /// An empty array.
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
-        Self {
-            json: Some(SmallVec::new()),
-            closed: false,
-        }
-    }
-
-    /// Appends one argument; one that does not serialize (with a warning) makes the whole
-    /// array `None`, and the call runs uncached.
-    pub fn push<A: KeyArgument + ?Sized>(&mut self, argument: &A) {
-        let Some(json) = &mut self.json else {
-            return;
-        };
-        json.push(if json.is_empty() { b'[' } else { b',' });
-        if let Err(error) = argument.write_json(json) {
-            self.json = None;
-            if let Some(held_back) = ARGUMENT_WARNINGS.permit() {
-                tracing::warn!(
-                    held_back,
-                    "rtc: arguments could not be serialized, the call runs uncached: {error}"
-                );
-            }
-        }
-    }
-
-    /// The array (`None` when an argument did not serialize).
-    pub fn finish(mut self) -> Option<JsonArgs> {
-        self.close();
-        self.json.map(|json| JsonArgs { json })
-    }
-
-    /// The array's bytes, read in place (`None` when an argument did not serialize): no
-    /// argument may be pushed after it.
-    pub fn closed(&mut self) -> Option<&[u8]> {
-        self.close();
-        self.json.as_deref()
-    }
-
-    fn close(&mut self) {
-        if let (Some(json), false) = (&mut self.json, self.closed) {
-            if json.is_empty() {
-                json.push(b'[');
-            }
-            json.push(b']');
-            self.closed = true;
-        }
     }
 }
 

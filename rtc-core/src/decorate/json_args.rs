@@ -193,7 +193,11 @@ mod tests {
             vec![],
             vec![serde_json::json!(42)],
             vec![serde_json::json!(7), serde_json::json!("ada")],
-            vec![serde_json::json!(u64::MAX), serde_json::json!(-1.5), serde_json::json!(null)],
+            vec![
+                serde_json::json!(u64::MAX),
+                serde_json::json!(-1.5),
+                serde_json::json!(null),
+            ],
             vec![serde_json::json!({"a": [1, 2, "x\"y"]})],
         ];
         for arguments in cases {

@@ -49,21 +49,20 @@ impl Deadline {
         let at = start.checked_add(lifetime)?;
         // Read before the precise clock: the time left counted from this reading is then no
         // more than the real time left.
-        let coarse = coarse_nanos();
+        let coarse = coarse_usable().then(coarse_nanos).flatten();
         let left = at.saturating_duration_since(Instant::now());
-        let coarse_until = match (coarse, coarse_usable()) {
-            (Some(coarse), true) => left
-                .checked_sub(COARSE_LAG_ALLOWED)
+        let coarse_until = coarse.map_or(0, |coarse| {
+            left.checked_sub(COARSE_LAG_ALLOWED)
                 .and_then(|trusted| u64::try_from(trusted.as_nanos()).ok())
-                .map_or(0, |trusted| coarse.saturating_add(trusted)),
-            _ => 0,
-        };
+                .map_or(0, |trusted| coarse.saturating_add(trusted))
+        });
         Some(Self { at, coarse_until })
     }
 
-    /// The deadline has not passed.
+    /// The deadline has not passed (the coarse clock is read only while it is trusted).
     pub(crate) fn is_ahead(&self) -> bool {
-        coarse_nanos().is_some_and(|coarse| coarse < self.coarse_until) || Instant::now() < self.at
+        (self.coarse_until > 0 && coarse_nanos().is_some_and(|coarse| coarse < self.coarse_until))
+            || Instant::now() < self.at
     }
 }
 
@@ -71,23 +70,26 @@ impl Deadline {
 /// a tick (`None`: there is none, or it could not be read).
 #[cfg(target_os = "linux")]
 fn coarse_nanos() -> Option<u64> {
-    read_clock(libc::CLOCK_MONOTONIC_COARSE)
+    clock_nanos(libc::clock_gettime, libc::CLOCK_MONOTONIC_COARSE)
 }
 
-/// `clock` in nanoseconds (`None`: it could not be read).
+/// A `clock_gettime` or `clock_getres` of `clock`, in nanoseconds (`None`: it failed).
 #[cfg(target_os = "linux")]
-fn read_clock(clock: libc::clockid_t) -> Option<u64> {
-    let mut now = libc::timespec {
+#[inline]
+fn clock_nanos(
+    call: unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int,
+    clock: libc::clockid_t,
+) -> Option<u64> {
+    let mut time = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `now` is a valid timespec for the call to write into.
-    let read = unsafe { libc::clock_gettime(clock, &mut now) };
-    if read != 0 {
+    // SAFETY: both calls write one timespec, and `time` is a valid one to write into.
+    if unsafe { call(clock, &mut time) } != 0 {
         return None;
     }
-    let seconds = u64::try_from(now.tv_sec).ok()?;
-    let nanos = u64::try_from(now.tv_nsec).ok()?;
+    let seconds = u64::try_from(time.tv_sec).ok()?;
+    let nanos = u64::try_from(time.tv_nsec).ok()?;
     seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
@@ -101,16 +103,8 @@ fn coarse_nanos() -> Option<u64> {
 fn coarse_usable() -> bool {
     static USABLE: OnceLock<bool> = OnceLock::new();
     *USABLE.get_or_init(|| {
-        let mut step = libc::timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        // SAFETY: `step` is a valid timespec for the call to write into.
-        let read = unsafe { libc::clock_getres(libc::CLOCK_MONOTONIC_COARSE, &mut step) };
-        read == 0
-            && step.tv_sec == 0
-            && u128::try_from(step.tv_nsec)
-                .is_ok_and(|nanos| nanos <= COARSE_STEP_ALLOWED.as_nanos())
+        clock_nanos(libc::clock_getres, libc::CLOCK_MONOTONIC_COARSE)
+            .is_some_and(|step| u128::from(step) <= COARSE_STEP_ALLOWED.as_nanos())
     })
 }
 
@@ -162,7 +156,7 @@ mod tests {
     fn the_coarse_clock_is_never_ahead_of_the_precise_one() {
         for _ in 0..10_000 {
             let coarse = coarse_nanos().unwrap();
-            let precise = read_clock(libc::CLOCK_MONOTONIC).unwrap();
+            let precise = clock_nanos(libc::clock_gettime, libc::CLOCK_MONOTONIC).unwrap();
             assert!(coarse <= precise);
             assert!(precise - coarse < COARSE_LAG_ALLOWED.as_nanos() as u64);
         }

@@ -113,10 +113,14 @@ impl JsonArray {
     /// argument may be pushed after it.
     pub fn closed(&mut self) -> Option<&[u8]> {
         self.close();
-        match (self.progress, self.len <= INLINE) {
-            (Progress::Failed, _) => None,
-            (_, true) => Some(&self.inline[..self.len]),
-            (_, false) => Some(&self.spilled),
+        (self.progress != Progress::Failed).then(|| self.bytes())
+    }
+
+    /// The bytes written, wherever they are.
+    fn bytes(&self) -> &[u8] {
+        match self.inline.get(..self.len) {
+            Some(inline) => inline,
+            None => &self.spilled,
         }
     }
 

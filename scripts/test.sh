@@ -48,7 +48,7 @@ echo "==> benches and examples build"
 cargo build --workspace --all-features --benches --examples --quiet
 
 # The crates a registry would publish; rtc-tests and rtc-examples are `publish = false`.
-published=(-p rtc-core -p rtc-macros -p rtc -p rtc-cli)
+published=(-p rtc-core -p rtc-macros -p redis-tagged-cache -p rtc-cli)
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 echo "==> minimum supported Rust $msrv: cargo +$msrv check of the published crates"
@@ -66,7 +66,7 @@ echo "==> cargo package (published crates, verified)"
 # (under $CARGO_HOME/registry/src/-<hash>/) and would verify against those stale copies: drop them.
 rm -rf "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-core-* \
   "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-macros-* \
-  "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/rtc-0.*
+  "${CARGO_HOME:-$HOME/.cargo}"/registry/src/-*/redis-tagged-cache-*
 cargo package "${published[@]}" --allow-dirty --quiet
 
 # The server-facing integration tests again, against other servers: rtc-tests' and the CLI's

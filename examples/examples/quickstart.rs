@@ -45,7 +45,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Err(_) => {
             println!("backend: in-process memory (set REDIS_URL to use Redis)");
-            builder.in_local_memory(true).build()?
+            builder.in_memory().build()?
         }
     };
     rtc::set_global(cache.clone()).map_err(|_| "a global cache was already set")?;

@@ -47,8 +47,8 @@ impl Target {
     pub fn cache(&self) -> Result<TaggedCache, CliError> {
         let mut builder = TaggedCache::builder()
             .namespace(&self.args.namespace)
-            .socket_timeout(self.timeout)
-            .socket_connect_timeout(self.timeout)
+            .response_timeout(self.timeout)
+            .connect_timeout(self.timeout)
             .tls_insecure_skip_verify(self.args.tls_insecure);
         builder = if self.args.cluster.is_empty() {
             builder.url(self.url(&self.args.url))

@@ -1,7 +1,7 @@
 //! The `rtc` binary against real redis-server processes: each subcommand and each error.
 
 use redis::Commands;
-use rtc::{TaggedCache, NO_TAGS};
+use rtc::{Lifetime, TaggedCache, NO_TAGS};
 use rtc_tests::tls::TlsServer;
 use rtc_tests::{free_port, unique_namespace, RedisServer};
 
@@ -32,9 +32,9 @@ fn namespace_id(cache: &TaggedCache) -> String {
 #[test]
 fn invalidate_makes_the_entries_carrying_a_tag_miss_and_spares_the_others() {
     let (server, namespace, cache) = server_and_cache("cli-invalidate");
-    cache.set("ada", &"Ada", ["user:1"], None);
-    cache.set("bob", &"Bob", ["user:2"], None);
-    cache.set("both", &"both", ["user:1", "user:2"], None);
+    cache.set("ada", &"Ada", ["user:1"], Lifetime::Default);
+    cache.set("bob", &"Bob", ["user:2"], Lifetime::Default);
+    cache.set("both", &"both", ["user:1", "user:2"], Lifetime::Default);
 
     let output = rtc(
         &server.url(),
@@ -56,8 +56,8 @@ fn invalidate_all_empties_the_namespace_and_no_other() {
     let other_namespace = unique_namespace("cli-all-other");
     let cache = cache(&server.url(), &namespace);
     let other = self::cache(&server.url(), &other_namespace);
-    cache.set("a", &1, ["t"], None);
-    other.set("a", &2, ["t"], None);
+    cache.set("a", &1, ["t"], Lifetime::Default);
+    other.set("a", &2, ["t"], Lifetime::Default);
 
     let output = rtc(&server.url(), &namespace, &["invalidate-all"]);
 
@@ -73,7 +73,7 @@ fn get_prints_a_hit_as_json_and_says_miss_otherwise() {
         "user:1",
         &serde_json::json!({"name": "Ada", "id": 1}),
         ["users", "user:1"],
-        None,
+        Lifetime::Default,
     );
 
     let hit = rtc(
@@ -97,7 +97,7 @@ fn get_prints_a_hit_as_json_and_says_miss_otherwise() {
 #[test]
 fn get_says_when_the_stored_value_is_not_json() {
     let (server, namespace, cache) = server_and_cache("cli-not-json");
-    cache.set("blob", &"abcde", NO_TAGS, None);
+    cache.set("blob", &"abcde", NO_TAGS, Lifetime::Default);
     // Rewrite the value after the entry's header, as another serializer would have written it.
     let mut connection = server.connection();
     let entry_key = format!("rtc:e:{}:*", namespace_id(&cache));
@@ -118,8 +118,8 @@ fn get_says_when_the_stored_value_is_not_json() {
 #[test]
 fn delete_removes_one_entry() {
     let (server, namespace, cache) = server_and_cache("cli-delete");
-    cache.set("a", &1, ["t"], None);
-    cache.set("b", &2, ["t"], None);
+    cache.set("a", &1, ["t"], Lifetime::Default);
+    cache.set("b", &2, ["t"], Lifetime::Default);
 
     let deleted = rtc(&server.url(), &namespace, &["delete", "a", "--tag", "t"]);
     let again = rtc(&server.url(), &namespace, &["delete", "a", "--tag", "t"]);
@@ -140,14 +140,19 @@ fn stats_counts_entries_tombstones_tags_and_locks() {
             format!("user:{id}"),
             &id,
             [format!("user:{id}"), "users".into()],
-            None,
+            Lifetime::Default,
         );
     }
     cache.delete("user:0", ["user:0", "users"]);
     let lock = format!("rtc:l:{}:{{held}}", namespace_id(&cache));
     let () = server.connection().set(&lock, "token").expect("SET");
     // Another namespace's keys are not counted.
-    self::cache(&server.url(), &unique_namespace("cli-stats-other")).set("x", &1, ["users"], None);
+    self::cache(&server.url(), &unique_namespace("cli-stats-other")).set(
+        "x",
+        &1,
+        ["users"],
+        Lifetime::Default,
+    );
 
     let report = stats(&server.url(), &namespace);
 
@@ -200,7 +205,7 @@ fn stats_warns_when_the_eviction_policy_can_evict_tag_keys() {
     let server =
         RedisServer::start_with(&["--maxmemory", "100mb", "--maxmemory-policy", "allkeys-lru"]);
     let namespace = unique_namespace("cli-evict");
-    cache(&server.url(), &namespace).set("a", &1, ["t"], None);
+    cache(&server.url(), &namespace).set("a", &1, ["t"], Lifetime::Default);
 
     let report = stats(&server.url(), &namespace);
 
@@ -390,7 +395,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn the_url_and_the_namespace_default_to_the_environment() {
     let (server, namespace, cache) = server_and_cache("cli-env");
-    cache.set("a", &1, ["t"], None);
+    cache.set("a", &1, ["t"], Lifetime::Default);
 
     let output = bare_rtc()
         .env("REDIS_URL", server.url())
@@ -417,7 +422,7 @@ fn an_invalidation_a_full_server_refuses_exits_1() {
 #[test]
 fn a_read_or_delete_the_user_may_not_run_exits_1_instead_of_reporting_a_miss() {
     let server = RedisServer::start();
-    cache(&server.url(), "shop").set("k", &1, NO_TAGS, None);
+    cache(&server.url(), "shop").set("k", &1, NO_TAGS, Lifetime::Default);
     add_user(&server, "reader", "shop", &["+ping", "+hello", "+scan"]);
     let url = format!("redis://reader:pw@127.0.0.1:{}/0", server.port());
 
@@ -431,7 +436,7 @@ fn a_read_or_delete_the_user_may_not_run_exits_1_instead_of_reporting_a_miss() {
 #[test]
 fn a_get_or_delete_in_a_namespace_with_no_keys_exits_1() {
     let server = RedisServer::start();
-    cache(&server.url(), "elsewhere").set("k", &1, NO_TAGS, None);
+    cache(&server.url(), "elsewhere").set("k", &1, NO_TAGS, Lifetime::Default);
 
     for args in [&["get", "k"][..], &["delete", "k"]] {
         let output = rtc(&server.url(), "mistyped", args);

@@ -1,7 +1,7 @@
 //! The `rtc` binary against a real Redis Cluster. A test binary of its own, so that no other
 //! test starts servers while the cluster's six nodes pick their ports.
 
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::cluster::RedisCluster;
 use rtc_tests::unique_namespace;
 
@@ -18,7 +18,7 @@ fn on_a_cluster_stats_counts_every_master_and_invalidate_reaches_every_shard() {
         .build()
         .unwrap();
     for id in 0..20 {
-        assert!(cache.set(format!("k{id}"), &id, [format!("t{id}")], None));
+        assert!(cache.set(format!("k{id}"), &id, [format!("t{id}")], Lifetime::Default));
     }
     let args = [
         "--namespace".into(),

@@ -2,21 +2,80 @@
 
 use std::fmt;
 
-/// The value is not in the cache: never written, expired, invalidated, unreadable as the requested
-/// type, or the backend could not be reached (rtc fails open, so an outage looks like a miss).
+/// Why a read found no value: the entry is not there, the cache could not be asked, or what it
+/// holds does not decode as the type asked for. Returned by [`CacheMiss::kind`].
+///
+/// New kinds may be added (as to `std::io::ErrorKind`): match with a `_` arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum MissKind {
+    /// No fresh entry: never written, expired, deleted, or one of its tags was invalidated.
+    Absent,
+    /// The backend could not answer (unreachable, timed out, refused): rtc fails open, so an
+    /// outage is a miss of this kind, with a warning in the log.
+    Unavailable,
+    /// An entry is there but does not decode as the type asked for (another type, another
+    /// codec, or corrupt bytes).
+    Undecodable,
+}
+
+impl MissKind {
+    fn describe(self) -> &'static str {
+        match self {
+            MissKind::Absent => "cache miss: no fresh entry",
+            MissKind::Unavailable => "cache miss: the cache's backend could not be reached",
+            MissKind::Undecodable => "cache miss: the entry does not decode as the type asked for",
+        }
+    }
+}
+
+impl fmt::Display for MissKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// A read found no value; [`kind`](CacheMiss::kind) says why. rtc fails open, so an outage or an
+/// entry that does not decode is a miss too, never a panic or an error of another type.
 ///
 /// ```
-/// use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+/// use rtc::{MissKind, TaggedCache, NO_TAGS};
 ///
-/// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
-/// assert_eq!(cache.get::<String>("never written", NO_TAGS), Err(CacheMiss));
+/// let cache = TaggedCache::builder().in_memory().build().unwrap();
+/// let miss = cache.get::<String>("never written", NO_TAGS).unwrap_err();
+/// assert_eq!(miss.kind(), MissKind::Absent);
+/// assert_eq!(miss.to_string(), "cache miss: no fresh entry");
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct CacheMiss;
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CacheMiss {
+    kind: MissKind,
+}
+
+impl CacheMiss {
+    /// A miss of this kind (for tests and for wrappers that report misses the same way).
+    pub const fn new(kind: MissKind) -> Self {
+        CacheMiss { kind }
+    }
+
+    /// Why the read missed.
+    pub const fn kind(&self) -> MissKind {
+        self.kind
+    }
+
+    pub(crate) const ABSENT: CacheMiss = CacheMiss::new(MissKind::Absent);
+    pub(crate) const UNAVAILABLE: CacheMiss = CacheMiss::new(MissKind::Unavailable);
+    pub(crate) const UNDECODABLE: CacheMiss = CacheMiss::new(MissKind::Undecodable);
+}
+
+impl From<MissKind> for CacheMiss {
+    fn from(kind: MissKind) -> Self {
+        CacheMiss::new(kind)
+    }
+}
 
 impl fmt::Display for CacheMiss {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("cache miss")
+        self.kind.fmt(f)
     }
 }
 
@@ -32,6 +91,9 @@ pub enum ConfigError {
     InvalidUrl {
         /// What is wrong with it (the URL itself is not repeated: it may hold a password).
         reason: String,
+        /// The error redis-rs gave for it, if it was redis-rs that refused it.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
     },
     /// TLS was asked for, but rtc was built without its `tls` feature.
     #[error(

@@ -15,10 +15,10 @@ static GLOBAL: OnceLock<TaggedCache> = OnceLock::new();
 /// ```
 /// use rtc::TaggedCache;
 ///
-/// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
+/// let cache = TaggedCache::builder().in_memory().build().unwrap();
 /// rtc::set_global(cache).unwrap();
 /// assert!(rtc::global().is_some());
-/// let again = TaggedCache::builder().in_local_memory(true).build().unwrap();
+/// let again = TaggedCache::builder().in_memory().build().unwrap();
 /// assert!(rtc::set_global(again).is_err());
 /// ```
 pub fn set_global(cache: TaggedCache) -> Result<(), TaggedCache> {

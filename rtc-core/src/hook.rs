@@ -12,7 +12,7 @@ use std::time::Duration;
 /// use rtc::{CacheInfo, TaggedCache};
 ///
 /// let cache = TaggedCache::builder()
-///     .in_local_memory(true)
+///     .in_memory()
 ///     .cache_hook(|key: &str, tags: &[String], info: &CacheInfo, _userdata| {
 ///         println!("{}: hit={} in {:?} ({key}, {tags:?})", info.function_name, info.hit, info.elapsed);
 ///     })

@@ -10,13 +10,13 @@
 
 #![warn(missing_docs)]
 
+mod assertions;
 mod backend;
 mod cache;
 mod clock;
 mod codec;
 mod config;
-#[doc(hidden)]
-pub mod decorate;
+mod decorate;
 mod engine;
 mod error;
 mod format;
@@ -29,10 +29,17 @@ mod stats;
 mod tags;
 mod warnings;
 
-pub use cache::{TaggedCache, NO_TAGS};
+/// What the `#[cached]` macro's output calls. **Not public API**: it changes in any release,
+/// without notice. Generated code reaches it as `rtc::__private`.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::decorate::*;
+}
+
+pub use cache::{EntryRef, TaggedCache, NO_TAGS};
 pub use codec::Codec;
 pub use config::TaggedCacheBuilder;
-pub use error::{CacheMiss, ConfigError};
+pub use error::{CacheMiss, ConfigError, MissKind};
 pub use format::MAX_TAGS;
 pub use global::{global, set_global};
 pub use hook::{CacheInfo, HookFn};

@@ -9,11 +9,11 @@ use std::sync::Mutex;
 /// [`TaggedCache::stats`](crate::TaggedCache::stats) on every scrape.
 ///
 /// ```
-/// use rtc::{TaggedCache, NO_TAGS};
+/// use rtc::{Lifetime, TaggedCache, NO_TAGS};
 ///
-/// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
+/// let cache = TaggedCache::builder().in_memory().build().unwrap();
 /// let _ = cache.get::<u32>("k", NO_TAGS);
-/// cache.set("k", &1, NO_TAGS, None);
+/// cache.set("k", &1, NO_TAGS, Lifetime::Default);
 /// let _ = cache.get::<u32>("k", NO_TAGS);
 /// let stats = cache.stats();
 /// assert_eq!((stats.hits, stats.misses, stats.sets), (1, 1, 1));

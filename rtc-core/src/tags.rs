@@ -16,11 +16,11 @@ use std::iter::{
 /// An iterator type of your own: collect it into a `Vec`, or box it.
 ///
 /// ```
-/// use rtc::TaggedCache;
+/// use rtc::{Lifetime, TaggedCache};
 ///
-/// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
-/// cache.set("profile:42", &"Ada", "user:42", None);
-/// cache.set("cart:42", &3, ["user:42", "carts"], None);
+/// let cache = TaggedCache::builder().in_memory().build().unwrap();
+/// cache.set("profile:42", &"Ada", "user:42", Lifetime::Default);
+/// cache.set("cart:42", &3, ["user:42", "carts"], Lifetime::Default);
 /// cache.invalidate("user:42");
 /// assert!(cache.get::<String>("profile:42", "user:42").is_err());
 ///

@@ -31,7 +31,7 @@ use proc_macro::TokenStream;
 ///
 /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// // Once, at start-up. Until then decorated functions run uncached (with a warning).
-/// rtc::set_global(TaggedCache::builder().in_local_memory(true).build()?).unwrap();
+/// rtc::set_global(TaggedCache::builder().in_memory().build()?).unwrap();
 ///
 /// assert_eq!(get_user(1), User { id: 1 }); // runs the body, caches the result
 /// assert_eq!(get_user(1), User { id: 1 }); // from the cache
@@ -66,7 +66,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
-/// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
+/// # rtc::set_global(TaggedCache::builder().in_memory().build().unwrap()).unwrap();
 /// pub struct Pool;
 ///
 /// #[cached(skip(pool))]
@@ -138,7 +138,7 @@ use proc_macro::TokenStream;
 /// }
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
+/// # rtc::set_global(TaggedCache::builder().in_memory().build().unwrap()).unwrap();
 /// assert_eq!(load_profile(1).await.unwrap(), "profile 1");
 /// assert!(invalidate_load_profile(1).await);
 /// # }
@@ -155,7 +155,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
-/// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
+/// # rtc::set_global(TaggedCache::builder().in_memory().build().unwrap()).unwrap();
 /// struct UserRepo {
 ///     org_id: u64,
 /// }
@@ -190,7 +190,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
-/// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
+/// # rtc::set_global(TaggedCache::builder().in_memory().build().unwrap()).unwrap();
 /// trait UserRepo {
 ///     fn find(&self, id: u64) -> Option<String>;
 ///     async fn count(&self) -> u64;
@@ -234,7 +234,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
-/// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
+/// # rtc::set_global(TaggedCache::builder().in_memory().build().unwrap()).unwrap();
 /// #[cached(tags = [format!("author:{author}"), "books".to_string()])]
 /// fn books_by(author: String) -> Vec<String> {
 ///     vec![format!("a book by {author}")]
@@ -413,7 +413,7 @@ use proc_macro::TokenStream;
 /// use std::sync::LazyLock;
 ///
 /// static REPORTS: LazyLock<TaggedCache> =
-///     LazyLock::new(|| TaggedCache::builder().in_local_memory(true).build().unwrap());
+///     LazyLock::new(|| TaggedCache::builder().in_memory().build().unwrap());
 ///
 /// #[cached(cache = &REPORTS)]
 /// fn yearly(year: u16) -> String {
@@ -436,7 +436,7 @@ use proc_macro::TokenStream;
 ///
 /// ```
 /// # use rtc::{cached, Codec, TaggedCache};
-/// # rtc::set_global(TaggedCache::builder().in_local_memory(true).build().unwrap()).unwrap();
+/// # rtc::set_global(TaggedCache::builder().in_memory().build().unwrap()).unwrap();
 /// #[cached(codec = Codec::Json)]
 /// fn totals(year: u16) -> Vec<u64> {
 ///     vec![u64::from(year); 12]

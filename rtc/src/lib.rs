@@ -11,7 +11,7 @@
 //! }
 //!
 //! // Once, at start-up (`.url("redis://127.0.0.1/")` for Redis):
-//! rtc::set_global(TaggedCache::builder().in_local_memory(true).build()?).ok();
+//! rtc::set_global(TaggedCache::builder().in_memory().build()?).ok();
 //!
 //! get_user(42);                                     // computed, then cached
 //! get_user(42);                                     // from the cache
@@ -35,10 +35,10 @@
 //!   [`invalidate_all`](TaggedCache::invalidate_all), each with an `_async` twin.
 //!
 //! ```
-//! use rtc::{TaggedCache, NO_TAGS};
+//! use rtc::{Lifetime, TaggedCache};
 //!
-//! let cache = TaggedCache::builder().namespace("shop").in_local_memory(true).build()?;
-//! cache.set("cart:7", &vec!["apple", "pear"], ["user:42", "carts"], None);
+//! let cache = TaggedCache::builder().namespace("shop").in_memory().build()?;
+//! cache.set("cart:7", &vec!["apple", "pear"], ["user:42", "carts"], Lifetime::Default);
 //! let cart: Vec<String> = cache.get("cart:7", ["carts", "user:42"]).unwrap();
 //! assert_eq!(cart, ["apple", "pear"]);
 //! cache.invalidate(["user:42"]);
@@ -70,10 +70,10 @@
 //! |---|---|
 //! | `.url("redis://host:6379/0")` or `.host().port().db()` | one Redis server (7.0 or newer) |
 //! | `.cluster_urls([...])` | a Redis Cluster; entries and tags spread over every shard |
-//! | `.in_local_memory(true)` | this process; same semantics, no Redis needed |
+//! | `.in_memory()` | this process; same semantics, no Redis needed |
 //! | `.disabled(true)` | nowhere: every read misses, every write does nothing |
 //!
-//! TLS (`rediss://`, `.ssl(true)`, [`tls_ca_file`](TaggedCacheBuilder::tls_ca_file),
+//! TLS (`rediss://`, `.tls(true)`, [`tls_ca_file`](TaggedCacheBuilder::tls_ca_file),
 //! [`tls_client_cert`](TaggedCacheBuilder::tls_client_cert)) needs the `tls` feature. ACL users
 //! go in the URL or in `.username()`/`.password()`; [`TaggedCache::key_pattern`] gives the key
 //! pattern an ACL rule can confine a user to.
@@ -123,18 +123,14 @@
 pub use rtc_macros::cached;
 
 pub use rtc_core::{
-    global, set_global, CacheInfo, CacheMiss, CacheStats, Codec, ConfigError, HookFn, IntoTags,
-    Lifetime, TaggedCache, TaggedCacheBuilder, MAX_TAGS, NO_TAGS,
+    global, set_global, CacheInfo, CacheMiss, CacheStats, Codec, ConfigError, EntryRef, HookFn,
+    IntoTags, Lifetime, MissKind, TaggedCache, TaggedCacheBuilder, MAX_TAGS, NO_TAGS,
 };
 
 /// Support code for the `#[cached]` macro. Not public API: it may change in any release.
 #[doc(hidden)]
 pub mod __private {
-    pub use rtc_core::decorate::{
-        custom_key, duration, skips, tags, AsIs, Call, JsonArgs, JsonArray, KeyArgument, KeyedTags,
-        NearProbe, NearShared, NearUnshared, OptionalArgument, Outcome, Seconds,
-        SerializableArgument, Site, StaleOptions, Tags, Unless, UnserializableArgument, ValueCodec,
-    };
+    pub use rtc_core::__private::*;
     pub use serde;
     pub use std::time::Duration;
 }

@@ -14,10 +14,7 @@ fn triple(x: u64) -> u64 {
 }
 
 fn memory_cache() -> TaggedCache {
-    TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap()
+    TaggedCache::builder().in_memory().build().unwrap()
 }
 
 /// One test: the global cache is the process's, set once.

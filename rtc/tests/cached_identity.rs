@@ -16,7 +16,7 @@ static SEEN: Mutex<Vec<(String, CacheInfo)>> = Mutex::new(Vec::new());
 
 static HOOKED: LazyLock<TaggedCache> = LazyLock::new(|| {
     TaggedCache::builder()
-        .in_local_memory(true)
+        .in_memory()
         .cache_hook(|key: &str, _tags: &[String], info: &CacheInfo, _| {
             SEEN.lock().unwrap().push((key.to_owned(), info.clone()));
         })

@@ -454,7 +454,7 @@ static HOOK_SEEN: Mutex<Vec<(String, bool, String)>> = Mutex::new(Vec::new());
 
 static HOOKED: LazyLock<TaggedCache> = LazyLock::new(|| {
     TaggedCache::builder()
-        .in_local_memory(true)
+        .in_memory()
         .cache_hook(|_key, _tags, info, userdata| {
             let userdata = userdata
                 .and_then(|data| data.downcast_ref::<&str>())

@@ -184,10 +184,7 @@ impl Service {
 #[test]
 fn skip_self_is_accepted_and_the_cache_can_be_a_field() {
     let service = Service {
-        cache: TaggedCache::builder()
-            .in_local_memory(true)
-            .build()
-            .unwrap(),
+        cache: TaggedCache::builder().in_memory().build().unwrap(),
     };
     assert_eq!(service.double(2), 4);
     assert!(service.invalidate_double(2));

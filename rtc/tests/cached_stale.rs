@@ -20,10 +20,7 @@ mod support;
 use support::Calls;
 
 fn memory_cache() -> TaggedCache {
-    TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap()
+    TaggedCache::builder().in_memory().build().unwrap()
 }
 
 /// Polls `condition` until it holds; fails after 30 s (an event that never came).

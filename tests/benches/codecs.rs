@@ -11,7 +11,7 @@ mod support;
 use std::hint::black_box;
 
 use redis::Commands;
-use rtc::{Codec, TaggedCache, TaggedCacheBuilder};
+use rtc::{Codec, Lifetime, TaggedCache, TaggedCacheBuilder};
 use rtc_tests::rows::{rows, Row};
 use rtc_tests::unique_namespace;
 use serde::Serialize;
@@ -81,7 +81,7 @@ fn main() {
         let mut group = criterion.benchmark_group(format!("codec_hit_{label}"));
         for encoding in ENCODINGS {
             let memory = encoding
-                .configure(TaggedCache::builder().in_local_memory(true))
+                .configure(TaggedCache::builder().in_memory())
                 .build()
                 .expect("an in-memory cache");
             let redis = encoding
@@ -93,7 +93,7 @@ fn main() {
                 .build()
                 .expect("an rtc cache on the bench server");
             for cache in [&memory, &redis] {
-                assert!(cache.set("rows", &value, TAGS, None));
+                assert!(cache.set("rows", &value, TAGS, Lifetime::Default));
                 assert_eq!(cache.get::<Vec<Row>>("rows", TAGS).as_ref(), Ok(&value));
             }
             sizes.push(StoredSize {

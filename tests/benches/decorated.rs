@@ -28,7 +28,7 @@ static REDIS_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
 
 static MEMORY_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
     TaggedCache::builder()
-        .in_local_memory(true)
+        .in_memory()
         .build()
         .expect("an in-memory rtc cache")
 });

@@ -9,7 +9,7 @@ mod support;
 use std::time::Instant;
 
 use criterion::Criterion;
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use support::latency::sync_row;
 use support::{BenchServer, User};
 
@@ -45,7 +45,7 @@ fn get_hit(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache)
         .arg(&value)
         .exec(&mut connection)
         .expect("SET");
-    assert!(cache.set("user:1", &support::user(1), TAGS, None));
+    assert!(cache.set("user:1", &support::user(1), TAGS, Lifetime::Default));
     assert_eq!(cache.get::<User>("user:1", TAGS), Ok(support::user(1)));
 
     let mut group = criterion.benchmark_group("get_hit");
@@ -66,8 +66,8 @@ fn get_hit(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache)
 fn get_tags(criterion: &mut Criterion, cache: &TaggedCache) {
     let one = ["tag1"];
     let twenty: Vec<String> = (1..=20).map(|tag| format!("tag{tag}")).collect();
-    assert!(cache.set("user:4", &support::user(4), one, None));
-    assert!(cache.set("user:5", &support::user(5), &twenty, None));
+    assert!(cache.set("user:4", &support::user(4), one, Lifetime::Default));
+    assert!(cache.set("user:5", &support::user(5), &twenty, Lifetime::Default));
 
     let mut group = criterion.benchmark_group("get_tags");
     sync_row(&mut group, "get_tags", "rtc_get_1_tag", || {
@@ -113,7 +113,7 @@ fn set(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache) {
     let mut connection = server.connection();
     let value = support::user_json(2);
     let user = support::user(2);
-    assert!(cache.set("user:2", &user, TAGS, None));
+    assert!(cache.set("user:2", &user, TAGS, Lifetime::Default));
 
     let mut group = criterion.benchmark_group("set");
     group.bench_function("raw_set", |bench| {
@@ -126,7 +126,7 @@ fn set(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache) {
         });
     });
     group.bench_function("rtc_set", |bench| {
-        bench.iter(|| assert!(cache.set("user:2", &user, TAGS, None)));
+        bench.iter(|| assert!(cache.set("user:2", &user, TAGS, Lifetime::Default)));
     });
     group.finish();
 }
@@ -157,7 +157,7 @@ fn get_many(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache
             .iter()
             .zip(&users)
             .map(|((key, tags), user)| (key, user, tags)),
-        None,
+        Lifetime::Default,
     );
     assert!(stored.iter().all(|stored| *stored));
     let read = || cache.get_many::<User>(entries.iter().map(|(key, tags)| (key, tags)));
@@ -184,7 +184,12 @@ fn get_many(criterion: &mut Criterion, server: &BenchServer, cache: &TaggedCache
 
 /// Invalidation touches only the tag's key, whatever the number of entries that carry it.
 fn invalidate(criterion: &mut Criterion, cache: &TaggedCache) {
-    assert!(cache.set("lonely", &support::user(3), ["lonely-tag"], None));
+    assert!(cache.set(
+        "lonely",
+        &support::user(3),
+        ["lonely-tag"],
+        Lifetime::Default
+    ));
     fill_crowd(cache);
     assert!(cache.get::<User>("crowd:0", ["crowded-tag"]).is_ok());
 
@@ -216,7 +221,7 @@ fn fill_crowd(cache: &TaggedCache) {
                         format!("crowd:{id}"),
                         &support::user(id),
                         ["crowded-tag"],
-                        None
+                        Lifetime::Default
                     )
                     .await
             );

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use cached::ConcurrentCached;
 use redis::{Commands, Connection};
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::unique_namespace;
 use serde::Serialize;
 use support::{BenchServer, User};
@@ -76,7 +76,7 @@ fn main() {
                 format!("user:{id}"),
                 &support::user(id),
                 ["tag1", "tag2"],
-                None
+                Lifetime::Default
             ));
         }
     });

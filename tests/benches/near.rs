@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput};
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use support::latency::{concurrent_row, sync_row};
 use support::{BenchServer, User, RAW_KEY};
 
@@ -65,7 +65,7 @@ fn cached_user_in_memory(id: u64) -> User {
 
 static MEMORY_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
     TaggedCache::builder()
-        .in_local_memory(true)
+        .in_memory()
         .build()
         .expect("an in-memory rtc cache")
 });
@@ -118,7 +118,7 @@ fn assert_all_near(before: rtc::CacheStats) {
 fn sync_hit(criterion: &mut Criterion, server: &BenchServer) {
     let mut connection = server.connection();
     let tags = ["user:7", "users"];
-    assert!(NEAR_CACHE.set("user:7", &support::user(ID), tags, None));
+    assert!(NEAR_CACHE.set("user:7", &support::user(ID), tags, Lifetime::Default));
     warm(|| {
         black_box(rtc_user(ID));
     });
@@ -157,7 +157,7 @@ fn known_tags_set(criterion: &mut Criterion, server: &BenchServer) {
     let mut connection = server.connection();
     let tags = ["user:7", "users"];
     let value = support::user(ID);
-    assert!(NEAR_CACHE.set("user:7", &value, tags, None));
+    assert!(NEAR_CACHE.set("user:7", &value, tags, Lifetime::Default));
     warm(|| {
         black_box(NEAR_CACHE.get::<User>("user:7", tags).expect("a hit"));
     });
@@ -188,7 +188,8 @@ fn known_tags_set(criterion: &mut Criterion, server: &BenchServer) {
         });
     });
     group.bench_function("rtc_set_known_tags", |bench| {
-        bench.iter(|| assert!(NEAR_CACHE.set(black_box("user:8"), &value, tags, None)));
+        bench
+            .iter(|| assert!(NEAR_CACHE.set(black_box("user:8"), &value, tags, Lifetime::Default)));
     });
     group.finish();
 }
@@ -305,7 +306,7 @@ fn invalidation_delay(server: &BenchServer) {
     let loaded = std::thread::scope(|scope| {
         let busy = &busy;
         scope.spawn(move || {
-            NEAR_CACHE.set("load", &0, ["load"], None);
+            NEAR_CACHE.set("load", &0, ["load"], Lifetime::Default);
             while busy.load(Ordering::Relaxed) {
                 black_box(NEAR_CACHE.get::<u32>("load", ["load"]).ok());
             }
@@ -316,7 +317,12 @@ fn invalidation_delay(server: &BenchServer) {
             // this process (BCAST announces every write under the prefixes).
             let mut n = 0_u64;
             while busy.load(Ordering::Relaxed) {
-                writer.set(format!("churn:{}", n % 1000), &n, ["churn"], None);
+                writer.set(
+                    format!("churn:{}", n % 1000),
+                    &n,
+                    ["churn"],
+                    Lifetime::Default,
+                );
                 n += 1;
                 std::thread::sleep(Duration::from_micros(200));
             }
@@ -338,7 +344,7 @@ fn delays(other: &TaggedCache) -> String {
     let mut delays = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
         let tag = format!("probe:{}", round % 10);
-        assert!(NEAR_CACHE.set("probe", &round, [tag.as_str()], None));
+        assert!(NEAR_CACHE.set("probe", &round, [tag.as_str()], Lifetime::Default));
         warm(|| {
             black_box(NEAR_CACHE.get::<usize>("probe", [tag.as_str()]).ok());
         });
@@ -382,7 +388,7 @@ fn tracking_table_memory(server: &BenchServer) {
     for chunk in values.chunks(1_000) {
         let entries = chunk.iter().map(|n| (format!("table:{n}"), n, ["table"]));
         assert!(writer
-            .set_many(entries, None)
+            .set_many(entries, Lifetime::Default)
             .into_iter()
             .all(|stored| stored));
     }

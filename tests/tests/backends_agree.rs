@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use rtc::{TaggedCache, MAX_TAGS};
+use rtc::{Lifetime, TaggedCache, MAX_TAGS};
 use rtc_tests::{unique_namespace, warnings, RedisServer};
 
 fn refuses_too_many_tags(cache: &TaggedCache, backend: &str) {
     let too_many: Vec<String> = (0..MAX_TAGS).map(|i| i.to_string()).collect();
-    let (stored, logged) = warnings::capture(|| cache.set("too many", &1, &too_many, None));
+    let (stored, logged) =
+        warnings::capture(|| cache.set("too many", &1, &too_many, Lifetime::Default));
     assert!(!stored, "{backend}: refused");
     assert_eq!(cache.stats().errors, 1, "{backend}: one error counted");
     assert!(
@@ -20,17 +21,14 @@ fn refuses_too_many_tags(cache: &TaggedCache, backend: &str) {
 
 #[test]
 fn too_many_tags_are_refused_alike_in_memory_and_on_redis() {
-    let memory = TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap();
+    let memory = TaggedCache::builder().in_memory().build().unwrap();
     refuses_too_many_tags(&memory, "in memory");
 
     let server = RedisServer::start();
     let redis = TaggedCache::builder()
         .namespace(unique_namespace("tag-limit"))
         .url(server.url())
-        .socket_timeout(Duration::from_secs(20))
+        .response_timeout(Duration::from_secs(20))
         .build()
         .unwrap();
     refuses_too_many_tags(&redis, "on Redis");

@@ -58,12 +58,7 @@ fn counts(
 
 #[test]
 fn every_decorated_call_is_one_hit_or_one_miss_on_every_backend() {
-    let memory = MEMORY.get_or_init(|| {
-        TaggedCache::builder()
-            .in_local_memory(true)
-            .build()
-            .unwrap()
-    });
+    let memory = MEMORY.get_or_init(|| TaggedCache::builder().in_memory().build().unwrap());
     let server = RedisServer::start();
     let redis = REDIS.get_or_init(|| {
         TaggedCache::builder()

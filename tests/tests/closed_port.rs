@@ -13,7 +13,7 @@ const BOUND: Duration = Duration::from_millis(75);
 fn closed_port_cache() -> TaggedCache {
     TaggedCache::builder()
         .url(format!("redis://127.0.0.1:{}/0", free_port()))
-        .socket_connect_timeout(Duration::from_secs(1))
+        .connect_timeout(Duration::from_secs(1))
         .build()
         .unwrap()
 }

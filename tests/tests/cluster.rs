@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use behaviours::Fixture;
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::cluster::RedisCluster;
 use rtc_tests::gates::wait_until;
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
@@ -20,8 +20,8 @@ fn cluster_cache(cluster: &RedisCluster) -> TaggedCache {
     TaggedCache::builder()
         .namespace(unique_namespace("cluster"))
         .cluster_urls(cluster.urls())
-        .socket_timeout(Duration::from_millis(500))
-        .socket_connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
         .build()
         .unwrap()
 }
@@ -41,7 +41,7 @@ fn entries_and_tags_spread_over_every_shard() {
             format!("k{i}"),
             &i,
             [format!("t{i}"), "shared".into()],
-            None
+            Lifetime::Default
         ));
     }
     for i in 0..200 {

@@ -6,7 +6,7 @@
 use std::sync::OnceLock;
 
 use redis::Commands;
-use rtc::{cached, Codec, TaggedCache};
+use rtc::{cached, Codec, Lifetime, TaggedCache};
 use rtc_tests::rows::{rows, Row};
 use rtc_tests::{statics, unique_namespace, warnings, RedisServer};
 
@@ -41,7 +41,10 @@ fn round_trips(cache: &TaggedCache, label: &str) {
     for count in [1, 100] {
         let value = rows(count);
         let key = format!("rows:{count}");
-        assert!(cache.set(&key, &value, ["rows"], None), "{label}: stored");
+        assert!(
+            cache.set(&key, &value, ["rows"], Lifetime::Default),
+            "{label}: stored"
+        );
         assert_eq!(cache.get::<Vec<Row>>(&key, ["rows"]), Ok(value), "{label}");
     }
     assert_eq!(cache.stats().errors, 0, "{label}: no codec trouble");
@@ -51,7 +54,7 @@ fn round_trips(cache: &TaggedCache, label: &str) {
 fn every_codec_reads_back_what_it_wrote_in_memory_and_on_redis() {
     let server = RedisServer::start();
     for encoding in encodings() {
-        let memory = with_encoding(TaggedCache::builder().in_local_memory(true), encoding);
+        let memory = with_encoding(TaggedCache::builder().in_memory(), encoding);
         round_trips(&memory, &format!("{encoding:?} in memory"));
         let redis = with_encoding(redis_builder(&server, &unique_namespace("codec")), encoding);
         round_trips(&redis, &format!("{encoding:?} on Redis"));
@@ -76,7 +79,7 @@ fn an_entry_of_another_codec_is_a_miss_with_one_warning_never_a_wrong_value() {
             .unwrap();
         // JSON's `7` is the byte 0x37, which postcard would read as 55 if the codec were not
         // recorded.
-        assert!(writing.set("n", &7u64, ["t"], None));
+        assert!(writing.set("n", &7u64, ["t"], Lifetime::Default));
         let (reads, logged) = warnings::capture(|| {
             (0..3)
                 .map(|_| reading.get::<u64>("n", ["t"]))
@@ -100,7 +103,7 @@ fn an_entry_of_another_codec_is_a_miss_with_one_warning_never_a_wrong_value() {
         );
 
         // The reader's own write replaces the entry, and then it hits.
-        assert!(reading.set("n", &8u64, ["t"], None));
+        assert!(reading.set("n", &8u64, ["t"], Lifetime::Default));
         assert_eq!(reading.get::<u64>("n", ["t"]), Ok(8));
     }
 }
@@ -126,7 +129,7 @@ fn compressed_entries_are_smaller_and_read_by_every_cache_of_the_namespace() {
         .compress_above(1024)
         .build()
         .unwrap();
-    assert!(compressing.set("rows", &value, ["rows"], None));
+    assert!(compressing.set("rows", &value, ["rows"], Lifetime::Default));
     let (_, stored) = stored_entry(&server, &compressing);
     assert!(
         stored.len() * 3 < json_length,
@@ -143,7 +146,7 @@ fn compressed_entries_are_smaller_and_read_by_every_cache_of_the_namespace() {
         .compress_above(1024)
         .build()
         .unwrap();
-    assert!(compressing.set("row", &rows(1), ["rows"], None));
+    assert!(compressing.set("row", &rows(1), ["rows"], Lifetime::Default));
     let (_, stored) = stored_entry(&server, &compressing);
     let json = serde_json::to_vec(&rows(1)).unwrap();
     assert!(stored.ends_with(&json), "uncompressed below the threshold");
@@ -157,7 +160,7 @@ fn corrupt_compressed_bytes_are_a_miss_with_a_warning() {
         .build()
         .unwrap();
     let value = rows(100);
-    assert!(cache.set("rows", &value, ["rows"], None));
+    assert!(cache.set("rows", &value, ["rows"], Lifetime::Default));
     let (key, mut stored) = stored_entry(&server, &cache);
     let middle = stored.len() - 200;
     stored[middle..middle + 16].fill(0xff);
@@ -187,7 +190,7 @@ fn entries_written_by_rtc_0_1_are_read_by_json_caches_and_missed_by_others() {
     let namespace = unique_namespace("format-1");
     let json = redis_builder(&server, &namespace).build().unwrap();
     let value = rows(3);
-    assert!(json.set("rows", &value, ["rows", "old"], None));
+    assert!(json.set("rows", &value, ["rows", "old"], Lifetime::Default));
     let (key, stored) = stored_entry(&server, &json);
     let old = as_format_1(&stored, &serde_json::to_vec(&value).unwrap());
     let _: () = server.connection().set(&key, &old).unwrap();
@@ -257,6 +260,6 @@ fn postcard_length(value: &Vec<Row>) -> usize {
         .codec(Codec::Postcard)
         .build()
         .unwrap();
-    assert!(cache.set("v", value, rtc::NO_TAGS, None));
+    assert!(cache.set("v", value, rtc::NO_TAGS, Lifetime::Default));
     stored_entry(&server, &cache).1.len()
 }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use redis::Commands;
-use rtc::{TaggedCache, NO_TAGS};
+use rtc::{Lifetime, TaggedCache, NO_TAGS};
 use rtc_tests::cluster::RedisCluster;
 use rtc_tests::statics::install;
 use rtc_tests::{unique_namespace, RedisServer};
@@ -23,8 +23,8 @@ fn load(runs: &AtomicU64, item: u64) -> u64 {
 fn cache(builder: rtc::TaggedCacheBuilder) -> TaggedCache {
     builder
         .namespace(unique_namespace("corrupt-tags"))
-        .socket_timeout(Duration::from_millis(500))
-        .socket_connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
         .build()
         .unwrap()
 }
@@ -66,7 +66,7 @@ fn a_decorated_call_repairs_a_corrupt_tag_and_caches_again() {
 fn set_on_a_cluster_repairs_a_corrupt_tag() {
     let cluster = RedisCluster::start();
     let cache = cache(TaggedCache::builder().cluster_urls(cluster.urls()));
-    assert!(cache.set("k", &1, ["t"], None));
+    assert!(cache.set("k", &1, ["t"], Lifetime::Default));
     let mut masters: Vec<redis::Connection> = cluster
         .master_ports()
         .into_iter()
@@ -81,9 +81,12 @@ fn set_on_a_cluster_repairs_a_corrupt_tag() {
         cache.get::<i32>("k", ["t"]).is_err(),
         "a corrupt tag is a miss"
     );
-    assert!(cache.set("k", &2, ["t"], None), "the write repairs the tag");
+    assert!(
+        cache.set("k", &2, ["t"], Lifetime::Default),
+        "the write repairs the tag"
+    );
     assert_eq!(cache.get::<i32>("k", ["t"]), Ok(2));
-    assert!(cache.set("other", &3, NO_TAGS, None));
+    assert!(cache.set("other", &3, NO_TAGS, Lifetime::Default));
     assert_eq!(cache.get::<i32>("other", NO_TAGS), Ok(3));
     assert_eq!(cache.stats().errors, 0);
 }

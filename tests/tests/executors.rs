@@ -7,7 +7,7 @@ use std::sync::{Arc, Barrier, OnceLock};
 use std::time::Duration;
 
 use futures_executor::block_on;
-use rtc::{TaggedCache, NO_TAGS};
+use rtc::{Lifetime, TaggedCache, NO_TAGS};
 use rtc_tests::statics::install;
 use rtc_tests::{warnings, RedisServer};
 
@@ -40,12 +40,7 @@ async fn on_redis(runs: &AtomicU64) -> u64 {
 #[test]
 fn the_in_memory_backend_coalesces_async_callers_on_any_executor() {
     MEMORY
-        .set(
-            TaggedCache::builder()
-                .in_local_memory(true)
-                .build()
-                .unwrap(),
-        )
+        .set(TaggedCache::builder().in_memory().build().unwrap())
         .unwrap();
     BOTH_CALLING.set(Barrier::new(2)).unwrap();
     let runs = Arc::new(AtomicU64::new(0));
@@ -66,7 +61,12 @@ fn the_in_memory_backend_coalesces_async_callers_on_any_executor() {
     assert!(runs.load(Ordering::SeqCst) <= 2);
     assert_eq!(block_on(in_memory(&runs)), 7);
     let cache = MEMORY.get().unwrap();
-    assert!(block_on(cache.set_async("k", &1, NO_TAGS, None)));
+    assert!(block_on(cache.set_async(
+        "k",
+        &1,
+        NO_TAGS,
+        Lifetime::Default
+    )));
     assert_eq!(block_on(cache.get_async::<i32>("k", NO_TAGS)), Ok(1));
     assert!(block_on(cache.invalidate_all_async()));
 }
@@ -109,6 +109,6 @@ fn the_redis_backend_outside_tokio_warns_and_computes_uncached() {
     );
     // The sync API on the same cache is not affected.
     let cache = REDIS.get().unwrap();
-    assert!(cache.set("k", &1, NO_TAGS, None));
+    assert!(cache.set("k", &1, NO_TAGS, Lifetime::Default));
     assert_eq!(cache.get::<i32>("k", NO_TAGS), Ok(1));
 }

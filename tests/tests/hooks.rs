@@ -63,7 +63,7 @@ fn square(n: u64) -> u64 {
 
 #[test]
 fn the_hook_sees_a_miss_then_a_hit_of_a_function() {
-    let (cache, journal) = recording(TaggedCache::builder().in_local_memory(true));
+    let (cache, journal) = recording(TaggedCache::builder().in_memory());
     SQUARE.set(cache.clone()).unwrap();
 
     assert_eq!(square(7), 49);
@@ -131,7 +131,7 @@ impl UserRepo {
 
 #[test]
 fn the_hook_tells_a_method_from_a_function() {
-    let (cache, journal) = recording(TaggedCache::builder().in_local_memory(true));
+    let (cache, journal) = recording(TaggedCache::builder().in_memory());
     REPOS.set(cache).unwrap();
     let repo = UserRepo { prefix: "user-" };
     assert_eq!(repo.find(1), "user-1");
@@ -155,7 +155,7 @@ fn answer() -> u32 {
 #[test]
 fn a_panicking_hook_does_not_reach_the_caller() {
     let cache = TaggedCache::builder()
-        .in_local_memory(true)
+        .in_memory()
         .cache_hook(|_: &str, _: &[String], _: &CacheInfo, _| panic!("a broken hook"))
         .build()
         .unwrap();

@@ -60,7 +60,7 @@ fn calls_and_errors_reach_the_recorder() {
         &CACHE,
         TaggedCache::builder()
             .namespace("metered")
-            .in_local_memory(true)
+            .in_memory()
             .build()
             .unwrap(),
     );

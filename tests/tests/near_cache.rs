@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rtc::{TaggedCache, NO_TAGS};
+use rtc::{Lifetime, TaggedCache, NO_TAGS};
 use rtc_tests::gates::wait_until;
 use rtc_tests::{unique_namespace, RedisServer};
 
@@ -46,7 +46,7 @@ fn plain_cache(server: &RedisServer, namespace: &str) -> TaggedCache {
 fn a_second_read_is_answered_near() {
     let server = RedisServer::start();
     let cache = near_cache(&server, &unique_namespace("near"));
-    assert!(cache.set("k", &1, ["t"], None));
+    assert!(cache.set("k", &1, ["t"], Lifetime::Default));
     assert_eq!(cache.get::<i32>("k", ["t"]), Ok(1));
     assert_eq!(answered_near(&cache, "k", &["t"]), Some(1));
     let stats = cache.stats();
@@ -62,11 +62,11 @@ fn this_process_never_sees_its_own_change_late() {
     let server = RedisServer::start();
     let cache = near_cache(&server, &unique_namespace("near"));
     let warm = |value: i32| {
-        assert!(cache.set("k", &value, ["t"], None));
+        assert!(cache.set("k", &value, ["t"], Lifetime::Default));
         assert_eq!(answered_near(&cache, "k", &["t"]), Some(value));
     };
     warm(1);
-    assert!(cache.set("k", &2, ["t"], None));
+    assert!(cache.set("k", &2, ["t"], Lifetime::Default));
     assert_eq!(cache.get::<i32>("k", ["t"]), Ok(2), "set");
     warm(3);
     assert!(cache.delete("k", ["t"]));
@@ -86,7 +86,7 @@ fn another_process_change_stops_the_near_hit() {
     let cache = near_cache(&server, &namespace);
     let other = plain_cache(&server, &namespace);
     let warm = |value: i32| {
-        assert!(other.set("k", &value, ["t"], None));
+        assert!(other.set("k", &value, ["t"], Lifetime::Default));
         wait_until(PATIENCE, "the new value", || {
             cache.get::<i32>("k", ["t"]) == Ok(value)
         });
@@ -103,7 +103,7 @@ fn another_process_change_stops_the_near_hit() {
         cache.get::<i32>("k", ["t"]).is_err()
     });
     warm(3);
-    assert!(other.set("k", &4, ["t"], None));
+    assert!(other.set("k", &4, ["t"], Lifetime::Default));
     wait_until(PATIENCE, "an overwrite elsewhere", || {
         cache.get::<i32>("k", ["t"]) == Ok(4)
     });
@@ -126,7 +126,7 @@ fn another_process_change_stops_the_near_hit() {
 fn read_until_past_its_lifetime(lifetime: Duration) {
     let server = RedisServer::start();
     let cache = near_cache(&server, &unique_namespace("near"));
-    assert!(cache.set("k", &1, NO_TAGS, Some(lifetime)));
+    assert!(cache.set("k", &1, NO_TAGS, lifetime));
     // Redis's own expiry is no later than this plus the lifetime, and a millisecond: Redis
     // keeps a key through the millisecond it expires in (and a read in that millisecond may
     // keep it near for what is left of it).
@@ -302,17 +302,17 @@ fn no_near_value_survives(lose: impl FnOnce(&mut RedisServer), restarts: bool) {
     let mut server = RedisServer::start();
     let namespace = unique_namespace("near-lost");
     let cache = near_cache(&server, &namespace);
-    assert!(cache.set("k", &1, ["t"], None));
+    assert!(cache.set("k", &1, ["t"], Lifetime::Default));
     assert_eq!(answered_near(&cache, "k", &["t"]), Some(1));
     lose(&mut server);
     let other = plain_cache(&server, &namespace);
     if restarts {
         // The restarted server is empty: nothing to read until the other process writes.
         wait_until(PATIENCE, "the other process's write", || {
-            other.set("k", &2, ["t"], None)
+            other.set("k", &2, ["t"], Lifetime::Default)
         });
     } else {
-        assert!(other.set("k", &2, ["t"], None));
+        assert!(other.set("k", &2, ["t"], Lifetime::Default));
     }
     wait_until(PATIENCE, "tracking back", || cache.near_cache_active());
     // Until the tracker has noticed the loss (a moment after it happened, as with any
@@ -364,14 +364,14 @@ fn a_frozen_server_turns_the_near_cache_off_until_it_answers() {
     let cache = TaggedCache::builder()
         .url(server.url())
         .namespace(unique_namespace("near-frozen"))
-        .socket_timeout(Duration::from_millis(200))
+        .response_timeout(Duration::from_millis(200))
         .near_cache(100)
         .build()
         .unwrap();
     wait_until(PATIENCE, "near cache tracking", || {
         cache.near_cache_active()
     });
-    assert!(cache.set("k", &1, NO_TAGS, None));
+    assert!(cache.set("k", &1, NO_TAGS, Lifetime::Default));
     assert_eq!(answered_near(&cache, "k", &[]), Some(1));
     server.freeze();
     wait_until(PATIENCE, "the heartbeat to fail", || {
@@ -399,13 +399,13 @@ fn no_reader_in_this_process_sees_a_value_older_than_a_finished_write() {
     let server = RedisServer::start();
     let cache = near_cache(&server, &unique_namespace("near-race"));
     let committed = AtomicI64::new(0);
-    assert!(cache.set("k", &0_i64, ["t"], None));
+    assert!(cache.set("k", &0_i64, ["t"], Lifetime::Default));
     let stop = rtc_tests::workers::Stop::default();
     std::thread::scope(|scope| {
         scope.spawn(|| {
             let _stop = stop.on_exit();
             for value in 1..=300_i64 {
-                assert!(cache.set("k", &value, ["t"], None));
+                assert!(cache.set("k", &value, ["t"], Lifetime::Default));
                 committed.store(value, Ordering::SeqCst);
                 // Leave the readers time to fill and hit near between writes (bounded: on a
                 // loaded machine some writes follow each other at once, which is fine too).
@@ -416,7 +416,7 @@ fn no_reader_in_this_process_sees_a_value_older_than_a_finished_write() {
                 }
                 if value % 3 == 0 {
                     assert!(cache.invalidate(["t"]));
-                    assert!(cache.set("k", &value, ["t"], None));
+                    assert!(cache.set("k", &value, ["t"], Lifetime::Default));
                 }
             }
         });
@@ -458,7 +458,7 @@ fn the_near_cache_holds_at_most_its_bound() {
     let before = resident();
     for n in 0..2_000 {
         let key = n.to_string();
-        assert!(bounded.set(&key, &value, NO_TAGS, None));
+        assert!(bounded.set(&key, &value, NO_TAGS, Lifetime::Default));
         assert_eq!(
             bounded.get::<String>(&key, NO_TAGS).map(|v| v.len()),
             Ok(100_000)
@@ -490,18 +490,18 @@ fn command_calls(server: &RedisServer, command: &str) -> u64 {
 fn a_set_whose_tag_versions_are_tracked_is_a_plain_set() {
     let server = RedisServer::start();
     let cache = near_cache(&server, &unique_namespace("near-set"));
-    assert!(cache.set("a", &1, ["t"], None));
+    assert!(cache.set("a", &1, ["t"], Lifetime::Default));
     assert_eq!(answered_near(&cache, "a", &["t"]), Some(1));
     let (scripts, sets) = (
         command_calls(&server, "evalsha"),
         command_calls(&server, "set"),
     );
-    assert!(cache.set("b", &2, ["t"], None));
+    assert!(cache.set("b", &2, ["t"], Lifetime::Default));
     assert_eq!(command_calls(&server, "evalsha"), scripts, "no script");
     assert_eq!(command_calls(&server, "set"), sets + 1, "one SET");
     assert_eq!(cache.get::<i32>("b", ["t"]), Ok(2));
     // An unknown tag: the script, as without a near cache.
-    assert!(cache.set("c", &3, ["t", "other"], None));
+    assert!(cache.set("c", &3, ["t", "other"], Lifetime::Default));
     assert_eq!(command_calls(&server, "evalsha"), scripts + 1);
     assert_eq!(cache.get::<i32>("c", ["t", "other"]), Ok(3));
 }

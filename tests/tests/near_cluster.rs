@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::cluster::RedisCluster;
 use rtc_tests::gates::wait_until;
 use rtc_tests::unique_namespace;
@@ -15,8 +15,8 @@ fn cache(cluster: &RedisCluster, namespace: &str, near: bool) -> TaggedCache {
     let mut builder = TaggedCache::builder()
         .namespace(namespace)
         .cluster_urls(cluster.urls())
-        .socket_timeout(Duration::from_millis(500))
-        .socket_connect_timeout(Duration::from_millis(500));
+        .response_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500));
     if near {
         builder = builder.near_cache(1_000);
     }
@@ -46,7 +46,7 @@ fn write_all(cache: &TaggedCache, value: u64) {
     for n in 0..KEYS {
         let key = format!("k{n}");
         wait_until(PATIENCE, "a write", || {
-            cache.set(&key, &value, [format!("t{n}")], None)
+            cache.set(&key, &value, [format!("t{n}")], Lifetime::Default)
         });
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::gates::wait_until;
 use rtc_tests::sentinel::{RedisSentinel, SERVICE};
 use rtc_tests::unique_namespace;
@@ -14,8 +14,8 @@ fn cache(deployment: &RedisSentinel, namespace: &str, near: bool) -> TaggedCache
     let mut builder = TaggedCache::builder()
         .namespace(namespace)
         .sentinel(deployment.urls(), SERVICE)
-        .socket_timeout(Duration::from_millis(500))
-        .socket_connect_timeout(Duration::from_millis(500));
+        .response_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500));
     if near {
         builder = builder.near_cache(100);
     }
@@ -41,19 +41,19 @@ fn behind_sentinel_changes_and_a_failover_reach_the_near_cache() {
     let namespace = unique_namespace("near-sentinel");
     let near = cache(&deployment, &namespace, true);
     let other = cache(&deployment, &namespace, false);
-    assert!(other.set("k", &1, ["t"], None));
+    assert!(other.set("k", &1, ["t"], Lifetime::Default));
     answered_near(&near, 1);
     assert!(other.invalidate(["t"]));
     wait_until(PATIENCE, "the invalidation", || {
         near.get::<i32>("k", ["t"]).is_err()
     });
-    assert!(other.set("k", &2, ["t"], None));
+    assert!(other.set("k", &2, ["t"], Lifetime::Default));
     answered_near(&near, 2);
 
     let old = deployment.kill_primary();
     deployment.wait_for_new_primary(old);
     wait_until(PATIENCE, "a write to the new primary", || {
-        other.set("k", &3, ["t"], None)
+        other.set("k", &3, ["t"], Lifetime::Default)
     });
     wait_until(PATIENCE, "tracking back", || near.near_cache_active());
     wait_until(PATIENCE, "the value written after the failover", || {

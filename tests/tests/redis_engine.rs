@@ -4,7 +4,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+use rtc::{Lifetime, MissKind, TaggedCache, NO_TAGS};
 use rtc_tests::statics::install;
 use rtc_tests::{free_port, unique_namespace, RedisServer};
 
@@ -12,8 +12,8 @@ fn cache_on(server: &RedisServer) -> TaggedCache {
     TaggedCache::builder()
         .namespace(unique_namespace("redis"))
         .url(server.url())
-        .socket_timeout(Duration::from_millis(500))
-        .socket_connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
         .build()
         .unwrap()
 }
@@ -40,7 +40,7 @@ fn a_hit_is_one_command_whatever_the_number_of_tags() {
     let cache = cache_on(&server);
     let mut probe = server.connection();
     let tags: Vec<String> = (0..50).map(|i| format!("tag{i}")).collect();
-    cache.set("k", &"value", &tags, None);
+    cache.set("k", &"value", &tags, Lifetime::Default);
     let hit = commands_sent_by(&mut probe, || {
         assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("value"))
     });
@@ -66,16 +66,18 @@ fn a_set_is_one_script_call_once_the_script_is_loaded() {
     let server = RedisServer::start();
     let cache = cache_on(&server);
     let mut probe = server.connection();
-    cache.set("warm-up", &0, ["a", "b"], None);
+    cache.set("warm-up", &0, ["a", "b"], Lifetime::Default);
     // Commands a script runs count too: with the namespace tag, 3 GETs of tag versions and the
     // SET of the entry, plus the EVALSHA itself.
     let evalsha = calls_of(&mut probe, "evalsha");
-    let set = commands_sent_by(&mut probe, || assert!(cache.set("k", &1, ["a", "b"], None)));
+    let set = commands_sent_by(&mut probe, || {
+        assert!(cache.set("k", &1, ["a", "b"], Lifetime::Default))
+    });
     assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 1);
     assert_eq!(set, 1 + 3 + 1, "one EVALSHA, nothing else from the client");
     // New tags are created inside the same script: two more SETs, still one EVALSHA.
     let new_tags = commands_sent_by(&mut probe, || {
-        assert!(cache.set("k2", &1, ["c", "d"], None))
+        assert!(cache.set("k2", &1, ["c", "d"], Lifetime::Default))
     });
     assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 2);
     assert_eq!(new_tags, 1 + 3 + 2 + 1);
@@ -87,7 +89,7 @@ fn invalidation_is_one_command_per_tag_whatever_the_number_of_entries() {
     let cache = cache_on(&server);
     let mut probe = server.connection();
     for i in 0..2000 {
-        cache.set(format!("k{i}"), &i, ["crowded"], None);
+        cache.set(format!("k{i}"), &i, ["crowded"], Lifetime::Default);
     }
     let invalidate = commands_sent_by(&mut probe, || assert!(cache.invalidate(["crowded"])));
     assert_eq!(invalidate, 1);
@@ -100,7 +102,12 @@ fn invalidation_is_one_command_per_tag_whatever_the_number_of_entries() {
 fn keys_are_namespaced_hashes_with_no_user_text() {
     let server = RedisServer::start();
     let cache = cache_on(&server);
-    cache.set("secret:user:42\n*", &1, ["tag with spaces"], None);
+    cache.set(
+        "secret:user:42\n*",
+        &1,
+        ["tag with spaces"],
+        Lifetime::Default,
+    );
     let mut probe = server.connection();
     let keys: Vec<String> = probe.keys("*").unwrap();
     assert!(!keys.is_empty());
@@ -121,7 +128,7 @@ fn keys_are_namespaced_hashes_with_no_user_text() {
 fn corrupt_or_foreign_bytes_under_an_entry_key_are_a_miss() {
     let server = RedisServer::start();
     let cache = cache_on(&server);
-    cache.set("k", &"good", ["t"], None);
+    cache.set("k", &"good", ["t"], Lifetime::Default);
     let mut probe = server.connection();
     let entry: String = probe
         .keys::<_, Vec<String>>("rtc:e:*")
@@ -139,16 +146,19 @@ fn corrupt_or_foreign_bytes_under_an_entry_key_are_a_miss() {
         let _: () = probe.set(&entry, bytes).unwrap();
         assert_eq!(
             cache.get::<String>("k", ["t"]),
-            Err(CacheMiss),
+            Err(MissKind::Absent.into()),
             "bytes {bytes:?}"
         );
     }
     // A key of the wrong type is a miss too, and a later write repairs it.
     let _: () = probe.del(&entry).unwrap();
     let _: () = probe.rpush(&entry, "list").unwrap();
-    assert_eq!(cache.get::<String>("k", ["t"]), Err(CacheMiss));
+    assert_eq!(
+        cache.get::<String>("k", ["t"]),
+        Err(MissKind::Absent.into())
+    );
     let _: () = probe.del(&entry).unwrap();
-    assert!(cache.set("k", &"good again", ["t"], None));
+    assert!(cache.set("k", &"good again", ["t"], Lifetime::Default));
     assert_eq!(cache.get::<String>("k", ["t"]).as_deref(), Ok("good again"));
 }
 
@@ -157,12 +167,12 @@ fn a_corrupt_tag_version_is_a_miss_and_is_repaired_by_the_next_write() {
     let server = RedisServer::start();
     let cache = cache_on(&server);
     let mut probe = server.connection();
-    cache.set("k", &1, NO_TAGS, None);
+    cache.set("k", &1, NO_TAGS, Lifetime::Default);
     let tags: Vec<String> = probe.keys("rtc:t:*").unwrap();
     assert_eq!(tags.len(), 1, "only the namespace tag");
     let _: () = probe.set(&tags[0], "not a version").unwrap();
     assert!(cache.get::<i32>("k", NO_TAGS).is_err());
-    assert!(cache.set("k", &2, NO_TAGS, None));
+    assert!(cache.set("k", &2, NO_TAGS, Lifetime::Default));
     assert_eq!(cache.get::<i32>("k", NO_TAGS), Ok(2));
 }
 
@@ -170,16 +180,22 @@ fn a_corrupt_tag_version_is_a_miss_and_is_repaired_by_the_next_write() {
 fn an_unreachable_server_is_a_miss_and_later_calls_skip_it() {
     let cache = TaggedCache::builder()
         .url(format!("redis://127.0.0.1:{}/0", free_port()))
-        .socket_connect_timeout(Duration::from_millis(300))
+        .connect_timeout(Duration::from_millis(300))
         .build()
         .unwrap();
-    assert_eq!(cache.get::<i32>("k", ["t"]), Err(CacheMiss));
-    assert!(!cache.set("k", &1, ["t"], None));
+    assert_eq!(
+        cache.get::<i32>("k", ["t"]),
+        Err(MissKind::Unavailable.into())
+    );
+    assert!(!cache.set("k", &1, ["t"], Lifetime::Default));
     assert!(!cache.invalidate(["t"]));
     assert!(!cache.delete("k", ["t"]));
     let started = Instant::now();
     for _ in 0..100 {
-        assert_eq!(cache.get::<i32>("k", ["t"]), Err(CacheMiss));
+        assert_eq!(
+            cache.get::<i32>("k", ["t"]),
+            Err(MissKind::Unavailable.into())
+        );
     }
     // Backing off, the calls do not even try to connect (a generous bound, not a benchmark).
     assert!(
@@ -194,13 +210,16 @@ fn an_unreachable_server_is_a_miss_and_later_calls_skip_it() {
 fn caching_resumes_by_itself_after_redis_is_killed_and_restarted() {
     let mut server = RedisServer::start();
     let cache = cache_on(&server);
-    assert!(cache.set("k", &1, ["t"], None));
+    assert!(cache.set("k", &1, ["t"], Lifetime::Default));
     server.kill();
-    assert_eq!(cache.get::<i32>("k", ["t"]), Err(CacheMiss));
-    assert!(!cache.set("k", &2, ["t"], None));
+    assert_eq!(
+        cache.get::<i32>("k", ["t"]),
+        Err(MissKind::Unavailable.into())
+    );
+    assert!(!cache.set("k", &2, ["t"], Lifetime::Default));
     server.restart();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !cache.set("k", &3, ["t"], None) {
+    while !cache.set("k", &3, ["t"], Lifetime::Default) {
         assert!(Instant::now() < deadline, "caching did not resume");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -217,12 +236,15 @@ fn async_calls_resume_after_a_restart_too() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        assert!(cache.set_async("k", &1, ["t"], None).await);
+        assert!(cache.set_async("k", &1, ["t"], Lifetime::Default).await);
         server.kill();
-        assert_eq!(cache.get_async::<i32>("k", ["t"]).await, Err(CacheMiss));
+        assert_eq!(
+            cache.get_async::<i32>("k", ["t"]).await,
+            Err(MissKind::Unavailable.into())
+        );
         server.restart();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !cache.set_async("k", &3, ["t"], None).await {
+        while !cache.set_async("k", &3, ["t"], Lifetime::Default).await {
             assert!(Instant::now() < deadline, "async caching did not resume");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -245,7 +267,9 @@ fn a_tag_created_by_two_racing_writers_gets_one_version() {
         .collect();
     std::thread::scope(|scope| {
         for (i, cache) in caches.iter().enumerate() {
-            scope.spawn(move || assert!(cache.set(format!("k{i}"), &i, ["fresh-tag"], None)));
+            scope.spawn(move || {
+                assert!(cache.set(format!("k{i}"), &i, ["fresh-tag"], Lifetime::Default))
+            });
         }
     });
     // Every writer stamped its entry with the one version that won, so all of them hit.
@@ -269,7 +293,7 @@ fn a_hundred_entries_are_one_mget_whatever_their_tags() {
     };
     let stored = cache.set_many(
         values.iter().map(|i| (format!("k{i}"), i, tags_of(*i))),
-        None,
+        Lifetime::Default,
     );
     assert_eq!(stored, vec![true; 100]);
     let mget = calls_of(&mut probe, "mget");
@@ -296,14 +320,14 @@ fn set_many_is_one_script_call() {
     let server = RedisServer::start();
     let cache = cache_on(&server);
     let mut probe = server.connection();
-    cache.set("warm-up", &0, ["shared"], None);
+    cache.set("warm-up", &0, ["shared"], Lifetime::Default);
     let evalsha = calls_of(&mut probe, "evalsha");
     let values: Vec<u32> = (0..100).collect();
     let sent = commands_sent_by(&mut probe, || {
         let entries = values
             .iter()
             .map(|i| (format!("k{i}"), i, [format!("own{i}"), "shared".into()]));
-        assert_eq!(cache.set_many(entries, None), vec![true; 100]);
+        assert_eq!(cache.set_many(entries, Lifetime::Default), vec![true; 100]);
     });
     assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 1);
     // Inside the script: one GET per tag (the namespace tag, `shared`, 100 own tags), a SET for
@@ -330,7 +354,12 @@ fn get_many_finds_what_a_cached_function_stored_with_one_more_round_trip() {
     let mut probe = server.connection();
     report(2020);
     report(2021);
-    cache.set("report:plain", &"plain".to_owned(), ["reports"], None);
+    cache.set(
+        "report:plain",
+        &"plain".to_owned(),
+        ["reports"],
+        Lifetime::Default,
+    );
     let asked =
         ["report:2020", "report:plain", "report:2021", "report:2022"].map(|key| (key, "reports"));
     let sent = commands_sent_by(&mut probe, || {
@@ -338,7 +367,7 @@ fn get_many_finds_what_a_cached_function_stored_with_one_more_round_trip() {
         let expected =
             ["report of 2020", "plain", "report of 2021"].map(|text| Ok(text.to_owned()));
         assert_eq!(got[..3], expected);
-        assert_eq!(got[3], Err(CacheMiss));
+        assert_eq!(got[3], Err(MissKind::Absent.into()));
     });
     assert_eq!(
         sent, 2,
@@ -348,7 +377,7 @@ fn get_many_finds_what_a_cached_function_stored_with_one_more_round_trip() {
     let got = cache.get_many::<String>(asked);
     assert_eq!(
         got[0],
-        Err(CacheMiss),
+        Err(MissKind::Absent.into()),
         "the function's entries miss after invalidate_all_report"
     );
     assert_eq!(got[1].as_deref(), Ok("plain"));
@@ -359,18 +388,21 @@ fn a_batch_against_an_unreachable_server_misses_everything_with_one_error() {
     let unreachable = || {
         TaggedCache::builder()
             .url(format!("redis://127.0.0.1:{}/0", free_port()))
-            .socket_connect_timeout(Duration::from_millis(300))
+            .connect_timeout(Duration::from_millis(300))
             .build()
             .unwrap()
     };
     let cache = unreachable();
     let got = cache.get_many::<i32>((0..10).map(|i| (format!("k{i}"), "t")));
-    assert_eq!(got, vec![Err(CacheMiss); 10]);
+    assert_eq!(got, vec![Err(MissKind::Unavailable.into()); 10]);
     let stats = cache.stats();
     assert_eq!((stats.misses, stats.errors), (10, 1));
 
     let cache = unreachable();
-    let stored = cache.set_many((0..10).map(|i| (format!("k{i}"), &1, "t")), None);
+    let stored = cache.set_many(
+        (0..10).map(|i| (format!("k{i}"), &1, "t")),
+        Lifetime::Default,
+    );
     assert_eq!(stored, vec![false; 10]);
     let stats = cache.stats();
     assert_eq!((stats.sets, stats.errors), (0, 1));

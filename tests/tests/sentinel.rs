@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use behaviours::Fixture;
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::gates::wait_until;
 use rtc_tests::sentinel::{RedisSentinel, SERVICE};
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
@@ -19,8 +19,8 @@ fn sentinel_cache(deployment: &RedisSentinel) -> TaggedCache {
     TaggedCache::builder()
         .namespace(unique_namespace("sentinel"))
         .sentinel(deployment.urls(), SERVICE)
-        .socket_timeout(Duration::from_millis(500))
-        .socket_connect_timeout(Duration::from_millis(500))
+        .response_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
         .build()
         .unwrap()
 }
@@ -36,7 +36,7 @@ fn keys_on(deployment: &RedisSentinel, port: u16, cache: &TaggedCache) -> usize 
 
 /// Writes, reads and invalidates through `cache`, sync and async.
 fn round_trip(cache: &TaggedCache) {
-    assert!(cache.set("k", &1, ["a"], None));
+    assert!(cache.set("k", &1, ["a"], Lifetime::Default));
     assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -44,7 +44,7 @@ fn round_trip(cache: &TaggedCache) {
         .unwrap();
     runtime.block_on(async {
         assert!(cache.invalidate_async(["a"]).await);
-        assert!(cache.set_async("k", &2, ["a"], None).await);
+        assert!(cache.set_async("k", &2, ["a"], Lifetime::Default).await);
         assert_eq!(cache.get_async::<i32>("k", ["a"]).await, Ok(2));
     });
 }
@@ -59,7 +59,7 @@ fn every_behaviour_through_sentinel() {
 fn set_get_and_invalidate_go_to_the_primary_the_sentinels_name() {
     let deployment = RedisSentinel::start(1);
     let cache = sentinel_cache(&deployment);
-    assert!(cache.set("k", &1, ["a"], None));
+    assert!(cache.set("k", &1, ["a"], Lifetime::Default));
     assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
     let primary = deployment.primary_port().unwrap();
     assert!(keys_on(&deployment, primary, &cache) >= 2, "entry and tag");
@@ -71,7 +71,7 @@ fn set_get_and_invalidate_go_to_the_primary_the_sentinels_name() {
 async fn set_get_and_invalidate_go_to_the_primary_the_sentinels_name_async() {
     let deployment = RedisSentinel::start(1);
     let cache = sentinel_cache(&deployment);
-    assert!(cache.set_async("k", &1, ["a"], None).await);
+    assert!(cache.set_async("k", &1, ["a"], Lifetime::Default).await);
     assert_eq!(cache.get_async::<i32>("k", ["a"]).await, Ok(1));
     let primary = deployment.primary_port().unwrap();
     assert!(keys_on(&deployment, primary, &cache) >= 2, "entry and tag");
@@ -90,7 +90,7 @@ fn sentinels_that_do_not_answer_are_a_miss_not_an_error() {
         )
         .build()
         .unwrap();
-    assert!(!cache.set("k", &1, ["a"], None));
+    assert!(!cache.set("k", &1, ["a"], Lifetime::Default));
     assert!(cache.get::<i32>("k", ["a"]).is_err());
     assert!(cache.stats().errors >= 1);
     // A service the sentinels do not monitor is no primary either.
@@ -99,7 +99,7 @@ fn sentinels_that_do_not_answer_are_a_miss_not_an_error() {
         .sentinel(deployment.urls(), "no-such-service")
         .build()
         .unwrap();
-    assert!(!unknown.set("k", &1, ["a"], None));
+    assert!(!unknown.set("k", &1, ["a"], Lifetime::Default));
     assert!(unknown.get::<i32>("k", ["a"]).is_err());
 }
 
@@ -116,7 +116,11 @@ fn a_frozen_sentinel_costs_a_timeout_and_the_next_one_answers() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        assert!(looked_up_async.set_async("k", &1, ["a"], None).await);
+        assert!(
+            looked_up_async
+                .set_async("k", &1, ["a"], Lifetime::Default)
+                .await
+        );
         assert_eq!(looked_up_async.get_async::<i32>("k", ["a"]).await, Ok(1));
     });
 }
@@ -146,7 +150,7 @@ fn credentials_reach_the_sentinels_from_their_urls_and_the_primary_from_the_buil
         with("nope", "primary-secret"),
         with("sentinel-secret", "nope"),
     ] {
-        assert!(!wrong.set("k", &1, ["a"], None));
+        assert!(!wrong.set("k", &1, ["a"], Lifetime::Default));
         assert!(wrong.get::<i32>("k", ["a"]).is_err());
         assert!(wrong.stats().errors >= 1);
     }
@@ -174,7 +178,7 @@ fn tls_reaches_the_sentinels_and_the_primary() {
         .sentinel(deployment.urls(), SERVICE)
         .build()
         .unwrap();
-    assert!(!untrusting.set("k", &1, ["a"], None));
+    assert!(!untrusting.set("k", &1, ["a"], Lifetime::Default));
 }
 
 static LOAD_CACHE: OnceLock<TaggedCache> = OnceLock::new();

@@ -13,7 +13,7 @@ use std::sync::{Barrier, OnceLock};
 use std::time::Duration;
 
 use redis::Commands;
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::gates::{sleep_until, start_instant, wait_until, EVENT_LIMIT};
 use rtc_tests::serve_stale::COUNTER_KEY;
 use rtc_tests::statics::install;
@@ -187,7 +187,7 @@ fn commands(server: &RedisServer, name: &str) -> u64 {
 fn entries_without_a_stale_window_are_read_as_before_with_one_mget_and_no_pttl() {
     let server = RedisServer::start();
     let cache = install(&LOW_LEVEL, redis_cache(&server, "low-level"));
-    assert!(cache.set("k", &1, ["t"], None));
+    assert!(cache.set("k", &1, ["t"], Lifetime::Default));
     assert_eq!(plain(1), 1);
     let _: () = redis::cmd("CONFIG")
         .arg("RESETSTAT")

@@ -156,10 +156,7 @@ fn slow_in_memory(runs: &AtomicUsize) -> u64 {
 fn the_in_memory_backend_honours_the_lock_in_process() {
     install(
         &SLOW_IN_MEMORY,
-        TaggedCache::builder()
-            .in_local_memory(true)
-            .build()
-            .unwrap(),
+        TaggedCache::builder().in_memory().build().unwrap(),
     );
     let runs = AtomicUsize::new(0);
     std::thread::scope(|scope| {

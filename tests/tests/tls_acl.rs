@@ -3,22 +3,28 @@
 
 use std::time::Duration;
 
-use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+use rtc::{Lifetime, MissKind, TaggedCache, NO_TAGS};
 use rtc_tests::tls::TlsServer;
 use rtc_tests::{unique_namespace, warnings, RedisServer};
 
 fn round_trip(cache: &TaggedCache) {
-    assert!(cache.set("k", &"over tls", ["t"], None), "{cache:?}");
+    assert!(
+        cache.set("k", &"over tls", ["t"], Lifetime::Default),
+        "{cache:?}"
+    );
     assert_eq!(cache.get::<String>("k", ["t"]).as_deref(), Ok("over tls"));
     assert!(cache.invalidate(["t"]));
-    assert_eq!(cache.get::<String>("k", ["t"]), Err(CacheMiss));
+    assert_eq!(
+        cache.get::<String>("k", ["t"]),
+        Err(MissKind::Absent.into())
+    );
 }
 
 fn quick(builder: rtc::TaggedCacheBuilder) -> rtc::TaggedCacheBuilder {
     builder
         .namespace(unique_namespace("tls"))
-        .socket_timeout(Duration::from_secs(2))
-        .socket_connect_timeout(Duration::from_secs(2))
+        .response_timeout(Duration::from_secs(2))
+        .connect_timeout(Duration::from_secs(2))
 }
 
 #[test]
@@ -39,7 +45,7 @@ fn a_rediss_url_with_a_custom_ca_works_sync_and_async() {
         .build()
         .unwrap();
     runtime.block_on(async {
-        assert!(cache.set_async("a", &1, NO_TAGS, None).await);
+        assert!(cache.set_async("a", &1, NO_TAGS, Lifetime::Default).await);
         assert_eq!(cache.get_async::<i32>("a", NO_TAGS).await, Ok(1));
     });
 }
@@ -53,7 +59,7 @@ fn ssl_with_host_and_port_works_too() {
         TaggedCache::builder()
             .host("localhost")
             .port(server.tls_port)
-            .ssl(true)
+            .tls(true)
             .tls_ca_file(server.ca_file()),
     )
     .build()
@@ -69,9 +75,12 @@ fn an_untrusted_certificate_fails_open_and_skip_verify_accepts_it() {
     let untrusted = quick(TaggedCache::builder().url(server.tls_url()))
         .build()
         .unwrap();
-    let (stored, logged) = warnings::capture(|| untrusted.set("k", &1, NO_TAGS, None));
+    let (stored, logged) = warnings::capture(|| untrusted.set("k", &1, NO_TAGS, Lifetime::Default));
     assert!(!stored, "the system roots do not trust the test CA");
-    assert_eq!(untrusted.get::<i32>("k", NO_TAGS), Err(CacheMiss));
+    assert_eq!(
+        untrusted.get::<i32>("k", NO_TAGS),
+        Err(MissKind::Unavailable.into())
+    );
     assert_eq!(logged.len(), 1, "one warning: {logged:?}");
 
     let insecure = quick(
@@ -107,7 +116,7 @@ fn a_server_that_requires_client_certificates_gets_one() {
     .build()
     .unwrap();
     assert!(
-        !without.set("k", &1, NO_TAGS, None),
+        !without.set("k", &1, NO_TAGS, Lifetime::Default),
         "refused without a client certificate"
     );
 }
@@ -137,7 +146,7 @@ fn acl_server(namespace: &str) -> (RedisServer, String) {
     let server = RedisServer::start();
     let pattern = TaggedCache::builder()
         .namespace(namespace)
-        .in_local_memory(true)
+        .in_memory()
         .build()
         .unwrap()
         .key_pattern();
@@ -165,7 +174,7 @@ fn an_acl_user_confined_to_the_namespace_can_use_it_and_nothing_else() {
         .url(&url)
         .build()
         .unwrap();
-    assert!(allowed.set("k", &1, ["t"], None));
+    assert!(allowed.set("k", &1, ["t"], Lifetime::Default));
     assert_eq!(allowed.get::<i32>("k", ["t"]), Ok(1));
     assert!(allowed.invalidate(["t"]));
     assert!(allowed.invalidate_all());
@@ -177,16 +186,19 @@ fn an_acl_user_confined_to_the_namespace_can_use_it_and_nothing_else() {
         .password("s3cret-pa55")
         .build()
         .unwrap();
-    assert!(fields.set("k2", &2, NO_TAGS, None));
+    assert!(fields.set("k2", &2, NO_TAGS, Lifetime::Default));
 
     let elsewhere = TaggedCache::builder()
         .namespace("another-namespace")
         .url(&url)
         .build()
         .unwrap();
-    let (stored, logged) = warnings::capture(|| elsewhere.set("k", &1, ["t"], None));
+    let (stored, logged) = warnings::capture(|| elsewhere.set("k", &1, ["t"], Lifetime::Default));
     assert!(!stored, "NOPERM outside the namespace");
-    assert_eq!(elsewhere.get::<i32>("k", ["t"]), Err(CacheMiss));
+    assert_eq!(
+        elsewhere.get::<i32>("k", ["t"]),
+        Err(MissKind::Unavailable.into())
+    );
     assert!(
         logged
             .iter()
@@ -208,11 +220,14 @@ fn a_wrong_password_warns_once_fails_open_and_never_shows_the_password() {
         .unwrap();
     let (results, logged) = warnings::capture(|| {
         (0..100)
-            .map(|i| cache.set(format!("k{i}"), &i, NO_TAGS, None))
+            .map(|i| cache.set(format!("k{i}"), &i, NO_TAGS, Lifetime::Default))
             .collect::<Vec<bool>>()
     });
     assert!(results.iter().all(|stored| !stored));
-    assert_eq!(cache.get::<i32>("k1", NO_TAGS), Err(CacheMiss));
+    assert_eq!(
+        cache.get::<i32>("k1", NO_TAGS),
+        Err(MissKind::Unavailable.into())
+    );
     assert_eq!(
         logged.len(),
         1,

@@ -102,6 +102,11 @@ impl Backend {
         }
     }
 
+    /// True for a cache that stores nothing (`disabled(true)`): its misses are not outages.
+    pub(crate) fn is_disabled(&self) -> bool {
+        matches!(self, Backend::Disabled)
+    }
+
     /// True when one `WriteStamped` can create tags and stamp an entry atomically (not on a
     /// cluster, whose tags live in other slots than the entry).
     pub(crate) fn stamps_atomically(&self) -> bool {

@@ -1,7 +1,5 @@
 //! Batches: many entries read or written in one round trip.
 
-use std::time::Duration;
-
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -9,6 +7,7 @@ use super::TaggedCache;
 use crate::engine::EntryWrite;
 use crate::error::CacheMiss;
 use crate::format::EntryKeys;
+use crate::lifetime::Lifetime;
 use crate::metrics;
 use crate::tags::IntoTags;
 
@@ -27,18 +26,18 @@ impl TaggedCache {
     /// When the backend fails, every entry misses (and one warning is logged).
     ///
     /// ```
-    /// use rtc::{CacheMiss, TaggedCache};
+    /// use rtc::{Lifetime, MissKind, TaggedCache};
     ///
-    /// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
-    /// cache.set("user:1", &"Ada", ["users"], None);
-    /// cache.set("user:2", &"Grace", ["users"], None);
+    /// let cache = TaggedCache::builder().in_memory().build().unwrap();
+    /// cache.set("user:1", &"Ada", ["users"], Lifetime::Default);
+    /// cache.set("user:2", &"Grace", ["users"], Lifetime::Default);
     ///
     /// let names = cache.get_many::<String>([
     ///     ("user:1", ["users"]),
     ///     ("user:3", ["users"]),
     ///     ("user:2", ["users"]),
     /// ]);
-    /// assert_eq!(names, [Ok("Ada".to_owned()), Err(CacheMiss), Ok("Grace".to_owned())]);
+    /// assert_eq!(names, [Ok("Ada".to_owned()), Err(MissKind::Absent.into()), Ok("Grace".to_owned())]);
     ///
     /// // Keys and tags built on the fly, each entry with tags of its own.
     /// let ids = [1, 2];
@@ -67,8 +66,8 @@ impl TaggedCache {
     }
 
     /// Stores many values, each given as its key, the value and its tags (as for
-    /// [`TaggedCache::set`]), all with one `lifetime` (`None` for the default lifetime,
-    /// `Some(Duration::ZERO)` for entries that never expire). Returns, in the order given,
+    /// [`TaggedCache::set`]), all with one [`Lifetime`] (a zero one stores nothing, with a
+    /// warning). Returns, in the order given,
     /// whether each entry was stored: a value that cannot be serialized is `false` and the
     /// others are still written; when the backend fails, nothing is stored and every entry is
     /// `false` (one warning is logged), as when one entry carries more than [`crate::MAX_TAGS`]
@@ -81,15 +80,15 @@ impl TaggedCache {
     /// round sent to every shard involved at once.
     ///
     /// ```
-    /// use rtc::TaggedCache;
+    /// use rtc::{Lifetime, TaggedCache};
     ///
-    /// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
+    /// let cache = TaggedCache::builder().in_memory().build().unwrap();
     /// let users = [(1, "Ada"), (2, "Grace")];
     /// let stored = cache.set_many(
     ///     users
     ///         .iter()
     ///         .map(|(id, name)| (format!("user:{id}"), name, [format!("user:{id}"), "users".into()])),
-    ///     None,
+    ///     Lifetime::Default,
     /// );
     /// assert_eq!(stored, [true, true]);
     /// assert_eq!(cache.get::<String>("user:2", ["users", "user:2"]).as_deref(), Ok("Grace"));
@@ -98,9 +97,10 @@ impl TaggedCache {
     pub fn set_many<'v, T: Serialize + ?Sized + 'v>(
         &self,
         entries: impl IntoIterator<Item = (impl AsRef<str>, &'v T, impl IntoTags)>,
-        lifetime: Option<Duration>,
+        lifetime: impl Into<Lifetime>,
     ) -> Vec<bool> {
-        let batch = self.encoded_batch(entries);
+        let lifetime = lifetime.into();
+        let batch = self.encoded_batch(entries, lifetime);
         let stored = self.drive(self.write_flow(batch.writes(), lifetime));
         self.count_writes(batch.encoded, stored)
     }
@@ -109,9 +109,10 @@ impl TaggedCache {
     pub async fn set_many_async<'v, T: Serialize + ?Sized + 'v>(
         &self,
         entries: impl IntoIterator<Item = (impl AsRef<str>, &'v T, impl IntoTags)>,
-        lifetime: Option<Duration>,
+        lifetime: impl Into<Lifetime>,
     ) -> Vec<bool> {
-        let batch = self.encoded_batch(entries);
+        let lifetime = lifetime.into();
+        let batch = self.encoded_batch(entries, lifetime);
         let stored = self
             .drive_async(self.write_flow(batch.writes(), lifetime))
             .await;
@@ -131,10 +132,12 @@ impl TaggedCache {
     fn encoded_batch<'v, T: Serialize + ?Sized + 'v>(
         &self,
         entries: impl IntoIterator<Item = (impl AsRef<str>, &'v T, impl IntoTags)>,
+        lifetime: Lifetime,
     ) -> EncodedBatch {
         let mut batch = EncodedBatch::default();
+        let usable = self.lifetime_usable(lifetime);
         for (key, value, tags) in entries {
-            let payload = self.encode(value);
+            let payload = usable.then(|| self.encode(value)).flatten();
             batch.encoded.push(payload.is_some());
             if let Some(payload) = payload {
                 let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());

@@ -18,6 +18,7 @@ use crate::engine::{EntryWrite, Single, WriteFlow};
 use crate::error::{CacheMiss, ConfigError};
 use crate::format;
 use crate::format::{EntryKeys, KeySpace, TagKey, Version};
+use crate::lifetime::Lifetime;
 use crate::metrics;
 use crate::near::NearCache;
 use crate::stats::{CacheStats, Counters};
@@ -27,9 +28,9 @@ use crate::warnings::WarnLimiter;
 /// The empty tag set, for entries that carry no tag of their own.
 ///
 /// ```
-/// use rtc::{TaggedCache, NO_TAGS};
+/// use rtc::{Lifetime, TaggedCache, NO_TAGS};
 ///
-/// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
+/// let cache = TaggedCache::builder().in_memory().build().unwrap();
 /// assert!(cache.set("answer", &42, NO_TAGS, None));
 /// assert_eq!(cache.get::<i32>("answer", NO_TAGS), Ok(42));
 /// ```
@@ -51,10 +52,10 @@ const WARN_INTERVAL: Duration = Duration::from_secs(10);
 /// `TaggedCache` is cheap to clone; clones share connections, settings and counters.
 ///
 /// ```
-/// use rtc::TaggedCache;
+/// use rtc::{Lifetime, TaggedCache};
 ///
-/// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
-/// cache.set("user:42", &"Ada", ["user:42", "users"], None);
+/// let cache = TaggedCache::builder().in_memory().build().unwrap();
+/// cache.set("user:42", &"Ada", ["user:42", "users"], Lifetime::Default);
 /// assert_eq!(cache.get::<String>("user:42", ["users", "user:42"]).as_deref(), Ok("Ada"));
 ///
 /// cache.invalidate(["users"]);
@@ -163,8 +164,11 @@ impl TaggedCache {
         }
     }
 
-    /// Stores `value` under `key` and `tags`. `lifetime`: `None` for the default lifetime,
-    /// `Some(Duration::ZERO)` for an entry that never expires. Returns whether it was stored.
+    /// Stores `value` under `key` and `tags` for `lifetime`: [`Lifetime::Default`] (the
+    /// builder's [`default_lifetime`](TaggedCacheBuilder::default_lifetime)),
+    /// [`Lifetime::Never`], or a `Duration`. Returns whether it was stored: `false` when the
+    /// value does not serialize, the backend cannot be reached, or the lifetime is zero (each
+    /// with a warning).
     ///
     /// On Redis this is one round trip: a script creates the tags that have no version yet and
     /// stamps the entry with every tag's current version.
@@ -173,9 +177,10 @@ impl TaggedCache {
         key: impl AsRef<str>,
         value: &T,
         tags: impl IntoTags,
-        lifetime: Option<Duration>,
+        lifetime: impl Into<Lifetime>,
     ) -> bool {
-        let Some((keys, payload)) = self.lone_entry(key.as_ref(), value, tags) else {
+        let lifetime = lifetime.into();
+        let Some((keys, payload)) = self.lone_entry(key.as_ref(), value, tags, lifetime) else {
             return false;
         };
         let stored = self.drive(self.lone_write(&keys, &payload, lifetime));
@@ -188,9 +193,10 @@ impl TaggedCache {
         key: impl AsRef<str>,
         value: &T,
         tags: impl IntoTags,
-        lifetime: Option<Duration>,
+        lifetime: impl Into<Lifetime>,
     ) -> bool {
-        let Some((keys, payload)) = self.lone_entry(key.as_ref(), value, tags) else {
+        let lifetime = lifetime.into();
+        let Some((keys, payload)) = self.lone_entry(key.as_ref(), value, tags, lifetime) else {
             return false;
         };
         let stored = self
@@ -199,13 +205,18 @@ impl TaggedCache {
         self.count_write(stored)
     }
 
-    /// A `set`'s keys and encoded value; `None` when the value does not encode (warned).
+    /// A `set`'s keys and encoded value; `None` when the value does not encode or the lifetime
+    /// is zero (warned).
     fn lone_entry<T: Serialize + ?Sized>(
         &self,
         key: &str,
         value: &T,
         tags: impl IntoTags,
+        lifetime: Lifetime,
     ) -> Option<(EntryKeys, Vec<u8>)> {
+        if !self.lifetime_usable(lifetime) {
+            return None;
+        }
         let payload = self.encode(value)?;
         Some((self.entry_keys(key, tags.into_tags(), Vec::new()), payload))
     }
@@ -215,7 +226,7 @@ impl TaggedCache {
         &self,
         keys: &'a EntryKeys,
         payload: &'a [u8],
-        lifetime: Option<Duration>,
+        lifetime: Lifetime,
     ) -> WriteFlow<'a> {
         let mut write = EntryWrite::unstamped(keys, payload);
         self.stamp_known(keys, &mut write);
@@ -266,10 +277,10 @@ impl TaggedCache {
     /// an entry holds, whatever its type. One round trip, as [`TaggedCache::get`].
     ///
     /// ```
-    /// use rtc::{TaggedCache, NO_TAGS};
+    /// use rtc::{Lifetime, TaggedCache, NO_TAGS};
     ///
-    /// let cache = TaggedCache::builder().in_local_memory(true).build().unwrap();
-    /// cache.set("answer", &42, NO_TAGS, None);
+    /// let cache = TaggedCache::builder().in_memory().build().unwrap();
+    /// cache.set("answer", &42, NO_TAGS, Lifetime::Default);
     /// assert_eq!(cache.get_bytes("answer", NO_TAGS).as_deref(), Ok(&b"42"[..]));
     /// ```
     ///
@@ -283,10 +294,10 @@ impl TaggedCache {
         let timer = metrics::Timer::start();
         let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
         let lookup = self.drive(self.read_flow(&keys));
-        let payload = self.payload_of(lookup, timer).ok_or(CacheMiss)?;
+        let payload = self.payload_of(lookup, timer)?;
         crate::codec::body(&payload)
             .map(|body| body.into_owned())
-            .map_err(|_| CacheMiss)
+            .map_err(|_| CacheMiss::UNDECODABLE)
     }
 
     /// Removes the entry stored under `key` and exactly this set of `tags`; true if one was removed.
@@ -354,7 +365,7 @@ impl TaggedCache {
     /// for an ACL rule that confines a user to the namespace, or for `SCAN`.
     ///
     /// ```
-    /// let cache = rtc::TaggedCache::builder().namespace("shop").in_local_memory(true).build().unwrap();
+    /// let cache = rtc::TaggedCache::builder().namespace("shop").in_memory().build().unwrap();
     /// assert!(cache.key_pattern().starts_with("rtc:?:"));
     /// // ACL SETUSER shop on >password ~<pattern> +@read +@write +@scripting -@dangerous
     /// ```
@@ -364,6 +375,8 @@ impl TaggedCache {
 }
 
 mod batch;
+mod get_with;
+pub use self::get_with::EntryRef;
 mod near;
 mod operations;
 mod reporting;

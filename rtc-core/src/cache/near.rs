@@ -124,7 +124,9 @@ impl TaggedCache {
         let named = self.named("", key.as_bytes(), &tags);
         let near = named.as_ref().zip(self.near()).and_then(|(named, near)| {
             near.answer(named, |kept| match kept.value() {
-                NearValue::Section(section) => Some(self.decode(section).ok_or(CacheMiss)),
+                NearValue::Section(section) => {
+                    Some(self.decode(section).ok_or(CacheMiss::UNDECODABLE))
+                }
                 NearValue::Decoded(_) => None,
             })
         });

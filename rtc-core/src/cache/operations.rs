@@ -14,6 +14,7 @@ use crate::decorate::{Flights, Site};
 use crate::engine::{CreateTagsFlow, EntryWrite, Operation, ReadFlow, ReadManyFlow, WriteFlow};
 use crate::format::{EntryKeys, KeySpace, LockKeys, Observed, TagKey, Version};
 use crate::hook::Hook;
+use crate::lifetime::Lifetime;
 use crate::stats::Counters;
 
 impl TaggedCache {
@@ -44,7 +45,7 @@ impl TaggedCache {
     pub(crate) fn write_flow<'a>(
         &self,
         writes: Vec<EntryWrite<'a>>,
-        lifetime: Option<Duration>,
+        lifetime: Lifetime,
     ) -> WriteFlow<'a> {
         WriteFlow::new(
             writes,
@@ -67,7 +68,7 @@ impl TaggedCache {
         entry: &'a str,
         observed: &'a Observed,
         payload: &'a [u8],
-        lifetime: Option<Duration>,
+        lifetime: Lifetime,
         stale_window: Duration,
     ) -> Operation<'a> {
         let lifetime = self.lifetimes(lifetime).0;
@@ -225,13 +226,9 @@ impl TaggedCache {
         )
     }
 
-    /// Entry lifetime for a write (`None` = the default, zero = never expires) and tag lifetime.
-    fn lifetimes(&self, lifetime: Option<Duration>) -> (Option<Duration>, Option<Duration>) {
-        let entry = match lifetime {
-            None => self.inner.settings.default_lifetime,
-            Some(lifetime) if lifetime.is_zero() => None,
-            Some(lifetime) => Some(lifetime),
-        };
+    /// Entry lifetime for a write (`None`: never expires) and tag lifetime.
+    fn lifetimes(&self, lifetime: Lifetime) -> (Option<Duration>, Option<Duration>) {
+        let entry = lifetime.resolve(self.inner.settings.default_lifetime);
         (entry, self.inner.settings.lifetime_for_tags)
     }
 }

@@ -10,6 +10,7 @@ use super::TaggedCache;
 use crate::backend::BackendError;
 use crate::engine::{Lookup, Payload, Reply};
 use crate::error::CacheMiss;
+use crate::lifetime::Lifetime;
 use crate::metrics;
 
 impl TaggedCache {
@@ -26,14 +27,16 @@ impl TaggedCache {
         lookup: Lookup,
         timer: metrics::Timer,
     ) -> Result<T, CacheMiss> {
-        let payload = self
-            .counted_payload(lookup, "get", timer.elapsed())
-            .ok_or(CacheMiss)?;
-        self.decode(&payload).ok_or(CacheMiss)
+        let payload = self.counted_payload(lookup, "get", timer.elapsed())?;
+        self.decode(&payload).ok_or(CacheMiss::UNDECODABLE)
     }
 
     /// A low-level read's stored value, undecoded: counted as a hit or a miss.
-    pub(crate) fn payload_of(&self, lookup: Lookup, timer: metrics::Timer) -> Option<Payload> {
+    pub(crate) fn payload_of(
+        &self,
+        lookup: Lookup,
+        timer: metrics::Timer,
+    ) -> Result<Payload, CacheMiss> {
         self.counted_payload(lookup, "get", timer.elapsed())
     }
 
@@ -47,32 +50,35 @@ impl TaggedCache {
         lookups
             .into_iter()
             .map(|lookup| {
-                let payload = self.counted_payload(lookup, "get_many", elapsed);
-                self.decode(&payload.ok_or(CacheMiss)?).ok_or(CacheMiss)
+                let payload = self.counted_payload(lookup, "get_many", elapsed)?;
+                self.decode(&payload).ok_or(CacheMiss::UNDECODABLE)
             })
             .collect()
     }
 
-    /// A read's value bytes (`None` on a miss), counted as one hit or one miss.
+    /// A read's value bytes, or why there are none, counted as one hit or one miss.
     fn counted_payload(
         &self,
         lookup: Lookup,
         function: &'static str,
         elapsed: Duration,
-    ) -> Option<Payload> {
+    ) -> Result<Payload, CacheMiss> {
         let counters = &self.inner.counters;
         let payload = match lookup {
-            Lookup::Hit(payload, _) => Some(payload),
+            Lookup::Hit(payload, _) => Ok(payload),
             // Past its lifetime: only a decorated call with a stale option may serve it.
-            Lookup::Stale(..) | Lookup::Miss(_) | Lookup::Unavailable => None,
+            Lookup::Stale(..) | Lookup::Miss(_) => Err(CacheMiss::ABSENT),
+            // A disabled cache answers nothing by design: nothing is there, nothing failed.
+            Lookup::Unavailable if self.inner.backend.is_disabled() => Err(CacheMiss::ABSENT),
+            Lookup::Unavailable => Err(CacheMiss::UNAVAILABLE),
         };
-        if payload.is_some() {
+        if payload.is_ok() {
             counters.hits.bump();
         } else {
             counters.misses.bump();
         }
         let namespace = &self.inner.settings.namespace;
-        metrics::call(namespace, function, payload.is_some(), elapsed);
+        metrics::call(namespace, function, payload.is_ok(), elapsed);
         payload
     }
 
@@ -113,6 +119,22 @@ impl TaggedCache {
         if let Some(held_back) = self.inner.codec_warnings.permit() {
             tracing::warn!(namespace = %self.inner.settings.namespace, held_back, "rtc: {message}");
         }
+    }
+
+    /// False, with a rate-limited warning, for a zero lifetime: such an entry would expire as
+    /// it is written, so the write is skipped.
+    pub(crate) fn lifetime_usable(&self, lifetime: Lifetime) -> bool {
+        if !lifetime.is_zero() {
+            return true;
+        }
+        if let Some(held_back) = self.inner.codec_warnings.permit() {
+            tracing::warn!(
+                namespace = %self.inner.settings.namespace,
+                held_back,
+                "rtc: a write with a lifetime of zero was skipped (use Lifetime::Never for no expiry)"
+            );
+        }
+        false
     }
 
     /// Reports a backend failure (rate-limited).

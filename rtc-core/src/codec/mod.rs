@@ -31,7 +31,7 @@ use serde::Serialize;
 /// use rtc::{Codec, TaggedCache};
 ///
 /// let cache = TaggedCache::builder()
-///     .in_local_memory(true)
+///     .in_memory()
 ///     .codec(Codec::Json)
 ///     .build()
 ///     .unwrap();

@@ -26,6 +26,7 @@ use crate::cache::TaggedCache;
 use crate::engine::{Operation, Reply, Single};
 use crate::format::{EntryKeys, Observed};
 use crate::hook::CacheInfo;
+use crate::lifetime::Lifetime;
 use tracing::instrument::WithSubscriber;
 
 /// What a refresh or a late store needs, owned.
@@ -33,7 +34,7 @@ pub(super) struct Background<V> {
     pub cache: TaggedCache,
     pub keys: EntryKeys,
     pub codec: ValueCodec<V>,
-    pub lifetime: Option<Duration>,
+    pub lifetime: Lifetime,
     pub lock_timeout: Option<Duration>,
     pub windows: Windows,
     pub function_name: &'static str,

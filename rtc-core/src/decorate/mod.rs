@@ -14,6 +14,7 @@ use crate::cache::TaggedCache;
 use crate::engine::Single;
 use crate::format::EntryKeys;
 use crate::hook::CacheInfo;
+use crate::lifetime::Lifetime;
 use crate::metrics;
 pub use crate::near::KeyedTags;
 use crate::near::{Named, NearValue};
@@ -571,24 +572,31 @@ impl<'a> Call<'a> {
     }
 
     /// `lifetime` (or the cache's default) plus a random part of `jitter`; "never expires" stays so.
-    fn stored_lifetime(&self, cache: &TaggedCache) -> Option<Duration> {
-        let Some(jitter) = self.jitter else {
-            return self.lifetime;
+    fn stored_lifetime(&self, cache: &TaggedCache) -> Lifetime {
+        let lifetime = match self.lifetime {
+            None => Lifetime::Default,
+            Some(lifetime) if lifetime.is_zero() => Lifetime::Never,
+            Some(lifetime) => Lifetime::After(lifetime),
         };
-        match self.lifetime.or_else(|| cache.default_lifetime()) {
-            Some(lifetime) if !lifetime.is_zero() => {
+        let Some(jitter) = self.jitter else {
+            return lifetime;
+        };
+        match lifetime.resolve(cache.default_lifetime()) {
+            Some(lifetime) => {
                 let extra = Duration::try_from_secs_f64(jitter.as_secs_f64() * random_fraction())
                     .unwrap_or(jitter);
-                Some(lifetime.saturating_add(extra))
+                Lifetime::After(lifetime.saturating_add(extra))
             }
-            unchanged => unchanged,
+            None => Lifetime::Never,
         }
     }
 
     fn entry(&self) -> Option<CallEntry<'a>> {
         let cache = self.cache()?;
         let key = self.key()?;
-        let keys = cache.entry_keys(&key, &self.tags, [cache.function_tag(&self.site)]);
+        // The cache's own `get_with` has no identity: its entries are those of `get` and `set`.
+        let function_tag = (!self.site.identity.is_empty()).then(|| cache.function_tag(&self.site));
+        let keys = cache.entry_keys(&key, &self.tags, function_tag);
         Some(CallEntry { cache, key, keys })
     }
 

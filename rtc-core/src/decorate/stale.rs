@@ -25,6 +25,13 @@ pub struct StaleOptions {
 }
 
 impl StaleOptions {
+    /// True when a window is given as zero: a cache's builder refuses it (off is unset).
+    pub(crate) fn has_zero_window(&self) -> bool {
+        [self.if_error, self.while_revalidate, self.timeout]
+            .iter()
+            .any(|window| window.is_some_and(|window| window.is_zero()))
+    }
+
     /// These options; each one not given is `defaults`'.
     fn or(self, defaults: StaleOptions) -> StaleOptions {
         StaleOptions {

@@ -3,18 +3,15 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use rtc::{TaggedCache, NO_TAGS};
+use rtc::{Lifetime, TaggedCache, NO_TAGS};
 
 /// An in-memory cache whose own tag already exists.
 ///
 /// Every entry carries the cache's own tag. Created here, before the tests run in parallel: two
 /// first writes racing to create it would leave one of them uncached, and a count off.
 pub fn warm_memory_cache() -> TaggedCache {
-    let cache = TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap();
-    assert!(cache.set("warm-up", &(), NO_TAGS, None));
+    let cache = TaggedCache::builder().in_memory().build().unwrap();
+    assert!(cache.set("warm-up", &(), NO_TAGS, Lifetime::Default));
     cache
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+use rtc::{Lifetime, MissKind, TaggedCache, NO_TAGS};
 
 use super::{in_time, sleep_past, Fixture};
 
@@ -19,13 +19,13 @@ fn counted(cache: &TaggedCache, call: impl FnOnce()) -> (u64, u64) {
 behaviours! {
     fn get_many_answers_each_entry_as_get_does_in_the_order_asked(fixture) {
         let cache = fixture.cache();
-        cache.set("fresh", &1, ["t"], None);
-        cache.set("deleted", &2, ["t"], None);
+        cache.set("fresh", &1, ["t"], Lifetime::Default);
+        cache.set("deleted", &2, ["t"], Lifetime::Default);
         assert!(cache.delete("deleted", ["t"]));
-        cache.set("invalidated", &3, ["gone", "t"], None);
+        cache.set("invalidated", &3, ["gone", "t"], Lifetime::Default);
         assert!(cache.invalidate(["gone"]));
-        cache.set("text", &"not a number", ["t"], None);
-        cache.set("untagged", &4, NO_TAGS, None);
+        cache.set("text", &"not a number", ["t"], Lifetime::Default);
+        cache.set("untagged", &4, NO_TAGS, Lifetime::Default);
         let asked: Vec<(&str, Vec<&str>)> = vec![
             ("fresh", vec!["t"]),
             ("absent", vec!["t"]),
@@ -46,7 +46,7 @@ behaviours! {
         let counted_batch = counted(&cache, || batch = cache.get_many::<i32>(asked.clone()));
         assert_eq!(
             batch,
-            [Ok(1), Err(CacheMiss), Err(CacheMiss), Err(CacheMiss), Err(CacheMiss), Err(CacheMiss), Ok(4), Ok(1)]
+            [Ok(1), Err(MissKind::Absent.into()), Err(MissKind::Absent.into()), Err(MissKind::Absent.into()), Err(MissKind::Absent.into()), Err(MissKind::Undecodable.into()), Ok(4), Ok(1)]
         );
         assert_eq!(batch, one_by_one);
         assert_eq!(counted_batch, counted_one_by_one, "each entry is one hit or one miss");
@@ -58,7 +58,7 @@ behaviours! {
         let values: Vec<u32> = (0..100).collect();
         let tags_of = |i: u32| [format!("t{}", i % 10), "all".to_owned()];
         let sets = cache.stats().sets;
-        let stored = cache.set_many(values.iter().map(|i| (format!("k{i}"), i, tags_of(*i))), None);
+        let stored = cache.set_many(values.iter().map(|i| (format!("k{i}"), i, tags_of(*i))), Lifetime::Default);
         assert_eq!(stored, vec![true; 100]);
         assert_eq!(cache.stats().sets - sets, 100);
         let read = || cache.get_many::<u32>(values.iter().map(|i| (format!("k{i}"), tags_of(*i))));
@@ -68,7 +68,7 @@ behaviours! {
         assert!(cache.invalidate(["t3"]));
         for (i, got) in values.iter().zip(read()) {
             if i % 10 == 3 {
-                assert_eq!(got, Err(CacheMiss), "k{i} carries t3");
+                assert_eq!(got, Err(MissKind::Absent.into()), "k{i} carries t3");
             } else {
                 assert_eq!(got, Ok(*i));
             }
@@ -90,16 +90,16 @@ behaviours! {
                 ("twice", &empty, ["t"]),
                 ("good", &one, ["t"]),
             ],
-            None,
+            Lifetime::Default,
         );
         assert_eq!(stored, [false, false, true, true]);
         let got = cache.get_many::<HashMap<String, u32>>([("twice", "t"), ("bad", "t"), ("good", "t")]);
-        assert_eq!(got, [Ok(HashMap::new()), Err(CacheMiss), Ok(HashMap::new())]);
+        assert_eq!(got, [Ok(HashMap::new()), Err(MissKind::Absent.into()), Ok(HashMap::new())]);
 
-        let stored = cache.set_many([("dup", &1, "t"), ("dup", &2, "t")], None);
+        let stored = cache.set_many([("dup", &1, "t"), ("dup", &2, "t")], Lifetime::Default);
         assert_eq!(stored, [true, true]);
         assert_eq!(cache.get::<i32>("dup", "t"), Ok(2), "the later value stays");
-        assert!(cache.set_many([("dup", &3, "t")], None)[0], "and a batch replaces what is there");
+        assert!(cache.set_many([("dup", &3, "t")], Lifetime::Default)[0], "and a batch replaces what is there");
         assert_eq!(cache.get::<i32>("dup", "t"), Ok(3));
     }
 
@@ -109,7 +109,7 @@ behaviours! {
         let none: [(&str, [&str; 0]); 0] = [];
         assert!(cache.get_many::<i32>(none).is_empty());
         let nothing: [(&str, &i32, [&str; 0]); 0] = [];
-        assert!(cache.set_many(nothing, None).is_empty());
+        assert!(cache.set_many(nothing, Lifetime::Default).is_empty());
         assert_eq!(cache.stats(), before);
     }
 
@@ -119,8 +119,8 @@ behaviours! {
         let (round, written) = in_time("a batch read within its lifetime hits", |round| {
             let started = Instant::now();
             let keys = [format!("a{round}"), format!("b{round}")];
-            cache.set_many(keys.iter().map(|key| (key, &1, "t")), Some(lifetime));
-            cache.set_many([(format!("forever{round}"), &2, "t")], Some(Duration::ZERO));
+            cache.set_many(keys.iter().map(|key| (key, &1, "t")), lifetime);
+            cache.set_many([(format!("forever{round}"), &2, "t")], Lifetime::Never);
             let got = cache.get_many::<i32>(keys.iter().map(|key| (key, "t")));
             let written = Instant::now();
             if started.elapsed() >= lifetime {
@@ -135,7 +135,7 @@ behaviours! {
             (format!("b{round}"), "t"),
             (format!("forever{round}"), "t"),
         ]);
-        assert_eq!(got, [Err(CacheMiss), Err(CacheMiss), Ok(2)]);
+        assert_eq!(got, [Err(MissKind::Absent.into()), Err(MissKind::Absent.into()), Ok(2)]);
     }
 
     fn the_async_batch_twins_behave_like_the_sync_calls(fixture) {
@@ -150,7 +150,7 @@ behaviours! {
                     let key = |value: &u32| format!("k{value}");
                     let tag = format!("task{task}");
                     let stored = cache
-                        .set_many_async(values.iter().map(|value| (key(value), value, [&tag, "all"])), None)
+                        .set_many_async(values.iter().map(|value| (key(value), value, [&tag, "all"])), Lifetime::Default)
                         .await;
                     assert_eq!(stored, vec![true; 50]);
                     let got = cache
@@ -166,7 +166,7 @@ behaviours! {
             let got = cache
                 .get_many_async::<u32>([("k301", ["task3", "all"]), ("k401", ["task4", "all"])])
                 .await;
-            assert_eq!(got, [Err(CacheMiss), Ok(401)]);
+            assert_eq!(got, [Err(MissKind::Absent.into()), Ok(401)]);
         });
     }
 }

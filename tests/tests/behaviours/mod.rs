@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+use rtc::{Lifetime, MissKind, TaggedCache, NO_TAGS};
 
 use rtc_tests::{unique_namespace, RedisServer};
 use serde::{Deserialize, Serialize};
@@ -38,11 +38,7 @@ impl Fixture {
     pub fn memory() -> Self {
         Self {
             _server: None,
-            builder: Box::new(|namespace| {
-                TaggedCache::builder()
-                    .namespace(namespace)
-                    .in_local_memory(true)
-            }),
+            builder: Box::new(|namespace| TaggedCache::builder().namespace(namespace).in_memory()),
         }
     }
 
@@ -142,36 +138,36 @@ fn ada() -> User {
 behaviours! {
     fn set_get_and_delete_with_tags(fixture) {
         let cache = fixture.cache();
-        assert!(cache.set("user", &ada(), ["user:42", "users"], None));
+        assert!(cache.set("user", &ada(), ["user:42", "users"], Lifetime::Default));
         assert_eq!(cache.get::<User>("user", ["user:42", "users"]), Ok(ada()));
         assert_eq!(cache.get::<User>("user", ["users", "user:42", "users"]), Ok(ada()), "tag order and repeats do not matter");
         assert!(cache.delete("user", ["users", "user:42"]));
-        assert_eq!(cache.get::<User>("user", ["user:42", "users"]), Err(CacheMiss));
+        assert_eq!(cache.get::<User>("user", ["user:42", "users"]), Err(MissKind::Absent.into()));
         assert!(!cache.delete("user", ["users", "user:42"]), "nothing left to delete");
     }
 
     fn invalidating_a_tag_misses_exactly_the_entries_that_carry_it(fixture) {
         let cache = fixture.cache();
-        cache.set("a", &1, ["red"], None);
-        cache.set("b", &2, ["red", "blue"], None);
-        cache.set("c", &3, ["blue"], None);
-        cache.set("d", &4, NO_TAGS, None);
+        cache.set("a", &1, ["red"], Lifetime::Default);
+        cache.set("b", &2, ["red", "blue"], Lifetime::Default);
+        cache.set("c", &3, ["blue"], Lifetime::Default);
+        cache.set("d", &4, NO_TAGS, Lifetime::Default);
         assert!(cache.invalidate(["red"]));
-        assert_eq!(cache.get::<i32>("a", ["red"]), Err(CacheMiss));
-        assert_eq!(cache.get::<i32>("b", ["red", "blue"]), Err(CacheMiss));
+        assert_eq!(cache.get::<i32>("a", ["red"]), Err(MissKind::Absent.into()));
+        assert_eq!(cache.get::<i32>("b", ["red", "blue"]), Err(MissKind::Absent.into()));
         assert_eq!(cache.get::<i32>("c", ["blue"]), Ok(3));
         assert_eq!(cache.get::<i32>("d", NO_TAGS), Ok(4));
         // A new write after the invalidation is fresh again.
-        cache.set("a", &10, ["red"], None);
+        cache.set("a", &10, ["red"], Lifetime::Default);
         assert_eq!(cache.get::<i32>("a", ["red"]), Ok(10));
     }
 
     fn invalidating_several_tags_at_once(fixture) {
         let cache = fixture.cache();
         let owned = vec!["x".to_string(), "y".to_string()];
-        cache.set("x", &1, ["x"], None);
-        cache.set("y", &2, ["y"], None);
-        cache.set("z", &3, ["z"], None);
+        cache.set("x", &1, ["x"], Lifetime::Default);
+        cache.set("y", &2, ["y"], Lifetime::Default);
+        cache.set("z", &3, ["z"], Lifetime::Default);
         assert!(cache.invalidate(&owned));
         assert!(cache.get::<i32>("x", ["x"]).is_err());
         assert!(cache.get::<i32>("y", ["y"]).is_err());
@@ -182,22 +178,22 @@ behaviours! {
         let namespace = unique_namespace("all");
         let cache = fixture.cache_in(&namespace);
         let other = fixture.cache();
-        cache.set("a", &1, ["t"], None);
-        cache.set("b", &2, NO_TAGS, None);
-        other.set("a", &1, ["t"], None);
+        cache.set("a", &1, ["t"], Lifetime::Default);
+        cache.set("b", &2, NO_TAGS, Lifetime::Default);
+        other.set("a", &1, ["t"], Lifetime::Default);
         assert!(cache.invalidate_all());
         assert!(cache.get::<i32>("a", ["t"]).is_err());
         assert!(cache.get::<i32>("b", NO_TAGS).is_err());
         assert_eq!(other.get::<i32>("a", ["t"]), Ok(1));
-        cache.set("b", &3, NO_TAGS, None);
+        cache.set("b", &3, NO_TAGS, Lifetime::Default);
         assert_eq!(cache.get::<i32>("b", NO_TAGS), Ok(3));
     }
 
     fn an_entry_is_identified_by_its_key_and_its_set_of_tags(fixture) {
         let cache = fixture.cache();
-        cache.set("k", &"v1", ["a"], None);
-        cache.set("k", &"v2", ["b"], None);
-        cache.set("k", &"v3", NO_TAGS, None);
+        cache.set("k", &"v1", ["a"], Lifetime::Default);
+        cache.set("k", &"v2", ["b"], Lifetime::Default);
+        cache.set("k", &"v3", NO_TAGS, Lifetime::Default);
         assert_eq!(cache.get::<String>("k", ["a"]).as_deref(), Ok("v1"));
         assert_eq!(cache.get::<String>("k", ["b"]).as_deref(), Ok("v2"));
         assert_eq!(cache.get::<String>("k", NO_TAGS).as_deref(), Ok("v3"));
@@ -209,12 +205,12 @@ behaviours! {
 
     fn entries_expire_after_their_lifetime(fixture) {
         let (short, default) = (Duration::from_millis(100), Duration::from_millis(300));
-        let cache = fixture.cache_with(|b| b.default_lifetime(Some(default)));
+        let cache = fixture.cache_with(|b| b.default_lifetime(default));
         let written = in_time("entries read within their lifetime hit", |round| {
             let started = Instant::now();
-            cache.set(format!("default{round}"), &1, NO_TAGS, None);
-            cache.set(format!("short{round}"), &2, NO_TAGS, Some(short));
-            cache.set(format!("forever{round}"), &3, NO_TAGS, Some(Duration::ZERO));
+            cache.set(format!("default{round}"), &1, NO_TAGS, Lifetime::Default);
+            cache.set(format!("short{round}"), &2, NO_TAGS, short);
+            cache.set(format!("forever{round}"), &3, NO_TAGS, Lifetime::Never);
             let got = cache.get::<i32>(format!("short{round}"), NO_TAGS);
             let written = Instant::now();
             if started.elapsed() >= short {
@@ -239,18 +235,18 @@ behaviours! {
     fn an_entry_whose_tag_expired_misses(fixture) {
         let tag_lifetime = Duration::from_millis(150);
         let cache = fixture.cache_with(|b| {
-            b.lifetime_for_tags(Some(tag_lifetime))
-                .default_lifetime(Some(Duration::from_secs(60)))
+            b.lifetime_for_tags(tag_lifetime)
+                .default_lifetime(Duration::from_secs(60))
         });
         in_time("entries read within their tag's lifetime hit", |round| {
             // A tag of its own per round: a tag left by a round that came too late would expire
             // early for the next one.
             let tag = format!("short-lived-{round}");
             let started = Instant::now();
-            cache.set("k", &1, [&tag], None);
+            cache.set("k", &1, [&tag], Lifetime::Default);
             // Another entry read with the same tag, still kept (near or in memory) when the
             // tag expires: what it learned of the tag's version must not outlive the tag.
-            cache.set("other", &0, [&tag], None);
+            cache.set("other", &0, [&tag], Lifetime::Default);
             let other = cache.get::<i32>("other", [&tag]);
             let got = cache.get::<i32>("k", [&tag]);
             let written = Instant::now();
@@ -261,7 +257,7 @@ behaviours! {
             sleep_past(written, tag_lifetime);
             assert!(cache.get::<i32>("k", [&tag]).is_err(), "the tag expired, so the entry must miss");
             let started = Instant::now();
-            cache.set("k", &2, [&tag], None);
+            cache.set("k", &2, [&tag], Lifetime::Default);
             let got = cache.get::<i32>("k", [&tag]);
             if started.elapsed() >= tag_lifetime {
                 return None;
@@ -274,9 +270,9 @@ behaviours! {
     fn namespaces_do_not_see_each_other(fixture) {
         let one = fixture.cache();
         let two = fixture.cache();
-        one.set("k", &1, ["t"], None);
+        one.set("k", &1, ["t"], Lifetime::Default);
         assert!(two.get::<i32>("k", ["t"]).is_err());
-        two.set("k", &2, ["t"], None);
+        two.set("k", &2, ["t"], Lifetime::Default);
         two.invalidate(["t"]);
         assert_eq!(one.get::<i32>("k", ["t"]), Ok(1));
     }
@@ -286,7 +282,7 @@ behaviours! {
         let long = "x".repeat(10 * 1024);
         let hostile = ["", ":", "*", "a:b:*", "line\nbreak", "rtc:t:00", "\u{0}nul", "ключ", long.as_str()];
         for (i, key) in hostile.iter().enumerate() {
-            assert!(cache.set(*key, &i, [*key, "common"], None), "set {key:?}");
+            assert!(cache.set(*key, &i, [*key, "common"], Lifetime::Default), "set {key:?}");
         }
         for (i, key) in hostile.iter().enumerate() {
             assert_eq!(cache.get::<usize>(*key, [*key, "common"]), Ok(i), "get {key:?}");
@@ -296,10 +292,10 @@ behaviours! {
         assert_eq!(cache.get::<usize>("*", ["*", "common"]), Ok(2));
     }
 
-    fn a_value_read_as_another_type_is_a_miss(fixture) {
+    fn a_value_read_as_another_type_is_an_undecodable_miss(fixture) {
         let cache = fixture.cache();
-        cache.set("user", &ada(), NO_TAGS, None);
-        assert_eq!(cache.get::<Vec<u8>>("user", NO_TAGS), Err(CacheMiss));
+        cache.set("user", &ada(), NO_TAGS, Lifetime::Default);
+        assert_eq!(cache.get::<Vec<u8>>("user", NO_TAGS), Err(MissKind::Undecodable.into()));
         assert_eq!(cache.get::<User>("user", NO_TAGS), Ok(ada()));
     }
 
@@ -307,7 +303,7 @@ behaviours! {
         let cache = fixture.cache();
         let mut map = std::collections::HashMap::new();
         map.insert(vec![1u8], 1); // JSON maps need string keys
-        assert!(!cache.set("map", &map, NO_TAGS, None));
+        assert!(!cache.set("map", &map, NO_TAGS, Lifetime::Default));
         assert!(cache.get::<i32>("map", NO_TAGS).is_err());
     }
 
@@ -321,7 +317,7 @@ behaviours! {
                 tasks.push(tokio::spawn(async move {
                     let key = format!("k{i}");
                     let tag = format!("t{}", i % 10);
-                    assert!(cache.set_async(&key, &i, [&tag, "all"], None).await);
+                    assert!(cache.set_async(&key, &i, [&tag, "all"], Lifetime::Default).await);
                     assert_eq!(cache.get_async::<u32>(&key, [&tag, "all"]).await, Ok(i));
                 }));
             }
@@ -339,7 +335,7 @@ behaviours! {
         // The same cache keeps working from a second, current-thread runtime.
         let second = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         second.block_on(async {
-            assert!(cache.set_async("after", &1, NO_TAGS, None).await);
+            assert!(cache.set_async("after", &1, NO_TAGS, Lifetime::Default).await);
             assert_eq!(cache.get_async::<i32>("after", NO_TAGS).await, Ok(1));
         });
     }

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use redis::Commands;
-use rtc::{CacheMiss, TaggedCache, NO_TAGS};
+use rtc::{Lifetime, MissKind, TaggedCache, NO_TAGS};
 use rtc_tests::staleness::tag;
 use rtc_tests::statics::install;
 use rtc_tests::{warnings, RedisServer};
@@ -100,9 +100,9 @@ fn a_tag_key_of_another_type_turns_its_entries_into_misses_until_it_is_invalidat
     let server = RedisServer::start();
     let cache = cache_on(&server, "wrong-tag-type");
     let mut probe = server.connection();
-    assert!(cache.set("plain", &0, NO_TAGS, None));
+    assert!(cache.set("plain", &0, NO_TAGS, Lifetime::Default));
     let namespace_tag = only_key(&mut probe, "rtc:t:*");
-    assert!(cache.set("k", &1, ["odd"], None));
+    assert!(cache.set("k", &1, ["odd"], Lifetime::Default));
     let tags: Vec<String> = probe.keys("rtc:t:*").unwrap();
     let odd = tags.into_iter().find(|key| *key != namespace_tag).unwrap();
     let (_, logged) = warnings::capture(|| {
@@ -110,11 +110,11 @@ fn a_tag_key_of_another_type_turns_its_entries_into_misses_until_it_is_invalidat
             retype(&mut probe, &odd, kind);
             assert_eq!(
                 cache.get::<i32>("k", ["odd"]),
-                Err(CacheMiss),
+                Err(MissKind::Absent.into()),
                 "tag as a {kind}"
             );
             let stored = (0..200)
-                .filter(|i| cache.set("k", i, ["odd"], None))
+                .filter(|i| cache.set("k", i, ["odd"], Lifetime::Default))
                 .count();
             if kind == "string" {
                 // Not 8 bytes: not a version. The next write replaces it with one.
@@ -129,7 +129,7 @@ fn a_tag_key_of_another_type_turns_its_entries_into_misses_until_it_is_invalidat
                 "other entries are untouched"
             );
             assert!(cache.invalidate(["odd"]), "invalidating replaces the key");
-            assert!(cache.set("k", &2, ["odd"], None));
+            assert!(cache.set("k", &2, ["odd"], Lifetime::Default));
             assert_eq!(
                 cache.get::<i32>("k", ["odd"]),
                 Ok(2),
@@ -144,10 +144,13 @@ fn a_tag_key_of_another_type_turns_its_entries_into_misses_until_it_is_invalidat
     assert!(logged[0].message.contains("WRONGTYPE"), "{}", logged[0]);
     // The namespace's own tag: every entry misses, until invalidate_all.
     retype(&mut probe, &namespace_tag, "hash");
-    assert_eq!(cache.get::<i32>("plain", NO_TAGS), Err(CacheMiss));
-    assert!(!cache.set("plain", &1, NO_TAGS, None));
+    assert_eq!(
+        cache.get::<i32>("plain", NO_TAGS),
+        Err(MissKind::Absent.into())
+    );
+    assert!(!cache.set("plain", &1, NO_TAGS, Lifetime::Default));
     assert!(cache.invalidate_all());
-    assert!(cache.set("plain", &1, NO_TAGS, None));
+    assert!(cache.set("plain", &1, NO_TAGS, Lifetime::Default));
     assert_eq!(cache.get::<i32>("plain", NO_TAGS), Ok(1));
 }
 

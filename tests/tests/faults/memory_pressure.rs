@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::gates::{wait_until, EVENT_LIMIT};
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
 use rtc_tests::statics::install;
@@ -79,7 +79,7 @@ fn a_server_that_refuses_writes_costs_caching_but_never_freshness() {
     let (_, logged) = warnings::capture(|| {
         for i in 0..1000 {
             assert!(
-                !cache.set(format!("k{i}"), &i, ["t"], None),
+                !cache.set(format!("k{i}"), &i, ["t"], Lifetime::Default),
                 "a refused write reports false"
             );
         }

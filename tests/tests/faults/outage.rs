@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use std::thread;
 use std::time::Duration;
 
-use rtc::TaggedCache;
+use rtc::{Lifetime, TaggedCache};
 use rtc_tests::gates::wait_until;
 use rtc_tests::staleness::{items, tag, Audit, Data, Reading};
 use rtc_tests::statics::{forever, install};
@@ -132,7 +132,7 @@ fn async_caching_resumes_within_the_longest_pause_after_a_brief_outage() {
         runtime.spawn(async move {
             loop {
                 if cache
-                    .set_async(format!("k{task}"), &task, ["t"], None)
+                    .set_async(format!("k{task}"), &task, ["t"], Lifetime::Default)
                     .await
                 {
                     stored.fetch_add(1, Ordering::Relaxed);
@@ -176,7 +176,7 @@ async fn frozen_load_async(data: &Data, item: u64) -> Reading {
 
 fn frozen_cache(server: &RedisServer, label: &str) -> TaggedCache {
     builder_on(server, label)
-        .socket_timeout(FROZEN_TIMEOUT)
+        .response_timeout(FROZEN_TIMEOUT)
         .build()
         .unwrap()
 }

@@ -21,8 +21,8 @@ pub fn builder_on(server: &RedisServer, label: &str) -> rtc::TaggedCacheBuilder 
     TaggedCache::builder()
         .namespace(unique_namespace(label))
         .url(server.url())
-        .socket_timeout(SOCKET_TIMEOUT)
-        .socket_connect_timeout(SOCKET_TIMEOUT)
+        .response_timeout(SOCKET_TIMEOUT)
+        .connect_timeout(SOCKET_TIMEOUT)
 }
 
 /// A multi-thread runtime for the async tests.

@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 
-use rtc::{CacheMiss, TaggedCache};
+use rtc::{Lifetime, MissKind, TaggedCache};
 use rtc_tests::staleness::tag;
 use rtc_tests::statics::install;
 use rtc_tests::{free_port, warnings, RedisServer};
@@ -19,13 +19,16 @@ const FEW: usize = 5;
 fn a_wrong_port_gives_a_few_warnings_that_say_what_happened() {
     let cache = TaggedCache::builder()
         .url(format!("redis://127.0.0.1:{}/0", free_port()))
-        .socket_connect_timeout(SOCKET_TIMEOUT)
+        .connect_timeout(SOCKET_TIMEOUT)
         .build()
         .unwrap();
     let (_, logged) = warnings::capture(|| {
         for i in 0..1000 {
-            assert_eq!(cache.get::<u64>("k", [tag(i)]), Err(CacheMiss));
-            assert!(!cache.set("k", &i, [tag(i)], None));
+            assert_eq!(
+                cache.get::<u64>("k", [tag(i)]),
+                Err(MissKind::Unavailable.into())
+            );
+            assert!(!cache.set("k", &i, [tag(i)], Lifetime::Default));
             assert!(!cache.invalidate([tag(i)]));
         }
     });

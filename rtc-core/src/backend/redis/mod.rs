@@ -60,6 +60,7 @@ impl RedisStore {
         };
         let invalid = |error: RedisError| ConfigError::InvalidUrl {
             reason: error.to_string(),
+            source: Some(Box::new(error)),
         };
         let connector = match &settings.storage {
             Storage::Cluster(nodes) => {
@@ -200,6 +201,7 @@ pub(crate) fn track(
                     .client(resp3(info))
                     .map_err(|error| ConfigError::InvalidUrl {
                         reason: error.to_string(),
+                        source: Some(Box::new(error)),
                     })?;
             Source::Server(client)
         }

@@ -25,6 +25,7 @@ use super::Report;
 use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
 use crate::format::{EntryKeys, LockKeys, Observed};
+use crate::lifetime::Lifetime;
 use crate::near::{Fill, Named};
 
 /// What the driver does next, besides round trips.
@@ -137,7 +138,7 @@ pub(super) struct CallFlow<'a, V> {
     keys: &'a EntryKeys,
     codec: &'a ValueCodec<V>,
     mode: Mode,
-    lifetime: Option<Duration>,
+    lifetime: Lifetime,
     windows: Windows,
     /// True once a read found the entry past its lifetime, within `stale_if_error`.
     stale_seen: bool,
@@ -176,7 +177,7 @@ impl<'a, V> CallFlow<'a, V> {
         keys: &'a EntryKeys,
         codec: &'a ValueCodec<V>,
         mode: Mode,
-        lifetime: Option<Duration>,
+        lifetime: Lifetime,
         windows: Windows,
         report: Report,
     ) -> Self {
@@ -214,7 +215,7 @@ impl<'a, V> CallFlow<'a, V> {
     }
 
     /// The lifetime the call stores its value with.
-    pub(super) fn lifetime(&self) -> Option<Duration> {
+    pub(super) fn lifetime(&self) -> Lifetime {
         self.lifetime
     }
 

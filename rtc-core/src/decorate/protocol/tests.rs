@@ -8,6 +8,7 @@ use crate::decorate::flights::Joined;
 use crate::engine::{LockAttempt, ReadReply, Ttl};
 use crate::format::{self, Version};
 use crate::hook::CacheInfo;
+use crate::lifetime::Lifetime;
 
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -20,10 +21,7 @@ fn shared_cache() -> TaggedCache {
 }
 
 fn memory_cache() -> TaggedCache {
-    TaggedCache::builder()
-        .in_local_memory(true)
-        .build()
-        .unwrap()
+    TaggedCache::builder().in_memory().build().unwrap()
 }
 
 fn report() -> Report {
@@ -115,7 +113,7 @@ fn acquiring<'a>(
         keys,
         codec,
         locked(),
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -141,7 +139,7 @@ fn a_fresh_entry_is_returned_without_computing() {
         &keys,
         &codec,
         locked(),
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -164,7 +162,7 @@ fn a_miss_creates_missing_tags_then_computes_then_stores_stamped_with_what_it_re
         &keys,
         &codec,
         mode,
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -204,7 +202,7 @@ fn an_unreachable_backend_means_computing_and_storing_nothing() {
         &keys,
         &codec,
         locked(),
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -267,7 +265,7 @@ fn a_holder_that_finds_the_value_releases_the_lock_and_returns_it() {
         &keys,
         &codec,
         locked(),
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -392,7 +390,7 @@ fn a_failed_acquire_computes_without_the_lock() {
         &keys,
         &codec,
         locked(),
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -446,7 +444,7 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
         &keys,
         &codec,
         locked(),
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -464,7 +462,7 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
         &keys,
         &codec,
         locked(),
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -483,7 +481,7 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
         &keys,
         &codec,
         locked(),
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -502,7 +500,7 @@ fn a_refresh_computes_even_on_a_hit() {
         &keys,
         &codec,
         Mode::Refresh,
-        None,
+        Lifetime::Default,
         Windows::default(),
         report(),
     );
@@ -520,7 +518,15 @@ fn with_windows<'a>(
     mode: Mode,
     windows: Windows,
 ) -> CallFlow<'a, String> {
-    CallFlow::new(cache, keys, codec, mode, None, windows, report())
+    CallFlow::new(
+        cache,
+        keys,
+        codec,
+        mode,
+        Lifetime::Default,
+        windows,
+        report(),
+    )
 }
 
 /// Stale windows of a call: `stale_while_revalidate` and `stale_if_error` (seconds).
@@ -698,7 +704,7 @@ fn a_refresh_computes_and_stores_the_entry_with_its_stale_window() {
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Revalidate { lock_timeout: None };
-    let lifetime = Some(Duration::from_secs(30));
+    let lifetime = Lifetime::After(Duration::from_secs(30));
     let mut flow = CallFlow::new(
         &cache,
         &keys,

@@ -343,6 +343,8 @@ pub mod stampede {
     pub const SLOW_BODY: Duration = Duration::from_secs(2);
     /// What the slow function returns.
     pub const VALUE: u64 = 42;
+    /// The entry the `get_with` stampede computes (tagged `t`).
+    pub const GET_WITH_KEY: &str = "cold-get-with";
 }
 
 /// The serve-stale tests' refreshed function, the same in the test and its child processes:

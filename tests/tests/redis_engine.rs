@@ -177,6 +177,35 @@ fn a_corrupt_tag_version_is_a_miss_and_is_repaired_by_the_next_write() {
 }
 
 #[test]
+fn get_with_on_an_unreachable_server_returns_what_it_computes() {
+    let cache = TaggedCache::builder()
+        .url(format!("redis://127.0.0.1:{}/0", free_port()))
+        .connect_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    assert_eq!(cache.get_with("k", ["t"], || 7_u64), 7);
+    assert_eq!(
+        cache.get_with("k", ["t"], || 8_u64),
+        8,
+        "nothing was stored"
+    );
+    let failed: Result<u64, &str> = cache.try_get_with("k", ["t"], || Err("down"));
+    assert_eq!(failed, Err("down"));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    assert_eq!(
+        runtime.block_on(cache.get_with_async("k", ["t"], async { 9_u64 })),
+        9
+    );
+    assert_eq!(
+        runtime.block_on(cache.try_get_with_async("k", ["t"], async { Ok::<_, ()>(10_u64) })),
+        Ok(10)
+    );
+}
+
+#[test]
 fn an_unreachable_server_is_a_miss_and_later_calls_skip_it() {
     let cache = TaggedCache::builder()
         .url(format!("redis://127.0.0.1:{}/0", free_port()))

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use redis::Commands;
 use rtc::{CacheInfo, TaggedCache};
 use rtc_tests::gates::{wait_until, Latch, EVENT_LIMIT};
-use rtc_tests::stampede::{COUNTER_KEY, SLOW_BODY, VALUE};
+use rtc_tests::stampede::{COUNTER_KEY, GET_WITH_KEY, SLOW_BODY, VALUE};
 use rtc_tests::statics::install;
 use rtc_tests::{unique_namespace, RedisServer};
 
@@ -103,6 +103,67 @@ fn one_computation_for_100_threads_and_4_processes_of_25_threads() {
         executions(&server),
         1,
         "the body ran once for 200 callers in 5 processes"
+    );
+}
+
+#[test]
+fn get_with_computes_once_for_threads_of_3_processes() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("get-with-stampede");
+    let url = server.url();
+    let cache = TaggedCache::builder()
+        .url(&url)
+        .namespace(&namespace)
+        .build()
+        .unwrap();
+    let start_at = SystemTime::now() + Duration::from_millis(1500);
+    let start_ms = start_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    let children: Vec<Child> = (0..2)
+        .map(|_| worker(&["get_with", &url, &namespace, "10", &start_ms]))
+        .collect();
+    let results: Vec<u64> = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..10)
+            .map(|_| {
+                scope.spawn(|| {
+                    if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    cache
+                        .entry(GET_WITH_KEY, ["t"])
+                        .lock_timeout(Duration::from_secs(10))
+                        .get_with(|| {
+                            let mut connection = server.connection();
+                            let _: u64 = connection.incr(COUNTER_KEY, 1).unwrap();
+                            std::thread::sleep(SLOW_BODY);
+                            VALUE
+                        })
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect()
+    });
+    assert_eq!(results, vec![VALUE; 10]);
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "a worker failed");
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let answered = printed
+            .lines()
+            .filter(|line| *line == format!("result {VALUE}"))
+            .count();
+        assert_eq!(answered, 10);
+    }
+    assert_eq!(
+        executions(&server),
+        1,
+        "get_with computed once for 30 callers in 3 processes"
     );
 }
 

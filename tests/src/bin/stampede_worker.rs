@@ -2,6 +2,8 @@
 //!
 //! `stampede_worker stampede <url> <namespace> <threads> <start_at_unix_ms>`: at the given instant,
 //! `threads` threads call the same cold `#[cached(lock = true)]` function; each prints its result.
+//! `stampede_worker get_with <url> <namespace> <threads> <start_at_unix_ms>`: the same, through
+//! the cache's own `get_with` on the entry [`GET_WITH_KEY`] instead of a decorated function.
 //! `stampede_worker hold <url> <namespace>`: calls a locked function whose body never ends, so the
 //! process holds the entry's lock until it is killed.
 
@@ -10,13 +12,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use redis::Commands;
 use rtc::TaggedCache;
-use rtc_tests::stampede::{COUNTER_KEY, SLOW_BODY, VALUE};
+use rtc_tests::stampede::{COUNTER_KEY, GET_WITH_KEY, SLOW_BODY, VALUE};
 
 static CACHE: OnceLock<TaggedCache> = OnceLock::new();
 static URL: OnceLock<String> = OnceLock::new();
 
 #[rtc::cached(key = "cold", lock = true, lock_timeout = 10, cache = CACHE.get().unwrap())]
 fn slow() -> u64 {
+    slow_body()
+}
+
+/// Counts its run in Redis, then takes [`SLOW_BODY`].
+fn slow_body() -> u64 {
     let mut connection = redis::Client::open(URL.get().unwrap().as_str())
         .and_then(|client| client.get_connection())
         .expect("the worker reaches Redis");
@@ -43,7 +50,7 @@ fn main() {
         .expect("valid settings");
     CACHE.set(cache).unwrap();
     match mode.as_str() {
-        "stampede" => {
+        "stampede" | "get_with" => {
             let threads: usize = args[4].parse().expect("a thread count");
             let start_at =
                 UNIX_EPOCH + Duration::from_millis(args[5].parse().expect("a start time"));
@@ -53,7 +60,16 @@ fn main() {
                         if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
                             std::thread::sleep(wait);
                         }
-                        println!("result {}", slow());
+                        let result = match mode.as_str() {
+                            "stampede" => slow(),
+                            _ => CACHE
+                                .get()
+                                .unwrap()
+                                .entry(GET_WITH_KEY, ["t"])
+                                .lock_timeout(Duration::from_secs(10))
+                                .get_with(slow_body),
+                        };
+                        println!("result {result}");
                     });
                 }
             });

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 /// Runs every behaviour against the backend `fixture` makes, naming each before it runs.
 pub fn run_all(fixture: impl Fn() -> Fixture) {
-    for (name, check) in ALL.iter().chain(batch::ALL) {
+    for (name, check) in ALL.iter().chain(batch::ALL).chain(get_with::ALL) {
         eprintln!("behaviour: {name}");
         check(&fixture());
     }
@@ -121,6 +121,7 @@ macro_rules! behaviours {
 }
 
 mod batch;
+mod get_with;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct User {

@@ -43,6 +43,8 @@ cargo test -p rtc-core --lib
 
 echo "==> cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
+# And the facade as a user without optional features reads it (links to feature-gated items).
+RUSTDOCFLAGS="-D warnings" cargo doc -p redis-tagged-cache --no-deps --quiet
 
 echo "==> benches and examples build"
 cargo build --workspace --all-features --benches --examples --quiet

@@ -56,7 +56,7 @@
 //! | feature | what | pick it with |
 //! |---|---|---|
 //! | (none) | JSON, the default | |
-//! | `postcard` | [`Codec::Postcard`], compact binary: a third to a half of JSON's size, faster to decode | [`TaggedCacheBuilder::codec`], `#[cached(codec = rtc::Codec::Postcard)]` |
+//! | `postcard` | [`Codec`]`::Postcard`, compact binary: a third to a half of JSON's size, faster to decode | [`TaggedCacheBuilder::codec`], `#[cached(codec = rtc::Codec::Postcard)]` |
 //! | `lz4` | LZ4 compression of values longer than a threshold, pure Rust | `TaggedCacheBuilder::compress_above`, `#[cached(compress_above = 4096)]` |
 //!
 //! Every entry records its codec and compression. A reader that expects another codec, or

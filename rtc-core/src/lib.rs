@@ -36,6 +36,10 @@ pub mod __private {
     pub use crate::decorate::*;
 }
 
+/// The redis-rs rtc is built with, for [`TaggedCacheBuilder::client`] and
+/// [`TaggedCacheBuilder::cluster_client`]: a client made with it is of the version rtc takes.
+pub use redis;
+
 pub use cache::{EntryRef, TaggedCache, NO_TAGS};
 pub use codec::Codec;
 pub use config::TaggedCacheBuilder;

@@ -122,6 +122,8 @@
 #[doc(inline)]
 pub use rtc_macros::cached;
 
+pub use rtc_core::redis;
+
 pub use rtc_core::{
     global, set_global, CacheInfo, CacheMiss, CacheStats, Codec, ConfigError, EntryRef, HookFn,
     IntoTags, Lifetime, MissKind, TaggedCache, TaggedCacheBuilder, MAX_TAGS, NO_TAGS,

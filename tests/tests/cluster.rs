@@ -33,6 +33,12 @@ fn every_behaviour_on_a_cluster() {
 }
 
 #[test]
+fn every_behaviour_on_a_cluster_through_the_applications_client() {
+    let cluster = RedisCluster::start();
+    behaviours::run_all(|| Fixture::cluster_client(&cluster));
+}
+
+#[test]
 fn entries_and_tags_spread_over_every_shard() {
     let cluster = RedisCluster::start();
     let cache = cluster_cache(&cluster);

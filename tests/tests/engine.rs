@@ -8,6 +8,11 @@ use behaviours::Fixture;
 use rtc::{Lifetime, MissKind, TaggedCache, NO_TAGS};
 
 #[test]
+fn every_behaviour_on_redis_through_the_applications_client() {
+    behaviours::run_all(Fixture::redis_client);
+}
+
+#[test]
 fn every_behaviour_on_redis() {
     behaviours::run_all(Fixture::redis);
 }

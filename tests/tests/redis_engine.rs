@@ -177,6 +177,23 @@ fn a_corrupt_tag_version_is_a_miss_and_is_repaired_by_the_next_write() {
 }
 
 #[test]
+fn a_cache_made_from_the_applications_client_uses_its_database() {
+    let server = RedisServer::start();
+    let client =
+        rtc::redis::Client::open(format!("redis://127.0.0.1:{}/5", server.port())).unwrap();
+    let cache = TaggedCache::builder().client(&client).build().unwrap();
+    assert!(cache.set("k", &1, ["t"], Lifetime::Default));
+    assert_eq!(cache.get::<i32>("k", ["t"]), Ok(1));
+    let mut connection = client.get_connection().unwrap();
+    let in_db5: usize = redis::cmd("DBSIZE").query(&mut connection).unwrap();
+    assert!(in_db5 >= 2, "the entry and its tag are in db 5");
+    let in_db0: usize = redis::cmd("DBSIZE")
+        .query(&mut server.connection())
+        .unwrap();
+    assert_eq!(in_db0, 0);
+}
+
+#[test]
 fn get_with_on_an_unreachable_server_returns_what_it_computes() {
     let cache = TaggedCache::builder()
         .url(format!("redis://127.0.0.1:{}/0", free_port()))

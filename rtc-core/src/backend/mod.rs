@@ -76,9 +76,10 @@ impl Backend {
         Ok(match &settings.storage {
             Storage::Disabled => Backend::Disabled,
             Storage::Memory => Backend::Memory(Box::new(MemoryStore::new(settings.max_entries))),
-            Storage::Redis(_) | Storage::Sentinel(_) | Storage::Cluster(_) => {
-                Backend::Redis(Box::new(RedisStore::open(settings)?))
-            }
+            Storage::Redis(_)
+            | Storage::Sentinel(_)
+            | Storage::Cluster(_)
+            | Storage::ClusterClient(_) => Backend::Redis(Box::new(RedisStore::open(settings)?)),
         })
     }
 

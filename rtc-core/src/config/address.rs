@@ -20,6 +20,7 @@ pub(super) enum Address {
     Url(String),
     Client(Box<ConnectionInfo>),
     Cluster(Vec<String>),
+    ClusterClient(Box<redis::cluster::ClusterClient>),
     Sentinel(Vec<String>, String),
     Memory,
 }
@@ -43,6 +44,7 @@ impl fmt::Debug for Address {
             Address::Url(_) => f.write_str("Url(<set>)"),
             Address::Client(info) => write!(f, "Client({})", info.addr()),
             Address::Cluster(urls) => write!(f, "Cluster({} seeds)", urls.len()),
+            Address::ClusterClient(_) => f.write_str("ClusterClient(..)"),
             Address::Sentinel(urls, service) => {
                 write!(f, "Sentinel({} sentinels, {service:?})", urls.len())
             }
@@ -112,6 +114,10 @@ impl Address {
             Address::Url(url) => Storage::Redis(Box::new(connection.server(parse_url(url)?)?)),
             Address::Client(info) => Storage::Redis(Box::new(connection.server((**info).clone())?)),
             Address::Cluster(urls) => Storage::Cluster(connection.cluster_nodes(urls)?),
+            Address::ClusterClient(client) => {
+                connection.leaves_the_client_alone()?;
+                Storage::ClusterClient(client.clone())
+            }
             Address::Sentinel(urls, service) => {
                 Storage::Sentinel(Box::new(connection.sentinel(urls, service)?))
             }
@@ -127,6 +133,18 @@ impl Address {
 }
 
 impl Connection {
+    /// A cluster client given by the application is used as it is: settings that would
+    /// change its connections are refused rather than silently ignored.
+    fn leaves_the_client_alone(&self) -> Result<(), ConfigError> {
+        let refines = self.db.is_some() || self.username.is_some() || self.password.is_some();
+        if refines || self.tls || self.tls_options.requested() {
+            return Err(ConfigError::Contradictory(
+                "cluster_client() is used as it is: set its credentials and TLS on the ClusterClient, not with db()/username()/password()/tls*()",
+            ));
+        }
+        Ok(())
+    }
+
     /// `redis` with the `username()`, `password()` and `db()` given, if any.
     fn refine(&self, mut redis: RedisConnectionInfo) -> RedisConnectionInfo {
         if let Some(username) = &self.username {

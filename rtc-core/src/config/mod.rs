@@ -25,7 +25,8 @@ pub(crate) use self::settings::{NearSettings, SentinelSettings, Settings, Storag
 ///
 /// **Where entries live is one choice**: the last of [`url`](Self::url),
 /// [`host`](Self::host)/[`port`](Self::port), [`cluster_urls`](Self::cluster_urls),
-/// [`sentinel`](Self::sentinel), [`client`](Self::client) and [`in_memory`](Self::in_memory)
+/// [`sentinel`](Self::sentinel), [`client`](Self::client),
+/// [`cluster_client`](Self::cluster_client) and [`in_memory`](Self::in_memory)
 /// wins. [`db`](Self::db), [`username`](Self::username), [`password`](Self::password) and
 /// [`tls`](Self::tls) refine whichever Redis storage is chosen (over what a URL says), and
 /// [`disabled(true)`](Self::disabled) turns any storage off.
@@ -128,18 +129,40 @@ impl TaggedCacheBuilder {
         self
     }
 
-    /// Keeps entries on the Redis server whose [`redis::Client`] the application already made,
+    /// Keeps entries on the Redis server whose [`redis::Client`] the application already made
+    /// (with the redis-rs rtc re-exports as `rtc::redis`, so that the versions match),
     /// so that its connections are configured once: rtc opens its own connections with the
     /// client's address, database, credentials and TLS parameters (and its own timeouts).
     /// Replaces any storage chosen before.
     ///
     /// ```
-    /// let client = redis::Client::open("redis://127.0.0.1:6379/2").unwrap();
+    /// let client = rtc::redis::Client::open("redis://127.0.0.1:6379/2").unwrap();
     /// let cache = rtc::TaggedCache::builder().client(&client).build().unwrap();
     /// # let _ = cache;
     /// ```
     pub fn client(mut self, client: &redis::Client) -> Self {
         self.address = Address::Client(Box::new(client.get_connection_info().clone()));
+        self
+    }
+
+    /// Keeps entries in the Redis Cluster of the application's own [`ClusterClient`]
+    /// (redis-rs), used as it is: its credentials, TLS, timeouts and retries apply, and rtc's
+    /// [`db`](Self::db), [`username`](Self::username), [`password`](Self::password) and `tls*`
+    /// settings are refused beside it. Replaces any storage chosen before.
+    ///
+    /// A `ClusterClient` does not tell its seed nodes, which the near cache needs to track
+    /// every node: for [`near_cache`](Self::near_cache) on a cluster, give
+    /// [`cluster_urls`](Self::cluster_urls) instead (`build()` says so).
+    ///
+    /// [`ClusterClient`]: redis::cluster::ClusterClient
+    ///
+    /// ```
+    /// let client = rtc::redis::cluster::ClusterClient::new(["redis://10.0.0.1:7000"]).unwrap();
+    /// let cache = rtc::TaggedCache::builder().cluster_client(&client).build().unwrap();
+    /// # let _ = cache;
+    /// ```
+    pub fn cluster_client(mut self, client: &redis::cluster::ClusterClient) -> Self {
+        self.address = Address::ClusterClient(Box::new(client.clone()));
         self
     }
 

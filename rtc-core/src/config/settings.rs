@@ -20,6 +20,8 @@ pub(crate) enum Storage {
     Sentinel(Box<SentinelSettings>),
     /// Seed nodes of a Redis Cluster; the rest of the topology is discovered.
     Cluster(Vec<ConnectionInfo>),
+    /// A Redis Cluster through the application's own client, used as it is.
+    ClusterClient(Box<redis::cluster::ClusterClient>),
 }
 
 /// Where the sentinels are, which primary to ask them for, and how to connect to it.
@@ -43,7 +45,8 @@ impl Storage {
                 tls(&sentinel.primary) || sentinel.sentinels.iter().any(tls)
             }
             Storage::Cluster(nodes) => nodes.iter().any(tls),
-            Storage::Disabled | Storage::Memory => false,
+            // Its TLS is the client's own business.
+            Storage::ClusterClient(_) | Storage::Disabled | Storage::Memory => false,
         }
     }
 }
@@ -92,6 +95,9 @@ impl fmt::Debug for Settings {
                 addresses(&sentinel.sentinels)
             ),
             Storage::Cluster(nodes) => format!("redis cluster seeded by {}", addresses(nodes)),
+            Storage::ClusterClient(_) => {
+                "redis cluster through the application's client".to_owned()
+            }
         };
         f.debug_struct("Settings")
             .field("namespace", &self.namespace)

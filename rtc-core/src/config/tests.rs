@@ -61,6 +61,7 @@ fn storage_of(builder: TaggedCacheBuilder) -> String {
         Storage::Redis(info) => format!("{} db {}", info.addr(), info.redis_settings().db()),
         Storage::Sentinel(sentinel) => format!("sentinel {}", sentinel.service),
         Storage::Cluster(nodes) => format!("cluster of {}", nodes.len()),
+        Storage::ClusterClient(_) => "cluster client".to_owned(),
     }
 }
 
@@ -103,6 +104,35 @@ fn the_last_storage_given_wins() {
         storage_of(builder().in_memory().client(&client)),
         "c:9 db 4"
     );
+    let cluster = redis::cluster::ClusterClient::new(["redis://c:7000"]).unwrap();
+    assert_eq!(
+        storage_of(builder().url("redis://h").cluster_client(&cluster)),
+        "cluster client"
+    );
+    assert_eq!(
+        storage_of(builder().cluster_client(&cluster).in_memory()),
+        "memory"
+    );
+}
+
+#[test]
+fn a_cluster_client_is_used_as_it_is() {
+    let cluster = redis::cluster::ClusterClient::new(["redis://c:7000"]).unwrap();
+    let builder = || TaggedCacheBuilder::default().cluster_client(&cluster);
+    for refining in [
+        builder().db(1),
+        builder().password("p"),
+        builder().username("u"),
+        builder().tls(true),
+    ] {
+        assert!(matches!(error_of(refining), ConfigError::Contradictory(_)));
+    }
+    let near = builder()
+        .near_cache(10)
+        .build()
+        .expect_err("no seeds to track");
+    assert!(matches!(near, ConfigError::Contradictory(_)));
+    assert!(near.to_string().contains("cluster_urls()"));
 }
 
 #[test]

@@ -35,6 +35,19 @@ impl Fixture {
         }
     }
 
+    /// Redis through a `redis::Client` the application made, on database 3.
+    pub fn redis_client() -> Self {
+        let server = RedisServer::start();
+        let client =
+            rtc::redis::Client::open(format!("redis://127.0.0.1:{}/3", server.port())).unwrap();
+        Self {
+            _server: Some(server),
+            builder: Box::new(move |namespace| {
+                TaggedCache::builder().namespace(namespace).client(&client)
+            }),
+        }
+    }
+
     pub fn memory() -> Self {
         Self {
             _server: None,
@@ -50,6 +63,18 @@ impl Fixture {
                 TaggedCache::builder()
                     .namespace(namespace)
                     .cluster_urls(urls.clone())
+            }),
+        }
+    }
+
+    pub fn cluster_client(cluster: &rtc_tests::cluster::RedisCluster) -> Self {
+        let client = rtc::redis::cluster::ClusterClient::new(cluster.urls()).unwrap();
+        Self {
+            _server: None,
+            builder: Box::new(move |namespace| {
+                TaggedCache::builder()
+                    .namespace(namespace)
+                    .cluster_client(&client)
             }),
         }
     }

@@ -76,6 +76,10 @@ impl RedisStore {
                     .map_err(invalid)?;
                 Connector::Cluster(Box::new(ClusterConnector::new(client, timeouts)))
             }
+            Storage::ClusterClient(client) => Connector::Cluster(Box::new(ClusterConnector::new(
+                (**client).clone(),
+                timeouts,
+            ))),
             Storage::Redis(info) => {
                 let client = settings.tls.client((**info).clone()).map_err(invalid)?;
                 Connector::Server(Box::new(ServerConnector::new(client, timeouts)))
@@ -215,6 +219,11 @@ pub(crate) fn track(
             primary: resp3(&sentinel.primary),
             tls: settings.tls.clone(),
         },
+        Storage::ClusterClient(_) => {
+            return Err(ConfigError::Contradictory(
+                "the near cache tracks every node of a cluster from its seed URLs, which a redis-rs ClusterClient does not tell: use cluster_urls() with near_cache()",
+            ))
+        }
         Storage::Memory | Storage::Disabled => {
             return Err(ConfigError::Invalid(
                 "the near cache tracks a Redis server, cluster or primary behind sentinels",

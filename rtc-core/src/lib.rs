@@ -29,7 +29,7 @@ mod stats;
 mod tags;
 mod warnings;
 
-pub use cache::{TaggedCache, NO_TAGS};
+pub use cache::{PingError, PingErrorKind, TaggedCache, NO_TAGS};
 pub use codec::Codec;
 pub use config::TaggedCacheBuilder;
 pub use error::{CacheMiss, ConfigError};

@@ -124,7 +124,7 @@ pub use rtc_macros::cached;
 
 pub use rtc_core::{
     global, set_global, CacheInfo, CacheMiss, CacheStats, Codec, ConfigError, HookFn, IntoTags,
-    Lifetime, TaggedCache, TaggedCacheBuilder, MAX_TAGS, NO_TAGS,
+    Lifetime, PingError, PingErrorKind, TaggedCache, TaggedCacheBuilder, MAX_TAGS, NO_TAGS,
 };
 
 /// Support code for the `#[cached]` macro. Not public API: it may change in any release.

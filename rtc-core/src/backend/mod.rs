@@ -64,6 +64,15 @@ impl BackendError {
     }
 }
 
+/// Why a `PING` got no answer.
+#[derive(Debug)]
+pub(crate) enum PingFailure {
+    /// An async ping made outside a tokio runtime.
+    NoRuntime,
+    /// What redis-rs reported: no connection, no answer in time, an error reply...
+    Redis(::redis::RedisError),
+}
+
 pub(crate) enum Backend {
     Disabled,
     Memory(Box<MemoryStore>),
@@ -99,6 +108,23 @@ impl Backend {
         match self {
             Backend::Redis(store) => Either::Left(store.execute_async(operation)),
             Backend::Disabled | Backend::Memory(_) => Either::Right(ready(self.execute(operation))),
+        }
+    }
+
+    /// Sends Redis a `PING` and waits for the answer; the other backends have nothing to
+    /// reach and answer at once.
+    pub(crate) fn ping(&self) -> Result<(), PingFailure> {
+        match self {
+            Backend::Redis(store) => store.ping().map_err(PingFailure::Redis),
+            Backend::Disabled | Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Async twin of [`Backend::ping`].
+    pub(crate) async fn ping_async(&self) -> Result<(), PingFailure> {
+        match self {
+            Backend::Redis(store) => store.ping_async().await,
+            Backend::Disabled | Backend::Memory(_) => Ok(()),
         }
     }
 

@@ -366,4 +366,7 @@ impl TaggedCache {
 mod batch;
 mod near;
 mod operations;
+mod ping;
 mod reporting;
+
+pub use self::ping::{PingError, PingErrorKind};

@@ -23,7 +23,7 @@ use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
 use self::tracking::Source;
 pub(crate) use self::tracking::Tracker;
-use super::BackendError;
+use super::{BackendError, PingFailure};
 use crate::config::{Settings, Storage};
 use crate::engine::{Operation, Reply};
 use crate::error::ConfigError;
@@ -157,6 +157,29 @@ impl RedisStore {
                 Either::Right(Either::Right(cluster.query_async(round, runtime)))
             }
         }
+    }
+
+    /// Sends one `PING` (to every primary of a cluster, to the primary behind Sentinel) and
+    /// waits for the answer. The back-off is neither asked nor told: a health check always
+    /// tries, and its result changes nothing for the calls around it.
+    pub(crate) fn ping(&self) -> RedisResult<()> {
+        let round = Round::ping();
+        match &self.connector {
+            Connector::Server(server) => server.query(&round),
+            Connector::Sentinel(sentinel) => sentinel.query(&round),
+            Connector::Cluster(cluster) => cluster.query(&round),
+        }
+        .map(drop)
+    }
+
+    /// Async twin of [`RedisStore::ping`], on this runtime's connection.
+    pub(crate) async fn ping_async(&self) -> Result<(), PingFailure> {
+        let runtime = connections::current_runtime().map_err(|_| PingFailure::NoRuntime)?;
+        let round = Round::ping();
+        self.query_async(&round, runtime)
+            .await
+            .map(drop)
+            .map_err(PingFailure::Redis)
     }
 
     /// Turns what a round's commands returned into a reply, and keeps the back-off up to date.

@@ -39,6 +39,11 @@ pub(crate) enum BackendError {
     TooManyTags,
     #[error("async call made outside a tokio runtime (the Redis backend's async API needs tokio)")]
     NoRuntime,
+    #[error(
+        "this tokio runtime has no I/O or no time driver, and rtc's own runtime could not be \
+         started to drive Redis for it"
+    )]
+    NoDrivers,
     #[error("this backend shares nothing with other processes, so it has no stampede lock")]
     NotShared,
 }
@@ -54,6 +59,7 @@ impl BackendError {
             BackendError::UnexpectedReply => "unexpected_reply",
             BackendError::TooManyTags => "too_many_tags",
             BackendError::NoRuntime => "no_runtime",
+            BackendError::NoDrivers => "no_drivers",
             BackendError::NotShared => "not_shared",
         }
     }
@@ -67,7 +73,8 @@ impl BackendError {
 /// Why a `PING` got no answer.
 #[derive(Debug)]
 pub(crate) enum PingFailure {
-    /// An async ping made outside a tokio runtime.
+    /// An async ping made outside a tokio runtime (or on one without drivers, when rtc's own
+    /// runtime could not be started).
     NoRuntime,
     /// What redis-rs reported: no connection, no answer in time, an error reply...
     Redis(::redis::RedisError),

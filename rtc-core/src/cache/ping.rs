@@ -98,7 +98,9 @@ pub enum PingErrorKind {
     /// Redis answered, with an error: an ACL user who may not run `PING`, a server still
     /// loading its data, a replica that lost its primary...
     ErrorReply,
-    /// [`TaggedCache::ping_async`] was called outside a tokio runtime.
+    /// [`TaggedCache::ping_async`] was called outside a tokio runtime. (On a runtime built
+    /// without its I/O or time driver, rtc drives the ping on a runtime of its own; this kind
+    /// also says that runtime could not be started.)
     NoRuntime,
 }
 

@@ -49,6 +49,12 @@ RUSTDOCFLAGS="-D warnings" cargo doc -p redis-tagged-cache --no-deps --quiet
 echo "==> benches and examples build"
 cargo build --workspace --all-features --benches --examples --quiet
 
+echo "==> the quickstart runs (in memory) and counts 2 hits and 5 misses"
+# The binary built just above (a `cargo run` here would resolve other features and rebuild).
+quickstart=$(env -u REDIS_URL "${CARGO_TARGET_DIR:-target}/debug/examples/quickstart")
+echo "$quickstart"
+grep -q "^stats: 2 hits, 5 misses" <<<"$quickstart"
+
 # The crates a registry would publish; rtc-tests and rtc-examples are `publish = false`.
 published=(-p rtc-core -p rtc-macros -p redis-tagged-cache -p rtc-cli)
 

@@ -1,6 +1,8 @@
 //! `rtc check`: can this server, and this user, serve rtc?
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use rtc::{PingError, TaggedCache};
 
 use crate::access::{self, Method};
 use crate::error::CliError;
@@ -13,7 +15,19 @@ const PINGS: usize = 5;
 /// Checks every server of the target; fails on the first one that is too old, and at the end
 /// when a command rtc needs is denied anywhere.
 pub fn run(target: &Target) -> Result<(), CliError> {
-    let pattern = target.cache()?.key_pattern();
+    let cache = target.cache()?;
+    let round_trip =
+        round_trip(&cache).map_err(|error| CliError::from_ping(&target.servers(), &error))?;
+    println!(
+        "round trip {:.2} ms (median of {PINGS} PINGs {}, as TaggedCache::ping sends them)",
+        round_trip.as_secs_f64() * 1000.0,
+        if target.is_cluster() {
+            "to every primary"
+        } else {
+            "to the server"
+        }
+    );
+    let pattern = cache.key_pattern();
     let namespace_id = pattern
         .strip_prefix("rtc:?:")
         .and_then(|rest| rest.strip_suffix(":*"))
@@ -26,14 +40,7 @@ pub fn run(target: &Target) -> Result<(), CliError> {
         if let Some(reason) = server.too_old() {
             return Err(CliError::Refusal(reason));
         }
-        let round_trip = round_trip(&mut connection)
-            .map_err(|error| CliError::from_redis(&node.address, &error))?;
-        println!(
-            "{}: {}, round trip {:.2} ms (median of {PINGS} PINGs)",
-            node.address,
-            server.product(),
-            round_trip.as_secs_f64() * 1000.0
-        );
+        println!("{}: {}", node.address, server.product());
         let (method, verdicts) = match access::dry_run(&mut connection, &needed) {
             Some(found) => found,
             None => access::probe(&mut connection, &needed),
@@ -75,14 +82,11 @@ pub fn run(target: &Target) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The median time of [`PINGS`] round trips.
-fn round_trip(connection: &mut redis::Connection) -> redis::RedisResult<Duration> {
-    let mut times = Vec::with_capacity(PINGS);
-    for _ in 0..PINGS {
-        let start = Instant::now();
-        redis::cmd("PING").query::<String>(connection)?;
-        times.push(start.elapsed());
-    }
+/// The median of [`PINGS`] pings through the library (the first also opens the connection).
+fn round_trip(cache: &TaggedCache) -> Result<Duration, PingError> {
+    let mut times = (0..PINGS)
+        .map(|_| cache.ping())
+        .collect::<Result<Vec<_>, _>>()?;
     times.sort();
     Ok(times[PINGS / 2])
 }

@@ -4,13 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::exit;
+
 /// Operate an rtc cache: invalidate tags, look at entries, count what a namespace holds, check
 /// the server.
-///
-/// Exit codes: 0 done, 1 the server could not be reached or refused (or the namespace holds no
-/// keys), 2 bad usage (unknown flag, bad URL or setting).
 #[derive(Debug, Parser)]
-#[command(name = "rtc", version, about, long_about)]
+#[command(name = "rtc", version, about, long_about, after_help = exit::HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub connection: ConnectionArgs,
@@ -39,11 +38,14 @@ pub struct ConnectionArgs {
     pub cluster: Vec<String>,
 
     /// The cache's namespace.
+    // Help shows the variable's value only when it is set: clap would print an empty one
+    // (`[env: RTC_NAMESPACE=]`) otherwise.
     #[arg(
         long,
         short = 'n',
         global = true,
         env = "RTC_NAMESPACE",
+        hide_env_values = std::env::var_os("RTC_NAMESPACE").is_none(),
         default_value = "default"
     )]
     pub namespace: String,
@@ -85,6 +87,10 @@ pub enum Command {
     /// Invalidate the whole namespace: every entry in it misses from now on.
     InvalidateAll,
     /// Print the value stored under KEY and exactly the tags given, as JSON.
+    ///
+    /// Exits 0 when the entry is found, 1 on a miss, 3 when Redis could not be reached or
+    /// failed, 4 when the namespace holds no keys at all.
+    #[command(after_help = exit::HELP)]
     Get(EntryArgs),
     /// Delete the entry stored under KEY and exactly the tags given.
     Delete(EntryArgs),

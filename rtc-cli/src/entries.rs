@@ -5,6 +5,7 @@ use rtc::TaggedCache;
 use crate::census::Census;
 use crate::cli::EntryArgs;
 use crate::error::CliError;
+use crate::exit::Outcome;
 use crate::target::Target;
 
 /// `rtc invalidate TAG...`.
@@ -36,14 +37,16 @@ pub fn invalidate_all(target: &Target) -> Result<(), CliError> {
     Ok(())
 }
 
-/// `rtc get KEY [--tag TAG]...`: the value as JSON, or why there is none.
-pub fn get(target: &Target, entry: &EntryArgs) -> Result<(), CliError> {
+/// `rtc get KEY [--tag TAG]...`: the value as JSON ([`Outcome::Done`]), or a miss
+/// ([`Outcome::Miss`]); an error when Redis could not answer or the namespace is empty.
+pub fn get(target: &Target, entry: &EntryArgs) -> Result<Outcome, CliError> {
     let cache = reachable_cache(target)?;
     match cache.get_bytes(&entry.key, &entry.tags) {
         Err(_) if cache.stats().errors > 0 => return Err(not_taken("the read")),
         Err(_) => {
             refuse_empty_namespace(target, &cache)?;
             println!("miss: {}", describe(target, entry));
+            return Ok(Outcome::Miss);
         }
         Ok(bytes) => match serde_json::from_slice::<serde_json::Value>(&bytes) {
             Ok(value) => println!(
@@ -58,7 +61,7 @@ pub fn get(target: &Target, entry: &EntryArgs) -> Result<(), CliError> {
             ),
         },
     }
-    Ok(())
+    Ok(Outcome::Done)
 }
 
 /// `rtc delete KEY [--tag TAG]...`.
@@ -76,13 +79,13 @@ pub fn delete(target: &Target, entry: &EntryArgs) -> Result<(), CliError> {
     Ok(())
 }
 
-/// The cache, once every server behind it has answered a `PING`: the library fails open
-/// (an unreachable server is a miss), so the tool checks the connection itself first.
+/// The cache, once every server behind it has answered [`TaggedCache::ping`]: the library
+/// fails open (an unreachable server is a miss), so the tool asks first.
 fn reachable_cache(target: &Target) -> Result<TaggedCache, CliError> {
     let cache = target.cache()?;
-    for node in target.nodes()? {
-        node.connect()?;
-    }
+    cache
+        .ping()
+        .map_err(|error| CliError::from_ping(&target.servers(), &error))?;
     Ok(cache)
 }
 

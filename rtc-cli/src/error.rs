@@ -2,35 +2,58 @@
 
 use std::process::ExitCode;
 
+use rtc::{PingError, PingErrorKind};
+
+use crate::exit;
+
 /// A failed command. Messages never contain a password.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
     /// An input that cannot be used as given: a bad URL or setting (exit 2).
     #[error("{0}")]
     Usage(String),
-    /// No connection could be opened (exit 1).
+    /// No connection could be opened (exit 3).
     #[error("cannot reach Redis at {server}: {reason}")]
     Unreachable { server: String, reason: String },
-    /// The server refused the credentials (exit 1).
+    /// The server refused the credentials (exit 3).
     #[error("Redis at {server} refused the credentials: {reason}")]
     Refused { server: String, reason: String },
-    /// A command failed on a reachable server (exit 1).
+    /// A command failed on a reachable server (exit 3).
     #[error("Redis at {server} failed: {reason}")]
     Server { server: String, reason: String },
-    /// The namespace holds no key on the server (exit 1): most often a mistyped --namespace.
+    /// The namespace holds no key on the server (exit 4): most often a mistyped --namespace.
     #[error("namespace '{namespace}' holds no keys on this server (is --namespace, or $RTC_NAMESPACE, right?)")]
     EmptyNamespace { namespace: String },
-    /// The server is reachable but cannot serve rtc, or refused what was asked (exit 1).
+    /// The server is reachable but cannot serve rtc, or refused what was asked (exit 3).
     #[error("{0}")]
     Refusal(String),
 }
 
 impl CliError {
-    /// 2 for usage errors, 1 for everything the server or the data caused.
+    /// [`exit::USAGE`], [`exit::EMPTY_NAMESPACE`], or [`exit::REDIS`] for everything Redis
+    /// caused.
     pub fn exit_code(&self) -> ExitCode {
-        match self {
-            Self::Usage(_) => ExitCode::from(2),
-            _ => ExitCode::from(1),
+        ExitCode::from(match self {
+            Self::Usage(_) => exit::USAGE,
+            Self::EmptyNamespace { .. } => exit::EMPTY_NAMESPACE,
+            Self::Unreachable { .. }
+            | Self::Refused { .. }
+            | Self::Server { .. }
+            | Self::Refusal(_) => exit::REDIS,
+        })
+    }
+
+    /// Sorts a failed [`TaggedCache::ping`](rtc::TaggedCache::ping) of the servers at `server`.
+    pub fn from_ping(server: &str, error: &PingError) -> Self {
+        let server = server.to_owned();
+        let reason =
+            std::error::Error::source(error).map_or_else(|| error.to_string(), ToString::to_string);
+        match error.kind() {
+            PingErrorKind::Unreachable | PingErrorKind::TimedOut => {
+                Self::Unreachable { server, reason }
+            }
+            PingErrorKind::Refused => Self::Refused { server, reason },
+            _ => Self::Server { server, reason },
         }
     }
 

@@ -1,5 +1,8 @@
 //! `rtc`: operate an rtc cache from the command line (invalidate tags, look at entries, count
 //! what a namespace holds, check the server). Run `rtc --help`.
+//!
+//! Exit codes (the [`exit`] module): 0 done (`get`: found), 1 `get`: a miss, 2 bad usage,
+//! 3 Redis unreachable, refusing or failing, 4 the namespace holds no keys.
 
 use std::process::ExitCode;
 
@@ -11,18 +14,20 @@ mod check;
 mod cli;
 mod entries;
 mod error;
+mod exit;
 mod server;
 mod stats;
 mod target;
 
 use cli::{Cli, Command};
 use error::CliError;
+use exit::Outcome;
 use target::Target;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(outcome) => outcome.exit_code(),
         Err(error) => {
             eprintln!("rtc: {error}");
             error.exit_code()
@@ -30,17 +35,18 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> Result<(), CliError> {
+fn run(cli: Cli) -> Result<Outcome, CliError> {
     let target = Target::new(cli.connection)?;
+    let done = |()| Outcome::Done;
     match cli.command {
-        Command::Invalidate { tags } => entries::invalidate(&target, &tags),
-        Command::InvalidateAll => entries::invalidate_all(&target),
+        Command::Invalidate { tags } => entries::invalidate(&target, &tags).map(done),
+        Command::InvalidateAll => entries::invalidate_all(&target).map(done),
         Command::Get(entry) => entries::get(&target, &entry),
-        Command::Delete(entry) => entries::delete(&target, &entry),
+        Command::Delete(entry) => entries::delete(&target, &entry).map(done),
         Command::Stats {
             json,
             memory_samples,
-        } => stats::run(&target, json, memory_samples),
-        Command::Check => check::run(&target),
+        } => stats::run(&target, json, memory_samples).map(done),
+        Command::Check => check::run(&target).map(done),
     }
 }

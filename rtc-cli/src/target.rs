@@ -43,6 +43,11 @@ impl Target {
         &self.args.namespace
     }
 
+    /// True for `--cluster`.
+    pub fn is_cluster(&self) -> bool {
+        !self.args.cluster.is_empty()
+    }
+
     /// The rtc cache these flags describe. Never connects.
     pub fn cache(&self) -> Result<TaggedCache, CliError> {
         let mut builder = TaggedCache::builder()
@@ -64,6 +69,23 @@ impl Target {
         builder
             .build()
             .map_err(|error| CliError::Usage(format!("bad connection settings: {error}")))
+    }
+
+    /// The servers the flags name, safe to print: `host:port` of `--url`, or of each
+    /// `--cluster` seed.
+    pub fn servers(&self) -> String {
+        let urls = if self.args.cluster.is_empty() {
+            std::slice::from_ref(&self.args.url)
+        } else {
+            &self.args.cluster[..]
+        };
+        urls.iter()
+            .map(|url| match self.info(url) {
+                Ok(info) => address(info.addr()),
+                Err(_) => redact(url),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// Every server that holds keys of the namespace: the `--url` server, or each master of the

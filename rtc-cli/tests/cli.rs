@@ -67,7 +67,7 @@ fn invalidate_all_empties_the_namespace_and_no_other() {
 }
 
 #[test]
-fn get_prints_a_hit_as_json_and_says_miss_otherwise() {
+fn get_prints_a_hit_as_json_and_exits_0_and_says_miss_and_exits_1_otherwise() {
     let (server, namespace, cache) = server_and_cache("cli-get");
     cache.set(
         "user:1",
@@ -90,7 +90,7 @@ fn get_prints_a_hit_as_json_and_says_miss_otherwise() {
     assert_exit(&hit, 0);
     let value: serde_json::Value = serde_json::from_slice(&hit.stdout).expect("a hit prints JSON");
     assert_eq!(value, serde_json::json!({"name": "Ada", "id": 1}));
-    assert_exit(&other_tags, 0);
+    assert_exit(&other_tags, 1);
     assert_starts_with(stdout(&other_tags), "miss:");
 }
 
@@ -218,12 +218,12 @@ fn stats_warns_when_the_eviction_policy_can_evict_tag_keys() {
 }
 
 #[test]
-fn stats_of_a_namespace_with_no_keys_exits_1() {
+fn stats_of_a_namespace_with_no_keys_exits_4() {
     let server = RedisServer::start();
 
     let output = rtc(&server.url(), "nobody-writes-here", &["stats"]);
 
-    assert_exit(&output, 1);
+    assert_exit(&output, 4);
     assert_contains(stderr(&output), "holds no keys");
 }
 
@@ -236,7 +236,15 @@ fn check_reports_the_version_the_round_trip_and_every_command_allowed() {
     assert_exit(&output, 0);
     let out = stdout(&output);
     assert!(
-        out.contains(&format!("{}, round trip", product(&server))),
+        out.starts_with("round trip ") && out.contains("median of 5 PINGs to the server"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "127.0.0.1:{}: {}\n",
+            server.port(),
+            product(&server)
+        )),
         "{out}"
     );
     assert!(out.contains("ok: rtc can use namespace 'checked'"), "{out}");
@@ -277,7 +285,7 @@ fn check_passes_for_a_user_confined_to_the_namespace() {
 }
 
 #[test]
-fn check_names_each_command_the_user_may_not_run_and_exits_1() {
+fn check_names_each_command_the_user_may_not_run_and_exits_3() {
     let server = RedisServer::start();
     add_user(
         &server,
@@ -290,7 +298,7 @@ fn check_names_each_command_the_user_may_not_run_and_exits_1() {
     let confined = rtc(&url, "shop", &["check"]);
     let elsewhere = rtc(&url, "another-namespace", &["check"]);
 
-    assert_exit(&confined, 1);
+    assert_exit(&confined, 3);
     assert_contains(stdout(&confined), "DENIED");
     assert_contains(stderr(&confined), "EVALSHA on");
     assert!(
@@ -298,7 +306,7 @@ fn check_names_each_command_the_user_may_not_run_and_exits_1() {
         "{}",
         stderr(&confined)
     );
-    assert_exit(&elsewhere, 1);
+    assert_exit(&elsewhere, 3);
     assert_contains(stderr(&elsewhere), "SET on");
 }
 
@@ -324,7 +332,7 @@ fn check_works_over_tls_with_a_custom_ca() {
 }
 
 #[test]
-fn an_unreachable_server_exits_1_with_one_line() {
+fn an_unreachable_server_exits_3_with_one_line() {
     let url = format!("redis://127.0.0.1:{}/0", free_port());
 
     for args in [
@@ -334,14 +342,14 @@ fn an_unreachable_server_exits_1_with_one_line() {
         &["check"],
     ] {
         let output = rtc(&url, "ns", args);
-        assert_exit(&output, 1);
+        assert_exit(&output, 3);
         assert_starts_with(stderr(&output), "rtc: cannot reach Redis at 127.0.0.1:");
         assert_eq!(stderr(&output).lines().count(), 1, "{}", stderr(&output));
     }
 }
 
 #[test]
-fn a_wrong_password_exits_1_and_is_never_printed() {
+fn a_wrong_password_exits_3_and_is_never_printed() {
     let server = RedisServer::start();
     server.config_set("requirepass", "right-password");
     let url = format!("redis://:hunter2@127.0.0.1:{}/0", server.port());
@@ -359,7 +367,7 @@ fn a_wrong_password_exits_1_and_is_never_printed() {
         .unwrap();
 
     for output in [&from_flag, &from_env] {
-        assert_exit(output, 1);
+        assert_exit(output, 3);
         assert_contains(stderr(output), "refused the credentials");
     }
     for output in [&from_flag, &from_env, &help] {
@@ -409,18 +417,18 @@ fn the_url_and_the_namespace_default_to_the_environment() {
 }
 
 #[test]
-fn an_invalidation_a_full_server_refuses_exits_1() {
+fn an_invalidation_a_full_server_refuses_exits_3() {
     let server = RedisServer::start();
     server.config_set("maxmemory", "1");
 
     let output = rtc(&server.url(), "full", &["invalidate", "t"]);
 
-    assert_exit(&output, 1);
+    assert_exit(&output, 3);
     assert_contains(stderr(&output), "did not happen");
 }
 
 #[test]
-fn a_read_or_delete_the_user_may_not_run_exits_1_instead_of_reporting_a_miss() {
+fn a_read_or_delete_the_user_may_not_run_exits_3_instead_of_reporting_a_miss() {
     let server = RedisServer::start();
     cache(&server.url(), "shop").set("k", &1, NO_TAGS, Lifetime::Default);
     add_user(&server, "reader", "shop", &["+ping", "+hello", "+scan"]);
@@ -428,19 +436,81 @@ fn a_read_or_delete_the_user_may_not_run_exits_1_instead_of_reporting_a_miss() {
 
     for args in [&["get", "k"][..], &["delete", "k"]] {
         let output = rtc(&url, "shop", args);
-        assert_exit(&output, 1);
+        assert_exit(&output, 3);
         assert_contains(stderr(&output), "did not happen");
     }
 }
 
 #[test]
-fn a_get_or_delete_in_a_namespace_with_no_keys_exits_1() {
+fn a_get_or_delete_in_a_namespace_with_no_keys_exits_4() {
     let server = RedisServer::start();
     cache(&server.url(), "elsewhere").set("k", &1, NO_TAGS, Lifetime::Default);
 
     for args in [&["get", "k"][..], &["delete", "k"]] {
         let output = rtc(&server.url(), "mistyped", args);
-        assert_exit(&output, 1);
+        assert_exit(&output, 4);
         assert_contains(stderr(&output), "namespace 'mistyped' holds no keys");
+    }
+}
+
+#[test]
+fn get_exits_0_on_a_hit_1_on_a_miss_3_when_redis_is_unreachable_and_2_on_bad_usage() {
+    let (server, namespace, cache) = server_and_cache("cli-get-codes");
+    cache.set("k", &1, ["t"], Lifetime::Default);
+    let closed = format!("redis://127.0.0.1:{}/0", free_port());
+
+    let hit = rtc(&server.url(), &namespace, &["get", "k", "-t", "t"]);
+    let miss = rtc(&server.url(), &namespace, &["get", "absent", "-t", "t"]);
+    let unreachable = rtc(&closed, &namespace, &["get", "k", "-t", "t"]);
+    let no_key = rtc(&server.url(), &namespace, &["get"]);
+    let unknown_flag = rtc(&server.url(), &namespace, &["get", "k", "--frobnicate"]);
+
+    assert_exit(&hit, 0);
+    assert_eq!(stdout(&hit).trim(), "1");
+    assert_exit(&miss, 1);
+    assert_starts_with(stdout(&miss), "miss:");
+    assert_exit(&unreachable, 3);
+    assert_starts_with(
+        stderr(&unreachable),
+        "rtc: cannot reach Redis at 127.0.0.1:",
+    );
+    assert_exit(&no_key, 2);
+    assert_exit(&unknown_flag, 2);
+}
+
+#[test]
+fn help_names_the_environment_variables_and_shows_only_a_value_that_is_set() {
+    let unset = bare_rtc().arg("--help").output().unwrap();
+    let set = bare_rtc()
+        .env("RTC_NAMESPACE", "shop")
+        .arg("--help")
+        .output()
+        .unwrap();
+
+    assert_exit(&unset, 0);
+    assert_contains(stdout(&unset), "[env: RTC_NAMESPACE]");
+    assert_contains(stdout(&unset), "[env: REDIS_URL]");
+    assert!(
+        !stdout(&unset).contains("RTC_NAMESPACE=]"),
+        "{}",
+        stdout(&unset)
+    );
+    assert_contains(stdout(&set), "[env: RTC_NAMESPACE=shop]");
+}
+
+#[test]
+fn help_lists_the_exit_codes() {
+    for args in [&["--help"][..], &["get", "--help"]] {
+        let help = bare_rtc().args(args).output().unwrap();
+        assert_exit(&help, 0);
+        for line in [
+            "0  done",
+            "1  get: a miss",
+            "2  bad usage",
+            "3  Redis",
+            "4  the namespace",
+        ] {
+            assert_contains(stdout(&help), line);
+        }
     }
 }

@@ -9,7 +9,8 @@ mod support;
 use support::*;
 
 #[test]
-fn on_a_cluster_stats_counts_every_master_and_invalidate_reaches_every_shard() {
+fn on_a_cluster_stats_counts_every_master_invalidate_reaches_every_shard_and_check_pings_every_primary(
+) {
     let cluster = RedisCluster::start();
     let namespace = unique_namespace("cli-cluster");
     let cache = TaggedCache::builder()
@@ -39,6 +40,8 @@ fn on_a_cluster_stats_counts_every_master_and_invalidate_reaches_every_shard() {
         .output()
         .unwrap();
 
+    let check = bare_rtc().args(&args).args(["check"]).output().unwrap();
+
     assert_exit(&stats, 0);
     let report: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
     assert_eq!(report["entries"], 20);
@@ -47,4 +50,7 @@ fn on_a_cluster_stats_counts_every_master_and_invalidate_reaches_every_shard() {
     assert!((0..20).all(|id| cache
         .get::<i32>(format!("k{id}"), [format!("t{id}")])
         .is_err()));
+    assert_exit(&check, 0);
+    assert_contains(stdout(&check), "PINGs to every primary");
+    assert_contains(stdout(&check), "ok: rtc can use namespace");
 }

@@ -40,7 +40,7 @@ pub mod __private {
 /// [`TaggedCacheBuilder::cluster_client`]: a client made with it is of the version rtc takes.
 pub use redis;
 
-pub use cache::{EntryRef, TaggedCache, NO_TAGS};
+pub use cache::{EntryRef, PingError, PingErrorKind, TaggedCache, NO_TAGS};
 pub use codec::Codec;
 pub use config::TaggedCacheBuilder;
 pub use error::{CacheMiss, ConfigError, MissKind};

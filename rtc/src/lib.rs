@@ -126,7 +126,8 @@ pub use rtc_core::redis;
 
 pub use rtc_core::{
     global, set_global, CacheInfo, CacheMiss, CacheStats, Codec, ConfigError, EntryRef, HookFn,
-    IntoTags, Lifetime, MissKind, TaggedCache, TaggedCacheBuilder, MAX_TAGS, NO_TAGS,
+    IntoTags, Lifetime, MissKind, PingError, PingErrorKind, TaggedCache, TaggedCacheBuilder,
+    MAX_TAGS, NO_TAGS,
 };
 
 /// Support code for the `#[cached]` macro. Not public API: it may change in any release.

@@ -181,3 +181,56 @@ fn a_master_killed_mid_load_costs_hits_not_correctness() {
     audit.assert_all_fresh();
     assert!(audit.calls() > 200);
 }
+
+/// How many `PING`s the node on `port` has run since its statistics were reset.
+fn pings_run_on(port: u16) -> u64 {
+    let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+        .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(5)))
+        .expect("a connection to a cluster node");
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut connection)
+        .expect("INFO commandstats");
+    info.lines()
+        .find_map(|line| line.strip_prefix("cmdstat_ping:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn reset_stats_on(port: u16) {
+    let mut connection = redis::Client::open(format!("redis://127.0.0.1:{port}/0"))
+        .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(5)))
+        .expect("a connection to a cluster node");
+    let () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut connection)
+        .expect("CONFIG RESETSTAT");
+}
+
+#[test]
+fn a_ping_reaches_every_primary_sync_and_async() {
+    let cluster = RedisCluster::start();
+    let cache = cluster_cache(&cluster);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    // The first pings open the connections (which may send PINGs of their own).
+    assert!(cache.ping().is_ok());
+    assert!(runtime.block_on(cache.ping_async()).is_ok());
+    let primaries = cluster.master_ports();
+    assert_eq!(primaries.len(), 3);
+    for &port in &primaries {
+        reset_stats_on(port);
+    }
+
+    let sync = cache.ping();
+    let in_async = runtime.block_on(cache.ping_async());
+
+    assert!(sync.is_ok(), "{sync:?}");
+    assert!(in_async.is_ok(), "{in_async:?}");
+    for port in primaries {
+        let pings = pings_run_on(port);
+        assert!(pings >= 2, "{pings} PINGs run on the primary at {port}");
+    }
+}

@@ -269,3 +269,33 @@ fn a_primary_killed_under_load_costs_hits_not_correctness() {
     audit.assert_all_fresh();
     assert!(audit.calls() > 1000);
 }
+
+#[test]
+fn a_ping_reaches_the_primary_and_says_unreachable_when_no_sentinel_names_one() {
+    let deployment = RedisSentinel::start(1);
+    let cache = sentinel_cache(&deployment);
+    let nowhere = TaggedCache::builder()
+        .sentinel(
+            [format!("redis://127.0.0.1:{}", rtc_tests::free_port())],
+            SERVICE,
+        )
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+
+    let sync = cache.ping();
+    let in_async = runtime.block_on(cache.ping_async());
+    let error = nowhere.ping().unwrap_err();
+
+    assert!(sync.is_ok(), "{sync:?}");
+    assert!(in_async.is_ok(), "{in_async:?}");
+    assert_eq!(
+        error.kind(),
+        rtc::PingErrorKind::Unreachable,
+        "{error}: {:?}",
+        std::error::Error::source(&error)
+    );
+}

@@ -39,6 +39,11 @@ pub(crate) enum BackendError {
     TooManyTags,
     #[error("async call made outside a tokio runtime (the Redis backend's async API needs tokio)")]
     NoRuntime,
+    #[error(
+        "this tokio runtime has no I/O or no time driver, and rtc's own runtime could not be \
+         started to drive Redis for it"
+    )]
+    NoDrivers,
     #[error("this backend shares nothing with other processes, so it has no stampede lock")]
     NotShared,
 }
@@ -54,6 +59,7 @@ impl BackendError {
             BackendError::UnexpectedReply => "unexpected_reply",
             BackendError::TooManyTags => "too_many_tags",
             BackendError::NoRuntime => "no_runtime",
+            BackendError::NoDrivers => "no_drivers",
             BackendError::NotShared => "not_shared",
         }
     }
@@ -62,6 +68,16 @@ impl BackendError {
     pub(crate) fn is_quiet(&self) -> bool {
         matches!(self, BackendError::Disabled | BackendError::Skipped)
     }
+}
+
+/// Why a `PING` got no answer.
+#[derive(Debug)]
+pub(crate) enum PingFailure {
+    /// An async ping made outside a tokio runtime (or on one without drivers, when rtc's own
+    /// runtime could not be started).
+    NoRuntime,
+    /// What redis-rs reported: no connection, no answer in time, an error reply...
+    Redis(::redis::RedisError),
 }
 
 pub(crate) enum Backend {
@@ -106,6 +122,23 @@ impl Backend {
     /// True for a cache that stores nothing (`disabled(true)`): its misses are not outages.
     pub(crate) fn is_disabled(&self) -> bool {
         matches!(self, Backend::Disabled)
+    }
+
+    /// Sends Redis a `PING` and waits for the answer; the other backends have nothing to
+    /// reach and answer at once.
+    pub(crate) fn ping(&self) -> Result<(), PingFailure> {
+        match self {
+            Backend::Redis(store) => store.ping().map_err(PingFailure::Redis),
+            Backend::Disabled | Backend::Memory(_) => Ok(()),
+        }
+    }
+
+    /// Async twin of [`Backend::ping`].
+    pub(crate) async fn ping_async(&self) -> Result<(), PingFailure> {
+        match self {
+            Backend::Redis(store) => store.ping_async().await,
+            Backend::Disabled | Backend::Memory(_) => Ok(()),
+        }
     }
 
     /// True when one `WriteStamped` can create tags and stamp an entry atomically (not on a

@@ -379,4 +379,7 @@ mod get_with;
 pub use self::get_with::EntryRef;
 mod near;
 mod operations;
+mod ping;
 mod reporting;
+
+pub use self::ping::{PingError, PingErrorKind};

@@ -271,6 +271,17 @@ impl Round {
         })
     }
 
+    /// A lone `PING`: redis-rs sends it to every primary of a cluster (and answers once all
+    /// have), to the one server otherwise.
+    pub(crate) fn ping() -> Round {
+        Round {
+            commands: vec![command("PING")],
+            script: None,
+            blocks_for: None,
+            reading: Reading::Ok,
+        }
+    }
+
     /// The round that loads this round's script, when `sent` failed because the server did not
     /// know it (after a restart or `SCRIPT FLUSH`); the round is then sent once more.
     pub(crate) fn script_load(&self, sent: &redis::RedisResult<Vec<Value>>) -> Option<Round> {

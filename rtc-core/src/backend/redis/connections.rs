@@ -5,7 +5,6 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use redis::RedisResult;
 
 use super::is_connection_trouble;
-use crate::backend::BackendError;
 
 /// Idle sync connections kept for reuse; more may be open at once, the rest close after use.
 const MAX_IDLE: usize = 32;
@@ -68,13 +67,6 @@ impl<C> Default for PerRuntime<C> {
             connections: Mutex::new(Vec::new()),
         }
     }
-}
-
-/// The current tokio runtime's id: async calls to Redis need one.
-pub(super) fn current_runtime() -> Result<tokio::runtime::Id, BackendError> {
-    tokio::runtime::Handle::try_current()
-        .map(|handle| handle.id())
-        .map_err(|_| BackendError::NoRuntime)
 }
 
 impl<C: Clone> PerRuntime<C> {

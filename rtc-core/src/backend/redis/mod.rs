@@ -5,6 +5,7 @@ mod backoff;
 mod cluster;
 mod commands;
 mod connections;
+mod runtime;
 mod sentinel;
 mod server;
 pub(crate) mod tls;
@@ -19,11 +20,12 @@ use redis::{ConnectionInfo, RedisError, RedisResult, Value};
 use self::backoff::Backoff;
 use self::cluster::ClusterConnector;
 use self::commands::{Round, Topology};
+use self::runtime::IoRuntime;
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
 use self::tracking::Source;
 pub(crate) use self::tracking::Tracker;
-use super::BackendError;
+use super::{BackendError, PingFailure};
 use crate::config::{Settings, Storage};
 use crate::engine::{Operation, Reply};
 use crate::error::ConfigError;
@@ -130,21 +132,27 @@ impl RedisStore {
         self.received(&round, sent)
     }
 
-    /// Sends `operation` on this runtime's multiplexed connection and reads the reply.
+    /// Sends `operation` on this runtime's multiplexed connection and reads the reply (on rtc's
+    /// own runtime's connection when this one lacks a driver: [`runtime`]).
     pub(crate) async fn execute_async(
         &self,
         operation: Operation<'_>,
     ) -> Result<Reply, BackendError> {
         let round = self.round(operation)?;
-        let runtime = connections::current_runtime()?;
-        let mut sent = self.query_async(&round, runtime).await;
-        if let Some(load) = round.script_load(&sent) {
-            sent = match self.query_async(&load, runtime).await {
-                Ok(_) => self.query_async(&round, runtime).await,
-                Err(error) => Err(error),
-            };
-        }
-        self.received(&round, sent)
+        let runtime = IoRuntime::current()?;
+        let id = runtime.id;
+        runtime
+            .drive(async {
+                let mut sent = self.query_async(&round, id).await;
+                if let Some(load) = round.script_load(&sent) {
+                    sent = match self.query_async(&load, id).await {
+                        Ok(_) => self.query_async(&round, id).await,
+                        Err(error) => Err(error),
+                    };
+                }
+                self.received(&round, sent)
+            })
+            .await
     }
 
     /// Sends a round on the server's, the primary's or the cluster's async connection.
@@ -162,6 +170,30 @@ impl RedisStore {
                 Either::Right(Either::Right(cluster.query_async(round, runtime)))
             }
         }
+    }
+
+    /// Sends one `PING` (to every primary of a cluster, to the primary behind Sentinel) and
+    /// waits for the answer. The back-off is neither asked nor told: a health check always
+    /// tries, and its result changes nothing for the calls around it.
+    pub(crate) fn ping(&self) -> RedisResult<()> {
+        let round = Round::ping();
+        match &self.connector {
+            Connector::Server(server) => server.query(&round),
+            Connector::Sentinel(sentinel) => sentinel.query(&round),
+            Connector::Cluster(cluster) => cluster.query(&round),
+        }
+        .map(drop)
+    }
+
+    /// Async twin of [`RedisStore::ping`], on this runtime's connection.
+    pub(crate) async fn ping_async(&self) -> Result<(), PingFailure> {
+        let runtime = IoRuntime::current().map_err(|_| PingFailure::NoRuntime)?;
+        let round = Round::ping();
+        runtime
+            .drive(self.query_async(&round, runtime.id))
+            .await
+            .map(drop)
+            .map_err(PingFailure::Redis)
     }
 
     /// Turns what a round's commands returned into a reply, and keeps the back-off up to date.

@@ -515,7 +515,9 @@ impl Session {
             Ended::Failed(error) => {
                 if !self.reported {
                     tracing::warn!(
-                        "rtc: near cache tracking could not be set up ({error}); the near cache is off until it is"
+                        "rtc: near cache tracking could not be set up ({error}); the near cache \
+                         is off (every hit goes to Redis) until tracking is set up, tried again \
+                         after pauses growing to {MAX_PAUSE:?}"
                     );
                     self.reported = true;
                 }

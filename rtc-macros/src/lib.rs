@@ -8,6 +8,7 @@ mod attr;
 mod body;
 mod errors;
 mod expand;
+mod facade;
 mod impl_block;
 mod keyed_tags;
 mod signature;

@@ -131,10 +131,14 @@ pub use rtc_core::{
 #[doc(hidden)]
 pub mod __private {
     pub use rtc_core::decorate::{
-        custom_key, duration, skips, tags, AsIs, Call, JsonArgs, JsonArray, KeyArgument, KeyedTags,
-        NearProbe, NearShared, NearUnshared, OptionalArgument, Outcome, Seconds,
-        SerializableArgument, Site, StaleOptions, Tags, Unless, UnserializableArgument, ValueCodec,
+        caches_errors, caches_none, custom_codec, custom_key, duration, fails, lifetime,
+        near_probe, serde_codec, skips, tag, tags, AsIs, AsIsShape, Call, Fails, IntoLifetime,
+        IsOption, IsResult, JsonArgs, JsonArray, KeyArgument, KeyedTags, Lifetime, NearProbe,
+        NearShared, NearUnshared, OptionShape, OptionalArgument, Outcome, ResultShape, Seconds,
+        SerializableArgument, Shape, ShapeAsIs, ShapeOfOption, ShapeOfResult, ShapeProbe, Site,
+        StaleOptions, Tag, Tags, Unless, UnserializableArgument, ValueCodec,
     };
+    pub use rtc_core::Codec;
     pub use serde;
     pub use std::time::Duration;
 }

@@ -20,19 +20,16 @@ pub(crate) fn private_path(written: Option<&Path>) -> TokenStream {
 }
 
 fn found_path() -> TokenStream {
-    // The facade's own targets: proc-macro-crate answers `Itself` for doc tests and the
-    // package's name for its integration tests, while they know the library by its name, `rtc`.
-    if std::env::var("CARGO_PKG_NAME").is_ok_and(|name| name == PACKAGE) {
-        return quote!(::rtc);
-    }
     match crate_name(PACKAGE) {
-        Ok(FoundCrate::Name(name)) => {
+        // A dependency under a name of its own (`cache = { package = "redis-tagged-cache" }`).
+        Ok(FoundCrate::Name(name)) if name != PACKAGE.replace('-', "_") => {
             let name = Ident::new(&name, Span::call_site());
             quote!(::#name)
         }
-        // The facade's own tests, examples and doc tests use its library by its name, `rtc`;
-        // without a `Cargo.toml` to read, `rtc` is the best guess too.
-        Ok(FoundCrate::Itself) | Err(_) => quote!(::rtc),
+        // Under the package's own name, proc-macro-crate answers the package's name, but the
+        // crate is known by its library's, `rtc`; so are the facade's own tests and doc tests
+        // (`Itself`). Without a `Cargo.toml` to read, `rtc` is the best guess too.
+        Ok(FoundCrate::Name(_) | FoundCrate::Itself) | Err(_) => quote!(::rtc),
     }
 }
 

@@ -266,7 +266,7 @@ fn check_literal_seconds(args: &CachedArgs, errors: &mut Errors) {
                 lit,
                 "expected a number of seconds that a `Duration` can hold",
             ),
-            Some(zero) if zero == 0.0 => {
+            Some(0.0) => {
                 if let Some(message) = zero_message(&name) {
                     errors.spanned(lit, message);
                 }

@@ -228,6 +228,10 @@ mod tests {
     type Maybe<T> = Option<T>;
 
     #[test]
+    #[allow(
+        clippy::needless_borrow,
+        reason = "the borrow is the probe: without it every type would take the first step"
+    )]
     fn aliases_of_result_and_option_take_their_shapes() {
         let result = (&ShapeProbe::<Fallible<u8>>::new()).shape();
         assert_eq!(result.outcome(Err("no".into())).cacheable(), None);

@@ -23,24 +23,26 @@ use std::time::Duration;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CacheInfo {
-    /// The source file of the decorated function.
-    pub filepath: &'static str,
-    /// The `impl`'s self type for methods, `""` for functions.
-    pub class_name: &'static str,
+    /// The source file of the decorated function (`file!()`).
+    pub file: &'static str,
+    /// The self type of the `impl` block the function is in, as written (`Repo<T>`); `""` for
+    /// a function outside any `impl` block.
+    pub impl_type: &'static str,
     /// The decorated function's name.
     pub function_name: &'static str,
     /// The arguments that make the key, as a JSON array (`""` when they could not be serialized).
     pub function_args: String,
     /// True for a method (a function with a `self` receiver).
-    pub method_decorator: bool,
+    pub is_method: bool,
     /// True when the value came from the cache.
     pub hit: bool,
     /// The whole call, hook excluded.
     pub elapsed: Duration,
     /// The function's own body; zero on a hit.
     pub decorated_elapsed: Duration,
-    /// Time spent waiting for another caller's computation (`lock = true`).
-    pub lock_waiting_ms: u64,
+    /// Time spent waiting for another caller's computation (`lock = true`); zero when the
+    /// call did not wait.
+    pub lock_waited: Duration,
     /// `lock = true` and the value was in the cache at once.
     pub lock_full_hit: bool,
     /// `lock = true`, this caller took the lock, and still had to compute.
@@ -50,7 +52,7 @@ pub struct CacheInfo {
     pub serialized_size: usize,
     /// True when the value returned is past its lifetime (its tags are all current):
     /// `stale_while_revalidate` returned it at once (`hit` is true), or `stale_if_error` /
-    /// `timeout` returned it instead of what the function gave (`hit` is false).
+    /// `stale_if_slow` returned it instead of what the function gave (`hit` is false).
     pub stale: bool,
 }
 

@@ -33,6 +33,7 @@ mod warnings;
 /// without notice. Generated code reaches it as `rtc::__private`.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::codec::Codec;
     pub use crate::decorate::*;
 }
 

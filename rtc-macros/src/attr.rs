@@ -23,17 +23,16 @@ mod kw {
     syn::custom_keyword!(skip_all);
     syn::custom_keyword!(cache);
     syn::custom_keyword!(serializer);
-    syn::custom_keyword!(unserializer);
+    syn::custom_keyword!(deserializer);
     syn::custom_keyword!(codec);
     syn::custom_keyword!(compress_above);
     syn::custom_keyword!(cache_none);
     syn::custom_keyword!(cache_err);
     syn::custom_keyword!(unless);
-    syn::custom_keyword!(returns);
     syn::custom_keyword!(near);
     syn::custom_keyword!(stale_if_error);
     syn::custom_keyword!(stale_while_revalidate);
-    syn::custom_keyword!(timeout);
+    syn::custom_keyword!(stale_if_slow);
 }
 
 const OPTIONS: &[&str] = &[
@@ -49,17 +48,23 @@ const OPTIONS: &[&str] = &[
     "skip_all",
     "cache",
     "serializer",
-    "unserializer",
+    "deserializer",
     "codec",
     "compress_above",
     "cache_none",
     "cache_err",
     "unless",
-    "returns",
     "near",
     "stale_if_error",
     "stale_while_revalidate",
-    "timeout",
+    "stale_if_slow",
+    "crate",
+];
+
+/// Options that were renamed, with their new name: an error that names it, never a silent alias.
+const RENAMED: &[(&str, &str)] = &[
+    ("unserializer", "deserializer"),
+    ("timeout", "stale_if_slow"),
 ];
 
 /// Names people reach for (other caching crates' among them) that are spelled differently here.
@@ -71,8 +76,8 @@ const ALIASES: &[(&str, &str)] = &[
     ("expiry", "lifetime"),
     ("fail_safe", "stale_if_error"),
     ("swr", "stale_while_revalidate"),
-    ("soft_timeout", "timeout"),
-    ("deserializer", "unserializer"),
+    ("soft_timeout", "stale_if_slow"),
+    ("unserialize", "deserializer"),
     ("convert", "key"),
     ("format", "codec"),
     ("compression", "compress_above"),
@@ -83,13 +88,18 @@ const ALIASES: &[(&str, &str)] = &[
 const HABITS: &[(&str, &str)] = &[
     (
         "result",
-        "a return type written `Result<..>` is recognised by itself and only `Ok` is cached; \
-         `cache_err = true` caches errors too, `returns = Result` declares a type alias of `Result`",
+        "a function that returns a `Result` (under any name, a type alias included) caches only \
+         `Ok` by itself; `cache_err = true` caches errors too",
     ),
     (
         "option",
-        "a return type written `Option<..>` is recognised by itself and only `Some` is cached; \
-         `cache_none = true` caches `None` too, `returns = Option` declares a type alias of `Option`",
+        "a function that returns an `Option` (under any name, a type alias included) caches only \
+         `Some` by itself; `cache_none = true` caches `None` too",
+    ),
+    (
+        "returns",
+        "the return type's own type decides what is cached, a type alias of `Result` or `Option` \
+         included: remove `returns`",
     ),
 ];
 
@@ -106,7 +116,7 @@ pub(crate) struct CachedArgs {
     pub(crate) hook_userdata: Option<Expr>,
     pub(crate) cache: Option<Expr>,
     pub(crate) skip: Skip,
-    /// `serializer = ..., unserializer = ...`.
+    /// `serializer = ..., deserializer = ...`.
     pub(crate) custom_codec: Option<CustomCodec>,
     /// `codec = <rtc::Codec>`: a built-in serde format instead of the cache's.
     pub(crate) codec: Option<Expr>,
@@ -118,16 +128,16 @@ pub(crate) struct CachedArgs {
     pub(crate) cache_err: Option<LitBool>,
     /// `unless = <predicate>`: results it matches are not stored.
     pub(crate) unless: Option<Expr>,
-    /// `returns = Result` or `returns = Option`: what an alias of the return type stands for.
-    pub(crate) returns: Option<Ident>,
     /// `near = false`: never answered from the cache's near cache.
     pub(crate) near: Option<LitBool>,
-    /// `stale_if_error = <secs>`.
-    pub(crate) stale_if_error: Option<Expr>,
-    /// `stale_while_revalidate [= <secs>]`; bare, the cache's default.
-    pub(crate) stale_while_revalidate: Option<Detaching>,
-    /// `timeout [= <secs>]`; bare, the cache's default.
-    pub(crate) timeout: Option<Detaching>,
+    /// `stale_if_error = <secs> | false`.
+    pub(crate) stale_if_error: Option<StaleWindow>,
+    /// `stale_while_revalidate [= <secs> | false]`; bare, the cache's default.
+    pub(crate) stale_while_revalidate: Option<StaleWindow>,
+    /// `stale_if_slow [= <secs> | false]`; bare, the cache's default.
+    pub(crate) stale_if_slow: Option<StaleWindow>,
+    /// `crate = <path>`: where the facade is, instead of the dependency found in `Cargo.toml`.
+    pub(crate) krate: Option<syn::Path>,
     /// Mistakes that did not stop the parsing, reported with the function's own.
     pub(crate) problems: Errors,
 }
@@ -152,26 +162,43 @@ impl Skip {
     }
 }
 
-/// An option whose computation may outlive the call (`stale_while_revalidate`, `timeout`):
-/// where it was written, and its value (`None`: the cache's default).
-pub(crate) struct Detaching {
+/// A stale option (`stale_if_error`, `stale_while_revalidate`, `stale_if_slow`): where it was
+/// written, and what it says.
+pub(crate) struct StaleWindow {
     pub(crate) keyword: Ident,
-    pub(crate) value: Option<Expr>,
+    pub(crate) value: Window,
 }
 
-impl CachedArgs {
-    /// The first option given that runs the computation in the background, if any.
-    pub(crate) fn detaching(&self) -> Option<&Detaching> {
-        self.stale_while_revalidate
-            .as_ref()
-            .or(self.timeout.as_ref())
+pub(crate) enum Window {
+    /// Written bare: the cache's default.
+    Default,
+    /// `= false`: off for this function, whatever the cache's default.
+    Off,
+    /// `= <seconds or Duration>`.
+    Given(Expr),
+}
+
+impl StaleWindow {
+    pub(crate) fn is_off(&self) -> bool {
+        matches!(self.value, Window::Off)
     }
 }
 
-/// `serializer = ..., unserializer = ...`, which only make sense together.
+impl CachedArgs {
+    /// The first option given that runs the computation in the background, if any (`= false`
+    /// does not).
+    pub(crate) fn detaching(&self) -> Option<&StaleWindow> {
+        [&self.stale_while_revalidate, &self.stale_if_slow]
+            .into_iter()
+            .flatten()
+            .find(|window| !window.is_off())
+    }
+}
+
+/// `serializer = ..., deserializer = ...`, which only make sense together.
 pub(crate) struct CustomCodec {
     pub(crate) serializer: Expr,
-    pub(crate) unserializer: Expr,
+    pub(crate) deserializer: Expr,
 }
 
 impl Parse for CachedArgs {
@@ -179,7 +206,7 @@ impl Parse for CachedArgs {
         let mut args = CachedArgs::default();
         let mut skip = None;
         let mut serializer = None;
-        let mut unserializer = None;
+        let mut deserializer = None;
         let mut errors = Errors::default();
 
         while !input.is_empty() {
@@ -236,45 +263,41 @@ impl Parse for CachedArgs {
                 store(&mut args.cache, value, &keyword, &mut errors);
             } else if lookahead.peek(kw::unless) {
                 option::<kw::unless>(input, &mut args.unless, &mut errors)?;
-            } else if lookahead.peek(kw::returns) {
-                let keyword = input.parse::<kw::returns>()?;
-                let (_, value) = assignment(input, &keyword)?;
-                match &value {
-                    Expr::Path(path)
-                        if path.path.is_ident("Result") || path.path.is_ident("Option") =>
-                    {
-                        let ident = path.path.get_ident().cloned();
-                        store(&mut args.returns, ident.unwrap(), &keyword, &mut errors);
-                    }
-                    _ => errors.spanned(
-                        &value,
-                        "expected `returns = Result` or `returns = Option`: what the return type \
-                         (an alias) stands for",
-                    ),
-                }
             } else if lookahead.peek(kw::stale_if_error) {
-                option::<kw::stale_if_error>(input, &mut args.stale_if_error, &mut errors)?;
+                let keyword = input.parse::<kw::stale_if_error>()?;
+                let window = stale_window(input, "stale_if_error", keyword.span, false)?;
+                store(&mut args.stale_if_error, window, &keyword, &mut errors);
             } else if lookahead.peek(kw::stale_while_revalidate) {
                 let keyword = input.parse::<kw::stale_while_revalidate>()?;
-                let detaching = detaching(input, "stale_while_revalidate", keyword.span)?;
+                let window = stale_window(input, "stale_while_revalidate", keyword.span, true)?;
                 store(
                     &mut args.stale_while_revalidate,
-                    detaching,
+                    window,
                     &keyword,
                     &mut errors,
                 );
-            } else if lookahead.peek(kw::timeout) {
-                let keyword = input.parse::<kw::timeout>()?;
-                let detaching = detaching(input, "timeout", keyword.span)?;
-                store(&mut args.timeout, detaching, &keyword, &mut errors);
+            } else if lookahead.peek(kw::stale_if_slow) {
+                let keyword = input.parse::<kw::stale_if_slow>()?;
+                let window = stale_window(input, "stale_if_slow", keyword.span, true)?;
+                store(&mut args.stale_if_slow, window, &keyword, &mut errors);
+            } else if lookahead.peek(Token![crate]) {
+                let keyword = input.parse::<Token![crate]>()?;
+                if !input.peek(Token![=]) {
+                    let message =
+                        "expected `crate = <path>`: where `rtc` is (`crate = my::reexport`)";
+                    return Err(syn::Error::new(keyword.span, message));
+                }
+                input.parse::<Token![=]>()?;
+                let path = input.call(syn::Path::parse_mod_style)?;
+                store(&mut args.krate, path, &keyword, &mut errors);
             } else if lookahead.peek(kw::codec) {
                 option::<kw::codec>(input, &mut args.codec, &mut errors)?;
             } else if lookahead.peek(kw::compress_above) {
                 option::<kw::compress_above>(input, &mut args.compress_above, &mut errors)?;
             } else if lookahead.peek(kw::serializer) {
                 keyed_option::<kw::serializer>(input, &mut serializer, &mut errors)?;
-            } else if lookahead.peek(kw::unserializer) {
-                keyed_option::<kw::unserializer>(input, &mut unserializer, &mut errors)?;
+            } else if lookahead.peek(kw::deserializer) {
+                keyed_option::<kw::deserializer>(input, &mut deserializer, &mut errors)?;
             } else if lookahead.peek(kw::skip_all) {
                 let keyword = input.parse::<kw::skip_all>()?;
                 store(&mut skip, Skip::All, &keyword, &mut errors);
@@ -302,28 +325,28 @@ impl Parse for CachedArgs {
         }
 
         args.skip = skip.unwrap_or_default();
-        match (serializer, unserializer) {
-            (Some((_, serializer)), Some((_, unserializer))) => {
+        match (serializer, deserializer) {
+            (Some((_, serializer)), Some((_, deserializer))) => {
                 if let Some(codec) = &args.codec {
                     errors.spanned(
                         codec,
-                        "`codec` has no effect beside `serializer`/`unserializer`, which write \
+                        "`codec` has no effect beside `serializer`/`deserializer`, which write \
                          the value themselves: give one or the other",
                     );
                 }
                 args.custom_codec = Some(CustomCodec {
                     serializer,
-                    unserializer,
+                    deserializer,
                 });
             }
             (Some((keyword, _)), None) => errors.push(syn::Error::new(
                 keyword,
-                "`serializer` needs a matching `unserializer = <path>` (a `fn(&[u8]) -> Option<T>`): \
+                "`serializer` needs a matching `deserializer = <path>` (a `fn(&[u8]) -> Option<T>`): \
                  give both or neither",
             )),
             (None, Some((keyword, _))) => errors.push(syn::Error::new(
                 keyword,
-                "`unserializer` needs a matching `serializer = <path>` (a `fn(&T) -> Option<Vec<u8>>`): \
+                "`deserializer` needs a matching `serializer = <path>` (a `fn(&T) -> Option<Vec<u8>>`): \
                  give both or neither",
             )),
             (None, None) => {}
@@ -333,16 +356,45 @@ impl Parse for CachedArgs {
     }
 }
 
-/// `name` or `name = <seconds>` after the keyword `name`.
-fn detaching(input: ParseStream, name: &str, span: Span) -> syn::Result<Detaching> {
+/// After the keyword of a stale option: `= <seconds>`, `= false`, or nothing (`bare`: allowed
+/// for the options that take the cache's default when written bare).
+fn stale_window(
+    input: ParseStream,
+    name: &str,
+    span: Span,
+    bare: bool,
+) -> syn::Result<StaleWindow> {
     let keyword = Ident::new(name, span);
-    let value = if input.peek(Token![=]) {
-        input.parse::<Token![=]>()?;
-        Some(input.parse()?)
-    } else {
-        None
+    if !input.peek(Token![=]) {
+        if bare {
+            return Ok(StaleWindow {
+                keyword,
+                value: Window::Default,
+            });
+        }
+        let message = format!("expected `{name} = <seconds or Duration>`, or `{name} = false`");
+        return Err(syn::Error::new(span, message));
+    }
+    input.parse::<Token![=]>()?;
+    let value = input.parse::<Expr>()?;
+    let value = match &value {
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Bool(flag),
+            ..
+        }) if !flag.value => Window::Off,
+        Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Bool(flag),
+            ..
+        }) => {
+            let message = match bare {
+                true => format!("`{name} = true` is `{name}` written bare (the cache's default); write that, a length of time, or `false`"),
+                false => format!("`{name}` takes a length of time (seconds or a `Duration`), or `false` to turn the cache's default off"),
+            };
+            return Err(syn::Error::new(flag.span, message));
+        }
+        _ => Window::Given(value),
     };
-    Ok(Detaching { keyword, value })
+    Ok(StaleWindow { keyword, value })
 }
 
 /// `name`, `name = true` or `name = false`: a switch the expansion depends on, so a literal.
@@ -445,7 +497,12 @@ fn unknown_option(input: ParseStream) -> syn::Result<syn::Error> {
     let habit = HABITS
         .iter()
         .find(|(habit, _)| *habit == written.to_ascii_lowercase());
+    let renamed = RENAMED.iter().find(|(old, _)| *old == written);
     let message = match (habit, suggestion(&written)) {
+        _ if renamed.is_some() => {
+            let new = renamed.map_or("", |(_, new)| new);
+            format!("`{written}` is now called `{new}`: write `{new}`")
+        }
         (Some((_, instead)), _) => format!("unknown option `{written}`: {instead}"),
         (None, Some(option)) => format!("unknown option `{written}`; did you mean `{option}`?"),
         (None, None) => format!("unknown option `{written}`; expected one of {expected}"),
@@ -498,7 +555,7 @@ mod tests {
         let args = parse(quote::quote! {
             skip(db), lock_timeout = 10, tags = [format!("user:{id}")], lifetime = 60,
             key = format!("k:{id}"), lock = true, hook_userdata = "x", cache = &CACHE,
-            unserializer = decode, serializer = encode, compress_above = 4096,
+            deserializer = decode, serializer = encode, compress_above = 4096, crate = my::rtc,
         })
         .unwrap();
         assert!(args.tags.is_some() && args.lifetime.is_some() && args.key.is_some());
@@ -506,6 +563,7 @@ mod tests {
         assert!(args.cache.is_some() && args.custom_codec.is_some());
         assert!(args.compress_above.is_some());
         assert_eq!(args.skip.names(), ["db"]);
+        assert_eq!(written(&args.krate.unwrap()), "my::rtc");
         let with_codec = parse(quote::quote!(codec = rtc::Codec::Postcard)).unwrap();
         assert!(with_codec.codec.is_some());
     }
@@ -520,7 +578,7 @@ mod tests {
             [
                 "unknown option `ttl`; did you mean `lifetime`?",
                 "expected only a single `tags` option",
-                "`serializer` needs a matching `unserializer = <path>` (a `fn(&[u8]) -> Option<T>`): \
+                "`serializer` needs a matching `deserializer = <path>` (a `fn(&[u8]) -> Option<T>`): \
                  give both or neither",
             ]
         );
@@ -531,14 +589,14 @@ mod tests {
         let error = parse(quote::quote!(
             codec = rtc::Codec::Json,
             serializer = encode,
-            unserializer = decode
+            deserializer = decode
         ))
         .err()
         .unwrap();
         assert_eq!(
             messages(error),
             [
-                "`codec` has no effect beside `serializer`/`unserializer`, which write the value \
+                "`codec` has no effect beside `serializer`/`deserializer`, which write the value \
               themselves: give one or the other"
             ]
         );
@@ -548,7 +606,8 @@ mod tests {
     fn close_misspellings_get_a_suggestion() {
         assert_eq!(suggestion("tag"), Some("tags"));
         assert_eq!(suggestion("lock_timout"), Some("lock_timeout"));
-        assert_eq!(suggestion("deserializer"), Some("unserializer"));
+        assert_eq!(suggestion("unserialize"), Some("deserializer"));
+        assert_eq!(suggestion("soft_timeout"), Some("stale_if_slow"));
         assert_eq!(suggestion("frobnicate"), None);
         assert_eq!(suggestion("time"), Some("lifetime"));
         assert_eq!(suggestion("convert"), Some("key"));
@@ -562,20 +621,60 @@ mod tests {
     }
 
     #[test]
-    fn stale_options_parse_with_seconds_and_the_background_ones_bare() {
+    fn stale_options_parse_with_seconds_false_and_the_background_ones_bare() {
         let args = parse(quote::quote!(
             stale_if_error = 3600,
             stale_while_revalidate,
-            timeout = 0.5
+            stale_if_slow = 0.5
         ))
         .unwrap();
-        assert!(args.stale_if_error.is_some());
+        assert!(matches!(
+            args.stale_if_error.as_ref().unwrap().value,
+            Window::Given(_)
+        ));
         let refresh = args.stale_while_revalidate.as_ref().unwrap();
-        assert!(refresh.value.is_none());
-        assert!(args.timeout.as_ref().unwrap().value.is_some());
+        assert!(matches!(refresh.value, Window::Default));
+        assert!(matches!(
+            args.stale_if_slow.as_ref().unwrap().value,
+            Window::Given(_)
+        ));
         assert_eq!(args.detaching().unwrap().keyword, "stale_while_revalidate");
-        let error = parse(quote::quote!(timeout = 1, timeout)).err().unwrap();
-        assert_eq!(messages(error), ["expected only a single `timeout` option"]);
+        let error = parse(quote::quote!(stale_if_slow = 1, stale_if_slow))
+            .err()
+            .unwrap();
+        assert_eq!(
+            messages(error),
+            ["expected only a single `stale_if_slow` option"]
+        );
+
+        let off = parse(quote::quote!(
+            stale_if_error = false,
+            stale_while_revalidate = false
+        ))
+        .unwrap();
+        assert!(off.stale_if_error.as_ref().unwrap().is_off());
+        assert!(
+            off.detaching().is_none(),
+            "`= false` runs nothing in the background"
+        );
+        let error = parse(quote::quote!(stale_if_error)).err().unwrap();
+        assert!(messages(error)[0].contains("`stale_if_error = false`"));
+    }
+
+    #[test]
+    fn renamed_options_name_their_new_name() {
+        let error = parse(quote::quote!(timeout = 1, unserializer = decode))
+            .err()
+            .unwrap();
+        assert_eq!(
+            messages(error),
+            [
+                "`timeout` is now called `stale_if_slow`: write `stale_if_slow`",
+                "`unserializer` is now called `deserializer`: write `deserializer`",
+            ]
+        );
+        let error = parse(quote::quote!(returns = Result)).err().unwrap();
+        assert!(messages(error)[0].contains("remove `returns`"));
     }
 
     #[test]

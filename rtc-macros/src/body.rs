@@ -1,7 +1,7 @@
-//! The bodies of the generated functions: build an `::rtc::__private::Call` and hand it the work.
+//! The bodies of the generated functions: build an `rtc::__private::Call` and hand it the work.
 //!
-//! Generated code names only `::rtc::__private::...`, `::core` and `::std`, and its locals start
-//! with `__rtc_`. The user's expressions (`tags`, `key`, ...) are evaluated in the function's
+//! Generated code names only the facade's `__private` module (`::rtc::__private`, or wherever
+//! `crate::facade` found it), `::core` and `::std`, and its locals start with `__rtc_`. The user's expressions (`tags`, `key`, ...) are evaluated in the function's
 //! body, before the body's own code runs: `cache` and `hook_userdata`, then the others in the
 //! order of `Call`'s fields.
 
@@ -11,10 +11,10 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Expr, GenericParam, Ident};
 
-use crate::attr::CachedArgs;
+use crate::attr::{CachedArgs, StaleWindow, Window};
 use crate::impl_block::ImplBlock;
 use crate::keyed_tags;
-use crate::signature::{CachedFn, OutputKind};
+use crate::signature::CachedFn;
 
 /// What a generated function does with the cache.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -39,12 +39,16 @@ pub(crate) struct Body<'a> {
     /// `__rtc_uncached_<name>`, the function as written, renamed: a sibling of the function, or
     /// an associated function of the block's type.
     pub(crate) twin: Ident,
+    /// The path of the facade's support module: `::rtc::__private`, or under the name the
+    /// application gave the dependency (see `crate::facade`).
+    pub(crate) private: TokenStream,
 }
 
 impl Body<'_> {
     /// The statements of a generated function.
     pub(crate) fn of(&self, action: Action) -> TokenStream {
         let args = self.args;
+        let private = &self.private;
         let computes = matches!(action, Action::Run | Action::Refresh);
         let per_call = action != Action::InvalidateAll;
         let uses_cache = action != Action::Key;
@@ -53,6 +57,10 @@ impl Body<'_> {
 
         // Borrowed by the `Call`, so they need a place of their own.
         let mut locals = TokenStream::new();
+        if computes {
+            let shape = self.shape();
+            locals.extend(quote!(let __rtc_shape = #shape;));
+        }
         let cache = match &args.cache {
             Some(cache) if uses_cache => {
                 locals.extend(quote!(let __rtc_cache = #cache;));
@@ -78,56 +86,71 @@ impl Body<'_> {
             // Shown to the hook only.
             Some(_) if computes => {
                 let json = self.optional_args_json();
-                quote!((#json).map(::rtc::__private::JsonArgs::from))
+                quote!((#json).map(#private::JsonArgs::from))
             }
             _ => none.clone(),
         };
         let key = match &args.key {
-            Some(key) if per_call => some(call(quote!(::rtc::__private::custom_key), key)),
+            Some(key) if per_call => some(call(quote!(#private::custom_key), key)),
             _ => none.clone(),
         };
         let tags = match &args.tags {
-            Some(tags) if per_call && uses_cache => match formatted_tags(tags) {
-                Some(formatted) => formatted,
-                None => call(quote!(::rtc::__private::tags), tags),
+            Some(tags) if per_call && uses_cache => match tags {
+                Expr::Array(array) if !array.elems.is_empty() => {
+                    // One by one, so that "users" and format!(..) can be mixed, and an error
+                    // points at the element.
+                    let elements = array
+                        .elems
+                        .iter()
+                        .map(|tag| call(quote!(#private::tag), tag));
+                    quote! {
+                        <#private::Tags as ::core::iter::FromIterator<::std::string::String>>::from_iter(
+                            [#(#elements),*]
+                        )
+                    }
+                }
+                tags => call(quote!(#private::tags), tags),
             },
-            _ => quote!(::rtc::__private::Tags::new()),
+            _ => quote!(#private::Tags::new()),
         };
         let duration = |option: &Option<Expr>| match option {
-            Some(value) if computes => some(duration_of(value)),
+            Some(value) if computes => some(duration_of(value, private)),
             _ => none.clone(),
         };
-        let lifetime = duration(&args.lifetime);
+        let lifetime = match &args.lifetime {
+            Some(value) if computes => lifetime_of(value, private),
+            _ => quote!(#private::Lifetime::Default),
+        };
         let jitter = duration(&args.jitter);
         let lock = match &args.lock {
             Some(lock) if computes => lock.to_token_stream(),
             _ => quote!(false),
         };
         let lock_timeout = match &args.lock_timeout {
-            Some(seconds) if computes => duration_of(seconds),
-            _ => quote!(::rtc::__private::Duration::from_secs(5)),
+            Some(seconds) if computes => duration_of(seconds, private),
+            _ => quote!(#private::Duration::from_secs(5)),
         };
-        let detaching = |option: &Option<crate::attr::Detaching>| {
-            duration(&option.as_ref().and_then(|option| option.value.clone()))
-        };
-        let stale_if_error = duration(&args.stale_if_error);
-        let stale_while_revalidate = detaching(&args.stale_while_revalidate);
-        let timeout = detaching(&args.timeout);
+        let window =
+            |option: &Option<StaleWindow>| match option.as_ref().map(|option| &option.value) {
+                Some(Window::Given(value)) if computes => some(duration_of(value, private)),
+                // A window that serves nothing: the cache's default is off for this function.
+                Some(Window::Off) if computes => some(quote!(#private::Duration::ZERO)),
+                _ => none.clone(),
+            };
+        let stale_if_error = window(&args.stale_if_error);
+        let stale_while_revalidate = window(&args.stale_while_revalidate);
+        let timeout = window(&args.stale_if_slow);
         let background = computes && args.detaching().is_some();
         if keyed {
             // The near entry is looked up before the tags are built (see `keyed_tags`).
             let codec = self.codec();
-            let answer = match self.function.output.kind {
-                OutputKind::Result => quote!(::core::result::Result::Ok(__rtc_value)),
-                OutputKind::Option => quote!(::core::option::Option::Some(__rtc_value)),
-                OutputKind::AsIs => quote!(__rtc_value),
-            };
+            let answer = quote!(#private::Shape::cached(__rtc_shape, __rtc_value));
             // The arguments' JSON is read where it was written (moved first, the bytes just
             // written would be copied, a stall on the path of a hit).
             let pushes = self.json_pushes();
             locals = quote! {
-                static __RTC_KEYED_TAGS: ::rtc::__private::KeyedTags =
-                    ::rtc::__private::KeyedTags::new();
+                static __RTC_KEYED_TAGS: #private::KeyedTags =
+                    #private::KeyedTags::new();
                 #locals
                 let __rtc_site = #site;
                 #pushes
@@ -146,7 +169,7 @@ impl Body<'_> {
         let finish = self.finish(action, keyed);
         quote! {
             #locals
-            let __rtc_call = ::rtc::__private::Call {
+            let __rtc_call = #private::Call {
                 site: #site,
                 cache: #cache,
                 args: #key_args,
@@ -157,7 +180,7 @@ impl Body<'_> {
                 lock_timeout: #lock_timeout,
                 hook_userdata: #hook_userdata,
                 jitter: #jitter,
-                stale: ::rtc::__private::StaleOptions {
+                stale: #private::StaleOptions {
                     if_error: #stale_if_error,
                     while_revalidate: #stale_while_revalidate,
                     timeout: #timeout,
@@ -200,41 +223,42 @@ impl Body<'_> {
             (Action::Refresh, false) => quote!(refresh),
             (Action::Refresh, true) => quote!(refresh_async),
         };
+        let private = &self.private;
         let value = self.result();
-        let (mut outcome, mut unwrap) = match self.function.output.kind {
-            OutputKind::Result | OutputKind::Option => (value, quote!()),
-            OutputKind::AsIs => (quote!(::rtc::__private::AsIs(#value)), quote!(.0)),
-        };
+        let (mut outcome, mut field) = (
+            quote!(#private::Shape::outcome(__rtc_shape, #value)),
+            quote!(),
+        );
         if let Some(unless) = &self.args.unless {
-            let wrap = match self.function.output.kind {
-                OutputKind::AsIs => quote!(::rtc::__private::AsIs(__rtc_value)),
-                _ => quote!(__rtc_value),
-            };
-            let value = self.result();
             outcome = quote! {{
                 let __rtc_value = #value;
-                let __rtc_store = !::rtc::__private::skips(&__rtc_value, #unless);
-                ::rtc::__private::Unless { outcome: #wrap, store: __rtc_store }
+                let __rtc_store = !#private::skips(&__rtc_value, #unless);
+                #private::Unless {
+                    outcome: #private::Shape::outcome(__rtc_shape, __rtc_value),
+                    store: __rtc_store,
+                }
             }};
-            unwrap = quote!(.outcome #unwrap);
+            field = quote!(.outcome);
         }
         let codec = match codec_bound {
             true => quote!(__rtc_codec),
             false => self.codec(),
         };
-        if is_async {
-            quote!(__rtc_call.#method(#codec, async move { #outcome }).await #unwrap)
+        let returned = if is_async {
+            quote!(__rtc_call.#method(#codec, async move { #outcome }).await #field)
         } else {
-            quote!(__rtc_call.#method(#codec, move || #outcome) #unwrap)
-        }
+            quote!(__rtc_call.#method(#codec, move || #outcome) #field)
+        };
+        quote!(#private::Shape::returned(__rtc_shape, #returned))
     }
 
     /// Where the function is and what its keys are made of (see `Site::identity`); `keyed`:
     /// its tags follow from its key, and the site's mark is the static `__RTC_KEYED_TAGS`.
     fn site(&self, keyed: bool) -> TokenStream {
+        let private = &self.private;
         let function_name = self.function.item.sig.ident.unraw().to_string();
         let method = self.function.receiver.is_some();
-        let class_name = self.block.map(ImplBlock::class_name).unwrap_or_default();
+        let impl_type = self.block.map(ImplBlock::impl_type).unwrap_or_default();
         let identity = match (&self.args.name, self.block) {
             (Some(name), _) => quote!(#name),
             (None, Some(block)) => {
@@ -251,12 +275,12 @@ impl Body<'_> {
             false => quote!(::core::option::Option::None),
         };
         quote! {
-            ::rtc::__private::Site {
-                filepath: ::core::file!(),
+            #private::Site {
+                file: ::core::file!(),
                 module_path: ::core::module_path!(),
-                class_name: #class_name,
+                impl_type: #impl_type,
                 function_name: #function_name,
-                method: #method,
+                is_method: #method,
                 identity: #identity,
                 keyed_tags: #keyed_tags,
             }
@@ -292,6 +316,7 @@ impl Body<'_> {
     /// The statements that write the key arguments and generic parameters into the local
     /// `JsonArray` `__rtc_json`.
     fn json_pushes(&self) -> TokenStream {
+        let private = &self.private;
         let arguments = self
             .function
             .key_args()
@@ -309,7 +334,7 @@ impl Body<'_> {
         });
         let pushes: Vec<TokenStream> = arguments.chain(generics).collect();
         quote! {
-            let mut __rtc_json = ::rtc::__private::JsonArray::new();
+            let mut __rtc_json = #private::JsonArray::new();
             #(#pushes)*
         }
     }
@@ -317,32 +342,80 @@ impl Body<'_> {
     /// With `key = ...`, the key arguments as the hook's `function_args`: `None` when one is not
     /// `Serialize`, which it need not be.
     fn optional_args_json(&self) -> TokenStream {
+        let private = &self.private;
         let arguments = self.function.key_args().map(|ident| {
             quote! {{
                 #[allow(unused_imports)]
-                use ::rtc::__private::{SerializableArgument as _, UnserializableArgument as _};
-                (&::rtc::__private::OptionalArgument(&#ident)).argument_json()
+                use #private::{SerializableArgument as _, UnserializableArgument as _};
+                (&#private::OptionalArgument(&#ident)).argument_json()
             }}
         });
         json_array(arguments)
     }
 
+    /// Which part of the return value is cached: asked of the return type's type (see
+    /// `rtc_core::decorate::shape`), or the whole value with `cache_err`/`cache_none`, which
+    /// check that the type is a `Result`/an `Option`. With `stale_if_error` alone, checked to be
+    /// a shape that can fail.
+    fn shape(&self) -> TokenStream {
+        let private = &self.private;
+        let ty = &self.function.output.ty;
+        let whole = |switch: &syn::LitBool, check: TokenStream| {
+            let check = respan(check, switch);
+            quote!(#check(#private::AsIsShape::<#ty>::new()))
+        };
+        let switches = [
+            (&self.args.cache_err, quote!(#private::caches_errors)),
+            (&self.args.cache_none, quote!(#private::caches_none)),
+        ];
+        let mut checks = TokenStream::new();
+        let mut shape = None;
+        for (switch, check) in switches {
+            let Some(switch) = switch else { continue };
+            let checked = whole(switch, check);
+            if switch.value && shape.is_none() {
+                shape = Some(checked);
+            } else {
+                checks.extend(quote!(let _ = #checked;));
+            }
+        }
+        let shape = shape.unwrap_or_else(|| {
+            quote! {{
+                #[allow(unused_imports)]
+                use #private::{ShapeAsIs as _, ShapeOfOption as _, ShapeOfResult as _};
+                (&#private::ShapeProbe::<#ty>::new()).shape()
+            }}
+        });
+        // Without `stale_if_slow` (which serves a stale value within `stale_if_error` when the
+        // body is slow, whatever it returns), `stale_if_error` needs failures to replace.
+        let slow = self.args.stale_if_slow.as_ref();
+        let shape = match &self.args.stale_if_error {
+            Some(window) if !window.is_off() && slow.is_none_or(StaleWindow::is_off) => {
+                let fails = respan(quote!(#private::fails), &window.keyword);
+                quote!(#fails(#shape))
+            }
+            _ => shape,
+        };
+        quote!({ #checks #shape })
+    }
+
     /// Spanned at the cached type, so that "`T` does not implement `Serialize`" points there.
     fn codec(&self) -> TokenStream {
+        let private = &self.private;
         let value = &self.function.output.value;
         let codec = match (&self.args.custom_codec, &self.args.codec) {
             (Some(custom), _) => {
-                let (serializer, unserializer) = (&custom.serializer, &custom.unserializer);
+                let (serializer, deserializer) = (&custom.serializer, &custom.deserializer);
                 quote_spanned! {value.span()=>
-                    ::rtc::__private::ValueCodec::<#value>::custom(#serializer, #unserializer)
+                    #private::custom_codec(__rtc_shape, #serializer, #deserializer)
                 }
             }
             (None, Some(codec)) => {
-                let codec = quote_spanned!(codec.span()=> ::core::option::Option::Some::<::rtc::Codec>(#codec));
-                quote_spanned!(value.span()=> ::rtc::__private::ValueCodec::<#value>::serde(#codec))
+                let codec = quote_spanned!(codec.span()=> ::core::option::Option::Some::<#private::Codec>(#codec));
+                quote_spanned!(value.span()=> #private::serde_codec(__rtc_shape, #codec))
             }
             (None, None) => quote_spanned! {value.span()=>
-                ::rtc::__private::ValueCodec::<#value>::serde(::core::option::Option::None)
+                #private::serde_codec(__rtc_shape, ::core::option::Option::None)
             },
         };
         let codec = match &self.args.compress_above {
@@ -353,11 +426,13 @@ impl Body<'_> {
             return codec;
         }
         // Values that are `Clone + Send + Sync + 'static` are kept decoded in the near cache;
-        // the probe's method resolves to "not shared" for every other type.
+        // the probe's method resolves to "not shared" for every other type. The probe's type
+        // comes from the shape, known by then.
         quote! {{
             #[allow(unused_imports)]
-            use ::rtc::__private::{NearShared as _, NearUnshared as _};
-            #codec.near((&::rtc::__private::NearProbe::<#value>::new()).sharing())
+            use #private::{NearShared as _, NearUnshared as _};
+            let __rtc_probe = #private::near_probe(__rtc_shape);
+            #codec.near((&__rtc_probe).sharing())
         }}
     }
 
@@ -404,46 +479,39 @@ fn json_array(parts: impl Iterator<Item = TokenStream>) -> TokenStream {
     }
 }
 
-/// `lifetime`, `jitter`, `lock_timeout`: whole seconds or a `Duration`. A literal is converted
-/// here, so that `60` needs no type; the generated code keeps the macro's span, so lints on it
-/// do not point at the user's literal.
-fn duration_of(value: &Expr) -> TokenStream {
+/// `jitter`, `lock_timeout` and the stale windows: whole seconds or a `Duration`. A literal is
+/// converted here, so that `60` needs no type; the generated code keeps the macro's span, so
+/// lints on it do not point at the user's literal.
+fn duration_of(value: &Expr, private: &TokenStream) -> TokenStream {
     if let Expr::Lit(literal) = value {
         match &literal.lit {
             syn::Lit::Int(int) => {
-                return quote!(::rtc::__private::Duration::from_secs(#int));
+                return quote!(#private::Duration::from_secs(#int));
             }
             // Checked by `CachedFn::analyze`: finite, not negative, not too long.
             syn::Lit::Float(float) => {
-                return quote!(::rtc::__private::Duration::from_secs_f64(#float));
+                return quote!(#private::Duration::from_secs_f64(#float));
             }
             _ => {}
         }
     }
-    quote!(::rtc::__private::duration(#value))
+    quote!(#private::duration(#value))
+}
+
+/// `lifetime`: whole seconds, a `Duration` or an `rtc::Lifetime` (a literal zero is refused by
+/// `CachedFn::analyze`).
+fn lifetime_of(value: &Expr, private: &TokenStream) -> TokenStream {
+    match value {
+        Expr::Lit(literal) if matches!(literal.lit, syn::Lit::Int(_) | syn::Lit::Float(_)) => {
+            let duration = duration_of(value, private);
+            quote!(#private::Lifetime::After(#duration))
+        }
+        _ => quote!(#private::lifetime(#value)),
+    }
 }
 
 /// `function(argument)`, spanned so that an error about the call underlines `argument`.
-/// `tags = [format!(..), ..]`, the common form, as the `Vec<String>` it is, without copying
-/// each tag's text out of the string `format!` made (what the generic `tags(...)` does).
-fn formatted_tags(tags: &Expr) -> Option<TokenStream> {
-    let Expr::Array(array) = tags else {
-        return None;
-    };
-    let all_formatted = !array.elems.is_empty()
-        && array
-            .elems
-            .iter()
-            .all(|element| matches!(element, Expr::Macro(mac) if mac.mac.path.is_ident("format")));
-    if !all_formatted {
-        return None;
-    }
-    let elements = array.elems.iter();
-    Some(quote! {
-        <::rtc::__private::Tags as ::core::iter::FromIterator<::std::string::String>>::from_iter([#(#elements),*])
-    })
-}
-
+/// `function(argument)`, spanned so that an error about the call underlines `argument`.
 fn call(function: TokenStream, argument: &Expr) -> TokenStream {
     let function = respan(function, argument);
     let mut argument = Group::new(Delimiter::Parenthesis, argument.to_token_stream());

@@ -117,6 +117,7 @@ impl<'a> Expansion<'a> {
             function,
             block,
             twin: helper_name("__rtc_uncached_", function),
+            private: crate::facade::private_path(args.krate.as_ref()),
         };
         Expansion {
             function,

@@ -23,7 +23,7 @@ pub(crate) struct ImplBlock {
 
 impl ImplBlock {
     /// The self type as written: `Repo<T>`.
-    pub(crate) fn class_name(&self) -> String {
+    pub(crate) fn impl_type(&self) -> String {
         written(&self.self_ty)
     }
 
@@ -201,6 +201,6 @@ mod tests {
             generics: Generics::default(),
         };
         assert_eq!(block.owner(), "<PgRepo<T> as repo::UserRepo>");
-        assert_eq!(block.class_name(), "PgRepo<T>");
+        assert_eq!(block.impl_type(), "PgRepo<T>");
     }
 }

@@ -1,13 +1,17 @@
-//! The `#[cached]` attribute of [rtc](https://docs.rs/rtc). Use it through the `rtc` crate, as
-//! `rtc::cached`: the code it generates refers to `::rtc`.
+//! The `#[cached]` attribute of [rtc](https://docs.rs/redis-tagged-cache). Use it through the
+//! facade crate (`redis-tagged-cache`, library `rtc`), as `rtc::cached`: the code it generates
+//! refers to the facade under the name the application's `Cargo.toml` gives it, or to
+//! `crate = <path>`.
 //!
 //! `lib.rs` is the entry point and the documentation; `attr.rs` parses the attribute's options,
-//! `signature.rs` checks the function, `expand.rs` writes the functions and `body.rs` their bodies.
+//! `signature.rs` checks the function, `expand.rs` writes the functions and `body.rs` their
+//! bodies, `facade.rs` finds the facade's path.
 
 mod attr;
 mod body;
 mod errors;
 mod expand;
+mod facade;
 mod impl_block;
 mod keyed_tags;
 mod signature;
@@ -24,7 +28,7 @@ use proc_macro::TokenStream;
 /// #[derive(Debug, PartialEq, Serialize, Deserialize)]
 /// pub struct User { id: u64 }
 ///
-/// #[cached(tags = [format!("user:{id}"), "users".to_string()], lifetime = 60)]
+/// #[cached(tags = ["users", format!("user:{id}")], lifetime = 60)]
 /// fn get_user(id: u64) -> User {
 ///     User { id } // the slow part: a database, a remote API...
 /// }
@@ -110,19 +114,28 @@ use proc_macro::TokenStream;
 ///
 /// # Return types
 ///
-/// Decided on how the return type is written:
+/// Decided by the return type's type, however it is written (`io::Result<T>`, a type alias such
+/// as `type AppResult<T> = Result<T, AppError>`):
 ///
-/// - `Result<T, E>` (any path ending in `Result`, such as `io::Result<T>`): only `Ok(T)` is
-///   cached, errors never are (unless `cache_err = true`).
-/// - `Option<T>`: only `Some(T)` is cached (unless `cache_none = true`).
+/// - a `Result<T, E>`: only `Ok(T)` is cached, errors never are (unless `cache_err = true`).
+/// - an `Option<T>`: only `Some(T)` is cached (unless `cache_none = true`).
 /// - anything else, `()` included, is cached as it is.
 ///
-/// **A type alias is not recognised:** the macro sees only the alias's name, so
-/// `type Res<T> = Result<T, MyError>` would be cached as it is, errors included. Say what it
-/// stands for with `returns = Result` (or `returns = Option`).
+/// A return type that is a generic parameter of the function (`fn load<R>() -> R`) is not
+/// known to be a `Result` where the function is compiled, so it is cached as it is.
+///
+/// ```
+/// # use rtc::cached;
+/// type AppResult<T> = Result<T, String>;
+///
+/// #[cached]
+/// fn parse(text: String) -> AppResult<u64> {
+///     text.parse().map_err(|_| format!("not a number: {text}")) // errors are not cached
+/// }
+/// ```
 ///
 /// The cached type (`T`, or the whole type) must implement `serde::Serialize` and
-/// `serde::de::DeserializeOwned`, unless `serializer`/`unserializer` are given; the compile error
+/// `serde::de::DeserializeOwned`, unless `serializer`/`deserializer` are given; the compile error
 /// for one that does not points at the return type. `impl Trait` cannot be returned.
 ///
 /// # `async fn`
@@ -178,8 +191,9 @@ use proc_macro::TokenStream;
 /// ```
 ///
 /// Without `#[cached]` on the block, a method (a function with `self`) is a compile error that
-/// says so. A function without `self` looks like a free function to the macro; in a block without
-/// the attribute it fails to compile with "cannot find function `__rtc_uncached_<name>`".
+/// says so. A function without `self` looks like a free function to the macro (an attribute
+/// macro is not told where its item is); in a block without the attribute it fails to compile
+/// with "cannot find function `__rtc_uncached_<name>`": put `#[rtc::cached]` on the block.
 ///
 /// # Trait impls
 ///
@@ -228,14 +242,15 @@ use proc_macro::TokenStream;
 ///
 /// ## `tags = <expr>`
 ///
-/// One tag (`"users"`, `format!("user:{id}")`) or many (an array, a `Vec`, an iterator: anything
-/// `rtc::IntoTags` takes). `TaggedCache::invalidate` of one of them makes every entry that
-/// carries it miss.
+/// One tag (`"users"`, `format!("user:{id}")`) or many: an array whose elements are any kind of
+/// string, mixed as you like (`"books"`, a `&str` or `String` argument, `format!(..)`), or a
+/// `Vec`, an iterator: anything `rtc::IntoTags` takes. `TaggedCache::invalidate` of one of them
+/// makes every entry that carries it miss. A number is not a tag: `format!("user:{id}")` is.
 ///
 /// ```
 /// # use rtc::{cached, TaggedCache};
 /// # rtc::set_global(TaggedCache::builder().in_memory().build().unwrap()).unwrap();
-/// #[cached(tags = [format!("author:{author}"), "books".to_string()])]
+/// #[cached(tags = ["books", format!("author:{author}")])]
 /// fn books_by(author: String) -> Vec<String> {
 ///     vec![format!("a book by {author}")]
 /// }
@@ -252,9 +267,12 @@ use proc_macro::TokenStream;
 /// ## `lifetime = <expr>`, `jitter = <expr>`
 ///
 /// How long an entry lives: whole seconds (an integer, or any `u64` expression), a float literal
-/// of seconds (`0.5`), or any `std::time::Duration`, sub-second ones included; `0` never expires. Without it, the cache's
-/// default lifetime. `jitter` (same forms) adds a random part of itself to each entry's
-/// lifetime, so that entries written together do not all expire together.
+/// of seconds (`0.5`), any `std::time::Duration` (sub-second ones included), or an
+/// `rtc::Lifetime` (`Lifetime::Never`: until invalidated or evicted). Without it, the cache's
+/// default lifetime. A literal `0` is a compile error (zero never means "never" in rtc); a zero
+/// computed at run time stores nothing, with a warning. `jitter` (seconds or a `Duration`) adds a
+/// random part of itself to each entry's lifetime, so that entries written together do not all
+/// expire together.
 ///
 /// ```
 /// # use rtc::cached;
@@ -270,6 +288,11 @@ use proc_macro::TokenStream;
 /// #[cached(lifetime = Duration::from_millis(500))]
 /// fn quote(symbol: String) -> f64 {
 ///     1.0
+/// }
+///
+/// #[cached(lifetime = rtc::Lifetime::Never)]
+/// fn country_name(code: String) -> String {
+///     code.to_uppercase()
 /// }
 /// ```
 ///
@@ -316,7 +339,7 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
-/// ## `stale_if_error = <expr>`, `stale_while_revalidate [= <expr>]`, `timeout [= <expr>]`
+/// ## `stale_if_error = <expr>`, `stale_while_revalidate [= <expr>]`, `stale_if_slow [= <expr>]`
 ///
 /// Serve a value past its lifetime when that is better than failing or waiting. *Stale* means
 /// only "past its lifetime": an entry whose tags were invalidated, that was deleted
@@ -324,34 +347,37 @@ use proc_macro::TokenStream;
 /// any of these options, even when the invalidation lands while a refresh or a late
 /// computation runs (what they store is stamped with the versions read before they started,
 /// as every store is). Each takes seconds or a `Duration`; the cache's builder gives defaults
-/// (`TaggedCacheBuilder::stale_if_error` and the others).
+/// (`TaggedCacheBuilder::stale_if_error` and the others), and `= false` turns a default off for
+/// one function. A literal zero is a compile error: zero is never "off" in rtc.
 ///
 /// - `stale_if_error`: when the body returns `Err` (or `None` for an `Option`) and the entry
 ///   is past its lifetime by at most this long, the call reads the entry again and returns its
-///   value instead, if every tag is still current. `= 0` turns a cache default off.
+///   value instead, if every tag is still current. On a function that cannot fail (its return
+///   type is neither a `Result` nor an `Option`, or `cache_err`/`cache_none` caches failures),
+///   it is a compile error, unless `stale_if_slow` uses its window.
 /// - `stale_while_revalidate`: a call that finds the entry past its lifetime by at most this
 ///   long returns it at once, and the entry is refreshed in the background: once per entry in
 ///   the process, and once across processes with `lock` (the refresh takes the Redis lock
 ///   without waiting; a process that finds it held leaves the refresh to its holder).
-/// - `timeout`: when the body takes longer and a stale value is at hand (within
+/// - `stale_if_slow`: when the body takes longer and a stale value is at hand (within
 ///   `stale_if_error`), the call returns that value; the body finishes and stores its result.
 ///
 /// An entry of such a function stays in Redis its lifetime plus the largest of its windows;
 /// the entry records that window, and the call reads what is left of the entry's time to
 /// live with the entry, in the same round trip.
 ///
-/// `stale_while_revalidate` and `timeout` run the body after the call has returned, on a
+/// `stale_while_revalidate` and `stale_if_slow` run the body after the call has returned, on a
 /// thread of its own (for an `async fn`, the current tokio runtime's blocking pool and tasks): the function
 /// cannot borrow from its caller, so arguments that borrow (`&str`, `&self`, a type with a
 /// lifetime other than `'static`) are a compile error naming the argument; arguments and the
 /// return type must be `Send + 'static`. Written bare, they take the cache's default, which
 /// applies to no function that does not name them. An `async fn` called outside a tokio
-/// runtime refreshes before returning the stale value, and has no timeout. A refresh that
+/// runtime refreshes before returning the stale value, and `stale_if_slow` does not apply. A refresh that
 /// panics is logged once and leaves the stale entry; the next call refreshes it again.
 ///
 /// ```
 /// # use rtc::cached;
-/// #[cached(lifetime = 60, stale_while_revalidate = 600, stale_if_error = 3600, timeout = 0.5)]
+/// #[cached(lifetime = 60, stale_while_revalidate = 600, stale_if_error = 3600, stale_if_slow = 0.5)]
 /// fn exchange_rate(currency: String) -> Result<f64, String> {
 ///     Ok(if currency == "EUR" { 1.08 } else { 1.0 })
 /// }
@@ -359,6 +385,11 @@ use proc_macro::TokenStream;
 /// #[cached(stale_if_error = 3600)] // borrowing is fine: nothing runs after the call
 /// fn profile(user: &str) -> Option<String> {
 ///     Some(format!("profile of {user}"))
+/// }
+///
+/// #[cached(stale_if_error = false)] // whatever the cache's default
+/// fn balance(account: u64) -> Result<u64, String> {
+///     Ok(account)
 /// }
 /// ```
 ///
@@ -444,7 +475,7 @@ use proc_macro::TokenStream;
 /// # assert_eq!(totals(2020).len(), 12);
 /// ```
 ///
-/// ## `serializer = <path>`, `unserializer = <path>`
+/// ## `serializer = <path>`, `deserializer = <path>`
 ///
 /// Replace the serde encoding of the cached value, both together: a `fn(&T) -> Option<Vec<u8>>`
 /// (`None`: don't cache this value) and a `fn(&[u8]) -> Option<T>` (`None`: a miss). The entry
@@ -461,7 +492,7 @@ use proc_macro::TokenStream;
 ///     String::from_utf8(bytes.to_vec()).ok()
 /// }
 ///
-/// #[cached(serializer = encode, unserializer = decode)]
+/// #[cached(serializer = encode, deserializer = decode)]
 /// fn page(path: String) -> String {
 ///     format!("<html>{path}</html>")
 /// }
@@ -471,7 +502,8 @@ use proc_macro::TokenStream;
 ///
 /// Negative caching, off by default: `cache_none` (or `cache_none = true`) caches `None` too, so
 /// a missing row is not looked up again until it expires or is invalidated; `cache_err` caches
-/// `Err` too, which then must be `Serialize` and `DeserializeOwned` like the `Ok` type.
+/// `Err` too, which then must be `Serialize` and `DeserializeOwned` like the `Ok` type. Each is
+/// a compile error on a function whose return type is not a `Result` (an `Option`).
 ///
 /// ```
 /// # use rtc::cached;
@@ -500,18 +532,23 @@ use proc_macro::TokenStream;
 /// }
 /// ```
 ///
-/// ## `returns = Result`, `returns = Option`
+/// ## `crate = <path>`
 ///
-/// What a type alias of the return type stands for (see [Return types](#return-types)).
+/// Where the facade crate is, for the generated code: by default, the name the calling crate's
+/// `Cargo.toml` gives the dependency (`cache = { package = "redis-tagged-cache", .. }` and then
+/// `#[cache::cached]` work as they are), else `::rtc`. Give the path when the facade is reached
+/// through another crate's re-export, as serde's `#[serde(crate = "..")]` does.
 ///
 /// ```
-/// # use rtc::cached;
-/// type Fallible<T> = Result<T, String>;
-///
-/// #[cached(returns = Result)]
-/// fn parse(text: String) -> Fallible<u64> {
-///     text.parse().map_err(|_| format!("not a number: {text}")) // errors are not cached
+/// mod infra {
+///     pub use rtc as cache;
 /// }
+///
+/// #[infra::cache::cached(crate = infra::cache)]
+/// fn totals(year: u16) -> u64 {
+///     u64::from(year)
+/// }
+/// # assert_eq!(totals(2020), 2020);
 /// ```
 ///
 /// # Functions it applies to
@@ -528,8 +565,9 @@ use proc_macro::TokenStream;
 ///
 /// Unknown or repeated options (with a suggestion for names from other caching crates), `skip`
 /// of a name that is not an argument, an unskipped `&mut` argument, a borrowed argument with
-/// `stale_while_revalidate` or `timeout`, `serializer` without
-/// `unserializer`, a non-function, a `const fn`, a pattern argument: an error on the offending
+/// `stale_while_revalidate` or `stale_if_slow`, `serializer` without
+/// `deserializer`, a renamed option (named with its new name), a literal zero length of time, a
+/// number as a tag, a non-function, a `const fn`, a pattern argument: an error on the offending
 /// token, and the function still compiles as written, next to helpers that cannot run, so that
 /// the rest of the crate (the calls of `invalidate_<name>` included) compiles without errors of
 /// its own. Expressions that do not type-check, arguments and return types that are not

@@ -9,7 +9,7 @@ use syn::{
     Token, Type,
 };
 
-use crate::attr::{CachedArgs, Detaching, Skip};
+use crate::attr::{CachedArgs, Skip, StaleWindow, Window};
 use crate::errors::Errors;
 use crate::written::written;
 
@@ -30,23 +30,16 @@ pub(crate) struct Arg {
     pub(crate) identifies: bool,
 }
 
-/// The return type, and which part of it is cached.
+/// The return type. Which part of it is cached is decided by its type where the generated code
+/// is compiled (`rtc::__private::ShapeProbe`), not by how it is written here.
 pub(crate) struct Output {
-    /// The type stored in the cache: `T` of `Result<T, E>` and `Option<T>`, else `ty`.
+    /// The return type as written (`()` for none).
+    pub(crate) ty: Type,
+    /// Where "cannot be cached" errors point: `T` of a `Result<T, ..>` or `Option<T>` written so,
+    /// else the whole return type.
     pub(crate) value: Type,
-    pub(crate) kind: OutputKind,
     /// `impl Trait` appears in it (an error).
     pub(crate) is_impl_trait: bool,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum OutputKind {
-    /// `Result<T, ..>`: only `Ok` is cached.
-    Result,
-    /// `Option<T>`: only `Some` is cached.
-    Option,
-    /// Everything else, and `Result`/`Option` with `cache_err`/`cache_none`, is cached as it is.
-    AsIs,
 }
 
 impl CachedFn {
@@ -70,6 +63,7 @@ impl CachedFn {
         let mut receiver = None;
         let mut arguments = Vec::new();
         let mut mutable_borrows = Vec::new();
+        let mut types = Vec::new();
         for input in &sig.inputs {
             match input {
                 FnArg::Receiver(found) => receiver = Some(found.clone()),
@@ -80,6 +74,7 @@ impl CachedFn {
                                 mutable_borrows.push((pat.ident.clone(), typed.ty.clone()));
                             }
                         }
+                        types.push((pat.ident.clone(), (*typed.ty).clone()));
                         arguments.push(Arg {
                             ident: pat.ident.clone(),
                             skipped: false,
@@ -140,13 +135,16 @@ impl CachedFn {
             }
         }
 
+        if let Some(tags) = args.and_then(|args| args.tags.as_ref()) {
+            check_tags(tags, &types, errors);
+        }
         if let Some(args) = args {
-            check_float_seconds(args, errors);
+            check_literal_seconds(args, errors);
             if let Some(detaching) = args.detaching() {
                 check_owned(sig, detaching, errors);
             }
         }
-        let output = Output::of(&sig.output, args, errors);
+        let output = Output::of(&sig.output, errors);
         CachedFn {
             item,
             receiver,
@@ -176,10 +174,10 @@ impl CachedFn {
     }
 }
 
-/// `stale_while_revalidate` and `timeout` run the computation on after the call returned (a
-/// background refresh, a late value stored), on a thread or a task of its own: it cannot
+/// `stale_while_revalidate` and `stale_if_slow` run the computation on after the call returned
+/// (a background refresh, a late value stored), on a thread or a task of its own: it cannot
 /// borrow anything from its caller.
-fn check_owned(sig: &Signature, detaching: &Detaching, errors: &mut Errors) {
+fn check_owned(sig: &Signature, detaching: &StaleWindow, errors: &mut Errors) {
     let option = &detaching.keyword;
     for input in &sig.inputs {
         let (borrowed, instead) = match input {
@@ -230,33 +228,110 @@ fn borrows(ty: &Type) -> bool {
     finder.0
 }
 
-/// A float literal of seconds becomes a `Duration` at run time, which must not panic.
-fn check_float_seconds(args: &CachedArgs, errors: &mut Errors) {
-    let detaching = [&args.stale_while_revalidate, &args.timeout]
-        .into_iter()
-        .flatten()
-        .filter_map(|option| option.value.as_ref());
+/// Literal lengths of time: a float becomes a `Duration` at run time, which must not panic; zero
+/// is never "off" nor "forever", so it is refused where no entry or window could use it.
+fn check_literal_seconds(args: &CachedArgs, errors: &mut Errors) {
+    let given = |window: &Option<StaleWindow>| match window {
+        Some(StaleWindow {
+            keyword,
+            value: Window::Given(value),
+        }) => Some((keyword.to_string(), value.clone())),
+        _ => None,
+    };
+    let named = |name: &str, value: &Option<syn::Expr>| {
+        value.as_ref().map(|value| (name.to_owned(), value.clone()))
+    };
     let options = [
-        &args.lifetime,
-        &args.jitter,
-        &args.lock_timeout,
-        &args.stale_if_error,
+        named("lifetime", &args.lifetime),
+        named("jitter", &args.jitter),
+        named("lock_timeout", &args.lock_timeout),
+        given(&args.stale_if_error),
+        given(&args.stale_while_revalidate),
+        given(&args.stale_if_slow),
     ];
-    for option in options.into_iter().flatten().chain(detaching) {
-        let syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Float(float),
-            ..
-        }) = option
-        else {
+    for (name, value) in options.into_iter().flatten() {
+        let syn::Expr::Lit(syn::ExprLit { lit, .. }) = &value else {
             continue;
         };
-        let valid = float
-            .base10_parse::<f64>()
-            .is_ok_and(|seconds| std::time::Duration::try_from_secs_f64(seconds).is_ok());
-        if !valid {
-            errors.spanned(
-                float,
+        let seconds = match lit {
+            syn::Lit::Int(int) => int.base10_parse::<u64>().ok().map(|seconds| seconds as f64),
+            syn::Lit::Float(float) => float
+                .base10_parse::<f64>()
+                .ok()
+                .filter(|seconds| std::time::Duration::try_from_secs_f64(*seconds).is_ok()),
+            _ => continue,
+        };
+        match seconds {
+            None if matches!(lit, syn::Lit::Float(_)) => errors.spanned(
+                lit,
                 "expected a number of seconds that a `Duration` can hold",
+            ),
+            Some(0.0) => {
+                if let Some(message) = zero_message(&name) {
+                    errors.spanned(lit, message);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Why a literal zero cannot be `name`'s value, and what to write instead.
+fn zero_message(name: &str) -> Option<String> {
+    match name {
+        "lifetime" => Some(
+            "a `lifetime` of zero would expire every entry as it is written, and zero does not \
+             mean \"never\" in rtc: write `lifetime = rtc::Lifetime::Never` for entries that never \
+             expire, or leave `lifetime` out for the cache's default"
+                .to_owned(),
+        ),
+        "stale_if_error" | "stale_while_revalidate" | "stale_if_slow" => Some(format!(
+            "a window of zero serves nothing, and zero does not mean \"off\" in rtc: write \
+             `{name} = false` to turn the cache's default off for this function, or leave \
+             `{name}` out"
+        )),
+        _ => None,
+    }
+}
+
+/// A tag that is an argument of a type that is plainly not a string (`tags = [id]` with
+/// `id: u64`): an error that shows the `format!` to write. Other types are left to the
+/// compiler, whose error says what a tag can be.
+fn check_tags(tags: &syn::Expr, types: &[(Ident, Type)], errors: &mut Errors) {
+    let elements: Vec<&syn::Expr> = match tags {
+        syn::Expr::Array(array) => array.elems.iter().collect(),
+        tag => vec![tag],
+    };
+    for element in elements {
+        let syn::Expr::Path(path) = element else {
+            continue;
+        };
+        let Some(name) = path.path.get_ident() else {
+            continue;
+        };
+        let Some((_, ty)) = types.iter().find(|(ident, _)| ident == name) else {
+            continue;
+        };
+        let mut ty = ty;
+        while let Type::Reference(reference) = ty {
+            ty = &reference.elem;
+        }
+        let Type::Path(ty) = ty else { continue };
+        let Some(ty) = ty.path.get_ident().map(ToString::to_string) else {
+            continue;
+        };
+        const NOT_STRINGS: &[&str] = &[
+            "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+            "f32", "f64", "bool", "char",
+        ];
+        if NOT_STRINGS.contains(&ty.as_str()) {
+            let name = name.unraw();
+            errors.spanned(
+                element,
+                format!(
+                    "a tag is a string, and `{name}` is a `{ty}`: make a tag of it with `format!`, \
+                     e.g. `format!(\"{name}:{{{name}}}\")`"
+                ),
             );
         }
     }
@@ -293,7 +368,7 @@ fn not_an_argument(name: &Ident, function: &Ident, args: &[Arg]) -> String {
 }
 
 impl Output {
-    fn of(output: &syn::ReturnType, args: Option<&CachedArgs>, errors: &mut Errors) -> Self {
+    fn of(output: &syn::ReturnType, errors: &mut Errors) -> Self {
         let ty = match output {
             syn::ReturnType::Default => syn::parse_quote!(()),
             syn::ReturnType::Type(_, ty) => (**ty).clone(),
@@ -306,86 +381,36 @@ impl Output {
                  the cache, so it needs a concrete type that implements `Serialize` and `DeserializeOwned`",
             );
         }
-        let (mut kind, mut value) = match args.and_then(|args| args.returns.as_ref()) {
-            Some(returns) => {
-                let kind = if returns == "Result" {
-                    OutputKind::Result
-                } else {
-                    OutputKind::Option
-                };
-                (
-                    kind,
-                    syn::parse_quote!(<#ty as ::rtc::__private::Outcome>::Value),
-                )
-            }
-            None => {
-                let (kind, value) = classify(&ty);
-                (kind, value.clone())
-            }
-        };
-        let switches = args.map(|args| {
-            [
-                (&args.cache_err, OutputKind::Result),
-                (&args.cache_none, OutputKind::Option),
-            ]
-        });
-        for (switch, applies_to) in switches.into_iter().flatten() {
-            let Some(switch) = switch else { continue };
-            if kind == applies_to {
-                if switch.value {
-                    kind = OutputKind::AsIs;
-                    value = ty.clone();
-                }
-            } else {
-                let (written, alias) = if applies_to == OutputKind::Result {
-                    ("Result<T, E>", "returns = Result")
-                } else {
-                    ("Option<T>", "returns = Option")
-                };
-                errors.spanned(
-                    switch,
-                    format!(
-                        "`{}` applies to a function that returns `{written}`; for a type alias of it, \
-                         add `{alias}`",
-                        if applies_to == OutputKind::Result { "cache_err" } else { "cache_none" }
-                    ),
-                );
-            }
-        }
+        let value = cached_part(&ty).clone();
         Output {
+            ty,
             value,
-            kind,
             is_impl_trait: impl_trait.is_some(),
         }
     }
 }
 
-/// Decided on the last path segment as written: a type alias of `Result` is cached as it is.
-fn classify(ty: &Type) -> (OutputKind, &Type) {
-    let inner = match ty {
-        Type::Group(group) => return classify(&group.elem),
-        Type::Paren(paren) => return classify(&paren.elem),
+/// For error spans only: `T` of a type written `Result<T, ..>` or `Option<T>`, else `ty`.
+fn cached_part(ty: &Type) -> &Type {
+    let segment = match ty {
+        Type::Group(group) => return cached_part(&group.elem),
+        Type::Paren(paren) => return cached_part(&paren.elem),
         Type::Path(path) if path.qself.is_none() => path.path.segments.last(),
         _ => None,
     };
-    let Some(segment) = inner else {
-        return (OutputKind::AsIs, ty);
+    let Some(segment) = segment else {
+        return ty;
     };
     let PathArguments::AngleBracketed(generics) = &segment.arguments else {
-        return (OutputKind::AsIs, ty);
+        return ty;
     };
-    let types: Vec<&Type> = generics
-        .args
-        .iter()
-        .filter_map(|arg| match arg {
-            GenericArgument::Type(ty) => Some(ty),
-            _ => None,
-        })
-        .collect();
-    match (segment.ident.to_string().as_str(), types.as_slice()) {
-        ("Result", [value] | [value, _]) => (OutputKind::Result, value),
-        ("Option", [value]) => (OutputKind::Option, value),
-        _ => (OutputKind::AsIs, ty),
+    let first = generics.args.iter().find_map(|arg| match arg {
+        GenericArgument::Type(ty) => Some(ty),
+        _ => None,
+    });
+    match (segment.ident.to_string().as_str(), first) {
+        ("Result" | "Option", Some(value)) => value,
+        _ => ty,
     }
 }
 

@@ -28,7 +28,7 @@
 //!   `refresh_<fn>(args)` and `key_<fn>(args)`. `Result` caches
 //!   only `Ok`, `Option` only `Some`; `async fn` use the async engine; `lock = true` runs one
 //!   computation per cold entry across threads, tasks and processes; `stale_if_error`,
-//!   `stale_while_revalidate` and `timeout` serve a value past its lifetime when that beats
+//!   `stale_while_revalidate` and `stale_if_slow` serve a value past its lifetime when that beats
 //!   failing or waiting, never one whose tags were invalidated.
 //! - **[`TaggedCache`]** directly: [`set`](TaggedCache::set), [`get`](TaggedCache::get),
 //!   [`delete`](TaggedCache::delete), [`invalidate`](TaggedCache::invalidate),
@@ -49,7 +49,7 @@
 //! An entry is identified by its key **and** its set of tags: `set("k", v1, ["a"])` and
 //! `set("k", v2, ["b"])` are two entries. Values are stored as JSON (serde_json) unless the
 //! cache or a `#[cached]` function picks another [`Codec`] (next section), or a function names
-//! its own `serializer`/`unserializer`.
+//! its own `serializer`/`deserializer`.
 //!
 //! # Codecs
 //!

@@ -168,7 +168,7 @@ fn methods_of_a_trait_impl_are_cached_with_helpers_on_the_type() {
     );
     let infos = seen("find");
     assert!(!infos.is_empty());
-    assert!(infos.iter().all(|(_, info)| info.class_name == "PgRepo"));
+    assert!(infos.iter().all(|(_, info)| info.impl_type == "PgRepo"));
 }
 
 #[test]
@@ -201,5 +201,5 @@ fn the_hook_sees_the_arguments_when_a_key_is_given() {
     let (key, info) = infos.last().unwrap();
     assert_eq!(key, "report:2020");
     assert_eq!(info.function_args, "[2020,\"north\"]");
-    assert_eq!(info.class_name, "");
+    assert_eq!(info.impl_type, "");
 }

@@ -376,7 +376,7 @@ fn decode_text(bytes: &[u8]) -> Option<String> {
     String::from_utf8(bytes.to_vec()).ok()
 }
 
-#[cached(cache = &CACHE, serializer = encode_text, unserializer = decode_text)]
+#[cached(cache = &CACHE, serializer = encode_text, deserializer = decode_text)]
 fn shout(text: String) -> String {
     SHOUT.count();
     text.to_uppercase()

@@ -1,5 +1,6 @@
 //! The options of `#[cached]` as users write them: lifetimes as `Duration`s, `jitter`, bare
-//! flags, negative caching, `unless`, `returns` for aliases, `&mut` arguments.
+//! flags, negative caching, `unless`, aliases of `Result` and `Option`, mixed tags, `&mut`
+//! arguments.
 #![deny(warnings)]
 
 use std::sync::LazyLock;
@@ -114,7 +115,7 @@ fn unless_leaves_the_results_it_matches_uncached() {
 type Fallible<T> = Result<T, String>;
 static ALIASED: Calls = Calls::new();
 
-#[cached(cache = &CACHE, returns = Result)]
+#[cached(cache = &CACHE)]
 fn aliased(id: u64) -> Fallible<u64> {
     ALIASED.count();
     if id == 0 {
@@ -125,13 +126,103 @@ fn aliased(id: u64) -> Fallible<u64> {
 }
 
 #[test]
-fn returns_result_makes_an_alias_cache_only_ok() {
+fn an_alias_of_result_caches_only_ok() {
     assert!(aliased(0).is_err());
     assert!(aliased(0).is_err());
     assert_eq!(ALIASED.get(), 2, "errors of the alias are not cached");
     assert_eq!(aliased(1), Ok(1));
     assert_eq!(aliased(1), Ok(1));
     assert_eq!(ALIASED.get(), 3);
+}
+
+mod app {
+    /// An application's own `Result`, as many crates declare one.
+    pub type Result<T> = std::result::Result<T, Error>;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    pub struct Error;
+}
+
+type Maybe<T> = Option<T>;
+static MAYBE: Calls = Calls::new();
+
+#[cached(cache = &CACHE)]
+fn maybe(id: u64) -> Maybe<u64> {
+    MAYBE.count();
+    (id != 0).then_some(id)
+}
+
+#[test]
+fn an_alias_of_option_caches_only_some() {
+    assert_eq!(maybe(0), None);
+    assert_eq!(maybe(0), None);
+    assert_eq!(MAYBE.get(), 2, "None of the alias is not cached");
+    assert_eq!(maybe(1), Some(1));
+    assert_eq!(maybe(1), Some(1));
+    assert_eq!(MAYBE.get(), 3);
+}
+
+static APP_RESULT: Calls = Calls::new();
+
+#[cached(cache = &CACHE, stale_if_error = 60)]
+fn app_result(id: u64) -> app::Result<u64> {
+    APP_RESULT.count();
+    if id == 0 {
+        Err(app::Error)
+    } else {
+        Ok(id)
+    }
+}
+
+#[test]
+fn a_result_alias_from_another_module_caches_only_ok_and_takes_stale_if_error() {
+    assert_eq!(app_result(0), Err(app::Error));
+    assert_eq!(app_result(0), Err(app::Error));
+    assert_eq!(APP_RESULT.get(), 2, "errors are not cached");
+    assert_eq!(app_result(1), Ok(1));
+    assert_eq!(app_result(1), Ok(1));
+    assert_eq!(APP_RESULT.get(), 3);
+}
+
+static ALIAS_WITH_ERRORS: Calls = Calls::new();
+
+#[cached(cache = &CACHE, cache_err)]
+fn alias_with_errors(id: u64) -> Fallible<u64> {
+    ALIAS_WITH_ERRORS.count();
+    Err(format!("no {id}"))
+}
+
+#[test]
+fn cache_err_on_an_alias_of_result_caches_errors_too() {
+    assert_eq!(alias_with_errors(1), Err("no 1".to_string()));
+    assert_eq!(alias_with_errors(1), Err("no 1".to_string()));
+    assert_eq!(ALIAS_WITH_ERRORS.get(), 1, "the error came from the cache");
+}
+
+static TAGGED: Calls = Calls::new();
+
+#[cached(cache = &CACHE, tags = ["users", format!("user:{id}"), name, label.to_string()])]
+fn tagged(id: u64, name: &str, label: String) -> u64 {
+    TAGGED.count();
+    let _ = (name, label);
+    id
+}
+
+#[test]
+fn tags_mix_literals_borrowed_and_owned_strings() {
+    assert_eq!(tagged(1, "ann", "x".into()), 1);
+    assert_eq!(tagged(1, "ann", "x".into()), 1);
+    assert_eq!(TAGGED.get(), 1);
+    for (runs, tag) in (2..).zip(["users", "user:1", "ann", "x"]) {
+        assert!(CACHE.invalidate([tag]));
+        assert_eq!(tagged(1, "ann", "x".into()), 1);
+        assert_eq!(tagged(1, "ann", "x".into()), 1);
+        assert_eq!(
+            TAGGED.get(),
+            runs,
+            "invalidating {tag} made the entry miss once"
+        );
+    }
 }
 
 static COUNTED: Calls = Calls::new();

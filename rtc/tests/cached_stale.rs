@@ -175,7 +175,7 @@ static LATE_DATA: AtomicU64 = AtomicU64::new(1);
 static LATE_DOORS: [Door; 2] = [Door::new(), Door::new()];
 static LATE_SLOW: AtomicBool = AtomicBool::new(false);
 
-#[cached(cache = &LATE, tags = ["reports"], lifetime = 0.05, stale_if_error = 60, timeout = 0.1)]
+#[cached(cache = &LATE, tags = ["reports"], lifetime = 0.05, stale_if_error = 60, stale_if_slow = 0.1)]
 fn report(id: u64) -> u64 {
     let data = LATE_DATA.load(Ordering::SeqCst);
     if LATE_SLOW.load(Ordering::SeqCst) {
@@ -233,7 +233,7 @@ static RACED_SLOW: AtomicBool = AtomicBool::new(false);
     lifetime = 0.05,
     stale_if_error = 60,
     stale_while_revalidate = 60,
-    timeout = 0.05
+    stale_if_slow = 0.05
 )]
 fn document(id: u64) -> u64 {
     RACED_RUNS.count();

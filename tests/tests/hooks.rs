@@ -70,14 +70,10 @@ fn the_hook_sees_a_miss_then_a_hit_of_a_function() {
     let miss = last(&journal);
     assert!(!miss.info.hit);
     assert_eq!(miss.info.function_name, "square");
-    assert_eq!(miss.info.class_name, "");
-    assert!(!miss.info.method_decorator);
+    assert_eq!(miss.info.impl_type, "");
+    assert!(!miss.info.is_method);
     assert_eq!(miss.info.function_args, "[7]");
-    assert!(
-        miss.info.filepath.ends_with("hooks.rs"),
-        "{}",
-        miss.info.filepath
-    );
+    assert!(miss.info.file.ends_with("hooks.rs"), "{}", miss.info.file);
     assert!(miss.info.decorated_elapsed >= Duration::from_millis(5));
     assert!(miss.info.elapsed >= miss.info.decorated_elapsed);
     assert_eq!(miss.info.serialized_size, 2, "49 as JSON");
@@ -136,8 +132,8 @@ fn the_hook_tells_a_method_from_a_function() {
     let repo = UserRepo { prefix: "user-" };
     assert_eq!(repo.find(1), "user-1");
     let seen = last(&journal);
-    assert!(seen.info.method_decorator);
-    assert_eq!(seen.info.class_name, "UserRepo", "the type as written");
+    assert!(seen.info.is_method);
+    assert_eq!(seen.info.impl_type, "UserRepo", "the type as written");
     assert_eq!(seen.info.function_name, "find");
     assert_eq!(
         seen.info.function_args, "[1]",
@@ -202,7 +198,7 @@ fn the_hook_reports_lock_full_miss_full_hit_and_waiting() {
         .collect();
     let waited: Vec<&Seen> = calls
         .iter()
-        .filter(|seen| seen.info.lock_waiting_ms > 0)
+        .filter(|seen| !seen.info.lock_waited.is_zero())
         .collect();
     assert_eq!(
         computed.len(),
@@ -218,5 +214,5 @@ fn the_hook_reports_lock_full_miss_full_hit_and_waiting() {
     assert_eq!(locked_slow(1), 2);
     let full_hit = last(&journal);
     assert!(full_hit.info.hit && full_hit.info.lock_full_hit && !full_hit.info.lock_full_miss);
-    assert_eq!(full_hit.info.lock_waiting_ms, 0);
+    assert_eq!(full_hit.info.lock_waited, Duration::ZERO);
 }

@@ -214,7 +214,7 @@ fn quota(account: u64) -> Result<u32, String> {
 
 type Parsed<T> = Result<T, String>;
 
-#[cached(cache = ERRORS.get().unwrap(), returns = Result)]
+#[cached(cache = ERRORS.get().unwrap())]
 fn parse(text: String) -> Parsed<u64> {
     PARSE_RUNS.fetch_add(1, Ordering::SeqCst);
     text.parse().map_err(|_| format!("not a number: {text}"))

@@ -372,7 +372,7 @@ static LATE_RELEASE: tokio::sync::Notify = tokio::sync::Notify::const_new();
     tags = ["catalogue"],
     lifetime = 3600,
     stale_if_error = 600,
-    timeout = 0.2
+    stale_if_slow = 0.2
 )]
 async fn catalogue(page: u64) -> Option<u64> {
     let data = LATE_DATA.load(Ordering::SeqCst);

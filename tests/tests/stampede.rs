@@ -307,11 +307,11 @@ fn a_killed_holder_process_releases_the_entry_within_lock_timeout() {
     };
     assert!(!took_over.hit);
     assert!(
-        took_over.lock_waiting_ms >= 1_000,
+        took_over.lock_waited >= Duration::from_secs(1),
         "it waited for the holder first: {took_over:?}"
     );
     assert!(
-        took_over.lock_waiting_ms <= 5_000,
+        took_over.lock_waited <= Duration::from_secs(5),
         "and not much longer than its lock_timeout: {took_over:?}"
     );
     assert!(

@@ -20,11 +20,11 @@ const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// function tag, so that they are the entries `get` and `set` see under the same key and tags.
 const fn site(function_name: &'static str) -> Site {
     Site {
-        filepath: "",
+        file: "",
         module_path: "",
-        class_name: "",
+        impl_type: "",
         function_name,
-        method: false,
+        is_method: false,
         identity: "",
         keyed_tags: None,
     }
@@ -232,11 +232,7 @@ impl<'c> EntryRef<'c> {
             args: None,
             key: Some(self.key),
             tags: self.tags,
-            lifetime: match self.lifetime {
-                Lifetime::Default => None,
-                Lifetime::Never => Some(Duration::ZERO),
-                Lifetime::After(lifetime) => Some(lifetime),
-            },
+            lifetime: self.lifetime,
             lock: true,
             lock_timeout: self.lock_timeout,
             hook_userdata: None,

@@ -5,6 +5,7 @@
 //! drivers, blocking and async, which alone wait for other callers and run the function.
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 
 use futures_util::future::{FutureExt, OptionFuture};
@@ -14,7 +15,7 @@ use crate::cache::TaggedCache;
 use crate::engine::Single;
 use crate::format::EntryKeys;
 use crate::hook::CacheInfo;
-use crate::lifetime::Lifetime;
+pub use crate::lifetime::Lifetime;
 use crate::metrics;
 pub use crate::near::KeyedTags;
 use crate::near::{Named, NearValue};
@@ -29,6 +30,7 @@ mod json_args;
 mod outcome;
 mod protocol;
 mod seconds;
+mod shape;
 mod stale;
 mod work;
 
@@ -43,28 +45,34 @@ pub use self::outcome::{
     skips, AsIs, NearProbe, NearShared, NearUnshared, Outcome, Sharing, Unless, ValueCodec,
 };
 use self::protocol::{CallFlow, Mode, Yield};
-pub use self::seconds::{duration, Seconds};
+pub use self::seconds::{duration, lifetime, IntoLifetime, Seconds};
+pub use self::shape::{
+    caches_errors, caches_none, custom_codec, fails, near_probe, serde_codec, AsIsShape, Fails,
+    IsOption, IsResult, OptionShape, ResultShape, Shape, ShapeAsIs, ShapeOfOption, ShapeOfResult,
+    ShapeProbe,
+};
 pub use self::stale::StaleOptions;
 use self::stale::Windows;
 use self::work::{Awaited, Blocking, Detached, Detaches, Here};
 
 static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
 static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
+static ZERO_LIFETIME_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
 
 /// Where a decorated function lives.
 #[derive(Debug, Clone, Copy)]
 pub struct Site {
     /// `file!()`.
-    pub filepath: &'static str,
+    pub file: &'static str,
     /// `module_path!()`.
     pub module_path: &'static str,
     /// The `impl`'s self type as written (`Repo<T>`) for functions of an `impl` block, `""`
     /// otherwise.
-    pub class_name: &'static str,
+    pub impl_type: &'static str,
     /// The function's name.
     pub function_name: &'static str,
     /// True when the function has a `self` receiver.
-    pub method: bool,
+    pub is_method: bool,
     /// What the function's keys and implicit tag are made of: its `name = ...`, or its module
     /// path, `impl` and name as written (`app::repo::<PgRepo as UserRepo>::find`).
     pub identity: &'static str,
@@ -123,6 +131,47 @@ pub fn tags(tags: impl IntoTags) -> Tags {
         .collect()
 }
 
+/// One element of a `tags = [...]` array: any kind of string, so that `"users"` and
+/// `format!("user:{id}")` can sit side by side.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a tag: a tag is a string",
+    label = "expected a string: a literal, a `&str`, a `String` or a `format!(..)`",
+    note = "make a tag of a number or another value with `format!`, e.g. `format!(\"user:{{id}}\")`"
+)]
+pub trait Tag {
+    /// The tag's text.
+    fn into_tag(self) -> String;
+}
+
+impl<T: AsRef<str> + ?Sized> Tag for &T {
+    fn into_tag(self) -> String {
+        self.as_ref().to_owned()
+    }
+}
+
+impl Tag for String {
+    fn into_tag(self) -> String {
+        self
+    }
+}
+
+impl Tag for Cow<'_, str> {
+    fn into_tag(self) -> String {
+        self.into_owned()
+    }
+}
+
+impl Tag for Box<str> {
+    fn into_tag(self) -> String {
+        self.into_string()
+    }
+}
+
+/// One element of a `tags = [...]` array as a tag (a `String` is moved, not copied).
+pub fn tag(tag: impl Tag) -> String {
+    tag.into_tag()
+}
+
 /// One call of a decorated function.
 pub struct Call<'a> {
     /// Where the function lives.
@@ -135,8 +184,8 @@ pub struct Call<'a> {
     pub key: Option<String>,
     /// `tags = ...`.
     pub tags: Tags,
-    /// `lifetime = ...`; `None`: the cache's default.
-    pub lifetime: Option<Duration>,
+    /// `lifetime = ...`; [`Lifetime::Default`] without it.
+    pub lifetime: Lifetime,
     /// `lock = ...`.
     pub lock: bool,
     /// `lock_timeout = ...`.
@@ -145,8 +194,8 @@ pub struct Call<'a> {
     pub hook_userdata: Option<&'a (dyn Any + Send + Sync)>,
     /// `jitter = ...`: up to this much is added to each stored entry's lifetime, at random.
     pub jitter: Option<Duration>,
-    /// `stale_if_error = ...`, `stale_while_revalidate = ...`, `timeout = ...`; those not
-    /// given are the cache's.
+    /// `stale_if_error = ...`, `stale_while_revalidate = ...`, `stale_if_slow = ...`; those
+    /// not given are the cache's.
     pub stale: StaleOptions,
 }
 
@@ -202,7 +251,7 @@ impl<V> Drop for Driven<'_, V> {
 
 impl<'a> Call<'a> {
     /// Returns the cached value, or computes, caches and returns it. `stale_if_error` applies;
-    /// `stale_while_revalidate` and `timeout` need [`Call::run_detached`].
+    /// `stale_while_revalidate` and `stale_if_slow` need [`Call::run_detached`].
     pub fn run<R: Outcome>(self, codec: ValueCodec<R::Value>, compute: impl FnOnce() -> R) -> R {
         let mode = self.run_mode();
         self.drive(mode, codec, Here(compute))
@@ -224,7 +273,7 @@ impl<'a> Call<'a> {
 
     /// [`Call::run`] for a computation that may outlive the call (its function's arguments
     /// are owned): with `stale_while_revalidate` it refreshes a stale entry on a thread of its
-    /// own, and with `timeout` it may finish after the call returned a stale value.
+    /// own, and with `stale_if_slow` it may finish after the call returned a stale value.
     pub fn run_detached<R, F>(self, codec: ValueCodec<R::Value>, compute: F) -> R
     where
         R: Outcome + Send + 'static,
@@ -237,7 +286,7 @@ impl<'a> Call<'a> {
 
     /// Async twin of [`Call::run_detached`]: refreshes run on the current tokio runtime's
     /// blocking pool and late computations on its tasks (without one, a refresh runs on a
-    /// thread of its own and `timeout` does not apply).
+    /// thread of its own and `stale_if_slow` does not apply).
     pub fn run_detached_async<R, F>(
         self,
         codec: ValueCodec<R::Value>,
@@ -288,6 +337,9 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
+        if self.writes_nothing() {
+            return work.run();
+        }
         if let Some((cache, value)) = self.near_hit(&codec, mode) {
             return self.finish_near(cache, mode, R::from_cached(value));
         }
@@ -349,6 +401,9 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
+        if self.writes_nothing() {
+            return work.run().await;
+        }
         if let Some((cache, value)) = self.near_hit(&codec, mode) {
             return self.finish_near(cache, mode, R::from_cached(value));
         }
@@ -573,15 +628,10 @@ impl<'a> Call<'a> {
 
     /// `lifetime` (or the cache's default) plus a random part of `jitter`; "never expires" stays so.
     fn stored_lifetime(&self, cache: &TaggedCache) -> Lifetime {
-        let lifetime = match self.lifetime {
-            None => Lifetime::Default,
-            Some(lifetime) if lifetime.is_zero() => Lifetime::Never,
-            Some(lifetime) => Lifetime::After(lifetime),
-        };
         let Some(jitter) = self.jitter else {
-            return lifetime;
+            return self.lifetime;
         };
-        match lifetime.resolve(cache.default_lifetime()) {
+        match self.lifetime.resolve(cache.default_lifetime()) {
             Some(lifetime) => {
                 let extra = Duration::try_from_secs_f64(jitter.as_secs_f64() * random_fraction())
                     .unwrap_or(jitter);
@@ -589,6 +639,24 @@ impl<'a> Call<'a> {
             }
             None => Lifetime::Never,
         }
+    }
+
+    /// True when `lifetime` is a zero `Duration` (computed at run time: a zero literal is a
+    /// compile error): no entry can live that long, so the call runs its body uncached, with a
+    /// rate-limited warning.
+    fn writes_nothing(&self) -> bool {
+        if !self.lifetime.is_zero() {
+            return false;
+        }
+        if let Some(held_back) = ZERO_LIFETIME_WARNINGS.permit() {
+            tracing::warn!(
+                function = self.site.function_name,
+                held_back,
+                "rtc: `lifetime` is zero, which no entry can live; running uncached \
+                 (`Lifetime::Never` never expires)"
+            );
+        }
+        true
     }
 
     fn entry(&self) -> Option<CallEntry<'a>> {
@@ -605,10 +673,10 @@ impl<'a> Call<'a> {
             counted: !matches!(mode, Mode::Refresh),
             started,
             info: CacheInfo {
-                filepath: self.site.filepath,
-                class_name: self.site.class_name,
+                file: self.site.file,
+                impl_type: self.site.impl_type,
                 function_name: self.site.function_name,
-                method_decorator: self.site.method,
+                is_method: self.site.is_method,
                 ..CacheInfo::default()
             },
         }
@@ -706,8 +774,7 @@ fn random_fraction() -> f64 {
 
 impl Report {
     fn waited(&mut self, since: Instant) {
-        let waited = u64::try_from(since.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.info.lock_waiting_ms = self.info.lock_waiting_ms.saturating_add(waited);
+        self.info.lock_waited = self.info.lock_waited.saturating_add(since.elapsed());
     }
 
     /// A value was found: `section` is its value section.

@@ -1,13 +1,15 @@
 //! The stale options of a decorated call: `stale_if_error`, `stale_while_revalidate` and
-//! `timeout`, as the function and its cache give them, and the windows a call works with.
+//! `stale_if_slow`, as the function and its cache give them, and the windows a call works with.
 //!
 //! Stale means only "past its lifetime": an entry whose tags were invalidated, or that was
 //! deleted, is a miss to every option (see `engine::Lookup::Stale`).
 
 use std::time::Duration;
 
-/// `stale_if_error`, `stale_while_revalidate` and `timeout`, as a function's `#[cached(...)]` or
-/// a cache's builder gives them; `None`: not given (a function then takes its cache's).
+/// `stale_if_error`, `stale_while_revalidate` and `stale_if_slow`, as a function's
+/// `#[cached(...)]` or a cache's builder gives them; `None`: not given (a function then takes
+/// its cache's). A function's `= false` is `Some(Duration::ZERO)`: a window that serves
+/// nothing, which turns its cache's default off for that function.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct StaleOptions {
     /// A function that fails returns the entry past its lifetime by at most this long instead.
@@ -18,7 +20,7 @@ pub struct StaleOptions {
     /// A computation that takes longer lets the call return the stale value (within
     /// `if_error`) and finishes in the background.
     pub timeout: Option<Duration>,
-    /// True when the function names `stale_while_revalidate` or `timeout` (its body may run in
+    /// True when the function names `stale_while_revalidate` or `stale_if_slow` (its body may run in
     /// the background): only such a function takes its cache's defaults for those two, and its
     /// `refresh_<fn>` writes entries with the same window as its calls.
     pub background: bool,

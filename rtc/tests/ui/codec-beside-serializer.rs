@@ -8,7 +8,7 @@ fn decode(bytes: &[u8]) -> Option<String> {
     String::from_utf8(bytes.to_vec()).ok()
 }
 
-#[cached(codec = rtc::Codec::Json, serializer = encode, unserializer = decode)]
+#[cached(codec = rtc::Codec::Json, serializer = encode, deserializer = decode)]
 fn get_user(id: u64) -> String {
     format!("user {id}")
 }

@@ -2,7 +2,7 @@ use rtc::cached;
 
 type Fallible<T> = Result<T, String>;
 
-#[cached(returns = Either)]
+#[cached(returns = Result)]
 fn get_user(id: u64) -> Fallible<String> {
     Ok(format!("user {id}"))
 }

@@ -4,7 +4,7 @@ fn decode(bytes: &[u8]) -> Option<String> {
     String::from_utf8(bytes.to_vec()).ok()
 }
 
-#[cached(unserializer = decode)]
+#[cached(deserializer = decode)]
 fn get_user(id: u64) -> String {
     format!("user {id}")
 }

@@ -31,7 +31,7 @@ use crate::warnings::WarnLimiter;
 /// use rtc::{Lifetime, TaggedCache, NO_TAGS};
 ///
 /// let cache = TaggedCache::builder().in_memory().build().unwrap();
-/// assert!(cache.set("answer", &42, NO_TAGS, None));
+/// assert!(cache.set("answer", &42, NO_TAGS, Lifetime::Default));
 /// assert_eq!(cache.get::<i32>("answer", NO_TAGS), Ok(42));
 /// ```
 pub const NO_TAGS: [&str; 0] = [];

@@ -193,13 +193,18 @@ fn a_cache_made_from_the_applications_client_uses_its_database() {
     assert_eq!(in_db0, 0);
 }
 
-#[test]
-fn get_with_on_an_unreachable_server_returns_what_it_computes() {
-    let cache = TaggedCache::builder()
+/// A cache on a port nobody listens on, giving up on a connection after 300 ms.
+fn unreachable_cache() -> TaggedCache {
+    TaggedCache::builder()
         .url(format!("redis://127.0.0.1:{}/0", free_port()))
         .connect_timeout(Duration::from_millis(300))
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn get_with_on_an_unreachable_server_returns_what_it_computes() {
+    let cache = unreachable_cache();
     assert_eq!(cache.get_with("k", ["t"], || 7_u64), 7);
     assert_eq!(
         cache.get_with("k", ["t"], || 8_u64),
@@ -224,11 +229,7 @@ fn get_with_on_an_unreachable_server_returns_what_it_computes() {
 
 #[test]
 fn an_unreachable_server_is_a_miss_and_later_calls_skip_it() {
-    let cache = TaggedCache::builder()
-        .url(format!("redis://127.0.0.1:{}/0", free_port()))
-        .connect_timeout(Duration::from_millis(300))
-        .build()
-        .unwrap();
+    let cache = unreachable_cache();
     assert_eq!(
         cache.get::<i32>("k", ["t"]),
         Err(MissKind::Unavailable.into())
@@ -431,20 +432,13 @@ fn get_many_finds_what_a_cached_function_stored_with_one_more_round_trip() {
 
 #[test]
 fn a_batch_against_an_unreachable_server_misses_everything_with_one_error() {
-    let unreachable = || {
-        TaggedCache::builder()
-            .url(format!("redis://127.0.0.1:{}/0", free_port()))
-            .connect_timeout(Duration::from_millis(300))
-            .build()
-            .unwrap()
-    };
-    let cache = unreachable();
+    let cache = unreachable_cache();
     let got = cache.get_many::<i32>((0..10).map(|i| (format!("k{i}"), "t")));
     assert_eq!(got, vec![Err(MissKind::Unavailable.into()); 10]);
     let stats = cache.stats();
     assert_eq!((stats.misses, stats.errors), (10, 1));
 
-    let cache = unreachable();
+    let cache = unreachable_cache();
     let stored = cache.set_many(
         (0..10).map(|i| (format!("k{i}"), &1, "t")),
         Lifetime::Default,

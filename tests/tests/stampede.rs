@@ -48,6 +48,52 @@ fn worker(args: &[&str]) -> Child {
         .expect("the worker binary starts")
 }
 
+/// An instant 1.5 s ahead, when every thread of every process calls at once, and the same
+/// instant in Unix milliseconds for the workers' command lines.
+fn start_together() -> (SystemTime, String) {
+    let start_at = SystemTime::now() + Duration::from_millis(1500);
+    let start_ms = start_at
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
+    (start_at, start_ms)
+}
+
+/// Runs `call` on `threads` threads of this process at `start_at`; their results in order.
+fn call_together(start_at: SystemTime, threads: usize, call: impl Fn() -> u64 + Sync) -> Vec<u64> {
+    std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
+                        std::thread::sleep(wait);
+                    }
+                    call()
+                })
+            })
+            .collect();
+        threads
+            .into_iter()
+            .map(|thread| thread.join().unwrap())
+            .collect()
+    })
+}
+
+/// Waits for each worker and checks that each of its `threads` threads printed [`VALUE`].
+fn each_worker_answered(children: Vec<Child>, threads: usize) {
+    for child in children {
+        let output = child.wait_with_output().unwrap();
+        assert!(output.status.success(), "a worker failed");
+        let printed = String::from_utf8(output.stdout).unwrap();
+        let answered = printed
+            .lines()
+            .filter(|line| *line == format!("result {VALUE}"))
+            .count();
+        assert_eq!(answered, threads);
+    }
+}
+
 #[test]
 fn one_computation_for_100_threads_and_4_processes_of_25_threads() {
     let server = RedisServer::start();
@@ -61,44 +107,13 @@ fn one_computation_for_100_threads_and_4_processes_of_25_threads() {
             .build()
             .unwrap(),
     );
-    let start_at = SystemTime::now() + Duration::from_millis(1500);
-    let start_ms = start_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .to_string();
+    let (start_at, start_ms) = start_together();
     let children: Vec<Child> = (0..4)
         .map(|_| worker(&["stampede", &url, &namespace, "25", &start_ms]))
         .collect();
-    let results: Vec<u64> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..100)
-            .map(|_| {
-                scope.spawn(|| {
-                    if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    slow(&url)
-                })
-            })
-            .collect();
-        threads
-            .into_iter()
-            .map(|thread| thread.join().unwrap())
-            .collect()
-    });
+    let results = call_together(start_at, 100, || slow(&url));
     assert_eq!(results, vec![VALUE; 100]);
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "a worker failed");
-        let printed = String::from_utf8(output.stdout).unwrap();
-        assert_eq!(
-            printed
-                .lines()
-                .filter(|line| *line == format!("result {VALUE}"))
-                .count(),
-            25
-        );
-    }
+    each_worker_answered(children, 25);
     assert_eq!(
         executions(&server),
         1,
@@ -116,50 +131,23 @@ fn get_with_computes_once_for_threads_of_3_processes() {
         .namespace(&namespace)
         .build()
         .unwrap();
-    let start_at = SystemTime::now() + Duration::from_millis(1500);
-    let start_ms = start_at
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        .to_string();
+    let (start_at, start_ms) = start_together();
     let children: Vec<Child> = (0..2)
         .map(|_| worker(&["get_with", &url, &namespace, "10", &start_ms]))
         .collect();
-    let results: Vec<u64> = std::thread::scope(|scope| {
-        let threads: Vec<_> = (0..10)
-            .map(|_| {
-                scope.spawn(|| {
-                    if let Ok(wait) = start_at.duration_since(SystemTime::now()) {
-                        std::thread::sleep(wait);
-                    }
-                    cache
-                        .entry(GET_WITH_KEY, ["t"])
-                        .lock_timeout(Duration::from_secs(10))
-                        .get_with(|| {
-                            let mut connection = server.connection();
-                            let _: u64 = connection.incr(COUNTER_KEY, 1).unwrap();
-                            std::thread::sleep(SLOW_BODY);
-                            VALUE
-                        })
-                })
+    let results = call_together(start_at, 10, || {
+        cache
+            .entry(GET_WITH_KEY, ["t"])
+            .lock_timeout(Duration::from_secs(10))
+            .get_with(|| {
+                let mut connection = server.connection();
+                let _: u64 = connection.incr(COUNTER_KEY, 1).unwrap();
+                std::thread::sleep(SLOW_BODY);
+                VALUE
             })
-            .collect();
-        threads
-            .into_iter()
-            .map(|thread| thread.join().unwrap())
-            .collect()
     });
     assert_eq!(results, vec![VALUE; 10]);
-    for child in children {
-        let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "a worker failed");
-        let printed = String::from_utf8(output.stdout).unwrap();
-        let answered = printed
-            .lines()
-            .filter(|line| *line == format!("result {VALUE}"))
-            .count();
-        assert_eq!(answered, 10);
-    }
+    each_worker_answered(children, 10);
     assert_eq!(
         executions(&server),
         1,

@@ -1,6 +1,7 @@
-//! The two error types users see.
+//! The errors: the two users see, and why an operation did not reach the data (internal).
 
 use std::fmt;
+use std::time::Duration;
 
 /// Why a read found no value: the entry is not there, the cache could not be asked, or what it
 /// holds does not decode as the type asked for. Returned by [`CacheMiss::kind`].
@@ -114,4 +115,55 @@ pub enum ConfigError {
     /// A setting is out of its range.
     #[error("invalid setting: {0}")]
     Invalid(&'static str),
+}
+
+/// Why an operation did not reach the data. Every one of them ends as a miss or a skipped write.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BackendError {
+    #[error("the cache is disabled")]
+    Disabled,
+    #[error("Redis is being skipped after a connection failure")]
+    Skipped,
+    #[error("Redis could not be reached ({error}); skipping it for {pause:?}")]
+    Unreachable {
+        error: redis::RedisError,
+        pause: Duration,
+    },
+    #[error("Redis refused the command: {0}")]
+    Redis(redis::RedisError),
+    #[error("Redis sent a reply of an unexpected shape")]
+    UnexpectedReply,
+    #[error("an entry may carry at most {} tags", crate::format::MAX_TAGS)]
+    TooManyTags,
+    #[error("async call made outside a tokio runtime (the Redis backend's async API needs tokio)")]
+    NoRuntime,
+    #[error(
+        "this tokio runtime has no I/O or no time driver, and rtc's own runtime could not be \
+         started to drive Redis for it"
+    )]
+    NoDrivers,
+    #[error("this backend shares nothing with other processes, so it has no stampede lock")]
+    NotShared,
+}
+
+impl BackendError {
+    /// A short name for metrics.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            BackendError::Disabled => "disabled",
+            BackendError::Skipped => "skipped",
+            BackendError::Unreachable { .. } => "unreachable",
+            BackendError::Redis(_) => "refused",
+            BackendError::UnexpectedReply => "unexpected_reply",
+            BackendError::TooManyTags => "too_many_tags",
+            BackendError::NoRuntime => "no_runtime",
+            BackendError::NoDrivers => "no_drivers",
+            BackendError::NotShared => "not_shared",
+        }
+    }
+
+    /// True for errors that were already reported when they first happened.
+    pub(crate) fn is_quiet(&self) -> bool {
+        matches!(self, BackendError::Disabled | BackendError::Skipped)
+    }
 }

@@ -25,6 +25,7 @@ mod hook;
 mod lifetime;
 mod metrics;
 mod near;
+mod settings;
 mod stats;
 mod tags;
 mod warnings;
@@ -41,9 +42,10 @@ pub mod __private {
 /// [`TaggedCacheBuilder::cluster_client`]: a client made with it is of the version rtc takes.
 pub use redis;
 
-pub use cache::{EntryRef, PingError, PingErrorKind, TaggedCache, NO_TAGS};
+pub use cache::{PingError, PingErrorKind, TaggedCache, NO_TAGS};
 pub use codec::Codec;
 pub use config::TaggedCacheBuilder;
+pub use decorate::EntryRef;
 pub use error::{CacheMiss, ConfigError, MissKind};
 pub use format::MAX_TAGS;
 pub use global::{global, set_global};

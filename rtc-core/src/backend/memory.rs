@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::BackendError;
 use crate::engine::{EntryWrite, ManyReply, Operation, ReadReply, Reply, Ttl};
+use crate::error::BackendError;
 use crate::format::{self, Observed, TagKey, Version};
 use crate::near::Expiry;
 

@@ -8,67 +8,15 @@ mod memory;
 pub(crate) mod redis;
 
 use std::future::Future;
-use std::time::Duration;
 
 use futures_util::future::{ready, Either};
 
-use crate::config::{Settings, Storage};
 use crate::engine::{Operation, Reply};
-use crate::error::ConfigError;
+use crate::error::{BackendError, ConfigError};
+use crate::settings::{Settings, Storage};
 
 use self::memory::MemoryStore;
 use self::redis::RedisStore;
-
-/// Why an operation did not reach the data. Every one of them ends as a miss or a skipped write.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BackendError {
-    #[error("the cache is disabled")]
-    Disabled,
-    #[error("Redis is being skipped after a connection failure")]
-    Skipped,
-    #[error("Redis could not be reached ({error}); skipping it for {pause:?}")]
-    Unreachable {
-        error: ::redis::RedisError,
-        pause: Duration,
-    },
-    #[error("Redis refused the command: {0}")]
-    Redis(::redis::RedisError),
-    #[error("Redis sent a reply of an unexpected shape")]
-    UnexpectedReply,
-    #[error("an entry may carry at most {} tags", crate::format::MAX_TAGS)]
-    TooManyTags,
-    #[error("async call made outside a tokio runtime (the Redis backend's async API needs tokio)")]
-    NoRuntime,
-    #[error(
-        "this tokio runtime has no I/O or no time driver, and rtc's own runtime could not be \
-         started to drive Redis for it"
-    )]
-    NoDrivers,
-    #[error("this backend shares nothing with other processes, so it has no stampede lock")]
-    NotShared,
-}
-
-impl BackendError {
-    /// A short name for metrics.
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            BackendError::Disabled => "disabled",
-            BackendError::Skipped => "skipped",
-            BackendError::Unreachable { .. } => "unreachable",
-            BackendError::Redis(_) => "refused",
-            BackendError::UnexpectedReply => "unexpected_reply",
-            BackendError::TooManyTags => "too_many_tags",
-            BackendError::NoRuntime => "no_runtime",
-            BackendError::NoDrivers => "no_drivers",
-            BackendError::NotShared => "not_shared",
-        }
-    }
-
-    /// True for errors that were already reported when they first happened.
-    pub(crate) fn is_quiet(&self) -> bool {
-        matches!(self, BackendError::Disabled | BackendError::Skipped)
-    }
-}
 
 /// Why a `PING` got no answer.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use serde::Serialize;
 use self::near::Begun;
 use crate::backend::redis::Tracker;
 use crate::backend::Backend;
-use crate::config::{Settings, Storage, TaggedCacheBuilder};
+use crate::config::TaggedCacheBuilder;
 use crate::decorate::Flights;
 use crate::engine::{EntryWrite, Single, WriteFlow};
 use crate::error::{CacheMiss, ConfigError};
@@ -21,6 +21,7 @@ use crate::format::{EntryKeys, KeySpace, TagKey, Version};
 use crate::lifetime::Lifetime;
 use crate::metrics;
 use crate::near::NearCache;
+use crate::settings::{Settings, Storage};
 use crate::stats::{CacheStats, Counters};
 use crate::tags::IntoTags;
 use crate::warnings::WarnLimiter;
@@ -375,8 +376,7 @@ impl TaggedCache {
 }
 
 mod batch;
-mod get_with;
-pub use self::get_with::EntryRef;
+mod drive;
 mod near;
 mod operations;
 mod ping;

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::TaggedCache;
 use crate::backend::Backend;
 use crate::codec::Encoding;
-use crate::decorate::{Flights, Site};
+use crate::decorate::Flights;
 use crate::engine::{CreateTagsFlow, EntryWrite, Operation, ReadFlow, ReadManyFlow, WriteFlow};
 use crate::format::{EntryKeys, KeySpace, LockKeys, Observed, TagKey, Version};
 use crate::hook::Hook;
@@ -86,7 +86,7 @@ impl TaggedCache {
     }
 
     /// The cache-wide stale options (`TaggedCacheBuilder::stale_if_error` and the others).
-    pub(crate) fn stale_defaults(&self) -> crate::decorate::StaleOptions {
+    pub(crate) fn stale_defaults(&self) -> crate::settings::StaleOptions {
         self.inner.settings.stale
     }
 
@@ -125,8 +125,7 @@ impl TaggedCache {
     }
 
     /// A decorated function's own tag, derived once per cache and function from its identity.
-    pub(crate) fn function_tag(&self, site: &Site) -> TagKey {
-        let id = site.identity;
+    pub(crate) fn function_tag(&self, id: &'static str) -> TagKey {
         if let Some(tag) = self
             .inner
             .function_tags

@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 use super::TaggedCache;
-use crate::backend::BackendError;
 use crate::engine::{Lookup, Payload, Reply};
+use crate::error::BackendError;
 use crate::error::CacheMiss;
 use crate::lifetime::Lifetime;
 use crate::metrics;

@@ -120,7 +120,7 @@ pub(crate) enum Serialization {
 impl Serialization {
     pub(crate) const fn id(self) -> u8 {
         match self {
-            Serialization::Unrecorded => 0,
+            Serialization::Unrecorded => crate::format::UNRECORDED_CODEC,
             Serialization::Json => 1,
             Serialization::Postcard => 2,
             Serialization::Custom => 15,

@@ -5,9 +5,9 @@ use std::fmt;
 
 use redis::{ConnectionAddr, ConnectionInfo, IntoConnectionInfo, RedisConnectionInfo};
 
-use super::settings::{SentinelSettings, Storage};
-use crate::backend::redis::tls::{self, TlsOptions};
+use crate::backend::redis::tls;
 use crate::error::ConfigError;
+use crate::settings::{SentinelSettings, Storage, TlsOptions};
 
 /// The storage chosen: the last storage setter called wins.
 #[derive(Clone)]

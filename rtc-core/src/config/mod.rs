@@ -5,18 +5,16 @@ use std::time::Duration;
 
 use crate::cache::TaggedCache;
 use crate::codec::{Codec, Encoding};
-use crate::decorate::StaleOptions;
 use crate::error::ConfigError;
 use crate::hook::{CacheInfo, Hook};
 use crate::lifetime::Lifetime;
 
 mod address;
-mod settings;
 #[cfg(test)]
 mod tests;
 
 use self::address::{Address, Connection};
-pub(crate) use self::settings::{NearSettings, SentinelSettings, Settings, Storage};
+use crate::settings::{NearSettings, Settings, StaleOptions, Storage};
 
 /// Configures a [`TaggedCache`]; made by [`TaggedCache::builder`].
 ///

@@ -26,6 +26,7 @@ use smallvec::SmallVec;
 mod arguments;
 mod background;
 mod flights;
+mod get_with;
 mod json_args;
 mod outcome;
 mod protocol;
@@ -39,6 +40,7 @@ pub use self::arguments::{
 };
 use self::background::Background;
 pub(crate) use self::flights::Flights;
+pub use self::get_with::EntryRef;
 pub use self::json_args::{JsonArgs, JsonArray};
 use self::outcome::encoded;
 pub use self::outcome::{
@@ -498,14 +500,15 @@ impl<'a> Call<'a> {
     /// Makes every entry of this function miss, whatever its arguments: O(1).
     pub fn invalidate_all(self) -> bool {
         self.cache().is_some_and(|cache| {
-            cache.invalidate_tags(cache.new_versions([cache.function_tag(&self.site)]))
+            cache.invalidate_tags(cache.new_versions([cache.function_tag(self.site.identity)]))
         })
     }
 
     /// Async twin of [`Call::invalidate_all`].
     pub fn invalidate_all_async(self) -> impl Future<Output = bool> + 'a {
         let invalidation = self.cache().map(|cache| {
-            cache.invalidate_tags_async(cache.new_versions([cache.function_tag(&self.site)]))
+            cache
+                .invalidate_tags_async(cache.new_versions([cache.function_tag(self.site.identity)]))
         });
         OptionFuture::from(invalidation).map(Option::unwrap_or_default)
     }
@@ -663,7 +666,8 @@ impl<'a> Call<'a> {
         let cache = self.cache()?;
         let key = self.key()?;
         // The cache's own `get_with` has no identity: its entries are those of `get` and `set`.
-        let function_tag = (!self.site.identity.is_empty()).then(|| cache.function_tag(&self.site));
+        let function_tag =
+            (!self.site.identity.is_empty()).then(|| cache.function_tag(self.site.identity));
         let keys = cache.entry_keys(&key, &self.tags, function_tag);
         Some(CallEntry { cache, key, keys })
     }

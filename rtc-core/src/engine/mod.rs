@@ -9,13 +9,12 @@
 //! The decorated call's stampede-lock protocol is a flow with a few more actions (wait for
 //! another caller, compute); it lives in `decorate::protocol`.
 
-mod drive;
 mod operation;
 mod read;
 mod read_many;
 mod write;
 
-use crate::backend::BackendError;
+use crate::error::BackendError;
 
 pub(crate) use self::operation::{
     EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply, Ttl,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::backend::BackendError;
+use crate::error::BackendError;
 use crate::format::{EntryKeys, LockKeys, Observed, TagKey, Version};
 use crate::near::Expiry;
 

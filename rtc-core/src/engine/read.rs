@@ -295,7 +295,7 @@ fn dated(entry: Vec<u8>, observed: Observed, value_len: usize, ttl: Ttl) -> Look
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::BackendError;
+    use crate::error::BackendError;
 
     fn drive(mut flow: ReadFlow<'_>, replies: Vec<Reply>) -> Lookup {
         let mut replies = replies.into_iter();

@@ -247,7 +247,7 @@ impl Flow for ReadManyFlow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::BackendError;
+    use crate::error::BackendError;
     use crate::format::{self, Version};
 
     fn v(n: u64) -> Option<Version> {

@@ -189,7 +189,7 @@ impl Flow for WriteFlow<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::backend::BackendError;
+    use crate::error::BackendError;
     use crate::format::{EntryKeys, KeySpace};
 
     fn unobserved() -> Observed {

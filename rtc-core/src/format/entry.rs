@@ -186,6 +186,10 @@ pub(crate) fn window_millis(window: std::time::Duration) -> u32 {
     u32::try_from(window.as_millis()).unwrap_or(u32::MAX)
 }
 
+/// The codec id of a value section that records none: that of every format 1 entry, written
+/// before the codec was recorded (JSON or a custom serializer). The codec layer reads it as such.
+pub(crate) const UNRECORDED_CODEC: u8 = 0;
+
 /// Where the value section of the fresh entry `bytes` starts (`value_start` for a format 2 entry),
 /// once it is made to start with a codec id. A format 1 entry has none: the byte just before
 /// its value (the last of its header or versions, already checked) is overwritten with the id
@@ -195,7 +199,7 @@ pub(crate) fn value_section(bytes: &mut [u8], value_start: usize) -> usize {
         return value_start;
     }
     let start = value_start - 1;
-    bytes[start] = crate::codec::Serialization::Unrecorded.id();
+    bytes[start] = UNRECORDED_CODEC;
     start
 }
 

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use redis::{Cmd, Script, Value};
 
-use crate::backend::BackendError;
 use crate::engine::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply, Ttl};
+use crate::error::BackendError;
 use crate::format::{self, LockKeys, Observed, TagKey, Version};
 use crate::near::Expiry;
 

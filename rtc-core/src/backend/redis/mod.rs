@@ -25,10 +25,11 @@ use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
 use self::tracking::Source;
 pub(crate) use self::tracking::Tracker;
-use super::{BackendError, PingFailure};
-use crate::config::{Settings, Storage};
+use super::PingFailure;
 use crate::engine::{Operation, Reply};
+use crate::error::BackendError;
 use crate::error::ConfigError;
+use crate::settings::{Settings, Storage};
 
 /// How often a cluster request is retried after a redirection or a lost node, before it counts
 /// as failed (and the call goes on without the cache).

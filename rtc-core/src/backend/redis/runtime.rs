@@ -27,7 +27,7 @@ use std::time::Duration;
 use futures_util::future::Either;
 use tokio::runtime::{Handle, Id};
 
-use crate::backend::BackendError;
+use crate::error::BackendError;
 use crate::warnings::WarnLimiter;
 
 /// Verdicts remembered, one per runtime; the oldest is forgotten past this.

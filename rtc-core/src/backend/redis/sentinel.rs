@@ -22,9 +22,9 @@ use redis::{
 
 use super::commands::Round;
 use super::server::ServerConnector;
-use super::tls::TlsMaterial;
 use super::Timeouts;
-use crate::config::SentinelSettings;
+use crate::settings::SentinelSettings;
+use crate::settings::TlsMaterial;
 
 pub(crate) struct SentinelConnector {
     /// One client per sentinel, in the order given.

@@ -3,9 +3,9 @@
 
 use super::lock::EXPIRY_MARGIN;
 use super::*;
-use crate::backend::BackendError;
 use crate::decorate::flights::Joined;
 use crate::engine::{LockAttempt, ReadReply, Ttl};
+use crate::error::BackendError;
 use crate::format::{self, Version};
 use crate::hook::CacheInfo;
 use crate::lifetime::Lifetime;

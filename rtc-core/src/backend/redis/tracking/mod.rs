@@ -28,8 +28,8 @@ use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
 use tokio::sync::mpsc::unbounded_channel;
 
 use self::session::{Event, Session, Step};
-use super::tls::TlsMaterial;
 use crate::near::NearCache;
+use crate::settings::TlsMaterial;
 
 mod layout;
 mod session;

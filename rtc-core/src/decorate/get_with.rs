@@ -7,8 +7,8 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::TaggedCache;
-use crate::decorate::{self, AsIs, Call, NearProbe, NearShared as _, Site, StaleOptions, Tags};
+use super::{AsIs, Call, NearProbe, NearShared as _, Site, StaleOptions, Tags, ValueCodec};
+use crate::cache::TaggedCache;
 use crate::lifetime::Lifetime;
 use crate::tags::IntoTags;
 
@@ -62,7 +62,7 @@ impl TaggedCache {
         EntryRef {
             cache: self,
             key: key.as_ref().to_owned(),
-            tags: decorate::tags(tags),
+            tags: super::tags(tags),
             lifetime: Lifetime::Default,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
         }
@@ -243,9 +243,9 @@ impl<'c> EntryRef<'c> {
 }
 
 /// The cache's own serde codec for `T`, kept decoded in a near cache.
-fn codec<T>() -> decorate::ValueCodec<T>
+fn codec<T>() -> ValueCodec<T>
 where
     T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
-    decorate::ValueCodec::serde(None).near(NearProbe::<T>::new().sharing())
+    ValueCodec::serde(None).near(NearProbe::<T>::new().sharing())
 }

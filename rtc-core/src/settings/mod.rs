@@ -1,14 +1,20 @@
-//! The settings a builder validated, as the rest of the engine reads them: a leaf module.
+//! The settings a builder validated, as the rest of the engine reads them. A leaf: it names
+//! nothing above the format and codec layers, so the backends and the cache read it without
+//! reaching back to the builder.
 
 use std::fmt;
 use std::time::Duration;
 
 use redis::{ConnectionAddr, ConnectionInfo};
 
-use crate::backend::redis::tls::TlsMaterial;
 use crate::codec::Encoding;
-use crate::decorate::StaleOptions;
 use crate::hook::Hook;
+
+mod stale;
+mod tls;
+
+pub use self::stale::StaleOptions;
+pub(crate) use self::tls::{TlsMaterial, TlsOptions};
 
 /// Where a cache keeps its entries, as configured.
 #[derive(Clone)]

@@ -3,9 +3,9 @@
 //! that timed out may have landed), the near cache drops what it kept of them, before the
 //! caller gets the result.
 
-use super::{Flow, Progress};
-use crate::backend::BackendError;
-use crate::cache::TaggedCache;
+use super::TaggedCache;
+use crate::engine::{Flow, Progress};
+use crate::error::BackendError;
 
 impl TaggedCache {
     /// Runs `flow` to its end, blocking on each round trip.

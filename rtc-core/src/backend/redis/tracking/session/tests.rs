@@ -1,0 +1,397 @@
+//! The tracking session's state machine, driven by hand: replies and pushes built here, no server.
+
+use super::*;
+use crate::settings::TlsMaterial;
+
+const PREFIXES: [&str; 2] = ["rtc:e:ns:", "rtc:t:ns:"];
+
+fn near() -> Arc<NearCache> {
+    Arc::new(NearCache::new(100, None))
+}
+
+fn info(address: &str) -> ConnectionInfo {
+    redis::IntoConnectionInfo::into_connection_info(format!("redis://{address}/?protocol=resp3"))
+        .unwrap()
+}
+
+fn session(source: Source, near: &Arc<NearCache>) -> Session {
+    let prefixes = PREFIXES.iter().map(|prefix| prefix.to_string()).collect();
+    Session::new(
+        source,
+        prefixes,
+        Arc::downgrade(near),
+        Arc::new(AtomicBool::new(false)),
+    )
+}
+
+fn server() -> Source {
+    Source::Server(Client::open(info("127.0.0.1:6000")).unwrap())
+}
+
+fn command(command: &Cmd) -> String {
+    let words: Vec<String> = command
+        .args_iter()
+        .map(|arg| match arg {
+            redis::Arg::Simple(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => "<cursor>".to_owned(),
+        })
+        .collect();
+    words.join(" ")
+}
+
+/// A step as text, instants relative to `start`.
+fn said(step: &Step, start: Instant) -> String {
+    match step {
+        Step::Pause(pause) => format!("pause {}ms", pause.as_millis()),
+        Step::Ask(client, commands) => {
+            let commands: Vec<String> = commands.iter().map(command).collect();
+            format!(
+                "ask {}: {}",
+                client.get_connection_info().addr(),
+                commands.join("; ")
+            )
+        }
+        Step::Open(client) => format!("open {}", client.get_connection_info().addr()),
+        Step::Send(index, sent) => format!("send {index}: {}", command(sent)),
+        Step::Listen(until) => format!("listen until +{}ms", (*until - start).as_millis()),
+        Step::Stop => "stop".to_owned(),
+    }
+}
+
+/// Drives `session` with `events` at `start + ms`, each paired with the step it is
+/// expected to give.
+fn expect(
+    session: &mut Session,
+    start: Instant,
+    script: impl IntoIterator<Item = (u64, Event, &'static str)>,
+) {
+    for (ms, event, expected) in script {
+        let shown = format!("{event:?}");
+        let step = session.step(event, start + Duration::from_millis(ms));
+        assert_eq!(said(&step, start), expected, "after {shown} at +{ms}ms");
+    }
+}
+
+const TRACKING_ON: &str = "send 0: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
+
+const TRACKING_ON_1: &str = "send 1: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
+
+fn replied() -> Event {
+    Event::Replied(Ok(Value::Okay))
+}
+
+fn failed() -> RedisError {
+    RedisError::from(std::io::Error::from(std::io::ErrorKind::ConnectionReset))
+}
+
+fn invalidated(keys: &[&str]) -> Event {
+    let keys = keys
+        .iter()
+        .map(|key| Value::BulkString(key.as_bytes().to_vec()))
+        .collect();
+    Event::Pushed(PushInfo {
+        kind: PushKind::Invalidate,
+        data: vec![Value::Array(keys)],
+    })
+}
+
+/// A server session, set up and trusted at `start`.
+fn following_a_server(near: &Arc<NearCache>, start: Instant) -> Session {
+    let mut tracking = session(server(), near);
+    expect(
+        &mut tracking,
+        start,
+        [
+            (0, Event::Paused, "open 127.0.0.1:6000"),
+            (0, Event::Opened(Ok(())), TRACKING_ON),
+        ],
+    );
+    assert!(
+        !near.watches().is_trusted(),
+        "trusted only once tracking is on"
+    );
+    expect(
+        &mut tracking,
+        start,
+        [(0, replied(), "listen until +1000ms")],
+    );
+    assert!(near.watches().is_trusted());
+    tracking
+}
+
+#[test]
+fn a_server_is_trusted_once_tracking_is_on_and_messages_end_watches() {
+    let near = near();
+    let start = Instant::now();
+    let mut tracking = following_a_server(&near, start);
+    let watched = near.watches().watch(["rtc:e:ns:a", "rtc:e:ns:b"]).unwrap();
+    expect(
+        &mut tracking,
+        start,
+        [(10, invalidated(&["rtc:e:ns:a"]), "listen until +1000ms")],
+    );
+    assert!(!watched[0].is_live(), "the announced key's watch ends");
+    assert!(watched[1].is_live(), "the other key's watch lives on");
+    let flushed = Event::Pushed(PushInfo {
+        kind: PushKind::Invalidate,
+        data: vec![Value::Nil],
+    });
+    expect(
+        &mut tracking,
+        start,
+        [(20, flushed, "listen until +1000ms")],
+    );
+    assert!(!watched[1].is_live(), "a flush ends every watch");
+    assert!(near.watches().is_trusted());
+}
+
+#[test]
+fn a_dropped_connection_distrusts_the_near_cache_until_tracking_is_back() {
+    let near = near();
+    let start = Instant::now();
+    let mut tracking = following_a_server(&near, start);
+    let watched = near.watches().watch(["rtc:e:ns:a"]).unwrap();
+    let dropped = Event::Pushed(PushInfo {
+        kind: PushKind::Disconnection,
+        data: Vec::new(),
+    });
+    expect(&mut tracking, start, [(10, dropped, "pause 50ms")]);
+    assert!(!near.watches().is_trusted());
+    assert!(!watched[0].is_live());
+    expect(
+        &mut tracking,
+        start,
+        [
+            (60, Event::Paused, "open 127.0.0.1:6000"),
+            (60, Event::Opened(Ok(())), TRACKING_ON),
+        ],
+    );
+    assert!(!near.watches().is_trusted());
+    expect(
+        &mut tracking,
+        start,
+        [(61, replied(), "listen until +1061ms")],
+    );
+    assert!(near.watches().is_trusted());
+    // Every channel closed is a drop too.
+    expect(&mut tracking, start, [(70, Event::Closed, "pause 50ms")]);
+    assert!(!near.watches().is_trusted());
+}
+
+#[test]
+fn each_heartbeat_pings_every_connection_and_a_silent_one_is_lost() {
+    let near = near();
+    let start = Instant::now();
+    let mut tracking = following_a_server(&near, start);
+    expect(
+        &mut tracking,
+        start,
+        [
+            (999, Event::Quiet, "listen until +1000ms"),
+            (1000, Event::Quiet, "send 0: PING"),
+            (1001, replied(), "listen until +2001ms"),
+            (2001, Event::Quiet, "send 0: PING"),
+            (2002, Event::Replied(Err(failed())), "pause 50ms"),
+        ],
+    );
+    assert!(!near.watches().is_trusted());
+}
+
+#[test]
+fn failed_set_ups_pause_longer_each_time_up_to_a_limit_and_warn_once() {
+    let near = near();
+    let start = Instant::now();
+    let mut tracking = session(server(), &near);
+    expect(
+        &mut tracking,
+        start,
+        [(0, Event::Paused, "open 127.0.0.1:6000")],
+    );
+    let mut pauses = Vec::new();
+    for _ in 0..8 {
+        let mut step = tracking.step(Event::Opened(Err(failed())), start);
+        let mut paused = Duration::ZERO;
+        while let Step::Pause(pause) = step {
+            assert!(
+                pause <= FIRST_PAUSE,
+                "stops are looked for between short sleeps"
+            );
+            paused += pause;
+            step = tracking.step(Event::Paused, start);
+        }
+        assert_eq!(said(&step, start), "open 127.0.0.1:6000");
+        pauses.push(paused.as_millis());
+    }
+    assert_eq!(pauses, [50, 100, 200, 400, 800, 1600, 2000, 2000]);
+    assert!(tracking.reported);
+    // Tracking up again starts the pauses over.
+    expect(
+        &mut tracking,
+        start,
+        [
+            (0, Event::Opened(Ok(())), TRACKING_ON),
+            (0, replied(), "listen until +1000ms"),
+        ],
+    );
+    assert!(!tracking.reported);
+    assert_eq!(tracking.pause, FIRST_PAUSE);
+}
+
+#[test]
+fn a_dropped_cache_or_a_stop_ends_the_session() {
+    let near = near();
+    let start = Instant::now();
+    let mut tracking = following_a_server(&near, start);
+    tracking.stop.store(true, Ordering::Release);
+    expect(&mut tracking, start, [(5, Event::Quiet, "stop")]);
+
+    let near = self::near();
+    let mut tracking = following_a_server(&near, start);
+    drop(near);
+    expect(&mut tracking, start, [(5, invalidated(&["k"]), "stop")]);
+}
+
+fn node(host: &str, port: i64) -> Value {
+    Value::Array(vec![
+        Value::BulkString(host.as_bytes().to_vec()),
+        Value::Int(port),
+    ])
+}
+
+fn slots(masters: [i64; 2]) -> Value {
+    Value::Array(vec![
+        Value::Array(vec![
+            Value::Int(0),
+            Value::Int(8191),
+            node("127.0.0.1", masters[0]),
+        ]),
+        Value::Array(vec![
+            Value::Int(8192),
+            Value::Int(16383),
+            node("127.0.0.1", masters[1]),
+        ]),
+    ])
+}
+
+#[test]
+fn a_cluster_is_found_from_the_first_seed_that_answers_and_a_moved_slot_starts_over() {
+    let near = near();
+    let start = Instant::now();
+    let source = Source::Cluster {
+        seeds: vec![info("127.0.0.1:7000"), info("127.0.0.1:7001")],
+        tls: TlsMaterial::default(),
+    };
+    let mut tracking = session(source, &near);
+    expect(
+        &mut tracking,
+        start,
+        [
+            (0, Event::Paused, "ask 127.0.0.1:7000: CLUSTER SLOTS"),
+            (
+                1,
+                Event::Asked(Err(failed())),
+                "ask 127.0.0.1:7001: CLUSTER SLOTS",
+            ),
+            (
+                2,
+                Event::Asked(Ok(vec![slots([7000, 7001])])),
+                "open 127.0.0.1:7000",
+            ),
+            (3, Event::Opened(Ok(())), TRACKING_ON),
+            (4, replied(), "open 127.0.0.1:7001"),
+            (5, Event::Opened(Ok(())), TRACKING_ON_1),
+            (6, replied(), "listen until +1006ms"),
+            (1006, Event::Quiet, "send 0: PING"),
+            (1007, replied(), "send 1: PING"),
+            (1008, replied(), "send 0: CLUSTER SLOTS"),
+            (
+                1009,
+                Event::Replied(Ok(slots([7000, 7001]))),
+                "listen until +2009ms",
+            ),
+            (2009, Event::Quiet, "send 0: PING"),
+            (2010, replied(), "send 1: PING"),
+            (2011, replied(), "send 0: CLUSTER SLOTS"),
+        ],
+    );
+    assert!(near.watches().is_trusted());
+    // A failover: the second range's master is another node now.
+    expect(
+        &mut tracking,
+        start,
+        [
+            (2012, Event::Replied(Ok(slots([7000, 7002]))), "pause 0ms"),
+            (2012, Event::Paused, "ask 127.0.0.1:7000: CLUSTER SLOTS"),
+        ],
+    );
+    assert!(!near.watches().is_trusted());
+}
+
+#[test]
+fn behind_sentinels_the_primary_and_its_up_replicas_are_tracked_until_they_change() {
+    let near = near();
+    let start = Instant::now();
+    let source = Source::Sentinel {
+        sentinels: vec![info("127.0.0.1:26379")],
+        service: "svc".to_owned(),
+        primary: info("127.0.0.1:6379"),
+        tls: TlsMaterial::default(),
+    };
+    let replica = |port: &str, flags: &str| {
+        Value::Map(
+            [("ip", "127.0.0.1"), ("port", port), ("flags", flags)]
+                .into_iter()
+                .map(|(field, value)| {
+                    (
+                        Value::BulkString(field.as_bytes().to_vec()),
+                        Value::BulkString(value.as_bytes().to_vec()),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let answer = |primary: &str, replicas: Vec<Value>| {
+        Event::Asked(Ok(vec![
+            Value::Array(vec![
+                Value::BulkString(b"127.0.0.1".to_vec()),
+                Value::BulkString(primary.as_bytes().to_vec()),
+            ]),
+            Value::Array(replicas),
+        ]))
+    };
+    let ask = "ask 127.0.0.1:26379: SENTINEL GET-MASTER-ADDR-BY-NAME svc; SENTINEL REPLICAS svc";
+    let mut tracking = session(source, &near);
+    let replicas = vec![replica("6381", "slave"), replica("6382", "slave,s_down")];
+    expect(
+        &mut tracking,
+        start,
+        [
+            (0, Event::Paused, ask),
+            (1, answer("6380", replicas), "open 127.0.0.1:6380"),
+            (2, Event::Opened(Ok(())), TRACKING_ON),
+            (3, replied(), "open 127.0.0.1:6381"),
+            (4, Event::Opened(Ok(())), TRACKING_ON_1),
+            (5, replied(), "listen until +1005ms"),
+            (1005, Event::Quiet, "send 0: PING"),
+            (1006, replied(), "send 1: PING"),
+            (1007, replied(), ask),
+        ],
+    );
+    assert!(near.watches().is_trusted());
+    let promoted = answer("6381", vec![replica("6380", "slave")]);
+    expect(&mut tracking, start, [(1008, promoted, "pause 0ms")]);
+    assert!(!near.watches().is_trusted());
+    // A sentinel that knows no such primary: set-up fails, and is tried again.
+    expect(
+        &mut tracking,
+        start,
+        [
+            (1008, Event::Paused, ask),
+            (
+                1009,
+                Event::Asked(Ok(vec![Value::Nil, Value::Array(Vec::new())])),
+                "pause 50ms",
+            ),
+        ],
+    );
+}

@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 use syn::{Expr, GenericParam, Ident};
 
 use crate::attr::{CachedArgs, StaleWindow, Window};
-use crate::impl_block::ImplBlock;
+use crate::block::ImplBlock;
 use crate::keyed_tags;
 use crate::signature::CachedFn;
 

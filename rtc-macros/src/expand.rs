@@ -8,9 +8,9 @@ use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, FnArg, Ident, Item, ItemFn, Pat, Signature, Token, Visibility};
 
 use crate::attr::CachedArgs;
+use crate::block::ImplBlock;
 use crate::body::{Action, Body};
 use crate::errors::Errors;
-use crate::impl_block::ImplBlock;
 use crate::signature::{is_lint_level, CachedFn};
 
 /// What one `#[cached]` function becomes: items where the function was, and items beside the

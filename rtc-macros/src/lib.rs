@@ -8,6 +8,7 @@
 //! bodies, `facade.rs` finds the facade's path.
 
 mod attr;
+mod block;
 mod body;
 mod errors;
 mod expand;

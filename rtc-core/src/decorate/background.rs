@@ -50,13 +50,17 @@ impl<V: 'static> Background<V> {
         let function = self.function_name;
         // The refresh logs where its caller logs, even to a subscriber of the caller's thread.
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let counters = self.cache.clone();
         let spawned = std::thread::Builder::new()
             .name("rtc-refresh".to_owned())
             .spawn(move || {
                 tracing::dispatcher::with_default(&dispatch, || self.revalidate(compute));
             });
-        if let Err(error) = spawned {
-            tracing::warn!(function, "rtc: no thread for a background refresh: {error}");
+        match spawned {
+            Ok(_) => counters.counters().refreshes.bump(),
+            Err(error) => {
+                tracing::warn!(function, "rtc: no thread for a background refresh: {error}");
+            }
         }
     }
 
@@ -72,6 +76,7 @@ impl<V: 'static> Background<V> {
             Ok(runtime) => {
                 let dispatch = tracing::dispatcher::get_default(Clone::clone);
                 let handle = runtime.clone();
+                self.cache.counters().refreshes.bump();
                 runtime.spawn_blocking(move || {
                     tracing::dispatcher::with_default(&dispatch, || {
                         self.revalidate(|| handle.block_on(compute));

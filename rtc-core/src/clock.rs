@@ -46,11 +46,22 @@ impl Deadline {
     /// `lifetime` after `start`, an instant read before now (`None`: too far to represent,
     /// which is never).
     pub(crate) fn after(start: Instant, lifetime: Duration) -> Option<Self> {
-        let at = start.checked_add(lifetime)?;
         // Read before the precise clock: the time left counted from this reading is then no
         // more than the real time left.
         let coarse = coarse_usable().then(coarse_nanos).flatten();
-        let left = at.saturating_duration_since(Instant::now());
+        Self::after_readings(start, lifetime, coarse, Instant::now())
+    }
+
+    /// [`Deadline::after`], given what the coarse clock read (`None`: it is not used) and what
+    /// the precise one read after it.
+    fn after_readings(
+        start: Instant,
+        lifetime: Duration,
+        coarse: Option<u64>,
+        now: Instant,
+    ) -> Option<Self> {
+        let at = start.checked_add(lifetime)?;
+        let left = at.saturating_duration_since(now);
         let coarse_until = coarse.map_or(0, |coarse| {
             left.checked_sub(COARSE_LAG_ALLOWED)
                 .and_then(|trusted| u64::try_from(trusted.as_nanos()).ok())
@@ -61,8 +72,19 @@ impl Deadline {
 
     /// The deadline has not passed (the coarse clock is read only while it is trusted).
     pub(crate) fn is_ahead(&self) -> bool {
-        (self.coarse_until > 0 && coarse_nanos().is_some_and(|coarse| coarse < self.coarse_until))
-            || Instant::now() < self.at
+        self.is_ahead_by(coarse_nanos, Instant::now)
+    }
+
+    /// [`Deadline::is_ahead`] by these clocks: the precise one is read only when the coarse
+    /// one does not decide.
+    #[inline]
+    fn is_ahead_by(
+        &self,
+        coarse: impl FnOnce() -> Option<u64>,
+        precise: impl FnOnce() -> Instant,
+    ) -> bool {
+        (self.coarse_until > 0 && coarse().is_some_and(|coarse| coarse < self.coarse_until))
+            || precise() < self.at
     }
 }
 
@@ -117,30 +139,65 @@ fn coarse_usable() -> bool {
 mod tests {
     use super::*;
 
+    /// A coarse clock's reading, in nanoseconds: any value will do, time is virtual here.
+    const COARSE: u64 = 1_000_000_000_000;
+
+    fn nanos(duration: Duration) -> u64 {
+        u64::try_from(duration.as_nanos()).unwrap()
+    }
+
+    /// Fails the test if the precise clock is read.
+    fn unread() -> Instant {
+        panic!("the coarse clock decides: the precise one is not read")
+    }
+
     #[test]
     fn a_deadline_is_ahead_until_it_passes() {
-        let deadline = Deadline::after(Instant::now(), Duration::from_millis(30)).unwrap();
-        assert!(deadline.is_ahead());
-        std::thread::sleep(Duration::from_millis(40));
-        assert!(!deadline.is_ahead());
+        let start = Instant::now();
+        let deadline = Deadline::after_readings(start, Duration::from_millis(30), None, start)
+            .expect("representable");
+        let at = |millis| move || start + Duration::from_millis(millis);
+        assert!(deadline.is_ahead_by(|| None, at(0)));
+        assert!(deadline.is_ahead_by(|| None, at(29)));
+        assert!(!deadline.is_ahead_by(|| None, at(30)), "passed at 30 ms");
+        assert!(!deadline.is_ahead_by(|| None, at(40)));
     }
 
     #[test]
     fn the_coarse_clock_decides_only_far_from_the_deadline() {
-        let near = Deadline::after(Instant::now(), COARSE_LAG_ALLOWED).unwrap();
+        let start = Instant::now();
+        let near = Deadline::after_readings(start, COARSE_LAG_ALLOWED, Some(COARSE), start)
+            .expect("representable");
+        // Within the allowed lag: the precise clock decides, even with the coarse clock still
+        // reading what it read when the deadline was set.
+        let precise = |millis| move || start + Duration::from_millis(millis);
+        assert!(near.is_ahead_by(|| Some(COARSE), precise(999)));
+        assert!(!near.is_ahead_by(|| Some(COARSE), precise(1000)));
+        let far = Deadline::after_readings(start, Duration::from_secs(60), Some(COARSE), start)
+            .expect("representable");
+        assert_eq!(far.coarse_until, COARSE + nanos(Duration::from_secs(59)));
+        // Far from it, the coarse clock answers alone.
+        assert!(far.is_ahead_by(|| Some(COARSE + nanos(Duration::from_secs(58))), unread));
+        // Within the allowed lag of it, the precise clock decides.
+        let coarse = || Some(COARSE + nanos(Duration::from_secs(59)));
+        assert!(far.is_ahead_by(coarse, precise(59_999)));
+        assert!(!far.is_ahead_by(coarse, precise(60_000)));
+        // A coarse clock that cannot be read leaves the decision to the precise one.
+        assert!(!far.is_ahead_by(|| None, precise(60_000)));
+    }
+
+    #[test]
+    fn time_between_the_two_readings_shortens_what_the_coarse_clock_is_trusted_for() {
+        let start = Instant::now();
+        // The precise clock read 2 s after the coarse one (a thread descheduled between them).
+        let later = start + Duration::from_secs(2);
+        let deadline =
+            Deadline::after_readings(start, Duration::from_secs(60), Some(COARSE), later)
+                .expect("representable");
         assert_eq!(
-            near.coarse_until, 0,
-            "within the allowed lag: the precise clock"
+            deadline.coarse_until,
+            COARSE + nanos(Duration::from_secs(57))
         );
-        let far = Deadline::after(Instant::now(), Duration::from_secs(60)).unwrap();
-        if coarse_usable() {
-            let coarse = coarse_nanos().unwrap();
-            let trusted = far.coarse_until - coarse;
-            assert!(trusted <= 59_000_000_000 && trusted > 58_000_000_000);
-            assert!(far.is_ahead());
-        } else {
-            assert_eq!(far.coarse_until, 0);
-        }
     }
 
     #[test]
@@ -151,14 +208,20 @@ mod tests {
         assert_eq!(passed.coarse_until, 0);
     }
 
+    /// What [`Deadline`] relies on: read after the precise clock, the coarse clock is not
+    /// behind it by more than the allowed lag; read before it, it is not ahead of it. Neither
+    /// can fail because the thread was descheduled between the readings: that only makes the
+    /// later reading larger.
     #[cfg(target_os = "linux")]
     #[test]
-    fn the_coarse_clock_is_never_ahead_of_the_precise_one() {
+    fn the_coarse_clock_is_never_ahead_of_the_precise_one_nor_far_behind() {
+        let precise = || clock_nanos(libc::clock_gettime, libc::CLOCK_MONOTONIC).unwrap();
         for _ in 0..10_000 {
+            let before = precise();
             let coarse = coarse_nanos().unwrap();
-            let precise = clock_nanos(libc::clock_gettime, libc::CLOCK_MONOTONIC).unwrap();
-            assert!(coarse <= precise);
-            assert!(precise - coarse < COARSE_LAG_ALLOWED.as_nanos() as u64);
+            let after = precise();
+            assert!(coarse <= after);
+            assert!(before.saturating_sub(coarse) < nanos(COARSE_LAG_ALLOWED));
         }
     }
 }

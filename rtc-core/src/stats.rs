@@ -45,6 +45,10 @@ pub struct CacheStats {
     /// `stale_if_error`, `timeout`), beside their hit (returned without computing) or miss (the
     /// function ran, and failed or took too long).
     pub stale_hits: u64,
+    /// Background refreshes started (`stale_while_revalidate`): each runs on a thread, or a
+    /// task of the tokio runtime's blocking pool, of its own. Stale hits on an entry whose
+    /// refresh is under way in this process start none.
+    pub refreshes: u64,
 }
 
 /// The counters behind [`CacheStats`]. Each is striped over cache lines: a thread that counts
@@ -62,6 +66,7 @@ pub(crate) struct Counters {
     pub lock_waits: Striped,
     pub near_hits: Striped,
     pub stale_hits: Striped,
+    pub refreshes: Striped,
 }
 
 /// How many threads at once count on stripes of their own.
@@ -169,6 +174,7 @@ impl Counters {
             lock_waits: self.lock_waits.read(),
             near_hits,
             stale_hits: self.stale_hits.read(),
+            refreshes: self.refreshes.read(),
         }
     }
 }

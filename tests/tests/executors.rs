@@ -3,11 +3,11 @@
 //! warns and computes uncached.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Barrier, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
 
 use futures_executor::block_on;
 use rtc::{Lifetime, TaggedCache, NO_TAGS};
+use rtc_tests::gates::{wait_until, Latch, EVENT_LIMIT};
 use rtc_tests::statics::install;
 use rtc_tests::{warnings, RedisServer};
 
@@ -15,13 +15,20 @@ static MEMORY: OnceLock<TaggedCache> = OnceLock::new();
 static DISABLED: OnceLock<TaggedCache> = OnceLock::new();
 static REDIS: OnceLock<TaggedCache> = OnceLock::new();
 
-/// Lets the first caller in only once the second one has joined: both are in flight together.
-static BOTH_CALLING: OnceLock<Barrier> = OnceLock::new();
+/// Opened by the first caller's body: the second caller starts while it computes.
+static LEADING: Latch = Latch::new();
 
 #[rtc::cached(key = "shared", lock = true, cache = MEMORY.get().unwrap(), skip(runs))]
 async fn in_memory(runs: &AtomicU64) -> u64 {
-    runs.fetch_add(1, Ordering::SeqCst);
-    std::thread::sleep(Duration::from_millis(200));
+    if runs.fetch_add(1, Ordering::SeqCst) == 0 {
+        LEADING.open();
+        // Done once the second caller waits for this computation, or (coalescing broken)
+        // computes by itself.
+        let cache = MEMORY.get().unwrap();
+        wait_until(EVENT_LIMIT, "the second caller joined", || {
+            cache.stats().lock_waits == 1 || runs.load(Ordering::SeqCst) == 2
+        });
+    }
     7
 }
 
@@ -42,24 +49,24 @@ fn the_in_memory_backend_coalesces_async_callers_on_any_executor() {
     MEMORY
         .set(TaggedCache::builder().in_memory().build().unwrap())
         .unwrap();
-    BOTH_CALLING.set(Barrier::new(2)).unwrap();
     let runs = Arc::new(AtomicU64::new(0));
-    // Two threads, each with its own futures executor (no tokio anywhere): one leads, the other
-    // waits for it with a deadline, which used to panic outside tokio.
-    let callers: Vec<_> = (0..2)
-        .map(|_| {
-            let runs = Arc::clone(&runs);
-            std::thread::spawn(move || {
-                BOTH_CALLING.get().unwrap().wait();
-                block_on(in_memory(&runs))
-            })
-        })
-        .collect();
-    for caller in callers {
+    // Two threads, each with its own futures executor (no tokio anywhere): the first leads and
+    // computes; the second starts while it does, and waits for it with a deadline (which used
+    // to panic outside tokio).
+    let call = || {
+        let runs = Arc::clone(&runs);
+        std::thread::spawn(move || block_on(in_memory(&runs)))
+    };
+    let leader = call();
+    LEADING.wait("the first caller computes");
+    let follower = call();
+    for caller in [leader, follower] {
         assert_eq!(caller.join().expect("no panic"), 7);
     }
-    assert!(runs.load(Ordering::SeqCst) <= 2);
+    assert_eq!(runs.load(Ordering::SeqCst), 1, "one computation for both");
+    assert_eq!(MEMORY.get().unwrap().stats().lock_waits, 1);
     assert_eq!(block_on(in_memory(&runs)), 7);
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
     let cache = MEMORY.get().unwrap();
     assert!(block_on(cache.set_async(
         "k",

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use redis::Commands;
 use rtc::{Lifetime, TaggedCache};
-use rtc_tests::gates::{sleep_until, start_instant, wait_until, EVENT_LIMIT};
+use rtc_tests::gates::{sleep_until, start_instant, wait_until, Latch, EVENT_LIMIT};
 use rtc_tests::serve_stale::COUNTER_KEY;
 use rtc_tests::statics::install;
 use rtc_tests::{unique_namespace, RedisServer};
@@ -471,4 +471,111 @@ fn a_panicking_refresh_releases_its_lock_so_that_the_next_call_refreshes_at_once
     assert_eq!(panics, 1, "{warnings:?}");
     assert_eq!(PANICKY_RUNS.load(Ordering::SeqCst), 3);
     assert_eq!(flaky(0), 2, "the refreshed value");
+}
+
+/// Stale hits made while the entry's refresh is held at a gate.
+const STALE_HITS: u64 = 20;
+
+/// Opens its latch when dropped: a failing test does not leave a refresh held at its gate (and
+/// its runtime waiting for it).
+struct OpensOnDrop(&'static Latch);
+
+impl Drop for OpensOnDrop {
+    fn drop(&mut self) {
+        self.0.open();
+    }
+}
+
+static HELD: OnceLock<TaggedCache> = OnceLock::new();
+static HELD_RUNS: AtomicU64 = AtomicU64::new(0);
+static HELD_STARTED: Latch = Latch::new();
+static HELD_RELEASE: Latch = Latch::new();
+
+#[rtc::cached(
+    cache = HELD.get().unwrap(),
+    lifetime = 3600,
+    stale_while_revalidate = 600
+)]
+fn held(id: u64) -> u64 {
+    // The second run is the refresh: it waits at the gate.
+    if HELD_RUNS.fetch_add(1, Ordering::SeqCst) == 1 {
+        HELD_STARTED.open();
+        HELD_RELEASE.wait("the test releases the refresh");
+    }
+    id + HELD_RUNS.load(Ordering::SeqCst)
+}
+
+#[test]
+fn stale_hits_during_a_refresh_start_no_thread_of_their_own() {
+    let server = RedisServer::start();
+    let cache = install(&HELD, redis_cache(&server, "held"));
+    let _release = OpensOnDrop(&HELD_RELEASE);
+    assert_eq!(held(0), 1);
+    age(&server, cache, secs(300));
+    assert_eq!(held(0), 1, "the stale value; its refresh starts");
+    HELD_STARTED.wait("the refresh started");
+    for _ in 0..STALE_HITS {
+        assert_eq!(held(0), 1, "the stale value while the refresh is held");
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.stale_hits, STALE_HITS + 1);
+    assert_eq!(stats.refreshes, 1, "one thread for one refresh");
+    HELD_RELEASE.open();
+    wait_until(EVENT_LIMIT, "the refresh stored", || {
+        cache.get::<u64>(key_held(0).unwrap(), rtc::NO_TAGS) == Ok(2)
+    });
+    assert_eq!(
+        HELD_RUNS.load(Ordering::SeqCst),
+        2,
+        "one computation, one refresh"
+    );
+    assert_eq!(cache.stats().refreshes, 1);
+}
+
+static HELD_ASYNC: OnceLock<TaggedCache> = OnceLock::new();
+static HELD_ASYNC_RUNS: AtomicU64 = AtomicU64::new(0);
+static HELD_ASYNC_STARTED: Latch = Latch::new();
+static HELD_ASYNC_RELEASE: Latch = Latch::new();
+
+#[rtc::cached(
+    cache = HELD_ASYNC.get().unwrap(),
+    lifetime = 3600,
+    stale_while_revalidate = 600
+)]
+async fn held_async(id: u64) -> u64 {
+    // The second run is the refresh, on the blocking pool: it may block there at the gate.
+    if HELD_ASYNC_RUNS.fetch_add(1, Ordering::SeqCst) == 1 {
+        HELD_ASYNC_STARTED.open();
+        HELD_ASYNC_RELEASE.wait("the test releases the refresh");
+    }
+    id + HELD_ASYNC_RUNS.load(Ordering::SeqCst)
+}
+
+#[test]
+fn async_stale_hits_during_a_refresh_start_no_task_of_their_own() {
+    let server = RedisServer::start();
+    let cache = install(&HELD_ASYNC, redis_cache(&server, "held-async"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Declared after the runtime, so dropped before it.
+    let _release = OpensOnDrop(&HELD_ASYNC_RELEASE);
+    assert_eq!(runtime.block_on(held_async(0)), 1);
+    age(&server, cache, secs(300));
+    assert_eq!(runtime.block_on(held_async(0)), 1, "the stale value");
+    HELD_ASYNC_STARTED.wait("the refresh started");
+    for _ in 0..STALE_HITS {
+        assert_eq!(runtime.block_on(held_async(0)), 1);
+    }
+    let stats = cache.stats();
+    assert_eq!(stats.stale_hits, STALE_HITS + 1);
+    assert_eq!(stats.refreshes, 1, "one blocking task for one refresh");
+    HELD_ASYNC_RELEASE.open();
+    wait_until(EVENT_LIMIT, "the refresh stored", || {
+        cache.get::<u64>(key_held_async(0).unwrap(), rtc::NO_TAGS) == Ok(2)
+    });
+    assert_eq!(HELD_ASYNC_RUNS.load(Ordering::SeqCst), 2);
+    assert_eq!(cache.stats().refreshes, 1);
 }

@@ -9,15 +9,18 @@
 //! `Handle::block_on`, or, without a runtime (another executor), on a thread of its own with
 //! `futures_executor::block_on`. A refresh that panics is contained: one warning, the entry's
 //! flight lands nothing, its Redis lock is released, and the next call that finds the entry
-//! stale refreshes it again. A late computation of an async function runs on a task of the
-//! current runtime (without one, `timeout` does not apply), and stores its value from the
-//! blocking pool.
+//! stale refreshes it again. Only the stale hit that leads the entry's flight starts a refresh
+//! (the protocol joins the flight on the caller's thread), so stale hits during a refresh start
+//! no thread or task ([`CacheStats::refreshes`](crate::CacheStats::refreshes) counts those
+//! started). A late computation of an async function runs on a task of the current runtime
+//! (without one, `timeout` does not apply), and stores its value from the blocking pool.
 
 use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::flights::Leader;
 use super::outcome::{encoded, Outcome, ValueCodec};
 use super::protocol::{CallFlow, Mode, Yield};
 use super::stale::Windows;
@@ -41,8 +44,9 @@ pub(super) struct Background<V> {
 }
 
 impl<V: 'static> Background<V> {
-    /// Refreshes the entry on a thread of its own.
-    pub(super) fn refresh<R>(self, compute: impl FnOnce() -> R + Send + 'static)
+    /// Refreshes the entry on a thread of its own, `leader` of its flight (the stale hit that
+    /// starts the refresh joined it, so that stale hits during the refresh start nothing).
+    pub(super) fn refresh<R>(self, leader: Leader, compute: impl FnOnce() -> R + Send + 'static)
     where
         R: Outcome<Value = V>,
         V: Send,
@@ -50,19 +54,24 @@ impl<V: 'static> Background<V> {
         let function = self.function_name;
         // The refresh logs where its caller logs, even to a subscriber of the caller's thread.
         let dispatch = tracing::dispatcher::get_default(Clone::clone);
+        let counters = self.cache.clone();
         let spawned = std::thread::Builder::new()
             .name("rtc-refresh".to_owned())
             .spawn(move || {
-                tracing::dispatcher::with_default(&dispatch, || self.revalidate(compute));
+                tracing::dispatcher::with_default(&dispatch, || self.revalidate(leader, compute));
             });
-        if let Err(error) = spawned {
-            tracing::warn!(function, "rtc: no thread for a background refresh: {error}");
+        match spawned {
+            Ok(_) => counters.counters().refreshes.bump(),
+            Err(error) => {
+                tracing::warn!(function, "rtc: no thread for a background refresh: {error}");
+            }
         }
     }
 
-    /// Refreshes the entry of an async function: its body is awaited on a thread of the current
-    /// tokio runtime's blocking pool, or, without a runtime, on a thread of its own.
-    pub(super) fn refresh_async<R, F>(self, compute: F)
+    /// Refreshes the entry of an async function, `leader` of its flight: its body is awaited on
+    /// a thread of the current tokio runtime's blocking pool, or, without a runtime, on a thread
+    /// of its own.
+    pub(super) fn refresh_async<R, F>(self, leader: Leader, compute: F)
     where
         R: Outcome<Value = V> + Send + 'static,
         F: Future<Output = R> + Send + 'static,
@@ -72,22 +81,23 @@ impl<V: 'static> Background<V> {
             Ok(runtime) => {
                 let dispatch = tracing::dispatcher::get_default(Clone::clone);
                 let handle = runtime.clone();
+                self.cache.counters().refreshes.bump();
                 runtime.spawn_blocking(move || {
                     tracing::dispatcher::with_default(&dispatch, || {
-                        self.revalidate(|| handle.block_on(compute));
+                        self.revalidate(leader, || handle.block_on(compute));
                     });
                 });
             }
             // Another executor: the blocking refresh, its body awaited on its own thread.
-            Err(_) => self.refresh(move || futures_executor::block_on(compute)),
+            Err(_) => self.refresh(leader, move || futures_executor::block_on(compute)),
         }
     }
 
-    /// The driver of a refresh: computes unless another computation of the entry is under way
-    /// or it is fresh, then stores.
-    fn revalidate<R: Outcome<Value = V>>(&self, compute: impl FnOnce() -> R) {
-        let mut driven = self.driven();
-        // A refresh never follows: another computation of the entry means it has nothing to do.
+    /// The driver of a refresh: computes unless another process holds the entry's lock or it
+    /// is fresh, then stores, and lands what it stored for this process's followers.
+    fn revalidate<R: Outcome<Value = V>>(&self, leader: Leader, compute: impl FnOnce() -> R) {
+        let mut driven = self.driven(leader);
+        // A refresh never follows: it leads its flight from the start.
         if !matches!(self.cache.drive(&mut driven.flow), Yield::Compute) {
             return;
         }
@@ -103,7 +113,7 @@ impl<V: 'static> Background<V> {
         self.cache.drive(&mut driven.flow);
     }
 
-    fn driven(&self) -> Driven<'_, V> {
+    fn driven(&self, leader: Leader) -> Driven<'_, V> {
         let report = Report {
             started: Instant::now(),
             info: CacheInfo {
@@ -125,7 +135,8 @@ impl<V: 'static> Background<V> {
                 self.lifetime,
                 self.windows,
                 report,
-            ),
+            )
+            .refreshing(leader),
             blocking: true,
         }
     }

@@ -128,60 +128,63 @@ impl Flight {
 /// The computations in flight in this process, by entry key.
 #[derive(Debug, Default)]
 pub(crate) struct Flights {
-    in_flight: Mutex<HashMap<String, Arc<Flight>>>,
+    /// Shared with the leaders, so that a leader can be handed to another thread (a background
+    /// refresh) and still take its flight off the map when it lands.
+    in_flight: Arc<InFlight>,
 }
 
+type InFlight = Mutex<HashMap<String, Arc<Flight>>>;
+
 /// A caller's role for one entry.
-pub(crate) enum Joined<'a> {
-    Leader(Leader<'a>),
+pub(crate) enum Joined {
+    Leader(Leader),
     Follower(Arc<Flight>),
 }
 
 impl Flights {
-    pub(crate) fn join(&self, key: &str) -> Joined<'_> {
-        let mut in_flight = self.in_flight();
+    pub(crate) fn join(&self, key: &str) -> Joined {
+        let mut in_flight = locked(&self.in_flight);
         if let Some(flight) = in_flight.get(key) {
             return Joined::Follower(Arc::clone(flight));
         }
         let flight = Arc::new(Flight::default());
         in_flight.insert(key.to_owned(), Arc::clone(&flight));
         Joined::Leader(Leader {
-            flights: self,
+            in_flight: Arc::clone(&self.in_flight),
             key: key.to_owned(),
             flight,
             landed: false,
         })
     }
-
-    fn in_flight(&self) -> MutexGuard<'_, HashMap<String, Arc<Flight>>> {
-        self.in_flight
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
-/// The caller computing an entry for the whole process. Dropping it without landing (a panic, a
-/// cancelled future) lands [`Landing::Nothing`].
-pub(crate) struct Leader<'a> {
-    flights: &'a Flights,
+fn locked(in_flight: &InFlight) -> MutexGuard<'_, HashMap<String, Arc<Flight>>> {
+    in_flight.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The caller computing an entry for the whole process; owned, so that it may be handed to the
+/// thread or task that computes. Dropping it without landing (a panic, a cancelled future, a
+/// refresh that never started) lands [`Landing::Nothing`].
+pub(crate) struct Leader {
+    in_flight: Arc<InFlight>,
     key: String,
     flight: Arc<Flight>,
     landed: bool,
 }
 
-impl Leader<'_> {
+impl Leader {
     pub(crate) fn land(mut self, landing: Landing) {
         self.finish(landing);
     }
 
     fn finish(&mut self, landing: Landing) {
         self.landed = true;
-        self.flights.in_flight().remove(&self.key);
+        locked(&self.in_flight).remove(&self.key);
         self.flight.land(landing);
     }
 }
 
-impl Drop for Leader<'_> {
+impl Drop for Leader {
     fn drop(&mut self) {
         if !self.landed {
             self.finish(Landing::Nothing);
@@ -227,6 +230,26 @@ mod tests {
             flight.wait(Instant::now()),
             Some(Landing::Nothing)
         ));
+    }
+
+    #[test]
+    fn a_leader_handed_to_another_thread_lands_there() {
+        let flights = Flights::default();
+        let Joined::Leader(leader) = flights.join("k") else {
+            panic!("the first caller leads");
+        };
+        let Joined::Follower(flight) = flights.join("k") else {
+            panic!("the second caller follows");
+        };
+        std::thread::spawn(move || leader.land(Landing::new(Some(b"v".to_vec()), None)))
+            .join()
+            .unwrap();
+        let landed = flight.wait(Instant::now()).expect("landed");
+        assert_eq!(landed.value_for(None), Some(&b"v"[..]));
+        assert!(
+            matches!(flights.join("k"), Joined::Leader(_)),
+            "a landed flight is gone"
+        );
     }
 
     #[test]

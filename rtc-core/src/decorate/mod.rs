@@ -357,8 +357,8 @@ impl<'a> Call<'a> {
                 Yield::Cached(value) | Yield::Instead(value) => {
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
                 }
-                Yield::Revalidate(value) => {
-                    work.refresh(self.background(&entry, &codec, &call.flow));
+                Yield::Revalidate(value, leader) => {
+                    work.refresh(self.background(&entry, &codec, &call.flow), leader);
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
                 }
                 Yield::Compute | Yield::Finished => break,
@@ -424,8 +424,8 @@ impl<'a> Call<'a> {
                 Yield::Cached(value) | Yield::Instead(value) => {
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
                 }
-                Yield::Revalidate(value) => {
-                    work.refresh(self.background(&entry, &codec, &call.flow));
+                Yield::Revalidate(value, leader) => {
+                    work.refresh(self.background(&entry, &codec, &call.flow), leader);
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
                 }
                 Yield::Compute | Yield::Finished => break,

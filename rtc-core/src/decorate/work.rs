@@ -4,14 +4,15 @@
 use std::future::Future;
 
 use super::background::{Background, Timed};
+use super::flights::Leader;
 use super::outcome::Outcome;
 
 /// What the blocking driver can do with the body.
 pub(super) trait Blocking<R: Outcome>: Detaches + Sized {
     /// Runs it in the call.
     fn run(self) -> R;
-    /// Refreshes the entry with it in the background.
-    fn refresh(self, background: Background<R::Value>);
+    /// Refreshes the entry with it in the background, as the leader of its flight.
+    fn refresh(self, background: Background<R::Value>, leader: Leader);
     /// Starts it on its own, to wait for it with a time limit; `Err(self)` when it cannot be.
     fn timed(self, background: Background<R::Value>) -> Result<Timed<R>, Self>;
 }
@@ -21,8 +22,8 @@ pub(super) trait Awaited<R: Outcome>: Detaches + Sized {
     type Future: Future<Output = R>;
     /// Runs it in the call.
     fn run(self) -> Self::Future;
-    /// Refreshes the entry with it in the background.
-    fn refresh(self, background: Background<R::Value>);
+    /// Refreshes the entry with it in the background, as the leader of its flight.
+    fn refresh(self, background: Background<R::Value>, leader: Leader);
     /// Starts it on its own, to wait for it with a time limit; `Err(self)` when it cannot be
     /// (no runtime).
     fn timed(self, background: Background<R::Value>) -> Result<Timed<R>, Self>;
@@ -37,7 +38,7 @@ impl<R: Outcome, F: FnOnce() -> R> Blocking<R> for Here<F> {
         (self.0)()
     }
 
-    fn refresh(self, _: Background<R::Value>) {}
+    fn refresh(self, _: Background<R::Value>, _: Leader) {}
 
     fn timed(self, _: Background<R::Value>) -> Result<Timed<R>, Self> {
         Err(self)
@@ -51,7 +52,7 @@ impl<R: Outcome, F: Future<Output = R>> Awaited<R> for Here<F> {
         self.0
     }
 
-    fn refresh(self, _: Background<R::Value>) {}
+    fn refresh(self, _: Background<R::Value>, _: Leader) {}
 
     fn timed(self, _: Background<R::Value>) -> Result<Timed<R>, Self> {
         Err(self)
@@ -71,8 +72,8 @@ where
         (self.0)()
     }
 
-    fn refresh(self, background: Background<R::Value>) {
-        background.refresh(self.0);
+    fn refresh(self, background: Background<R::Value>, leader: Leader) {
+        background.refresh(leader, self.0);
     }
 
     fn timed(self, background: Background<R::Value>) -> Result<Timed<R>, Self> {
@@ -92,8 +93,8 @@ where
         self.0
     }
 
-    fn refresh(self, background: Background<R::Value>) {
-        background.refresh_async(self.0);
+    fn refresh(self, background: Background<R::Value>, leader: Leader) {
+        background.refresh_async(leader, self.0);
     }
 
     fn timed(self, background: Background<R::Value>) -> Result<Timed<R>, Self> {

@@ -43,14 +43,14 @@ impl Watch {
         self.known_until.fetch_max(until, Ordering::AcqRel);
     }
 
-    /// The version learned, while it may be used.
-    fn known_version(&self) -> Option<Version> {
+    /// The version learned, while it may be used at `now` (`clock::now_ms`).
+    fn known_version(&self, now: u64) -> Option<Version> {
         if !self.is_live() {
             return None;
         }
         let version = *self.version.get()?;
         let until = self.known_until.load(Ordering::Acquire);
-        (until == u64::MAX || crate::clock::now_ms() < until).then_some(version)
+        (until == u64::MAX || now < until).then_some(version)
     }
 
     fn end(&self) {
@@ -119,6 +119,15 @@ impl Watches {
         &self,
         tags: impl IntoIterator<Item = &'k str>,
     ) -> Option<Vec<Version>> {
+        self.versions_at(tags, crate::clock::now_ms())
+    }
+
+    /// [`Watches::versions`] at `now` (`clock::now_ms`).
+    fn versions_at<'k>(
+        &self,
+        tags: impl IntoIterator<Item = &'k str>,
+        now: u64,
+    ) -> Option<Vec<Version>> {
         let registry = self.registry();
         if !registry.trusted {
             return None;
@@ -129,7 +138,7 @@ impl Watches {
                     .by_key
                     .get(tag.as_bytes())?
                     .upgrade()?
-                    .known_version()
+                    .known_version(now)
             })
             .collect()
     }
@@ -232,17 +241,21 @@ mod tests {
         let watches = Watches::default();
         watches.trust();
         let held = watches.watch(["t"]).unwrap();
-        held[0].learn(
-            Version::from_u64(7),
-            Some(Instant::now() + Duration::from_millis(40)),
+        let expiry = Instant::now() + Duration::from_secs(40);
+        held[0].learn(Version::from_u64(7), Some(expiry));
+        // Time is virtual here: the millisecond the read saw the tag expire at, and before.
+        let expires = crate::clock::ms_at(expiry);
+        let seven = Some(vec![Version::from_u64(7)]);
+        assert_eq!(watches.versions_at(["t"], expires - 1), seven);
+        assert_eq!(
+            watches.versions_at(["t"], expires),
+            None,
+            "the tag may have expired"
         );
-        assert_eq!(watches.versions(["t"]), Some(vec![Version::from_u64(7)]));
-        std::thread::sleep(Duration::from_millis(60));
-        assert_eq!(watches.versions(["t"]), None, "the tag may have expired");
         held[0].learn(Version::from_u64(7), None);
         assert_eq!(
-            watches.versions(["t"]),
-            Some(vec![Version::from_u64(7)]),
+            watches.versions_at(["t"], expires),
+            seven,
             "a later read saw it without expiry"
         );
     }

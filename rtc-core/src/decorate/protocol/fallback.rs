@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::{CallFlow, Mode, Next, State, Yield};
-use crate::decorate::flights::Landing;
+use crate::decorate::flights::{Joined, Landing};
 use crate::engine::{Lookup, Payload};
 use crate::format::Observed;
 
@@ -19,7 +19,9 @@ pub(super) fn within(window: Duration, overdue: Duration) -> bool {
 
 impl<'a, V> CallFlow<'a, V> {
     /// The first lookup found the entry past its lifetime: within `stale_while_revalidate`
-    /// (and decodable), it is returned at once and the driver refreshes it; otherwise the
+    /// (and decodable), it is returned at once, and refreshed unless this process computes it
+    /// already: the call joins the entry's flight here, so that only its leader has the driver
+    /// start a refresh (one thread or task per refresh, not per stale hit). Otherwise the
     /// lookup goes on as it is.
     // The lookup handed back is the one handed in, once per call: not worth a box.
     #[allow(clippy::result_large_err)]
@@ -33,7 +35,12 @@ impl<'a, V> CallFlow<'a, V> {
             if let Some(value) = self.codec.decode(self.cache, &payload) {
                 self.report.hit(&payload);
                 self.served_stale();
-                return Ok(Next::Yield(Yield::Revalidate(value), State::Finished));
+                let output = match self.cache.flights().join(&self.keys.entry) {
+                    Joined::Leader(leader) => Yield::Revalidate(value, leader),
+                    // A refresh, or a `lock = true` leader, computes the entry already.
+                    Joined::Follower(_) => Yield::Cached(value),
+                };
+                return Ok(Next::Yield(output, State::Finished));
             }
         }
         Err(Lookup::Stale(payload, observed, overdue))

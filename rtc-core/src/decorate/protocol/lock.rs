@@ -27,26 +27,7 @@ impl<'a, V> CallFlow<'a, V> {
         match self.cache.flights().join(&self.keys.entry) {
             Joined::Leader(leader) => {
                 self.leader = Some(leader);
-                let lock_timeout = match self.mode {
-                    Mode::Run { lock_timeout } | Mode::Revalidate { lock_timeout } => lock_timeout,
-                    Mode::Refresh => None,
-                };
-                let lifetime = match lock_timeout {
-                    // One process is all there is (a leader may have landed just before), or a
-                    // refresh without the lock: read again.
-                    Some(lifetime) if self.cache.backend().is_shared() => lifetime,
-                    _ => return Next::Then(State::Rechecking(self.read_flow())),
-                };
-                self.lock = Some(HeldLock {
-                    keys: self.cache.lock_keys(self.keys),
-                    token: unique_u64().to_le_bytes(),
-                    lifetime,
-                });
-                Next::Send(State::Acquiring)
-            }
-            // This process computes the entry already.
-            Joined::Follower(_) if matches!(self.mode, Mode::Revalidate { .. }) => {
-                Next::Yield(Yield::Finished, State::Finished)
+                self.lead()
             }
             Joined::Follower(flight) => {
                 let since = self.start_waiting();
@@ -57,6 +38,27 @@ impl<'a, V> CallFlow<'a, V> {
                 Next::Yield(Yield::Follow(flight, self.deadline), following)
             }
         }
+    }
+
+    /// This process's leader (a refresh's from its start): take the Redis lock with the read,
+    /// or, alone with the backend or without the lock, read again.
+    pub(super) fn lead(&mut self) -> Next<'a, V> {
+        let lock_timeout = match self.mode {
+            Mode::Run { lock_timeout } | Mode::Revalidate { lock_timeout } => lock_timeout,
+            Mode::Refresh => None,
+        };
+        let lifetime = match lock_timeout {
+            // One process is all there is (a leader may have landed just before), or a refresh
+            // without the lock: read again.
+            Some(lifetime) if self.cache.backend().is_shared() => lifetime,
+            _ => return Next::Then(State::Rechecking(self.read_flow())),
+        };
+        self.lock = Some(HeldLock {
+            keys: self.cache.lock_keys(self.keys),
+            token: unique_u64().to_le_bytes(),
+            lifetime,
+        });
+        Next::Send(State::Acquiring)
     }
 
     /// A leader alone with its backend read again.

@@ -7,8 +7,9 @@
 //! `Call::run_async`. Each state has a handler that says what comes next ([`Next`]).
 //!
 //! With a stale option (`stale.rs`), reads date the entry too: an entry past its lifetime
-//! whose tags are all current is returned at once with `stale_while_revalidate` (the driver
-//! refreshes it in the background, in [`Mode::Revalidate`]), and kept in mind otherwise: a
+//! whose tags are all current is returned at once with `stale_while_revalidate` (when the call
+//! leads the entry's flight, the driver refreshes it in the background, in
+//! [`Mode::Revalidate`]), and kept in mind otherwise: a
 //! computation that fails (or times out) reads the entry again and returns it if it is still
 //! current and within `stale_if_error` (`fallback.rs`).
 
@@ -37,8 +38,10 @@ pub(super) enum Yield<V> {
     /// Return this value (from the cache, or from another caller's computation).
     Cached(V),
     /// Return this stale value at once, and refresh the entry in the background
-    /// (`stale_while_revalidate`).
-    Revalidate(V),
+    /// (`stale_while_revalidate`), on a thread or task of its own: this caller leads the
+    /// entry's flight, and hands it to the refresh ([`CallFlow::refreshing`]). A stale hit on
+    /// an entry whose flight is in the air already is [`Yield::Cached`]: someone computes it.
+    Revalidate(V, Leader),
     /// Return this value from the cache instead of what the function returned: it failed or
     /// timed out (`stale_if_error`).
     Instead(V),
@@ -53,9 +56,9 @@ pub(super) enum Mode {
     Run { lock_timeout: Option<Duration> },
     /// Always compute and store (`refresh_<fn>`).
     Refresh,
-    /// A background refresh of a stale entry: compute and store unless this process is
-    /// already computing the entry, another process holds its lock (`lock_timeout`), or the
-    /// entry turns out to be fresh already.
+    /// A background refresh of a stale entry, leading its flight from the start (the stale hit
+    /// that started it joined it): compute and store unless another process holds its lock
+    /// (`lock_timeout`), or the entry turns out to be fresh already.
     Revalidate { lock_timeout: Option<Duration> },
 }
 
@@ -152,7 +155,7 @@ pub(super) struct CallFlow<'a, V> {
     observed: Option<Observed>,
     /// When a `lock = true` caller stops waiting for others and computes by itself.
     deadline: Instant,
-    leader: Option<Leader<'a>>,
+    leader: Option<Leader>,
     /// What the leader leaves for its followers when it is done.
     landing: Option<Landing>,
     lock: Option<HeldLock>,
@@ -209,6 +212,13 @@ impl<'a, V> CallFlow<'a, V> {
         }
     }
 
+    /// The protocol of a background refresh (`Mode::Revalidate`), leading the flight its stale
+    /// hit joined.
+    pub(super) fn refreshing(mut self, leader: Leader) -> Self {
+        self.leader = Some(leader);
+        self
+    }
+
     /// Keeps the value the first lookup finds in the near cache, under `named`.
     pub(super) fn fill_near(&mut self, named: Option<Named<'a, String>>) {
         self.named = named;
@@ -249,9 +259,7 @@ impl<'a, V> CallFlow<'a, V> {
     /// Runs the handler of `state`.
     fn handle(&mut self, state: State<'a, V>, reply: Option<Received>) -> Next<'a, V> {
         match state {
-            State::Start if matches!(self.mode, Mode::Revalidate { .. }) => {
-                Next::Then(State::Joining)
-            }
+            State::Start if matches!(self.mode, Mode::Revalidate { .. }) => self.lead(),
             State::Start => {
                 self.fill = self.cache.near_fill(self.named.as_ref(), self.keys);
                 let read = self.read_flow().asking_expiry(self.fill.is_some());
@@ -459,7 +467,7 @@ impl<'a, V> CallFlow<'a, V> {
         let counters = self.cache.counters();
         match (output, self.mode) {
             (_, Mode::Refresh | Mode::Revalidate { .. }) => {}
-            (Yield::Cached(_) | Yield::Revalidate(_), _) => counters.hits.bump(),
+            (Yield::Cached(_) | Yield::Revalidate(..), _) => counters.hits.bump(),
             (Yield::Compute, _) => counters.misses.bump(),
             // Counted as a miss when it computed.
             (Yield::Instead(_), _) => {}

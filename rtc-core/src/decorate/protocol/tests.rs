@@ -95,7 +95,7 @@ impl<V: std::fmt::Debug> std::fmt::Debug for Yield<V> {
             Yield::Follow(_, _) => f.write_str("Follow"),
             Yield::Compute => f.write_str("Compute"),
             Yield::Cached(value) => write!(f, "Cached({value:?})"),
-            Yield::Revalidate(value) => write!(f, "Revalidate({value:?})"),
+            Yield::Revalidate(value, _) => write!(f, "Revalidate({value:?})"),
             Yield::Instead(value) => write!(f, "Instead({value:?})"),
             Yield::Finished => f.write_str("Finished"),
         }
@@ -569,20 +569,45 @@ fn is_dated_read(operation: &Operation<'_>) -> bool {
 }
 
 #[test]
-fn a_stale_entry_within_stale_while_revalidate_is_returned_at_once_to_be_refreshed() {
+fn a_stale_entry_within_stale_while_revalidate_is_returned_at_once_and_refreshed_by_one_caller() {
     let cache = memory_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Run { lock_timeout: None };
-    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0));
-    sends(&mut flow, None, is_dated_read);
     let seen = versions(&keys, 1);
-    // 6 s past its lifetime.
-    let read = dated_read(&keys, &seen, "old", 94);
-    assert!(matches!(yields(&mut flow, Some(read)), Yield::Revalidate(v) if v == "old"));
-    assert!(flow.report.info.stale && flow.report.info.hit);
+    let stale_hit = || {
+        let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0));
+        sends(&mut flow, None, is_dated_read);
+        // 6 s past its lifetime.
+        let output = yields(&mut flow, Some(dated_read(&keys, &seen, "old", 94)));
+        assert!(flow.report.info.stale && flow.report.info.hit);
+        output
+    };
+    // The first stale hit leads the entry's flight: its driver starts the refresh with it.
+    let Yield::Revalidate(value, refresh) = stale_hit() else {
+        panic!("the first stale hit refreshes");
+    };
+    assert_eq!(value, "old");
+    // While that refresh is under way, stale hits return the value and start nothing.
+    for _ in 0..3 {
+        assert!(matches!(stale_hit(), Yield::Cached(v) if v == "old"));
+    }
     let stats = cache.stats();
-    assert_eq!((stats.hits, stats.misses, stats.stale_hits), (1, 0, 1));
+    assert_eq!((stats.hits, stats.misses, stats.stale_hits), (4, 0, 4));
+    // Once it landed (here: nothing, as a refresh that panicked), the next stale hit leads.
+    drop(refresh);
+    assert!(matches!(stale_hit(), Yield::Revalidate(v, _) if v == "old"));
+    // A stale hit while a `lock = true` caller of this process computes the entry starts none.
+    let _computing = cache.flights().join(&keys.entry);
+    assert!(matches!(stale_hit(), Yield::Cached(v) if v == "old"));
+}
+
+/// The flight of `keys`' entry, led by a refresh about to start.
+fn leading(cache: &TaggedCache, keys: &EntryKeys) -> Leader {
+    match cache.flights().join(&keys.entry) {
+        Joined::Leader(leader) => leader,
+        Joined::Follower(_) => panic!("nobody else computes the entry"),
+    }
 }
 
 #[test]
@@ -713,7 +738,8 @@ fn a_refresh_computes_and_stores_the_entry_with_its_stale_window() {
         lifetime,
         windows(10, 60),
         report(),
-    );
+    )
+    .refreshing(leading(&cache, &keys));
     // It reads again first: another refresh may have just stored.
     sends(&mut flow, None, is_dated_read);
     let seen = versions(&keys, 1);
@@ -730,19 +756,22 @@ fn a_refresh_computes_and_stores_the_entry_with_its_stale_window() {
     ));
     // A refresh is neither a hit nor a miss.
     assert_eq!((cache.stats().hits, cache.stats().misses), (0, 0));
+    // It landed: the next caller of the entry leads.
+    drop(flow);
+    assert!(matches!(
+        cache.flights().join(&keys.entry),
+        Joined::Leader(_)
+    ));
 }
 
 #[test]
-fn a_refresh_gives_way_to_a_computation_under_way_here_or_elsewhere_or_a_fresh_entry() {
+fn a_refresh_gives_way_to_a_computation_elsewhere_or_a_fresh_entry() {
     let cache = memory_cache();
     let keys = keys(&cache);
     let codec = ValueCodec::<String>::serde(None);
     let mode = Mode::Revalidate { lock_timeout: None };
-    let refresh = || with_windows(&cache, &keys, &codec, mode, windows(10, 0));
-    let leader = cache.flights().join(&keys.entry);
-    assert!(matches!(yields(&mut refresh(), None), Yield::Finished));
-    drop(leader);
-    let mut flow = refresh();
+    let mut flow = with_windows(&cache, &keys, &codec, mode, windows(10, 0))
+        .refreshing(leading(&cache, &keys));
     sends(&mut flow, None, is_dated_read);
     let fresh = dated_read(&keys, &versions(&keys, 1), "new", 105);
     assert!(matches!(yields(&mut flow, Some(fresh)), Yield::Cached(_)));
@@ -753,7 +782,8 @@ fn a_refresh_gives_way_to_a_computation_under_way_here_or_elsewhere_or_a_fresh_e
     let mode = Mode::Revalidate {
         lock_timeout: Some(LOCK_TIMEOUT),
     };
-    let mut flow = with_windows(&shared, &keys, &codec, mode, windows(10, 0));
+    let mut flow = with_windows(&shared, &keys, &codec, mode, windows(10, 0))
+        .refreshing(leading(&shared, &keys));
     sends(&mut flow, None, |operation| {
         matches!(operation, Operation::Acquire { ttl: true, .. })
     });

@@ -9,11 +9,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use self::flights::Flights;
 use self::near::Begun;
 use crate::backend::redis::Tracker;
 use crate::backend::Backend;
 use crate::config::TaggedCacheBuilder;
-use crate::decorate::Flights;
 use crate::engine::{EntryWrite, Single, WriteFlow};
 use crate::error::{CacheMiss, ConfigError};
 use crate::format;
@@ -377,6 +377,7 @@ impl TaggedCache {
 
 mod batch;
 mod drive;
+pub(crate) mod flights;
 mod near;
 mod operations;
 mod ping;

@@ -7,10 +7,10 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::flights::Flights;
 use super::TaggedCache;
 use crate::backend::Backend;
 use crate::codec::Encoding;
-use crate::decorate::Flights;
 use crate::engine::{CreateTagsFlow, EntryWrite, Operation, ReadFlow, ReadManyFlow, WriteFlow};
 use crate::format::{EntryKeys, KeySpace, LockKeys, Observed, TagKey, Version};
 use crate::hook::Hook;

@@ -20,11 +20,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::flights::Leader;
 use super::outcome::{encoded, Outcome, ValueCodec};
 use super::protocol::{CallFlow, Mode, Yield};
 use super::stale::Windows;
 use super::{Driven, Report};
+use crate::cache::flights::Leader;
 use crate::cache::TaggedCache;
 use crate::engine::{Operation, Reply, Single};
 use crate::format::{EntryKeys, Observed};

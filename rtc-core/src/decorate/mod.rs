@@ -25,7 +25,6 @@ use smallvec::SmallVec;
 
 mod arguments;
 mod background;
-mod flights;
 mod get_with;
 mod json_args;
 mod outcome;
@@ -39,7 +38,6 @@ pub use self::arguments::{
     KeyArgument, OptionalArgument, SerializableArgument, UnserializableArgument,
 };
 use self::background::Background;
-pub(crate) use self::flights::Flights;
 pub use self::get_with::EntryRef;
 pub use self::json_args::{JsonArgs, JsonArray};
 use self::outcome::encoded;

@@ -4,8 +4,8 @@
 use std::future::Future;
 
 use super::background::{Background, Timed};
-use super::flights::Leader;
 use super::outcome::Outcome;
+use crate::cache::flights::Leader;
 
 /// What the blocking driver can do with the body.
 pub(super) trait Blocking<R: Outcome>: Detaches + Sized {

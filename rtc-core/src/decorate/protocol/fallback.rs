@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use super::{CallFlow, Mode, Next, State, Yield};
-use crate::decorate::flights::{Joined, Landing};
+use crate::cache::flights::{Joined, Landing};
 use crate::engine::{Lookup, Payload};
 use crate::format::Observed;
 

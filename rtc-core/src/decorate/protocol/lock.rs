@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{CallFlow, HeldLock, Mode, Next, State, Yield};
-use crate::decorate::flights::{Flight, Joined, Landing};
+use crate::cache::flights::{Flight, Joined, Landing};
 use crate::engine::{Lookup, ReadFlow, Received, Reply};
 use crate::format::unique_u64;
 use crate::metrics;

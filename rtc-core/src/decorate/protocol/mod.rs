@@ -19,10 +19,10 @@ mod lock;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::flights::{Flight, Landing, Leader};
 use super::outcome::ValueCodec;
 use super::stale::Windows;
 use super::Report;
+use crate::cache::flights::{Flight, Landing, Leader};
 use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
 use crate::format::{EntryKeys, LockKeys, Observed};

@@ -3,7 +3,7 @@
 
 use super::lock::EXPIRY_MARGIN;
 use super::*;
-use crate::decorate::flights::Joined;
+use crate::cache::flights::Joined;
 use crate::engine::{LockAttempt, ReadReply, Ttl};
 use crate::error::BackendError;
 use crate::format::{self, Version};

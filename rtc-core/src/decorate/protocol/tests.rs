@@ -948,3 +948,50 @@ fn an_entry_past_stale_if_error_leaves_no_timeout_and_nothing_to_fall_back_on() 
     assert!(matches!(yields(&mut flow, None), Yield::Finished));
     assert_eq!(cache.count_of(Counted::StaleHit), 0);
 }
+
+/// A call that found the entry 30 s past its lifetime within `stale_if_error = 60`, whose
+/// computation (limited to 1 s) is late: the driver is asked to hand it over.
+fn late_with_a_stale_entry<'a>(
+    cache: &'a TestHost,
+    keys: &'a EntryKeys,
+    codec: &'a ValueCodec<String>,
+) -> CallFlow<'a, String, TestHost> {
+    let mode = Mode::Run { lock_timeout: None };
+    let mut flow = with_windows(cache, keys, codec, mode, windows(0, 60));
+    sends(&mut flow, None, is_dated_read);
+    let read = dated_read(keys, &versions(keys, 1), "old", 70);
+    assert!(matches!(
+        yields(&mut flow, Some(read)),
+        Yield::Compute(Some(_))
+    ));
+    advance(Duration::from_secs(1));
+    flow.late();
+    assert!(matches!(yields(&mut flow, None), Yield::HandOver(Some(_))));
+    flow
+}
+
+#[test]
+fn a_late_computation_is_joined_when_no_stale_value_stands_in_and_stored_when_it_finished_meanwhile(
+) {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    // Handed over, then the entry turns out invalidated: wait for the computation after all
+    // (it stores its value itself).
+    let mut flow = late_with_a_stale_entry(&cache, &keys, &codec);
+    flow.handed_over();
+    sends(&mut flow, None, is_dated_read);
+    let invalidated = dated_read_after(&keys, &versions(&keys, 1), &versions(&keys, 50), "old", 69);
+    assert!(matches!(yields(&mut flow, Some(invalidated)), Yield::Join));
+    assert_eq!(flow.report.info.decorated_elapsed, Duration::from_secs(1));
+    // The computation finished before it could be handed over: the call stores its value.
+    let mut flow = late_with_a_stale_entry(&cache, &keys, &codec);
+    flow.computed(Some(b"\x01\"new\"".to_vec()), false);
+    sends(&mut flow, None, |operation| {
+        matches!(operation, Operation::WriteUnlessDeleted { .. })
+    });
+    assert!(matches!(
+        yields(&mut flow, Some(Ok(Reply::Done(true)))),
+        Yield::Finished
+    ));
+}

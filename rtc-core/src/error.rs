@@ -144,6 +144,10 @@ pub(crate) enum BackendError {
     NoDrivers,
     #[error("this backend shares nothing with other processes, so it has no stampede lock")]
     NotShared,
+    /// Not a reply problem: rtc itself went wrong. Reported as a bug, and failed open like
+    /// every other error.
+    #[error("bug in rtc, please report it: {0}")]
+    Internal(&'static str),
 }
 
 impl BackendError {
@@ -159,6 +163,7 @@ impl BackendError {
             BackendError::NoRuntime => "no_runtime",
             BackendError::NoDrivers => "no_drivers",
             BackendError::NotShared => "not_shared",
+            BackendError::Internal(_) => "internal",
         }
     }
 

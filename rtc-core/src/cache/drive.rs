@@ -4,8 +4,11 @@
 //! caller gets the result.
 
 use super::TaggedCache;
-use crate::engine::{Flow, Progress};
+use crate::engine::{Flow, Operation, Progress, Received};
 use crate::error::BackendError;
+
+/// What a flow that asks for a round trip without naming an operation gets instead of a reply.
+const NO_OPERATION: &str = "a flow asked for a round trip without an operation to send";
 
 impl TaggedCache {
     /// Runs `flow` to its end, blocking on each round trip.
@@ -14,18 +17,7 @@ impl TaggedCache {
         loop {
             match flow.advance(reply.take()) {
                 Progress::Done(output) => return output,
-                Progress::Send => {
-                    reply = Some(match flow.operation() {
-                        Some(operation) => {
-                            let verb = operation.verb();
-                            let received = self.backend().execute(operation);
-                            self.changed(&operation);
-                            self.report_failure(verb, &received);
-                            received
-                        }
-                        None => Err(BackendError::UnexpectedReply),
-                    });
-                }
+                Progress::Send => reply = Some(self.round_trip(flow.operation())),
             }
         }
     }
@@ -36,19 +28,41 @@ impl TaggedCache {
         loop {
             match flow.advance(reply.take()) {
                 Progress::Done(output) => return output,
-                Progress::Send => {
-                    reply = Some(match flow.operation() {
-                        Some(operation) => {
-                            let verb = operation.verb();
-                            let received = self.backend().execute_async(operation).await;
-                            self.changed(&operation);
-                            self.report_failure(verb, &received);
-                            received
-                        }
-                        None => Err(BackendError::UnexpectedReply),
-                    });
-                }
+                Progress::Send => reply = Some(self.round_trip_async(flow.operation()).await),
             }
         }
+    }
+
+    /// Sends the operation a flow asked for, blocking, and reports a failure. A flow that asks
+    /// for a round trip with nothing to send is a bug in rtc: reported as one, and answered
+    /// with an error, so that the call goes on without the cache.
+    pub(crate) fn round_trip(&self, operation: Option<Operation<'_>>) -> Received {
+        let Some(operation) = operation else {
+            return self.internal_error(NO_OPERATION);
+        };
+        let verb = operation.verb();
+        let received = self.backend().execute(operation);
+        self.changed(&operation);
+        self.report_failure(verb, &received);
+        received
+    }
+
+    /// Async twin of [`TaggedCache::round_trip`].
+    pub(crate) async fn round_trip_async(&self, operation: Option<Operation<'_>>) -> Received {
+        let Some(operation) = operation else {
+            return self.internal_error(NO_OPERATION);
+        };
+        let verb = operation.verb();
+        let received = self.backend().execute_async(operation).await;
+        self.changed(&operation);
+        self.report_failure(verb, &received);
+        received
+    }
+
+    /// Reports a bug in rtc (`what` went wrong), and fails the operation with it.
+    fn internal_error(&self, what: &'static str) -> Received {
+        let error = Err(BackendError::Internal(what));
+        self.report_failure("internal", &error);
+        error
     }
 }

@@ -11,8 +11,8 @@ use super::flights::Flights;
 use super::TaggedCache;
 use crate::backend::Backend;
 use crate::codec::Encoding;
-use crate::engine::{CreateTagsFlow, EntryWrite, Operation, ReadFlow, ReadManyFlow, WriteFlow};
-use crate::format::{EntryKeys, KeySpace, LockKeys, Observed, TagKey, Version};
+use crate::engine::{EntryWrite, Operation, ReadFlow, ReadManyFlow, WriteFlow};
+use crate::format::{EntryKeys, KeySpace, Observed, TagKey, Version};
 use crate::hook::Hook;
 use crate::lifetime::Lifetime;
 use crate::stats::Counters;
@@ -52,11 +52,6 @@ impl TaggedCache {
             self.lifetimes(lifetime),
             self.inner.backend.stamps_atomically(),
         )
-    }
-
-    /// Gives every tag observed without a version one, before a computation starts.
-    pub(crate) fn create_tags_flow(&self, observed: Observed) -> CreateTagsFlow {
-        CreateTagsFlow::new(observed, self.inner.settings.lifetime_for_tags)
     }
 
     /// Writes a computed value stamped with `observed`, the versions read (and completed)
@@ -144,13 +139,14 @@ impl TaggedCache {
         tag
     }
 
+    /// How long tags live (`None`: forever).
+    pub(crate) fn lifetime_for_tags(&self) -> Option<Duration> {
+        self.inner.settings.lifetime_for_tags
+    }
+
     /// The lifetime of entries stored without one of their own.
     pub(crate) fn default_lifetime(&self) -> Option<Duration> {
         self.inner.settings.default_lifetime
-    }
-
-    pub(crate) fn lock_keys(&self, keys: &EntryKeys) -> LockKeys {
-        self.inner.keys.lock(&keys.entry)
     }
 
     pub(crate) fn key_space(&self) -> &KeySpace {

@@ -144,7 +144,18 @@ impl TaggedCache {
         }
         self.inner.counters.errors.bump();
         metrics::error(&self.inner.settings.namespace, operation, error.kind());
-        if let Some(held_back) = self.inner.backend_warnings.permit() {
+        let Some(held_back) = self.inner.backend_warnings.permit() else {
+            return;
+        };
+        if let BackendError::Internal(_) = error {
+            // rtc's own fault, not Redis's: said as loudly as logging can.
+            tracing::error!(
+                namespace = %self.inner.settings.namespace,
+                operation,
+                held_back,
+                "rtc: {error}; the call goes on without the cache"
+            );
+        } else {
             tracing::warn!(
                 namespace = %self.inner.settings.namespace,
                 operation,

@@ -98,7 +98,7 @@ impl<V: 'static> Background<V> {
     fn revalidate<R: Outcome<Value = V>>(&self, leader: Leader, compute: impl FnOnce() -> R) {
         let mut driven = self.driven(leader);
         // A refresh never follows: it leads its flight from the start.
-        if !matches!(self.cache.drive(&mut driven.flow), Yield::Compute) {
+        if !matches!(driven.step(), Yield::Compute(_)) {
             return;
         }
         // Caught here, so that the warning comes before the entry's flight lands (and the
@@ -110,7 +110,7 @@ impl<V: 'static> Background<V> {
             encoded(&self.codec, &self.cache, &outcome),
             outcome.failed(),
         );
-        self.cache.drive(&mut driven.flow);
+        driven.step();
     }
 
     fn driven(&self, leader: Leader) -> Driven<'_, V> {
@@ -138,6 +138,7 @@ impl<V: 'static> Background<V> {
             )
             .refreshing(leader),
             blocking: true,
+            first_step: None,
         }
     }
 

@@ -12,8 +12,8 @@ use futures_util::future::{FutureExt, OptionFuture};
 use std::time::{Duration, Instant};
 
 use crate::cache::TaggedCache;
-use crate::engine::Single;
-use crate::format::EntryKeys;
+use crate::engine::{Progress, Single};
+use crate::format::{EntryKeys, Observed};
 use crate::hook::CacheInfo;
 pub use crate::lifetime::Lifetime;
 use crate::metrics;
@@ -26,18 +26,21 @@ use smallvec::SmallVec;
 mod arguments;
 mod background;
 mod get_with;
+mod host;
 mod json_args;
 mod outcome;
 mod protocol;
 mod seconds;
 mod shape;
 mod stale;
+#[cfg(test)]
+mod virtual_time;
 mod work;
 
 pub use self::arguments::{
     KeyArgument, OptionalArgument, SerializableArgument, UnserializableArgument,
 };
-use self::background::Background;
+use self::background::{Background, Computed, Timed};
 pub use self::get_with::EntryRef;
 pub use self::json_args::{JsonArgs, JsonArray};
 use self::outcome::encoded;
@@ -219,16 +222,131 @@ pub(crate) struct Report {
 /// released at once, so that waiters in other processes do not wait for its expiry.
 struct Driven<'a, V> {
     cache: &'a TaggedCache,
-    flow: CallFlow<'a, V>,
+    flow: CallFlow<'a, V, TaggedCache>,
     blocking: bool,
+    /// The time of the first step, read when the call started (one clock read fewer).
+    first_step: Option<Instant>,
 }
 
 impl<V> Driven<'_, V> {
-    /// The function returned: how long its body took, the bytes to store, and whether it
-    /// failed.
-    fn computed(&mut self, bytes: Option<Vec<u8>>, failed: bool, started: Instant) {
-        self.flow.report.info.decorated_elapsed = started.elapsed();
-        self.flow.computed(bytes, failed);
+    /// The time of the next step: the call's start for the first, the clock's after that.
+    fn now(&mut self) -> Instant {
+        self.first_step.take().unwrap_or_else(Instant::now)
+    }
+
+    /// Steps the protocol, blocking on each round trip it asks for, until it yields.
+    fn step(&mut self) -> Yield<V> {
+        let mut reply = None;
+        loop {
+            let now = self.now();
+            match self.flow.step(now, reply.take()) {
+                Progress::Done(output) => return output,
+                Progress::Send => reply = Some(self.cache.round_trip(self.flow.operation())),
+            }
+        }
+    }
+
+    /// Async twin of [`Driven::step`].
+    async fn step_async(&mut self) -> Yield<V> {
+        let mut reply = None;
+        loop {
+            let now = self.now();
+            match self.flow.step(now, reply.take()) {
+                Progress::Done(output) => return output,
+                Progress::Send => {
+                    let operation = self.flow.operation();
+                    reply = Some(self.cache.round_trip_async(operation).await);
+                }
+            }
+        }
+    }
+
+    /// The body returned: its outcome, and the bytes to store.
+    fn done<W, R: Outcome<Value = V>>(&mut self, (outcome, bytes): Computed<R>) -> Body<W, R> {
+        self.flow.computed(bytes, outcome.failed());
+        Body::Done(outcome)
+    }
+
+    /// What waiting for a body run with a time limit gave: its outcome in time, or a late body
+    /// still running.
+    fn waited<W, R: Outcome<Value = V>>(
+        &mut self,
+        waited: Result<Computed<R>, Timed<R>>,
+    ) -> Body<W, R> {
+        match waited {
+            Ok(computed) => self.done(computed),
+            Err(timed) => {
+                self.flow.late();
+                Body::Running(timed)
+            }
+        }
+    }
+
+    /// Offers a late body the versions to store its value with; `Err` when it finished
+    /// meanwhile, for the driver to take its outcome after all.
+    fn hand_over<W, R>(
+        &mut self,
+        timed: Timed<R>,
+        observed: Option<Observed>,
+    ) -> Result<Body<W, R>, Timed<R>> {
+        if !timed.hand_over(observed) {
+            return Err(timed);
+        }
+        self.flow.handed_over();
+        Ok(Body::Running(timed))
+    }
+}
+
+/// The function's body, as far as a driver got with it.
+enum Body<W, R> {
+    /// Not run yet.
+    Ready(W),
+    /// Running on its own (started with a time limit).
+    Running(Timed<R>),
+    /// Done, with this outcome.
+    Done(R),
+}
+
+/// How a driver ends the call after a yield its loop has no arm for: [`Yield::Cached`],
+/// [`Yield::Instead`] and [`Yield::Finished`] return; anything else is a bug in the protocol,
+/// reported, and the call ends without the cache.
+enum Settled<W, R> {
+    /// Return this (reported to the hook).
+    Return(R),
+    /// Run the body and return what it gives.
+    Run(W),
+    /// Wait for the body and return what it gives.
+    Join(Timed<R>),
+}
+
+fn settled<R: Outcome, W>(step: Yield<R::Value>, body: Body<W, R>) -> Settled<W, R> {
+    match (step, body) {
+        (Yield::Cached(value) | Yield::Instead(value), _) => Settled::Return(R::from_cached(value)),
+        (Yield::Finished, Body::Done(outcome)) => Settled::Return(outcome),
+        (step, body) => {
+            tracing::error!(
+                "rtc: bug in rtc, please report it: the call's protocol yielded {} to a driver \
+                 whose body is {}; the call goes on without the cache",
+                step.name(),
+                body.name()
+            );
+            match body {
+                Body::Ready(work) => Settled::Run(work),
+                Body::Running(timed) => Settled::Join(timed),
+                Body::Done(outcome) => Settled::Return(outcome),
+            }
+        }
+    }
+}
+
+impl<W, R> Body<W, R> {
+    /// Its name, for a report.
+    fn name(&self) -> &'static str {
+        match self {
+            Body::Ready(_) => "not run",
+            Body::Running(_) => "running",
+            Body::Done(_) => "done",
+        }
     }
 }
 
@@ -330,7 +448,9 @@ impl<'a> Call<'a> {
         self.drive_async(Mode::Refresh, codec, Here(compute))
     }
 
-    /// The blocking driver of a call's protocol.
+    /// The blocking driver of a call's protocol: it sends what the protocol asks for, and
+    /// does what it yields: waits for a flight, runs the body (with a time limit, on a thread
+    /// of its own), hands a late body over, starts a refresh, returns.
     fn drive<R: Outcome, W: Blocking<R>>(
         &self,
         mode: Mode,
@@ -349,52 +469,51 @@ impl<'a> Call<'a> {
         };
         let named = self.named(&entry, &codec, mode);
         let mut call = self.driven::<_, W>(&entry, &codec, mode, report, named, true);
+        let mut body = Body::Ready(work);
         loop {
-            match entry.cache.drive(&mut call.flow) {
-                Yield::Follow(flight, deadline) => call.flow.landed(flight.wait(deadline)),
-                Yield::Cached(value) | Yield::Instead(value) => {
-                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
+            body = match (call.step(), body) {
+                (Yield::Follow(flight, deadline), body) => {
+                    call.flow.landed(flight.wait(deadline));
+                    body
                 }
-                Yield::Revalidate(value, leader) => {
+                (Yield::Compute(limit), Body::Ready(work)) => {
+                    let timed = match limit {
+                        Some(limit) => {
+                            let background = self.background(&entry, &codec, &call.flow);
+                            work.timed(background).map(|timed| (timed, limit))
+                        }
+                        None => Err(work),
+                    };
+                    match timed {
+                        Ok((timed, limit)) => call.waited(timed.wait(limit)),
+                        Err(work) => call.done(computed_here(work.run(), &codec, entry.cache)),
+                    }
+                }
+                (Yield::HandOver(observed), Body::Running(timed)) => {
+                    match call.hand_over(timed, observed) {
+                        Ok(body) => body,
+                        Err(timed) => call.done(timed.join()),
+                    }
+                }
+                (Yield::Join, Body::Running(timed)) => {
+                    return self.finish(&entry, &mut call.flow.report, timed.join().0)
+                }
+                (Yield::Revalidate(value, leader), Body::Ready(work)) => {
                     work.refresh(self.background(&entry, &codec, &call.flow), leader);
                     return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
                 }
-                Yield::Compute | Yield::Finished => break,
-            }
-        }
-        let started = Instant::now();
-        let timed = match call.flow.compute_timeout() {
-            Some(timeout) => work
-                .timed(self.background(&entry, &codec, &call.flow))
-                .map(|timed| (timed, timeout)),
-            None => Err(work),
-        };
-        let (outcome, bytes) = match timed {
-            Ok((timed, timeout)) => match timed.wait(timeout) {
-                Ok(computed) => computed,
-                Err(timed) if timed.hand_over(call.flow.hand_over()) => {
-                    call.flow.report.info.decorated_elapsed = started.elapsed();
-                    if let Yield::Instead(value) = entry.cache.drive(&mut call.flow) {
-                        return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
+                (step, body) => match settled(step, body) {
+                    Settled::Return(outcome) => {
+                        return self.finish(&entry, &mut call.flow.report, outcome)
                     }
-                    // Nothing to return instead: the value, once there (it stores itself).
-                    let (outcome, _) = timed.join();
-                    return self.finish(&entry, &mut call.flow.report, outcome);
-                }
-                Err(timed) => timed.join(),
-            },
-            Err(work) => computed_here(work.run(), &codec, entry.cache),
-        };
-        call.computed(bytes, outcome.failed(), started);
-        match entry.cache.drive(&mut call.flow) {
-            Yield::Instead(value) => {
-                self.finish(&entry, &mut call.flow.report, R::from_cached(value))
-            }
-            _ => self.finish(&entry, &mut call.flow.report, outcome),
+                    Settled::Run(work) => return work.run(),
+                    Settled::Join(timed) => return timed.join().0,
+                },
+            };
         }
     }
 
-    /// The async driver of a call's protocol.
+    /// The async driver of a call's protocol: [`Call::drive`], awaiting instead of blocking.
     async fn drive_async<R: Outcome, W: Awaited<R>>(
         self,
         mode: Mode,
@@ -413,50 +532,50 @@ impl<'a> Call<'a> {
         };
         let named = self.named(&entry, &codec, mode);
         let mut call = self.driven::<_, W>(&entry, &codec, mode, report, named, false);
+        let mut body = Body::Ready(work);
         loop {
-            match entry.cache.drive_async(&mut call.flow).await {
-                Yield::Follow(flight, deadline) => {
-                    let landing = flight.wait_async(deadline).await;
-                    call.flow.landed(landing);
+            body = match (call.step_async().await, body) {
+                (Yield::Follow(flight, deadline), body) => {
+                    call.flow.landed(flight.wait_async(deadline).await);
+                    body
                 }
-                Yield::Cached(value) | Yield::Instead(value) => {
-                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value))
-                }
-                Yield::Revalidate(value, leader) => {
-                    work.refresh(self.background(&entry, &codec, &call.flow), leader);
-                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
-                }
-                Yield::Compute | Yield::Finished => break,
-            }
-        }
-        let started = Instant::now();
-        let timed = match call.flow.compute_timeout() {
-            Some(timeout) => work
-                .timed(self.background(&entry, &codec, &call.flow))
-                .map(|timed| (timed, timeout)),
-            None => Err(work),
-        };
-        let (outcome, bytes) = match timed {
-            Ok((timed, timeout)) => match timed.wait_async(Some(timeout)).await {
-                Ok(computed) => computed,
-                Err(timed) if timed.hand_over(call.flow.hand_over()) => {
-                    call.flow.report.info.decorated_elapsed = started.elapsed();
-                    if let Yield::Instead(value) = entry.cache.drive_async(&mut call.flow).await {
-                        return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
+                (Yield::Compute(limit), Body::Ready(work)) => {
+                    let timed = match limit {
+                        Some(limit) => {
+                            let background = self.background(&entry, &codec, &call.flow);
+                            work.timed(background).map(|timed| (timed, limit))
+                        }
+                        None => Err(work),
+                    };
+                    match timed {
+                        Ok((timed, limit)) => call.waited(timed.wait_async(Some(limit)).await),
+                        Err(work) => {
+                            call.done(computed_here(work.run().await, &codec, entry.cache))
+                        }
                     }
+                }
+                (Yield::HandOver(observed), Body::Running(timed)) => {
+                    match call.hand_over(timed, observed) {
+                        Ok(body) => body,
+                        Err(timed) => call.done(joined(timed.wait_async(None).await)),
+                    }
+                }
+                (Yield::Join, Body::Running(timed)) => {
                     let (outcome, _) = joined(timed.wait_async(None).await);
                     return self.finish(&entry, &mut call.flow.report, outcome);
                 }
-                Err(timed) => joined(timed.wait_async(None).await),
-            },
-            Err(work) => computed_here(work.run().await, &codec, entry.cache),
-        };
-        call.computed(bytes, outcome.failed(), started);
-        match entry.cache.drive_async(&mut call.flow).await {
-            Yield::Instead(value) => {
-                self.finish(&entry, &mut call.flow.report, R::from_cached(value))
-            }
-            _ => self.finish(&entry, &mut call.flow.report, outcome),
+                (Yield::Revalidate(value, leader), Body::Ready(work)) => {
+                    work.refresh(self.background(&entry, &codec, &call.flow), leader);
+                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
+                }
+                (step, body) => match settled(step, body) {
+                    Settled::Return(outcome) => {
+                        return self.finish(&entry, &mut call.flow.report, outcome)
+                    }
+                    Settled::Run(work) => return work.run().await,
+                    Settled::Join(timed) => return joined(timed.wait_async(None).await).0,
+                },
+            };
         }
     }
 
@@ -465,7 +584,7 @@ impl<'a> Call<'a> {
         &self,
         entry: &CallEntry<'_>,
         codec: &ValueCodec<V>,
-        flow: &CallFlow<'_, V>,
+        flow: &CallFlow<'_, V, TaggedCache>,
     ) -> Background<V> {
         Background {
             cache: entry.cache.clone(),
@@ -537,6 +656,7 @@ impl<'a> Call<'a> {
         named: Option<Named<'c, String>>,
         blocking: bool,
     ) -> Driven<'c, V> {
+        let started = report.started;
         let lifetime = self.stored_lifetime(entry.cache);
         // `refresh_<fn>` runs its body in the call, but writes the entry as the function's calls
         // do, with the same stale window.
@@ -556,6 +676,7 @@ impl<'a> Call<'a> {
             cache: entry.cache,
             flow,
             blocking,
+            first_step: Some(started),
         }
     }
 
@@ -728,10 +849,8 @@ impl<'a> Call<'a> {
 
 /// What a computation waited for with no time limit gave: a task's outcome, or, for one on a
 /// thread, the thread's.
-fn joined<R>(
-    waited: Result<background::Computed<R>, background::Timed<R>>,
-) -> background::Computed<R> {
-    waited.unwrap_or_else(background::Timed::join)
+fn joined<R>(waited: Result<Computed<R>, Timed<R>>) -> Computed<R> {
+    waited.unwrap_or_else(Timed::join)
 }
 
 /// Fills `answer` with the decoded value `named`'s fresh near entry holds, if any, counted as
@@ -775,8 +894,10 @@ fn random_fraction() -> f64 {
 }
 
 impl Report {
-    fn waited(&mut self, since: Instant) {
-        self.info.lock_waited = self.info.lock_waited.saturating_add(since.elapsed());
+    /// A wait that began at `since` ended at `now`.
+    fn waited(&mut self, since: Instant, now: Instant) {
+        let waited = now.saturating_duration_since(since);
+        self.info.lock_waited = self.info.lock_waited.saturating_add(waited);
     }
 
     /// A value was found: `section` is its value section.

@@ -112,7 +112,7 @@ enum Format<T> {
         /// `None`: the cache's.
         codec: Option<Codec>,
         encode: fn(Encoding, &T) -> Result<Vec<u8>, String>,
-        decode: fn(&TaggedCache, Encoding, &[u8]) -> Option<T>,
+        decode: fn(Encoding, &[u8]) -> Result<T, codec::Trouble>,
     },
     Custom {
         encode: fn(&T) -> Option<Vec<u8>>,
@@ -130,7 +130,7 @@ impl<T> ValueCodec<T> {
             format: Format::Serde {
                 codec,
                 encode: |encoding, value| encoding.encode(value),
-                decode: |cache, encoding, bytes| cache.decode_with(encoding, bytes),
+                decode: |encoding, bytes| encoding.decode(bytes),
             },
             compress_above: None,
             sharing: None,
@@ -192,21 +192,33 @@ impl<T> ValueCodec<T> {
     /// The value of a value section (`None`: a miss; a section of another codec, or one that
     /// does not decode, is reported).
     pub(crate) fn decode(&self, cache: &TaggedCache, section: &[u8]) -> Option<T> {
+        match self.open(cache.encoding(), section) {
+            Ok(value) => value,
+            Err(trouble) => {
+                cache.codec_trouble(format_args!("{trouble}; treating it as a miss"));
+                None
+            }
+        }
+    }
+
+    /// `section` decoded, `default` being the encoding of the cache it was read from; a user's
+    /// `unserializer` may refuse it (`Ok(None)`, not reported); `Err` says why it does not read.
+    pub(crate) fn open(
+        &self,
+        default: Encoding,
+        section: &[u8],
+    ) -> Result<Option<T>, codec::Trouble> {
         match &self.format {
             Format::Serde { codec, decode, .. } => {
                 let encoding = Encoding {
-                    codec: codec.unwrap_or(cache.encoding().codec),
+                    codec: codec.unwrap_or(default.codec),
                     compress_above: None,
                 };
-                decode(cache, encoding, section)
+                decode(encoding, section).map(Some)
             }
-            Format::Custom { decode, .. } => match codec::open(section, Serialization::Custom) {
-                Ok(body) => decode(&body),
-                Err(trouble) => {
-                    cache.codec_trouble(format_args!("{trouble}; treating it as a miss"));
-                    None
-                }
-            },
+            Format::Custom { decode, .. } => {
+                codec::open(section, Serialization::Custom).map(|body| decode(&body))
+            }
         }
     }
 }

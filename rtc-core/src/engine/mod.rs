@@ -83,7 +83,10 @@ impl Flow for Single<'_> {
     fn advance(&mut self, reply: Option<Received>) -> Progress<Received> {
         match reply {
             Some(reply) => Progress::Done(reply),
-            None if self.sent => Progress::Done(Err(BackendError::UnexpectedReply)),
+            // Advanced again without the reply it asked for: a bug in its driver.
+            None if self.sent => Progress::Done(Err(BackendError::Internal(
+                "an operation was sent but its reply was not handed back",
+            ))),
             None => {
                 self.sent = true;
                 Progress::Send

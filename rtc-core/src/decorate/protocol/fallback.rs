@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use super::{CallFlow, Mode, Next, State, Yield};
+use super::{CallFlow, Counted, Host, Mode, Next, State, Yield};
 use crate::cache::flights::{Joined, Landing};
 use crate::engine::{Lookup, Payload};
 use crate::format::Observed;
@@ -17,7 +17,7 @@ pub(super) fn within(window: Duration, overdue: Duration) -> bool {
     !window.is_zero() && overdue <= window
 }
 
-impl<'a, V> CallFlow<'a, V> {
+impl<'a, V, H: Host> CallFlow<'a, V, H> {
     /// The first lookup found the entry past its lifetime: within `stale_while_revalidate`
     /// (and decodable), it is returned at once, and refreshed unless this process computes it
     /// already: the call joins the entry's flight here, so that only its leader has the driver
@@ -32,10 +32,10 @@ impl<'a, V> CallFlow<'a, V> {
         overdue: Duration,
     ) -> Result<Next<'a, V>, Lookup> {
         if within(self.windows.while_revalidate, overdue) {
-            if let Some(value) = self.codec.decode(self.cache, &payload) {
+            if let Some(value) = self.host.decode(self.codec, &payload) {
                 self.report.hit(&payload);
                 self.served_stale();
-                let output = match self.cache.flights().join(&self.keys.entry) {
+                let output = match self.host.join_flight(&self.keys.entry) {
                     Joined::Leader(leader) => Yield::Revalidate(value, leader),
                     // A refresh, or a `lock = true` leader, computes the entry already.
                     Joined::Follower(_) => Yield::Cached(value),
@@ -48,20 +48,11 @@ impl<'a, V> CallFlow<'a, V> {
 
     /// How long the driver may wait for the computation before returning a stale value
     /// instead (`timeout`): only when a read found one.
-    pub(in crate::decorate) fn compute_timeout(&self) -> Option<Duration> {
+    pub(super) fn compute_timeout(&self) -> Option<Duration> {
         match self.mode {
             Mode::Run { .. } if self.stale_seen => self.windows.timeout,
             _ => None,
         }
-    }
-
-    /// The computation took longer than [`CallFlow::compute_timeout`] and finishes in the
-    /// background: the versions its value is to be stamped with (`None`: nothing to store
-    /// it with). The call goes on as after a failure: it releases what it holds and returns
-    /// the stale value if it is still current.
-    pub(in crate::decorate) fn hand_over(&mut self) -> Option<Observed> {
-        self.computed(None, true);
-        self.observed.clone()
     }
 
     /// After a failure, a stale value may stand in: read the entry again.
@@ -73,16 +64,14 @@ impl<'a, V> CallFlow<'a, V> {
     /// or nothing.
     pub(super) fn fell_back(&mut self, lookup: Lookup) -> Next<'a, V> {
         let instead = match lookup {
-            Lookup::Hit(payload, observed) => {
-                self.codec.decode(self.cache, &payload).map(|value| {
-                    (
-                        value,
-                        Landing::new(Some(payload.into_vec()), Some(observed)),
-                    )
-                })
-            }
+            Lookup::Hit(payload, observed) => self.host.decode(self.codec, &payload).map(|value| {
+                (
+                    value,
+                    Landing::new(Some(payload.into_vec()), Some(observed)),
+                )
+            }),
             Lookup::Stale(payload, observed, overdue) if within(self.windows.if_error, overdue) => {
-                self.codec.decode(self.cache, &payload).map(|value| {
+                self.host.decode(self.codec, &payload).map(|value| {
                     self.served_stale();
                     (value, Landing::stale(payload.into_vec(), observed))
                 })
@@ -104,6 +93,6 @@ impl<'a, V> CallFlow<'a, V> {
     /// Tells the hook and the counters that a stale value was returned.
     pub(super) fn served_stale(&mut self) {
         self.report.info.stale = true;
-        self.cache.counters().stale_hits.bump();
+        self.host.count(Counted::StaleHit);
     }
 }

@@ -12,25 +12,24 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::{CallFlow, HeldLock, Mode, Next, State, Yield};
+use super::{CallFlow, Counted, HeldLock, Host, Mode, Next, State, Yield};
 use crate::cache::flights::{Flight, Joined, Landing};
 use crate::engine::{Lookup, ReadFlow, Received, Reply};
 use crate::format::unique_u64;
-use crate::metrics;
 
 /// Waiters wake this long after the lock's expiry, so that it has expired when they retry.
 pub(super) const EXPIRY_MARGIN: Duration = Duration::from_millis(20);
 
-impl<'a, V> CallFlow<'a, V> {
+impl<'a, V, H: Host> CallFlow<'a, V, H> {
     /// Leads this process's computation of the entry, or follows the caller who does.
-    pub(super) fn join(&mut self) -> Next<'a, V> {
-        match self.cache.flights().join(&self.keys.entry) {
+    pub(super) fn join(&mut self, now: Instant) -> Next<'a, V> {
+        match self.host.join_flight(&self.keys.entry) {
             Joined::Leader(leader) => {
                 self.leader = Some(leader);
                 self.lead()
             }
             Joined::Follower(flight) => {
-                let since = self.start_waiting();
+                let since = self.start_waiting(now);
                 let following = State::Following {
                     flight: Arc::clone(&flight),
                     since,
@@ -50,11 +49,11 @@ impl<'a, V> CallFlow<'a, V> {
         let lifetime = match lock_timeout {
             // One process is all there is (a leader may have landed just before), or a refresh
             // without the lock: read again.
-            Some(lifetime) if self.cache.backend().is_shared() => lifetime,
+            Some(lifetime) if self.host.shared() => lifetime,
             _ => return Next::Then(State::Rechecking(self.read_flow())),
         };
         self.lock = Some(HeldLock {
-            keys: self.cache.lock_keys(self.keys),
+            keys: self.host.key_space().lock(&self.keys.entry),
             token: unique_u64().to_le_bytes(),
             lifetime,
         });
@@ -76,7 +75,7 @@ impl<'a, V> CallFlow<'a, V> {
         match reply.map(|reply| reply.and_then(Reply::into_lock)) {
             Some(Ok(attempt)) => {
                 self.holding = attempt.holder.is_none();
-                let read = ReadFlow::completing(self.cache.key_space(), self.keys, attempt.read);
+                let read = ReadFlow::completing(self.host.key_space(), self.keys, attempt.read);
                 Next::Then(State::Completing {
                     read,
                     holder: attempt.holder,
@@ -95,6 +94,7 @@ impl<'a, V> CallFlow<'a, V> {
         lookup: Lookup,
         holder: Option<Vec<u8>>,
         lock_ttl: Duration,
+        now: Instant,
     ) -> Next<'a, V> {
         match self.decoded(lookup) {
             Ok((value, landing)) if self.holding => {
@@ -112,15 +112,21 @@ impl<'a, V> CallFlow<'a, V> {
             // Another process refreshes the entry.
             Some(_) if matches!(self.mode, Mode::Revalidate { .. }) => self.finish(),
             Some(holder) => {
-                let since = self.start_waiting();
-                self.wait(holder, Instant::now() + lock_ttl, since)
+                let since = self.start_waiting(now);
+                self.wait(holder, now + lock_ttl, since, now)
             }
         }
     }
 
     /// A waiter whose lock's holder is elsewhere: block on the wake list, or give up.
-    fn wait(&mut self, holder: Vec<u8>, expires: Instant, since: Instant) -> Next<'a, V> {
-        match wait_timeout(expires, self.deadline) {
+    fn wait(
+        &mut self,
+        holder: Vec<u8>,
+        expires: Instant,
+        since: Instant,
+        now: Instant,
+    ) -> Next<'a, V> {
+        match wait_timeout(expires, self.deadline, now) {
             Some(timeout) => Next::Send(State::Waiting {
                 holder,
                 expires,
@@ -128,7 +134,7 @@ impl<'a, V> CallFlow<'a, V> {
                 timeout,
             }),
             None => {
-                self.report.waited(since);
+                self.report.waited(since, now);
                 self.prepare_to_compute()
             }
         }
@@ -142,6 +148,7 @@ impl<'a, V> CallFlow<'a, V> {
         expires: Instant,
         since: Instant,
         timeout: Duration,
+        now: Instant,
     ) -> Next<'a, V> {
         match reply.map(|reply| reply.and_then(Reply::into_woken)) {
             None => Next::Send(State::Waiting {
@@ -152,20 +159,20 @@ impl<'a, V> CallFlow<'a, V> {
             }),
             // The holder finished: pass its token on, and read the entry again.
             Some(Ok(Some(token))) if token == holder => {
-                self.report.waited(since);
+                self.report.waited(since, now);
                 self.baton = Some(token);
                 Next::Send(State::Acquiring)
             }
             // An earlier holder's token: dropped; wait for what is left of this lock.
-            Some(Ok(Some(_))) => self.wait(holder, expires, since),
+            Some(Ok(Some(_))) => self.wait(holder, expires, since, now),
             // The lock expired: try to take it.
-            Some(Ok(None)) if Instant::now() < self.deadline => {
-                self.report.waited(since);
+            Some(Ok(None)) if now < self.deadline => {
+                self.report.waited(since, now);
                 Next::Send(State::Acquiring)
             }
             // This caller's `lock_timeout` passed, or Redis failed: compute without the lock.
             Some(_) => {
-                self.report.waited(since);
+                self.report.waited(since, now);
                 self.prepare_to_compute()
             }
         }
@@ -174,7 +181,12 @@ impl<'a, V> CallFlow<'a, V> {
     /// What a follower's leader landed: its value if this follower admits its stamp (the leader
     /// may have started before an invalidation this follower saw), else go round again (maybe
     /// as the new leader), or compute alone once the deadline has passed.
-    pub(super) fn followed(&mut self, flight: Arc<Flight>, since: Instant) -> Next<'a, V> {
+    pub(super) fn followed(
+        &mut self,
+        flight: Arc<Flight>,
+        since: Instant,
+        now: Instant,
+    ) -> Next<'a, V> {
         let Some(landing) = self.landed.take() else {
             let following = State::Following {
                 flight: Arc::clone(&flight),
@@ -182,13 +194,13 @@ impl<'a, V> CallFlow<'a, V> {
             };
             return Next::Yield(Yield::Follow(flight, self.deadline), following);
         };
-        self.report.waited(since);
+        self.report.waited(since, now);
         let shared = landing
             .as_ref()
             .and_then(|landing| landing.value_for(self.observed.as_ref()))
             .and_then(|bytes| {
-                self.codec
-                    .decode(self.cache, bytes)
+                self.host
+                    .decode(self.codec, bytes)
                     .map(|value| (value, bytes))
             });
         if let Some((value, bytes)) = shared {
@@ -198,28 +210,27 @@ impl<'a, V> CallFlow<'a, V> {
             }
             return Next::Yield(Yield::Cached(value), State::Finished);
         }
-        if landing.is_some() && Instant::now() < self.deadline {
+        if landing.is_some() && now < self.deadline {
             Next::Then(State::Joining)
         } else {
             self.prepare_to_compute()
         }
     }
 
-    fn start_waiting(&self) -> Instant {
-        self.cache.counters().lock_waits.bump();
-        metrics::lock_wait(self.cache.namespace(), self.report.info.function_name);
+    fn start_waiting(&self, now: Instant) -> Instant {
+        self.host
+            .count(Counted::LockWait(self.report.info.function_name));
         tracing::debug!(
             function = self.report.info.function_name,
             "rtc: waiting for another caller's computation"
         );
-        Instant::now()
+        now
     }
 }
 
 /// How long to block on the wake list: until the lock expires (what is left of it) or the
 /// deadline, whichever is first.
-fn wait_timeout(expires: Instant, deadline: Instant) -> Option<Duration> {
-    let now = Instant::now();
+fn wait_timeout(expires: Instant, deadline: Instant, now: Instant) -> Option<Duration> {
     let left = deadline.checked_duration_since(now)?;
     let lock_left = expires.saturating_duration_since(now) + EXPIRY_MARGIN;
     (!left.is_zero()).then(|| left.min(lock_left))

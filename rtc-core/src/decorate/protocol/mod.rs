@@ -14,6 +14,7 @@
 //! current and within `stale_if_error` (`fallback.rs`).
 
 mod fallback;
+mod host;
 mod lock;
 
 use std::sync::Arc;
@@ -23,18 +24,25 @@ use super::outcome::ValueCodec;
 use super::stale::Windows;
 use super::Report;
 use crate::cache::flights::{Flight, Landing, Leader};
-use crate::cache::TaggedCache;
 use crate::engine::{CreateTagsFlow, Flow, Lookup, Operation, Progress, ReadFlow, Received, Reply};
 use crate::format::{EntryKeys, LockKeys, Observed};
 use crate::lifetime::Lifetime;
 use crate::near::{Fill, Named};
 
+pub(crate) use self::host::{Counted, Host};
+
 /// What the driver does next, besides round trips.
 pub(super) enum Yield<V> {
     /// Wait until the flight lands or the deadline passes; then [`CallFlow::landed`].
     Follow(Arc<Flight>, Instant),
-    /// Run the function; then [`CallFlow::computed`] with its cacheable value's bytes.
-    Compute,
+    /// Run the function; then [`CallFlow::computed`] with its cacheable value's bytes. With a
+    /// time limit (`stale_if_slow`, a stale value in hand), the driver may run it on its own
+    /// and stop waiting for it after that long: then [`CallFlow::late`].
+    Compute(Option<Duration>),
+    /// The computation is late: offer it these versions to stamp its value with when it is
+    /// done, and store it itself; then [`CallFlow::handed_over`] if it took them, else (it
+    /// finished meanwhile) [`CallFlow::computed`] with what it gave.
+    HandOver(Option<Observed>),
     /// Return this value (from the cache, or from another caller's computation).
     Cached(V),
     /// Return this stale value at once, and refresh the entry in the background
@@ -47,6 +55,25 @@ pub(super) enum Yield<V> {
     Instead(V),
     /// Return what was computed: everything is stored and released.
     Finished,
+    /// Wait for the computation that was handed over, without a time limit, and return what
+    /// it gives (it stores its value itself): no stale value could stand in after all.
+    Join,
+}
+
+impl<V> Yield<V> {
+    /// Its name, for a report.
+    pub(super) fn name(&self) -> &'static str {
+        match self {
+            Yield::Follow(..) => "Follow",
+            Yield::Compute(_) => "Compute",
+            Yield::HandOver(_) => "HandOver",
+            Yield::Cached(_) => "Cached",
+            Yield::Revalidate(..) => "Revalidate",
+            Yield::Instead(_) => "Instead",
+            Yield::Finished => "Finished",
+            Yield::Join => "Join",
+        }
+    }
 }
 
 /// How the call uses the cache.
@@ -116,6 +143,8 @@ enum State<'a, V> {
     ReadyToCompute,
     /// The driver is running the function.
     Computing,
+    /// The driver offers a late computation the versions to store its value with.
+    HandingOver,
     /// `WriteUnlessDeleted` sent.
     Storing,
     /// `Release` sent after storing.
@@ -136,8 +165,8 @@ enum Next<'a, V> {
 }
 
 /// One decorated call's protocol.
-pub(super) struct CallFlow<'a, V> {
-    cache: &'a TaggedCache,
+pub(super) struct CallFlow<'a, V, H> {
+    host: &'a H,
     keys: &'a EntryKeys,
     codec: &'a ValueCodec<V>,
     mode: Mode,
@@ -149,6 +178,12 @@ pub(super) struct CallFlow<'a, V> {
     failed: bool,
     /// True once the entry was read again after a failure.
     fell_back: bool,
+    /// True once the driver said the computation is late ([`CallFlow::late`]).
+    late: bool,
+    /// True once a late computation took over storing its value.
+    handed_over: bool,
+    /// When the driver was asked to run the function.
+    computing_since: Instant,
     /// What the call found and did, for the hook.
     pub(super) report: Report,
     /// The tag versions read before computing (`None`: the backend could not be read).
@@ -174,9 +209,10 @@ pub(super) struct CallFlow<'a, V> {
     state: State<'a, V>,
 }
 
-impl<'a, V> CallFlow<'a, V> {
+impl<'a, V, H: Host> CallFlow<'a, V, H> {
+    /// A call of the entry `keys` in `host`, its report begun.
     pub(super) fn new(
-        cache: &'a TaggedCache,
+        host: &'a H,
         keys: &'a EntryKeys,
         codec: &'a ValueCodec<V>,
         mode: Mode,
@@ -186,7 +222,7 @@ impl<'a, V> CallFlow<'a, V> {
     ) -> Self {
         let started = report.started;
         Self {
-            cache,
+            host,
             keys,
             codec,
             mode,
@@ -195,6 +231,9 @@ impl<'a, V> CallFlow<'a, V> {
             stale_seen: false,
             failed: false,
             fell_back: false,
+            late: false,
+            handed_over: false,
+            computing_since: started,
             report,
             observed: None,
             // Set when a `lock = true` miss starts waiting; a hit never reads it.
@@ -246,6 +285,20 @@ impl<'a, V> CallFlow<'a, V> {
         self.failed = failed;
     }
 
+    /// The driver stopped waiting for a computation started with [`Yield::Compute`]'s time
+    /// limit.
+    pub(super) fn late(&mut self) {
+        self.late = true;
+    }
+
+    /// The late computation took the versions [`Yield::HandOver`] offered: it stores its value
+    /// itself. The call goes on as after a failure: it releases what it holds, and returns the
+    /// stale value if it is still current.
+    pub(super) fn handed_over(&mut self) {
+        self.handed_over = true;
+        self.computed(None, true);
+    }
+
     /// The lock this call holds, when it is abandoned (a panic, a cancelled future) before
     /// releasing it: the driver releases it so that waiters elsewhere wake at once.
     pub(super) fn abandon(&mut self) -> Option<HeldLock> {
@@ -257,19 +310,24 @@ impl<'a, V> CallFlow<'a, V> {
     }
 
     /// Runs the handler of `state`.
-    fn handle(&mut self, state: State<'a, V>, reply: Option<Received>) -> Next<'a, V> {
+    fn handle(
+        &mut self,
+        state: State<'a, V>,
+        reply: Option<Received>,
+        now: Instant,
+    ) -> Next<'a, V> {
         match state {
             State::Start if matches!(self.mode, Mode::Revalidate { .. }) => self.lead(),
             State::Start => {
-                self.fill = self.cache.near_fill(self.named.as_ref(), self.keys);
+                self.fill = self.host.near_fill(self.named.as_ref(), self.keys);
                 let read = self.read_flow().asking_expiry(self.fill.is_some());
                 Next::Then(State::Looking(read))
             }
             State::Looking(mut read) => match read.advance(reply) {
                 Progress::Send => Next::Send(State::Looking(read)),
-                Progress::Done(lookup) => self.looked_up(lookup),
+                Progress::Done(lookup) => self.looked_up(lookup, now),
             },
-            State::Joining => self.join(),
+            State::Joining => self.join(now),
             State::Rechecking(mut read) => match read.advance(reply) {
                 Progress::Send => Next::Send(State::Rechecking(read)),
                 Progress::Done(lookup) => self.rechecked(lookup),
@@ -285,7 +343,7 @@ impl<'a, V> CallFlow<'a, V> {
                     holder,
                     lock_ttl,
                 }),
-                Progress::Done(lookup) => self.completed(lookup, holder, lock_ttl),
+                Progress::Done(lookup) => self.completed(lookup, holder, lock_ttl, now),
             },
             State::ReleasingAfterHit(value) => match reply {
                 None => Next::Send(State::ReleasingAfterHit(value)),
@@ -300,8 +358,8 @@ impl<'a, V> CallFlow<'a, V> {
                 expires,
                 since,
                 timeout,
-            } => self.woken(reply, holder, expires, since, timeout),
-            State::Following { flight, since } => self.followed(flight, since),
+            } => self.woken(reply, holder, expires, since, timeout, now),
+            State::Following { flight, since } => self.followed(flight, since, now),
             State::CreatingTags(mut creating) => match creating.advance(reply) {
                 Progress::Send => Next::Send(State::CreatingTags(creating)),
                 Progress::Done(observed) => {
@@ -309,18 +367,32 @@ impl<'a, V> CallFlow<'a, V> {
                     Next::Then(State::ReadyToCompute)
                 }
             },
-            State::ReadyToCompute => Next::Yield(Yield::Compute, State::Computing),
-            State::Computing => match (&self.observed, &self.computed) {
-                (Some(_), Some(bytes)) => {
-                    self.report.stored(bytes);
-                    Next::Send(State::Storing)
+            State::ReadyToCompute => {
+                self.computing_since = now;
+                Next::Yield(Yield::Compute(self.compute_timeout()), State::Computing)
+            }
+            State::Computing if self.late => {
+                let observed = self.observed.clone();
+                Next::Yield(Yield::HandOver(observed), State::HandingOver)
+            }
+            State::Computing | State::HandingOver => {
+                self.late = false;
+                self.report.info.decorated_elapsed =
+                    now.saturating_duration_since(self.computing_since);
+                match (&self.observed, &self.computed) {
+                    (Some(_), Some(bytes)) => {
+                        self.report.stored(bytes);
+                        Next::Send(State::Storing)
+                    }
+                    _ => self.stored(),
                 }
-                _ => self.stored(),
-            },
+            }
             State::Storing => {
                 let written =
                     reply.is_some_and(|reply| reply.and_then(Reply::into_done).unwrap_or(false));
-                self.cache.count_write(written);
+                if written {
+                    self.host.count(Counted::Write);
+                }
                 self.stored()
             }
             State::Releasing => match reply {
@@ -340,7 +412,7 @@ impl<'a, V> CallFlow<'a, V> {
 
     /// The first lookup: a hit is returned; a miss goes on to compute (through the lock when
     /// there is one).
-    fn looked_up(&mut self, lookup: Lookup) -> Next<'a, V> {
+    fn looked_up(&mut self, lookup: Lookup, now: Instant) -> Next<'a, V> {
         if matches!(lookup, Lookup::Unavailable) {
             tracing::debug!(
                 function = self.report.info.function_name,
@@ -372,7 +444,7 @@ impl<'a, V> CallFlow<'a, V> {
         }
         match lock_timeout {
             Some(timeout) => {
-                self.deadline = Instant::now() + timeout;
+                self.deadline = now + timeout;
                 Next::Then(State::Joining)
             }
             None => self.prepare_to_compute(),
@@ -383,12 +455,12 @@ impl<'a, V> CallFlow<'a, V> {
     /// leads none); or the versions the read observed, to stamp a computed value with.
     fn decoded(&mut self, lookup: Lookup) -> Result<(V, Landing), Option<Observed>> {
         match lookup {
-            Lookup::Hit(bytes, observed) => match self.codec.decode(self.cache, &bytes) {
+            Lookup::Hit(bytes, observed) => match self.host.decode(self.codec, &bytes) {
                 Some(value) => {
                     self.report.hit(&bytes);
                     if let (Some(fill), Some(sharing)) = (self.fill.take(), self.codec.sharing()) {
                         let kept = (sharing.keep)(&value);
-                        self.cache
+                        self.host
                             .keep_decoded(fill, kept, bytes.expiry(), &observed);
                     }
                     // Only a leader has followers to hand the value to: a plain hit copies nothing.
@@ -411,9 +483,7 @@ impl<'a, V> CallFlow<'a, V> {
 
     /// The entry's read, dating it when the call has a stale option.
     fn read_flow(&self) -> ReadFlow<'a> {
-        self.cache
-            .read_flow(self.keys)
-            .asking_ttl(self.windows.any())
+        ReadFlow::new(self.host.key_space(), self.keys).asking_ttl(self.windows.any())
     }
 
     /// Versions observed by a later read replace earlier ones; a failed read keeps them.
@@ -426,7 +496,9 @@ impl<'a, V> CallFlow<'a, V> {
     /// Before computing: tag versions are completed first, if the backend could be read.
     fn prepare_to_compute(&mut self) -> Next<'a, V> {
         Next::Then(match self.observed.take() {
-            Some(observed) => State::CreatingTags(self.cache.create_tags_flow(observed)),
+            Some(observed) => {
+                State::CreatingTags(CreateTagsFlow::new(observed, self.host.tag_lifetime()))
+            }
             None => State::ReadyToCompute,
         })
     }
@@ -451,6 +523,9 @@ impl<'a, V> CallFlow<'a, V> {
             return Next::Then(State::FallingBack(self.read_flow()));
         }
         self.land();
+        if self.handed_over {
+            return Next::Yield(Yield::Join, State::Finished);
+        }
         Next::Yield(Yield::Finished, State::Finished)
     }
 
@@ -464,14 +539,13 @@ impl<'a, V> CallFlow<'a, V> {
     /// another caller) or one miss (it computes), whatever path it took and on every backend;
     /// `refresh_<fn>` is neither. Lock waits are counted on the side.
     fn count(&self, output: &Yield<V>) {
-        let counters = self.cache.counters();
         match (output, self.mode) {
             (_, Mode::Refresh | Mode::Revalidate { .. }) => {}
-            (Yield::Cached(_) | Yield::Revalidate(..), _) => counters.hits.bump(),
-            (Yield::Compute, _) => counters.misses.bump(),
+            (Yield::Cached(_) | Yield::Revalidate(..), _) => self.host.count(Counted::Hit),
+            (Yield::Compute(_), _) => self.host.count(Counted::Miss),
             // Counted as a miss when it computed.
             (Yield::Instead(_), _) => {}
-            (Yield::Follow(..) | Yield::Finished, _) => {}
+            (Yield::Follow(..) | Yield::HandOver(_) | Yield::Finished | Yield::Join, _) => {}
         }
     }
 
@@ -484,14 +558,15 @@ impl<'a, V> CallFlow<'a, V> {
     }
 }
 
-impl<V> Flow for CallFlow<'_, V> {
-    type Output = Yield<V>;
-
-    fn advance(&mut self, reply: Option<Received>) -> Progress<Yield<V>> {
+impl<V, H: Host> CallFlow<'_, V, H> {
+    /// One step at `now` (the driver's clock; a simulator's virtual time): with the reply to
+    /// the operation it asked for last, if any. It answers "send [`CallFlow::operation`]" or
+    /// what the driver is to do next.
+    pub(super) fn step(&mut self, now: Instant, reply: Option<Received>) -> Progress<Yield<V>> {
         let mut reply = reply;
         loop {
             let state = std::mem::replace(&mut self.state, State::Finished);
-            match self.handle(state, reply.take()) {
+            match self.handle(state, reply.take(), now) {
                 Next::Then(state) => self.state = state,
                 Next::Send(state) => {
                     self.state = state;
@@ -506,7 +581,8 @@ impl<V> Flow for CallFlow<'_, V> {
         }
     }
 
-    fn operation(&self) -> Option<Operation<'_>> {
+    /// The operation to send when [`CallFlow::step`] said `Progress::Send`.
+    pub(super) fn operation(&self) -> Option<Operation<'_>> {
         match &self.state {
             State::Looking(read)
             | State::Rechecking(read)
@@ -529,19 +605,27 @@ impl<V> Flow for CallFlow<'_, V> {
                 lock: &self.lock.as_ref()?.keys,
                 timeout: *timeout,
             }),
-            State::Storing => Some(self.cache.write_observed_operation(
-                &self.keys.entry,
-                self.observed.as_ref()?,
-                self.computed.as_deref()?,
-                self.lifetime,
-                self.windows.stored(),
-            )),
+            State::Storing => {
+                let lifetime = self.host.entry_lifetime(self.lifetime);
+                Some(Operation::WriteUnlessDeleted {
+                    entry: &self.keys.entry,
+                    observed: self.observed.as_ref()?,
+                    payload: self.computed.as_deref()?,
+                    lifetime,
+                    // An entry that never expires has no stale window.
+                    stale_window: match lifetime {
+                        Some(_) => self.windows.stored(),
+                        None => Duration::ZERO,
+                    },
+                })
+            }
             State::ReleasingAfterHit(_) | State::Releasing => Some(self.lock.as_ref()?.release()),
             State::Start
             | State::Joining
             | State::Following { .. }
             | State::ReadyToCompute
             | State::Computing
+            | State::HandingOver
             | State::Finished => None,
         }
     }

@@ -1,0 +1,68 @@
+//! What the protocol asks of the process a call runs in, besides round trips: the facts its
+//! settings give, this process's flights and near cache, decoding, and its counters.
+//!
+//! The engine's cache is the real host (`decorate/host.rs`); the protocol's unit tests bring a
+//! host of their own, and so can a simulator, one per simulated process. The protocol is
+//! generic over it, so a real call pays no dynamic dispatch for it.
+
+use std::any::Any;
+use std::time::Duration;
+
+use super::super::outcome::ValueCodec;
+use crate::cache::flights::Joined;
+use crate::format::{EntryKeys, KeySpace, Observed};
+use crate::lifetime::Lifetime;
+use crate::near::{Expiry, Fill, Named};
+
+/// Something the protocol counts (hits, misses and writes in the cache's statistics; waits
+/// also in the metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Counted {
+    /// A call answered without computing.
+    Hit,
+    /// A call that computes.
+    Miss,
+    /// A value past its lifetime was returned.
+    StaleHit,
+    /// A call of this function starts waiting for another caller's computation.
+    LockWait(&'static str),
+    /// A computed value was stored.
+    Write,
+}
+
+/// The process a call's protocol runs in.
+pub(crate) trait Host {
+    /// True when other processes share the backend, so that a Redis lock means something.
+    fn shared(&self) -> bool;
+
+    /// The names of keys, for the entry's reads and lock.
+    fn key_space(&self) -> &KeySpace;
+
+    /// How long a tag created before a computation lives (`None`: forever).
+    fn tag_lifetime(&self) -> Option<Duration>;
+
+    /// How long an entry stored with `lifetime` lives (`None`: forever).
+    fn entry_lifetime(&self, lifetime: Lifetime) -> Option<Duration>;
+
+    /// Joins this process's computation of `entry`, or leads it.
+    fn join_flight(&self, entry: &str) -> Joined;
+
+    /// A value section as the call's value; a section that does not decode is a miss (and the
+    /// host reports it).
+    fn decode<V>(&self, codec: &ValueCodec<V>, section: &[u8]) -> Option<V>;
+
+    /// Registers the first read of `keys` as a fill of the near cache under `named`.
+    fn near_fill(&self, named: Option<&Named<'_, String>>, keys: &EntryKeys) -> Option<Fill>;
+
+    /// Keeps a decoded value that a registered read found, in the near cache.
+    fn keep_decoded(
+        &self,
+        fill: Fill,
+        kept: Box<dyn Any + Send + Sync>,
+        expiry: Expiry,
+        observed: &Observed,
+    );
+
+    /// Counts `counted`.
+    fn count(&self, counted: Counted);
+}

@@ -2,7 +2,7 @@
 //! `invalidate_all_`, `refresh_` and `key_` helpers next to it.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 use syn::ext::IdentExt;
 use syn::parse::{ParseStream, Parser};
 use syn::{Attribute, FnArg, Ident, Item, ItemFn, Pat, Signature, Token, Visibility};
@@ -134,7 +134,13 @@ impl<'a> Expansion<'a> {
             self.refresh_fn(),
             self.key_fn(),
         ];
-        self.place(self.cached_fn(), helpers.into_iter().collect())
+        let mut expanded = self.place(self.cached_fn(), helpers.into_iter().collect());
+        if self.block.is_none() {
+            let marker = self.outside_a_block_marker();
+            let in_place = expanded.in_place;
+            expanded.in_place = quote!(#marker #in_place);
+        }
+        expanded
     }
 
     /// The helpers with bodies that cannot run: the expansion when the attribute is wrong.
@@ -176,6 +182,16 @@ impl<'a> Expansion<'a> {
                 beside: TokenStream::new(),
             },
         }
+    }
+
+    /// For a function expanded without its `impl` block: nothing where it stands alone, and
+    /// where it is in fact an associated function of a block that lacks `#[cached]`, an error
+    /// whose note names the macro, which says what to do. (The attribute cannot see where its
+    /// function is; the marker can: `const _` is an item of modules and blocks, not of `impl`s.)
+    fn outside_a_block_marker(&self) -> TokenStream {
+        let private = &self.body.private;
+        let span = self.function.item.sig.ident.span();
+        quote_spanned!(span=> #private::put_cached_on_the_impl_block_too!();)
     }
 
     /// The user's function: same attributes, visibility and signature, a body that uses the cache.
@@ -392,6 +408,7 @@ mod tests {
         assert_eq!(
             item_names(expansion.in_place),
             [
+                "put_cached_on_the_impl_block_too",
                 "get_user",
                 "__rtc_uncached_get_user",
                 "invalidate_get_user",

@@ -193,8 +193,9 @@ use proc_macro::TokenStream;
 ///
 /// Without `#[cached]` on the block, a method (a function with `self`) is a compile error that
 /// says so. A function without `self` looks like a free function to the macro (an attribute
-/// macro is not told where its item is); in a block without the attribute it fails to compile
-/// with "cannot find function `__rtc_uncached_<name>`": put `#[rtc::cached]` on the block.
+/// macro is not told where its item is); in a block without the attribute it fails to compile,
+/// the first error pointing at its `#[cached]` with the note "this error originates in the macro
+/// `put_cached_on_the_impl_block_too`": put `#[rtc::cached]` on the block.
 ///
 /// # Trait impls
 ///

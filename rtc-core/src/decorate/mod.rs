@@ -62,6 +62,20 @@ static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs
 static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
 static ZERO_LIFETIME_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
 
+/// What the expansion of a `#[cached]` function outside an `impl` block's `#[cached]` puts
+/// beside it: nothing of use where the function stands alone (a module, a block), and an error
+/// where it is an associated function of an `impl` block that lacks `#[cached]`, whose note
+/// names this macro (the attribute cannot see that it is in an `impl` block; an unnamed
+/// `const` is an item of modules and blocks, not of `impl` blocks).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! put_cached_on_the_impl_block_too {
+    () => {
+        const _: () = ();
+    };
+}
+pub use crate::put_cached_on_the_impl_block_too;
+
 /// Where a decorated function lives.
 #[derive(Debug, Clone, Copy)]
 pub struct Site {

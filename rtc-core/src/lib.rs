@@ -9,6 +9,8 @@
 //! calls, including the stampede-lock protocol).
 
 #![warn(missing_docs)]
+// Every `unsafe` block says why it is sound (CI denies warnings).
+#![warn(clippy::undocumented_unsafe_blocks)]
 
 mod assertions;
 mod backend;

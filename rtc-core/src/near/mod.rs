@@ -9,16 +9,22 @@
 //! deadline check and a clone: no SHA-256, no decoding for decorated functions (their entries
 //! hold the decoded value).
 
+#![forbid(unsafe_code)]
+
+mod entry;
+mod identity;
+mod kept;
 mod recent;
 mod watches;
 
-use std::any::Any;
-use std::hash::BuildHasher;
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use self::entry::NearEntry;
+use self::identity::Identity;
+pub use self::identity::KeyedTags;
+pub(crate) use self::identity::Named;
+pub(crate) use self::kept::{Kept, NearValue};
 pub(crate) use self::watches::{Watch, Watches};
 use crate::clock::Deadline;
 use crate::format::Version;
@@ -51,232 +57,6 @@ impl Expiry {
             (Expiry::Never, other) | (other, Expiry::Never) => other,
             (Expiry::After(a), Expiry::After(b)) => Expiry::After(a.min(b)),
         }
-    }
-}
-
-/// What a lookup names: the entry's key, for a decorated function its identity (two functions
-/// may share a key, not a value type), and the entry's tags as the caller gave them. An entry
-/// is kept under its function and key: read again with other tags, it is not an answer, and
-/// the value read from Redis for those tags replaces it.
-///
-/// A decorated call site whose tags are made from its key arguments alone (see
-/// [`KeyedTags`]) may look its entry up before it builds its tags: that lookup names the site
-/// instead, and finds only what the same site kept.
-#[derive(Debug)]
-pub(crate) struct Named<'a, S> {
-    function: &'static str,
-    key: &'a [u8],
-    tags: Option<&'a [S]>,
-    site: Option<&'static KeyedTags>,
-}
-
-impl<'a, S: AsRef<str>> Named<'a, S> {
-    pub(crate) fn new(
-        function: &'static str,
-        key: &'a (impl AsRef<[u8]> + ?Sized),
-        tags: &'a [S],
-    ) -> Self {
-        Self {
-            function,
-            key: key.as_ref(),
-            tags: Some(tags),
-            site: None,
-        }
-    }
-
-    /// The entry of a call site whose tags follow from `key`, named before its tags are built.
-    pub(crate) fn by_key(
-        function: &'static str,
-        key: &'a (impl AsRef<[u8]> + ?Sized),
-        site: &'static KeyedTags,
-    ) -> Self {
-        Self {
-            function,
-            key: key.as_ref(),
-            tags: None,
-            site: Some(site),
-        }
-    }
-
-    /// Kept for `site` too, whose later lookups may name it [by key](Named::by_key).
-    pub(crate) fn kept_by(mut self, site: Option<&'static KeyedTags>) -> Self {
-        self.site = site;
-        self
-    }
-
-    /// The key's hash, seeded with the function's (which a site whose tags follow from its key
-    /// works out once).
-    fn hash(&self) -> u64 {
-        let function = match self.site {
-            Some(site) => site.function_hash(self.function),
-            None => function_hash(self.function),
-        };
-        foldhash::fast::FixedState::with_seed(function).hash_one(self.key)
-    }
-
-    fn is(&self, identity: &Identity) -> bool {
-        // Identities are `&'static str`s of one call site: the same pointer, but for lookups of
-        // another site that collide, which compare by content.
-        let same_entry = (std::ptr::eq(self.function, identity.function)
-            || self.function == identity.function)
-            && self.key == &*identity.key;
-        same_entry
-            && match (self.tags, self.site) {
-                (Some(tags), _) => tags
-                    .iter()
-                    .map(AsRef::as_ref)
-                    .eq(identity.tags.iter().map(|tag| &**tag)),
-                (None, Some(site)) => identity.site.is_some_and(|kept| std::ptr::eq(kept, site)),
-                (None, None) => false,
-            }
-    }
-
-    fn owned(&self) -> Identity {
-        Identity {
-            function: self.function,
-            key: Box::from(self.key),
-            tags: self
-                .tags
-                .unwrap_or_default()
-                .iter()
-                .map(|tag| Box::from(tag.as_ref()))
-                .collect(),
-            site: self.site,
-        }
-    }
-}
-
-/// A decorated call site whose tags are made from its key arguments alone: the macro gives one
-/// (a `static` of the site, so its address tells sites apart) when every tag is a `format!` of
-/// literals and key arguments and the key is generated from the arguments. The same key then
-/// means the same tags, so such a site looks its near entry up before it builds them (their
-/// text is most of a near hit's cost).
-#[derive(Debug)]
-pub struct KeyedTags {
-    /// [`function_hash`] of the site's function, once worked out (0: not yet). Not zero-sized,
-    /// so each site's static has an address of its own.
-    function_hash: AtomicU64,
-}
-
-impl KeyedTags {
-    /// One call site's mark.
-    #[allow(clippy::new_without_default)]
-    pub const fn new() -> Self {
-        Self {
-            function_hash: AtomicU64::new(0),
-        }
-    }
-
-    /// [`function_hash`] of `function`, the site's, worked out on its first call.
-    fn function_hash(&self, function: &str) -> u64 {
-        match self.function_hash.load(Ordering::Relaxed) {
-            0 => {
-                let hash = function_hash(function);
-                self.function_hash.store(hash, Ordering::Relaxed);
-                hash
-            }
-            known => known,
-        }
-    }
-}
-
-/// What seeds the hash of a function's keys.
-fn function_hash(function: &str) -> u64 {
-    foldhash::fast::FixedState::with_seed(0).hash_one(function)
-}
-
-/// A [`Named`] kept with its entry, to tell apart lookups whose hashes collide.
-#[derive(Debug)]
-struct Identity {
-    function: &'static str,
-    key: Box<[u8]>,
-    tags: Box<[Box<str>]>,
-    /// The call site that kept it, when its tags follow from its key.
-    site: Option<&'static KeyedTags>,
-}
-
-/// A value kept near.
-pub(crate) enum NearValue {
-    /// A low-level entry's value section (decoded on each `get`, whose type is the caller's).
-    Section(Box<[u8]>),
-    /// A decorated function's decoded value.
-    Decoded(Box<dyn Any + Send + Sync>),
-}
-
-/// What a near entry holds.
-pub(crate) struct Kept {
-    identity: Identity,
-    value: NearValue,
-    watched: Box<[Arc<Watch>]>,
-    expires: Option<Deadline>,
-}
-
-impl Kept {
-    pub(crate) fn value(&self) -> &NearValue {
-        &self.value
-    }
-
-    /// It is what `named` names, and fresh: a hit, wherever it was found.
-    fn answers<S: AsRef<str>>(&self, named: &Named<'_, S>) -> bool {
-        named.is(&self.identity) && self.is_fresh()
-    }
-
-    /// Every key it depends on is unchanged and its deadline, if it has one, is ahead (the
-    /// clock is read only then).
-    fn is_fresh(&self) -> bool {
-        self.watched.iter().all(|watch| watch.is_live())
-            && self.expires.is_none_or(|deadline| deadline.is_ahead())
-    }
-}
-
-/// One entry of the near cache. What it holds is freed once no thread is reading it: the
-/// entries a thread found last are read without taking a reference (see [`recent`]), so that
-/// threads hitting one key do not all write to its reference count.
-pub(crate) struct NearEntry {
-    /// Owned: from `Box::into_raw`, given back to the epoch collector when the entry drops.
-    kept: NonNull<Kept>,
-}
-
-// SAFETY: a `NearEntry` owns its `Kept`, which is `Send` and `Sync` (checked below), and hands
-// out only shared references to it.
-unsafe impl Send for NearEntry {}
-// SAFETY: as above.
-unsafe impl Sync for NearEntry {}
-
-const _: () = {
-    const fn send_and_sync<T: Send + Sync>() {}
-    send_and_sync::<Kept>();
-};
-
-impl NearEntry {
-    fn new(kept: Kept) -> Self {
-        Self {
-            kept: NonNull::from(Box::leak(Box::new(kept))),
-        }
-    }
-}
-
-impl std::ops::Deref for NearEntry {
-    type Target = Kept;
-
-    fn deref(&self) -> &Kept {
-        // SAFETY: `kept` is freed only after this entry has dropped (`Drop` below).
-        unsafe { self.kept.as_ref() }
-    }
-}
-
-impl Drop for NearEntry {
-    fn drop(&mut self) {
-        let kept = self.kept;
-        let guard = crossbeam_epoch::pin();
-        // SAFETY: nothing reaches `kept` through this entry any more. A thread that reads it
-        // through its [recent] slot pinned the epoch and then saw this entry still alive, so
-        // it pinned before this destruction was deferred, and the collector runs it only once
-        // every thread pinned then has unpinned. The closure runs once.
-        unsafe { guard.defer_unchecked(move || drop(Box::from_raw(kept.as_ptr()))) };
-        // Hand the garbage to the collector now, so that a value is not kept past its entry
-        // waiting for this thread's bag to fill.
-        guard.flush();
     }
 }
 
@@ -452,6 +232,8 @@ impl NearCache {
 
 #[cfg(test)]
 mod tests {
+    use std::any::Any;
+
     use super::*;
 
     fn section(bytes: &[u8]) -> NearValue {
@@ -564,16 +346,14 @@ mod tests {
         near.keep(fill, NearValue::Decoded(decoded), Expiry::Never, []);
         assert!(near.get(&named).is_some());
         assert_eq!(Arc::strong_count(&value), 2, "kept");
-        // What eviction does to it: the map lets it go.
+        // What eviction does to it: the map lets it go, and no thread is reading it.
         near.entries.remove(&named.hash());
+        assert_eq!(
+            Arc::strong_count(&value),
+            1,
+            "the evicted value is still held"
+        );
         assert!(near.get(&named).is_none());
-        // Freed once no thread is reading it: the collector runs as threads pin and flush
-        // (other tests' threads may hold the epoch back for a while).
-        let freed = (0..100_000).any(|_| {
-            crossbeam_epoch::pin().flush();
-            Arc::strong_count(&value) == 1
-        });
-        assert!(freed, "the evicted value is still held");
     }
 
     /// A value whose drop marks it dead before its memory goes back.

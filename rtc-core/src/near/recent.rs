@@ -3,21 +3,21 @@
 //! answered without writing to anything other threads read: threads hitting one key at once
 //! would otherwise all write to its reference count and pass its cache line around.
 //!
-//! Only [`Weak`] references are kept, so an entry the map evicts is dropped as before and the
-//! map's bound holds. What it holds is freed through the epoch collector (`crossbeam-epoch`):
-//! [`visit`] pins the epoch, sees the entry still alive, and reads it in place; an entry that
-//! drops after that check defers freeing what it holds until this thread unpins. What is found
+//! A slot keeps the entry's [`KeptCell`], not the entry: an entry the map evicts drops as
+//! before, its cell empties, and what it held is freed once no thread is reading it (see
+//! [`super::entry`]), so the map's bound holds (a cell left in a slot is one pointer).
+//! [`visit`] reads what the cell holds in place, without taking a reference. What is found
 //! here is answered only after the checks any hit makes (the same identity, every watch live,
 //! the deadline ahead). A fresh entry is a right answer wherever it was found: two fresh
 //! entries of one identity hold the same value, since a change to anything either read ends
 //! its watches.
 
 use std::cell::RefCell;
-use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
-use super::{Kept, NearEntry};
+use super::entry::{KeptCell, NearEntry};
+use super::Kept;
 
 /// Slots per thread, chosen by hash: a thread hitting a few keys over and over finds them all.
 const SLOTS: usize = 8;
@@ -31,9 +31,8 @@ pub(crate) fn next_owner() -> u64 {
 struct Slot {
     owner: u64,
     hash: u64,
-    entry: Weak<NearEntry>,
-    /// What the entry holds, valid while it is alive (and then while the epoch is pinned).
-    kept: NonNull<Kept>,
+    /// Where the entry publishes what it holds, until it drops.
+    cell: Arc<KeptCell>,
 }
 
 thread_local! {
@@ -58,13 +57,7 @@ pub(crate) fn visit(owner: u64, hash: u64, visit: impl FnOnce(&Kept)) {
         if slot.owner != owner || slot.hash != hash {
             return;
         }
-        let _pinned = crossbeam_epoch::pin();
-        if slot.entry.strong_count() == 0 {
-            return;
-        }
-        // SAFETY: the entry was alive after the epoch was pinned, so freeing what it holds
-        // (deferred when it drops, see `NearEntry`'s `Drop`) waits until `_pinned` is gone.
-        visit(unsafe { slot.kept.as_ref() });
+        slot.cell.read(visit);
     });
 }
 
@@ -75,8 +68,7 @@ pub(crate) fn remember(owner: u64, hash: u64, entry: &Arc<NearEntry>) {
             recent[index(hash)] = Some(Slot {
                 owner,
                 hash,
-                entry: Arc::downgrade(entry),
-                kept: entry.kept,
+                cell: entry.cell(),
             });
         }
     });

@@ -103,6 +103,21 @@
 //! key layout and entry format, `RELIABILITY.md` which test proves each promise, and
 //! `BENCHMARKS.md` the measured cost beside raw redis-rs.
 //!
+//! # Coming from redis-tagged-cache (Python), or from rtc before 0.1
+//!
+//! | seed / before 0.1 | rtc 0.1 |
+//! |---|---|
+//! | `set(.., None)`, `Some(Duration::ZERO)`, `default_lifetime(None)` | [`Lifetime::Default`], [`Lifetime::Never`], `default_lifetime(Lifetime::Never)` |
+//! | `in_local_memory(True)` | [`in_memory()`](TaggedCacheBuilder::in_memory) |
+//! | `ssl`, `socket_timeout`, `socket_connect_timeout` | [`tls`](TaggedCacheBuilder::tls), [`response_timeout`](TaggedCacheBuilder::response_timeout), [`connect_timeout`](TaggedCacheBuilder::connect_timeout) |
+//! | `timeout` (serve a stale value when the function is slow) | `stale_if_slow` ([builder](TaggedCacheBuilder::stale_if_slow) and `#[cached]`) |
+//! | `unserializer` | `deserializer` |
+//! | `returns = Result` | (not needed: a `Result` is found by its type) |
+//! | `CacheInfo::filepath`, `class_name`, `method_decorator`, `lock_waiting_ms` | [`CacheInfo::file`], `impl_type`, `is_method`, `lock_waited: Duration` |
+//! | `Err(CacheMiss)` | `Err(miss)`, with [`miss.kind()`](CacheMiss::kind): [`MissKind`] |
+//!
+//! The repository's `CHANGELOG.md` gives each change with its migration.
+//!
 //! # Observability
 //!
 //! [`TaggedCache::stats`] returns counters (hits, misses, sets, invalidations, errors, lock

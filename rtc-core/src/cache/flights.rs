@@ -67,6 +67,10 @@ impl Landing {
             (None, None) => true,
             _ => false,
         };
+        // The simulator's `lock` mutant: a waiter takes the value whatever its stamp.
+        #[cfg(feature = "simulation")]
+        let admitted =
+            admitted || crate::simulation::mutant::active(crate::simulation::Mutant::Lock);
         admitted.then_some(bytes.as_slice())
     }
 }
@@ -87,6 +91,12 @@ impl Flight {
         *self.landing() = Some(landing);
         self.landed.notify_all();
         self.notify.notify_waiters();
+    }
+
+    /// What the leader landed, if it has: a simulator's look that never waits.
+    #[cfg(feature = "simulation")]
+    pub(crate) fn landed(&self) -> Option<Landing> {
+        self.landing().clone()
     }
 
     /// Blocks the thread until the leader lands, or `deadline` passes (`None`).

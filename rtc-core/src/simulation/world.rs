@@ -1,0 +1,625 @@
+//! The simulated world and its scheduler: processes of callers, the model server, the network
+//! between them, and the virtual clock. Every step the seeded dice pick one thing to happen:
+//! a caller advances, the server executes a request, a reply is delivered (requests and
+//! replies of different callers in any order: each caller has its own connection), time
+//! moves (locks, entries and `BLPOP`s expire), a process crashes, or the server loses its keys.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::checks::{Checker, Violation};
+use super::rng::Rng;
+use super::server::{connection_lost, Client, Server};
+use super::{Config, Run};
+use crate::cache::flights::Flight;
+use crate::decorate::simulated::{Data, SimCall, SimProcess, SimStep};
+use crate::decorate::ValueCodec;
+use crate::engine::{Operation, Reply};
+use crate::error::BackendError;
+use crate::format::{EntryKeys, KeySpace, TagKey, Version};
+
+/// Processes sharing the server.
+const PROCESSES: usize = 3;
+/// Callers per process, by role.
+const ROLES: [Role; 4] = [
+    Role::Writer,
+    Role::Reader { lock: true },
+    Role::Reader { lock: true },
+    Role::Reader { lock: false },
+];
+/// The data's tags.
+const TAGS: [&str; 2] = ["a", "b"];
+/// The entries, by the tags they carry (indices into `TAGS`).
+const ENTRIES: [&[usize]; 3] = [&[0], &[0, 1], &[1]];
+/// `lock_timeout`, and the Redis lock's lifetime.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a stored entry lives.
+const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
+/// How many steps the trace of a violation shows.
+const TRACE: usize = 60;
+
+type Received = Result<Reply, BackendError>;
+
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    /// Invalidates a tag, or everything.
+    Writer,
+    /// Calls the decorated function, with `lock = true` or without.
+    Reader { lock: bool },
+}
+
+/// What never changes during a run: the processes' hosts, the entries' keys, the codec.
+pub(super) struct World {
+    seed: u64,
+    keys: KeySpace,
+    processes: Vec<SimProcess>,
+    entries: Vec<EntryKeys>,
+    locks: Vec<String>,
+    codec: ValueCodec<Data>,
+}
+
+impl World {
+    pub(super) fn new(seed: u64) -> Self {
+        let keys = KeySpace::new("sim");
+        let function = keys.implicit_tag("f");
+        let entries: Vec<EntryKeys> = ENTRIES
+            .iter()
+            .enumerate()
+            .map(|(at, tags)| {
+                let names = tags.iter().map(|&tag| TAGS[tag]);
+                EntryKeys::new(&keys, &format!("k{at}"), names, [function.clone()])
+            })
+            .collect();
+        let locks = entries
+            .iter()
+            .map(|entry| keys.lock(&entry.entry).lock)
+            .collect();
+        let processes = (0..PROCESSES)
+            .map(|_| SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME)))
+            .collect();
+        Self {
+            seed,
+            keys,
+            processes,
+            entries,
+            locks,
+            codec: ValueCodec::serde(None),
+        }
+    }
+
+    pub(super) fn run(&self, config: &Config) -> Run {
+        let mut sim = Sim::new(self);
+        let mut run = Run {
+            steps: 0,
+            calls: 0,
+            computations: 0,
+            invalidations: 0,
+            violation: None,
+        };
+        while run.steps < config.steps {
+            run.steps += 1;
+            if let Err(what) = sim.step(&mut run) {
+                run.violation = Some(Violation {
+                    seed: self.seed,
+                    step: run.steps,
+                    mutant: config.mutant.map(super::Mutant::name),
+                    what,
+                    trace: sim.trace.into_iter().collect(),
+                });
+                break;
+            }
+        }
+        run
+    }
+}
+
+/// Where a caller is.
+enum Wait {
+    /// Between calls: the next step starts one.
+    Idle,
+    /// Ready to step its call, with this reply.
+    Step(Option<Received>),
+    /// Its request is on the way to the server.
+    Request,
+    /// Blocked at the server (`BLPOP`).
+    Blocked,
+    /// Its reply is on the way back.
+    Reply,
+    /// Waiting for its process's leader until the deadline.
+    Follow(Arc<Flight>, Instant),
+    /// Computing until then.
+    Compute(Instant),
+}
+
+/// A call under way.
+enum Active<'w> {
+    Read(Box<Reading<'w>>),
+    /// An invalidation: the new versions sent, and the data versions they make current.
+    Invalidate {
+        tags: Vec<(TagKey, Version)>,
+        bumped: Vec<(usize, u64)>,
+    },
+}
+
+/// A decorated call under way.
+struct Reading<'w> {
+    flow: SimCall<'w>,
+    entry: usize,
+    started: Instant,
+    /// The floors when it started (promise 2).
+    floors: Vec<u64>,
+    /// What its computation read, once it computes.
+    computed: Option<Data>,
+    /// True once Redis failed it: it may compute alone (promise 3).
+    failed: bool,
+    /// The entry's lock period when the server last ran its `Acquire`: the period of the
+    /// lock it may hold (promise 3).
+    acquired_in: Option<u64>,
+}
+
+struct Caller<'w> {
+    process: usize,
+    role: Role,
+    wait: Wait,
+    active: Option<Active<'w>>,
+}
+
+/// One thing that can happen next.
+#[derive(Clone, Copy)]
+enum Event {
+    Advance(usize),
+    Execute(usize),
+    Deliver(usize),
+}
+
+/// The state of a run.
+struct Sim<'w> {
+    world: &'w World,
+    rng: Rng,
+    server: Server,
+    checker: Checker,
+    origin: Instant,
+    now: Instant,
+    callers: Vec<Caller<'w>>,
+    /// Requests sent, not yet executed, by client.
+    requests: Vec<Client>,
+    /// Replies on the way back.
+    replies: Vec<(Client, Received)>,
+    /// The database: each tag's data version.
+    data: Vec<u64>,
+    trace: VecDeque<String>,
+    events: Vec<Event>,
+}
+
+impl<'w> Sim<'w> {
+    fn new(world: &'w World) -> Self {
+        let callers = (0..PROCESSES)
+            .flat_map(|process| {
+                ROLES.iter().map(move |&role| Caller {
+                    process,
+                    role,
+                    wait: Wait::Idle,
+                    active: None,
+                })
+            })
+            .collect();
+        let now = Instant::now();
+        Self {
+            world,
+            rng: Rng::new(world.seed),
+            server: Server::new(),
+            checker: Checker::new(TAGS.len(), ENTRIES.len()),
+            origin: now,
+            now,
+            callers,
+            requests: Vec::new(),
+            replies: Vec::new(),
+            data: vec![0; TAGS.len()],
+            trace: VecDeque::with_capacity(TRACE),
+            events: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, line: String) {
+        if self.trace.len() == TRACE {
+            self.trace.pop_front();
+        }
+        let at = self.now.duration_since(self.origin).as_millis();
+        self.trace.push_back(format!("t={at:>6}ms {line}"));
+    }
+
+    /// One step: a fault now and then, else one of the events possible now.
+    fn step(&mut self, run: &mut Run) -> Result<(), String> {
+        if self.rng.one_in(700) {
+            let process = self.rng.below(PROCESSES as u64) as usize;
+            self.crash(process);
+            return Ok(());
+        }
+        if self.rng.one_in(2500) {
+            self.note("server: FLUSHALL".into());
+            self.server.flush();
+            self.checker.keys_lost();
+            return Ok(());
+        }
+        if self.rng.one_in(2500) {
+            self.restart();
+            return Ok(());
+        }
+        self.events.clear();
+        for (at, caller) in self.callers.iter().enumerate() {
+            let ready = match &caller.wait {
+                Wait::Idle | Wait::Step(_) => true,
+                Wait::Follow(flight, deadline) => {
+                    *deadline <= self.now || flight.landed().is_some()
+                }
+                Wait::Compute(until) => *until <= self.now,
+                Wait::Request | Wait::Blocked | Wait::Reply => false,
+            };
+            if ready {
+                self.events.push(Event::Advance(at));
+            }
+        }
+        self.events
+            .extend((0..self.requests.len()).map(Event::Execute));
+        self.events
+            .extend((0..self.replies.len()).map(Event::Deliver));
+        // Time moves as often as everything else together, at most; alone when nothing else can.
+        let others = self.events.len() as u64;
+        if others == 0 || self.rng.below(others + 4) < 2 {
+            self.tick(others == 0);
+            return Ok(());
+        }
+        let event = self.events[self.rng.below(others) as usize];
+        match event {
+            Event::Advance(caller) => self.advance(caller, run),
+            Event::Execute(at) => {
+                let client = self.requests.swap_remove(at);
+                self.execute(client);
+                Ok(())
+            }
+            Event::Deliver(at) => {
+                let (client, reply) = self.replies.swap_remove(at);
+                self.note(format!("c{client:<2} <- {}", describe_reply(&reply)));
+                let caller = &mut self.callers[client];
+                if let (Err(_), Some(Active::Read(reading))) = (&reply, &mut caller.active) {
+                    reading.failed = true;
+                }
+                caller.wait = Wait::Step(Some(reply));
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves time: a little, or more now and then (locks and entries expire); with nothing
+    /// else to do, to the next deadline.
+    fn tick(&mut self, idle: bool) {
+        let by = match self.rng.below(100) {
+            _ if idle => match self.next_deadline() {
+                Some(at) if at > self.now => at - self.now,
+                _ => Duration::from_millis(1),
+            },
+            0..=69 => Duration::from_millis(self.rng.between(1, 20)),
+            70..=95 => Duration::from_millis(self.rng.between(20, 400)),
+            _ => Duration::from_millis(self.rng.between(400, 2500)),
+        };
+        self.now += by;
+        self.note(format!("time +{}ms", by.as_millis()));
+        let expired = self.server.advance(self.now);
+        for lock in expired.locks {
+            if let Some(entry) = self.world.locks.iter().position(|key| *key == lock) {
+                self.note(format!("server: the lock of entry {entry} expired"));
+                self.checker.lock_expired(entry);
+            }
+        }
+        self.answer(expired.replies);
+    }
+
+    /// The earliest time a waiting caller or the server has something to do.
+    fn next_deadline(&self) -> Option<Instant> {
+        let callers = self.callers.iter().filter_map(|caller| match caller.wait {
+            Wait::Follow(_, deadline) => Some(deadline),
+            Wait::Compute(until) => Some(until),
+            _ => None,
+        });
+        callers.chain(self.server.next_deadline()).min()
+    }
+
+    /// The server's replies go on their way back.
+    fn answer(&mut self, replies: Vec<(Client, Received)>) {
+        for (client, reply) in replies {
+            let caller = &mut self.callers[client];
+            if matches!(caller.wait, Wait::Request | Wait::Blocked) {
+                caller.wait = Wait::Reply;
+                self.replies.push((client, reply));
+            }
+        }
+    }
+
+    /// The server executes `client`'s request.
+    fn execute(&mut self, client: Client) {
+        if let Some(Active::Read(reading)) = &mut self.callers[client].active {
+            if matches!(reading.flow.operation(), Some(Operation::Acquire { .. })) {
+                reading.acquired_in = Some(self.checker.period(reading.entry));
+            }
+        }
+        let operation = match &self.callers[client].active {
+            Some(Active::Read(reading)) => reading.flow.operation(),
+            Some(Active::Invalidate { tags, .. }) => Some(Operation::Invalidate {
+                tags,
+                lifetime: None,
+            }),
+            None => None,
+        };
+        let Some(operation) = operation else {
+            return;
+        };
+        let line = format!("server runs c{client}'s {}", describe(&operation));
+        let replies = self.server.execute(client, operation, self.now);
+        let blocked = replies.first().is_none_or(|(first, _)| *first != client);
+        if blocked {
+            self.callers[client].wait = Wait::Blocked;
+        }
+        self.note(line);
+        self.answer(replies);
+    }
+
+    /// Moves `caller` on: starts a call, or steps the one under way.
+    fn advance(&mut self, caller: usize, run: &mut Run) -> Result<(), String> {
+        let wait = std::mem::replace(&mut self.callers[caller].wait, Wait::Idle);
+        match wait {
+            Wait::Idle => self.start(caller),
+            Wait::Step(reply) => match self.callers[caller].active.take() {
+                Some(Active::Invalidate { bumped, .. }) => {
+                    if matches!(reply, Some(Ok(_))) {
+                        self.note(format!(
+                            "c{caller:<2} invalidation returned: floors {bumped:?}"
+                        ));
+                        self.checker.invalidated(&bumped);
+                        run.invalidations += 1;
+                    }
+                    Ok(())
+                }
+                Some(Active::Read(mut reading)) => {
+                    let step = reading.flow.step(self.now, reply);
+                    self.callers[caller].active = Some(Active::Read(reading));
+                    self.follow(caller, step, run)
+                }
+                None => Ok(()),
+            },
+            Wait::Follow(flight, _) => {
+                let landing = flight.landed();
+                self.note(format!(
+                    "c{caller:<2} {}",
+                    match landing {
+                        Some(_) => "sees its leader land",
+                        None => "stops waiting for its leader",
+                    }
+                ));
+                self.with_reading(caller, run, |reading, now| {
+                    reading.flow.landed(landing);
+                    reading.flow.step(now, None)
+                })
+            }
+            Wait::Compute(_) => {
+                self.checker.computed(caller);
+                self.note(format!("c{caller:<2} finishes computing"));
+                self.with_reading(caller, run, |reading, now| {
+                    let data = reading.computed.clone().unwrap_or_default();
+                    reading.flow.computed(&data);
+                    reading.flow.step(now, None)
+                })
+            }
+            wait @ (Wait::Request | Wait::Blocked | Wait::Reply) => {
+                self.callers[caller].wait = wait;
+                Ok(())
+            }
+        }
+    }
+
+    /// Steps `caller`'s decorated call with `step`, then does what it asks.
+    fn with_reading(
+        &mut self,
+        caller: usize,
+        run: &mut Run,
+        step: impl FnOnce(&mut Reading<'w>, Instant) -> SimStep,
+    ) -> Result<(), String> {
+        let Some(Active::Read(reading)) = &mut self.callers[caller].active else {
+            return Ok(());
+        };
+        let next = step(reading, self.now);
+        self.follow(caller, next, run)
+    }
+
+    /// Starts `caller`'s next call.
+    fn start(&mut self, caller: usize) -> Result<(), String> {
+        let world = self.world;
+        match self.callers[caller].role {
+            Role::Writer => {
+                // The database changes first; then the cache is told.
+                let (tags, bumped): (Vec<_>, Vec<_>) = if self.rng.one_in(4) {
+                    let bumped = (0..TAGS.len()).map(|tag| (tag, self.bump(tag))).collect();
+                    (vec![(world.keys.namespace_tag(), Version::fresh())], bumped)
+                } else {
+                    let tag = self.rng.below(TAGS.len() as u64) as usize;
+                    let key = world.keys.user_tag(TAGS[tag]);
+                    (vec![(key, Version::fresh())], vec![(tag, self.bump(tag))])
+                };
+                self.note(format!("c{caller:<2} writes {bumped:?} and invalidates"));
+                self.callers[caller].active = Some(Active::Invalidate { tags, bumped });
+                self.callers[caller].wait = Wait::Request;
+                self.requests.push(caller);
+                Ok(())
+            }
+            Role::Reader { lock } => {
+                let entry = self.rng.below(ENTRIES.len() as u64) as usize;
+                let process = &world.processes[self.callers[caller].process];
+                let timeout = lock.then_some(LOCK_TIMEOUT);
+                let flow = SimCall::new(
+                    process,
+                    &world.entries[entry],
+                    &world.codec,
+                    timeout,
+                    self.now,
+                );
+                self.note(format!(
+                    "c{caller:<2} calls entry {entry}{}",
+                    if lock { " (lock)" } else { "" }
+                ));
+                self.callers[caller].active = Some(Active::Read(Box::new(Reading {
+                    flow,
+                    entry,
+                    started: self.now,
+                    floors: self.checker.floors(),
+                    computed: None,
+                    failed: false,
+                    acquired_in: None,
+                })));
+                self.callers[caller].wait = Wait::Step(None);
+                Ok(())
+            }
+        }
+    }
+
+    fn bump(&mut self, tag: usize) -> u64 {
+        self.data[tag] += 1;
+        self.data[tag]
+    }
+
+    /// Does what `caller`'s call asked for, checking what it returns.
+    fn follow(&mut self, caller: usize, step: SimStep, run: &mut Run) -> Result<(), String> {
+        let lock = matches!(self.callers[caller].role, Role::Reader { lock: true });
+        let Some(Active::Read(reading)) = &mut self.callers[caller].active else {
+            return Ok(());
+        };
+        let entry = reading.entry;
+        match step {
+            SimStep::Send => {
+                self.callers[caller].wait = Wait::Request;
+                self.requests.push(caller);
+                Ok(())
+            }
+            SimStep::Follow(flight, deadline) => {
+                self.note(format!("c{caller:<2} follows its process's leader"));
+                self.callers[caller].wait = Wait::Follow(flight, deadline);
+                Ok(())
+            }
+            SimStep::Compute => {
+                let data: Data = ENTRIES[entry].iter().map(|&tag| self.data[tag]).collect();
+                let alone = reading.failed || self.now >= reading.started + LOCK_TIMEOUT;
+                let acquired_in = reading.acquired_in;
+                reading.computed = Some(data.clone());
+                run.computations += 1;
+                let until = self.now + Duration::from_millis(self.rng.between(5, 300));
+                self.callers[caller].wait = Wait::Compute(until);
+                self.note(format!(
+                    "c{caller:<2} computes entry {entry} from data {data:?}"
+                ));
+                if lock {
+                    self.checker.computes(caller, entry, acquired_in, alone)?;
+                }
+                Ok(())
+            }
+            SimStep::Return(data) => {
+                self.note(format!("c{caller:<2} returns a cached {data:?}"));
+                self.returned(caller, &data, run)
+            }
+            SimStep::Finished => {
+                let data = reading.computed.take().unwrap_or_default();
+                self.note(format!("c{caller:<2} returns its computed {data:?}"));
+                self.returned(caller, &data, run)
+            }
+            SimStep::Unexpected(name) => Err(format!("the protocol yielded {name}")),
+        }
+    }
+
+    /// Promise 2 for what `caller`'s call returned.
+    fn returned(&mut self, caller: usize, data: &[u64], run: &mut Run) -> Result<(), String> {
+        run.calls += 1;
+        let Some(Active::Read(reading)) = self.callers[caller].active.take() else {
+            return Ok(());
+        };
+        self.callers[caller].wait = Wait::Idle;
+        self.checker
+            .returned(ENTRIES[reading.entry], data, &reading.floors)
+    }
+
+    /// A process dies: its calls vanish mid-way, their locks left to expire.
+    fn crash(&mut self, process: usize) {
+        self.note(format!("process {process} crashes"));
+        for (at, caller) in self.callers.iter_mut().enumerate() {
+            if caller.process == process {
+                caller.active = None;
+                caller.wait = Wait::Idle;
+                self.checker.computed(at);
+                self.server.disconnect(at);
+            }
+        }
+        let callers = &self.callers;
+        let alive = |client: &Client| callers[*client].process != process;
+        self.requests.retain(alive);
+        self.replies.retain(|(client, _)| alive(client));
+    }
+
+    /// The server restarts empty: connections drop, requests on the way fail.
+    fn restart(&mut self) {
+        self.note("server: restart, every key lost".into());
+        self.checker.keys_lost();
+        let mut failed = self.server.restart();
+        failed.extend(
+            self.requests
+                .drain(..)
+                .map(|client| (client, Err(connection_lost()))),
+        );
+        self.answer(failed);
+    }
+}
+
+/// An operation, for the trace.
+fn describe(operation: &Operation<'_>) -> String {
+    match operation {
+        Operation::Read { .. } => "Read".into(),
+        Operation::Acquire { baton, .. } => match baton {
+            Some(_) => "Acquire (passing the token on)".into(),
+            None => "Acquire".into(),
+        },
+        Operation::Release { .. } => "Release".into(),
+        Operation::WaitForWake { timeout, .. } => {
+            format!("WaitForWake ({}ms)", timeout.as_millis())
+        }
+        Operation::CreateTags { tags, .. } => format!("CreateTags ({})", tags.len()),
+        Operation::WriteUnlessDeleted { .. } => "WriteUnlessDeleted".into(),
+        Operation::Invalidate { .. } => "Invalidate".into(),
+        other => format!("{} operation", other.verb()),
+    }
+}
+
+/// A reply, for the trace.
+fn describe_reply(reply: &Received) -> String {
+    match reply {
+        Ok(Reply::Read(read)) => format!("Read (entry {})", found(&read.entry)),
+        Ok(Reply::Lock(attempt)) => format!(
+            "Lock ({}, {}ms left; entry {})",
+            match attempt.holder {
+                Some(_) => "held by another",
+                None => "taken",
+            },
+            attempt.lock_ttl.as_millis(),
+            found(&attempt.read.entry),
+        ),
+        Ok(Reply::Woken(Some(_))) => "Woken (a token)".into(),
+        Ok(Reply::Woken(None)) => "Woken (timed out)".into(),
+        Ok(Reply::Done(done)) => format!("Done({done})"),
+        Ok(Reply::Created(versions)) => format!("Created ({})", versions.len()),
+        Ok(Reply::Ok) => "Ok".into(),
+        Ok(other) => format!("{other:?}"),
+        Err(error) => format!("error: {error}"),
+    }
+}
+
+fn found(entry: &Option<Vec<u8>>) -> &'static str {
+    match entry {
+        Some(_) => "found",
+        None => "missing",
+    }
+}

@@ -47,7 +47,7 @@ pub mod __private {
 #[cfg(feature = "simulation")]
 #[doc(hidden)]
 pub mod __simulation {
-    pub use crate::simulation::{run, Config, Mutant, Run, Violation};
+    pub use crate::simulation::{run, Config, Coverage, Mutant, Run, Violation};
 }
 
 /// The redis-rs rtc is built with, for [`TaggedCacheBuilder::client`] and

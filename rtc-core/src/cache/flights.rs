@@ -52,6 +52,11 @@ impl Landing {
         }
     }
 
+    /// True when it carries a value.
+    pub(crate) fn has_value(&self) -> bool {
+        matches!(self, Landing::Value { .. })
+    }
+
     /// True for a stale value.
     pub(crate) fn is_stale(&self) -> bool {
         matches!(self, Landing::Value { stale: true, .. })

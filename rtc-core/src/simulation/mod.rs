@@ -18,14 +18,18 @@ pub enum Mutant {
     Stamp,
     /// A waiter takes its leader's value without checking its stamp.
     Lock,
+    /// A waiter that saw a tag without a version takes its leader's value whatever the stamp
+    /// says for that tag (the rule before the simulator found seed 262).
+    Unversioned,
 }
 
 impl Mutant {
-    /// The mutant named `name` (`stamp`, `lock`).
+    /// The mutant named `name` (`stamp`, `lock`, `unversioned`).
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "stamp" => Some(Mutant::Stamp),
             "lock" => Some(Mutant::Lock),
+            "unversioned" => Some(Mutant::Unversioned),
             _ => None,
         }
     }
@@ -35,6 +39,7 @@ impl Mutant {
         match self {
             Mutant::Stamp => "stamp",
             Mutant::Lock => "lock",
+            Mutant::Unversioned => "unversioned",
         }
     }
 }
@@ -82,8 +87,38 @@ pub struct Run {
     pub computations: u64,
     /// Invalidations that returned.
     pub invalidations: u64,
+    /// How often the paths that matter were taken.
+    pub coverage: Coverage,
     /// The first promise broken, if any.
     pub violation: Option<Violation>,
+}
+
+/// How often a run took the paths that matter, so that a quiet run is seen to be one.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Coverage {
+    /// `BLPOP`s the server ran (a waiter in another process).
+    pub lock_waits: u64,
+    /// Tokens passed on by a woken waiter.
+    pub batons: u64,
+    /// Callers that followed their process's leader.
+    pub follows: u64,
+    /// Locks that expired.
+    pub lock_expiries: u64,
+    /// Processes that crashed.
+    pub crashes: u64,
+    /// Times the server lost every key (`FLUSHALL`, restart).
+    pub key_losses: u64,
+}
+
+impl std::ops::AddAssign for Coverage {
+    fn add_assign(&mut self, other: Self) {
+        self.lock_waits += other.lock_waits;
+        self.batons += other.batons;
+        self.follows += other.follows;
+        self.lock_expiries += other.lock_expiries;
+        self.crashes += other.crashes;
+        self.key_losses += other.key_losses;
+    }
 }
 
 /// Runs one seed.

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::checks::{Checker, Violation};
 use super::rng::Rng;
 use super::server::{connection_lost, Client, Server};
-use super::{Config, Run};
+use super::{Config, Coverage, Run};
 use crate::cache::flights::Flight;
 use crate::decorate::simulated::{Data, SimCall, SimProcess, SimStep};
 use crate::decorate::ValueCodec;
@@ -95,6 +95,7 @@ impl World {
             calls: 0,
             computations: 0,
             invalidations: 0,
+            coverage: Coverage::default(),
             violation: None,
         };
         while run.steps < config.steps {
@@ -234,16 +235,19 @@ impl<'w> Sim<'w> {
         if self.rng.one_in(700) {
             let process = self.rng.below(PROCESSES as u64) as usize;
             self.crash(process);
+            run.coverage.crashes += 1;
             return Ok(());
         }
         if self.rng.one_in(2500) {
             self.note("server: FLUSHALL".into());
             self.server.flush();
             self.checker.keys_lost();
+            run.coverage.key_losses += 1;
             return Ok(());
         }
         if self.rng.one_in(2500) {
             self.restart();
+            run.coverage.key_losses += 1;
             return Ok(());
         }
         self.events.clear();
@@ -267,7 +271,7 @@ impl<'w> Sim<'w> {
         // Time moves as often as everything else together, at most; alone when nothing else can.
         let others = self.events.len() as u64;
         if others == 0 || self.rng.below(others + 4) < 2 {
-            self.tick(others == 0);
+            run.coverage.lock_expiries += self.tick(others == 0);
             return Ok(());
         }
         let event = self.events[self.rng.below(others) as usize];
@@ -275,7 +279,7 @@ impl<'w> Sim<'w> {
             Event::Advance(caller) => self.advance(caller, run),
             Event::Execute(at) => {
                 let client = self.requests.swap_remove(at);
-                self.execute(client);
+                self.execute(client, &mut run.coverage);
                 Ok(())
             }
             Event::Deliver(at) => {
@@ -292,20 +296,21 @@ impl<'w> Sim<'w> {
     }
 
     /// Moves time: a little, or more now and then (locks and entries expire); with nothing
-    /// else to do, to the next deadline.
-    fn tick(&mut self, idle: bool) {
+    /// else to do, to the next deadline. Returns how many locks expired.
+    fn tick(&mut self, idle: bool) -> u64 {
         let by = match self.rng.below(100) {
             _ if idle => match self.next_deadline() {
                 Some(at) if at > self.now => at - self.now,
                 _ => Duration::from_millis(1),
             },
-            0..=69 => Duration::from_millis(self.rng.between(1, 20)),
-            70..=95 => Duration::from_millis(self.rng.between(20, 400)),
-            _ => Duration::from_millis(self.rng.between(400, 2500)),
+            0..=79 => Duration::from_millis(self.rng.between(1, 20)),
+            80..=97 => Duration::from_millis(self.rng.between(20, 300)),
+            _ => Duration::from_millis(self.rng.between(300, 2500)),
         };
         self.now += by;
         self.note(format!("time +{}ms", by.as_millis()));
         let expired = self.server.advance(self.now);
+        let locks = expired.locks.len() as u64;
         for lock in expired.locks {
             if let Some(entry) = self.world.locks.iter().position(|key| *key == lock) {
                 self.note(format!("server: the lock of entry {entry} expired"));
@@ -313,6 +318,7 @@ impl<'w> Sim<'w> {
             }
         }
         self.answer(expired.replies);
+        locks
     }
 
     /// The earliest time a waiting caller or the server has something to do.
@@ -337,7 +343,7 @@ impl<'w> Sim<'w> {
     }
 
     /// The server executes `client`'s request.
-    fn execute(&mut self, client: Client) {
+    fn execute(&mut self, client: Client, coverage: &mut Coverage) {
         if let Some(Active::Read(reading)) = &mut self.callers[client].active {
             if matches!(reading.flow.operation(), Some(Operation::Acquire { .. })) {
                 reading.acquired_in = Some(self.checker.period(reading.entry));
@@ -355,6 +361,11 @@ impl<'w> Sim<'w> {
             return;
         };
         let line = format!("server runs c{client}'s {}", describe(&operation));
+        match operation {
+            Operation::WaitForWake { .. } => coverage.lock_waits += 1,
+            Operation::Acquire { baton: Some(_), .. } => coverage.batons += 1,
+            _ => {}
+        }
         let replies = self.server.execute(client, operation, self.now);
         let blocked = replies.first().is_none_or(|(first, _)| *first != client);
         if blocked {
@@ -435,6 +446,8 @@ impl<'w> Sim<'w> {
     fn start(&mut self, caller: usize) -> Result<(), String> {
         let world = self.world;
         match self.callers[caller].role {
+            // Writers write less often than readers read.
+            Role::Writer if !self.rng.one_in(10) => Ok(()),
             Role::Writer => {
                 // The database changes first; then the cache is told.
                 let (tags, bumped): (Vec<_>, Vec<_>) = if self.rng.one_in(4) {
@@ -500,6 +513,7 @@ impl<'w> Sim<'w> {
                 Ok(())
             }
             SimStep::Follow(flight, deadline) => {
+                run.coverage.follows += 1;
                 self.note(format!("c{caller:<2} follows its process's leader"));
                 self.callers[caller].wait = Wait::Follow(flight, deadline);
                 Ok(())

@@ -137,6 +137,8 @@ enum State<'a, V> {
         flight: Arc<Flight>,
         since: Instant,
     },
+    /// A follower reads the entry its leader stored, whose stamp it could not judge.
+    Rereading(ReadFlow<'a>),
     /// Giving versions to tags that have none, before computing.
     CreatingTags(CreateTagsFlow),
     /// Everything is ready: the driver is to run the function.
@@ -364,6 +366,10 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
                 timeout,
             } => self.woken(reply, holder, expires, since, timeout, now),
             State::Following { flight, since } => self.followed(flight, since, now),
+            State::Rereading(mut read) => match read.advance(reply) {
+                Progress::Send => Next::Send(State::Rereading(read)),
+                Progress::Done(lookup) => self.reread(lookup, now),
+            },
             State::CreatingTags(mut creating) => match creating.advance(reply) {
                 Progress::Send => Next::Send(State::CreatingTags(creating)),
                 Progress::Done(observed) => {
@@ -606,6 +612,7 @@ impl<V, H: Host> CallFlow<'_, V, H> {
             State::Looking(read)
             | State::Rechecking(read)
             | State::Completing { read, .. }
+            | State::Rereading(read)
             | State::FallingBack(read) => read.operation(),
             #[cfg(feature = "simulation")]
             State::Restamping(read) => read.operation(),

@@ -23,6 +23,9 @@ pub struct Violation {
     pub mutant: Option<&'static str>,
     /// What was broken.
     pub what: String,
+    /// The call that broke it, step by step, with what happened to the server and the data
+    /// meanwhile.
+    pub call: Vec<String>,
     /// The last steps, oldest first.
     pub trace: Vec<String>,
 }
@@ -43,7 +46,14 @@ impl fmt::Display for Violation {
             "replay: {mutant}RTC_SIM_SEED={} cargo test -p rtc-core --all-features --test simulation",
             self.seed
         )?;
-        writeln!(f, "last steps:")?;
+        writeln!(
+            f,
+            "the call that broke it, and the server and data meanwhile:"
+        )?;
+        for line in &self.call {
+            writeln!(f, "  {line}")?;
+        }
+        writeln!(f, "the last steps:")?;
         for line in &self.trace {
             writeln!(f, "  {line}")?;
         }

@@ -36,8 +36,10 @@ const ENTRIES: [&[usize]; 3] = [&[0], &[0, 1], &[1]];
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stored entry lives.
 const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
-/// How many steps the trace of a violation shows.
-const TRACE: usize = 60;
+/// How many steps are kept for the trace of a violation.
+const KEPT: usize = 2_000;
+/// How many of the last steps a violation shows, besides the story of the call that broke it.
+const TRACE: usize = 40;
 
 type Received = Result<Reply, BackendError>;
 
@@ -106,7 +108,13 @@ impl World {
                     step: run.steps,
                     mutant: config.mutant.map(super::Mutant::name),
                     what,
-                    trace: sim.trace.into_iter().collect(),
+                    call: sim.story(),
+                    trace: sim
+                        .trace
+                        .iter()
+                        .skip(sim.trace.len().saturating_sub(TRACE))
+                        .cloned()
+                        .collect(),
                 });
                 break;
             }
@@ -190,6 +198,8 @@ struct Sim<'w> {
     /// The database: each tag's data version.
     data: Vec<u64>,
     trace: VecDeque<String>,
+    /// The caller advanced last: the one whose call a violation is about.
+    focus: Option<usize>,
     events: Vec<Event>,
 }
 
@@ -217,13 +227,14 @@ impl<'w> Sim<'w> {
             requests: Vec::new(),
             replies: Vec::new(),
             data: vec![0; TAGS.len()],
-            trace: VecDeque::with_capacity(TRACE),
+            trace: VecDeque::with_capacity(KEPT),
+            focus: None,
             events: Vec::new(),
         }
     }
 
     fn note(&mut self, line: String) {
-        if self.trace.len() == TRACE {
+        if self.trace.len() == KEPT {
             self.trace.pop_front();
         }
         let at = self.now.duration_since(self.origin).as_millis();
@@ -375,8 +386,37 @@ impl<'w> Sim<'w> {
         self.answer(replies);
     }
 
+    /// The steps of the focused caller's last call, with what happened to the server and the
+    /// data meanwhile (kept steps only).
+    fn story(&self) -> Vec<String> {
+        let Some(caller) = self.focus else {
+            return Vec::new();
+        };
+        let me = format!("c{caller:<2} ");
+        let mine = format!("c{caller}'s ");
+        let start = self
+            .trace
+            .iter()
+            .rposition(|line| line.contains(&format!("{me}calls")))
+            .unwrap_or(0);
+        let relevant = |line: &&String| {
+            line.contains(&me)
+                || line.contains(&mine)
+                || line.contains("server:")
+                || line.contains("crashes")
+                || line.contains("invalidation returned")
+        };
+        self.trace
+            .iter()
+            .skip(start)
+            .filter(relevant)
+            .cloned()
+            .collect()
+    }
+
     /// Moves `caller` on: starts a call, or steps the one under way.
     fn advance(&mut self, caller: usize, run: &mut Run) -> Result<(), String> {
+        self.focus = Some(caller);
         let wait = std::mem::replace(&mut self.callers[caller].wait, Wait::Idle);
         match wait {
             Wait::Idle => self.start(caller),
@@ -475,15 +515,16 @@ impl<'w> Sim<'w> {
                     timeout,
                     self.now,
                 );
+                let floors = self.checker.floors();
                 self.note(format!(
-                    "c{caller:<2} calls entry {entry}{}",
+                    "c{caller:<2} calls entry {entry}{}, floors {floors:?}",
                     if lock { " (lock)" } else { "" }
                 ));
                 self.callers[caller].active = Some(Active::Read(Box::new(Reading {
                     flow,
                     entry,
                     started: self.now,
-                    floors: self.checker.floors(),
+                    floors,
                     computed: None,
                     failed: false,
                     acquired_in: None,

@@ -7,6 +7,7 @@
 mod checks;
 mod rng;
 mod server;
+mod trace;
 mod world;
 
 pub use self::checks::Violation;

@@ -8,12 +8,15 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod callers;
+
 use super::checks::{Checker, Violation};
 use super::rng::Rng;
 use super::server::{connection_lost, Client, Server};
+use super::trace::{describe, describe_reply};
 use super::{Config, Coverage, Run};
 use crate::cache::flights::Flight;
-use crate::decorate::simulated::{Data, SimCall, SimProcess, SimStep};
+use crate::decorate::simulated::{Data, SimCall, SimProcess};
 use crate::decorate::ValueCodec;
 use crate::engine::{Operation, Reply};
 use crate::error::BackendError;
@@ -414,191 +417,6 @@ impl<'w> Sim<'w> {
             .collect()
     }
 
-    /// Moves `caller` on: starts a call, or steps the one under way.
-    fn advance(&mut self, caller: usize, run: &mut Run) -> Result<(), String> {
-        self.focus = Some(caller);
-        let wait = std::mem::replace(&mut self.callers[caller].wait, Wait::Idle);
-        match wait {
-            Wait::Idle => self.start(caller),
-            Wait::Step(reply) => match self.callers[caller].active.take() {
-                Some(Active::Invalidate { bumped, .. }) => {
-                    if matches!(reply, Some(Ok(_))) {
-                        self.note(format!(
-                            "c{caller:<2} invalidation returned: floors {bumped:?}"
-                        ));
-                        self.checker.invalidated(&bumped);
-                        run.invalidations += 1;
-                    }
-                    Ok(())
-                }
-                Some(Active::Read(mut reading)) => {
-                    let step = reading.flow.step(self.now, reply);
-                    self.callers[caller].active = Some(Active::Read(reading));
-                    self.follow(caller, step, run)
-                }
-                None => Ok(()),
-            },
-            Wait::Follow(flight, _) => {
-                let landing = flight.landed();
-                self.note(format!(
-                    "c{caller:<2} {}",
-                    match landing {
-                        Some(_) => "sees its leader land",
-                        None => "stops waiting for its leader",
-                    }
-                ));
-                self.with_reading(caller, run, |reading, now| {
-                    reading.flow.landed(landing);
-                    reading.flow.step(now, None)
-                })
-            }
-            Wait::Compute(_) => {
-                self.checker.computed(caller);
-                self.note(format!("c{caller:<2} finishes computing"));
-                self.with_reading(caller, run, |reading, now| {
-                    let data = reading.computed.clone().unwrap_or_default();
-                    reading.flow.computed(&data);
-                    reading.flow.step(now, None)
-                })
-            }
-            wait @ (Wait::Request | Wait::Blocked | Wait::Reply) => {
-                self.callers[caller].wait = wait;
-                Ok(())
-            }
-        }
-    }
-
-    /// Steps `caller`'s decorated call with `step`, then does what it asks.
-    fn with_reading(
-        &mut self,
-        caller: usize,
-        run: &mut Run,
-        step: impl FnOnce(&mut Reading<'w>, Instant) -> SimStep,
-    ) -> Result<(), String> {
-        let Some(Active::Read(reading)) = &mut self.callers[caller].active else {
-            return Ok(());
-        };
-        let next = step(reading, self.now);
-        self.follow(caller, next, run)
-    }
-
-    /// Starts `caller`'s next call.
-    fn start(&mut self, caller: usize) -> Result<(), String> {
-        let world = self.world;
-        match self.callers[caller].role {
-            // Writers write less often than readers read.
-            Role::Writer if !self.rng.one_in(10) => Ok(()),
-            Role::Writer => {
-                // The database changes first; then the cache is told.
-                let (tags, bumped): (Vec<_>, Vec<_>) = if self.rng.one_in(4) {
-                    let bumped = (0..TAGS.len()).map(|tag| (tag, self.bump(tag))).collect();
-                    (vec![(world.keys.namespace_tag(), Version::fresh())], bumped)
-                } else {
-                    let tag = self.rng.below(TAGS.len() as u64) as usize;
-                    let key = world.keys.user_tag(TAGS[tag]);
-                    (vec![(key, Version::fresh())], vec![(tag, self.bump(tag))])
-                };
-                self.note(format!("c{caller:<2} writes {bumped:?} and invalidates"));
-                self.callers[caller].active = Some(Active::Invalidate { tags, bumped });
-                self.callers[caller].wait = Wait::Request;
-                self.requests.push(caller);
-                Ok(())
-            }
-            Role::Reader { lock } => {
-                let entry = self.rng.below(ENTRIES.len() as u64) as usize;
-                let process = &world.processes[self.callers[caller].process];
-                let timeout = lock.then_some(LOCK_TIMEOUT);
-                let flow = SimCall::new(
-                    process,
-                    &world.entries[entry],
-                    &world.codec,
-                    timeout,
-                    self.now,
-                );
-                let floors = self.checker.floors();
-                self.note(format!(
-                    "c{caller:<2} calls entry {entry}{}, floors {floors:?}",
-                    if lock { " (lock)" } else { "" }
-                ));
-                self.callers[caller].active = Some(Active::Read(Box::new(Reading {
-                    flow,
-                    entry,
-                    started: self.now,
-                    floors,
-                    computed: None,
-                    failed: false,
-                    acquired_in: None,
-                })));
-                self.callers[caller].wait = Wait::Step(None);
-                Ok(())
-            }
-        }
-    }
-
-    fn bump(&mut self, tag: usize) -> u64 {
-        self.data[tag] += 1;
-        self.data[tag]
-    }
-
-    /// Does what `caller`'s call asked for, checking what it returns.
-    fn follow(&mut self, caller: usize, step: SimStep, run: &mut Run) -> Result<(), String> {
-        let lock = matches!(self.callers[caller].role, Role::Reader { lock: true });
-        let Some(Active::Read(reading)) = &mut self.callers[caller].active else {
-            return Ok(());
-        };
-        let entry = reading.entry;
-        match step {
-            SimStep::Send => {
-                self.callers[caller].wait = Wait::Request;
-                self.requests.push(caller);
-                Ok(())
-            }
-            SimStep::Follow(flight, deadline) => {
-                run.coverage.follows += 1;
-                self.note(format!("c{caller:<2} follows its process's leader"));
-                self.callers[caller].wait = Wait::Follow(flight, deadline);
-                Ok(())
-            }
-            SimStep::Compute => {
-                let data: Data = ENTRIES[entry].iter().map(|&tag| self.data[tag]).collect();
-                let alone = reading.failed || self.now >= reading.started + LOCK_TIMEOUT;
-                let acquired_in = reading.acquired_in;
-                reading.computed = Some(data.clone());
-                run.computations += 1;
-                let until = self.now + Duration::from_millis(self.rng.between(5, 300));
-                self.callers[caller].wait = Wait::Compute(until);
-                self.note(format!(
-                    "c{caller:<2} computes entry {entry} from data {data:?}"
-                ));
-                if lock {
-                    self.checker.computes(caller, entry, acquired_in, alone)?;
-                }
-                Ok(())
-            }
-            SimStep::Return(data) => {
-                self.note(format!("c{caller:<2} returns a cached {data:?}"));
-                self.returned(caller, &data, run)
-            }
-            SimStep::Finished => {
-                let data = reading.computed.take().unwrap_or_default();
-                self.note(format!("c{caller:<2} returns its computed {data:?}"));
-                self.returned(caller, &data, run)
-            }
-            SimStep::Unexpected(name) => Err(format!("the protocol yielded {name}")),
-        }
-    }
-
-    /// Promise 2 for what `caller`'s call returned.
-    fn returned(&mut self, caller: usize, data: &[u64], run: &mut Run) -> Result<(), String> {
-        run.calls += 1;
-        let Some(Active::Read(reading)) = self.callers[caller].active.take() else {
-            return Ok(());
-        };
-        self.callers[caller].wait = Wait::Idle;
-        self.checker
-            .returned(ENTRIES[reading.entry], data, &reading.floors)
-    }
-
     /// A process dies: its calls vanish mid-way, their locks left to expire.
     fn crash(&mut self, process: usize) {
         self.note(format!("process {process} crashes"));
@@ -627,54 +445,5 @@ impl<'w> Sim<'w> {
                 .map(|client| (client, Err(connection_lost()))),
         );
         self.answer(failed);
-    }
-}
-
-/// An operation, for the trace.
-fn describe(operation: &Operation<'_>) -> String {
-    match operation {
-        Operation::Read { .. } => "Read".into(),
-        Operation::Acquire { baton, .. } => match baton {
-            Some(_) => "Acquire (passing the token on)".into(),
-            None => "Acquire".into(),
-        },
-        Operation::Release { .. } => "Release".into(),
-        Operation::WaitForWake { timeout, .. } => {
-            format!("WaitForWake ({}ms)", timeout.as_millis())
-        }
-        Operation::CreateTags { tags, .. } => format!("CreateTags ({})", tags.len()),
-        Operation::WriteUnlessDeleted { .. } => "WriteUnlessDeleted".into(),
-        Operation::Invalidate { .. } => "Invalidate".into(),
-        other => format!("{} operation", other.verb()),
-    }
-}
-
-/// A reply, for the trace.
-fn describe_reply(reply: &Received) -> String {
-    match reply {
-        Ok(Reply::Read(read)) => format!("Read (entry {})", found(&read.entry)),
-        Ok(Reply::Lock(attempt)) => format!(
-            "Lock ({}, {}ms left; entry {})",
-            match attempt.holder {
-                Some(_) => "held by another",
-                None => "taken",
-            },
-            attempt.lock_ttl.as_millis(),
-            found(&attempt.read.entry),
-        ),
-        Ok(Reply::Woken(Some(_))) => "Woken (a token)".into(),
-        Ok(Reply::Woken(None)) => "Woken (timed out)".into(),
-        Ok(Reply::Done(done)) => format!("Done({done})"),
-        Ok(Reply::Created(versions)) => format!("Created ({})", versions.len()),
-        Ok(Reply::Ok) => "Ok".into(),
-        Ok(other) => format!("{other:?}"),
-        Err(error) => format!("error: {error}"),
-    }
-}
-
-fn found(entry: &Option<Vec<u8>>) -> &'static str {
-    match entry {
-        Some(_) => "found",
-        None => "missing",
     }
 }

@@ -41,6 +41,14 @@ RTC_TEST_REQUIRE_TLS=1 cargo test --workspace --all-features
 # The engine's unit tests without optional features: a compressed entry is then a miss.
 cargo test -p rtc-core --lib
 
+echo "==> the deterministic simulator (2,000 seeds x 2,000 steps, figures printed)"
+# Also part of the workspace run above; run alone here so that its figures reach the log.
+if ! simulation=$(cargo test -p rtc-core --all-features --test simulation -- --nocapture 2>&1); then
+  echo "$simulation"
+  exit 1
+fi
+grep -E '^(steps|Coverage)' <<<"$simulation"
+
 echo "==> cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --all-features --quiet
 # And the facade as a user without optional features reads it (links to feature-gated items).

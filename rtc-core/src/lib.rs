@@ -28,6 +28,8 @@ mod lifetime;
 mod metrics;
 mod near;
 mod settings;
+#[cfg(feature = "simulation")]
+mod simulation;
 mod stats;
 mod tags;
 mod warnings;
@@ -38,6 +40,14 @@ mod warnings;
 pub mod __private {
     pub use crate::codec::Codec;
     pub use crate::decorate::*;
+}
+
+/// The deterministic simulator of the call protocol against a model of Redis (the
+/// `simulation` feature; `rtc-core/tests/simulation.rs` runs it). **Not public API.**
+#[cfg(feature = "simulation")]
+#[doc(hidden)]
+pub mod __simulation {
+    pub use crate::simulation::{run, Config, Coverage, Mutant, Run, Violation};
 }
 
 /// The redis-rs rtc is built with, for [`TaggedCacheBuilder::client`] and

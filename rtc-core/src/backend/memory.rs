@@ -66,7 +66,15 @@ impl MemoryStore {
     /// Answers one operation at once, under the store's lock (so each is atomic, as a script is
     /// on Redis).
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
-        let now = Instant::now();
+        self.execute_at(operation, Instant::now())
+    }
+
+    /// Answers one operation as at `now` (the clock's time, or a simulator's virtual time).
+    pub(crate) fn execute_at(
+        &self,
+        operation: Operation<'_>,
+        now: Instant,
+    ) -> Result<Reply, BackendError> {
         let mut maps = self.lock();
         let reply = match operation {
             // The entry's time to live costs nothing here, so it is told whether asked for or
@@ -182,6 +190,15 @@ impl MemoryStore {
     /// Entries held right now, expired ones not yet swept included.
     pub(crate) fn entry_count(&self) -> usize {
         self.lock().entries.len()
+    }
+
+    /// Drops every entry and tag (a simulated `FLUSHALL`).
+    #[cfg(feature = "simulation")]
+    pub(crate) fn clear(&self) {
+        let mut maps = self.lock();
+        maps.entries.clear();
+        maps.tags.clear();
+        maps.size_after_sweep = 0;
     }
 
     /// Drops every expired entry and tag now.

@@ -4,7 +4,7 @@
 //! [`crate::engine`] and is the same for all of them. [`Backend::execute`] and
 //! [`Backend::execute_async`] are the only doors to the backends' I/O.
 
-mod memory;
+pub(crate) mod memory;
 pub(crate) mod redis;
 
 use std::future::Future;

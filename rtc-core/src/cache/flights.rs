@@ -52,6 +52,11 @@ impl Landing {
         }
     }
 
+    /// True when it carries a value.
+    pub(crate) fn has_value(&self) -> bool {
+        matches!(self, Landing::Value { .. })
+    }
+
     /// True for a stale value.
     pub(crate) fn is_stale(&self) -> bool {
         matches!(self, Landing::Value { stale: true, .. })
@@ -67,6 +72,10 @@ impl Landing {
             (None, None) => true,
             _ => false,
         };
+        // The simulator's `lock` mutant: a waiter takes the value whatever its stamp.
+        #[cfg(feature = "simulation")]
+        let admitted =
+            admitted || crate::simulation::mutant::active(crate::simulation::Mutant::Lock);
         admitted.then_some(bytes.as_slice())
     }
 }
@@ -87,6 +96,12 @@ impl Flight {
         *self.landing() = Some(landing);
         self.landed.notify_all();
         self.notify.notify_waiters();
+    }
+
+    /// What the leader landed, if it has: a simulator's look that never waits.
+    #[cfg(feature = "simulation")]
+    pub(crate) fn landed(&self) -> Option<Landing> {
+        self.landing().clone()
     }
 
     /// Blocks the thread until the leader lands, or `deadline` passes (`None`).

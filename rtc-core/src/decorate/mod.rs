@@ -32,6 +32,8 @@ mod outcome;
 mod protocol;
 mod seconds;
 mod shape;
+#[cfg(feature = "simulation")]
+pub(crate) mod simulated;
 mod stale;
 #[cfg(test)]
 mod virtual_time;

@@ -211,10 +211,36 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
             return Next::Yield(Yield::Cached(value), State::Finished);
         }
         if landing.is_some() && now < self.deadline {
+            // A value this follower could not judge, having seen a tag without a version (not
+            // yet created, or lost): the leader stored it, so the entry is read again and its
+            // stamp checked against the versions now.
+            if landing.as_ref().is_some_and(Landing::has_value) && self.saw_a_tag_without_version()
+            {
+                return Next::Then(State::Rereading(self.read_flow()));
+            }
             Next::Then(State::Joining)
         } else {
             self.prepare_to_compute()
         }
+    }
+
+    /// What a follower's own read found: the value, or go round again (or compute alone once
+    /// the deadline has passed).
+    pub(super) fn reread(&mut self, lookup: Lookup, now: Instant) -> Next<'a, V> {
+        match self.decoded(lookup) {
+            Ok((value, _)) => return Next::Yield(Yield::Cached(value), State::Finished),
+            Err(fresh) => self.observe(fresh),
+        }
+        match now < self.deadline {
+            true => Next::Then(State::Joining),
+            false => self.prepare_to_compute(),
+        }
+    }
+
+    fn saw_a_tag_without_version(&self) -> bool {
+        self.observed
+            .as_ref()
+            .is_some_and(|observed| observed.all().any(|(_, version)| version.is_none()))
     }
 
     fn start_waiting(&self, now: Instant) -> Instant {

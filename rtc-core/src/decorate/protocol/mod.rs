@@ -137,6 +137,8 @@ enum State<'a, V> {
         flight: Arc<Flight>,
         since: Instant,
     },
+    /// A follower reads the entry its leader stored, whose stamp it could not judge.
+    Rereading(ReadFlow<'a>),
     /// Giving versions to tags that have none, before computing.
     CreatingTags(CreateTagsFlow),
     /// Everything is ready: the driver is to run the function.
@@ -145,6 +147,10 @@ enum State<'a, V> {
     Computing,
     /// The driver offers a late computation the versions to store its value with.
     HandingOver,
+    /// The simulator's `stamp` mutant: reading the versions again after computing, to stamp
+    /// the value with them instead of those read before.
+    #[cfg(feature = "simulation")]
+    Restamping(ReadFlow<'a>),
     /// `WriteUnlessDeleted` sent.
     Storing,
     /// `Release` sent after storing.
@@ -360,6 +366,10 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
                 timeout,
             } => self.woken(reply, holder, expires, since, timeout, now),
             State::Following { flight, since } => self.followed(flight, since, now),
+            State::Rereading(mut read) => match read.advance(reply) {
+                Progress::Send => Next::Send(State::Rereading(read)),
+                Progress::Done(lookup) => self.reread(lookup, now),
+            },
             State::CreatingTags(mut creating) => match creating.advance(reply) {
                 Progress::Send => Next::Send(State::CreatingTags(creating)),
                 Progress::Done(observed) => {
@@ -382,11 +392,26 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
                 match (&self.observed, &self.computed) {
                     (Some(_), Some(bytes)) => {
                         self.report.stored(bytes);
+                        #[cfg(feature = "simulation")]
+                        if crate::simulation::mutant::active(crate::simulation::Mutant::Stamp) {
+                            return Next::Then(State::Restamping(self.read_flow()));
+                        }
                         Next::Send(State::Storing)
                     }
                     _ => self.stored(),
                 }
             }
+            #[cfg(feature = "simulation")]
+            State::Restamping(mut read) => match read.advance(reply) {
+                Progress::Send => Next::Send(State::Restamping(read)),
+                Progress::Done(lookup) => {
+                    self.observed = lookup.into_observed();
+                    match self.observed {
+                        Some(_) => Next::Send(State::Storing),
+                        None => self.stored(),
+                    }
+                }
+            },
             State::Storing => {
                 let written =
                     reply.is_some_and(|reply| reply.and_then(Reply::into_done).unwrap_or(false));
@@ -587,7 +612,10 @@ impl<V, H: Host> CallFlow<'_, V, H> {
             State::Looking(read)
             | State::Rechecking(read)
             | State::Completing { read, .. }
+            | State::Rereading(read)
             | State::FallingBack(read) => read.operation(),
+            #[cfg(feature = "simulation")]
+            State::Restamping(read) => read.operation(),
             State::CreatingTags(creating) => creating.operation(),
             State::Acquiring => {
                 let lock = self.lock.as_ref()?;

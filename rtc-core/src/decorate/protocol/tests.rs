@@ -584,6 +584,57 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
     assert!(matches!(yields(&mut flow, None), Yield::Compute(_)));
 }
 
+/// A follower that saw a tag without a version cannot judge its leader's stamp (the tag may
+/// have been invalidated, then lost): it reads the entry again, and takes what it finds only if
+/// the stamp matches the versions now. The simulator found the stale read this prevents
+/// (`rtc-core/tests/simulation.rs`, seed 262 before the fix).
+#[test]
+fn a_follower_that_saw_a_tag_without_version_reads_the_entry_again() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let lost = vec![None; keys.tags().len()];
+    let _leader = cache.flights.join(&keys.entry);
+    let follower = || {
+        let mut flow = CallFlow::new(
+            &cache,
+            &keys,
+            &codec,
+            locked(),
+            Lifetime::Default,
+            Windows::default(),
+            report(),
+        );
+        sends(&mut flow, None, is_read);
+        let miss = Ok(Reply::Read(read(&keys, &lost, None)));
+        assert!(matches!(yields(&mut flow, Some(miss)), Yield::Follow(..)));
+        // The leader read versions 1.. before an invalidation; the server lost them since.
+        flow.landed(Some(Landing::new(
+            Some(b"\x01\"old\"".to_vec()),
+            Some(keys.observe(&versions(&keys, 1))),
+        )));
+        sends(&mut flow, None, is_read);
+        flow
+    };
+
+    // The entry it stored is stamped with versions that are no longer current: a miss, and
+    // the follower goes round again (here it leads: the flight is still the old leader's).
+    let mut flow = follower();
+    let invalidated = read(&keys, &versions(&keys, 7), None);
+    assert!(matches!(
+        yields(&mut flow, Some(Ok(Reply::Read(invalidated)))),
+        Yield::Follow(..)
+    ));
+
+    // The versions are those the leader stamped its value with: it is taken.
+    let mut flow = follower();
+    let current = read(&keys, &versions(&keys, 1), Some("new"));
+    assert!(matches!(
+        yields(&mut flow, Some(Ok(Reply::Read(current)))),
+        Yield::Cached(v) if v == "new"
+    ));
+}
+
 #[test]
 fn a_refresh_computes_even_on_a_hit() {
     let cache = memory_cache();

@@ -1,0 +1,131 @@
+//! A deterministic simulator of the decorated call's protocol (FoundationDB-style): several
+//! processes, each with several callers running the real `CallFlow`, against a model of Redis
+//! (`server.rs`), on a virtual clock. A seeded scheduler (`world.rs`) picks every step; the
+//! checker (`checks.rs`) tests RELIABILITY.md's promises after each one. A seed replays
+//! exactly. Mutants ([`Mutant`]) break one rule of the real code, to show the checker can fail.
+
+mod checks;
+mod rng;
+mod server;
+mod trace;
+mod world;
+
+pub use self::checks::Violation;
+
+/// A rule of the real code the simulator can break, to prove that its checks catch it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mutant {
+    /// A computed value is stamped with the tag versions read after computing, not before.
+    Stamp,
+    /// A waiter takes its leader's value without checking its stamp.
+    Lock,
+    /// A waiter that saw a tag without a version takes its leader's value whatever the stamp
+    /// says for that tag (the rule before the simulator found seed 262).
+    Unversioned,
+}
+
+impl Mutant {
+    /// The mutant named `name` (`stamp`, `lock`, `unversioned`).
+    pub fn named(name: &str) -> Option<Self> {
+        match name {
+            "stamp" => Some(Mutant::Stamp),
+            "lock" => Some(Mutant::Lock),
+            "unversioned" => Some(Mutant::Unversioned),
+            _ => None,
+        }
+    }
+
+    /// Its name, as `RTC_SIM_MUTANT` gives it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mutant::Stamp => "stamp",
+            Mutant::Lock => "lock",
+            Mutant::Unversioned => "unversioned",
+        }
+    }
+}
+
+/// Which mutant is active on this thread (the simulator runs a seed on one thread).
+pub(crate) mod mutant {
+    use std::cell::Cell;
+
+    use super::Mutant;
+
+    thread_local! {
+        static ACTIVE: Cell<Option<Mutant>> = const { Cell::new(None) };
+    }
+
+    /// True when `mutant` is active on this thread.
+    pub(crate) fn active(mutant: Mutant) -> bool {
+        ACTIVE.with(|active| active.get() == Some(mutant))
+    }
+
+    /// Activates `mutant` (or none) on this thread.
+    pub(crate) fn set(mutant: Option<Mutant>) {
+        ACTIVE.with(|active| active.set(mutant));
+    }
+}
+
+/// One simulation run: a seed and how many steps to take.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    /// Picks every choice of the run.
+    pub seed: u64,
+    /// Scheduler steps to take.
+    pub steps: u64,
+    /// The rule to break, if any.
+    pub mutant: Option<Mutant>,
+}
+
+/// What a run did.
+#[derive(Debug)]
+pub struct Run {
+    /// Steps taken (fewer than asked when a violation stopped the run).
+    pub steps: u64,
+    /// Calls that returned, and how many of them computed.
+    pub calls: u64,
+    /// Calls that computed.
+    pub computations: u64,
+    /// Invalidations that returned.
+    pub invalidations: u64,
+    /// How often the paths that matter were taken.
+    pub coverage: Coverage,
+    /// The first promise broken, if any.
+    pub violation: Option<Violation>,
+}
+
+/// How often a run took the paths that matter, so that a quiet run is seen to be one.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Coverage {
+    /// `BLPOP`s the server ran (a waiter in another process).
+    pub lock_waits: u64,
+    /// Tokens passed on by a woken waiter.
+    pub batons: u64,
+    /// Callers that followed their process's leader.
+    pub follows: u64,
+    /// Locks that expired.
+    pub lock_expiries: u64,
+    /// Processes that crashed.
+    pub crashes: u64,
+    /// Times the server lost every key (`FLUSHALL`, restart).
+    pub key_losses: u64,
+}
+
+impl std::ops::AddAssign for Coverage {
+    fn add_assign(&mut self, other: Self) {
+        self.lock_waits += other.lock_waits;
+        self.batons += other.batons;
+        self.follows += other.follows;
+        self.lock_expiries += other.lock_expiries;
+        self.crashes += other.crashes;
+        self.key_losses += other.key_losses;
+    }
+}
+
+/// Runs one seed.
+pub fn run(config: &Config) -> Run {
+    mutant::set(config.mutant);
+    let run = world::World::new(config.seed).run(config);
+    mutant::set(None);
+    run
+}

@@ -1,0 +1,449 @@
+//! The simulated world and its scheduler: processes of callers, the model server, the network
+//! between them, and the virtual clock. Every step the seeded dice pick one thing to happen:
+//! a caller advances, the server executes a request, a reply is delivered (requests and
+//! replies of different callers in any order: each caller has its own connection), time
+//! moves (locks, entries and `BLPOP`s expire), a process crashes, or the server loses its keys.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+mod callers;
+
+use super::checks::{Checker, Violation};
+use super::rng::Rng;
+use super::server::{connection_lost, Client, Server};
+use super::trace::{describe, describe_reply};
+use super::{Config, Coverage, Run};
+use crate::cache::flights::Flight;
+use crate::decorate::simulated::{Data, SimCall, SimProcess};
+use crate::decorate::ValueCodec;
+use crate::engine::{Operation, Reply};
+use crate::error::BackendError;
+use crate::format::{EntryKeys, KeySpace, TagKey, Version};
+
+/// Processes sharing the server.
+const PROCESSES: usize = 3;
+/// Callers per process, by role.
+const ROLES: [Role; 4] = [
+    Role::Writer,
+    Role::Reader { lock: true },
+    Role::Reader { lock: true },
+    Role::Reader { lock: false },
+];
+/// The data's tags.
+const TAGS: [&str; 2] = ["a", "b"];
+/// The entries, by the tags they carry (indices into `TAGS`).
+const ENTRIES: [&[usize]; 3] = [&[0], &[0, 1], &[1]];
+/// `lock_timeout`, and the Redis lock's lifetime.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a stored entry lives.
+const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
+/// How many steps are kept for the trace of a violation.
+const KEPT: usize = 2_000;
+/// How many of the last steps a violation shows, besides the story of the call that broke it.
+const TRACE: usize = 40;
+
+type Received = Result<Reply, BackendError>;
+
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    /// Invalidates a tag, or everything.
+    Writer,
+    /// Calls the decorated function, with `lock = true` or without.
+    Reader { lock: bool },
+}
+
+/// What never changes during a run: the processes' hosts, the entries' keys, the codec.
+pub(super) struct World {
+    seed: u64,
+    keys: KeySpace,
+    processes: Vec<SimProcess>,
+    entries: Vec<EntryKeys>,
+    locks: Vec<String>,
+    codec: ValueCodec<Data>,
+}
+
+impl World {
+    pub(super) fn new(seed: u64) -> Self {
+        let keys = KeySpace::new("sim");
+        let function = keys.implicit_tag("f");
+        let entries: Vec<EntryKeys> = ENTRIES
+            .iter()
+            .enumerate()
+            .map(|(at, tags)| {
+                let names = tags.iter().map(|&tag| TAGS[tag]);
+                EntryKeys::new(&keys, &format!("k{at}"), names, [function.clone()])
+            })
+            .collect();
+        let locks = entries
+            .iter()
+            .map(|entry| keys.lock(&entry.entry).lock)
+            .collect();
+        let processes = (0..PROCESSES)
+            .map(|_| SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME)))
+            .collect();
+        Self {
+            seed,
+            keys,
+            processes,
+            entries,
+            locks,
+            codec: ValueCodec::serde(None),
+        }
+    }
+
+    pub(super) fn run(&self, config: &Config) -> Run {
+        let mut sim = Sim::new(self);
+        let mut run = Run {
+            steps: 0,
+            calls: 0,
+            computations: 0,
+            invalidations: 0,
+            coverage: Coverage::default(),
+            violation: None,
+        };
+        while run.steps < config.steps {
+            run.steps += 1;
+            if let Err(what) = sim.step(&mut run) {
+                run.violation = Some(Violation {
+                    seed: self.seed,
+                    step: run.steps,
+                    mutant: config.mutant.map(super::Mutant::name),
+                    what,
+                    call: sim.story(),
+                    trace: sim
+                        .trace
+                        .iter()
+                        .skip(sim.trace.len().saturating_sub(TRACE))
+                        .cloned()
+                        .collect(),
+                });
+                break;
+            }
+        }
+        run
+    }
+}
+
+/// Where a caller is.
+enum Wait {
+    /// Between calls: the next step starts one.
+    Idle,
+    /// Ready to step its call, with this reply.
+    Step(Option<Received>),
+    /// Its request is on the way to the server.
+    Request,
+    /// Blocked at the server (`BLPOP`).
+    Blocked,
+    /// Its reply is on the way back.
+    Reply,
+    /// Waiting for its process's leader until the deadline.
+    Follow(Arc<Flight>, Instant),
+    /// Computing until then.
+    Compute(Instant),
+}
+
+/// A call under way.
+enum Active<'w> {
+    Read(Box<Reading<'w>>),
+    /// An invalidation: the new versions sent, and the data versions they make current.
+    Invalidate {
+        tags: Vec<(TagKey, Version)>,
+        bumped: Vec<(usize, u64)>,
+    },
+}
+
+/// A decorated call under way.
+struct Reading<'w> {
+    flow: SimCall<'w>,
+    entry: usize,
+    started: Instant,
+    /// The floors when it started (promise 2).
+    floors: Vec<u64>,
+    /// What its computation read, once it computes.
+    computed: Option<Data>,
+    /// True once Redis failed it: it may compute alone (promise 3).
+    failed: bool,
+    /// The entry's lock period when the server last ran its `Acquire`: the period of the
+    /// lock it may hold (promise 3).
+    acquired_in: Option<u64>,
+}
+
+struct Caller<'w> {
+    process: usize,
+    role: Role,
+    wait: Wait,
+    active: Option<Active<'w>>,
+}
+
+/// One thing that can happen next.
+#[derive(Clone, Copy)]
+enum Event {
+    Advance(usize),
+    Execute(usize),
+    Deliver(usize),
+}
+
+/// The state of a run.
+struct Sim<'w> {
+    world: &'w World,
+    rng: Rng,
+    server: Server,
+    checker: Checker,
+    origin: Instant,
+    now: Instant,
+    callers: Vec<Caller<'w>>,
+    /// Requests sent, not yet executed, by client.
+    requests: Vec<Client>,
+    /// Replies on the way back.
+    replies: Vec<(Client, Received)>,
+    /// The database: each tag's data version.
+    data: Vec<u64>,
+    trace: VecDeque<String>,
+    /// The caller advanced last: the one whose call a violation is about.
+    focus: Option<usize>,
+    events: Vec<Event>,
+}
+
+impl<'w> Sim<'w> {
+    fn new(world: &'w World) -> Self {
+        let callers = (0..PROCESSES)
+            .flat_map(|process| {
+                ROLES.iter().map(move |&role| Caller {
+                    process,
+                    role,
+                    wait: Wait::Idle,
+                    active: None,
+                })
+            })
+            .collect();
+        let now = Instant::now();
+        Self {
+            world,
+            rng: Rng::new(world.seed),
+            server: Server::new(),
+            checker: Checker::new(TAGS.len(), ENTRIES.len()),
+            origin: now,
+            now,
+            callers,
+            requests: Vec::new(),
+            replies: Vec::new(),
+            data: vec![0; TAGS.len()],
+            trace: VecDeque::with_capacity(KEPT),
+            focus: None,
+            events: Vec::new(),
+        }
+    }
+
+    fn note(&mut self, line: String) {
+        if self.trace.len() == KEPT {
+            self.trace.pop_front();
+        }
+        let at = self.now.duration_since(self.origin).as_millis();
+        self.trace.push_back(format!("t={at:>6}ms {line}"));
+    }
+
+    /// One step: a fault now and then, else one of the events possible now.
+    fn step(&mut self, run: &mut Run) -> Result<(), String> {
+        if self.rng.one_in(700) {
+            let process = self.rng.below(PROCESSES as u64) as usize;
+            self.crash(process);
+            run.coverage.crashes += 1;
+            return Ok(());
+        }
+        if self.rng.one_in(2500) {
+            self.note("server: FLUSHALL".into());
+            self.server.flush();
+            self.checker.keys_lost();
+            run.coverage.key_losses += 1;
+            return Ok(());
+        }
+        if self.rng.one_in(2500) {
+            self.restart();
+            run.coverage.key_losses += 1;
+            return Ok(());
+        }
+        self.events.clear();
+        for (at, caller) in self.callers.iter().enumerate() {
+            let ready = match &caller.wait {
+                Wait::Idle | Wait::Step(_) => true,
+                Wait::Follow(flight, deadline) => {
+                    *deadline <= self.now || flight.landed().is_some()
+                }
+                Wait::Compute(until) => *until <= self.now,
+                Wait::Request | Wait::Blocked | Wait::Reply => false,
+            };
+            if ready {
+                self.events.push(Event::Advance(at));
+            }
+        }
+        self.events
+            .extend((0..self.requests.len()).map(Event::Execute));
+        self.events
+            .extend((0..self.replies.len()).map(Event::Deliver));
+        // Time moves as often as everything else together, at most; alone when nothing else can.
+        let others = self.events.len() as u64;
+        if others == 0 || self.rng.below(others + 4) < 2 {
+            run.coverage.lock_expiries += self.tick(others == 0);
+            return Ok(());
+        }
+        let event = self.events[self.rng.below(others) as usize];
+        match event {
+            Event::Advance(caller) => self.advance(caller, run),
+            Event::Execute(at) => {
+                let client = self.requests.swap_remove(at);
+                self.execute(client, &mut run.coverage);
+                Ok(())
+            }
+            Event::Deliver(at) => {
+                let (client, reply) = self.replies.swap_remove(at);
+                self.note(format!("c{client:<2} <- {}", describe_reply(&reply)));
+                let caller = &mut self.callers[client];
+                if let (Err(_), Some(Active::Read(reading))) = (&reply, &mut caller.active) {
+                    reading.failed = true;
+                }
+                caller.wait = Wait::Step(Some(reply));
+                Ok(())
+            }
+        }
+    }
+
+    /// Moves time: a little, or more now and then (locks and entries expire); with nothing
+    /// else to do, to the next deadline. Returns how many locks expired.
+    fn tick(&mut self, idle: bool) -> u64 {
+        let by = match self.rng.below(100) {
+            _ if idle => match self.next_deadline() {
+                Some(at) if at > self.now => at - self.now,
+                _ => Duration::from_millis(1),
+            },
+            0..=79 => Duration::from_millis(self.rng.between(1, 20)),
+            80..=97 => Duration::from_millis(self.rng.between(20, 300)),
+            _ => Duration::from_millis(self.rng.between(300, 2500)),
+        };
+        self.now += by;
+        self.note(format!("time +{}ms", by.as_millis()));
+        let expired = self.server.advance(self.now);
+        let locks = expired.locks.len() as u64;
+        for lock in expired.locks {
+            if let Some(entry) = self.world.locks.iter().position(|key| *key == lock) {
+                self.note(format!("server: the lock of entry {entry} expired"));
+                self.checker.lock_expired(entry);
+            }
+        }
+        self.answer(expired.replies);
+        locks
+    }
+
+    /// The earliest time a waiting caller or the server has something to do.
+    fn next_deadline(&self) -> Option<Instant> {
+        let callers = self.callers.iter().filter_map(|caller| match caller.wait {
+            Wait::Follow(_, deadline) => Some(deadline),
+            Wait::Compute(until) => Some(until),
+            _ => None,
+        });
+        callers.chain(self.server.next_deadline()).min()
+    }
+
+    /// The server's replies go on their way back.
+    fn answer(&mut self, replies: Vec<(Client, Received)>) {
+        for (client, reply) in replies {
+            let caller = &mut self.callers[client];
+            if matches!(caller.wait, Wait::Request | Wait::Blocked) {
+                caller.wait = Wait::Reply;
+                self.replies.push((client, reply));
+            }
+        }
+    }
+
+    /// The server executes `client`'s request.
+    fn execute(&mut self, client: Client, coverage: &mut Coverage) {
+        if let Some(Active::Read(reading)) = &mut self.callers[client].active {
+            if matches!(reading.flow.operation(), Some(Operation::Acquire { .. })) {
+                reading.acquired_in = Some(self.checker.period(reading.entry));
+            }
+        }
+        let operation = match &self.callers[client].active {
+            Some(Active::Read(reading)) => reading.flow.operation(),
+            Some(Active::Invalidate { tags, .. }) => Some(Operation::Invalidate {
+                tags,
+                lifetime: None,
+            }),
+            None => None,
+        };
+        let Some(operation) = operation else {
+            return;
+        };
+        let line = format!("server runs c{client}'s {}", describe(&operation));
+        match operation {
+            Operation::WaitForWake { .. } => coverage.lock_waits += 1,
+            Operation::Acquire { baton: Some(_), .. } => coverage.batons += 1,
+            _ => {}
+        }
+        let replies = self.server.execute(client, operation, self.now);
+        let blocked = replies.first().is_none_or(|(first, _)| *first != client);
+        if blocked {
+            self.callers[client].wait = Wait::Blocked;
+        }
+        self.note(line);
+        self.answer(replies);
+    }
+
+    /// The steps of the focused caller's last call, with what happened to the server and the
+    /// data meanwhile (kept steps only).
+    fn story(&self) -> Vec<String> {
+        let Some(caller) = self.focus else {
+            return Vec::new();
+        };
+        let me = format!("c{caller:<2} ");
+        let mine = format!("c{caller}'s ");
+        let start = self
+            .trace
+            .iter()
+            .rposition(|line| line.contains(&format!("{me}calls")))
+            .unwrap_or(0);
+        let relevant = |line: &&String| {
+            line.contains(&me)
+                || line.contains(&mine)
+                || line.contains("server:")
+                || line.contains("crashes")
+                || line.contains("invalidation returned")
+        };
+        self.trace
+            .iter()
+            .skip(start)
+            .filter(relevant)
+            .cloned()
+            .collect()
+    }
+
+    /// A process dies: its calls vanish mid-way, their locks left to expire.
+    fn crash(&mut self, process: usize) {
+        self.note(format!("process {process} crashes"));
+        for (at, caller) in self.callers.iter_mut().enumerate() {
+            if caller.process == process {
+                caller.active = None;
+                caller.wait = Wait::Idle;
+                self.checker.computed(at);
+                self.server.disconnect(at);
+            }
+        }
+        let callers = &self.callers;
+        let alive = |client: &Client| callers[*client].process != process;
+        self.requests.retain(alive);
+        self.replies.retain(|(client, _)| alive(client));
+    }
+
+    /// The server restarts empty: connections drop, requests on the way fail.
+    fn restart(&mut self) {
+        self.note("server: restart, every key lost".into());
+        self.checker.keys_lost();
+        let mut failed = self.server.restart();
+        failed.extend(
+            self.requests
+                .drain(..)
+                .map(|client| (client, Err(connection_lost()))),
+        );
+        self.answer(failed);
+    }
+}

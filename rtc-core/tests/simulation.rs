@@ -1,0 +1,93 @@
+//! The deterministic simulator: many seeds of processes, callers and faults against a model of
+//! Redis, every promise checked after every step (`rtc_core::__simulation`).
+//!
+//! - `RTC_SIM_SEED=<n>` replays one seed; `RTC_SIM_STEPS=<n>` sets the steps per seed;
+//!   `RTC_SIM_SEEDS=<n>` the number of seeds.
+//! - `RTC_SIM_MUTANT=stamp|lock|unversioned` breaks one rule of the real code: the run must then fail,
+//!   printing the seed and the last steps.
+
+use std::time::Instant;
+
+use rtc_core::__simulation::{run, Config, Coverage, Mutant, Run};
+
+const SEEDS: u64 = 2_000;
+const STEPS: u64 = 2_000;
+
+fn env(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    Some(
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} must be a number, not {value:?}")),
+    )
+}
+
+/// Runs `seeds` with `steps` each, stopping at the first violation.
+fn explore(
+    seeds: impl Iterator<Item = u64>,
+    steps: u64,
+    mutant: Option<Mutant>,
+) -> (Vec<Run>, u64) {
+    let mut runs = Vec::new();
+    let mut total = 0;
+    for seed in seeds {
+        let done = run(&Config {
+            seed,
+            steps,
+            mutant,
+        });
+        total += done.steps;
+        let broken = done.violation.is_some();
+        runs.push(done);
+        if broken {
+            break;
+        }
+    }
+    (runs, total)
+}
+
+#[test]
+fn no_seed_breaks_a_promise() {
+    let mutant = std::env::var("RTC_SIM_MUTANT").ok().map(|name| {
+        Mutant::named(&name)
+            .unwrap_or_else(|| panic!("no mutant named {name:?} (stamp, lock, unversioned)"))
+    });
+    let steps = env("RTC_SIM_STEPS").unwrap_or(STEPS);
+    let seeds: Box<dyn Iterator<Item = u64>> = match env("RTC_SIM_SEED") {
+        Some(seed) => Box::new(std::iter::once(seed)),
+        None => Box::new(0..env("RTC_SIM_SEEDS").unwrap_or(SEEDS)),
+    };
+    let started = Instant::now();
+    let (runs, total) = explore(seeds, steps, mutant);
+    let calls: u64 = runs.iter().map(|run| run.calls).sum();
+    let computations: u64 = runs.iter().map(|run| run.computations).sum();
+    let invalidations: u64 = runs.iter().map(|run| run.invalidations).sum();
+    let violations = runs.iter().filter(|run| run.violation.is_some()).count();
+    let mut coverage = Coverage::default();
+    for run in &runs {
+        coverage += run.coverage;
+    }
+    println!(
+        "steps: {total}, seeds: {}, violations: {violations} ({calls} calls, {computations} \
+         computations, {invalidations} invalidations, {:.1?})",
+        runs.len(),
+        started.elapsed()
+    );
+    println!("{coverage:?}");
+    if let Some(violation) = runs.iter().find_map(|run| run.violation.as_ref()) {
+        panic!("{violation}");
+    }
+}
+
+/// The checks can fail: each mutant of the real code is caught within a few seeds.
+#[test]
+fn every_mutant_is_caught() {
+    for mutant in [Mutant::Stamp, Mutant::Lock, Mutant::Unversioned] {
+        let (runs, _) = explore(0..SEEDS, STEPS, Some(mutant));
+        let caught = runs.iter().find_map(|run| run.violation.as_ref());
+        assert!(
+            caught.is_some(),
+            "the {mutant:?} mutant survived {SEEDS} seeds"
+        );
+    }
+}

@@ -3,7 +3,6 @@
 //! real `CallFlow`; only the driver differs from `Call::run`: it never blocks, and its clock
 //! is virtual.
 
-use std::any::Any;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,10 +13,9 @@ use super::Report;
 use crate::cache::flights::{Flight, Flights, Joined, Landing};
 use crate::codec::Encoding;
 use crate::engine::{Operation, Progress, Received};
-use crate::format::{EntryKeys, KeySpace, Observed};
+use crate::format::{EntryKeys, KeySpace};
 use crate::hook::CacheInfo;
 use crate::lifetime::Lifetime;
-use crate::near::{Expiry, Fill, Named};
 
 /// What a simulated computation returns: the data version it read for each of its entry's
 /// tags.
@@ -61,16 +59,6 @@ impl Host for SimProcess {
     fn join_flight(&self, entry: &str) -> Joined {
         self.flights.join(entry)
     }
-
-    fn decode<V>(&self, codec: &ValueCodec<V>, section: &[u8]) -> Option<V> {
-        codec.open(Encoding::default(), section).ok().flatten()
-    }
-
-    fn near_fill(&self, _: Option<&Named<'_, String>>, _: &EntryKeys) -> Option<Fill> {
-        None
-    }
-
-    fn keep_decoded(&self, _: Fill, _: Box<dyn Any + Send + Sync>, _: Expiry, _: &Observed) {}
 
     fn count(&self, _: Counted) {}
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::super::outcome::ValueCodec;
 use crate::cache::flights::Joined;
+use crate::codec::Encoding;
 use crate::format::{EntryKeys, KeySpace, Observed};
 use crate::lifetime::Lifetime;
 use crate::near::{Expiry, Fill, Named};
@@ -48,20 +49,27 @@ pub(crate) trait Host {
     fn join_flight(&self, entry: &str) -> Joined;
 
     /// A value section as the call's value; a section that does not decode is a miss (and the
-    /// host reports it).
-    fn decode<V>(&self, codec: &ValueCodec<V>, section: &[u8]) -> Option<V>;
+    /// host reports it). By default, decoded with the default encoding, and nothing reported.
+    fn decode<V>(&self, codec: &ValueCodec<V>, section: &[u8]) -> Option<V> {
+        codec.open(Encoding::default(), section).ok().flatten()
+    }
 
-    /// Registers the first read of `keys` as a fill of the near cache under `named`.
-    fn near_fill(&self, named: Option<&Named<'_, String>>, keys: &EntryKeys) -> Option<Fill>;
+    /// Registers the first read of `keys` as a fill of the near cache under `named`. By default
+    /// there is no near cache: `None`.
+    fn near_fill(&self, _named: Option<&Named<'_, String>>, _keys: &EntryKeys) -> Option<Fill> {
+        None
+    }
 
-    /// Keeps a decoded value that a registered read found, in the near cache.
+    /// Keeps a decoded value that a registered read found, in the near cache. By default there
+    /// is no near cache, so nothing is kept.
     fn keep_decoded(
         &self,
-        fill: Fill,
-        kept: Box<dyn Any + Send + Sync>,
-        expiry: Expiry,
-        observed: &Observed,
-    );
+        _fill: Fill,
+        _kept: Box<dyn Any + Send + Sync>,
+        _expiry: Expiry,
+        _observed: &Observed,
+    ) {
+    }
 
     /// Counts `counted`.
     fn count(&self, counted: Counted);

@@ -2,20 +2,17 @@
 //! no Redis, no cache, no clock. Time is virtual: each test moves it ([`advance`]). The real
 //! servers are in the integration tests (`tests/tests/stampede.rs` and the fault suite).
 
-use std::any::Any;
 use std::cell::RefCell;
 
 use super::lock::EXPIRY_MARGIN;
 use super::*;
 use crate::cache::flights::{Flights, Joined};
-use crate::codec::Encoding;
 use crate::decorate::virtual_time::{advance, now};
 use crate::engine::{LockAttempt, ReadReply, Ttl};
 use crate::error::BackendError;
 use crate::format::{self, KeySpace, Version};
 use crate::hook::CacheInfo;
 use crate::lifetime::Lifetime;
-use crate::near::Expiry;
 
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -81,16 +78,6 @@ impl Host for TestHost {
     fn join_flight(&self, entry: &str) -> Joined {
         self.flights.join(entry)
     }
-
-    fn decode<V>(&self, codec: &ValueCodec<V>, section: &[u8]) -> Option<V> {
-        codec.open(Encoding::default(), section).ok().flatten()
-    }
-
-    fn near_fill(&self, _: Option<&Named<'_, String>>, _: &EntryKeys) -> Option<Fill> {
-        None
-    }
-
-    fn keep_decoded(&self, _: Fill, _: Box<dyn Any + Send + Sync>, _: Expiry, _: &Observed) {}
 
     fn count(&self, counted: Counted) {
         self.counted.borrow_mut().push(counted);

@@ -2,11 +2,14 @@
 //! they are short, since the near cache looks a call up by them before anything else.
 
 use std::io;
+use std::time::Duration;
 
 use smallvec::SmallVec;
 
 use super::arguments::KeyArgument;
-use super::ARGUMENT_WARNINGS;
+use crate::warnings::WarnLimiter;
+
+static ARGUMENT_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(10));
 
 /// The bytes held on the stack: the JSON of a few small arguments (`[42]`, `[7,"ada"]`) fits,
 /// and costs no allocation.

@@ -3,7 +3,7 @@
 //!
 //! - `RTC_SIM_SEED=<n>` replays one seed; `RTC_SIM_STEPS=<n>` sets the steps per seed;
 //!   `RTC_SIM_SEEDS=<n>` the number of seeds.
-//! - `RTC_SIM_MUTANT=stamp|lock|unversioned` breaks one rule of the real code: the run must then fail,
+//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone` breaks one rule of the real code: the run must then fail,
 //!   printing the seed and the last steps.
 
 use std::time::Instant;
@@ -49,8 +49,9 @@ fn explore(
 #[test]
 fn no_seed_breaks_a_promise() {
     let mutant = std::env::var("RTC_SIM_MUTANT").ok().map(|name| {
-        Mutant::named(&name)
-            .unwrap_or_else(|| panic!("no mutant named {name:?} (stamp, lock, unversioned)"))
+        Mutant::named(&name).unwrap_or_else(|| {
+            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone)")
+        })
     });
     let steps = env("RTC_SIM_STEPS").unwrap_or(STEPS);
     let seeds: Box<dyn Iterator<Item = u64>> = match env("RTC_SIM_SEED") {
@@ -62,6 +63,7 @@ fn no_seed_breaks_a_promise() {
     let calls: u64 = runs.iter().map(|run| run.calls).sum();
     let computations: u64 = runs.iter().map(|run| run.computations).sum();
     let invalidations: u64 = runs.iter().map(|run| run.invalidations).sum();
+    let deletes: u64 = runs.iter().map(|run| run.deletes).sum();
     let violations = runs.iter().filter(|run| run.violation.is_some()).count();
     let mut coverage = Coverage::default();
     for run in &runs {
@@ -69,7 +71,7 @@ fn no_seed_breaks_a_promise() {
     }
     println!(
         "steps: {total}, seeds: {}, violations: {violations} ({calls} calls, {computations} \
-         computations, {invalidations} invalidations, {:.1?})",
+         computations, {invalidations} invalidations of which {deletes} deletes, {:.1?})",
         runs.len(),
         started.elapsed()
     );
@@ -82,7 +84,12 @@ fn no_seed_breaks_a_promise() {
 /// The checks can fail: each mutant of the real code is caught within a few seeds.
 #[test]
 fn every_mutant_is_caught() {
-    for mutant in [Mutant::Stamp, Mutant::Lock, Mutant::Unversioned] {
+    for mutant in [
+        Mutant::Stamp,
+        Mutant::Lock,
+        Mutant::Unversioned,
+        Mutant::Tombstone,
+    ] {
         let (runs, _) = explore(0..SEEDS, STEPS, Some(mutant));
         let caught = runs.iter().find_map(|run| run.violation.as_ref());
         assert!(

@@ -167,6 +167,12 @@ impl MemoryStore {
                 lifetime,
             } => {
                 let old = maps.entry_bytes(entry, now);
+                // The simulator's `tombstone` mutant: a plain delete, no tombstone left.
+                #[cfg(feature = "simulation")]
+                if crate::simulation::mutant::active(crate::simulation::Mutant::Tombstone) {
+                    maps.entries.remove(entry);
+                    return Ok(Reply::Done(old.is_some_and(|old| format::is_live(&old))));
+                }
                 maps.insert_entry(entry, tombstone.to_vec(), lifetime, now);
                 Reply::Done(old.is_some_and(|old| format::is_live(&old)))
             }
@@ -190,6 +196,14 @@ impl MemoryStore {
     /// Entries held right now, expired ones not yet swept included.
     pub(crate) fn entry_count(&self) -> usize {
         self.lock().entries.len()
+    }
+
+    /// True when a live entry (not a tombstone) is stored under `key` at `now`.
+    #[cfg(feature = "simulation")]
+    pub(crate) fn holds_live_entry(&self, key: &str, now: Instant) -> bool {
+        self.lock()
+            .entry_bytes(key, now)
+            .is_some_and(|bytes| format::is_live(&bytes))
     }
 
     /// Drops every entry and tag (a simulated `FLUSHALL`).

@@ -92,9 +92,14 @@ impl Observed {
     /// without a version admits nothing: the tag may have been invalidated, then lost (a
     /// restart, `FLUSHALL`, eviction, expiry) before the reader looked, so a stamp read before
     /// that invalidation would pass (the simulator's seed 262 found it: `tests/simulation.rs`).
+    /// A reader that found a tombstone admits only a stamp read with that same tombstone: the
+    /// entry was deleted (`invalidate_<fn>(args)`) after a stamp read without it, so that
+    /// value may be older than the delete, whatever its tags say (the simulator found it too).
     pub fn admits(&self, stamp: &Observed) -> bool {
         let pairs = |observed: &Observed| observed.all().count();
-        pairs(self) == pairs(stamp)
+        let tombstone_seen = self.tombstone.is_none() || self.tombstone == stamp.tombstone;
+        tombstone_seen
+            && pairs(self) == pairs(stamp)
             && self
                 .all()
                 .zip(stamp.all())
@@ -396,6 +401,24 @@ mod tests {
         assert!(!observed(&[Some(1), Some(9)], &[("f", Some(3))]).admits(&stamp));
         assert!(!observed(&[Some(1)], &[("f", Some(3))]).admits(&stamp));
         assert!(!observed(&[Some(1), Some(2)], &[("g", Some(3))]).admits(&stamp));
+    }
+
+    #[test]
+    fn a_reader_that_found_a_tombstone_admits_only_a_stamp_read_with_it() {
+        let stamp = observed(&[Some(1), Some(2)], &[("f", Some(3))]);
+        let deleted = Observed {
+            tombstone: Some(tombstone()),
+            ..stamp.clone()
+        };
+        assert!(!deleted.admits(&stamp));
+        assert!(deleted.admits(&deleted));
+        let again = Observed {
+            tombstone: Some(tombstone()),
+            ..stamp.clone()
+        };
+        assert!(!again.admits(&deleted));
+        // A reader that found no tombstone read before the delete, or after it expired.
+        assert!(stamp.admits(&deleted));
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! - **2. Never stale after an invalidation returns.** The database is a data version per tag.
 //!   A writer bumps a tag's version, then invalidates it; once the invalidation has returned,
 //!   that version is the tag's *floor*. A call records the floors when it starts; the value it
-//!   returns (the versions its computation read) must be at least those floors.
+//!   returns (the versions its computation read) must be at least those floors. Each entry
+//!   also has data of its own: a writer bumps it, then deletes the entry
+//!   (`invalidate_<fn>(args)`, which leaves a tombstone); once the delete has returned, that
+//!   version is the entry's floor, checked the same way.
 //! - **3. At most one computation per cold entry with `lock = true`, while Redis is healthy.**
 //!   Two `lock = true` callers never compute one entry at once within one *lock period*. A
 //!   period ends when the entry's lock expires, or the server loses its keys (`FLUSHALL`, a
@@ -72,7 +75,9 @@ struct Computing {
 
 /// What the checker knows: the floors, and the lock periods and computations of each entry.
 pub(super) struct Checker {
+    /// The floor of each *slot* of data: the tags' first, then each entry's own.
     floors: Vec<u64>,
+    tags: usize,
     periods: Vec<u64>,
     computing: Vec<Computing>,
 }
@@ -80,7 +85,8 @@ pub(super) struct Checker {
 impl Checker {
     pub(super) fn new(tags: usize, entries: usize) -> Self {
         Self {
-            floors: vec![0; tags],
+            floors: vec![0; tags + entries],
+            tags,
             periods: vec![0; entries],
             computing: Vec::new(),
         }
@@ -91,36 +97,41 @@ impl Checker {
         self.floors.clone()
     }
 
-    /// An invalidation of `tags` (with the data versions its writer made) returned.
-    pub(super) fn invalidated(&mut self, tags: &[(usize, u64)]) {
-        for &(tag, version) in tags {
-            self.floors[tag] = self.floors[tag].max(version);
+    /// An invalidation of `slots` (with the data versions its writer made) returned: tags, or
+    /// an entry's own data (its delete).
+    pub(super) fn invalidated(&mut self, slots: &[(usize, u64)]) {
+        for &(slot, version) in slots {
+            self.floors[slot] = self.floors[slot].max(version);
         }
     }
 
-    /// Promise 2: a call of an entry carrying `tags` that started with `floors` returned
-    /// `data` (the versions read, in `tags` order).
+    /// Promise 2: a call that started with `floors` returned `data` (the versions read, in
+    /// `slots` order: its entry's tags, then the entry's own).
     pub(super) fn returned(
         &self,
-        tags: &[usize],
+        slots: &[usize],
         data: &[u64],
         floors: &[u64],
     ) -> Result<(), String> {
-        for (&tag, &read) in tags.iter().zip(data) {
-            if read < floors[tag] {
+        for (&slot, &read) in slots.iter().zip(data) {
+            if read < floors[slot] {
+                let (what, how) = match slot.checked_sub(self.tags) {
+                    None => (format!("tag {slot}"), "invalidation"),
+                    Some(entry) => (format!("entry {entry}'s own"), "delete (tombstone)"),
+                };
                 return Err(format!(
-                    "promise 2: a call returned data of tag {tag} at version {read}, older than \
-                     the version {} whose invalidation returned before the call started",
-                    floors[tag]
+                    "promise 2: a call returned data of {what} at version {read}, older than \
+                     the version {} whose {how} returned before the call started",
+                    floors[slot]
                 ));
             }
         }
-        match data.len() == tags.len() {
+        match data.len() == slots.len() {
             true => Ok(()),
             false => Err(format!(
-                "a value of {} tags for {} tags",
+                "a value of {} versions for {} slots",
                 data.len(),
-                tags.len()
+                slots.len()
             )),
         }
     }

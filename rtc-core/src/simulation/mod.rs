@@ -22,15 +22,19 @@ pub enum Mutant {
     /// A waiter that saw a tag without a version takes its leader's value whatever the stamp
     /// says for that tag (the rule before the simulator found seed 262).
     Unversioned,
+    /// Deleting one entry (`invalidate_<fn>(args)`, `delete`) removes it and leaves no
+    /// tombstone, so a computation that started before the delete stores its value after it.
+    Tombstone,
 }
 
 impl Mutant {
-    /// The mutant named `name` (`stamp`, `lock`, `unversioned`).
+    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`).
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "stamp" => Some(Mutant::Stamp),
             "lock" => Some(Mutant::Lock),
             "unversioned" => Some(Mutant::Unversioned),
+            "tombstone" => Some(Mutant::Tombstone),
             _ => None,
         }
     }
@@ -41,6 +45,7 @@ impl Mutant {
             Mutant::Stamp => "stamp",
             Mutant::Lock => "lock",
             Mutant::Unversioned => "unversioned",
+            Mutant::Tombstone => "tombstone",
         }
     }
 }
@@ -86,8 +91,10 @@ pub struct Run {
     pub calls: u64,
     /// Calls that computed.
     pub computations: u64,
-    /// Invalidations that returned.
+    /// Invalidations that returned (of tags, and of single entries).
     pub invalidations: u64,
+    /// Single entries deleted (`invalidate_<fn>(args)`) whose delete returned.
+    pub deletes: u64,
     /// How often the paths that matter were taken.
     pub coverage: Coverage,
     /// The first promise broken, if any.
@@ -109,6 +116,10 @@ pub struct Coverage {
     pub crashes: u64,
     /// Times the server lost every key (`FLUSHALL`, restart).
     pub key_losses: u64,
+    /// Writes the model refused although the real code would not (the successor gap: a value
+    /// computed before an entry's delete, about to replace a value written after it; see
+    /// `world::Sim::successor_gap`). `RTC_SIM_SUCCESSOR_GAP=real` lets them through.
+    pub successor_gaps: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -119,6 +130,7 @@ impl std::ops::AddAssign for Coverage {
         self.lock_expiries += other.lock_expiries;
         self.crashes += other.crashes;
         self.key_losses += other.key_losses;
+        self.successor_gaps += other.successor_gaps;
     }
 }
 

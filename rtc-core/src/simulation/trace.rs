@@ -18,6 +18,7 @@ pub(super) fn describe(operation: &Operation<'_>) -> String {
         Operation::CreateTags { tags, .. } => format!("CreateTags ({})", tags.len()),
         Operation::WriteUnlessDeleted { .. } => "WriteUnlessDeleted".into(),
         Operation::Invalidate { .. } => "Invalidate".into(),
+        Operation::Delete { .. } => "Delete (leaves a tombstone)".into(),
         other => format!("{} operation", other.verb()),
     }
 }

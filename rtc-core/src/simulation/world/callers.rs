@@ -4,9 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{Active, Reading, Role, Sim, Wait, ENTRIES, LOCK_TIMEOUT, TAGS};
+use super::{slots, Active, Reading, Role, Sim, Wait, ENTRIES, LOCK_TIMEOUT, TAGS};
 use crate::decorate::simulated::{Data, SimCall, SimStep};
-use crate::format::Version;
+use crate::format::{self, Version};
 use crate::simulation::Run;
 
 impl<'w> Sim<'w> {
@@ -24,6 +24,18 @@ impl<'w> Sim<'w> {
                         ));
                         self.checker.invalidated(&bumped);
                         run.invalidations += 1;
+                    }
+                    Ok(())
+                }
+                Some(Active::Delete { entry, bumped, .. }) => {
+                    if matches!(reply, Some(Ok(_))) {
+                        self.note(format!(
+                            "c{caller:<2} invalidation returned (delete of entry {entry}): \
+                             floor {bumped:?}"
+                        ));
+                        self.checker.invalidated(&[bumped]);
+                        run.invalidations += 1;
+                        run.deletes += 1;
                     }
                     Ok(())
                 }
@@ -84,6 +96,24 @@ impl<'w> Sim<'w> {
         match self.callers[caller].role {
             // Writers write less often than readers read.
             Role::Writer if !self.rng.one_in(10) => Ok(()),
+            // `invalidate_<fn>(args)`: one entry's own data changes, then the entry is deleted
+            // (a tombstone).
+            Role::Writer if self.deletes && self.rng.one_in(4) => {
+                let entry = self.rng.below(ENTRIES.len() as u64) as usize;
+                let slot = TAGS.len() + entry;
+                let bumped = (slot, self.bump(slot));
+                self.note(format!(
+                    "c{caller:<2} writes entry {entry}'s own data {bumped:?} and deletes it"
+                ));
+                self.callers[caller].active = Some(Active::Delete {
+                    entry,
+                    tombstone: format::tombstone(),
+                    bumped,
+                });
+                self.callers[caller].wait = Wait::Request;
+                self.requests.push(caller);
+                Ok(())
+            }
             Role::Writer => {
                 // The database changes first; then the cache is told.
                 let (tags, bumped): (Vec<_>, Vec<_>) = if self.rng.one_in(4) {
@@ -131,9 +161,9 @@ impl<'w> Sim<'w> {
         }
     }
 
-    fn bump(&mut self, tag: usize) -> u64 {
-        self.data[tag] += 1;
-        self.data[tag]
+    fn bump(&mut self, slot: usize) -> u64 {
+        self.data[slot] += 1;
+        self.data[slot]
     }
 
     /// Does what `caller`'s call asked for, checking what it returns.
@@ -156,7 +186,7 @@ impl<'w> Sim<'w> {
                 Ok(())
             }
             SimStep::Compute => {
-                let data: Data = ENTRIES[entry].iter().map(|&tag| self.data[tag]).collect();
+                let data: Data = slots(entry).map(|slot| self.data[slot]).collect();
                 let alone = reading.failed || self.now >= reading.started + LOCK_TIMEOUT;
                 let acquired_in = reading.acquired_in;
                 reading.computed = Some(data.clone());
@@ -191,7 +221,7 @@ impl<'w> Sim<'w> {
             return Ok(());
         };
         self.callers[caller].wait = Wait::Idle;
-        self.checker
-            .returned(ENTRIES[reading.entry], data, &reading.floors)
+        let slots: Vec<usize> = slots(reading.entry).collect();
+        self.checker.returned(&slots, data, &reading.floors)
     }
 }

@@ -26,6 +26,8 @@ mod global;
 mod hook;
 mod lifetime;
 mod metrics;
+#[cfg(feature = "simulation")]
+mod mutants;
 mod near;
 mod settings;
 #[cfg(feature = "simulation")]

@@ -8,10 +8,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::engine::Expiry;
 use crate::engine::{EntryWrite, ManyReply, Operation, ReadReply, Reply, Ttl};
 use crate::error::BackendError;
 use crate::format::{self, Observed, TagKey, Version};
-use crate::near::Expiry;
 
 /// Below this many items no sweep runs.
 const MIN_SWEEP_SIZE: usize = 1024;
@@ -169,7 +169,7 @@ impl MemoryStore {
                 let old = maps.entry_bytes(entry, now);
                 // The simulator's `tombstone` mutant: a plain delete, no tombstone left.
                 #[cfg(feature = "simulation")]
-                if crate::simulation::mutant::active(crate::simulation::Mutant::Tombstone) {
+                if crate::mutants::active(crate::mutants::Mutant::Tombstone) {
                     maps.entries.remove(entry);
                     return Ok(Reply::Done(old.is_some_and(|old| format::is_live(&old))));
                 }

@@ -74,8 +74,7 @@ impl Landing {
         };
         // The simulator's `lock` mutant: a waiter takes the value whatever its stamp.
         #[cfg(feature = "simulation")]
-        let admitted =
-            admitted || crate::simulation::mutant::active(crate::simulation::Mutant::Lock);
+        let admitted = admitted || crate::mutants::active(crate::mutants::Mutant::Lock);
         admitted.then_some(bytes.as_slice())
     }
 }

@@ -6,11 +6,12 @@ use smallvec::SmallVec;
 
 use super::TaggedCache;
 use crate::engine::EntryWrite;
+use crate::engine::Expiry;
 use crate::engine::{Flow, Lookup, Operation, Progress, ReadFlow, Received};
 use crate::error::CacheMiss;
 use crate::format::{EntryKeys, Observed, Version};
 use crate::metrics;
-use crate::near::{Expiry, Fill, Named, NearCache, NearValue};
+use crate::near::{Fill, Named, NearCache, NearValue};
 use crate::tags::IntoTags;
 
 /// How a low-level read of a `T` starts.

@@ -11,13 +11,13 @@ use futures_util::future::{FutureExt, OptionFuture};
 use super::json_args::JsonArgs;
 use super::outcome::{Outcome, ValueCodec};
 use super::protocol::Mode;
-use super::site::{Site, Tags};
+use super::site::{near_value, reported, Site, Tags};
 use super::stale::StaleOptions;
 use super::work::{Detached, Here};
 use crate::cache::TaggedCache;
 use crate::format::EntryKeys;
 use crate::lifetime::Lifetime;
-use crate::near::{Named, NearValue};
+use crate::near::Named;
 use crate::warnings::WarnLimiter;
 
 static UNSET_GLOBAL_WARNINGS: WarnLimiter = WarnLimiter::new(Duration::from_secs(60));
@@ -224,7 +224,7 @@ impl<'a> Call<'a> {
             return None;
         }
         let cache = self.cache.or(crate::global::global())?;
-        if self.site.keyed_tags.is_some() && !Self::reported(cache) {
+        if self.site.keyed_tags.is_some() && !reported(cache) {
             // `Site::near_answer` looked already, before the tags were built.
             return None;
         }
@@ -285,27 +285,6 @@ impl<'a> Call<'a> {
             (!self.site.identity.is_empty()).then(|| cache.function_tag(self.site.identity));
         let keys = cache.entry_keys(&key, &self.tags, function_tag);
         Some(CallEntry { cache, key, keys })
-    }
-}
-
-/// Fills `answer` with the decoded value `named`'s fresh near entry holds, if any, counted as
-/// a near hit.
-pub(super) fn near_value<V, S: AsRef<str>>(
-    cache: &TaggedCache,
-    named: &Named<'_, S>,
-    codec: &ValueCodec<V>,
-    answer: &mut Option<V>,
-) {
-    let (Some(sharing), Some(near)) = (codec.sharing(), cache.near()) else {
-        return;
-    };
-    near.answer_into(named, answer, |entry, answer| {
-        if let NearValue::Decoded(kept) = entry.value() {
-            (sharing.take)(kept.as_ref(), answer);
-        }
-    });
-    if answer.is_some() {
-        cache.count_near_hit();
     }
 }
 

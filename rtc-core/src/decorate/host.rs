@@ -7,10 +7,11 @@ use super::outcome::ValueCodec;
 use super::protocol::{Counted, Host};
 use crate::cache::flights::Joined;
 use crate::cache::TaggedCache;
+use crate::engine::Expiry;
 use crate::format::{EntryKeys, KeySpace, Observed};
 use crate::lifetime::Lifetime;
 use crate::metrics;
-use crate::near::{Expiry, Fill, Named};
+use crate::near::{Fill, Named};
 
 impl Host for TaggedCache {
     fn shared(&self) -> bool {

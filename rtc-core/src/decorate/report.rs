@@ -5,6 +5,7 @@ use std::time::Instant;
 use super::call::{Call, CallEntry};
 use super::json_args::JsonArgs;
 use super::protocol::Mode;
+use super::site::reported;
 use crate::cache::TaggedCache;
 use crate::hook::CacheInfo;
 use crate::metrics;
@@ -39,7 +40,7 @@ impl Report {
 impl<'a> Call<'a> {
     /// Ends a call answered by the near cache.
     pub(super) fn finish_near<R>(&self, cache: &TaggedCache, mode: Mode, outcome: R) -> R {
-        if !Self::reported(cache) {
+        if !reported(cache) {
             return outcome;
         }
         let mut report = self.report(mode, Instant::now());
@@ -69,14 +70,8 @@ impl<'a> Call<'a> {
         self.finish_with(entry.cache, &entry.key, report, outcome)
     }
 
-    /// Whether anyone looks at a call's report: the hook, the metrics or debug logging. When
-    /// none does, a near hit builds none (and the clock is read once per call, not twice).
-    pub(super) fn reported(cache: &TaggedCache) -> bool {
-        cache.hook().is_some() || metrics::ENABLED || tracing::enabled!(tracing::Level::DEBUG)
-    }
-
     fn finish_with<R>(&self, cache: &TaggedCache, key: &str, report: &mut Report, outcome: R) -> R {
-        if Self::reported(cache) {
+        if reported(cache) {
             report.info.elapsed = report.started.elapsed();
         }
         if report.counted {

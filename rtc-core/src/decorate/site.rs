@@ -5,10 +5,10 @@ use std::borrow::Cow;
 
 use smallvec::SmallVec;
 
-use super::call::{near_value, Call};
 use super::ValueCodec;
 use crate::cache::TaggedCache;
-use crate::near::{KeyedTags, Named};
+use crate::metrics;
+use crate::near::{KeyedTags, Named, NearValue};
 use crate::tags::IntoTags;
 
 /// What the expansion of a `#[cached]` function outside an `impl` block's `#[cached]` puts
@@ -67,7 +67,7 @@ impl Site {
         let Some(cache) = cache.or(crate::global::global()) else {
             return;
         };
-        if !Call::reported(cache) {
+        if !reported(cache) {
             let named = Named::<String>::by_key(self.identity, args, site);
             near_value(cache, &named, codec, answer);
         }
@@ -136,4 +136,31 @@ impl Tag for Box<str> {
 /// One element of a `tags = [...]` array as a tag (a `String` is moved, not copied).
 pub fn tag(tag: impl Tag) -> String {
     tag.into_tag()
+}
+
+/// Whether anyone looks at a call's report: the hook, the metrics or debug logging. When
+/// none does, a near hit builds none (and the clock is read once per call, not twice).
+pub(super) fn reported(cache: &TaggedCache) -> bool {
+    cache.hook().is_some() || metrics::ENABLED || tracing::enabled!(tracing::Level::DEBUG)
+}
+
+/// Fills `answer` with the decoded value `named`'s fresh near entry holds, if any, counted as
+/// a near hit.
+pub(super) fn near_value<V, S: AsRef<str>>(
+    cache: &TaggedCache,
+    named: &Named<'_, S>,
+    codec: &ValueCodec<V>,
+    answer: &mut Option<V>,
+) {
+    let (Some(sharing), Some(near)) = (codec.sharing(), cache.near()) else {
+        return;
+    };
+    near.answer_into(named, answer, |entry, answer| {
+        if let NearValue::Decoded(kept) = entry.value() {
+            (sharing.take)(kept.as_ref(), answer);
+        }
+    });
+    if answer.is_some() {
+        cache.count_near_hit();
+    }
 }

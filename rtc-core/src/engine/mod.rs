@@ -17,7 +17,7 @@ mod write;
 use crate::error::BackendError;
 
 pub(crate) use self::operation::{
-    EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply, Ttl,
+    EntryWrite, Expiry, LockAttempt, ManyReply, Operation, ReadReply, Reply, Ttl,
 };
 pub(crate) use self::read::{Lookup, Payload, ReadFlow};
 pub(crate) use self::read_many::ReadManyFlow;

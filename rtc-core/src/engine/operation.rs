@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use crate::error::BackendError;
 use crate::format::{EntryKeys, LockKeys, Observed, TagKey, Version};
-use crate::near::Expiry;
 
 /// One round trip's worth of work, as data. Each backend answers it in its own way: the memory
 /// store at once under its lock, Redis with the commands `backend::redis::commands` builds.
@@ -180,6 +179,37 @@ pub(crate) struct ReadReply {
     /// What is left of the entry's time to live, if it was asked for (the memory backend
     /// always tells).
     pub ttl: Ttl,
+}
+
+/// How long a value read from Redis may live, as Redis said in the same round trip.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub(crate) enum Expiry {
+    /// Not asked for: the value is not kept near.
+    #[default]
+    Unknown,
+    /// No key it depends on expires.
+    Never,
+    /// The first of its keys expires this long after the read was sent, at the latest.
+    After(Duration),
+}
+
+impl Expiry {
+    /// This much earlier (a stale window: past it the value is stale, which is not kept).
+    pub(crate) fn less(self, earlier: Duration) -> Expiry {
+        match self {
+            Expiry::After(left) => Expiry::After(left.saturating_sub(earlier)),
+            Expiry::Never | Expiry::Unknown => self,
+        }
+    }
+
+    /// The earlier of two expiries.
+    pub(crate) fn min(self, other: Expiry) -> Expiry {
+        match (self, other) {
+            (Expiry::Unknown, _) | (_, Expiry::Unknown) => Expiry::Unknown,
+            (Expiry::Never, other) | (other, Expiry::Never) => other,
+            (Expiry::After(a), Expiry::After(b)) => Expiry::After(a.min(b)),
+        }
+    }
 }
 
 /// What is left of an entry's time to live, as the backend measures it (Redis's `PTTL`, on the

@@ -9,8 +9,8 @@
 use std::time::Duration;
 
 use super::{Flow, Operation, Progress, ReadReply, Received, Reply, Ttl};
+use crate::engine::Expiry;
 use crate::format::{self, EntryKeys, Freshness, KeySpace, Observed, TagKey, Version};
-use crate::near::Expiry;
 
 /// A fresh entry's value: the stored bytes, and where the value starts (after the header), so
 /// that a hit copies nothing.

@@ -106,7 +106,7 @@ impl<'a> ReadManyFlow<'a> {
                     .map(|&at| reply.versions[at])
                     .collect(),
                 ttl: Ttl::Unasked,
-                expiry: crate::near::Expiry::Unknown,
+                expiry: crate::engine::Expiry::Unknown,
             };
             let keys = &self.keys[self.first[distinct]];
             let flow = ReadFlow::completing(self.space, keys, read);

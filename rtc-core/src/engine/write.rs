@@ -206,8 +206,8 @@ mod tests {
 
     #[test]
     fn known_versions_are_one_plain_write_and_an_old_one_reads_as_a_miss() {
+        use crate::engine::Expiry;
         use crate::engine::{Lookup, ReadFlow, ReadReply};
-        use crate::near::Expiry;
 
         let space = KeySpace::new("ns");
         let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());

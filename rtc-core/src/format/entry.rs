@@ -106,8 +106,7 @@ impl Observed {
                 .all(|((tag, seen), (stamped_tag, stamped))| {
                     // The simulator's `unversioned` mutant: the rule before the simulator.
                     #[cfg(feature = "simulation")]
-                    if seen.is_none()
-                        && crate::simulation::mutant::active(crate::simulation::Mutant::Unversioned)
+                    if seen.is_none() && crate::mutants::active(crate::mutants::Mutant::Unversioned)
                     {
                         return tag == stamped_tag;
                     }

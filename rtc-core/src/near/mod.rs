@@ -27,38 +27,8 @@ pub(crate) use self::identity::Named;
 pub(crate) use self::kept::{Kept, NearValue};
 pub(crate) use self::watches::{Watch, Watches};
 use crate::clock::Deadline;
+use crate::engine::Expiry;
 use crate::format::Version;
-
-/// How long a value read from Redis may live, as Redis said in the same round trip.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub(crate) enum Expiry {
-    /// Not asked for: the value is not kept near.
-    #[default]
-    Unknown,
-    /// No key it depends on expires.
-    Never,
-    /// The first of its keys expires this long after the read was sent, at the latest.
-    After(Duration),
-}
-
-impl Expiry {
-    /// This much earlier (a stale window: past it the value is stale, which is not kept).
-    pub(crate) fn less(self, earlier: Duration) -> Expiry {
-        match self {
-            Expiry::After(left) => Expiry::After(left.saturating_sub(earlier)),
-            Expiry::Never | Expiry::Unknown => self,
-        }
-    }
-
-    /// The earlier of two expiries.
-    pub(crate) fn min(self, other: Expiry) -> Expiry {
-        match (self, other) {
-            (Expiry::Unknown, _) | (_, Expiry::Unknown) => Expiry::Unknown,
-            (Expiry::Never, other) | (other, Expiry::Never) => other,
-            (Expiry::After(a), Expiry::After(b)) => Expiry::After(a.min(b)),
-        }
-    }
-}
 
 /// A read whose value may be kept near, registered before it is sent.
 pub(crate) struct Fill {

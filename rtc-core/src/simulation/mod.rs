@@ -11,65 +11,7 @@ mod trace;
 mod world;
 
 pub use self::checks::Violation;
-
-/// A rule of the real code the simulator can break, to prove that its checks catch it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mutant {
-    /// A computed value is stamped with the tag versions read after computing, not before.
-    Stamp,
-    /// A waiter takes its leader's value without checking its stamp.
-    Lock,
-    /// A waiter that saw a tag without a version takes its leader's value whatever the stamp
-    /// says for that tag (the rule before the simulator found seed 262).
-    Unversioned,
-    /// Deleting one entry (`invalidate_<fn>(args)`, `delete`) removes it and leaves no
-    /// tombstone, so a computation that started before the delete stores its value after it.
-    Tombstone,
-}
-
-impl Mutant {
-    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`).
-    pub fn named(name: &str) -> Option<Self> {
-        match name {
-            "stamp" => Some(Mutant::Stamp),
-            "lock" => Some(Mutant::Lock),
-            "unversioned" => Some(Mutant::Unversioned),
-            "tombstone" => Some(Mutant::Tombstone),
-            _ => None,
-        }
-    }
-
-    /// Its name, as `RTC_SIM_MUTANT` gives it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mutant::Stamp => "stamp",
-            Mutant::Lock => "lock",
-            Mutant::Unversioned => "unversioned",
-            Mutant::Tombstone => "tombstone",
-        }
-    }
-}
-
-/// Which mutant is active on this thread (the simulator runs a seed on one thread).
-pub(crate) mod mutant {
-    use std::cell::Cell;
-
-    use super::Mutant;
-
-    thread_local! {
-        static ACTIVE: Cell<Option<Mutant>> = const { Cell::new(None) };
-    }
-
-    /// True when `mutant` is active on this thread.
-    pub(crate) fn active(mutant: Mutant) -> bool {
-        ACTIVE.with(|active| active.get() == Some(mutant))
-    }
-
-    /// Activates `mutant` (or none) on this thread.
-    pub(crate) fn set(mutant: Option<Mutant>) {
-        ACTIVE.with(|active| active.set(mutant));
-    }
-}
+pub use crate::mutants::Mutant;
 
 /// One simulation run: a seed and how many steps to take.
 #[derive(Clone, Copy, Debug)]
@@ -136,8 +78,8 @@ impl std::ops::AddAssign for Coverage {
 
 /// Runs one seed.
 pub fn run(config: &Config) -> Run {
-    mutant::set(config.mutant);
+    crate::mutants::set(config.mutant);
     let run = world::World::new(config.seed).run(config);
-    mutant::set(None);
+    crate::mutants::set(None);
     run
 }

@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use redis::{Cmd, Script, Value};
 
+use crate::engine::Expiry;
 use crate::engine::{EntryWrite, LockAttempt, ManyReply, Operation, ReadReply, Reply, Ttl};
 use crate::error::BackendError;
 use crate::format::{self, LockKeys, Observed, TagKey, Version};
-use crate::near::Expiry;
 
 /// How the server spreads keys: a multi-key command must stay within one slot on a cluster.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,9 +11,10 @@ use std::time::Duration;
 use super::super::outcome::ValueCodec;
 use crate::cache::flights::Joined;
 use crate::codec::Encoding;
+use crate::engine::Expiry;
 use crate::format::{EntryKeys, KeySpace, Observed};
 use crate::lifetime::Lifetime;
-use crate::near::{Expiry, Fill, Named};
+use crate::near::{Fill, Named};
 
 /// Something the protocol counts (hits, misses and writes in the cache's statistics; waits
 /// also in the metrics).

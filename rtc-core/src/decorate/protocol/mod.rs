@@ -393,7 +393,7 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
                     (Some(_), Some(bytes)) => {
                         self.report.stored(bytes);
                         #[cfg(feature = "simulation")]
-                        if crate::simulation::mutant::active(crate::simulation::Mutant::Stamp) {
+                        if crate::mutants::active(crate::mutants::Mutant::Stamp) {
                             return Next::Then(State::Restamping(self.read_flow()));
                         }
                         Next::Send(State::Storing)

@@ -126,7 +126,7 @@ fn read(keys: &EntryKeys, versions: &[Option<Version>], value: Option<&str>) -> 
         entry: section.map(|section| format::encode(&keys.observe(versions), &section).unwrap()),
         versions: versions.to_vec(),
         ttl: Ttl::Unasked,
-        expiry: crate::near::Expiry::Unknown,
+        expiry: crate::engine::Expiry::Unknown,
     }
 }
 
@@ -692,7 +692,7 @@ fn dated_read_after(
         entry: Some(entry),
         versions: current.to_vec(),
         ttl: Ttl::Left(Duration::from_secs(left)),
-        expiry: crate::near::Expiry::Unknown,
+        expiry: crate::engine::Expiry::Unknown,
     }))
 }
 
@@ -808,7 +808,7 @@ fn an_invalidation_while_the_function_ran_leaves_no_stale_value_to_return() {
         entry: Some(format::tombstone()),
         versions: versions(&keys, 1),
         ttl: Ttl::Left(WINDOW),
-        expiry: crate::near::Expiry::Unknown,
+        expiry: crate::engine::Expiry::Unknown,
     }));
     assert!(matches!(yields(&mut flow, Some(deleted)), Yield::Finished));
 }

@@ -40,11 +40,8 @@ impl TaggedCache {
         let Some(operation) = operation else {
             return self.internal_error(NO_OPERATION);
         };
-        let verb = operation.verb();
         let received = self.backend().execute(operation);
-        self.changed(&operation);
-        self.report_failure(verb, &received);
-        received
+        self.received(&operation, received)
     }
 
     /// Async twin of [`TaggedCache::round_trip`].
@@ -52,10 +49,15 @@ impl TaggedCache {
         let Some(operation) = operation else {
             return self.internal_error(NO_OPERATION);
         };
-        let verb = operation.verb();
         let received = self.backend().execute_async(operation).await;
-        self.changed(&operation);
-        self.report_failure(verb, &received);
+        self.received(&operation, received)
+    }
+
+    /// What both drivers do with a reply: the near cache drops what `operation` changed (also
+    /// when it failed: a write that timed out may have landed), and a failure is reported.
+    fn received(&self, operation: &Operation<'_>, received: Received) -> Received {
+        self.changed(operation);
+        self.report_failure(operation.verb(), &received);
         received
     }
 

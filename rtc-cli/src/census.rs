@@ -15,7 +15,8 @@ pub const PROGRESS_EVERY: u64 = 10_000;
 pub struct Census {
     /// Every key matching the namespace's pattern.
     pub keys: u64,
-    /// Entries holding a value (format byte 1, 2, or 3 for one with a stale window).
+    /// Entries holding a value (format byte 1, 2, 3 for one with a stale window, or 4 for one
+    /// written over a tombstone).
     pub entries: u64,
     /// Entries left by `delete` (format byte 0).
     pub tombstones: u64,
@@ -134,8 +135,9 @@ impl Census {
         self.keys += 1;
         let counter = match kind(key) {
             Some(b'e') => match first {
-                // Entry formats 1 (rtc 0.1) and 2 (the codec recorded).
-                Some(1..=3) => &mut self.entries,
+                // Entry formats 1 (rtc 0.1), 2 (the codec recorded), 3 (a stale window) and
+                // 4 (descending from a tombstone).
+                Some(1..=4) => &mut self.entries,
                 Some(0) => &mut self.tombstones,
                 _ => &mut self.unknown_entries,
             },

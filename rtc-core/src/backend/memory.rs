@@ -152,11 +152,16 @@ impl MemoryStore {
                 let bytes = format::encode_with_window(observed, stale_window, payload)
                     .ok_or(BackendError::TooManyTags)?;
                 let lifetime = lifetime.map(|lifetime| lifetime.saturating_add(stale_window));
-                let seen = observed.tombstone.as_deref();
-                let deleted_since = maps.entry_bytes(entry, now).is_some_and(|current| {
-                    format::is_tombstone(&current) && Some(current.as_slice()) != seen
-                });
+                // A delete since the writer read wins: the entry there now is of another
+                // lineage than the one the writer read (see `format::lineage`), or the
+                // tombstone the writer read (or descended from) is gone, expired or lost.
+                let deleted_since = match maps.entry_bytes(entry, now) {
+                    Some(current) => format::lineage(&current) != observed.tombstone,
+                    None => observed.tombstone.is_some(),
+                };
                 if !deleted_since {
+                    let (bytes, lifetime) =
+                        outliving(bytes, lifetime, maps.entry_ttl(entry, now), observed);
                     maps.insert_entry(entry, bytes, lifetime, now);
                 }
                 Reply::Done(!deleted_since)
@@ -198,14 +203,6 @@ impl MemoryStore {
         self.lock().entries.len()
     }
 
-    /// True when a live entry (not a tombstone) is stored under `key` at `now`.
-    #[cfg(feature = "simulation")]
-    pub(crate) fn holds_live_entry(&self, key: &str, now: Instant) -> bool {
-        self.lock()
-            .entry_bytes(key, now)
-            .is_some_and(|bytes| format::is_live(&bytes))
-    }
-
     /// Drops every entry and tag (a simulated `FLUSHALL`).
     #[cfg(feature = "simulation")]
     pub(crate) fn clear(&self) {
@@ -223,6 +220,26 @@ impl MemoryStore {
     fn lock(&self) -> MutexGuard<'_, Maps> {
         // Every critical section leaves the maps consistent, so a poisoned lock is still usable.
         self.maps.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A value written over an entry of its lineage (a tombstone, or a value written over one)
+/// keeps that lineage at least as long as the entry it replaces had left: its key lives that
+/// long, its stale window widened by as much, so that it is fresh no longer than `lifetime`
+/// says. A delete's tombstone so guards against computations that read before it for its whole
+/// lifetime, however short-lived the values written over it (as `write_unless_deleted.lua`).
+fn outliving(
+    mut bytes: Vec<u8>,
+    lifetime: Option<Duration>,
+    left: Ttl,
+    observed: &Observed,
+) -> (Vec<u8>, Option<Duration>) {
+    match (lifetime, left) {
+        (Some(lifetime), Ttl::Left(left)) if observed.tombstone.is_some() && left > lifetime => {
+            format::widen_window(&mut bytes, left - lifetime);
+            (bytes, Some(left))
+        }
+        _ => (bytes, lifetime),
     }
 }
 

@@ -12,7 +12,7 @@ use super::TaggedCache;
 use crate::backend::Backend;
 use crate::codec::Encoding;
 use crate::engine::{EntryWrite, Operation, ReadFlow, ReadManyFlow, WriteFlow};
-use crate::format::{EntryKeys, KeySpace, Observed, TagKey, Version};
+use crate::format::{self, EntryKeys, KeySpace, Observed, TagKey, Version};
 use crate::hook::Hook;
 use crate::lifetime::Lifetime;
 use crate::stats::Counters;
@@ -209,16 +209,12 @@ impl TaggedCache {
         self.inner.settings.encoding
     }
 
-    /// How long a deleted entry's tombstone stays: as long as an entry written now would, so
-    /// that a computation in flight cannot bring the entry back (one day when entries never
-    /// expire).
+    /// How long a deleted entry's tombstone stays (`format::tombstone_lifetime`), so that a
+    /// computation in flight cannot bring the entry back.
     fn tombstone_lifetime(&self) -> Option<Duration> {
-        Some(
-            self.inner
-                .settings
-                .default_lifetime
-                .unwrap_or(Duration::from_secs(86_400)),
-        )
+        Some(format::tombstone_lifetime(
+            self.inner.settings.default_lifetime,
+        ))
     }
 
     /// Entry lifetime for a write (`None`: never expires) and tag lifetime.

@@ -155,8 +155,10 @@ impl<'a> ReadFlow<'a> {
         let Some(bytes) = reply.entry else {
             return Progress::Done(Lookup::Miss(observed));
         };
+        // A computed value written with these observations replaces only an entry of this
+        // lineage (the tombstone found, or the one the entry found descends from).
+        observed.tombstone = format::lineage(&bytes);
         if format::is_tombstone(&bytes) {
-            observed.tombstone = Some(bytes);
             return Progress::Done(Lookup::Miss(observed));
         }
         let (tags, value_len) = match format::check(&bytes, &observed) {

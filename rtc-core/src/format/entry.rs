@@ -5,11 +5,13 @@
 //!
 //! ```text
 //! offset  size      field
-//! 0       1         format (FORMAT_V2 = 2, FORMAT_V3 = 3; FORMAT_V1 = 1 is still read)
+//! 0       1         format (FORMAT_V2 = 2, FORMAT_V3 = 3, FORMAT_V4 = 4; FORMAT_V1 = 1 is
+//!                   still read)
 //! 1       2         C: number of canonical tags, little endian (the namespace tag + the user tags)
 //! 3       2         X: number of implicit tags, little endian
-//! (5      4         format 3 only: W, the stale window in ms, little endian)
-//! 5 (9)   8·C       the canonical tags' versions, in canonical order
+//! (5      4         formats 3 and 4: W, the stale window in ms, little endian)
+//! (9      8         format 4 only: D, the token of the tombstone this entry descends from)
+//! 5 (9,17) 8·C      the canonical tags' versions, in canonical order
 //! …       24·X      per implicit tag: its 16-byte id, then its 8-byte version
 //! …       rest      the value section: format 2, a codec id (1 byte) then the value as that
 //!                   codec wrote it (see `crate::codec`); format 1, the value alone
@@ -19,16 +21,23 @@
 //! codec, so its value is JSON or a custom serializer's bytes. Format 3 is format 2 with a stale
 //! window: the entry was stored to live its lifetime plus W, and it is fresh only while more
 //! than W of that is left (see [`stale_window`]); it is written only when W > 0, so entries of
-//! callers that use no stale option stay format 2. Tag checks are the same for all three. The value section is opaque to
-//! this layer, to the backends and to the Lua scripts (which look at the first byte only).
+//! callers that use no stale option stay format 2. Format 4 is format 3 (W may be 0) with the
+//! token D of a delete: it is written by a computation that read a tombstone, or an entry of
+//! format 4, before computing. Tag checks are the same for all four. The value section is opaque
+//! to this layer, to the backends and to the Lua scripts (which read the first byte, and D).
 //!
 //! A deleted entry is a *tombstone*: format 0 followed by a random token. Readers treat it as a
-//! miss; a writer whose value was computed before the deletion (it read no tombstone, or another
-//! one) does not overwrite it, so `delete` wins over a computation that was in flight.
+//! miss. A computed value is written only over an entry of the *lineage* its writer read before
+//! computing: the tombstone it read, or an entry descending from it (format 4 with that token),
+//! or, if it read neither, an entry of no lineage (formats 1 to 3) or none. So `delete` wins over
+//! a computation that was in flight, also once a computation that started after the delete has
+//! replaced the tombstone with its value (the simulator found that gap: `tests/simulation.rs`).
 //!
 //! Canonical tags are known to every reader (they are part of the entry's identity), so only their
 //! versions are stored. Implicit tags (a decorated function's own tag) are not part of the identity,
 //! so a reader may not know them: their ids are stored so that any reader can check them.
+
+use std::time::Duration;
 
 use super::keys::{TagId, TagKey, ID_LEN};
 use super::version::{Version, VERSION_LEN};
@@ -40,10 +49,15 @@ pub(crate) const FORMAT_V1: u8 = 1;
 pub(crate) const FORMAT_V2: u8 = 2;
 /// Format 2 with a stale window after the counts: written when the window is not zero.
 pub(crate) const FORMAT_V3: u8 = 3;
+/// Format 3 with the token of the tombstone the entry descends from after the window: written
+/// by a computation that read a tombstone (or an entry of this format) before computing.
+pub(crate) const FORMAT_V4: u8 = 4;
 /// A deleted entry.
 pub(crate) const FORMAT_TOMBSTONE: u8 = 0;
 const HEADER_LEN: usize = 5;
 const WINDOW_LEN: usize = 4;
+/// The length of a tombstone's token (format 4's D).
+const TOKEN_LEN: usize = 8;
 const EXTRA_LEN: usize = ID_LEN + VERSION_LEN;
 
 /// The most tags one entry may carry (the header counts them in 16 bits).
@@ -56,7 +70,9 @@ pub(crate) struct Observed {
     pub canonical: Vec<(TagKey, Option<Version>)>,
     /// Implicit tags, with their current versions.
     pub implicit: Vec<(TagKey, Option<Version>)>,
-    /// The tombstone found under the entry key, if any: a write may replace that one only.
+    /// The tombstone found under the entry key, or the one the entry found there descends
+    /// from (its lineage, [`lineage`]), if any: a computed value written with these
+    /// observations replaces only an entry of the same lineage, and carries it on.
     pub tombstone: Option<Vec<u8>>,
 }
 
@@ -171,6 +187,21 @@ pub(crate) fn tombstone() -> Vec<u8> {
     bytes
 }
 
+/// The shortest time a tombstone stays. A computed value is stored only while its call is
+/// younger than its tombstones' lifetime (see `decorate::protocol`), so that a delete's
+/// tombstone outlives every computation that read before it; this floor keeps that true for
+/// computations slower than a short entry lifetime.
+pub(crate) const TOMBSTONE_FLOOR: Duration = Duration::from_secs(60);
+
+/// How long a tombstone stays, for entries whose default lifetime is `entry_lifetime` (`None`:
+/// they never expire): as long as such an entry, one day when entries never expire, and never
+/// less than [`TOMBSTONE_FLOOR`].
+pub(crate) fn tombstone_lifetime(entry_lifetime: Option<Duration>) -> Duration {
+    entry_lifetime
+        .unwrap_or(Duration::from_secs(86_400))
+        .max(TOMBSTONE_FLOOR)
+}
+
 /// True for the bytes of a tombstone.
 pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
     bytes.first() == Some(&FORMAT_TOMBSTONE)
@@ -178,23 +209,56 @@ pub(crate) fn is_tombstone(bytes: &[u8]) -> bool {
 
 /// True for the bytes of a live entry (of any format this version can read).
 pub(crate) fn is_live(bytes: &[u8]) -> bool {
-    matches!(bytes.first(), Some(&(FORMAT_V1 | FORMAT_V2 | FORMAT_V3)))
+    matches!(
+        bytes.first(),
+        Some(&(FORMAT_V1 | FORMAT_V2 | FORMAT_V3 | FORMAT_V4))
+    )
+}
+
+/// The lineage of the stored `bytes`: the tombstone they are, or the one a format 4 entry
+/// descends from (rebuilt from its token); `None` for an entry of no lineage.
+pub(crate) fn lineage(bytes: &[u8]) -> Option<Vec<u8>> {
+    match bytes.first() {
+        Some(&FORMAT_TOMBSTONE) => Some(bytes.to_vec()),
+        Some(&FORMAT_V4) => {
+            let start = HEADER_LEN + WINDOW_LEN;
+            let token = bytes.get(start..start + TOKEN_LEN)?;
+            let mut tombstone = Vec::with_capacity(1 + TOKEN_LEN);
+            tombstone.push(FORMAT_TOMBSTONE);
+            tombstone.extend_from_slice(token);
+            Some(tombstone)
+        }
+        _ => None,
+    }
 }
 
 /// The stale window recorded in a live entry: it was stored to live its lifetime plus this, and
 /// is fresh while more than this is left of its time to live. Zero for formats 1 and 2 (and
 /// for bytes that are not an entry).
-pub(crate) fn stale_window(bytes: &[u8]) -> std::time::Duration {
+pub(crate) fn stale_window(bytes: &[u8]) -> Duration {
     let window = match bytes {
-        [FORMAT_V3, _, _, _, _, w0, w1, w2, w3, ..] => u32::from_le_bytes([*w0, *w1, *w2, *w3]),
+        [FORMAT_V3 | FORMAT_V4, _, _, _, _, w0, w1, w2, w3, ..] => {
+            u32::from_le_bytes([*w0, *w1, *w2, *w3])
+        }
         _ => 0,
     };
-    std::time::Duration::from_millis(u64::from(window))
+    Duration::from_millis(u64::from(window))
+}
+
+/// Widens the stale window recorded in the live entry `bytes` (formats 3 and 4) by `by`, for a
+/// write that stores it `by` longer than its lifetime and window: it stays fresh as long, and
+/// its key (with its lineage) lives on. Other bytes are left alone.
+pub(crate) fn widen_window(bytes: &mut [u8], by: Duration) {
+    if let [FORMAT_V3 | FORMAT_V4, _, _, _, _, w0, w1, w2, w3, ..] = bytes {
+        let window = u32::from_le_bytes([*w0, *w1, *w2, *w3]);
+        let widened = window.saturating_add(window_millis(by));
+        [*w0, *w1, *w2, *w3] = widened.to_le_bytes();
+    }
 }
 
 /// The longest stale window the format records (`u32::MAX` ms, about 49 days); longer ones are
 /// cut to it.
-pub(crate) fn window_millis(window: std::time::Duration) -> u32 {
+pub(crate) fn window_millis(window: Duration) -> u32 {
     u32::try_from(window.as_millis()).unwrap_or(u32::MAX)
 }
 
@@ -219,26 +283,36 @@ pub(crate) fn value_section(bytes: &mut [u8], value_start: usize) -> usize {
 /// `observed`'s versions. `None` when a tag has no version or there are more tags than the
 /// format counts.
 pub(crate) fn encode(observed: &Observed, payload: &[u8]) -> Option<Vec<u8>> {
-    encode_with_window(observed, std::time::Duration::ZERO, payload)
+    encode_with_window(observed, Duration::ZERO, payload)
 }
 
-/// [`encode`], recording a stale window (format 3) when `window` is not zero.
+/// [`encode`], recording a stale window (format 3) when `window` is not zero, and the lineage
+/// of `observed` (format 4) when it has one.
 pub(crate) fn encode_with_window(
     observed: &Observed,
-    window: std::time::Duration,
+    window: Duration,
     payload: &[u8],
 ) -> Option<Vec<u8>> {
     let header = header(observed)?;
     let window = window_millis(window);
+    let token = observed
+        .tombstone
+        .as_deref()
+        .and_then(|tombstone| tombstone.get(1..1 + TOKEN_LEN));
     let mut bytes = Vec::with_capacity(
         HEADER_LEN
             + WINDOW_LEN
+            + TOKEN_LEN
             + VERSION_LEN * observed.canonical.len()
             + EXTRA_LEN * observed.implicit.len()
             + payload.len(),
     );
     bytes.extend_from_slice(&header);
-    if window > 0 {
+    if let Some(token) = token {
+        bytes[0] = FORMAT_V4;
+        bytes.extend_from_slice(&window.to_le_bytes());
+        bytes.extend_from_slice(token);
+    } else if window > 0 {
         bytes[0] = FORMAT_V3;
         bytes.extend_from_slice(&window.to_le_bytes());
     }
@@ -263,8 +337,9 @@ pub(crate) fn header(observed: &Observed) -> Option<[u8; HEADER_LEN]> {
 struct Layout {
     canonical: usize,
     implicit: usize,
-    /// True for format 3: the counts are followed by the stale window.
-    windowed: bool,
+    /// The bytes after the counts and before the versions: the stale window (formats 3 and
+    /// 4), then the lineage's token (format 4).
+    extension: usize,
 }
 
 impl Layout {
@@ -276,17 +351,17 @@ impl Layout {
         let layout = Layout {
             canonical: usize::from(u16::from_le_bytes([header[1], header[2]])),
             implicit: usize::from(u16::from_le_bytes([header[3], header[4]])),
-            windowed: header[0] == FORMAT_V3,
+            extension: match header[0] {
+                FORMAT_V3 => WINDOW_LEN,
+                FORMAT_V4 => WINDOW_LEN + TOKEN_LEN,
+                _ => 0,
+            },
         };
         (bytes.len() >= layout.payload_start()).then_some(layout)
     }
 
     fn header_len(&self) -> usize {
-        if self.windowed {
-            HEADER_LEN + WINDOW_LEN
-        } else {
-            HEADER_LEN
-        }
+        HEADER_LEN + self.extension
     }
 
     fn extras<'a>(&self, bytes: &'a [u8]) -> &'a [u8] {
@@ -378,6 +453,51 @@ mod tests {
         bytes[0] = FORMAT_V1;
         assert!(is_live(&bytes));
         assert_eq!(check(&bytes, &reader), Freshness::Fresh(b"\x01\"v\""));
+    }
+
+    #[test]
+    fn a_value_computed_over_a_tombstone_carries_it_in_format_4() {
+        let deleted = tombstone();
+        let reader = Observed {
+            tombstone: Some(deleted.clone()),
+            ..observed(&[Some(1)], &[("f", Some(3))])
+        };
+        for window in [Duration::ZERO, Duration::from_millis(1500)] {
+            let bytes = encode_with_window(&reader, window, b"\x01\"v\"").unwrap();
+            assert_eq!(bytes[0], FORMAT_V4);
+            assert!(is_live(&bytes) && !is_tombstone(&bytes));
+            assert_eq!(lineage(&bytes), Some(deleted.clone()));
+            assert_eq!(stale_window(&bytes), window);
+            assert_eq!(check(&bytes, &reader), Freshness::Fresh(b"\x01\"v\""));
+            for cut in 0..bytes.len() - 5 {
+                assert_eq!(
+                    check(&bytes[..cut], &reader),
+                    Freshness::Stale,
+                    "cut at {cut}"
+                );
+            }
+        }
+        assert_eq!(lineage(&deleted), Some(deleted.clone()));
+        let plain = encode(&observed(&[Some(1)], &[]), b"v").unwrap();
+        assert_eq!(lineage(&plain), None);
+    }
+
+    #[test]
+    fn widening_a_window_adds_to_it_in_formats_3_and_4_only() {
+        let mut reader = observed(&[Some(1)], &[]);
+        let mut plain = encode(&reader, b"v").unwrap();
+        let before = plain.clone();
+        widen_window(&mut plain, Duration::from_secs(5));
+        assert_eq!(plain, before, "format 2 records no window");
+        let mut windowed = encode_with_window(&reader, Duration::from_millis(200), b"v").unwrap();
+        widen_window(&mut windowed, Duration::from_millis(800));
+        assert_eq!(stale_window(&windowed), Duration::from_secs(1));
+        reader.tombstone = Some(tombstone());
+        let mut descended = encode(&reader, b"v").unwrap();
+        widen_window(&mut descended, Duration::from_millis(1500));
+        assert_eq!(stale_window(&descended), Duration::from_millis(1500));
+        assert_eq!(lineage(&descended), reader.tombstone);
+        assert_eq!(check(&descended, &reader), Freshness::Fresh(b"v"));
     }
 
     #[test]

@@ -8,8 +8,9 @@ mod version;
 
 pub use self::entry::MAX_TAGS;
 pub(crate) use self::entry::{
-    check, encode, encode_with_window, header, is_live, is_tombstone, stale_window, tombstone,
-    value_section, Freshness, Observed, UNRECORDED_CODEC,
+    check, encode, encode_with_window, header, is_live, is_tombstone, lineage, stale_window,
+    tombstone, tombstone_lifetime, value_section, widen_window, Freshness, Observed,
+    UNRECORDED_CODEC,
 };
 pub(crate) use self::entry_keys::EntryKeys;
 pub(crate) use self::keys::{KeySpace, LockKeys, TagKey};

@@ -58,10 +58,6 @@ pub struct Coverage {
     pub crashes: u64,
     /// Times the server lost every key (`FLUSHALL`, restart).
     pub key_losses: u64,
-    /// Writes the model refused although the real code would not (the successor gap: a value
-    /// computed before an entry's delete, about to replace a value written after it; see
-    /// `world::Sim::successor_gap`). `RTC_SIM_SUCCESSOR_GAP=real` lets them through.
-    pub successor_gaps: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -72,7 +68,6 @@ impl std::ops::AddAssign for Coverage {
         self.lock_expiries += other.lock_expiries;
         self.crashes += other.crashes;
         self.key_losses += other.key_losses;
-        self.successor_gaps += other.successor_gaps;
     }
 }
 

@@ -67,11 +67,6 @@ impl Server {
         }
     }
 
-    /// True when a live entry (not a tombstone) is stored under `key` at `now`.
-    pub(crate) fn holds_live_entry(&self, key: &str, now: Instant) -> bool {
-        self.store.holds_live_entry(key, now)
-    }
-
     /// Runs `client`'s `operation` at `now`: the replies it produces, its own (unless it
     /// blocks) and those of blocked clients it wakes.
     pub(crate) fn execute(

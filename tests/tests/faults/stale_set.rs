@@ -11,13 +11,15 @@ use rtc_tests::staleness::{tag, Data, Reading};
 use rtc_tests::statics::{forever, install};
 use rtc_tests::RedisServer;
 
-use crate::support::{cache_on, runtime, Gate};
+use crate::support::{builder_on, cache_on, runtime, Gate};
 
 static STALE: OnceLock<TaggedCache> = OnceLock::new();
 static STALE_ASYNC: OnceLock<TaggedCache> = OnceLock::new();
 static REFRESHED: OnceLock<TaggedCache> = OnceLock::new();
 static ONE_ENTRY: OnceLock<TaggedCache> = OnceLock::new();
 static SHARED: OnceLock<TaggedCache> = OnceLock::new();
+static SUCCESSOR: OnceLock<TaggedCache> = OnceLock::new();
+static SHORT_SUCCESSOR: OnceLock<TaggedCache> = OnceLock::new();
 
 /// The data, and a gate that holds the next computation between its read and its return.
 struct Source {
@@ -195,6 +197,83 @@ fn invalidating_one_entry_during_its_computation_is_not_overwritten() {
         one_entry_load(&source, 0),
         (0, 2),
         "the value computed before invalidate_one_entry_load returned is served"
+    );
+}
+
+#[rtc::cached(tags = [tag(item)], cache = SUCCESSOR.get().unwrap(), skip(source))]
+fn successor_load(source: &Source, item: u64) -> Reading {
+    source.compute(item)
+}
+
+/// A computation that read before `invalidate_<fn>` (A), and one that started after it and
+/// stored its value over the tombstone (B): A's value must not replace B's (the successor gap,
+/// found by the simulator).
+#[test]
+fn a_value_from_before_a_delete_does_not_replace_the_one_computed_after_it() {
+    let server = RedisServer::start();
+    install(&SUCCESSOR, cache_on(&server, "stale-successor"));
+    let source = Source::new();
+    source.hold_next();
+    thread::scope(|scope| {
+        let old = scope.spawn(|| successor_load(&source, 0));
+        source.while_held(|| {
+            source.data.change(0, || {
+                invalidate_successor_load(0);
+                true
+            });
+            assert_eq!(
+                successor_load(&source, 0),
+                (0, 2),
+                "B computes over the tombstone"
+            );
+        });
+        assert_eq!(old.join().unwrap(), (0, 1));
+    });
+    assert_eq!(
+        successor_load(&source, 0),
+        (0, 2),
+        "the value computed before invalidate_successor_load returned replaced the one after it"
+    );
+}
+
+#[rtc::cached(tags = [tag(item)], cache = SHORT_SUCCESSOR.get().unwrap(), skip(source))]
+fn short_successor_load(source: &Source, item: u64) -> Reading {
+    source.compute(item)
+}
+
+/// As above, with B's value past its (short) lifetime by the time A stores: the tombstone's
+/// guard outlives B's value (its key lives on, stale), and B's value is not fresh any longer.
+#[test]
+fn a_delete_guards_against_older_values_after_the_value_written_over_it_expires() {
+    let server = RedisServer::start();
+    let lifetime = std::time::Duration::from_millis(300);
+    let cache = builder_on(&server, "stale-short-successor")
+        .default_lifetime(lifetime)
+        .build()
+        .expect("valid settings");
+    install(&SHORT_SUCCESSOR, cache);
+    let source = Source::new();
+    source.hold_next();
+    thread::scope(|scope| {
+        let old = scope.spawn(|| short_successor_load(&source, 0));
+        source.while_held(|| {
+            source.data.change(0, || {
+                invalidate_short_successor_load(0);
+                true
+            });
+            assert_eq!(short_successor_load(&source, 0), (0, 2));
+            // B's value is past its lifetime before A stores (not a timed assertion: the
+            // wait only makes sure the lifetime has passed).
+            thread::sleep(lifetime * 2);
+        });
+        assert_eq!(old.join().unwrap(), (0, 1));
+    });
+    // A changed datum without an invalidation: a fresh entry would hide it, an expired one not.
+    source.data.change(0, || true);
+    assert_eq!(
+        short_successor_load(&source, 0),
+        (0, 3),
+        "A's older value was stored after B's expired, or B's stayed fresh past its lifetime"
     );
 }
 

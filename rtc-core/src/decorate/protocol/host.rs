@@ -12,7 +12,7 @@ use super::super::outcome::ValueCodec;
 use crate::cache::flights::Joined;
 use crate::codec::Encoding;
 use crate::engine::Expiry;
-use crate::format::{EntryKeys, KeySpace, Observed};
+use crate::format::{self, EntryKeys, KeySpace, Observed};
 use crate::lifetime::Lifetime;
 use crate::near::{Fill, Named};
 
@@ -45,6 +45,13 @@ pub(crate) trait Host {
 
     /// How long an entry stored with `lifetime` lives (`None`: forever).
     fn entry_lifetime(&self, lifetime: Lifetime) -> Option<Duration>;
+
+    /// How long the tombstone of a deleted entry stays: a value computed by a call older than
+    /// this is not stored, since a delete during the call may have left a tombstone that has
+    /// expired since (`format::tombstone_lifetime` of the default entry lifetime).
+    fn tombstone_lifetime(&self) -> Duration {
+        format::tombstone_lifetime(self.entry_lifetime(Lifetime::Default))
+    }
 
     /// Joins this process's computation of `entry`, or leads it.
     fn join_flight(&self, entry: &str) -> Joined;

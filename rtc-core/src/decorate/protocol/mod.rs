@@ -389,6 +389,17 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
                 self.late = false;
                 self.report.info.decorated_elapsed =
                     now.saturating_duration_since(self.computing_since);
+                // A call older than a tombstone's lifetime may have read before a delete
+                // whose tombstone has expired since: its value could bring the entry back.
+                let age = now.saturating_duration_since(self.report.started);
+                if age >= self.host.tombstone_lifetime() && self.computed.is_some() {
+                    tracing::warn!(
+                        "rtc: a value computed over {age:?} is not stored: the call outlived \
+                         the tombstones of deleted entries ({:?})",
+                        self.host.tombstone_lifetime()
+                    );
+                    return self.stored();
+                }
                 match (&self.observed, &self.computed) {
                     (Some(_), Some(bytes)) => {
                         self.report.stored(bytes);

@@ -98,7 +98,7 @@ impl<'w> Sim<'w> {
             Role::Writer if !self.rng.one_in(10) => Ok(()),
             // `invalidate_<fn>(args)`: one entry's own data changes, then the entry is deleted
             // (a tombstone).
-            Role::Writer if self.deletes && self.rng.one_in(4) => {
+            Role::Writer if self.rng.one_in(4) => {
                 let entry = self.rng.below(ENTRIES.len() as u64) as usize;
                 let slot = TAGS.len() + entry;
                 let bumped = (slot, self.bump(slot));

@@ -20,7 +20,7 @@ use crate::decorate::simulated::{Data, SimCall, SimProcess};
 use crate::decorate::ValueCodec;
 use crate::engine::{Operation, Reply};
 use crate::error::BackendError;
-use crate::format::{EntryKeys, KeySpace, TagKey, Version};
+use crate::format::{self, EntryKeys, KeySpace, TagKey, Version};
 
 /// Processes sharing the server.
 const PROCESSES: usize = 3;
@@ -50,7 +50,8 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
 /// How many steps are kept for the trace of a violation.
 const KEPT: usize = 2_000;
-/// How many of the last steps a violation shows, besides the story of the call that broke it.
+/// How many of the last steps a violation shows, besides the story of the call that broke it
+/// (`RTC_SIM_TRACE` shows more, up to the steps kept).
 const TRACE: usize = 40;
 
 type Received = Result<Reply, BackendError>;
@@ -71,8 +72,8 @@ pub(super) struct World {
     entries: Vec<EntryKeys>,
     locks: Vec<String>,
     codec: ValueCodec<Data>,
-    /// `RTC_SIM_SUCCESSOR_GAP=real`: the model lets the successor gap through.
-    real_successor_gap: bool,
+    /// How many of the last steps a violation shows.
+    trace: usize,
 }
 
 impl World {
@@ -101,16 +102,16 @@ impl World {
             entries,
             locks,
             codec: ValueCodec::serde(None),
-            real_successor_gap: std::env::var("RTC_SIM_SUCCESSOR_GAP").as_deref() == Ok("real"),
+            trace: std::env::var("RTC_SIM_TRACE")
+                .ok()
+                .and_then(|steps| steps.parse().ok())
+                .unwrap_or(TRACE)
+                .min(KEPT),
         }
     }
 
     pub(super) fn run(&self, config: &Config) -> Run {
         let mut sim = Sim::new(self);
-        // Deletes (`invalidate_<fn>(args)`) are off in the default run until the gaps they
-        // found are fixed (notes: "tombstones"); on with `RTC_SIM_DELETES=1` or the mutant.
-        sim.deletes = std::env::var("RTC_SIM_DELETES").as_deref() == Ok("1")
-            || config.mutant == Some(super::Mutant::Tombstone);
         let mut run = Run {
             steps: 0,
             calls: 0,
@@ -132,7 +133,7 @@ impl World {
                     trace: sim
                         .trace
                         .iter()
-                        .skip(sim.trace.len().saturating_sub(TRACE))
+                        .skip(sim.trace.len().saturating_sub(self.trace))
                         .cloned()
                         .collect(),
                 });
@@ -228,8 +229,6 @@ struct Sim<'w> {
     /// The caller advanced last: the one whose call a violation is about.
     focus: Option<usize>,
     events: Vec<Event>,
-    /// Writers also delete single entries (`invalidate_<fn>(args)`).
-    deletes: bool,
 }
 
 impl<'w> Sim<'w> {
@@ -259,7 +258,6 @@ impl<'w> Sim<'w> {
             trace: VecDeque::with_capacity(KEPT),
             focus: None,
             events: Vec::new(),
-            deletes: false,
         }
     }
 
@@ -396,29 +394,19 @@ impl<'w> Sim<'w> {
                 tags,
                 lifetime: None,
             }),
-            // As `TaggedCache::delete_operation`: the tombstone lives as long as an entry.
+            // As `TaggedCache::delete_operation`.
             Some(Active::Delete {
                 entry, tombstone, ..
             }) => Some(Operation::Delete {
                 entry: &self.world.entries[*entry].entry,
                 tombstone,
-                lifetime: Some(ENTRY_LIFETIME),
+                lifetime: Some(format::tombstone_lifetime(Some(ENTRY_LIFETIME))),
             }),
             None => None,
         };
         let Some(operation) = operation else {
             return;
         };
-        if self.successor_gap(client, &operation) {
-            coverage.successor_gaps += 1;
-            self.note(format!(
-                "server refuses c{client}'s {} (the successor gap, as the model's fix would)",
-                describe(&operation)
-            ));
-            self.callers[client].wait = Wait::Reply;
-            self.replies.push((client, Ok(Reply::Done(false))));
-            return;
-        }
         let line = format!("server runs c{client}'s {}", describe(&operation));
         match operation {
             Operation::WaitForWake { .. } => coverage.lock_waits += 1,
@@ -432,30 +420,6 @@ impl<'w> Sim<'w> {
         }
         self.note(line);
         self.answer(replies);
-    }
-
-    /// A known gap of the real code (found here, not fixed yet): `WriteUnlessDeleted` refuses
-    /// only a tombstone other than the one its writer read, so once a computation that started
-    /// after `invalidate_<fn>(args)` has replaced the tombstone with its value, a computation
-    /// that started before the delete overwrites that value with older data, served until it
-    /// expires. The model refuses that write (what a fix must do: the entry written over a
-    /// tombstone has to carry it on), unless `RTC_SIM_SUCCESSOR_GAP=real`.
-    fn successor_gap(&self, client: Client, operation: &Operation<'_>) -> bool {
-        let Operation::WriteUnlessDeleted { entry: key, .. } = operation else {
-            return false;
-        };
-        let Some(Active::Read(reading)) = &self.callers[client].active else {
-            return false;
-        };
-        let slot = TAGS.len() + reading.entry;
-        let before_delete = reading
-            .computed
-            .as_ref()
-            .and_then(|data| data.last())
-            .is_some_and(|&own| own < self.data[slot]);
-        !self.world.real_successor_gap
-            && before_delete
-            && self.server.holds_live_entry(key, self.now)
     }
 
     /// The steps of the focused caller's last call, with what happened to the server and the

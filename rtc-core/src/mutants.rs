@@ -17,16 +17,20 @@ pub enum Mutant {
     /// Deleting one entry (`invalidate_<fn>(args)`, `delete`) removes it and leaves no
     /// tombstone, so a computation that started before the delete stores its value after it.
     Tombstone,
+    /// Serve-stale ignores invalidation: an entry whose tags changed reads as stale (past its
+    /// lifetime), not as a miss, to a caller with a stale option.
+    Stale,
 }
 
 impl Mutant {
-    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`).
+    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `stale`).
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "stamp" => Some(Mutant::Stamp),
             "lock" => Some(Mutant::Lock),
             "unversioned" => Some(Mutant::Unversioned),
             "tombstone" => Some(Mutant::Tombstone),
+            "stale" => Some(Mutant::Stale),
             _ => None,
         }
     }
@@ -38,6 +42,7 @@ impl Mutant {
             Mutant::Lock => "lock",
             Mutant::Unversioned => "unversioned",
             Mutant::Tombstone => "tombstone",
+            Mutant::Stale => "stale",
         }
     }
 }

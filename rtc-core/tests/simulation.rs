@@ -89,6 +89,7 @@ fn every_mutant_is_caught() {
         Mutant::Lock,
         Mutant::Unversioned,
         Mutant::Tombstone,
+        Mutant::Stale,
     ] {
         let (runs, _) = explore(0..SEEDS, STEPS, Some(mutant));
         let caught = runs.iter().find_map(|run| run.violation.as_ref());

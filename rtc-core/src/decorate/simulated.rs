@@ -85,12 +85,14 @@ pub(crate) struct SimCall<'w> {
 }
 
 impl<'w> SimCall<'w> {
-    /// A call of the entry `keys` in `process`, with `lock = true` when `lock_timeout` is set.
+    /// A call of the entry `keys` in `process`, with `lock = true` when `lock_timeout` is set,
+    /// and `stale_if_error` when `if_error` is not zero.
     pub(crate) fn new(
         process: &'w SimProcess,
         keys: &'w EntryKeys,
         codec: &'w ValueCodec<Data>,
         lock_timeout: Option<Duration>,
+        if_error: Duration,
         now: Instant,
     ) -> Self {
         let report = Report {
@@ -105,7 +107,10 @@ impl<'w> SimCall<'w> {
             codec,
             mode,
             Lifetime::Default,
-            Windows::default(),
+            Windows {
+                if_error,
+                ..Windows::default()
+            },
             report,
         );
         Self { flow }
@@ -137,5 +142,10 @@ impl<'w> SimCall<'w> {
     pub(crate) fn computed(&mut self, data: &Data) {
         let bytes = Encoding::default().encode(data).ok();
         self.flow.computed(bytes, false);
+    }
+
+    /// The function failed (returned an `Err`): nothing to store.
+    pub(crate) fn failed(&mut self) {
+        self.flow.computed(None, true);
     }
 }

@@ -163,6 +163,17 @@ impl<'a> ReadFlow<'a> {
         }
         let (tags, value_len) = match format::check(&bytes, &observed) {
             Freshness::Fresh(value) => (Vec::new(), value.len()),
+            // The simulator's `stale` mutant: an invalidated entry reads as stale to a caller
+            // with a stale option.
+            #[cfg(feature = "simulation")]
+            Freshness::Stale
+                if self.asks_ttl && crate::mutants::active(crate::mutants::Mutant::Stale) =>
+            {
+                return Progress::Done(match format::value_len(&bytes) {
+                    Some(len) => Lookup::Stale(Payload::of(bytes, len), observed, Duration::ZERO),
+                    None => Lookup::Miss(observed),
+                });
+            }
             Freshness::Stale => return Progress::Done(Lookup::Miss(observed)),
             Freshness::Unobserved(ids) => {
                 let tags = ids

@@ -327,6 +327,13 @@ pub(crate) fn encode_with_window(
     Some(bytes)
 }
 
+/// The length of the value section of the live entry `bytes`, whatever its tags say (the
+/// simulator's `stale` mutant serves entries it should not).
+#[cfg(feature = "simulation")]
+pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
+    Layout::parse(bytes).map(|layout| bytes.len() - layout.payload_start())
+}
+
 /// The fixed header alone (format and counts), for writers that add versions themselves.
 pub(crate) fn header(observed: &Observed) -> Option<[u8; HEADER_LEN]> {
     let [c0, c1] = u16::try_from(observed.canonical.len()).ok()?.to_le_bytes();

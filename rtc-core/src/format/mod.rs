@@ -6,6 +6,8 @@ mod entry_keys;
 mod keys;
 mod version;
 
+#[cfg(feature = "simulation")]
+pub(crate) use self::entry::value_len;
 pub use self::entry::MAX_TAGS;
 pub(crate) use self::entry::{
     check, encode, encode_with_window, header, is_live, is_tombstone, lineage, stale_window,

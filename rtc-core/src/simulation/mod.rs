@@ -58,6 +58,8 @@ pub struct Coverage {
     pub crashes: u64,
     /// Times the server lost every key (`FLUSHALL`, restart).
     pub key_losses: u64,
+    /// Calls whose function failed and that returned a stale value instead (`stale_if_error`).
+    pub stale_instead: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -68,6 +70,7 @@ impl std::ops::AddAssign for Coverage {
         self.lock_expiries += other.lock_expiries;
         self.crashes += other.crashes;
         self.key_losses += other.key_losses;
+        self.stale_instead += other.stale_instead;
     }
 }
 

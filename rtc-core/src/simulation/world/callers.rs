@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{slots, Active, Reading, Role, Sim, Wait, ENTRIES, LOCK_TIMEOUT, TAGS};
+use super::{slots, Active, Reading, Role, Sim, Wait, ENTRIES, IF_ERROR, LOCK_TIMEOUT, TAGS};
 use crate::decorate::simulated::{Data, SimCall, SimStep};
 use crate::format::{self, Version};
 use crate::simulation::Run;
@@ -64,8 +64,12 @@ impl<'w> Sim<'w> {
                 self.checker.computed(caller);
                 self.note(format!("c{caller:<2} finishes computing"));
                 self.with_reading(caller, run, |reading, now| {
-                    let data = reading.computed.clone().unwrap_or_default();
-                    reading.flow.computed(&data);
+                    if reading.errored {
+                        reading.flow.failed();
+                    } else {
+                        let data = reading.computed.clone().unwrap_or_default();
+                        reading.flow.computed(&data);
+                    }
                     reading.flow.step(now, None)
                 })
             }
@@ -130,21 +134,24 @@ impl<'w> Sim<'w> {
                 self.requests.push(caller);
                 Ok(())
             }
-            Role::Reader { lock } => {
+            Role::Reader { lock, stale } => {
                 let entry = self.rng.below(ENTRIES.len() as u64) as usize;
                 let process = &world.processes[self.callers[caller].process];
                 let timeout = lock.then_some(LOCK_TIMEOUT);
+                let if_error = if stale { IF_ERROR } else { Duration::ZERO };
                 let flow = SimCall::new(
                     process,
                     &world.entries[entry],
                     &world.codec,
                     timeout,
+                    if_error,
                     self.now,
                 );
                 let floors = self.checker.floors();
                 self.note(format!(
-                    "c{caller:<2} calls entry {entry}{}, floors {floors:?}",
-                    if lock { " (lock)" } else { "" }
+                    "c{caller:<2} calls entry {entry}{}{}, floors {floors:?}",
+                    if lock { " (lock)" } else { "" },
+                    if stale { " (stale_if_error)" } else { "" }
                 ));
                 self.callers[caller].active = Some(Active::Read(Box::new(Reading {
                     flow,
@@ -152,6 +159,7 @@ impl<'w> Sim<'w> {
                     started: self.now,
                     floors,
                     computed: None,
+                    errored: false,
                     failed: false,
                     acquired_in: None,
                 })));
@@ -168,11 +176,15 @@ impl<'w> Sim<'w> {
 
     /// Does what `caller`'s call asked for, checking what it returns.
     fn follow(&mut self, caller: usize, step: SimStep, run: &mut Run) -> Result<(), String> {
-        let lock = matches!(self.callers[caller].role, Role::Reader { lock: true });
+        let (lock, stale) = match self.callers[caller].role {
+            Role::Reader { lock, stale } => (lock, stale),
+            Role::Writer => (false, false),
+        };
         let Some(Active::Read(reading)) = &mut self.callers[caller].active else {
             return Ok(());
         };
         let entry = reading.entry;
+        let failed_before = reading.errored;
         match step {
             SimStep::Send => {
                 self.callers[caller].wait = Wait::Request;
@@ -190,11 +202,15 @@ impl<'w> Sim<'w> {
                 let alone = reading.failed || self.now >= reading.started + LOCK_TIMEOUT;
                 let acquired_in = reading.acquired_in;
                 reading.computed = Some(data.clone());
+                // A function with a stale option fails now and then (the stale value stands in).
+                reading.errored = stale && self.rng.one_in(4);
+                let errored = reading.errored;
                 run.computations += 1;
                 let until = self.now + Duration::from_millis(self.rng.between(5, 300));
                 self.callers[caller].wait = Wait::Compute(until);
                 self.note(format!(
-                    "c{caller:<2} computes entry {entry} from data {data:?}"
+                    "c{caller:<2} computes entry {entry} from data {data:?}{}",
+                    if errored { ", and will fail" } else { "" }
                 ));
                 if lock {
                     self.checker.computes(caller, entry, acquired_in, alone)?;
@@ -203,7 +219,17 @@ impl<'w> Sim<'w> {
             }
             SimStep::Return(data) => {
                 self.note(format!("c{caller:<2} returns a cached {data:?}"));
+                if failed_before {
+                    run.coverage.stale_instead += 1;
+                }
                 self.returned(caller, &data, run)
+            }
+            SimStep::Finished if failed_before => {
+                self.note(format!("c{caller:<2} returns its function's error"));
+                run.calls += 1;
+                self.callers[caller].active = None;
+                self.callers[caller].wait = Wait::Idle;
+                Ok(())
             }
             SimStep::Finished => {
                 let data = reading.computed.take().unwrap_or_default();

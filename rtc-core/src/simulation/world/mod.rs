@@ -27,9 +27,18 @@ const PROCESSES: usize = 3;
 /// Callers per process, by role.
 const ROLES: [Role; 4] = [
     Role::Writer,
-    Role::Reader { lock: true },
-    Role::Reader { lock: true },
-    Role::Reader { lock: false },
+    Role::Reader {
+        lock: true,
+        stale: false,
+    },
+    Role::Reader {
+        lock: true,
+        stale: true,
+    },
+    Role::Reader {
+        lock: false,
+        stale: true,
+    },
 ];
 /// The data's tags.
 const TAGS: [&str; 2] = ["a", "b"];
@@ -48,6 +57,9 @@ fn slots(entry: usize) -> impl Iterator<Item = usize> {
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stored entry lives.
 const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
+/// The `stale_if_error` window of the callers that have one (their computations fail now and
+/// then, so that the stale value stands in).
+const IF_ERROR: Duration = Duration::from_secs(2);
 /// How many steps are kept for the trace of a violation.
 const KEPT: usize = 2_000;
 /// How many of the last steps a violation shows, besides the story of the call that broke it
@@ -60,8 +72,9 @@ type Received = Result<Reply, BackendError>;
 enum Role {
     /// Invalidates a tag, or everything.
     Writer,
-    /// Calls the decorated function, with `lock = true` or without.
-    Reader { lock: bool },
+    /// Calls the decorated function, with `lock = true` or without, with `stale_if_error`
+    /// (and a function that fails now and then) or without.
+    Reader { lock: bool, stale: bool },
 }
 
 /// What never changes during a run: the processes' hosts, the entries' keys, the codec.
@@ -188,6 +201,9 @@ struct Reading<'w> {
     floors: Vec<u64>,
     /// What its computation read, once it computes.
     computed: Option<Data>,
+    /// True when its computation failed (an `Err`): the call returns that error, or a stale
+    /// value instead.
+    errored: bool,
     /// True once Redis failed it: it may compute alone (promise 3).
     failed: bool,
     /// The entry's lock period when the server last ran its `Acquire`: the period of the

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::outcome::ValueCodec;
 use super::protocol::{CallFlow, Counted, Host, Mode, Yield};
-use super::stale::Windows;
+pub(crate) use super::stale::Windows;
 use super::Report;
-use crate::cache::flights::{Flight, Flights, Joined, Landing};
+use crate::cache::flights::{Flight, Flights, Joined, Landing, Leader};
 use crate::codec::Encoding;
 use crate::engine::{Operation, Progress, Received};
 use crate::format::{EntryKeys, KeySpace};
@@ -73,6 +73,9 @@ pub(crate) enum SimStep {
     Compute,
     /// The call returns this value without computing.
     Return(Data),
+    /// The call returns this stale value, and a background refresh of the entry, leading
+    /// this flight, is to start ([`SimCall::refresh`]).
+    Revalidate(Data, Leader),
     /// The call returns what it computed.
     Finished,
     /// A yield the simulator does not drive (it sets no stale option): a violation.
@@ -86,13 +89,42 @@ pub(crate) struct SimCall<'w> {
 
 impl<'w> SimCall<'w> {
     /// A call of the entry `keys` in `process`, with `lock = true` when `lock_timeout` is set,
-    /// and `stale_if_error` when `if_error` is not zero.
+    /// and the stale options `windows`.
     pub(crate) fn new(
         process: &'w SimProcess,
         keys: &'w EntryKeys,
         codec: &'w ValueCodec<Data>,
         lock_timeout: Option<Duration>,
-        if_error: Duration,
+        windows: Windows,
+        now: Instant,
+    ) -> Self {
+        let mode = Mode::Run { lock_timeout };
+        Self::with_mode(process, keys, codec, mode, windows, now)
+    }
+
+    /// The background refresh a [`SimStep::Revalidate`] asked for, leading `leader`'s flight
+    /// (as `Background::revalidate` drives it on a thread of its own).
+    pub(crate) fn refresh(
+        process: &'w SimProcess,
+        keys: &'w EntryKeys,
+        codec: &'w ValueCodec<Data>,
+        lock_timeout: Option<Duration>,
+        windows: Windows,
+        leader: Leader,
+        now: Instant,
+    ) -> Self {
+        let mode = Mode::Revalidate { lock_timeout };
+        let mut call = Self::with_mode(process, keys, codec, mode, windows, now);
+        call.flow = call.flow.refreshing(leader);
+        call
+    }
+
+    fn with_mode(
+        process: &'w SimProcess,
+        keys: &'w EntryKeys,
+        codec: &'w ValueCodec<Data>,
+        mode: Mode,
+        windows: Windows,
         now: Instant,
     ) -> Self {
         let report = Report {
@@ -100,17 +132,13 @@ impl<'w> SimCall<'w> {
             info: CacheInfo::default(),
             counted: true,
         };
-        let mode = Mode::Run { lock_timeout };
         let flow = CallFlow::new(
             process,
             keys,
             codec,
             mode,
             Lifetime::Default,
-            Windows {
-                if_error,
-                ..Windows::default()
-            },
+            windows,
             report,
         );
         Self { flow }
@@ -123,6 +151,7 @@ impl<'w> SimCall<'w> {
             Progress::Done(Yield::Follow(flight, deadline)) => SimStep::Follow(flight, deadline),
             Progress::Done(Yield::Compute(_)) => SimStep::Compute,
             Progress::Done(Yield::Cached(value) | Yield::Instead(value)) => SimStep::Return(value),
+            Progress::Done(Yield::Revalidate(value, leader)) => SimStep::Revalidate(value, leader),
             Progress::Done(Yield::Finished) => SimStep::Finished,
             Progress::Done(other) => SimStep::Unexpected(other.name()),
         }

@@ -60,6 +60,8 @@ pub struct Coverage {
     pub key_losses: u64,
     /// Calls whose function failed and that returned a stale value instead (`stale_if_error`).
     pub stale_instead: u64,
+    /// Stale hits returned at once, each starting a refresh (`stale_while_revalidate`).
+    pub revalidations: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -71,6 +73,7 @@ impl std::ops::AddAssign for Coverage {
         self.crashes += other.crashes;
         self.key_losses += other.key_losses;
         self.stale_instead += other.stale_instead;
+        self.revalidations += other.revalidations;
     }
 }
 

@@ -4,7 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use super::{slots, Active, Reading, Role, Sim, Wait, ENTRIES, IF_ERROR, LOCK_TIMEOUT, TAGS};
+use super::{slots, windows, Active, Reading, Role, Sim, Wait, ENTRIES, LOCK_TIMEOUT, TAGS};
+use crate::cache::flights::Leader;
+use crate::decorate::simulated::Windows;
 use crate::decorate::simulated::{Data, SimCall, SimStep};
 use crate::format::{self, Version};
 use crate::simulation::Run;
@@ -138,20 +140,24 @@ impl<'w> Sim<'w> {
                 let entry = self.rng.below(ENTRIES.len() as u64) as usize;
                 let process = &world.processes[self.callers[caller].process];
                 let timeout = lock.then_some(LOCK_TIMEOUT);
-                let if_error = if stale { IF_ERROR } else { Duration::ZERO };
+                let windows = if stale {
+                    windows(lock)
+                } else {
+                    Windows::default()
+                };
                 let flow = SimCall::new(
                     process,
                     &world.entries[entry],
                     &world.codec,
                     timeout,
-                    if_error,
+                    windows,
                     self.now,
                 );
                 let floors = self.checker.floors();
                 self.note(format!(
                     "c{caller:<2} calls entry {entry}{}{}, floors {floors:?}",
                     if lock { " (lock)" } else { "" },
-                    if stale { " (stale_if_error)" } else { "" }
+                    if stale { " (stale options)" } else { "" }
                 ));
                 self.callers[caller].active = Some(Active::Read(Box::new(Reading {
                     flow,
@@ -160,6 +166,7 @@ impl<'w> Sim<'w> {
                     floors,
                     computed: None,
                     errored: false,
+                    refresh: false,
                     failed: false,
                     acquired_in: None,
                 })));
@@ -185,6 +192,12 @@ impl<'w> Sim<'w> {
         };
         let entry = reading.entry;
         let failed_before = reading.errored;
+        if reading.refresh && matches!(step, SimStep::Finished | SimStep::Return(_)) {
+            self.note(format!("c{caller:<2} ends its background refresh"));
+            self.callers[caller].active = None;
+            self.callers[caller].wait = Wait::Idle;
+            return Ok(());
+        }
         match step {
             SimStep::Send => {
                 self.callers[caller].wait = Wait::Request;
@@ -224,6 +237,15 @@ impl<'w> Sim<'w> {
                 }
                 self.returned(caller, &data, run)
             }
+            SimStep::Revalidate(data, leader) => {
+                self.note(format!(
+                    "c{caller:<2} returns a stale {data:?} and starts a refresh"
+                ));
+                run.coverage.revalidations += 1;
+                self.returned(caller, &data, run)?;
+                self.start_refresh(caller, entry, lock, leader);
+                Ok(())
+            }
             SimStep::Finished if failed_before => {
                 self.note(format!("c{caller:<2} returns its function's error"));
                 run.calls += 1;
@@ -238,6 +260,35 @@ impl<'w> Sim<'w> {
             }
             SimStep::Unexpected(name) => Err(format!("the protocol yielded {name}")),
         }
+    }
+
+    /// `caller` runs the background refresh of `entry` its stale hit started (a thread of its
+    /// process in the real code; here the caller's next work, which other callers interleave
+    /// with as they would with that thread).
+    fn start_refresh(&mut self, caller: usize, entry: usize, lock: bool, leader: Leader) {
+        let world = self.world;
+        let process = &world.processes[self.callers[caller].process];
+        let flow = SimCall::refresh(
+            process,
+            &world.entries[entry],
+            &world.codec,
+            lock.then_some(LOCK_TIMEOUT),
+            windows(lock),
+            leader,
+            self.now,
+        );
+        self.callers[caller].active = Some(Active::Read(Box::new(Reading {
+            flow,
+            entry,
+            started: self.now,
+            floors: self.checker.floors(),
+            computed: None,
+            errored: false,
+            refresh: true,
+            failed: false,
+            acquired_in: None,
+        })));
+        self.callers[caller].wait = Wait::Step(None);
     }
 
     /// Promise 2 for what `caller`'s call returned.

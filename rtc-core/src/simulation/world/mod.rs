@@ -16,6 +16,7 @@ use super::server::{connection_lost, Client, Server};
 use super::trace::{describe, describe_reply};
 use super::{Config, Coverage, Run};
 use crate::cache::flights::Flight;
+use crate::decorate::simulated::Windows;
 use crate::decorate::simulated::{Data, SimCall, SimProcess};
 use crate::decorate::ValueCodec;
 use crate::engine::{Operation, Reply};
@@ -57,9 +58,20 @@ fn slots(entry: usize) -> impl Iterator<Item = usize> {
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stored entry lives.
 const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
-/// The `stale_if_error` window of the callers that have one (their computations fail now and
-/// then, so that the stale value stands in).
-const IF_ERROR: Duration = Duration::from_secs(2);
+/// The stale windows of the callers that have them: `stale_if_error` (their computations fail
+/// now and then, so that the stale value stands in), and, without `lock`, also
+/// `stale_while_revalidate` (a stale hit returns at once and starts a refresh).
+fn windows(lock: bool) -> Windows {
+    Windows {
+        if_error: Duration::from_secs(2),
+        while_revalidate: if lock {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(2)
+        },
+        timeout: None,
+    }
+}
 /// How many steps are kept for the trace of a violation.
 const KEPT: usize = 2_000;
 /// How many of the last steps a violation shows, besides the story of the call that broke it
@@ -204,6 +216,8 @@ struct Reading<'w> {
     /// True when its computation failed (an `Err`): the call returns that error, or a stale
     /// value instead.
     errored: bool,
+    /// True for a background refresh (`stale_while_revalidate`): it returns nothing to check.
+    refresh: bool,
     /// True once Redis failed it: it may compute alone (promise 3).
     failed: bool,
     /// The entry's lock period when the server last ran its `Acquire`: the period of the

@@ -13,7 +13,7 @@ use super::Report;
 use crate::cache::flights::{Flight, Flights, Joined, Landing, Leader};
 use crate::codec::Encoding;
 use crate::engine::{Operation, Progress, Received};
-use crate::format::{EntryKeys, KeySpace};
+use crate::format::{EntryKeys, KeySpace, Observed};
 use crate::hook::CacheInfo;
 use crate::lifetime::Lifetime;
 
@@ -69,8 +69,14 @@ pub(crate) enum SimStep {
     Send,
     /// Wait until this flight lands or the deadline passes; then [`SimCall::landed`].
     Follow(Arc<Flight>, Instant),
-    /// Run the function; then [`SimCall::computed`].
-    Compute,
+    /// Run the function, for at most this long before [`SimCall::late`] (`stale_if_slow`);
+    /// then [`SimCall::computed`].
+    Compute(Option<Duration>),
+    /// The function outlived its time limit: it is to store its value itself, stamped with
+    /// these versions, when it returns; then [`SimCall::handed_over`].
+    HandOver(Option<Observed>),
+    /// The call waits for its late function and returns what it returns.
+    Join,
     /// The call returns this value without computing.
     Return(Data),
     /// The call returns this stale value, and a background refresh of the entry, leading
@@ -78,8 +84,6 @@ pub(crate) enum SimStep {
     Revalidate(Data, Leader),
     /// The call returns what it computed.
     Finished,
-    /// A yield the simulator does not drive (it sets no stale option): a violation.
-    Unexpected(&'static str),
 }
 
 /// One decorated call in a simulated process.
@@ -149,11 +153,12 @@ impl<'w> SimCall<'w> {
         match self.flow.step(now, reply) {
             Progress::Send => SimStep::Send,
             Progress::Done(Yield::Follow(flight, deadline)) => SimStep::Follow(flight, deadline),
-            Progress::Done(Yield::Compute(_)) => SimStep::Compute,
+            Progress::Done(Yield::Compute(limit)) => SimStep::Compute(limit),
+            Progress::Done(Yield::HandOver(observed)) => SimStep::HandOver(observed),
+            Progress::Done(Yield::Join) => SimStep::Join,
             Progress::Done(Yield::Cached(value) | Yield::Instead(value)) => SimStep::Return(value),
             Progress::Done(Yield::Revalidate(value, leader)) => SimStep::Revalidate(value, leader),
             Progress::Done(Yield::Finished) => SimStep::Finished,
-            Progress::Done(other) => SimStep::Unexpected(other.name()),
         }
     }
 
@@ -171,6 +176,16 @@ impl<'w> SimCall<'w> {
     pub(crate) fn computed(&mut self, data: &Data) {
         let bytes = Encoding::default().encode(data).ok();
         self.flow.computed(bytes, false);
+    }
+
+    /// The function is still running when its time limit passed.
+    pub(crate) fn late(&mut self) {
+        self.flow.late();
+    }
+
+    /// The late function took the versions [`SimStep::HandOver`] offered.
+    pub(crate) fn handed_over(&mut self) {
+        self.flow.handed_over();
     }
 
     /// The function failed (returned an `Err`): nothing to store.

@@ -62,6 +62,8 @@ pub struct Coverage {
     pub stale_instead: u64,
     /// Stale hits returned at once, each starting a refresh (`stale_while_revalidate`).
     pub revalidations: u64,
+    /// Computations handed over past their time limit (`stale_if_slow`).
+    pub hand_overs: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -74,6 +76,7 @@ impl std::ops::AddAssign for Coverage {
         self.key_losses += other.key_losses;
         self.stale_instead += other.stale_instead;
         self.revalidations += other.revalidations;
+        self.hand_overs += other.hand_overs;
     }
 }
 

@@ -62,6 +62,21 @@ impl<'w> Sim<'w> {
                     reading.flow.step(now, None)
                 })
             }
+            Wait::Compute(_) if self.is_late(caller) => self.hand_over(caller, run),
+            Wait::Joined(true) => {
+                let Some(Active::Read(reading)) = &mut self.callers[caller].active else {
+                    return Ok(());
+                };
+                let data = reading.computed.take().unwrap_or_default();
+                if reading.errored {
+                    self.note(format!("c{caller:<2} returns its late function's error"));
+                    run.calls += 1;
+                    self.callers[caller].active = None;
+                    return Ok(());
+                }
+                self.note(format!("c{caller:<2} returns its late computed {data:?}"));
+                self.returned(caller, &data, run)
+            }
             Wait::Compute(_) => {
                 self.checker.computed(caller);
                 self.note(format!("c{caller:<2} finishes computing"));
@@ -75,7 +90,7 @@ impl<'w> Sim<'w> {
                     reading.flow.step(now, None)
                 })
             }
-            wait @ (Wait::Request | Wait::Blocked | Wait::Reply) => {
+            wait @ (Wait::Request | Wait::Blocked | Wait::Reply | Wait::Joined(false)) => {
                 self.callers[caller].wait = wait;
                 Ok(())
             }
@@ -122,11 +137,17 @@ impl<'w> Sim<'w> {
             }
             Role::Writer => {
                 // The database changes first; then the cache is told.
-                let (tags, bumped): (Vec<_>, Vec<_>) = if self.rng.one_in(4) {
+                let (tags, bumped): (Vec<_>, Vec<_>) = if self.rng.one_in(8) {
                     let bumped = (0..TAGS.len()).map(|tag| (tag, self.bump(tag))).collect();
                     (vec![(world.keys.namespace_tag(), Version::fresh())], bumped)
                 } else {
-                    let tag = self.rng.below(TAGS.len() as u64) as usize;
+                    // The quiet tag (the last) one time in twenty.
+                    let quiet = TAGS.len() - 1;
+                    let tag = if self.rng.one_in(20) {
+                        quiet
+                    } else {
+                        self.rng.below(quiet as u64) as usize
+                    };
                     let key = world.keys.user_tag(TAGS[tag]);
                     (vec![(key, Version::fresh())], vec![(tag, self.bump(tag))])
                 };
@@ -167,6 +188,7 @@ impl<'w> Sim<'w> {
                     computed: None,
                     errored: false,
                     refresh: false,
+                    late_until: None,
                     failed: false,
                     acquired_in: None,
                 })));
@@ -210,7 +232,7 @@ impl<'w> Sim<'w> {
                 self.callers[caller].wait = Wait::Follow(flight, deadline);
                 Ok(())
             }
-            SimStep::Compute => {
+            SimStep::Compute(limit) => {
                 let data: Data = slots(entry).map(|slot| self.data[slot]).collect();
                 let alone = reading.failed || self.now >= reading.started + LOCK_TIMEOUT;
                 let acquired_in = reading.acquired_in;
@@ -220,7 +242,10 @@ impl<'w> Sim<'w> {
                 let errored = reading.errored;
                 run.computations += 1;
                 let until = self.now + Duration::from_millis(self.rng.between(5, 300));
-                self.callers[caller].wait = Wait::Compute(until);
+                // Past its time limit, the call hands the computation over then.
+                let limit = limit.map(|limit| self.now + limit).filter(|&at| at < until);
+                reading.late_until = limit.map(|_| until);
+                self.callers[caller].wait = Wait::Compute(limit.unwrap_or(until));
                 self.note(format!(
                     "c{caller:<2} computes entry {entry} from data {data:?}{}",
                     if errored { ", and will fail" } else { "" }
@@ -246,6 +271,23 @@ impl<'w> Sim<'w> {
                 self.start_refresh(caller, entry, lock, leader);
                 Ok(())
             }
+            SimStep::Join => {
+                self.note(format!("c{caller:<2} waits for its late computation"));
+                let body = self.late.iter_mut().find(|body| body.caller == caller);
+                match body {
+                    Some(body) => {
+                        body.joined = true;
+                        self.callers[caller].wait = Wait::Joined(false);
+                        Ok(())
+                    }
+                    // It returned already: its call takes what it returned at once.
+                    None => {
+                        self.callers[caller].wait = Wait::Joined(true);
+                        Ok(())
+                    }
+                }
+            }
+            SimStep::HandOver(_) => Err("the protocol handed over a computation in time".into()),
             SimStep::Finished if failed_before => {
                 self.note(format!("c{caller:<2} returns its function's error"));
                 run.calls += 1;
@@ -258,8 +300,45 @@ impl<'w> Sim<'w> {
                 self.note(format!("c{caller:<2} returns its computed {data:?}"));
                 self.returned(caller, &data, run)
             }
-            SimStep::Unexpected(name) => Err(format!("the protocol yielded {name}")),
         }
+    }
+
+    /// True when `caller`'s computation is still running at its time limit.
+    fn is_late(&self, caller: usize) -> bool {
+        matches!(&self.callers[caller].active, Some(Active::Read(reading))
+            if reading.late_until.is_some_and(|until| until > self.now))
+    }
+
+    /// `caller`'s computation outlived its time limit (`stale_if_slow`): the protocol hands
+    /// its store over to it, and the call goes on without it.
+    fn hand_over(&mut self, caller: usize, run: &mut Run) -> Result<(), String> {
+        // The call no longer waits for the computation, and releases its lock.
+        self.checker.computed(caller);
+        let Some(Active::Read(reading)) = &mut self.callers[caller].active else {
+            return Ok(());
+        };
+        reading.flow.late();
+        let SimStep::HandOver(observed) = reading.flow.step(self.now, None) else {
+            return Err("a late computation was not handed over".into());
+        };
+        let returns = reading.late_until.take().unwrap_or(self.now);
+        self.late.push(super::LateBody {
+            caller,
+            entry: reading.entry,
+            data: reading.computed.clone().unwrap_or_default(),
+            errored: reading.errored,
+            returns,
+            observed,
+            joined: false,
+        });
+        reading.flow.handed_over();
+        let next = reading.flow.step(self.now, None);
+        run.coverage.hand_overs += 1;
+        self.note(format!(
+            "c{caller:<2} hands its late computation over (it returns at t={}ms)",
+            returns.duration_since(self.origin).as_millis()
+        ));
+        self.follow(caller, next, run)
     }
 
     /// `caller` runs the background refresh of `entry` its stale hit started (a thread of its
@@ -285,6 +364,7 @@ impl<'w> Sim<'w> {
             computed: None,
             errored: false,
             refresh: true,
+            late_until: None,
             failed: false,
             acquired_in: None,
         })));

@@ -41,10 +41,12 @@ const ROLES: [Role; 4] = [
         stale: true,
     },
 ];
-/// The data's tags.
-const TAGS: [&str; 2] = ["a", "b"];
+/// The data's tags. The last one changes rarely (see `Sim::start`), so that its entry lives
+/// past its lifetime now and then: the serve-stale options' paths need entries that outlive
+/// their lifetime without an invalidation.
+const TAGS: [&str; 3] = ["a", "b", "quiet"];
 /// The entries, by the tags they carry (indices into `TAGS`).
-const ENTRIES: [&[usize]; 3] = [&[0], &[0, 1], &[1]];
+const ENTRIES: [&[usize]; 4] = [&[0], &[0, 1], &[1], &[2]];
 
 /// The data slots a value of `entry` is computed from: its tags', then its own
 /// (`TAGS.len() + entry`, bumped before the entry is deleted).
@@ -69,7 +71,9 @@ fn windows(lock: bool) -> Windows {
         } else {
             Duration::from_secs(2)
         },
-        timeout: None,
+        // `stale_if_slow`: a computation longer than this hands its store over and the call
+        // returns the stale value it saw.
+        timeout: lock.then_some(Duration::from_millis(100)),
     }
 }
 /// How many steps are kept for the trace of a violation.
@@ -183,8 +187,10 @@ enum Wait {
     Reply,
     /// Waiting for its process's leader until the deadline.
     Follow(Arc<Flight>, Instant),
-    /// Computing until then.
+    /// Computing until then (or until its time limit, when it is late then).
     Compute(Instant),
+    /// Waiting for its late computation (`Join`); true once it returned.
+    Joined(bool),
 }
 
 /// A call under way.
@@ -218,6 +224,8 @@ struct Reading<'w> {
     errored: bool,
     /// True for a background refresh (`stale_while_revalidate`): it returns nothing to check.
     refresh: bool,
+    /// When its computation ends, if that is past its time limit (`stale_if_slow`).
+    late_until: Option<Instant>,
     /// True once Redis failed it: it may compute alone (promise 3).
     failed: bool,
     /// The entry's lock period when the server last ran its `Acquire`: the period of the
@@ -230,6 +238,20 @@ struct Caller<'w> {
     role: Role,
     wait: Wait,
     active: Option<Active<'w>>,
+}
+
+/// A computation handed over by its call (`stale_if_slow`): it stores its value itself when it
+/// returns, stamped with the versions its call read (as `Background::store_late`, here one
+/// atomic step at the server when it returns).
+struct LateBody {
+    caller: usize,
+    entry: usize,
+    data: Data,
+    errored: bool,
+    returns: Instant,
+    observed: Option<crate::format::Observed>,
+    /// True once its call waits for it (`Join`).
+    joined: bool,
 }
 
 /// One thing that can happen next.
@@ -256,6 +278,8 @@ struct Sim<'w> {
     /// The database: each slot's data version (the tags', then each entry's own).
     data: Vec<u64>,
     trace: VecDeque<String>,
+    /// Computations that outlived their call's time limit, running on.
+    late: Vec<LateBody>,
     /// The caller advanced last: the one whose call a violation is about.
     focus: Option<usize>,
     events: Vec<Event>,
@@ -287,6 +311,7 @@ impl<'w> Sim<'w> {
             data: vec![0; TAGS.len() + ENTRIES.len()],
             trace: VecDeque::with_capacity(KEPT),
             focus: None,
+            late: Vec::new(),
             events: Vec::new(),
         }
     }
@@ -327,6 +352,7 @@ impl<'w> Sim<'w> {
                     *deadline <= self.now || flight.landed().is_some()
                 }
                 Wait::Compute(until) => *until <= self.now,
+                Wait::Joined(returned) => *returned,
                 Wait::Request | Wait::Blocked | Wait::Reply => false,
             };
             if ready {
@@ -378,6 +404,7 @@ impl<'w> Sim<'w> {
         };
         self.now += by;
         self.note(format!("time +{}ms", by.as_millis()));
+        self.return_late();
         let expired = self.server.advance(self.now);
         let locks = expired.locks.len() as u64;
         for lock in expired.locks {
@@ -397,7 +424,8 @@ impl<'w> Sim<'w> {
             Wait::Compute(until) => Some(until),
             _ => None,
         });
-        callers.chain(self.server.next_deadline()).min()
+        let late = self.late.iter().map(|body| body.returns);
+        callers.chain(late).chain(self.server.next_deadline()).min()
     }
 
     /// The server's replies go on their way back.
@@ -452,6 +480,46 @@ impl<'w> Sim<'w> {
         self.answer(replies);
     }
 
+    /// Late computations that have returned store their values (unless they failed) and hand
+    /// them to their call if it waits for them.
+    fn return_late(&mut self) {
+        let now = self.now;
+        let (returned, running): (Vec<_>, Vec<_>) = std::mem::take(&mut self.late)
+            .into_iter()
+            .partition(|body| body.returns <= now);
+        self.late = running;
+        for body in returned {
+            if let (false, Some(observed)) = (body.errored, &body.observed) {
+                let payload = crate::codec::Encoding::default()
+                    .encode(&body.data)
+                    .unwrap_or_default();
+                let write = Operation::WriteUnlessDeleted {
+                    entry: &self.world.entries[body.entry].entry,
+                    observed,
+                    payload: &payload,
+                    lifetime: Some(ENTRY_LIFETIME),
+                    stale_window: windows(true).stored(),
+                };
+                let line = format!(
+                    "server runs c{}'s late {} of {:?}",
+                    body.caller,
+                    describe(&write),
+                    body.data
+                );
+                // Not a client's: a reply goes nowhere.
+                let _ = self.server.execute(usize::MAX, write, now);
+                self.note(line);
+            }
+            if body.joined {
+                if let Some(Active::Read(reading)) = &mut self.callers[body.caller].active {
+                    reading.computed = Some(body.data);
+                    reading.errored = body.errored;
+                }
+                self.callers[body.caller].wait = Wait::Joined(true);
+            }
+        }
+    }
+
     /// The steps of the focused caller's last call, with what happened to the server and the
     /// data meanwhile (kept steps only).
     fn story(&self) -> Vec<String> {
@@ -483,6 +551,9 @@ impl<'w> Sim<'w> {
     /// A process dies: its calls vanish mid-way, their locks left to expire.
     fn crash(&mut self, process: usize) {
         self.note(format!("process {process} crashes"));
+        let callers = &self.callers;
+        self.late
+            .retain(|body| callers[body.caller].process != process);
         for (at, caller) in self.callers.iter_mut().enumerate() {
             if caller.process == process {
                 caller.active = None;

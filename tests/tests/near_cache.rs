@@ -484,25 +484,27 @@ fn command_calls(server: &RedisServer, command: &str) -> u64 {
         .map_or(0, |calls| calls.parse().unwrap())
 }
 
-/// With every tag's version known from a near entry's read, `set` is one plain `SET` (no
-/// script), and the entry it writes is read back.
+/// With every tag's version known from a near entry's read, `set` reads no tag: the write
+/// script reads only the entry (for a delete's lineage, `format::lineage`) and writes it; and
+/// the entry it writes is read back.
 #[test]
-fn a_set_whose_tag_versions_are_tracked_is_a_plain_set() {
+fn a_set_whose_tag_versions_are_tracked_reads_no_tag() {
     let server = RedisServer::start();
     let cache = near_cache(&server, &unique_namespace("near-set"));
     assert!(cache.set("a", &1, ["t"], Lifetime::Default));
     assert_eq!(answered_near(&cache, "a", &["t"]), Some(1));
-    let (scripts, sets) = (
-        command_calls(&server, "evalsha"),
-        command_calls(&server, "set"),
-    );
+    let calls = |command| command_calls(&server, command);
+    let (scripts, gets, sets) = (calls("evalsha"), calls("get"), calls("set"));
     assert!(cache.set("b", &2, ["t"], Lifetime::Default));
-    assert_eq!(command_calls(&server, "evalsha"), scripts, "no script");
-    assert_eq!(command_calls(&server, "set"), sets + 1, "one SET");
+    assert_eq!(calls("evalsha"), scripts + 1, "one script");
+    assert_eq!(calls("get"), gets + 1, "the entry alone is read");
+    assert_eq!(calls("set"), sets + 1, "one SET");
     assert_eq!(cache.get::<i32>("b", ["t"]), Ok(2));
-    // An unknown tag: the script, as without a near cache.
+    // An unknown tag: every tag's version (the namespace's too) is read in the script.
+    let gets = calls("get");
     assert!(cache.set("c", &3, ["t", "other"], Lifetime::Default));
-    assert_eq!(command_calls(&server, "evalsha"), scripts + 1);
+    assert_eq!(calls("evalsha"), scripts + 2);
+    assert_eq!(calls("get"), gets + 4, "three tags and the entry");
     assert_eq!(cache.get::<i32>("c", ["t", "other"]), Ok(3));
 }
 

@@ -152,19 +152,9 @@ impl MemoryStore {
                 let bytes = format::encode_with_window(observed, stale_window, payload)
                     .ok_or(BackendError::TooManyTags)?;
                 let lifetime = lifetime.map(|lifetime| lifetime.saturating_add(stale_window));
-                // A delete since the writer read wins: the entry there now is of another
-                // lineage than the one the writer read (see `format::lineage`), or the
-                // tombstone the writer read (or descended from) is gone, expired or lost.
-                let deleted_since = match maps.entry_bytes(entry, now) {
-                    Some(current) => format::lineage(&current) != observed.tombstone,
-                    None => observed.tombstone.is_some(),
-                };
-                if !deleted_since {
-                    let (bytes, lifetime) =
-                        outliving(bytes, lifetime, maps.entry_ttl(entry, now), observed);
-                    maps.insert_entry(entry, bytes, lifetime, now);
-                }
-                Reply::Done(!deleted_since)
+                // A delete since the writer read wins.
+                let guard = Guard::Lineage(observed.tombstone.as_deref());
+                Reply::Done(maps.store(entry, bytes, lifetime, guard, now))
             }
             Operation::Delete {
                 entry,
@@ -223,24 +213,13 @@ impl MemoryStore {
     }
 }
 
-/// A value written over an entry of its lineage (a tombstone, or a value written over one)
-/// keeps that lineage at least as long as the entry it replaces had left: its key lives that
-/// long, its stale window widened by as much, so that it is fresh no longer than `lifetime`
-/// says. A delete's tombstone so guards against computations that read before it for its whole
-/// lifetime, however short-lived the values written over it (as `write_unless_deleted.lua`).
-fn outliving(
-    mut bytes: Vec<u8>,
-    lifetime: Option<Duration>,
-    left: Ttl,
-    observed: &Observed,
-) -> (Vec<u8>, Option<Duration>) {
-    match (lifetime, left) {
-        (Some(lifetime), Ttl::Left(left)) if observed.tombstone.is_some() && left > lifetime => {
-            format::widen_window(&mut bytes, left - lifetime);
-            (bytes, Some(left))
-        }
-        _ => (bytes, lifetime),
-    }
+/// Which stored entry a write may replace (as the stamped-write script's guard).
+#[derive(Clone, Copy)]
+enum Guard<'a> {
+    /// Any (a `set`: its value is fresh now).
+    Any,
+    /// Only one of the lineage its writer read before computing (`None`: of none, or no key).
+    Lineage(Option<&'a [u8]>),
 }
 
 fn encode(observed: &Observed, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
@@ -351,8 +330,50 @@ impl Maps {
         now: Instant,
     ) {
         for (write, bytes) in writes.iter().zip(stamped) {
-            self.insert_entry(write.entry, bytes, lifetime, now);
+            self.store(write.entry, bytes, lifetime, Guard::Any, now);
         }
+    }
+
+    /// Stores `bytes` under `key` unless `guard` refuses what is there (returns whether it
+    /// stored them), as the stamped-write script does (`write_stamped.lua`). Where an entry of a
+    /// lineage is (a tombstone, or an entry written over one: `format::lineage`), the bytes
+    /// descend from it, and live at least as long as it had left, their stale window widened
+    /// by as much: a delete's guard lasts its tombstone's lifetime, however short the lives of
+    /// the values written over it, which are fresh no longer than their own lifetime says.
+    fn store(
+        &mut self,
+        key: &str,
+        bytes: Vec<u8>,
+        lifetime: Option<Duration>,
+        guard: Guard<'_>,
+        now: Instant,
+    ) -> bool {
+        let current = self.entry_bytes(key, now);
+        let lineage = current.as_deref().and_then(format::lineage);
+        if let Guard::Lineage(read) = guard {
+            let deleted_since = match current {
+                Some(_) => lineage.as_deref() != read,
+                // The lineage the writer read expired or was lost.
+                None => read.is_some(),
+            };
+            if deleted_since {
+                return false;
+            }
+        }
+        let (bytes, lifetime) = match lineage {
+            Some(tombstone) => {
+                let (widen, lifetime) = match (lifetime, self.entry_ttl(key, now)) {
+                    (Some(lifetime), Ttl::Left(left)) if left > lifetime => {
+                        (left - lifetime, Some(left))
+                    }
+                    _ => (Duration::ZERO, lifetime),
+                };
+                (format::descended(bytes, &tombstone, widen), lifetime)
+            }
+            None => (bytes, lifetime),
+        };
+        self.insert_entry(key, bytes, lifetime, now);
+        true
     }
 
     fn sweep_if_grown(&mut self, now: Instant) {

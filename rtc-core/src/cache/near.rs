@@ -88,8 +88,8 @@ impl TaggedCache {
     }
 
     /// `write` stamped with the versions this process knows its tags have (from reads whose
-    /// watches live), so that it is written with one plain `SET` instead of the script that
-    /// reads the versions where the entry lands. A version that has just changed elsewhere only
+    /// watches live), so that the write script reads no tag where the entry lands (only the
+    /// entry, for a delete's lineage). A version that has just changed elsewhere only
     /// makes the entry miss, never a stale value hit. Unchanged when any version is unknown.
     pub(crate) fn stamp_known(&self, keys: &EntryKeys, write: &mut EntryWrite<'_>) {
         let Some(near) = self.near() else {

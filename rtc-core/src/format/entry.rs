@@ -245,15 +245,28 @@ pub(crate) fn stale_window(bytes: &[u8]) -> Duration {
     Duration::from_millis(u64::from(window))
 }
 
-/// Widens the stale window recorded in the live entry `bytes` (formats 3 and 4) by `by`, for a
-/// write that stores it `by` longer than its lifetime and window: it stays fresh as long, and
-/// its key (with its lineage) lives on. Other bytes are left alone.
-pub(crate) fn widen_window(bytes: &mut [u8], by: Duration) {
-    if let [FORMAT_V3 | FORMAT_V4, _, _, _, _, w0, w1, w2, w3, ..] = bytes {
-        let window = u32::from_le_bytes([*w0, *w1, *w2, *w3]);
-        let widened = window.saturating_add(window_millis(by));
-        [*w0, *w1, *w2, *w3] = widened.to_le_bytes();
-    }
+/// The live entry `bytes` (format 2, 3 or 4) as an entry of the lineage `tombstone`
+/// (format 4, carrying its token), its stale window widened by `widen`: what a write stores
+/// where an entry of that lineage was, living `widen` longer than its lifetime and window (so it
+/// is fresh no longer) for the delete's guard to last. Other bytes come back as they are.
+pub(crate) fn descended(bytes: Vec<u8>, tombstone: &[u8], widen: Duration) -> Vec<u8> {
+    let (Some(token), Some(layout)) = (tombstone.get(1..1 + TOKEN_LEN), Layout::parse(&bytes))
+    else {
+        return bytes;
+    };
+    let window = match layout.extension {
+        0 => 0,
+        _ => u32::from_le_bytes([bytes[5], bytes[6], bytes[7], bytes[8]]),
+    };
+    let window = window.saturating_add(window_millis(widen));
+    let rest = &bytes[layout.header_len()..];
+    let mut descended = Vec::with_capacity(HEADER_LEN + WINDOW_LEN + TOKEN_LEN + rest.len());
+    descended.push(FORMAT_V4);
+    descended.extend_from_slice(&bytes[1..HEADER_LEN]);
+    descended.extend_from_slice(&window.to_le_bytes());
+    descended.extend_from_slice(token);
+    descended.extend_from_slice(rest);
+    descended
 }
 
 /// The longest stale window the format records (`u32::MAX` ms, about 49 days); longer ones are
@@ -293,29 +306,13 @@ pub(crate) fn encode_with_window(
     window: Duration,
     payload: &[u8],
 ) -> Option<Vec<u8>> {
-    let header = header(observed)?;
-    let window = window_millis(window);
-    let token = observed
-        .tombstone
-        .as_deref()
-        .and_then(|tombstone| tombstone.get(1..1 + TOKEN_LEN));
-    let mut bytes = Vec::with_capacity(
-        HEADER_LEN
-            + WINDOW_LEN
-            + TOKEN_LEN
-            + VERSION_LEN * observed.canonical.len()
+    let mut bytes = head(
+        observed,
+        window,
+        VERSION_LEN * observed.canonical.len()
             + EXTRA_LEN * observed.implicit.len()
             + payload.len(),
-    );
-    bytes.extend_from_slice(&header);
-    if let Some(token) = token {
-        bytes[0] = FORMAT_V4;
-        bytes.extend_from_slice(&window.to_le_bytes());
-        bytes.extend_from_slice(token);
-    } else if window > 0 {
-        bytes[0] = FORMAT_V3;
-        bytes.extend_from_slice(&window.to_le_bytes());
-    }
+    )?;
     for (_, version) in &observed.canonical {
         bytes.extend_from_slice(version.as_ref()?.as_bytes());
     }
@@ -327,18 +324,40 @@ pub(crate) fn encode_with_window(
     Some(bytes)
 }
 
+/// The header alone (format, counts, and the lineage's token when `observed` has one), for
+/// writers that add versions themselves.
+pub(crate) fn header(observed: &Observed) -> Option<Vec<u8>> {
+    head(observed, Duration::ZERO, 0)
+}
+
+/// The header of an entry stamped with `observed` and recording `window`, in a buffer with
+/// room for `rest` more bytes: format 2, 3 with a window, 4 with a lineage.
+fn head(observed: &Observed, window: Duration, rest: usize) -> Option<Vec<u8>> {
+    let [c0, c1] = u16::try_from(observed.canonical.len()).ok()?.to_le_bytes();
+    let [i0, i1] = u16::try_from(observed.implicit.len()).ok()?.to_le_bytes();
+    let window = window_millis(window);
+    let token = observed
+        .tombstone
+        .as_deref()
+        .and_then(|tombstone| tombstone.get(1..1 + TOKEN_LEN));
+    let mut bytes = Vec::with_capacity(HEADER_LEN + WINDOW_LEN + TOKEN_LEN + rest);
+    bytes.extend_from_slice(&[FORMAT_V2, c0, c1, i0, i1]);
+    if let Some(token) = token {
+        bytes[0] = FORMAT_V4;
+        bytes.extend_from_slice(&window.to_le_bytes());
+        bytes.extend_from_slice(token);
+    } else if window > 0 {
+        bytes[0] = FORMAT_V3;
+        bytes.extend_from_slice(&window.to_le_bytes());
+    }
+    Some(bytes)
+}
+
 /// The length of the value section of the live entry `bytes`, whatever its tags say (the
 /// simulator's `stale` mutant serves entries it should not).
 #[cfg(feature = "simulation")]
 pub(crate) fn value_len(bytes: &[u8]) -> Option<usize> {
     Layout::parse(bytes).map(|layout| bytes.len() - layout.payload_start())
-}
-
-/// The fixed header alone (format and counts), for writers that add versions themselves.
-pub(crate) fn header(observed: &Observed) -> Option<[u8; HEADER_LEN]> {
-    let [c0, c1] = u16::try_from(observed.canonical.len()).ok()?.to_le_bytes();
-    let [i0, i1] = u16::try_from(observed.implicit.len()).ok()?.to_le_bytes();
-    Some([FORMAT_V2, c0, c1, i0, i1])
 }
 
 struct Layout {
@@ -490,21 +509,32 @@ mod tests {
     }
 
     #[test]
-    fn widening_a_window_adds_to_it_in_formats_3_and_4_only() {
-        let mut reader = observed(&[Some(1)], &[]);
-        let mut plain = encode(&reader, b"v").unwrap();
-        let before = plain.clone();
-        widen_window(&mut plain, Duration::from_secs(5));
-        assert_eq!(plain, before, "format 2 records no window");
-        let mut windowed = encode_with_window(&reader, Duration::from_millis(200), b"v").unwrap();
-        widen_window(&mut windowed, Duration::from_millis(800));
-        assert_eq!(stale_window(&windowed), Duration::from_secs(1));
-        reader.tombstone = Some(tombstone());
-        let mut descended = encode(&reader, b"v").unwrap();
-        widen_window(&mut descended, Duration::from_millis(1500));
-        assert_eq!(stale_window(&descended), Duration::from_millis(1500));
-        assert_eq!(lineage(&descended), reader.tombstone);
-        assert_eq!(check(&descended, &reader), Freshness::Fresh(b"v"));
+    fn an_entry_written_over_a_lineage_descends_from_it_with_its_window_widened() {
+        let reader = observed(&[Some(1)], &[("f", Some(3))]);
+        let deleted = tombstone();
+        for window in [Duration::ZERO, Duration::from_millis(200)] {
+            let bytes = encode_with_window(&reader, window, b"v").unwrap();
+            let widened = descended(bytes, &deleted, Duration::from_millis(800));
+            assert_eq!(widened[0], FORMAT_V4);
+            assert_eq!(stale_window(&widened), window + Duration::from_millis(800));
+            assert_eq!(lineage(&widened), Some(deleted.clone()));
+            assert_eq!(check(&widened, &reader), Freshness::Fresh(b"v"));
+        }
+        // An entry of another lineage takes the new one; its window grows again.
+        let other = Observed {
+            tombstone: Some(tombstone()),
+            ..reader.clone()
+        };
+        let bytes = encode_with_window(&other, Duration::from_millis(100), b"v").unwrap();
+        let moved = descended(bytes, &deleted, Duration::from_millis(100));
+        assert_eq!(lineage(&moved), Some(deleted.clone()));
+        assert_eq!(stale_window(&moved), Duration::from_millis(200));
+        assert_eq!(check(&moved, &reader), Freshness::Fresh(b"v"));
+        // Bytes that are not a live entry come back as they are.
+        assert_eq!(
+            descended(deleted.clone(), &deleted, Duration::ZERO),
+            deleted
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ mod version;
 pub(crate) use self::entry::value_len;
 pub use self::entry::MAX_TAGS;
 pub(crate) use self::entry::{
-    check, encode, encode_with_window, header, is_live, is_tombstone, lineage, stale_window,
-    tombstone, tombstone_lifetime, value_section, widen_window, Freshness, Observed,
+    check, descended, encode, encode_with_window, header, is_live, is_tombstone, lineage,
+    stale_window, tombstone, tombstone_lifetime, value_section, Freshness, Observed,
     UNRECORDED_CODEC,
 };
 pub(crate) use self::entry_keys::EntryKeys;

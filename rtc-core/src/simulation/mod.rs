@@ -64,6 +64,8 @@ pub struct Coverage {
     pub revalidations: u64,
     /// Computations handed over past their time limit (`stale_if_slow`).
     pub hand_overs: u64,
+    /// Entries `get` or `get_many` found fresh.
+    pub low_level_hits: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -77,6 +79,7 @@ impl std::ops::AddAssign for Coverage {
         self.stale_instead += other.stale_instead;
         self.revalidations += other.revalidations;
         self.hand_overs += other.hand_overs;
+        self.low_level_hits += other.low_level_hits;
     }
 }
 

@@ -41,7 +41,13 @@ pub(super) fn describe_reply(reply: &Result<Reply, BackendError>) -> String {
         Ok(Reply::Done(done)) => format!("Done({done})"),
         Ok(Reply::Created(versions)) => format!("Created ({})", versions.len()),
         Ok(Reply::Ok) => "Ok".into(),
-        Ok(other) => format!("{other:?}"),
+        Ok(Reply::Many(many)) => {
+            let found: Vec<&str> = many.entries.iter().map(found).collect();
+            format!("Many (entries {})", found.join(", "))
+        }
+        Ok(Reply::Versions(versions) | Reply::VersionsAndTtls(versions, _)) => {
+            format!("Versions ({})", versions.len())
+        }
         Err(error) => format!("error: {error}"),
     }
 }

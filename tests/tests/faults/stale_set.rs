@@ -277,6 +277,33 @@ fn a_delete_guards_against_older_values_after_the_value_written_over_it_expires(
     );
 }
 
+/// `get_with` computing (A), then `delete` and a `set` of the same entry: A's value, read
+/// before the delete, does not replace the value set after it (the set carries the delete's
+/// lineage on; found by the simulator once `set` was in it).
+#[test]
+fn a_value_from_before_a_delete_does_not_replace_a_value_set_after_it() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server, "stale-set-after-delete");
+    let source = Source::new();
+    source.hold_next();
+    thread::scope(|scope| {
+        let old = scope.spawn(|| cache.get_with("item", [tag(0)], || source.compute(0)));
+        source.while_held(|| {
+            source.data.change(0, || {
+                cache.delete("item", [tag(0)]);
+                true
+            });
+            assert!(cache.set("item", &source.data.read(0), [tag(0)], rtc::Lifetime::Default));
+        });
+        assert_eq!(old.join().unwrap(), (0, 1));
+    });
+    assert_eq!(
+        cache.get::<Reading>("item", [tag(0)]),
+        Ok((0, 2)),
+        "the value computed before the delete replaced the one set after it"
+    );
+}
+
 #[rtc::cached(tags = [tag(item)], lock = true, cache = SHARED.get().unwrap(), skip(source))]
 fn shared_load(source: &Source, item: u64) -> Reading {
     source.compute(item)

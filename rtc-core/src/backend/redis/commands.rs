@@ -84,8 +84,6 @@ static WRITE_STAMPED: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(include_str!("scripts/write_stamped.lua")));
 static CREATE_TAG: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(include_str!("scripts/create_tag.lua")));
-static WRITE_UNLESS_DELETED: LazyLock<Lua> =
-    LazyLock::new(|| Lua::new(include_str!("scripts/write_unless_deleted.lua")));
 static RELEASE_LOCK: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(include_str!("scripts/release_lock.lua")));
 
@@ -163,17 +161,20 @@ impl Round {
                     Reading::Written,
                 )
             },
+            // Each entry alone (a cluster may hold them on different nodes), through the
+            // stamped-write script with no tag to stamp, so that it keeps a delete's lineage.
             Operation::Write { writes, lifetime } => {
                 let commands = writes
                     .iter()
                     .map(|write| {
-                        let mut set = command("SET");
-                        set.arg(write.entry)
-                            .arg(encode(&write.observed, write.payload)?);
-                        Ok(with_lifetime(set, lifetime))
+                        let bytes = encode(&write.observed, write.payload)?;
+                        Ok(write_entry(write.entry, &bytes, lifetime, ANY_LINEAGE))
                     })
                     .collect::<Result<_, BackendError>>()?;
-                round(commands, Reading::Written)
+                Round {
+                    script: Some(&WRITE_STAMPED),
+                    ..round(commands, Reading::Written)
+                }
             }
             Operation::WriteUnlessDeleted {
                 entry,
@@ -185,17 +186,13 @@ impl Round {
                 let bytes = format::encode_with_window(observed, stale_window, payload)
                     .ok_or(BackendError::TooManyTags)?;
                 let lifetime = lifetime.map(|lifetime| lifetime.saturating_add(stale_window));
-                let mut evalsha = command("EVALSHA");
-                evalsha
-                    .arg(&WRITE_UNLESS_DELETED.hash)
-                    .arg(1)
-                    .arg(entry)
-                    .arg(bytes)
-                    .arg(millis(lifetime))
-                    .arg(observed.tombstone.as_deref().unwrap_or_default());
+                let lineage = observed.tombstone.as_deref().unwrap_or_default();
                 Round {
-                    script: Some(&WRITE_UNLESS_DELETED),
-                    ..round(vec![evalsha], Reading::WrittenUnlessDeleted)
+                    script: Some(&WRITE_STAMPED),
+                    ..round(
+                        vec![write_entry(entry, &bytes, lifetime, lineage)],
+                        Reading::WrittenUnlessDeleted,
+                    )
                 }
             }
             Operation::Delete {
@@ -586,7 +583,11 @@ fn write_many_stamped(
         evalsha.arg(Version::fresh().as_bytes());
     }
     for (write, header, stamp) in entries {
-        evalsha.arg(&header[..]).arg(write.payload).arg(stamp.len());
+        evalsha
+            .arg(&header[..])
+            .arg(write.payload)
+            .arg(ANY_LINEAGE)
+            .arg(stamp.len());
         for (at, before) in stamp {
             evalsha.arg(at).arg(before);
         }
@@ -624,7 +625,11 @@ fn write_one_stamped(
     for _ in 0..tags {
         evalsha.arg(Version::fresh().as_bytes());
     }
-    evalsha.arg(&header[..]).arg(write.payload).arg(tags);
+    evalsha
+        .arg(&header[..])
+        .arg(write.payload)
+        .arg(ANY_LINEAGE)
+        .arg(tags);
     for (at, (tag, _)) in observed.all().enumerate() {
         let before = if at < observed.canonical.len() {
             &b""[..]
@@ -662,6 +667,29 @@ fn acquire(lock: &LockKeys, token: &[u8], lifetime: Duration, baton: Option<&[u8
 
 fn encode(observed: &Observed, payload: &[u8]) -> Result<Vec<u8>, BackendError> {
     format::encode(observed, payload).ok_or(BackendError::TooManyTags)
+}
+
+/// The stamped-write script's guard for a write that may replace an entry of any lineage (a
+/// `set`: its value is fresh now).
+const ANY_LINEAGE: &[u8] = b"*";
+
+/// The stamped-write script's call for one entry whose bytes are whole (no tag to stamp):
+/// written over an entry of the lineage `guard` names (the tombstone a decorated computation
+/// read, empty for none), or over any with [`ANY_LINEAGE`]. Replies how many were written.
+fn write_entry(entry: &str, bytes: &[u8], lifetime: Option<Duration>, guard: &[u8]) -> Cmd {
+    let mut evalsha = command("EVALSHA");
+    evalsha
+        .arg(&WRITE_STAMPED.hash)
+        .arg(1)
+        .arg(entry)
+        .arg(0)
+        .arg(0)
+        .arg(millis(lifetime))
+        .arg(bytes)
+        .arg(&b""[..])
+        .arg(guard)
+        .arg(0);
+    evalsha
 }
 
 fn with_lifetime(mut command: Cmd, lifetime: Option<Duration>) -> Cmd {

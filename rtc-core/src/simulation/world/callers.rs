@@ -41,6 +41,7 @@ impl<'w> Sim<'w> {
                     }
                     Ok(())
                 }
+                Some(Active::LowLevel(call)) => self.step_low_level(caller, call, reply, run),
                 Some(Active::Read(mut reading)) => {
                     let step = reading.flow.step(self.now, reply);
                     self.callers[caller].active = Some(Active::Read(reading));
@@ -117,6 +118,9 @@ impl<'w> Sim<'w> {
         match self.callers[caller].role {
             // Writers write less often than readers read.
             Role::Writer if !self.rng.one_in(10) => Ok(()),
+            // The low-level API is called less often than the decorated functions.
+            Role::LowLevel if !self.rng.one_in(3) => Ok(()),
+            Role::LowLevel => self.start_low_level(caller),
             // `invalidate_<fn>(args)`: one entry's own data changes, then the entry is deleted
             // (a tombstone).
             Role::Writer if self.rng.one_in(4) => {
@@ -207,7 +211,7 @@ impl<'w> Sim<'w> {
     fn follow(&mut self, caller: usize, step: SimStep, run: &mut Run) -> Result<(), String> {
         let (lock, stale) = match self.callers[caller].role {
             Role::Reader { lock, stale } => (lock, stale),
-            Role::Writer => (false, false),
+            Role::Writer | Role::LowLevel => (false, false),
         };
         let Some(Active::Read(reading)) = &mut self.callers[caller].active else {
             return Ok(());

@@ -9,6 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod callers;
+mod low_level;
+
+use self::low_level::LowLevel;
 
 use super::checks::{Checker, Violation};
 use super::rng::Rng;
@@ -26,8 +29,9 @@ use crate::format::{self, EntryKeys, KeySpace, TagKey, Version};
 /// Processes sharing the server.
 const PROCESSES: usize = 3;
 /// Callers per process, by role.
-const ROLES: [Role; 4] = [
+const ROLES: [Role; 5] = [
     Role::Writer,
+    Role::LowLevel,
     Role::Reader {
         lock: true,
         stale: false,
@@ -88,6 +92,8 @@ type Received = Result<Reply, BackendError>;
 enum Role {
     /// Invalidates a tag, or everything.
     Writer,
+    /// Calls `get`, `get_many`, `set` or `set_many`.
+    LowLevel,
     /// Calls the decorated function, with `lock = true` or without, with `stale_if_error`
     /// (and a function that fails now and then) or without.
     Reader { lock: bool, stale: bool },
@@ -99,6 +105,8 @@ pub(super) struct World {
     keys: KeySpace,
     processes: Vec<SimProcess>,
     entries: Vec<EntryKeys>,
+    /// The same entries as the low-level API names them: without the function's tag.
+    plain: Vec<EntryKeys>,
     locks: Vec<String>,
     codec: ValueCodec<Data>,
     /// How many of the last steps a violation shows.
@@ -117,6 +125,14 @@ impl World {
                 EntryKeys::new(&keys, &format!("k{at}"), names, [function.clone()])
             })
             .collect();
+        let plain = ENTRIES
+            .iter()
+            .enumerate()
+            .map(|(at, tags)| {
+                let names = tags.iter().map(|&tag| TAGS[tag]);
+                EntryKeys::new(&keys, &format!("k{at}"), names, [])
+            })
+            .collect();
         let locks = entries
             .iter()
             .map(|entry| keys.lock(&entry.entry).lock)
@@ -129,6 +145,7 @@ impl World {
             keys,
             processes,
             entries,
+            plain,
             locks,
             codec: ValueCodec::serde(None),
             trace: std::env::var("RTC_SIM_TRACE")
@@ -196,6 +213,8 @@ enum Wait {
 /// A call under way.
 enum Active<'w> {
     Read(Box<Reading<'w>>),
+    /// `get`, `get_many`, `set` or `set_many`.
+    LowLevel(LowLevel<'w>),
     /// An invalidation: the new versions sent, and the data versions they make current.
     Invalidate {
         tags: Vec<(TagKey, Version)>,
@@ -446,8 +465,14 @@ impl<'w> Sim<'w> {
                 reading.acquired_in = Some(self.checker.period(reading.entry));
             }
         }
+        if let Some(Active::LowLevel(LowLevel::Set { entries })) = &self.callers[client].active {
+            let entries = entries.clone();
+            return self.execute_set(client, &entries);
+        }
         let operation = match &self.callers[client].active {
             Some(Active::Read(reading)) => reading.flow.operation(),
+            Some(Active::LowLevel(LowLevel::Get { flow, .. })) => flow.operation(),
+            Some(Active::LowLevel(LowLevel::Set { .. })) => None,
             Some(Active::Invalidate { tags, .. }) => Some(Operation::Invalidate {
                 tags,
                 lifetime: None,

@@ -202,6 +202,24 @@ impl MemoryStore {
         maps.size_after_sweep = 0;
     }
 
+    /// Evicts the entry or tag `key` (a simulated `maxmemory` eviction), unless it holds a
+    /// delete's lineage (a tombstone, or an entry written over one) and `lineages` is false.
+    /// Returns whether a key went.
+    #[cfg(feature = "simulation")]
+    pub(crate) fn evict(&self, key: &str, lineages: bool, now: Instant) -> bool {
+        let mut maps = self.lock();
+        if maps.tags.remove(key).is_some() {
+            return true;
+        }
+        match maps.entry_bytes(key, now) {
+            Some(bytes) if lineages || format::lineage(&bytes).is_none() => {
+                maps.entries.remove(key);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Drops every expired entry and tag now.
     pub(crate) fn purge_expired(&self) {
         self.lock().sweep(Instant::now());

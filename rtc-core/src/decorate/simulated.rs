@@ -26,15 +26,22 @@ pub(crate) struct SimProcess {
     keys: KeySpace,
     flights: Flights,
     entry_lifetime: Option<Duration>,
+    tag_lifetime: Option<Duration>,
 }
 
 impl SimProcess {
-    /// A process whose entries live `entry_lifetime`, its keys in `keys`' namespace.
-    pub(crate) fn new(keys: KeySpace, entry_lifetime: Option<Duration>) -> Self {
+    /// A process whose entries live `entry_lifetime` and tags `tag_lifetime`
+    /// (`lifetime_for_tags`), its keys in `keys`' namespace.
+    pub(crate) fn new(
+        keys: KeySpace,
+        entry_lifetime: Option<Duration>,
+        tag_lifetime: Option<Duration>,
+    ) -> Self {
         Self {
             keys,
             flights: Flights::default(),
             entry_lifetime,
+            tag_lifetime,
         }
     }
 }
@@ -49,7 +56,7 @@ impl Host for SimProcess {
     }
 
     fn tag_lifetime(&self) -> Option<Duration> {
-        None
+        self.tag_lifetime
     }
 
     fn entry_lifetime(&self, lifetime: Lifetime) -> Option<Duration> {

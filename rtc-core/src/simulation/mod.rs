@@ -66,6 +66,10 @@ pub struct Coverage {
     pub hand_overs: u64,
     /// Entries `get` or `get_many` found fresh.
     pub low_level_hits: u64,
+    /// Keys the server evicted.
+    pub evictions: u64,
+    /// Connections dropped with a command on the way.
+    pub dropped_connections: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -80,6 +84,8 @@ impl std::ops::AddAssign for Coverage {
         self.revalidations += other.revalidations;
         self.hand_overs += other.hand_overs;
         self.low_level_hits += other.low_level_hits;
+        self.evictions += other.evictions;
+        self.dropped_connections += other.dropped_connections;
     }
 }
 

@@ -191,6 +191,12 @@ impl Server {
         self.blocked.retain(|blocked| blocked.client != client);
     }
 
+    /// Evicts `key` (`maxmemory`), a lock, an entry or a tag; one that holds a delete's
+    /// lineage only with `lineages`. Returns whether a key went.
+    pub(crate) fn evict(&mut self, key: &str, lineages: bool, now: Instant) -> bool {
+        self.locks.remove(key).is_some() || self.store.evict(key, lineages, now)
+    }
+
     /// `FLUSHALL`: every key is gone; blocked clients keep waiting (as on Redis).
     pub(crate) fn flush(&mut self) {
         self.store.clear();

@@ -293,7 +293,12 @@ fn a_value_from_before_a_delete_does_not_replace_a_value_set_after_it() {
                 cache.delete("item", [tag(0)]);
                 true
             });
-            assert!(cache.set("item", &source.data.read(0), [tag(0)], rtc::Lifetime::Default));
+            assert!(cache.set(
+                "item",
+                &source.data.read(0),
+                [tag(0)],
+                rtc::Lifetime::Default
+            ));
         });
         assert_eq!(old.join().unwrap(), (0, 1));
     });

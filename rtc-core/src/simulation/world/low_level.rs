@@ -8,7 +8,7 @@
 //! made when its request reaches the server, with the data of that moment, and its one
 //! operation (the atomic stamping write) runs there.
 
-use super::{slots, Active, Sim, Wait, ENTRIES, ENTRY_LIFETIME};
+use super::{slots, Active, Sim, Wait, ENTRIES, ENTRY_LIFETIME, TAG_LIFETIME};
 use crate::codec::Encoding;
 use crate::engine::{EntryWrite, Flow, Lookup, Progress, ReadFlow, ReadManyFlow, WriteFlow};
 use crate::simulation::server::Client;
@@ -175,7 +175,8 @@ impl<'w> Sim<'w> {
             .zip(&payloads)
             .map(|(&entry, payload)| EntryWrite::unstamped(&world.plain[entry], payload))
             .collect();
-        let mut flow = WriteFlow::new(writes, (Some(ENTRY_LIFETIME), None), true);
+        let lifetimes = (Some(ENTRY_LIFETIME), Some(TAG_LIFETIME));
+        let mut flow = WriteFlow::new(writes, lifetimes, true);
         let operation = match flow.advance(None) {
             Progress::Send => flow.operation(),
             Progress::Done(_) => None,

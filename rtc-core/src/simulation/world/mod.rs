@@ -64,6 +64,9 @@ fn slots(entry: usize) -> impl Iterator<Item = usize> {
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
 /// How long a stored entry lives.
 const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
+/// How long a tag lives once created or invalidated (`lifetime_for_tags`): tags expire, and
+/// are created again with a new version.
+const TAG_LIFETIME: Duration = Duration::from_secs(10);
 /// The stale windows of the callers that have them: `stale_if_error` (their computations fail
 /// now and then, so that the stale value stands in), and, without `lock`, also
 /// `stale_while_revalidate` (a stale hit returns at once and starts a refresh).
@@ -109,6 +112,11 @@ pub(super) struct World {
     plain: Vec<EntryKeys>,
     locks: Vec<String>,
     codec: ValueCodec<Data>,
+    /// Every key the server may evict: the entries', their locks', the tags'.
+    evictable: Vec<String>,
+    /// `RTC_SIM_EVICT_LINEAGES=1`: keys that hold a delete's lineage (tombstones, entries
+    /// written over them) are evicted too (a gap RELIABILITY.md documents; off by default).
+    evict_lineages: bool,
     /// How many of the last steps a violation shows.
     trace: usize,
 }
@@ -133,12 +141,22 @@ impl World {
                 EntryKeys::new(&keys, &format!("k{at}"), names, [])
             })
             .collect();
-        let locks = entries
+        let locks: Vec<String> = entries
             .iter()
             .map(|entry| keys.lock(&entry.entry).lock)
             .collect();
+        let evictable = entries
+            .iter()
+            .flat_map(|keys: &EntryKeys| {
+                let tags = keys.tags().iter().map(|tag| tag.as_str().to_owned());
+                std::iter::once(keys.entry.clone()).chain(tags)
+            })
+            .chain(locks.iter().cloned())
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
+            .collect();
         let processes = (0..PROCESSES)
-            .map(|_| SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME)))
+            .map(|_| SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME), Some(TAG_LIFETIME)))
             .collect();
         Self {
             seed,
@@ -148,6 +166,8 @@ impl World {
             plain,
             locks,
             codec: ValueCodec::serde(None),
+            evictable,
+            evict_lineages: std::env::var("RTC_SIM_EVICT_LINEAGES").as_deref() == Ok("1"),
             trace: std::env::var("RTC_SIM_TRACE")
                 .ok()
                 .and_then(|steps| steps.parse().ok())
@@ -363,6 +383,14 @@ impl<'w> Sim<'w> {
             run.coverage.key_losses += 1;
             return Ok(());
         }
+        if self.rng.one_in(400) {
+            run.coverage.evictions += u64::from(self.evict());
+            return Ok(());
+        }
+        if self.rng.one_in(500) {
+            run.coverage.dropped_connections += u64::from(self.drop_connection());
+            return Ok(());
+        }
         self.events.clear();
         for (at, caller) in self.callers.iter().enumerate() {
             let ready = match &caller.wait {
@@ -419,6 +447,9 @@ impl<'w> Sim<'w> {
             },
             0..=79 => Duration::from_millis(self.rng.between(1, 20)),
             80..=97 => Duration::from_millis(self.rng.between(20, 300)),
+            // Now and then the clock jumps (a paused VM, a stalled host): every lock, entry
+            // and wait running then expires at once.
+            _ if self.rng.one_in(20) => Duration::from_millis(self.rng.between(5_000, 20_000)),
             _ => Duration::from_millis(self.rng.between(300, 2500)),
         };
         self.now += by;
@@ -475,7 +506,7 @@ impl<'w> Sim<'w> {
             Some(Active::LowLevel(LowLevel::Set { .. })) => None,
             Some(Active::Invalidate { tags, .. }) => Some(Operation::Invalidate {
                 tags,
-                lifetime: None,
+                lifetime: Some(TAG_LIFETIME),
             }),
             // As `TaggedCache::delete_operation`.
             Some(Active::Delete {
@@ -591,6 +622,50 @@ impl<'w> Sim<'w> {
         let alive = |client: &Client| callers[*client].process != process;
         self.requests.retain(alive);
         self.replies.retain(|(client, _)| alive(client));
+    }
+
+    /// The server evicts one key (`maxmemory`): an entry, a tag or a lock; one holding a
+    /// delete's lineage only with `RTC_SIM_EVICT_LINEAGES=1`. Returns whether a key went.
+    fn evict(&mut self) -> bool {
+        let keys = &self.world.evictable;
+        let key = &keys[self.rng.below(keys.len() as u64) as usize];
+        if !self.server.evict(key, self.world.evict_lineages, self.now) {
+            return false;
+        }
+        self.note(format!("server: evicts {key}"));
+        if let Some(entry) = self.world.locks.iter().position(|lock| lock == key) {
+            // An evicted lock lets a second caller in: a new lock period (promise 3's limit).
+            self.checker.lock_expired(entry);
+        }
+        true
+    }
+
+    /// One caller's connection drops while it has a command on the way: a request not sent
+    /// yet is lost, a reply on its way is lost (the command ran), a `BLPOP` ends; the caller
+    /// gets a connection error. Returns whether a caller had one.
+    fn drop_connection(&mut self) -> bool {
+        let busy: Vec<usize> = (0..self.callers.len())
+            .filter(|&at| {
+                matches!(
+                    self.callers[at].wait,
+                    Wait::Request | Wait::Blocked | Wait::Reply
+                )
+            })
+            .collect();
+        if busy.is_empty() {
+            return false;
+        }
+        let client = busy[self.rng.below(busy.len() as u64) as usize];
+        self.requests.retain(|&waiting| waiting != client);
+        self.replies.retain(|(waiting, _)| *waiting != client);
+        self.server.disconnect(client);
+        self.note(format!("c{client:<2} loses its connection"));
+        let caller = &mut self.callers[client];
+        if let Some(Active::Read(reading)) = &mut caller.active {
+            reading.failed = true;
+        }
+        caller.wait = Wait::Step(Some(Err(connection_lost())));
+        true
     }
 
     /// The server restarts empty: connections drop, requests on the way fail.

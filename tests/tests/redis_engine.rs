@@ -74,7 +74,11 @@ fn a_set_is_one_script_call_once_the_script_is_loaded() {
         assert!(cache.set("k", &1, ["a", "b"], Lifetime::Default))
     });
     assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 1);
-    assert_eq!(set, 1 + 3 + 1 + 1, "one EVALSHA, nothing else from the client");
+    assert_eq!(
+        set,
+        1 + 3 + 1 + 1,
+        "one EVALSHA, nothing else from the client"
+    );
     // New tags are created inside the same script: two more SETs, still one EVALSHA.
     let new_tags = commands_sent_by(&mut probe, || {
         assert!(cache.set("k2", &1, ["c", "d"], Lifetime::Default))

@@ -20,7 +20,7 @@ pub(super) enum LowLevel<'w> {
     /// `get` (one entry) or `get_many` (several): the read, the entries, the floors at the
     /// start.
     Get {
-        flow: Reads<'w>,
+        flow: Box<Reads<'w>>,
         entries: Vec<usize>,
         floors: Vec<u64>,
     },
@@ -65,12 +65,12 @@ impl<'w> Sim<'w> {
         let set = self.rng.below(loud as u64) as usize;
         let call = match self.rng.below(4) {
             0 => LowLevel::Get {
-                flow: Reads::One(ReadFlow::new(&world.keys, &world.plain[one])),
+                flow: Box::new(Reads::One(ReadFlow::new(&world.keys, &world.plain[one]))),
                 entries: vec![one],
                 floors,
             },
             1 => LowLevel::Get {
-                flow: Reads::Many(ReadManyFlow::new(&world.keys, &world.plain)),
+                flow: Box::new(Reads::Many(ReadManyFlow::new(&world.keys, &world.plain))),
                 entries: (0..ENTRIES.len()).collect(),
                 floors,
             },
@@ -80,10 +80,7 @@ impl<'w> Sim<'w> {
             },
         };
         let name = match &call {
-            LowLevel::Get {
-                flow: Reads::One(_),
-                ..
-            } => "get",
+            LowLevel::Get { flow, .. } if matches!(**flow, Reads::One(_)) => "get",
             LowLevel::Get { .. } => "get_many",
             LowLevel::Set { entries } if entries.len() == 1 => "set",
             LowLevel::Set { .. } => "set_many",

@@ -25,6 +25,8 @@ use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
 use self::tracking::Source;
 pub(crate) use self::tracking::Tracker;
+#[cfg(feature = "simulation")]
+pub(crate) use self::tracking::simulated as tracking_simulated;
 use super::PingFailure;
 use crate::engine::{Operation, Reply};
 use crate::error::BackendError;

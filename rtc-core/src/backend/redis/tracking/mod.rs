@@ -33,6 +33,8 @@ use crate::settings::TlsMaterial;
 
 mod layout;
 mod session;
+#[cfg(feature = "simulation")]
+pub(crate) mod simulated;
 
 /// Which servers announce changes.
 pub(crate) enum Source {

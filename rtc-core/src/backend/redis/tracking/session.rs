@@ -31,7 +31,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// What the driver is to do next.
 #[derive(Debug)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// Drop every tracking connection (if any) and sleep this long; then [`Event::Paused`].
     Pause(Duration),
     /// Send these commands, in one round trip, on a connection of their own to this server
@@ -51,7 +51,7 @@ pub(super) enum Step {
 
 /// What happened to the last [`Step`].
 #[derive(Debug)]
-pub(super) enum Event {
+pub(crate) enum Event {
     /// The pause is over (also the first event of a session).
     Paused,
     /// What the asked server answered, one value per command.
@@ -119,7 +119,7 @@ struct Current {
 }
 
 /// One tracking session: the logic of the thread that keeps a near cache told of changes.
-pub(super) struct Session {
+pub(crate) struct Session {
     source: Source,
     prefixes: Vec<String>,
     near: Weak<NearCache>,
@@ -134,7 +134,7 @@ pub(super) struct Session {
 impl Session {
     /// A session that tracks keys under `prefixes` on the servers of `source` for `near`,
     /// until `stop` is set or `near` is dropped. Its first event is [`Event::Paused`].
-    pub(super) fn new(
+    pub(crate) fn new(
         source: Source,
         prefixes: Vec<String>,
         near: Weak<NearCache>,
@@ -158,7 +158,7 @@ impl Session {
     }
 
     /// What to do after `event`, at `now`.
-    pub(super) fn step(&mut self, event: Event, now: Instant) -> Step {
+    pub(crate) fn step(&mut self, event: Event, now: Instant) -> Step {
         if self.stopped() {
             return Step::Stop;
         }

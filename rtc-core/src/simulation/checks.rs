@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+pub(super) mod near;
+
 /// A broken promise, with what led to it.
 #[derive(Debug, Clone)]
 pub struct Violation {

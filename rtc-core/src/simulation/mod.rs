@@ -8,6 +8,7 @@ mod checks;
 mod rng;
 mod server;
 mod trace;
+mod tracking;
 mod world;
 
 pub use self::checks::Violation;
@@ -62,6 +63,16 @@ pub struct Coverage {
     /// computed before an entry's delete, about to replace a value written after it; see
     /// `world::Sim::successor_gap`). `RTC_SIM_SUCCESSOR_GAP=real` lets them through.
     pub successor_gaps: u64,
+    /// Calls answered by a near cache.
+    pub near_hits: u64,
+    /// Invalidation messages a tracking session applied to its near cache.
+    pub pushes_applied: u64,
+    /// Invalidation messages lost with a dropped tracking connection.
+    pub pushes_lost: u64,
+    /// Tracking connections dropped (a restart drops them all; not counted here).
+    pub disconnects: u64,
+    /// Times a tracking session turned tracking on (at a process's start and after each loss).
+    pub tracking_ons: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -73,6 +84,11 @@ impl std::ops::AddAssign for Coverage {
         self.crashes += other.crashes;
         self.key_losses += other.key_losses;
         self.successor_gaps += other.successor_gaps;
+        self.near_hits += other.near_hits;
+        self.pushes_applied += other.pushes_applied;
+        self.pushes_lost += other.pushes_lost;
+        self.disconnects += other.disconnects;
+        self.tracking_ons += other.tracking_ons;
     }
 }
 
@@ -81,5 +97,6 @@ pub fn run(config: &Config) -> Run {
     crate::mutants::set(config.mutant);
     let run = world::World::new(config.seed).run(config);
     crate::mutants::set(None);
+    crate::clock::set_virtual(None);
     run
 }

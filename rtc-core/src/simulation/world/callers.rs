@@ -15,7 +15,7 @@ impl<'w> Sim<'w> {
         self.focus = Some(caller);
         let wait = std::mem::replace(&mut self.callers[caller].wait, Wait::Idle);
         match wait {
-            Wait::Idle => self.start(caller),
+            Wait::Idle => self.start(caller, run),
             Wait::Step(reply) => match self.callers[caller].active.take() {
                 Some(Active::Invalidate { bumped, .. }) => {
                     if matches!(reply, Some(Ok(_))) {
@@ -23,6 +23,7 @@ impl<'w> Sim<'w> {
                             "c{caller:<2} invalidation returned: floors {bumped:?}"
                         ));
                         self.checker.invalidated(&bumped);
+                        self.near_invalidated(caller, &bumped);
                         run.invalidations += 1;
                     }
                     Ok(())
@@ -34,6 +35,7 @@ impl<'w> Sim<'w> {
                              floor {bumped:?}"
                         ));
                         self.checker.invalidated(&[bumped]);
+                        self.near_invalidated(caller, &[bumped]);
                         run.invalidations += 1;
                         run.deletes += 1;
                     }
@@ -91,7 +93,7 @@ impl<'w> Sim<'w> {
     }
 
     /// Starts `caller`'s next call.
-    fn start(&mut self, caller: usize) -> Result<(), String> {
+    fn start(&mut self, caller: usize, run: &mut Run) -> Result<(), String> {
         let world = self.world;
         match self.callers[caller].role {
             // Writers write less often than readers read.
@@ -132,15 +134,19 @@ impl<'w> Sim<'w> {
             }
             Role::Reader { lock } => {
                 let entry = self.rng.below(ENTRIES.len() as u64) as usize;
+                if let Some(checked) = self.near_call(caller, entry, run) {
+                    return checked;
+                }
                 let process = &world.processes[self.callers[caller].process];
                 let timeout = lock.then_some(LOCK_TIMEOUT);
-                let flow = SimCall::new(
+                let mut flow = SimCall::new(
                     process,
                     &world.entries[entry],
                     &world.codec,
                     timeout,
                     self.now,
                 );
+                flow.fill_near(Some(world.near.named(entry)));
                 let floors = self.checker.floors();
                 self.note(format!(
                     "c{caller:<2} calls entry {entry}{}, floors {floors:?}",

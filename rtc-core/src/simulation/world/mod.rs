@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod callers;
+mod near;
 
 use super::checks::{Checker, Violation};
 use super::rng::Rng;
@@ -73,6 +74,8 @@ pub(super) struct World {
     codec: ValueCodec<Data>,
     /// `RTC_SIM_SUCCESSOR_GAP=real`: the model lets the successor gap through.
     real_successor_gap: bool,
+    /// What the processes' near caches name entries by, and what tracking announces.
+    near: near::Setup,
 }
 
 impl World {
@@ -92,15 +95,20 @@ impl World {
             .map(|entry| keys.lock(&entry.entry).lock)
             .collect();
         let processes = (0..PROCESSES)
-            .map(|_| SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME)))
+            .map(|at| {
+                let process = SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME));
+                near::equip(process, seed, at)
+            })
             .collect();
         Self {
             seed,
+            near: near::Setup::new(&keys),
             keys,
             processes,
             entries,
             locks,
-            codec: ValueCodec::serde(None),
+            // Values kept decoded in the near cache, as for any `Clone` type.
+            codec: ValueCodec::serde(None).near(near::sharing()),
             real_successor_gap: std::env::var("RTC_SIM_SUCCESSOR_GAP").as_deref() == Ok("real"),
         }
     }
@@ -207,6 +215,8 @@ enum Event {
     Advance(usize),
     Execute(usize),
     Deliver(usize),
+    /// A process's tracking moves (`near.rs`).
+    Track(usize, crate::simulation::tracking::Move),
 }
 
 /// The state of a run.
@@ -230,6 +240,8 @@ struct Sim<'w> {
     events: Vec<Event>,
     /// Writers also delete single entries (`invalidate_<fn>(args)`).
     deletes: bool,
+    /// The near caches' tracking, and their checker.
+    near: near::State,
 }
 
 impl<'w> Sim<'w> {
@@ -260,6 +272,7 @@ impl<'w> Sim<'w> {
             focus: None,
             events: Vec::new(),
             deletes: false,
+            near: near::State::new(&world.processes, &world.near, now),
         }
     }
 
@@ -273,6 +286,10 @@ impl<'w> Sim<'w> {
 
     /// One step: a fault now and then, else one of the events possible now.
     fn step(&mut self, run: &mut Run) -> Result<(), String> {
+        self.near_clock();
+        if self.near_fault(&mut run.coverage) {
+            return Ok(());
+        }
         if self.rng.one_in(700) {
             let process = self.rng.below(PROCESSES as u64) as usize;
             self.crash(process);
@@ -283,11 +300,13 @@ impl<'w> Sim<'w> {
             self.note("server: FLUSHALL".into());
             self.server.flush();
             self.checker.keys_lost();
+            self.near_flushed();
             run.coverage.key_losses += 1;
             return Ok(());
         }
         if self.rng.one_in(2500) {
             self.restart();
+            self.near_restarted(&mut run.coverage);
             run.coverage.key_losses += 1;
             return Ok(());
         }
@@ -309,6 +328,7 @@ impl<'w> Sim<'w> {
             .extend((0..self.requests.len()).map(Event::Execute));
         self.events
             .extend((0..self.replies.len()).map(Event::Deliver));
+        self.near_events();
         // Time moves as often as everything else together, at most; alone when nothing else can.
         let others = self.events.len() as u64;
         if others == 0 || self.rng.below(others + 4) < 2 {
@@ -326,6 +346,7 @@ impl<'w> Sim<'w> {
             Event::Deliver(at) => {
                 let (client, reply) = self.replies.swap_remove(at);
                 self.note(format!("c{client:<2} <- {}", describe_reply(&reply)));
+                self.near_replied(client);
                 let caller = &mut self.callers[client];
                 if let (Err(_), Some(Active::Read(reading))) = (&reply, &mut caller.active) {
                     reading.failed = true;
@@ -333,6 +354,7 @@ impl<'w> Sim<'w> {
                 caller.wait = Wait::Step(Some(reply));
                 Ok(())
             }
+            Event::Track(process, step) => self.track(process, step, run),
         }
     }
 
@@ -425,7 +447,16 @@ impl<'w> Sim<'w> {
             Operation::Acquire { baton: Some(_), .. } => coverage.batons += 1,
             _ => {}
         }
+        let world = self.world;
+        let change = near::Change::of(
+            &world.near,
+            &world.entries,
+            &mut self.server,
+            &operation,
+            self.now,
+        );
         let replies = self.server.execute(client, operation, self.now);
+        self.near_changed(client, change, &replies);
         let blocked = replies.first().is_none_or(|(first, _)| *first != client);
         if blocked {
             self.callers[client].wait = Wait::Blocked;
@@ -497,6 +528,7 @@ impl<'w> Sim<'w> {
                 self.server.disconnect(at);
             }
         }
+        self.near_crashed(process);
         let callers = &self.callers;
         let alive = |client: &Client| callers[*client].process != process;
         self.requests.retain(alive);

@@ -1,0 +1,378 @@
+//! The near cache in the simulated world: which processes have one (chosen per seed), their
+//! tracking sessions and connections (`simulation/tracking.rs`), what the server announces
+//! to them, the faults of tracking (a dropped connection), and the near hits with their checks
+//! (`checks/near.rs`).
+
+use std::time::{Duration, Instant};
+
+use super::{slots, Active, Event, Received, Sim, ENTRIES, TAGS};
+use crate::decorate::simulated::{Data, SimProcess};
+use crate::decorate::{NearProbe, NearShared as _, Sharing};
+use crate::engine::{Operation, Reply};
+use crate::format::{EntryKeys, KeySpace};
+use crate::near::Named;
+use crate::simulation::checks::near::NearChecker;
+use crate::simulation::rng::Rng;
+use crate::simulation::server::{Client, Server};
+use crate::simulation::tracking::{Move, Push, Tracker};
+use crate::simulation::{Coverage, Run};
+
+/// A tracking connection drops once in this many steps (when the process picked has one).
+const DISCONNECT_ONE_IN: u64 = 600;
+
+/// What never changes about the near caches during a run: the names the processes' near
+/// caches look entries up under, and the prefixes tracking announces.
+pub(super) struct Setup {
+    /// By entry: its key, and the tags the caller names.
+    keys: Vec<String>,
+    tags: Vec<Vec<String>>,
+    prefixes: Vec<String>,
+}
+
+impl Setup {
+    pub(super) fn new(keys: &KeySpace) -> Self {
+        Self {
+            keys: (0..ENTRIES.len()).map(|at| format!("k{at}")).collect(),
+            tags: ENTRIES
+                .iter()
+                .map(|tags| tags.iter().map(|&tag| TAGS[tag].to_owned()).collect())
+                .collect(),
+            prefixes: keys.tracked_prefixes(),
+        }
+    }
+
+    /// What `entry`'s near lookups name, as a `#[cached]` call names it.
+    pub(super) fn named(&self, entry: usize) -> Named<'_, String> {
+        Named::new("f", &self.keys[entry], &self.tags[entry])
+    }
+}
+
+/// Process `process` of the run of `seed`: with a near cache or not, of which bound and maximum
+/// age (from its own stream of the seed, so that the choice does not move the scheduler's).
+pub(super) fn equip(process: SimProcess, seed: u64, at: usize) -> SimProcess {
+    let mut rng = Rng::new(seed ^ 0x6e65_6172_0000_0000 ^ at as u64);
+    if rng.one_in(4) {
+        return process;
+    }
+    // A bound below the entries' number makes the near cache evict.
+    let bound = if rng.one_in(4) { 2 } else { 100 };
+    let max_age = rng
+        .one_in(3)
+        .then(|| Duration::from_millis(rng.between(100, 2_000)));
+    process.with_near(bound, max_age)
+}
+
+/// How a `#[cached]` function keeps its values decoded in the near cache (the macro asks
+/// `NearProbe` the same way).
+pub(super) fn sharing() -> Option<Sharing<Data>> {
+    NearProbe::<Data>::new().sharing()
+}
+
+/// The near caches' part of a run's state.
+pub(super) struct State {
+    /// By process: its tracking, if it has a near cache.
+    trackers: Vec<Option<Tracker>>,
+    checker: NearChecker,
+    /// The data versions whose change (invalidation, delete) the server has run.
+    executed: Vec<u64>,
+    moves: Vec<Move>,
+}
+
+impl State {
+    pub(super) fn new(processes: &[SimProcess], setup: &Setup, now: Instant) -> Self {
+        let slots = TAGS.len() + ENTRIES.len();
+        Self {
+            trackers: processes
+                .iter()
+                .map(|process| {
+                    let near = process.near()?;
+                    Some(Tracker::new(setup.prefixes.clone(), near, now))
+                })
+                .collect(),
+            checker: NearChecker::new(processes.len(), slots, ENTRIES.len()),
+            executed: vec![0; slots],
+            moves: Vec::new(),
+        }
+    }
+}
+
+/// What an operation about to run changes, for the messages the server sends when it has.
+pub(super) struct Change {
+    /// The keys it writes.
+    keys: Vec<String>,
+    /// Only if the server replies that it wrote (`WriteUnlessDeleted`).
+    if_written: bool,
+    /// The entry written, and for how long, or deleted (`None`).
+    entry: Option<(usize, Option<Option<Duration>>)>,
+}
+
+impl Change {
+    /// What `operation` will change (`None`: nothing, a read or the lock's keys).
+    pub(super) fn of(
+        setup: &Setup,
+        entries: &[EntryKeys],
+        server: &mut Server,
+        operation: &Operation<'_>,
+        now: Instant,
+    ) -> Option<Self> {
+        let entry_of = |key: &str| entries.iter().position(|entry| entry.entry == key);
+        let change = match operation {
+            Operation::Invalidate { tags, .. } => Self {
+                keys: tags.iter().map(|(tag, _)| tag.as_str().to_owned()).collect(),
+                if_written: false,
+                entry: None,
+            },
+            Operation::Delete { entry, .. } => Self {
+                keys: vec![(*entry).to_owned()],
+                if_written: false,
+                entry: entry_of(entry).map(|at| (at, None)),
+            },
+            Operation::WriteUnlessDeleted {
+                entry,
+                lifetime,
+                stale_window,
+                ..
+            } => Self {
+                keys: vec![(*entry).to_owned()],
+                if_written: true,
+                entry: entry_of(entry).map(|at| {
+                    let lifetime = lifetime.map(|lifetime| lifetime.saturating_add(*stale_window));
+                    (at, Some(lifetime))
+                }),
+            },
+            // `SET NX`: only the tags that did not exist are written (and announced).
+            Operation::CreateTags { tags, .. } => {
+                let keys: Vec<_> = tags.iter().map(|(tag, _)| tag.clone()).collect();
+                let read = Operation::ReadTags {
+                    tags: &keys,
+                    ttls_of: &[],
+                };
+                let versions = match server.execute(usize::MAX, read, now).pop() {
+                    Some((_, Ok(Reply::Versions(versions)))) => versions,
+                    _ => return None,
+                };
+                Self {
+                    keys: tags
+                        .iter()
+                        .zip(versions)
+                        .filter(|(_, version)| version.is_none())
+                        .map(|((tag, _), _)| tag.as_str().to_owned())
+                        .collect(),
+                    if_written: false,
+                    entry: None,
+                }
+            }
+            _ => return None,
+        };
+        let tracked = |key: &String| setup.prefixes.iter().any(|prefix| key.starts_with(prefix));
+        Some(Self {
+            keys: change.keys.into_iter().filter(tracked).collect(),
+            ..change
+        })
+    }
+}
+
+impl Sim<'_> {
+    /// The virtual time the near caches read (`clock::now` on this thread).
+    pub(super) fn near_clock(&self) {
+        crate::clock::set_virtual(Some(self.now));
+    }
+
+    /// What the trackers can do now, as scheduler events.
+    pub(super) fn near_events(&mut self) {
+        let now = self.now;
+        let near = &mut self.near;
+        for (process, tracker) in near.trackers.iter().enumerate() {
+            let Some(tracker) = tracker else {
+                continue;
+            };
+            near.moves.clear();
+            tracker.moves(now, &mut near.moves);
+            self.events
+                .extend(near.moves.iter().map(|&step| Event::Track(process, step)));
+        }
+    }
+
+    /// Makes `process`'s tracker move.
+    pub(super) fn track(&mut self, process: usize, step: Move, run: &mut Run) -> Result<(), String> {
+        let Some(tracker) = self.near.trackers[process].as_mut() else {
+            return Ok(());
+        };
+        let moved = tracker.make(step, self.now, &self.near.executed);
+        if !moved.line.is_empty() {
+            self.note(format!("p{process} tracking {}", moved.line));
+        }
+        if let Some(push) = moved.applied {
+            run.coverage.pushes_applied += 1;
+            self.near.checker.learned(process, &push.floors);
+        }
+        if let Some(current) = moved.up {
+            run.coverage.tracking_ons += 1;
+            self.near.checker.tracking_on(process, &current);
+        }
+        match moved.unexpected {
+            Some(what) => Err(what),
+            None => Ok(()),
+        }
+    }
+
+    /// A fault now and then: a process's tracking connection drops. True when one did.
+    pub(super) fn near_fault(&mut self, coverage: &mut Coverage) -> bool {
+        if !self.rng.one_in(DISCONNECT_ONE_IN) {
+            return false;
+        }
+        let process = self.rng.below(self.near.trackers.len() as u64) as usize;
+        let Some(lost) = self.near.trackers[process]
+            .as_mut()
+            .and_then(Tracker::disconnect)
+        else {
+            return false;
+        };
+        self.note(format!(
+            "p{process} tracking: its connection drops ({lost} messages on the way lost)"
+        ));
+        coverage.disconnects += 1;
+        coverage.pushes_lost += lost;
+        true
+    }
+
+    /// The server ran `client`'s operation, which makes `change` (with these replies): the
+    /// messages it announces, and what the checker learns of it.
+    pub(super) fn near_changed(
+        &mut self,
+        client: Client,
+        change: Option<Change>,
+        replies: &[(Client, Received)],
+    ) {
+        let Some(change) = change else {
+            return;
+        };
+        if change.if_written {
+            let written = replies
+                .iter()
+                .any(|(to, reply)| *to == client && matches!(reply, Ok(Reply::Done(true))));
+            if !written {
+                return;
+            }
+        }
+        let floors = match &self.callers[client].active {
+            Some(Active::Invalidate { bumped, .. }) => bumped.clone(),
+            Some(Active::Delete { bumped, .. }) => vec![*bumped],
+            _ => Vec::new(),
+        };
+        for &(slot, version) in &floors {
+            let executed = &mut self.near.executed[slot];
+            *executed = (*executed).max(version);
+        }
+        if let Some((entry, lifetime)) = change.entry {
+            let expires = lifetime.map(|lifetime| lifetime.map(|lifetime| self.now + lifetime));
+            // A value that never expires, or a delete: no deadline to check.
+            self.near.checker.written(entry, expires.flatten());
+        }
+        if change.keys.is_empty() {
+            return;
+        }
+        let push = Push {
+            keys: Some(change.keys),
+            floors,
+        };
+        for tracker in self.near.trackers.iter_mut().flatten() {
+            tracker.announce(&push);
+        }
+    }
+
+    /// `FLUSHALL`: a message with a null key list to every tracking connection.
+    pub(super) fn near_flushed(&mut self) {
+        self.near.checker.keys_lost();
+        let push = Push {
+            keys: None,
+            floors: self.near.executed.iter().copied().enumerate().collect(),
+        };
+        for tracker in self.near.trackers.iter_mut().flatten() {
+            tracker.announce(&push);
+        }
+    }
+
+    /// The server restarts: every tracking connection drops, what was on its way is lost.
+    pub(super) fn near_restarted(&mut self, coverage: &mut Coverage) {
+        self.near.checker.keys_lost();
+        for tracker in self.near.trackers.iter_mut().flatten() {
+            if let Some(lost) = tracker.disconnect() {
+                coverage.pushes_lost += lost;
+            }
+        }
+    }
+
+    /// `process` crashed: it starts again with an empty near cache that is not trusted (the
+    /// same one, distrusted, is that), and a new tracking session.
+    pub(super) fn near_crashed(&mut self, process: usize) {
+        let Some(near) = self.world.processes[process].near() else {
+            return;
+        };
+        near.distrust();
+        let prefixes = self.world.near.prefixes.clone();
+        self.near.trackers[process] = Some(Tracker::new(prefixes, near, self.now));
+    }
+
+    /// A reply reached `client`: the real drivers drop from the near cache what the operation
+    /// sent changed, before the call goes on (`TaggedCache::received`).
+    pub(super) fn near_replied(&mut self, client: Client) {
+        let caller = &self.callers[client];
+        let Some(near) = self.world.processes[caller.process].near() else {
+            return;
+        };
+        let world = self.world;
+        let operation = match &caller.active {
+            Some(Active::Read(reading)) => reading.flow.operation(),
+            Some(Active::Invalidate { tags, .. }) => Some(Operation::Invalidate {
+                tags,
+                lifetime: None,
+            }),
+            Some(Active::Delete {
+                entry, tombstone, ..
+            }) => Some(Operation::Delete {
+                entry: &world.entries[*entry].entry,
+                tombstone,
+                lifetime: None,
+            }),
+            None => None,
+        };
+        if let Some(operation) = operation {
+            near.changed_by(&operation);
+        }
+    }
+
+    /// `caller`'s invalidation (or delete) of these versions returned: its own process sees it
+    /// at once.
+    pub(super) fn near_invalidated(&mut self, caller: usize, versions: &[(usize, u64)]) {
+        let process = self.callers[caller].process;
+        self.near.checker.learned(process, versions);
+    }
+
+    /// `caller`'s call of `entry`, answered by its process's near cache if it holds the entry:
+    /// checked, and counted as a call. `None`: not answered near.
+    pub(super) fn near_call(
+        &mut self,
+        caller: usize,
+        entry: usize,
+        run: &mut Run,
+    ) -> Option<Result<(), String>> {
+        let process = self.callers[caller].process;
+        let world = self.world;
+        let data = world.processes[process].near_hit(&world.near.named(entry), &world.codec)?;
+        run.calls += 1;
+        run.coverage.near_hits += 1;
+        self.note(format!(
+            "c{caller:<2} calls entry {entry}: a near hit, {data:?}"
+        ));
+        let up = self.near.trackers[process]
+            .as_ref()
+            .is_some_and(|tracker| tracker.up);
+        let slots: Vec<usize> = slots(entry).collect();
+        Some(
+            self.near
+                .checker
+                .hit(process, up, entry, &slots, &data, self.now),
+        )
+    }
+}

@@ -17,16 +17,23 @@ pub enum Mutant {
     /// Deleting one entry (`invalidate_<fn>(args)`, `delete`) removes it and leaves no
     /// tombstone, so a computation that started before the delete stores its value after it.
     Tombstone,
+    /// The near cache ignores one tracking message: the [`NEAR_IGNORED`]th of a run (its
+    /// watches on the keys that message names live on).
+    Near,
 }
 
+/// Which tracking message of a run the `near` mutant ignores.
+pub const NEAR_IGNORED: u64 = 40;
+
 impl Mutant {
-    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`).
+    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `near`).
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "stamp" => Some(Mutant::Stamp),
             "lock" => Some(Mutant::Lock),
             "unversioned" => Some(Mutant::Unversioned),
             "tombstone" => Some(Mutant::Tombstone),
+            "near" => Some(Mutant::Near),
             _ => None,
         }
     }
@@ -38,6 +45,7 @@ impl Mutant {
             Mutant::Lock => "lock",
             Mutant::Unversioned => "unversioned",
             Mutant::Tombstone => "tombstone",
+            Mutant::Near => "near",
         }
     }
 }
@@ -45,6 +53,8 @@ impl Mutant {
 thread_local! {
     /// Which mutant is active on this thread (the simulator runs a seed on one thread).
     static ACTIVE: Cell<Option<Mutant>> = const { Cell::new(None) };
+    /// Tracking messages handled on this thread since the mutant was set.
+    static MESSAGES: Cell<u64> = const { Cell::new(0) };
 }
 
 /// True when `mutant` is active on this thread.
@@ -55,4 +65,19 @@ pub(crate) fn active(mutant: Mutant) -> bool {
 /// Activates `mutant` (or none) on this thread.
 pub(crate) fn set(mutant: Option<Mutant>) {
     ACTIVE.with(|active| active.set(mutant));
+    MESSAGES.with(|messages| messages.set(0));
+}
+
+/// True for the tracking message the `near` mutant ignores: counts the messages handled on this
+/// thread since the mutant was set, and answers for the [`NEAR_IGNORED`]th (only while the
+/// mutant is active).
+pub(crate) fn ignores_message() -> bool {
+    if !active(Mutant::Near) {
+        return false;
+    }
+    MESSAGES.with(|messages| {
+        let handled = messages.get() + 1;
+        messages.set(handled);
+        handled == NEAR_IGNORED
+    })
 }

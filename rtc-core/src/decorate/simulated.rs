@@ -14,9 +14,9 @@ use crate::cache::flights::{Flight, Flights, Joined, Landing};
 use crate::codec::Encoding;
 use crate::engine::{Expiry, Operation, Progress, Received};
 use crate::format::{EntryKeys, KeySpace, Observed};
-use crate::near::{Fill, Named, NearCache};
 use crate::hook::CacheInfo;
 use crate::lifetime::Lifetime;
+use crate::near::{Fill, Named, NearCache};
 
 mod near;
 

@@ -65,6 +65,8 @@ pub struct Coverage {
     pub successor_gaps: u64,
     /// Calls answered by a near cache.
     pub near_hits: u64,
+    /// Answers a near cache held, checked after a step (whether or not a call asked).
+    pub near_answers: u64,
     /// Invalidation messages a tracking session applied to its near cache.
     pub pushes_applied: u64,
     /// Invalidation messages lost with a dropped tracking connection.
@@ -85,6 +87,7 @@ impl std::ops::AddAssign for Coverage {
         self.key_losses += other.key_losses;
         self.successor_gaps += other.successor_gaps;
         self.near_hits += other.near_hits;
+        self.near_answers += other.near_answers;
         self.pushes_applied += other.pushes_applied;
         self.pushes_lost += other.pushes_lost;
         self.disconnects += other.disconnects;

@@ -27,6 +27,8 @@ pub(super) struct Push {
     pub(super) keys: Option<Vec<String>>,
     /// For the checker: the data versions (slot, version) the change made current.
     pub(super) floors: Vec<(usize, u64)>,
+    /// For the trace: what the keys name.
+    pub(super) label: String,
 }
 
 impl Push {
@@ -197,7 +199,7 @@ impl Tracker {
         };
         match link.wire.pop_front() {
             Some(Wire::Push(push)) => {
-                let line = format!("receives the message {:?}", push.keys);
+                let line = format!("receives the message ({})", push.label);
                 self.channel.push_back(push);
                 Moved {
                     line,
@@ -250,7 +252,7 @@ impl Tracker {
             Awaiting::Listen(_) => match self.channel.pop_front() {
                 Some(push) => {
                     let mut moved = self.feed(Event::Pushed(push.info()), now);
-                    moved.line = format!("applies the message {:?}: {}", push.keys, moved.line);
+                    moved.line = format!("applies the message ({}): {}", push.label, moved.line);
                     moved.applied = Some(push);
                     moved
                 }

@@ -23,10 +23,10 @@ use self::commands::{Round, Topology};
 use self::runtime::IoRuntime;
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
-use self::tracking::Source;
-pub(crate) use self::tracking::Tracker;
 #[cfg(feature = "simulation")]
 pub(crate) use self::tracking::simulated as tracking_simulated;
+use self::tracking::Source;
+pub(crate) use self::tracking::Tracker;
 use super::PingFailure;
 use crate::engine::{Operation, Reply};
 use crate::error::BackendError;

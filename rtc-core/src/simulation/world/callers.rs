@@ -13,6 +13,7 @@ impl<'w> Sim<'w> {
     /// Moves `caller` on: starts a call, or steps the one under way.
     pub(super) fn advance(&mut self, caller: usize, run: &mut Run) -> Result<(), String> {
         self.focus = Some(caller);
+        self.near_touched(caller);
         let wait = std::mem::replace(&mut self.callers[caller].wait, Wait::Idle);
         match wait {
             Wait::Idle => self.start(caller, run),

@@ -102,7 +102,7 @@ impl World {
             .collect();
         Self {
             seed,
-            near: near::Setup::new(&keys),
+            near: near::Setup::new(&keys, &entries),
             keys,
             processes,
             entries,
@@ -130,7 +130,8 @@ impl World {
         };
         while run.steps < config.steps {
             run.steps += 1;
-            if let Err(what) = sim.step(&mut run) {
+            let step = sim.step(&mut run);
+            if let Err(what) = step.and_then(|()| sim.near_probe(&mut run)) {
                 run.violation = Some(Violation {
                     seed: self.seed,
                     step: run.steps,
@@ -492,6 +493,9 @@ impl<'w> Sim<'w> {
     /// The steps of the focused caller's last call, with what happened to the server and the
     /// data meanwhile (kept steps only).
     fn story(&self) -> Vec<String> {
+        if let Some(story) = self.near_story() {
+            return story;
+        }
         let Some(caller) = self.focus else {
             return Vec::new();
         };

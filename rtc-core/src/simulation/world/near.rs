@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use smallvec::SmallVec;
+
 use super::{slots, Active, Event, Received, Sim, ENTRIES, TAGS};
 use crate::decorate::simulated::{Data, SimProcess};
 use crate::decorate::{NearProbe, NearShared as _, Sharing};
@@ -27,11 +29,28 @@ pub(super) struct Setup {
     keys: Vec<String>,
     tags: Vec<Vec<String>>,
     prefixes: Vec<String>,
+    /// Redis keys, by what they name in the trace.
+    labels: Vec<(String, String)>,
 }
 
 impl Setup {
-    pub(super) fn new(keys: &KeySpace) -> Self {
+    pub(super) fn new(keys: &KeySpace, entries: &[EntryKeys]) -> Self {
+        let mut labels: Vec<(String, String)> = entries
+            .iter()
+            .enumerate()
+            .map(|(at, entry)| (entry.entry.clone(), format!("entry {at}")))
+            .collect();
+        labels.extend(
+            TAGS.iter()
+                .map(|&tag| (keys.user_tag(tag).as_str().to_owned(), format!("tag {tag}"))),
+        );
+        labels.push((keys.namespace_tag().as_str().to_owned(), "namespace".into()));
+        labels.push((
+            keys.implicit_tag("f").as_str().to_owned(),
+            "tag of f".into(),
+        ));
         Self {
+            labels,
             keys: (0..ENTRIES.len()).map(|at| format!("k{at}")).collect(),
             tags: ENTRIES
                 .iter()
@@ -39,6 +58,23 @@ impl Setup {
                 .collect(),
             prefixes: keys.tracked_prefixes(),
         }
+    }
+
+    /// What `keys` name, for the trace (`None`: every key).
+    fn label(&self, keys: Option<&[String]>) -> String {
+        let Some(keys) = keys else {
+            return "every key: FLUSHALL".into();
+        };
+        let names: Vec<&str> = keys
+            .iter()
+            .map(|key| {
+                self.labels
+                    .iter()
+                    .find(|(known, _)| known == key)
+                    .map_or(key.as_str(), |(_, label)| label.as_str())
+            })
+            .collect();
+        names.join(", ")
     }
 
     /// What `entry`'s near lookups name, as a `#[cached]` call names it.
@@ -76,6 +112,14 @@ pub(super) struct State {
     /// The data versions whose change (invalidation, delete) the server has run.
     executed: Vec<u64>,
     moves: Vec<Move>,
+    /// The process whose near cache broke a promise, and the entry, for the violation's story.
+    focus: Option<(usize, usize)>,
+    /// By process: something happened since the last probe that may give its near cache an
+    /// answer or raise its floors (a caller of it moved, its tracking moved, it crashed). A
+    /// reply delivered or a request run does neither; time passing is seen from the clock.
+    touched: Vec<bool>,
+    /// The time of the last probe.
+    probed_at: Instant,
 }
 
 impl State {
@@ -92,6 +136,9 @@ impl State {
             checker: NearChecker::new(processes.len(), slots, ENTRIES.len()),
             executed: vec![0; slots],
             moves: Vec::new(),
+            focus: None,
+            touched: vec![true; processes.len()],
+            probed_at: now,
         }
     }
 }
@@ -118,7 +165,10 @@ impl Change {
         let entry_of = |key: &str| entries.iter().position(|entry| entry.entry == key);
         let change = match operation {
             Operation::Invalidate { tags, .. } => Self {
-                keys: tags.iter().map(|(tag, _)| tag.as_str().to_owned()).collect(),
+                keys: tags
+                    .iter()
+                    .map(|(tag, _)| tag.as_str().to_owned())
+                    .collect(),
                 if_written: false,
                 entry: None,
             },
@@ -194,10 +244,16 @@ impl Sim<'_> {
     }
 
     /// Makes `process`'s tracker move.
-    pub(super) fn track(&mut self, process: usize, step: Move, run: &mut Run) -> Result<(), String> {
+    pub(super) fn track(
+        &mut self,
+        process: usize,
+        step: Move,
+        run: &mut Run,
+    ) -> Result<(), String> {
         let Some(tracker) = self.near.trackers[process].as_mut() else {
             return Ok(());
         };
+        self.near.touched[process] = true;
         let moved = tracker.make(step, self.now, &self.near.executed);
         if !moved.line.is_empty() {
             self.note(format!("p{process} tracking {}", moved.line));
@@ -273,6 +329,7 @@ impl Sim<'_> {
             return;
         }
         let push = Push {
+            label: self.world.near.label(Some(&change.keys)),
             keys: Some(change.keys),
             floors,
         };
@@ -287,6 +344,7 @@ impl Sim<'_> {
         let push = Push {
             keys: None,
             floors: self.near.executed.iter().copied().enumerate().collect(),
+            label: self.world.near.label(None),
         };
         for tracker in self.near.trackers.iter_mut().flatten() {
             tracker.announce(&push);
@@ -310,6 +368,7 @@ impl Sim<'_> {
             return;
         };
         near.distrust();
+        self.near.touched[process] = true;
         let prefixes = self.world.near.prefixes.clone();
         self.near.trackers[process] = Some(Tracker::new(prefixes, near, self.now));
     }
@@ -342,11 +401,51 @@ impl Sim<'_> {
         }
     }
 
+    /// `caller` moves: its process's near cache may gain an answer (a read kept), or its floors
+    /// rise (an invalidation returned).
+    pub(super) fn near_touched(&mut self, caller: usize) {
+        self.near.touched[self.callers[caller].process] = true;
+    }
+
     /// `caller`'s invalidation (or delete) of these versions returned: its own process sees it
     /// at once.
     pub(super) fn near_invalidated(&mut self, caller: usize, versions: &[(usize, u64)]) {
         let process = self.callers[caller].process;
         self.near.checker.learned(process, versions);
+    }
+
+    /// Promise 5 after every step: what each process's near cache would answer now for each
+    /// entry, were it asked (a lookup changes nothing a call could see).
+    pub(super) fn near_probe(&mut self, run: &mut Run) -> Result<(), String> {
+        let moved = std::mem::replace(&mut self.near.probed_at, self.now) != self.now;
+        // The step may have moved time.
+        self.near_clock();
+        let world = self.world;
+        for (process, tracker) in self.near.trackers.iter().enumerate() {
+            let touched = std::mem::take(&mut self.near.touched[process]);
+            let Some(tracker) = tracker.as_ref().filter(|_| touched || moved) else {
+                continue;
+            };
+            for entry in 0..ENTRIES.len() {
+                let named = world.near.named(entry);
+                let Some(data) = world.processes[process].near_hit(&named, &world.codec) else {
+                    continue;
+                };
+                run.coverage.near_answers += 1;
+                let slots: SmallVec<[usize; 4]> = slots(entry).collect();
+                let checked = self
+                    .near
+                    .checker
+                    .hit(process, tracker.up, entry, &slots, &data, self.now);
+                if let Err(what) = checked {
+                    self.near.focus = Some((process, entry));
+                    return Err(format!(
+                        "{what} (would have: the near cache held {data:?} for entry {entry})"
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// `caller`'s call of `entry`, answered by its process's near cache if it holds the entry:
@@ -369,10 +468,55 @@ impl Sim<'_> {
             .as_ref()
             .is_some_and(|tracker| tracker.up);
         let slots: Vec<usize> = slots(entry).collect();
+        let checked = self
+            .near
+            .checker
+            .hit(process, up, entry, &slots, &data, self.now);
+        if checked.is_err() {
+            self.near.focus = Some((process, entry));
+        }
+        Some(checked)
+    }
+
+    /// When a near cache broke a promise: what its process did with the entry since a caller
+    /// of it last read the entry from Redis (the read that kept it, most likely), with its
+    /// tracking, the server's events and the invalidations meanwhile (kept steps only).
+    pub(super) fn near_story(&self) -> Option<Vec<String>> {
+        let (process, entry) = self.near.focus?;
+        let callers: Vec<usize> = (0..self.callers.len())
+            .filter(|&at| self.callers[at].process == process)
+            .collect();
+        let mine: Vec<(String, String)> = callers
+            .iter()
+            .map(|at| (format!("c{at:<2} "), format!("c{at}'s ")))
+            .collect();
+        let tracking = format!("p{process} tracking");
+        let read = format!("calls entry {entry},");
+        let read_locked = format!("calls entry {entry} (lock)");
+        let start = self
+            .trace
+            .iter()
+            .rposition(|line| {
+                (line.contains(&read) || line.contains(&read_locked))
+                    && mine.iter().any(|(me, _)| line.contains(me.as_str()))
+            })
+            .unwrap_or(0);
+        let relevant = |line: &&String| {
+            mine.iter()
+                .any(|(me, its)| line.contains(me.as_str()) || line.contains(its.as_str()))
+                || line.contains(&tracking)
+                || line.contains("server:")
+                || line.contains("crashes")
+                || line.contains("writes")
+                || line.contains("invalidation returned")
+        };
         Some(
-            self.near
-                .checker
-                .hit(process, up, entry, &slots, &data, self.now),
+            self.trace
+                .iter()
+                .skip(start)
+                .filter(relevant)
+                .cloned()
+                .collect(),
         )
     }
 }

@@ -29,6 +29,10 @@ pub(super) struct Push {
     pub(super) floors: Vec<(usize, u64)>,
     /// For the trace: what the keys name.
     pub(super) label: String,
+    /// For the checker: the number of the server's operation that made the change, and the
+    /// entries that depend on a key it names.
+    pub(super) change: u64,
+    pub(super) entries: Vec<usize>,
 }
 
 impl Push {

@@ -11,6 +11,16 @@
 //!   A near hit must return data at least at its process's floors. (Another process's
 //!   invalidation that returned but whose message has not arrived is the window promise 2
 //!   leaves the near cache, bounded by the message's delay.)
+//! - **(d), by identity: a near answer comes from a read that Redis ran after every change
+//!   to a key it depends on that was announced to the process before the answer.** The
+//!   server's operations are numbered as it runs them; each process knows, for each entry,
+//!   the number of the latest change to one of the entry's keys (entry key, tag keys) it has
+//!   been told of (a message applied, a write of its own returned, tracking back on: then every
+//!   change so far), and the number of the latest read of the entry whose value one of its
+//!   calls returned (a near entry is kept from such a read, so the one a near answer comes
+//!   from is no later). A near answer while the latter is below the former served a value
+//!   read before a change the process had been told of. This also sees what data versions
+//!   cannot: a flush (the data did not change), an entry rewritten (with the same data).
 //! - **Nothing is served near between a disconnect and tracking's return**: from the moment
 //!   the session learns that its connection is gone (or its process starts) until it has the
 //!   reply to `TRACKING ON` on a new one.
@@ -28,6 +38,12 @@ pub(in crate::simulation) struct NearChecker {
     /// By entry: when the value last written expires (`None`: no write since it was deleted
     /// or lost, or none at all).
     expires: Vec<Option<Instant>>,
+    /// By process, by entry: the number of the latest change to one of the entry's keys the
+    /// process has been told of.
+    told: Vec<Vec<u64>>,
+    /// By process, by entry: the number of the latest read of the entry whose value a call of
+    /// the process returned.
+    read: Vec<Vec<u64>>,
 }
 
 impl NearChecker {
@@ -35,7 +51,28 @@ impl NearChecker {
         Self {
             floors: vec![vec![0; slots]; processes],
             expires: vec![None; entries],
+            told: vec![vec![0; entries]; processes],
+            read: vec![vec![0; entries]; processes],
         }
+    }
+
+    /// `process` was told of the change numbered `change`, to a key of each of `entries`.
+    pub(in crate::simulation) fn told(
+        &mut self,
+        process: usize,
+        entries: impl IntoIterator<Item = usize>,
+        change: u64,
+    ) {
+        for entry in entries {
+            let told = &mut self.told[process][entry];
+            *told = (*told).max(change);
+        }
+    }
+
+    /// A call of `process` returned the value of `entry` that the read numbered `read` found.
+    pub(in crate::simulation) fn read(&mut self, process: usize, entry: usize, read: u64) {
+        let latest = &mut self.read[process][entry];
+        *latest = (*latest).max(read);
     }
 
     /// `process` learned of the changes that made these versions (slot, version) current.
@@ -87,6 +124,15 @@ impl NearChecker {
                 "promise 5: process {process} answered entry {entry} from its near cache {}ms \
                  after the entry expired in Redis",
                 (now - expired).as_millis()
+            ));
+        }
+        let (told, read) = (self.told[process][entry], self.read[process][entry]);
+        if read < told {
+            return Err(format!(
+                "promise 5 (d): process {process} answered entry {entry} from its near cache \
+                 with a value read from Redis (server operation #{read} at the latest) before \
+                 a change to one of its keys (operation #{told}) that this process had been \
+                 told of"
             ));
         }
         let floors = &self.floors[process];

@@ -210,6 +210,7 @@ impl<'w> Sim<'w> {
             }
             SimStep::Return(data) => {
                 self.note(format!("c{caller:<2} returns a cached {data:?}"));
+                self.near_returned(caller, entry);
                 self.returned(caller, &data, run)
             }
             SimStep::Finished => {

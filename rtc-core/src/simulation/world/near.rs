@@ -31,6 +31,8 @@ pub(super) struct Setup {
     prefixes: Vec<String>,
     /// Redis keys, by what they name in the trace.
     labels: Vec<(String, String)>,
+    /// By entry: the keys it depends on (its own, its tags').
+    depends: Vec<Vec<String>>,
 }
 
 impl Setup {
@@ -49,8 +51,17 @@ impl Setup {
             keys.implicit_tag("f").as_str().to_owned(),
             "tag of f".into(),
         ));
+        let depends = entries
+            .iter()
+            .map(|entry| {
+                std::iter::once(entry.entry.clone())
+                    .chain(entry.tags().iter().map(|tag| tag.as_str().to_owned()))
+                    .collect()
+            })
+            .collect();
         Self {
             labels,
+            depends,
             keys: (0..ENTRIES.len()).map(|at| format!("k{at}")).collect(),
             tags: ENTRIES
                 .iter()
@@ -75,6 +86,15 @@ impl Setup {
             })
             .collect();
         names.join(", ")
+    }
+
+    /// The entries that depend on one of `keys` (`None`: every key).
+    fn entries(&self, keys: Option<&[String]>) -> Vec<usize> {
+        (0..self.depends.len())
+            .filter(|&entry| {
+                keys.is_none_or(|keys| keys.iter().any(|key| self.depends[entry].contains(key)))
+            })
+            .collect()
     }
 
     /// What `entry`'s near lookups name, as a `#[cached]` call names it.
@@ -120,6 +140,10 @@ pub(super) struct State {
     touched: Vec<bool>,
     /// The time of the last probe.
     probed_at: Instant,
+    /// The server's operations run so far (each one's number).
+    operations: u64,
+    /// By caller: the number of the last operation of its the server ran.
+    ran: Vec<u64>,
 }
 
 impl State {
@@ -139,6 +163,8 @@ impl State {
             focus: None,
             touched: vec![true; processes.len()],
             probed_at: now,
+            operations: 0,
+            ran: Vec::new(),
         }
     }
 }
@@ -261,10 +287,16 @@ impl Sim<'_> {
         if let Some(push) = moved.applied {
             run.coverage.pushes_applied += 1;
             self.near.checker.learned(process, &push.floors);
+            self.near
+                .checker
+                .told(process, push.entries.iter().copied(), push.change);
         }
         if let Some(current) = moved.up {
             run.coverage.tracking_ons += 1;
             self.near.checker.tracking_on(process, &current);
+            // Everything kept before was dropped: every change so far is as good as told.
+            let so_far = self.near.operations;
+            self.near.checker.told(process, 0..ENTRIES.len(), so_far);
         }
         match moved.unexpected {
             Some(what) => Err(what),
@@ -300,6 +332,12 @@ impl Sim<'_> {
         change: Option<Change>,
         replies: &[(Client, Received)],
     ) {
+        self.near.operations += 1;
+        let number = self.near.operations;
+        if self.near.ran.len() <= client {
+            self.near.ran.resize(client + 1, 0);
+        }
+        self.near.ran[client] = number;
         let Some(change) = change else {
             return;
         };
@@ -330,6 +368,8 @@ impl Sim<'_> {
         }
         let push = Push {
             label: self.world.near.label(Some(&change.keys)),
+            change: number,
+            entries: self.world.near.entries(Some(&change.keys)),
             keys: Some(change.keys),
             floors,
         };
@@ -341,10 +381,13 @@ impl Sim<'_> {
     /// `FLUSHALL`: a message with a null key list to every tracking connection.
     pub(super) fn near_flushed(&mut self) {
         self.near.checker.keys_lost();
+        self.near.operations += 1;
         let push = Push {
             keys: None,
             floors: self.near.executed.iter().copied().enumerate().collect(),
             label: self.world.near.label(None),
+            change: self.near.operations,
+            entries: self.world.near.entries(None),
         };
         for tracker in self.near.trackers.iter_mut().flatten() {
             tracker.announce(&push);
@@ -369,6 +412,9 @@ impl Sim<'_> {
         };
         near.distrust();
         self.near.touched[process] = true;
+        // A new process: nothing it holds may predate its start.
+        let so_far = self.near.operations;
+        self.near.checker.told(process, 0..ENTRIES.len(), so_far);
         let prefixes = self.world.near.prefixes.clone();
         self.near.trackers[process] = Some(Tracker::new(prefixes, near, self.now));
     }
@@ -398,7 +444,26 @@ impl Sim<'_> {
         };
         if let Some(operation) = operation {
             near.changed_by(&operation);
+            // Whatever it kept of these keys is gone: every change so far is as good as told.
+            let keys: Vec<String> = operation
+                .changed_keys()
+                .into_iter()
+                .map(str::to_owned)
+                .collect();
+            if !keys.is_empty() {
+                let entries = self.world.near.entries(Some(&keys));
+                let so_far = self.near.operations;
+                self.near.checker.told(caller.process, entries, so_far);
+            }
         }
+    }
+
+    /// `caller` returned the value of `entry` that its last read found: its process may keep
+    /// it near.
+    pub(super) fn near_returned(&mut self, caller: usize, entry: usize) {
+        let read = self.near.ran.get(caller).copied().unwrap_or(0);
+        let process = self.callers[caller].process;
+        self.near.checker.read(process, entry, read);
     }
 
     /// `caller` moves: its process's near cache may gain an answer (a read kept), or its floors

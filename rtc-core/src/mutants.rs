@@ -17,13 +17,13 @@ pub enum Mutant {
     /// Deleting one entry (`invalidate_<fn>(args)`, `delete`) removes it and leaves no
     /// tombstone, so a computation that started before the delete stores its value after it.
     Tombstone,
-    /// The near cache ignores one tracking message: the [`NEAR_IGNORED`]th of a run (its
-    /// watches on the keys that message names live on).
+    /// The near cache ignores one tracking message: the 40th of a run (its watches on the
+    /// keys that message names live on).
     Near,
 }
 
 /// Which tracking message of a run the `near` mutant ignores.
-pub const NEAR_IGNORED: u64 = 40;
+const NEAR_IGNORED: u64 = 40;
 
 impl Mutant {
     /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `near`).

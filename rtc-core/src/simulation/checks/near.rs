@@ -24,11 +24,13 @@
 //! - **Nothing is served near between a disconnect and tracking's return**: from the moment
 //!   the session learns that its connection is gone (or its process starts) until it has the
 //!   reply to `TRACKING ON` on a new one.
-//! - **A near entry never outlives its entry in Redis**: no near hit on an entry whose last
-//!   write has expired in Redis by its lifetime (a change that Redis announces, a delete or a
-//!   flush, is the first rule's).
+//! - **A near entry never outlives its entry in Redis, nor the maximum age**: no near hit on
+//!   an entry whose last write has expired in Redis by its lifetime (a change that Redis
+//!   announces, a delete or a flush, is the first rule's), nor once `near_cache_max_age` has
+//!   passed since the latest read of the entry whose value a call of the process returned
+//!   (a near entry's age counts from before its read was sent).
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What the near checker knows: each process's floors, and when each entry's last write
 /// expires in Redis.
@@ -42,8 +44,8 @@ pub(in crate::simulation) struct NearChecker {
     /// process has been told of.
     told: Vec<Vec<u64>>,
     /// By process, by entry: the number of the latest read of the entry whose value a call of
-    /// the process returned.
-    read: Vec<Vec<u64>>,
+    /// the process returned, and when the server ran it.
+    read: Vec<Vec<(u64, Option<Instant>)>>,
 }
 
 impl NearChecker {
@@ -52,7 +54,7 @@ impl NearChecker {
             floors: vec![vec![0; slots]; processes],
             expires: vec![None; entries],
             told: vec![vec![0; entries]; processes],
-            read: vec![vec![0; entries]; processes],
+            read: vec![vec![(0, None); entries]; processes],
         }
     }
 
@@ -69,10 +71,19 @@ impl NearChecker {
         }
     }
 
-    /// A call of `process` returned the value of `entry` that the read numbered `read` found.
-    pub(in crate::simulation) fn read(&mut self, process: usize, entry: usize, read: u64) {
+    /// A call of `process` returned the value of `entry` that the read numbered `read`, run
+    /// `at`, found.
+    pub(in crate::simulation) fn read(
+        &mut self,
+        process: usize,
+        entry: usize,
+        read: u64,
+        at: Instant,
+    ) {
         let latest = &mut self.read[process][entry];
-        *latest = (*latest).max(read);
+        if read > latest.0 {
+            *latest = (read, Some(at));
+        }
     }
 
     /// `process` learned of the changes that made these versions (slot, version) current.
@@ -101,12 +112,15 @@ impl NearChecker {
         self.expires.fill(None);
     }
 
-    /// Checks a near hit in `process` (`up`: its tracking is on, as far as the world knows) on
-    /// `entry` at `now`, which returned `data` (the versions of `slots`).
+    /// Checks a near hit in `process` (`up`: its tracking is on, as far as the world knows;
+    /// `max_age`: its near cache's) on `entry` at `now`, which returned `data` (the versions of
+    /// `slots`).
+    #[allow(clippy::too_many_arguments)]
     pub(in crate::simulation) fn hit(
         &self,
         process: usize,
         up: bool,
+        max_age: Option<Duration>,
         entry: usize,
         slots: &[usize],
         data: &[u64],
@@ -126,7 +140,18 @@ impl NearChecker {
                 (now - expired).as_millis()
             ));
         }
-        let (told, read) = (self.told[process][entry], self.read[process][entry]);
+        let (told, (read, read_at)) = (self.told[process][entry], self.read[process][entry]);
+        if let Some((age, max_age)) = read_at.zip(max_age).map(|(at, max)| (now - at, max)) {
+            if age >= max_age {
+                return Err(format!(
+                    "promise 5: process {process} answered entry {entry} from its near cache \
+                     {}ms after the latest read it could come from, past its maximum age of \
+                     {}ms",
+                    age.as_millis(),
+                    max_age.as_millis()
+                ));
+            }
+        }
         if read < told {
             return Err(format!(
                 "promise 5 (d): process {process} answered entry {entry} from its near cache \

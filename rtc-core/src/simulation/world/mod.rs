@@ -102,7 +102,7 @@ impl World {
             .collect();
         Self {
             seed,
-            near: near::Setup::new(&keys, &entries),
+            near: near::Setup::new(&keys, &entries, seed, PROCESSES),
             keys,
             processes,
             entries,

@@ -33,10 +33,12 @@ pub(super) struct Setup {
     labels: Vec<(String, String)>,
     /// By entry: the keys it depends on (its own, its tags').
     depends: Vec<Vec<String>>,
+    /// By process: its near cache's maximum age.
+    max_ages: Vec<Option<Duration>>,
 }
 
 impl Setup {
-    pub(super) fn new(keys: &KeySpace, entries: &[EntryKeys]) -> Self {
+    pub(super) fn new(keys: &KeySpace, entries: &[EntryKeys], seed: u64, processes: usize) -> Self {
         let mut labels: Vec<(String, String)> = entries
             .iter()
             .enumerate()
@@ -62,6 +64,9 @@ impl Setup {
         Self {
             labels,
             depends,
+            max_ages: (0..processes)
+                .map(|at| chosen(seed, at).and_then(|(_, max_age)| max_age))
+                .collect(),
             keys: (0..ENTRIES.len()).map(|at| format!("k{at}")).collect(),
             tags: ENTRIES
                 .iter()
@@ -103,19 +108,28 @@ impl Setup {
     }
 }
 
-/// Process `process` of the run of `seed`: with a near cache or not, of which bound and maximum
-/// age (from its own stream of the seed, so that the choice does not move the scheduler's).
-pub(super) fn equip(process: SimProcess, seed: u64, at: usize) -> SimProcess {
+/// The near cache of process `at` in the run of `seed`, if it has one: its bound and maximum
+/// age (from a stream of the seed of its own, so that the choice does not move the
+/// scheduler's).
+fn chosen(seed: u64, at: usize) -> Option<(u64, Option<Duration>)> {
     let mut rng = Rng::new(seed ^ 0x6e65_6172_0000_0000 ^ at as u64);
     if rng.one_in(4) {
-        return process;
+        return None;
     }
     // A bound below the entries' number makes the near cache evict.
     let bound = if rng.one_in(4) { 2 } else { 100 };
     let max_age = rng
         .one_in(3)
         .then(|| Duration::from_millis(rng.between(100, 2_000)));
-    process.with_near(bound, max_age)
+    Some((bound, max_age))
+}
+
+/// Process `at` of the run of `seed`, with the near cache [`chosen`] for it.
+pub(super) fn equip(process: SimProcess, seed: u64, at: usize) -> SimProcess {
+    match chosen(seed, at) {
+        Some((bound, max_age)) => process.with_near(bound, max_age),
+        None => process,
+    }
 }
 
 /// How a `#[cached]` function keeps its values decoded in the near cache (the macro asks
@@ -142,8 +156,8 @@ pub(super) struct State {
     probed_at: Instant,
     /// The server's operations run so far (each one's number).
     operations: u64,
-    /// By caller: the number of the last operation of its the server ran.
-    ran: Vec<u64>,
+    /// By caller: the number of the last operation of its the server ran, and when.
+    ran: Vec<(u64, Instant)>,
 }
 
 impl State {
@@ -335,9 +349,9 @@ impl Sim<'_> {
         self.near.operations += 1;
         let number = self.near.operations;
         if self.near.ran.len() <= client {
-            self.near.ran.resize(client + 1, 0);
+            self.near.ran.resize(client + 1, (0, self.now));
         }
-        self.near.ran[client] = number;
+        self.near.ran[client] = (number, self.now);
         let Some(change) = change else {
             return;
         };
@@ -461,9 +475,11 @@ impl Sim<'_> {
     /// `caller` returned the value of `entry` that its last read found: its process may keep
     /// it near.
     pub(super) fn near_returned(&mut self, caller: usize, entry: usize) {
-        let read = self.near.ran.get(caller).copied().unwrap_or(0);
+        let Some(&(read, at)) = self.near.ran.get(caller) else {
+            return;
+        };
         let process = self.callers[caller].process;
-        self.near.checker.read(process, entry, read);
+        self.near.checker.read(process, entry, read, at);
     }
 
     /// `caller` moves: its process's near cache may gain an answer (a read kept), or its floors
@@ -498,10 +514,11 @@ impl Sim<'_> {
                 };
                 run.coverage.near_answers += 1;
                 let slots: SmallVec<[usize; 4]> = slots(entry).collect();
+                let max_age = world.near.max_ages[process];
                 let checked = self
                     .near
                     .checker
-                    .hit(process, tracker.up, entry, &slots, &data, self.now);
+                    .hit(process, tracker.up, max_age, entry, &slots, &data, self.now);
                 if let Err(what) = checked {
                     self.near.focus = Some((process, entry));
                     return Err(format!(
@@ -533,10 +550,11 @@ impl Sim<'_> {
             .as_ref()
             .is_some_and(|tracker| tracker.up);
         let slots: Vec<usize> = slots(entry).collect();
+        let max_age = world.near.max_ages[process];
         let checked = self
             .near
             .checker
-            .hit(process, up, entry, &slots, &data, self.now);
+            .hit(process, up, max_age, entry, &slots, &data, self.now);
         if checked.is_err() {
             self.near.focus = Some((process, entry));
         }

@@ -3,6 +3,8 @@
 //! (`server.rs`), on a virtual clock. A seeded scheduler (`world.rs`) picks every step; the
 //! checker (`checks.rs`) tests RELIABILITY.md's promises after each one. A seed replays
 //! exactly. Mutants ([`Mutant`]) break one rule of the real code, to show the checker can fail.
+//! Most processes (per seed) have a real near cache, kept told of changes by the real tracking
+//! session over a modelled tracking connection (`tracking.rs`, `world/near.rs`).
 
 mod checks;
 mod rng;

@@ -228,6 +228,12 @@ impl NearCache {
         self.entries.clear();
     }
 
+    /// True when no entry is kept (a simulator's shortcut before asking for each).
+    #[cfg(feature = "simulation")]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// How many entries are kept (dead ones not yet dropped included).
     #[cfg(test)]
     fn len(&self) -> usize {

@@ -12,6 +12,7 @@
 //! it next looks (a `Closed`, or a failed reply).
 
 use std::collections::VecDeque;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,7 +22,7 @@ use crate::backend::redis::tracking_simulated::{session, Event, Session, Step};
 use crate::near::NearCache;
 
 /// An invalidation message, as the server sends it to every tracking connection.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(super) struct Push {
     /// The keys announced changed (`None`: a null list, every key: `FLUSHALL`).
     pub(super) keys: Option<Vec<String>>,
@@ -64,7 +65,7 @@ enum Command {
 
 /// What the server wrote to a connection, in order.
 enum Wire {
-    Push(Push),
+    Push(Rc<Push>),
     Reply(Command),
 }
 
@@ -113,7 +114,7 @@ pub(super) struct Moved {
     /// For the trace.
     pub(super) line: String,
     /// The session applied this message to the near cache.
-    pub(super) applied: Option<Push>,
+    pub(super) applied: Option<Rc<Push>>,
     /// Tracking is back on (the session had the reply to `TRACKING ON`): the data versions
     /// the server had made current when it ran it.
     pub(super) up: Option<Vec<u64>>,
@@ -129,7 +130,7 @@ pub(super) struct Tracker {
     awaiting: Awaiting,
     link: Option<Link>,
     /// Messages delivered, not yet taken by the session (the driver's channel).
-    channel: VecDeque<Push>,
+    channel: VecDeque<Rc<Push>>,
     /// True from the session's taking the reply to `TRACKING ON` until it learns that the
     /// connection is gone: only then may the near cache answer.
     pub(super) up: bool,
@@ -317,13 +318,13 @@ impl Tracker {
     }
 
     /// The server announces `push` to this connection, if it tracks.
-    pub(super) fn announce(&mut self, push: &Push) {
+    pub(super) fn announce(&mut self, push: &Rc<Push>) {
         if let Some(link) = self
             .link
             .as_mut()
             .filter(|link| link.tracking && !link.closed)
         {
-            link.wire.push_back(Wire::Push(push.clone()));
+            link.wire.push_back(Wire::Push(Rc::clone(push)));
         }
     }
 

@@ -3,6 +3,7 @@
 //! to them, the faults of tracking (a dropped connection), and the near hits with their checks
 //! (`checks/near.rs`).
 
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use smallvec::SmallVec;
@@ -380,13 +381,13 @@ impl Sim<'_> {
         if change.keys.is_empty() {
             return;
         }
-        let push = Push {
+        let push = Rc::new(Push {
             label: self.world.near.label(Some(&change.keys)),
             change: number,
             entries: self.world.near.entries(Some(&change.keys)),
             keys: Some(change.keys),
             floors,
-        };
+        });
         for tracker in self.near.trackers.iter_mut().flatten() {
             tracker.announce(&push);
         }
@@ -396,13 +397,13 @@ impl Sim<'_> {
     pub(super) fn near_flushed(&mut self) {
         self.near.checker.keys_lost();
         self.near.operations += 1;
-        let push = Push {
+        let push = Rc::new(Push {
             keys: None,
             floors: self.near.executed.iter().copied().enumerate().collect(),
             label: self.world.near.label(None),
             change: self.near.operations,
             entries: self.world.near.entries(None),
-        };
+        });
         for tracker in self.near.trackers.iter_mut().flatten() {
             tracker.announce(&push);
         }
@@ -507,6 +508,10 @@ impl Sim<'_> {
             let Some(tracker) = tracker.as_ref().filter(|_| touched || moved) else {
                 continue;
             };
+            let near = world.processes[process].near();
+            if near.is_none_or(|near| near.is_empty()) {
+                continue;
+            }
             for entry in 0..ENTRIES.len() {
                 let named = world.near.named(entry);
                 let Some(data) = world.processes[process].near_hit(&named, &world.codec) else {

@@ -204,7 +204,7 @@ impl Tracker {
         };
         match link.wire.pop_front() {
             Some(Wire::Push(push)) => {
-                let line = format!("receives the message ({})", push.label);
+                let line = format!("receives the message ({}; #{})", push.label, push.change);
                 self.channel.push_back(push);
                 Moved {
                     line,
@@ -257,7 +257,10 @@ impl Tracker {
             Awaiting::Listen(_) => match self.channel.pop_front() {
                 Some(push) => {
                     let mut moved = self.feed(Event::Pushed(push.info()), now);
-                    moved.line = format!("applies the message ({}): {}", push.label, moved.line);
+                    moved.line = format!(
+                        "applies the message ({}; #{}): {}",
+                        push.label, push.change, moved.line
+                    );
                     moved.applied = Some(push);
                     moved
                 }

@@ -41,33 +41,45 @@ pub(in crate::simulation) struct NearChecker {
     /// or lost, or none at all).
     expires: Vec<Option<Instant>>,
     /// By process, by entry: the number of the latest change to one of the entry's keys the
-    /// process has been told of.
-    told: Vec<Vec<u64>>,
+    /// process has been told of, and when it was told.
+    told: Vec<Vec<(u64, Option<Instant>)>>,
+    /// Where the trace's times count from.
+    origin: Instant,
     /// By process, by entry: the number of the latest read of the entry whose value a call of
     /// the process returned, and when the server ran it.
     read: Vec<Vec<(u64, Option<Instant>)>>,
 }
 
 impl NearChecker {
-    pub(in crate::simulation) fn new(processes: usize, slots: usize, entries: usize) -> Self {
+    pub(in crate::simulation) fn new(
+        processes: usize,
+        slots: usize,
+        entries: usize,
+        origin: Instant,
+    ) -> Self {
         Self {
+            origin,
             floors: vec![vec![0; slots]; processes],
             expires: vec![None; entries],
-            told: vec![vec![0; entries]; processes],
+            told: vec![vec![(0, None); entries]; processes],
             read: vec![vec![(0, None); entries]; processes],
         }
     }
 
-    /// `process` was told of the change numbered `change`, to a key of each of `entries`.
+    /// `process` was told, `at`, of the change numbered `change`, to a key of each of
+    /// `entries`.
     pub(in crate::simulation) fn told(
         &mut self,
         process: usize,
         entries: impl IntoIterator<Item = usize>,
         change: u64,
+        at: Instant,
     ) {
         for entry in entries {
             let told = &mut self.told[process][entry];
-            *told = (*told).max(change);
+            if change > told.0 {
+                *told = (change, Some(at));
+            }
         }
     }
 
@@ -140,7 +152,8 @@ impl NearChecker {
                 (now - expired).as_millis()
             ));
         }
-        let (told, (read, read_at)) = (self.told[process][entry], self.read[process][entry]);
+        let ((told, told_at), (read, read_at)) =
+            (self.told[process][entry], self.read[process][entry]);
         if let Some((age, max_age)) = read_at.zip(max_age).map(|(at, max)| (now - at, max)) {
             if age >= max_age {
                 return Err(format!(
@@ -153,11 +166,18 @@ impl NearChecker {
             }
         }
         if read < told {
+            let at = |when: Option<Instant>| {
+                when.map_or("before the run".to_owned(), |when| {
+                    format!("t={}ms", (when - self.origin).as_millis())
+                })
+            };
             return Err(format!(
                 "promise 5 (d): process {process} answered entry {entry} from its near cache \
-                 with a value read from Redis (server operation #{read} at the latest) before \
-                 a change to one of its keys (operation #{told}) that this process had been \
-                 told of"
+                 with a value read from Redis before a change to one of the entry's keys that \
+                 the process had been told of: the latest read it could come from is the \
+                 server's operation #{read} (run at {}), the change #{told} (told at {})",
+                at(read_at),
+                at(told_at)
             ));
         }
         let floors = &self.floors[process];

@@ -172,7 +172,7 @@ impl State {
                     Some(Tracker::new(setup.prefixes.clone(), near, now))
                 })
                 .collect(),
-            checker: NearChecker::new(processes.len(), slots, ENTRIES.len()),
+            checker: NearChecker::new(processes.len(), slots, ENTRIES.len(), now),
             executed: vec![0; slots],
             moves: Vec::new(),
             focus: None,
@@ -304,14 +304,16 @@ impl Sim<'_> {
             self.near.checker.learned(process, &push.floors);
             self.near
                 .checker
-                .told(process, push.entries.iter().copied(), push.change);
+                .told(process, push.entries.iter().copied(), push.change, self.now);
         }
         if let Some(current) = moved.up {
             run.coverage.tracking_ons += 1;
             self.near.checker.tracking_on(process, &current);
             // Everything kept before was dropped: every change so far is as good as told.
             let so_far = self.near.operations;
-            self.near.checker.told(process, 0..ENTRIES.len(), so_far);
+            self.near
+                .checker
+                .told(process, 0..ENTRIES.len(), so_far, self.now);
         }
         match moved.unexpected {
             Some(what) => Err(what),
@@ -429,7 +431,9 @@ impl Sim<'_> {
         self.near.touched[process] = true;
         // A new process: nothing it holds may predate its start.
         let so_far = self.near.operations;
-        self.near.checker.told(process, 0..ENTRIES.len(), so_far);
+        self.near
+            .checker
+            .told(process, 0..ENTRIES.len(), so_far, self.now);
         let prefixes = self.world.near.prefixes.clone();
         self.near.trackers[process] = Some(Tracker::new(prefixes, near, self.now));
     }
@@ -468,7 +472,9 @@ impl Sim<'_> {
             if !keys.is_empty() {
                 let entries = self.world.near.entries(Some(&keys));
                 let so_far = self.near.operations;
-                self.near.checker.told(caller.process, entries, so_far);
+                self.near
+                    .checker
+                    .told(caller.process, entries, so_far, self.now);
             }
         }
     }
@@ -594,6 +600,8 @@ impl Sim<'_> {
                 .any(|(me, its)| line.contains(me.as_str()) || line.contains(its.as_str()))
                 || line.contains(&tracking)
                 || line.contains("server:")
+                || line.contains("Invalidate")
+                || line.contains("'s Delete")
                 || line.contains("crashes")
                 || line.contains("writes")
                 || line.contains("invalidation returned")

@@ -18,8 +18,44 @@ use std::time::Instant;
 
 use redis::{PushInfo, PushKind, Value};
 
-use crate::backend::redis::tracking_simulated::{session, Event, Session, Step};
+use crate::backend::redis::tracking_simulated::{session, Event, Informed, Session, Step};
 use crate::near::NearCache;
+
+/// The process's near cache as its session sees it: every call goes through to the real one,
+/// and the trace is told when the session trusts, distrusts or drops everything.
+struct Told {
+    near: Arc<NearCache>,
+    said: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Told {
+    fn say(&self, what: &'static str) {
+        if let Ok(mut said) = self.said.lock() {
+            said.push(what);
+        }
+    }
+}
+
+impl Informed for Told {
+    fn trust(&self) {
+        self.say("trusts the near cache");
+        Informed::trust(&*self.near);
+    }
+
+    fn distrust(&self) {
+        self.say("distrusts the near cache");
+        Informed::distrust(&*self.near);
+    }
+
+    fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>) {
+        Informed::changed(&*self.near, keys);
+    }
+
+    fn changed_all(&self) {
+        self.say("drops everything");
+        Informed::changed_all(&*self.near);
+    }
+}
 
 /// An invalidation message, as the server sends it to every tracking connection.
 #[derive(Debug)]
@@ -127,6 +163,8 @@ pub(super) struct Moved {
 /// The tracking of one process: its real session, and the connection the driver keeps.
 pub(super) struct Tracker {
     session: Session,
+    /// What the session holds (weakly) of the near cache.
+    told: Arc<Told>,
     awaiting: Awaiting,
     link: Option<Link>,
     /// Messages delivered, not yet taken by the session (the driver's channel).
@@ -139,8 +177,14 @@ pub(super) struct Tracker {
 impl Tracker {
     /// A new session for `near`, tracking `prefixes`, starting at `now`.
     pub(super) fn new(prefixes: Vec<String>, near: &Arc<NearCache>, now: Instant) -> Self {
+        let told = Arc::new(Told {
+            near: Arc::clone(near),
+            said: std::sync::Mutex::new(Vec::new()),
+        });
+        let informed: std::sync::Weak<Told> = Arc::downgrade(&told);
         Self {
-            session: session(prefixes, Arc::downgrade(near)),
+            session: session(prefixes, informed),
+            told,
             awaiting: Awaiting::Pause(now),
             link: None,
             channel: VecDeque::new(),
@@ -280,43 +324,48 @@ impl Tracker {
     fn feed(&mut self, event: Event, now: Instant) -> Moved {
         let step = self.session.step(event, now);
         let mut moved = Moved::default();
-        moved.line = match step {
-            Step::Pause(pause) => {
-                // The driver drops its connections and starts a new channel.
-                self.up = false;
-                self.link = None;
-                self.channel.clear();
-                self.awaiting = Awaiting::Pause(now + pause);
-                format!("the session pauses {}ms", pause.as_millis())
-            }
-            Step::Open(_) => {
-                self.awaiting = Awaiting::Open;
-                "the session opens a connection".into()
-            }
-            Step::Send(_, command) => {
-                let first = command.args_iter().next().map(|arg| match arg {
-                    redis::Arg::Simple(bytes) => bytes.to_vec(),
-                    _ => Vec::new(),
-                });
-                let command = match first.as_deref() {
-                    Some(b"CLIENT") => Command::TrackingOn,
-                    _ => Command::Ping,
-                };
-                if let Some(link) = self.link.as_mut().filter(|link| !link.closed) {
-                    link.request = Some(command);
-                }
-                self.awaiting = Awaiting::Reply(command);
-                format!("the session sends {command:?}")
-            }
-            Step::Listen(until) => {
-                self.awaiting = Awaiting::Listen(until);
-                "the session listens".into()
-            }
-            other => {
-                moved.unexpected = Some(format!("the tracking session asked for {other:?}"));
-                format!("the session asks for {other:?}")
-            }
+        let said = match self.told.said.lock() {
+            Ok(mut said) => said.drain(..).map(|said| format!("{said}, ")).collect(),
+            Err(_) => String::new(),
         };
+        moved.line = said
+            + &match step {
+                Step::Pause(pause) => {
+                    // The driver drops its connections and starts a new channel.
+                    self.up = false;
+                    self.link = None;
+                    self.channel.clear();
+                    self.awaiting = Awaiting::Pause(now + pause);
+                    format!("the session pauses {}ms", pause.as_millis())
+                }
+                Step::Open(_) => {
+                    self.awaiting = Awaiting::Open;
+                    "the session opens a connection".into()
+                }
+                Step::Send(_, command) => {
+                    let first = command.args_iter().next().map(|arg| match arg {
+                        redis::Arg::Simple(bytes) => bytes.to_vec(),
+                        _ => Vec::new(),
+                    });
+                    let command = match first.as_deref() {
+                        Some(b"CLIENT") => Command::TrackingOn,
+                        _ => Command::Ping,
+                    };
+                    if let Some(link) = self.link.as_mut().filter(|link| !link.closed) {
+                        link.request = Some(command);
+                    }
+                    self.awaiting = Awaiting::Reply(command);
+                    format!("the session sends {command:?}")
+                }
+                Step::Listen(until) => {
+                    self.awaiting = Awaiting::Listen(until);
+                    "the session listens".into()
+                }
+                other => {
+                    moved.unexpected = Some(format!("the tracking session asked for {other:?}"));
+                    format!("the session asks for {other:?}")
+                }
+            };
         moved
     }
 

@@ -27,7 +27,7 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
 use tokio::sync::mpsc::unbounded_channel;
 
-use self::session::{Event, Session, Step};
+use self::session::{Event, Informed, Session, Step};
 use crate::near::NearCache;
 use crate::settings::TlsMaterial;
 
@@ -55,6 +55,25 @@ pub(crate) enum Source {
     },
 }
 
+/// The near cache is what a tracking session keeps informed.
+impl Informed for NearCache {
+    fn trust(&self) {
+        NearCache::trust(self);
+    }
+
+    fn distrust(&self) {
+        NearCache::distrust(self);
+    }
+
+    fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>) {
+        self.watches().changed(keys);
+    }
+
+    fn changed_all(&self) {
+        NearCache::changed_all(self);
+    }
+}
+
 /// Keeps Redis's invalidation messages flowing into a near cache; stops when dropped.
 pub(crate) struct Tracker {
     stop: Arc<AtomicBool>,
@@ -77,7 +96,8 @@ impl Tracker {
         connect_timeout: Duration,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let session = Session::new(source, prefixes, Arc::downgrade(near), stop.clone());
+        let informed: std::sync::Weak<NearCache> = Arc::downgrade(near);
+        let session = Session::new(source, prefixes, informed, stop.clone());
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(response_timeout))
             .set_connection_timeout(Some(connect_timeout));

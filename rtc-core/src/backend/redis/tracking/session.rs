@@ -19,7 +19,6 @@ use redis::{Client, Cmd, ConnectionInfo, PushInfo, PushKind, RedisError, RedisRe
 
 use super::layout::Layout;
 use super::Source;
-use crate::near::NearCache;
 
 /// How often the tracking connections are checked with a `PING` (and a cluster's slots or a
 /// primary's replicas compared with those tracking was set up for).
@@ -118,11 +117,25 @@ struct Current {
     layout: Layout,
 }
 
+/// What the session tells the near cache it keeps informed, and all it knows of it: the
+/// session holds no cache, only this (`NearCache` in production; what a test or the simulator
+/// gives it).
+pub(crate) trait Informed: Send + Sync {
+    /// Tracking is on: every change from now on is announced.
+    fn trust(&self);
+    /// Changes may have gone unannounced: nothing is to be trusted until [`Informed::trust`].
+    fn distrust(&self);
+    /// Redis announced that `keys` changed.
+    fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>);
+    /// Redis announced that every key changed (a flush: a null key list).
+    fn changed_all(&self);
+}
+
 /// One tracking session: the logic of the thread that keeps a near cache told of changes.
 pub(crate) struct Session {
     source: Source,
     prefixes: Vec<String>,
-    near: Weak<NearCache>,
+    near: Weak<dyn Informed>,
     stop: Arc<AtomicBool>,
     phase: Phase,
     /// The pause after the next failed set-up.
@@ -137,7 +150,7 @@ impl Session {
     pub(crate) fn new(
         source: Source,
         prefixes: Vec<String>,
-        near: Weak<NearCache>,
+        near: Weak<dyn Informed>,
         stop: Arc<AtomicBool>,
     ) -> Self {
         Self {
@@ -431,7 +444,7 @@ impl Session {
                 let Some(near) = self.near.upgrade() else {
                     return Step::Stop;
                 };
-                if !apply(&near, push) {
+                if !apply(&*near, push) {
                     return self.end(Ended::Lost);
                 }
             }
@@ -531,7 +544,7 @@ impl Session {
 }
 
 /// Applies one message to the near cache; false when the connection is gone.
-fn apply(near: &NearCache, push: PushInfo) -> bool {
+fn apply(near: &dyn Informed, push: PushInfo) -> bool {
     match push.kind {
         PushKind::Invalidate => {
             // The simulator's `near` mutant: one message is not applied.
@@ -541,11 +554,10 @@ fn apply(near: &NearCache, push: PushInfo) -> bool {
             }
             match push.data.into_iter().next() {
                 Some(Value::Array(keys)) => {
-                    near.watches()
-                        .changed(keys.iter().filter_map(|key| match key {
-                            Value::BulkString(key) => Some(key.as_slice()),
-                            _ => None,
-                        }))
+                    near.changed(&mut keys.iter().filter_map(|key| match key {
+                        Value::BulkString(key) => Some(key.as_slice()),
+                        _ => None,
+                    }))
                 }
                 // A null list: the whole database was flushed.
                 _ => near.changed_all(),

@@ -172,6 +172,20 @@ fn coarse_usable() -> bool {
 mod tests {
     use super::*;
 
+    #[cfg(feature = "simulation")]
+    #[test]
+    fn on_virtual_time_a_deadline_passes_with_the_virtual_clock_only() {
+        let start = Instant::now();
+        set_virtual(Some(start));
+        let deadline = Deadline::after(start, Duration::from_secs(60)).unwrap();
+        assert!(deadline.is_ahead());
+        assert_eq!(now(), start);
+        set_virtual(Some(start + Duration::from_secs(60)));
+        assert!(!deadline.is_ahead(), "passed on virtual time");
+        set_virtual(None);
+        assert!(deadline.is_ahead(), "real time has not moved a minute");
+    }
+
     /// A coarse clock's reading, in nanoseconds: any value will do, time is virtual here.
     const COARSE: u64 = 1_000_000_000_000;
 

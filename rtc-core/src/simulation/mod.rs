@@ -77,6 +77,8 @@ pub struct Coverage {
     pub disconnects: u64,
     /// Times a tracking session turned tracking on (at a process's start and after each loss).
     pub tracking_ons: u64,
+    /// Tracking connections refused when a session opened them (a failed set-up).
+    pub refused_connections: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -94,6 +96,7 @@ impl std::ops::AddAssign for Coverage {
         self.pushes_lost += other.pushes_lost;
         self.disconnects += other.disconnects;
         self.tracking_ons += other.tracking_ons;
+        self.refused_connections += other.refused_connections;
     }
 }
 

@@ -156,6 +156,8 @@ pub(super) struct Moved {
     pub(super) up: Option<Vec<u64>>,
     /// The session learned that its connection is gone.
     pub(super) down: bool,
+    /// The connection the session opened was refused.
+    pub(super) refused: bool,
     /// The session asked for something a single simulated server cannot give.
     pub(super) unexpected: Option<String>,
 }
@@ -212,12 +214,19 @@ impl Tracker {
         }
     }
 
-    /// Makes the move; `executed`: the data versions the server has made current.
-    pub(super) fn make(&mut self, step: Move, now: Instant, executed: &[u64]) -> Moved {
+    /// Makes the move; `executed`: the data versions the server has made current; `refused`:
+    /// a connection the session opens now is refused.
+    pub(super) fn make(
+        &mut self,
+        step: Move,
+        now: Instant,
+        executed: &[u64],
+        refused: bool,
+    ) -> Moved {
         match step {
             Move::Execute => self.execute(executed),
             Move::Receive => self.receive(now),
-            Move::Step => self.take(now),
+            Move::Step => self.take(now, refused),
         }
     }
 
@@ -273,11 +282,20 @@ impl Tracker {
         }
     }
 
-    /// The session takes its next event.
-    fn take(&mut self, now: Instant) -> Moved {
+    /// The session takes its next event (`refused`: a connection it opens is refused).
+    fn take(&mut self, now: Instant, refused: bool) -> Moved {
         let open = self.link.as_ref().is_some_and(|link| !link.closed);
         match self.awaiting {
             Awaiting::Pause(_) => self.feed(Event::Paused, now),
+            Awaiting::Open if refused => {
+                let refused = redis::RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionRefused,
+                ));
+                let mut moved = self.feed(Event::Opened(Err(refused)), now);
+                moved.line = format!("cannot connect: {}", moved.line);
+                moved.refused = true;
+                moved
+            }
             Awaiting::Open => {
                 self.link = Some(Link {
                     wire: VecDeque::new(),

@@ -22,6 +22,8 @@ use crate::simulation::{Coverage, Run};
 
 /// A tracking connection drops once in this many steps (when the process picked has one).
 const DISCONNECT_ONE_IN: u64 = 600;
+/// One tracking connection in this many is refused when the session opens it.
+const REFUSED_ONE_IN: u64 = 8;
 
 /// What never changes about the near caches during a run: the names the processes' near
 /// caches look entries up under, and the prefixes tracking announces.
@@ -295,7 +297,10 @@ impl Sim<'_> {
             return Ok(());
         };
         self.near.touched[process] = true;
-        let moved = tracker.make(step, self.now, &self.near.executed);
+        // A connection is refused now and then (a set-up that fails: the session backs off).
+        let refused = matches!(step, Move::Step) && self.rng.one_in(REFUSED_ONE_IN);
+        let moved = tracker.make(step, self.now, &self.near.executed, refused);
+        run.coverage.refused_connections += u64::from(moved.refused);
         if !moved.line.is_empty() {
             self.note(format!("p{process} tracking {}", moved.line));
         }

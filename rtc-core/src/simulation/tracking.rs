@@ -154,8 +154,6 @@ pub(super) struct Moved {
     /// Tracking is back on (the session had the reply to `TRACKING ON`): the data versions
     /// the server had made current when it ran it.
     pub(super) up: Option<Vec<u64>>,
-    /// The session learned that its connection is gone.
-    pub(super) down: bool,
     /// The connection the session opened was refused.
     pub(super) refused: bool,
     /// The session asked for something a single simulated server cannot give.
@@ -312,7 +310,6 @@ impl Tracker {
                     std::io::ErrorKind::ConnectionReset,
                 ));
                 let mut moved = self.feed(Event::Replied(Err(lost)), now);
-                moved.down = true;
                 moved.line = format!("learns its {command:?} failed: {}", moved.line);
                 moved
             }
@@ -329,7 +326,6 @@ impl Tracker {
                 None if !open => {
                     self.up = false;
                     let mut moved = self.feed(Event::Closed, now);
-                    moved.down = true;
                     moved.line = format!("learns its connection is gone: {}", moved.line);
                     moved
                 }

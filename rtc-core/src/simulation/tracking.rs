@@ -198,14 +198,15 @@ impl Tracker {
         if open.is_some_and(|link| link.request.is_some()) {
             into.push(Move::Execute);
         }
-        if open.is_some_and(|link| !link.wire.is_empty()) {
+        if self.link.as_ref().is_some_and(|link| !link.wire.is_empty()) {
             into.push(Move::Receive);
         }
+        let gone = self.gone();
         let ready = match self.awaiting {
             Awaiting::Pause(until) => until <= now,
             Awaiting::Open => true,
-            Awaiting::Reply(_) => open.is_none(),
-            Awaiting::Listen(until) => !self.channel.is_empty() || open.is_none() || until <= now,
+            Awaiting::Reply(_) => gone,
+            Awaiting::Listen(until) => !self.channel.is_empty() || gone || until <= now,
         };
         if ready {
             into.push(Move::Step);
@@ -280,9 +281,17 @@ impl Tracker {
         }
     }
 
+    /// The connection is closed and nothing more is on its way (or there is none): the driver
+    /// would see it gone.
+    fn gone(&self) -> bool {
+        self.link
+            .as_ref()
+            .is_none_or(|link| link.closed && link.wire.is_empty())
+    }
+
     /// The session takes its next event (`refused`: a connection it opens is refused).
     fn take(&mut self, now: Instant, refused: bool) -> Moved {
-        let open = self.link.as_ref().is_some_and(|link| !link.closed);
+        let gone = self.gone();
         match self.awaiting {
             Awaiting::Pause(_) => self.feed(Event::Paused, now),
             Awaiting::Open if refused => {
@@ -323,7 +332,7 @@ impl Tracker {
                     moved.applied = Some(push);
                     moved
                 }
-                None if !open => {
+                None if gone => {
                     self.up = false;
                     let mut moved = self.feed(Event::Closed, now);
                     moved.line = format!("learns its connection is gone: {}", moved.line);
@@ -394,16 +403,18 @@ impl Tracker {
         }
     }
 
-    /// The connection drops: what is on the wire is lost (how many messages), and the server
-    /// forgets it. `None` when there was no open connection.
-    pub(super) fn disconnect(&mut self) -> Option<u64> {
+    /// The connection drops: the first `arriving` things on the wire still arrive (they were
+    /// on their way before the drop), the rest is lost (how many messages), and the server
+    /// forgets the connection. `None` when there was no open connection.
+    pub(super) fn disconnect(&mut self, arriving: usize) -> Option<u64> {
         let link = self.link.as_mut().filter(|link| !link.closed)?;
         let lost = link
             .wire
             .iter()
+            .skip(arriving)
             .filter(|sent| matches!(sent, Wire::Push(_)))
             .count() as u64;
-        link.wire.clear();
+        link.wire.truncate(arriving);
         link.request = None;
         link.tracking = false;
         link.closed = true;

@@ -332,9 +332,11 @@ impl Sim<'_> {
             return false;
         }
         let process = self.rng.below(self.near.trackers.len() as u64) as usize;
+        // What was already on its way may still arrive: none, one or two things.
+        let arriving = self.rng.below(3) as usize;
         let Some(lost) = self.near.trackers[process]
             .as_mut()
-            .and_then(Tracker::disconnect)
+            .and_then(|tracker| tracker.disconnect(arriving))
         else {
             return false;
         };
@@ -420,7 +422,7 @@ impl Sim<'_> {
     pub(super) fn near_restarted(&mut self, coverage: &mut Coverage) {
         self.near.checker.keys_lost();
         for tracker in self.near.trackers.iter_mut().flatten() {
-            if let Some(lost) = tracker.disconnect() {
+            if let Some(lost) = tracker.disconnect(0) {
                 coverage.pushes_lost += lost;
             }
         }

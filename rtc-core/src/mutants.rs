@@ -17,13 +17,11 @@ pub enum Mutant {
     /// Deleting one entry (`invalidate_<fn>(args)`, `delete`) removes it and leaves no
     /// tombstone, so a computation that started before the delete stores its value after it.
     Tombstone,
-    /// The near cache ignores one tracking message: the 40th of a run (its watches on the
-    /// keys that message names live on).
+    /// Each near cache ignores one tracking message: the first of its run that would end a
+    /// watch (the watches on the keys it names live on). Ignoring a message that ends nothing
+    /// would change nothing.
     Near,
 }
-
-/// Which tracking message of a run the `near` mutant ignores.
-const NEAR_IGNORED: u64 = 40;
 
 impl Mutant {
     /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `near`).
@@ -53,8 +51,8 @@ impl Mutant {
 thread_local! {
     /// Which mutant is active on this thread (the simulator runs a seed on one thread).
     static ACTIVE: Cell<Option<Mutant>> = const { Cell::new(None) };
-    /// Tracking messages handled on this thread since the mutant was set.
-    static MESSAGES: Cell<u64> = const { Cell::new(0) };
+    /// The near caches (by address) whose message the `near` mutant ignored on this thread.
+    static IGNORED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// True when `mutant` is active on this thread.
@@ -65,19 +63,21 @@ pub(crate) fn active(mutant: Mutant) -> bool {
 /// Activates `mutant` (or none) on this thread.
 pub(crate) fn set(mutant: Option<Mutant>) {
     ACTIVE.with(|active| active.set(mutant));
-    MESSAGES.with(|messages| messages.set(0));
+    IGNORED.with(|ignored| ignored.borrow_mut().clear());
 }
 
-/// True for the tracking message the `near` mutant ignores: counts the messages handled on this
-/// thread since the mutant was set, and answers for the [`NEAR_IGNORED`]th (only while the
-/// mutant is active).
-pub(crate) fn ignores_message() -> bool {
-    if !active(Mutant::Near) {
+/// True for the tracking message the `near` mutant makes the near cache at address `cache`
+/// ignore (only while it is active): the first of the run that `ends_a_watch`.
+pub(crate) fn ignores_message(cache: usize, ends_a_watch: bool) -> bool {
+    if !active(Mutant::Near) || !ends_a_watch {
         return false;
     }
-    MESSAGES.with(|messages| {
-        let handled = messages.get() + 1;
-        messages.set(handled);
-        handled == NEAR_IGNORED
+    IGNORED.with(|ignored| {
+        let mut ignored = ignored.borrow_mut();
+        let first = !ignored.contains(&cache);
+        if first {
+            ignored.push(cache);
+        }
+        first
     })
 }

@@ -66,6 +66,17 @@ impl Informed for NearCache {
     }
 
     fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>) {
+        // The simulator's `near` mutant: each near cache ignores one message.
+        #[cfg(feature = "simulation")]
+        if crate::mutants::active(crate::mutants::Mutant::Near) {
+            let keys: Vec<&[u8]> = keys.collect();
+            let cache = std::ptr::from_ref(self) as usize;
+            if crate::mutants::ignores_message(cache, self.watches().watching(&keys)) {
+                return;
+            }
+            self.watches().changed(keys);
+            return;
+        }
         self.watches().changed(keys);
     }
 

@@ -547,11 +547,6 @@ impl Session {
 fn apply(near: &dyn Informed, push: PushInfo) -> bool {
     match push.kind {
         PushKind::Invalidate => {
-            // The simulator's `near` mutant: one message is not applied.
-            #[cfg(feature = "simulation")]
-            if crate::mutants::ignores_message() {
-                return true;
-            }
             match push.data.into_iter().next() {
                 Some(Value::Array(keys)) => {
                     near.changed(&mut keys.iter().filter_map(|key| match key {

@@ -10,7 +10,37 @@ fn start() -> Instant {
 
 /// Milliseconds since the first call in this process: a clock that fits in an atomic.
 pub(crate) fn now_ms() -> u64 {
-    ms_at(Instant::now())
+    ms_at(now())
+}
+
+/// The precise clock's reading: `Instant::now()`, or the simulator's virtual time on a thread
+/// that runs a simulation (feature `simulation`), so that the near cache's deadlines and
+/// maximum age pass as the simulated world's time does.
+#[inline]
+pub(crate) fn now() -> Instant {
+    #[cfg(feature = "simulation")]
+    if let Some(now) = virtual_now() {
+        return now;
+    }
+    Instant::now()
+}
+
+#[cfg(feature = "simulation")]
+thread_local! {
+    /// The simulator's virtual time on this thread, while it runs a seed.
+    static VIRTUAL: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// The simulator's virtual time on this thread, if it set one.
+#[cfg(feature = "simulation")]
+fn virtual_now() -> Option<Instant> {
+    VIRTUAL.with(std::cell::Cell::get)
+}
+
+/// Sets (or, with `None`, clears) the virtual time [`now`] reads on this thread.
+#[cfg(feature = "simulation")]
+pub(crate) fn set_virtual(now: Option<Instant>) {
+    VIRTUAL.with(|time| time.set(now));
 }
 
 /// `instant` on the same clock, rounded down (0 for any instant before the first call).
@@ -49,7 +79,10 @@ impl Deadline {
         // Read before the precise clock: the time left counted from this reading is then no
         // more than the real time left.
         let coarse = coarse_usable().then(coarse_nanos).flatten();
-        Self::after_readings(start, lifetime, coarse, Instant::now())
+        // On virtual time the coarse clock (real time) means nothing.
+        #[cfg(feature = "simulation")]
+        let coarse = coarse.filter(|_| virtual_now().is_none());
+        Self::after_readings(start, lifetime, coarse, now())
     }
 
     /// [`Deadline::after`], given what the coarse clock read (`None`: it is not used) and what
@@ -72,7 +105,7 @@ impl Deadline {
 
     /// The deadline has not passed (the coarse clock is read only while it is trusted).
     pub(crate) fn is_ahead(&self) -> bool {
-        self.is_ahead_by(coarse_nanos, Instant::now)
+        self.is_ahead_by(coarse_nanos, now)
     }
 
     /// [`Deadline::is_ahead`] by these clocks: the precise one is read only when the coarse
@@ -138,6 +171,20 @@ fn coarse_usable() -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "simulation")]
+    #[test]
+    fn on_virtual_time_a_deadline_passes_with_the_virtual_clock_only() {
+        let start = Instant::now();
+        set_virtual(Some(start));
+        let deadline = Deadline::after(start, Duration::from_secs(60)).unwrap();
+        assert!(deadline.is_ahead());
+        assert_eq!(now(), start);
+        set_virtual(Some(start + Duration::from_secs(60)));
+        assert!(!deadline.is_ahead(), "passed on virtual time");
+        set_virtual(None);
+        assert!(deadline.is_ahead(), "real time has not moved a minute");
+    }
 
     /// A coarse clock's reading, in nanoseconds: any value will do, time is virtual here.
     const COARSE: u64 = 1_000_000_000_000;

@@ -20,10 +20,14 @@ pub enum Mutant {
     /// Serve-stale ignores invalidation: an entry whose tags changed reads as stale (past its
     /// lifetime), not as a miss, to a caller with a stale option.
     Stale,
+    /// Each near cache ignores one tracking message: the first of its run that would end a
+    /// watch (the watches on the keys it names live on). Ignoring a message that ends nothing
+    /// would change nothing.
+    Near,
 }
 
 impl Mutant {
-    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `stale`).
+    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `stale`, `near`).
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "stamp" => Some(Mutant::Stamp),
@@ -31,6 +35,7 @@ impl Mutant {
             "unversioned" => Some(Mutant::Unversioned),
             "tombstone" => Some(Mutant::Tombstone),
             "stale" => Some(Mutant::Stale),
+            "near" => Some(Mutant::Near),
             _ => None,
         }
     }
@@ -43,6 +48,7 @@ impl Mutant {
             Mutant::Unversioned => "unversioned",
             Mutant::Tombstone => "tombstone",
             Mutant::Stale => "stale",
+            Mutant::Near => "near",
         }
     }
 }
@@ -50,6 +56,8 @@ impl Mutant {
 thread_local! {
     /// Which mutant is active on this thread (the simulator runs a seed on one thread).
     static ACTIVE: Cell<Option<Mutant>> = const { Cell::new(None) };
+    /// The near caches (by address) whose message the `near` mutant ignored on this thread.
+    static IGNORED: std::cell::RefCell<Vec<usize>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// True when `mutant` is active on this thread.
@@ -60,4 +68,21 @@ pub(crate) fn active(mutant: Mutant) -> bool {
 /// Activates `mutant` (or none) on this thread.
 pub(crate) fn set(mutant: Option<Mutant>) {
     ACTIVE.with(|active| active.set(mutant));
+    IGNORED.with(|ignored| ignored.borrow_mut().clear());
+}
+
+/// True for the tracking message the `near` mutant makes the near cache at address `cache`
+/// ignore (only while it is active): the first of the run that `ends_a_watch`.
+pub(crate) fn ignores_message(cache: usize, ends_a_watch: bool) -> bool {
+    if !active(Mutant::Near) || !ends_a_watch {
+        return false;
+    }
+    IGNORED.with(|ignored| {
+        let mut ignored = ignored.borrow_mut();
+        let first = !ignored.contains(&cache);
+        if first {
+            ignored.push(cache);
+        }
+        first
+    })
 }

@@ -3,8 +3,8 @@
 //!
 //! - `RTC_SIM_SEED=<n>` replays one seed; `RTC_SIM_STEPS=<n>` sets the steps per seed;
 //!   `RTC_SIM_SEEDS=<n>` the number of seeds.
-//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone` breaks one rule of the real code: the run must then fail,
-//!   printing the seed and the last steps.
+//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|near` breaks one rule of the real code:
+//!   the run must then fail, printing the seed and the last steps.
 
 use std::time::Instant;
 
@@ -50,7 +50,7 @@ fn explore(
 fn no_seed_breaks_a_promise() {
     let mutant = std::env::var("RTC_SIM_MUTANT").ok().map(|name| {
         Mutant::named(&name).unwrap_or_else(|| {
-            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone)")
+            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone, near)")
         })
     });
     let steps = env("RTC_SIM_STEPS").unwrap_or(STEPS);
@@ -90,6 +90,7 @@ fn every_mutant_is_caught() {
         Mutant::Unversioned,
         Mutant::Tombstone,
         Mutant::Stale,
+        Mutant::Near,
     ] {
         let (runs, _) = explore(0..SEEDS, STEPS, Some(mutant));
         let caught = runs.iter().find_map(|run| run.violation.as_ref());

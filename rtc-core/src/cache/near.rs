@@ -82,8 +82,7 @@ impl TaggedCache {
         observed: &Observed,
     ) {
         if let Some(near) = self.near() {
-            let versions = observed.all().map(|(_, version)| *version);
-            near.keep(fill, NearValue::Decoded(value), expiry, versions);
+            near.keep_decoded(fill, value, expiry, observed);
         }
     }
 
@@ -108,9 +107,7 @@ impl TaggedCache {
         named: Option<&Named<'_, S>>,
         keys: &EntryKeys,
     ) -> Option<Fill> {
-        let watched =
-            std::iter::once(keys.entry.as_str()).chain(keys.tags().iter().map(|tag| tag.as_str()));
-        self.near()?.fill(named?, watched)
+        self.near()?.fill_entry(named?, keys)
     }
 
     /// A low-level read's start: the near cache's entry, or the keys to read (with the read
@@ -173,10 +170,7 @@ impl TaggedCache {
     /// After `operation` was sent (landed or not): what it changed is no longer kept near.
     pub(crate) fn changed(&self, operation: &Operation<'_>) {
         if let Some(near) = self.near() {
-            let keys = operation.changed_keys();
-            if !keys.is_empty() {
-                near.watches().changed(keys);
-            }
+            near.changed_by(operation);
         }
     }
 }

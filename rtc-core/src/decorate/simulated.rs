@@ -12,10 +12,13 @@ pub(crate) use super::stale::Windows;
 use super::Report;
 use crate::cache::flights::{Flight, Flights, Joined, Landing, Leader};
 use crate::codec::Encoding;
-use crate::engine::{Operation, Progress, Received};
+use crate::engine::{Expiry, Operation, Progress, Received};
 use crate::format::{EntryKeys, KeySpace, Observed};
 use crate::hook::CacheInfo;
 use crate::lifetime::Lifetime;
+use crate::near::{Fill, Named, NearCache};
+
+mod near;
 
 /// What a simulated computation returns: the data version it read for each of its entry's
 /// tags.
@@ -27,6 +30,8 @@ pub(crate) struct SimProcess {
     flights: Flights,
     entry_lifetime: Option<Duration>,
     tag_lifetime: Option<Duration>,
+    /// Its near cache, if it has one (`simulated/near.rs`).
+    near: Option<Arc<NearCache>>,
 }
 
 impl SimProcess {
@@ -42,6 +47,7 @@ impl SimProcess {
             flights: Flights::default(),
             entry_lifetime,
             tag_lifetime,
+            near: None,
         }
     }
 }
@@ -68,6 +74,22 @@ impl Host for SimProcess {
     }
 
     fn count(&self, _: Counted) {}
+
+    fn near_fill(&self, named: Option<&Named<'_, String>>, keys: &EntryKeys) -> Option<Fill> {
+        self.near.as_ref()?.fill_entry(named?, keys)
+    }
+
+    fn keep_decoded(
+        &self,
+        fill: Fill,
+        kept: Box<dyn std::any::Any + Send + Sync>,
+        expiry: Expiry,
+        observed: &Observed,
+    ) {
+        if let Some(near) = &self.near {
+            near.keep_decoded(fill, kept, expiry, observed);
+        }
+    }
 }
 
 /// What a simulated call asks of its driver next.
@@ -167,6 +189,11 @@ impl<'w> SimCall<'w> {
             Progress::Done(Yield::Revalidate(value, leader)) => SimStep::Revalidate(value, leader),
             Progress::Done(Yield::Finished) => SimStep::Finished,
         }
+    }
+
+    /// Keeps the value its first lookup finds in its process's near cache, under `named`.
+    pub(crate) fn fill_near(&mut self, named: Option<Named<'w, String>>) {
+        self.flow.fill_near(named);
     }
 
     /// The operation to send after [`SimStep::Send`].

@@ -8,7 +8,7 @@ use smallvec::SmallVec;
 use super::ValueCodec;
 use crate::cache::TaggedCache;
 use crate::metrics;
-use crate::near::{KeyedTags, Named, NearValue};
+use crate::near::{KeyedTags, Named, NearCache, NearValue};
 use crate::tags::IntoTags;
 
 /// What the expansion of a `#[cached]` function outside an `impl` block's `#[cached]` puts
@@ -152,7 +152,24 @@ pub(super) fn near_value<V, S: AsRef<str>>(
     codec: &ValueCodec<V>,
     answer: &mut Option<V>,
 ) {
-    let (Some(sharing), Some(near)) = (codec.sharing(), cache.near()) else {
+    let Some(near) = cache.near() else {
+        return;
+    };
+    near_decoded(near, named, codec, answer);
+    if answer.is_some() {
+        cache.count_near_hit();
+    }
+}
+
+/// Fills `answer` with the decoded value `named`'s fresh entry in `near` holds, if any (and if
+/// `codec` keeps values decoded).
+pub(super) fn near_decoded<V, S: AsRef<str>>(
+    near: &NearCache,
+    named: &Named<'_, S>,
+    codec: &ValueCodec<V>,
+    answer: &mut Option<V>,
+) {
+    let Some(sharing) = codec.sharing() else {
         return;
     };
     near.answer_into(named, answer, |entry, answer| {
@@ -160,7 +177,4 @@ pub(super) fn near_value<V, S: AsRef<str>>(
             (sharing.take)(kept.as_ref(), answer);
         }
     });
-    if answer.is_some() {
-        cache.count_near_hit();
-    }
 }

@@ -27,8 +27,8 @@ pub(crate) use self::identity::Named;
 pub(crate) use self::kept::{Kept, NearValue};
 pub(crate) use self::watches::{Watch, Watches};
 use crate::clock::Deadline;
-use crate::engine::Expiry;
-use crate::format::Version;
+use crate::engine::{Expiry, Operation};
+use crate::format::{EntryKeys, Observed, Version};
 
 /// A read whose value may be kept near, registered before it is sent.
 pub(crate) struct Fill {
@@ -122,8 +122,43 @@ impl NearCache {
             hash: named.hash(),
             identity: named.owned(),
             watched,
-            sent: Instant::now(),
+            sent: crate::clock::now(),
         })
+    }
+
+    /// Watches the entry key and every tag key of `keys` before the read of `named` is sent
+    /// (a decorated call's or a low-level read's first lookup); `None` while the near cache
+    /// cannot be trusted.
+    pub(crate) fn fill_entry<S: AsRef<str>>(
+        &self,
+        named: &Named<'_, S>,
+        keys: &EntryKeys,
+    ) -> Option<Fill> {
+        let watched =
+            std::iter::once(keys.entry.as_str()).chain(keys.tags().iter().map(|tag| tag.as_str()));
+        self.fill(named, watched)
+    }
+
+    /// Keeps a decorated call's decoded value, which a fill's read found fresh with the tag
+    /// versions `observed`.
+    pub(crate) fn keep_decoded(
+        &self,
+        fill: Fill,
+        value: Box<dyn std::any::Any + Send + Sync>,
+        expiry: Expiry,
+        observed: &Observed,
+    ) {
+        let versions = observed.all().map(|(_, version)| *version);
+        self.keep(fill, NearValue::Decoded(value), expiry, versions);
+    }
+
+    /// `operation` was sent by this process (landed or not): what it changes is no longer
+    /// trusted, before the call that sent it returns.
+    pub(crate) fn changed_by(&self, operation: &Operation<'_>) {
+        let keys = operation.changed_keys();
+        if !keys.is_empty() {
+            self.watches.changed(keys);
+        }
     }
 
     /// Keeps the value a fill's read found fresh, unless a key it depends on changed since the
@@ -191,6 +226,12 @@ impl NearCache {
     pub(crate) fn changed_all(&self) {
         self.watches.changed_all();
         self.entries.clear();
+    }
+
+    /// True when no entry is kept (a simulator's shortcut before asking for each).
+    #[cfg(feature = "simulation")]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// How many entries are kept (dead ones not yet dropped included).

@@ -176,6 +176,18 @@ impl Watches {
         self.registry().end_all();
     }
 
+    /// True when one of `keys` has a watch someone holds (a message naming it would end it).
+    #[cfg(feature = "simulation")]
+    pub(crate) fn watching(&self, keys: &[&[u8]]) -> bool {
+        let registry = self.registry();
+        keys.iter().any(|key| {
+            registry
+                .by_key
+                .get(*key)
+                .is_some_and(|watch| watch.strong_count() > 0)
+        })
+    }
+
     pub(crate) fn is_trusted(&self) -> bool {
         self.registry().trusted
     }

@@ -12,8 +12,13 @@
 //!   period ends when the entry's lock expires, or the server loses its keys (`FLUSHALL`, a
 //!   restart); a caller whose own `lock_timeout` passed, or that saw Redis fail, computes
 //!   alone by design and is not counted.
+//! - **5. The near cache never serves what Redis has announced changed**, nor anything while
+//!   its tracking is down, nor past its entry's lifetime or its maximum age: `near.rs`, asked
+//!   of every answer a process's near cache holds after each step that may have changed it.
 
 use std::fmt;
+
+pub(super) mod near;
 
 /// A broken promise, with what led to it.
 #[derive(Debug, Clone)]

@@ -3,11 +3,14 @@
 //! (`server.rs`), on a virtual clock. A seeded scheduler (`world.rs`) picks every step; the
 //! checker (`checks.rs`) tests RELIABILITY.md's promises after each one. A seed replays
 //! exactly. Mutants ([`Mutant`]) break one rule of the real code, to show the checker can fail.
+//! Most processes (per seed) have a real near cache, kept told of changes by the real tracking
+//! session over a modelled tracking connection (`tracking.rs`, `world/near.rs`).
 
 mod checks;
 mod rng;
 mod server;
 mod trace;
+mod tracking;
 mod world;
 
 pub use self::checks::Violation;
@@ -70,6 +73,20 @@ pub struct Coverage {
     pub evictions: u64,
     /// Connections dropped with a command on the way.
     pub dropped_connections: u64,
+    /// Calls answered by a near cache.
+    pub near_hits: u64,
+    /// Answers a near cache held, checked after a step (whether or not a call asked).
+    pub near_answers: u64,
+    /// Invalidation messages a tracking session applied to its near cache.
+    pub pushes_applied: u64,
+    /// Invalidation messages lost with a dropped tracking connection.
+    pub pushes_lost: u64,
+    /// Tracking connections dropped (a restart drops them all; not counted here).
+    pub disconnects: u64,
+    /// Times a tracking session turned tracking on (at a process's start and after each loss).
+    pub tracking_ons: u64,
+    /// Tracking connections refused when a session opened them (a failed set-up).
+    pub refused_connections: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -86,6 +103,13 @@ impl std::ops::AddAssign for Coverage {
         self.low_level_hits += other.low_level_hits;
         self.evictions += other.evictions;
         self.dropped_connections += other.dropped_connections;
+        self.near_hits += other.near_hits;
+        self.near_answers += other.near_answers;
+        self.pushes_applied += other.pushes_applied;
+        self.pushes_lost += other.pushes_lost;
+        self.disconnects += other.disconnects;
+        self.tracking_ons += other.tracking_ons;
+        self.refused_connections += other.refused_connections;
     }
 }
 
@@ -94,5 +118,6 @@ pub fn run(config: &Config) -> Run {
     crate::mutants::set(config.mutant);
     let run = world::World::new(config.seed).run(config);
     crate::mutants::set(None);
+    crate::clock::set_virtual(None);
     run
 }

@@ -23,6 +23,8 @@ use self::commands::{Round, Topology};
 use self::runtime::IoRuntime;
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
+#[cfg(feature = "simulation")]
+pub(crate) use self::tracking::simulated as tracking_simulated;
 use self::tracking::Source;
 pub(crate) use self::tracking::Tracker;
 use super::PingFailure;

@@ -15,9 +15,10 @@ impl<'w> Sim<'w> {
     /// Moves `caller` on: starts a call, or steps the one under way.
     pub(super) fn advance(&mut self, caller: usize, run: &mut Run) -> Result<(), String> {
         self.focus = Some(caller);
+        self.near_touched(caller);
         let wait = std::mem::replace(&mut self.callers[caller].wait, Wait::Idle);
         match wait {
-            Wait::Idle => self.start(caller),
+            Wait::Idle => self.start(caller, run),
             Wait::Step(reply) => match self.callers[caller].active.take() {
                 Some(Active::Invalidate { bumped, .. }) => {
                     if matches!(reply, Some(Ok(_))) {
@@ -25,6 +26,7 @@ impl<'w> Sim<'w> {
                             "c{caller:<2} invalidation returned: floors {bumped:?}"
                         ));
                         self.checker.invalidated(&bumped);
+                        self.near_invalidated(caller, &bumped);
                         run.invalidations += 1;
                     }
                     Ok(())
@@ -36,6 +38,7 @@ impl<'w> Sim<'w> {
                              floor {bumped:?}"
                         ));
                         self.checker.invalidated(&[bumped]);
+                        self.near_invalidated(caller, &[bumped]);
                         run.invalidations += 1;
                         run.deletes += 1;
                     }
@@ -113,7 +116,7 @@ impl<'w> Sim<'w> {
     }
 
     /// Starts `caller`'s next call.
-    fn start(&mut self, caller: usize) -> Result<(), String> {
+    fn start(&mut self, caller: usize, run: &mut Run) -> Result<(), String> {
         let world = self.world;
         match self.callers[caller].role {
             // Writers write less often than readers read.
@@ -163,6 +166,9 @@ impl<'w> Sim<'w> {
             }
             Role::Reader { lock, stale } => {
                 let entry = self.rng.below(ENTRIES.len() as u64) as usize;
+                if let Some(checked) = self.near_call(caller, entry, run) {
+                    return checked;
+                }
                 let process = &world.processes[self.callers[caller].process];
                 let timeout = lock.then_some(LOCK_TIMEOUT);
                 let windows = if stale {
@@ -170,7 +176,7 @@ impl<'w> Sim<'w> {
                 } else {
                     Windows::default()
                 };
-                let flow = SimCall::new(
+                let mut flow = SimCall::new(
                     process,
                     &world.entries[entry],
                     &world.codec,
@@ -178,6 +184,7 @@ impl<'w> Sim<'w> {
                     windows,
                     self.now,
                 );
+                flow.fill_near(Some(world.near.named(entry)));
                 let floors = self.checker.floors();
                 self.note(format!(
                     "c{caller:<2} calls entry {entry}{}{}, floors {floors:?}",
@@ -264,6 +271,7 @@ impl<'w> Sim<'w> {
                 if failed_before {
                     run.coverage.stale_instead += 1;
                 }
+                self.near_returned(caller, entry);
                 self.returned(caller, &data, run)
             }
             SimStep::Revalidate(data, leader) => {

@@ -182,7 +182,15 @@ impl<'w> Sim<'w> {
             return;
         };
         let line = format!("server runs c{client}'s {} (set)", describe(&operation));
+        let change = super::near::Change::of(
+            &world.near,
+            &world.entries,
+            &mut self.server,
+            &operation,
+            self.now,
+        );
         let replies = self.server.execute(client, operation, self.now);
+        self.near_changed(Some(client), change, true);
         self.note(line);
         self.answer(replies);
     }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 mod callers;
 mod low_level;
+mod near;
 
 use self::low_level::LowLevel;
 
@@ -119,6 +120,8 @@ pub(super) struct World {
     evict_lineages: bool,
     /// How many of the last steps a violation shows.
     trace: usize,
+    /// What the processes' near caches name entries by, and what tracking announces.
+    near: near::Setup,
 }
 
 impl World {
@@ -156,16 +159,22 @@ impl World {
             .into_iter()
             .collect();
         let processes = (0..PROCESSES)
-            .map(|_| SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME), Some(TAG_LIFETIME)))
+            .map(|at| {
+                let process =
+                    SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME), Some(TAG_LIFETIME));
+                near::equip(process, seed, at)
+            })
             .collect();
         Self {
             seed,
+            near: near::Setup::new(&keys, &entries, seed, PROCESSES),
             keys,
             processes,
             entries,
             plain,
             locks,
-            codec: ValueCodec::serde(None),
+            // Values kept decoded in the near cache, as for any `Clone` type.
+            codec: ValueCodec::serde(None).near(near::sharing()),
             evictable,
             evict_lineages: std::env::var("RTC_SIM_EVICT_LINEAGES").as_deref() == Ok("1"),
             trace: std::env::var("RTC_SIM_TRACE")
@@ -189,7 +198,8 @@ impl World {
         };
         while run.steps < config.steps {
             run.steps += 1;
-            if let Err(what) = sim.step(&mut run) {
+            let step = sim.step(&mut run);
+            if let Err(what) = step.and_then(|()| sim.near_probe(&mut run)) {
                 run.violation = Some(Violation {
                     seed: self.seed,
                     step: run.steps,
@@ -299,6 +309,8 @@ enum Event {
     Advance(usize),
     Execute(usize),
     Deliver(usize),
+    /// A process's tracking moves (`near.rs`).
+    Track(usize, crate::simulation::tracking::Move),
 }
 
 /// The state of a run.
@@ -322,6 +334,8 @@ struct Sim<'w> {
     /// The caller advanced last: the one whose call a violation is about.
     focus: Option<usize>,
     events: Vec<Event>,
+    /// The near caches' tracking, and their checker.
+    near: near::State,
 }
 
 impl<'w> Sim<'w> {
@@ -352,6 +366,7 @@ impl<'w> Sim<'w> {
             focus: None,
             late: Vec::new(),
             events: Vec::new(),
+            near: near::State::new(&world.processes, &world.near, now),
         }
     }
 
@@ -365,6 +380,10 @@ impl<'w> Sim<'w> {
 
     /// One step: a fault now and then, else one of the events possible now.
     fn step(&mut self, run: &mut Run) -> Result<(), String> {
+        self.near_clock();
+        if self.near_fault(&mut run.coverage) {
+            return Ok(());
+        }
         if self.rng.one_in(700) {
             let process = self.rng.below(PROCESSES as u64) as usize;
             self.crash(process);
@@ -375,11 +394,13 @@ impl<'w> Sim<'w> {
             self.note("server: FLUSHALL".into());
             self.server.flush();
             self.checker.keys_lost();
+            self.near_flushed();
             run.coverage.key_losses += 1;
             return Ok(());
         }
         if self.rng.one_in(2500) {
             self.restart();
+            self.near_restarted(&mut run.coverage);
             run.coverage.key_losses += 1;
             return Ok(());
         }
@@ -410,6 +431,7 @@ impl<'w> Sim<'w> {
             .extend((0..self.requests.len()).map(Event::Execute));
         self.events
             .extend((0..self.replies.len()).map(Event::Deliver));
+        self.near_events();
         // Time moves as often as everything else together, at most; alone when nothing else can.
         let others = self.events.len() as u64;
         if others == 0 || self.rng.below(others + 4) < 2 {
@@ -427,6 +449,7 @@ impl<'w> Sim<'w> {
             Event::Deliver(at) => {
                 let (client, reply) = self.replies.swap_remove(at);
                 self.note(format!("c{client:<2} <- {}", describe_reply(&reply)));
+                self.near_replied(client);
                 let caller = &mut self.callers[client];
                 if let (Err(_), Some(Active::Read(reading))) = (&reply, &mut caller.active) {
                     reading.failed = true;
@@ -434,6 +457,7 @@ impl<'w> Sim<'w> {
                 caller.wait = Wait::Step(Some(reply));
                 Ok(())
             }
+            Event::Track(process, step) => self.track(process, step, run),
         }
     }
 
@@ -527,7 +551,19 @@ impl<'w> Sim<'w> {
             Operation::Acquire { baton: Some(_), .. } => coverage.batons += 1,
             _ => {}
         }
+        let world = self.world;
+        let change = near::Change::of(
+            &world.near,
+            &world.entries,
+            &mut self.server,
+            &operation,
+            self.now,
+        );
         let replies = self.server.execute(client, operation, self.now);
+        let written = replies
+            .iter()
+            .any(|(to, reply)| *to == client && matches!(reply, Ok(Reply::Done(true))));
+        self.near_changed(Some(client), change, written);
         let blocked = replies.first().is_none_or(|(first, _)| *first != client);
         if blocked {
             self.callers[client].wait = Wait::Blocked;
@@ -562,8 +598,13 @@ impl<'w> Sim<'w> {
                     describe(&write),
                     body.data
                 );
-                // Not a client's: a reply goes nowhere.
-                let _ = self.server.execute(usize::MAX, write, now);
+                let world = self.world;
+                let change =
+                    near::Change::of(&world.near, &world.entries, &mut self.server, &write, now);
+                // Not a client's: its reply goes nowhere but to the near caches' messages.
+                let replies = self.server.execute(usize::MAX, write, now);
+                let written = matches!(replies.first(), Some((_, Ok(Reply::Done(true)))));
+                self.near_changed(None, change, written);
                 self.note(line);
             }
             if body.joined {
@@ -579,6 +620,9 @@ impl<'w> Sim<'w> {
     /// The steps of the focused caller's last call, with what happened to the server and the
     /// data meanwhile (kept steps only).
     fn story(&self) -> Vec<String> {
+        if let Some(story) = self.near_story() {
+            return story;
+        }
         let Some(caller) = self.focus else {
             return Vec::new();
         };
@@ -618,6 +662,7 @@ impl<'w> Sim<'w> {
                 self.server.disconnect(at);
             }
         }
+        self.near_crashed(process);
         let callers = &self.callers;
         let alive = |client: &Client| callers[*client].process != process;
         self.requests.retain(alive);
@@ -633,6 +678,9 @@ impl<'w> Sim<'w> {
             return false;
         }
         self.note(format!("server: evicts {key}"));
+        let world = self.world;
+        let change = near::Change::evicted(&world.near, &world.entries, key);
+        self.near_changed(None, change, true);
         if let Some(entry) = self.world.locks.iter().position(|lock| lock == key) {
             // An evicted lock lets a second caller in: a new lock period (promise 3's limit).
             self.checker.lock_expired(entry);
@@ -660,6 +708,7 @@ impl<'w> Sim<'w> {
         self.replies.retain(|(waiting, _)| *waiting != client);
         self.server.disconnect(client);
         self.note(format!("c{client:<2} loses its connection"));
+        self.near_replied(client);
         let caller = &mut self.callers[client];
         if let Some(Active::Read(reading)) = &mut caller.active {
             reading.failed = true;

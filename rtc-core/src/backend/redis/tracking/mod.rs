@@ -27,12 +27,14 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
 use tokio::sync::mpsc::unbounded_channel;
 
-use self::session::{Event, Session, Step};
+use self::session::{Event, Informed, Session, Step};
 use crate::near::NearCache;
 use crate::settings::TlsMaterial;
 
 mod layout;
 mod session;
+#[cfg(feature = "simulation")]
+pub(crate) mod simulated;
 
 /// Which servers announce changes.
 pub(crate) enum Source {
@@ -51,6 +53,36 @@ pub(crate) enum Source {
         primary: ConnectionInfo,
         tls: TlsMaterial,
     },
+}
+
+/// The near cache is what a tracking session keeps informed.
+impl Informed for NearCache {
+    fn trust(&self) {
+        NearCache::trust(self);
+    }
+
+    fn distrust(&self) {
+        NearCache::distrust(self);
+    }
+
+    fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>) {
+        // The simulator's `near` mutant: each near cache ignores one message.
+        #[cfg(feature = "simulation")]
+        if crate::mutants::active(crate::mutants::Mutant::Near) {
+            let keys: Vec<&[u8]> = keys.collect();
+            let cache = std::ptr::from_ref(self) as usize;
+            if crate::mutants::ignores_message(cache, self.watches().watching(&keys)) {
+                return;
+            }
+            self.watches().changed(keys);
+            return;
+        }
+        self.watches().changed(keys);
+    }
+
+    fn changed_all(&self) {
+        NearCache::changed_all(self);
+    }
 }
 
 /// Keeps Redis's invalidation messages flowing into a near cache; stops when dropped.
@@ -75,7 +107,8 @@ impl Tracker {
         connect_timeout: Duration,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
-        let session = Session::new(source, prefixes, Arc::downgrade(near), stop.clone());
+        let informed: std::sync::Weak<NearCache> = Arc::downgrade(near);
+        let session = Session::new(source, prefixes, informed, stop.clone());
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(response_timeout))
             .set_connection_timeout(Some(connect_timeout));

@@ -19,7 +19,6 @@ use redis::{Client, Cmd, ConnectionInfo, PushInfo, PushKind, RedisError, RedisRe
 
 use super::layout::Layout;
 use super::Source;
-use crate::near::NearCache;
 
 /// How often the tracking connections are checked with a `PING` (and a cluster's slots or a
 /// primary's replicas compared with those tracking was set up for).
@@ -31,7 +30,7 @@ const MAX_PAUSE: Duration = Duration::from_secs(2);
 
 /// What the driver is to do next.
 #[derive(Debug)]
-pub(super) enum Step {
+pub(crate) enum Step {
     /// Drop every tracking connection (if any) and sleep this long; then [`Event::Paused`].
     Pause(Duration),
     /// Send these commands, in one round trip, on a connection of their own to this server
@@ -51,7 +50,7 @@ pub(super) enum Step {
 
 /// What happened to the last [`Step`].
 #[derive(Debug)]
-pub(super) enum Event {
+pub(crate) enum Event {
     /// The pause is over (also the first event of a session).
     Paused,
     /// What the asked server answered, one value per command.
@@ -118,11 +117,25 @@ struct Current {
     layout: Layout,
 }
 
+/// What the session tells the near cache it keeps informed, and all it knows of it: the
+/// session holds no cache, only this (`NearCache` in production; what a test or the simulator
+/// gives it).
+pub(crate) trait Informed: Send + Sync {
+    /// Tracking is on: every change from now on is announced.
+    fn trust(&self);
+    /// Changes may have gone unannounced: nothing is to be trusted until [`Informed::trust`].
+    fn distrust(&self);
+    /// Redis announced that `keys` changed.
+    fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>);
+    /// Redis announced that every key changed (a flush: a null key list).
+    fn changed_all(&self);
+}
+
 /// One tracking session: the logic of the thread that keeps a near cache told of changes.
-pub(super) struct Session {
+pub(crate) struct Session {
     source: Source,
     prefixes: Vec<String>,
-    near: Weak<NearCache>,
+    near: Weak<dyn Informed>,
     stop: Arc<AtomicBool>,
     phase: Phase,
     /// The pause after the next failed set-up.
@@ -134,10 +147,10 @@ pub(super) struct Session {
 impl Session {
     /// A session that tracks keys under `prefixes` on the servers of `source` for `near`,
     /// until `stop` is set or `near` is dropped. Its first event is [`Event::Paused`].
-    pub(super) fn new(
+    pub(crate) fn new(
         source: Source,
         prefixes: Vec<String>,
-        near: Weak<NearCache>,
+        near: Weak<dyn Informed>,
         stop: Arc<AtomicBool>,
     ) -> Self {
         Self {
@@ -158,7 +171,7 @@ impl Session {
     }
 
     /// What to do after `event`, at `now`.
-    pub(super) fn step(&mut self, event: Event, now: Instant) -> Step {
+    pub(crate) fn step(&mut self, event: Event, now: Instant) -> Step {
         if self.stopped() {
             return Step::Stop;
         }
@@ -431,7 +444,7 @@ impl Session {
                 let Some(near) = self.near.upgrade() else {
                     return Step::Stop;
                 };
-                if !apply(&near, push) {
+                if !apply(&*near, push) {
                     return self.end(Ended::Lost);
                 }
             }
@@ -531,16 +544,15 @@ impl Session {
 }
 
 /// Applies one message to the near cache; false when the connection is gone.
-fn apply(near: &NearCache, push: PushInfo) -> bool {
+fn apply(near: &dyn Informed, push: PushInfo) -> bool {
     match push.kind {
         PushKind::Invalidate => {
             match push.data.into_iter().next() {
                 Some(Value::Array(keys)) => {
-                    near.watches()
-                        .changed(keys.iter().filter_map(|key| match key {
-                            Value::BulkString(key) => Some(key.as_slice()),
-                            _ => None,
-                        }))
+                    near.changed(&mut keys.iter().filter_map(|key| match key {
+                        Value::BulkString(key) => Some(key.as_slice()),
+                        _ => None,
+                    }))
                 }
                 // A null list: the whole database was flushed.
                 _ => near.changed_all(),

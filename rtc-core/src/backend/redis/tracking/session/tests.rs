@@ -1,6 +1,7 @@
 //! The tracking session's state machine, driven by hand: replies and pushes built here, no server.
 
 use super::*;
+use crate::near::NearCache;
 use crate::settings::TlsMaterial;
 
 const PREFIXES: [&str; 2] = ["rtc:e:ns:", "rtc:t:ns:"];
@@ -16,12 +17,8 @@ fn info(address: &str) -> ConnectionInfo {
 
 fn session(source: Source, near: &Arc<NearCache>) -> Session {
     let prefixes = PREFIXES.iter().map(|prefix| prefix.to_string()).collect();
-    Session::new(
-        source,
-        prefixes,
-        Arc::downgrade(near),
-        Arc::new(AtomicBool::new(false)),
-    )
+    let near: Weak<NearCache> = Arc::downgrade(near);
+    Session::new(source, prefixes, near, Arc::new(AtomicBool::new(false)))
 }
 
 fn server() -> Source {

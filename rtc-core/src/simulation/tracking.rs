@@ -1,0 +1,423 @@
+//! A simulated process's tracking connection (`CLIENT TRACKING ON BCAST`), between the model
+//! server and the real tracking session (`backend::redis::tracking::session`) that keeps the
+//! process's real near cache told of changes.
+//!
+//! The session is the real state machine; this module is its driver, as the tokio driver in
+//! `tracking/mod.rs` is, with the network replaced by queues the scheduler empties: a command
+//! the session sends waits until the server runs it (`TRACKING ON` makes the server announce
+//! changes to the connection from then on); what the server writes to the connection (replies
+//! and invalidation messages, in order) waits on the wire until the scheduler delivers it; a
+//! message delivered waits in the driver's channel until the session takes it. A disconnect
+//! loses what is on the wire and every later message, and the session learns of it only when
+//! it next looks (a `Closed`, or a failed reply).
+
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Instant;
+
+use redis::{PushInfo, PushKind, Value};
+
+use crate::backend::redis::tracking_simulated::{session, Event, Informed, Session, Step};
+use crate::near::NearCache;
+
+/// The process's near cache as its session sees it: every call goes through to the real one,
+/// and the trace is told when the session trusts, distrusts or drops everything.
+struct Told {
+    near: Arc<NearCache>,
+    said: std::sync::Mutex<Vec<&'static str>>,
+}
+
+impl Told {
+    fn say(&self, what: &'static str) {
+        if let Ok(mut said) = self.said.lock() {
+            said.push(what);
+        }
+    }
+}
+
+impl Informed for Told {
+    fn trust(&self) {
+        self.say("trusts the near cache");
+        Informed::trust(&*self.near);
+    }
+
+    fn distrust(&self) {
+        self.say("distrusts the near cache");
+        Informed::distrust(&*self.near);
+    }
+
+    fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>) {
+        Informed::changed(&*self.near, keys);
+    }
+
+    fn changed_all(&self) {
+        self.say("drops everything");
+        Informed::changed_all(&*self.near);
+    }
+}
+
+/// An invalidation message, as the server sends it to every tracking connection.
+#[derive(Debug)]
+pub(super) struct Push {
+    /// The keys announced changed (`None`: a null list, every key: `FLUSHALL`).
+    pub(super) keys: Option<Vec<String>>,
+    /// For the checker: the data versions (slot, version) the change made current.
+    pub(super) floors: Vec<(usize, u64)>,
+    /// For the trace: what the keys name.
+    pub(super) label: String,
+    /// For the checker: the number of the server's operation that made the change, and the
+    /// entries that depend on a key it names.
+    pub(super) change: u64,
+    pub(super) entries: Vec<usize>,
+}
+
+impl Push {
+    /// The message as the session receives it.
+    fn info(&self) -> PushInfo {
+        let keys = match &self.keys {
+            Some(keys) => Value::Array(
+                keys.iter()
+                    .map(|key| Value::BulkString(key.as_bytes().to_vec()))
+                    .collect(),
+            ),
+            None => Value::Nil,
+        };
+        PushInfo {
+            kind: PushKind::Invalidate,
+            data: vec![keys],
+        }
+    }
+}
+
+/// A command the session sent on its connection.
+#[derive(Clone, Copy, Debug)]
+enum Command {
+    /// `CLIENT TRACKING ON BCAST PREFIX ...`.
+    TrackingOn,
+    /// The heartbeat.
+    Ping,
+}
+
+/// What the server wrote to a connection, in order.
+enum Wire {
+    Push(Rc<Push>),
+    Reply(Command),
+}
+
+/// One tracking connection.
+struct Link {
+    /// Written by the server, not delivered yet.
+    wire: VecDeque<Wire>,
+    /// Sent by the session, not run by the server yet.
+    request: Option<Command>,
+    /// The server ran `TRACKING ON` on it: changes are announced to it.
+    tracking: bool,
+    /// Dropped: nothing more comes through.
+    closed: bool,
+    /// The data versions the server had made current when it ran `TRACKING ON`.
+    floors_on: Vec<u64>,
+}
+
+/// What the session waits for.
+#[derive(Clone, Copy)]
+enum Awaiting {
+    /// The end of a pause.
+    Pause(Instant),
+    /// A connection to open.
+    Open,
+    /// The reply to a command.
+    Reply(Command),
+    /// A message, until then.
+    Listen(Instant),
+}
+
+/// One thing the scheduler can make a tracker do.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Move {
+    /// The server runs the command the session sent.
+    Execute,
+    /// The next thing on the wire arrives.
+    Receive,
+    /// The session takes its next event (a pause over, a connection open, a message, a
+    /// closed connection, a quiet listen).
+    Step,
+}
+
+/// What a move did, for the world to record and check.
+#[derive(Default)]
+pub(super) struct Moved {
+    /// For the trace.
+    pub(super) line: String,
+    /// The session applied this message to the near cache.
+    pub(super) applied: Option<Rc<Push>>,
+    /// Tracking is back on (the session had the reply to `TRACKING ON`): the data versions
+    /// the server had made current when it ran it.
+    pub(super) up: Option<Vec<u64>>,
+    /// The connection the session opened was refused.
+    pub(super) refused: bool,
+    /// The session asked for something a single simulated server cannot give.
+    pub(super) unexpected: Option<String>,
+}
+
+/// The tracking of one process: its real session, and the connection the driver keeps.
+pub(super) struct Tracker {
+    session: Session,
+    /// What the session holds (weakly) of the near cache.
+    told: Arc<Told>,
+    awaiting: Awaiting,
+    link: Option<Link>,
+    /// Messages delivered, not yet taken by the session (the driver's channel).
+    channel: VecDeque<Rc<Push>>,
+    /// True from the session's taking the reply to `TRACKING ON` until it learns that the
+    /// connection is gone: only then may the near cache answer.
+    pub(super) up: bool,
+}
+
+impl Tracker {
+    /// A new session for `near`, tracking `prefixes`, starting at `now`.
+    pub(super) fn new(prefixes: Vec<String>, near: &Arc<NearCache>, now: Instant) -> Self {
+        let told = Arc::new(Told {
+            near: Arc::clone(near),
+            said: std::sync::Mutex::new(Vec::new()),
+        });
+        let informed: std::sync::Weak<Told> = Arc::downgrade(&told);
+        Self {
+            session: session(prefixes, informed),
+            told,
+            awaiting: Awaiting::Pause(now),
+            link: None,
+            channel: VecDeque::new(),
+            up: false,
+        }
+    }
+
+    /// What the scheduler can make this tracker do at `now`.
+    pub(super) fn moves(&self, now: Instant, into: &mut Vec<Move>) {
+        let open = self.link.as_ref().filter(|link| !link.closed);
+        if open.is_some_and(|link| link.request.is_some()) {
+            into.push(Move::Execute);
+        }
+        if self.link.as_ref().is_some_and(|link| !link.wire.is_empty()) {
+            into.push(Move::Receive);
+        }
+        let gone = self.gone();
+        let ready = match self.awaiting {
+            Awaiting::Pause(until) => until <= now,
+            Awaiting::Open => true,
+            Awaiting::Reply(_) => gone,
+            Awaiting::Listen(until) => !self.channel.is_empty() || gone || until <= now,
+        };
+        if ready {
+            into.push(Move::Step);
+        }
+    }
+
+    /// Makes the move; `executed`: the data versions the server has made current; `refused`:
+    /// a connection the session opens now is refused.
+    pub(super) fn make(
+        &mut self,
+        step: Move,
+        now: Instant,
+        executed: &[u64],
+        refused: bool,
+    ) -> Moved {
+        match step {
+            Move::Execute => self.execute(executed),
+            Move::Receive => self.receive(now),
+            Move::Step => self.take(now, refused),
+        }
+    }
+
+    /// The server runs the session's command.
+    fn execute(&mut self, executed: &[u64]) -> Moved {
+        let Some(link) = self.link.as_mut() else {
+            return Moved::default();
+        };
+        let Some(command) = link.request.take() else {
+            return Moved::default();
+        };
+        if let Command::TrackingOn = command {
+            link.tracking = true;
+            link.floors_on = executed.to_vec();
+        }
+        link.wire.push_back(Wire::Reply(command));
+        Moved {
+            line: format!("server runs its {command:?}"),
+            ..Moved::default()
+        }
+    }
+
+    /// The next thing on the wire arrives: a message goes to the channel, a reply to the
+    /// session.
+    fn receive(&mut self, now: Instant) -> Moved {
+        let Some(link) = self.link.as_mut() else {
+            return Moved::default();
+        };
+        match link.wire.pop_front() {
+            Some(Wire::Push(push)) => {
+                let line = format!("receives the message ({}; #{})", push.label, push.change);
+                self.channel.push_back(push);
+                Moved {
+                    line,
+                    ..Moved::default()
+                }
+            }
+            Some(Wire::Reply(command)) => {
+                let floors_on = link.floors_on.clone();
+                let reply = match command {
+                    Command::TrackingOn => Value::Okay,
+                    Command::Ping => Value::SimpleString("PONG".into()),
+                };
+                let mut moved = self.feed(Event::Replied(Ok(reply)), now);
+                if matches!(command, Command::TrackingOn) && moved.unexpected.is_none() {
+                    self.up = true;
+                    moved.up = Some(floors_on);
+                }
+                moved.line = format!("takes the reply to {command:?}: {}", moved.line);
+                moved
+            }
+            None => Moved::default(),
+        }
+    }
+
+    /// The connection is closed and nothing more is on its way (or there is none): the driver
+    /// would see it gone.
+    fn gone(&self) -> bool {
+        self.link
+            .as_ref()
+            .is_none_or(|link| link.closed && link.wire.is_empty())
+    }
+
+    /// The session takes its next event (`refused`: a connection it opens is refused).
+    fn take(&mut self, now: Instant, refused: bool) -> Moved {
+        let gone = self.gone();
+        match self.awaiting {
+            Awaiting::Pause(_) => self.feed(Event::Paused, now),
+            Awaiting::Open if refused => {
+                let refused = redis::RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionRefused,
+                ));
+                let mut moved = self.feed(Event::Opened(Err(refused)), now);
+                moved.line = format!("cannot connect: {}", moved.line);
+                moved.refused = true;
+                moved
+            }
+            Awaiting::Open => {
+                self.link = Some(Link {
+                    wire: VecDeque::new(),
+                    request: None,
+                    tracking: false,
+                    closed: false,
+                    floors_on: Vec::new(),
+                });
+                self.feed(Event::Opened(Ok(())), now)
+            }
+            Awaiting::Reply(command) => {
+                self.up = false;
+                let lost = redis::RedisError::from(std::io::Error::from(
+                    std::io::ErrorKind::ConnectionReset,
+                ));
+                let mut moved = self.feed(Event::Replied(Err(lost)), now);
+                moved.line = format!("learns its {command:?} failed: {}", moved.line);
+                moved
+            }
+            Awaiting::Listen(_) => match self.channel.pop_front() {
+                Some(push) => {
+                    let mut moved = self.feed(Event::Pushed(push.info()), now);
+                    moved.line = format!(
+                        "applies the message ({}; #{}): {}",
+                        push.label, push.change, moved.line
+                    );
+                    moved.applied = Some(push);
+                    moved
+                }
+                None if gone => {
+                    self.up = false;
+                    let mut moved = self.feed(Event::Closed, now);
+                    moved.line = format!("learns its connection is gone: {}", moved.line);
+                    moved
+                }
+                None => self.feed(Event::Quiet, now),
+            },
+        }
+    }
+
+    /// Gives the session `event` at `now`, and sets up what its next step asks for.
+    fn feed(&mut self, event: Event, now: Instant) -> Moved {
+        let step = self.session.step(event, now);
+        let mut moved = Moved::default();
+        let said = match self.told.said.lock() {
+            Ok(mut said) => said.drain(..).map(|said| format!("{said}, ")).collect(),
+            Err(_) => String::new(),
+        };
+        moved.line = said
+            + &match step {
+                Step::Pause(pause) => {
+                    // The driver drops its connections and starts a new channel.
+                    self.up = false;
+                    self.link = None;
+                    self.channel.clear();
+                    self.awaiting = Awaiting::Pause(now + pause);
+                    format!("the session pauses {}ms", pause.as_millis())
+                }
+                Step::Open(_) => {
+                    self.awaiting = Awaiting::Open;
+                    "the session opens a connection".into()
+                }
+                Step::Send(_, command) => {
+                    let first = command.args_iter().next().map(|arg| match arg {
+                        redis::Arg::Simple(bytes) => bytes.to_vec(),
+                        _ => Vec::new(),
+                    });
+                    let command = match first.as_deref() {
+                        Some(b"CLIENT") => Command::TrackingOn,
+                        _ => Command::Ping,
+                    };
+                    if let Some(link) = self.link.as_mut().filter(|link| !link.closed) {
+                        link.request = Some(command);
+                    }
+                    self.awaiting = Awaiting::Reply(command);
+                    format!("the session sends {command:?}")
+                }
+                Step::Listen(until) => {
+                    self.awaiting = Awaiting::Listen(until);
+                    "the session listens".into()
+                }
+                other => {
+                    moved.unexpected = Some(format!("the tracking session asked for {other:?}"));
+                    format!("the session asks for {other:?}")
+                }
+            };
+        moved
+    }
+
+    /// The server announces `push` to this connection, if it tracks.
+    pub(super) fn announce(&mut self, push: &Rc<Push>) {
+        if let Some(link) = self
+            .link
+            .as_mut()
+            .filter(|link| link.tracking && !link.closed)
+        {
+            link.wire.push_back(Wire::Push(Rc::clone(push)));
+        }
+    }
+
+    /// The connection drops: the first `arriving` things on the wire still arrive (they were
+    /// on their way before the drop), the rest is lost (how many messages), and the server
+    /// forgets the connection. `None` when there was no open connection.
+    pub(super) fn disconnect(&mut self, arriving: usize) -> Option<u64> {
+        let link = self.link.as_mut().filter(|link| !link.closed)?;
+        let lost = link
+            .wire
+            .iter()
+            .skip(arriving)
+            .filter(|sent| matches!(sent, Wire::Push(_)))
+            .count() as u64;
+        link.wire.truncate(arriving);
+        link.request = None;
+        link.tracking = false;
+        link.closed = true;
+        Some(lost)
+    }
+}

@@ -107,10 +107,10 @@ where
                 )));
             }
         };
-        if !body
+        if body
             .size_hint()
             .upper()
-            .is_some_and(|upper| upper <= config.max_body)
+            .is_none_or(|upper| upper > config.max_body)
         {
             remember_uncacheable(&config, &expected).await;
             return leave(Upstream::Passed(Response::from_parts(

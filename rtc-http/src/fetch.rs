@@ -9,7 +9,6 @@ use bytes::Bytes;
 use http::header::{self, HeaderName};
 use http::{Request, Response};
 use http_body::Body;
-use rtc::NO_TAGS;
 use tower_service::Service;
 
 use crate::body::{collect, Collected, ResponseBody};
@@ -35,8 +34,9 @@ pub(crate) type Slot<B, E> = Arc<Mutex<Option<Upstream<B, E>>>>;
 /// What a lookup knew before its request went upstream.
 pub(crate) struct Expected {
     /// The key's manifest as read (or the default one).
-    pub(crate) manifest: Manifest,
-    pub(crate) manifest_key: String,
+    pub(crate) manifest: Arc<Manifest>,
+    /// The request's key before `Vary` (its manifest's name).
+    pub(crate) base: String,
     /// The tags whose versions the lookup read: the route's and the manifest's.
     pub(crate) tags: BTreeSet<String>,
     /// The lifetime of the entry the lookup would store.
@@ -144,13 +144,8 @@ where
         if !sound {
             // Tags or `Vary` the lookup did not know, or a shorter lifetime: the next lookup
             // reads them first.
-            write_manifest(
-                &config,
-                &expected.manifest_key,
-                &learned,
-                manifest_lifetime(),
-            )
-            .await;
+            let lifetime = manifest_lifetime();
+            write_manifest(&config, &expected.base, learned, lifetime).await;
             return leave(Upstream::Passed(Response::from_parts(
                 head,
                 ResponseBody::full(data),
@@ -159,15 +154,10 @@ where
         if learned.lifetime_ms > expected.manifest.lifetime_ms {
             let manifest = Manifest {
                 lifetime_ms: learned.lifetime_ms,
-                ..expected.manifest.clone()
+                ..Manifest::clone(&expected.manifest)
             };
-            write_manifest(
-                &config,
-                &expected.manifest_key,
-                &manifest,
-                manifest_lifetime(),
-            )
-            .await;
+            let lifetime = manifest_lifetime();
+            write_manifest(&config, &expected.base, manifest, lifetime).await;
         }
         let stored = Arc::new(stored(&config, &head, data, expected.lifetime));
         if let Ok(mut slot) = slot.lock() {
@@ -192,20 +182,14 @@ async fn remember_uncacheable(config: &Config, expected: &Expected) {
         pass: true,
         ..Manifest::default()
     };
-    write_manifest(
-        config,
-        &expected.manifest_key,
-        &manifest,
-        config.uncacheable_for,
-    )
-    .await;
+    write_manifest(config, &expected.base, manifest, config.uncacheable_for).await;
 }
 
 /// Writes a manifest; a failure is rtc's warning and costs only a relearning later.
-async fn write_manifest(config: &Config, key: &str, manifest: &Manifest, lifetime: Duration) {
+async fn write_manifest(config: &Config, base: &str, manifest: Manifest, lifetime: Duration) {
     config
-        .cache
-        .set_async(key, manifest, NO_TAGS, lifetime)
+        .manifests
+        .write(&config.cache, base, manifest, lifetime)
         .await;
 }
 

@@ -10,6 +10,7 @@ use http::{HeaderName, StatusCode};
 use rtc::TaggedCache;
 use tower_layer::Layer;
 
+use crate::manifests::Manifests;
 use crate::service::ResponseCache;
 
 type KeyFn = dyn Fn(&Parts) -> String + Send + Sync;
@@ -28,6 +29,7 @@ pub(crate) struct Config {
     pub(crate) status_header: HeaderName,
     pub(crate) tags_header: HeaderName,
     pub(crate) uncacheable_for: Duration,
+    pub(crate) manifests: Manifests,
     key: Option<Box<KeyFn>>,
     route_tags: Option<Box<TagsFn>>,
     #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
@@ -86,6 +88,7 @@ impl ResponseCacheLayer {
                 status_header: HeaderName::from_static("x-cache"),
                 tags_header: HeaderName::from_static("surrogate-key"),
                 uncacheable_for: Duration::from_secs(30),
+                manifests: Manifests::default(),
                 key: None,
                 route_tags: None,
                 route_name: None,

@@ -88,6 +88,7 @@ mod conditional;
 mod fetch;
 mod key;
 mod layer;
+mod manifests;
 mod metrics;
 mod policy;
 mod respond;

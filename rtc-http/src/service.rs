@@ -11,7 +11,6 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, IF_MODIFIED_SINCE, IF_NONE_MATCH};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::Body;
-use rtc::NO_TAGS;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
@@ -20,7 +19,7 @@ use crate::key;
 use crate::layer::Config;
 use crate::metrics;
 use crate::respond::{from_stored, passed, Asked, CacheStatus};
-use crate::stored::{Manifest, StoredResponse};
+use crate::stored::StoredResponse;
 
 /// A service wrapped by a [`ResponseCacheLayer`](crate::ResponseCacheLayer): `GET` and `HEAD`
 /// responses come from the cache when it holds them, every other request goes upstream.
@@ -105,12 +104,7 @@ where
         return Ok(passed(&config, response, CacheStatus::Pass, false));
     }
     let base = config.key(&parts);
-    let manifest_key = key::manifest_key(&base);
-    let manifest: Manifest = config
-        .cache
-        .get_async(&manifest_key, NO_TAGS)
-        .await
-        .unwrap_or_default();
+    let manifest = config.manifests.read(&config.cache, &base).await;
     if manifest.pass {
         let response = inner.call(Request::from_parts(parts, body)).await?;
         metrics::count(route, CacheStatus::Pass);
@@ -138,7 +132,7 @@ where
         slot: Arc::clone(&slot),
         expected: Expected {
             manifest,
-            manifest_key,
+            base,
             tags: tags.clone(),
             lifetime,
         },

@@ -2,6 +2,14 @@
 //! behind a hand-written moka cache, measured in one run against one Redis: throughput, p50 and
 //! p99 of 32 keep-alive connections, each sending its next request when the last one answered.
 //!
+//! Every setup has its own server, all started first; then each is measured for one second in
+//! turn, round after round, so that a change in the machine's load (other processes) falls on
+//! every row alike. A row's throughput is the median of its rounds (with their range); its
+//! percentiles are over every request of every round. Throughput on a shared machine moves
+//! with its neighbours; the CPU time this process spends per request (client and server
+//! together, from `/proc/self/stat`; Redis's own time is not in it) moves much less, and is
+//! given beside it.
+//!
 //! Two handlers: `render` builds a 2 KB JSON page and does no I/O (the cheapest upstream there
 //! is, the hardest case for a cache), `query` awaits 2 ms first (a database round trip). The
 //! cached rows answer 100 pages, all stored before the measurement: every request is a hit.
@@ -30,8 +38,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 const CONNECTIONS: usize = 32;
 const PAGES: usize = 100;
-const WARM_UP: Duration = Duration::from_secs(1);
-const MEASURED: Duration = Duration::from_secs(4);
+const ROUNDS: usize = 7;
+const WARM_UP: Duration = Duration::from_millis(300);
+const MEASURED: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Handler {
@@ -205,18 +214,51 @@ async fn load(addr: SocketAddr, first: usize, until: Instant) -> Vec<u64> {
 struct Row {
     handler: Handler,
     setup: &'static str,
-    per_second: f64,
-    p50: Duration,
-    p99: Duration,
+    /// Requests per second of each round.
+    rounds: Vec<f64>,
+    /// Latencies of every request, in ns.
+    latencies: Vec<u64>,
+    /// This process's CPU time per request of each round.
+    cpu: Vec<Duration>,
 }
 
-async fn measure(handler: Handler, setup: Setup, url: &str, round: usize) -> Row {
-    let namespace = format!("bench-http-{}-{round}", std::process::id());
-    let app = app(&setup, handler, url, &namespace).await;
+impl Row {
+    fn per_second(&self) -> f64 {
+        let mut rounds = self.rounds.clone();
+        rounds.sort_by(f64::total_cmp);
+        rounds[rounds.len() / 2]
+    }
+
+    fn cpu_per_request(&self) -> Duration {
+        let mut cpu = self.cpu.clone();
+        cpu.sort_unstable();
+        cpu[cpu.len() / 2]
+    }
+
+    fn range(&self) -> (f64, f64) {
+        let min = self.rounds.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = self.rounds.iter().copied().fold(0.0, f64::max);
+        (min, max)
+    }
+
+    fn percentile(&self, q: f64) -> Duration {
+        let at = ((self.latencies.len() - 1) as f64 * q) as usize;
+        Duration::from_nanos(self.latencies[at])
+    }
+}
+
+/// A setup's server, its pages stored.
+struct Served {
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn serve(handler: Handler, setup: &Setup, url: &str, n: usize) -> Served {
+    let namespace = format!("bench-http-{}-{n}", std::process::id());
+    let app = app(setup, handler, url, &namespace).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("a port");
     let addr = listener.local_addr().expect("an address");
     let server = tokio::spawn(async move { axum::serve(listener, app).await });
-    // Stores every page (the cached setups), then warms connections and caches.
     for id in 0..PAGES {
         let mut sender = connect(addr).await;
         let request = hyper::Request::get(format!("/pages/{id}"))
@@ -226,6 +268,23 @@ async fn measure(handler: Handler, setup: Setup, url: &str, round: usize) -> Row
         let response = sender.send_request(request).await.expect("a response");
         response.into_body().collect().await.expect("a body");
     }
+    Served { addr, server }
+}
+
+/// The CPU time this process has used, all threads, user and system: `/proc/self/stat`'s
+/// `utime` and `stime`, in clock ticks of 10 ms (Linux's `USER_HZ` is 100 on every
+/// architecture it reports to user space). `None` where there is no such file.
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may hold spaces), from field 3 on.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(14)? + ticks(15)?) * 10))
+}
+
+/// One round of one setup: warmed, then measured; (requests per second, latencies, CPU time
+/// per request).
+async fn round(addr: SocketAddr) -> (f64, Vec<u64>, Duration) {
     let warm_until = Instant::now() + WARM_UP;
     let warming: Vec<_> = (0..CONNECTIONS)
         .map(|c| tokio::spawn(load(addr, c * 7, warm_until)))
@@ -233,6 +292,7 @@ async fn measure(handler: Handler, setup: Setup, url: &str, round: usize) -> Row
     for task in warming {
         task.await.expect("a warm-up connection");
     }
+    let cpu_before = cpu_time().unwrap_or_default();
     let started = Instant::now();
     let until = started + MEASURED;
     let tasks: Vec<_> = (0..CONNECTIONS)
@@ -242,17 +302,10 @@ async fn measure(handler: Handler, setup: Setup, url: &str, round: usize) -> Row
     for task in tasks {
         latencies.extend(task.await.expect("a connection"));
     }
-    let elapsed = started.elapsed();
-    server.abort();
-    latencies.sort_unstable();
-    let at = |q: f64| Duration::from_nanos(latencies[((latencies.len() - 1) as f64 * q) as usize]);
-    Row {
-        handler,
-        setup: setup.name(),
-        per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
-        p50: at(0.50),
-        p99: at(0.99),
-    }
+    let per_second = latencies.len() as f64 / started.elapsed().as_secs_f64();
+    let cpu = cpu_time().unwrap_or_default().saturating_sub(cpu_before);
+    let per_request = cpu / u32::try_from(latencies.len().max(1)).unwrap_or(u32::MAX);
+    (per_second, latencies, per_request)
 }
 
 fn micros(duration: Duration) -> String {
@@ -261,24 +314,35 @@ fn micros(duration: Duration) -> String {
 
 fn table(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| handler | in front | requests/s | p50 | p99 | throughput vs uncached | vs moka |\n\
-         |---|---|---|---|---|---|---|\n",
+        "| handler | in front | requests/s (median of rounds; range) | p50 | p99 | throughput vs uncached | vs moka | CPU per request (this process) | CPU vs moka |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let of = |setup: &str| {
             rows.iter()
                 .find(|other| other.handler == row.handler && other.setup.starts_with(setup))
-                .map_or(f64::NAN, |other| row.per_second / other.per_second)
+                .map_or(f64::NAN, |other| row.per_second() / other.per_second())
         };
+        let moka_cpu = rows
+            .iter()
+            .find(|other| other.handler == row.handler && other.setup.starts_with("moka"))
+            .map_or(f64::NAN, |moka| {
+                row.cpu_per_request().as_secs_f64() / moka.cpu_per_request().as_secs_f64()
+            });
+        let (min, max) = row.range();
         out.push_str(&format!(
-            "| {} | {} | {:.0} | {} | {} | {:.2}× | {:.2}× |\n",
+            "| {} | {} | {:.0} ({:.0}–{:.0}) | {} | {} | {:.2}× | {:.2}× | {:.1} µs | {:.2}× |\n",
             row.handler.name(),
             row.setup,
-            row.per_second,
-            micros(row.p50),
-            micros(row.p99),
+            row.per_second(),
+            min,
+            max,
+            micros(row.percentile(0.50)),
+            micros(row.percentile(0.99)),
             of("uncached"),
             of("moka"),
+            row.cpu_per_request().as_secs_f64() * 1e6,
+            moka_cpu,
         ));
     }
     out
@@ -299,7 +363,7 @@ fn main() {
     };
     let rows = runtime.block_on(async {
         let mut rows = Vec::new();
-        let mut round = 0;
+        let mut servers = Vec::new();
         for handler in [Handler::Render, Handler::Query] {
             for setup in [
                 Setup::Uncached,
@@ -307,24 +371,36 @@ fn main() {
                 Setup::Layer { near: false },
                 Setup::Layer { near: true },
             ] {
-                round += 1;
-                let row = measure(handler, setup, &url, round).await;
-                eprintln!(
-                    "http: {} / {}: {:.0} requests/s, p50 {}, p99 {}",
-                    row.handler.name(),
-                    row.setup,
-                    row.per_second,
-                    micros(row.p50),
-                    micros(row.p99)
-                );
-                rows.push(row);
+                servers.push(serve(handler, &setup, &url, rows.len()).await);
+                rows.push(Row {
+                    handler,
+                    setup: setup.name(),
+                    rounds: Vec::new(),
+                    latencies: Vec::new(),
+                    cpu: Vec::new(),
+                });
             }
+        }
+        for n in 0..ROUNDS {
+            for (row, served) in rows.iter_mut().zip(&servers) {
+                let (per_second, latencies, cpu) = round(served.addr).await;
+                row.rounds.push(per_second);
+                row.cpu.push(cpu);
+                row.latencies.extend(latencies);
+            }
+            eprintln!("http: round {} of {ROUNDS} done", n + 1);
+        }
+        for served in servers {
+            served.server.abort();
+        }
+        for row in &mut rows {
+            row.latencies.sort_unstable();
         }
         rows
     });
     let table = table(&rows);
     println!(
-        "\n{CONNECTIONS} connections, {} s measured per row, {} cores\n\n{table}",
+        "\n{CONNECTIONS} connections, {ROUNDS} rounds of {} s per row, {} CPUs available\n\n{table}",
         MEASURED.as_secs(),
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );

@@ -93,13 +93,7 @@ where
                     ResponseBody::upstream(body),
                 ))))
             }
-            Err(Refusal::Status) => {
-                return leave(Upstream::Passed(Response::from_parts(
-                    head,
-                    ResponseBody::upstream(body),
-                )))
-            }
-            Err(Refusal::Uncacheable) => {
+            Err(Refusal::Status | Refusal::Uncacheable) => {
                 remember_uncacheable(&config, &expected).await;
                 return leave(Upstream::Passed(Response::from_parts(
                     head,

@@ -228,10 +228,11 @@ impl ResponseCacheBuilder {
         self
     }
 
-    /// How long a key whose response said it cannot be cached (`no-store`, `private`,
-    /// `no-cache`, `Set-Cookie`, `Vary: *`, a body too large or streamed) goes upstream
-    /// without a lookup and without the lock (default 30 s), so that concurrent requests for
-    /// it are not made to wait for each other. Zero is refused.
+    /// How long a key whose response cannot be cached (`no-store`, `private`, `no-cache`,
+    /// `Set-Cookie`, `Vary: *`, a body too large or streamed, a status not cached such as a
+    /// 404 by default) goes upstream without a lookup and without the lock (default 30 s), so
+    /// that concurrent requests for it are not made to wait for each other. A 5xx is not
+    /// remembered: it is a failure, tried again by the next request. Zero is refused.
     pub fn uncacheable_for(mut self, duration: Duration) -> Self {
         self.config.uncacheable_for = duration;
         self

@@ -86,7 +86,8 @@ pub(crate) fn vary(headers: &HeaderMap) -> Option<Vec<String>> {
 pub(crate) enum Refusal {
     /// A server error, or the service failed: `stale_if_error` may answer instead.
     Failure,
-    /// A status the layer does not cache (not 2xx, nor one it was told to cache).
+    /// A status the layer does not cache (not 2xx, nor one it was told to cache): the key is
+    /// passed through for a while without a lookup, as for `Uncacheable`.
     Status,
     /// The response says so itself (`no-store`, `private`, `no-cache`, a zero lifetime,
     /// `Set-Cookie`, `Vary: *`) or its body is too large or streamed: the key is passed

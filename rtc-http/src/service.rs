@@ -100,16 +100,14 @@ where
     if !looked_up(&parts) {
         let response = inner.call(Request::from_parts(parts, body)).await?;
         metrics::count(route, CacheStatus::Pass);
-        let response = response.map(ResponseBody::upstream);
-        return Ok(passed(&config, response, CacheStatus::Pass, false));
+        return Ok(pass(&config, response));
     }
     let base = config.key(&parts);
     let manifest = config.manifests.read(&config.cache, &base).await;
     if manifest.pass {
         let response = inner.call(Request::from_parts(parts, body)).await?;
         metrics::count(route, CacheStatus::Pass);
-        let response = response.map(ResponseBody::upstream);
-        return Ok(passed(&config, response, CacheStatus::Pass, false));
+        return Ok(pass(&config, response));
     }
     let mut tags = config.route_tags(&parts);
     tags.extend(manifest.tags.iter().cloned());
@@ -185,6 +183,15 @@ where
     };
     metrics::count(route, status);
     Ok(from_stored(&config, &stored, status, &asked, now))
+}
+
+/// The upstream's answer to a request that was not looked up, as it streams, marked `pass`.
+fn pass<B: Body<Data = Bytes>>(
+    config: &Config,
+    response: Response<B>,
+) -> Response<ResponseBody<B>> {
+    let response = response.map(ResponseBody::upstream);
+    passed(config, response, CacheStatus::Pass, false)
 }
 
 /// Takes the conditional headers out of a request that fills the cache (the upstream must

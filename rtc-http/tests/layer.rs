@@ -132,19 +132,20 @@ async fn vary_separates_entries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn no_store_set_cookie_large_and_streamed_responses_are_not_cached() {
+async fn no_store_set_cookie_large_streamed_and_404_responses_are_not_cached() {
     let redis = RedisServer::start();
     let upstream = Upstream::new();
     let app = App::start(&redis.url(), &unique_namespace("uncached"), &upstream, same).await;
-    for (path, name, body_length) in [
-        ("/no-store", "no-store", 15),
-        ("/cookie", "cookie", 10),
-        ("/large", "large", 2 << 20),
-        ("/streamed", "streamed", 13),
+    for (path, name, status, body_length) in [
+        ("/no-store", "no-store", StatusCode::OK, 15),
+        ("/cookie", "cookie", StatusCode::OK, 10),
+        ("/large", "large", StatusCode::OK, 2 << 20),
+        ("/streamed", "streamed", StatusCode::OK, 13),
+        ("/missing", "missing", StatusCode::NOT_FOUND, 12),
     ] {
         for round in 1..=3 {
             let reply = app.get(path).await;
-            assert_eq!(reply.status, StatusCode::OK);
+            assert_eq!(reply.status, status, "{path}");
             assert_eq!(reply.body.len(), body_length, "{path}");
             // The first is looked up (a miss); then the key is known uncacheable (pass).
             let expected = if round == 1 { "miss" } else { "pass" };

@@ -94,6 +94,7 @@ fn routes(state: AppState) -> Router {
         .route("/flaky", get(flaky))
         .route("/streamed", get(streamed))
         .route("/large", get(large))
+        .route("/missing", get(missing))
         .with_state(state)
 }
 
@@ -224,6 +225,11 @@ impl http_body::Body for Chunks {
             .map(|chunk| Ok(http_body::Frame::data(Bytes::from(chunk))));
         std::task::Poll::Ready(chunk)
     }
+}
+
+async fn missing(State(state): State<AppState>) -> impl IntoResponse {
+    state.upstream.count("missing");
+    (StatusCode::NOT_FOUND, "no such page")
 }
 
 /// A body of 2 MiB, larger than the layer stores by default.

@@ -100,3 +100,9 @@ pub use body::ResponseBody;
 pub use layer::{BuildError, ResponseCacheBuilder, ResponseCacheLayer};
 pub use service::{ResponseCache, ResponseFuture};
 pub use tags::Tags;
+
+/// The crate README's example, compiled as a doc test so that it cannot drift from the API
+/// (the main README repeats it).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;

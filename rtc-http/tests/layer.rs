@@ -399,3 +399,57 @@ async fn when_redis_is_down_every_request_is_answered_by_the_upstream() {
         assert_eq!(upstream.calls("book"), 1 + round);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_near_cache_a_write_is_seen_at_once_here_and_once_redis_tells_elsewhere() {
+    let redis = RedisServer::start();
+    let namespace = unique_namespace("near");
+    let upstream = Upstream::new();
+    let near_cache = || {
+        rtc::TaggedCache::builder()
+            .url(redis.url())
+            .namespace(&namespace)
+            .near_cache(1_000)
+            .build()
+            .unwrap()
+    };
+    let a = App::start_with(near_cache(), &upstream, same).await;
+    let b = App::start_with(near_cache(), &upstream, same).await;
+    wait_until("tracking is on", || {
+        a.cache.near_cache_active() && b.cache.near_cache_active()
+    })
+    .await;
+
+    assert_eq!(a.get("/books/11").await.body, "book 11 v1");
+    // Read until answered from memory on both instances.
+    for app in [&a, &b] {
+        let near_hits = app.cache.stats().near_hits;
+        let mut reply = app.get("/books/11").await;
+        for _ in 0..1_000 {
+            if app.cache.stats().near_hits > near_hits {
+                break;
+            }
+            assert_eq!((reply.body.as_str(), reply.cache()), ("book 11 v1", "hit"));
+            reply = app.get("/books/11").await;
+        }
+        assert!(app.cache.stats().near_hits > near_hits, "answered from memory");
+        assert_eq!((reply.body.as_str(), reply.cache()), ("book 11 v1", "hit"));
+    }
+    assert_eq!(upstream.calls("book"), 1);
+
+    a.put("/books/11").await;
+    let here = a.get("/books/11").await;
+    assert_eq!((here.body.as_str(), here.cache()), ("book 11 v2", "miss"));
+    // The other instance: the old page until Redis's message arrives, never after.
+    let mut elsewhere = b.get("/books/11").await;
+    let started = std::time::Instant::now();
+    while elsewhere.body != "book 11 v2" {
+        assert_eq!(elsewhere.body, "book 11 v1");
+        assert!(started.elapsed() < Duration::from_secs(30), "Redis's message never came");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        elsewhere = b.get("/books/11").await;
+    }
+    for _ in 0..20 {
+        assert_eq!(b.get("/books/11").await.body, "book 11 v2");
+    }
+}

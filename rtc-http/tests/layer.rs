@@ -432,7 +432,10 @@ async fn with_the_near_cache_a_write_is_seen_at_once_here_and_once_redis_tells_e
             assert_eq!((reply.body.as_str(), reply.cache()), ("book 11 v1", "hit"));
             reply = app.get("/books/11").await;
         }
-        assert!(app.cache.stats().near_hits > near_hits, "answered from memory");
+        assert!(
+            app.cache.stats().near_hits > near_hits,
+            "answered from memory"
+        );
         assert_eq!((reply.body.as_str(), reply.cache()), ("book 11 v1", "hit"));
     }
     assert_eq!(upstream.calls("book"), 1);
@@ -445,7 +448,10 @@ async fn with_the_near_cache_a_write_is_seen_at_once_here_and_once_redis_tells_e
     let started = std::time::Instant::now();
     while elsewhere.body != "book 11 v2" {
         assert_eq!(elsewhere.body, "book 11 v1");
-        assert!(started.elapsed() < Duration::from_secs(30), "Redis's message never came");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "Redis's message never came"
+        );
         tokio::time::sleep(Duration::from_millis(1)).await;
         elsewhere = b.get("/books/11").await;
     }

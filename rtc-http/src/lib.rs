@@ -41,7 +41,9 @@
 //! `Vary` is not `*`, and its body is at most [`max_body_size`](ResponseCacheBuilder::max_body_size)
 //! by its size hint (a streamed body is passed through as it streams). A stored response gets
 //! an `ETag` (the upstream's, or one made from the body); a request whose `If-None-Match`
-//! names it gets a 304. Every response gets `Age` (for stored ones) and a cache status header
+//! names it gets a 304 (a request that goes upstream to fill the cache goes without its
+//! `If-None-Match` and `If-Modified-Since`, so that the upstream answers with the whole
+//! response). Every response gets `Age` (for stored ones) and a cache status header
 //! (`x-cache` by default): `hit`, `miss`, `stale`, or `pass` (not looked up). `Age` and the
 //! `stale` status count on the clock of the instance that answers from when the entry was
 //! stored by its writer; whether rtc serves an entry is decided on the Redis server's clock.

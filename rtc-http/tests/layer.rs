@@ -459,3 +459,34 @@ async fn with_the_near_cache_a_write_is_seen_at_once_here_and_once_redis_tells_e
         assert_eq!(b.get("/books/11").await.body, "book 11 v2");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifetime_a_response_gives_itself_is_followed_when_asked() {
+    let redis = RedisServer::start();
+    let upstream = Upstream::new();
+    let follow = |builder: ResponseCacheBuilder| builder.lifetime_from_cache_control(true);
+    let app = App::start(
+        &redis.url(),
+        &unique_namespace("max-age"),
+        &upstream,
+        follow,
+    )
+    .await;
+
+    // The first response teaches the layer its lifetime (shorter than the layer's 60 s): it is
+    // not stored for longer than it allows, so not at all; the second is stored for 1 s.
+    assert_eq!(app.get("/short").await.cache(), "miss");
+    assert_eq!(app.get("/short").await.cache(), "miss");
+    assert_eq!(app.get("/short").await.cache(), "hit");
+    assert_eq!(upstream.calls("short"), 2);
+    outlive(Duration::from_secs(1)).await;
+    assert_eq!(app.get("/short").await.cache(), "miss");
+    assert_eq!(upstream.calls("short"), 3);
+
+    // Not asked: the layer's lifetime, whatever the response says.
+    let other = App::start(&redis.url(), &unique_namespace("fixed"), &upstream, same).await;
+    other.get("/short").await;
+    outlive(Duration::from_secs(1)).await;
+    assert_eq!(other.get("/short").await.cache(), "hit");
+    assert_eq!(upstream.calls("short"), 4);
+}

@@ -95,6 +95,7 @@ fn routes(state: AppState) -> Router {
         .route("/streamed", get(streamed))
         .route("/large", get(large))
         .route("/missing", get(missing))
+        .route("/short", get(short))
         .with_state(state)
 }
 
@@ -225,6 +226,12 @@ impl http_body::Body for Chunks {
             .map(|chunk| Ok(http_body::Frame::data(Bytes::from(chunk))));
         std::task::Poll::Ready(chunk)
     }
+}
+
+/// A response that gives itself a lifetime of one second.
+async fn short(State(state): State<AppState>) -> impl IntoResponse {
+    state.upstream.count("short");
+    ([("cache-control", "public, max-age=1")], "for a second")
 }
 
 async fn missing(State(state): State<AppState>) -> impl IntoResponse {

@@ -3,7 +3,7 @@
 # loopback port, no persistence), then prints the table: medians, spread and ratios to the
 # baselines measured in the same run on the same server.
 #
-#   scripts/bench.sh              # everything (about 3 minutes on 2 cores, plus the build)
+#   scripts/bench.sh              # everything (about 4 minutes on 2 cores, plus the build)
 #   scripts/bench.sh --no-python  # without the Python peer
 #   scripts/bench.sh --no-pin     # let the scheduler place the server and the benches
 #
@@ -12,8 +12,8 @@
 # several-fold from one minute to the next, which made the ratios depend on where the scheduler
 # happened to put the processes. See BENCHMARKS.md.
 #
-# Figures land in target/bench-results/ (table.md, memory.json, python.json, commandstats.txt,
-# criterion/).
+# Figures land in target/bench-results/ (table.md, http.md, memory.json, python.json,
+# commandstats.txt, criterion/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,12 +87,18 @@ echo "$placement" >"$results/placement.txt"
 
 echo "==> building the benches"
 cargo bench -p rtc-tests --no-run --quiet
+cargo bench -p rtc-http --bench http --no-run --quiet
 
 echo "==> Rust benches (criterion)"
 ${pin[@]+"${pin[@]}"} cargo bench -p rtc-tests --quiet --bench low_level --bench decorated --bench memory_per_entry --bench near
 
 # What the server spent per command during the Rust benches, to tell client time from server time.
 redis-cli -p "$port" INFO commandstats >"$results/commandstats.txt"
+
+# Whole HTTP responses: axum and rtc-http's layer beside the same handler uncached and a
+# hand-written moka cache, 32 connections, in one process (client and server share the CPU).
+echo "==> HTTP responses (rtc-http)"
+${pin[@]+"${pin[@]}"} cargo bench -p rtc-http --quiet --bench http
 
 echo "==> Python peer (redis-tagged-cache)"
 if [ "$run_python" -eq 0 ]; then

@@ -64,7 +64,7 @@ echo "$quickstart"
 grep -q "^stats: 2 hits, 5 misses" <<<"$quickstart"
 
 # The crates a registry would publish; rtc-tests and rtc-examples are `publish = false`.
-published=(-p rtc-core -p rtc-macros -p redis-tagged-cache -p rtc-cli)
+published=(-p rtc-core -p rtc-macros -p redis-tagged-cache -p rtc-cli -p rtc-http)
 
 msrv=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 echo "==> minimum supported Rust $msrv: cargo +$msrv check of the published crates"
@@ -74,7 +74,7 @@ else
   echo "==> minimum supported Rust $msrv: skipped: rustup could not install the toolchain here"
 fi
 
-# One command for all four: cargo packages them in dependency order and verifies each against the
+# One command for all five: cargo packages them in dependency order and verifies each against the
 # others through a temporary local registry, so no --no-verify is needed for the path
 # dependencies between them. --allow-dirty: this checks packaging, it publishes nothing.
 echo "==> cargo package (published crates, verified)"

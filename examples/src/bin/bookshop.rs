@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .url(setting("REDIS_URL", "redis://127.0.0.1:6379/0"))
         .namespace(setting("RTC_NAMESPACE", "bookshop"))
         .build()?;
-    rtc::set_global(cache).map_err(|_| "the global cache was already set")?;
+    rtc::set_global(cache.clone()).map_err(|_| "the global cache was already set")?;
     let db = Database::open(&PathBuf::from(setting(
         "BOOKSHOP_DATABASE",
         "bookshop.sqlite3",
@@ -35,6 +35,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::net::TcpListener::bind(setting("BOOKSHOP_LISTEN", "127.0.0.1:3000")).await?;
     // The first line tells scripts (and the tests) where to connect; port 0 picks a free one.
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, router(db, metrics)).await?;
+    axum::serve(listener, router(db, metrics, cache)).await?;
     Ok(())
 }

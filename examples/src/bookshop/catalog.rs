@@ -27,7 +27,8 @@ fn book_tag(id: i64) -> String {
     format!("book:{id}")
 }
 
-fn author_tag(author: &str) -> String {
+/// The tag of everything that lists an author's books.
+pub(crate) fn author_tag(author: &str) -> String {
     format!("author:{author}")
 }
 

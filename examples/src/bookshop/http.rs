@@ -1,25 +1,54 @@
-//! The HTTP surface: routes, JSON bodies, status codes.
+//! The HTTP surface: routes, JSON bodies, status codes; the pages cached whole by
+//! `rtc_http`'s layer, tagged as the reads behind them are.
 
-use axum::extract::{Path, State};
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
+use rtc::TaggedCache;
+use rtc_http::{ResponseCacheLayer, Tags};
 use serde_json::json;
 
 use super::catalog::{self, CatalogError};
 use super::database::{Database, NewBook};
 
-/// The service's routes, over `db`; the cache is rtc's global one (`rtc::set_global`).
-/// `metrics` renders what rtc's `metrics` feature recorded, at `GET /metrics`.
-pub fn router(db: Database, metrics: PrometheusHandle) -> Router {
-    Router::new()
-        .route("/books", post(add_book))
+/// The service's routes, over `db`; the `#[cached]` reads use rtc's global cache
+/// (`rtc::set_global`), the pages `cache` (the same one, in the binary). `metrics` renders
+/// what rtc's and rtc-http's `metrics` features recorded, at `GET /metrics`.
+///
+/// The pages (`GET /books/{id}`, `GET /authors/{author}/books`) go through the response
+/// cache: a page of a book is tagged `book:{id}` by its route, an author's list
+/// `author:{author}` by its handler; the writes invalidate those tags, so the pages follow the
+/// data. `/stats` and `/metrics` are not cached.
+pub fn router(db: Database, metrics: PrometheusHandle, cache: TaggedCache) -> Router {
+    let page_cache = ResponseCacheLayer::builder(cache)
+        .lifetime(Duration::from_secs(600))
+        .route_tags(|request| {
+            let path = request.uri.path();
+            path.strip_prefix("/books/").map(|id| format!("book:{id}"))
+        })
+        .route_name(|request| {
+            request
+                .extensions
+                .get::<MatchedPath>()
+                .map_or("unmatched", MatchedPath::as_str)
+                .to_owned()
+        })
+        .build()
+        .expect("the page cache's settings are valid");
+    let pages = Router::new()
         .route("/books/{id}", get(book).put(change_book))
         .route("/authors/{author}/books", get(books_by))
+        .layer(page_cache);
+    Router::new()
+        .route("/books", post(add_book))
         .route("/stats", get(stats))
         .route("/metrics", get(move || async move { metrics.render() }))
+        .merge(pages)
         .with_state(db)
 }
 
@@ -27,8 +56,14 @@ async fn book(State(db): State<Database>, Path(id): Path<i64>) -> Response {
     respond(catalog::book(&db, id).await)
 }
 
+/// Tagged by the handler: the author's name is the path's, decoded.
 async fn books_by(State(db): State<Database>, Path(author): Path<String>) -> Response {
-    respond(catalog::books_by(&db, author).await)
+    let tags = Tags::new([catalog::author_tag(&author)]);
+    (
+        Extension(tags),
+        respond(catalog::books_by(&db, author).await),
+    )
+        .into_response()
 }
 
 async fn change_book(

@@ -53,6 +53,7 @@ pub struct EntryRef<'c> {
     tags: Tags,
     lifetime: Lifetime,
     lock_timeout: Duration,
+    stale: StaleOptions,
 }
 
 impl TaggedCache {
@@ -65,6 +66,7 @@ impl TaggedCache {
             tags: super::tags(tags),
             lifetime: Lifetime::Default,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
+            stale: StaleOptions::default(),
         }
     }
 
@@ -168,6 +170,77 @@ impl<'c> EntryRef<'c> {
         self
     }
 
+    /// Serves the entry up to `window` past its lifetime when the computation fails (an `Err`
+    /// from [`try_get_with`](Self::try_get_with) and its twins), as `#[cached(stale_if_error
+    /// = ..)]` does: never an entry whose tags were invalidated or that was deleted. Without it
+    /// the cache's default applies ([`stale_if_error`](crate::TaggedCacheBuilder::stale_if_error));
+    /// a zero window turns that default off for this entry.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rtc::TaggedCache;
+    ///
+    /// let cache = TaggedCache::builder().in_memory().build()?;
+    /// let rate: Result<f64, String> = cache
+    ///     .entry("rate:EUR", ["rates"])
+    ///     .stale_if_error(Duration::from_secs(3600))
+    ///     .try_get_with(|| Ok(1.08));
+    /// assert_eq!(rate, Ok(1.08));
+    /// # Ok::<(), rtc::ConfigError>(())
+    /// ```
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale.if_error = Some(window);
+        self
+    }
+
+    /// Serves the entry up to `window` past its lifetime at once and refreshes it in the
+    /// background, as `#[cached(stale_while_revalidate = ..)]` does. Only
+    /// [`try_get_with_detached_async`](Self::try_get_with_detached_async) can refresh in the
+    /// background (its future owns what it needs); the other methods ignore it. A zero window
+    /// turns the cache's default
+    /// ([`stale_while_revalidate`](crate::TaggedCacheBuilder::stale_while_revalidate)) off.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.stale.while_revalidate = Some(window);
+        self
+    }
+
+    /// [`try_get_with_async`](Self::try_get_with_async) for a future that owns what it needs
+    /// (`Send + 'static`): with [`stale_while_revalidate`](Self::stale_while_revalidate) an
+    /// entry past its lifetime is returned at once and the future refreshes it on the current
+    /// tokio runtime (its blocking pool), the lock held so that one refresh runs across
+    /// processes; with the cache's `stale_if_slow`, a computation that takes longer lets the
+    /// call return the stale value and stores its own when it finishes. What the future stores
+    /// is stamped with the versions read before it started, so an invalidation that lands
+    /// meanwhile makes it miss.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rtc::TaggedCache;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), rtc::ConfigError> {
+    /// let cache = TaggedCache::builder().in_memory().build()?;
+    /// let page: Result<String, String> = cache
+    ///     .entry("page:/", ["pages"])
+    ///     .stale_while_revalidate(Duration::from_secs(60))
+    ///     .try_get_with_detached_async(async { Ok("<h1>Hello</h1>".to_owned()) })
+    ///     .await;
+    /// assert_eq!(page.as_deref(), Ok("<h1>Hello</h1>"));
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn try_get_with_detached_async<T, E, F>(self, future: F) -> Result<T, E>
+    where
+        T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+        E: Send + 'static,
+        F: Future<Output = Result<T, E>> + Send + 'static,
+    {
+        match self.call("try_get_with_detached_async") {
+            Some(call) => call.run_detached_async(codec(), future).await,
+            None => future.await,
+        }
+    }
+
     /// [`TaggedCache::get_with`] for this entry.
     pub fn get_with<T, F>(self, compute: F) -> T
     where
@@ -237,7 +310,7 @@ impl<'c> EntryRef<'c> {
             lock_timeout: self.lock_timeout,
             hook_userdata: None,
             jitter: None,
-            stale: StaleOptions::default(),
+            stale: self.stale,
         })
     }
 }

@@ -69,6 +69,8 @@ pub struct Coverage {
     pub hand_overs: u64,
     /// Entries `get` or `get_many` found fresh.
     pub low_level_hits: u64,
+    /// `set`s stamped with the versions their process's near cache knew (promise (e)).
+    pub learned_sets: u64,
     /// Keys the server evicted.
     pub evictions: u64,
     /// Connections dropped with a command on the way.
@@ -101,6 +103,7 @@ impl std::ops::AddAssign for Coverage {
         self.revalidations += other.revalidations;
         self.hand_overs += other.hand_overs;
         self.low_level_hits += other.low_level_hits;
+        self.learned_sets += other.learned_sets;
         self.evictions += other.evictions;
         self.dropped_connections += other.dropped_connections;
         self.near_hits += other.near_hits;

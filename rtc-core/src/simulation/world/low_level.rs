@@ -11,6 +11,7 @@
 use super::{slots, Active, Sim, Wait, ENTRIES, ENTRY_LIFETIME, TAG_LIFETIME};
 use crate::codec::Encoding;
 use crate::engine::{EntryWrite, Flow, Lookup, Progress, ReadFlow, ReadManyFlow, WriteFlow};
+use crate::format::Observed;
 use crate::simulation::server::Client;
 use crate::simulation::trace::describe;
 use crate::simulation::Run;
@@ -24,8 +25,13 @@ pub(super) enum LowLevel<'w> {
         entries: Vec<usize>,
         floors: Vec<u64>,
     },
-    /// `set` or `set_many` of these entries, sent.
-    Set { entries: Vec<usize> },
+    /// `set` or `set_many` of these entries, sent; with the tag versions its process's near
+    /// cache knew when it was called, if it knew them all (`TaggedCache::stamp_known`: the
+    /// write then reads no tag, promise (e)).
+    Set {
+        entries: Vec<usize>,
+        learned: Vec<Option<Observed>>,
+    },
 }
 
 /// A read of one entry or of several.
@@ -74,19 +80,17 @@ impl<'w> Sim<'w> {
                 entries: (0..ENTRIES.len()).collect(),
                 floors,
             },
-            2 => LowLevel::Set { entries: vec![set] },
-            _ => LowLevel::Set {
-                entries: vec![set, (set + 1) % loud],
-            },
+            2 => self.set_call(caller, vec![set]),
+            _ => self.set_call(caller, vec![set, (set + 1) % loud]),
         };
         let name = match &call {
             LowLevel::Get { flow, .. } if matches!(**flow, Reads::One(_)) => "get",
             LowLevel::Get { .. } => "get_many",
-            LowLevel::Set { entries } if entries.len() == 1 => "set",
+            LowLevel::Set { entries, .. } if entries.len() == 1 => "set",
             LowLevel::Set { .. } => "set_many",
         };
         let entries = match &call {
-            LowLevel::Get { entries, .. } | LowLevel::Set { entries } => entries.clone(),
+            LowLevel::Get { entries, .. } | LowLevel::Set { entries, .. } => entries.clone(),
         };
         self.note(format!("c{caller:<2} calls {name} of entries {entries:?}"));
         self.callers[caller].active = Some(Active::LowLevel(call));
@@ -109,7 +113,7 @@ impl<'w> Sim<'w> {
         run: &mut Run,
     ) -> Result<(), String> {
         let (mut flow, entries, floors) = match call {
-            LowLevel::Set { entries } => {
+            LowLevel::Set { entries, .. } => {
                 self.note(format!(
                     "c{caller:<2} set of entries {entries:?} returned{}",
                     if matches!(reply, Some(Ok(_))) {
@@ -156,9 +160,34 @@ impl<'w> Sim<'w> {
         Ok(())
     }
 
+    /// A `set` of `entries` by `caller`, stamped as `TaggedCache::stamp_known` stamps it: with
+    /// the versions its process's near cache knows now, for an entry whose tags it knows all.
+    fn set_call(&self, caller: usize, entries: Vec<usize>) -> LowLevel<'w> {
+        let world = self.world;
+        let near = world.processes[self.callers[caller].process].near();
+        let learned = entries
+            .iter()
+            .map(|&entry| {
+                let keys = &world.plain[entry];
+                let tags = keys.tags().iter().map(|tag| tag.as_str());
+                let versions = near?.watches().versions(tags)?;
+                let versions: Vec<_> = versions.into_iter().map(Some).collect();
+                Some(keys.observe(&versions))
+            })
+            .collect();
+        LowLevel::Set { entries, learned }
+    }
+
     /// The server runs `client`'s `set`: its values are the data of this moment, stamped by
-    /// the engine's atomic write with the versions of this moment.
-    pub(super) fn execute_set(&mut self, client: Client, entries: &[usize]) {
+    /// the engine's write with the versions its process learned when it was called (if it
+    /// knew them all), else atomically with the versions of this moment.
+    pub(super) fn execute_set(
+        &mut self,
+        client: Client,
+        entries: &[usize],
+        learned: &[Option<Observed>],
+        coverage: &mut crate::simulation::Coverage,
+    ) {
         let world = self.world;
         let payloads: Vec<Vec<u8>> = entries
             .iter()
@@ -167,11 +196,24 @@ impl<'w> Sim<'w> {
                 Encoding::default().encode(&data).unwrap_or_default()
             })
             .collect();
-        let writes = entries
+        let writes: Vec<EntryWrite<'_>> = entries
             .iter()
             .zip(&payloads)
-            .map(|(&entry, payload)| EntryWrite::unstamped(&world.plain[entry], payload))
+            .zip(learned)
+            .map(|((&entry, payload), learned)| {
+                let mut write = EntryWrite::unstamped(&world.plain[entry], payload);
+                if let Some(observed) = learned {
+                    write.observed = observed.clone();
+                }
+                write
+            })
             .collect();
+        let known = learned.iter().all(Option::is_some);
+        if known {
+            self.note(format!(
+                "c{client:<2} sets with versions its near cache knew"
+            ));
+        }
         let lifetimes = (Some(ENTRY_LIFETIME), Some(TAG_LIFETIME));
         let mut flow = WriteFlow::new(writes, lifetimes, true);
         let operation = match flow.advance(None) {
@@ -189,6 +231,9 @@ impl<'w> Sim<'w> {
             &operation,
             self.now,
         );
+        if known {
+            coverage.learned_sets += 1;
+        }
         let replies = self.server.execute(client, operation, self.now);
         self.near_changed(Some(client), change, true);
         self.note(line);

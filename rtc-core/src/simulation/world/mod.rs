@@ -520,9 +520,11 @@ impl<'w> Sim<'w> {
                 reading.acquired_in = Some(self.checker.period(reading.entry));
             }
         }
-        if let Some(Active::LowLevel(LowLevel::Set { entries })) = &self.callers[client].active {
-            let entries = entries.clone();
-            return self.execute_set(client, &entries);
+        if let Some(Active::LowLevel(LowLevel::Set { entries, learned })) =
+            &self.callers[client].active
+        {
+            let (entries, learned) = (entries.clone(), learned.clone());
+            return self.execute_set(client, &entries, &learned, coverage);
         }
         let operation = match &self.callers[client].active {
             Some(Active::Read(reading)) => reading.flow.operation(),

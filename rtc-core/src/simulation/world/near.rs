@@ -237,14 +237,19 @@ impl Change {
                     .into_iter()
                     .collect(),
             },
-            // A `set`: its entries, and the tags the script creates (those with no version).
+            // A `set`: its entries, and the tags the script creates (those with no version; none
+            // when it was stamped with versions the near cache knew).
             Operation::WriteStamped {
                 writes, lifetime, ..
-            } => {
-                let tags: Vec<TagKey> = writes
-                    .iter()
-                    .flat_map(|write| write.observed.all().map(|(tag, _)| tag.clone()))
-                    .collect();
+            }
+            | Operation::Write { writes, lifetime } => {
+                let tags: Vec<TagKey> = match operation {
+                    Operation::WriteStamped { .. } => writes
+                        .iter()
+                        .flat_map(|write| write.observed.all().map(|(tag, _)| tag.clone()))
+                        .collect(),
+                    _ => Vec::new(),
+                };
                 let mut keys = missing_tags(server, &tags, now)?;
                 keys.sort();
                 keys.dedup();
@@ -501,7 +506,7 @@ impl Sim<'_> {
         let world = self.world;
         // A `set`'s write is made where the server runs it: here, its entries are what counts.
         let set: Vec<EntryWrite<'_>> = match &caller.active {
-            Some(Active::LowLevel(LowLevel::Set { entries })) => entries
+            Some(Active::LowLevel(LowLevel::Set { entries, .. })) => entries
                 .iter()
                 .map(|&entry| EntryWrite::unstamped(&world.plain[entry], b""))
                 .collect(),

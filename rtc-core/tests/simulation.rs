@@ -3,8 +3,11 @@
 //!
 //! - `RTC_SIM_SEED=<n>` replays one seed; `RTC_SIM_STEPS=<n>` sets the steps per seed;
 //!   `RTC_SIM_SEEDS=<n>` the number of seeds.
-//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|near` breaks one rule of the real code:
-//!   the run must then fail, printing the seed and the last steps.
+//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|stale|near` breaks one rule of the real
+//!   code: the run must then fail, printing the seed and the last steps (`RTC_SIM_TRACE=<n>`
+//!   shows the last n).
+//! - `RTC_SIM_EVICT_LINEAGES=1` lets the server evict keys that hold a delete's lineage, a gap
+//!   RELIABILITY.md documents (the run then finds it).
 
 use std::time::Instant;
 

@@ -4,6 +4,7 @@
 //! `async fn` generic over the effects (`effects.rs`): the async driver awaits it, the blocking
 //! driver runs it with `effects::now`, every effect of its being done before it returns.
 
+use std::pin::pin;
 use std::time::Instant;
 
 use super::background::{Background, Computed, Timed};
@@ -17,7 +18,6 @@ use super::work::{Awaited, Blocking, Detaches};
 use crate::cache::TaggedCache;
 use crate::engine::{Progress, Single};
 use crate::format::Observed;
-use crate::near::Named;
 
 /// A call's protocol, owned by a driver. If the driver stops before the protocol ends (the
 /// function panicked, or the future was dropped) while it holds a Redis lock, the lock is
@@ -38,14 +38,16 @@ impl<V> Driven<'_, V> {
 
     /// Steps the protocol, making each round trip it asks for with `io`, until it yields.
     pub(super) async fn next(&mut self, io: &impl Io) -> Yield<V> {
-        let mut reply = None;
+        // No reply is held across the round trip: the future keeps and drops none.
+        let now = self.now();
+        let mut progress = self.flow.step(now, None);
         loop {
-            let now = self.now();
-            match self.flow.step(now, reply.take()) {
+            match progress {
                 Progress::Done(output) => return output,
                 Progress::Send => {
-                    let operation = self.flow.operation();
-                    reply = Some(io.round_trip(self.cache, operation).await);
+                    let reply = io.round_trip(self.cache, self.flow.operation()).await;
+                    let now = self.now();
+                    progress = self.flow.step(now, Some(reply));
                 }
             }
         }
@@ -53,7 +55,7 @@ impl<V> Driven<'_, V> {
 
     /// [`Driven::next`], blocking on each round trip.
     pub(super) fn step(&mut self) -> Yield<V> {
-        effects::now(self.next(&BlockingIo))
+        effects::now(pin!(self.next(&BlockingIo)))
     }
 
     /// The body returned: its outcome, and the bytes to store.
@@ -185,13 +187,14 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
-        match self.opening(mode, &codec) {
-            Opening::Uncached => work.run(),
-            Opening::Answered(outcome) => outcome,
-            Opening::Protocol(entry, report) => {
-                effects::now(self.protocol(&BlockingIo, entry, mode, &codec, report, work))
-            }
-        }
+        let (entry, report) = match self.opening(mode, &codec) {
+            Opening::Uncached => return work.run(),
+            Opening::Answered(outcome) => return outcome,
+            Opening::Protocol(entry, report) => (entry, report),
+        };
+        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, BlockingIo::BLOCKING);
+        let protocol = pin!(self.protocol(&BlockingIo, &entry, &codec, &mut call, work));
+        effects::now(protocol)
     }
 
     /// The async driver of a call's protocol: [`Call::protocol`] with effects that await.
@@ -201,18 +204,20 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
-        match self.opening(mode, &codec) {
-            Opening::Uncached => work.run().await,
-            Opening::Answered(outcome) => outcome,
-            Opening::Protocol(entry, report) => {
-                self.protocol(&AsyncIo, entry, mode, &codec, report, work)
-                    .await
-            }
-        }
+        let (entry, report) = match self.opening(mode, &codec) {
+            Opening::Uncached => return work.run().await,
+            Opening::Answered(outcome) => return outcome,
+            Opening::Protocol(entry, report) => (entry, report),
+        };
+        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, AsyncIo::BLOCKING);
+        self.protocol(&AsyncIo, &entry, &codec, &mut call, work)
+            .await
     }
 
     /// Whether the call runs its protocol: not without a cache or a key, nor when the near
     /// cache holds its value (the near hit's fast path, before any key is derived).
+    // A near hit's whole path: inlined into each driver, as it was before they shared it.
+    #[inline]
     fn opening<R: Outcome>(&self, mode: Mode, codec: &ValueCodec<R::Value>) -> Opening<'a, R> {
         if self.writes_nothing() {
             return Opening::Uncached;
@@ -227,21 +232,21 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// The drivers' loop: it steps the protocol on `entry` and does what it yields with `io`'s
+    /// The drivers' loop: it steps `call`'s protocol and does what it yields with `io`'s
     /// effects: waits for a flight, runs the body (with a time limit, on its own), hands a late
     /// body over, starts a refresh, returns. A driver that stops before the end (the body
-    /// panicked, the future was dropped) drops the protocol, which releases a lock it holds.
+    /// panicked, the future was dropped) drops `call`, which releases a lock it holds.
+    ///
+    /// The driver makes `call`: an `async fn` keeps its arguments beside its locals, so a report
+    /// moved in to make it here would take room twice in an async call's future.
     async fn protocol<R: Outcome, W: Detaches, E: Runs<R, W>>(
         &self,
         io: &E,
-        entry: CallEntry<'_>,
-        mode: Mode,
+        entry: &CallEntry<'_>,
         codec: &ValueCodec<R::Value>,
-        report: Report,
+        call: &mut Driven<'_, R::Value>,
         work: W,
     ) -> R {
-        let named = self.named(&entry, codec, mode);
-        let mut call = self.driven::<_, W>(&entry, codec, mode, report, named, E::BLOCKING);
         let mut body = Body::Ready(work);
         loop {
             body = match (call.next(io).await, body) {
@@ -252,7 +257,7 @@ impl<'a> Call<'a> {
                 (Yield::Compute(limit), Body::Ready(work)) => {
                     let started = match limit {
                         Some(limit) => io
-                            .start(work, self.background(&entry, codec, &call.flow))
+                            .start(work, self.background(entry, codec, &call.flow))
                             .map(|timed| (timed, limit)),
                         None => Err(work),
                     };
@@ -271,16 +276,16 @@ impl<'a> Call<'a> {
                 }
                 (Yield::Join, Body::Running(timed)) => {
                     let (outcome, _) = io.join(timed).await;
-                    return self.finish(&entry, &mut call.flow.report, outcome);
+                    return self.finish(entry, &mut call.flow.report, outcome);
                 }
                 (Yield::Revalidate(value, leader), Body::Ready(work)) => {
-                    io.refresh(work, self.background(&entry, codec, &call.flow), leader);
-                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
+                    io.refresh(work, self.background(entry, codec, &call.flow), leader);
+                    return self.finish(entry, &mut call.flow.report, R::from_cached(value));
                 }
                 (step, body) => {
                     return match settled(step, body) {
                         Settled::Return(outcome) => {
-                            self.finish(&entry, &mut call.flow.report, outcome)
+                            self.finish(entry, &mut call.flow.report, outcome)
                         }
                         Settled::Run(work) => io.run(work).await,
                         Settled::Join(timed) => io.join(timed).await.0,
@@ -308,17 +313,17 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// This call's protocol on `entry`, owned by a driver (`blocking` for the sync one) that
-    /// runs the body as `W` does.
+    /// This call's protocol on `entry` (filling the near cache when the call keeps its value
+    /// there), owned by a driver (`blocking` for the sync one) that runs the body as `W` does.
     fn driven<'c, V, W: Detaches>(
-        &self,
+        &'c self,
         entry: &'c CallEntry<'_>,
         codec: &'c ValueCodec<V>,
         mode: Mode,
         report: Report,
-        named: Option<Named<'c, String>>,
         blocking: bool,
     ) -> Driven<'c, V> {
+        let named = self.named(entry, codec, mode);
         let started = report.started;
         let lifetime = self.stored_lifetime(entry.cache);
         // `refresh_<fn>` runs its body in the call, but writes the entry as the function's calls

@@ -11,11 +11,14 @@
 //! included.
 //!
 //! The other design, a shared function from each yield to an action that both drivers perform
-//! with their own primitives, leaves two loops and two matches; this one leaves none, and
-//! costs a blocking call no measurable time (the effects inline to what the loop did before).
+//! with their own primitives, keeps two loops, each with its own match over the actions and
+//! its own way of feeding their results back; here the match is written once. What it costs,
+//! counted by cachegrind on the in-memory backend: a hit that runs the loop, 1 % more
+//! instructions blocking (about 250 of 24,000) and 0.1 % awaited; a near hit, which returns
+//! before the loop, none; an async call's future, 16 bytes.
 
 use std::future::{ready, Future, Ready};
-use std::pin::pin;
+use std::pin::Pin;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
@@ -159,8 +162,9 @@ impl<R: Outcome, W: Awaited<R>> Runs<R, W> for AsyncIo {
 
 /// The output of a future that is ready on its first poll: the blocking driver's loop, whose
 /// every effect is [`BlockingIo`]'s. Its waker wakes nothing, as nothing is left to wait for.
-pub(super) fn now<F: Future>(future: F) -> F::Output {
-    let future = pin!(future);
+/// The future is polled where it was made (`pin!` at the call): moved in, a loop's state would
+/// be copied on every call.
+pub(super) fn now<F: Future>(future: Pin<&mut F>) -> F::Output {
     match future.poll(&mut Context::from_waker(Waker::noop())) {
         Poll::Ready(output) => output,
         Poll::Pending => unreachable!("rtc: a blocking driver's effect did not finish at once"),
@@ -170,7 +174,7 @@ pub(super) fn now<F: Future>(future: F) -> F::Output {
 #[cfg(test)]
 mod tests {
     use std::future::Future;
-    use std::pin::Pin;
+    use std::pin::{pin, Pin};
     use std::task::{Context, Poll};
 
     use super::now;
@@ -192,19 +196,19 @@ mod tests {
 
     #[test]
     fn a_future_of_ready_steps_gives_its_output_on_the_first_poll() {
-        let output = now(async {
+        let output = now(pin!(async {
             let mut sum = 0;
             for step in 1..=3 {
                 sum += std::future::ready(step).await;
             }
             sum
-        });
+        }));
         assert_eq!(output, 6);
     }
 
     #[test]
     #[should_panic(expected = "did not finish at once")]
     fn a_future_that_waits_is_a_bug_not_a_hang() {
-        now(Later(false));
+        now(pin!(Later(false)));
     }
 }

@@ -1,11 +1,15 @@
 //! The two drivers of a call's protocol, blocking ([`Call::drive`]) and async
 //! ([`Call::drive_async`]): they alone make round trips, wait for other callers and run the
-//! function's body.
+//! function's body. What they do for each [`Yield`] is written once, in [`Call::protocol`], an
+//! `async fn` generic over the effects (`effects.rs`): the async driver awaits it, the blocking
+//! driver runs it with `effects::now`, every effect of its being done before it returns.
 
-use std::time::{Duration, Instant};
+use std::pin::pin;
+use std::time::Instant;
 
 use super::background::{Background, Computed, Timed};
 use super::call::{Call, CallEntry};
+use super::effects::{self, AsyncIo, BlockingIo, Io, Runs};
 use super::outcome::{encoded, Outcome, ValueCodec};
 use super::protocol::{CallFlow, Mode, Yield};
 use super::report::Report;
@@ -14,7 +18,6 @@ use super::work::{Awaited, Blocking, Detaches};
 use crate::cache::TaggedCache;
 use crate::engine::{Progress, Single};
 use crate::format::Observed;
-use crate::near::Named;
 
 /// A call's protocol, owned by a driver. If the driver stops before the protocol ends (the
 /// function panicked, or the future was dropped) while it holds a Redis lock, the lock is
@@ -33,31 +36,26 @@ impl<V> Driven<'_, V> {
         self.first_step.take().unwrap_or_else(Instant::now)
     }
 
-    /// Steps the protocol, blocking on each round trip it asks for, until it yields.
-    pub(super) fn step(&mut self) -> Yield<V> {
-        let mut reply = None;
+    /// Steps the protocol, making each round trip it asks for with `io`, until it yields.
+    pub(super) async fn next(&mut self, io: &impl Io) -> Yield<V> {
+        // No reply is held across the round trip: the future keeps and drops none.
+        let now = self.now();
+        let mut progress = self.flow.step(now, None);
         loop {
-            let now = self.now();
-            match self.flow.step(now, reply.take()) {
+            match progress {
                 Progress::Done(output) => return output,
-                Progress::Send => reply = Some(self.cache.round_trip(self.flow.operation())),
+                Progress::Send => {
+                    let reply = io.round_trip(self.cache, self.flow.operation()).await;
+                    let now = self.now();
+                    progress = self.flow.step(now, Some(reply));
+                }
             }
         }
     }
 
-    /// Async twin of [`Driven::step`].
-    async fn step_async(&mut self) -> Yield<V> {
-        let mut reply = None;
-        loop {
-            let now = self.now();
-            match self.flow.step(now, reply.take()) {
-                Progress::Done(output) => return output,
-                Progress::Send => {
-                    let operation = self.flow.operation();
-                    reply = Some(self.cache.round_trip_async(operation).await);
-                }
-            }
-        }
+    /// [`Driven::next`], blocking on each round trip.
+    pub(super) fn step(&mut self) -> Yield<V> {
+        effects::now(pin!(self.next(&BlockingIo)))
     }
 
     /// The body returned: its outcome, and the bytes to store.
@@ -166,122 +164,133 @@ impl<V> Drop for Driven<'_, V> {
     }
 }
 
+/// How a call begins, before its protocol.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "matched as soon as it is returned; a box would cost every call an allocation"
+)]
+enum Opening<'a, R> {
+    /// The call cannot use the cache (a zero lifetime, no cache, an unserializable key): the
+    /// body runs uncached.
+    Uncached,
+    /// The near cache answered (counted and reported).
+    Answered(R),
+    /// The protocol runs on this entry, with this report begun.
+    Protocol(CallEntry<'a>, Report),
+}
+
 impl<'a> Call<'a> {
-    /// The blocking driver of a call's protocol: it sends what the protocol asks for, and
-    /// does what it yields: waits for a flight, runs the body (with a time limit, on a thread
-    /// of its own), hands a late body over, starts a refresh, returns.
+    /// The blocking driver of a call's protocol: [`Call::protocol`] with effects that block.
     pub(super) fn drive<R: Outcome, W: Blocking<R>>(
         &self,
         mode: Mode,
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
-        if self.writes_nothing() {
-            return work.run();
-        }
-        if let Some((cache, value)) = self.near_hit(&codec, mode) {
-            return self.finish_near(cache, mode, R::from_cached(value));
-        }
-        let report = self.report(mode, Instant::now());
-        let Some(entry) = self.entry() else {
-            return work.run();
+        let (entry, report) = match self.opening(mode, &codec) {
+            Opening::Uncached => return work.run(),
+            Opening::Answered(outcome) => return outcome,
+            Opening::Protocol(entry, report) => (entry, report),
         };
-        let named = self.named(&entry, &codec, mode);
-        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, named, true);
-        let mut body = Body::Ready(work);
-        loop {
-            body = match (call.step(), body) {
-                (Yield::Follow(flight, deadline), body) => {
-                    call.flow.landed(flight.wait(deadline));
-                    body
-                }
-                (Yield::Compute(limit), Body::Ready(work)) => {
-                    let background = || self.background(&entry, &codec, &call.flow);
-                    match timed(work, limit, background, W::timed) {
-                        Ok((timed, limit)) => call.waited(timed.wait(limit)),
-                        Err(work) => call.done(computed_here(work.run(), &codec, entry.cache)),
-                    }
-                }
-                (Yield::HandOver(observed), Body::Running(timed)) => {
-                    match call.hand_over(timed, observed) {
-                        Ok(body) => body,
-                        Err(timed) => call.done(timed.join()),
-                    }
-                }
-                (Yield::Join, Body::Running(timed)) => {
-                    return self.finish(&entry, &mut call.flow.report, timed.join().0)
-                }
-                (Yield::Revalidate(value, leader), Body::Ready(work)) => {
-                    work.refresh(self.background(&entry, &codec, &call.flow), leader);
-                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
-                }
-                (step, body) => match settled(step, body) {
-                    Settled::Return(outcome) => {
-                        return self.finish(&entry, &mut call.flow.report, outcome)
-                    }
-                    Settled::Run(work) => return work.run(),
-                    Settled::Join(timed) => return timed.join().0,
-                },
-            };
-        }
+        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, BlockingIo::BLOCKING);
+        let protocol = pin!(self.protocol(&BlockingIo, &entry, &codec, &mut call, work));
+        effects::now(protocol)
     }
 
-    /// The async driver of a call's protocol: [`Call::drive`], awaiting instead of blocking.
+    /// The async driver of a call's protocol: [`Call::protocol`] with effects that await.
     pub(super) async fn drive_async<R: Outcome, W: Awaited<R>>(
         self,
         mode: Mode,
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
+        let (entry, report) = match self.opening(mode, &codec) {
+            Opening::Uncached => return work.run().await,
+            Opening::Answered(outcome) => return outcome,
+            Opening::Protocol(entry, report) => (entry, report),
+        };
+        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, AsyncIo::BLOCKING);
+        self.protocol(&AsyncIo, &entry, &codec, &mut call, work)
+            .await
+    }
+
+    /// Whether the call runs its protocol: not without a cache or a key, nor when the near
+    /// cache holds its value (the near hit's fast path, before any key is derived).
+    // A near hit's whole path: inlined into each driver, as it was before they shared it.
+    #[inline]
+    fn opening<R: Outcome>(&self, mode: Mode, codec: &ValueCodec<R::Value>) -> Opening<'a, R> {
         if self.writes_nothing() {
-            return work.run().await;
+            return Opening::Uncached;
         }
-        if let Some((cache, value)) = self.near_hit(&codec, mode) {
-            return self.finish_near(cache, mode, R::from_cached(value));
+        if let Some((cache, value)) = self.near_hit(codec, mode) {
+            return Opening::Answered(self.finish_near(cache, mode, R::from_cached(value)));
         }
         let report = self.report(mode, Instant::now());
-        let Some(entry) = self.entry() else {
-            return work.run().await;
-        };
-        let named = self.named(&entry, &codec, mode);
-        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, named, false);
+        match self.entry() {
+            Some(entry) => Opening::Protocol(entry, report),
+            None => Opening::Uncached,
+        }
+    }
+
+    /// The drivers' loop: it steps `call`'s protocol and does what it yields with `io`'s
+    /// effects: waits for a flight, runs the body (with a time limit, on its own), hands a late
+    /// body over, starts a refresh, returns. A driver that stops before the end (the body
+    /// panicked, the future was dropped) drops `call`, which releases a lock it holds.
+    ///
+    /// The driver makes `call`: an `async fn` keeps its arguments beside its locals, so a report
+    /// moved in to make it here would take room twice in an async call's future.
+    async fn protocol<R: Outcome, W: Detaches, E: Runs<R, W>>(
+        &self,
+        io: &E,
+        entry: &CallEntry<'_>,
+        codec: &ValueCodec<R::Value>,
+        call: &mut Driven<'_, R::Value>,
+        work: W,
+    ) -> R {
         let mut body = Body::Ready(work);
         loop {
-            body = match (call.step_async().await, body) {
+            body = match (call.next(io).await, body) {
                 (Yield::Follow(flight, deadline), body) => {
-                    call.flow.landed(flight.wait_async(deadline).await);
+                    call.flow.landed(io.follow(&flight, deadline).await);
                     body
                 }
                 (Yield::Compute(limit), Body::Ready(work)) => {
-                    let background = || self.background(&entry, &codec, &call.flow);
-                    match timed(work, limit, background, W::timed) {
-                        Ok((timed, limit)) => call.waited(timed.wait_async(Some(limit)).await),
+                    let started = match limit {
+                        Some(limit) => io
+                            .start(work, self.background(entry, codec, &call.flow))
+                            .map(|timed| (timed, limit)),
+                        None => Err(work),
+                    };
+                    match started {
+                        Ok((timed, limit)) => call.waited(io.wait(timed, limit).await),
                         Err(work) => {
-                            call.done(computed_here(work.run().await, &codec, entry.cache))
+                            call.done(computed_here(io.run(work).await, codec, entry.cache))
                         }
                     }
                 }
                 (Yield::HandOver(observed), Body::Running(timed)) => {
                     match call.hand_over(timed, observed) {
                         Ok(body) => body,
-                        Err(timed) => call.done(joined(timed.wait_async(None).await)),
+                        Err(timed) => call.done(io.join(timed).await),
                     }
                 }
                 (Yield::Join, Body::Running(timed)) => {
-                    let (outcome, _) = joined(timed.wait_async(None).await);
-                    return self.finish(&entry, &mut call.flow.report, outcome);
+                    let (outcome, _) = io.join(timed).await;
+                    return self.finish(entry, &mut call.flow.report, outcome);
                 }
                 (Yield::Revalidate(value, leader), Body::Ready(work)) => {
-                    work.refresh(self.background(&entry, &codec, &call.flow), leader);
-                    return self.finish(&entry, &mut call.flow.report, R::from_cached(value));
+                    io.refresh(work, self.background(entry, codec, &call.flow), leader);
+                    return self.finish(entry, &mut call.flow.report, R::from_cached(value));
                 }
-                (step, body) => match settled(step, body) {
-                    Settled::Return(outcome) => {
-                        return self.finish(&entry, &mut call.flow.report, outcome)
+                (step, body) => {
+                    return match settled(step, body) {
+                        Settled::Return(outcome) => {
+                            self.finish(entry, &mut call.flow.report, outcome)
+                        }
+                        Settled::Run(work) => io.run(work).await,
+                        Settled::Join(timed) => io.join(timed).await.0,
                     }
-                    Settled::Run(work) => return work.run().await,
-                    Settled::Join(timed) => return joined(timed.wait_async(None).await).0,
-                },
+                }
             };
         }
     }
@@ -304,17 +313,17 @@ impl<'a> Call<'a> {
         }
     }
 
-    /// This call's protocol on `entry`, owned by a driver (`blocking` for the sync one) that
-    /// runs the body as `W` does.
+    /// This call's protocol on `entry` (filling the near cache when the call keeps its value
+    /// there), owned by a driver (`blocking` for the sync one) that runs the body as `W` does.
     fn driven<'c, V, W: Detaches>(
-        &self,
+        &'c self,
         entry: &'c CallEntry<'_>,
         codec: &'c ValueCodec<V>,
         mode: Mode,
         report: Report,
-        named: Option<Named<'c, String>>,
         blocking: bool,
     ) -> Driven<'c, V> {
+        let named = self.named(entry, codec, mode);
         let started = report.started;
         let lifetime = self.stored_lifetime(entry.cache);
         // `refresh_<fn>` runs its body in the call, but writes the entry as the function's calls
@@ -337,27 +346,6 @@ impl<'a> Call<'a> {
             blocking,
             first_step: Some(started),
         }
-    }
-}
-
-/// What a computation waited for with no time limit gave: a task's outcome, or, for one on a
-/// thread, the thread's.
-fn joined<R>(waited: Result<Computed<R>, Timed<R>>) -> Computed<R> {
-    waited.unwrap_or_else(Timed::join)
-}
-
-/// The body started on its own, to wait for it with `limit`, when the protocol gives a time
-/// limit and the body can be started so (`start`, the driver's own `timed`); `Err(work)` to
-/// run it in the call.
-fn timed<W, R: Outcome>(
-    work: W,
-    limit: Option<Duration>,
-    background: impl FnOnce() -> Background<R::Value>,
-    start: impl FnOnce(W, Background<R::Value>) -> Result<Timed<R>, W>,
-) -> Result<(Timed<R>, Duration), W> {
-    match limit {
-        Some(limit) => start(work, background()).map(|timed| (timed, limit)),
-        None => Err(work),
     }
 }
 

@@ -6,12 +6,15 @@
 //!
 //! The files: `site` (where a function lives, its key and tags), `call` (one call: what it is
 //! made of, its entry points, its cache, key and entry), `drivers` (the blocking and async
-//! drivers of its protocol), `report` (its report to the hook, the metrics and debug logging).
+//! drivers of its protocol: one loop, written once), `effects` (what the drivers do besides
+//! stepping the protocol, blocking or awaited), `report` (its report to the hook, the metrics and
+//! debug logging).
 
 mod arguments;
 mod background;
 mod call;
 mod drivers;
+mod effects;
 mod get_with;
 mod host;
 mod json_args;

@@ -22,6 +22,7 @@ pub(crate) struct KeptCell(ArcSwapOption<Kept>);
 
 impl KeptCell {
     /// Shows `read` what the entry holds, unless the entry has dropped.
+    #[inline]
     pub(crate) fn read(&self, read: impl FnOnce(&Kept)) {
         if let Some(kept) = &*self.0.load() {
             read(kept);

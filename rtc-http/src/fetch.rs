@@ -12,7 +12,7 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::body::{collect, Collected, ResponseBody};
-use crate::layer::Config;
+use crate::config::Config;
 use crate::policy::{self, Refusal};
 use crate::stored::{unix_ms, Manifest, Payload, StoredResponse};
 use crate::tags::take_handler_tags;

@@ -87,6 +87,7 @@
 
 mod body;
 mod conditional;
+mod config;
 mod fetch;
 mod key;
 mod layer;

@@ -9,7 +9,7 @@ use http_body::Body;
 
 use crate::body::ResponseBody;
 use crate::conditional::none_match;
-use crate::layer::Config;
+use crate::config::Config;
 use crate::stored::StoredResponse;
 
 /// Where a response came from, as the status header says it.

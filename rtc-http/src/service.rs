@@ -14,9 +14,9 @@ use http_body::Body;
 use tower_service::Service;
 
 use crate::body::ResponseBody;
+use crate::config::Config;
 use crate::fetch::{Expected, Fetch, Upstream};
 use crate::key;
-use crate::layer::Config;
 use crate::metrics;
 use crate::respond::{from_stored, passed, Asked, CacheStatus};
 use crate::stored::StoredResponse;

@@ -197,7 +197,7 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
         self.report.waited(since, now);
         let shared = landing
             .as_ref()
-            .and_then(|landing| landing.value_for(self.observed.as_ref()))
+            .and_then(|landing| landing.value_for(self.observed.as_ref(), self.report.started))
             .and_then(|bytes| {
                 self.host
                     .decode(self.codec, bytes)

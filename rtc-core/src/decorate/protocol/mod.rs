@@ -542,7 +542,11 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
     /// After the store (or when there was nothing to store): release the lock, then land.
     fn stored(&mut self) -> Next<'a, V> {
         if self.leader.is_some() {
-            self.landing = Some(Landing::new(self.computed.take(), self.observed.take()));
+            self.landing = Some(Landing::computed(
+                self.computed.take(),
+                self.observed.take(),
+                self.computing_since,
+            ));
         }
         if self.holding {
             Next::Send(State::Releasing)

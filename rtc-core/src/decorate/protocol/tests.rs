@@ -331,7 +331,7 @@ fn the_lock_holder_computes_stores_releases_and_lands_for_followers() {
     ));
     let landing = follower.wait(now()).expect("landed");
     assert_eq!(
-        landing.value_for(Some(&keys.observe(&seen))),
+        landing.value_for(Some(&keys.observe(&seen)), now()),
         Some(&b"\"v\""[..])
     );
 }

@@ -571,6 +571,68 @@ fn a_follower_takes_a_landed_value_it_admits_and_otherwise_leads_or_computes() {
     assert!(matches!(yields(&mut flow, None), Yield::Compute(_)));
 }
 
+/// When the backend cannot be read, neither the leader's value nor the followers' reading has
+/// versions: a follower takes the value only if the leader's computation started no earlier
+/// than the follower's call, since one that started before may predate an invalidation that
+/// returned before the follower began (the simulator's seed 73,025).
+#[test]
+fn without_versions_a_follower_takes_only_a_computation_that_started_after_it() {
+    let cache = memory_cache();
+    let keys = keys(&cache);
+    let codec = ValueCodec::<String>::serde(None);
+    let call = || {
+        CallFlow::new(
+            &cache,
+            &keys,
+            &codec,
+            locked(),
+            Lifetime::Default,
+            Windows::default(),
+            report(),
+        )
+    };
+    // Steps a call whose every read fails until it yields.
+    let unreadable = |flow: &mut CallFlow<'_, String, TestHost>| {
+        let mut reply = None;
+        loop {
+            match flow.step(now(), reply.take()) {
+                Progress::Done(output) => return output,
+                Progress::Send => reply = Some(Err(BackendError::Skipped)),
+            }
+        }
+    };
+    // Started before the leader computes.
+    let mut early = call();
+    advance(Duration::from_millis(1));
+    let mut leader = call();
+    assert!(matches!(unreadable(&mut leader), Yield::Compute(_)));
+    assert!(matches!(unreadable(&mut early), Yield::Follow(..)));
+    // Started after the leader began computing (an invalidation may have returned between).
+    advance(Duration::from_millis(1));
+    let mut late = call();
+    let Yield::Follow(flight, _) = unreadable(&mut late) else {
+        panic!("the late caller follows");
+    };
+    leader.computed(Some(b"\x01\"v\"".to_vec()), false);
+    assert!(matches!(unreadable(&mut leader), Yield::Finished));
+    let landing = flight.wait(now()).expect("the leader landed");
+    early.landed(Some(landing.clone()));
+    assert!(matches!(yields(&mut early, None), Yield::Cached(v) if v == "v"));
+    late.landed(Some(landing));
+    assert!(
+        !matches!(yields_or_sends(&mut late), Some(Yield::Cached(_))),
+        "a follower took a value computed before its call started"
+    );
+}
+
+/// The next step without a reply: what it yields, or `None` when it sends an operation.
+fn yields_or_sends<V>(flow: &mut CallFlow<'_, V, TestHost>) -> Option<Yield<V>> {
+    match flow.step(now(), None) {
+        Progress::Done(output) => Some(output),
+        Progress::Send => None,
+    }
+}
+
 /// A follower that saw a tag without a version cannot judge its leader's stamp (the tag may
 /// have been invalidated, then lost): it reads the entry again, and takes what it finds only if
 /// the stamp matches the versions now. The simulator found the stale read this prevents

@@ -55,20 +55,11 @@ impl Landing {
         stamp: Option<Observed>,
         since: Instant,
     ) -> Self {
-        match Self::new(bytes, stamp) {
-            Landing::Value {
-                bytes,
-                stamp,
-                stale,
-                ..
-            } => Landing::Value {
-                bytes,
-                stamp,
-                stale,
-                since: Some(since),
-            },
-            Landing::Nothing => Landing::Nothing,
+        let mut landing = Self::new(bytes, stamp);
+        if let Landing::Value { since: at, .. } = &mut landing {
+            *at = Some(since);
         }
+        landing
     }
 
     /// A stale value the leader returned instead of its failed computation's.

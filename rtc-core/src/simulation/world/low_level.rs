@@ -224,18 +224,12 @@ impl<'w> Sim<'w> {
             return;
         };
         let line = format!("server runs c{client}'s {} (set)", describe(&operation));
-        let change = super::near::Change::of(
-            &world.near,
-            &world.entries,
-            &mut self.server,
-            &operation,
-            self.now,
-        );
         if known {
             coverage.learned_sets += 1;
         }
-        let replies = self.server.execute(client, operation, self.now);
-        self.near_changed(Some(client), change, true);
+        let (replies, change, written) =
+            super::served(world, &mut self.server, Some(client), operation, self.now);
+        self.near_changed(Some(client), change, written);
         self.note(line);
         self.answer(replies);
     }

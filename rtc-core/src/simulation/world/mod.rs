@@ -338,6 +338,25 @@ struct Sim<'w> {
     near: near::State,
 }
 
+/// The server runs `operation` for `client` (`None`: for nobody, a late store): its replies,
+/// what it changed for the near caches' messages, and whether it wrote (`Done(true)`). The
+/// caller tells the near caches (`Sim::near_changed`) once the operation's borrow has ended.
+fn served(
+    world: &World,
+    server: &mut Server,
+    client: Option<Client>,
+    operation: Operation<'_>,
+    now: Instant,
+) -> (Vec<(Client, Received)>, Option<near::Change>, bool) {
+    let change = near::Change::of(&world.near, &world.entries, server, &operation, now);
+    let to = client.unwrap_or(usize::MAX);
+    let replies = server.execute(to, operation, now);
+    let written = replies
+        .iter()
+        .any(|(at, reply)| *at == to && matches!(reply, Ok(Reply::Done(true))));
+    (replies, change, written)
+}
+
 impl<'w> Sim<'w> {
     fn new(world: &'w World) -> Self {
         let callers = (0..PROCESSES)
@@ -553,18 +572,13 @@ impl<'w> Sim<'w> {
             Operation::Acquire { baton: Some(_), .. } => coverage.batons += 1,
             _ => {}
         }
-        let world = self.world;
-        let change = near::Change::of(
-            &world.near,
-            &world.entries,
+        let (replies, change, written) = served(
+            self.world,
             &mut self.server,
-            &operation,
+            Some(client),
+            operation,
             self.now,
         );
-        let replies = self.server.execute(client, operation, self.now);
-        let written = replies
-            .iter()
-            .any(|(to, reply)| *to == client && matches!(reply, Ok(Reply::Done(true))));
         self.near_changed(Some(client), change, written);
         let blocked = replies.first().is_none_or(|(first, _)| *first != client);
         if blocked {
@@ -600,12 +614,8 @@ impl<'w> Sim<'w> {
                     describe(&write),
                     body.data
                 );
-                let world = self.world;
-                let change =
-                    near::Change::of(&world.near, &world.entries, &mut self.server, &write, now);
                 // Not a client's: its reply goes nowhere but to the near caches' messages.
-                let replies = self.server.execute(usize::MAX, write, now);
-                let written = matches!(replies.first(), Some((_, Ok(Reply::Done(true)))));
+                let (_, change, written) = served(self.world, &mut self.server, None, write, now);
                 self.near_changed(None, change, written);
                 self.note(line);
             }

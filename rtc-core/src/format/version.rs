@@ -20,7 +20,7 @@ impl Version {
         Self::from_u64(unique_u64())
     }
 
-    pub(crate) fn from_u64(value: u64) -> Self {
+    pub(crate) const fn from_u64(value: u64) -> Self {
         Self(value.to_le_bytes())
     }
 

@@ -413,7 +413,7 @@ const KEY_ROOM: usize = 56;
 
 /// Commands that read `keys`: one `MGET` on a server; one `GET` per key on a cluster, whose
 /// keys live in different slots.
-fn get_all<'a>(topology: Topology, keys: impl IntoIterator<Item = &'a str>) -> Vec<Cmd> {
+pub(super) fn get_all<'a>(topology: Topology, keys: impl IntoIterator<Item = &'a str>) -> Vec<Cmd> {
     match topology {
         Topology::Standalone => {
             let keys = keys.into_iter();
@@ -469,14 +469,14 @@ fn entry_and_versions(values: Vec<Value>) -> Result<ReadReply, BackendError> {
 }
 
 /// `PTTL entry`: what is left of its time to live, on the server's clock.
-fn pttl(entry: &str) -> Cmd {
+pub(super) fn pttl(entry: &str) -> Cmd {
     let mut pttl = command("PTTL");
     pttl.arg(entry);
     pttl
 }
 
 /// Takes the replies of the `count` `PTTL`s that end a round.
-fn ttls_at_end(replies: &mut Vec<Value>, count: usize) -> Result<Vec<Ttl>, BackendError> {
+pub(super) fn ttls_at_end(replies: &mut Vec<Value>, count: usize) -> Result<Vec<Ttl>, BackendError> {
     let start = replies
         .len()
         .checked_sub(count)
@@ -708,7 +708,7 @@ fn millis(lifetime: Option<Duration>) -> u64 {
     })
 }
 
-fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {
+pub(super) fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {
     match value {
         Value::Nil => Ok(None),
         Value::BulkString(bytes) => Ok(Some(bytes)),
@@ -717,7 +717,7 @@ fn bulk(value: Value) -> Result<Option<Vec<u8>>, BackendError> {
 }
 
 /// A tag's stored version; a value that is not 8 bytes is treated as no version.
-fn version(value: Value) -> Result<Option<Version>, BackendError> {
+pub(super) fn version(value: Value) -> Result<Option<Version>, BackendError> {
     Ok(bulk(value)?.as_deref().and_then(Version::from_bytes))
 }
 

@@ -5,6 +5,7 @@ mod backoff;
 mod cluster;
 mod commands;
 mod connections;
+mod inband;
 mod runtime;
 mod sentinel;
 mod server;
@@ -20,6 +21,7 @@ use redis::{ConnectionInfo, RedisError, RedisResult, Value};
 use self::backoff::Backoff;
 use self::cluster::ClusterConnector;
 use self::commands::{Round, Topology};
+use self::inband::TrackedRead;
 use self::runtime::IoRuntime;
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
@@ -87,7 +89,12 @@ impl RedisStore {
             ))),
             Storage::Redis(info) => {
                 let client = settings.tls.client((**info).clone()).map_err(invalid)?;
-                Connector::Server(Box::new(ServerConnector::new(client, timeouts)))
+                let tracked = settings.tls.client(resp3(info)).map_err(invalid)?;
+                Connector::Server(Box::new(ServerConnector::new(
+                    client,
+                    Some(tracked),
+                    timeouts,
+                )))
             }
             Storage::Sentinel(sentinel) => {
                 let connector =
@@ -144,6 +151,27 @@ impl RedisStore {
         let round = self.round(operation)?;
         let runtime = IoRuntime::current()?;
         let id = runtime.id;
+        if let (
+            Connector::Server(server),
+            Operation::Read {
+                entry,
+                tags,
+                ttl,
+                expiry,
+            },
+        ) = (&self.connector, operation)
+        {
+            let read = TrackedRead {
+                entry,
+                tags,
+                ttl,
+                expiry,
+            };
+            let sent = runtime.drive(server.read_async(&round, &read, id)).await;
+            return self.received_with(sent, |answered| {
+                inband::reply(&round, &read, answered, crate::clock::now_ms())
+            });
+        }
         runtime
             .drive(async {
                 let mut sent = self.query_async(&round, id).await;
@@ -205,10 +233,19 @@ impl RedisStore {
         round: &Round,
         sent: RedisResult<Vec<Value>>,
     ) -> Result<Reply, BackendError> {
+        self.received_with(sent, |values| round.reply(values))
+    }
+
+    /// [`RedisStore::received`] of what `read` makes a reply of.
+    fn received_with<T>(
+        &self,
+        sent: RedisResult<T>,
+        read: impl FnOnce(T) -> Result<Reply, BackendError>,
+    ) -> Result<Reply, BackendError> {
         match sent {
-            Ok(values) => {
+            Ok(sent) => {
                 self.backoff.succeeded();
-                round.reply(values)
+                read(sent)
             }
             Err(error) if is_connection_trouble(&error) => {
                 let pause = self.backoff.failed();
@@ -225,13 +262,6 @@ pub(crate) fn track(
     near: &std::sync::Arc<crate::near::NearCache>,
     prefixes: Vec<String>,
 ) -> Result<Tracker, ConfigError> {
-    let resp3 = |info: &ConnectionInfo| {
-        let redis = info
-            .redis_settings()
-            .clone()
-            .set_protocol(redis::ProtocolVersion::RESP3);
-        info.clone().set_redis_settings(redis)
-    };
     let source = match &settings.storage {
         Storage::Redis(info) => {
             let client =
@@ -273,6 +303,15 @@ pub(crate) fn track(
         settings.connect_timeout,
     )
     .map_err(|_| ConfigError::Invalid("the near cache's tracking thread could not start"))
+}
+
+/// The same server, spoken to in RESP3 (which carries invalidation messages).
+fn resp3(info: &ConnectionInfo) -> ConnectionInfo {
+    let redis = info
+        .redis_settings()
+        .clone()
+        .set_protocol(redis::ProtocolVersion::RESP3);
+    info.clone().set_redis_settings(redis)
 }
 
 /// Errors that say the server could not be reached or did not answer in time.

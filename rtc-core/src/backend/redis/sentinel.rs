@@ -115,7 +115,7 @@ impl SentinelConnector {
     /// used, so that all calls share one pool).
     fn remember(&self, client: Client) -> Arc<ServerConnector> {
         let mut slot = self.slot();
-        slot.get_or_insert_with(|| Arc::new(ServerConnector::new(client, self.timeouts)))
+        slot.get_or_insert_with(|| Arc::new(ServerConnector::new(client, None, self.timeouts)))
             .clone()
     }
 

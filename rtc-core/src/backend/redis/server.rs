@@ -1,21 +1,23 @@
-//! One Redis server: pooled sync connections, a `ConnectionManager` per runtime for async calls.
+//! One Redis server: pooled sync connections, and a data connection per runtime for async calls,
+//! which tracks the tags it reads so that a hit is one `GET` (`inband.rs`).
 
 use std::future::Future;
 
 use futures_util::future::Either;
 use futures_util::TryFutureExt as _;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResult, Value};
 
 use super::commands::Round;
-use super::connections::{Idle, PerRuntime};
+use super::connections::Idle;
+use super::inband::{self, Answered, DataConnection, DataConnections, TrackedRead};
+use super::tracking::Plan;
 use super::Timeouts;
 
 pub(crate) struct ServerConnector {
     client: Client,
     timeouts: Timeouts,
     idle: Idle<Connection>,
-    managers: PerRuntime<ConnectionManager>,
+    data: DataConnections,
 }
 
 /// A round's commands as sent: a lone command as it is (a hit is one `MGET`), several in a
@@ -60,12 +62,17 @@ impl<'a> Batch<'a> {
 }
 
 impl ServerConnector {
-    pub(super) fn new(client: Client, timeouts: Timeouts) -> Self {
+    /// Connects to `client`'s server; async data connections track tags through `tracked`
+    /// (the same server in RESP3), when given.
+    pub(super) fn new(client: Client, tracked: Option<Client>, timeouts: Timeouts) -> Self {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.socket));
         Self {
+            data: DataConnections::new(tracked, client.clone(), config),
             client,
             timeouts,
             idle: Idle::default(),
-            managers: PerRuntime::default(),
         }
     }
 
@@ -108,30 +115,84 @@ impl ServerConnector {
                 .await?;
             return batch.query_async(&mut connection).await;
         }
-        let mut connection = self.manager(runtime)?;
-        let result = batch.query_async(&mut connection).await;
+        let mut data = self.data(runtime).await?;
+        let result = batch.query_async(&mut data.connection).await;
+        self.checked(result, runtime)
+    }
+
+    /// Reads one entry and its tags on this runtime's data connection: one `GET` when the
+    /// connection knows every tag's version, else the full `round`, learning the tags it does
+    /// not know on the way.
+    pub(super) async fn read_async(
+        &self,
+        round: &Round,
+        read: &TrackedRead<'_>,
+        runtime: tokio::runtime::Id,
+    ) -> RedisResult<Answered> {
+        let mut data = self.data(runtime).await?;
+        let Some(known) = data.known.clone() else {
+            let sent = Batch::of(&round.commands)
+                .query_async(&mut data.connection)
+                .await;
+            return self.checked(sent, runtime).map(Answered::Read);
+        };
+        let now = crate::clock::now_ms();
+        let learning = match known.plan(read.tags, now) {
+            Plan::OneGet(before) => {
+                let hit = read.hit_commands();
+                let sent = Batch::of(&hit).query_async(&mut data.connection).await;
+                let replies = self.checked(sent, runtime)?;
+                if known.still(read.tags, &before, crate::clock::now_ms()) {
+                    return Ok(Answered::Known(replies, before));
+                }
+                known.learn(read.tags, now)
+            }
+            Plan::Full(learning) => learning,
+        };
+        let mut commands = learning
+            .as_ref()
+            .map(inband::learn_commands)
+            .unwrap_or_default();
+        commands.extend(round.commands.iter().cloned());
+        let sent = Batch::of(&commands).query_async(&mut data.connection).await;
+        let mut replies = match (self.checked(sent, runtime), &learning) {
+            (Ok(replies), _) => replies,
+            (Err(error), learning) => {
+                if let Some(learning) = learning {
+                    known.abandon(learning);
+                }
+                return Err(error);
+            }
+        };
+        if let Some(learning) = &learning {
+            match inband::learned(&mut replies, learning) {
+                Ok((versions, ttls)) => known.learned(learning, &versions, &ttls, now),
+                Err(error) => {
+                    known.abandon(learning);
+                    return Err(inband::unexpected(error));
+                }
+            }
+        }
+        Ok(Answered::Read(replies))
+    }
+
+    /// This runtime's data connection.
+    async fn data(&self, runtime: tokio::runtime::Id) -> RedisResult<DataConnection> {
+        let data = self.data.get(runtime).await;
+        if data.is_err() {
+            self.data.forget(runtime);
+        }
+        data
+    }
+
+    /// `result`, after forgetting this runtime's connection if it failed for want of the server.
+    fn checked<T>(&self, result: RedisResult<T>, runtime: tokio::runtime::Id) -> RedisResult<T> {
         if let Err(error) = &result {
             if super::is_connection_trouble(error) {
-                // A fresh manager connects at once; the failed one may still be retrying.
-                self.managers.forget(runtime);
+                // The next call opens a new connection (this one is closed for good).
+                self.data.forget(runtime);
             }
         }
         result
-    }
-
-    /// This runtime's connection manager, made (without connecting) on first use.
-    fn manager(&self, runtime: tokio::runtime::Id) -> RedisResult<ConnectionManager> {
-        if let Some(manager) = self.managers.get(runtime) {
-            return Ok(manager);
-        }
-        // No retries of its own: rtc's back-off already decides when to try again, and a
-        // retry here made a call wait 100-200 ms once per back-off period during an outage.
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeouts.connect))
-            .set_response_timeout(Some(self.timeouts.socket))
-            .set_number_of_retries(0);
-        let manager = ConnectionManager::new_lazy_with_config(self.client.clone(), config)?;
-        self.managers.insert(runtime, manager.clone());
-        Ok(manager)
     }
 }

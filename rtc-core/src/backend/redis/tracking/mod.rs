@@ -27,10 +27,13 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
 use tokio::sync::mpsc::unbounded_channel;
 
-use self::session::{Event, Informed, Session, Step};
+use self::session::{Event, Session, Step};
+pub(crate) use self::known::{Known, KnownTags, Learning, Plan};
+pub(super) use self::session::{apply, Informed};
 use crate::near::NearCache;
 use crate::settings::TlsMaterial;
 
+mod known;
 mod layout;
 mod session;
 #[cfg(feature = "simulation")]

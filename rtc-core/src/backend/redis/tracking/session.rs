@@ -544,7 +544,7 @@ impl Session {
 }
 
 /// Applies one message to the near cache; false when the connection is gone.
-fn apply(near: &dyn Informed, push: PushInfo) -> bool {
+pub(crate) fn apply(near: &dyn Informed, push: PushInfo) -> bool {
     match push.kind {
         PushKind::Invalidate => {
             match push.data.into_iter().next() {

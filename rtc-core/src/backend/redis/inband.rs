@@ -1,0 +1,279 @@
+//! One server's async data connections, each tracking in-band the tags it reads, so that a hit
+//! whose tag versions the connection knows is one `GET` of its entry.
+//!
+//! Each runtime's connection speaks RESP3 and turns `CLIENT TRACKING ON OPTIN` on before it is
+//! used. A read that names tags this connection does not know sends `CLIENT CACHING YES`, an
+//! `MGET` and a `PTTL` of each such tag ahead of its own commands: Redis then tracks those tags
+//! for this connection, and its invalidation messages arrive on the same socket, handled by the
+//! connection's reader before any later reply is handed out. The versions live in a
+//! [`KnownTags`], whose logic (and why it is sound) is in `tracking/known.rs`.
+//!
+//! A read whose tags are all known sends only `GET entry` (and `PTTL entry` when its caller
+//! asked for the time to live), then looks at the versions again once the reply is in: if they
+//! are unchanged, no change to those tags happened before the `GET` ran, and the reply carries
+//! them as if they had been read with it. Otherwise the read is sent again in full.
+//!
+//! The connection is rtc's own (no `ConnectionManager`, which reconnects without sending
+//! tracking options again): a lost connection closes its table for good and is replaced on
+//! the next call. A server that refuses RESP3 or tracking gets plain connections, read in full.
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, PushInfo, RedisError, RedisResult, Value};
+use tokio::sync::OnceCell;
+
+use super::commands::{self, Round};
+use super::connections::PerRuntime;
+use super::tracking::{apply, Informed, Known, KnownTags, Learning};
+use crate::engine::{Expiry, ReadReply, Reply, Ttl};
+use crate::error::BackendError;
+use crate::format::{TagKey, Version};
+
+/// An async data connection, and the tag versions it knows (`None`: it does not track).
+#[derive(Clone)]
+pub(super) struct DataConnection {
+    pub connection: MultiplexedConnection,
+    pub known: Option<Arc<KnownTags>>,
+}
+
+/// One server's async data connections, one per runtime.
+pub(super) struct DataConnections {
+    /// The server, spoken to in RESP3 (invalidation messages are RESP3 pushes); `None`: the
+    /// connections do not track.
+    tracked: Option<Client>,
+    /// The server as configured, for a server that refuses RESP3 or tracking.
+    plain: Client,
+    config: AsyncConnectionConfig,
+    per_runtime: PerRuntime<Arc<OnceCell<DataConnection>>>,
+    /// The server refused tracking once: plain connections from then on.
+    untracked: AtomicBool,
+}
+
+impl DataConnections {
+    pub(super) fn new(tracked: Option<Client>, plain: Client, config: AsyncConnectionConfig) -> Self {
+        Self {
+            tracked,
+            plain,
+            config,
+            per_runtime: PerRuntime::default(),
+            untracked: AtomicBool::new(false),
+        }
+    }
+
+    /// This runtime's connection, opened (once, whoever asks first) when it has none.
+    pub(super) async fn get(&self, runtime: tokio::runtime::Id) -> RedisResult<DataConnection> {
+        let cell = match self.per_runtime.get(runtime) {
+            Some(cell) => cell,
+            None => {
+                let cell = Arc::new(OnceCell::new());
+                self.per_runtime.insert(runtime, Arc::clone(&cell));
+                cell
+            }
+        };
+        cell.get_or_try_init(|| self.connect()).await.cloned()
+    }
+
+    /// Forgets this runtime's connection: the next call opens a new one.
+    pub(super) fn forget(&self, runtime: tokio::runtime::Id) {
+        self.per_runtime.forget(runtime);
+    }
+
+    async fn connect(&self) -> RedisResult<DataConnection> {
+        let tracked = self.tracked.as_ref();
+        if let Some(tracked) = tracked.filter(|_| !self.untracked.load(Ordering::Relaxed)) {
+            match self.connect_tracked(tracked).await {
+                Ok(connection) => return Ok(connection),
+                Err(error) if super::is_connection_trouble(&error) => return Err(error),
+                Err(error) => {
+                    tracing::warn!(
+                        target: "rtc",
+                        %error,
+                        "the Redis server refused RESP3 or client tracking: every hit reads its tags"
+                    );
+                    self.untracked.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let connection = self
+            .plain
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        Ok(DataConnection {
+            connection,
+            known: None,
+        })
+    }
+
+    async fn connect_tracked(&self, tracked: &Client) -> RedisResult<DataConnection> {
+        let known = Arc::new(KnownTags::default());
+        let informed = Arc::clone(&known);
+        // Runs in the connection's reader, before the replies read after the message.
+        let pushes = move |push: PushInfo| {
+            if !apply(&*informed, push) {
+                informed.distrust();
+            }
+            Ok::<(), Infallible>(())
+        };
+        let config = self.config.clone().set_push_sender(pushes);
+        let mut connection = tracked
+            .get_multiplexed_async_connection_with_config(&config)
+            .await?;
+        let mut tracking = redis::cmd("CLIENT");
+        tracking.arg("TRACKING").arg("ON").arg("OPTIN");
+        tracking.exec_async(&mut connection).await?;
+        known.trust();
+        Ok(DataConnection {
+            connection,
+            known: Some(known),
+        })
+    }
+}
+
+/// What a read sent on a tracked connection got back.
+pub(super) enum Answered {
+    /// The one-`GET` round's replies, and the versions known before and after it.
+    Known(Vec<Value>, Known),
+    /// The full round's replies (what learned versions came first are already taken).
+    Read(Vec<Value>),
+}
+
+/// A read of one entry and its tags, as the tracked connection sends it.
+pub(super) struct TrackedRead<'a> {
+    pub entry: &'a str,
+    pub tags: &'a [TagKey],
+    /// The caller asked for the entry's time to live.
+    pub ttl: bool,
+    /// The caller asked how long every key read has to live.
+    pub expiry: bool,
+}
+
+impl TrackedRead<'_> {
+    /// The one-`GET` round: the entry, and its time to live when asked for.
+    pub(super) fn hit_commands(&self) -> Vec<Cmd> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.entry);
+        let mut commands = vec![get];
+        if self.ttl || self.expiry {
+            commands.push(commands::pttl(self.entry));
+        }
+        commands
+    }
+
+    /// The reply of [`TrackedRead::hit_commands`], with the versions known around it, at `now`
+    /// (`clock::now_ms`).
+    pub(super) fn hit_reply(
+        &self,
+        replies: Vec<Value>,
+        known: Known,
+        now: u64,
+    ) -> Result<Reply, BackendError> {
+        let mut replies = replies;
+        let ttl = match self.ttl || self.expiry {
+            true => commands::ttls_at_end(&mut replies, 1)?
+                .pop()
+                .unwrap_or_default(),
+            false => Ttl::Unasked,
+        };
+        let [entry] = <[Value; 1]>::try_from(replies).map_err(|_| BackendError::UnexpectedReply)?;
+        let expiry = match self.expiry {
+            true => ttl.expiry().min(match known.until {
+                u64::MAX => Expiry::Never,
+                until => Expiry::After(std::time::Duration::from_millis(until - now.min(until))),
+            }),
+            false => Expiry::Unknown,
+        };
+        Ok(Reply::Read(ReadReply {
+            entry: commands::bulk(entry)?,
+            versions: known.versions,
+            expiry,
+            ttl: if self.ttl { ttl } else { Ttl::Unasked },
+        }))
+    }
+}
+
+/// The commands that learn `learning`'s tags, sent ahead of a round: `CLIENT CACHING YES` (so
+/// that the next command's keys are tracked), their `MGET`, and a `PTTL` of each.
+pub(super) fn learn_commands(learning: &Learning) -> Vec<Cmd> {
+    let tags = learning.tags();
+    let mut caching = redis::cmd("CLIENT");
+    caching.arg("CACHING").arg("YES");
+    let mut commands = vec![caching];
+    commands.extend(commands::get_all(
+        commands::Topology::Standalone,
+        tags.iter().map(TagKey::as_str),
+    ));
+    commands.extend(tags.iter().map(|tag| commands::pttl(tag.as_str())));
+    commands
+}
+
+/// Takes the replies of [`learn_commands`] off the front of a round's: each tag's version and
+/// time to live.
+pub(super) fn learned(
+    replies: &mut Vec<Value>,
+    learning: &Learning,
+) -> Result<(Vec<Option<Version>>, Vec<Ttl>), BackendError> {
+    let count = learning.tags().len();
+    if replies.len() < 2 + count {
+        return Err(BackendError::UnexpectedReply);
+    }
+    let rest = replies.split_off(2 + count);
+    let mut learned = std::mem::replace(replies, rest);
+    let ttls = commands::ttls_at_end(&mut learned, count)?;
+    let versions = match learned.pop() {
+        Some(Value::Array(values)) if values.len() == count => values
+            .into_iter()
+            .map(commands::version)
+            .collect::<Result<_, _>>()?,
+        _ => return Err(BackendError::UnexpectedReply),
+    };
+    Ok((versions, ttls))
+}
+
+/// What [`Round::reply`] makes of a tracked read's answer.
+pub(super) fn reply(
+    round: &Round,
+    read: &TrackedRead<'_>,
+    answered: Answered,
+    now: u64,
+) -> Result<Reply, BackendError> {
+    match answered {
+        Answered::Known(replies, known) => read.hit_reply(replies, known, now),
+        Answered::Read(replies) => round.reply(replies),
+    }
+}
+
+/// An error of the driver's own, for a reply the learning commands did not expect.
+pub(super) fn unexpected(error: BackendError) -> RedisError {
+    RedisError::from((redis::ErrorKind::Client, "unexpected reply", error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::KeySpace;
+
+    #[test]
+    fn learned_replies_come_off_the_front() {
+        let space = KeySpace::new("inband-tests");
+        let tags = vec![space.user_tag("a"), space.user_tag("b")];
+        let known = KnownTags::default();
+        known.trust();
+        let learning = known.learn(&tags, 0).expect("both unknown");
+        assert_eq!(learn_commands(&learning).len(), 4);
+        let v = Version::from_u64(9);
+        let mut replies = vec![
+            Value::Okay,
+            Value::Array(vec![Value::BulkString(v.as_bytes().to_vec()), Value::Nil]),
+            Value::Int(-1),
+            Value::Int(-2),
+            Value::Int(42),
+        ];
+        let (versions, ttls) = learned(&mut replies, &learning).expect("well formed");
+        assert_eq!(versions, vec![Some(v), None]);
+        assert_eq!(ttls, vec![Ttl::Forever, Ttl::from_pttl(-2)]);
+        assert_eq!(replies, vec![Value::Int(42)]);
+    }
+}

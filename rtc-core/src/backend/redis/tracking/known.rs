@@ -1,0 +1,343 @@
+//! Tag versions known in-band: what one tracked data connection has read of its tags, kept
+//! while Redis has not announced a change to them on that same connection.
+//!
+//! The connection turned `CLIENT TRACKING ON OPTIN` on before anything was read on it, and each
+//! read whose tags are to be known is sent right after `CLIENT CACHING YES`: Redis then pushes
+//! an invalidation on this connection when any of those keys changes, ahead of the reply of any
+//! read sent after the change returned to its writer (`NEAR-CACHE.md` §8). So a version still
+//! known when the reply of a later read arrives was the tag's version when that read ran, and a
+//! hit may be one `GET` of its entry, checked against these versions.
+//!
+//! The table does no I/O and reads no clock (the times are given): the data connection's driver
+//! (`backend::redis::inband`) and the simulator step the same code. What it guards against:
+//! - a version read before tracking was on: the table is closed until the `CLIENT TRACKING`
+//!   reply, and belongs to one connection (a reconnect makes a new one);
+//! - a change while a read that learns a version is in flight: the tag holds a placeholder from
+//!   before the read is sent, a change removes it, and a fill whose placeholder is gone is
+//!   dropped (`NEAR-CACHE.md` §1);
+//! - a lost connection (closed for good) and a flushed database (everything forgotten);
+//! - a tag that expires without a message (Redis announces an expired key only once it deletes
+//!   it): a version is used only until the tag's time to live, as read with it, has passed.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::session::Informed;
+use crate::engine::Ttl;
+use crate::format::{TagKey, Version};
+
+/// Past this many tags, learning one more forgets them all (the server forgets them too, as its
+/// tracking table evicts, with a message).
+const MAX_TAGS: usize = 1 << 16;
+
+/// The versions one tracked connection knows.
+#[derive(Debug, Default)]
+pub(crate) struct KnownTags {
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// Tracking was acknowledged and the connection has not been lost since.
+    open: bool,
+    /// The last placeholder's number.
+    tickets: u64,
+    slots: HashMap<Box<[u8]>, Slot>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Slot {
+    /// A read that learns this tag is in flight: only the placeholder numbered so may fill it.
+    Learning(u64),
+    /// The tag's version, good until `until` (`clock::now_ms`; `u64::MAX`: never expires).
+    Known { version: Version, until: u64 },
+}
+
+/// Tags whose versions a read is about to learn (placeholders taken before it is sent).
+#[derive(Debug)]
+pub(crate) struct Learning {
+    ticket: u64,
+    tags: Vec<TagKey>,
+}
+
+impl Learning {
+    /// The tags to read, in the order [`KnownTags::learned`] expects their replies.
+    pub(crate) fn tags(&self) -> &[TagKey] {
+        &self.tags
+    }
+}
+
+/// How a read of one entry is sent on a tracked connection.
+#[derive(Debug)]
+pub(crate) enum Plan {
+    /// Every tag's version is known: one `GET` of the entry, then [`KnownTags::still`].
+    OneGet(Known),
+    /// The entry and its tags, after learning these (`None`: nothing to learn, or the
+    /// connection does not track), then [`KnownTags::learned`].
+    Full(Option<Learning>),
+}
+
+/// The versions of a read's tags, all known, and until when they all are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Known {
+    pub versions: Vec<Option<Version>>,
+    /// The first moment (`clock::now_ms`) one of them may have expired; `u64::MAX`: none expires.
+    pub until: u64,
+}
+
+impl KnownTags {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// How to read an entry whose tags are `tags`, at `now`: [`Plan::OneGet`] when every
+    /// version is known, else in full, learning the tags not known.
+    pub(crate) fn plan(&self, tags: &[TagKey], now: u64) -> Plan {
+        match self.versions(tags, now) {
+            Some(known) => Plan::OneGet(known),
+            None => Plan::Full(self.learn(tags, now)),
+        }
+    }
+
+    /// Whether `before` still holds at `now`, once the reply of the `GET` sent after it came:
+    /// no message for those tags arrived ahead of it, so none of them changed before it ran.
+    /// Otherwise the read is to be sent again in full.
+    pub(crate) fn still(&self, tags: &[TagKey], before: &Known, now: u64) -> bool {
+        self.versions(tags, now)
+            .is_some_and(|after| after.versions == before.versions)
+    }
+
+    /// Every version of `tags`, when each is known at `now`; `None` when any is not.
+    pub(crate) fn versions(&self, tags: &[TagKey], now: u64) -> Option<Known> {
+        let state = self.state();
+        if !state.open {
+            return None;
+        }
+        let mut until = u64::MAX;
+        let versions = tags
+            .iter()
+            .map(|tag| match state.slots.get(tag.as_str().as_bytes())? {
+                Slot::Known {
+                    version,
+                    until: known_until,
+                } if now < *known_until => {
+                    until = until.min(*known_until);
+                    Some(Some(*version))
+                }
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        Some(Known { versions, until })
+    }
+
+    /// Placeholders for the tags of `tags` not known at `now`, before a read that learns them is
+    /// sent; `None` when all are known, or the connection does not track.
+    pub(crate) fn learn(&self, tags: &[TagKey], now: u64) -> Option<Learning> {
+        let mut state = self.state();
+        if !state.open {
+            return None;
+        }
+        let unknown: Vec<TagKey> = tags
+            .iter()
+            .filter(|tag| {
+                !matches!(state.slots.get(tag.as_str().as_bytes()),
+                    Some(Slot::Known { until, .. }) if now < *until)
+            })
+            .cloned()
+            .collect();
+        if unknown.is_empty() {
+            return None;
+        }
+        if state.slots.len() + unknown.len() > MAX_TAGS {
+            state.slots.clear();
+        }
+        state.tickets += 1;
+        let ticket = state.tickets;
+        for tag in &unknown {
+            state
+                .slots
+                .insert(Box::from(tag.as_str().as_bytes()), Slot::Learning(ticket));
+        }
+        Some(Learning {
+            ticket,
+            tags: unknown,
+        })
+    }
+
+    /// What the read of `learning` found, sent at `sent` (`clock::now_ms`): each tag's version
+    /// (`None`: no such tag) and time to live. A tag whose placeholder a change (or a later
+    /// read) took is left alone; one with no version is forgotten.
+    pub(crate) fn learned(
+        &self,
+        learning: &Learning,
+        versions: &[Option<Version>],
+        ttls: &[Ttl],
+        sent: u64,
+    ) {
+        let mut state = self.state();
+        for (index, tag) in learning.tags.iter().enumerate() {
+            let key = tag.as_str().as_bytes();
+            if state.slots.get(key) != Some(&Slot::Learning(learning.ticket)) {
+                continue;
+            }
+            let found = versions.get(index).copied().flatten();
+            let until = match ttls.get(index) {
+                Some(Ttl::Forever) => Some(u64::MAX),
+                Some(Ttl::Left(left)) if !left.is_zero() => {
+                    let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+                    Some(sent.saturating_add(left))
+                }
+                _ => None,
+            };
+            match (found, until) {
+                (Some(version), Some(until)) => {
+                    state.slots.insert(Box::from(key), Slot::Known { version, until });
+                }
+                _ => {
+                    state.slots.remove(key);
+                }
+            }
+        }
+    }
+
+    /// The read of `learning` failed: its placeholders go.
+    pub(crate) fn abandon(&self, learning: &Learning) {
+        let mut state = self.state();
+        for tag in &learning.tags {
+            let key = tag.as_str().as_bytes();
+            if state.slots.get(key) == Some(&Slot::Learning(learning.ticket)) {
+                state.slots.remove(key);
+            }
+        }
+    }
+}
+
+/// A tracked connection's messages.
+impl Informed for KnownTags {
+    fn trust(&self) {
+        self.state().open = true;
+    }
+
+    /// The connection is lost: nothing it learned is trusted again (a new connection brings a
+    /// new table).
+    fn distrust(&self) {
+        let mut state = self.state();
+        state.open = false;
+        state.slots.clear();
+    }
+
+    fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>) {
+        let mut state = self.state();
+        for key in keys {
+            state.slots.remove(key);
+        }
+    }
+
+    fn changed_all(&self) {
+        self.state().slots.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::format::KeySpace;
+
+    fn tags(names: &[&str]) -> Vec<TagKey> {
+        let space = KeySpace::new("known-tests");
+        names.iter().map(|name| space.user_tag(name)).collect()
+    }
+
+    fn open() -> KnownTags {
+        let known = KnownTags::default();
+        known.trust();
+        known
+    }
+
+    fn keys(tags: &[TagKey]) -> Vec<&[u8]> {
+        tags.iter().map(|tag| tag.as_str().as_bytes()).collect()
+    }
+
+    const V1: Option<Version> = Some(Version::from_u64(1));
+
+    #[test]
+    fn nothing_is_known_before_tracking_is_acknowledged() {
+        let known = KnownTags::default();
+        let tags = tags(&["a"]);
+        assert!(known.learn(&tags, 0).is_none());
+        assert!(known.versions(&tags, 0).is_none());
+    }
+
+    #[test]
+    fn a_learned_version_is_known_until_its_tag_expires() {
+        let known = open();
+        let tags = tags(&["a", "b"]);
+        let learning = known.learn(&tags, 0).expect("both are unknown");
+        assert_eq!(learning.tags(), &tags[..]);
+        known.learned(
+            &learning,
+            &[V1, V1],
+            &[Ttl::Forever, Ttl::Left(Duration::from_millis(500))],
+            100,
+        );
+        let found = known.versions(&tags, 599).expect("both are known");
+        assert_eq!(found.versions, vec![V1, V1]);
+        assert_eq!(found.until, 600);
+        assert!(known.versions(&tags, 600).is_none(), "b expired at 600");
+        assert_eq!(known.learn(&tags, 600).expect("b again").tags(), &tags[1..]);
+    }
+
+    #[test]
+    fn a_change_while_the_read_is_in_flight_drops_its_fill() {
+        let known = open();
+        let tags = tags(&["a"]);
+        let learning = known.learn(&tags, 0).expect("unknown");
+        known.changed(&mut keys(&tags).into_iter());
+        known.learned(&learning, &[V1], &[Ttl::Forever], 0);
+        assert!(known.versions(&tags, 0).is_none());
+    }
+
+    #[test]
+    fn a_later_placeholder_wins_over_an_earlier_one() {
+        let known = open();
+        let tags = tags(&["a"]);
+        let first = known.learn(&tags, 0).expect("unknown");
+        known.changed(&mut keys(&tags).into_iter());
+        let second = known.learn(&tags, 0).expect("unknown again");
+        known.learned(&first, &[V1], &[Ttl::Forever], 0);
+        assert!(known.versions(&tags, 0).is_none(), "the first read is older");
+        let v2 = Some(Version::from_u64(2));
+        known.learned(&second, &[v2], &[Ttl::Forever], 0);
+        assert_eq!(known.versions(&tags, 0).map(|k| k.versions), Some(vec![v2]));
+    }
+
+    #[test]
+    fn a_missing_tag_a_flush_and_a_lost_connection_forget() {
+        let known = open();
+        let tags = tags(&["a", "b"]);
+        let learning = known.learn(&tags, 0).expect("unknown");
+        known.learned(&learning, &[V1, None], &[Ttl::Forever, Ttl::Left(Duration::ZERO)], 0);
+        assert!(known.versions(&tags[..1], 0).is_some());
+        assert!(known.versions(&tags, 0).is_none(), "b has no version");
+
+        known.changed_all();
+        assert!(known.versions(&tags[..1], 0).is_none(), "flushed");
+
+        let learning = known.learn(&tags[..1], 0).expect("unknown");
+        known.learned(&learning, &[V1], &[Ttl::Forever], 0);
+        known.distrust();
+        assert!(known.versions(&tags[..1], 0).is_none(), "lost");
+        assert!(known.learn(&tags, 0).is_none(), "a lost connection learns nothing");
+    }
+
+    #[test]
+    fn an_abandoned_read_leaves_no_placeholder_behind() {
+        let known = open();
+        let tags = tags(&["a"]);
+        let learning = known.learn(&tags, 0).expect("unknown");
+        known.abandon(&learning);
+        assert!(known.state().slots.is_empty());
+    }
+}

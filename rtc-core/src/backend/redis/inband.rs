@@ -21,9 +21,9 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
+use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, Cmd, PushInfo, RedisError, RedisResult, Value};
-use tokio::sync::OnceCell;
 
 use super::commands::{self, Round};
 use super::connections::PerRuntime;
@@ -41,47 +41,63 @@ pub(super) struct DataConnection {
 
 /// One server's async data connections, one per runtime.
 pub(super) struct DataConnections {
+    dial: Arc<Dial>,
+    /// Each runtime's connection, or the attempt to open it that every caller on that runtime
+    /// awaits together (so that a failed attempt fails them all at once, rather than each
+    /// trying again in turn while the server does not answer).
+    per_runtime: PerRuntime<Shared<BoxFuture<'static, RedisResult<DataConnection>>>>,
+}
+
+/// How a data connection is opened.
+struct Dial {
     /// The server, spoken to in RESP3 (invalidation messages are RESP3 pushes); `None`: the
     /// connections do not track.
     tracked: Option<Client>,
     /// The server as configured, for a server that refuses RESP3 or tracking.
     plain: Client,
     config: AsyncConnectionConfig,
-    per_runtime: PerRuntime<Arc<OnceCell<DataConnection>>>,
     /// The server refused tracking once: plain connections from then on.
     untracked: AtomicBool,
 }
 
 impl DataConnections {
-    pub(super) fn new(tracked: Option<Client>, plain: Client, config: AsyncConnectionConfig) -> Self {
+    pub(super) fn new(
+        tracked: Option<Client>,
+        plain: Client,
+        config: AsyncConnectionConfig,
+    ) -> Self {
         Self {
-            tracked,
-            plain,
-            config,
+            dial: Arc::new(Dial {
+                tracked,
+                plain,
+                config,
+                untracked: AtomicBool::new(false),
+            }),
             per_runtime: PerRuntime::default(),
-            untracked: AtomicBool::new(false),
         }
     }
 
     /// This runtime's connection, opened (once, whoever asks first) when it has none.
     pub(super) async fn get(&self, runtime: tokio::runtime::Id) -> RedisResult<DataConnection> {
-        let cell = match self.per_runtime.get(runtime) {
-            Some(cell) => cell,
+        let connecting = match self.per_runtime.get(runtime) {
+            Some(connecting) => connecting,
             None => {
-                let cell = Arc::new(OnceCell::new());
-                self.per_runtime.insert(runtime, Arc::clone(&cell));
-                cell
+                let connecting = Arc::clone(&self.dial).connect().boxed().shared();
+                self.per_runtime.insert(runtime, connecting.clone());
+                connecting
             }
         };
-        cell.get_or_try_init(|| self.connect()).await.cloned()
+        connecting.await
     }
 
     /// Forgets this runtime's connection: the next call opens a new one.
     pub(super) fn forget(&self, runtime: tokio::runtime::Id) {
         self.per_runtime.forget(runtime);
     }
+}
 
-    async fn connect(&self) -> RedisResult<DataConnection> {
+impl Dial {
+    async fn connect(self: Arc<Self>) -> RedisResult<DataConnection> {
         let tracked = self.tracked.as_ref();
         if let Some(tracked) = tracked.filter(|_| !self.untracked.load(Ordering::Relaxed)) {
             match self.connect_tracked(tracked).await {
@@ -247,7 +263,11 @@ pub(super) fn reply(
 
 /// An error of the driver's own, for a reply the learning commands did not expect.
 pub(super) fn unexpected(error: BackendError) -> RedisError {
-    RedisError::from((redis::ErrorKind::Client, "unexpected reply", error.to_string()))
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "unexpected reply",
+        error.to_string(),
+    ))
 }
 
 #[cfg(test)]

@@ -1,0 +1,260 @@
+//! In-band tracking of tag versions (issue 26): an async hit whose tags its connection knows is
+//! one `GET`, and each way a known version could go out of date costs a miss, never a stale
+//! value. Every test runs against a real `redis-server`.
+
+use std::time::Duration;
+
+use rtc::{Lifetime, MissKind, TaggedCache};
+use rtc_tests::{unique_namespace, RedisServer};
+
+fn cache_on(server: &RedisServer, namespace: &str) -> TaggedCache {
+    TaggedCache::builder()
+        .namespace(namespace)
+        .url(server.url())
+        .response_timeout(Duration::from_millis(500))
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// How often the server ran `command` (from `INFO commandstats`).
+fn calls_of(connection: &mut redis::Connection, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(connection)
+        .unwrap();
+    let prefix = format!("cmdstat_{command}:calls=");
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|calls| calls.parse().ok())
+        .unwrap_or(0)
+}
+
+fn tags(count: usize) -> Vec<String> {
+    (0..count).map(|i| format!("tag{i}")).collect()
+}
+
+/// What `get_async` found: `Ok(value)`, or why it missed.
+async fn read(cache: &TaggedCache, key: &str, tags: &[String]) -> Result<String, MissKind> {
+    cache
+        .get_async::<String>(key, tags)
+        .await
+        .map_err(|miss| miss.kind())
+}
+
+#[test]
+fn an_async_hit_whose_tags_are_known_is_one_get_and_a_sync_one_reads_them() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server, &unique_namespace("inband"));
+    let mut probe = server.connection();
+    let tags = tags(20);
+    runtime().block_on(async {
+        assert!(
+            cache
+                .set_async("k", &"value", &tags, Lifetime::Default)
+                .await
+        );
+        // The first read learns the tags, with its own MGET of the entry and the tags.
+        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        let (gets, mgets) = (calls_of(&mut probe, "get"), calls_of(&mut probe, "mget"));
+        for _ in 0..10 {
+            assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        }
+        assert_eq!(calls_of(&mut probe, "get") - gets, 10, "one GET per hit");
+        assert_eq!(calls_of(&mut probe, "mget"), mgets, "no tag read");
+    });
+    // The blocking API reads the entry and its tags in one MGET, as before.
+    let mgets = calls_of(&mut probe, "mget");
+    assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("value"));
+    assert_eq!(calls_of(&mut probe, "mget") - mgets, 1);
+}
+
+#[test]
+fn a_tag_invalidated_by_another_process_misses_on_the_very_next_read() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("inband");
+    let reader = cache_on(&server, &namespace);
+    // Another process: its own cache, its own connections; it invalidates with the blocking
+    // API, whose reply comes back before the reader's next read is sent.
+    let writer = cache_on(&server, &namespace);
+    let tags = tags(3);
+    let mut probe = server.connection();
+    let gets = calls_of(&mut probe, "get");
+    runtime().block_on(async {
+        for round in 0..300 {
+            let value = format!("v{round}");
+            assert!(
+                reader
+                    .set_async("k", &value, &tags, Lifetime::Default)
+                    .await
+            );
+            assert_eq!(read(&reader, "k", &tags).await, Ok(value.clone()));
+            assert_eq!(read(&reader, "k", &tags).await, Ok(value.clone()));
+            assert!(writer.invalidate([tags[round % 3].as_str()]));
+            assert_eq!(
+                read(&reader, "k", &tags).await,
+                Err(MissKind::Absent),
+                "round {round}: a hit after the invalidation returned"
+            );
+        }
+    });
+    assert!(
+        calls_of(&mut probe, "get") - gets >= 300,
+        "the reads between the invalidations were one GET each"
+    );
+}
+
+#[test]
+fn a_flushed_database_forgets_every_known_version() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("inband");
+    let cache = cache_on(&server, &namespace);
+    let mut probe = server.connection();
+    let tags = tags(2);
+    runtime().block_on(async {
+        assert!(
+            cache
+                .set_async("k", &"value", &tags, Lifetime::Default)
+                .await
+        );
+        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        // The entry's bytes, put back alone after the flush: still stamped with the versions
+        // the connection knew, which no tag holds any more.
+        let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut probe).unwrap();
+        let saved: Vec<(Vec<u8>, Vec<u8>)> = keys
+            .into_iter()
+            .map(|key| {
+                let bytes: Vec<u8> = redis::cmd("GET").arg(&key).query(&mut probe).unwrap();
+                (key, bytes)
+            })
+            .collect();
+        let _: () = redis::cmd("FLUSHALL").query(&mut probe).unwrap();
+        assert!(
+            saved.iter().any(|(_, bytes)| bytes.len() > 8),
+            "the entry was saved"
+        );
+        for (key, bytes) in &saved {
+            // Tags hold 8-byte versions; the entry is longer.
+            if bytes.len() > 8 {
+                let _: () = redis::cmd("SET")
+                    .arg(key)
+                    .arg(bytes)
+                    .query(&mut probe)
+                    .unwrap();
+            }
+        }
+        assert_eq!(
+            read(&cache, "k", &tags).await,
+            Err(MissKind::Absent),
+            "the entry's tags are gone: a miss, whatever the connection knew"
+        );
+    });
+}
+
+#[test]
+fn a_tag_that_expires_unannounced_is_not_trusted_past_its_time_to_live() {
+    // No active expiry: an expired tag stays in memory, unannounced, until something reads it.
+    let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
+    let mut probe = server.connection();
+    let _: () = redis::cmd("DEBUG")
+        .arg("SET-ACTIVE-EXPIRE")
+        .arg(0)
+        .query(&mut probe)
+        .unwrap();
+    let cache = TaggedCache::builder()
+        .namespace(unique_namespace("inband"))
+        .url(server.url())
+        .lifetime_for_tags(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let tags = tags(1);
+    runtime().block_on(async {
+        assert!(
+            cache
+                .set_async("k", &"value", &tags, Lifetime::Default)
+                .await
+        );
+        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            read(&cache, "k", &tags).await,
+            Err(MissKind::Absent),
+            "the tags expired: the entry's stamp is no one's any more"
+        );
+    });
+}
+
+#[test]
+fn a_lost_connection_forgets_what_it_knew() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("inband");
+    let reader = cache_on(&server, &namespace);
+    let tags = tags(2);
+    runtime().block_on(async {
+        for round in 0..20 {
+            assert!(
+                reader
+                    .set_async("k", &"value", &tags, Lifetime::Default)
+                    .await
+            );
+            assert_eq!(read(&reader, "k", &tags).await.as_deref(), Ok("value"));
+            assert_eq!(read(&reader, "k", &tags).await.as_deref(), Ok("value"));
+            // The reader's connection goes; the invalidation (by a process that connects after)
+            // is announced to nobody.
+            assert!(server.kill_clients() >= 1);
+            assert!(cache_on(&server, &namespace).invalidate([tags[0].as_str()]));
+            // Until the back-off lets the reader try again its reads are unavailable; once it
+            // reconnects, the tag it knew is read again.
+            let found = loop {
+                match read(&reader, "k", &tags).await {
+                    Err(MissKind::Unavailable) => {
+                        tokio::time::sleep(Duration::from_millis(20)).await
+                    }
+                    found => break found,
+                }
+            };
+            assert_eq!(found, Err(MissKind::Absent), "round {round}");
+        }
+    });
+}
+
+#[test]
+fn a_server_that_refuses_tracking_still_caches_reading_the_tags() {
+    let server = RedisServer::start();
+    let mut probe = server.connection();
+    // Every client may do everything but turn tracking on.
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "default", "-client|tracking"])
+        .query(&mut probe)
+        .unwrap();
+    let cache = cache_on(&server, &unique_namespace("inband"));
+    let tags = tags(2);
+    runtime().block_on(async {
+        assert!(
+            cache
+                .set_async("k", &"value", &tags, Lifetime::Default)
+                .await
+        );
+        let mgets = calls_of(&mut probe, "mget");
+        for _ in 0..5 {
+            assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        }
+        assert_eq!(
+            calls_of(&mut probe, "mget") - mgets,
+            5,
+            "each hit reads its tags"
+        );
+        assert!(cache.invalidate_async([tags[1].as_str()]).await);
+        assert_eq!(read(&cache, "k", &tags).await, Err(MissKind::Absent));
+    });
+}

@@ -102,23 +102,7 @@ impl Round {
                 tags,
                 ttl,
                 expiry,
-            } => {
-                let mut commands = read(topology, entry, tags);
-                let ttl = ttl || expiry;
-                commands.extend(ttl.then(|| pttl(entry)));
-                let tag_ttls = if expiry { tags.len() } else { 0 };
-                if expiry {
-                    commands.extend(tags.iter().map(|tag| pttl(tag.as_str())));
-                }
-                round(
-                    commands,
-                    Reading::Entry {
-                        topology,
-                        ttl,
-                        tag_ttls,
-                    },
-                )
-            }
+            } => Round::read(topology, entry, tags, ttl, expiry),
             Operation::ReadTags { tags, ttls_of } => {
                 let mut commands = match tags {
                     [] => Vec::new(),
@@ -276,6 +260,34 @@ impl Round {
             script: None,
             blocks_for: None,
             reading: Reading::Ok,
+        }
+    }
+
+    /// The round of [`Operation::Read`]: the entry and its tags (with their times to live as
+    /// `ttl` and `expiry` ask).
+    pub(crate) fn read(
+        topology: Topology,
+        entry: &str,
+        tags: &[TagKey],
+        ttl: bool,
+        expiry: bool,
+    ) -> Round {
+        let mut commands = read(topology, entry, tags);
+        let ttl = ttl || expiry;
+        commands.extend(ttl.then(|| pttl(entry)));
+        let tag_ttls = if expiry { tags.len() } else { 0 };
+        if expiry {
+            commands.extend(tags.iter().map(|tag| pttl(tag.as_str())));
+        }
+        Round {
+            commands,
+            script: None,
+            blocks_for: None,
+            reading: Reading::Entry {
+                topology,
+                ttl,
+                tag_ttls,
+            },
         }
     }
 

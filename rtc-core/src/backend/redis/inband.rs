@@ -152,8 +152,8 @@ impl Dial {
 pub(super) enum Answered {
     /// The one-`GET` round's replies, and the versions known before and after it.
     Known(Vec<Value>, Known),
-    /// The full round's replies (what learned versions came first are already taken).
-    Read(Vec<Value>),
+    /// The full round, and its replies (what learned versions came first are already taken).
+    Read(Round, Vec<Value>),
 }
 
 /// A read of one entry and its tags, as the tracked connection sends it.
@@ -167,6 +167,17 @@ pub(super) struct TrackedRead<'a> {
 }
 
 impl TrackedRead<'_> {
+    /// The read in full: the entry and every tag (on one server).
+    pub(super) fn round(&self) -> Round {
+        Round::read(
+            commands::Topology::Standalone,
+            self.entry,
+            self.tags,
+            self.ttl,
+            self.expiry,
+        )
+    }
+
     /// The one-`GET` round: the entry, and its time to live when asked for.
     pub(super) fn hit_commands(&self) -> Vec<Cmd> {
         let mut get = redis::cmd("GET");
@@ -248,16 +259,15 @@ pub(super) fn learned(
     Ok((versions, ttls))
 }
 
-/// What [`Round::reply`] makes of a tracked read's answer.
+/// The reply a tracked read's answer makes.
 pub(super) fn reply(
-    round: &Round,
     read: &TrackedRead<'_>,
     answered: Answered,
     now: u64,
 ) -> Result<Reply, BackendError> {
     match answered {
         Answered::Known(replies, known) => read.hit_reply(replies, known, now),
-        Answered::Read(replies) => round.reply(replies),
+        Answered::Read(round, replies) => round.reply(replies),
     }
 }
 

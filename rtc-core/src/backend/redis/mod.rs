@@ -117,14 +117,20 @@ impl RedisStore {
 
     /// The round of commands for `operation`; `Skipped` while the back-off pauses Redis.
     fn round(&self, operation: Operation<'_>) -> Result<Round, BackendError> {
-        if !self.backoff.allows() {
-            return Err(BackendError::Skipped);
-        }
+        self.allowed()?;
         let topology = match self.connector {
             Connector::Server(_) | Connector::Sentinel(_) => Topology::Standalone,
             Connector::Cluster(_) => Topology::Cluster,
         };
         Round::of(topology, operation)
+    }
+
+    /// `Skipped` while the back-off pauses Redis.
+    fn allowed(&self) -> Result<(), BackendError> {
+        match self.backoff.allows() {
+            true => Ok(()),
+            false => Err(BackendError::Skipped),
+        }
     }
 
     /// Sends `operation` on a pooled connection and reads the reply.
@@ -148,9 +154,6 @@ impl RedisStore {
         &self,
         operation: Operation<'_>,
     ) -> Result<Reply, BackendError> {
-        let round = self.round(operation)?;
-        let runtime = IoRuntime::current()?;
-        let id = runtime.id;
         if let (
             Connector::Server(server),
             Operation::Read {
@@ -161,17 +164,23 @@ impl RedisStore {
             },
         ) = (&self.connector, operation)
         {
+            // The round of the whole read is built only if it is sent.
+            self.allowed()?;
+            let runtime = IoRuntime::current()?;
             let read = TrackedRead {
                 entry,
                 tags,
                 ttl,
                 expiry,
             };
-            let sent = runtime.drive(server.read_async(&round, &read, id)).await;
+            let sent = runtime.drive(server.read_async(&read, runtime.id)).await;
             return self.received_with(sent, |answered| {
-                inband::reply(&round, &read, answered, crate::clock::now_ms())
+                inband::reply(&read, answered, crate::clock::now_ms())
             });
         }
+        let round = self.round(operation)?;
+        let runtime = IoRuntime::current()?;
+        let id = runtime.id;
         runtime
             .drive(async {
                 let mut sent = self.query_async(&round, id).await;

@@ -125,16 +125,18 @@ impl ServerConnector {
     /// not know on the way.
     pub(super) async fn read_async(
         &self,
-        round: &Round,
         read: &TrackedRead<'_>,
         runtime: tokio::runtime::Id,
     ) -> RedisResult<Answered> {
         let mut data = self.data(runtime).await?;
         let Some(known) = data.known.clone() else {
+            let round = read.round();
             let sent = Batch::of(&round.commands)
                 .query_async(&mut data.connection)
                 .await;
-            return self.checked(sent, runtime).map(Answered::Read);
+            return self
+                .checked(sent, runtime)
+                .map(|replies| Answered::Read(round, replies));
         };
         let now = crate::clock::now_ms();
         let learning = match known.plan(read.tags, now) {
@@ -149,6 +151,7 @@ impl ServerConnector {
             }
             Plan::Full(learning) => learning,
         };
+        let round = read.round();
         let mut commands = learning
             .as_ref()
             .map(inband::learn_commands)
@@ -173,7 +176,7 @@ impl ServerConnector {
                 }
             }
         }
-        Ok(Answered::Read(replies))
+        Ok(Answered::Read(round, replies))
     }
 
     /// This runtime's data connection.

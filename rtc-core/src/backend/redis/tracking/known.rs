@@ -42,7 +42,7 @@ struct State {
     open: bool,
     /// The last placeholder's number.
     tickets: u64,
-    slots: HashMap<Box<[u8]>, Slot>,
+    slots: HashMap<Box<[u8]>, Slot, foldhash::fast::RandomState>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -440,6 +440,12 @@ impl Sim<'_> {
                 match &flight.learned {
                     Some((versions, ttls)) => {
                         flight.known.learned(&learning, versions, ttls, flight.sent);
+                        let known = flight.known.versions(learning.tags(), now).is_some();
+                        self.note(format!(
+                            "c{caller:<2} learned {} tags in-band ({})",
+                            learning.tags().len(),
+                            if known { "all kept" } else { "not all kept" }
+                        ));
                     }
                     None => flight.known.abandon(&learning),
                 }
@@ -453,8 +459,8 @@ impl Sim<'_> {
                 if flight.known.still(&flight.tags, &before, now) {
                     self.inband.counts.one_get_hits += 1;
                     self.note(format!(
-                        "c{caller:<2} one-GET answer kept: versions {:?} known in-band",
-                        before.versions
+                        "c{caller:<2} one-GET answer kept: its {} tags' versions known in-band",
+                        before.versions.len()
                     ));
                     if read.expiry != Expiry::Unknown {
                         let left = before.until.saturating_sub(now);

@@ -104,3 +104,20 @@ fn every_mutant_is_caught() {
         );
     }
 }
+
+/// In-band tracking is exercised: a few seeds make one-`GET` hits, discard some, learn, and
+/// apply and lose in-band messages (a quiet model would check nothing).
+#[test]
+fn in_band_paths_are_taken() {
+    let (runs, _) = explore(0..50, STEPS, None);
+    let mut coverage = Coverage::default();
+    for run in &runs {
+        assert!(run.violation.is_none(), "{:?}", run.violation);
+        coverage += run.coverage;
+    }
+    assert!(coverage.one_get_hits > 0, "{coverage:?}");
+    assert!(coverage.one_get_discarded > 0, "{coverage:?}");
+    assert!(coverage.learning_reads > 0, "{coverage:?}");
+    assert!(coverage.inband_applied > 0, "{coverage:?}");
+    assert!(coverage.inband_lost > 0, "{coverage:?}");
+}

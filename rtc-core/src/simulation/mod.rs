@@ -5,6 +5,8 @@
 //! exactly. Mutants ([`Mutant`]) break one rule of the real code, to show the checker can fail.
 //! Most processes (per seed) have a real near cache, kept told of changes by the real tracking
 //! session over a modelled tracking connection (`tracking.rs`, `world/near.rs`).
+//! Most processes also read on a tracked data connection whose real `KnownTags` makes a hit one
+//! `GET` when it knows the tags' versions in-band (`world/inband.rs`).
 
 mod checks;
 mod rng;

@@ -326,7 +326,13 @@ impl Sim<'_> {
     /// `client`'s connection dropped: a read on its process's data connection loses it.
     pub(super) fn inband_dropped(&mut self, client: Client) {
         let process = self.callers[client].process;
-        if self.inband.in_flight[client].is_some() {
+        let current = self.inband.connections[process]
+            .as_ref()
+            .map(|connection| connection.generation);
+        let on_it = self.inband.in_flight[client]
+            .as_ref()
+            .is_some_and(|flight| Some(flight.generation) == current);
+        if on_it {
             self.note(format!("p{process} loses its data connection"));
             self.inband_lose(process);
         }
@@ -427,6 +433,9 @@ impl Sim<'_> {
         let reply = match reply {
             Ok(_) if !alive => {
                 // Its connection was lost before its reply was read.
+                self.note(format!(
+                    "c{caller:<2} its reply is lost with its data connection"
+                ));
                 if let Some(Active::Read(reading)) = &mut self.callers[caller].active {
                     reading.failed = true;
                 }

@@ -476,10 +476,7 @@ pub(super) fn pttl(entry: &str) -> Cmd {
 }
 
 /// Takes the replies of the `count` `PTTL`s that end a round.
-pub(super) fn ttls_at_end(
-    replies: &mut Vec<Value>,
-    count: usize,
-) -> Result<Vec<Ttl>, BackendError> {
+pub(super) fn ttls_at_end(replies: &mut Vec<Value>, count: usize) -> Result<Vec<Ttl>, BackendError> {
     let start = replies
         .len()
         .checked_sub(count)

@@ -53,11 +53,7 @@ pub(super) struct DataConnections {
 }
 
 impl DataConnections {
-    pub(super) fn new(
-        tracked: Option<Client>,
-        plain: Client,
-        config: AsyncConnectionConfig,
-    ) -> Self {
+    pub(super) fn new(tracked: Option<Client>, plain: Client, config: AsyncConnectionConfig) -> Self {
         Self {
             tracked,
             plain,
@@ -251,11 +247,7 @@ pub(super) fn reply(
 
 /// An error of the driver's own, for a reply the learning commands did not expect.
 pub(super) fn unexpected(error: BackendError) -> RedisError {
-    RedisError::from((
-        redis::ErrorKind::Client,
-        "unexpected reply",
-        error.to_string(),
-    ))
+    RedisError::from((redis::ErrorKind::Client, "unexpected reply", error.to_string()))
 }
 
 #[cfg(test)]

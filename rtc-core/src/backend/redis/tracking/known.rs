@@ -195,9 +195,7 @@ impl KnownTags {
             };
             match (found, until) {
                 (Some(version), Some(until)) => {
-                    state
-                        .slots
-                        .insert(Box::from(key), Slot::Known { version, until });
+                    state.slots.insert(Box::from(key), Slot::Known { version, until });
                 }
                 _ => {
                     state.slots.remove(key);
@@ -313,10 +311,7 @@ mod tests {
         known.changed(&mut keys(&tags).into_iter());
         let second = known.learn(&tags, 0).expect("unknown again");
         known.learned(&first, &[V1], &[Ttl::Forever], 0);
-        assert!(
-            known.versions(&tags, 0).is_none(),
-            "the first read is older"
-        );
+        assert!(known.versions(&tags, 0).is_none(), "the first read is older");
         let v2 = Some(Version::from_u64(2));
         known.learned(&second, &[v2], &[Ttl::Forever], 0);
         assert_eq!(known.versions(&tags, 0).map(|k| k.versions), Some(vec![v2]));
@@ -327,12 +322,7 @@ mod tests {
         let known = open();
         let tags = tags(&["a", "b"]);
         let learning = known.learn(&tags, 0).expect("unknown");
-        known.learned(
-            &learning,
-            &[V1, None],
-            &[Ttl::Forever, Ttl::Left(Duration::ZERO)],
-            0,
-        );
+        known.learned(&learning, &[V1, None], &[Ttl::Forever, Ttl::Left(Duration::ZERO)], 0);
         assert!(known.versions(&tags[..1], 0).is_some());
         assert!(known.versions(&tags, 0).is_none(), "b has no version");
 
@@ -343,10 +333,7 @@ mod tests {
         known.learned(&learning, &[V1], &[Ttl::Forever], 0);
         known.distrust();
         assert!(known.versions(&tags[..1], 0).is_none(), "lost");
-        assert!(
-            known.learn(&tags, 0).is_none(),
-            "a lost connection learns nothing"
-        );
+        assert!(known.learn(&tags, 0).is_none(), "a lost connection learns nothing");
     }
 
     #[test]

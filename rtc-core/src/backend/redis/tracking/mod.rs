@@ -27,9 +27,9 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
 use tokio::sync::mpsc::unbounded_channel;
 
+use self::session::{Event, Session, Step};
 pub(crate) use self::known::{Known, KnownTags, Learning, Plan};
 pub(super) use self::session::{apply, Informed};
-use self::session::{Event, Session, Step};
 use crate::near::NearCache;
 use crate::settings::TlsMaterial;
 

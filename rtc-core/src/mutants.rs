@@ -24,10 +24,15 @@ pub enum Mutant {
     /// watch (the watches on the keys it names live on). Ignoring a message that ends nothing
     /// would change nothing.
     Near,
+    /// A data connection's in-band table keeps a tag's version learned by a read even when a
+    /// change announced after the read ran took the tag's placeholder before the reply was
+    /// handled (`KnownTags::learned` without its placeholder check).
+    Inband,
 }
 
 impl Mutant {
-    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `stale`, `near`).
+    /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `stale`, `near`,
+    /// `inband`).
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "stamp" => Some(Mutant::Stamp),
@@ -36,6 +41,7 @@ impl Mutant {
             "tombstone" => Some(Mutant::Tombstone),
             "stale" => Some(Mutant::Stale),
             "near" => Some(Mutant::Near),
+            "inband" => Some(Mutant::Inband),
             _ => None,
         }
     }
@@ -49,6 +55,7 @@ impl Mutant {
             Mutant::Tombstone => "tombstone",
             Mutant::Stale => "stale",
             Mutant::Near => "near",
+            Mutant::Inband => "inband",
         }
     }
 }

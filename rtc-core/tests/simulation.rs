@@ -3,9 +3,9 @@
 //!
 //! - `RTC_SIM_SEED=<n>` replays one seed; `RTC_SIM_STEPS=<n>` sets the steps per seed;
 //!   `RTC_SIM_SEEDS=<n>` the number of seeds.
-//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|stale|near` breaks one rule of the real
-//!   code: the run must then fail, printing the seed and the last steps (`RTC_SIM_TRACE=<n>`
-//!   shows the last n).
+//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|stale|near|inband` breaks one rule of
+//!   the real code: the run must then fail, printing the seed and the last steps
+//!   (`RTC_SIM_TRACE=<n>` shows the last n).
 //! - `RTC_SIM_EVICT_LINEAGES=1` lets the server evict keys that hold a delete's lineage, a gap
 //!   RELIABILITY.md documents (the run then finds it).
 
@@ -53,7 +53,7 @@ fn explore(
 fn no_seed_breaks_a_promise() {
     let mutant = std::env::var("RTC_SIM_MUTANT").ok().map(|name| {
         Mutant::named(&name).unwrap_or_else(|| {
-            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone, near)")
+            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone, stale, near, inband)")
         })
     });
     let steps = env("RTC_SIM_STEPS").unwrap_or(STEPS);
@@ -94,6 +94,7 @@ fn every_mutant_is_caught() {
         Mutant::Tombstone,
         Mutant::Stale,
         Mutant::Near,
+        Mutant::Inband,
     ] {
         let (runs, _) = explore(0..SEEDS, STEPS, Some(mutant));
         let caught = runs.iter().find_map(|run| run.violation.as_ref());
@@ -102,4 +103,21 @@ fn every_mutant_is_caught() {
             "the {mutant:?} mutant survived {SEEDS} seeds"
         );
     }
+}
+
+/// In-band tracking is exercised: a few seeds make one-`GET` hits, discard some, learn, and
+/// apply and lose in-band messages (a quiet model would check nothing).
+#[test]
+fn in_band_paths_are_taken() {
+    let (runs, _) = explore(0..50, STEPS, None);
+    let mut coverage = Coverage::default();
+    for run in &runs {
+        assert!(run.violation.is_none(), "{:?}", run.violation);
+        coverage += run.coverage;
+    }
+    assert!(coverage.one_get_hits > 0, "{coverage:?}");
+    assert!(coverage.one_get_discarded > 0, "{coverage:?}");
+    assert!(coverage.learning_reads > 0, "{coverage:?}");
+    assert!(coverage.inband_applied > 0, "{coverage:?}");
+    assert!(coverage.inband_lost > 0, "{coverage:?}");
 }

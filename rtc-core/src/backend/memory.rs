@@ -202,6 +202,15 @@ impl MemoryStore {
         maps.size_after_sweep = 0;
     }
 
+    /// The tag `key`'s version and when it expires (`None`: no such tag alive at `now`), read
+    /// without touching the store (the simulator's in-band tracking compares it).
+    #[cfg(feature = "simulation")]
+    pub(crate) fn tag_at(&self, key: &str, now: Instant) -> Option<(Version, Option<Instant>)> {
+        let maps = self.lock();
+        let stored = maps.tags.get(key).filter(|stored| stored.alive(now))?;
+        Some((stored.value, stored.expires))
+    }
+
     /// Evicts the entry or tag `key` (a simulated `maxmemory` eviction), unless it holds a
     /// delete's lineage (a tombstone, or an entry written over one) and `lineages` is false.
     /// Returns whether a key went.

@@ -5,6 +5,8 @@
 //! exactly. Mutants ([`Mutant`]) break one rule of the real code, to show the checker can fail.
 //! Most processes (per seed) have a real near cache, kept told of changes by the real tracking
 //! session over a modelled tracking connection (`tracking.rs`, `world/near.rs`).
+//! Most processes also read on a tracked data connection whose real `KnownTags` makes a hit one
+//! `GET` when it knows the tags' versions in-band (`world/inband.rs`).
 
 mod checks;
 mod rng;
@@ -89,6 +91,18 @@ pub struct Coverage {
     pub tracking_ons: u64,
     /// Tracking connections refused when a session opened them (a failed set-up).
     pub refused_connections: u64,
+    /// Reads answered by one `GET` on a data connection, with the tag versions it knew in-band.
+    pub one_get_hits: u64,
+    /// One-`GET` answers discarded because a tag's version was no longer known when the reply
+    /// came (`KnownTags::still`), the read then sent again in full.
+    pub one_get_discarded: u64,
+    /// Reads sent in full that learned tag versions in-band (`CLIENT CACHING YES`, `MGET`,
+    /// `PTTL`).
+    pub learning_reads: u64,
+    /// In-band invalidation messages applied to a data connection's table.
+    pub inband_applied: u64,
+    /// In-band invalidation messages lost with their data connection.
+    pub inband_lost: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -113,6 +127,11 @@ impl std::ops::AddAssign for Coverage {
         self.disconnects += other.disconnects;
         self.tracking_ons += other.tracking_ons;
         self.refused_connections += other.refused_connections;
+        self.one_get_hits += other.one_get_hits;
+        self.one_get_discarded += other.one_get_discarded;
+        self.learning_reads += other.learning_reads;
+        self.inband_applied += other.inband_applied;
+        self.inband_lost += other.inband_lost;
     }
 }
 

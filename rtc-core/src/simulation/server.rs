@@ -197,6 +197,16 @@ impl Server {
         self.locks.remove(key).is_some() || self.store.evict(key, lineages, now)
     }
 
+    /// The tag `key`'s version and when it expires, at `now` (`None`: no such tag), read without
+    /// touching anything (as the in-band tracking's bookkeeping looks at it).
+    pub(crate) fn tag(
+        &self,
+        key: &str,
+        now: Instant,
+    ) -> Option<(crate::format::Version, Option<Instant>)> {
+        self.store.tag_at(key, now)
+    }
+
     /// `FLUSHALL`: every key is gone; blocked clients keep waiting (as on Redis).
     pub(crate) fn flush(&mut self) {
         self.store.clear();

@@ -19,39 +19,12 @@ impl<'w> Sim<'w> {
         let wait = std::mem::replace(&mut self.callers[caller].wait, Wait::Idle);
         match wait {
             Wait::Idle => self.start(caller, run),
-            Wait::Step(reply) => match self.callers[caller].active.take() {
-                Some(Active::Invalidate { bumped, .. }) => {
-                    if matches!(reply, Some(Ok(_))) {
-                        self.note(format!(
-                            "c{caller:<2} invalidation returned: floors {bumped:?}"
-                        ));
-                        self.checker.invalidated(&bumped);
-                        self.near_invalidated(caller, &bumped);
-                        run.invalidations += 1;
-                    }
-                    Ok(())
-                }
-                Some(Active::Delete { entry, bumped, .. }) => {
-                    if matches!(reply, Some(Ok(_))) {
-                        self.note(format!(
-                            "c{caller:<2} invalidation returned (delete of entry {entry}): \
-                             floor {bumped:?}"
-                        ));
-                        self.checker.invalidated(&[bumped]);
-                        self.near_invalidated(caller, &[bumped]);
-                        run.invalidations += 1;
-                        run.deletes += 1;
-                    }
-                    Ok(())
-                }
-                Some(Active::LowLevel(call)) => self.step_low_level(caller, call, reply, run),
-                Some(Active::Read(mut reading)) => {
-                    let step = reading.flow.step(self.now, reply);
-                    self.callers[caller].active = Some(Active::Read(reading));
-                    self.follow(caller, step, run)
-                }
-                None => Ok(()),
-            },
+            Wait::Step(reply) => {
+                let Some(reply) = self.inband_received(caller, reply) else {
+                    return Ok(());
+                };
+                self.step_call(caller, reply, run)
+            }
             Wait::Follow(flight, _) => {
                 let landing = flight.landed();
                 self.note(format!(
@@ -98,6 +71,48 @@ impl<'w> Sim<'w> {
                 self.callers[caller].wait = wait;
                 Ok(())
             }
+        }
+    }
+
+    /// Steps `caller`'s call under way with its `reply`.
+    fn step_call(
+        &mut self,
+        caller: usize,
+        reply: Option<crate::engine::Received>,
+        run: &mut Run,
+    ) -> Result<(), String> {
+        match self.callers[caller].active.take() {
+            Some(Active::Invalidate { bumped, .. }) => {
+                if matches!(reply, Some(Ok(_))) {
+                    self.note(format!(
+                        "c{caller:<2} invalidation returned: floors {bumped:?}"
+                    ));
+                    self.checker.invalidated(&bumped);
+                    self.near_invalidated(caller, &bumped);
+                    run.invalidations += 1;
+                }
+                Ok(())
+            }
+            Some(Active::Delete { entry, bumped, .. }) => {
+                if matches!(reply, Some(Ok(_))) {
+                    self.note(format!(
+                        "c{caller:<2} invalidation returned (delete of entry {entry}): \
+                     floor {bumped:?}"
+                    ));
+                    self.checker.invalidated(&[bumped]);
+                    self.near_invalidated(caller, &[bumped]);
+                    run.invalidations += 1;
+                    run.deletes += 1;
+                }
+                Ok(())
+            }
+            Some(Active::LowLevel(call)) => self.step_low_level(caller, call, reply, run),
+            Some(Active::Read(mut reading)) => {
+                let step = reading.flow.step(self.now, reply);
+                self.callers[caller].active = Some(Active::Read(reading));
+                self.follow(caller, step, run)
+            }
+            None => Ok(()),
         }
     }
 
@@ -235,6 +250,7 @@ impl<'w> Sim<'w> {
             SimStep::Send => {
                 self.callers[caller].wait = Wait::Request;
                 self.requests.push(caller);
+                self.inband_sent(caller);
                 Ok(())
             }
             SimStep::Follow(flight, deadline) => {

@@ -140,6 +140,7 @@ impl<'w> Sim<'w> {
                 }));
                 self.callers[caller].wait = Wait::Request;
                 self.requests.push(caller);
+                self.inband_sent(caller);
                 return Ok(());
             }
             Progress::Done(lookups) => lookups,

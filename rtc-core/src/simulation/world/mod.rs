@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod callers;
+mod inband;
 mod low_level;
 mod near;
 
@@ -199,6 +200,7 @@ impl World {
         while run.steps < config.steps {
             run.steps += 1;
             let step = sim.step(&mut run);
+            sim.inband_sync();
             if let Err(what) = step.and_then(|()| sim.near_probe(&mut run)) {
                 run.violation = Some(Violation {
                     seed: self.seed,
@@ -216,6 +218,7 @@ impl World {
                 break;
             }
         }
+        run.coverage += sim.inband.counts;
         run
     }
 }
@@ -311,6 +314,8 @@ enum Event {
     Deliver(usize),
     /// A process's tracking moves (`near.rs`).
     Track(usize, crate::simulation::tracking::Move),
+    /// A process's data connection delivers an in-band message (`inband.rs`).
+    InBand(usize),
 }
 
 /// The state of a run.
@@ -336,6 +341,8 @@ struct Sim<'w> {
     events: Vec<Event>,
     /// The near caches' tracking, and their checker.
     near: near::State,
+    /// The processes' data connections and what they know in-band.
+    inband: inband::State,
 }
 
 /// The server runs `operation` for `client` (`None`: for nobody, a late store): its replies,
@@ -386,6 +393,7 @@ impl<'w> Sim<'w> {
             late: Vec::new(),
             events: Vec::new(),
             near: near::State::new(&world.processes, &world.near, now),
+            inband: inband::State::new(world.seed, PROCESSES, PROCESSES * ROLES.len()),
         }
     }
 
@@ -414,12 +422,14 @@ impl<'w> Sim<'w> {
             self.server.flush();
             self.checker.keys_lost();
             self.near_flushed();
+            self.inband_flushed();
             run.coverage.key_losses += 1;
             return Ok(());
         }
         if self.rng.one_in(2500) {
             self.restart();
             self.near_restarted(&mut run.coverage);
+            self.inband_restarted();
             run.coverage.key_losses += 1;
             return Ok(());
         }
@@ -451,6 +461,7 @@ impl<'w> Sim<'w> {
         self.events
             .extend((0..self.replies.len()).map(Event::Deliver));
         self.near_events();
+        self.inband_events();
         // Time moves as often as everything else together, at most; alone when nothing else can.
         let others = self.events.len() as u64;
         if others == 0 || self.rng.below(others + 4) < 2 {
@@ -468,6 +479,7 @@ impl<'w> Sim<'w> {
             Event::Deliver(at) => {
                 let (client, reply) = self.replies.swap_remove(at);
                 self.note(format!("c{client:<2} <- {}", describe_reply(&reply)));
+                self.inband_delivered(client);
                 self.near_replied(client);
                 let caller = &mut self.callers[client];
                 if let (Err(_), Some(Active::Read(reading))) = (&reply, &mut caller.active) {
@@ -477,6 +489,10 @@ impl<'w> Sim<'w> {
                 Ok(())
             }
             Event::Track(process, step) => self.track(process, step, run),
+            Event::InBand(process) => {
+                self.inband_message(process);
+                Ok(())
+            }
         }
     }
 
@@ -580,6 +596,7 @@ impl<'w> Sim<'w> {
             self.now,
         );
         self.near_changed(Some(client), change, written);
+        self.inband_ran(client);
         let blocked = replies.first().is_none_or(|(first, _)| *first != client);
         if blocked {
             self.callers[client].wait = Wait::Blocked;
@@ -675,6 +692,7 @@ impl<'w> Sim<'w> {
             }
         }
         self.near_crashed(process);
+        self.inband_crashed(process);
         let callers = &self.callers;
         let alive = |client: &Client| callers[*client].process != process;
         self.requests.retain(alive);
@@ -716,6 +734,7 @@ impl<'w> Sim<'w> {
             return false;
         }
         let client = busy[self.rng.below(busy.len() as u64) as usize];
+        self.inband_dropped(client);
         self.requests.retain(|&waiting| waiting != client);
         self.replies.retain(|(waiting, _)| *waiting != client);
         self.server.disconnect(client);

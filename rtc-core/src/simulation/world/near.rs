@@ -80,7 +80,7 @@ impl Setup {
     }
 
     /// What `keys` name, for the trace (`None`: every key).
-    fn label(&self, keys: Option<&[String]>) -> String {
+    pub(super) fn label(&self, keys: Option<&[String]>) -> String {
         let Some(keys) = keys else {
             return "every key: FLUSHALL".into();
         };

@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Weak};
 
+pub(crate) use super::known::{Known, KnownTags, Learning, Plan};
 pub(crate) use super::session::{Event, Informed, Session, Step};
 use super::Source;
 

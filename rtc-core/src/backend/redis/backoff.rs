@@ -20,7 +20,9 @@ pub(crate) struct Backoff {
 impl Backoff {
     /// False while the backend is being skipped.
     pub(crate) fn allows(&self) -> bool {
-        self.skip_until_ms.load(Ordering::Relaxed) <= now_ms()
+        // No pause (the usual case) needs no clock.
+        let until = self.skip_until_ms.load(Ordering::Relaxed);
+        until == 0 || until <= now_ms()
     }
 
     pub(crate) fn succeeded(&self) {

@@ -189,13 +189,11 @@ impl TrackedRead<'_> {
         commands
     }
 
-    /// The reply of [`TrackedRead::hit_commands`], with the versions known around it, at `now`
-    /// (`clock::now_ms`).
+    /// The reply of [`TrackedRead::hit_commands`], with the versions known around it.
     pub(super) fn hit_reply(
         &self,
         replies: Vec<Value>,
         known: Known,
-        now: u64,
     ) -> Result<Reply, BackendError> {
         let mut replies = replies;
         let ttl = match self.ttl || self.expiry {
@@ -205,12 +203,14 @@ impl TrackedRead<'_> {
             false => Ttl::Unasked,
         };
         let [entry] = <[Value; 1]>::try_from(replies).map_err(|_| BackendError::UnexpectedReply)?;
-        let expiry = match self.expiry {
-            true => ttl.expiry().min(match known.until {
-                u64::MAX => Expiry::Never,
-                until => Expiry::After(std::time::Duration::from_millis(until - now.min(until))),
-            }),
-            false => Expiry::Unknown,
+        let expiry = match (self.expiry, known.until) {
+            (false, _) => Expiry::Unknown,
+            (true, u64::MAX) => ttl.expiry(),
+            (true, until) => {
+                let left = until.saturating_sub(crate::clock::now_ms());
+                ttl.expiry()
+                    .min(Expiry::After(std::time::Duration::from_millis(left)))
+            }
         };
         Ok(Reply::Read(ReadReply {
             entry: commands::bulk(entry)?,
@@ -260,13 +260,9 @@ pub(super) fn learned(
 }
 
 /// The reply a tracked read's answer makes.
-pub(super) fn reply(
-    read: &TrackedRead<'_>,
-    answered: Answered,
-    now: u64,
-) -> Result<Reply, BackendError> {
+pub(super) fn reply(read: &TrackedRead<'_>, answered: Answered) -> Result<Reply, BackendError> {
     match answered {
-        Answered::Known(replies, known) => read.hit_reply(replies, known, now),
+        Answered::Known(replies, known) => read.hit_reply(replies, known),
         Answered::Read(round, replies) => round.reply(replies),
     }
 }

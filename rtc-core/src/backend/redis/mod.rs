@@ -174,9 +174,7 @@ impl RedisStore {
                 expiry,
             };
             let sent = runtime.drive(server.read_async(&read, runtime.id)).await;
-            return self.received_with(sent, |answered| {
-                inband::reply(&read, answered, crate::clock::now_ms())
-            });
+            return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
         let round = self.round(operation)?;
         let runtime = IoRuntime::current()?;

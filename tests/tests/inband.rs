@@ -51,7 +51,7 @@ async fn read(cache: &TaggedCache, key: &str, tags: &[String]) -> Result<String,
 }
 
 #[test]
-fn an_async_hit_whose_tags_are_known_is_one_get_and_a_sync_one_reads_them() {
+fn a_hit_whose_tags_are_known_is_one_get_async_and_blocking() {
     let server = RedisServer::start();
     let cache = cache_on(&server, &unique_namespace("inband"));
     let mut probe = server.connection();
@@ -71,10 +71,35 @@ fn an_async_hit_whose_tags_are_known_is_one_get_and_a_sync_one_reads_them() {
         assert_eq!(calls_of(&mut probe, "get") - gets, 10, "one GET per hit");
         assert_eq!(calls_of(&mut probe, "mget"), mgets, "no tag read");
     });
-    // The blocking API reads the entry and its tags in one MGET, as before.
-    let mgets = calls_of(&mut probe, "mget");
+    // The blocking API's pooled connection learns the tags for itself, then hits with one GET.
     assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("value"));
-    assert_eq!(calls_of(&mut probe, "mget") - mgets, 1);
+    let (gets, mgets) = (calls_of(&mut probe, "get"), calls_of(&mut probe, "mget"));
+    for _ in 0..10 {
+        assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("value"));
+    }
+    assert_eq!(calls_of(&mut probe, "get") - gets, 10, "one GET per hit");
+    assert_eq!(calls_of(&mut probe, "mget"), mgets, "no tag read");
+}
+
+#[test]
+fn a_tag_invalidated_by_another_process_misses_on_the_next_blocking_read_too() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("inband");
+    let reader = cache_on(&server, &namespace);
+    let writer = cache_on(&server, &namespace);
+    let tags = tags(3);
+    for round in 0..300 {
+        let value = format!("v{round}");
+        assert!(reader.set("k", &value, &tags, Lifetime::Default));
+        assert_eq!(reader.get::<String>("k", &tags), Ok(value.clone()));
+        assert_eq!(reader.get::<String>("k", &tags), Ok(value.clone()));
+        assert!(writer.invalidate([tags[round % 3].as_str()]));
+        assert_eq!(
+            reader.get::<String>("k", &tags).map_err(|miss| miss.kind()),
+            Err(MissKind::Absent),
+            "round {round}: a hit after the invalidation returned"
+        );
+    }
 }
 
 #[test]

@@ -23,11 +23,17 @@ use std::sync::Arc;
 
 use futures_util::future::{BoxFuture, FutureExt as _, Shared};
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, Cmd, PushInfo, RedisError, RedisResult, Value};
+use std::sync::mpsc::Receiver;
+use std::time::Duration;
+
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, Connection, PushInfo, RedisError, RedisResult, Value,
+};
 
 use super::commands::{self, Round};
 use super::connections::PerRuntime;
-use super::tracking::{apply, Informed, Known, KnownTags, Learning};
+use super::tracking::{apply, Informed, Known, KnownTags, Learning, Plan};
+use super::Timeouts;
 use crate::engine::{Expiry, ReadReply, Reply, Ttl};
 use crate::error::BackendError;
 use crate::format::{TagKey, Version};
@@ -58,20 +64,23 @@ struct Dial {
     config: AsyncConnectionConfig,
     /// The server refused tracking once: plain connections from then on.
     untracked: AtomicBool,
+    /// How long a tracked connection may take to open: RESP3's `HELLO` waits for the server's
+    /// answer, so no longer than a response may take (nor than connecting may).
+    handshake: Duration,
 }
 
 impl DataConnections {
-    pub(super) fn new(
-        tracked: Option<Client>,
-        plain: Client,
-        config: AsyncConnectionConfig,
-    ) -> Self {
+    pub(super) fn new(tracked: Option<Client>, plain: Client, timeouts: Timeouts) -> Self {
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(timeouts.connect))
+            .set_response_timeout(Some(timeouts.socket));
         Self {
             dial: Arc::new(Dial {
                 tracked,
                 plain,
                 config,
                 untracked: AtomicBool::new(false),
+                handshake: timeouts.connect.min(timeouts.socket),
             }),
             per_runtime: PerRuntime::default(),
         }
@@ -90,6 +99,11 @@ impl DataConnections {
         connecting.await
     }
 
+    /// A blocking connection, tracking when the server lets it.
+    pub(super) fn connect_blocking(&self, timeouts: Timeouts) -> RedisResult<SyncData> {
+        self.dial.connect_blocking(timeouts)
+    }
+
     /// Forgets this runtime's connection: the next call opens a new one.
     pub(super) fn forget(&self, runtime: tokio::runtime::Id) {
         self.per_runtime.forget(runtime);
@@ -102,15 +116,8 @@ impl Dial {
         if let Some(tracked) = tracked.filter(|_| !self.untracked.load(Ordering::Relaxed)) {
             match self.connect_tracked(tracked).await {
                 Ok(connection) => return Ok(connection),
-                Err(error) if super::is_connection_trouble(&error) => return Err(error),
-                Err(error) => {
-                    tracing::warn!(
-                        target: "rtc",
-                        %error,
-                        "the Redis server refused RESP3 or client tracking: every hit reads its tags"
-                    );
-                    self.untracked.store(true, Ordering::Relaxed);
-                }
+                Err(error) if refuses_tracking(&error) => self.refused(&error),
+                Err(error) => return Err(error),
             }
         }
         let connection = self
@@ -123,6 +130,54 @@ impl Dial {
         })
     }
 
+    fn connect_blocking(&self, timeouts: Timeouts) -> RedisResult<SyncData> {
+        let tracked = self.tracked.as_ref();
+        if let Some(tracked) = tracked.filter(|_| !self.untracked.load(Ordering::Relaxed)) {
+            let timeouts = Timeouts {
+                connect: self.handshake,
+                ..timeouts
+            };
+            match Self::open_blocking(tracked, timeouts).and_then(Self::track_blocking) {
+                Ok(connection) => return Ok(connection),
+                Err(error) if refuses_tracking(&error) => self.refused(&error),
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(SyncData {
+            connection: Self::open_blocking(&self.plain, timeouts)?,
+            tracking: None,
+        })
+    }
+
+    fn open_blocking(client: &Client, timeouts: Timeouts) -> RedisResult<Connection> {
+        let connection = client.get_connection_with_timeout(timeouts.connect)?;
+        connection.set_read_timeout(Some(timeouts.socket))?;
+        connection.set_write_timeout(Some(timeouts.socket))?;
+        Ok(connection)
+    }
+
+    fn track_blocking(mut connection: Connection) -> RedisResult<SyncData> {
+        let (sender, messages) = std::sync::mpsc::channel();
+        connection.set_push_sender(sender);
+        tracking_on().exec(&mut connection)?;
+        let known = KnownTags::default();
+        known.trust();
+        Ok(SyncData {
+            connection,
+            tracking: Some(Tracking { known, messages }),
+        })
+    }
+
+    /// The server refused RESP3 or tracking: plain connections from now on.
+    fn refused(&self, error: &RedisError) {
+        tracing::warn!(
+            target: "rtc",
+            %error,
+            "the Redis server refused RESP3 or client tracking: every hit reads its tags"
+        );
+        self.untracked.store(true, Ordering::Relaxed);
+    }
+
     async fn connect_tracked(&self, tracked: &Client) -> RedisResult<DataConnection> {
         let known = Arc::new(KnownTags::default());
         let informed = Arc::clone(&known);
@@ -133,19 +188,79 @@ impl Dial {
             }
             Ok::<(), Infallible>(())
         };
-        let config = self.config.clone().set_push_sender(pushes);
+        let config = self
+            .config
+            .clone()
+            .set_connection_timeout(Some(self.handshake))
+            .set_push_sender(pushes);
         let mut connection = tracked
             .get_multiplexed_async_connection_with_config(&config)
             .await?;
-        let mut tracking = redis::cmd("CLIENT");
-        tracking.arg("TRACKING").arg("ON").arg("OPTIN");
-        tracking.exec_async(&mut connection).await?;
+        tracking_on().exec_async(&mut connection).await?;
         known.trust();
         Ok(DataConnection {
             connection,
             known: Some(known),
         })
     }
+}
+
+/// A pooled blocking connection, and what it tracks.
+pub(super) struct SyncData {
+    pub connection: Connection,
+    pub tracking: Option<Tracking>,
+}
+
+/// A blocking connection's versions, and the channel its reader puts messages on (drained into
+/// the versions after each reply, before the reply is looked at).
+pub(super) struct Tracking {
+    known: KnownTags,
+    messages: Receiver<PushInfo>,
+}
+
+impl Tracking {
+    pub(super) fn known(&self) -> &KnownTags {
+        &self.known
+    }
+
+    /// Applies every message the connection's reader put aside while reading replies.
+    pub(super) fn take_messages(&self) {
+        while let Ok(message) = self.messages.try_recv() {
+            if !apply(&self.known, message) {
+                self.known.distrust();
+            }
+        }
+    }
+}
+
+impl SyncData {
+    /// Applies the messages that came with the last replies (they would pile up otherwise).
+    pub(super) fn take_messages(&self) {
+        if let Some(tracking) = &self.tracking {
+            tracking.take_messages();
+        }
+    }
+}
+
+/// Whether `error` says the server will not track for this client (a server before Redis 6 knows
+/// no `HELLO`; an ACL may forbid `CLIENT TRACKING`), rather than that it could not be reached or
+/// refused the client altogether (which a plain connection would not get past either).
+fn refuses_tracking(error: &RedisError) -> bool {
+    match error.code() {
+        Some("NOPERM" | "NOPROTO") => true,
+        Some("ERR") => error
+            .detail()
+            .is_some_and(|detail| detail.to_ascii_lowercase().contains("unknown")),
+        _ => false,
+    }
+}
+
+/// `CLIENT TRACKING ON OPTIN`: the keys of a command sent right after `CLIENT CACHING YES` are
+/// tracked for this connection, and no other.
+fn tracking_on() -> Cmd {
+    let mut tracking = redis::cmd("CLIENT");
+    tracking.arg("TRACKING").arg("ON").arg("OPTIN");
+    tracking
 }
 
 /// What a read sent on a tracked connection got back.
@@ -218,6 +333,132 @@ impl TrackedRead<'_> {
             expiry,
             ttl: if self.ttl { ttl } else { Ttl::Unasked },
         }))
+    }
+}
+
+/// What a tracked read asks its driver for next.
+pub(super) enum Next {
+    /// Send these commands in one round trip, then [`TrackedReadFlow::next`] with the replies
+    /// (after applying every message that arrived ahead of them).
+    Send(Vec<Cmd>),
+    /// The read is answered.
+    Done(Answered),
+}
+
+/// A read of one entry on a data connection, as a state machine that does no I/O: one `GET`
+/// when the connection knows every tag's version, else the whole read, learning the tags it
+/// does not know on the way. The async and blocking drivers in `server.rs` send what it asks.
+pub(super) struct TrackedReadFlow<'a> {
+    read: &'a TrackedRead<'a>,
+    /// The connection's versions (`None`: it does not track).
+    known: Option<&'a KnownTags>,
+    sent: Sent,
+}
+
+enum Sent {
+    Nothing,
+    /// The one `GET`, sent with these versions known.
+    Hit(Known),
+    /// The whole read, after learning these tags (when some) from a request sent at `at`.
+    Full {
+        round: Round,
+        learning: Option<Learning>,
+        at: u64,
+    },
+    Finished,
+}
+
+impl<'a> TrackedReadFlow<'a> {
+    pub(super) fn new(read: &'a TrackedRead<'a>, known: Option<&'a KnownTags>) -> Self {
+        Self {
+            read,
+            known,
+            sent: Sent::Nothing,
+        }
+    }
+
+    /// The next step, given the replies to the commands of the last (`None` at first).
+    pub(super) fn next(&mut self, replies: Option<Vec<Value>>) -> RedisResult<Next> {
+        let tags = self.read.tags;
+        let now = crate::clock::now_ms();
+        match (std::mem::replace(&mut self.sent, Sent::Finished), replies) {
+            (Sent::Nothing, _) => Ok(match self.known.map(|known| known.plan(tags, now)) {
+                Some(Plan::OneGet(before)) => {
+                    self.sent = Sent::Hit(before);
+                    Next::Send(self.read.hit_commands())
+                }
+                Some(Plan::Full(learning)) => self.full(learning, now),
+                None => self.full(None, now),
+            }),
+            (Sent::Hit(before), Some(replies)) => {
+                let known = self.known.filter(|known| !known.still(tags, &before, now));
+                Ok(match known {
+                    None => Next::Done(Answered::Known(replies, before)),
+                    // A tag changed, or its time ran out, before the reply came: the `GET` may
+                    // have run after it. Read it all again.
+                    Some(known) => self.full(known.learn(tags, now), now),
+                })
+            }
+            (
+                Sent::Full {
+                    round,
+                    learning,
+                    at,
+                },
+                Some(mut replies),
+            ) => {
+                if let (Some(known), Some(learning)) = (self.known, &learning) {
+                    match learned(&mut replies, learning) {
+                        Ok((versions, ttls)) => known.learned(learning, &versions, &ttls, at),
+                        Err(error) => {
+                            known.abandon(learning);
+                            return Err(unexpected(error));
+                        }
+                    }
+                }
+                Ok(Next::Done(Answered::Read(round, replies)))
+            }
+            (_, _) => Err(unexpected(BackendError::Internal(
+                "a tracked read stepped out of order",
+            ))),
+        }
+    }
+
+    /// The commands of the last step failed with `error`. A `GET` refused because the key is
+    /// not a string (which `MGET` reads as no entry) is sent again as the whole read; otherwise
+    /// what they were to learn is dropped and the read fails.
+    pub(super) fn failed(&mut self, error: RedisError) -> RedisResult<Next> {
+        match std::mem::replace(&mut self.sent, Sent::Finished) {
+            Sent::Hit(_) if error.code() == Some("WRONGTYPE") => {
+                let now = crate::clock::now_ms();
+                let learning = self
+                    .known
+                    .and_then(|known| known.learn(self.read.tags, now));
+                Ok(self.full(learning, now))
+            }
+            Sent::Full {
+                learning: Some(learning),
+                ..
+            } => {
+                if let Some(known) = self.known {
+                    known.abandon(&learning);
+                }
+                Err(error)
+            }
+            _ => Err(error),
+        }
+    }
+
+    fn full(&mut self, learning: Option<Learning>, now: u64) -> Next {
+        let round = self.read.round();
+        let mut commands = learning.as_ref().map(learn_commands).unwrap_or_default();
+        commands.extend(round.commands.iter().cloned());
+        self.sent = Sent::Full {
+            round,
+            learning,
+            at: now,
+        };
+        Next::Send(commands)
     }
 }
 

@@ -135,6 +135,12 @@ impl RedisStore {
 
     /// Sends `operation` on a pooled connection and reads the reply.
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
+        if let (Connector::Server(server), Some(read)) = (&self.connector, tracked_read(operation))
+        {
+            self.allowed()?;
+            let sent = server.read(&read);
+            return self.received_with(sent, |answered| inband::reply(&read, answered));
+        }
         let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
             Connector::Server(server) => server.query(round),
@@ -154,25 +160,11 @@ impl RedisStore {
         &self,
         operation: Operation<'_>,
     ) -> Result<Reply, BackendError> {
-        if let (
-            Connector::Server(server),
-            Operation::Read {
-                entry,
-                tags,
-                ttl,
-                expiry,
-            },
-        ) = (&self.connector, operation)
+        if let (Connector::Server(server), Some(read)) = (&self.connector, tracked_read(operation))
         {
             // The round of the whole read is built only if it is sent.
             self.allowed()?;
             let runtime = IoRuntime::current()?;
-            let read = TrackedRead {
-                entry,
-                tags,
-                ttl,
-                expiry,
-            };
             let sent = runtime.drive(server.read_async(&read, runtime.id)).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
@@ -312,12 +304,33 @@ pub(crate) fn track(
     .map_err(|_| ConfigError::Invalid("the near cache's tracking thread could not start"))
 }
 
-/// The same server, spoken to in RESP3 (which carries invalidation messages).
+/// A read of one entry, which a server's tracking connections may answer with one `GET`.
+fn tracked_read(operation: Operation<'_>) -> Option<TrackedRead<'_>> {
+    match operation {
+        Operation::Read {
+            entry,
+            tags,
+            ttl,
+            expiry,
+        } => Some(TrackedRead {
+            entry,
+            tags,
+            ttl,
+            expiry,
+        }),
+        _ => None,
+    }
+}
+
+/// The same server, spoken to in RESP3 (which carries invalidation messages). Without the
+/// `CLIENT SETINFO`s redis-rs sends after `HELLO`: a server that does not answer would make a
+/// new connection wait one timeout per command of the handshake.
 fn resp3(info: &ConnectionInfo) -> ConnectionInfo {
     let redis = info
         .redis_settings()
         .clone()
-        .set_protocol(redis::ProtocolVersion::RESP3);
+        .set_protocol(redis::ProtocolVersion::RESP3)
+        .set_skip_set_lib_name();
     info.clone().set_redis_settings(redis)
 }
 

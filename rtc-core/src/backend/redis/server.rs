@@ -1,5 +1,5 @@
-//! One Redis server: pooled sync connections, and a data connection per runtime for async calls,
-//! which tracks the tags it reads so that a hit is one `GET` (`inband.rs`).
+//! One Redis server: pooled sync connections, and a data connection per runtime for async calls;
+//! each tracks the tags it reads, so that a hit is one `GET` (`inband.rs`).
 
 use std::future::Future;
 
@@ -9,14 +9,16 @@ use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResul
 
 use super::commands::Round;
 use super::connections::Idle;
-use super::inband::{self, Answered, DataConnection, DataConnections, TrackedRead};
-use super::tracking::Plan;
+use super::inband::{
+    Answered, DataConnection, DataConnections, Next, SyncData, TrackedRead, TrackedReadFlow,
+    Tracking,
+};
 use super::Timeouts;
 
 pub(crate) struct ServerConnector {
     client: Client,
     timeouts: Timeouts,
-    idle: Idle<Connection>,
+    idle: Idle<SyncData>,
     data: DataConnections,
 }
 
@@ -65,11 +67,8 @@ impl ServerConnector {
     /// Connects to `client`'s server; async data connections track tags through `tracked`
     /// (the same server in RESP3), when given.
     pub(super) fn new(client: Client, tracked: Option<Client>, timeouts: Timeouts) -> Self {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(timeouts.connect))
-            .set_response_timeout(Some(timeouts.socket));
         Self {
-            data: DataConnections::new(tracked, client.clone(), config),
+            data: DataConnections::new(tracked, client.clone(), timeouts),
             client,
             timeouts,
             idle: Idle::default(),
@@ -78,24 +77,50 @@ impl ServerConnector {
 
     pub(super) fn query(&self, round: &Round) -> RedisResult<Vec<Value>> {
         let batch = Batch::of(&round.commands);
-        let connect = || {
-            let connection = self
-                .client
-                .get_connection_with_timeout(self.timeouts.connect)?;
-            connection.set_read_timeout(Some(self.timeouts.socket))?;
-            connection.set_write_timeout(Some(self.timeouts.socket))?;
-            Ok(connection)
-        };
-        self.idle
-            .with(connect, |connection| match round.blocks_for {
+        let connect = || self.data.connect_blocking(self.timeouts);
+        self.idle.with(connect, |data| {
+            let result = match round.blocks_for {
                 Some(wait) => {
+                    let connection = &mut data.connection;
                     connection.set_read_timeout(Some(self.timeouts.socket + wait))?;
                     let result = batch.query(connection);
                     connection.set_read_timeout(Some(self.timeouts.socket))?;
                     result
                 }
-                None => batch.query(connection),
-            })
+                None => batch.query(&mut data.connection),
+            };
+            data.take_messages();
+            result
+        })
+    }
+
+    /// Reads one entry and its tags on a pooled connection: one `GET` when the connection
+    /// knows every tag's version ([`TrackedReadFlow`]).
+    pub(super) fn read(&self, read: &TrackedRead<'_>) -> RedisResult<Answered> {
+        let connect = || self.data.connect_blocking(self.timeouts);
+        self.idle.with(connect, |data| {
+            let SyncData {
+                connection,
+                tracking,
+            } = data;
+            let mut flow = TrackedReadFlow::new(read, tracking.as_ref().map(Tracking::known));
+            let mut next = flow.next(None)?;
+            loop {
+                let commands = match next {
+                    Next::Done(answered) => return Ok(answered),
+                    Next::Send(commands) => commands,
+                };
+                let sent = Batch::of(&commands).query(connection);
+                // The messages that came ahead of the reply, before it is looked at.
+                if let Some(tracking) = tracking.as_ref() {
+                    tracking.take_messages();
+                }
+                next = match sent {
+                    Ok(replies) => flow.next(Some(replies)),
+                    Err(error) => flow.failed(error),
+                }?;
+            }
+        })
     }
 
     pub(super) async fn query_async(
@@ -121,62 +146,27 @@ impl ServerConnector {
     }
 
     /// Reads one entry and its tags on this runtime's data connection: one `GET` when the
-    /// connection knows every tag's version, else the full `round`, learning the tags it does
-    /// not know on the way.
+    /// connection knows every tag's version ([`TrackedReadFlow`]). Its messages are applied by
+    /// the connection's reader before the reply is handed over.
     pub(super) async fn read_async(
         &self,
         read: &TrackedRead<'_>,
         runtime: tokio::runtime::Id,
     ) -> RedisResult<Answered> {
         let mut data = self.data(runtime).await?;
-        let Some(known) = data.known.clone() else {
-            let round = read.round();
-            let sent = Batch::of(&round.commands)
-                .query_async(&mut data.connection)
-                .await;
-            return self
-                .checked(sent, runtime)
-                .map(|replies| Answered::Read(round, replies));
-        };
-        let now = crate::clock::now_ms();
-        let learning = match known.plan(read.tags, now) {
-            Plan::OneGet(before) => {
-                let hit = read.hit_commands();
-                let sent = Batch::of(&hit).query_async(&mut data.connection).await;
-                let replies = self.checked(sent, runtime)?;
-                if known.still(read.tags, &before, crate::clock::now_ms()) {
-                    return Ok(Answered::Known(replies, before));
-                }
-                known.learn(read.tags, now)
-            }
-            Plan::Full(learning) => learning,
-        };
-        let round = read.round();
-        let mut commands = learning
-            .as_ref()
-            .map(inband::learn_commands)
-            .unwrap_or_default();
-        commands.extend(round.commands.iter().cloned());
-        let sent = Batch::of(&commands).query_async(&mut data.connection).await;
-        let mut replies = match (self.checked(sent, runtime), &learning) {
-            (Ok(replies), _) => replies,
-            (Err(error), learning) => {
-                if let Some(learning) = learning {
-                    known.abandon(learning);
-                }
-                return Err(error);
-            }
-        };
-        if let Some(learning) = &learning {
-            match inband::learned(&mut replies, learning) {
-                Ok((versions, ttls)) => known.learned(learning, &versions, &ttls, now),
-                Err(error) => {
-                    known.abandon(learning);
-                    return Err(inband::unexpected(error));
-                }
-            }
+        let mut flow = TrackedReadFlow::new(read, data.known.as_deref());
+        let mut next = flow.next(None)?;
+        loop {
+            let commands = match next {
+                Next::Done(answered) => return Ok(answered),
+                Next::Send(commands) => commands,
+            };
+            let sent = Batch::of(&commands).query_async(&mut data.connection).await;
+            next = match self.checked(sent, runtime) {
+                Ok(replies) => flow.next(Some(replies)),
+                Err(error) => flow.failed(error),
+            }?;
         }
-        Ok(Answered::Read(round, replies))
     }
 
     /// This runtime's data connection.

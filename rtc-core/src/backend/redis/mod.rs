@@ -135,11 +135,17 @@ impl RedisStore {
 
     /// Sends `operation` on a pooled connection and reads the reply.
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
-        if let (Connector::Server(server), Some(read)) = (&self.connector, tracked_read(operation))
-        {
-            self.allowed()?;
-            let sent = server.read(&read);
-            return self.received_with(sent, |answered| inband::reply(&read, answered));
+        if let Some(read) = tracked_read(operation) {
+            let sent = match &self.connector {
+                Connector::Server(server) => Some(self.allowed().map(|()| server.read(&read))),
+                Connector::Sentinel(sentinel) => {
+                    Some(self.allowed().map(|()| sentinel.read(&read)))
+                }
+                Connector::Cluster(_) => None,
+            };
+            if let Some(sent) = sent {
+                return self.received_with(sent?, |answered| inband::reply(&read, answered));
+            }
         }
         let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
@@ -160,12 +166,23 @@ impl RedisStore {
         &self,
         operation: Operation<'_>,
     ) -> Result<Reply, BackendError> {
-        if let (Connector::Server(server), Some(read)) = (&self.connector, tracked_read(operation))
-        {
-            // The round of the whole read is built only if it is sent.
+        // A read of one entry on one server (or the primary behind Sentinel) goes to its data
+        // connection, which may answer it with one `GET`; the whole read's round is built only
+        // if it is sent.
+        if let Some(read) = tracked_read(operation).filter(|_| !self.is_cluster()) {
             self.allowed()?;
             let runtime = IoRuntime::current()?;
-            let sent = runtime.drive(server.read_async(&read, runtime.id)).await;
+            let reading = match &self.connector {
+                Connector::Server(server) => Either::Left(server.read_async(&read, runtime.id)),
+                Connector::Sentinel(sentinel) => {
+                    Either::Right(Either::Left(sentinel.read_async(&read, runtime.id)))
+                }
+                // Not reached (filtered out above); a cluster reads every key in full.
+                Connector::Cluster(_) => Either::Right(Either::Right(std::future::ready(Err(
+                    RedisError::from((redis::ErrorKind::Client, "no tracked reads on a cluster")),
+                )))),
+            };
+            let sent = runtime.drive(reading).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
         let round = self.round(operation)?;
@@ -325,7 +342,7 @@ fn tracked_read(operation: Operation<'_>) -> Option<TrackedRead<'_>> {
 /// The same server, spoken to in RESP3 (which carries invalidation messages). Without the
 /// `CLIENT SETINFO`s redis-rs sends after `HELLO`: a server that does not answer would make a
 /// new connection wait one timeout per command of the handshake.
-fn resp3(info: &ConnectionInfo) -> ConnectionInfo {
+pub(super) fn resp3(info: &ConnectionInfo) -> ConnectionInfo {
     let redis = info
         .redis_settings()
         .clone()

@@ -21,6 +21,7 @@ use redis::{
 };
 
 use super::commands::Round;
+use super::inband::{Answered, TrackedRead};
 use super::server::ServerConnector;
 use super::Timeouts;
 use crate::settings::SentinelSettings;
@@ -69,13 +70,38 @@ impl SentinelConnector {
     }
 
     pub(super) fn query(&self, round: &Round) -> RedisResult<Vec<Value>> {
-        let primary = match self.current() {
-            Some(primary) => primary,
-            None => self.remember(self.resolve()?),
-        };
+        let primary = self.primary()?;
         let result = primary.query(round);
         self.check(&primary, &result);
         result
+    }
+
+    /// Reads one entry on the primary, as one server reads it ([`ServerConnector::read`]).
+    pub(super) fn read(&self, read: &TrackedRead<'_>) -> RedisResult<Answered> {
+        let primary = self.primary()?;
+        let result = primary.read(read);
+        self.check(&primary, &result);
+        result
+    }
+
+    /// Async twin of [`SentinelConnector::read`].
+    pub(super) async fn read_async(
+        &self,
+        read: &TrackedRead<'_>,
+        runtime: tokio::runtime::Id,
+    ) -> RedisResult<Answered> {
+        let primary = self.primary_async().await?;
+        let result = primary.read_async(read, runtime).await;
+        self.check(&primary, &result);
+        result
+    }
+
+    /// The primary known, or found through the sentinels (blocking).
+    fn primary(&self) -> RedisResult<Arc<ServerConnector>> {
+        match self.current() {
+            Some(primary) => Ok(primary),
+            None => Ok(self.remember(self.resolve()?)),
+        }
     }
 
     pub(super) async fn query_async(
@@ -83,28 +109,31 @@ impl SentinelConnector {
         round: &Round,
         runtime: tokio::runtime::Id,
     ) -> RedisResult<Vec<Value>> {
-        let primary = match self.current() {
-            Some(primary) => primary,
-            None => {
-                // The lookup's async driver: one command per node, each on a connection of its own.
-                let mut lookup = PrimaryLookup::new(self);
-                let mut reply = None;
-                let found = loop {
-                    if let Some(found) = lookup.advance(reply.take()) {
-                        break found;
-                    }
-                    let (node, command) = lookup.request();
-                    reply = Some(match self.connect_async(node).await {
-                        Ok(mut connection) => command.query_async(&mut connection).await,
-                        Err(error) => Err(error),
-                    });
-                };
-                self.remember(found?)
-            }
-        };
+        let primary = self.primary_async().await?;
         let result = primary.query_async(round, runtime).await;
         self.check(&primary, &result);
         result
+    }
+
+    /// The primary known, or found through the sentinels (the lookup's async driver: one
+    /// command per node, each on a connection of its own).
+    async fn primary_async(&self) -> RedisResult<Arc<ServerConnector>> {
+        if let Some(primary) = self.current() {
+            return Ok(primary);
+        }
+        let mut lookup = PrimaryLookup::new(self);
+        let mut reply = None;
+        let found = loop {
+            if let Some(found) = lookup.advance(reply.take()) {
+                break found;
+            }
+            let (node, command) = lookup.request();
+            reply = Some(match self.connect_async(node).await {
+                Ok(mut connection) => command.query_async(&mut connection).await,
+                Err(error) => Err(error),
+            });
+        };
+        Ok(self.remember(found?))
     }
 
     fn current(&self) -> Option<Arc<ServerConnector>> {
@@ -115,13 +144,20 @@ impl SentinelConnector {
     /// used, so that all calls share one pool).
     fn remember(&self, client: Client) -> Arc<ServerConnector> {
         let mut slot = self.slot();
-        slot.get_or_insert_with(|| Arc::new(ServerConnector::new(client, None, self.timeouts)))
-            .clone()
+        slot.get_or_insert_with(|| {
+            // A new primary, new connections: what the old one's tracked is not carried over.
+            let tracked = self
+                .tls
+                .client(super::resp3(client.get_connection_info()))
+                .ok();
+            Arc::new(ServerConnector::new(client, tracked, self.timeouts))
+        })
+        .clone()
     }
 
     /// Forgets `primary` (and with it every connection to it) after a failure that says it is
     /// gone or no longer the primary. A primary found since by another call stays.
-    fn check(&self, primary: &Arc<ServerConnector>, result: &RedisResult<Vec<Value>>) {
+    fn check<T>(&self, primary: &Arc<ServerConnector>, result: &RedisResult<T>) {
         let Err(error) = result else { return };
         if !(super::is_connection_trouble(error) || is_demoted(error)) {
             return;

@@ -93,10 +93,13 @@ async fn thirty_two_concurrent_cold_gets_reach_the_upstream_once() {
         .collect();
     // One request is upstream, held at the gate; the 31 others wait for it (16 on one
     // instance, 15 on the other).
-    wait_until("31 requests wait for the first one, which is upstream", || {
-        a.cache.stats().lock_waits + b.cache.stats().lock_waits >= 31
-            && upstream.arrived.load(Ordering::SeqCst) >= 1
-    })
+    wait_until(
+        "31 requests wait for the first one, which is upstream",
+        || {
+            a.cache.stats().lock_waits + b.cache.stats().lock_waits >= 31
+                && upstream.arrived.load(Ordering::SeqCst) >= 1
+        },
+    )
     .await;
     assert_eq!(upstream.arrived.load(Ordering::SeqCst), 1);
     upstream.open(32);

@@ -103,8 +103,13 @@ impl KnownTags {
     /// no message for those tags arrived ahead of it, so none of them changed before it ran.
     /// Otherwise the read is to be sent again in full.
     pub(crate) fn still(&self, tags: &[TagKey], before: &Known, now: u64) -> bool {
-        self.versions(tags, now)
-            .is_some_and(|after| after.versions == before.versions)
+        let state = self.state();
+        state.open
+            && tags.len() == before.versions.len()
+            && tags.iter().zip(&before.versions).all(|(tag, before)| {
+                matches!(state.slots.get(tag.as_str().as_bytes()),
+                    Some(Slot::Known { version, until }) if now < *until && Some(*version) == *before)
+            })
     }
 
     /// Every version of `tags`, when each is known at `now`; `None` when any is not.
@@ -347,6 +352,27 @@ mod tests {
             known.learn(&tags, 0).is_none(),
             "a lost connection learns nothing"
         );
+    }
+
+    #[test]
+    fn a_one_get_read_still_holds_only_while_every_version_is_the_one_planned_with() {
+        let known = open();
+        let tags = tags(&["a", "b"]);
+        let learning = known.learn(&tags, 0).expect("unknown");
+        known.learned(&learning, &[V1, V1], &[Ttl::Forever, Ttl::Forever], 0);
+        let Plan::OneGet(before) = known.plan(&tags, 0) else {
+            panic!("both are known")
+        };
+        assert!(known.still(&tags, &before, 0));
+        // Relearned at another version (invalidated, then read again) between plan and reply.
+        known.changed(&mut keys(&tags[1..]).into_iter());
+        let learning = known.learn(&tags, 0).expect("b is unknown");
+        known.learned(&learning, &[Some(Version::from_u64(2))], &[Ttl::Forever], 0);
+        assert!(!known.still(&tags, &before, 0));
+        known.distrust();
+        let Plan::Full(None) = known.plan(&tags, 0) else {
+            panic!("a closed table plans a full read, learning nothing")
+        };
     }
 
     #[test]

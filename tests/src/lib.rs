@@ -196,6 +196,19 @@ impl RedisServer {
             .map(|value| value.trim().to_owned())
     }
 
+    /// How often the server ran `command` since its start or the last `CONFIG RESETSTAT`
+    /// (`INFO commandstats`; 0 for a command it never ran).
+    pub fn command_calls(&self, command: &str) -> u64 {
+        self.info_field("commandstats", &format!("cmdstat_{command}"))
+            .and_then(|stats| {
+                stats
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("calls="))
+                    .and_then(|calls| calls.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
     fn signal(&self, signal: &str) {
         let child = self.child.as_ref().expect("the server is running");
         let status = Command::new("kill")

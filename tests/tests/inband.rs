@@ -24,20 +24,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// How often the server ran `command` (from `INFO commandstats`).
-fn calls_of(connection: &mut redis::Connection, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(connection)
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    info.lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|calls| calls.parse().ok())
-        .unwrap_or(0)
-}
-
 fn tags(count: usize) -> Vec<String> {
     (0..count).map(|i| format!("tag{i}")).collect()
 }
@@ -50,11 +36,22 @@ async fn read(cache: &TaggedCache, key: &str, tags: &[String]) -> Result<String,
         .map_err(|miss| miss.kind())
 }
 
+/// Stores `"value"` under `"k"` with `tags`, then reads it twice: the first read learns the tags'
+/// versions, the second is a hit of one `GET`.
+async fn stored_and_known(cache: &TaggedCache, tags: &[String]) {
+    assert!(
+        cache
+            .set_async("k", &"value", tags, Lifetime::Default)
+            .await
+    );
+    assert_eq!(read(cache, "k", tags).await.as_deref(), Ok("value"));
+    assert_eq!(read(cache, "k", tags).await.as_deref(), Ok("value"));
+}
+
 #[test]
 fn a_hit_whose_tags_are_known_is_one_get_async_and_blocking() {
     let server = RedisServer::start();
     let cache = cache_on(&server, &unique_namespace("inband"));
-    let mut probe = server.connection();
     let tags = tags(20);
     runtime().block_on(async {
         assert!(
@@ -64,29 +61,35 @@ fn a_hit_whose_tags_are_known_is_one_get_async_and_blocking() {
         );
         // The first read learns the tags, with its own MGET of the entry and the tags.
         assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
-        let (gets, mgets) = (calls_of(&mut probe, "get"), calls_of(&mut probe, "mget"));
+        let (gets, mgets) = (server.command_calls("get"), server.command_calls("mget"));
         for _ in 0..10 {
             assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
         }
-        assert_eq!(calls_of(&mut probe, "get") - gets, 10, "one GET per hit");
-        assert_eq!(calls_of(&mut probe, "mget"), mgets, "no tag read");
+        assert_eq!(server.command_calls("get") - gets, 10, "one GET per hit");
+        assert_eq!(server.command_calls("mget"), mgets, "no tag read");
     });
     // The blocking API's pooled connection learns the tags for itself, then hits with one GET.
     assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("value"));
-    let (gets, mgets) = (calls_of(&mut probe, "get"), calls_of(&mut probe, "mget"));
+    let (gets, mgets) = (server.command_calls("get"), server.command_calls("mget"));
     for _ in 0..10 {
         assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("value"));
     }
-    assert_eq!(calls_of(&mut probe, "get") - gets, 10, "one GET per hit");
-    assert_eq!(calls_of(&mut probe, "mget"), mgets, "no tag read");
+    assert_eq!(server.command_calls("get") - gets, 10, "one GET per hit");
+    assert_eq!(server.command_calls("mget"), mgets, "no tag read");
+}
+
+/// A reader, and another process sharing its namespace: its own cache, its own connections; it
+/// invalidates with the blocking API, whose reply comes back before the reader's next read is
+/// sent.
+fn reader_and_writer(server: &RedisServer) -> (TaggedCache, TaggedCache) {
+    let namespace = unique_namespace("inband");
+    (cache_on(server, &namespace), cache_on(server, &namespace))
 }
 
 #[test]
 fn a_tag_invalidated_by_another_process_misses_on_the_next_blocking_read_too() {
     let server = RedisServer::start();
-    let namespace = unique_namespace("inband");
-    let reader = cache_on(&server, &namespace);
-    let writer = cache_on(&server, &namespace);
+    let (reader, writer) = reader_and_writer(&server);
     let tags = tags(3);
     for round in 0..300 {
         let value = format!("v{round}");
@@ -105,14 +108,9 @@ fn a_tag_invalidated_by_another_process_misses_on_the_next_blocking_read_too() {
 #[test]
 fn a_tag_invalidated_by_another_process_misses_on_the_very_next_read() {
     let server = RedisServer::start();
-    let namespace = unique_namespace("inband");
-    let reader = cache_on(&server, &namespace);
-    // Another process: its own cache, its own connections; it invalidates with the blocking
-    // API, whose reply comes back before the reader's next read is sent.
-    let writer = cache_on(&server, &namespace);
+    let (reader, writer) = reader_and_writer(&server);
     let tags = tags(3);
-    let mut probe = server.connection();
-    let gets = calls_of(&mut probe, "get");
+    let gets = server.command_calls("get");
     runtime().block_on(async {
         for round in 0..300 {
             let value = format!("v{round}");
@@ -132,7 +130,7 @@ fn a_tag_invalidated_by_another_process_misses_on_the_very_next_read() {
         }
     });
     assert!(
-        calls_of(&mut probe, "get") - gets >= 300,
+        server.command_calls("get") - gets >= 300,
         "the reads between the invalidations were one GET each"
     );
 }
@@ -145,13 +143,7 @@ fn a_flushed_database_forgets_every_known_version() {
     let mut probe = server.connection();
     let tags = tags(2);
     runtime().block_on(async {
-        assert!(
-            cache
-                .set_async("k", &"value", &tags, Lifetime::Default)
-                .await
-        );
-        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
-        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        stored_and_known(&cache, &tags).await;
         // The entry's bytes, put back alone after the flush: still stamped with the versions
         // the connection knew, which no tag holds any more.
         let keys: Vec<Vec<u8>> = redis::cmd("KEYS").arg("*").query(&mut probe).unwrap();
@@ -203,13 +195,7 @@ fn a_tag_that_expires_unannounced_is_not_trusted_past_its_time_to_live() {
         .unwrap();
     let tags = tags(1);
     runtime().block_on(async {
-        assert!(
-            cache
-                .set_async("k", &"value", &tags, Lifetime::Default)
-                .await
-        );
-        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
-        assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
+        stored_and_known(&cache, &tags).await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(
             read(&cache, "k", &tags).await,
@@ -270,12 +256,12 @@ fn a_server_that_refuses_tracking_still_caches_reading_the_tags() {
                 .set_async("k", &"value", &tags, Lifetime::Default)
                 .await
         );
-        let mgets = calls_of(&mut probe, "mget");
+        let mgets = server.command_calls("mget");
         for _ in 0..5 {
             assert_eq!(read(&cache, "k", &tags).await.as_deref(), Ok("value"));
         }
         assert_eq!(
-            calls_of(&mut probe, "mget") - mgets,
+            server.command_calls("mget") - mgets,
             5,
             "each hit reads its tags"
         );

@@ -234,11 +234,9 @@ impl Sim<'_> {
         let Some(flight) = self.inband.in_flight[client].as_mut() else {
             return;
         };
-        let Some(connection) = self.inband.connections[process]
-            .as_mut()
-            .filter(|connection| connection.generation == flight.generation)
+        // Sent on a connection lost since: its reply will not come.
+        let Some(connection) = live(&mut self.inband.connections[process], flight.generation)
         else {
-            // Sent on a connection lost since: its reply will not come.
             return;
         };
         flight.ahead = Some(connection.queued);
@@ -389,9 +387,7 @@ impl Sim<'_> {
         let Some(ahead) = flight.ahead else {
             return;
         };
-        let Some(connection) = self.inband.connections[process]
-            .as_mut()
-            .filter(|connection| connection.generation == flight.generation)
+        let Some(connection) = live(&mut self.inband.connections[process], flight.generation)
         else {
             return;
         };
@@ -504,6 +500,12 @@ impl Sim<'_> {
             (_, reply) => Some(Some(reply)),
         }
     }
+}
+
+/// The data connection in `slot`, if it is still the one of `generation`.
+fn live(slot: &mut Option<Connection>, generation: u64) -> Option<&mut Connection> {
+    slot.as_mut()
+        .filter(|connection| connection.generation == generation)
 }
 
 impl Connection {

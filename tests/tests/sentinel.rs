@@ -67,6 +67,34 @@ fn set_get_and_invalidate_go_to_the_primary_the_sentinels_name() {
     assert!(cache.get::<i32>("k", ["a"]).is_err());
 }
 
+#[test]
+fn a_hit_on_the_primary_is_one_get_once_its_tags_are_known() {
+    let deployment = RedisSentinel::start(1);
+    let cache = sentinel_cache(&deployment);
+    assert!(cache.set("k", &1, ["a"], Lifetime::Default));
+    // The first read learns the tags' versions; the primary then tells this connection of
+    // their changes.
+    assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
+    let primary = deployment.node(deployment.primary_port().unwrap());
+    let (gets, mgets) = (primary.command_calls("get"), primary.command_calls("mget"));
+    for _ in 0..5 {
+        assert_eq!(cache.get::<i32>("k", ["a"]), Ok(1));
+    }
+    assert_eq!(primary.command_calls("get") - gets, 5, "one GET per hit");
+    assert_eq!(primary.command_calls("mget"), mgets);
+    assert!(sentinel_cache_sharing(&deployment, &cache).invalidate(["a"]));
+    assert!(cache.get::<i32>("k", ["a"]).is_err(), "another process's invalidation");
+}
+
+/// Another process's cache, on the same namespace as `cache`.
+fn sentinel_cache_sharing(deployment: &RedisSentinel, cache: &TaggedCache) -> TaggedCache {
+    TaggedCache::builder()
+        .namespace(cache.namespace())
+        .sentinel(deployment.urls(), SERVICE)
+        .build()
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn set_get_and_invalidate_go_to_the_primary_the_sentinels_name_async() {
     let deployment = RedisSentinel::start(1);

@@ -83,7 +83,10 @@ fn a_hit_on_the_primary_is_one_get_once_its_tags_are_known() {
     assert_eq!(primary.command_calls("get") - gets, 5, "one GET per hit");
     assert_eq!(primary.command_calls("mget"), mgets);
     assert!(sentinel_cache_sharing(&deployment, &cache).invalidate(["a"]));
-    assert!(cache.get::<i32>("k", ["a"]).is_err(), "another process's invalidation");
+    assert!(
+        cache.get::<i32>("k", ["a"]).is_err(),
+        "another process's invalidation"
+    );
 }
 
 /// Another process's cache, on the same namespace as `cache`.

@@ -13,10 +13,15 @@ pub struct Needed {
     pub name: &'static str,
     /// What rtc uses it for.
     pub purpose: &'static str,
-    /// Only `rtc stats` needs it; the library does not.
-    pub stats_only: bool,
+    /// What a denial costs, when rtc works without it (`None`: rtc needs it).
+    pub if_denied: Option<&'static str>,
     words: Vec<String>,
 }
+
+/// What a denied `rtc stats`-only command costs.
+const STATS_ONLY: Option<&str> = Some("rtc stats will not work");
+/// What denied tracking costs.
+const ONE_GET: Option<&str> = Some("every hit reads its tags (an MGET, not one GET)");
 
 /// The verdict for one command.
 pub struct Verdict {
@@ -24,8 +29,8 @@ pub struct Verdict {
     pub name: &'static str,
     /// Its purpose.
     pub purpose: &'static str,
-    /// Only `rtc stats` needs it.
-    pub stats_only: bool,
+    /// What a denial costs, when rtc works without it.
+    pub if_denied: Option<&'static str>,
     /// `None` when allowed, the server's reason when not.
     pub denied: Option<String>,
 }
@@ -44,66 +49,66 @@ pub fn needed(namespace_id: &str) -> Vec<Needed> {
     let value = format!("rtc:c:{namespace_id}:check-value");
     let list = format!("rtc:c:{namespace_id}:check-list");
     let sha = Script::new(PROBE_SCRIPT).get_hash().to_owned();
-    let command = |name, purpose, stats_only, words: &[&str]| Needed {
+    let command = |name, purpose, if_denied, words: &[&str]| Needed {
         name,
         purpose,
-        stats_only,
+        if_denied,
         words: words.iter().map(|word| (*word).to_owned()).collect(),
     };
     vec![
         command(
             "SET",
             "store entries, create and bump tag versions",
-            false,
+            None,
             &["SET", &value, "probe", "NX", "GET", "PX", "60000"],
         ),
-        command("GET", "read one key", false, &["GET", &value]),
+        command("GET", "read one key", None, &["GET", &value]),
         command(
             "MGET",
             "read an entry with its tags' versions",
-            false,
+            None,
             &["MGET", &value, &value],
         ),
         command(
             "PTTL",
             "read a lock's lifetime, and date an entry with a stale window",
-            false,
+            None,
             &["PTTL", &value],
         ),
         command(
             "LPUSH",
             "wake lock waiters",
-            false,
+            None,
             &["LPUSH", &list, "probe"],
         ),
         command(
             "PEXPIRE",
             "bound a wake list's lifetime",
-            false,
+            None,
             &["PEXPIRE", &list, "60000"],
         ),
         command(
             "BLPOP",
             "wait for a lock holder",
-            false,
+            None,
             &["BLPOP", &list, "0.01"],
         ),
         command(
             "SCRIPT LOAD",
             "load rtc's scripts",
-            false,
+            None,
             &["SCRIPT", "LOAD", PROBE_SCRIPT],
         ),
         command(
             "EVALSHA",
             "run rtc's scripts (stamped writes, lock release)",
-            false,
+            None,
             &["EVALSHA", &sha, "1", &value],
         ),
         command(
             "SCAN",
             "count the namespace's keys",
-            true,
+            STATS_ONLY,
             &[
                 "SCAN",
                 "0",
@@ -116,13 +121,25 @@ pub fn needed(namespace_id: &str) -> Vec<Needed> {
         command(
             "MEMORY USAGE",
             "measure the namespace's memory",
-            true,
+            STATS_ONLY,
             &["MEMORY", "USAGE", &value],
+        ),
+        command(
+            "CLIENT TRACKING",
+            "learn tag versions in-band (one GET per hit)",
+            ONE_GET,
+            &["CLIENT", "TRACKING", "OFF"],
+        ),
+        command(
+            "CLIENT CACHING",
+            "have a read's tags tracked",
+            ONE_GET,
+            &["CLIENT", "CACHING", "YES"],
         ),
         command(
             "DEL",
             "release locks (inside rtc's scripts)",
-            false,
+            None,
             &["DEL", &value, &list],
         ),
     ]
@@ -172,7 +189,7 @@ impl Needed {
         Verdict {
             name: self.name,
             purpose: self.purpose,
-            stats_only: self.stats_only,
+            if_denied: self.if_denied,
             denied,
         }
     }

@@ -54,15 +54,15 @@ pub fn run(target: &Target) -> Result<(), CliError> {
             ),
         }
         for verdict in verdicts {
-            let status = match (&verdict.denied, verdict.stats_only) {
+            let status = match (&verdict.denied, verdict.if_denied) {
                 (None, _) => "ok".to_owned(),
-                (Some(reason), true) => format!("DENIED, rtc stats will not work: {reason}"),
-                (Some(reason), false) => {
+                (Some(reason), Some(cost)) => format!("DENIED, {cost}: {reason}"),
+                (Some(reason), None) => {
                     denied.push(format!("{} on {}", verdict.name, node.address));
                     format!("DENIED: {reason}")
                 }
             };
-            println!("  {:<13} {:<50} {status}", verdict.name, verdict.purpose);
+            println!("  {:<15} {:<50} {status}", verdict.name, verdict.purpose);
         }
         if let Some(warning) = server.eviction_warning() {
             println!("warning: {warning}");

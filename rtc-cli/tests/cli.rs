@@ -311,6 +311,33 @@ fn check_names_each_command_the_user_may_not_run_and_exits_3() {
 }
 
 #[test]
+fn check_says_what_denied_tracking_costs_and_still_passes() {
+    let server = RedisServer::start();
+    add_user(
+        &server,
+        "shop",
+        "shop",
+        &[
+            "+@all",
+            "-@dangerous",
+            "-client|tracking",
+            "-client|caching",
+        ],
+    );
+    let url = format!("redis://shop:pw@127.0.0.1:{}/0", server.port());
+
+    let output = rtc(&url, "shop", &["check"]);
+
+    assert_exit(&output, 0);
+    let out = stdout(&output);
+    assert_contains(out.clone(), "CLIENT TRACKING");
+    assert_contains(
+        out,
+        "DENIED, every hit reads its tags (an MGET, not one GET)",
+    );
+}
+
+#[test]
 fn check_works_over_tls_with_a_custom_ca() {
     let Some(server) = TlsServer::start_or_skip(false) else {
         return;

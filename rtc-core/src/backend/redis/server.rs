@@ -1,7 +1,8 @@
 //! One Redis server: pooled sync connections, and a data connection per runtime for async calls;
-//! each tracks the tags it reads, so that a hit is one `GET` (`inband.rs`).
+//! each tracks the tags it reads, so that a hit is one `GET` (`inband/`).
 
 use std::future::Future;
+use std::time::{Duration, Instant};
 
 use futures_util::future::Either;
 use futures_util::TryFutureExt as _;
@@ -41,10 +42,12 @@ impl<'a> Batch<'a> {
         Batch::Many(pipeline)
     }
 
-    fn query(&self, connection: &mut Connection) -> RedisResult<Vec<Value>> {
+    /// Sends the batch and reads its replies, all within `timeout` (the connection's read
+    /// timeout, which it has again afterwards).
+    fn query(&self, connection: &mut Connection, timeout: Duration) -> RedisResult<Vec<Value>> {
         match self {
             Batch::One(command) => command.query(connection).map(|value| vec![value]),
-            Batch::Many(pipeline) => pipeline.query(connection),
+            Batch::Many(pipeline) => pipelined(connection, pipeline, timeout),
         }
     }
 
@@ -60,6 +63,41 @@ impl<'a> Batch<'a> {
             ),
             Batch::Many(pipeline) => Either::Right(pipeline.query_async(connection)),
         }
+    }
+}
+
+/// A pipeline's replies, all within one `timeout`. redis-rs's blocking pipeline waits one whole
+/// read timeout for each reply that does not come, so a server that stopped answering held a
+/// pipeline of n commands (a read that learns tags: 3 and more) n timeouts.
+fn pipelined(
+    connection: &mut Connection,
+    pipeline: &Pipeline,
+    timeout: Duration,
+) -> RedisResult<Vec<Value>> {
+    let deadline = Instant::now() + timeout;
+    connection.send_packed_command(&pipeline.get_packed_pipeline())?;
+    let mut replies = Vec::with_capacity(pipeline.len());
+    let mut refused = None;
+    while replies.len() < pipeline.len() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into());
+        }
+        connection.set_read_timeout(Some(left))?;
+        match connection.recv_response()? {
+            // Tracking messages are not replies (the connection's reader has set them aside).
+            Value::Push { .. } => {}
+            Value::ServerError(error) => {
+                refused.get_or_insert(error);
+                replies.push(Value::Nil);
+            }
+            reply => replies.push(reply),
+        }
+    }
+    connection.set_read_timeout(Some(timeout))?;
+    match refused {
+        Some(error) => Err(error.into()),
+        None => Ok(replies),
     }
 }
 
@@ -83,11 +121,11 @@ impl ServerConnector {
                 Some(wait) => {
                     let connection = &mut data.connection;
                     connection.set_read_timeout(Some(self.timeouts.socket + wait))?;
-                    let result = batch.query(connection);
+                    let result = batch.query(connection, self.timeouts.socket + wait);
                     connection.set_read_timeout(Some(self.timeouts.socket))?;
                     result
                 }
-                None => batch.query(&mut data.connection),
+                None => batch.query(&mut data.connection, self.timeouts.socket),
             };
             data.take_messages();
             result
@@ -110,7 +148,7 @@ impl ServerConnector {
                     Next::Done(answered) => return Ok(answered),
                     Next::Send(commands) => commands,
                 };
-                let sent = Batch::of(&commands).query(connection);
+                let sent = Batch::of(&commands).query(connection, self.timeouts.socket);
                 // The messages that came ahead of the reply, before it is looked at.
                 if let Some(tracking) = tracking.as_ref() {
                     tracking.take_messages();

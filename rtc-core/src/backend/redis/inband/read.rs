@@ -1,0 +1,302 @@
+//! A read of one entry on a data connection, as a state machine that does no I/O, and the
+//! commands and replies it is made of.
+
+use redis::{Cmd, RedisError, RedisResult, Value};
+
+use super::super::commands::{self, Round};
+use super::super::tracking::{Known, KnownTags, Learning, Plan};
+use crate::engine::{Expiry, ReadReply, Reply, Ttl};
+use crate::error::BackendError;
+use crate::format::{TagKey, Version};
+
+/// What a read sent on a tracked connection got back.
+pub(in crate::backend::redis) enum Answered {
+    /// The one-`GET` round's replies, and the versions known before and after it.
+    Known(Vec<Value>, Known),
+    /// The full round, and its replies (what learned versions came first are already taken).
+    Read(Round, Vec<Value>),
+}
+
+/// A read of one entry and its tags, as the tracked connection sends it.
+pub(in crate::backend::redis) struct TrackedRead<'a> {
+    pub entry: &'a str,
+    pub tags: &'a [TagKey],
+    /// The caller asked for the entry's time to live.
+    pub ttl: bool,
+    /// The caller asked how long every key read has to live.
+    pub expiry: bool,
+}
+
+impl TrackedRead<'_> {
+    /// The read in full: the entry and every tag (on one server).
+    pub(in crate::backend::redis) fn round(&self) -> Round {
+        Round::read(
+            commands::Topology::Standalone,
+            self.entry,
+            self.tags,
+            self.ttl,
+            self.expiry,
+        )
+    }
+
+    /// The one-`GET` round: the entry, and its time to live when asked for.
+    pub(in crate::backend::redis) fn hit_commands(&self) -> Vec<Cmd> {
+        let mut get = redis::cmd("GET");
+        get.arg(self.entry);
+        let mut commands = vec![get];
+        if self.ttl || self.expiry {
+            commands.push(commands::pttl(self.entry));
+        }
+        commands
+    }
+
+    /// The reply of [`TrackedRead::hit_commands`], with the versions known around it.
+    pub(in crate::backend::redis) fn hit_reply(
+        &self,
+        replies: Vec<Value>,
+        known: Known,
+    ) -> Result<Reply, BackendError> {
+        let mut replies = replies;
+        let ttl = match self.ttl || self.expiry {
+            true => commands::ttls_at_end(&mut replies, 1)?
+                .pop()
+                .unwrap_or_default(),
+            false => Ttl::Unasked,
+        };
+        let [entry] = <[Value; 1]>::try_from(replies).map_err(|_| BackendError::UnexpectedReply)?;
+        let expiry = match (self.expiry, known.until) {
+            (false, _) => Expiry::Unknown,
+            (true, u64::MAX) => ttl.expiry(),
+            (true, until) => {
+                let left = until.saturating_sub(crate::clock::now_ms());
+                ttl.expiry()
+                    .min(Expiry::After(std::time::Duration::from_millis(left)))
+            }
+        };
+        Ok(Reply::Read(ReadReply {
+            entry: commands::bulk(entry)?,
+            versions: known.versions,
+            expiry,
+            ttl: if self.ttl { ttl } else { Ttl::Unasked },
+        }))
+    }
+}
+
+/// What a tracked read asks its driver for next.
+pub(in crate::backend::redis) enum Next {
+    /// Send these commands in one round trip, then [`TrackedReadFlow::next`] with the replies
+    /// (after applying every message that arrived ahead of them).
+    Send(Vec<Cmd>),
+    /// The read is answered.
+    Done(Answered),
+}
+
+/// A read of one entry on a data connection, as a state machine that does no I/O: one `GET`
+/// when the connection knows every tag's version, else the whole read, learning the tags it
+/// does not know on the way. The async and blocking drivers in `server.rs` send what it asks.
+pub(in crate::backend::redis) struct TrackedReadFlow<'a> {
+    read: &'a TrackedRead<'a>,
+    /// The connection's versions (`None`: it does not track).
+    known: Option<&'a KnownTags>,
+    sent: Sent,
+}
+
+enum Sent {
+    Nothing,
+    /// The one `GET`, sent with these versions known.
+    Hit(Known),
+    /// The whole read, after learning these tags (when some) from a request sent at `at`.
+    Full {
+        round: Round,
+        learning: Option<Learning>,
+        at: u64,
+    },
+    Finished,
+}
+
+impl<'a> TrackedReadFlow<'a> {
+    pub(in crate::backend::redis) fn new(
+        read: &'a TrackedRead<'a>,
+        known: Option<&'a KnownTags>,
+    ) -> Self {
+        Self {
+            read,
+            known,
+            sent: Sent::Nothing,
+        }
+    }
+
+    /// The next step, given the replies to the commands of the last (`None` at first).
+    pub(in crate::backend::redis) fn next(
+        &mut self,
+        replies: Option<Vec<Value>>,
+    ) -> RedisResult<Next> {
+        let tags = self.read.tags;
+        let now = crate::clock::now_ms();
+        match (std::mem::replace(&mut self.sent, Sent::Finished), replies) {
+            (Sent::Nothing, _) => Ok(match self.known.map(|known| known.plan(tags, now)) {
+                Some(Plan::OneGet(before)) => {
+                    self.sent = Sent::Hit(before);
+                    Next::Send(self.read.hit_commands())
+                }
+                Some(Plan::Full(learning)) => self.full(learning, now),
+                None => self.full(None, now),
+            }),
+            (Sent::Hit(before), Some(replies)) => {
+                let known = self.known.filter(|known| !known.still(tags, &before, now));
+                Ok(match known {
+                    None => Next::Done(Answered::Known(replies, before)),
+                    // A tag changed, or its time ran out, before the reply came: the `GET` may
+                    // have run after it. Read it all again.
+                    Some(known) => self.full(known.learn(tags, now), now),
+                })
+            }
+            (
+                Sent::Full {
+                    round,
+                    learning,
+                    at,
+                },
+                Some(mut replies),
+            ) => {
+                if let (Some(known), Some(learning)) = (self.known, &learning) {
+                    match learned(&mut replies, learning) {
+                        Ok((versions, ttls)) => known.learned(learning, &versions, &ttls, at),
+                        Err(error) => {
+                            known.abandon(learning);
+                            return Err(unexpected(error));
+                        }
+                    }
+                }
+                Ok(Next::Done(Answered::Read(round, replies)))
+            }
+            (_, _) => Err(unexpected(BackendError::Internal(
+                "a tracked read stepped out of order",
+            ))),
+        }
+    }
+
+    /// The commands of the last step failed with `error`. A `GET` refused because the key is
+    /// not a string (which `MGET` reads as no entry) is sent again as the whole read; otherwise
+    /// what they were to learn is dropped and the read fails.
+    pub(in crate::backend::redis) fn failed(&mut self, error: RedisError) -> RedisResult<Next> {
+        match std::mem::replace(&mut self.sent, Sent::Finished) {
+            Sent::Hit(_) if error.code() == Some("WRONGTYPE") => {
+                let now = crate::clock::now_ms();
+                let learning = self
+                    .known
+                    .and_then(|known| known.learn(self.read.tags, now));
+                Ok(self.full(learning, now))
+            }
+            Sent::Full {
+                learning: Some(learning),
+                ..
+            } => {
+                if let Some(known) = self.known {
+                    known.abandon(&learning);
+                }
+                Err(error)
+            }
+            _ => Err(error),
+        }
+    }
+
+    fn full(&mut self, learning: Option<Learning>, now: u64) -> Next {
+        let round = self.read.round();
+        let mut commands = learning.as_ref().map(learn_commands).unwrap_or_default();
+        commands.extend(round.commands.iter().cloned());
+        self.sent = Sent::Full {
+            round,
+            learning,
+            at: now,
+        };
+        Next::Send(commands)
+    }
+}
+
+/// The commands that learn `learning`'s tags, sent ahead of a round: `CLIENT CACHING YES` (so
+/// that the next command's keys are tracked), their `MGET`, and a `PTTL` of each.
+pub(in crate::backend::redis) fn learn_commands(learning: &Learning) -> Vec<Cmd> {
+    let tags = learning.tags();
+    let mut caching = redis::cmd("CLIENT");
+    caching.arg("CACHING").arg("YES");
+    let mut commands = vec![caching];
+    commands.extend(commands::get_all(
+        commands::Topology::Standalone,
+        tags.iter().map(TagKey::as_str),
+    ));
+    commands.extend(tags.iter().map(|tag| commands::pttl(tag.as_str())));
+    commands
+}
+
+/// Takes the replies of [`learn_commands`] off the front of a round's: each tag's version and
+/// time to live.
+pub(in crate::backend::redis) fn learned(
+    replies: &mut Vec<Value>,
+    learning: &Learning,
+) -> Result<(Vec<Option<Version>>, Vec<Ttl>), BackendError> {
+    let count = learning.tags().len();
+    if replies.len() < 2 + count {
+        return Err(BackendError::UnexpectedReply);
+    }
+    let rest = replies.split_off(2 + count);
+    let mut learned = std::mem::replace(replies, rest);
+    let ttls = commands::ttls_at_end(&mut learned, count)?;
+    let versions = match learned.pop() {
+        Some(Value::Array(values)) if values.len() == count => values
+            .into_iter()
+            .map(commands::version)
+            .collect::<Result<_, _>>()?,
+        _ => return Err(BackendError::UnexpectedReply),
+    };
+    Ok((versions, ttls))
+}
+
+/// The reply a tracked read's answer makes.
+pub(in crate::backend::redis) fn reply(
+    read: &TrackedRead<'_>,
+    answered: Answered,
+) -> Result<Reply, BackendError> {
+    match answered {
+        Answered::Known(replies, known) => read.hit_reply(replies, known),
+        Answered::Read(round, replies) => round.reply(replies),
+    }
+}
+
+/// An error of the driver's own, for a reply the learning commands did not expect.
+pub(in crate::backend::redis) fn unexpected(error: BackendError) -> RedisError {
+    RedisError::from((
+        redis::ErrorKind::Client,
+        "unexpected reply",
+        error.to_string(),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::super::tracking::Informed;
+    use super::*;
+    use crate::format::KeySpace;
+
+    #[test]
+    fn learned_replies_come_off_the_front() {
+        let space = KeySpace::new("inband-tests");
+        let tags = vec![space.user_tag("a"), space.user_tag("b")];
+        let known = KnownTags::default();
+        known.trust();
+        let learning = known.learn(&tags, 0).expect("both unknown");
+        assert_eq!(learn_commands(&learning).len(), 4);
+        let v = Version::from_u64(9);
+        let mut replies = vec![
+            Value::Okay,
+            Value::Array(vec![Value::BulkString(v.as_bytes().to_vec()), Value::Nil]),
+            Value::Int(-1),
+            Value::Int(-2),
+            Value::Int(42),
+        ];
+        let (versions, ttls) = learned(&mut replies, &learning).expect("well formed");
+        assert_eq!(versions, vec![Some(v), None]);
+        assert_eq!(ttls, vec![Ttl::Forever, Ttl::from_pttl(-2)]);
+        assert_eq!(replies, vec![Value::Int(42)]);
+    }
+}

@@ -173,25 +173,15 @@ fn windowed(id: u64) -> Option<u64> {
     Some(id)
 }
 
-fn commands(server: &RedisServer, name: &str) -> u64 {
-    let calls = server
-        .info_field("commandstats", &format!("cmdstat_{name}"))
-        .unwrap_or_default();
-    calls
-        .split(',')
-        .find_map(|field| field.strip_prefix("calls="))
-        .map_or(0, |calls| calls.parse().unwrap())
-}
-
 #[test]
 fn entries_without_a_stale_window_are_read_with_no_pttl() {
     let server = RedisServer::start();
     let cache = install(&LOW_LEVEL, redis_cache(&server, "low-level"));
     let reads = |server: &RedisServer| {
         (
-            commands(server, "get"),
-            commands(server, "mget"),
-            commands(server, "pttl"),
+            server.command_calls("get"),
+            server.command_calls("mget"),
+            server.command_calls("pttl"),
         )
     };
     let reset = |server: &RedisServer| {

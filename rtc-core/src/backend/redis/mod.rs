@@ -125,6 +125,16 @@ impl RedisStore {
         Round::of(topology, operation)
     }
 
+    /// What reads one entry on connections that track tags in-band: one server, or the primary
+    /// behind Sentinel (`None`: a cluster, which reads every tag).
+    fn reader(&self) -> Option<Reader<'_>> {
+        match &self.connector {
+            Connector::Server(server) => Some(Reader::Server(server)),
+            Connector::Sentinel(sentinel) => Some(Reader::Sentinel(sentinel)),
+            Connector::Cluster(_) => None,
+        }
+    }
+
     /// `Skipped` while the back-off pauses Redis.
     fn allowed(&self) -> Result<(), BackendError> {
         match self.backoff.allows() {
@@ -135,17 +145,10 @@ impl RedisStore {
 
     /// Sends `operation` on a pooled connection and reads the reply.
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
-        if let Some(read) = tracked_read(operation) {
-            let sent = match &self.connector {
-                Connector::Server(server) => Some(self.allowed().map(|()| server.read(&read))),
-                Connector::Sentinel(sentinel) => {
-                    Some(self.allowed().map(|()| sentinel.read(&read)))
-                }
-                Connector::Cluster(_) => None,
-            };
-            if let Some(sent) = sent {
-                return self.received_with(sent?, |answered| inband::reply(&read, answered));
-            }
+        if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
+            self.allowed()?;
+            let sent = reader.read(&read);
+            return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
         let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
@@ -169,20 +172,10 @@ impl RedisStore {
         // A read of one entry on one server (or the primary behind Sentinel) goes to its data
         // connection, which may answer it with one `GET`; the whole read's round is built only
         // if it is sent.
-        if let Some(read) = tracked_read(operation).filter(|_| !self.is_cluster()) {
+        if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
             let runtime = IoRuntime::current()?;
-            let reading = match &self.connector {
-                Connector::Server(server) => Either::Left(server.read_async(&read, runtime.id)),
-                Connector::Sentinel(sentinel) => {
-                    Either::Right(Either::Left(sentinel.read_async(&read, runtime.id)))
-                }
-                // Not reached (filtered out above); a cluster reads every key in full.
-                Connector::Cluster(_) => Either::Right(Either::Right(std::future::ready(Err(
-                    RedisError::from((redis::ErrorKind::Client, "no tracked reads on a cluster")),
-                )))),
-            };
-            let sent = runtime.drive(reading).await;
+            let sent = runtime.drive(reader.read_async(&read, runtime.id)).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
         let round = self.round(operation)?;
@@ -319,6 +312,32 @@ pub(crate) fn track(
         settings.connect_timeout,
     )
     .map_err(|_| ConfigError::Invalid("the near cache's tracking thread could not start"))
+}
+
+/// The connectors whose connections track tags in-band.
+enum Reader<'a> {
+    Server(&'a ServerConnector),
+    Sentinel(&'a SentinelConnector),
+}
+
+impl Reader<'_> {
+    fn read(&self, read: &TrackedRead<'_>) -> RedisResult<inband::Answered> {
+        match self {
+            Reader::Server(server) => server.read(read),
+            Reader::Sentinel(sentinel) => sentinel.read(read),
+        }
+    }
+
+    fn read_async<'a>(
+        &'a self,
+        read: &'a TrackedRead<'_>,
+        runtime: tokio::runtime::Id,
+    ) -> impl Future<Output = RedisResult<inband::Answered>> + Send + 'a {
+        match self {
+            Reader::Server(server) => Either::Left(server.read_async(read, runtime)),
+            Reader::Sentinel(sentinel) => Either::Right(sentinel.read_async(read, runtime)),
+        }
+    }
 }
 
 /// A read of one entry, which a server's tracking connections may answer with one `GET`.

@@ -99,12 +99,9 @@ impl DataConnections {
 
 impl Dial {
     async fn connect(self: Arc<Self>) -> RedisResult<DataConnection> {
-        let tracked = self.tracked.as_ref();
-        if let Some(tracked) = tracked.filter(|_| !self.untracked.load(Ordering::Relaxed)) {
-            match self.connect_tracked(tracked).await {
-                Ok(connection) => return Ok(connection),
-                Err(error) if refuses_tracking(&error) => self.refused(&error),
-                Err(error) => return Err(error),
+        if let Some(tracked) = self.tracking_client() {
+            if let Some(settled) = self.settled(self.connect_tracked(tracked).await) {
+                return settled;
             }
         }
         let connection = self
@@ -118,16 +115,14 @@ impl Dial {
     }
 
     fn connect_blocking(&self, timeouts: Timeouts) -> RedisResult<SyncData> {
-        let tracked = self.tracked.as_ref();
-        if let Some(tracked) = tracked.filter(|_| !self.untracked.load(Ordering::Relaxed)) {
-            let timeouts = Timeouts {
+        if let Some(tracked) = self.tracking_client() {
+            let handshake = Timeouts {
                 connect: self.handshake,
                 ..timeouts
             };
-            match Self::open_blocking(tracked, timeouts).and_then(Self::track_blocking) {
-                Ok(connection) => return Ok(connection),
-                Err(error) if refuses_tracking(&error) => self.refused(&error),
-                Err(error) => return Err(error),
+            let attempt = Self::open_blocking(tracked, handshake).and_then(Self::track_blocking);
+            if let Some(settled) = self.settled(attempt) {
+                return settled;
             }
         }
         Ok(SyncData {
@@ -155,14 +150,29 @@ impl Dial {
         })
     }
 
-    /// The server refused RESP3 or tracking: plain connections from now on.
-    fn refused(&self, error: &RedisError) {
-        tracing::warn!(
-            target: "rtc",
-            %error,
-            "the Redis server refused RESP3 or client tracking: every hit reads its tags"
-        );
-        self.untracked.store(true, Ordering::Relaxed);
+    /// The server to open a tracked connection to, unless it refused tracking before.
+    fn tracking_client(&self) -> Option<&Client> {
+        self.tracked
+            .as_ref()
+            .filter(|_| !self.untracked.load(Ordering::Relaxed))
+    }
+
+    /// What the attempt to open a tracked connection came to: `Some` to return (the connection,
+    /// or an error a plain connection would meet too), `None` when the server refused tracking
+    /// (turned off from now on, with one warning): open a plain connection instead.
+    fn settled<T>(&self, attempt: RedisResult<T>) -> Option<RedisResult<T>> {
+        match attempt {
+            Err(error) if refuses_tracking(&error) => {
+                tracing::warn!(
+                    target: "rtc",
+                    %error,
+                    "the Redis server refused RESP3 or client tracking: every hit reads its tags"
+                );
+                self.untracked.store(true, Ordering::Relaxed);
+                None
+            }
+            attempt => Some(attempt),
+        }
     }
 
     async fn connect_tracked(&self, tracked: &Client) -> RedisResult<DataConnection> {
@@ -170,9 +180,7 @@ impl Dial {
         let informed = Arc::clone(&known);
         // Runs in the connection's reader, before the replies read after the message.
         let pushes = move |push: PushInfo| {
-            if !apply(&*informed, push) {
-                informed.distrust();
-            }
+            inform(&informed, push);
             Ok::<(), Infallible>(())
         };
         let config = self
@@ -213,9 +221,7 @@ impl Tracking {
     /// Applies every message the connection's reader put aside while reading replies.
     pub(in crate::backend::redis) fn take_messages(&self) {
         while let Ok(message) = self.messages.try_recv() {
-            if !apply(&self.known, message) {
-                self.known.distrust();
-            }
+            inform(&self.known, message);
         }
     }
 }
@@ -226,6 +232,14 @@ impl SyncData {
         if let Some(tracking) = &self.tracking {
             tracking.take_messages();
         }
+    }
+}
+
+/// Applies one of a connection's messages to what it knows; a lost connection (the message
+/// redis-rs gives when it drops) closes it for good.
+fn inform(known: &KnownTags, message: PushInfo) {
+    if !apply(known, message) {
+        known.distrust();
     }
 }
 

@@ -4,7 +4,7 @@
 use redis::{Cmd, RedisError, RedisResult, Value};
 
 use super::super::commands::{self, Round};
-use super::super::tracking::{Known, KnownTags, Learning, Plan};
+use super::super::tracking::{client_error_owned, Known, KnownTags, Learning, Plan};
 use crate::engine::{Expiry, ReadReply, Reply, Ttl};
 use crate::error::BackendError;
 use crate::format::{TagKey, Version};
@@ -164,15 +164,15 @@ impl<'a> TrackedReadFlow<'a> {
                         Ok((versions, ttls)) => known.learned(learning, &versions, &ttls, at),
                         Err(error) => {
                             known.abandon(learning);
-                            return Err(unexpected(error));
+                            return Err(client_error_owned(error.to_string()));
                         }
                     }
                 }
                 Ok(Next::Done(Answered::Read(round, replies)))
             }
-            (_, _) => Err(unexpected(BackendError::Internal(
-                "a tracked read stepped out of order",
-            ))),
+            (_, _) => Err(client_error_owned(
+                BackendError::Internal("a tracked read stepped out of order").to_string(),
+            )),
         }
     }
 
@@ -261,15 +261,6 @@ pub(in crate::backend::redis) fn reply(
         Answered::Known(replies, known) => read.hit_reply(replies, known),
         Answered::Read(round, replies) => round.reply(replies),
     }
-}
-
-/// An error of the driver's own, for a reply the learning commands did not expect.
-pub(in crate::backend::redis) fn unexpected(error: BackendError) -> RedisError {
-    RedisError::from((
-        redis::ErrorKind::Client,
-        "unexpected reply",
-        error.to_string(),
-    ))
 }
 
 #[cfg(test)]

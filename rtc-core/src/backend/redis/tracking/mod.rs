@@ -28,7 +28,7 @@ use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
 use tokio::sync::mpsc::unbounded_channel;
 
 pub(crate) use self::known::{Known, KnownTags, Learning, Plan};
-pub(super) use self::session::{apply, Informed};
+pub(super) use self::session::{apply, client_error_owned, Informed};
 use self::session::{Event, Session, Step};
 use crate::near::NearCache;
 use crate::settings::TlsMaterial;

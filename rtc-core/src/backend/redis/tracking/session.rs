@@ -585,7 +585,8 @@ fn client_error(message: &'static str) -> RedisError {
     RedisError::from((redis::ErrorKind::Client, message))
 }
 
-fn client_error_owned(detail: String) -> RedisError {
+/// A reply rtc did not expect, as a client-side error carrying what it was.
+pub(crate) fn client_error_owned(detail: String) -> RedisError {
     RedisError::from((redis::ErrorKind::Client, "unexpected reply", detail))
 }
 

@@ -1,5 +1,7 @@
 //! One entry's keys: where it is stored, and the tags it is checked against.
 
+use smallvec::SmallVec;
+
 use super::entry::Observed;
 use super::keys::{KeySpace, TagKey};
 use super::version::Version;
@@ -9,8 +11,9 @@ use super::version::Version;
 pub(crate) struct EntryKeys {
     pub entry: String,
     /// The canonical tags (the namespace tag, then the user tags sorted and deduplicated), then
-    /// the implicit ones (tags the entry carries that are not part of its identity).
-    tags: Vec<TagKey>,
+    /// the implicit ones (tags the entry carries that are not part of its identity). Inline up to
+    /// a decorated function's usual three: the namespace's, one user tag, the function's.
+    tags: SmallVec<[TagKey; 3]>,
     canonical: usize,
 }
 
@@ -27,7 +30,7 @@ impl EntryKeys {
     {
         let implicit = implicit.into_iter();
         let mut tags = tags.into_iter();
-        let mut all = Vec::with_capacity(2 + implicit.size_hint().0);
+        let mut all = SmallVec::<[TagKey; 3]>::with_capacity(2 + implicit.size_hint().0);
         all.push(space.namespace_tag());
         // One tag (a decorated function's usual case) needs no list to sort.
         let entry = match (tags.next(), tags.next()) {

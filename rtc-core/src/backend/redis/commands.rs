@@ -482,9 +482,15 @@ fn entry_and_versions(values: Vec<Value>) -> Result<ReadReply, BackendError> {
 
 /// `PTTL entry`: what is left of its time to live, on the server's clock.
 pub(super) fn pttl(entry: &str) -> Cmd {
-    let mut pttl = command("PTTL");
-    pttl.arg(entry);
-    pttl
+    on_key("PTTL", entry)
+}
+
+/// `name key`, with room for exactly that (a command grown one argument at a time allocates
+/// twice more).
+pub(super) fn on_key(name: &str, key: &str) -> Cmd {
+    let mut command = Cmd::with_capacity(2, name.len() + key.len());
+    command.arg(name).arg(key);
+    command
 }
 
 /// Takes the replies of the `count` `PTTL`s that end a round.

@@ -115,12 +115,19 @@ impl SentinelConnector {
         result
     }
 
-    /// The primary known, or found through the sentinels (the lookup's async driver: one
-    /// command per node, each on a connection of its own).
+    /// The primary known, or found through the sentinels (the lookup's async driver).
     async fn primary_async(&self) -> RedisResult<Arc<ServerConnector>> {
-        if let Some(primary) = self.current() {
-            return Ok(primary);
+        match self.current() {
+            Some(primary) => Ok(primary),
+            // Boxed: the lookup's future (sentinel connections and all) is rarely needed, and
+            // would otherwise make every read's future, and each one awaiting it, larger.
+            None => Box::pin(self.look_up_primary()).await,
         }
+    }
+
+    /// Asks the sentinels for the primary, one command per node, each on a connection of its
+    /// own, and keeps what they say.
+    async fn look_up_primary(&self) -> RedisResult<Arc<ServerConnector>> {
         let mut lookup = PrimaryLookup::new(self);
         let mut reply = None;
         let found = loop {

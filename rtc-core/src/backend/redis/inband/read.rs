@@ -2,12 +2,16 @@
 //! commands and replies it is made of.
 
 use redis::{Cmd, RedisError, RedisResult, Value};
+use smallvec::SmallVec;
 
 use super::super::commands::{self, Round};
 use super::super::tracking::{client_error_owned, Known, KnownTags, Learning, Plan};
 use crate::engine::{Expiry, ReadReply, Reply, Ttl};
 use crate::error::BackendError;
 use crate::format::{TagKey, Version};
+
+/// The commands of one round trip: a hit's one or two without an allocation.
+pub(in crate::backend::redis) type Commands = SmallVec<[Cmd; 2]>;
 
 /// What a read sent on a tracked connection got back.
 pub(in crate::backend::redis) enum Answered {
@@ -40,10 +44,9 @@ impl TrackedRead<'_> {
     }
 
     /// The one-`GET` round: the entry, and its time to live when asked for.
-    pub(in crate::backend::redis) fn hit_commands(&self) -> Vec<Cmd> {
-        let mut get = redis::cmd("GET");
-        get.arg(self.entry);
-        let mut commands = vec![get];
+    pub(in crate::backend::redis) fn hit_commands(&self) -> Commands {
+        let mut commands = Commands::new();
+        commands.push(commands::on_key("GET", self.entry));
         if self.ttl || self.expiry {
             commands.push(commands::pttl(self.entry));
         }
@@ -86,7 +89,7 @@ impl TrackedRead<'_> {
 pub(in crate::backend::redis) enum Next {
     /// Send these commands in one round trip, then [`TrackedReadFlow::next`] with the replies
     /// (after applying every message that arrived ahead of them).
-    Send(Vec<Cmd>),
+    Send(Commands),
     /// The read is answered.
     Done(Answered),
 }
@@ -203,7 +206,7 @@ impl<'a> TrackedReadFlow<'a> {
 
     fn full(&mut self, learning: Option<Learning>, now: u64) -> Next {
         let round = self.read.round();
-        let mut commands = learning.as_ref().map(learn_commands).unwrap_or_default();
+        let mut commands: Commands = learning.as_ref().map(learn_commands).unwrap_or_default();
         commands.extend(round.commands.iter().cloned());
         self.sent = Sent::Full {
             round,
@@ -216,11 +219,12 @@ impl<'a> TrackedReadFlow<'a> {
 
 /// The commands that learn `learning`'s tags, sent ahead of a round: `CLIENT CACHING YES` (so
 /// that the next command's keys are tracked), their `MGET`, and a `PTTL` of each.
-pub(in crate::backend::redis) fn learn_commands(learning: &Learning) -> Vec<Cmd> {
+pub(in crate::backend::redis) fn learn_commands(learning: &Learning) -> Commands {
     let tags = learning.tags();
     let mut caching = redis::cmd("CLIENT");
     caching.arg("CACHING").arg("YES");
-    let mut commands = vec![caching];
+    let mut commands = Commands::new();
+    commands.push(caching);
     commands.extend(commands::get_all(
         commands::Topology::Standalone,
         tags.iter().map(TagKey::as_str),

@@ -76,7 +76,7 @@ struct Inner {
     codec_warnings: WarnLimiter,
     flights: Flights,
     /// Each decorated function's own tag, by its identity (`Site::identity`).
-    function_tags: RwLock<HashMap<&'static str, TagKey>>,
+    function_tags: RwLock<HashMap<&'static str, TagKey, foldhash::fast::RandomState>>,
     near: Option<Arc<NearCache>>,
     /// Feeds `near` Redis's invalidation messages; stops when the cache is dropped.
     _tracker: Option<Tracker>,

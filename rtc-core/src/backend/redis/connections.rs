@@ -86,6 +86,21 @@ impl<C: Clone> PerRuntime<C> {
         connections.push((runtime, connection));
     }
 
+    /// Puts `connection` in place of this runtime's, if `current` says so of the one there.
+    pub(super) fn replace(
+        &self,
+        runtime: tokio::runtime::Id,
+        connection: C,
+        current: impl FnOnce(&C) -> bool,
+    ) {
+        let mut connections = lock(&self.connections);
+        if let Some((_, slot)) = connections.iter_mut().find(|(id, _)| *id == runtime) {
+            if current(slot) {
+                *slot = connection;
+            }
+        }
+    }
+
     /// Forgets the current runtime's connection, so that the next call opens a new one.
     pub(super) fn forget(&self, runtime: tokio::runtime::Id) {
         lock(&self.connections).retain(|(id, _)| *id != runtime);

@@ -28,7 +28,15 @@ pub(in crate::backend::redis) struct DataConnections {
     /// Each runtime's connection, or the attempt to open it that every caller on that runtime
     /// awaits together (so that a failed attempt fails them all at once, rather than each
     /// trying again in turn while the server does not answer).
-    per_runtime: PerRuntime<Shared<BoxFuture<'static, RedisResult<DataConnection>>>>,
+    per_runtime: PerRuntime<Opened>,
+}
+
+/// A runtime's data connection, or the attempt to open it.
+#[derive(Clone)]
+enum Opened {
+    Connecting(Shared<BoxFuture<'static, RedisResult<DataConnection>>>),
+    /// Open: what every call takes without awaiting the attempt again.
+    Open(DataConnection),
 }
 
 /// How a data connection is opened.
@@ -73,14 +81,23 @@ impl DataConnections {
         runtime: tokio::runtime::Id,
     ) -> RedisResult<DataConnection> {
         let connecting = match self.per_runtime.get(runtime) {
-            Some(connecting) => connecting,
+            Some(Opened::Open(open)) => return Ok(open),
+            Some(Opened::Connecting(connecting)) => connecting,
             None => {
                 let connecting = Arc::clone(&self.dial).connect().boxed().shared();
-                self.per_runtime.insert(runtime, connecting.clone());
+                let opened = Opened::Connecting(connecting.clone());
+                self.per_runtime.insert(runtime, opened);
                 connecting
             }
         };
-        connecting.await
+        let connected = connecting.clone().await;
+        if let Ok(open) = &connected {
+            // Unless the attempt was forgotten meanwhile (a failed call), or replaced.
+            self.per_runtime.replace(runtime, Opened::Open(open.clone()), |opened| {
+                matches!(opened, Opened::Connecting(attempt) if attempt.ptr_eq(&connecting))
+            });
+        }
+        connected
     }
 
     /// A blocking connection, tracking when the server lets it.

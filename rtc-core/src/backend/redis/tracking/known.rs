@@ -20,6 +20,7 @@
 //!   it): a version is used only until the tag's time to live, as read with it, has passed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::session::Informed;
@@ -34,6 +35,10 @@ const MAX_TAGS: usize = 1 << 16;
 #[derive(Debug, Default)]
 pub(crate) struct KnownTags {
     state: Mutex<State>,
+    /// How many times a message changed what the table knows (a change, a flush, the
+    /// connection lost), bumped under the lock: a read planned at the same count, with no
+    /// message since, still holds without looking its tags up again.
+    messages: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -83,6 +88,8 @@ pub(crate) struct Known {
     pub versions: Vec<Option<Version>>,
     /// The first moment (`clock::now_ms`) one of them may have expired; `u64::MAX`: none expires.
     pub until: u64,
+    /// How many messages the table had applied when they were read.
+    messages: u64,
 }
 
 impl KnownTags {
@@ -103,6 +110,15 @@ impl KnownTags {
     /// no message for those tags arrived ahead of it, so none of them changed before it ran.
     /// Otherwise the read is to be sent again in full.
     pub(crate) fn still(&self, tags: &[TagKey], before: &Known, now: u64) -> bool {
+        if now >= before.until {
+            return false;
+        }
+        // No message at all since the versions were read: none for these tags either. Every
+        // message the server sent ahead of the reply was applied before the reply was handed
+        // over (and counted under the lock), so this load sees it.
+        if self.messages.load(Ordering::Acquire) == before.messages {
+            return true;
+        }
         let state = self.state();
         state.open
             && tags.len() == before.versions.len()
@@ -132,7 +148,11 @@ impl KnownTags {
                 _ => None,
             })
             .collect::<Option<_>>()?;
-        Some(Known { versions, until })
+        Some(Known {
+            versions,
+            until,
+            messages: self.messages.load(Ordering::Acquire),
+        })
     }
 
     /// Placeholders for the tags of `tags` not known at `now`, before a read that learns them is
@@ -211,6 +231,11 @@ impl KnownTags {
         }
     }
 
+    /// Counts a message that changes the table (the caller holds the lock).
+    fn count_message(&self) {
+        self.messages.fetch_add(1, Ordering::Release);
+    }
+
     /// The read of `learning` failed: its placeholders go.
     pub(crate) fn abandon(&self, learning: &Learning) {
         let mut state = self.state();
@@ -233,19 +258,23 @@ impl Informed for KnownTags {
     /// new table).
     fn distrust(&self) {
         let mut state = self.state();
+        self.count_message();
         state.open = false;
         state.slots.clear();
     }
 
     fn changed(&self, keys: &mut dyn Iterator<Item = &[u8]>) {
         let mut state = self.state();
+        self.count_message();
         for key in keys {
             state.slots.remove(key);
         }
     }
 
     fn changed_all(&self) {
-        self.state().slots.clear();
+        let mut state = self.state();
+        self.count_message();
+        state.slots.clear();
     }
 }
 
@@ -373,6 +402,38 @@ mod tests {
         let Plan::Full(None) = known.plan(&tags, 0) else {
             panic!("a closed table plans a full read, learning nothing")
         };
+    }
+
+    #[test]
+    fn a_message_for_another_tag_leaves_a_one_get_read_standing_and_expiry_ends_it() {
+        let known = open();
+        let tags = tags(&["a", "b", "other"]);
+        let learning = known.learn(&tags, 0).expect("unknown");
+        let ttls = [
+            Ttl::Left(Duration::from_millis(100)),
+            Ttl::Forever,
+            Ttl::Forever,
+        ];
+        known.learned(&learning, &[V1, V1, V1], &ttls, 0);
+        let Plan::OneGet(before) = known.plan(&tags[..2], 10) else {
+            panic!("both are known")
+        };
+        // No message: it holds until the first of its tags may have expired.
+        assert!(known.still(&tags[..2], &before, 99));
+        assert!(!known.still(&tags[..2], &before, 100));
+        // A message, but for a tag this read does not carry: each of its tags is looked up.
+        known.changed(&mut keys(&tags[2..]).into_iter());
+        assert!(known.still(&tags[..2], &before, 99));
+        // A flush, then the same versions learned again: the read was planned before the flush.
+        known.changed_all();
+        let learning = known.learn(&tags[..2], 20).expect("forgotten");
+        known.learned(&learning, &[V1, V1], &[Ttl::Forever, Ttl::Forever], 20);
+        assert!(
+            known.still(&tags[..2], &before, 30),
+            "the same versions, both known"
+        );
+        known.changed(&mut keys(&tags[..1]).into_iter());
+        assert!(!known.still(&tags[..2], &before, 30));
     }
 
     #[test]

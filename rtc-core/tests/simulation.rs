@@ -105,7 +105,7 @@ fn every_mutant_is_caught() {
     }
 }
 
-/// In-band tracking is exercised: a few seeds make one-`GET` hits, discard some, learn, and
+/// In-band tracking is exercised: a few seeds make one-`GET` (and one-`MGET`) hits, discard some, learn, and
 /// apply and lose in-band messages (a quiet model would check nothing).
 #[test]
 fn in_band_paths_are_taken() {
@@ -116,6 +116,7 @@ fn in_band_paths_are_taken() {
         coverage += run.coverage;
     }
     assert!(coverage.one_get_hits > 0, "{coverage:?}");
+    assert!(coverage.one_mget_hits > 0, "{coverage:?}");
     assert!(coverage.one_get_discarded > 0, "{coverage:?}");
     assert!(coverage.learning_reads > 0, "{coverage:?}");
     assert!(coverage.inband_applied > 0, "{coverage:?}");

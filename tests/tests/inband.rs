@@ -78,6 +78,110 @@ fn a_hit_whose_tags_are_known_is_one_get_async_and_blocking() {
     assert_eq!(server.command_calls("mget"), mgets, "no tag read");
 }
 
+/// Three entries, each with a tag of its own and one they share.
+fn batch() -> Vec<(String, [String; 2])> {
+    (0..3)
+        .map(|i| (format!("k{i}"), [format!("own{i}"), "shared".to_owned()]))
+        .collect()
+}
+
+/// Keys looked up by the server so far (each key an `MGET` reads is one).
+fn keys_read(server: &RedisServer) -> u64 {
+    let field = |name| {
+        server
+            .info_field("stats", name)
+            .and_then(|value| value.parse::<u64>().ok())
+            .expect("INFO stats has the keyspace counters")
+    };
+    field("keyspace_hits") + field("keyspace_misses")
+}
+
+#[test]
+fn get_many_whose_tags_are_known_reads_its_entries_alone_async_and_blocking() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server, &unique_namespace("inband"));
+    let batch = batch();
+    let values =
+        || -> Vec<Result<String, MissKind>> { (0..3).map(|i| Ok(format!("v{i}"))).collect() };
+    let kinds = |found: Vec<Result<String, rtc::CacheMiss>>| -> Vec<Result<String, MissKind>> {
+        found
+            .into_iter()
+            .map(|found| found.map_err(|miss| miss.kind()))
+            .collect()
+    };
+    for (i, (key, tags)) in batch.iter().enumerate() {
+        assert!(cache.set(key, &format!("v{i}"), tags, Lifetime::Default));
+    }
+    runtime().block_on(async {
+        // The first read learns the tags; after it, one MGET of the three entries and nothing
+        // else: three keys looked up per call.
+        assert_eq!(kinds(cache.get_many_async(batch.clone()).await), values());
+        let (keys, mgets) = (keys_read(&server), server.command_calls("mget"));
+        for _ in 0..10 {
+            assert_eq!(kinds(cache.get_many_async(batch.clone()).await), values());
+        }
+        assert_eq!(
+            server.command_calls("mget") - mgets,
+            10,
+            "one MGET per call"
+        );
+        assert_eq!(keys_read(&server) - keys, 30, "the entries alone, no tag");
+    });
+    assert_eq!(kinds(cache.get_many(batch.clone())), values());
+    let (keys, mgets) = (keys_read(&server), server.command_calls("mget"));
+    for _ in 0..10 {
+        assert_eq!(kinds(cache.get_many(batch.clone())), values());
+    }
+    assert_eq!(
+        server.command_calls("mget") - mgets,
+        10,
+        "one MGET per call"
+    );
+    assert_eq!(keys_read(&server) - keys, 30, "the entries alone, no tag");
+}
+
+#[test]
+fn get_many_misses_what_another_process_invalidated_on_the_next_call_async_and_blocking() {
+    let server = RedisServer::start();
+    let (reader, writer) = reader_and_writer(&server);
+    let batch = batch();
+    let found = |found: Vec<Result<String, rtc::CacheMiss>>| -> Vec<bool> {
+        found.iter().map(Result::is_ok).collect()
+    };
+    let store = |round: usize| {
+        for (i, (key, tags)) in batch.iter().enumerate() {
+            assert!(reader.set(key, &format!("v{round}.{i}"), tags, Lifetime::Default));
+        }
+    };
+    let runtime = runtime();
+    for round in 0..100 {
+        store(round);
+        let blocking = round % 2 == 0;
+        let get_many = |batch: Vec<(String, [String; 2])>| match blocking {
+            true => found(reader.get_many(batch)),
+            false => found(runtime.block_on(reader.get_many_async(batch))),
+        };
+        assert_eq!(get_many(batch.clone()), [true; 3]);
+        assert_eq!(get_many(batch.clone()), [true; 3]);
+        // One entry's own tag, then the tag all three share.
+        let own = round % 3;
+        assert!(writer.invalidate([batch[own].1[0].as_str()]));
+        let mut expected = [true; 3];
+        expected[own] = false;
+        assert_eq!(
+            get_many(batch.clone()),
+            expected,
+            "round {round}: its own tag"
+        );
+        assert!(writer.invalidate(["shared"]));
+        assert_eq!(
+            get_many(batch.clone()),
+            [false; 3],
+            "round {round}: the shared tag"
+        );
+    }
+}
+
 /// A reader, and another process sharing its namespace: its own cache, its own connections; it
 /// invalidates with the blocking API, whose reply comes back before the reader's next read is
 /// sent.
@@ -133,6 +237,31 @@ fn a_tag_invalidated_by_another_process_misses_on_the_very_next_read() {
         server.command_calls("get") - gets >= 300,
         "the reads between the invalidations were one GET each"
     );
+}
+
+#[test]
+fn a_tag_known_to_be_missing_is_forgotten_when_another_process_creates_it() {
+    let server = RedisServer::start();
+    let (reader, writer) = reader_and_writer(&server);
+    runtime().block_on(async {
+        for round in 0..100 {
+            let tags = [format!("new{round}")];
+            let key = format!("k{round}");
+            // Twice: the first read learns that the tag does not exist, the second is one `GET`
+            // that knows it.
+            for _ in 0..2 {
+                assert_eq!(read(&reader, &key, &tags).await, Err(MissKind::Absent));
+            }
+            // Another process writes the entry, creating its tag: the reader hears of it, and
+            // takes the value rather than missing on a version it thought missing.
+            assert!(writer.set(&key, &"value", &tags, Lifetime::Default));
+            assert_eq!(
+                read(&reader, &key, &tags).await.as_deref(),
+                Ok("value"),
+                "round {round}"
+            );
+        }
+    });
 }
 
 #[test]

@@ -339,7 +339,7 @@ fn a_tag_created_by_two_racing_writers_gets_one_version() {
 }
 
 #[test]
-fn a_hundred_entries_are_one_mget_whatever_their_tags() {
+fn a_hundred_entries_are_one_mget_whatever_their_tags_and_of_the_entries_alone_once_known() {
     let server = RedisServer::start();
     let cache = cache_on(&server);
     let mut probe = server.connection();
@@ -356,21 +356,32 @@ fn a_hundred_entries_are_one_mget_whatever_their_tags() {
         Lifetime::Default,
     );
     assert_eq!(stored, vec![true; 100]);
-    let mget = calls_of(&mut probe, "mget");
     // Every other entry is absent: misses cost nothing more than hits.
-    let asked = (0..200).map(|i| (format!("k{i}"), tags_of(i)));
-    let sent = commands_sent_by(&mut probe, || {
-        let got = cache.get_many::<u32>(asked);
+    let asked = || (0..200).map(|i| (format!("k{i}"), tags_of(i)));
+    let read = || {
+        let got = cache.get_many::<u32>(asked());
         assert_eq!(got.len(), 200);
         assert!(got[..100]
             .iter()
             .zip(&values)
             .all(|(got, i)| got == &Ok(*i)));
         assert!(got[100..].iter().all(Result::is_err));
-    });
+    };
+    // The first read on a connection learns its tags' versions, each tag once: 200 own, 7
+    // groups, `users` and the namespace's.
+    let mget = calls_of(&mut probe, "mget");
+    let learning = commands_sent_by(&mut probe, read);
+    assert_eq!(
+        learning,
+        1 + 1 + 209 + 1,
+        "CLIENT CACHING, an MGET of the tags, a PTTL of each, the MGET of entries and tags"
+    );
+    assert_eq!(calls_of(&mut probe, "mget") - mget, 2);
+    let mget = calls_of(&mut probe, "mget");
+    let sent = commands_sent_by(&mut probe, read);
     assert_eq!(
         sent, 1,
-        "one MGET of 200 entries and of every tag they carry, each tag once"
+        "one MGET of the 200 entries, their tags' versions known"
     );
     assert_eq!(calls_of(&mut probe, "mget") - mget, 1);
 }

@@ -93,6 +93,8 @@ pub struct Coverage {
     pub refused_connections: u64,
     /// Reads answered by one `GET` on a data connection, with the tag versions it knew in-band.
     pub one_get_hits: u64,
+    /// `get_many`s answered by one `MGET` of their entries alone, the same way.
+    pub one_mget_hits: u64,
     /// One-`GET` answers discarded because a tag's version was no longer known when the reply
     /// came (`KnownTags::still`), the read then sent again in full.
     pub one_get_discarded: u64,
@@ -128,6 +130,7 @@ impl std::ops::AddAssign for Coverage {
         self.tracking_ons += other.tracking_ons;
         self.refused_connections += other.refused_connections;
         self.one_get_hits += other.one_get_hits;
+        self.one_mget_hits += other.one_mget_hits;
         self.one_get_discarded += other.one_get_discarded;
         self.learning_reads += other.learning_reads;
         self.inband_applied += other.inband_applied;

@@ -121,19 +121,7 @@ impl Round {
                 script: Some(&CREATE_TAG),
                 ..round(create_tags(tags, lifetime), Reading::Created)
             },
-            Operation::ReadMany { entries, tags } => round(
-                get_all(
-                    topology,
-                    entries
-                        .iter()
-                        .copied()
-                        .chain(tags.iter().map(TagKey::as_str)),
-                ),
-                Reading::Entries {
-                    topology,
-                    entries: entries.len(),
-                },
-            ),
+            Operation::ReadMany { entries, tags } => Round::read_many(topology, entries, tags),
             Operation::WriteStamped {
                 writes,
                 lifetime,
@@ -260,6 +248,25 @@ impl Round {
             script: None,
             blocks_for: None,
             reading: Reading::Ok,
+        }
+    }
+
+    /// `get_many`: the entries and every tag, in one `MGET` on a server.
+    pub(crate) fn read_many(topology: Topology, entries: &[&str], tags: &[TagKey]) -> Self {
+        Round {
+            commands: get_all(
+                topology,
+                entries
+                    .iter()
+                    .copied()
+                    .chain(tags.iter().map(TagKey::as_str)),
+            ),
+            script: None,
+            blocks_for: None,
+            reading: Reading::Entries {
+                topology,
+                entries: entries.len(),
+            },
         }
     }
 
@@ -458,6 +465,19 @@ fn read(topology: Topology, entry: &str, tags: &[TagKey]) -> Vec<Cmd> {
 }
 
 /// The replies of [`get_all`]'s commands, one value per key.
+/// The entries of an `MGET` of `count` entries alone, on a server (a `get_many` whose tags'
+/// versions are known).
+pub(super) fn entries_alone(
+    replies: Vec<Value>,
+    count: usize,
+) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+    let values = values_of(Topology::Standalone, replies)?;
+    if values.len() != count {
+        return Err(BackendError::UnexpectedReply);
+    }
+    values.into_iter().map(bulk).collect()
+}
+
 fn values_of(topology: Topology, replies: Vec<Value>) -> Result<Vec<Value>, BackendError> {
     match topology {
         Topology::Standalone => match <[Value; 1]>::try_from(replies) {

@@ -21,7 +21,7 @@ use redis::{ConnectionInfo, RedisError, RedisResult, Value};
 use self::backoff::Backoff;
 use self::cluster::ClusterConnector;
 use self::commands::{Round, Topology};
-use self::inband::TrackedRead;
+use self::inband::{Entries, TrackedRead};
 use self::runtime::IoRuntime;
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
@@ -340,7 +340,8 @@ impl Reader<'_> {
     }
 }
 
-/// A read of one entry, which a server's tracking connections may answer with one `GET`.
+/// A read of one entry, or of several, which a server's tracking connections may answer without
+/// reading the tags: one `GET`, or one `MGET` of the entries.
 fn tracked_read(operation: Operation<'_>) -> Option<TrackedRead<'_>> {
     match operation {
         Operation::Read {
@@ -349,10 +350,12 @@ fn tracked_read(operation: Operation<'_>) -> Option<TrackedRead<'_>> {
             ttl,
             expiry,
         } => Some(TrackedRead {
-            entry,
+            entries: Entries::One { entry, ttl, expiry },
             tags,
-            ttl,
-            expiry,
+        }),
+        Operation::ReadMany { entries, tags } => Some(TrackedRead {
+            entries: Entries::Many(entries),
+            tags,
         }),
         _ => None,
     }

@@ -132,7 +132,8 @@ fn pttl(state: &TagState, now: std::time::Instant) -> Ttl {
 }
 
 impl Sim<'_> {
-    /// The tags of `caller`'s operation, when it is a read of one entry (`Operation::Read`).
+    /// The tags of `caller`'s operation, when it is a read of entries (`Operation::Read` of one,
+    /// `Operation::ReadMany` of several).
     fn read_tags(&self, caller: usize) -> Option<Vec<TagKey>> {
         let operation = match &self.callers[caller].active {
             Some(Active::Read(reading)) => reading.flow.operation(),
@@ -140,7 +141,7 @@ impl Sim<'_> {
             _ => None,
         };
         match operation? {
-            Operation::Read { tags, .. } => Some(tags.to_vec()),
+            Operation::Read { tags, .. } | Operation::ReadMany { tags, .. } => Some(tags.to_vec()),
             _ => None,
         }
     }
@@ -460,6 +461,27 @@ impl Sim<'_> {
                 flight.known.abandon(&learning);
                 Some(Some(Err(error)))
             }
+            // `get_many` whose tags are known: one `MGET` of the entries, which the model's
+            // server answers with the tags' versions it holds, replaced by those known.
+            (How::OneGet(before), Ok(Reply::Many(mut many))) => {
+                if flight.known.still(&flight.tags, &before, now) {
+                    self.inband.counts.one_mget_hits += 1;
+                    self.note(format!(
+                        "c{caller:<2} one-MGET answer kept: its {} tags' versions known in-band",
+                        before.versions.len()
+                    ));
+                    many.versions = before.versions;
+                    return Some(Some(Ok(Reply::Many(many))));
+                }
+                self.inband_discarded(
+                    caller,
+                    flight.known,
+                    flight.tags,
+                    flight.sent,
+                    flight.generation,
+                );
+                None
+            }
             (How::OneGet(before), Ok(Reply::Read(mut read))) => {
                 if flight.known.still(&flight.tags, &before, now) {
                     self.inband.counts.one_get_hits += 1;
@@ -478,27 +500,40 @@ impl Sim<'_> {
                     read.versions = before.versions;
                     return Some(Some(Ok(Reply::Read(read))));
                 }
-                self.inband.counts.one_get_discarded += 1;
-                self.note(format!(
-                    "c{caller:<2} one-GET answer discarded (a tag's version is no longer known)"
-                ));
-                let learning = flight.known.learn(&flight.tags, flight.sent);
-                self.inband_flight(
+                self.inband_discarded(
                     caller,
                     flight.known,
                     flight.tags,
                     flight.sent,
-                    How::Full(learning),
+                    flight.generation,
                 );
-                if let Some(slot) = self.inband.in_flight[caller].as_mut() {
-                    slot.generation = flight.generation;
-                }
-                self.callers[caller].wait = Wait::Request;
-                self.requests.push(caller);
                 None
             }
             (_, reply) => Some(Some(reply)),
         }
+    }
+
+    /// A one-`GET` (or one-`MGET`) answer came after a change to one of its tags, or past its
+    /// time: `caller` sends its read again in full, learning the tags.
+    fn inband_discarded(
+        &mut self,
+        caller: usize,
+        known: Arc<KnownTags>,
+        tags: Vec<TagKey>,
+        sent: u64,
+        generation: u64,
+    ) {
+        self.inband.counts.one_get_discarded += 1;
+        self.note(format!(
+            "c{caller:<2} one-GET answer discarded (a tag's version is no longer known)"
+        ));
+        let learning = known.learn(&tags, sent);
+        self.inband_flight(caller, known, tags, sent, How::Full(learning));
+        if let Some(slot) = self.inband.in_flight[caller].as_mut() {
+            slot.generation = generation;
+        }
+        self.callers[caller].wait = Wait::Request;
+        self.requests.push(caller);
     }
 }
 

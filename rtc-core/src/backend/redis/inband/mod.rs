@@ -24,4 +24,4 @@ mod connections;
 mod read;
 
 pub(super) use self::connections::{DataConnection, DataConnections, SyncData, Tracking};
-pub(super) use self::read::{reply, Answered, Next, TrackedRead, TrackedReadFlow};
+pub(super) use self::read::{reply, Answered, Entries, Next, TrackedRead, TrackedReadFlow};

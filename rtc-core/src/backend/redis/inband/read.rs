@@ -1,12 +1,12 @@
-//! A read of one entry on a data connection, as a state machine that does no I/O, and the
-//! commands and replies it is made of.
+//! A read of one entry (or of several, for `get_many`) on a data connection, as a state machine
+//! that does no I/O, and the commands and replies it is made of.
 
 use redis::{Cmd, RedisError, RedisResult, Value};
 use smallvec::SmallVec;
 
 use super::super::commands::{self, Round};
 use super::super::tracking::{client_error_owned, Known, KnownTags, Learning, Plan};
-use crate::engine::{Expiry, ReadReply, Reply, Ttl};
+use crate::engine::{Expiry, ManyReply, ReadReply, Reply, Ttl};
 use crate::error::BackendError;
 use crate::format::{TagKey, Version};
 
@@ -21,36 +21,55 @@ pub(in crate::backend::redis) enum Answered {
     Read(Round, Vec<Value>),
 }
 
-/// A read of one entry and its tags, as the tracked connection sends it.
+/// A read of entries and their tags, as the tracked connection sends it.
 pub(in crate::backend::redis) struct TrackedRead<'a> {
-    pub entry: &'a str,
+    pub entries: Entries<'a>,
     pub tags: &'a [TagKey],
-    /// The caller asked for the entry's time to live.
-    pub ttl: bool,
-    /// The caller asked how long every key read has to live.
-    pub expiry: bool,
+}
+
+/// What a tracked read reads besides its tags.
+#[derive(Clone, Copy, Debug)]
+pub(in crate::backend::redis) enum Entries<'a> {
+    /// One entry (`get`, a decorated call), with its time to live if the caller asked for it
+    /// (`ttl`), and how long every key read has to live if it asked that (`expiry`).
+    One {
+        entry: &'a str,
+        ttl: bool,
+        expiry: bool,
+    },
+    /// Several (`get_many`): their bytes.
+    Many(&'a [&'a str]),
 }
 
 impl TrackedRead<'_> {
-    /// The read in full: the entry and every tag (on one server).
+    /// The read in full: the entries and every tag (on one server).
     pub(in crate::backend::redis) fn round(&self) -> Round {
-        Round::read(
-            commands::Topology::Standalone,
-            self.entry,
-            self.tags,
-            self.ttl,
-            self.expiry,
-        )
+        let topology = commands::Topology::Standalone;
+        match self.entries {
+            Entries::One { entry, ttl, expiry } => {
+                Round::read(topology, entry, self.tags, ttl, expiry)
+            }
+            Entries::Many(entries) => Round::read_many(topology, entries, self.tags),
+        }
     }
 
-    /// The one-`GET` round: the entry, and its time to live when asked for.
+    /// The round of a read whose tags are known: `GET` of the entry (and its `PTTL` when
+    /// asked for), or one `MGET` of the entries.
     pub(in crate::backend::redis) fn hit_commands(&self) -> Commands {
-        let mut commands = Commands::new();
-        commands.push(commands::on_key("GET", self.entry));
-        if self.ttl || self.expiry {
-            commands.push(commands::pttl(self.entry));
+        match self.entries {
+            Entries::One { entry, ttl, expiry } => {
+                let mut commands = Commands::new();
+                commands.push(commands::on_key("GET", entry));
+                if ttl || expiry {
+                    commands.push(commands::pttl(entry));
+                }
+                commands
+            }
+            Entries::Many(entries) => Commands::from_vec(commands::get_all(
+                commands::Topology::Standalone,
+                entries.iter().copied(),
+            )),
         }
-        commands
     }
 
     /// The reply of [`TrackedRead::hit_commands`], with the versions known around it.
@@ -59,28 +78,37 @@ impl TrackedRead<'_> {
         replies: Vec<Value>,
         known: Known,
     ) -> Result<Reply, BackendError> {
+        let (ttl, expiry) = match self.entries {
+            Entries::One { ttl, expiry, .. } => (ttl, expiry),
+            Entries::Many(entries) => {
+                return Ok(Reply::Many(ManyReply {
+                    entries: commands::entries_alone(replies, entries.len())?,
+                    versions: known.versions,
+                }))
+            }
+        };
         let mut replies = replies;
-        let ttl = match self.ttl || self.expiry {
+        let left = match ttl || expiry {
             true => commands::ttls_at_end(&mut replies, 1)?
                 .pop()
                 .unwrap_or_default(),
             false => Ttl::Unasked,
         };
         let [entry] = <[Value; 1]>::try_from(replies).map_err(|_| BackendError::UnexpectedReply)?;
-        let expiry = match (self.expiry, known.until) {
+        let expiry = match (expiry, known.until) {
             (false, _) => Expiry::Unknown,
-            (true, u64::MAX) => ttl.expiry(),
+            (true, u64::MAX) => left.expiry(),
             (true, until) => {
-                let left = until.saturating_sub(crate::clock::now_ms());
-                ttl.expiry()
-                    .min(Expiry::After(std::time::Duration::from_millis(left)))
+                let until = until.saturating_sub(crate::clock::now_ms());
+                left.expiry()
+                    .min(Expiry::After(std::time::Duration::from_millis(until)))
             }
         };
         Ok(Reply::Read(ReadReply {
             entry: commands::bulk(entry)?,
             versions: known.versions,
             expiry,
-            ttl: if self.ttl { ttl } else { Ttl::Unasked },
+            ttl: if ttl { left } else { Ttl::Unasked },
         }))
     }
 }

@@ -54,8 +54,13 @@ struct State {
 enum Slot {
     /// A read that learns this tag is in flight: only the placeholder numbered so may fill it.
     Learning(u64),
-    /// The tag's version, good until `until` (`clock::now_ms`; `u64::MAX`: never expires).
-    Known { version: Version, until: u64 },
+    /// The tag's version (`None`: there is no such tag, and Redis announces its creation as
+    /// it does any change of a key read with tracking on), good until `until`
+    /// (`clock::now_ms`; `u64::MAX`: never expires).
+    Known {
+        version: Option<Version>,
+        until: u64,
+    },
 }
 
 /// Tags whose versions a read is about to learn (placeholders taken before it is sent).
@@ -124,7 +129,7 @@ impl KnownTags {
             && tags.len() == before.versions.len()
             && tags.iter().zip(&before.versions).all(|(tag, before)| {
                 matches!(state.slots.get(tag.as_str().as_bytes()),
-                    Some(Slot::Known { version, until }) if now < *until && Some(*version) == *before)
+                    Some(Slot::Known { version, until }) if now < *until && *version == *before)
             })
     }
 
@@ -143,7 +148,7 @@ impl KnownTags {
                     until: known_until,
                 } if now < *known_until => {
                     until = until.min(*known_until);
-                    Some(Some(*version))
+                    Some(*version)
                 }
                 _ => None,
             })
@@ -191,7 +196,10 @@ impl KnownTags {
 
     /// What the read of `learning` found, sent at `sent` (`clock::now_ms`): each tag's version
     /// (`None`: no such tag) and time to live. A tag whose placeholder a change (or a later
-    /// read) took is left alone; one with no version is forgotten.
+    /// read) took is left alone. One found missing by both reads is known as missing: without
+    /// that, every read of entries whose tags were never written (`get_many` of keys not
+    /// cached yet) would learn them again. One that has a version but no time left, or whose
+    /// two reads disagree (it was written between them: its message follows), is forgotten.
     pub(crate) fn learned(
         &self,
         learning: &Learning,
@@ -218,13 +226,18 @@ impl KnownTags {
                 }
                 _ => None,
             };
-            match (found, until) {
-                (Some(version), Some(until)) => {
+            let known = match (found, until) {
+                (Some(version), Some(until)) => Some((Some(version), until)),
+                (None, None) => Some((None, u64::MAX)),
+                _ => None,
+            };
+            match known {
+                Some((version, until)) => {
                     state
                         .slots
                         .insert(Box::from(key), Slot::Known { version, until });
                 }
-                _ => {
+                None => {
                     state.slots.remove(key);
                 }
             }
@@ -357,7 +370,7 @@ mod tests {
     }
 
     #[test]
-    fn a_missing_tag_a_flush_and_a_lost_connection_forget() {
+    fn a_missing_tag_is_known_missing_until_created_and_a_flush_and_a_lost_connection_forget() {
         let known = open();
         let tags = tags(&["a", "b"]);
         let learning = known.learn(&tags, 0).expect("unknown");
@@ -367,8 +380,19 @@ mod tests {
             &[Ttl::Forever, Ttl::Left(Duration::ZERO)],
             0,
         );
-        assert!(known.versions(&tags[..1], 0).is_some());
-        assert!(known.versions(&tags, 0).is_none(), "b has no version");
+        assert_eq!(
+            known.versions(&tags, 0).map(|known| known.versions),
+            Some(vec![V1, None]),
+            "b is known to be missing"
+        );
+        // Created since (its message): no longer known.
+        known.changed(&mut keys(&tags[1..]).into_iter());
+        assert!(known.versions(&tags, 0).is_none(), "b was created");
+        // A tag whose two reads disagree (MGET: no tag; PTTL: one that never expires) was
+        // written between them, and its message is on its way: not kept.
+        let learning = known.learn(&tags[1..], 0).expect("unknown");
+        known.learned(&learning, &[None], &[Ttl::Forever], 0);
+        assert!(known.versions(&tags, 0).is_none(), "b is not known");
 
         known.changed_all();
         assert!(known.versions(&tags[..1], 0).is_none(), "flushed");

@@ -15,6 +15,10 @@ use crate::near::{Fill, Named, NearCache, NearValue};
 use crate::tags::IntoTags;
 
 /// How a low-level read of a `T` starts.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "matched as soon as it is returned; a box would cost every read an allocation"
+)]
 pub(crate) enum Begun<T> {
     /// Answered by the near cache: its value section, decoded (a near hit, whether it decodes
     /// as `T` or not).

@@ -461,53 +461,45 @@ impl Sim<'_> {
                 flight.known.abandon(&learning);
                 Some(Some(Err(error)))
             }
-            // `get_many` whose tags are known: one `MGET` of the entries, which the model's
-            // server answers with the tags' versions it holds, replaced by those known.
-            (How::OneGet(before), Ok(Reply::Many(mut many))) => {
-                if flight.known.still(&flight.tags, &before, now) {
-                    self.inband.counts.one_mget_hits += 1;
-                    self.note(format!(
-                        "c{caller:<2} one-MGET answer kept: its {} tags' versions known in-band",
-                        before.versions.len()
-                    ));
-                    many.versions = before.versions;
-                    return Some(Some(Ok(Reply::Many(many))));
+            // A one-`GET` answer (for `get_many`, one `MGET` of the entries): the model's
+            // server answered with the tags' versions it holds, replaced by those known.
+            (How::OneGet(before), Ok(reply @ (Reply::Read(_) | Reply::Many(_)))) => {
+                if !flight.known.still(&flight.tags, &before, now) {
+                    self.inband_discarded(
+                        caller,
+                        flight.known,
+                        flight.tags,
+                        flight.sent,
+                        flight.generation,
+                    );
+                    return None;
                 }
-                self.inband_discarded(
-                    caller,
-                    flight.known,
-                    flight.tags,
-                    flight.sent,
-                    flight.generation,
-                );
-                None
-            }
-            (How::OneGet(before), Ok(Reply::Read(mut read))) => {
-                if flight.known.still(&flight.tags, &before, now) {
-                    self.inband.counts.one_get_hits += 1;
-                    self.note(format!(
-                        "c{caller:<2} one-GET answer kept: its {} tags' versions known in-band",
-                        before.versions.len()
-                    ));
-                    if read.expiry != Expiry::Unknown {
-                        let left = before.until.saturating_sub(now);
-                        let bound = match before.until {
-                            u64::MAX => Expiry::Never,
-                            _ => Expiry::After(std::time::Duration::from_millis(left)),
-                        };
-                        read.expiry = read.expiry.min(bound);
+                let tags = before.versions.len();
+                let (reply, what) = match reply {
+                    Reply::Many(mut many) => {
+                        self.inband.counts.one_mget_hits += 1;
+                        many.versions = before.versions;
+                        (Reply::Many(many), "one-MGET")
                     }
-                    read.versions = before.versions;
-                    return Some(Some(Ok(Reply::Read(read))));
-                }
-                self.inband_discarded(
-                    caller,
-                    flight.known,
-                    flight.tags,
-                    flight.sent,
-                    flight.generation,
-                );
-                None
+                    Reply::Read(mut read) => {
+                        self.inband.counts.one_get_hits += 1;
+                        if read.expiry != Expiry::Unknown {
+                            let left = before.until.saturating_sub(now);
+                            let bound = match before.until {
+                                u64::MAX => Expiry::Never,
+                                _ => Expiry::After(std::time::Duration::from_millis(left)),
+                            };
+                            read.expiry = read.expiry.min(bound);
+                        }
+                        read.versions = before.versions;
+                        (Reply::Read(read), "one-GET")
+                    }
+                    other => (other, "other"),
+                };
+                self.note(format!(
+                    "c{caller:<2} {what} answer kept: its {tags} tags' versions known in-band"
+                ));
+                Some(Some(Ok(reply)))
             }
             (_, reply) => Some(Some(reply)),
         }

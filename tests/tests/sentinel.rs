@@ -16,8 +16,13 @@ use rtc_tests::unique_namespace;
 use rtc_tests::workers::{read_until_stopped, spawn_readers, write_until_stopped, Stop};
 
 fn sentinel_cache(deployment: &RedisSentinel) -> TaggedCache {
+    sentinel_cache_in(deployment, &unique_namespace("sentinel"))
+}
+
+/// A cache on `namespace` (another process's, given another cache's namespace).
+fn sentinel_cache_in(deployment: &RedisSentinel, namespace: &str) -> TaggedCache {
     TaggedCache::builder()
-        .namespace(unique_namespace("sentinel"))
+        .namespace(namespace)
         .sentinel(deployment.urls(), SERVICE)
         .response_timeout(Duration::from_millis(500))
         .connect_timeout(Duration::from_millis(500))
@@ -82,20 +87,11 @@ fn a_hit_on_the_primary_is_one_get_once_its_tags_are_known() {
     }
     assert_eq!(primary.command_calls("get") - gets, 5, "one GET per hit");
     assert_eq!(primary.command_calls("mget"), mgets);
-    assert!(sentinel_cache_sharing(&deployment, &cache).invalidate(["a"]));
+    assert!(sentinel_cache_in(&deployment, cache.namespace()).invalidate(["a"]));
     assert!(
         cache.get::<i32>("k", ["a"]).is_err(),
         "another process's invalidation"
     );
-}
-
-/// Another process's cache, on the same namespace as `cache`.
-fn sentinel_cache_sharing(deployment: &RedisSentinel, cache: &TaggedCache) -> TaggedCache {
-    TaggedCache::builder()
-        .namespace(cache.namespace())
-        .sentinel(deployment.urls(), SERVICE)
-        .build()
-        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -339,15 +339,7 @@ impl Round {
                 Reply::Read(read)
             }
             Reading::Entries { topology, entries } => {
-                let mut values = values_of(topology, replies)?;
-                if values.len() < entries {
-                    return Err(BackendError::UnexpectedReply);
-                }
-                let tags = values.split_off(entries);
-                Reply::Many(ManyReply {
-                    entries: values.into_iter().map(bulk).collect::<Result<_, _>>()?,
-                    versions: tags.into_iter().map(version).collect::<Result<_, _>>()?,
-                })
+                Reply::Many(many_reply(topology, replies, entries)?)
             }
             Reading::Versions { topology, ttls } => {
                 let mut replies = replies;
@@ -464,20 +456,25 @@ fn read(topology: Topology, entry: &str, tags: &[TagKey]) -> Vec<Cmd> {
     )
 }
 
-/// The replies of [`get_all`]'s commands, one value per key.
-/// The entries of an `MGET` of `count` entries alone, on a server (a `get_many` whose tags'
-/// versions are known).
-pub(super) fn entries_alone(
+/// The replies of a `get_many`'s read: `entries` entries, then the versions of the tags read
+/// after them (none when its connection knew them: `inband`).
+pub(super) fn many_reply(
+    topology: Topology,
     replies: Vec<Value>,
-    count: usize,
-) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-    let values = values_of(Topology::Standalone, replies)?;
-    if values.len() != count {
+    entries: usize,
+) -> Result<ManyReply, BackendError> {
+    let mut values = values_of(topology, replies)?;
+    if values.len() < entries {
         return Err(BackendError::UnexpectedReply);
     }
-    values.into_iter().map(bulk).collect()
+    let tags = values.split_off(entries);
+    Ok(ManyReply {
+        entries: values.into_iter().map(bulk).collect::<Result<_, _>>()?,
+        versions: tags.into_iter().map(version).collect::<Result<_, _>>()?,
+    })
 }
 
+/// The replies of [`get_all`]'s commands, one value per key.
 fn values_of(topology: Topology, replies: Vec<Value>) -> Result<Vec<Value>, BackendError> {
     match topology {
         Topology::Standalone => match <[Value; 1]>::try_from(replies) {

@@ -125,7 +125,7 @@ impl RedisStore {
         Round::of(topology, operation)
     }
 
-    /// What reads one entry on connections that track tags in-band: one server, or the primary
+    /// What reads entries on connections that track tags in-band: one server, or the primary
     /// behind Sentinel (`None`: a cluster, which reads every tag).
     fn reader(&self) -> Option<Reader<'_>> {
         match &self.connector {
@@ -169,9 +169,9 @@ impl RedisStore {
         &self,
         operation: Operation<'_>,
     ) -> Result<Reply, BackendError> {
-        // A read of one entry on one server (or the primary behind Sentinel) goes to its data
-        // connection, which may answer it with one `GET`; the whole read's round is built only
-        // if it is sent.
+        // A read of entries on one server (or the primary behind Sentinel) goes to its data
+        // connection, which may answer it without reading the tags; the whole read's round is
+        // built only if it is sent.
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
             let runtime = IoRuntime::current()?;

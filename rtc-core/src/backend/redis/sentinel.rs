@@ -117,30 +117,28 @@ impl SentinelConnector {
 
     /// The primary known, or found through the sentinels (the lookup's async driver).
     async fn primary_async(&self) -> RedisResult<Arc<ServerConnector>> {
-        match self.current() {
-            Some(primary) => Ok(primary),
-            // Boxed: the lookup's future (sentinel connections and all) is rarely needed, and
-            // would otherwise make every read's future, and each one awaiting it, larger.
-            None => Box::pin(self.look_up_primary()).await,
+        if let Some(primary) = self.current() {
+            return Ok(primary);
         }
-    }
-
-    /// Asks the sentinels for the primary, one command per node, each on a connection of its
-    /// own, and keeps what they say.
-    async fn look_up_primary(&self) -> RedisResult<Arc<ServerConnector>> {
-        let mut lookup = PrimaryLookup::new(self);
-        let mut reply = None;
-        let found = loop {
-            if let Some(found) = lookup.advance(reply.take()) {
-                break found;
-            }
-            let (node, command) = lookup.request();
-            reply = Some(match self.connect_async(node).await {
-                Ok(mut connection) => command.query_async(&mut connection).await,
-                Err(error) => Err(error),
-            });
-        };
-        Ok(self.remember(found?))
+        // Boxed: the lookup's future (sentinel connections and all) is rarely needed, and would
+        // otherwise make every read's future, and each one awaiting it, larger. One command per
+        // node, each on a connection of its own.
+        Box::pin(async {
+            let mut lookup = PrimaryLookup::new(self);
+            let mut reply = None;
+            let found = loop {
+                if let Some(found) = lookup.advance(reply.take()) {
+                    break found;
+                }
+                let (node, command) = lookup.request();
+                reply = Some(match self.connect_async(node).await {
+                    Ok(mut connection) => command.query_async(&mut connection).await,
+                    Err(error) => Err(error),
+                });
+            };
+            Ok(self.remember(found?))
+        })
+        .await
     }
 
     fn current(&self) -> Option<Arc<ServerConnector>> {

@@ -167,29 +167,28 @@ impl ServerConnector {
         runtime: tokio::runtime::Id,
     ) -> RedisResult<Vec<Value>> {
         if let Some(wait) = round.blocks_for {
-            // Boxed: its connect's future would make every round trip's future larger.
-            return Box::pin(self.query_alone_async(round, wait)).await;
+            // A blocking command would stall every request multiplexed on the shared connection:
+            // it gets one of its own. Boxed: its connect's future would make every round trip's
+            // future larger.
+            return Box::pin(async {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeouts.connect))
+                    .set_response_timeout(Some(self.timeouts.socket + wait));
+                let mut connection = self
+                    .client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Batch::of(&round.commands)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await;
         }
         let mut data = self.data(runtime).await?;
         let result = Batch::of(&round.commands)
             .query_async(&mut data.connection)
             .await;
         self.checked(result, runtime)
-    }
-
-    /// Sends a round that blocks for up to `wait` on a connection of its own: a blocking
-    /// command would stall every request multiplexed on the shared one.
-    async fn query_alone_async(&self, round: &Round, wait: Duration) -> RedisResult<Vec<Value>> {
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeouts.connect))
-            .set_response_timeout(Some(self.timeouts.socket + wait));
-        let mut connection = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await?;
-        Batch::of(&round.commands)
-            .query_async(&mut connection)
-            .await
     }
 
     /// Reads one entry and its tags on this runtime's data connection: one `GET` when the

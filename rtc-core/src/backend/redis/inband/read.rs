@@ -81,10 +81,15 @@ impl TrackedRead<'_> {
         let (ttl, expiry) = match self.entries {
             Entries::One { ttl, expiry, .. } => (ttl, expiry),
             Entries::Many(entries) => {
+                let many =
+                    commands::many_reply(commands::Topology::Standalone, replies, entries.len())?;
+                if !many.versions.is_empty() {
+                    return Err(BackendError::UnexpectedReply);
+                }
                 return Ok(Reply::Many(ManyReply {
-                    entries: commands::entries_alone(replies, entries.len())?,
                     versions: known.versions,
-                }))
+                    ..many
+                }));
             }
         };
         let mut replies = replies;
@@ -122,9 +127,9 @@ pub(in crate::backend::redis) enum Next {
     Done(Answered),
 }
 
-/// A read of one entry on a data connection, as a state machine that does no I/O: one `GET`
-/// when the connection knows every tag's version, else the whole read, learning the tags it
-/// does not know on the way. The async and blocking drivers in `server.rs` send what it asks.
+/// A read of one entry (or of a `get_many`'s entries) on a data connection, as a state machine
+/// that does no I/O: one `GET` (one `MGET` of the entries) when the connection knows every
+/// tag's version, else the whole read, learning the tags it does not know on the way. The async and blocking drivers in `server.rs` send what it asks.
 pub(in crate::backend::redis) struct TrackedReadFlow<'a> {
     read: &'a TrackedRead<'a>,
     /// The connection's versions (`None`: it does not track).
@@ -134,7 +139,7 @@ pub(in crate::backend::redis) struct TrackedReadFlow<'a> {
 
 enum Sent {
     Nothing,
-    /// The one `GET`, sent with these versions known.
+    /// The one `GET` (or `MGET` of the entries), sent with these versions known.
     Hit(Known),
     /// The whole read, after learning these tags (when some) from a request sent at `at`.
     Full {
@@ -233,9 +238,10 @@ impl<'a> TrackedReadFlow<'a> {
     }
 
     fn full(&mut self, learning: Option<Learning>, now: u64) -> Next {
-        let round = self.read.round();
+        let mut round = self.read.round();
         let mut commands: Commands = learning.as_ref().map(learn_commands).unwrap_or_default();
-        commands.extend(round.commands.iter().cloned());
+        // The round is kept for how its replies read, not for its commands.
+        commands.extend(std::mem::take(&mut round.commands));
         self.sent = Sent::Full {
             round,
             learning,

@@ -13,7 +13,6 @@ use self::flights::Flights;
 use self::near::Begun;
 use crate::backend::redis::Tracker;
 use crate::backend::Backend;
-use crate::config::TaggedCacheBuilder;
 use crate::engine::{EntryWrite, Single, WriteFlow};
 use crate::error::{CacheMiss, ConfigError};
 use crate::format;
@@ -91,11 +90,6 @@ impl fmt::Debug for TaggedCache {
 }
 
 impl TaggedCache {
-    /// Starts configuring a cache.
-    pub fn builder() -> TaggedCacheBuilder {
-        TaggedCacheBuilder::default()
-    }
-
     pub(crate) fn from_settings(settings: Settings) -> Result<Self, ConfigError> {
         let backend = Backend::open(&settings)?;
         let keys = KeySpace::new(&settings.namespace);
@@ -166,7 +160,7 @@ impl TaggedCache {
     }
 
     /// Stores `value` under `key` and `tags` for `lifetime`: [`Lifetime::Default`] (the
-    /// builder's [`default_lifetime`](TaggedCacheBuilder::default_lifetime)),
+    /// builder's [`default_lifetime`](crate::TaggedCacheBuilder::default_lifetime)),
     /// [`Lifetime::Never`], or a `Duration`. Returns whether it was stored: `false` when the
     /// value does not serialize, the backend cannot be reached, or the lifetime is zero (each
     /// with a warning).

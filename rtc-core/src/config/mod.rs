@@ -86,6 +86,14 @@ impl fmt::Debug for TaggedCacheBuilder {
     }
 }
 
+// Beside the builder it makes, so that the cache itself does not depend on its builder.
+impl TaggedCache {
+    /// Starts configuring a cache.
+    pub fn builder() -> TaggedCacheBuilder {
+        TaggedCacheBuilder::default()
+    }
+}
+
 impl Default for TaggedCacheBuilder {
     fn default() -> Self {
         Self {

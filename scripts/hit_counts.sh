@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Counts what one Redis hit costs the client, for a decorated hit (`#[rtc::cached]`, one tag)
+# and for the raw redis-rs `GET` of the same bytes, async (64 tasks, one thread) and blocking:
+# allocations per call (tests/benches/hit_counts.rs counts them) and, under callgrind,
+# instructions per call. Counts do not move with the machine's load as times do, so a change of
+# a few per cent shows here when the timed rows cannot tell it from noise.
+#
+#   scripts/hit_counts.sh          # 12,800 calls per mode
+#   scripts/hit_counts.sh 64000
+#
+# Instructions need valgrind (apt-get install valgrind); without it only allocations are
+# counted. valgrind hides SHA-NI from the program, so SHA-256 runs sha2's portable code there:
+# about 3,500 instructions per 64-byte block, three blocks per decorated hit, where the CPU's own
+# instructions take a small fraction of that (BENCHMARKS.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+calls="${1:-12800}"
+binary="$(cargo bench -p rtc-tests --bench hit_counts --no-run --message-format=json 2>/dev/null |
+  python3 -c '
+import json, sys
+for line in sys.stdin:
+    message = json.loads(line)
+    if message.get("reason") == "compiler-artifact" and message["target"]["name"] == "hit_counts" and message.get("executable"):
+        print(message["executable"])
+')"
+if [ -z "$binary" ]; then
+  echo "hit_counts: the bench did not build; run: cargo bench -p rtc-tests --bench hit_counts --no-run" >&2
+  exit 1
+fi
+
+have_valgrind=0
+command -v valgrind >/dev/null 2>&1 && have_valgrind=1
+[ "$have_valgrind" -eq 1 ] || echo "hit_counts: valgrind not found: allocations only" >&2
+
+echo "| mode | instructions per call | allocations per call | bytes allocated per call |"
+echo "|---|---:|---:|---:|"
+for mode in rtc-async raw-async rtc-sync raw-sync; do
+  counted="$("$binary" "$mode" "$calls")"
+  allocations="$(sed -n 's/^allocations per call \([0-9.]*\),.*/\1/p' <<<"$counted")"
+  bytes="$(sed -n 's/.*bytes allocated per call \([0-9]*\)$/\1/p' <<<"$counted")"
+  instructions="n/a"
+  if [ "$have_valgrind" -eq 1 ]; then
+    out="$(mktemp)"
+    collected="$(valgrind --tool=callgrind --toggle-collect='hit_counts::measured' \
+      --callgrind-out-file="$out" "$binary" "$mode" "$calls" 2>&1 >/dev/null |
+      sed -n 's/.*Collected : \([0-9]*\).*/\1/p')"
+    rm -f "$out"
+    instructions="$((collected / calls))"
+  fi
+  echo "| $mode | $instructions | $allocations | $bytes |"
+  sed -n 's/^decorated call.s future: \(.*\)/  (the decorated call'"'"'s future: \1)/p' <<<"$counted" >&2
+done

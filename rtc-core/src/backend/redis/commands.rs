@@ -88,14 +88,19 @@ static RELEASE_LOCK: LazyLock<Lua> =
     LazyLock::new(|| Lua::new(include_str!("scripts/release_lock.lua")));
 
 impl Round {
-    /// The commands of `operation` for a server of this topology.
-    pub(crate) fn of(topology: Topology, operation: Operation<'_>) -> Result<Self, BackendError> {
-        let round = |commands, reading| Round {
+    /// Commands that call no script and do not block, read as `reading` says.
+    fn plain(commands: Vec<Cmd>, reading: Reading) -> Round {
+        Round {
             commands,
             script: None,
             blocks_for: None,
             reading,
-        };
+        }
+    }
+
+    /// The commands of `operation` for a server of this topology.
+    pub(crate) fn of(topology: Topology, operation: Operation<'_>) -> Result<Self, BackendError> {
+        let round = Round::plain;
         Ok(match operation {
             Operation::Read {
                 entry,
@@ -243,31 +248,24 @@ impl Round {
     /// A lone `PING`: redis-rs sends it to every primary of a cluster (and answers once all
     /// have), to the one server otherwise.
     pub(crate) fn ping() -> Round {
-        Round {
-            commands: vec![command("PING")],
-            script: None,
-            blocks_for: None,
-            reading: Reading::Ok,
-        }
+        Round::plain(vec![command("PING")], Reading::Ok)
     }
 
     /// `get_many`: the entries and every tag, in one `MGET` on a server.
     pub(crate) fn read_many(topology: Topology, entries: &[&str], tags: &[TagKey]) -> Self {
-        Round {
-            commands: get_all(
+        Round::plain(
+            get_all(
                 topology,
                 entries
                     .iter()
                     .copied()
                     .chain(tags.iter().map(TagKey::as_str)),
             ),
-            script: None,
-            blocks_for: None,
-            reading: Reading::Entries {
+            Reading::Entries {
                 topology,
                 entries: entries.len(),
             },
-        }
+        )
     }
 
     /// The round of [`Operation::Read`]: the entry and its tags (with their times to live as
@@ -286,16 +284,14 @@ impl Round {
         if expiry {
             commands.extend(tags.iter().map(|tag| pttl(tag.as_str())));
         }
-        Round {
+        Round::plain(
             commands,
-            script: None,
-            blocks_for: None,
-            reading: Reading::Entry {
+            Reading::Entry {
                 topology,
                 ttl,
                 tag_ttls,
             },
-        }
+        )
     }
 
     /// The round that loads this round's script, when `sent` failed because the server did not
@@ -306,12 +302,7 @@ impl Round {
         missing.then(|| {
             let mut load = command("SCRIPT");
             load.arg("LOAD").arg(script.code);
-            Round {
-                commands: vec![load],
-                script: None,
-                blocks_for: None,
-                reading: Reading::Ok,
-            }
+            Round::plain(vec![load], Reading::Ok)
         })
     }
 

@@ -420,7 +420,7 @@ impl Sim<'_> {
         let Some(reply) = reply else {
             return Some(None);
         };
-        let Some(flight) = self.inband.in_flight[caller].take() else {
+        let Some(mut flight) = self.inband.in_flight[caller].take() else {
             return Some(Some(reply));
         };
         let process = self.callers[caller].process;
@@ -441,7 +441,8 @@ impl Sim<'_> {
             reply => reply,
         };
         let now = crate::clock::ms_at(self.now);
-        match (flight.how, reply) {
+        let how = std::mem::replace(&mut flight.how, How::Full(None));
+        match (how, reply) {
             (How::Full(Some(learning)), Ok(reply)) => {
                 match &flight.learned {
                     Some((versions, ttls)) => {
@@ -461,64 +462,63 @@ impl Sim<'_> {
                 flight.known.abandon(&learning);
                 Some(Some(Err(error)))
             }
-            // A one-`GET` answer (for `get_many`, one `MGET` of the entries): the model's
-            // server answered with the tags' versions it holds, replaced by those known.
-            (How::OneGet(before), Ok(reply @ (Reply::Read(_) | Reply::Many(_)))) => {
-                if !flight.known.still(&flight.tags, &before, now) {
-                    self.inband_discarded(
-                        caller,
-                        flight.known,
-                        flight.tags,
-                        flight.sent,
-                        flight.generation,
-                    );
-                    return None;
+            // A one-`GET` answer: the model's server answered with the tags' versions it
+            // holds, replaced by those known (bounding the expiry by theirs).
+            (How::OneGet(before), Ok(Reply::Read(mut read))) => {
+                let before = self.inband_kept(caller, flight, before, now, "one-GET")?;
+                self.inband.counts.one_get_hits += 1;
+                if read.expiry != Expiry::Unknown {
+                    let left = before.until.saturating_sub(now);
+                    let bound = match before.until {
+                        u64::MAX => Expiry::Never,
+                        _ => Expiry::After(std::time::Duration::from_millis(left)),
+                    };
+                    read.expiry = read.expiry.min(bound);
                 }
-                let tags = before.versions.len();
-                let (reply, what) = match reply {
-                    Reply::Many(mut many) => {
-                        self.inband.counts.one_mget_hits += 1;
-                        many.versions = before.versions;
-                        (Reply::Many(many), "one-MGET")
-                    }
-                    Reply::Read(mut read) => {
-                        self.inband.counts.one_get_hits += 1;
-                        if read.expiry != Expiry::Unknown {
-                            let left = before.until.saturating_sub(now);
-                            let bound = match before.until {
-                                u64::MAX => Expiry::Never,
-                                _ => Expiry::After(std::time::Duration::from_millis(left)),
-                            };
-                            read.expiry = read.expiry.min(bound);
-                        }
-                        read.versions = before.versions;
-                        (Reply::Read(read), "one-GET")
-                    }
-                    other => (other, "other"),
-                };
-                self.note(format!(
-                    "c{caller:<2} {what} answer kept: its {tags} tags' versions known in-band"
-                ));
-                Some(Some(Ok(reply)))
+                read.versions = before.versions;
+                Some(Some(Ok(Reply::Read(read))))
+            }
+            // The same for `get_many`: one `MGET` of the entries.
+            (How::OneGet(before), Ok(Reply::Many(mut many))) => {
+                let before = self.inband_kept(caller, flight, before, now, "one-MGET")?;
+                self.inband.counts.one_mget_hits += 1;
+                many.versions = before.versions;
+                Some(Some(Ok(Reply::Many(many))))
             }
             (_, reply) => Some(Some(reply)),
         }
     }
 
-    /// A one-`GET` (or one-`MGET`) answer came after a change to one of its tags, or past its
-    /// time: `caller` sends its read again in full, learning the tags.
-    fn inband_discarded(
+    /// The versions `before` of a one-`GET` (or one-`MGET`: `what`) answer of `flight`, if
+    /// they still hold at `now` (`KnownTags::still`). If not (a change to one of its tags came
+    /// first, or its time ran out), `caller` sends its read again in full, learning the tags:
+    /// `None`.
+    fn inband_kept(
         &mut self,
         caller: usize,
-        known: Arc<KnownTags>,
-        tags: Vec<TagKey>,
-        sent: u64,
-        generation: u64,
-    ) {
+        flight: InFlight,
+        before: Known,
+        now: u64,
+        what: &str,
+    ) -> Option<Known> {
+        if flight.known.still(&flight.tags, &before, now) {
+            self.note(format!(
+                "c{caller:<2} {what} answer kept: its {} tags' versions known in-band",
+                before.versions.len()
+            ));
+            return Some(before);
+        }
         self.inband.counts.one_get_discarded += 1;
         self.note(format!(
-            "c{caller:<2} one-GET answer discarded (a tag's version is no longer known)"
+            "c{caller:<2} {what} answer discarded (a tag's version is no longer known)"
         ));
+        let InFlight {
+            known,
+            generation,
+            tags,
+            sent,
+            ..
+        } = flight;
         let learning = known.learn(&tags, sent);
         self.inband_flight(caller, known, tags, sent, How::Full(learning));
         if let Some(slot) = self.inband.in_flight[caller].as_mut() {
@@ -526,6 +526,7 @@ impl Sim<'_> {
         }
         self.callers[caller].wait = Wait::Request;
         self.requests.push(caller);
+        None
     }
 }
 

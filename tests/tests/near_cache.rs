@@ -121,6 +121,88 @@ fn another_process_change_stops_the_near_hit() {
     });
 }
 
+/// A number from the `stats` section of the server's `INFO`.
+fn info_stat(server: &RedisServer, field: &str) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut server.connection())
+        .unwrap();
+    let prefix = format!("{field}:");
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix(prefix.as_str()))
+        .map(|value| value.trim().parse().unwrap())
+        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
+}
+
+/// On one server the tracker has Redis announce only the keys its fills read (`OPTIN`): no
+/// prefix is broadcast, writes to entries nobody holds near are tracked for nobody, and a fill's
+/// keys (its entry and tags) join the server's tracking table; once a message has announced an
+/// entry's change, the next fill tracks it again.
+#[test]
+fn one_server_announces_only_what_the_fills_read() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("near-optin");
+    let cache = near_cache(&server, &namespace);
+    let other = plain_cache(&server, &namespace);
+    assert_eq!(
+        info_stat(&server, "tracking_total_prefixes"),
+        0,
+        "no BCAST prefix"
+    );
+    let before = info_stat(&server, "tracking_total_keys");
+    for i in 0..50 {
+        assert!(other.set(format!("other:{i}"), &i, ["u"], Lifetime::Default));
+    }
+    assert_eq!(
+        info_stat(&server, "tracking_total_keys"),
+        before,
+        "writes of keys nobody read near track nothing"
+    );
+    assert!(other.set("k", &1, ["t"], Lifetime::Default));
+    assert_eq!(answered_near(&cache, "k", &["t"]), Some(1));
+    let filled = info_stat(&server, "tracking_total_keys");
+    assert!(
+        filled >= before + 3,
+        "the entry key, its tag and the namespace's are tracked ({before} keys before the fill, {filled} after)"
+    );
+    for value in 2..5 {
+        assert!(other.set("k", &value, ["t"], Lifetime::Default));
+        wait_until(PATIENCE, "the write announced", || {
+            cache.get::<i32>("k", ["t"]) == Ok(value)
+        });
+        assert_eq!(answered_near(&cache, "k", &["t"]), Some(value));
+    }
+}
+
+/// The async fill reads on the tracking connection too (awaited from the caller's runtime):
+/// a decorated async call is answered near, and another process's invalidation ends that.
+#[test]
+fn async_calls_are_answered_near_and_hear_other_processes() {
+    let server = RedisServer::start();
+    let namespace = unique_namespace("near-async");
+    let cache = near_cache(&server, &namespace);
+    let other = plain_cache(&server, &namespace);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let read = || runtime.block_on(cache.get_async::<i32>("k", ["t"]));
+    for value in 1..4 {
+        assert!(other.set("k", &value, ["t"], Lifetime::Default));
+        wait_until(PATIENCE, "the value written elsewhere", || {
+            read() == Ok(value)
+        });
+        wait_until(PATIENCE, "an async near hit", || {
+            let before = cache.stats().near_hits;
+            read() == Ok(value) && cache.stats().near_hits > before
+        });
+        assert!(other.invalidate(["t"]));
+        wait_until(PATIENCE, "the invalidation announced", || read().is_err());
+    }
+}
+
 /// Sets an entry for `lifetime` and reads it until past it: answered near at first, and not at
 /// all, near or from Redis, once the lifetime has passed.
 fn read_until_past_its_lifetime(lifetime: Duration) {

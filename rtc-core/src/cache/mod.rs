@@ -106,8 +106,13 @@ impl TaggedCache {
                     settings_near.max_entries,
                     settings_near.max_age,
                 ));
+                let Backend::Redis(store) = &backend else {
+                    return Err(ConfigError::Invalid(
+                        "the near cache tracks a Redis server, cluster or primary behind sentinels",
+                    ));
+                };
                 let tracker =
-                    crate::backend::redis::track(&settings, &near, keys.tracked_prefixes())?;
+                    crate::backend::redis::track(&settings, store, &near, keys.tracked_prefixes())?;
                 (Some(near), Some(tracker))
             }
             (_, None) => (None, None),

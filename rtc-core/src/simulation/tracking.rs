@@ -18,7 +18,9 @@ use std::time::Instant;
 
 use redis::{PushInfo, PushKind, Value};
 
-use crate::backend::redis::tracking_simulated::{session, Event, Informed, Session, Step};
+use crate::backend::redis::tracking_simulated::{
+    session, Announced, Event, Informed, Session, Step,
+};
 use crate::near::NearCache;
 
 /// The process's near cache as its session sees it: every call goes through to the real one,
@@ -183,7 +185,7 @@ impl Tracker {
         });
         let informed: std::sync::Weak<Told> = Arc::downgrade(&told);
         Self {
-            session: session(prefixes, informed),
+            session: session(Announced::Prefixes(prefixes), informed),
             told,
             awaiting: Awaiting::Pause(now),
             link: None,

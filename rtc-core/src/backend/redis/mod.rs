@@ -27,8 +27,8 @@ use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
 #[cfg(feature = "simulation")]
 pub(crate) use self::tracking::simulated as tracking_simulated;
-use self::tracking::Source;
 pub(crate) use self::tracking::Tracker;
+use self::tracking::{FillConnection, Source, Tracking};
 use super::PingFailure;
 use crate::engine::{Operation, Reply};
 use crate::error::BackendError;
@@ -143,10 +143,43 @@ impl RedisStore {
         }
     }
 
+    /// The reply of a near fill's read on the tracking connection (`None`: none was lent), or,
+    /// when it got none, the same read to send on a data connection without asking for the
+    /// times to live, so that its reply is not kept near (Redis does not track those keys for
+    /// this process's tracker).
+    fn filled<'r>(
+        &self,
+        read: &TrackedRead<'r>,
+        round: Round,
+        sent: Option<RedisResult<Vec<Value>>>,
+    ) -> Result<Result<Reply, BackendError>, TrackedRead<'r>> {
+        match sent {
+            Some(Ok(replies)) => Ok(self.received_with(Ok(replies), |replies| {
+                inband::reply(read, inband::Answered::Read(round, replies))
+            })),
+            Some(Err(error)) => {
+                // The tracker learns of its connection's trouble on its own; the call goes on.
+                tracing::debug!(%error, "rtc: a near fill's read on the tracking connection failed");
+                Err(read.unkept())
+            }
+            None => Err(read.unkept()),
+        }
+    }
+
     /// Sends `operation` on a pooled connection and reads the reply.
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
+            let read = match reader.fill(&read) {
+                Some((fills, round)) => {
+                    let sent = fills.read(&round.commands);
+                    match self.filled(&read, round, sent) {
+                        Ok(reply) => return reply,
+                        Err(unkept) => unkept,
+                    }
+                }
+                None => read,
+            };
             let sent = reader.read(&read);
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
@@ -174,6 +207,18 @@ impl RedisStore {
         // built only if it is sent.
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
+            let read = match reader.fill(&read) {
+                // Boxed: a fill is rare beside a hit, and its future would make every read's
+                // future larger.
+                Some((fills, round)) => {
+                    let sent = Box::pin(fills.read_async(&round.commands)).await;
+                    match self.filled(&read, round, sent) {
+                        Ok(reply) => return reply,
+                        Err(unkept) => unkept,
+                    }
+                }
+                None => read,
+            };
             let runtime = IoRuntime::current()?;
             let sent = runtime.drive(reader.read_async(&read, runtime.id)).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
@@ -265,12 +310,19 @@ impl RedisStore {
     }
 }
 
-/// Starts the near cache's tracking of `prefixes` on the server or cluster the settings name.
+/// Starts the near cache's tracking on the server, cluster or primary the settings name: of
+/// what the fills read, on one server (whose `store` lends them the tracking connection), of
+/// every key under `prefixes` otherwise.
 pub(crate) fn track(
     settings: &Settings,
+    store: &RedisStore,
     near: &std::sync::Arc<crate::near::NearCache>,
     prefixes: Vec<String>,
 ) -> Result<Tracker, ConfigError> {
+    let tracking = match &store.connector {
+        Connector::Server(server) => Tracking::Fills(std::sync::Arc::clone(server.fills())),
+        Connector::Sentinel(_) | Connector::Cluster(_) => Tracking::Prefixes(prefixes),
+    };
     let source = match &settings.storage {
         Storage::Redis(info) => {
             let client =
@@ -306,7 +358,7 @@ pub(crate) fn track(
     };
     Tracker::start(
         source,
-        prefixes,
+        tracking,
         near,
         settings.socket_timeout,
         settings.connect_timeout,
@@ -321,6 +373,15 @@ enum Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// Where `read` goes when it is a near fill on one server: the tracking connection, with
+    /// the round in full (every key it reads is then tracked for the near cache).
+    fn fill(&self, read: &TrackedRead<'_>) -> Option<(&FillConnection, Round)> {
+        match self {
+            Reader::Server(server) if read.fills_near() => Some((server.fills(), read.round())),
+            Reader::Server(_) | Reader::Sentinel(_) => None,
+        }
+    }
+
     fn read(&self, read: &TrackedRead<'_>) -> RedisResult<inband::Answered> {
         match self {
             Reader::Server(server) => server.read(read),

@@ -1,23 +1,26 @@
 //! Redis's invalidation messages for the near cache.
 //!
 //! One connection of its own per server (a thread running a one-thread tokio runtime, so that
-//! blocking and async users alike get it) turns on `CLIENT TRACKING ... BCAST` for the
-//! namespace's entry and tag key prefixes: Redis then announces every change to any of those
-//! keys, by any client, on this connection (RESP3 push messages). Each announcement ends the
-//! near cache's watches on the keys it names; a flushed database ends them all. While the
-//! connection is not up and tracking (before the first connect, after a drop, a failed
-//! heartbeat or a restart of the server) the near cache is distrusted: it serves and keeps
-//! nothing until tracking is on again.
+//! blocking and async users alike get it, and so that the connection is read whether or not
+//! any call is under way) turns on `CLIENT TRACKING`, and Redis announces changes on it
+//! (RESP3 push messages). Each announcement ends the near cache's watches on the keys it names;
+//! a flushed database ends them all. While the connection is not up and tracking (before the
+//! first connect, after a drop, a failed heartbeat or a restart of the server) the near cache
+//! is distrusted: it serves and keeps nothing until tracking is on again.
+//!
+//! Which changes are announced depends on the deployment:
+//! - **One server: `OPTIN`.** The near cache's fills read on this very connection, after
+//!   `CLIENT CACHING YES` (`fills.rs`), so Redis announces the next change to exactly the keys
+//!   this process holds near. Writes to keys nobody holds near cost the writer nothing.
+//! - **A cluster, a primary behind Sentinel: `BCAST`** for the namespace's entry and tag key
+//!   prefixes: every change to any of those keys, by any client, whether this process read
+//!   that key or not. Their fills read on the data connections (a cluster's node for a key,
+//!   or the primary the sentinels name at the time of the call), which the tracking connections
+//!   would have to follow.
 //!
 //! The session's logic is the I/O-free state machine of `session`; this module holds the
 //! tracker's handle and the driver that connects, sends and waits for it. `layout` is what a
 //! heartbeat compares: a cluster's slots, or a primary and its replicas.
-//!
-//! `BCAST` rather than the default mode: the server keeps no per-key table for us (so
-//! `tracking-table-max-keys` never evicts our keys), and reads may go on any connection (the
-//! pooled and multiplexed ones), with no `REDIRECT` to keep in step with their reconnects. The
-//! cost is one message per write to the namespace's entries and tags, whether this process
-//! read that key or not (ARCHITECTURE.md weighs it).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,12 +30,15 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
 use tokio::sync::mpsc::unbounded_channel;
 
+pub(crate) use self::fills::FillConnection;
 pub(crate) use self::known::{Known, KnownTags, Learning, Plan};
+pub(crate) use self::session::Announced;
 pub(super) use self::session::{apply, client_error_owned, Informed};
 use self::session::{Event, Session, Step};
 use crate::near::NearCache;
 use crate::settings::TlsMaterial;
 
+mod fills;
 mod known;
 mod layout;
 mod session;
@@ -99,19 +105,32 @@ impl Drop for Tracker {
     }
 }
 
+/// How the servers announce changes to the tracker.
+pub(crate) enum Tracking {
+    /// `OPTIN` on one server: the changes to what the fills read on the connection lent to
+    /// them through this.
+    Fills(Arc<FillConnection>),
+    /// `BCAST`: every change to a key under these prefixes.
+    Prefixes(Vec<String>),
+}
+
 impl Tracker {
-    /// Starts tracking keys under `prefixes` on the servers of `source`. `response_timeout`
+    /// Starts tracking on the servers of `source`, as `tracking` says. `response_timeout`
     /// bounds each command, the heartbeat included.
     pub(crate) fn start(
         source: Source,
-        prefixes: Vec<String>,
+        tracking: Tracking,
         near: &Arc<NearCache>,
         response_timeout: Duration,
         connect_timeout: Duration,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let informed: std::sync::Weak<NearCache> = Arc::downgrade(near);
-        let session = Session::new(source, prefixes, informed, stop.clone());
+        let (announced, fills) = match tracking {
+            Tracking::Fills(fills) => (Announced::Read, Some(fills)),
+            Tracking::Prefixes(prefixes) => (Announced::Prefixes(prefixes), None),
+        };
+        let session = Session::new(source, announced, informed, stop.clone());
         let config = AsyncConnectionConfig::new()
             .set_response_timeout(Some(response_timeout))
             .set_connection_timeout(Some(connect_timeout));
@@ -120,14 +139,22 @@ impl Tracker {
             .build()?;
         std::thread::Builder::new()
             .name("rtc-near-tracking".to_owned())
-            .spawn(move || runtime.block_on(drive(session, &config)))?;
+            .spawn(move || {
+                runtime.block_on(drive(session, &config, fills.as_deref()));
+            })?;
         Ok(Self { stop })
     }
 }
 
 /// The tracking session's driver, the only code of it that connects, sends or waits: does
-/// each [`Step`] the session asks for and tells it how that went, until it stops.
-async fn drive(mut session: Session, config: &AsyncConnectionConfig) {
+/// each [`Step`] the session asks for and tells it how that went, until it stops. With
+/// `fills`, it lends them its connection from the moment tracking is on (the session's first
+/// `Listen` of a life) until that life ends.
+async fn drive(
+    mut session: Session,
+    config: &AsyncConnectionConfig,
+    fills: Option<&FillConnection>,
+) {
     let mut connections: Vec<MultiplexedConnection> = Vec::new();
     let (sender, mut pushes) = unbounded_channel();
     // Given to each tracking connection as it opens; dropped once they are all open, so that
@@ -141,6 +168,9 @@ async fn drive(mut session: Session, config: &AsyncConnectionConfig) {
     loop {
         event = match session.step(event, Instant::now()) {
             Step::Pause(pause) => {
+                if let Some(fills) = fills {
+                    fills.withdraw();
+                }
                 connections.clear();
                 let (new_sender, new_pushes) = unbounded_channel();
                 (sender, pushes) = (Some(new_sender), new_pushes);
@@ -192,14 +222,23 @@ async fn drive(mut session: Session, config: &AsyncConnectionConfig) {
                 ))),
             }),
             Step::Listen(until) => {
-                sender = None;
+                if sender.take().is_some() {
+                    if let (Some(fills), Some(tracking)) = (fills, connections.first()) {
+                        fills.lend(tracking.clone());
+                    }
+                }
                 match tokio::time::timeout_at(until.into(), pushes.recv()).await {
                     Ok(Some(push)) => Event::Pushed(push),
                     Ok(None) => Event::Closed,
                     Err(_quiet) => Event::Quiet,
                 }
             }
-            Step::Stop => return,
+            Step::Stop => {
+                if let Some(fills) = fills {
+                    fills.withdraw();
+                }
+                return;
+            }
         }
     }
 }

@@ -131,10 +131,20 @@ pub(crate) trait Informed: Send + Sync {
     fn changed_all(&self);
 }
 
+/// Which changes Redis is asked to announce.
+pub(crate) enum Announced {
+    /// `OPTIN`: changes to the keys the near cache's fills read on the tracking connection
+    /// after `CLIENT CACHING YES` ([`FillConnection`](super::FillConnection)); one server.
+    Read,
+    /// `BCAST`: every change to a key under these prefixes (a cluster, or a primary behind
+    /// Sentinel, whose fills read on the data connections).
+    Prefixes(Vec<String>),
+}
+
 /// One tracking session: the logic of the thread that keeps a near cache told of changes.
 pub(crate) struct Session {
     source: Source,
-    prefixes: Vec<String>,
+    announced: Announced,
     near: Weak<dyn Informed>,
     stop: Arc<AtomicBool>,
     phase: Phase,
@@ -145,17 +155,17 @@ pub(crate) struct Session {
 }
 
 impl Session {
-    /// A session that tracks keys under `prefixes` on the servers of `source` for `near`,
-    /// until `stop` is set or `near` is dropped. Its first event is [`Event::Paused`].
+    /// A session that has the servers of `source` announce the changes `announced` names to
+    /// `near`, until `stop` is set or `near` is dropped. Its first event is [`Event::Paused`].
     pub(crate) fn new(
         source: Source,
-        prefixes: Vec<String>,
+        announced: Announced,
         near: Weak<dyn Informed>,
         stop: Arc<AtomicBool>,
     ) -> Self {
         Self {
             source,
-            prefixes,
+            announced,
             near,
             stop,
             phase: Phase::Pausing {
@@ -420,12 +430,21 @@ impl Session {
         Step::Listen(heartbeat)
     }
 
-    /// `CLIENT TRACKING ON BCAST PREFIX ...` for the session's prefixes.
+    /// `CLIENT TRACKING ON OPTIN`, or `CLIENT TRACKING ON BCAST PREFIX ...` for the session's
+    /// prefixes.
     fn tracking_on(&self) -> Cmd {
         let mut tracking = redis::cmd("CLIENT");
-        tracking.arg("TRACKING").arg("ON").arg("BCAST");
-        for prefix in &self.prefixes {
-            tracking.arg("PREFIX").arg(prefix);
+        tracking.arg("TRACKING").arg("ON");
+        match &self.announced {
+            Announced::Read => {
+                tracking.arg("OPTIN");
+            }
+            Announced::Prefixes(prefixes) => {
+                tracking.arg("BCAST");
+                for prefix in prefixes {
+                    tracking.arg("PREFIX").arg(prefix);
+                }
+            }
         }
         tracking
     }

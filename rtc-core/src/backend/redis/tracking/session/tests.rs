@@ -15,10 +15,17 @@ fn info(address: &str) -> ConnectionInfo {
         .unwrap()
 }
 
+/// A session as `backend::redis::track` starts one: a server announces what its fills read,
+/// a cluster or a primary behind Sentinel every change under the prefixes.
 fn session(source: Source, near: &Arc<NearCache>) -> Session {
-    let prefixes = PREFIXES.iter().map(|prefix| prefix.to_string()).collect();
+    let announced = match source {
+        Source::Server(_) => Announced::Read,
+        Source::Cluster { .. } | Source::Sentinel { .. } => {
+            Announced::Prefixes(PREFIXES.iter().map(|prefix| prefix.to_string()).collect())
+        }
+    };
     let near: Weak<NearCache> = Arc::downgrade(near);
-    Session::new(source, prefixes, near, Arc::new(AtomicBool::new(false)))
+    Session::new(source, announced, near, Arc::new(AtomicBool::new(false)))
 }
 
 fn server() -> Source {
@@ -69,6 +76,9 @@ fn expect(
     }
 }
 
+/// A server's tracking announces the keys the fills read on its connection.
+const TRACKING_ON_OPTIN: &str = "send 0: CLIENT TRACKING ON OPTIN";
+
 const TRACKING_ON: &str = "send 0: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
 
 const TRACKING_ON_1: &str = "send 1: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
@@ -100,7 +110,7 @@ fn following_a_server(near: &Arc<NearCache>, start: Instant) -> Session {
         start,
         [
             (0, Event::Paused, "open 127.0.0.1:6000"),
-            (0, Event::Opened(Ok(())), TRACKING_ON),
+            (0, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
         ],
     );
     assert!(
@@ -160,7 +170,7 @@ fn a_dropped_connection_distrusts_the_near_cache_until_tracking_is_back() {
         start,
         [
             (60, Event::Paused, "open 127.0.0.1:6000"),
-            (60, Event::Opened(Ok(())), TRACKING_ON),
+            (60, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
         ],
     );
     assert!(!near.watches().is_trusted());
@@ -226,7 +236,7 @@ fn failed_set_ups_pause_longer_each_time_up_to_a_limit_and_warn_once() {
         &mut tracking,
         start,
         [
-            (0, Event::Opened(Ok(())), TRACKING_ON),
+            (0, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
             (0, replied(), "listen until +1000ms"),
         ],
     );

@@ -1,0 +1,84 @@
+//! The tracking connection of one server, lent to the near cache's fills.
+//!
+//! With `CLIENT TRACKING ON OPTIN`, Redis announces a change to a key only to the connections
+//! that read it right after `CLIENT CACHING YES`, and only once (the key is tracked again when
+//! it is read again). So a near fill reads its entry and tags on the tracking connection itself,
+//! prefixed with `CLIENT CACHING YES`: the next change to any of those keys is announced to the
+//! one connection whose messages end the near cache's watches. A process hears only of the keys
+//! it holds near, instead of every write of the namespace (`BCAST`).
+//!
+//! The tracking driver lends the connection once tracking is on, and withdraws it when its life
+//! ends. A fill that finds no connection lent (tracking is being set up again), or whose read on
+//! it fails, is read on a data connection without asking for the keys' times to live, so that
+//! its reply is never kept near ([`crate::near::NearCache::keep`] keeps nothing whose expiry is
+//! unknown): the caller still gets its answer.
+
+use std::sync::{Mutex, PoisonError};
+
+use redis::aio::MultiplexedConnection;
+use redis::{Cmd, RedisResult, Value};
+use tokio::runtime::Handle;
+use tokio::task::JoinHandle;
+
+/// The connection lent, and the runtime that drives it (the tracking thread's).
+#[derive(Clone)]
+struct Lent {
+    connection: MultiplexedConnection,
+    runtime: Handle,
+}
+
+/// Where the tracking driver lends its connection to the fills of one server.
+#[derive(Default)]
+pub(crate) struct FillConnection {
+    lent: Mutex<Option<Lent>>,
+}
+
+impl FillConnection {
+    /// Lends `connection`, whose `CLIENT TRACKING ON OPTIN` was acknowledged, driven by the
+    /// current runtime.
+    pub(super) fn lend(&self, connection: MultiplexedConnection) {
+        let lent = Lent {
+            connection,
+            runtime: Handle::current(),
+        };
+        *self.lent.lock().unwrap_or_else(PoisonError::into_inner) = Some(lent);
+    }
+
+    /// Tracking's life ended: fills go to the data connections (and are not kept) until the
+    /// next connection is lent.
+    pub(super) fn withdraw(&self) {
+        *self.lent.lock().unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
+    /// Sends `commands` after `CLIENT CACHING YES` on the lent connection, on the tracking
+    /// thread's runtime (whose driver reads that connection); `None` when none is lent.
+    fn spawn(&self, commands: &[Cmd]) -> Option<JoinHandle<RedisResult<Vec<Value>>>> {
+        let Lent {
+            mut connection,
+            runtime,
+        } = self
+            .lent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()?;
+        let mut pipeline = redis::pipe();
+        pipeline.cmd("CLIENT").arg("CACHING").arg("YES").ignore();
+        for command in commands {
+            pipeline.add_command(command.clone());
+        }
+        Some(runtime.spawn(async move { pipeline.query_async(&mut connection).await }))
+    }
+
+    /// The replies to `commands`, read on the lent connection so that Redis tracks what they
+    /// read for it; `None` when no connection is lent or its runtime is gone.
+    pub(crate) async fn read_async(&self, commands: &[Cmd]) -> Option<RedisResult<Vec<Value>>> {
+        self.spawn(commands)?.await.ok()
+    }
+
+    /// [`FillConnection::read_async`], blocking this thread until the tracking thread has the
+    /// replies (each command is bounded by the connection's response timeout).
+    pub(crate) fn read(&self, commands: &[Cmd]) -> Option<RedisResult<Vec<Value>>> {
+        let sent = self.spawn(commands)?;
+        futures_executor::block_on(sent).ok()
+    }
+}

@@ -28,11 +28,17 @@ pub enum Mutant {
     /// change announced after the read ran took the tag's placeholder before the reply was
     /// handled (`KnownTags::learned` without its placeholder check).
     Inband,
+    /// With `OPTIN` tracking, near fills read on the data connections with their times to
+    /// live asked, as under `BCAST`: their replies are kept near though Redis tracks none of
+    /// their keys for the process's tracking connection. The simulator's model of
+    /// `RedisStore`'s routing breaks the rule (the routing itself is `backend::redis`'s, which
+    /// the simulator does not run).
+    Untracked,
 }
 
 impl Mutant {
     /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `stale`, `near`,
-    /// `inband`).
+    /// `inband`, `untracked`).
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "stamp" => Some(Mutant::Stamp),
@@ -42,6 +48,7 @@ impl Mutant {
             "stale" => Some(Mutant::Stale),
             "near" => Some(Mutant::Near),
             "inband" => Some(Mutant::Inband),
+            "untracked" => Some(Mutant::Untracked),
             _ => None,
         }
     }
@@ -56,6 +63,7 @@ impl Mutant {
             Mutant::Stale => "stale",
             Mutant::Near => "near",
             Mutant::Inband => "inband",
+            Mutant::Untracked => "untracked",
         }
     }
 }

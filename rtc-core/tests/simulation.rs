@@ -3,7 +3,7 @@
 //!
 //! - `RTC_SIM_SEED=<n>` replays one seed; `RTC_SIM_STEPS=<n>` sets the steps per seed;
 //!   `RTC_SIM_SEEDS=<n>` the number of seeds.
-//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|stale|near|inband` breaks one rule of
+//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|stale|near|inband|untracked` breaks one rule of
 //!   the real code: the run must then fail, printing the seed and the last steps
 //!   (`RTC_SIM_TRACE=<n>` shows the last n).
 //! - `RTC_SIM_EVICT_LINEAGES=1` lets the server evict keys that hold a delete's lineage, a gap
@@ -53,7 +53,7 @@ fn explore(
 fn no_seed_breaks_a_promise() {
     let mutant = std::env::var("RTC_SIM_MUTANT").ok().map(|name| {
         Mutant::named(&name).unwrap_or_else(|| {
-            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone, stale, near, inband)")
+            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone, stale, near, inband, untracked)")
         })
     });
     let steps = env("RTC_SIM_STEPS").unwrap_or(STEPS);
@@ -95,6 +95,7 @@ fn every_mutant_is_caught() {
         Mutant::Stale,
         Mutant::Near,
         Mutant::Inband,
+        Mutant::Untracked,
     ] {
         let (runs, _) = explore(0..SEEDS, STEPS, Some(mutant));
         let caught = runs.iter().find_map(|run| run.violation.as_ref());
@@ -121,4 +122,19 @@ fn in_band_paths_are_taken() {
     assert!(coverage.learning_reads > 0, "{coverage:?}");
     assert!(coverage.inband_applied > 0, "{coverage:?}");
     assert!(coverage.inband_lost > 0, "{coverage:?}");
+}
+
+/// Near fills take both ways under `OPTIN`: on the tracking connection (their keys then
+/// tracked for it), and, while it is not lent, on a data connection, not kept.
+#[test]
+fn near_fills_take_both_ways() {
+    let (runs, _) = explore(0..50, STEPS, None);
+    let mut coverage = Coverage::default();
+    for run in &runs {
+        assert!(run.violation.is_none(), "{:?}", run.violation);
+        coverage += run.coverage;
+    }
+    assert!(coverage.fills_tracked > 0, "{coverage:?}");
+    assert!(coverage.fills_unkept > 0, "{coverage:?}");
+    assert!(coverage.near_hits > 0, "{coverage:?}");
 }

@@ -91,6 +91,12 @@ pub struct Coverage {
     pub tracking_ons: u64,
     /// Tracking connections refused when a session opened them (a failed set-up).
     pub refused_connections: u64,
+    /// Near fills the server ran on their process's tracking connection (`OPTIN`), tracking
+    /// their keys for it.
+    pub fills_tracked: u64,
+    /// Near fills read on a data connection instead (no tracking connection lent, or it closed
+    /// on the way), whose replies are not kept near.
+    pub fills_unkept: u64,
     /// Reads answered by one `GET` on a data connection, with the tag versions it knew in-band.
     pub one_get_hits: u64,
     /// `get_many`s answered by one `MGET` of their entries alone, the same way.
@@ -129,6 +135,8 @@ impl std::ops::AddAssign for Coverage {
         self.disconnects += other.disconnects;
         self.tracking_ons += other.tracking_ons;
         self.refused_connections += other.refused_connections;
+        self.fills_tracked += other.fills_tracked;
+        self.fills_unkept += other.fills_unkept;
         self.one_get_hits += other.one_get_hits;
         self.one_mget_hits += other.one_mget_hits;
         self.one_get_discarded += other.one_get_discarded;

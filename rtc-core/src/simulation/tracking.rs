@@ -1,6 +1,9 @@
-//! A simulated process's tracking connection (`CLIENT TRACKING ON BCAST`), between the model
-//! server and the real tracking session (`backend::redis::tracking::session`) that keeps the
-//! process's real near cache told of changes.
+//! A simulated process's tracking connection, between the model server and the real tracking
+//! session (`backend::redis::tracking::session`) that keeps the process's real near cache told
+//! of changes: `CLIENT TRACKING ON OPTIN` (one server, as in production), whose server tracks
+//! only the keys the process's near fills read on the connection, once each (a message ends
+//! a key's tracking until it is read there again); or `BCAST`, as a cluster or a primary behind
+//! Sentinel track, where every change under the namespace's prefixes is announced.
 //!
 //! The session is the real state machine; this module is its driver, as the tokio driver in
 //! `tracking/mod.rs` is, with the network replaced by queues the scheduler empties: a command
@@ -11,8 +14,9 @@
 //! loses what is on the wire and every later message, and the session learns of it only when
 //! it next looks (a `Closed`, or a failed reply).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -95,7 +99,7 @@ impl Push {
 /// A command the session sent on its connection.
 #[derive(Clone, Copy, Debug)]
 enum Command {
-    /// `CLIENT TRACKING ON BCAST PREFIX ...`.
+    /// `CLIENT TRACKING ON OPTIN`, or `CLIENT TRACKING ON BCAST PREFIX ...`.
     TrackingOn,
     /// The heartbeat.
     Ping,
@@ -107,8 +111,16 @@ enum Wire {
     Reply(Command),
 }
 
+/// Numbers the tracking connections of every run on this process, so that a fill sent on one
+/// is never taken for a fill sent on another.
+static LINKS: AtomicU64 = AtomicU64::new(0);
+
 /// One tracking connection.
 struct Link {
+    number: u64,
+    /// `OPTIN`, server side: the keys read on it after `CLIENT CACHING YES` whose next change
+    /// it has not announced yet.
+    tracked: BTreeSet<String>,
     /// Written by the server, not delivered yet.
     wire: VecDeque<Wire>,
     /// Sent by the session, not run by the server yet.
@@ -172,20 +184,34 @@ pub(super) struct Tracker {
     /// Messages delivered, not yet taken by the session (the driver's channel).
     channel: VecDeque<Rc<Push>>,
     /// True from the session's taking the reply to `TRACKING ON` until it learns that the
-    /// connection is gone: only then may the near cache answer.
+    /// connection is gone: only then may the near cache answer. With `OPTIN`, the driver lends
+    /// its connection to the fills for as long (`FillConnection`).
     pub(super) up: bool,
+    /// `OPTIN` (else `BCAST`).
+    optin: bool,
 }
 
 impl Tracker {
-    /// A new session for `near`, tracking `prefixes`, starting at `now`.
-    pub(super) fn new(prefixes: Vec<String>, near: &Arc<NearCache>, now: Instant) -> Self {
+    /// A new session for `near`, starting at `now`: `OPTIN` when `optin`, else `BCAST` of
+    /// `prefixes`.
+    pub(super) fn new(
+        optin: bool,
+        prefixes: Vec<String>,
+        near: &Arc<NearCache>,
+        now: Instant,
+    ) -> Self {
         let told = Arc::new(Told {
             near: Arc::clone(near),
             said: std::sync::Mutex::new(Vec::new()),
         });
         let informed: std::sync::Weak<Told> = Arc::downgrade(&told);
+        let announced = match optin {
+            true => Announced::Read,
+            false => Announced::Prefixes(prefixes),
+        };
         Self {
-            session: session(Announced::Prefixes(prefixes), informed),
+            optin,
+            session: session(announced, informed),
             told,
             awaiting: Awaiting::Pause(now),
             link: None,
@@ -307,6 +333,8 @@ impl Tracker {
             }
             Awaiting::Open => {
                 self.link = Some(Link {
+                    number: LINKS.fetch_add(1, Ordering::Relaxed),
+                    tracked: BTreeSet::new(),
                     wire: VecDeque::new(),
                     request: None,
                     tracking: false,
@@ -394,15 +422,86 @@ impl Tracker {
         moved
     }
 
-    /// The server announces `push` to this connection, if it tracks.
+    /// `OPTIN` (else `BCAST`).
+    pub(super) fn optin(&self) -> bool {
+        self.optin
+    }
+
+    /// The connection lent to the near cache's fills (`OPTIN`, while tracking is up), by its
+    /// number.
+    pub(super) fn lent(&self) -> Option<u64> {
+        let link = self.link.as_ref().filter(|link| !link.closed)?;
+        (self.optin && self.up).then_some(link.number)
+    }
+
+    /// The server ran a fill's read, sent on connection `number`, of `keys`: true when that
+    /// connection is still open, and the server now tracks those keys for it.
+    pub(super) fn read_on(&mut self, number: u64, keys: &[String]) -> bool {
+        let Some(link) = self
+            .link
+            .as_mut()
+            .filter(|link| link.number == number && !link.closed && link.tracking)
+        else {
+            return false;
+        };
+        link.tracked.extend(keys.iter().cloned());
+        true
+    }
+
+    /// Which of `keys`, whose change the server is about to announce, it announces to this
+    /// connection: all with `BCAST`; with `OPTIN`, those it tracks for it, which it then stops
+    /// tracking. `None`: nothing.
+    pub(super) fn announced(&mut self, keys: &[String]) -> Option<Vec<String>> {
+        let link = self
+            .link
+            .as_mut()
+            .filter(|link| link.tracking && !link.closed)?;
+        if !self.optin {
+            return Some(keys.to_vec());
+        }
+        let told: Vec<String> = keys
+            .iter()
+            .filter(|key| link.tracked.remove(key.as_str()))
+            .cloned()
+            .collect();
+        (!told.is_empty()).then_some(told)
+    }
+
+    /// The server announces `push` to this connection, if it tracks (with `OPTIN`, only what
+    /// [`Tracker::announced`] gave, or a flush, which ends every key's tracking).
     pub(super) fn announce(&mut self, push: &Rc<Push>) {
         if let Some(link) = self
             .link
             .as_mut()
             .filter(|link| link.tracking && !link.closed)
         {
+            if push.keys.is_none() {
+                link.tracked.clear();
+            }
             link.wire.push_back(Wire::Push(Rc::clone(push)));
         }
+    }
+
+    /// True when a change to `key` would be announced to this process's session, or already
+    /// is on its way to it (on the wire, or in the driver's channel): always with `BCAST`;
+    /// with `OPTIN`, when the server tracks `key` for the connection or a message naming it
+    /// (or a flush) is on its way. A closed connection covers everything: until the session
+    /// learns that it is gone, that loss is the checker's `up` rule's.
+    pub(super) fn covers(&self, key: &str) -> bool {
+        let Some(link) = self.link.as_ref().filter(|link| self.optin && !link.closed) else {
+            return true;
+        };
+        let names = |push: &Push| {
+            push.keys
+                .as_ref()
+                .is_none_or(|keys| keys.iter().any(|named| named == key))
+        };
+        link.tracked.contains(key)
+            || link.wire.iter().any(|sent| match sent {
+                Wire::Push(push) => names(push),
+                Wire::Reply(_) => false,
+            })
+            || self.channel.iter().any(|push| names(push))
     }
 
     /// The connection drops: the first `arriving` things on the wire still arrive (they were
@@ -419,6 +518,7 @@ impl Tracker {
         link.wire.truncate(arriving);
         link.request = None;
         link.tracking = false;
+        link.tracked.clear();
         link.closed = true;
         Some(lost)
     }

@@ -132,23 +132,31 @@ fn pttl(state: &TagState, now: std::time::Instant) -> Ttl {
 }
 
 impl Sim<'_> {
-    /// The tags of `caller`'s operation, when it is a read of entries (`Operation::Read` of one,
-    /// `Operation::ReadMany` of several).
-    fn read_tags(&self, caller: usize) -> Option<Vec<TagKey>> {
-        let operation = match &self.callers[caller].active {
+    /// `caller`'s operation, when it is a read's (`Operation::Read` of one entry,
+    /// `Operation::ReadMany` of several, or another a read flow sends).
+    pub(super) fn read_operation(&self, caller: usize) -> Option<Operation<'_>> {
+        match &self.callers[caller].active {
             Some(Active::Read(reading)) => reading.flow.operation(),
             Some(Active::LowLevel(LowLevel::Get { flow, .. })) => flow.operation(),
             _ => None,
-        };
-        match operation? {
+        }
+    }
+
+    /// The tags of `caller`'s operation, when it is a read of entries.
+    fn read_tags(&self, caller: usize) -> Option<Vec<TagKey>> {
+        match self.read_operation(caller)? {
             Operation::Read { tags, .. } | Operation::ReadMany { tags, .. } => Some(tags.to_vec()),
             _ => None,
         }
     }
 
-    /// `caller` sent its request: a read on its process's data connection is planned now.
+    /// `caller` sent its request: a read on its process's data connection is planned now (a
+    /// near fill sent on the tracking connection is not one).
     pub(super) fn inband_sent(&mut self, caller: usize) {
         self.inband.in_flight[caller] = None;
+        if self.near_sent(caller) {
+            return;
+        }
         let Some(tags) = self.read_tags(caller) else {
             return;
         };

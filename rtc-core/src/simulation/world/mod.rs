@@ -219,6 +219,7 @@ impl World {
             }
         }
         run.coverage += sim.inband.counts;
+        run.coverage += sim.near.counts;
         run
     }
 }
@@ -588,13 +589,30 @@ impl<'w> Sim<'w> {
             Operation::Acquire { baton: Some(_), .. } => coverage.batons += 1,
             _ => {}
         }
-        let (replies, change, written) = served(
+        // A near fill's keys: the entry's and its tags' (what `CLIENT CACHING YES` tracks).
+        let fill: Option<Vec<String>> = match operation {
+            Operation::Read {
+                entry,
+                tags,
+                expiry: true,
+                ..
+            } => Some(
+                std::iter::once(entry.to_owned())
+                    .chain(tags.iter().map(|tag| tag.as_str().to_owned()))
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let (mut replies, change, written) = served(
             self.world,
             &mut self.server,
             Some(client),
             operation,
             self.now,
         );
+        if let Some(keys) = fill {
+            self.near_fill_ran(client, &keys, &mut replies);
+        }
         self.near_changed(Some(client), change, written);
         self.inband_ran(client);
         let blocked = replies.first().is_none_or(|(first, _)| *first != client);

@@ -38,6 +38,11 @@ pub(super) struct Setup {
     depends: Vec<Vec<String>>,
     /// By process: its near cache's maximum age.
     max_ages: Vec<Option<Duration>>,
+    /// By process: its tracking is `OPTIN` (one server, as in production), else `BCAST` (as a
+    /// cluster's or Sentinel's, kept so that the simulator still runs it).
+    optins: Vec<bool>,
+    /// By data slot (`slots`): the Redis key whose change makes its version current.
+    slot_keys: Vec<String>,
 }
 
 impl Setup {
@@ -64,9 +69,16 @@ impl Setup {
                     .collect()
             })
             .collect();
+        let slot_keys = TAGS
+            .iter()
+            .map(|&tag| keys.user_tag(tag).as_str().to_owned())
+            .chain(entries.iter().map(|entry| entry.entry.clone()))
+            .collect();
         Self {
             labels,
             depends,
+            slot_keys,
+            optins: (0..processes).map(|at| optin(seed, at)).collect(),
             max_ages: (0..processes)
                 .map(|at| chosen(seed, at).and_then(|(_, max_age)| max_age))
                 .collect(),
@@ -127,6 +139,12 @@ fn chosen(seed: u64, at: usize) -> Option<(u64, Option<Duration>)> {
     Some((bound, max_age))
 }
 
+/// Whether process `at` of the run of `seed` tracks with `OPTIN` (three in four; from a stream
+/// of the seed of its own, so that the choice does not move the scheduler's).
+fn optin(seed: u64, at: usize) -> bool {
+    !Rng::new(seed ^ 0x6f70_7469_6e00_0000 ^ at as u64).one_in(4)
+}
+
 /// Process `at` of the run of `seed`, with the near cache [`chosen`] for it.
 pub(super) fn equip(process: SimProcess, seed: u64, at: usize) -> SimProcess {
     match chosen(seed, at) {
@@ -161,6 +179,10 @@ pub(super) struct State {
     operations: u64,
     /// By caller: the number of the last operation of its the server ran, and when.
     ran: Vec<(u64, Instant)>,
+    /// By caller: the tracking connection its near fill was sent on (`OPTIN`), if it was.
+    on_link: Vec<Option<u64>>,
+    /// The run's counts of near fills, added to its coverage at the end.
+    pub(super) counts: Coverage,
 }
 
 impl State {
@@ -169,9 +191,15 @@ impl State {
         Self {
             trackers: processes
                 .iter()
-                .map(|process| {
+                .enumerate()
+                .map(|(at, process)| {
                     let near = process.near()?;
-                    Some(Tracker::new(setup.prefixes.clone(), near, now))
+                    Some(Tracker::new(
+                        setup.optins[at],
+                        setup.prefixes.clone(),
+                        near,
+                        now,
+                    ))
                 })
                 .collect(),
             checker: NearChecker::new(processes.len(), slots, ENTRIES.len(), now),
@@ -182,6 +210,8 @@ impl State {
             probed_at: now,
             operations: 0,
             ran: Vec::new(),
+            on_link: Vec::new(),
+            counts: Coverage::default(),
         }
     }
 }
@@ -441,15 +471,23 @@ impl Sim<'_> {
         if change.keys.is_empty() {
             return;
         }
-        let push = Rc::new(Push {
-            label: self.world.near.label(Some(&change.keys)),
-            change: number,
-            entries: self.world.near.entries(Some(&change.keys)),
-            keys: Some(change.keys),
-            floors,
-        });
+        let setup = &self.world.near;
         for tracker in self.near.trackers.iter_mut().flatten() {
-            tracker.announce(&push);
+            let Some(keys) = tracker.announced(&change.keys) else {
+                continue;
+            };
+            let floors = floors
+                .iter()
+                .copied()
+                .filter(|&(slot, _)| keys.contains(&setup.slot_keys[slot]))
+                .collect();
+            tracker.announce(&Rc::new(Push {
+                label: setup.label(Some(&keys)),
+                change: number,
+                entries: setup.entries(Some(&keys)),
+                keys: Some(keys),
+                floors,
+            }));
         }
     }
 
@@ -492,8 +530,13 @@ impl Sim<'_> {
         self.near
             .checker
             .told(process, 0..ENTRIES.len(), so_far, self.now);
-        let prefixes = self.world.near.prefixes.clone();
-        self.near.trackers[process] = Some(Tracker::new(prefixes, near, self.now));
+        let setup = &self.world.near;
+        self.near.trackers[process] = Some(Tracker::new(
+            setup.optins[process],
+            setup.prefixes.clone(),
+            near,
+            self.now,
+        ));
     }
 
     /// A reply reached `client`: the real drivers drop from the near cache what the operation
@@ -550,6 +593,79 @@ impl Sim<'_> {
         }
     }
 
+    /// `caller` sent its request: a near fill (a read asking for the keys' times to live)
+    /// goes to its process's tracking connection when that is lent (`OPTIN`, tracking up), as
+    /// `RedisStore` sends it there, and then not on the data connection: true.
+    pub(super) fn near_sent(&mut self, caller: usize) -> bool {
+        if self.near.on_link.len() <= caller {
+            self.near.on_link.resize(caller + 1, None);
+        }
+        let process = self.callers[caller].process;
+        let fill = matches!(
+            self.read_operation(caller),
+            Some(Operation::Read { expiry: true, .. })
+        );
+        let lent = self.near.trackers[process]
+            .as_ref()
+            .and_then(Tracker::lent)
+            .filter(|_| fill && !crate::mutants::active(crate::mutants::Mutant::Untracked));
+        self.near.on_link[caller] = lent;
+        if let Some(number) = lent {
+            self.note(format!(
+                "c{caller:<2} sends its near fill on p{process}'s tracking connection #{number}"
+            ));
+        }
+        lent.is_some()
+    }
+
+    /// The server ran `client`'s read, a near fill of `keys` (the entry's and its tags'), with
+    /// these `replies`: the server tracks the keys for the tracking connection the fill was sent
+    /// on. A fill that was not (no connection lent, or it has closed since) is read on a data
+    /// connection without asking for times to live, as `RedisStore` does: its reply is never
+    /// kept near.
+    pub(super) fn near_fill_ran(
+        &mut self,
+        client: Client,
+        keys: &[String],
+        replies: &mut [(Client, super::Received)],
+    ) {
+        let process = self.callers[client].process;
+        let Some(tracker) = self.near.trackers[process].as_mut() else {
+            return;
+        };
+        let tracked = match self.near.on_link.get(client).copied().flatten() {
+            Some(number) => tracker.read_on(number, keys),
+            None => false,
+        };
+        self.near.counts.fills_tracked += u64::from(tracked);
+        let untracked = crate::mutants::active(crate::mutants::Mutant::Untracked);
+        if tracked || !tracker.optin() || untracked {
+            return;
+        }
+        self.near.counts.fills_unkept += 1;
+        for (to, reply) in replies.iter_mut() {
+            if let (true, Ok(Reply::Read(read))) = (*to == client, reply) {
+                read.expiry = crate::engine::Expiry::Unknown;
+            }
+        }
+    }
+
+    /// The keys of `entry` a change to which would not reach `process`'s near cache (`OPTIN`:
+    /// not tracked for its connection, and no message naming them on the way): none may when
+    /// it answers `entry` near.
+    fn untracked(&self, process: usize, entry: usize) -> Option<String> {
+        let tracker = self.near.trackers[process].as_ref()?;
+        let key = self.world.near.depends[entry]
+            .iter()
+            .find(|key| !tracker.covers(key))?;
+        Some(format!(
+            "promise 5: process {process} answered entry {entry} from its near cache, but the \
+             server would announce no change to its key {} to the process (its tracking \
+             connection does not track it, and no message naming it is on the way)",
+            self.world.near.label(Some(std::slice::from_ref(key)))
+        ))
+    }
+
     /// `caller` returned the value of `entry` that its last read found: its process may keep
     /// it near.
     pub(super) fn near_returned(&mut self, caller: usize, entry: usize) {
@@ -595,6 +711,10 @@ impl Sim<'_> {
                     continue;
                 };
                 run.coverage.near_answers += 1;
+                if let Some(what) = self.untracked(process, entry) {
+                    self.near.focus = Some((process, entry));
+                    return Err(what);
+                }
                 let slots: SmallVec<[usize; 4]> = slots(entry).collect();
                 let max_age = world.near.max_ages[process];
                 let checked = self
@@ -628,6 +748,10 @@ impl Sim<'_> {
         self.note(format!(
             "c{caller:<2} calls entry {entry}: a near hit, {data:?}"
         ));
+        if let Some(what) = self.untracked(process, entry) {
+            self.near.focus = Some((process, entry));
+            return Some(Err(what));
+        }
         let up = self.near.trackers[process]
             .as_ref()
             .is_some_and(|tracker| tracker.up);

@@ -435,6 +435,38 @@ fn a_dropped_tracking_connection_drops_the_near_entries() {
     );
 }
 
+/// On one server the fills read on a connection of their own, which redirects its messages to
+/// the tracking connection: losing it alone (Redis forgets what it tracked) must drop the near
+/// entries too.
+#[test]
+fn a_dropped_fill_connection_drops_the_near_entries() {
+    no_near_value_survives(
+        |server| {
+            let mut admin = server.connection();
+            let clients: String = redis::cmd("CLIENT").arg("LIST").query(&mut admin).unwrap();
+            let fills: Vec<String> = clients
+                .lines()
+                .filter(|line| {
+                    // `redir=-1`: not tracking; `redir=0`: tracking without a redirection (the
+                    // data connections' in-band tracking).
+                    line.split(' ').any(|field| {
+                        field.starts_with("redir=") && field != "redir=-1" && field != "redir=0"
+                    })
+                })
+                .filter_map(|line| line.split(' ').next()?.strip_prefix("id="))
+                .map(str::to_owned)
+                .collect();
+            assert_eq!(fills.len(), 1, "one fills' connection: {clients}");
+            let killed: u64 = redis::cmd("CLIENT")
+                .arg(&["KILL", "ID", fills[0].as_str()])
+                .query(&mut admin)
+                .unwrap();
+            assert_eq!(killed, 1);
+        },
+        false,
+    );
+}
+
 #[test]
 fn a_restarted_server_drops_the_near_entries() {
     no_near_value_survives(|server| server.restart(), true);

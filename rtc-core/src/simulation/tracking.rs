@@ -3,7 +3,10 @@
 //! of changes: `CLIENT TRACKING ON OPTIN` (one server, as in production), whose server tracks
 //! only the keys the process's near fills read on the connection, once each (a message ends
 //! a key's tracking until it is read there again); or `BCAST`, as a cluster or a primary behind
-//! Sentinel track, where every change under the namespace's prefixes is announced.
+//! Sentinel track, where every change under the namespace's prefixes is announced. With
+//! `OPTIN` the session opens two connections (the messages' target, then the fills' one, which
+//! redirects its messages to the first): the model holds them as one link, which drops as a
+//! whole (either loss ends the session's life the same way).
 //!
 //! The session is the real state machine; this module is its driver, as the tokio driver in
 //! `tracking/mod.rs` is, with the network replaced by queues the scheduler empties: a command
@@ -99,7 +102,9 @@ impl Push {
 /// A command the session sent on its connection.
 #[derive(Clone, Copy, Debug)]
 enum Command {
-    /// `CLIENT TRACKING ON OPTIN`, or `CLIENT TRACKING ON BCAST PREFIX ...`.
+    /// `CLIENT ID` (`OPTIN`: the id the fills' connection redirects its messages to).
+    ClientId,
+    /// `CLIENT TRACKING ON REDIRECT <id> OPTIN`, or `CLIENT TRACKING ON BCAST PREFIX ...`.
     TrackingOn,
     /// The heartbeat.
     Ping,
@@ -294,6 +299,7 @@ impl Tracker {
             Some(Wire::Reply(command)) => {
                 let floors_on = link.floors_on.clone();
                 let reply = match command {
+                    Command::ClientId => Value::Int(7),
                     Command::TrackingOn => Value::Okay,
                     Command::Ping => Value::SimpleString("PONG".into()),
                 };
@@ -329,6 +335,12 @@ impl Tracker {
                 let mut moved = self.feed(Event::Opened(Err(refused)), now);
                 moved.line = format!("cannot connect: {}", moved.line);
                 moved.refused = true;
+                moved
+            }
+            // `OPTIN`'s second connection, the fills' one: part of the link already open.
+            Awaiting::Open if self.optin && self.link.as_ref().is_some_and(|link| !link.closed) => {
+                let mut moved = self.feed(Event::Opened(Ok(())), now);
+                moved.line = format!("opens the fills' connection: {}", moved.line);
                 moved
             }
             Awaiting::Open => {
@@ -400,8 +412,13 @@ impl Tracker {
                         redis::Arg::Simple(bytes) => bytes.to_vec(),
                         _ => Vec::new(),
                     });
-                    let command = match first.as_deref() {
-                        Some(b"CLIENT") => Command::TrackingOn,
+                    let second = command.args_iter().nth(1).map(|arg| match arg {
+                        redis::Arg::Simple(bytes) => bytes.to_vec(),
+                        _ => Vec::new(),
+                    });
+                    let command = match (first.as_deref(), second.as_deref()) {
+                        (Some(b"CLIENT"), Some(b"ID")) => Command::ClientId,
+                        (Some(b"CLIENT"), _) => Command::TrackingOn,
                         _ => Command::Ping,
                     };
                     if let Some(link) = self.link.as_mut().filter(|link| !link.closed) {

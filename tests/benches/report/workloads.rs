@@ -250,10 +250,6 @@ pub fn workloads() -> Vec<Workload> {
                     C("near_set", "rtc_set_known_tags"),
                     Target::LatencyAtMost(1.2),
                 ),
-                row(
-                    "raw redis-rs `SET` of a key the tracker hears (the floor under `BCAST`)",
-                    C("near_set", "raw_set_tracked_key"),
-                ),
             ],
         },
         Workload {

@@ -83,9 +83,20 @@ impl IoRuntime {
 }
 
 /// A future polled inside another runtime's context.
-struct Entered<F> {
+pub(super) struct Entered<F> {
     runtime: Handle,
     work: Pin<Box<F>>,
+}
+
+impl<F> Entered<F> {
+    /// `work`, polled inside `runtime`'s context (its sockets, timers and spawned tasks belong
+    /// there), by whichever thread polls this future.
+    pub(super) fn new(runtime: Handle, work: F) -> Self {
+        Self {
+            runtime,
+            work: Box::pin(work),
+        }
+    }
 }
 
 impl<F: Future> Future for Entered<F> {
@@ -172,7 +183,7 @@ fn probe(_: &Handle) -> bool {
 
 /// rtc's own runtime, started on first need: one thread with both drivers, running for the
 /// rest of the process. `None` if it could not be started.
-fn own_runtime() -> Option<Handle> {
+pub(super) fn own_runtime() -> Option<Handle> {
     static OWN: OnceLock<Option<Handle>> = OnceLock::new();
     OWN.get_or_init(|| {
         let runtime = tokio::runtime::Builder::new_current_thread()

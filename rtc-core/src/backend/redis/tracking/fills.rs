@@ -13,12 +13,14 @@
 //! its reply is never kept near ([`crate::near::NearCache::keep`] keeps nothing whose expiry is
 //! unknown): the caller still gets its answer.
 
+use std::future::Future;
 use std::sync::{Mutex, PoisonError};
 
 use redis::aio::MultiplexedConnection;
 use redis::{Cmd, RedisResult, Value};
 use tokio::runtime::Handle;
-use tokio::task::JoinHandle;
+
+use super::super::runtime::Entered;
 
 /// The connection lent, and the runtime that drives it (the tracking thread's).
 #[derive(Clone)]
@@ -34,12 +36,12 @@ pub(crate) struct FillConnection {
 }
 
 impl FillConnection {
-    /// Lends `connection`, whose `CLIENT TRACKING ON OPTIN` was acknowledged, driven by the
-    /// current runtime.
-    pub(super) fn lend(&self, connection: MultiplexedConnection) {
+    /// Lends `connection`, whose `CLIENT TRACKING ON REDIRECT ... OPTIN` was acknowledged,
+    /// driven by `runtime`.
+    pub(super) fn lend(&self, connection: MultiplexedConnection, runtime: Handle) {
         let lent = Lent {
             connection,
-            runtime: Handle::current(),
+            runtime,
         };
         *self.lent.lock().unwrap_or_else(PoisonError::into_inner) = Some(lent);
     }
@@ -50,9 +52,13 @@ impl FillConnection {
         *self.lent.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    /// Sends `commands` after `CLIENT CACHING YES` on the lent connection, on the tracking
-    /// thread's runtime (whose driver reads that connection); `None` when none is lent.
-    fn spawn(&self, commands: &[Cmd]) -> Option<JoinHandle<RedisResult<Vec<Value>>>> {
+    /// Sends `commands` after `CLIENT CACHING YES` on the lent connection, polled by the
+    /// caller's own thread inside the context of the runtime whose task reads that connection;
+    /// `None` when none is lent.
+    fn send(
+        &self,
+        commands: &[Cmd],
+    ) -> Option<impl Future<Output = RedisResult<Vec<Value>>> + Send + 'static> {
         let Lent {
             mut connection,
             runtime,
@@ -66,19 +72,20 @@ impl FillConnection {
         for command in commands {
             pipeline.add_command(command.clone());
         }
-        Some(runtime.spawn(async move { pipeline.query_async(&mut connection).await }))
+        Some(Entered::new(runtime, async move {
+            pipeline.query_async(&mut connection).await
+        }))
     }
 
     /// The replies to `commands`, read on the lent connection so that Redis tracks what they
-    /// read for it; `None` when no connection is lent or its runtime is gone.
+    /// read for it; `None` when no connection is lent.
     pub(crate) async fn read_async(&self, commands: &[Cmd]) -> Option<RedisResult<Vec<Value>>> {
-        self.spawn(commands)?.await.ok()
+        Some(self.send(commands)?.await)
     }
 
-    /// [`FillConnection::read_async`], blocking this thread until the tracking thread has the
-    /// replies (each command is bounded by the connection's response timeout).
+    /// [`FillConnection::read_async`], blocking this thread until the replies are in (each
+    /// command is bounded by the connection's response timeout).
     pub(crate) fn read(&self, commands: &[Cmd]) -> Option<RedisResult<Vec<Value>>> {
-        let sent = self.spawn(commands)?;
-        futures_executor::block_on(sent).ok()
+        Some(futures_executor::block_on(self.send(commands)?))
     }
 }

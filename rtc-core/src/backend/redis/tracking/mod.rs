@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, ConnectionInfo, Pipeline};
+use tokio::runtime::Handle;
 use tokio::sync::mpsc::unbounded_channel;
 
 pub(crate) use self::fills::FillConnection;
@@ -164,6 +165,8 @@ async fn drive(
     // deployment is asked again at every heartbeat, and a new connection (a TLS handshake, with
     // TLS) each second would be wasted.
     let mut asked: Option<(String, MultiplexedConnection)> = None;
+    // Where the fills' connection is read: rtc's I/O thread (this one, if it cannot start).
+    let fills_runtime = fills.and(super::runtime::own_runtime());
     let mut event = Event::Paused;
     loop {
         event = match session.step(event, Instant::now()) {
@@ -209,9 +212,28 @@ async fn drive(
                     Some(sender) => config.clone().set_push_sender(sender.clone()),
                     None => config.clone(),
                 };
-                let opened = client
-                    .get_multiplexed_async_connection_with_config(&config)
-                    .await;
+                // The fills' connection is read by another thread than the messages' one.
+                let runtime = match (fills, connections.len()) {
+                    (Some(_), 1) => fills_runtime.clone(),
+                    _ => None,
+                };
+                let opened = match &runtime {
+                    Some(runtime) => runtime
+                        .spawn(async move {
+                            client
+                                .get_multiplexed_async_connection_with_config(&config)
+                                .await
+                        })
+                        .await
+                        .unwrap_or_else(|_| {
+                            Err(client_error_owned("the I/O runtime is gone".to_owned()))
+                        }),
+                    None => {
+                        client
+                            .get_multiplexed_async_connection_with_config(&config)
+                            .await
+                    }
+                };
                 Event::Opened(opened.map(|connection| connections.push(connection)))
             }
             Step::Send(index, command) => Event::Replied(match connections.get_mut(index) {
@@ -223,8 +245,9 @@ async fn drive(
             }),
             Step::Listen(until) => {
                 if sender.take().is_some() {
-                    if let (Some(fills), Some(tracking)) = (fills, connections.first()) {
-                        fills.lend(tracking.clone());
+                    if let (Some(fills), Some(filling)) = (fills, connections.get(1)) {
+                        let runtime = fills_runtime.clone().unwrap_or_else(Handle::current);
+                        fills.lend(filling.clone(), runtime);
                     }
                 }
                 match tokio::time::timeout_at(until.into(), pushes.recv()).await {

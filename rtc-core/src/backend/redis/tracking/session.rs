@@ -133,8 +133,12 @@ pub(crate) trait Informed: Send + Sync {
 
 /// Which changes Redis is asked to announce.
 pub(crate) enum Announced {
-    /// `OPTIN`: changes to the keys the near cache's fills read on the tracking connection
-    /// after `CLIENT CACHING YES` ([`FillConnection`](super::FillConnection)); one server.
+    /// `OPTIN`: changes to the keys the near cache's fills read after `CLIENT CACHING YES`
+    /// ([`FillConnection`](super::FillConnection)); one server. Two connections: the first
+    /// receives the messages, the second (the one lent to the fills) tracks with `REDIRECT`
+    /// to the first, so that the thread that reads the messages is never the one the fills
+    /// wake (a thread woken by every fill is placed beside its callers by the scheduler, and
+    /// answered a message up to a time slice late: BENCHMARKS.md).
     Read,
     /// `BCAST`: every change to a key under these prefixes (a cluster, or a primary behind
     /// Sentinel, whose fills read on the data connections).
@@ -152,6 +156,9 @@ pub(crate) struct Session {
     pause: Duration,
     /// A failed set-up was warned about (once until tracking is up again).
     reported: bool,
+    /// With [`Announced::Read`]: the client id of this life's first connection, which the
+    /// second redirects its messages to.
+    redirect_to: Option<i64>,
 }
 
 impl Session {
@@ -173,6 +180,7 @@ impl Session {
             },
             pause: FIRST_PAUSE,
             reported: false,
+            redirect_to: None,
         }
     }
 
@@ -212,7 +220,10 @@ impl Session {
                     tracking: true,
                     layout,
                 };
-                Step::Send(opened, self.tracking_on())
+                match self.tracking_on(opened) {
+                    Ok(command) => Step::Send(opened, command),
+                    Err(error) => self.end(Ended::Failed(error)),
+                }
             }
             (
                 Phase::Opening {
@@ -221,8 +232,20 @@ impl Session {
                     tracking: true,
                     layout,
                 },
-                Event::Replied(Ok(_)),
-            ) => self.open(nodes, opened + 1, layout, now),
+                Event::Replied(Ok(reply)),
+            ) => {
+                if let (Announced::Read, 0) = (&self.announced, opened) {
+                    // The reply to `CLIENT ID`.
+                    match reply {
+                        Value::Int(id) => self.redirect_to = Some(id),
+                        _ => {
+                            return self
+                                .end(Ended::Failed(client_error("unexpected CLIENT ID reply")))
+                        }
+                    }
+                }
+                self.open(nodes, opened + 1, layout, now)
+            }
             (Phase::Opening { .. }, Event::Opened(Err(error)) | Event::Replied(Err(error))) => {
                 self.end(Ended::Failed(error))
             }
@@ -268,7 +291,12 @@ impl Session {
     fn begin(&mut self, now: Instant) -> Step {
         match &self.source {
             Source::Server(client) => {
-                let nodes = vec![client.clone()];
+                let nodes = match self.announced {
+                    // The connection that receives the messages, and the fills' one.
+                    Announced::Read => vec![client.clone(), client.clone()],
+                    Announced::Prefixes(_) => vec![client.clone()],
+                };
+                self.redirect_to = None;
                 self.open(nodes, 0, None, now)
             }
             Source::Cluster { .. } | Source::Sentinel { .. } => self.ask(0, None, None),
@@ -430,23 +458,35 @@ impl Session {
         Step::Listen(heartbeat)
     }
 
-    /// `CLIENT TRACKING ON OPTIN`, or `CLIENT TRACKING ON BCAST PREFIX ...` for the session's
-    /// prefixes.
-    fn tracking_on(&self) -> Cmd {
+    /// What turns tracking on for connection `opened`: with [`Announced::Read`], `CLIENT ID`
+    /// on the first (the messages' target), then `CLIENT TRACKING ON REDIRECT <id> OPTIN` on
+    /// the second; else `CLIENT TRACKING ON BCAST PREFIX ...` for the session's prefixes, on
+    /// each.
+    fn tracking_on(&self, opened: usize) -> RedisResult<Cmd> {
         let mut tracking = redis::cmd("CLIENT");
-        tracking.arg("TRACKING").arg("ON");
         match &self.announced {
+            Announced::Read if opened == 0 => {
+                tracking.arg("ID");
+            }
             Announced::Read => {
-                tracking.arg("OPTIN");
+                let target = self
+                    .redirect_to
+                    .ok_or_else(|| client_error("no connection to redirect the messages to"))?;
+                tracking
+                    .arg("TRACKING")
+                    .arg("ON")
+                    .arg("REDIRECT")
+                    .arg(target)
+                    .arg("OPTIN");
             }
             Announced::Prefixes(prefixes) => {
-                tracking.arg("BCAST");
+                tracking.arg("TRACKING").arg("ON").arg("BCAST");
                 for prefix in prefixes {
                     tracking.arg("PREFIX").arg(prefix);
                 }
             }
         }
-        tracking
+        Ok(tracking)
     }
 
     /// Applies a message, or starts the heartbeat when it is due.
@@ -579,6 +619,8 @@ pub(crate) fn apply(near: &dyn Informed, push: PushInfo) -> bool {
             true
         }
         PushKind::Disconnection => false,
+        // The connection the messages were redirected to is gone: the ones since are lost.
+        PushKind::Other(kind) if kind == "tracking-redir-broken" => false,
         _ => true,
     }
 }

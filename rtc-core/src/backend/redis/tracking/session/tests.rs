@@ -76,8 +76,14 @@ fn expect(
     }
 }
 
-/// A server's tracking announces the keys the fills read on its connection.
-const TRACKING_ON_OPTIN: &str = "send 0: CLIENT TRACKING ON OPTIN";
+/// A server's tracking: the id of the connection that receives the messages, then the
+/// fills' connection tracks what it reads for it.
+const CLIENT_ID: &str = "send 0: CLIENT ID";
+const TRACKING_ON_OPTIN: &str = "send 1: CLIENT TRACKING ON REDIRECT 7 OPTIN";
+
+fn client_id() -> Event {
+    Event::Replied(Ok(Value::Int(7)))
+}
 
 const TRACKING_ON: &str = "send 0: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
 
@@ -110,6 +116,8 @@ fn following_a_server(near: &Arc<NearCache>, start: Instant) -> Session {
         start,
         [
             (0, Event::Paused, "open 127.0.0.1:6000"),
+            (0, Event::Opened(Ok(())), CLIENT_ID),
+            (0, client_id(), "open 127.0.0.1:6000"),
             (0, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
         ],
     );
@@ -170,6 +178,8 @@ fn a_dropped_connection_distrusts_the_near_cache_until_tracking_is_back() {
         start,
         [
             (60, Event::Paused, "open 127.0.0.1:6000"),
+            (60, Event::Opened(Ok(())), CLIENT_ID),
+            (60, client_id(), "open 127.0.0.1:6000"),
             (60, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
         ],
     );
@@ -196,8 +206,11 @@ fn each_heartbeat_pings_every_connection_and_a_silent_one_is_lost() {
         [
             (999, Event::Quiet, "listen until +1000ms"),
             (1000, Event::Quiet, "send 0: PING"),
+            // The fills' connection too: its loss would lose what it tracks.
+            (1001, replied(), "send 1: PING"),
             (1001, replied(), "listen until +2001ms"),
             (2001, Event::Quiet, "send 0: PING"),
+            (2001, replied(), "send 1: PING"),
             (2002, Event::Replied(Err(failed())), "pause 50ms"),
         ],
     );
@@ -236,6 +249,8 @@ fn failed_set_ups_pause_longer_each_time_up_to_a_limit_and_warn_once() {
         &mut tracking,
         start,
         [
+            (0, Event::Opened(Ok(())), CLIENT_ID),
+            (0, client_id(), "open 127.0.0.1:6000"),
             (0, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
             (0, replied(), "listen until +1000ms"),
         ],
@@ -401,4 +416,37 @@ fn behind_sentinels_the_primary_and_its_up_replicas_are_tracked_until_they_chang
             ),
         ],
     );
+}
+
+/// The fills' connection redirects its messages to the first: a broken redirection (the
+/// first is gone) loses what was announced since, as a drop does.
+#[test]
+fn a_broken_redirection_is_a_drop() {
+    let near = near();
+    let start = Instant::now();
+    let mut tracking = following_a_server(&near, start);
+    let broken = Event::Pushed(PushInfo {
+        kind: PushKind::Other("tracking-redir-broken".into()),
+        data: Vec::new(),
+    });
+    expect(&mut tracking, start, [(10, broken, "pause 50ms")]);
+    assert!(!near.watches().is_trusted());
+}
+
+/// A `CLIENT ID` answered with anything but a number fails the set-up.
+#[test]
+fn an_unexpected_client_id_fails_the_set_up() {
+    let near = near();
+    let start = Instant::now();
+    let mut tracking = session(server(), &near);
+    expect(
+        &mut tracking,
+        start,
+        [
+            (0, Event::Paused, "open 127.0.0.1:6000"),
+            (0, Event::Opened(Ok(())), CLIENT_ID),
+            (0, replied(), "pause 50ms"),
+        ],
+    );
+    assert!(!near.watches().is_trusted());
 }

@@ -166,6 +166,17 @@ impl RedisStore {
         }
     }
 
+    /// [`RedisStore::filled`] of `round` sent on the lent connection, awaited.
+    async fn fill_async<'r>(
+        &self,
+        fills: &FillConnection,
+        read: &TrackedRead<'r>,
+        round: Round,
+    ) -> Result<Result<Reply, BackendError>, TrackedRead<'r>> {
+        let sent = fills.read_async(&round.commands).await;
+        self.filled(read, round, sent)
+    }
+
     /// Sends `operation` on a pooled connection and reads the reply.
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
@@ -208,11 +219,10 @@ impl RedisStore {
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
             let read = match reader.fill(&read) {
-                // Boxed: a fill is rare beside a hit, and its future would make every read's
-                // future larger.
+                // Boxed, the round with it: a fill is rare beside a hit, and its future would
+                // make every read's future larger.
                 Some((fills, round)) => {
-                    let sent = Box::pin(fills.read_async(&round.commands)).await;
-                    match self.filled(&read, round, sent) {
+                    match Box::pin(self.fill_async(fills, &read, round)).await {
                         Ok(reply) => return reply,
                         Err(unkept) => unkept,
                     }

@@ -28,7 +28,7 @@ use self::server::ServerConnector;
 #[cfg(feature = "simulation")]
 pub(crate) use self::tracking::simulated as tracking_simulated;
 pub(crate) use self::tracking::Tracker;
-use self::tracking::{FillConnection, Source, Tracking};
+use self::tracking::{FillConnection, Source, Tracked};
 use super::PingFailure;
 use crate::engine::{Operation, Reply};
 use crate::error::BackendError;
@@ -143,7 +143,7 @@ impl RedisStore {
         }
     }
 
-    /// The reply of a near fill's read on the tracking connection (`None`: none was lent), or,
+    /// The reply of a near fill's read on the fills' connection (`None`: none was lent), or,
     /// when it got none, the same read to send on a data connection without asking for the
     /// times to live, so that its reply is not kept near (Redis does not track those keys for
     /// this process's tracker).
@@ -159,7 +159,7 @@ impl RedisStore {
             })),
             Some(Err(error)) => {
                 // The tracker learns of its connection's trouble on its own; the call goes on.
-                tracing::debug!(%error, "rtc: a near fill's read on the tracking connection failed");
+                tracing::debug!(%error, "rtc: a near fill's read on the fills' connection failed");
                 Err(read.unkept())
             }
             None => Err(read.unkept()),
@@ -321,17 +321,17 @@ impl RedisStore {
 }
 
 /// Starts the near cache's tracking on the server, cluster or primary the settings name: of
-/// what the fills read, on one server (whose `store` lends them the tracking connection), of
-/// every key under `prefixes` otherwise.
+/// what the fills read, on one server (whose `store` is where the tracker lends the fills their
+/// connection), of every key under `prefixes` otherwise.
 pub(crate) fn track(
     settings: &Settings,
     store: &RedisStore,
     near: &std::sync::Arc<crate::near::NearCache>,
     prefixes: Vec<String>,
 ) -> Result<Tracker, ConfigError> {
-    let tracking = match &store.connector {
-        Connector::Server(server) => Tracking::Fills(std::sync::Arc::clone(server.fills())),
-        Connector::Sentinel(_) | Connector::Cluster(_) => Tracking::Prefixes(prefixes),
+    let tracked = match &store.connector {
+        Connector::Server(server) => Tracked::Fills(std::sync::Arc::clone(server.fills())),
+        Connector::Sentinel(_) | Connector::Cluster(_) => Tracked::Prefixes(prefixes),
     };
     let source = match &settings.storage {
         Storage::Redis(info) => {
@@ -368,7 +368,7 @@ pub(crate) fn track(
     };
     Tracker::start(
         source,
-        tracking,
+        tracked,
         near,
         settings.socket_timeout,
         settings.connect_timeout,
@@ -383,8 +383,8 @@ enum Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Where `read` goes when it is a near fill on one server: the tracking connection, with
-    /// the round in full (every key it reads is then tracked for the near cache).
+    /// Where `read` goes when it is a near fill on one server: the fills' connection, with the
+    /// round in full (every key it reads is then tracked for the near cache).
     fn fill(&self, read: &TrackedRead<'_>) -> Option<(&FillConnection, Round)> {
         match self {
             Reader::Server(server) if read.fills_near() => Some((server.fills(), read.round())),

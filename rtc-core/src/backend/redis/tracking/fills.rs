@@ -1,11 +1,13 @@
-//! The tracking connection of one server, lent to the near cache's fills.
+//! The connection of one server that the near cache's fills read on, lent by the tracker.
 //!
 //! With `CLIENT TRACKING ON OPTIN`, Redis announces a change to a key only to the connections
 //! that read it right after `CLIENT CACHING YES`, and only once (the key is tracked again when
-//! it is read again). So a near fill reads its entry and tags on the tracking connection itself,
-//! prefixed with `CLIENT CACHING YES`: the next change to any of those keys is announced to the
-//! one connection whose messages end the near cache's watches. A process hears only of the keys
-//! it holds near, instead of every write of the namespace (`BCAST`).
+//! it is read again). So a near fill reads its entry and tags on this connection, prefixed with
+//! `CLIENT CACHING YES`; the connection tracks with `REDIRECT` to the tracker's first
+//! connection, so the next change to any of those keys is announced there, where the messages
+//! end the near cache's watches. A process hears only of the keys it holds near, instead of
+//! every write of the namespace (`BCAST`). This connection is read by rtc's I/O thread, never by
+//! the thread that applies the messages (ARCHITECTURE.md says why).
 //!
 //! The tracking driver lends the connection once tracking is on, and withdraws it when its life
 //! ends. A fill that finds no connection lent (tracking is being set up again), or whose read on
@@ -22,14 +24,14 @@ use tokio::runtime::Handle;
 
 use super::super::runtime::Entered;
 
-/// The connection lent, and the runtime that drives it (the tracking thread's).
+/// The connection lent, and the runtime whose task reads it.
 #[derive(Clone)]
 struct Lent {
     connection: MultiplexedConnection,
     runtime: Handle,
 }
 
-/// Where the tracking driver lends its connection to the fills of one server.
+/// Where the tracking driver lends the fills' connection of one server.
 #[derive(Default)]
 pub(crate) struct FillConnection {
     lent: Mutex<Option<Lent>>,

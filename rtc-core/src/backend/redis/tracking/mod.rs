@@ -106,30 +106,30 @@ impl Drop for Tracker {
     }
 }
 
-/// How the servers announce changes to the tracker.
-pub(crate) enum Tracking {
-    /// `OPTIN` on one server: the changes to what the fills read on the connection lent to
-    /// them through this.
+/// What the tracker has the servers announce changes of.
+pub(crate) enum Tracked {
+    /// `OPTIN` on one server: the keys the fills read on the connection lent to them through
+    /// this.
     Fills(Arc<FillConnection>),
     /// `BCAST`: every change to a key under these prefixes.
     Prefixes(Vec<String>),
 }
 
 impl Tracker {
-    /// Starts tracking on the servers of `source`, as `tracking` says. `response_timeout`
+    /// Starts tracking on the servers of `source`, what `tracked` says. `response_timeout`
     /// bounds each command, the heartbeat included.
     pub(crate) fn start(
         source: Source,
-        tracking: Tracking,
+        tracked: Tracked,
         near: &Arc<NearCache>,
         response_timeout: Duration,
         connect_timeout: Duration,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let informed: std::sync::Weak<NearCache> = Arc::downgrade(near);
-        let (announced, fills) = match tracking {
-            Tracking::Fills(fills) => (Announced::Read, Some(fills)),
-            Tracking::Prefixes(prefixes) => (Announced::Prefixes(prefixes), None),
+        let (announced, fills) = match tracked {
+            Tracked::Fills(fills) => (Announced::Read, Some(fills)),
+            Tracked::Prefixes(prefixes) => (Announced::Prefixes(prefixes), None),
         };
         let session = Session::new(source, announced, informed, stop.clone());
         let config = AsyncConnectionConfig::new()

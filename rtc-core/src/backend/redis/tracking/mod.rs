@@ -1,17 +1,19 @@
 //! Redis's invalidation messages for the near cache.
 //!
-//! One connection of its own per server (a thread running a one-thread tokio runtime, so that
-//! blocking and async users alike get it, and so that the connection is read whether or not
-//! any call is under way) turns on `CLIENT TRACKING`, and Redis announces changes on it
+//! Connections of its own per server (a thread running a one-thread tokio runtime, so that
+//! blocking and async users alike get them, and so that the messages are read whether or not
+//! any call is under way) turn on `CLIENT TRACKING`, and Redis announces changes on them
 //! (RESP3 push messages). Each announcement ends the near cache's watches on the keys it names;
 //! a flushed database ends them all. While the connection is not up and tracking (before the
 //! first connect, after a drop, a failed heartbeat or a restart of the server) the near cache
 //! is distrusted: it serves and keeps nothing until tracking is on again.
 //!
 //! Which changes are announced depends on the deployment:
-//! - **One server: `OPTIN`.** The near cache's fills read on this very connection, after
-//!   `CLIENT CACHING YES` (`fills.rs`), so Redis announces the next change to exactly the keys
-//!   this process holds near. Writes to keys nobody holds near cost the writer nothing.
+//! - **One server: `OPTIN`.** Two connections: the first receives the messages; the near
+//!   cache's fills read on the second, after `CLIENT CACHING YES` (`fills.rs`), which tracks
+//!   with `REDIRECT` to the first and is read by rtc's I/O thread. Redis announces the next
+//!   change to exactly the keys this process holds near; writes to keys nobody holds near cost
+//!   the writer nothing.
 //! - **A cluster, a primary behind Sentinel: `BCAST`** for the namespace's entry and tag key
 //!   prefixes: every change to any of those keys, by any client, whether this process read
 //!   that key or not. Their fills read on the data connections (a cluster's node for a key,
@@ -149,8 +151,8 @@ impl Tracker {
 
 /// The tracking session's driver, the only code of it that connects, sends or waits: does
 /// each [`Step`] the session asks for and tells it how that went, until it stops. With
-/// `fills`, it lends them its connection from the moment tracking is on (the session's first
-/// `Listen` of a life) until that life ends.
+/// `fills`, it opens the second connection on rtc's I/O runtime and lends it to them from the
+/// moment tracking is on (the session's first `Listen` of a life) until that life ends.
 async fn drive(
     mut session: Session,
     config: &AsyncConnectionConfig,

@@ -121,18 +121,23 @@ fn another_process_change_stops_the_near_hit() {
     });
 }
 
-/// A number from the `stats` section of the server's `INFO`.
-fn info_stat(server: &RedisServer, field: &str) -> u64 {
-    let stats: String = redis::cmd("INFO")
-        .arg("stats")
+/// What follows `prefix` on the line of the server's `INFO <section>` that starts with it.
+fn info_line(server: &RedisServer, section: &str, prefix: &str) -> Option<String> {
+    let info: String = redis::cmd("INFO")
+        .arg(section)
         .query(&mut server.connection())
         .unwrap();
-    let prefix = format!("{field}:");
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-        .map(|value| value.trim().parse().unwrap())
+    info.lines()
+        .find_map(|line| line.strip_prefix(prefix))
+        .map(|rest| rest.trim().to_owned())
+}
+
+/// A number from the `stats` section of the server's `INFO`.
+fn info_stat(server: &RedisServer, field: &str) -> u64 {
+    info_line(server, "stats", &format!("{field}:"))
         .unwrap_or_else(|| panic!("no {field} in INFO stats"))
+        .parse()
+        .unwrap()
 }
 
 /// On one server the tracker has Redis announce only the keys its fills read (`OPTIN`): no
@@ -586,16 +591,9 @@ fn the_near_cache_holds_at_most_its_bound() {
 }
 
 fn command_calls(server: &RedisServer, command: &str) -> u64 {
-    let stats: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut server.connection())
-        .unwrap();
-    let prefix = format!("cmdstat_{command}:calls=");
-    stats
-        .lines()
-        .find_map(|line| line.strip_prefix(prefix.as_str()))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |calls| calls.parse().unwrap())
+    info_line(server, "commandstats", &format!("cmdstat_{command}:calls=")).map_or(0, |rest| {
+        rest.split(',').next().unwrap_or("0").parse().unwrap()
+    })
 }
 
 /// With every tag's version known from a near entry's read, `set` reads no tag: the write

@@ -98,6 +98,14 @@ impl Backend {
         }
     }
 
+    /// The Redis store, if this is one.
+    pub(crate) fn redis(&self) -> Option<&RedisStore> {
+        match self {
+            Backend::Redis(store) => Some(store),
+            Backend::Disabled | Backend::Memory(_) => None,
+        }
+    }
+
     /// True when entries are shared with other processes (and so need a cross-process lock).
     pub(crate) fn is_shared(&self) -> bool {
         matches!(self, Backend::Redis(_))

@@ -106,13 +106,12 @@ impl TaggedCache {
                     settings_near.max_entries,
                     settings_near.max_age,
                 ));
-                let Backend::Redis(store) = &backend else {
-                    return Err(ConfigError::Invalid(
-                        "the near cache tracks a Redis server, cluster or primary behind sentinels",
-                    ));
-                };
-                let tracker =
-                    crate::backend::redis::track(&settings, store, &near, keys.tracked_prefixes())?;
+                let tracker = crate::backend::redis::track(
+                    &settings,
+                    backend.redis(),
+                    &near,
+                    keys.tracked_prefixes(),
+                )?;
                 (Some(near), Some(tracker))
             }
             (_, None) => (None, None),

@@ -28,7 +28,7 @@ use self::server::ServerConnector;
 #[cfg(feature = "simulation")]
 pub(crate) use self::tracking::simulated as tracking_simulated;
 pub(crate) use self::tracking::Tracker;
-use self::tracking::{FillConnection, Source, Tracked};
+use self::tracking::{FillConnection, Source};
 use super::PingFailure;
 use crate::engine::{Operation, Reply};
 use crate::error::BackendError;
@@ -166,24 +166,13 @@ impl RedisStore {
         }
     }
 
-    /// [`RedisStore::filled`] of `round` sent on the lent connection, awaited.
-    async fn fill_async<'r>(
-        &self,
-        fills: &FillConnection,
-        read: &TrackedRead<'r>,
-        round: Round,
-    ) -> Result<Result<Reply, BackendError>, TrackedRead<'r>> {
-        let sent = fills.read_async(&round.commands).await;
-        self.filled(read, round, sent)
-    }
-
     /// Sends `operation` on a pooled connection and reads the reply.
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
             let read = match reader.fill(&read) {
                 Some((fills, round)) => {
-                    let sent = fills.read(&round.commands);
+                    let sent = fills.send(&round.commands).map(futures_executor::block_on);
                     match self.filled(&read, round, sent) {
                         Ok(reply) => return reply,
                         Err(unkept) => unkept,
@@ -219,10 +208,18 @@ impl RedisStore {
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
             let read = match reader.fill(&read) {
-                // Boxed, the round with it: a fill is rare beside a hit, and its future would
-                // make every read's future larger.
                 Some((fills, round)) => {
-                    match Box::pin(self.fill_async(fills, &read, round)).await {
+                    // Boxed with its round: a fill is rare beside a hit, and would make every
+                    // read's future larger (96 bytes).
+                    let (round, sent) = Box::pin(async move {
+                        let sent = match fills.send(&round.commands) {
+                            Some(sending) => Some(sending.await),
+                            None => None,
+                        };
+                        (round, sent)
+                    })
+                    .await;
+                    match self.filled(&read, round, sent) {
                         Ok(reply) => return reply,
                         Err(unkept) => unkept,
                     }
@@ -320,18 +317,18 @@ impl RedisStore {
     }
 }
 
-/// Starts the near cache's tracking on the server, cluster or primary the settings name: of
-/// what the fills read, on one server (whose `store` is where the tracker lends the fills their
-/// connection), of every key under `prefixes` otherwise.
+/// Starts the near cache's tracking on the server, cluster or primary the settings name (whose
+/// `store` it is): of what the fills read, on one server (the tracker lends them their
+/// connection through the store), of every key under `prefixes` otherwise.
 pub(crate) fn track(
     settings: &Settings,
-    store: &RedisStore,
+    store: Option<&RedisStore>,
     near: &std::sync::Arc<crate::near::NearCache>,
     prefixes: Vec<String>,
 ) -> Result<Tracker, ConfigError> {
-    let tracked = match &store.connector {
-        Connector::Server(server) => Tracked::Fills(std::sync::Arc::clone(server.fills())),
-        Connector::Sentinel(_) | Connector::Cluster(_) => Tracked::Prefixes(prefixes),
+    let fills = match store.map(|store| &store.connector) {
+        Some(Connector::Server(server)) => Some(std::sync::Arc::clone(server.fills())),
+        _ => None,
     };
     let source = match &settings.storage {
         Storage::Redis(info) => {
@@ -368,7 +365,8 @@ pub(crate) fn track(
     };
     Tracker::start(
         source,
-        tracked,
+        fills,
+        prefixes,
         near,
         settings.socket_timeout,
         settings.connect_timeout,

@@ -23,7 +23,7 @@ pub(crate) struct ServerConnector {
     timeouts: Timeouts,
     idle: Idle<SyncData>,
     data: DataConnections,
-    /// Where the near cache's tracker lends its connection to the fills (when there is one).
+    /// Where the near cache's tracker lends the fills their connection (when there is one).
     fills: Arc<FillConnection>,
 }
 
@@ -118,7 +118,7 @@ impl ServerConnector {
         }
     }
 
-    /// Where the near cache's fills find the tracking connection, once its tracker lends it.
+    /// Where the near cache's fills find their connection, once its tracker lends it.
     pub(super) fn fills(&self) -> &Arc<FillConnection> {
         &self.fills
     }

@@ -54,10 +54,12 @@ impl FillConnection {
         *self.lent.lock().unwrap_or_else(PoisonError::into_inner) = None;
     }
 
-    /// Sends `commands` after `CLIENT CACHING YES` on the lent connection, polled by the
-    /// caller's own thread inside the context of the runtime whose task reads that connection;
-    /// `None` when none is lent.
-    fn send(
+    /// The replies to `commands`, sent after `CLIENT CACHING YES` on the lent connection so
+    /// that Redis tracks what they read for the near cache; `None` when none is lent. The future
+    /// is polled inside the context of the runtime whose task reads that connection, by
+    /// whoever polls it: the async driver awaits it, the blocking one blocks on it (each command
+    /// is bounded by the connection's response timeout).
+    pub(crate) fn send(
         &self,
         commands: &[Cmd],
     ) -> Option<impl Future<Output = RedisResult<Vec<Value>>> + Send + 'static> {
@@ -77,17 +79,5 @@ impl FillConnection {
         Some(Entered::new(runtime, async move {
             pipeline.query_async(&mut connection).await
         }))
-    }
-
-    /// The replies to `commands`, read on the lent connection so that Redis tracks what they
-    /// read for it; `None` when no connection is lent.
-    pub(crate) async fn read_async(&self, commands: &[Cmd]) -> Option<RedisResult<Vec<Value>>> {
-        Some(self.send(commands)?.await)
-    }
-
-    /// [`FillConnection::read_async`], blocking this thread until the replies are in (each
-    /// command is bounded by the connection's response timeout).
-    pub(crate) fn read(&self, commands: &[Cmd]) -> Option<RedisResult<Vec<Value>>> {
-        Some(futures_executor::block_on(self.send(commands)?))
     }
 }

@@ -108,30 +108,23 @@ impl Drop for Tracker {
     }
 }
 
-/// What the tracker has the servers announce changes of.
-pub(crate) enum Tracked {
-    /// `OPTIN` on one server: the keys the fills read on the connection lent to them through
-    /// this.
-    Fills(Arc<FillConnection>),
-    /// `BCAST`: every change to a key under these prefixes.
-    Prefixes(Vec<String>),
-}
-
 impl Tracker {
-    /// Starts tracking on the servers of `source`, what `tracked` says. `response_timeout`
-    /// bounds each command, the heartbeat included.
+    /// Starts tracking on the servers of `source`: with `fills` (one server), `OPTIN` for the
+    /// keys the fills read on the connection lent to them through it; else `BCAST` for every key
+    /// under `prefixes`. `response_timeout` bounds each command, the heartbeat included.
     pub(crate) fn start(
         source: Source,
-        tracked: Tracked,
+        fills: Option<Arc<FillConnection>>,
+        prefixes: Vec<String>,
         near: &Arc<NearCache>,
         response_timeout: Duration,
         connect_timeout: Duration,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let informed: std::sync::Weak<NearCache> = Arc::downgrade(near);
-        let (announced, fills) = match tracked {
-            Tracked::Fills(fills) => (Announced::Read, Some(fills)),
-            Tracked::Prefixes(prefixes) => (Announced::Prefixes(prefixes), None),
+        let announced = match fills {
+            Some(_) => Announced::Read,
+            None => Announced::Prefixes(prefixes),
         };
         let session = Session::new(source, announced, informed, stop.clone());
         let config = AsyncConnectionConfig::new()

@@ -108,14 +108,24 @@ fn invalidated(keys: &[&str]) -> Event {
     })
 }
 
-/// A server session, set up and trusted at `start`.
-fn following_a_server(near: &Arc<NearCache>, start: Instant) -> Session {
+/// A server session that has just asked to open its first connection, at `start`.
+fn opening_a_server(near: &Arc<NearCache>, start: Instant) -> Session {
     let mut tracking = session(server(), near);
     expect(
         &mut tracking,
         start,
+        [(0, Event::Paused, "open 127.0.0.1:6000")],
+    );
+    tracking
+}
+
+/// A server session, set up and trusted at `start`.
+fn following_a_server(near: &Arc<NearCache>, start: Instant) -> Session {
+    let mut tracking = opening_a_server(near, start);
+    expect(
+        &mut tracking,
+        start,
         [
-            (0, Event::Paused, "open 127.0.0.1:6000"),
             (0, Event::Opened(Ok(())), CLIENT_ID),
             (0, client_id(), "open 127.0.0.1:6000"),
             (0, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
@@ -221,12 +231,7 @@ fn each_heartbeat_pings_every_connection_and_a_silent_one_is_lost() {
 fn failed_set_ups_pause_longer_each_time_up_to_a_limit_and_warn_once() {
     let near = near();
     let start = Instant::now();
-    let mut tracking = session(server(), &near);
-    expect(
-        &mut tracking,
-        start,
-        [(0, Event::Paused, "open 127.0.0.1:6000")],
-    );
+    let mut tracking = opening_a_server(&near, start);
     let mut pauses = Vec::new();
     for _ in 0..8 {
         let mut step = tracking.step(Event::Opened(Err(failed())), start);
@@ -438,12 +443,11 @@ fn a_broken_redirection_is_a_drop() {
 fn an_unexpected_client_id_fails_the_set_up() {
     let near = near();
     let start = Instant::now();
-    let mut tracking = session(server(), &near);
+    let mut tracking = opening_a_server(&near, start);
     expect(
         &mut tracking,
         start,
         [
-            (0, Event::Paused, "open 127.0.0.1:6000"),
             (0, Event::Opened(Ok(())), CLIENT_ID),
             (0, replied(), "pause 50ms"),
         ],

@@ -1,5 +1,6 @@
 //! The near cache behind Redis Sentinel (a primary, a replica, three sentinels): tracking on the
-//! primary and its replicas, and a failover that drops what the near cache held.
+//! primary (`OPTIN`, what the fills read) and its replicas (`BCAST`), and a failover that drops
+//! what the near cache held.
 
 use std::time::Duration;
 
@@ -33,6 +34,79 @@ fn answered_near(cache: &TaggedCache, value: i32) {
         let before = cache.stats().near_hits;
         cache.get::<i32>("k", ["t"]) == Ok(value) && cache.stats().near_hits > before
     });
+}
+
+/// A number from the `stats` section of the `INFO` of the node the sentinels call `port`.
+fn info_stat(deployment: &RedisSentinel, port: u16, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(&mut deployment.node(port).connection())
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The port of the primary's first replica, from its `INFO replication`.
+fn replica_of(deployment: &RedisSentinel, primary: u16) -> u16 {
+    let info: String = redis::cmd("INFO")
+        .arg("replication")
+        .query(&mut deployment.node(primary).connection())
+        .unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("slave0:"))
+        .and_then(|fields| {
+            fields
+                .split(',')
+                .find_map(|field| field.strip_prefix("port="))
+        })
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("no replica in the primary's INFO replication:\n{info}"))
+}
+
+/// The primary announces only the keys the fills read (`OPTIN`): no prefix is broadcast there,
+/// writes of entries nobody holds near are tracked for nobody, and a fill's keys join its
+/// tracking table. The replica tracks the namespace's two prefixes (`BCAST`), so that it has
+/// announced every write it applied if a failover promotes it.
+#[test]
+fn behind_sentinel_the_primary_tracks_what_the_fills_read_and_its_replica_every_change() {
+    let deployment = RedisSentinel::start(1);
+    let namespace = unique_namespace("near-sentinel-optin");
+    let near = cache(&deployment, &namespace, true);
+    let other = cache(&deployment, &namespace, false);
+    let primary = deployment
+        .primary_port()
+        .expect("the sentinels name a primary");
+    let replica = replica_of(&deployment, primary);
+    assert_eq!(
+        info_stat(&deployment, primary, "tracking_total_prefixes"),
+        0
+    );
+    assert_eq!(
+        info_stat(&deployment, replica, "tracking_total_prefixes"),
+        2
+    );
+    let before = info_stat(&deployment, primary, "tracking_total_keys");
+    for item in 0..50 {
+        assert!(other.set(format!("other:{item}"), &item, ["u"], Lifetime::Default));
+    }
+    assert_eq!(
+        info_stat(&deployment, primary, "tracking_total_keys"),
+        before,
+        "writes of keys nobody read near track nothing"
+    );
+    assert!(other.set("k", &1, ["t"], Lifetime::Default));
+    answered_near(&near, 1);
+    let filled = info_stat(&deployment, primary, "tracking_total_keys");
+    assert!(
+        filled >= before + 3,
+        "the entry key, its tag and the namespace's are tracked ({before} keys before the fill, {filled} after)"
+    );
+    assert!(other.set("k", &2, ["t"], Lifetime::Default));
+    answered_near(&near, 2);
 }
 
 #[test]

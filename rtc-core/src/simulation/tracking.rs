@@ -211,7 +211,9 @@ impl Tracker {
         });
         let informed: std::sync::Weak<Told> = Arc::downgrade(&told);
         let announced = match optin {
-            true => Announced::Read,
+            true => Announced::Read {
+                replicas: Vec::new(),
+            },
             false => Announced::Prefixes(prefixes),
         };
         Self {

@@ -318,8 +318,9 @@ impl RedisStore {
 }
 
 /// Starts the near cache's tracking on the server, cluster or primary the settings name (whose
-/// `store` it is): of what the fills read, on one server (the tracker lends them their
-/// connection through the store), of every key under `prefixes` otherwise.
+/// `store` it is): of what the fills read, on one server or the primary behind Sentinel (the
+/// tracker lends them their connection through the store), with every key under `prefixes` on
+/// the primary's replicas; of every key under `prefixes` on every node of a cluster.
 pub(crate) fn track(
     settings: &Settings,
     store: Option<&RedisStore>,
@@ -328,6 +329,7 @@ pub(crate) fn track(
 ) -> Result<Tracker, ConfigError> {
     let fills = match store.map(|store| &store.connector) {
         Some(Connector::Server(server)) => Some(std::sync::Arc::clone(server.fills())),
+        Some(Connector::Sentinel(sentinel)) => Some(std::sync::Arc::clone(sentinel.fills())),
         _ => None,
     };
     let source = match &settings.storage {
@@ -381,13 +383,17 @@ enum Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Where `read` goes when it is a near fill on one server: the fills' connection, with the
-    /// round in full (every key it reads is then tracked for the near cache).
+    /// Where `read` goes when it is a near fill: the fills' connection, with the round in full
+    /// (every key it reads is then tracked for the near cache).
     fn fill(&self, read: &TrackedRead<'_>) -> Option<(&FillConnection, Round)> {
-        match self {
-            Reader::Server(server) if read.fills_near() => Some((server.fills(), read.round())),
-            Reader::Server(_) | Reader::Sentinel(_) => None,
+        if !read.fills_near() {
+            return None;
         }
+        let fills = match self {
+            Reader::Server(server) => server.fills(),
+            Reader::Sentinel(sentinel) => sentinel.fills(),
+        };
+        Some((fills, read.round()))
     }
 
     fn read(&self, read: &TrackedRead<'_>) -> RedisResult<inband::Answered> {

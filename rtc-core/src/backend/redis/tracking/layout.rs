@@ -97,35 +97,47 @@ impl Layout {
             .collect();
         addresses.sort();
         addresses.dedup();
-        let seed_host = match seed.addr() {
-            ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
-            _ => String::new(),
-        };
-        addresses
-            .into_iter()
-            .map(|(host, port)| {
-                let host = if host.is_empty() {
-                    seed_host.clone()
-                } else {
-                    host.clone()
-                };
-                let addr = match seed.addr() {
-                    ConnectionAddr::TcpTls {
-                        insecure,
-                        tls_params,
-                        ..
-                    } => ConnectionAddr::TcpTls {
-                        host,
-                        port: *port,
-                        insecure: *insecure,
-                        tls_params: tls_params.clone(),
-                    },
-                    _ => ConnectionAddr::Tcp(host, *port),
-                };
-                seed.clone().set_addr(addr)
-            })
-            .collect()
+        addressed(addresses, seed)
     }
+
+    /// A [replicated](Layout::replicated) layout's primary, then its replicas, addressed like
+    /// `seed`.
+    pub(super) fn primary_first(&self, seed: &ConnectionInfo) -> Vec<ConnectionInfo> {
+        let nodes = self.ranges.iter().flat_map(|(_, _, nodes)| nodes.iter());
+        addressed(nodes.collect(), seed)
+    }
+}
+
+/// `addresses` as connections like `seed`'s (credentials, TLS); an empty host is the seed's.
+fn addressed(addresses: Vec<&Address>, seed: &ConnectionInfo) -> Vec<ConnectionInfo> {
+    let seed_host = match seed.addr() {
+        ConnectionAddr::Tcp(host, _) | ConnectionAddr::TcpTls { host, .. } => host.clone(),
+        _ => String::new(),
+    };
+    addresses
+        .into_iter()
+        .map(|(host, port)| {
+            let host = if host.is_empty() {
+                seed_host.clone()
+            } else {
+                host.clone()
+            };
+            let addr = match seed.addr() {
+                ConnectionAddr::TcpTls {
+                    insecure,
+                    tls_params,
+                    ..
+                } => ConnectionAddr::TcpTls {
+                    host,
+                    port: *port,
+                    insecure: *insecure,
+                    tls_params: tls_params.clone(),
+                },
+                _ => ConnectionAddr::Tcp(host, *port),
+            };
+            seed.clone().set_addr(addr)
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -183,5 +195,32 @@ mod tests {
         assert!(nodes
             .iter()
             .all(|node| node.redis_settings().username() == Some("u")));
+    }
+
+    #[test]
+    fn a_replicated_layout_puts_its_primary_first_and_leaves_out_replicas_down() {
+        let replica = |port: &str, flags: &str| {
+            [("ip", "127.0.0.1"), ("port", port), ("flags", flags)]
+                .into_iter()
+                .map(|(name, value)| (name.to_owned(), value.to_owned()))
+                .collect()
+        };
+        let layout = Layout::replicated(
+            ("127.0.0.1".to_owned(), 7003),
+            &[
+                replica("7002", "slave"),
+                replica("7001", "slave"),
+                replica("7004", "s_down,slave"),
+            ],
+        );
+        let seed =
+            redis::IntoConnectionInfo::into_connection_info("redis://u:p@127.0.0.1:1/2").unwrap();
+        let nodes = layout.primary_first(&seed);
+        let addresses: Vec<String> = nodes.iter().map(|node| node.addr().to_string()).collect();
+        assert_eq!(
+            addresses,
+            ["127.0.0.1:7003", "127.0.0.1:7001", "127.0.0.1:7002"]
+        );
+        assert!(nodes.iter().all(|node| node.redis_settings().db() == 2));
     }
 }

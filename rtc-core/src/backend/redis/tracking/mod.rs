@@ -9,16 +9,17 @@
 //! is distrusted: it serves and keeps nothing until tracking is on again.
 //!
 //! Which changes are announced depends on the deployment:
-//! - **One server: `OPTIN`.** Two connections: the first receives the messages; the near
-//!   cache's fills read on the second, after `CLIENT CACHING YES` (`fills.rs`), which tracks
-//!   with `REDIRECT` to the first and is read by rtc's I/O thread. Redis announces the next
-//!   change to exactly the keys this process holds near; writes to keys nobody holds near cost
-//!   the writer nothing.
-//! - **A cluster, a primary behind Sentinel: `BCAST`** for the namespace's entry and tag key
-//!   prefixes: every change to any of those keys, by any client, whether this process read
-//!   that key or not. Their fills read on the data connections (a cluster's node for a key,
-//!   or the primary the sentinels name at the time of the call), which the tracking connections
-//!   would have to follow.
+//! - **One server, or the primary behind Sentinel: `OPTIN`.** Two connections to it: the
+//!   first receives the messages; the near cache's fills read on the second, after
+//!   `CLIENT CACHING YES` (`fills.rs`), which tracks with `REDIRECT` to the first and is read by
+//!   rtc's I/O thread. Redis announces the next change to exactly the keys this process holds
+//!   near; writes to keys nobody holds near cost the writer nothing. Behind Sentinel, each
+//!   replica also gets a connection tracking `BCAST` for the namespace's prefixes: a replica
+//!   announces the writes it applies, so the one a failover promotes is already tracked.
+//! - **A cluster: `BCAST`** for the namespace's entry and tag key prefixes on every node: every
+//!   change to any of those keys, by any client, whether this process read that key or not.
+//!   Its fills read on the data connections (the node that holds each key), which the tracking
+//!   connections would have to follow.
 //!
 //! The session's logic is the I/O-free state machine of `session`; this module holds the
 //! tracker's handle and the driver that connects, sends and waits for it. `layout` is what a
@@ -109,9 +110,10 @@ impl Drop for Tracker {
 }
 
 impl Tracker {
-    /// Starts tracking on the servers of `source`: with `fills` (one server), `OPTIN` for the
-    /// keys the fills read on the connection lent to them through it; else `BCAST` for every key
-    /// under `prefixes`. `response_timeout` bounds each command, the heartbeat included.
+    /// Starts tracking on the servers of `source`: with `fills` (one server, or the primary
+    /// behind Sentinel), `OPTIN` for the keys the fills read on the connection lent to them
+    /// through it, and `BCAST` for every key under `prefixes` on a primary's replicas; without,
+    /// `BCAST` for every key under `prefixes` on every node. `response_timeout` bounds each command, the heartbeat included.
     pub(crate) fn start(
         source: Source,
         fills: Option<Arc<FillConnection>>,
@@ -123,7 +125,7 @@ impl Tracker {
         let stop = Arc::new(AtomicBool::new(false));
         let informed: std::sync::Weak<NearCache> = Arc::downgrade(near);
         let announced = match fills {
-            Some(_) => Announced::Read,
+            Some(_) => Announced::Read { replicas: prefixes },
             None => Announced::Prefixes(prefixes),
         };
         let session = Session::new(source, announced, informed, stop.clone());

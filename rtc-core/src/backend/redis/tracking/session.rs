@@ -133,15 +133,19 @@ pub(crate) trait Informed: Send + Sync {
 
 /// Which changes Redis is asked to announce.
 pub(crate) enum Announced {
-    /// `OPTIN`: changes to the keys the near cache's fills read after `CLIENT CACHING YES`
-    /// ([`FillConnection`](super::FillConnection)); one server. Two connections: the first
-    /// receives the messages, the second (the one lent to the fills) tracks with `REDIRECT`
-    /// to the first, so that the thread that reads the messages is never the one the fills
-    /// wake (a thread woken by every fill is placed beside its callers by the scheduler, and
-    /// answered a message up to a time slice late: BENCHMARKS.md).
-    Read,
-    /// `BCAST`: every change to a key under these prefixes (a cluster, or a primary behind
-    /// Sentinel, whose fills read on the data connections).
+    /// `OPTIN` on the server the near cache's fills read (one server, or the primary behind
+    /// Sentinel): changes to the keys they read after `CLIENT CACHING YES`
+    /// ([`FillConnection`](super::FillConnection)). Two connections to it: the first receives
+    /// the messages, the second (the one lent to the fills) tracks with `REDIRECT` to the
+    /// first, so that the thread that reads the messages is never the one the fills wake (a
+    /// thread woken by every fill is placed beside its callers by the scheduler, and answered
+    /// a message up to a time slice late: BENCHMARKS.md). A primary's replicas each get one
+    /// connection tracking `BCAST` for `replicas` (the prefixes): a replica announces the writes
+    /// it applies, so the one a failover promotes has announced every write since tracking
+    /// began, and the writer's primary does none of that work.
+    Read { replicas: Vec<String> },
+    /// `BCAST`: every change to a key under these prefixes, on every node (a cluster, whose
+    /// fills read on the data connections).
     Prefixes(Vec<String>),
 }
 
@@ -234,7 +238,7 @@ impl Session {
                 },
                 Event::Replied(Ok(reply)),
             ) => {
-                if let (Announced::Read, 0) = (&self.announced, opened) {
+                if let (Announced::Read { .. }, 0) = (&self.announced, opened) {
                     // The reply to `CLIENT ID`.
                     match reply {
                         Value::Int(id) => self.redirect_to = Some(id),
@@ -291,16 +295,22 @@ impl Session {
     fn begin(&mut self, now: Instant) -> Step {
         match &self.source {
             Source::Server(client) => {
-                let nodes = match self.announced {
-                    // The connection that receives the messages, and the fills' one.
-                    Announced::Read => vec![client.clone(), client.clone()],
-                    Announced::Prefixes(_) => vec![client.clone()],
-                };
                 self.redirect_to = None;
+                let nodes = self.tracked(vec![client.clone()]);
                 self.open(nodes, 0, None, now)
             }
             Source::Cluster { .. } | Source::Sentinel { .. } => self.ask(0, None, None),
         }
+    }
+
+    /// The connections to open for `nodes` (the fills' server first): with
+    /// [`Announced::Read`], that server twice (the messages' connection, then the fills'), then
+    /// the others; else each node once.
+    fn tracked(&self, mut nodes: Vec<Client>) -> Vec<Client> {
+        if let (Announced::Read { .. }, Some(first)) = (&self.announced, nodes.first()) {
+            nodes.insert(0, first.clone());
+        }
+        nodes
     }
 
     /// The seeds or sentinels asked for the layout, in turn.
@@ -382,7 +392,11 @@ impl Session {
             Source::Server(_) => Err(client_error("a single server has no layout")),
         };
         match clients {
-            Ok(clients) => self.open(clients, 0, Some(layout), now),
+            Ok(clients) => {
+                self.redirect_to = None;
+                let clients = self.tracked(clients);
+                self.open(clients, 0, Some(layout), now)
+            }
             Err(error) => self.end(Ended::Failed(error)),
         }
     }
@@ -402,7 +416,8 @@ impl Session {
                 let address = address
                     .ok_or_else(|| client_error("the sentinel monitors no primary of this name"))?;
                 let layout = Layout::replicated(address, &replicas);
-                let nodes = layout.nodes(primary);
+                // The primary first: with `OPTIN`, the fills read on it.
+                let nodes = layout.primary_first(primary);
                 Ok((layout, nodes))
             }
             Source::Cluster { seeds, .. } => {
@@ -460,15 +475,16 @@ impl Session {
 
     /// What turns tracking on for connection `opened`: with [`Announced::Read`], `CLIENT ID`
     /// on the first (the messages' target), then `CLIENT TRACKING ON REDIRECT <id> OPTIN` on
-    /// the second; else `CLIENT TRACKING ON BCAST PREFIX ...` for the session's prefixes, on
-    /// each.
+    /// the second, then `BCAST` for the replicas' prefixes on each replica; else
+    /// `CLIENT TRACKING ON BCAST PREFIX ...` for the session's prefixes, on each.
     fn tracking_on(&self, opened: usize) -> RedisResult<Cmd> {
         let mut tracking = redis::cmd("CLIENT");
-        match &self.announced {
-            Announced::Read if opened == 0 => {
+        let prefixes = match (&self.announced, opened) {
+            (Announced::Read { .. }, 0) => {
                 tracking.arg("ID");
+                return Ok(tracking);
             }
-            Announced::Read => {
+            (Announced::Read { .. }, 1) => {
                 let target = self
                     .redirect_to
                     .ok_or_else(|| client_error("no connection to redirect the messages to"))?;
@@ -478,13 +494,14 @@ impl Session {
                     .arg("REDIRECT")
                     .arg(target)
                     .arg("OPTIN");
+                return Ok(tracking);
             }
-            Announced::Prefixes(prefixes) => {
-                tracking.arg("TRACKING").arg("ON").arg("BCAST");
-                for prefix in prefixes {
-                    tracking.arg("PREFIX").arg(prefix);
-                }
-            }
+            (Announced::Read { replicas }, _) => replicas,
+            (Announced::Prefixes(prefixes), _) => prefixes,
+        };
+        tracking.arg("TRACKING").arg("ON").arg("BCAST");
+        for prefix in prefixes {
+            tracking.arg("PREFIX").arg(prefix);
         }
         Ok(tracking)
     }

@@ -15,14 +15,14 @@ fn info(address: &str) -> ConnectionInfo {
         .unwrap()
 }
 
-/// A session as `backend::redis::track` starts one: a server announces what its fills read,
-/// a cluster or a primary behind Sentinel every change under the prefixes.
+/// A session as `backend::redis::track` starts one: a server or the primary behind Sentinel
+/// announces what its fills read (a primary's replicas every change under the prefixes), a
+/// cluster every change under the prefixes.
 fn session(source: Source, near: &Arc<NearCache>) -> Session {
+    let prefixes = PREFIXES.iter().map(|prefix| prefix.to_string()).collect();
     let announced = match source {
-        Source::Server(_) => Announced::Read,
-        Source::Cluster { .. } | Source::Sentinel { .. } => {
-            Announced::Prefixes(PREFIXES.iter().map(|prefix| prefix.to_string()).collect())
-        }
+        Source::Server(_) | Source::Sentinel { .. } => Announced::Read { replicas: prefixes },
+        Source::Cluster { .. } => Announced::Prefixes(prefixes),
     };
     let near: Weak<NearCache> = Arc::downgrade(near);
     Session::new(source, announced, near, Arc::new(AtomicBool::new(false)))
@@ -88,6 +88,8 @@ fn client_id() -> Event {
 const TRACKING_ON: &str = "send 0: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
 
 const TRACKING_ON_1: &str = "send 1: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
+
+const TRACKING_ON_2: &str = "send 2: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
 
 fn replied() -> Event {
     Event::Replied(Ok(Value::Okay))
@@ -355,7 +357,7 @@ fn a_cluster_is_found_from_the_first_seed_that_answers_and_a_moved_slot_starts_o
 }
 
 #[test]
-fn behind_sentinels_the_primary_and_its_up_replicas_are_tracked_until_they_change() {
+fn behind_sentinels_the_fills_primary_and_its_up_replicas_are_tracked_until_they_change() {
     let near = near();
     let start = Instant::now();
     let source = Source::Sentinel {
@@ -394,28 +396,32 @@ fn behind_sentinels_the_primary_and_its_up_replicas_are_tracked_until_they_chang
         start,
         [
             (0, Event::Paused, ask),
+            // The primary twice (the messages', then the fills' `OPTIN`), then the replica up.
             (1, answer("6380", replicas), "open 127.0.0.1:6380"),
-            (2, Event::Opened(Ok(())), TRACKING_ON),
-            (3, replied(), "open 127.0.0.1:6381"),
-            (4, Event::Opened(Ok(())), TRACKING_ON_1),
-            (5, replied(), "listen until +1005ms"),
-            (1005, Event::Quiet, "send 0: PING"),
-            (1006, replied(), "send 1: PING"),
-            (1007, replied(), ask),
+            (2, Event::Opened(Ok(())), CLIENT_ID),
+            (3, client_id(), "open 127.0.0.1:6380"),
+            (4, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
+            (5, replied(), "open 127.0.0.1:6381"),
+            (6, Event::Opened(Ok(())), TRACKING_ON_2),
+            (7, replied(), "listen until +1007ms"),
+            (1007, Event::Quiet, "send 0: PING"),
+            (1008, replied(), "send 1: PING"),
+            (1009, replied(), "send 2: PING"),
+            (1010, replied(), ask),
         ],
     );
     assert!(near.watches().is_trusted());
     let promoted = answer("6381", vec![replica("6380", "slave")]);
-    expect(&mut tracking, start, [(1008, promoted, "pause 0ms")]);
+    expect(&mut tracking, start, [(1011, promoted, "pause 0ms")]);
     assert!(!near.watches().is_trusted());
     // A sentinel that knows no such primary: set-up fails, and is tried again.
     expect(
         &mut tracking,
         start,
         [
-            (1008, Event::Paused, ask),
+            (1011, Event::Paused, ask),
             (
-                1009,
+                1012,
                 Event::Asked(Ok(vec![Value::Nil, Value::Array(Vec::new())])),
                 "pause 50ms",
             ),

@@ -130,7 +130,7 @@ fn in_band_paths_are_taken() {
     assert!(coverage.inband_lost > 0, "{coverage:?}");
 }
 
-/// Near fills take both ways under `OPTIN`: on the tracking connection (their keys then
+/// Near fills take both ways under `OPTIN`: on the fills' connection (their keys then
 /// tracked for it), and, while it is not lent, on a data connection, not kept.
 #[test]
 fn near_fills_take_both_ways() {

@@ -2,8 +2,8 @@
 //! session (`backend::redis::tracking::session`) that keeps the process's real near cache told
 //! of changes: `CLIENT TRACKING ON OPTIN` (one server, as in production), whose server tracks
 //! only the keys the process's near fills read on the connection, once each (a message ends
-//! a key's tracking until it is read there again); or `BCAST`, as a cluster or a primary behind
-//! Sentinel track, where every change under the namespace's prefixes is announced. With
+//! a key's tracking until it is read there again); or `BCAST`, as a cluster's nodes and a
+//! primary's replicas track, where every change under the namespace's prefixes is announced. With
 //! `OPTIN` the session opens two connections (the messages' target, then the fills' one, which
 //! redirects its messages to the first): the model holds them as one link, which drops as a
 //! whole (either loss ends the session's life the same way).

@@ -56,6 +56,9 @@ enum Connector {
 pub(crate) struct RedisStore {
     connector: Connector,
     backoff: Backoff,
+    /// Where the near cache's tracker lends the fills their connection (one server, or the
+    /// primary behind Sentinel; a cluster's is never lent).
+    fills: std::sync::Arc<FillConnection>,
 }
 
 impl RedisStore {
@@ -108,6 +111,7 @@ impl RedisStore {
         Ok(Self {
             connector,
             backoff: Backoff::default(),
+            fills: std::sync::Arc::default(),
         })
     }
 
@@ -143,6 +147,12 @@ impl RedisStore {
         }
     }
 
+    /// Where `read` goes when it is a near fill: the fills' connection, with the round in full
+    /// (every key it reads is then tracked for the near cache).
+    fn fill(&self, read: &TrackedRead<'_>) -> Option<(&FillConnection, Round)> {
+        read.fills_near().then(|| (&*self.fills, read.round()))
+    }
+
     /// The reply of a near fill's read on the fills' connection (`None`: none was lent), or,
     /// when it got none, the same read to send on a data connection without asking for the
     /// times to live, so that its reply is not kept near (Redis does not track those keys for
@@ -170,7 +180,7 @@ impl RedisStore {
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
-            let read = match reader.fill(&read) {
+            let read = match self.fill(&read) {
                 Some((fills, round)) => {
                     let sent = fills.send(&round.commands).map(futures_executor::block_on);
                     match self.filled(&read, round, sent) {
@@ -207,7 +217,7 @@ impl RedisStore {
         // built only if it is sent.
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
-            let read = match reader.fill(&read) {
+            let read = match self.fill(&read) {
                 Some((fills, round)) => {
                     // Boxed with its round: a fill is rare beside a hit, and would make every
                     // read's future larger (96 bytes).
@@ -327,11 +337,9 @@ pub(crate) fn track(
     near: &std::sync::Arc<crate::near::NearCache>,
     prefixes: Vec<String>,
 ) -> Result<Tracker, ConfigError> {
-    let fills = match store.map(|store| &store.connector) {
-        Some(Connector::Server(server)) => Some(std::sync::Arc::clone(server.fills())),
-        Some(Connector::Sentinel(sentinel)) => Some(std::sync::Arc::clone(sentinel.fills())),
-        _ => None,
-    };
+    let fills = store
+        .filter(|store| !store.is_cluster())
+        .map(|store| std::sync::Arc::clone(&store.fills));
     let source = match &settings.storage {
         Storage::Redis(info) => {
             let client =
@@ -383,19 +391,6 @@ enum Reader<'a> {
 }
 
 impl Reader<'_> {
-    /// Where `read` goes when it is a near fill: the fills' connection, with the round in full
-    /// (every key it reads is then tracked for the near cache).
-    fn fill(&self, read: &TrackedRead<'_>) -> Option<(&FillConnection, Round)> {
-        if !read.fills_near() {
-            return None;
-        }
-        let fills = match self {
-            Reader::Server(server) => server.fills(),
-            Reader::Sentinel(sentinel) => sentinel.fills(),
-        };
-        Some((fills, read.round()))
-    }
-
     fn read(&self, read: &TrackedRead<'_>) -> RedisResult<inband::Answered> {
         match self {
             Reader::Server(server) => server.read(read),

@@ -23,7 +23,6 @@ use redis::{
 use super::commands::Round;
 use super::inband::{Answered, TrackedRead};
 use super::server::ServerConnector;
-use super::tracking::FillConnection;
 use super::Timeouts;
 use crate::settings::SentinelSettings;
 use crate::settings::TlsMaterial;
@@ -43,9 +42,6 @@ pub(crate) struct SentinelConnector {
     primary: Mutex<Option<Arc<ServerConnector>>>,
     /// Timeouts of the async connections a lookup opens.
     async_config: AsyncConnectionConfig,
-    /// Where the near cache's tracker lends the fills their connection to the primary it
-    /// tracks (kept across primaries: the tracker follows failovers on its own).
-    fills: Arc<FillConnection>,
 }
 
 impl SentinelConnector {
@@ -70,14 +66,7 @@ impl SentinelConnector {
             async_config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeouts.connect))
                 .set_response_timeout(Some(timeouts.socket)),
-            fills: Arc::default(),
         })
-    }
-
-    /// Where the near cache's fills find their connection to the primary, once its tracker
-    /// lends it.
-    pub(super) fn fills(&self) -> &Arc<FillConnection> {
-        &self.fills
     }
 
     pub(super) fn query(&self, round: &Round) -> RedisResult<Vec<Value>> {

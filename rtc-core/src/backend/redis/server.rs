@@ -2,7 +2,6 @@
 //! each tracks the tags it reads, so that a hit is one `GET` (`inband/`).
 
 use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::Either;
@@ -15,7 +14,6 @@ use super::inband::{
     Answered, DataConnection, DataConnections, Next, SyncData, TrackedRead, TrackedReadFlow,
     Tracking,
 };
-use super::tracking::FillConnection;
 use super::Timeouts;
 
 pub(crate) struct ServerConnector {
@@ -23,8 +21,6 @@ pub(crate) struct ServerConnector {
     timeouts: Timeouts,
     idle: Idle<SyncData>,
     data: DataConnections,
-    /// Where the near cache's tracker lends the fills their connection (when there is one).
-    fills: Arc<FillConnection>,
 }
 
 /// A round's commands as sent: a lone command as it is (a hit is one `MGET`), several in a
@@ -114,13 +110,7 @@ impl ServerConnector {
             client,
             timeouts,
             idle: Idle::default(),
-            fills: Arc::default(),
         }
-    }
-
-    /// Where the near cache's fills find their connection, once its tracker lends it.
-    pub(super) fn fills(&self) -> &Arc<FillConnection> {
-        &self.fills
     }
 
     pub(super) fn query(&self, round: &Round) -> RedisResult<Vec<Value>> {

@@ -151,7 +151,7 @@ impl Sim<'_> {
     }
 
     /// `caller` sent its request: a read on its process's data connection is planned now (a
-    /// near fill sent on the tracking connection is not one).
+    /// near fill sent on the fills' connection is not one).
     pub(super) fn inband_sent(&mut self, caller: usize) {
         self.inband.in_flight[caller] = None;
         if self.near_sent(caller) {

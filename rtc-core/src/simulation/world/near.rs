@@ -39,7 +39,7 @@ pub(super) struct Setup {
     /// By process: its near cache's maximum age.
     max_ages: Vec<Option<Duration>>,
     /// By process: its tracking is `OPTIN` (one server, as in production), else `BCAST` (as a
-    /// cluster's or Sentinel's, kept so that the simulator still runs it).
+    /// cluster's nodes track, kept so that the simulator still runs it).
     optins: Vec<bool>,
     /// By data slot (`slots`): the Redis key whose change makes its version current.
     slot_keys: Vec<String>,

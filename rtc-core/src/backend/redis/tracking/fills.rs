@@ -1,4 +1,5 @@
-//! The connection of one server that the near cache's fills read on, lent by the tracker.
+//! The connection that the near cache's fills read on (to one server, or to the primary behind
+//! Sentinel that the tracker found), lent by the tracker.
 //!
 //! With `CLIENT TRACKING ON OPTIN`, Redis announces a change to a key only to the connections
 //! that read it right after `CLIENT CACHING YES`, and only once (the key is tracked again when
@@ -31,7 +32,7 @@ struct Lent {
     runtime: Handle,
 }
 
-/// Where the tracking driver lends the fills' connection of one server.
+/// Where the tracking driver lends the fills' connection (one per Redis store).
 #[derive(Default)]
 pub(crate) struct FillConnection {
     lent: Mutex<Option<Lent>>,

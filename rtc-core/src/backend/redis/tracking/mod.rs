@@ -113,7 +113,8 @@ impl Tracker {
     /// Starts tracking on the servers of `source`: with `fills` (one server, or the primary
     /// behind Sentinel), `OPTIN` for the keys the fills read on the connection lent to them
     /// through it, and `BCAST` for every key under `prefixes` on a primary's replicas; without,
-    /// `BCAST` for every key under `prefixes` on every node. `response_timeout` bounds each command, the heartbeat included.
+    /// `BCAST` for every key under `prefixes` on every node. `response_timeout` bounds each
+    /// command, the heartbeat included.
     pub(crate) fn start(
         source: Source,
         fills: Option<Arc<FillConnection>>,

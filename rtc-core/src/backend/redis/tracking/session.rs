@@ -161,7 +161,7 @@ pub(crate) struct Session {
     /// A failed set-up was warned about (once until tracking is up again).
     reported: bool,
     /// With [`Announced::Read`]: the client id of this life's first connection, which the
-    /// second redirects its messages to.
+    /// second redirects its messages to (forgotten when the life ends).
     redirect_to: Option<i64>,
 }
 
@@ -295,7 +295,6 @@ impl Session {
     fn begin(&mut self, now: Instant) -> Step {
         match &self.source {
             Source::Server(client) => {
-                self.redirect_to = None;
                 let nodes = self.tracked(vec![client.clone()]);
                 self.open(nodes, 0, None, now)
             }
@@ -393,7 +392,6 @@ impl Session {
         };
         match clients {
             Ok(clients) => {
-                self.redirect_to = None;
                 let clients = self.tracked(clients);
                 self.open(clients, 0, Some(layout), now)
             }
@@ -587,6 +585,7 @@ impl Session {
 
     /// A life of tracking ended: the near cache is distrusted until the next one is up.
     fn end(&mut self, ended: Ended) -> Step {
+        self.redirect_to = None;
         if let Some(near) = self.near.upgrade() {
             near.distrust();
         }

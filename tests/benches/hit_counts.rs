@@ -86,13 +86,22 @@ fn user_sync(id: u64) -> User {
     support::user(id)
 }
 
-/// What is counted: a decorated hit or the raw `GET`, async or blocking.
+/// The low-level entry read by [`Mode::Get1Tag`] and [`Mode::Get20Tags`], and its tags.
+fn low_level_entry(tag_count: usize) -> (String, Vec<String>) {
+    let tags = (1..=tag_count).map(|tag| format!("tag{tag}")).collect();
+    (format!("counted:{tag_count}"), tags)
+}
+
+/// What is counted: a decorated hit or the raw `GET`, async or blocking; or a blocking
+/// low-level `get` of an entry with 1 tag or with 20 (what each tag adds to a hit).
 #[derive(Clone, Copy, PartialEq)]
 enum Mode {
     RtcAsync,
     RawAsync,
     RtcSync,
     RawSync,
+    Get1Tag,
+    Get20Tags,
 }
 
 impl Mode {
@@ -102,6 +111,8 @@ impl Mode {
             "raw-async" => Mode::RawAsync,
             "rtc-sync" => Mode::RtcSync,
             "raw-sync" => Mode::RawSync,
+            "get-1-tag" => Mode::Get1Tag,
+            "get-20-tags" => Mode::Get20Tags,
             _ => return None,
         })
     }
@@ -111,7 +122,8 @@ fn main() {
     let mut arguments = std::env::args().skip(1);
     let Some(mode) = arguments.next().as_deref().and_then(Mode::parse) else {
         eprintln!(
-            "usage: hit_counts <rtc-async|raw-async|rtc-sync|raw-sync> [calls, default 12800]"
+            "usage: hit_counts <rtc-async|raw-async|rtc-sync|raw-sync|get-1-tag|get-20-tags> \
+             [calls, default 12800]"
         );
         return;
     };
@@ -131,8 +143,16 @@ fn main() {
     let manager = runtime
         .block_on(redis::aio::ConnectionManager::new(server.client()))
         .expect("a ConnectionManager on the bench server");
-    // Warm: the entry written, its tags learned, every connection open.
+    for tag_count in [1, 20] {
+        let (key, tags) = low_level_entry(tag_count);
+        assert!(CACHE.set(&key, &support::user(ID), &tags, rtc::Lifetime::Default));
+    }
+    // Warm: the entries written, their tags learned, every connection open.
     for _ in 0..3 {
+        for tag_count in [1, 20] {
+            let (key, tags) = low_level_entry(tag_count);
+            assert_eq!(CACHE.get::<User>(&key, &tags).ok(), Some(support::user(ID)));
+        }
         assert_eq!(user_sync(ID), support::user(ID));
         assert_eq!(runtime.block_on(user_async(ID)), support::user(ID));
         black_box(support::raw_get(&mut connection));
@@ -177,6 +197,12 @@ fn measured(
         Mode::RawSync => (0..calls).for_each(|_| {
             black_box(support::raw_get(connection));
         }),
+        Mode::Get1Tag | Mode::Get20Tags => {
+            let (key, tags) = low_level_entry(if mode == Mode::Get1Tag { 1 } else { 20 });
+            (0..calls).for_each(|_| {
+                black_box(CACHE.get::<User>(black_box(&key), &tags).expect("a hit"));
+            });
+        }
         Mode::RtcAsync | Mode::RawAsync => runtime.block_on(async {
             let tasks: Vec<_> = (0..TASKS)
                 .map(|_| {

@@ -9,8 +9,6 @@
 //! user string of any content or length can reach another namespace's keys. No key carries a
 //! `{hash tag}`, so on Redis Cluster entries and tags spread over every shard.
 
-use std::sync::Arc;
-
 use sha2::{Digest, Sha256};
 
 /// Length of a key's hash in bytes (128 bits).
@@ -43,11 +41,12 @@ impl TagDomain {
     }
 }
 
-/// The Redis key of one tag's version. Cheap to clone: the key text is shared.
+/// The Redis key of one tag's version. Its text is held inline: a call makes a tag key for each
+/// of its tags and drops it when it returns, with no allocation of its own.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct TagKey {
     id: TagId,
-    key: Arc<str>,
+    key: RenderedKey,
 }
 
 impl TagKey {
@@ -56,7 +55,12 @@ impl TagKey {
     }
 
     pub(crate) fn as_str(&self) -> &str {
-        &self.key
+        self.key.as_str()
+    }
+
+    /// The key's bytes, as Redis names it (in a tracking message, for one).
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.key.as_bytes()
     }
 }
 
@@ -94,7 +98,7 @@ impl KeySpace {
         let mut space = Self {
             namespace_tag: TagKey {
                 id: [0; ID_LEN],
-                key: Arc::from(""),
+                key: RenderedKey::default(),
             },
             id,
             entry_hasher: fed(b"rtc/entry"),
@@ -126,10 +130,7 @@ impl KeySpace {
     pub(crate) fn tag_from_id(&self, id: TagId) -> TagKey {
         let mut key = RenderedKey::default();
         self.render_into(&mut key, "t", &id, false);
-        TagKey {
-            key: Arc::from(key.as_str()),
-            id,
-        }
+        TagKey { key, id }
     }
 
     /// The tag every entry of the namespace carries.
@@ -178,22 +179,30 @@ impl KeySpace {
 
     /// `rtc:<kind>:<namespace id>:<hash>`, the hash in braces (a cluster hash tag) when `slot`.
     fn render(&self, kind: &str, hash: &TagId, slot: bool) -> String {
-        let mut key = String::with_capacity(KEY_CAPACITY);
+        let mut key = RenderedKey::default();
         self.render_into(&mut key, kind, hash, slot);
-        key
+        key.as_str().to_owned()
     }
 
-    fn render_into(&self, key: &mut impl std::fmt::Write, kind: &str, hash: &TagId, slot: bool) {
+    /// Writes `rtc:<kind>:<namespace id>:<hash in hex>`, the hash in braces with `slot`. The
+    /// bytes are copied as they are: a tag's key is rendered on every call, for each of its tags.
+    fn render_into(&self, key: &mut RenderedKey, kind: &str, hash: &TagId, slot: bool) {
         let mut hex = [0u8; 2 * ID_LEN];
-        for (pair, byte) in hex.chunks_exact_mut(2).zip(hash) {
-            pair[0] = HEX_DIGITS[usize::from(byte >> 4)];
-            pair[1] = HEX_DIGITS[usize::from(byte & 0xf)];
+        for (pair, &byte) in hex.chunks_exact_mut(2).zip(hash) {
+            pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
         }
-        let hex = std::str::from_utf8(&hex).unwrap_or_default();
-        let (open, close) = if slot { ("{", "}") } else { ("", "") };
-        for part in ["rtc:", kind, ":", &self.id, ":", open, hex, close] {
-            // Neither target can fail: a `String`, or a `RenderedKey` longer than any key.
-            let _ = key.write_str(part);
+        let (open, close): (&[u8], &[u8]) = if slot { (b"{", b"}") } else { (b"", b"") };
+        for part in [
+            b"rtc:",
+            kind.as_bytes(),
+            b":",
+            self.id.as_bytes(),
+            b":",
+            open,
+            &hex,
+            close,
+        ] {
+            key.push(part);
         }
     }
 }
@@ -203,10 +212,42 @@ const KEY_CAPACITY: usize = 8 + 2 * NAMESPACE_ID_LEN + 2 * ID_LEN + 2;
 
 const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
 
-/// A key rendered on the stack, so that a tag key's shared text is allocated once, as its `Arc`.
+/// Each byte's two hex digits.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX_DIGITS[byte >> 4], HEX_DIGITS[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
+
+/// A key's text held inline, in room for the longest key. Only ASCII is ever pushed.
+#[derive(Clone)]
 struct RenderedKey {
     bytes: [u8; KEY_CAPACITY],
-    len: usize,
+    len: u8,
+}
+
+impl PartialEq for RenderedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl Eq for RenderedKey {}
+
+impl std::hash::Hash for RenderedKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_bytes().hash(state);
+    }
+}
+
+impl std::fmt::Debug for RenderedKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(formatter)
+    }
 }
 
 impl Default for RenderedKey {
@@ -220,17 +261,21 @@ impl Default for RenderedKey {
 
 impl RenderedKey {
     fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes[..self.len]).unwrap_or_default()
+        std::str::from_utf8(self.as_bytes()).unwrap_or_default()
     }
-}
 
-impl std::fmt::Write for RenderedKey {
-    fn write_str(&mut self, part: &str) -> std::fmt::Result {
-        let end = self.len + part.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(part.as_bytes());
-        self.len = end;
-        Ok(())
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Appends `part`; nothing past the room for the longest key (which no key reaches).
+    fn push(&mut self, part: &[u8]) {
+        let start = usize::from(self.len);
+        let end = start + part.len();
+        if let (Some(slot), Ok(len)) = (self.bytes.get_mut(start..end), u8::try_from(end)) {
+            slot.copy_from_slice(part);
+            self.len = len;
+        }
     }
 }
 

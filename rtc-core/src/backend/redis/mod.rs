@@ -243,18 +243,20 @@ impl RedisStore {
         let round = self.round(operation)?;
         let runtime = IoRuntime::current()?;
         let id = runtime.id;
-        runtime
-            .drive(async {
-                let mut sent = self.query_async(&round, id).await;
-                if let Some(load) = round.script_load(&sent) {
-                    sent = match self.query_async(&load, id).await {
-                        Ok(_) => self.query_async(&round, id).await,
-                        Err(error) => Err(error),
-                    };
-                }
-                self.received(&round, sent)
-            })
-            .await
+        // Boxed: its futures (a cluster's fan-out, a script loaded and sent again) are larger
+        // than a read's, and every decorated call's future holds one of the two: unboxed, a
+        // hit would carry and copy 400 bytes it never uses.
+        Box::pin(runtime.drive(async {
+            let mut sent = self.query_async(&round, id).await;
+            if let Some(load) = round.script_load(&sent) {
+                sent = match self.query_async(&load, id).await {
+                    Ok(_) => self.query_async(&round, id).await,
+                    Err(error) => Err(error),
+                };
+            }
+            self.received(&round, sent)
+        }))
+        .await
     }
 
     /// Sends a round on the server's, the primary's or the cluster's async connection.

@@ -128,7 +128,7 @@ impl KnownTags {
         state.open
             && tags.len() == before.versions.len()
             && tags.iter().zip(&before.versions).all(|(tag, before)| {
-                matches!(state.slots.get(tag.as_str().as_bytes()),
+                matches!(state.slots.get(tag.as_bytes()),
                     Some(Slot::Known { version, until }) if now < *until && *version == *before)
             })
     }
@@ -142,7 +142,7 @@ impl KnownTags {
         let mut until = u64::MAX;
         let versions = tags
             .iter()
-            .map(|tag| match state.slots.get(tag.as_str().as_bytes())? {
+            .map(|tag| match state.slots.get(tag.as_bytes())? {
                 Slot::Known {
                     version,
                     until: known_until,
@@ -170,7 +170,7 @@ impl KnownTags {
         let unknown: Vec<TagKey> = tags
             .iter()
             .filter(|tag| {
-                !matches!(state.slots.get(tag.as_str().as_bytes()),
+                !matches!(state.slots.get(tag.as_bytes()),
                     Some(Slot::Known { until, .. }) if now < *until)
             })
             .cloned()
@@ -186,7 +186,7 @@ impl KnownTags {
         for tag in &unknown {
             state
                 .slots
-                .insert(Box::from(tag.as_str().as_bytes()), Slot::Learning(ticket));
+                .insert(Box::from(tag.as_bytes()), Slot::Learning(ticket));
         }
         Some(Learning {
             ticket,
@@ -209,7 +209,7 @@ impl KnownTags {
     ) {
         let mut state = self.state();
         for (index, tag) in learning.tags.iter().enumerate() {
-            let key = tag.as_str().as_bytes();
+            let key = tag.as_bytes();
             let placeholder = state.slots.get(key) == Some(&Slot::Learning(learning.ticket));
             // The simulator's `inband` mutant: a fill whose placeholder a change took is kept.
             #[cfg(feature = "simulation")]
@@ -253,7 +253,7 @@ impl KnownTags {
     pub(crate) fn abandon(&self, learning: &Learning) {
         let mut state = self.state();
         for tag in &learning.tags {
-            let key = tag.as_str().as_bytes();
+            let key = tag.as_bytes();
             if state.slots.get(key) == Some(&Slot::Learning(learning.ticket)) {
                 state.slots.remove(key);
             }
@@ -310,7 +310,7 @@ mod tests {
     }
 
     fn keys(tags: &[TagKey]) -> Vec<&[u8]> {
-        tags.iter().map(|tag| tag.as_str().as_bytes()).collect()
+        tags.iter().map(|tag| tag.as_bytes()).collect()
     }
 
     const V1: Option<Version> = Some(Version::from_u64(1));

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Counts what one Redis hit costs the client, for a decorated hit (`#[rtc::cached]`, one tag)
 # and for the raw redis-rs `GET` of the same bytes, async (64 tasks, one thread) and blocking,
-# and for a blocking low-level `get` of an entry with 1 tag and with 20 (what a tag adds):
+# for a blocking low-level `get` of an entry with 1 tag and with 20 (what a tag adds), and for
+# a `set` whose tags the near cache tracks (one plain `SET`) beside a raw `SET`:
 # allocations per call (tests/benches/hit_counts.rs counts them) and, under callgrind,
 # instructions per call. Counts do not move with the machine's load as times do, so a change of
 # a few per cent shows here when the timed rows cannot tell it from noise.
@@ -36,7 +37,7 @@ command -v valgrind >/dev/null 2>&1 && have_valgrind=1
 
 echo "| mode | instructions per call | allocations per call | bytes allocated per call |"
 echo "|---|---:|---:|---:|"
-for mode in rtc-async raw-async rtc-sync raw-sync get-1-tag get-20-tags; do
+for mode in rtc-async raw-async rtc-sync raw-sync get-1-tag get-20-tags set-known-tags raw-set; do
   counted="$("$binary" "$mode" "$calls")"
   allocations="$(sed -n 's/^allocations per call \([0-9.]*\),.*/\1/p' <<<"$counted")"
   bytes="$(sed -n 's/.*bytes allocated per call \([0-9]*\)$/\1/p' <<<"$counted")"

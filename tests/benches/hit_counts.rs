@@ -7,6 +7,9 @@
 //! bytes, async (64 tasks on a current-thread runtime, so that callgrind sees every instruction
 //! on one thread) or blocking:
 //!
+//! Also a blocking low-level `get` of an entry with 1 tag and with 20 (what a tag adds to a
+//! hit), and a `set` whose tags the near cache tracks (one plain `SET`) beside a raw `SET`.
+//!
 //! ```sh
 //! cargo bench -p rtc-tests --bench hit_counts -- rtc-async 12800
 //! ```
@@ -76,6 +79,29 @@ static CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
         .expect("an rtc cache on the bench server")
 });
 
+/// A cache whose near cache tracks the tags it reads: its `set` of an entry whose tags it
+/// knows is one plain `SET` ([`Mode::SetKnownTags`]).
+static NEAR_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
+    let cache = TaggedCache::builder()
+        .namespace("bench-hit-counts-near")
+        .url(support::url())
+        .near_cache(1_000)
+        .build()
+        .expect("an rtc cache with a near cache on the bench server");
+    let started = std::time::Instant::now();
+    while !cache.near_cache_active() {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "tracking never came up"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    cache
+});
+
+/// The tags of [`Mode::SetKnownTags`]'s entry.
+const SET_TAGS: [&str; 2] = ["user:7", "users"];
+
 #[rtc::cached(tags = [format!("user:{id}")], cache = &*CACHE)]
 async fn user_async(id: u64) -> User {
     support::user(id)
@@ -102,6 +128,8 @@ enum Mode {
     RawSync,
     Get1Tag,
     Get20Tags,
+    SetKnownTags,
+    RawSet,
 }
 
 impl Mode {
@@ -113,6 +141,8 @@ impl Mode {
             "raw-sync" => Mode::RawSync,
             "get-1-tag" => Mode::Get1Tag,
             "get-20-tags" => Mode::Get20Tags,
+            "set-known-tags" => Mode::SetKnownTags,
+            "raw-set" => Mode::RawSet,
             _ => return None,
         })
     }
@@ -122,8 +152,8 @@ fn main() {
     let mut arguments = std::env::args().skip(1);
     let Some(mode) = arguments.next().as_deref().and_then(Mode::parse) else {
         eprintln!(
-            "usage: hit_counts <rtc-async|raw-async|rtc-sync|raw-sync|get-1-tag|get-20-tags> \
-             [calls, default 12800]"
+            "usage: hit_counts <rtc-async|raw-async|rtc-sync|raw-sync|get-1-tag|get-20-tags|\
+             set-known-tags|raw-set> [calls, default 12800]"
         );
         return;
     };
@@ -147,7 +177,13 @@ fn main() {
         let (key, tags) = low_level_entry(tag_count);
         assert!(CACHE.set(&key, &support::user(ID), &tags, rtc::Lifetime::Default));
     }
-    // Warm: the entries written, their tags learned, every connection open.
+    assert!(NEAR_CACHE.set(
+        "user:7",
+        &support::user(ID),
+        SET_TAGS,
+        rtc::Lifetime::Default
+    ));
+    // Warm: the entries written, their tags learned (near too), every connection open.
     for _ in 0..3 {
         for tag_count in [1, 20] {
             let (key, tags) = low_level_entry(tag_count);
@@ -155,6 +191,16 @@ fn main() {
         }
         assert_eq!(user_sync(ID), support::user(ID));
         assert_eq!(runtime.block_on(user_async(ID)), support::user(ID));
+        assert_eq!(
+            NEAR_CACHE.get::<User>("user:7", SET_TAGS).ok(),
+            Some(support::user(ID))
+        );
+        assert!(NEAR_CACHE.set(
+            "user:8",
+            &support::user(ID),
+            SET_TAGS,
+            rtc::Lifetime::Default
+        ));
         black_box(support::raw_get(&mut connection));
         runtime.block_on(support::raw_get_async(manager.clone()));
     }
@@ -197,6 +243,28 @@ fn measured(
         Mode::RawSync => (0..calls).for_each(|_| {
             black_box(support::raw_get(connection));
         }),
+        Mode::SetKnownTags => {
+            let value = support::user(ID);
+            (0..calls).for_each(|_| {
+                let stored = NEAR_CACHE.set(
+                    black_box("user:8"),
+                    &value,
+                    SET_TAGS,
+                    rtc::Lifetime::Default,
+                );
+                assert!(stored);
+            });
+        }
+        Mode::RawSet => {
+            let raw = support::user_json(ID);
+            (0..calls).for_each(|_| {
+                redis::cmd("SET")
+                    .arg(support::RAW_KEY)
+                    .arg(&raw)
+                    .exec(&mut *connection)
+                    .expect("SET");
+            });
+        }
         Mode::Get1Tag | Mode::Get20Tags => {
             let (key, tags) = low_level_entry(if mode == Mode::Get1Tag { 1 } else { 20 });
             (0..calls).for_each(|_| {

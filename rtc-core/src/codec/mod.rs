@@ -18,6 +18,9 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+/// Bytes a value section is given before it is serialized: a small value's whole size.
+const SECTION_ROOM: usize = 128;
+
 /// The serde format a cache (or one `#[cached]` function) stores its values in.
 ///
 /// JSON is the default and needs no feature. The compact binary format, postcard, comes with
@@ -60,10 +63,12 @@ impl Codec {
 
     /// `value` as a value section without compression: the id, then the serialized value.
     fn serialize<T: Serialize + ?Sized>(self, value: &T) -> Result<Vec<u8>, String> {
-        let section = vec![self.serialization().id()];
+        // Room for a small value at once: grown from one byte, the buffer was copied at each
+        // doubling.
+        let mut section = Vec::with_capacity(SECTION_ROOM);
+        section.push(self.serialization().id());
         match self {
             Codec::Json => {
-                let mut section = section;
                 serde_json::to_writer(&mut section, value).map_err(|error| error.to_string())?;
                 Ok(section)
             }

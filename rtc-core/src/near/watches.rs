@@ -68,7 +68,8 @@ pub(crate) struct Watches {
 struct Registry {
     /// False until tracking is set up, and again from the moment it may have lost a message.
     trusted: bool,
-    by_key: HashMap<Box<[u8]>, Weak<Watch>>,
+    /// Hashed with foldhash, as the known-tags table: a `set` looks up each of its tags here.
+    by_key: HashMap<Box<[u8]>, Weak<Watch>, foldhash::fast::RandomState>,
     /// When `by_key` is to be swept of watches nobody holds any more.
     sweep_at: usize,
 }

@@ -706,8 +706,10 @@ const ANY_LINEAGE: &[u8] = b"*";
 /// written over an entry of the lineage `guard` names (the tombstone a decorated computation
 /// read, empty for none), or over any with [`ANY_LINEAGE`]. Replies how many were written.
 fn write_entry(entry: &str, bytes: &[u8], lifetime: Option<Duration>, guard: &[u8]) -> Cmd {
-    let mut evalsha = command("EVALSHA");
+    // Sized at once: grown argument by argument, its buffer was copied four times.
+    let mut evalsha = Cmd::with_capacity(11, entry.len() + bytes.len() + guard.len() + 96);
     evalsha
+        .arg("EVALSHA")
         .arg(&WRITE_STAMPED.hash)
         .arg(1)
         .arg(entry)

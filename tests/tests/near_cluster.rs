@@ -1,5 +1,6 @@
-//! The near cache on a real Redis Cluster (3 masters, a replica each): tracking on every node,
-//! changes on any shard announced, and a failover that drops what the near cache held.
+//! The near cache on a real Redis Cluster (3 masters, a replica each): the masters track what
+//! the fills read there (`OPTIN`), the replicas every change under the namespace (`BCAST`),
+//! changes on any shard are announced, and a failover drops what the near cache held.
 
 use std::time::Duration;
 
@@ -66,6 +67,109 @@ fn converges(cache: &TaggedCache, value: u64, stale: u64) {
             read == Ok(value)
         });
     }
+}
+
+/// Each node's role and its `tracking_total_prefixes` and `tracking_total_keys` (`INFO stats`).
+fn tracking(cluster: &RedisCluster) -> Vec<(bool, u64, u64)> {
+    cluster
+        .urls()
+        .iter()
+        .map(|url| {
+            let mut connection = redis::Client::open(url.as_str())
+                .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(1)))
+                .unwrap();
+            let role: redis::Value = redis::cmd("ROLE").query(&mut connection).unwrap();
+            let master = matches!(&role, redis::Value::Array(parts)
+                if parts.first() == Some(&redis::Value::BulkString(b"master".to_vec())));
+            let info: String = redis::cmd("INFO")
+                .arg("stats")
+                .query(&mut connection)
+                .unwrap();
+            let stat = |field: &str| -> u64 {
+                info.lines()
+                    .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+                    .unwrap_or_else(|| panic!("no {field} in INFO stats"))
+                    .trim()
+                    .parse()
+                    .unwrap()
+            };
+            (
+                master,
+                stat("tracking_total_prefixes"),
+                stat("tracking_total_keys"),
+            )
+        })
+        .collect()
+}
+
+/// The keys the masters track, all together.
+fn tracked_on_masters(cluster: &RedisCluster) -> u64 {
+    tracking(cluster)
+        .iter()
+        .filter(|(master, _, _)| *master)
+        .map(|(_, _, keys)| keys)
+        .sum()
+}
+
+#[test]
+fn masters_track_what_the_fills_read_and_replicas_every_change() {
+    let cluster = RedisCluster::start();
+    let namespace = unique_namespace("near-cluster-optin");
+    let near = cache(&cluster, &namespace, true);
+    let other = cache(&cluster, &namespace, false);
+    // A master broadcasts nothing; a replica announces every write it applies (once it is
+    // in the slots' layout: a replica that attached after tracking began joins at the next
+    // heartbeat).
+    wait_until(PATIENCE, "every replica tracked", || {
+        let nodes = tracking(&cluster);
+        assert_eq!(nodes.iter().filter(|(master, _, _)| *master).count(), 3);
+        assert!(
+            nodes
+                .iter()
+                .all(|(master, prefixes, _)| !*master || *prefixes == 0),
+            "{nodes:?}"
+        );
+        nodes
+            .iter()
+            .all(|(master, prefixes, _)| *master || *prefixes == 2)
+    });
+    wait_until(PATIENCE, "near cache tracking", || near.near_cache_active());
+    let before = tracked_on_masters(&cluster);
+    for item in 0..50 {
+        assert!(other.set(format!("other:{item}"), &item, ["u"], Lifetime::Default));
+    }
+    assert_eq!(
+        tracked_on_masters(&cluster),
+        before,
+        "writes of keys nobody read near track nothing"
+    );
+    write_all(&other, 1);
+    warm(&near, 1);
+    let filled = tracked_on_masters(&cluster);
+    assert!(
+        filled >= before + KEYS as u64,
+        "each fill's entry and tags are tracked on their masters ({before} keys before the fills, {filled} after)"
+    );
+    write_all(&other, 2);
+    converges(&near, 2, 1);
+    // An async fill is routed the same way, and kept.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    assert!(other.set("async", &3, ["async"], Lifetime::Default));
+    wait_until(PATIENCE, "an async near hit", || {
+        let before = near.stats().near_hits;
+        let read = runtime.block_on(near.get_async::<u64>("async", ["async"]));
+        read == Ok(3) && near.stats().near_hits > before
+    });
+    assert!(other.invalidate(["async"]));
+    wait_until(PATIENCE, "the invalidation announced", || {
+        runtime
+            .block_on(near.get_async::<u64>("async", ["async"]))
+            .is_err()
+    });
 }
 
 #[test]

@@ -56,8 +56,8 @@ enum Connector {
 pub(crate) struct RedisStore {
     connector: Connector,
     backoff: Backoff,
-    /// Where the near cache's tracker lends the fills their connection (one server, or the
-    /// primary behind Sentinel; a cluster's is never lent).
+    /// Where the near cache's tracker lends the fills their connections (one server's, the
+    /// primary's behind Sentinel, or each master's of a cluster).
     fills: std::sync::Arc<FillConnection>,
 }
 
@@ -176,6 +176,36 @@ impl RedisStore {
         }
     }
 
+    /// A near fill's read on a cluster: its round, to send on the masters' fills' connections
+    /// (`None`: not a fill, not a cluster, or Redis paused by the back-off).
+    fn cluster_fill(&self, operation: Operation<'_>) -> Option<Round> {
+        let fill = matches!(operation, Operation::Read { expiry: true, .. });
+        if !fill || !self.is_cluster() {
+            return None;
+        }
+        self.round(operation).ok()
+    }
+
+    /// What a cluster's near fill got on the fills' connections, or (none lent, or a failure on
+    /// one) the same read without asking the times to live, to send on a data connection so
+    /// that its reply is not kept near.
+    fn cluster_filled<'o>(
+        &self,
+        operation: Operation<'o>,
+        round: &Round,
+        sent: Option<RedisResult<Vec<Value>>>,
+    ) -> Result<Result<Reply, BackendError>, Operation<'o>> {
+        match sent {
+            Some(Ok(replies)) => Ok(self.received(round, Ok(replies))),
+            Some(Err(error)) => {
+                // The tracker learns of its connections' trouble on its own; the call goes on.
+                tracing::debug!(%error, "rtc: a near fill's read on the fills' connections failed");
+                Err(unkept(operation))
+            }
+            None => Err(unkept(operation)),
+        }
+    }
+
     /// Sends `operation` on a pooled connection and reads the reply.
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
@@ -193,6 +223,19 @@ impl RedisStore {
             let sent = reader.read(&read);
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
+        let operation = match self.cluster_fill(operation) {
+            Some(round) => {
+                let sent = self
+                    .fills
+                    .send(&round.commands)
+                    .map(futures_executor::block_on);
+                match self.cluster_filled(operation, &round, sent) {
+                    Ok(reply) => return reply,
+                    Err(unkept) => unkept,
+                }
+            }
+            None => operation,
+        };
         let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
             Connector::Server(server) => server.query(round),
@@ -240,6 +283,20 @@ impl RedisStore {
             let sent = runtime.drive(reader.read_async(&read, runtime.id)).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
+        let operation = match self.cluster_fill(operation) {
+            Some(round) => {
+                let sent = match self.fills.send(&round.commands) {
+                    // Boxed, as on one server: a fill is rare beside a hit.
+                    Some(sending) => Some(Box::pin(sending).await),
+                    None => None,
+                };
+                match self.cluster_filled(operation, &round, sent) {
+                    Ok(reply) => return reply,
+                    Err(unkept) => unkept,
+                }
+            }
+            None => operation,
+        };
         let round = self.round(operation)?;
         let runtime = IoRuntime::current()?;
         let id = runtime.id;
@@ -330,18 +387,16 @@ impl RedisStore {
 }
 
 /// Starts the near cache's tracking on the server, cluster or primary the settings name (whose
-/// `store` it is): of what the fills read, on one server or the primary behind Sentinel (the
-/// tracker lends them their connection through the store), with every key under `prefixes` on
-/// the primary's replicas; of every key under `prefixes` on every node of a cluster.
+/// `store` it is): of what the fills read, on one server, the primary behind Sentinel or each
+/// master of a cluster (the tracker lends them their connections through the store), and of
+/// every key under `prefixes` on replicas.
 pub(crate) fn track(
     settings: &Settings,
     store: Option<&RedisStore>,
     near: &std::sync::Arc<crate::near::NearCache>,
     prefixes: Vec<String>,
 ) -> Result<Tracker, ConfigError> {
-    let fills = store
-        .filter(|store| !store.is_cluster())
-        .map(|store| std::sync::Arc::clone(&store.fills));
+    let fills = store.map(|store| std::sync::Arc::clone(&store.fills));
     let source = match &settings.storage {
         Storage::Redis(info) => {
             let client =
@@ -409,6 +464,22 @@ impl Reader<'_> {
             Reader::Server(server) => Either::Left(server.read_async(read, runtime)),
             Reader::Sentinel(sentinel) => Either::Right(sentinel.read_async(read, runtime)),
         }
+    }
+}
+
+/// `operation` without asking the keys' times to live, if it is a read: what a near fill that
+/// could not be read where its keys get tracked is sent as instead.
+fn unkept(operation: Operation<'_>) -> Operation<'_> {
+    match operation {
+        Operation::Read {
+            entry, tags, ttl, ..
+        } => Operation::Read {
+            entry,
+            tags,
+            ttl,
+            expiry: false,
+        },
+        other => other,
     }
 }
 

@@ -9,6 +9,9 @@ pub(super) type Address = (String, u16);
 /// A range of slots (first, last) and the nodes serving it, the master first.
 type Range = (i64, i64, Vec<Address>);
 
+/// The first and last slot of a range a master serves.
+pub(crate) type SlotRange = (u16, u16);
+
 /// A cluster's slots, as tracking was set up for them.
 #[derive(PartialEq, Eq, Debug)]
 pub(super) struct Layout {
@@ -98,6 +101,44 @@ impl Layout {
         addresses.sort();
         addresses.dedup();
         addressed(addresses, seed)
+    }
+
+    /// Each master of a cluster, with the slots it serves, addressed like `seed`, in a stable
+    /// order.
+    pub(super) fn masters(&self, seed: &ConnectionInfo) -> Vec<(ConnectionInfo, Vec<SlotRange>)> {
+        let mut masters: Vec<(&Address, Vec<SlotRange>)> = Vec::new();
+        for (first, last, nodes) in &self.ranges {
+            let (Some(master), Ok(first), Ok(last)) =
+                (nodes.first(), u16::try_from(*first), u16::try_from(*last))
+            else {
+                continue;
+            };
+            match masters.iter_mut().find(|(address, _)| *address == master) {
+                Some((_, slots)) => slots.push((first, last)),
+                None => masters.push((master, vec![(first, last)])),
+            }
+        }
+        masters.sort();
+        let (addresses, slots): (Vec<&Address>, Vec<Vec<SlotRange>>) = masters.into_iter().unzip();
+        addressed(addresses, seed).into_iter().zip(slots).collect()
+    }
+
+    /// Every node that masters no slot (a cluster's replicas), once, addressed like `seed`.
+    pub(super) fn replicas(&self, seed: &ConnectionInfo) -> Vec<ConnectionInfo> {
+        let masters: Vec<&Address> = self
+            .ranges
+            .iter()
+            .filter_map(|(_, _, nodes)| nodes.first())
+            .collect();
+        let mut replicas: Vec<&Address> = self
+            .ranges
+            .iter()
+            .flat_map(|(_, _, nodes)| nodes.iter().skip(1))
+            .filter(|node| !masters.contains(node))
+            .collect();
+        replicas.sort();
+        replicas.dedup();
+        addressed(replicas, seed)
     }
 
     /// A [replicated](Layout::replicated) layout's primary, then its replicas, addressed like

@@ -9,17 +9,15 @@
 //! is distrusted: it serves and keeps nothing until tracking is on again.
 //!
 //! Which changes are announced depends on the deployment:
-//! - **One server, or the primary behind Sentinel: `OPTIN`.** Two connections to it: the
-//!   first receives the messages; the near cache's fills read on the second, after
-//!   `CLIENT CACHING YES` (`fills.rs`), which tracks with `REDIRECT` to the first and is read by
-//!   rtc's I/O thread. Redis announces the next change to exactly the keys this process holds
-//!   near; writes to keys nobody holds near cost the writer nothing. Behind Sentinel, each
-//!   replica also gets a connection tracking `BCAST` for the namespace's prefixes: a replica
-//!   announces the writes it applies, so the one a failover promotes is already tracked.
-//! - **A cluster: `BCAST`** for the namespace's entry and tag key prefixes on every node: every
-//!   change to any of those keys, by any client, whether this process read that key or not.
-//!   Its fills read on the data connections (the node that holds each key), which the tracking
-//!   connections would have to follow.
+//! - **One server, the primary behind Sentinel, or each master of a cluster: `OPTIN`.** Two
+//!   connections to it: the first receives the messages; the near cache's fills read on the
+//!   second, after `CLIENT CACHING YES` (`fills.rs`; on a cluster, each key on its slot's
+//!   master), which tracks with `REDIRECT` to the first and is read by rtc's I/O thread. Redis
+//!   announces the next change to exactly the keys this process holds near; writes to keys
+//!   nobody holds near cost the writer nothing.
+//! - **Replicas (behind Sentinel, or a cluster's): `BCAST`** for the namespace's entry and tag
+//!   key prefixes: a replica announces the writes it applies, so the one a failover promotes
+//!   is already tracked.
 //!
 //! The session's logic is the I/O-free state machine of `session`; this module holds the
 //! tracker's handle and the driver that connects, sends and waits for it. `layout` is what a
@@ -110,10 +108,10 @@ impl Drop for Tracker {
 }
 
 impl Tracker {
-    /// Starts tracking on the servers of `source`: with `fills` (one server, or the primary
-    /// behind Sentinel), `OPTIN` for the keys the fills read on the connection lent to them
-    /// through it, and `BCAST` for every key under `prefixes` on a primary's replicas; without,
-    /// `BCAST` for every key under `prefixes` on every node. `response_timeout` bounds each
+    /// Starts tracking on the servers of `source`: with `fills`, `OPTIN` for the keys the
+    /// fills read on the connections lent to them through it (one server's, the primary's
+    /// behind Sentinel, each master's of a cluster), and `BCAST` for every key under `prefixes`
+    /// on replicas; without, `BCAST` for every key under `prefixes` on every node. `response_timeout` bounds each
     /// command, the heartbeat included.
     pub(crate) fn start(
         source: Source,
@@ -210,9 +208,9 @@ async fn drive(
                     Some(sender) => config.clone().set_push_sender(sender.clone()),
                     None => config.clone(),
                 };
-                // The fills' connection is read by another thread than the messages' one.
-                let runtime = match (fills, connections.len()) {
-                    (Some(_), 1) => fills_runtime.clone(),
+                // A fills' connection is read by another thread than the messages' one.
+                let runtime = match fills {
+                    Some(_) if session.opens_fills(connections.len()) => fills_runtime.clone(),
                     _ => None,
                 };
                 let opened = match &runtime {
@@ -243,9 +241,18 @@ async fn drive(
             }),
             Step::Listen(until) => {
                 if sender.take().is_some() {
-                    if let (Some(fills), Some(filling)) = (fills, connections.get(1)) {
-                        let runtime = fills_runtime.clone().unwrap_or_else(Handle::current);
-                        fills.lend(filling.clone(), runtime);
+                    if let Some(fills) = fills {
+                        // Each fills' server's second connection, with the slots it serves.
+                        let lent: Vec<_> = session
+                            .fills_servers()
+                            .iter()
+                            .zip(connections.iter().skip(1).step_by(2))
+                            .map(|(slots, connection)| (slots.clone(), connection.clone()))
+                            .collect();
+                        if !lent.is_empty() {
+                            let runtime = fills_runtime.clone().unwrap_or_else(Handle::current);
+                            fills.lend(lent, runtime);
+                        }
                     }
                 }
                 match tokio::time::timeout_at(until.into(), pushes.recv()).await {

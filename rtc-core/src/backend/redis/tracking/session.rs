@@ -17,8 +17,15 @@ use std::time::{Duration, Instant};
 
 use redis::{Client, Cmd, ConnectionInfo, PushInfo, PushKind, RedisError, RedisResult, Value};
 
-use super::layout::Layout;
+use super::layout::{Layout, SlotRange};
 use super::Source;
+
+/// A layout, its fills' servers (each with the slots it serves) and its other nodes.
+type LayoutNodes = (
+    Layout,
+    Vec<(ConnectionInfo, Vec<SlotRange>)>,
+    Vec<ConnectionInfo>,
+);
 
 /// How often the tracking connections are checked with a `PING` (and a cluster's slots or a
 /// primary's replicas compared with those tracking was set up for).
@@ -133,19 +140,19 @@ pub(crate) trait Informed: Send + Sync {
 
 /// Which changes Redis is asked to announce.
 pub(crate) enum Announced {
-    /// `OPTIN` on the server the near cache's fills read (one server, or the primary behind
-    /// Sentinel): changes to the keys they read after `CLIENT CACHING YES`
-    /// ([`FillConnection`](super::FillConnection)). Two connections to it: the first receives
-    /// the messages, the second (the one lent to the fills) tracks with `REDIRECT` to the
-    /// first, so that the thread that reads the messages is never the one the fills wake (a
-    /// thread woken by every fill is placed beside its callers by the scheduler, and answered
-    /// a message up to a time slice late: BENCHMARKS.md). A primary's replicas each get one
-    /// connection tracking `BCAST` for `replicas` (the prefixes): a replica announces the writes
-    /// it applies, so the one a failover promotes has announced every write since tracking
-    /// began, and the writer's primary does none of that work.
+    /// `OPTIN` on the servers the near cache's fills read (one server, the primary behind
+    /// Sentinel, or each master of a cluster): changes to the keys they read after
+    /// `CLIENT CACHING YES` ([`FillConnection`](super::FillConnection)). Two connections to
+    /// each: the first receives the messages, the second (the one lent to the fills) tracks
+    /// with `REDIRECT` to the first, so that the thread that reads the messages is never the
+    /// one the fills wake (a thread woken by every fill is placed beside its callers by the
+    /// scheduler, and answered a message up to a time slice late: BENCHMARKS.md). Replicas
+    /// each get one connection tracking `BCAST` for `replicas` (the prefixes): a replica
+    /// announces the writes it applies, so the one a failover promotes has announced every
+    /// write since tracking began, and the writers' primaries do none of that work.
     Read { replicas: Vec<String> },
-    /// `BCAST`: every change to a key under these prefixes, on every node (a cluster, whose
-    /// fills read on the data connections).
+    /// `BCAST`: every change to a key under these prefixes, on every node (kept for the
+    /// simulator, which runs it beside `Read`).
     Prefixes(Vec<String>),
 }
 
@@ -160,9 +167,13 @@ pub(crate) struct Session {
     pause: Duration,
     /// A failed set-up was warned about (once until tracking is up again).
     reported: bool,
-    /// With [`Announced::Read`]: the client id of this life's first connection, which the
-    /// second redirects its messages to (forgotten when the life ends).
+    /// With [`Announced::Read`]: the client id of the last messages' connection opened, which
+    /// the fills' connection opened next redirects its messages to (forgotten when the life
+    /// ends).
     redirect_to: Option<i64>,
+    /// With [`Announced::Read`]: this life's fills' servers, in the order their connections are
+    /// opened, each with the slots it serves (none named: every key).
+    fills_servers: Vec<Vec<SlotRange>>,
 }
 
 impl Session {
@@ -185,6 +196,7 @@ impl Session {
             pause: FIRST_PAUSE,
             reported: false,
             redirect_to: None,
+            fills_servers: Vec::new(),
         }
     }
 
@@ -238,7 +250,7 @@ impl Session {
                 },
                 Event::Replied(Ok(reply)),
             ) => {
-                if let (Announced::Read { .. }, 0) = (&self.announced, opened) {
+                if self.opens_messages(opened) {
                     // The reply to `CLIENT ID`.
                     match reply {
                         Value::Int(id) => self.redirect_to = Some(id),
@@ -295,21 +307,52 @@ impl Session {
     fn begin(&mut self, now: Instant) -> Step {
         match &self.source {
             Source::Server(client) => {
-                let nodes = self.tracked(vec![client.clone()]);
+                let nodes = self.tracked(vec![(client.clone(), Vec::new())], Vec::new());
                 self.open(nodes, 0, None, now)
             }
             Source::Cluster { .. } | Source::Sentinel { .. } => self.ask(0, None, None),
         }
     }
 
-    /// The connections to open for `nodes` (the fills' server first): with
-    /// [`Announced::Read`], that server twice (the messages' connection, then the fills'), then
-    /// the others; else each node once.
-    fn tracked(&self, mut nodes: Vec<Client>) -> Vec<Client> {
-        if let (Announced::Read { .. }, Some(first)) = (&self.announced, nodes.first()) {
-            nodes.insert(0, first.clone());
+    /// The connections to open: with [`Announced::Read`], each of the `fills` servers twice
+    /// (the messages' connection, then the fills'), then the `others`; else each node once.
+    fn tracked(
+        &mut self,
+        fills: Vec<(Client, Vec<SlotRange>)>,
+        others: Vec<Client>,
+    ) -> Vec<Client> {
+        let reads = matches!(self.announced, Announced::Read { .. });
+        let mut nodes = Vec::with_capacity(2 * fills.len() + others.len());
+        self.fills_servers.clear();
+        for (server, slots) in fills {
+            if reads {
+                nodes.push(server.clone());
+                self.fills_servers.push(slots);
+            }
+            nodes.push(server);
         }
+        nodes.extend(others);
         nodes
+    }
+
+    /// This life's fills' servers (with [`Announced::Read`]), in the order of their fills'
+    /// connections, each with the slots it serves (none named: every key).
+    pub(crate) fn fills_servers(&self) -> &[Vec<SlotRange>] {
+        &self.fills_servers
+    }
+
+    /// True when connection `opened` is a fills' server's first: it receives the messages.
+    fn opens_messages(&self, opened: usize) -> bool {
+        matches!(self.announced, Announced::Read { .. })
+            && opened < 2 * self.fills_servers.len()
+            && opened.is_multiple_of(2)
+    }
+
+    /// True when connection `opened` is the one lent to a fills' server's fills.
+    pub(crate) fn opens_fills(&self, opened: usize) -> bool {
+        matches!(self.announced, Announced::Read { .. })
+            && opened < 2 * self.fills_servers.len()
+            && !opened.is_multiple_of(2)
     }
 
     /// The seeds or sentinels asked for the layout, in turn.
@@ -373,7 +416,7 @@ impl Session {
         now: Instant,
     ) -> Step {
         let found = answer.and_then(|values| self.layout_of(next, values));
-        let (layout, nodes) = match found {
+        let (layout, fills, others) = match found {
             Ok(found) => found,
             Err(error) => return self.ask(next + 1, current, Some(error)),
         };
@@ -384,27 +427,30 @@ impl Session {
         {
             return self.compared(connections, current, layout, now);
         }
-        let clients: RedisResult<Vec<Client>> = match &self.source {
+        let clients = match &self.source {
             Source::Cluster { tls, .. } | Source::Sentinel { tls, .. } => {
-                nodes.into_iter().map(|node| tls.client(node)).collect()
+                let fills: RedisResult<Vec<(Client, Vec<SlotRange>)>> = fills
+                    .into_iter()
+                    .map(|(node, slots)| Ok((tls.client(node)?, slots)))
+                    .collect();
+                let others: RedisResult<Vec<Client>> =
+                    others.into_iter().map(|node| tls.client(node)).collect();
+                fills.and_then(|fills| Ok((fills, others?)))
             }
             Source::Server(_) => Err(client_error("a single server has no layout")),
         };
         match clients {
-            Ok(clients) => {
-                let clients = self.tracked(clients);
+            Ok((fills, others)) => {
+                let clients = self.tracked(fills, others);
                 self.open(clients, 0, Some(layout), now)
             }
             Err(error) => self.end(Ended::Failed(error)),
         }
     }
 
-    /// The layout in endpoint `asked`'s answer, and the nodes to track.
-    fn layout_of(
-        &self,
-        asked: usize,
-        values: Vec<Value>,
-    ) -> RedisResult<(Layout, Vec<ConnectionInfo>)> {
+    /// The layout in endpoint `asked`'s answer, and the nodes to track: the fills' servers
+    /// (a primary, or a cluster's masters with their slots), then the others.
+    fn layout_of(&self, asked: usize, values: Vec<Value>) -> RedisResult<LayoutNodes> {
         let mut values = values.into_iter();
         match &self.source {
             Source::Sentinel { primary, .. } => {
@@ -415,8 +461,9 @@ impl Session {
                     .ok_or_else(|| client_error("the sentinel monitors no primary of this name"))?;
                 let layout = Layout::replicated(address, &replicas);
                 // The primary first: with `OPTIN`, the fills read on it.
-                let nodes = layout.primary_first(primary);
-                Ok((layout, nodes))
+                let mut nodes = layout.primary_first(primary).into_iter();
+                let fills = nodes.next().map(|primary| (primary, Vec::new()));
+                Ok((layout, fills.into_iter().collect(), nodes.collect()))
             }
             Source::Cluster { seeds, .. } => {
                 let layout = values
@@ -426,8 +473,12 @@ impl Session {
                 let seed = seeds
                     .get(asked)
                     .ok_or_else(|| client_error("no such seed"))?;
-                let nodes = layout.nodes(seed);
-                Ok((layout, nodes))
+                // With `OPTIN`, the fills read on each key's master.
+                let (fills, others) = match self.announced {
+                    Announced::Read { .. } => (layout.masters(seed), layout.replicas(seed)),
+                    Announced::Prefixes(_) => (Vec::new(), layout.nodes(seed)),
+                };
+                Ok((layout, fills, others))
             }
             Source::Server(_) => Err(client_error("a single server has no layout")),
         }
@@ -471,18 +522,19 @@ impl Session {
         Step::Listen(heartbeat)
     }
 
-    /// What turns tracking on for connection `opened`: with [`Announced::Read`], `CLIENT ID`
-    /// on the first (the messages' target), then `CLIENT TRACKING ON REDIRECT <id> OPTIN` on
-    /// the second, then `BCAST` for the replicas' prefixes on each replica; else
-    /// `CLIENT TRACKING ON BCAST PREFIX ...` for the session's prefixes, on each.
+    /// What turns tracking on for connection `opened`: with [`Announced::Read`], for each
+    /// fills' server `CLIENT ID` on its first connection (the messages' target), then
+    /// `CLIENT TRACKING ON REDIRECT <id> OPTIN` on its second, then `BCAST` for the replicas'
+    /// prefixes on each replica; else `CLIENT TRACKING ON BCAST PREFIX ...` for the session's
+    /// prefixes, on each.
     fn tracking_on(&self, opened: usize) -> RedisResult<Cmd> {
         let mut tracking = redis::cmd("CLIENT");
-        let prefixes = match (&self.announced, opened) {
-            (Announced::Read { .. }, 0) => {
-                tracking.arg("ID");
-                return Ok(tracking);
-            }
-            (Announced::Read { .. }, 1) => {
+        if self.opens_messages(opened) {
+            tracking.arg("ID");
+            return Ok(tracking);
+        }
+        let prefixes = match &self.announced {
+            Announced::Read { .. } if self.opens_fills(opened) => {
                 let target = self
                     .redirect_to
                     .ok_or_else(|| client_error("no connection to redirect the messages to"))?;
@@ -494,8 +546,8 @@ impl Session {
                     .arg("OPTIN");
                 return Ok(tracking);
             }
-            (Announced::Read { replicas }, _) => replicas,
-            (Announced::Prefixes(prefixes), _) => prefixes,
+            Announced::Read { replicas } => replicas,
+            Announced::Prefixes(prefixes) => prefixes,
         };
         tracking.arg("TRACKING").arg("ON").arg("BCAST");
         for prefix in prefixes {

@@ -15,15 +15,12 @@ fn info(address: &str) -> ConnectionInfo {
         .unwrap()
 }
 
-/// A session as `backend::redis::track` starts one: a server or the primary behind Sentinel
-/// announces what its fills read (a primary's replicas every change under the prefixes), a
-/// cluster every change under the prefixes.
+/// A session as `backend::redis::track` starts one: a server, the primary behind Sentinel or
+/// a cluster's masters announce what the fills read there, replicas every change under the
+/// prefixes.
 fn session(source: Source, near: &Arc<NearCache>) -> Session {
     let prefixes = PREFIXES.iter().map(|prefix| prefix.to_string()).collect();
-    let announced = match source {
-        Source::Server(_) | Source::Sentinel { .. } => Announced::Read { replicas: prefixes },
-        Source::Cluster { .. } => Announced::Prefixes(prefixes),
-    };
+    let announced = Announced::Read { replicas: prefixes };
     let near: Weak<NearCache> = Arc::downgrade(near);
     Session::new(source, announced, near, Arc::new(AtomicBool::new(false)))
 }
@@ -84,10 +81,6 @@ const TRACKING_ON_OPTIN: &str = "send 1: CLIENT TRACKING ON REDIRECT 7 OPTIN";
 fn client_id() -> Event {
     Event::Replied(Ok(Value::Int(7)))
 }
-
-const TRACKING_ON: &str = "send 0: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
-
-const TRACKING_ON_1: &str = "send 1: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
 
 const TRACKING_ON_2: &str = "send 2: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:";
 
@@ -287,23 +280,27 @@ fn node(host: &str, port: i64) -> Value {
     ])
 }
 
-fn slots(masters: [i64; 2]) -> Value {
+/// Two ranges, each with its master and one replica (`[master, replica]`).
+fn slots(nodes: [[i64; 2]; 2]) -> Value {
     Value::Array(vec![
         Value::Array(vec![
             Value::Int(0),
             Value::Int(8191),
-            node("127.0.0.1", masters[0]),
+            node("127.0.0.1", nodes[0][0]),
+            node("127.0.0.1", nodes[0][1]),
         ]),
         Value::Array(vec![
             Value::Int(8192),
             Value::Int(16383),
-            node("127.0.0.1", masters[1]),
+            node("127.0.0.1", nodes[1][0]),
+            node("127.0.0.1", nodes[1][1]),
         ]),
     ])
 }
 
 #[test]
-fn a_cluster_is_found_from_the_first_seed_that_answers_and_a_moved_slot_starts_over() {
+fn a_cluster_is_found_from_the_first_seed_that_answers_its_masters_track_the_fills_and_a_moved_slot_starts_over(
+) {
     let near = near();
     let start = Instant::now();
     let source = Source::Cluster {
@@ -323,35 +320,76 @@ fn a_cluster_is_found_from_the_first_seed_that_answers_and_a_moved_slot_starts_o
             ),
             (
                 2,
-                Event::Asked(Ok(vec![slots([7000, 7001])])),
+                Event::Asked(Ok(vec![slots([[7000, 7002], [7001, 7003]])])),
                 "open 127.0.0.1:7000",
             ),
-            (3, Event::Opened(Ok(())), TRACKING_ON),
-            (4, replied(), "open 127.0.0.1:7001"),
-            (5, Event::Opened(Ok(())), TRACKING_ON_1),
-            (6, replied(), "listen until +1006ms"),
-            (1006, Event::Quiet, "send 0: PING"),
-            (1007, replied(), "send 1: PING"),
-            (1008, replied(), "send 0: CLUSTER SLOTS"),
+            // Each master twice: its messages' connection, then its fills' one.
+            (3, Event::Opened(Ok(())), CLIENT_ID),
+            (4, client_id(), "open 127.0.0.1:7000"),
+            (5, Event::Opened(Ok(())), TRACKING_ON_OPTIN),
+            (6, replied(), "open 127.0.0.1:7001"),
+            (7, Event::Opened(Ok(())), "send 2: CLIENT ID"),
+            (8, Event::Replied(Ok(Value::Int(8))), "open 127.0.0.1:7001"),
             (
-                1009,
-                Event::Replied(Ok(slots([7000, 7001]))),
-                "listen until +2009ms",
+                9,
+                Event::Opened(Ok(())),
+                "send 3: CLIENT TRACKING ON REDIRECT 8 OPTIN",
             ),
-            (2009, Event::Quiet, "send 0: PING"),
-            (2010, replied(), "send 1: PING"),
-            (2011, replied(), "send 0: CLUSTER SLOTS"),
+            // Then each replica, announcing every write it applies.
+            (10, replied(), "open 127.0.0.1:7002"),
+            (
+                11,
+                Event::Opened(Ok(())),
+                "send 4: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:",
+            ),
+            (12, replied(), "open 127.0.0.1:7003"),
+            (
+                13,
+                Event::Opened(Ok(())),
+                "send 5: CLIENT TRACKING ON BCAST PREFIX rtc:e:ns: PREFIX rtc:t:ns:",
+            ),
+            (14, replied(), "listen until +1014ms"),
         ],
     );
-    assert!(near.watches().is_trusted());
-    // A failover: the second range's master is another node now.
+    // The fills' connections, in order, each with the slots its master serves.
+    assert_eq!(
+        tracking.fills_servers(),
+        [vec![(0, 8191)], vec![(8192, 16383)]]
+    );
+    assert!((0..6)
+        .map(|opened| tracking.opens_fills(opened))
+        .eq([false, true, false, true, false, false]));
+    // Each heartbeat pings every connection, then compares the slots.
+    let heartbeat = |at: u64, layout: Value, then: &'static str| {
+        [
+            (at, Event::Quiet, "send 0: PING"),
+            (at + 1, replied(), "send 1: PING"),
+            (at + 2, replied(), "send 2: PING"),
+            (at + 3, replied(), "send 3: PING"),
+            (at + 4, replied(), "send 4: PING"),
+            (at + 5, replied(), "send 5: PING"),
+            (at + 6, replied(), "send 0: CLUSTER SLOTS"),
+            (at + 7, Event::Replied(Ok(layout)), then),
+        ]
+    };
+    let same = slots([[7000, 7002], [7001, 7003]]);
     expect(
         &mut tracking,
         start,
-        [
-            (2012, Event::Replied(Ok(slots([7000, 7002]))), "pause 0ms"),
-            (2012, Event::Paused, "ask 127.0.0.1:7000: CLUSTER SLOTS"),
-        ],
+        heartbeat(1014, same, "listen until +2021ms"),
+    );
+    assert!(near.watches().is_trusted());
+    // A failover: the second range's master is its replica now.
+    let failed_over = slots([[7000, 7002], [7003, 7001]]);
+    expect(
+        &mut tracking,
+        start,
+        heartbeat(2021, failed_over, "pause 0ms"),
+    );
+    expect(
+        &mut tracking,
+        start,
+        [(2028, Event::Paused, "ask 127.0.0.1:7000: CLUSTER SLOTS")],
     );
     assert!(!near.watches().is_trusted());
 }

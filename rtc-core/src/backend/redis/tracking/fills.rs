@@ -78,7 +78,9 @@ impl FillConnection {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()?;
         let sends = match servers.as_slice() {
-            [(_, connection)] => Ok(vec![one_server(connection, commands)]),
+            // One server (or a primary): its first command reads every key.
+            [(slots, connection)] if slots.is_empty() => Ok(vec![one_server(connection, commands)]),
+            // A cluster's masters (one or more): a command per key.
             _ => routed(&servers, commands),
         };
         Some(Entered::new(runtime, async move {
@@ -101,7 +103,9 @@ impl FillConnection {
                     ));
                 }
                 for (reply, index) in server_replies.into_iter().zip(at) {
-                    replies[index] = reply;
+                    // A refusal (`MOVED`, `ASK` while a slot migrates) fails the fill, which is
+                    // then read on the data connections and not kept.
+                    replies[index] = reply.extract_error()?;
                 }
             }
             Ok(replies)

@@ -129,10 +129,27 @@ fn one_server(connection: &MultiplexedConnection, commands: &[Cmd]) -> Sending {
 /// Each command to the master of its key's slot, after a `CLIENT CACHING YES` of its own;
 /// an error when a key's slot has no master lent (the layout changed: the fill is not kept).
 fn routed(servers: &[Server], commands: &[Cmd]) -> RedisResult<Vec<Sending>> {
-    let mut sends: Vec<Sending> = servers
+    let slots: Vec<&[SlotRange]> = servers.iter().map(|(slots, _)| slots.as_slice()).collect();
+    let routes = route(&slots, commands)?;
+    Ok(servers
         .iter()
-        .map(|(_, connection)| (connection.clone(), redis::pipe(), Vec::new()))
-        .collect();
+        .zip(routes)
+        .filter(|(_, at)| !at.is_empty())
+        .map(|((_, connection), at)| {
+            let mut pipeline = redis::pipe();
+            for &index in &at {
+                pipeline.cmd("CLIENT").arg("CACHING").arg("YES").ignore();
+                pipeline.add_command(commands[index].clone());
+            }
+            (connection.clone(), pipeline, at)
+        })
+        .collect())
+}
+
+/// For each server (the slots it serves), the indexes of the commands whose key is in one of
+/// them; an error for a command with no key, or whose key's slot no server serves.
+fn route(servers: &[&[SlotRange]], commands: &[Cmd]) -> RedisResult<Vec<Vec<usize>>> {
+    let mut routes = vec![Vec::new(); servers.len()];
     for (index, command) in commands.iter().enumerate() {
         let slot = match command.args_iter().nth(1) {
             Some(redis::Arg::Simple(key)) => slot_of(key),
@@ -144,21 +161,15 @@ fn routed(servers: &[Server], commands: &[Cmd]) -> RedisResult<Vec<Sending>> {
         };
         let server = servers
             .iter()
-            .position(|(slots, _)| {
+            .position(|slots| {
                 slots
                     .iter()
                     .any(|&(first, last)| (first..=last).contains(&slot))
             })
             .ok_or_else(|| client_error_owned("no master is lent for a key's slot".to_owned()))?;
-        let (_, pipeline, at) = &mut sends[server];
-        pipeline.cmd("CLIENT").arg("CACHING").arg("YES").ignore();
-        pipeline.add_command(command.clone());
-        at.push(index);
+        routes[server].push(index);
     }
-    Ok(sends
-        .into_iter()
-        .filter(|(_, _, at)| !at.is_empty())
-        .collect())
+    Ok(routes)
 }
 
 /// A key's cluster slot: CRC16 (XMODEM) of its hash tag (the first non-empty `{...}`), or of
@@ -178,7 +189,31 @@ fn slot_of(key: &[u8]) -> u16 {
 
 #[cfg(test)]
 mod tests {
-    use super::slot_of;
+    use super::{route, slot_of};
+
+    fn on_key(name: &str, key: &str) -> redis::Cmd {
+        let mut command = redis::cmd(name);
+        command.arg(key);
+        command
+    }
+
+    #[test]
+    fn each_command_goes_to_the_master_of_its_keys_slot() {
+        let (low, high) = ([(0, 8_191)], [(8_192, 16_383)]);
+        let commands = [
+            on_key("GET", "foo"),       // slot 12,182
+            on_key("GET", "user:1000"), // slot 1,649
+            on_key("PTTL", "foo"),
+        ];
+        let routes = route(&[&low, &high], &commands).unwrap();
+        assert_eq!(routes, [vec![1], vec![0, 2]]);
+        // One master serving every slot gets every command (each after its own CACHING YES).
+        let routes = route(&[&[(0, 16_383)]], &commands).unwrap();
+        assert_eq!(routes, [vec![0, 1, 2]]);
+        // A slot no master lent serves (the layout changed): the fill is not made.
+        assert!(route(&[&low], &commands).is_err());
+        assert!(route(&[&low, &high], &[redis::cmd("PING")]).is_err());
+    }
 
     /// Slots as `CLUSTER KEYSLOT` gives them (Redis 7.0.15).
     #[test]

@@ -335,6 +335,20 @@ pub fn free_port() -> u16 {
         .expect("the OS hands out a free port")
 }
 
+/// A number from a node's `INFO stats` (`tracking_total_keys`, `tracking_total_prefixes`, ...).
+pub fn info_stat(connection: &mut redis::Connection, field: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("stats")
+        .query(connection)
+        .expect("INFO stats");
+    info.lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{field} in INFO stats is not a number"))
+}
+
 /// A namespace no other test uses.
 pub fn unique_namespace(label: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};

@@ -7,7 +7,7 @@ use std::time::Duration;
 use rtc::{Lifetime, TaggedCache};
 use rtc_tests::cluster::RedisCluster;
 use rtc_tests::gates::wait_until;
-use rtc_tests::unique_namespace;
+use rtc_tests::{info_stat, unique_namespace};
 
 const PATIENCE: Duration = Duration::from_secs(30);
 const KEYS: usize = 24;
@@ -81,22 +81,10 @@ fn tracking(cluster: &RedisCluster) -> Vec<(bool, u64, u64)> {
             let role: redis::Value = redis::cmd("ROLE").query(&mut connection).unwrap();
             let master = matches!(&role, redis::Value::Array(parts)
                 if parts.first() == Some(&redis::Value::BulkString(b"master".to_vec())));
-            let info: String = redis::cmd("INFO")
-                .arg("stats")
-                .query(&mut connection)
-                .unwrap();
-            let stat = |field: &str| -> u64 {
-                info.lines()
-                    .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-                    .unwrap_or_else(|| panic!("no {field} in INFO stats"))
-                    .trim()
-                    .parse()
-                    .unwrap()
-            };
             (
                 master,
-                stat("tracking_total_prefixes"),
-                stat("tracking_total_keys"),
+                info_stat(&mut connection, "tracking_total_prefixes"),
+                info_stat(&mut connection, "tracking_total_keys"),
             )
         })
         .collect()

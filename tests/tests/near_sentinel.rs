@@ -38,16 +38,7 @@ fn answered_near(cache: &TaggedCache, value: i32) {
 
 /// A number from the `stats` section of the `INFO` of the node the sentinels call `port`.
 fn info_stat(deployment: &RedisSentinel, port: u16, field: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("stats")
-        .query(&mut deployment.node(port).connection())
-        .unwrap();
-    info.lines()
-        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
-        .trim()
-        .parse()
-        .unwrap()
+    rtc_tests::info_stat(&mut deployment.node(port).connection(), field)
 }
 
 /// The port of the primary's first replica, from its `INFO replication`.

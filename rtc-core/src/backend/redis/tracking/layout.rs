@@ -239,6 +239,48 @@ mod tests {
     }
 
     #[test]
+    fn a_clusters_masters_come_with_all_their_slots_and_its_replicas_once() {
+        let layout = Layout::of(Value::Array(vec![
+            range(
+                0,
+                99,
+                vec![node("127.0.0.1", 7001), node("127.0.0.1", 7004)],
+            ),
+            range(
+                100,
+                199,
+                vec![node("127.0.0.1", 7002), node("127.0.0.1", 7005)],
+            ),
+            range(
+                200,
+                299,
+                vec![node("127.0.0.1", 7001), node("127.0.0.1", 7004)],
+            ),
+        ]))
+        .unwrap();
+        let seed =
+            redis::IntoConnectionInfo::into_connection_info("redis://u:p@localhost:7000/").unwrap();
+        let masters: Vec<(String, Vec<SlotRange>)> = layout
+            .masters(&seed)
+            .into_iter()
+            .map(|(node, slots)| (node.addr().to_string(), slots))
+            .collect();
+        assert_eq!(
+            masters,
+            [
+                ("127.0.0.1:7001".to_owned(), vec![(0, 99), (200, 299)]),
+                ("127.0.0.1:7002".to_owned(), vec![(100, 199)]),
+            ]
+        );
+        let replicas: Vec<String> = layout
+            .replicas(&seed)
+            .iter()
+            .map(|node| node.addr().to_string())
+            .collect();
+        assert_eq!(replicas, ["127.0.0.1:7004", "127.0.0.1:7005"]);
+    }
+
+    #[test]
     fn a_replicated_layout_puts_its_primary_first_and_leaves_out_replicas_down() {
         let replica = |port: &str, flags: &str| {
             [("ip", "127.0.0.1"), ("port", port), ("flags", flags)]

@@ -14,9 +14,9 @@
 //! the master of their key's slot, each after its own `CLIENT CACHING YES`, all masters at once.
 //!
 //! The tracking driver lends the connections once tracking is on, and withdraws them when its
-//! life ends. A fill that finds no connection lent (tracking is being set up again), or whose read on
-//! it fails, is read on a data connection without asking for the keys' times to live, so that
-//! its reply is never kept near ([`crate::near::NearCache::keep`] keeps nothing whose expiry is
+//! life ends. A fill that finds no connection lent (tracking is being set up again), or whose
+//! read on them fails, is read on a data connection without asking for the keys' times to live,
+//! so that its reply is never kept near ([`crate::near::NearCache::keep`] keeps nothing whose expiry is
 //! unknown): the caller still gets its answer.
 
 use std::future::Future;

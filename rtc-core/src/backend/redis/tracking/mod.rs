@@ -111,8 +111,8 @@ impl Tracker {
     /// Starts tracking on the servers of `source`: with `fills`, `OPTIN` for the keys the
     /// fills read on the connections lent to them through it (one server's, the primary's
     /// behind Sentinel, each master's of a cluster), and `BCAST` for every key under `prefixes`
-    /// on replicas; without, `BCAST` for every key under `prefixes` on every node. `response_timeout` bounds each
-    /// command, the heartbeat included.
+    /// on replicas; without, `BCAST` for every key under `prefixes` on every node.
+    /// `response_timeout` bounds each command, the heartbeat included.
     pub(crate) fn start(
         source: Source,
         fills: Option<Arc<FillConnection>>,

@@ -134,10 +134,7 @@ fn info_line(server: &RedisServer, section: &str, prefix: &str) -> Option<String
 
 /// A number from the `stats` section of the server's `INFO`.
 fn info_stat(server: &RedisServer, field: &str) -> u64 {
-    info_line(server, "stats", &format!("{field}:"))
-        .unwrap_or_else(|| panic!("no {field} in INFO stats"))
-        .parse()
-        .unwrap()
+    rtc_tests::info_stat(&mut server.connection(), field)
 }
 
 /// On one server the tracker has Redis announce only the keys its fills read (`OPTIN`): no

@@ -147,49 +147,23 @@ impl RedisStore {
         }
     }
 
-    /// Where `read` goes when it is a near fill: the fills' connection, with the round in full
-    /// (every key it reads is then tracked for the near cache).
-    fn fill(&self, read: &TrackedRead<'_>) -> Option<(&FillConnection, Round)> {
-        read.fills_near().then(|| (&*self.fills, read.round()))
-    }
-
-    /// The reply of a near fill's read on the fills' connection (`None`: none was lent), or,
-    /// when it got none, the same read to send on a data connection without asking for the
-    /// times to live, so that its reply is not kept near (Redis does not track those keys for
-    /// this process's tracker).
-    fn filled<'r>(
-        &self,
-        read: &TrackedRead<'r>,
-        round: Round,
-        sent: Option<RedisResult<Vec<Value>>>,
-    ) -> Result<Result<Reply, BackendError>, TrackedRead<'r>> {
-        match sent {
-            Some(Ok(replies)) => Ok(self.received_with(Ok(replies), |replies| {
-                inband::reply(read, inband::Answered::Read(round, replies))
-            })),
-            Some(Err(error)) => {
-                // The tracker learns of its connection's trouble on its own; the call goes on.
-                tracing::debug!(%error, "rtc: a near fill's read on the fills' connection failed");
-                Err(read.unkept())
-            }
-            None => Err(read.unkept()),
-        }
-    }
-
-    /// A near fill's read on a cluster: its round, to send on the masters' fills' connections
-    /// (`None`: not a fill, not a cluster, or Redis paused by the back-off).
-    fn cluster_fill(&self, operation: Operation<'_>) -> Option<Round> {
-        let fill = matches!(operation, Operation::Read { expiry: true, .. });
-        if !fill || !self.is_cluster() {
+    /// The round of `operation` when it is a near fill (a read of one entry that asks how long
+    /// its keys have to live), in full, to send on the fills' connections so that Redis tracks
+    /// every key it reads for the near cache: on one server or the primary behind Sentinel
+    /// after one `CLIENT CACHING YES`, on a cluster each key on its slot's master (`None`: not a
+    /// fill, or Redis paused by the back-off).
+    fn near_fill(&self, operation: Operation<'_>) -> Option<Round> {
+        if !matches!(operation, Operation::Read { expiry: true, .. }) {
             return None;
         }
         self.round(operation).ok()
     }
 
-    /// What a cluster's near fill got on the fills' connections, or (none lent, or a failure on
-    /// one) the same read without asking the times to live, to send on a data connection so
-    /// that its reply is not kept near.
-    fn cluster_filled<'o>(
+    /// The reply of a near fill's read on the fills' connections, or (none lent, or a failure
+    /// on one) the same read without asking the times to live, to send on a data connection so
+    /// that its reply is not kept near (Redis does not track those keys for this process's
+    /// tracker).
+    fn filled<'o>(
         &self,
         operation: Operation<'o>,
         round: &Round,
@@ -208,34 +182,24 @@ impl RedisStore {
 
     /// Sends `operation` on a pooled connection and reads the reply.
     pub(crate) fn execute(&self, operation: Operation<'_>) -> Result<Reply, BackendError> {
-        if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
-            self.allowed()?;
-            let read = match self.fill(&read) {
-                Some((fills, round)) => {
-                    let sent = fills.send(&round.commands).map(futures_executor::block_on);
-                    match self.filled(&read, round, sent) {
-                        Ok(reply) => return reply,
-                        Err(unkept) => unkept,
-                    }
-                }
-                None => read,
-            };
-            let sent = reader.read(&read);
-            return self.received_with(sent, |answered| inband::reply(&read, answered));
-        }
-        let operation = match self.cluster_fill(operation) {
+        let operation = match self.near_fill(operation) {
             Some(round) => {
                 let sent = self
                     .fills
                     .send(&round.commands)
                     .map(futures_executor::block_on);
-                match self.cluster_filled(operation, &round, sent) {
+                match self.filled(operation, &round, sent) {
                     Ok(reply) => return reply,
                     Err(unkept) => unkept,
                 }
             }
             None => operation,
         };
+        if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
+            self.allowed()?;
+            let sent = reader.read(&read);
+            return self.received_with(sent, |answered| inband::reply(&read, answered));
+        }
         let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
             Connector::Server(server) => server.query(round),
@@ -255,48 +219,34 @@ impl RedisStore {
         &self,
         operation: Operation<'_>,
     ) -> Result<Reply, BackendError> {
-        // A read of entries on one server (or the primary behind Sentinel) goes to its data
-        // connection, which may answer it without reading the tags; the whole read's round is
-        // built only if it is sent.
-        if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
-            self.allowed()?;
-            let read = match self.fill(&read) {
-                Some((fills, round)) => {
-                    // Boxed with its round: a fill is rare beside a hit, and would make every
-                    // read's future larger (96 bytes).
-                    let (round, sent) = Box::pin(async move {
-                        let sent = match fills.send(&round.commands) {
-                            Some(sending) => Some(sending.await),
-                            None => None,
-                        };
-                        (round, sent)
-                    })
-                    .await;
-                    match self.filled(&read, round, sent) {
-                        Ok(reply) => return reply,
-                        Err(unkept) => unkept,
-                    }
-                }
-                None => read,
-            };
-            let runtime = IoRuntime::current()?;
-            let sent = runtime.drive(reader.read_async(&read, runtime.id)).await;
-            return self.received_with(sent, |answered| inband::reply(&read, answered));
-        }
-        let operation = match self.cluster_fill(operation) {
+        let operation = match self.near_fill(operation) {
             Some(round) => {
-                let sent = match self.fills.send(&round.commands) {
-                    // Boxed, as on one server: a fill is rare beside a hit.
-                    Some(sending) => Some(Box::pin(sending).await),
-                    None => None,
-                };
-                match self.cluster_filled(operation, &round, sent) {
+                // Boxed with its round: a fill is rare beside a hit, and would make every
+                // read's future larger.
+                let (round, sent) = Box::pin(async move {
+                    let sent = match self.fills.send(&round.commands) {
+                        Some(sending) => Some(sending.await),
+                        None => None,
+                    };
+                    (round, sent)
+                })
+                .await;
+                match self.filled(operation, &round, sent) {
                     Ok(reply) => return reply,
                     Err(unkept) => unkept,
                 }
             }
             None => operation,
         };
+        // A read of entries on one server (or the primary behind Sentinel) goes to its data
+        // connection, which may answer it without reading the tags; the whole read's round is
+        // built only if it is sent.
+        if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
+            self.allowed()?;
+            let runtime = IoRuntime::current()?;
+            let sent = runtime.drive(reader.read_async(&read, runtime.id)).await;
+            return self.received_with(sent, |answered| inband::reply(&read, answered));
+        }
         let round = self.round(operation)?;
         let runtime = IoRuntime::current()?;
         let id = runtime.id;

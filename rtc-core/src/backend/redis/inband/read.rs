@@ -42,29 +42,6 @@ pub(in crate::backend::redis) enum Entries<'a> {
 }
 
 impl TrackedRead<'_> {
-    /// A near cache's fill: a read of one entry that asks how long every key it reads has to
-    /// live (what a near entry's deadline is made of).
-    pub(in crate::backend::redis) fn fills_near(&self) -> bool {
-        matches!(self.entries, Entries::One { expiry: true, .. })
-    }
-
-    /// The same read, without asking for the keys' times to live: its reply is then never
-    /// kept near (a fill that could not be read where its keys get tracked).
-    pub(in crate::backend::redis) fn unkept(&self) -> Self {
-        let entries = match self.entries {
-            Entries::One { entry, ttl, .. } => Entries::One {
-                entry,
-                ttl,
-                expiry: false,
-            },
-            many => many,
-        };
-        Self {
-            entries,
-            tags: self.tags,
-        }
-    }
-
     /// The read in full: the entries and every tag (on one server).
     pub(in crate::backend::redis) fn round(&self) -> Round {
         let topology = commands::Topology::Standalone;

@@ -342,17 +342,14 @@ impl Session {
     }
 
     /// True when connection `opened` is a fills' server's first: it receives the messages.
+    /// (Only [`Announced::Read`] has fills' servers.)
     fn opens_messages(&self, opened: usize) -> bool {
-        matches!(self.announced, Announced::Read { .. })
-            && opened < 2 * self.fills_servers.len()
-            && opened.is_multiple_of(2)
+        opened < 2 * self.fills_servers.len() && opened.is_multiple_of(2)
     }
 
     /// True when connection `opened` is the one lent to a fills' server's fills.
     pub(crate) fn opens_fills(&self, opened: usize) -> bool {
-        matches!(self.announced, Announced::Read { .. })
-            && opened < 2 * self.fills_servers.len()
-            && !opened.is_multiple_of(2)
+        opened < 2 * self.fills_servers.len() && !opened.is_multiple_of(2)
     }
 
     /// The seeds or sentinels asked for the layout, in turn.

@@ -34,11 +34,15 @@ pub enum Mutant {
     /// `RedisStore`'s routing breaks the rule (the routing itself is `backend::redis`'s, which
     /// the simulator does not run).
     Untracked,
+    /// A `set` sent as one plain `SET` (its tags' versions known in-band) writes an entry of
+    /// no lineage, as the stamped-write script writes over an entry of none, instead of one of
+    /// its own: a computation that read before a delete the `set` came after lands over it.
+    Lineage,
 }
 
 impl Mutant {
     /// The mutant named `name` (`stamp`, `lock`, `unversioned`, `tombstone`, `stale`, `near`,
-    /// `inband`, `untracked`).
+    /// `inband`, `untracked`, `lineage`).
     pub fn named(name: &str) -> Option<Self> {
         match name {
             "stamp" => Some(Mutant::Stamp),
@@ -49,6 +53,7 @@ impl Mutant {
             "near" => Some(Mutant::Near),
             "inband" => Some(Mutant::Inband),
             "untracked" => Some(Mutant::Untracked),
+            "lineage" => Some(Mutant::Lineage),
             _ => None,
         }
     }
@@ -64,6 +69,7 @@ impl Mutant {
             Mutant::Near => "near",
             Mutant::Inband => "inband",
             Mutant::Untracked => "untracked",
+            Mutant::Lineage => "lineage",
         }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! - `RTC_SIM_SEED=<n>` replays one seed; `RTC_SIM_STEPS=<n>` sets the steps per seed;
 //!   `RTC_SIM_SEEDS=<n>` the number of seeds.
-//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|stale|near|inband|untracked` breaks one rule of
+//! - `RTC_SIM_MUTANT=stamp|lock|unversioned|tombstone|stale|near|inband|untracked|lineage` breaks one rule of
 //!   the real code: the run must then fail, printing the seed and the last steps
 //!   (`RTC_SIM_TRACE=<n>` shows the last n).
 //! - `RTC_SIM_EVICT_LINEAGES=1` lets the server evict keys that hold a delete's lineage, a gap
@@ -53,7 +53,7 @@ fn explore(
 fn no_seed_breaks_a_promise() {
     let mutant = std::env::var("RTC_SIM_MUTANT").ok().map(|name| {
         Mutant::named(&name).unwrap_or_else(|| {
-            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone, stale, near, inband, untracked)")
+            panic!("no mutant named {name:?} (stamp, lock, unversioned, tombstone, stale, near, inband, untracked, lineage)")
         })
     });
     let steps = env("RTC_SIM_STEPS").unwrap_or(STEPS);
@@ -96,6 +96,7 @@ fn every_mutant_is_caught() {
         Mutant::Near,
         Mutant::Inband,
         Mutant::Untracked,
+        Mutant::Lineage,
     ] {
         let (runs, _) = explore(0..SEEDS, STEPS, Some(mutant));
         let caught = runs.iter().find_map(|run| run.violation.as_ref());
@@ -128,6 +129,15 @@ fn in_band_paths_are_taken() {
     assert!(coverage.learning_reads > 0, "{coverage:?}");
     assert!(coverage.inband_applied > 0, "{coverage:?}");
     assert!(coverage.inband_lost > 0, "{coverage:?}");
+}
+
+/// `set`s go as one plain `SET` when their tags are known in-band, and some are written again
+/// by the script because a change to a tag came ahead of the reply.
+#[test]
+fn plain_sets_are_taken() {
+    let coverage = covered_by_a_few_seeds();
+    assert!(coverage.plain_sets > 0, "{coverage:?}");
+    assert!(coverage.plain_sets_redone > 0, "{coverage:?}");
 }
 
 /// Near fills take both ways under `OPTIN`: on the fills' connection (their keys then

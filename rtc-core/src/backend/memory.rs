@@ -211,6 +211,13 @@ impl MemoryStore {
         Some((stored.value, stored.expires))
     }
 
+    /// Stores `bytes` under the entry key `key` as they are, for `lifetime` (a simulated plain
+    /// `SET`: a `set` whose tags' versions its connection knows in-band).
+    #[cfg(feature = "simulation")]
+    pub(crate) fn put(&self, key: &str, bytes: Vec<u8>, lifetime: Option<Duration>, now: Instant) {
+        self.lock().insert_entry(key, bytes, lifetime, now);
+    }
+
     /// Evicts the entry or tag `key` (a simulated `maxmemory` eviction), unless it holds a
     /// delete's lineage (a tombstone, or an entry written over one) and `lineages` is false.
     /// Returns whether a key went.

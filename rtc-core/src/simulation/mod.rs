@@ -111,6 +111,10 @@ pub struct Coverage {
     pub inband_applied: u64,
     /// In-band invalidation messages lost with their data connection.
     pub inband_lost: u64,
+    /// `set`s sent as one plain `SET` (their tags' versions known in-band) and kept.
+    pub plain_sets: u64,
+    /// Plain `SET`s a change to one of their tags came ahead of, written again by the script.
+    pub plain_sets_redone: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -143,6 +147,8 @@ impl std::ops::AddAssign for Coverage {
         self.learning_reads += other.learning_reads;
         self.inband_applied += other.inband_applied;
         self.inband_lost += other.inband_lost;
+        self.plain_sets += other.plain_sets;
+        self.plain_sets_redone += other.plain_sets_redone;
     }
 }
 

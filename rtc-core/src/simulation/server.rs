@@ -197,6 +197,17 @@ impl Server {
         self.locks.remove(key).is_some() || self.store.evict(key, lineages, now)
     }
 
+    /// A plain `SET` of the entry `key` to `bytes`, for `lifetime`.
+    pub(crate) fn put(
+        &mut self,
+        key: &str,
+        bytes: Vec<u8>,
+        lifetime: Option<std::time::Duration>,
+        now: Instant,
+    ) {
+        self.store.put(key, bytes, lifetime, now);
+    }
+
     /// The tag `key`'s version and when it expires, at `now` (`None`: no such tag), read without
     /// touching anything (as the in-band tracking's bookkeeping looks at it).
     pub(crate) fn tag(

@@ -723,7 +723,8 @@ fn write_entry(entry: &str, bytes: &[u8], lifetime: Option<Duration>, guard: &[u
     evalsha
 }
 
-fn with_lifetime(mut command: Cmd, lifetime: Option<Duration>) -> Cmd {
+/// `command` with `PX` and `lifetime` in milliseconds, if it has one.
+pub(super) fn with_lifetime(mut command: Cmd, lifetime: Option<Duration>) -> Cmd {
     if let Some(lifetime) = lifetime {
         command.arg("PX").arg(millis(Some(lifetime)));
     }

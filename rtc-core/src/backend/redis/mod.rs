@@ -21,7 +21,11 @@ use redis::{ConnectionInfo, RedisError, RedisResult, Value};
 use self::backoff::Backoff;
 use self::cluster::ClusterConnector;
 use self::commands::{Round, Topology};
-use self::inband::{Entries, TrackedRead};
+#[cfg(not(feature = "simulation"))]
+use self::inband::TrackedSet;
+#[cfg(feature = "simulation")]
+pub(crate) use self::inband::{plain_set, PlainSet, TrackedSet};
+use self::inband::{Entries, InBandFlow, TrackedRead, TrackedReadFlow, TrackedSetFlow};
 use self::runtime::IoRuntime;
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
@@ -59,6 +63,9 @@ pub(crate) struct RedisStore {
     /// Where the near cache's tracker lends the fills their connections (one server's, the
     /// primary's behind Sentinel, or each master's of a cluster).
     fills: std::sync::Arc<FillConnection>,
+    /// How long a tombstone lives in this namespace: a `set` sent as one plain `SET` lives at
+    /// least as long ([`inband::TrackedSetFlow`]).
+    tombstone_lifetime: Duration,
 }
 
 impl RedisStore {
@@ -112,6 +119,7 @@ impl RedisStore {
             connector,
             backoff: Backoff::default(),
             fills: std::sync::Arc::default(),
+            tombstone_lifetime: crate::format::tombstone_lifetime(settings.default_lifetime),
         })
     }
 
@@ -197,8 +205,16 @@ impl RedisStore {
         };
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
-            let sent = reader.read(&read);
+            let sent = reader.tracked(TrackedReadFlow::new(&read));
             return self.received_with(sent, |answered| inband::reply(&read, answered));
+        }
+        if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
+            self.allowed()?;
+            match reader.tracked(TrackedSetFlow::new(set)) {
+                // Not sent plainly, or to be written again: the stamped-write script.
+                Ok(false) => {}
+                sent => return self.received_with(sent, |_| Ok(Reply::Done(true))),
+            }
         }
         let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
@@ -244,8 +260,20 @@ impl RedisStore {
         if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
             self.allowed()?;
             let runtime = IoRuntime::current()?;
-            let sent = runtime.drive(reader.read_async(&read, runtime.id)).await;
+            let flow = TrackedReadFlow::new(&read);
+            let sent = runtime.drive(reader.tracked_async(flow, runtime.id)).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
+        }
+        if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
+            self.allowed()?;
+            let runtime = IoRuntime::current()?;
+            // Boxed: a write is rare beside a hit, and would make every read's future larger.
+            let flow = TrackedSetFlow::new(set);
+            match Box::pin(runtime.drive(reader.tracked_async(flow, runtime.id))).await {
+                // Not sent plainly, or to be written again: the stamped-write script.
+                Ok(false) => {}
+                sent => return self.received_with(sent, |_| Ok(Reply::Done(true))),
+            }
         }
         let round = self.round(operation)?;
         let runtime = IoRuntime::current()?;
@@ -398,21 +426,23 @@ enum Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn read(&self, read: &TrackedRead<'_>) -> RedisResult<inband::Answered> {
+    /// Steps `flow` on a data connection that tracks tags in-band.
+    fn tracked<F: InBandFlow>(&self, flow: F) -> RedisResult<F::Output> {
         match self {
-            Reader::Server(server) => server.read(read),
-            Reader::Sentinel(sentinel) => sentinel.read(read),
+            Reader::Server(server) => server.tracked(flow),
+            Reader::Sentinel(sentinel) => sentinel.tracked(flow),
         }
     }
 
-    fn read_async<'a>(
+    /// Async twin of [`Reader::tracked`].
+    fn tracked_async<'a, F: InBandFlow + Send + 'a>(
         &'a self,
-        read: &'a TrackedRead<'_>,
+        flow: F,
         runtime: tokio::runtime::Id,
-    ) -> impl Future<Output = RedisResult<inband::Answered>> + Send + 'a {
+    ) -> impl Future<Output = RedisResult<F::Output>> + Send + 'a {
         match self {
-            Reader::Server(server) => Either::Left(server.read_async(read, runtime)),
-            Reader::Sentinel(sentinel) => Either::Right(sentinel.read_async(read, runtime)),
+            Reader::Server(server) => Either::Left(server.tracked_async(flow, runtime)),
+            Reader::Sentinel(sentinel) => Either::Right(sentinel.tracked_async(flow, runtime)),
         }
     }
 }
@@ -451,6 +481,30 @@ fn tracked_read(operation: Operation<'_>) -> Option<TrackedRead<'_>> {
             tags,
         }),
         _ => None,
+    }
+}
+
+impl RedisStore {
+    /// A `set` of one entry, which a data connection that knows its tags' versions may send as
+    /// one plain `SET` ([`TrackedSetFlow`]).
+    fn tracked_set<'o>(&self, operation: Operation<'o>) -> Option<TrackedSet<'o>> {
+        let (write, lifetime) = match operation {
+            Operation::WriteStamped {
+                writes: [write],
+                lifetime,
+                ..
+            }
+            | Operation::Write {
+                writes: [write],
+                lifetime,
+            } => (write, lifetime),
+            _ => return None,
+        };
+        Some(TrackedSet {
+            write,
+            lifetime,
+            tombstone_lifetime: self.tombstone_lifetime,
+        })
     }
 }
 

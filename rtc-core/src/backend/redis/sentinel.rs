@@ -21,7 +21,7 @@ use redis::{
 };
 
 use super::commands::Round;
-use super::inband::{Answered, TrackedRead};
+use super::inband::InBandFlow;
 use super::server::ServerConnector;
 use super::Timeouts;
 use crate::settings::SentinelSettings;
@@ -76,22 +76,23 @@ impl SentinelConnector {
         result
     }
 
-    /// Reads one entry on the primary, as one server reads it ([`ServerConnector::read`]).
-    pub(super) fn read(&self, read: &TrackedRead<'_>) -> RedisResult<Answered> {
+    /// Steps `flow` on the primary's data connection, as one server does
+    /// ([`ServerConnector::tracked`]).
+    pub(super) fn tracked<F: InBandFlow>(&self, flow: F) -> RedisResult<F::Output> {
         let primary = self.primary()?;
-        let result = primary.read(read);
+        let result = primary.tracked(flow);
         self.check(&primary, &result);
         result
     }
 
-    /// Async twin of [`SentinelConnector::read`].
-    pub(super) async fn read_async(
+    /// Async twin of [`SentinelConnector::tracked`].
+    pub(super) async fn tracked_async<F: InBandFlow + Send>(
         &self,
-        read: &TrackedRead<'_>,
+        flow: F,
         runtime: tokio::runtime::Id,
-    ) -> RedisResult<Answered> {
+    ) -> RedisResult<F::Output> {
         let primary = self.primary_async().await?;
-        let result = primary.read_async(read, runtime).await;
+        let result = primary.tracked_async(flow, runtime).await;
         self.check(&primary, &result);
         result
     }

@@ -10,10 +10,7 @@ use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResul
 
 use super::commands::Round;
 use super::connections::Idle;
-use super::inband::{
-    Answered, DataConnection, DataConnections, Next, SyncData, TrackedRead, TrackedReadFlow,
-    Tracking,
-};
+use super::inband::{DataConnection, DataConnections, InBandFlow, Next, SyncData, Tracking};
 use super::Timeouts;
 
 pub(crate) struct ServerConnector {
@@ -132,20 +129,21 @@ impl ServerConnector {
         })
     }
 
-    /// Reads one entry and its tags on a pooled connection: one `GET` when the connection
-    /// knows every tag's version ([`TrackedReadFlow`]).
-    pub(super) fn read(&self, read: &TrackedRead<'_>) -> RedisResult<Answered> {
+    /// Steps `flow` (a read of entries, a `set`) on a pooled connection, with the tag versions
+    /// that connection knows: a hit whose versions it knows is one `GET`
+    /// ([`super::inband::TrackedReadFlow`]).
+    pub(super) fn tracked<F: InBandFlow>(&self, mut flow: F) -> RedisResult<F::Output> {
         let connect = || self.data.connect_blocking(self.timeouts);
         self.idle.with(connect, |data| {
             let SyncData {
                 connection,
                 tracking,
             } = data;
-            let mut flow = TrackedReadFlow::new(read, tracking.as_ref().map(Tracking::known));
-            let mut next = flow.next(None)?;
+            let known = tracking.as_ref().map(Tracking::known);
+            let mut next = flow.next(known, None)?;
             loop {
                 let commands = match next {
-                    Next::Done(answered) => return Ok(answered),
+                    Next::Done(output) => return Ok(output),
                     Next::Send(commands) => commands,
                 };
                 let sent = Batch::of(&commands).query(connection, self.timeouts.socket);
@@ -154,8 +152,8 @@ impl ServerConnector {
                     tracking.take_messages();
                 }
                 next = match sent {
-                    Ok(replies) => flow.next(Some(replies)),
-                    Err(error) => flow.failed(error),
+                    Ok(replies) => flow.next(known, Some(replies)),
+                    Err(error) => flow.failed(known, error),
                 }?;
             }
         })
@@ -191,26 +189,27 @@ impl ServerConnector {
         self.checked(result, runtime)
     }
 
-    /// Reads one entry and its tags on this runtime's data connection: one `GET` when the
-    /// connection knows every tag's version ([`TrackedReadFlow`]). Its messages are applied by
-    /// the connection's reader before the reply is handed over.
-    pub(super) async fn read_async(
+    /// Steps `flow` (a read of entries, a `set`) on this runtime's data connection, with the
+    /// tag versions it knows: a hit whose versions it knows is one `GET`
+    /// ([`super::inband::TrackedReadFlow`]). Its messages are applied by the connection's
+    /// reader before a reply is handed over.
+    pub(super) async fn tracked_async<F: InBandFlow + Send>(
         &self,
-        read: &TrackedRead<'_>,
+        mut flow: F,
         runtime: tokio::runtime::Id,
-    ) -> RedisResult<Answered> {
+    ) -> RedisResult<F::Output> {
         let mut data = self.data(runtime).await?;
-        let mut flow = TrackedReadFlow::new(read, data.known.as_deref());
-        let mut next = flow.next(None)?;
+        let mut next = flow.next(data.known.as_deref(), None)?;
         loop {
             let commands = match next {
-                Next::Done(answered) => return Ok(answered),
+                Next::Done(output) => return Ok(output),
                 Next::Send(commands) => commands,
             };
             let sent = Batch::of(&commands).query_async(&mut data.connection).await;
+            let known = data.known.as_deref();
             next = match self.checked(sent, runtime) {
-                Ok(replies) => flow.next(Some(replies)),
-                Err(error) => flow.failed(error),
+                Ok(replies) => flow.next(known, Some(replies)),
+                Err(error) => flow.failed(known, error),
             }?;
         }
     }

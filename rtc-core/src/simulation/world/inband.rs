@@ -23,8 +23,9 @@ use std::sync::Arc;
 
 use super::{Active, Event, LowLevel, Sim, Wait};
 use crate::backend::redis::tracking_simulated::{Informed, Known, KnownTags, Learning, Plan};
-use crate::engine::{Expiry, Operation, Reply, Ttl};
-use crate::format::{TagKey, Version};
+use crate::backend::redis::{plain_set, PlainSet, TrackedSet};
+use crate::engine::{EntryWrite, Expiry, Operation, Reply, Ttl};
+use crate::format::{self, TagKey, Version};
 use crate::simulation::rng::Rng;
 use crate::simulation::server::{connection_lost, Client};
 use crate::simulation::Coverage;
@@ -79,6 +80,8 @@ enum How {
     OneGet(Known),
     /// In full, learning these tags' versions first (`None`: nothing to learn).
     Full(Option<Learning>),
+    /// A `set` of one entry as one plain `SET`, stamped with the versions known.
+    PlainSet(PlainSet),
 }
 
 /// A read sent on a data connection.
@@ -181,10 +184,91 @@ impl Sim<'_> {
         let line = match &how {
             How::OneGet(_) => "sends one GET (its tags' versions known in-band)",
             How::Full(Some(_)) => "sends its read in full, learning tags in-band",
-            How::Full(None) => return self.inband_flight(caller, known, tags, sent, how),
+            How::Full(None) | How::PlainSet(_) => {
+                return self.inband_flight(caller, known, tags, sent, how)
+            }
         };
         self.note(format!("c{caller:<2} {line}"));
         self.inband_flight(caller, known, tags, sent, how);
+    }
+
+    /// `caller` sent its `set`: one of a single entry whose tags its process's data connection
+    /// knows is planned now as one plain `SET` (`TrackedSetFlow`), which the server runs with
+    /// the data of its moment.
+    pub(super) fn inband_set_sent(&mut self, caller: usize) {
+        self.inband.in_flight[caller] = None;
+        let world = self.world;
+        let Some(Active::LowLevel(LowLevel::Set { entries, .. })) = &self.callers[caller].active
+        else {
+            return;
+        };
+        let [entry] = entries.as_slice() else {
+            return;
+        };
+        let process = self.callers[caller].process;
+        let Some(known) = self.inband.connections[process]
+            .as_ref()
+            .and_then(|connection| connection.known.clone())
+        else {
+            return;
+        };
+        let write = EntryWrite::unstamped(&world.plain[*entry], b"");
+        let set = TrackedSet {
+            write: &write,
+            lifetime: Some(world.entry_lifetime),
+            tombstone_lifetime: format::tombstone_lifetime(Some(world.entry_lifetime)),
+        };
+        let sent = crate::clock::ms_at(self.now);
+        let Some(plain) = plain_set(set, &known, sent) else {
+            return;
+        };
+        self.note(format!(
+            "c{caller:<2} sends one plain SET (its tags' versions known in-band)"
+        ));
+        let tags = plain.tags.clone();
+        self.inband_flight(caller, known, tags, sent, How::PlainSet(plain));
+    }
+
+    /// The plain `SET` `client` sent, if its `set` went so.
+    pub(super) fn inband_plain(&self, client: Client) -> Option<PlainSet> {
+        match &self.inband.in_flight[client].as_ref()?.how {
+            How::PlainSet(plain) => Some(plain.clone()),
+            _ => None,
+        }
+    }
+
+    /// The server runs `client`'s plain `SET` of `write` (the data of this moment), stamped
+    /// with the versions known when it was sent, of a lineage of its own.
+    pub(super) fn execute_plain_set(
+        &mut self,
+        client: Client,
+        write: &EntryWrite<'_>,
+        plain: &PlainSet,
+    ) {
+        let world = self.world;
+        let lifetime = world.entry_lifetime;
+        let Some(bytes) = plain.bytes(write) else {
+            return;
+        };
+        // What the near caches hear of it: the entry written, no tag created.
+        let writes = std::slice::from_ref(write);
+        let operation = Operation::Write {
+            writes,
+            lifetime: Some(lifetime),
+        };
+        let change = super::near::Change::of(
+            &world.near,
+            &world.entries,
+            &mut self.server,
+            &operation,
+            self.now,
+        );
+        self.server
+            .put(write.entry, bytes, Some(lifetime), self.now);
+        self.near_changed(Some(client), change, true);
+        self.inband_ran(client);
+        self.note(format!("server runs c{client}'s plain SET (set)"));
+        self.answer(vec![(client, Ok(Reply::Done(true)))]);
     }
 
     /// Records `caller`'s read on the way.
@@ -469,6 +553,24 @@ impl Sim<'_> {
             (How::Full(Some(learning)), Err(error)) => {
                 flight.known.abandon(&learning);
                 Some(Some(Err(error)))
+            }
+            // A plain `SET`: kept if no change to its tags came ahead of its reply; else the
+            // script writes it again, with the versions (and the data) of its moment.
+            (How::PlainSet(plain), Ok(reply)) => {
+                if flight.known.still(&flight.tags, &plain.before, now) {
+                    self.inband.counts.plain_sets += 1;
+                    self.note(format!(
+                        "c{caller:<2} plain SET kept: its tags' versions known in-band"
+                    ));
+                    return Some(Some(Ok(reply)));
+                }
+                self.inband.counts.plain_sets_redone += 1;
+                self.note(format!(
+                    "c{caller:<2} plain SET written again by the script (a tag changed first)"
+                ));
+                self.callers[caller].wait = Wait::Request;
+                self.requests.push(caller);
+                None
             }
             // A one-`GET` answer: the model's server answered with the tags' versions it
             // holds, replaced by those known (bounding the expiry by theirs).

@@ -6,9 +6,12 @@
 //! (RELIABILITY.md: it stamps with the versions current when it runs, so a value read before
 //! an invalidation and set after it is the caller's stale value, not rtc's). So its flow is
 //! made when its request reaches the server, with the data of that moment, and its one
-//! operation (the atomic stamping write) runs there.
+//! operation (the atomic stamping write) runs there. A `set` of one entry whose tags its data
+//! connection knows in-band is planned when it is sent, and runs there as one plain `SET`
+//! stamped with those versions (`inband.rs`), in the seeds whose entries live as long as a
+//! tombstone, which that takes.
 
-use super::{slots, Active, Sim, Wait, ENTRIES, ENTRY_LIFETIME, TAG_LIFETIME};
+use super::{slots, Active, Sim, Wait, ENTRIES, TAG_LIFETIME};
 use crate::codec::Encoding;
 use crate::engine::{EntryWrite, Flow, Lookup, Progress, ReadFlow, ReadManyFlow, WriteFlow};
 use crate::format::Observed;
@@ -98,6 +101,7 @@ impl<'w> Sim<'w> {
             Some(Active::LowLevel(LowLevel::Set { .. })) => {
                 self.callers[caller].wait = Wait::Request;
                 self.requests.push(caller);
+                self.inband_set_sent(caller);
             }
             _ => self.callers[caller].wait = Wait::Step(None),
         }
@@ -209,13 +213,16 @@ impl<'w> Sim<'w> {
                 write
             })
             .collect();
+        if let ([write], Some(plain)) = (writes.as_slice(), self.inband_plain(client)) {
+            return self.execute_plain_set(client, write, &plain);
+        }
         let known = learned.iter().all(Option::is_some);
         if known {
             self.note(format!(
                 "c{client:<2} sets with versions its near cache knew"
             ));
         }
-        let lifetimes = (Some(ENTRY_LIFETIME), Some(TAG_LIFETIME));
+        let lifetimes = (Some(world.entry_lifetime), Some(TAG_LIFETIME));
         let mut flow = WriteFlow::new(writes, lifetimes, true);
         let operation = match flow.advance(None) {
             Progress::Send => flow.operation(),

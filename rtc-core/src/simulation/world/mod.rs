@@ -64,8 +64,11 @@ fn slots(entry: usize) -> impl Iterator<Item = usize> {
 }
 /// `lock_timeout`, and the Redis lock's lifetime.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a stored entry lives.
+/// How long a stored entry lives, in half the seeds.
 const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
+/// How long a stored entry lives in the other half: as long as a tombstone
+/// (`format::tombstone_lifetime`), as a `set` sent as one plain `SET` must.
+const LONG_ENTRY_LIFETIME: Duration = Duration::from_secs(60);
 /// How long a tag lives once created or invalidated (`lifetime_for_tags`): tags expire, and
 /// are created again with a new version.
 const TAG_LIFETIME: Duration = Duration::from_secs(10);
@@ -123,6 +126,9 @@ pub(super) struct World {
     trace: usize,
     /// What the processes' near caches name entries by, and what tracking announces.
     near: near::Setup,
+    /// How long every entry lives (the processes' default lifetime), chosen per seed from a
+    /// stream of its own (so that the choice does not move the scheduler's).
+    entry_lifetime: Duration,
 }
 
 impl World {
@@ -159,10 +165,14 @@ impl World {
             .collect::<std::collections::BTreeSet<String>>()
             .into_iter()
             .collect();
+        let entry_lifetime = match crate::simulation::rng::Rng::new(seed ^ 0x6c69_6665).one_in(2) {
+            true => LONG_ENTRY_LIFETIME,
+            false => ENTRY_LIFETIME,
+        };
         let processes = (0..PROCESSES)
             .map(|at| {
                 let process =
-                    SimProcess::new(keys.clone(), Some(ENTRY_LIFETIME), Some(TAG_LIFETIME));
+                    SimProcess::new(keys.clone(), Some(entry_lifetime), Some(TAG_LIFETIME));
                 near::equip(process, seed, at)
             })
             .collect();
@@ -177,6 +187,7 @@ impl World {
             // Values kept decoded in the near cache, as for any `Clone` type.
             codec: ValueCodec::serde(None).near(near::sharing()),
             evictable,
+            entry_lifetime,
             evict_lineages: std::env::var("RTC_SIM_EVICT_LINEAGES").as_deref() == Ok("1"),
             trace: std::env::var("RTC_SIM_TRACE")
                 .ok()
@@ -576,7 +587,7 @@ impl<'w> Sim<'w> {
             }) => Some(Operation::Delete {
                 entry: &self.world.entries[*entry].entry,
                 tombstone,
-                lifetime: Some(format::tombstone_lifetime(Some(ENTRY_LIFETIME))),
+                lifetime: Some(format::tombstone_lifetime(Some(self.world.entry_lifetime))),
             }),
             None => None,
         };
@@ -640,7 +651,7 @@ impl<'w> Sim<'w> {
                     entry: &self.world.entries[body.entry].entry,
                     observed,
                     payload: &payload,
-                    lifetime: Some(ENTRY_LIFETIME),
+                    lifetime: Some(self.world.entry_lifetime),
                     stale_window: windows(true).stored(),
                 };
                 let line = format!(

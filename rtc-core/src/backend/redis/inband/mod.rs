@@ -16,12 +16,62 @@
 //! sans-IO [`TrackedReadFlow`] (`read.rs`), which the blocking and async drivers in `server.rs`
 //! step alike.
 //!
+//! A `set` of one entry whose tags are all known is one plain `SET` of the entry stamped with
+//! them, as a lineage of its own, checked the same way once its reply is in: if a change to one
+//! of its tags came first, the stamped-write script writes it again with the versions of that
+//! moment ([`TrackedSetFlow`], `set.rs`).
+//!
 //! The async connection is rtc's own (no `ConnectionManager`, which reconnects without sending
 //! tracking options again): a lost connection closes its table for good and is replaced on the
 //! next call. A server that refuses tracking gets plain connections, read in full.
 
 mod connections;
 mod read;
+mod set;
+
+use redis::{Cmd, RedisError, RedisResult, Value};
+use smallvec::SmallVec;
+
+use super::tracking::KnownTags;
 
 pub(super) use self::connections::{DataConnection, DataConnections, SyncData, Tracking};
-pub(super) use self::read::{reply, Answered, Entries, Next, TrackedRead, TrackedReadFlow};
+pub(super) use self::read::{reply, Entries, TrackedRead, TrackedReadFlow};
+pub(crate) use self::set::TrackedSet;
+pub(super) use self::set::TrackedSetFlow;
+#[cfg(feature = "simulation")]
+pub(crate) use self::set::{plain_set, PlainSet};
+
+/// The commands of one round trip: a hit's one or two without an allocation.
+pub(in crate::backend::redis) type Commands = SmallVec<[Cmd; 2]>;
+
+/// What a flow on a data connection asks its driver for next.
+pub(in crate::backend::redis) enum Next<T> {
+    /// Send these commands in one round trip, then step the flow with the replies (after
+    /// applying every message that arrived ahead of them).
+    Send(Commands),
+    /// The flow is done.
+    Done(T),
+}
+
+/// A state machine that does no I/O, stepped on one data connection by the blocking and async
+/// drivers of `server.rs` alike: a read of entries ([`TrackedReadFlow`]) or a `set`
+/// ([`TrackedSetFlow`]).
+pub(in crate::backend::redis) trait InBandFlow {
+    /// What the flow ends with.
+    type Output: Send;
+
+    /// The next step, given the replies to the commands of the last (`None` at first) and the
+    /// connection's versions (`None`: it does not track).
+    fn next(
+        &mut self,
+        known: Option<&KnownTags>,
+        replies: Option<Vec<Value>>,
+    ) -> RedisResult<Next<Self::Output>>;
+
+    /// The commands of the last step failed with `error`.
+    fn failed(
+        &mut self,
+        known: Option<&KnownTags>,
+        error: RedisError,
+    ) -> RedisResult<Next<Self::Output>>;
+}

@@ -1,17 +1,14 @@
 //! A read of one entry (or of several, for `get_many`) on a data connection, as a state machine
 //! that does no I/O, and the commands and replies it is made of.
 
-use redis::{Cmd, RedisError, RedisResult, Value};
-use smallvec::SmallVec;
+use redis::{RedisError, RedisResult, Value};
 
 use super::super::commands::{self, Round};
 use super::super::tracking::{client_error_owned, Known, KnownTags, Learning, Plan};
+use super::{Commands, InBandFlow, Next};
 use crate::engine::{Expiry, ManyReply, ReadReply, Reply, Ttl};
 use crate::error::BackendError;
 use crate::format::{TagKey, Version};
-
-/// The commands of one round trip: a hit's one or two without an allocation.
-pub(in crate::backend::redis) type Commands = SmallVec<[Cmd; 2]>;
 
 /// What a read sent on a tracked connection got back.
 pub(in crate::backend::redis) enum Answered {
@@ -118,22 +115,12 @@ impl TrackedRead<'_> {
     }
 }
 
-/// What a tracked read asks its driver for next.
-pub(in crate::backend::redis) enum Next {
-    /// Send these commands in one round trip, then [`TrackedReadFlow::next`] with the replies
-    /// (after applying every message that arrived ahead of them).
-    Send(Commands),
-    /// The read is answered.
-    Done(Answered),
-}
-
 /// A read of one entry (or of a `get_many`'s entries) on a data connection, as a state machine
 /// that does no I/O: one `GET` (one `MGET` of the entries) when the connection knows every
-/// tag's version, else the whole read, learning the tags it does not know on the way. The async and blocking drivers in `server.rs` send what it asks.
+/// tag's version, else the whole read, learning the tags it does not know on the way. The
+/// async and blocking drivers in `server.rs` send what it asks.
 pub(in crate::backend::redis) struct TrackedReadFlow<'a> {
     read: &'a TrackedRead<'a>,
-    /// The connection's versions (`None`: it does not track).
-    known: Option<&'a KnownTags>,
     sent: Sent,
 }
 
@@ -151,26 +138,39 @@ enum Sent {
 }
 
 impl<'a> TrackedReadFlow<'a> {
-    pub(in crate::backend::redis) fn new(
-        read: &'a TrackedRead<'a>,
-        known: Option<&'a KnownTags>,
-    ) -> Self {
+    pub(in crate::backend::redis) fn new(read: &'a TrackedRead<'a>) -> Self {
         Self {
             read,
-            known,
             sent: Sent::Nothing,
         }
     }
 
-    /// The next step, given the replies to the commands of the last (`None` at first).
-    pub(in crate::backend::redis) fn next(
+    fn full(&mut self, learning: Option<Learning>, now: u64) -> Next<Answered> {
+        let mut round = self.read.round();
+        let mut commands: Commands = learning.as_ref().map(learn_commands).unwrap_or_default();
+        // The round is kept for how its replies read, not for its commands.
+        commands.extend(std::mem::take(&mut round.commands));
+        self.sent = Sent::Full {
+            round,
+            learning,
+            at: now,
+        };
+        Next::Send(commands)
+    }
+}
+
+impl InBandFlow for TrackedReadFlow<'_> {
+    type Output = Answered;
+
+    fn next(
         &mut self,
+        known: Option<&KnownTags>,
         replies: Option<Vec<Value>>,
-    ) -> RedisResult<Next> {
+    ) -> RedisResult<Next<Answered>> {
         let tags = self.read.tags;
         let now = crate::clock::now_ms();
         match (std::mem::replace(&mut self.sent, Sent::Finished), replies) {
-            (Sent::Nothing, _) => Ok(match self.known.map(|known| known.plan(tags, now)) {
+            (Sent::Nothing, _) => Ok(match known.map(|known| known.plan(tags, now)) {
                 Some(Plan::OneGet(before)) => {
                     self.sent = Sent::Hit(before);
                     Next::Send(self.read.hit_commands())
@@ -179,7 +179,7 @@ impl<'a> TrackedReadFlow<'a> {
                 None => self.full(None, now),
             }),
             (Sent::Hit(before), Some(replies)) => {
-                let known = self.known.filter(|known| !known.still(tags, &before, now));
+                let known = known.filter(|known| !known.still(tags, &before, now));
                 Ok(match known {
                     None => Next::Done(Answered::Known(replies, before)),
                     // A tag changed, or its time ran out, before the reply came: the `GET` may
@@ -195,7 +195,7 @@ impl<'a> TrackedReadFlow<'a> {
                 },
                 Some(mut replies),
             ) => {
-                if let (Some(known), Some(learning)) = (self.known, &learning) {
+                if let (Some(known), Some(learning)) = (known, &learning) {
                     match learned(&mut replies, learning) {
                         Ok((versions, ttls)) => known.learned(learning, &versions, &ttls, at),
                         Err(error) => {
@@ -212,42 +212,31 @@ impl<'a> TrackedReadFlow<'a> {
         }
     }
 
-    /// The commands of the last step failed with `error`. A `GET` refused because the key is
-    /// not a string (which `MGET` reads as no entry) is sent again as the whole read; otherwise
-    /// what they were to learn is dropped and the read fails.
-    pub(in crate::backend::redis) fn failed(&mut self, error: RedisError) -> RedisResult<Next> {
+    /// A `GET` refused because the key is not a string (which `MGET` reads as no entry) is
+    /// sent again as the whole read; otherwise what the commands were to learn is dropped and
+    /// the read fails.
+    fn failed(
+        &mut self,
+        known: Option<&KnownTags>,
+        error: RedisError,
+    ) -> RedisResult<Next<Answered>> {
         match std::mem::replace(&mut self.sent, Sent::Finished) {
             Sent::Hit(_) if error.code() == Some("WRONGTYPE") => {
                 let now = crate::clock::now_ms();
-                let learning = self
-                    .known
-                    .and_then(|known| known.learn(self.read.tags, now));
+                let learning = known.and_then(|known| known.learn(self.read.tags, now));
                 Ok(self.full(learning, now))
             }
             Sent::Full {
                 learning: Some(learning),
                 ..
             } => {
-                if let Some(known) = self.known {
+                if let Some(known) = known {
                     known.abandon(&learning);
                 }
                 Err(error)
             }
             _ => Err(error),
         }
-    }
-
-    fn full(&mut self, learning: Option<Learning>, now: u64) -> Next {
-        let mut round = self.read.round();
-        let mut commands: Commands = learning.as_ref().map(learn_commands).unwrap_or_default();
-        // The round is kept for how its replies read, not for its commands.
-        commands.extend(std::mem::take(&mut round.commands));
-        self.sent = Sent::Full {
-            round,
-            learning,
-            at: now,
-        };
-        Next::Send(commands)
     }
 }
 

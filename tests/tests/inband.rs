@@ -390,3 +390,136 @@ fn a_server_that_refuses_tracking_still_caches_reading_the_tags() {
         assert_eq!(read(&cache, "k", &tags).await, Err(MissKind::Absent));
     });
 }
+
+/// `EVALSHA`s and `SET`s the server ran so far.
+fn writes(server: &RedisServer) -> (u64, u64) {
+    (server.command_calls("evalsha"), server.command_calls("set"))
+}
+
+#[test]
+fn a_set_whose_tags_are_known_is_one_plain_set_async_and_blocking() {
+    let server = RedisServer::start();
+    let cache = cache_on(&server, &unique_namespace("inband"));
+    let tags = tags(3);
+    runtime().block_on(async {
+        stored_and_known(&cache, &tags).await;
+        let (scripts, sets) = writes(&server);
+        for round in 0..10 {
+            let value = format!("v{round}");
+            assert!(cache.set_async("k", &value, &tags, Lifetime::Default).await);
+            assert_eq!(read(&cache, "k", &tags).await, Ok(value));
+        }
+        assert_eq!(writes(&server), (scripts, sets + 10), "one SET per set");
+    });
+    // The blocking API's pooled connection learns the tags for itself first.
+    assert!(cache.set("k", &"value", &tags, Lifetime::Default));
+    assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("value"));
+    let (scripts, sets) = writes(&server);
+    for round in 0..10 {
+        let value = format!("v{round}");
+        assert!(cache.set("k", &value, &tags, Lifetime::Default));
+        assert_eq!(cache.get::<String>("k", &tags), Ok(value));
+    }
+    assert_eq!(writes(&server), (scripts, sets + 10), "one SET per set");
+    // A write that lives less than a tombstone (60 s at least) is the script's.
+    assert!(cache.set(
+        "k",
+        &"short",
+        &tags,
+        Lifetime::After(Duration::from_secs(5))
+    ));
+    assert_eq!(writes(&server).0, scripts + 1);
+    assert_eq!(cache.get::<String>("k", &tags).as_deref(), Ok("short"));
+}
+
+/// The reader knows the tags; the writer (another process) invalidates one; the reader sets a
+/// new value at once, its message not read yet: the set stamped with the old version is
+/// written again by the script, and the value stands.
+#[test]
+fn a_set_right_after_another_process_invalidated_a_tag_is_not_lost() {
+    let server = RedisServer::start();
+    let (reader, writer) = reader_and_writer(&server);
+    let tags = tags(3);
+    let scripts = writes(&server).0;
+    for round in 0..200 {
+        let value = format!("v{round}");
+        assert!(reader.set("k", &value, &tags, Lifetime::Default));
+        assert_eq!(reader.get::<String>("k", &tags), Ok(value));
+        assert!(writer.invalidate([tags[round % 3].as_str()]));
+        let value = format!("w{round}");
+        assert!(reader.set("k", &value, &tags, Lifetime::Default));
+        assert_eq!(
+            reader.get::<String>("k", &tags),
+            Ok(value),
+            "round {round}: the set after the invalidation was lost"
+        );
+    }
+    assert!(
+        writes(&server).0 - scripts >= 200,
+        "each set after an invalidation was written again"
+    );
+    runtime().block_on(async {
+        for round in 0..200 {
+            let value = format!("v{round}");
+            assert!(
+                reader
+                    .set_async("k", &value, &tags, Lifetime::Default)
+                    .await
+            );
+            assert_eq!(read(&reader, "k", &tags).await, Ok(value));
+            assert!(writer.invalidate([tags[round % 3].as_str()]));
+            let value = format!("w{round}");
+            assert!(
+                reader
+                    .set_async("k", &value, &tags, Lifetime::Default)
+                    .await
+            );
+            assert_eq!(
+                read(&reader, "k", &tags).await,
+                Ok(value),
+                "round {round}: the set after the invalidation was lost"
+            );
+        }
+    });
+}
+
+/// A computation that read before a delete does not land over a `set` made after the delete
+/// with one plain `SET`: that entry has a lineage of its own, which the computation did not read.
+#[test]
+fn a_computation_from_before_a_delete_does_not_land_over_a_plain_set_after_it() {
+    let server = RedisServer::start();
+    let (computer, other) = reader_and_writer(&server);
+    let tags = tags(2);
+    // The other process knows the tags (read with another entry), so that its set is one
+    // plain SET.
+    assert!(other.set("known", &"value", &tags, Lifetime::Default));
+    assert_eq!(other.get::<String>("known", &tags).as_deref(), Ok("value"));
+    let (started_tx, started) = std::sync::mpsc::channel();
+    let (finish, finish_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|scope| {
+        let (computer, tags) = (&computer, &tags);
+        let computing = scope.spawn(move || {
+            computer.get_with("k", tags, move || {
+                started_tx.send(()).unwrap();
+                finish_rx.recv().unwrap();
+                "computed before the delete".to_owned()
+            })
+        });
+        // The computation read no entry, and computes.
+        started.recv().unwrap();
+        other.delete("k", tags);
+        let (scripts, sets) = writes(&server);
+        assert!(other.set("k", &"set after the delete", tags, Lifetime::Default));
+        assert_eq!(writes(&server), (scripts, sets + 1), "one plain SET");
+        finish.send(()).unwrap();
+        assert_eq!(computing.join().unwrap(), "computed before the delete");
+    });
+    assert_eq!(
+        other.get::<String>("k", &tags).as_deref(),
+        Ok("set after the delete")
+    );
+    assert_eq!(
+        computer.get::<String>("k", &tags).as_deref(),
+        Ok("set after the delete")
+    );
+}

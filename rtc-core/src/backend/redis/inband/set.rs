@@ -167,6 +167,20 @@ mod tests {
         known.learned(&learning, versions, &ttls, 0);
     }
 
+    /// An entry with a tag of its own besides the namespace's.
+    fn keys() -> EntryKeys {
+        EntryKeys::new(&KeySpace::new("set-tests"), "k", ["a"], Vec::new())
+    }
+
+    /// Its write, its tags, and a table whose connection tracks.
+    fn entry(keys: &EntryKeys) -> (EntryWrite<'_>, Vec<TagKey>, KnownTags) {
+        let write = EntryWrite::unstamped(keys, b"\x01v");
+        let tags = write.observed.all().map(|(tag, _)| tag.clone()).collect();
+        let known = KnownTags::default();
+        known.trust();
+        (write, tags, known)
+    }
+
     fn step(
         flow: &mut TrackedSetFlow<'_>,
         known: &KnownTags,
@@ -177,12 +191,8 @@ mod tests {
 
     #[test]
     fn known_tags_make_one_set_of_a_lineage_of_its_own_kept_while_they_hold() {
-        let space = KeySpace::new("set-tests");
-        let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());
-        let write = EntryWrite::unstamped(&keys, b"\x01v");
-        let tags: Vec<TagKey> = write.observed.all().map(|(tag, _)| tag.clone()).collect();
-        let known = KnownTags::default();
-        known.trust();
+        let keys = keys();
+        let (write, tags, known) = entry(&keys);
         let set = TrackedSet {
             write: &write,
             lifetime: None,
@@ -233,12 +243,8 @@ mod tests {
 
     #[test]
     fn a_write_shorter_lived_than_a_tombstone_or_with_a_tag_missing_sends_the_script() {
-        let space = KeySpace::new("set-tests");
-        let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());
-        let write = EntryWrite::unstamped(&keys, b"\x01v");
-        let tags: Vec<TagKey> = write.observed.all().map(|(tag, _)| tag.clone()).collect();
-        let known = KnownTags::default();
-        known.trust();
+        let keys = keys();
+        let (write, tags, known) = entry(&keys);
         learned(&known, &tags, &[Some(Version::from_u64(1)), None]);
         let set = |lifetime| TrackedSet {
             write: &write,

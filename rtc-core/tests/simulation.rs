@@ -132,12 +132,14 @@ fn in_band_paths_are_taken() {
 }
 
 /// `set`s go as one plain `SET` when their tags are known in-band, and some are written again
-/// by the script because a change to a tag came ahead of the reply.
+/// by the script because a change to a tag came ahead of the reply; others learn their tags
+/// with their script.
 #[test]
 fn plain_sets_are_taken() {
     let coverage = covered_by_a_few_seeds();
     assert!(coverage.plain_sets > 0, "{coverage:?}");
     assert!(coverage.plain_sets_redone > 0, "{coverage:?}");
+    assert!(coverage.learning_sets > 0, "{coverage:?}");
 }
 
 /// Near fills take both ways under `OPTIN`: on the fills' connection (their keys then

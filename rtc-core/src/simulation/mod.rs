@@ -104,8 +104,8 @@ pub struct Coverage {
     /// One-`GET` answers discarded because a tag's version was no longer known when the reply
     /// came (`KnownTags::still`), the read then sent again in full.
     pub one_get_discarded: u64,
-    /// Reads sent in full that learned tag versions in-band (`CLIENT CACHING YES`, `MGET`,
-    /// `PTTL`).
+    /// Reads sent in full (and `set`s' scripts) that learned tag versions in-band (`CLIENT
+    /// CACHING YES`, `MGET`, `PTTL`).
     pub learning_reads: u64,
     /// In-band invalidation messages applied to a data connection's table.
     pub inband_applied: u64,
@@ -115,6 +115,9 @@ pub struct Coverage {
     pub plain_sets: u64,
     /// Plain `SET`s a change to one of their tags came ahead of, written again by the script.
     pub plain_sets_redone: u64,
+    /// `set`s whose script was sent after the commands that learn their tags in-band (also
+    /// counted in `learning_reads`).
+    pub learning_sets: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -149,6 +152,7 @@ impl std::ops::AddAssign for Coverage {
         self.inband_lost += other.inband_lost;
         self.plain_sets += other.plain_sets;
         self.plain_sets_redone += other.plain_sets_redone;
+        self.learning_sets += other.learning_sets;
     }
 }
 

@@ -24,8 +24,8 @@ use self::commands::{Round, Topology};
 #[cfg(not(feature = "simulation"))]
 use self::inband::TrackedSet;
 #[cfg(feature = "simulation")]
-pub(crate) use self::inband::{plain_set, PlainSet, TrackedSet};
-use self::inband::{Entries, InBandFlow, TrackedRead, TrackedReadFlow, TrackedSetFlow};
+pub(crate) use self::inband::{plan_set, PlainSet, SetPlan, TrackedSet};
+use self::inband::{Entries, InBandFlow, SetSent, TrackedRead, TrackedReadFlow, TrackedSetFlow};
 use self::runtime::IoRuntime;
 use self::sentinel::SentinelConnector;
 use self::server::ServerConnector;
@@ -208,15 +208,13 @@ impl RedisStore {
             let sent = reader.tracked(TrackedReadFlow::new(&read));
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
+        let round = self.round(operation)?;
         if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
-            self.allowed()?;
-            match reader.tracked(TrackedSetFlow::new(set)) {
-                // Not sent plainly, or to be written again: the stamped-write script.
-                Ok(false) => {}
-                sent => return self.received_with(sent, |_| Ok(Reply::Done(true))),
+            let sent = reader.tracked(TrackedSetFlow::new(set, &round));
+            if let Some(reply) = self.set_sent(&round, sent) {
+                return reply;
             }
         }
-        let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
             Connector::Server(server) => server.query(round),
             Connector::Sentinel(sentinel) => sentinel.query(round),
@@ -264,19 +262,16 @@ impl RedisStore {
             let sent = runtime.drive(reader.tracked_async(flow, runtime.id)).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
-        if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
-            self.allowed()?;
-            let runtime = IoRuntime::current()?;
-            // Boxed: a write is rare beside a hit, and would make every read's future larger.
-            let flow = TrackedSetFlow::new(set);
-            match Box::pin(runtime.drive(reader.tracked_async(flow, runtime.id))).await {
-                // Not sent plainly, or to be written again: the stamped-write script.
-                Ok(false) => {}
-                sent => return self.received_with(sent, |_| Ok(Reply::Done(true))),
-            }
-        }
         let round = self.round(operation)?;
         let runtime = IoRuntime::current()?;
+        if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
+            // Boxed: a write is rare beside a hit, and would make every read's future larger.
+            let flow = TrackedSetFlow::new(set, &round);
+            let sent = Box::pin(runtime.drive(reader.tracked_async(flow, runtime.id))).await;
+            if let Some(reply) = self.set_sent(&round, sent) {
+                return reply;
+            }
+        }
         let id = runtime.id;
         // Boxed: its futures (a cluster's fan-out, a script loaded and sent again) are larger
         // than a read's, and every decorated call's future holds one of the two: unboxed, a
@@ -485,6 +480,28 @@ fn tracked_read(operation: Operation<'_>) -> Option<TrackedRead<'_>> {
 }
 
 impl RedisStore {
+    /// The reply of a `set` a data connection sent (`TrackedSetFlow`), or `None` when the
+    /// script's `round` is still to be sent (nothing was, the plain `SET` is to be written
+    /// again, or the server did not know the script).
+    fn set_sent(
+        &self,
+        round: &Round,
+        sent: RedisResult<SetSent>,
+    ) -> Option<Result<Reply, BackendError>> {
+        match sent {
+            Ok(SetSent::Unsent) => None,
+            Ok(SetSent::Plain) => Some(self.received_with(Ok(()), |()| Ok(Reply::Done(true)))),
+            Ok(SetSent::Script(replies)) => Some(self.received(round, Ok(replies))),
+            Err(error) => {
+                let sent = Err(error);
+                match round.script_load(&sent) {
+                    Some(_) => None,
+                    None => Some(self.received(round, sent)),
+                }
+            }
+        }
+    }
+
     /// A `set` of one entry, which a data connection that knows its tags' versions may send as
     /// one plain `SET` ([`TrackedSetFlow`]).
     fn tracked_set<'o>(&self, operation: Operation<'o>) -> Option<TrackedSet<'o>> {

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use super::{Active, Event, LowLevel, Sim, Wait};
 use crate::backend::redis::tracking_simulated::{Informed, Known, KnownTags, Learning, Plan};
-use crate::backend::redis::{plain_set, PlainSet, TrackedSet};
+use crate::backend::redis::{plan_set, PlainSet, SetPlan, TrackedSet};
 use crate::engine::{EntryWrite, Expiry, Operation, Reply, Ttl};
 use crate::format::{self, TagKey, Version};
 use crate::simulation::rng::Rng;
@@ -192,9 +192,10 @@ impl Sim<'_> {
         self.inband_flight(caller, known, tags, sent, how);
     }
 
-    /// `caller` sent its `set`: one of a single entry whose tags its process's data connection
-    /// knows is planned now as one plain `SET` (`TrackedSetFlow`), which the server runs with
-    /// the data of its moment.
+    /// `caller` sent its `set`: one of a single entry on its process's data connection is
+    /// planned now (`TrackedSetFlow`): one plain `SET` when the connection knows its tags, which
+    /// the server runs with the data of its moment; else the script, learning the tags not
+    /// known when a later `set` of them could be plain.
     pub(super) fn inband_set_sent(&mut self, caller: usize) {
         self.inband.in_flight[caller] = None;
         let world = self.world;
@@ -219,14 +220,24 @@ impl Sim<'_> {
             tombstone_lifetime: format::tombstone_lifetime(Some(world.entry_lifetime)),
         };
         let sent = crate::clock::ms_at(self.now);
-        let Some(plain) = plain_set(set, &known, sent) else {
-            return;
+        let (tags, how) = match plan_set(set, &known, sent) {
+            SetPlan::Plain(plain) => {
+                self.note(format!(
+                    "c{caller:<2} sends one plain SET (its tags' versions known in-band)"
+                ));
+                (plain.tags.clone(), How::PlainSet(plain))
+            }
+            SetPlan::Learn(learning) => {
+                self.note(format!(
+                    "c{caller:<2} sends its set's script, learning tags in-band"
+                ));
+                self.inband.counts.learning_sets += 1;
+                let tags = write.observed.all().map(|(tag, _)| tag.clone()).collect();
+                (tags, How::Full(Some(learning)))
+            }
+            SetPlan::Script => return,
         };
-        self.note(format!(
-            "c{caller:<2} sends one plain SET (its tags' versions known in-band)"
-        ));
-        let tags = plain.tags.clone();
-        self.inband_flight(caller, known, tags, sent, How::PlainSet(plain));
+        self.inband_flight(caller, known, tags, sent, how);
     }
 
     /// The plain `SET` `client` sent, if its `set` went so.

@@ -235,6 +235,8 @@ impl<'w> Sim<'w> {
         if known {
             coverage.learned_sets += 1;
         }
+        // A script led by the commands that learn its tags: they run first.
+        self.inband_ran(client);
         let (replies, change, written) =
             super::served(world, &mut self.server, Some(client), operation, self.now);
         self.near_changed(Some(client), change, written);

@@ -19,7 +19,8 @@
 //! A `set` of one entry whose tags are all known is one plain `SET` of the entry stamped with
 //! them, as a lineage of its own, checked the same way once its reply is in: if a change to one
 //! of its tags came first, the stamped-write script writes it again with the versions of that
-//! moment ([`TrackedSetFlow`], `set.rs`).
+//! moment ([`TrackedSetFlow`], `set.rs`). One whose tags it does not know sends the script led by
+//! the commands that learn them, so that the next one is a plain `SET`.
 //!
 //! The async connection is rtc's own (no `ConnectionManager`, which reconnects without sending
 //! tracking options again): a lost connection closes its table for good and is replaced on the
@@ -37,9 +38,9 @@ use super::tracking::KnownTags;
 pub(super) use self::connections::{DataConnection, DataConnections, SyncData, Tracking};
 pub(super) use self::read::{reply, Entries, TrackedRead, TrackedReadFlow};
 pub(crate) use self::set::TrackedSet;
-pub(super) use self::set::TrackedSetFlow;
 #[cfg(feature = "simulation")]
-pub(crate) use self::set::{plain_set, PlainSet};
+pub(crate) use self::set::{plan_set, PlainSet, SetPlan};
+pub(super) use self::set::{SetSent, TrackedSetFlow};
 
 /// The commands of one round trip: a hit's one or two without an allocation.
 pub(in crate::backend::redis) type Commands = SmallVec<[Cmd; 2]>;

@@ -17,13 +17,18 @@
 //!   tombstone it replaced, holds by choice of the writes sent this way: only those that never
 //!   expire, or live at least as long as a tombstone (`format::tombstone_lifetime`); a shorter
 //!   one sends the script.
+//!
+//! A `set` whose tags the connection does not know yet sends the script led by the commands that
+//! learn them (`CLIENT CACHING YES`, their `MGET` and `PTTL`s), in the same round trip, as a read
+//! does: the next `set` of those tags is one `SET`.
 
 use std::time::Duration;
 
 use redis::{RedisError, RedisResult, Value};
 
-use super::super::commands;
-use super::super::tracking::{client_error_owned, Known, KnownTags};
+use super::super::commands::{self, Round};
+use super::super::tracking::{client_error_owned, Known, KnownTags, Learning};
+use super::read::{learn_commands, learned};
 use super::{Commands, InBandFlow, Next};
 use crate::engine::EntryWrite;
 use crate::error::BackendError;
@@ -72,98 +77,184 @@ impl PlainSet {
     }
 }
 
+/// How a `set` is sent on a connection that tracks.
+#[derive(Debug)]
+pub(crate) enum SetPlan {
+    /// One plain `SET`.
+    Plain(PlainSet),
+    /// The stamped-write script, led by the commands that learn these tags (placeholders
+    /// taken), so that the next `set` of them is one `SET`.
+    Learn(Learning),
+    /// The stamped-write script alone.
+    Script,
+}
+
 /// How `set` is sent at `now` (`clock::now_ms`): as one plain `SET` if `known` knows a version
 /// for each of its tags and the entry lives long enough to stand where a tombstone was (see
-/// the module's comment); `None`: as the stamped-write script.
-pub(crate) fn plain_set(set: TrackedSet<'_>, known: &KnownTags, now: u64) -> Option<PlainSet> {
+/// the module's comment); else as the stamped-write script, learning the tags not known when
+/// a later `set` of them could then be plain.
+pub(crate) fn plan_set(set: TrackedSet<'_>, known: &KnownTags, now: u64) -> SetPlan {
     if set
         .lifetime
         .is_some_and(|lifetime| lifetime < set.tombstone_lifetime)
     {
-        return None;
+        return SetPlan::Script;
     }
     let observed = &set.write.observed;
     let tags: Vec<TagKey> = observed.all().map(|(tag, _)| tag.clone()).collect();
-    let before = known.versions(&tags, now)?;
-    // A tag that does not exist is created by the script.
-    if before.versions.iter().any(Option::is_none) {
-        return None;
+    match known.versions(&tags, now) {
+        // A tag that does not exist is created by the script (and its creation announced).
+        Some(before) if before.versions.iter().any(Option::is_none) => SetPlan::Script,
+        Some(before) => SetPlan::Plain(PlainSet { tags, before }),
+        None => known
+            .learn(&tags, now)
+            .map_or(SetPlan::Script, SetPlan::Learn),
     }
-    Some(PlainSet { tags, before })
+}
+
+/// How a [`TrackedSetFlow`] ended.
+#[derive(Debug)]
+pub(in crate::backend::redis) enum SetSent {
+    /// Written by one plain `SET`, whose versions still held when its reply came.
+    Plain,
+    /// The script's round was sent (after the commands that learn tags): its replies.
+    Script(Vec<Value>),
+    /// Nothing was sent for it, or the plain `SET` may carry a version older than its tag's:
+    /// send the script's round.
+    Unsent,
 }
 
 /// A `set` of one entry on a data connection: one `SET` when the connection knows every tag's
-/// version ([`plain_set`]), kept if they still hold once its reply is in. It ends with whether
-/// the entry was written so; `false`: send the stamped-write script (nothing was sent, or the
-/// `SET` may carry a version older than its tag's).
+/// version ([`plan_set`]), kept if they still hold once its reply is in; else the script's
+/// `round`, led by the commands that learn the tags not known, when some are to be learned.
 pub(in crate::backend::redis) struct TrackedSetFlow<'a> {
     set: TrackedSet<'a>,
-    /// The plain `SET`'s tags and versions, once sent.
-    sent: Option<(Vec<TagKey>, Known)>,
+    round: &'a Round,
+    sent: Sent,
+}
+
+enum Sent {
+    Nothing,
+    /// The plain `SET`, with its tags and the versions it was stamped with.
+    Plain(Vec<TagKey>, Known),
+    /// The script's round after learning these tags, sent at `at` (`clock::now_ms`).
+    Learning(Learning, u64),
+    Finished,
 }
 
 impl<'a> TrackedSetFlow<'a> {
-    pub(in crate::backend::redis) fn new(set: TrackedSet<'a>) -> Self {
-        Self { set, sent: None }
+    pub(in crate::backend::redis) fn new(set: TrackedSet<'a>, round: &'a Round) -> Self {
+        Self {
+            set,
+            round,
+            sent: Sent::Nothing,
+        }
+    }
+
+    /// The first step: the plain `SET`, the script's round led by the learning commands, or
+    /// nothing.
+    fn start(&mut self, known: Option<&KnownTags>, now: u64) -> Next<SetSent> {
+        let plan = known.map_or(SetPlan::Script, |known| plan_set(self.set, known, now));
+        match plan {
+            SetPlan::Plain(plain) => {
+                let Some(bytes) = plain.bytes(self.set.write) else {
+                    return Next::Done(SetSent::Unsent);
+                };
+                let mut set = redis::cmd("SET");
+                set.arg(self.set.write.entry).arg(bytes);
+                let mut commands = Commands::new();
+                commands.push(commands::with_lifetime(set, self.set.lifetime));
+                self.sent = Sent::Plain(plain.tags, plain.before);
+                Next::Send(commands)
+            }
+            SetPlan::Learn(learning) => {
+                let mut commands = learn_commands(&learning);
+                commands.extend(self.round.commands.iter().cloned());
+                self.sent = Sent::Learning(learning, now);
+                Next::Send(commands)
+            }
+            SetPlan::Script => Next::Done(SetSent::Unsent),
+        }
     }
 }
 
 impl InBandFlow for TrackedSetFlow<'_> {
-    type Output = bool;
+    type Output = SetSent;
 
     fn next(
         &mut self,
         known: Option<&KnownTags>,
         replies: Option<Vec<Value>>,
-    ) -> RedisResult<Next<bool>> {
+    ) -> RedisResult<Next<SetSent>> {
         let now = crate::clock::now_ms();
-        let Some(replies) = replies else {
-            let plain = known.and_then(|known| plain_set(self.set, known, now));
-            let Some((plain, bytes)) = plain.and_then(|plain| {
-                let bytes = plain.bytes(self.set.write)?;
-                Some((plain, bytes))
-            }) else {
-                return Ok(Next::Done(false));
-            };
-            let mut set = redis::cmd("SET");
-            set.arg(self.set.write.entry).arg(bytes);
-            let mut commands = Commands::new();
-            commands.push(commands::with_lifetime(set, self.set.lifetime));
-            self.sent = Some((plain.tags, plain.before));
-            return Ok(Next::Send(commands));
-        };
-        let Some((tags, before)) = self.sent.take() else {
-            return Err(client_error_owned(
+        match (std::mem::replace(&mut self.sent, Sent::Finished), replies) {
+            (Sent::Nothing, _) => Ok(self.start(known, now)),
+            (Sent::Plain(tags, before), Some(replies)) => {
+                if replies != [Value::Okay] {
+                    return Err(client_error_owned(
+                        BackendError::UnexpectedReply.to_string(),
+                    ));
+                }
+                let still = known.is_some_and(|known| known.still(&tags, &before, now));
+                Ok(Next::Done(match still {
+                    true => SetSent::Plain,
+                    false => SetSent::Unsent,
+                }))
+            }
+            (Sent::Learning(learning, at), Some(mut replies)) => {
+                if let Some(known) = known {
+                    match learned(&mut replies, &learning) {
+                        Ok((versions, ttls)) => known.learned(&learning, &versions, &ttls, at),
+                        Err(error) => {
+                            known.abandon(&learning);
+                            return Err(client_error_owned(error.to_string()));
+                        }
+                    }
+                }
+                Ok(Next::Done(SetSent::Script(replies)))
+            }
+            (_, _) => Err(client_error_owned(
                 BackendError::Internal("a tracked set stepped out of order").to_string(),
-            ));
-        };
-        if replies != [Value::Okay] {
-            return Err(client_error_owned(
-                BackendError::UnexpectedReply.to_string(),
-            ));
+            )),
         }
-        Ok(Next::Done(
-            known.is_some_and(|known| known.still(&tags, &before, now)),
-        ))
     }
 
-    fn failed(&mut self, _: Option<&KnownTags>, error: RedisError) -> RedisResult<Next<bool>> {
+    /// What the commands were to learn is dropped; the error is the `set`'s (a `NOSCRIPT` of
+    /// the script: the caller loads it and sends the round again).
+    fn failed(
+        &mut self,
+        known: Option<&KnownTags>,
+        error: RedisError,
+    ) -> RedisResult<Next<SetSent>> {
+        if let (Sent::Learning(learning, _), Some(known)) =
+            (std::mem::replace(&mut self.sent, Sent::Finished), known)
+        {
+            known.abandon(&learning);
+        }
         Err(error)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::super::commands::Topology;
     use super::super::super::tracking::Informed;
     use super::*;
-    use crate::engine::Ttl;
+    use crate::engine::{Operation, Ttl};
     use crate::format::{EntryKeys, KeySpace, Version};
 
     const HOUR: Duration = Duration::from_secs(3600);
 
     fn learned(known: &KnownTags, tags: &[TagKey], versions: &[Option<Version>]) {
         let learning = known.learn(tags, 0).expect("not known yet");
-        let ttls = vec![Ttl::Forever; tags.len()];
+        // A missing tag's `PTTL` says it is missing.
+        let ttls: Vec<Ttl> = versions
+            .iter()
+            .map(|version| match version {
+                Some(_) => Ttl::Forever,
+                None => Ttl::from_pttl(-2),
+            })
+            .collect();
         known.learned(&learning, versions, &ttls, 0);
     }
 
@@ -181,16 +272,27 @@ mod tests {
         (write, tags, known)
     }
 
+    /// The stamped-write script's round for `write`.
+    fn script(write: &EntryWrite<'_>, lifetime: Option<Duration>) -> Round {
+        let writes = std::slice::from_ref(write);
+        let operation = Operation::WriteStamped {
+            writes,
+            lifetime,
+            tag_lifetime: None,
+        };
+        Round::of(Topology::Standalone, operation).expect("a round")
+    }
+
     fn step(
         flow: &mut TrackedSetFlow<'_>,
         known: &KnownTags,
         replies: Option<Vec<Value>>,
-    ) -> Next<bool> {
+    ) -> Next<SetSent> {
         flow.next(Some(known), replies).expect("a step")
     }
 
     #[test]
-    fn known_tags_make_one_set_of_a_lineage_of_its_own_kept_while_they_hold() {
+    fn a_set_learns_its_tags_with_the_script_then_is_one_set_of_a_lineage_of_its_own() {
         let keys = keys();
         let (write, tags, known) = entry(&keys);
         let set = TrackedSet {
@@ -198,15 +300,30 @@ mod tests {
             lifetime: None,
             tombstone_lifetime: HOUR,
         };
-        // Nothing known: the script.
-        assert!(matches!(
-            step(&mut TrackedSetFlow::new(set), &known, None),
-            Next::Done(false)
-        ));
+        let round = script(&write, None);
+        // Nothing known: the script, led by the commands that learn both tags.
+        let mut flow = TrackedSetFlow::new(set, &round);
+        let Next::Send(commands) = step(&mut flow, &known, None) else {
+            panic!("the script, learning");
+        };
+        assert_eq!(commands.len(), 5, "CACHING, MGET, two PTTLs, EVALSHA");
         let versions = [Some(Version::from_u64(1)), Some(Version::from_u64(2))];
-        learned(&known, &tags, &versions);
+        let version = |v: &Option<Version>| Value::BulkString(v.unwrap().as_bytes().to_vec());
+        let replies = vec![
+            Value::Okay,
+            Value::Array(versions.iter().map(version).collect()),
+            Value::Int(-1),
+            Value::Int(-1),
+            Value::Int(1),
+        ];
+        let Next::Done(SetSent::Script(script)) = step(&mut flow, &known, Some(replies)) else {
+            panic!("the script's replies");
+        };
+        assert_eq!(script, vec![Value::Int(1)]);
 
-        let plain = plain_set(set, &known, 0).expect("every version known");
+        let SetPlan::Plain(plain) = plan_set(set, &known, 0) else {
+            panic!("every version known");
+        };
         assert_eq!(plain.before.versions, versions);
         let bytes = plain.bytes(&write).expect("two tags");
         let mut read = keys.observe(&versions);
@@ -220,7 +337,7 @@ mod tests {
         let other = plain.bytes(&write).expect("two tags");
         assert_ne!(format::lineage(&other), read.tombstone);
 
-        let mut flow = TrackedSetFlow::new(set);
+        let mut flow = TrackedSetFlow::new(set, &round);
         let Next::Send(commands) = step(&mut flow, &known, None) else {
             panic!("one SET");
         };
@@ -228,16 +345,16 @@ mod tests {
         assert_eq!(commands[0].args_iter().count(), 3, "SET key bytes, no PX");
         assert!(matches!(
             step(&mut flow, &known, Some(vec![Value::Okay])),
-            Next::Done(true)
+            Next::Done(SetSent::Plain)
         ));
 
         // A change came ahead of the reply: the script writes it again.
-        let mut flow = TrackedSetFlow::new(set);
+        let mut flow = TrackedSetFlow::new(set, &round);
         assert!(matches!(step(&mut flow, &known, None), Next::Send(_)));
         known.changed(&mut std::iter::once(tags[1].as_bytes()));
         assert!(matches!(
             step(&mut flow, &known, Some(vec![Value::Okay])),
-            Next::Done(false)
+            Next::Done(SetSent::Unsent)
         ));
     }
 
@@ -251,24 +368,52 @@ mod tests {
             lifetime,
             tombstone_lifetime: HOUR,
         };
-        assert!(plain_set(set(None), &known, 0).is_none(), "a tag to create");
+        let plan = |lifetime| plan_set(set(lifetime), &known, 0);
+        assert!(matches!(plan(None), SetPlan::Script), "a tag to create");
         known.changed_all();
+        let short = Some(HOUR - Duration::from_millis(1));
+        assert!(
+            matches!(plan(short), SetPlan::Script),
+            "nothing to learn for"
+        );
         learned(
             &known,
             &tags,
             &[Some(Version::from_u64(1)), Some(Version::from_u64(2))],
         );
-        assert!(plain_set(set(Some(HOUR - Duration::from_millis(1))), &known, 0).is_none());
+        assert!(matches!(plan(short), SetPlan::Script));
         assert!(
-            plain_set(set(Some(HOUR)), &known, 0).is_some(),
+            matches!(plan(Some(HOUR)), SetPlan::Plain(_)),
             "as long as a tombstone"
         );
-        let mut flow = TrackedSetFlow::new(set(Some(HOUR)));
+        let round = script(&write, Some(HOUR));
+        let mut flow = TrackedSetFlow::new(set(Some(HOUR)), &round);
         let Next::Send(commands) = step(&mut flow, &known, None) else {
             panic!("one SET");
         };
         assert_eq!(commands[0].args_iter().count(), 5, "SET key bytes PX ms");
         // A reply that is not `OK` is an error, not a write.
         assert!(flow.next(Some(&known), Some(vec![Value::Nil])).is_err());
+    }
+
+    #[test]
+    fn a_failed_learning_script_forgets_what_it_was_to_learn() {
+        let keys = keys();
+        let (write, tags, known) = entry(&keys);
+        let set = TrackedSet {
+            write: &write,
+            lifetime: None,
+            tombstone_lifetime: HOUR,
+        };
+        let round = script(&write, None);
+        let mut flow = TrackedSetFlow::new(set, &round);
+        assert!(matches!(step(&mut flow, &known, None), Next::Send(_)));
+        let noscript = redis::RedisError::from((
+            redis::ErrorKind::Server(redis::ServerErrorKind::NoScript),
+            "NOSCRIPT",
+        ));
+        assert!(flow.failed(Some(&known), noscript).is_err());
+        // The placeholders went: the next set learns again.
+        assert!(known.learn(&tags, 0).is_some());
     }
 }

@@ -70,14 +70,17 @@ fn calls_of(connection: &mut redis::Connection, command: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// A `set` is one script call; the second `set` of the same tags on a connection also learns
+/// them in-band, in the same round trip, and from the third on a `set` is one plain `SET`.
 #[test]
-fn a_set_is_one_script_call_once_the_script_is_loaded() {
+fn a_set_is_one_script_call_then_one_set_once_its_tags_are_known() {
     let server = RedisServer::start();
     let cache = cache_on(&server);
     let mut probe = server.connection();
-    cache.set("warm-up", &0, ["a", "b"], Lifetime::Default);
     // Commands a script runs count too: with the namespace tag, 3 GETs of tag versions, the GET
-    // of the entry (for a delete's lineage) and its SET, plus the EVALSHA itself.
+    // of the entry (for a delete's lineage) and its SET, plus the EVALSHA itself. The first
+    // also creates the 3 tags and loads the script.
+    cache.set("warm-up", &0, ["c", "d"], Lifetime::Default);
     let evalsha = calls_of(&mut probe, "evalsha");
     let set = commands_sent_by(&mut probe, || {
         assert!(cache.set("k", &1, ["a", "b"], Lifetime::Default))
@@ -85,15 +88,24 @@ fn a_set_is_one_script_call_once_the_script_is_loaded() {
     assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 1);
     assert_eq!(
         set,
-        1 + 3 + 1 + 1,
-        "one EVALSHA, nothing else from the client"
+        1 + 3 + 2 + 1 + 1,
+        "one EVALSHA (creating a and b), nothing else from the client"
     );
-    // New tags are created inside the same script: two more SETs, still one EVALSHA.
-    let new_tags = commands_sent_by(&mut probe, || {
-        assert!(cache.set("k2", &1, ["c", "d"], Lifetime::Default))
+    let learning = commands_sent_by(&mut probe, || {
+        assert!(cache.set("k", &2, ["a", "b"], Lifetime::Default))
     });
     assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 2);
-    assert_eq!(new_tags, 1 + 3 + 2 + 1 + 1);
+    assert_eq!(
+        learning,
+        1 + 1 + 3 + (1 + 3 + 1 + 1),
+        "CLIENT CACHING, MGET and a PTTL of each tag ahead of the same EVALSHA"
+    );
+    let plain = commands_sent_by(&mut probe, || {
+        assert!(cache.set("k", &3, ["a", "b"], Lifetime::Default))
+    });
+    assert_eq!(plain, 1, "one SET");
+    assert_eq!(calls_of(&mut probe, "evalsha") - evalsha, 2);
+    assert_eq!(cache.get::<i32>("k", ["a", "b"]), Ok(3));
 }
 
 #[test]

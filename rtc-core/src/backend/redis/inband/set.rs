@@ -18,9 +18,10 @@
 //!   expire, or live at least as long as a tombstone (`format::tombstone_lifetime`); a shorter
 //!   one sends the script.
 //!
-//! A `set` whose tags the connection does not know yet sends the script led by the commands that
-//! learn them (`CLIENT CACHING YES`, their `MGET` and `PTTL`s), in the same round trip, as a read
-//! does: the next `set` of those tags is one `SET`.
+//! A `set` whose tags the connection does not know, and an earlier `set` named, sends the script
+//! led by the commands that learn them (`CLIENT CACHING YES`, their `MGET` and `PTTL`s), in the
+//! same round trip, as a read does: the next `set` of those tags is one `SET`. The first `set` of
+//! a tag learns nothing (a process that writes each tag once sends nothing more).
 
 use std::time::Duration;
 
@@ -92,7 +93,8 @@ pub(crate) enum SetPlan {
 /// How `set` is sent at `now` (`clock::now_ms`): as one plain `SET` if `known` knows a version
 /// for each of its tags and the entry lives long enough to stand where a tombstone was (see
 /// the module's comment); else as the stamped-write script, learning the tags not known when
-/// a later `set` of them could then be plain.
+/// a later `set` of them could then be plain and an earlier `set` named them
+/// ([`KnownTags::learn_for_set`]).
 pub(crate) fn plan_set(set: TrackedSet<'_>, known: &KnownTags, now: u64) -> SetPlan {
     if set
         .lifetime
@@ -107,7 +109,7 @@ pub(crate) fn plan_set(set: TrackedSet<'_>, known: &KnownTags, now: u64) -> SetP
         Some(before) if before.versions.iter().any(Option::is_none) => SetPlan::Script,
         Some(before) => SetPlan::Plain(PlainSet { tags, before }),
         None => known
-            .learn(&tags, now)
+            .learn_for_set(&tags, now)
             .map_or(SetPlan::Script, SetPlan::Learn),
     }
 }
@@ -301,7 +303,13 @@ mod tests {
             tombstone_lifetime: HOUR,
         };
         let round = script(&write, None);
-        // Nothing known: the script, led by the commands that learn both tags.
+        // Nothing known, and no `set` of these tags before: the script alone.
+        let mut flow = TrackedSetFlow::new(set, &round);
+        assert!(matches!(
+            step(&mut flow, &known, None),
+            Next::Done(SetSent::Unsent)
+        ));
+        // The next: the script, led by the commands that learn both tags.
         let mut flow = TrackedSetFlow::new(set, &round);
         let Next::Send(commands) = step(&mut flow, &known, None) else {
             panic!("the script, learning");
@@ -406,6 +414,7 @@ mod tests {
             tombstone_lifetime: HOUR,
         };
         let round = script(&write, None);
+        assert!(known.learn_for_set(&tags, 0).is_none(), "a first sighting");
         let mut flow = TrackedSetFlow::new(set, &round);
         assert!(matches!(step(&mut flow, &known, None), Next::Send(_)));
         let noscript = redis::RedisError::from((

@@ -19,7 +19,7 @@
 //! - a tag that expires without a message (Redis announces an expired key only once it deletes
 //!   it): a version is used only until the tag's time to live, as read with it, has passed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -48,6 +48,9 @@ struct State {
     /// The last placeholder's number.
     tickets: u64,
     slots: HashMap<Box<[u8]>, Slot, foldhash::fast::RandomState>,
+    /// Tags a `set` named while they were not known ([`KnownTags::learn_for_set`]): the next
+    /// `set` that names them learns them.
+    sighted: HashSet<Box<[u8]>, foldhash::fast::RandomState>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -164,34 +167,34 @@ impl KnownTags {
     /// sent; `None` when all are known, or the connection does not track.
     pub(crate) fn learn(&self, tags: &[TagKey], now: u64) -> Option<Learning> {
         let mut state = self.state();
-        if !state.open {
-            return None;
-        }
-        let unknown: Vec<TagKey> = tags
+        let unknown = state.unknown(tags, now)?;
+        Some(state.placeholders(unknown))
+    }
+
+    /// [`KnownTags::learn`] for a `set`, which sends the stamped-write script either way: only
+    /// tags a `set` already named while they were unknown are learned, so that a process
+    /// writing tags once each (and creating them: Redis announces a creation to its writer after
+    /// the reply, so they would be forgotten at once) sends nothing more. The first `set` of a
+    /// tag marks it; the next learns it, and the one after is a plain `SET`.
+    pub(crate) fn learn_for_set(&self, tags: &[TagKey], now: u64) -> Option<Learning> {
+        let mut state = self.state();
+        let unknown = state.unknown(tags, now)?;
+        let first = unknown
             .iter()
-            .filter(|tag| {
-                !matches!(state.slots.get(tag.as_bytes()),
-                    Some(Slot::Known { until, .. }) if now < *until)
-            })
-            .cloned()
-            .collect();
-        if unknown.is_empty() {
+            .any(|tag| !state.sighted.contains(tag.as_bytes()));
+        if first {
+            if state.sighted.len() + unknown.len() > MAX_TAGS {
+                state.sighted.clear();
+            }
+            for tag in &unknown {
+                state.sighted.insert(Box::from(tag.as_bytes()));
+            }
             return None;
         }
-        if state.slots.len() + unknown.len() > MAX_TAGS {
-            state.slots.clear();
-        }
-        state.tickets += 1;
-        let ticket = state.tickets;
         for tag in &unknown {
-            state
-                .slots
-                .insert(Box::from(tag.as_bytes()), Slot::Learning(ticket));
+            state.sighted.remove(tag.as_bytes());
         }
-        Some(Learning {
-            ticket,
-            tags: unknown,
-        })
+        Some(state.placeholders(unknown))
     }
 
     /// What the read of `learning` found, sent at `sent` (`clock::now_ms`): each tag's version
@@ -257,6 +260,42 @@ impl KnownTags {
             if state.slots.get(key) == Some(&Slot::Learning(learning.ticket)) {
                 state.slots.remove(key);
             }
+        }
+    }
+}
+
+impl State {
+    /// The tags of `tags` not known at `now` (`None`: all are, or the connection does not
+    /// track).
+    fn unknown(&self, tags: &[TagKey], now: u64) -> Option<Vec<TagKey>> {
+        if !self.open {
+            return None;
+        }
+        let unknown: Vec<TagKey> = tags
+            .iter()
+            .filter(|tag| {
+                !matches!(self.slots.get(tag.as_bytes()),
+                    Some(Slot::Known { until, .. }) if now < *until)
+            })
+            .cloned()
+            .collect();
+        (!unknown.is_empty()).then_some(unknown)
+    }
+
+    /// Placeholders for `unknown`, before a read that learns them is sent.
+    fn placeholders(&mut self, unknown: Vec<TagKey>) -> Learning {
+        if self.slots.len() + unknown.len() > MAX_TAGS {
+            self.slots.clear();
+        }
+        self.tickets += 1;
+        let ticket = self.tickets;
+        for tag in &unknown {
+            self.slots
+                .insert(Box::from(tag.as_bytes()), Slot::Learning(ticket));
+        }
+        Learning {
+            ticket,
+            tags: unknown,
         }
     }
 }
@@ -467,5 +506,20 @@ mod tests {
         let learning = known.learn(&tags, 0).expect("unknown");
         known.abandon(&learning);
         assert!(known.state().slots.is_empty());
+    }
+
+    #[test]
+    fn a_set_learns_only_tags_an_earlier_set_named() {
+        let known = KnownTags::default();
+        known.trust();
+        let written = tags(&["a", "b"]);
+        assert!(known.learn_for_set(&written, 0).is_none(), "a first set");
+        let learning = known.learn_for_set(&written, 0).expect("the second learns");
+        assert_eq!(learning.tags().len(), 2);
+        // A tag new beside one sighted: nothing learned, both marked.
+        let more = tags(&["c", "d"]);
+        assert!(known.learn_for_set(&more[..1], 0).is_none());
+        assert!(known.learn_for_set(&more, 0).is_none(), "d is new");
+        assert!(known.learn_for_set(&more, 0).is_some());
     }
 }

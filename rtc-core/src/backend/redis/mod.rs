@@ -208,13 +208,14 @@ impl RedisStore {
             let sent = reader.tracked(TrackedReadFlow::new(&read));
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
-        let round = self.round(operation)?;
         if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
-            let sent = reader.tracked(TrackedSetFlow::new(set, &round));
-            if let Some(reply) = self.set_sent(&round, sent) {
+            self.allowed()?;
+            let sent = reader.tracked(TrackedSetFlow::new(set, operation));
+            if let Some(reply) = self.set_sent(sent) {
                 return reply;
             }
         }
+        let round = self.round(operation)?;
         let query = |round: &Round| match &self.connector {
             Connector::Server(server) => server.query(round),
             Connector::Sentinel(sentinel) => sentinel.query(round),
@@ -262,16 +263,17 @@ impl RedisStore {
             let sent = runtime.drive(reader.tracked_async(flow, runtime.id)).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
-        let round = self.round(operation)?;
         let runtime = IoRuntime::current()?;
         if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
+            self.allowed()?;
             // Boxed: a write is rare beside a hit, and would make every read's future larger.
-            let flow = TrackedSetFlow::new(set, &round);
+            let flow = TrackedSetFlow::new(set, operation);
             let sent = Box::pin(runtime.drive(reader.tracked_async(flow, runtime.id))).await;
-            if let Some(reply) = self.set_sent(&round, sent) {
+            if let Some(reply) = self.set_sent(sent) {
                 return reply;
             }
         }
+        let round = self.round(operation)?;
         let id = runtime.id;
         // Boxed: its futures (a cluster's fan-out, a script loaded and sent again) are larger
         // than a read's, and every decorated call's future holds one of the two: unboxed, a
@@ -481,24 +483,17 @@ fn tracked_read(operation: Operation<'_>) -> Option<TrackedRead<'_>> {
 
 impl RedisStore {
     /// The reply of a `set` a data connection sent (`TrackedSetFlow`), or `None` when the
-    /// script's `round` is still to be sent (nothing was, the plain `SET` is to be written
-    /// again, or the server did not know the script).
-    fn set_sent(
-        &self,
-        round: &Round,
-        sent: RedisResult<SetSent>,
-    ) -> Option<Result<Reply, BackendError>> {
+    /// script's round is still to be sent (nothing was, the plain `SET` is to be written
+    /// again, or the server did not know the script: the round then loads it).
+    fn set_sent(&self, sent: RedisResult<SetSent>) -> Option<Result<Reply, BackendError>> {
         match sent {
             Ok(SetSent::Unsent) => None,
+            Err(error) if error.code() == Some("NOSCRIPT") => None,
             Ok(SetSent::Plain) => Some(self.received_with(Ok(()), |()| Ok(Reply::Done(true)))),
-            Ok(SetSent::Script(replies)) => Some(self.received(round, Ok(replies))),
-            Err(error) => {
-                let sent = Err(error);
-                match round.script_load(&sent) {
-                    Some(_) => None,
-                    None => Some(self.received(round, sent)),
-                }
-            }
+            Ok(SetSent::Script(round, replies)) => Some(self.received(&round, Ok(replies))),
+            Err(error) => Some(
+                self.received_with(Err::<(), _>(error), |()| Err(BackendError::UnexpectedReply)),
+            ),
         }
     }
 

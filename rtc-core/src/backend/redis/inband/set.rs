@@ -27,11 +27,11 @@ use std::time::Duration;
 
 use redis::{RedisError, RedisResult, Value};
 
-use super::super::commands::{self, Round};
+use super::super::commands::{self, Round, Topology};
 use super::super::tracking::{client_error_owned, Known, KnownTags, Learning};
 use super::read::{learn_commands, learned};
 use super::{Commands, InBandFlow, Next};
-use crate::engine::EntryWrite;
+use crate::engine::{EntryWrite, Operation};
 use crate::error::BackendError;
 use crate::format::{self, TagKey};
 
@@ -115,12 +115,11 @@ pub(crate) fn plan_set(set: TrackedSet<'_>, known: &KnownTags, now: u64) -> SetP
 }
 
 /// How a [`TrackedSetFlow`] ended.
-#[derive(Debug)]
 pub(in crate::backend::redis) enum SetSent {
     /// Written by one plain `SET`, whose versions still held when its reply came.
     Plain,
-    /// The script's round was sent (after the commands that learn tags): its replies.
-    Script(Vec<Value>),
+    /// The script's round was sent (after the commands that learn tags), and its replies.
+    Script(Round, Vec<Value>),
     /// Nothing was sent for it, or the plain `SET` may carry a version older than its tag's:
     /// send the script's round.
     Unsent,
@@ -128,10 +127,11 @@ pub(in crate::backend::redis) enum SetSent {
 
 /// A `set` of one entry on a data connection: one `SET` when the connection knows every tag's
 /// version ([`plan_set`]), kept if they still hold once its reply is in; else the script's
-/// `round`, led by the commands that learn the tags not known, when some are to be learned.
+/// round for `operation` (built only then), led by the commands that learn the tags not known,
+/// when some are to be learned.
 pub(in crate::backend::redis) struct TrackedSetFlow<'a> {
     set: TrackedSet<'a>,
-    round: &'a Round,
+    operation: Operation<'a>,
     sent: Sent,
 }
 
@@ -140,42 +140,51 @@ enum Sent {
     /// The plain `SET`, with its tags and the versions it was stamped with.
     Plain(Vec<TagKey>, Known),
     /// The script's round after learning these tags, sent at `at` (`clock::now_ms`).
-    Learning(Learning, u64),
+    Learning(Round, Learning, u64),
     Finished,
 }
 
 impl<'a> TrackedSetFlow<'a> {
-    pub(in crate::backend::redis) fn new(set: TrackedSet<'a>, round: &'a Round) -> Self {
+    pub(in crate::backend::redis) fn new(set: TrackedSet<'a>, operation: Operation<'a>) -> Self {
         Self {
             set,
-            round,
+            operation,
             sent: Sent::Nothing,
         }
     }
 
     /// The first step: the plain `SET`, the script's round led by the learning commands, or
     /// nothing.
-    fn start(&mut self, known: Option<&KnownTags>, now: u64) -> Next<SetSent> {
+    fn start(&mut self, known: Option<&KnownTags>, now: u64) -> RedisResult<Next<SetSent>> {
         let plan = known.map_or(SetPlan::Script, |known| plan_set(self.set, known, now));
         match plan {
             SetPlan::Plain(plain) => {
                 let Some(bytes) = plain.bytes(self.set.write) else {
-                    return Next::Done(SetSent::Unsent);
+                    return Ok(Next::Done(SetSent::Unsent));
                 };
                 let mut set = redis::cmd("SET");
                 set.arg(self.set.write.entry).arg(bytes);
                 let mut commands = Commands::new();
                 commands.push(commands::with_lifetime(set, self.set.lifetime));
                 self.sent = Sent::Plain(plain.tags, plain.before);
-                Next::Send(commands)
+                Ok(Next::Send(commands))
             }
             SetPlan::Learn(learning) => {
+                let round = match Round::of(Topology::Standalone, self.operation) {
+                    Ok(round) => round,
+                    Err(error) => {
+                        if let Some(known) = known {
+                            known.abandon(&learning);
+                        }
+                        return Err(client_error_owned(error.to_string()));
+                    }
+                };
                 let mut commands = learn_commands(&learning);
-                commands.extend(self.round.commands.iter().cloned());
-                self.sent = Sent::Learning(learning, now);
-                Next::Send(commands)
+                commands.extend(round.commands.iter().cloned());
+                self.sent = Sent::Learning(round, learning, now);
+                Ok(Next::Send(commands))
             }
-            SetPlan::Script => Next::Done(SetSent::Unsent),
+            SetPlan::Script => Ok(Next::Done(SetSent::Unsent)),
         }
     }
 }
@@ -190,7 +199,7 @@ impl InBandFlow for TrackedSetFlow<'_> {
     ) -> RedisResult<Next<SetSent>> {
         let now = crate::clock::now_ms();
         match (std::mem::replace(&mut self.sent, Sent::Finished), replies) {
-            (Sent::Nothing, _) => Ok(self.start(known, now)),
+            (Sent::Nothing, _) => self.start(known, now),
             (Sent::Plain(tags, before), Some(replies)) => {
                 if replies != [Value::Okay] {
                     return Err(client_error_owned(
@@ -203,7 +212,7 @@ impl InBandFlow for TrackedSetFlow<'_> {
                     false => SetSent::Unsent,
                 }))
             }
-            (Sent::Learning(learning, at), Some(mut replies)) => {
+            (Sent::Learning(round, learning, at), Some(mut replies)) => {
                 if let Some(known) = known {
                     match learned(&mut replies, &learning) {
                         Ok((versions, ttls)) => known.learned(&learning, &versions, &ttls, at),
@@ -213,7 +222,7 @@ impl InBandFlow for TrackedSetFlow<'_> {
                         }
                     }
                 }
-                Ok(Next::Done(SetSent::Script(replies)))
+                Ok(Next::Done(SetSent::Script(round, replies)))
             }
             (_, _) => Err(client_error_owned(
                 BackendError::Internal("a tracked set stepped out of order").to_string(),
@@ -228,7 +237,7 @@ impl InBandFlow for TrackedSetFlow<'_> {
         known: Option<&KnownTags>,
         error: RedisError,
     ) -> RedisResult<Next<SetSent>> {
-        if let (Sent::Learning(learning, _), Some(known)) =
+        if let (Sent::Learning(_, learning, _), Some(known)) =
             (std::mem::replace(&mut self.sent, Sent::Finished), known)
         {
             known.abandon(&learning);
@@ -239,7 +248,6 @@ impl InBandFlow for TrackedSetFlow<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::super::commands::Topology;
     use super::super::super::tracking::Informed;
     use super::*;
     use crate::engine::{Operation, Ttl};
@@ -274,15 +282,13 @@ mod tests {
         (write, tags, known)
     }
 
-    /// The stamped-write script's round for `write`.
-    fn script(write: &EntryWrite<'_>, lifetime: Option<Duration>) -> Round {
-        let writes = std::slice::from_ref(write);
-        let operation = Operation::WriteStamped {
-            writes,
+    /// The `set` of `write`, as the stamped-write script's operation.
+    fn script<'a>(write: &'a EntryWrite<'a>, lifetime: Option<Duration>) -> Operation<'a> {
+        Operation::WriteStamped {
+            writes: std::slice::from_ref(write),
             lifetime,
             tag_lifetime: None,
-        };
-        Round::of(Topology::Standalone, operation).expect("a round")
+        }
     }
 
     fn step(
@@ -304,13 +310,13 @@ mod tests {
         };
         let round = script(&write, None);
         // Nothing known, and no `set` of these tags before: the script alone.
-        let mut flow = TrackedSetFlow::new(set, &round);
+        let mut flow = TrackedSetFlow::new(set, round);
         assert!(matches!(
             step(&mut flow, &known, None),
             Next::Done(SetSent::Unsent)
         ));
         // The next: the script, led by the commands that learn both tags.
-        let mut flow = TrackedSetFlow::new(set, &round);
+        let mut flow = TrackedSetFlow::new(set, round);
         let Next::Send(commands) = step(&mut flow, &known, None) else {
             panic!("the script, learning");
         };
@@ -324,7 +330,7 @@ mod tests {
             Value::Int(-1),
             Value::Int(1),
         ];
-        let Next::Done(SetSent::Script(script)) = step(&mut flow, &known, Some(replies)) else {
+        let Next::Done(SetSent::Script(_, script)) = step(&mut flow, &known, Some(replies)) else {
             panic!("the script's replies");
         };
         assert_eq!(script, vec![Value::Int(1)]);
@@ -345,7 +351,7 @@ mod tests {
         let other = plain.bytes(&write).expect("two tags");
         assert_ne!(format::lineage(&other), read.tombstone);
 
-        let mut flow = TrackedSetFlow::new(set, &round);
+        let mut flow = TrackedSetFlow::new(set, round);
         let Next::Send(commands) = step(&mut flow, &known, None) else {
             panic!("one SET");
         };
@@ -357,7 +363,7 @@ mod tests {
         ));
 
         // A change came ahead of the reply: the script writes it again.
-        let mut flow = TrackedSetFlow::new(set, &round);
+        let mut flow = TrackedSetFlow::new(set, round);
         assert!(matches!(step(&mut flow, &known, None), Next::Send(_)));
         known.changed(&mut std::iter::once(tags[1].as_bytes()));
         assert!(matches!(
@@ -395,7 +401,7 @@ mod tests {
             "as long as a tombstone"
         );
         let round = script(&write, Some(HOUR));
-        let mut flow = TrackedSetFlow::new(set(Some(HOUR)), &round);
+        let mut flow = TrackedSetFlow::new(set(Some(HOUR)), round);
         let Next::Send(commands) = step(&mut flow, &known, None) else {
             panic!("one SET");
         };
@@ -415,7 +421,7 @@ mod tests {
         };
         let round = script(&write, None);
         assert!(known.learn_for_set(&tags, 0).is_none(), "a first sighting");
-        let mut flow = TrackedSetFlow::new(set, &round);
+        let mut flow = TrackedSetFlow::new(set, round);
         assert!(matches!(step(&mut flow, &known, None), Next::Send(_)));
         let noscript = redis::RedisError::from((
             redis::ErrorKind::Server(redis::ServerErrorKind::NoScript),

@@ -196,13 +196,7 @@ impl InBandFlow for TrackedReadFlow<'_> {
                 Some(mut replies),
             ) => {
                 if let (Some(known), Some(learning)) = (known, &learning) {
-                    match learned(&mut replies, learning) {
-                        Ok((versions, ttls)) => known.learned(learning, &versions, &ttls, at),
-                        Err(error) => {
-                            known.abandon(learning);
-                            return Err(client_error_owned(error.to_string()));
-                        }
-                    }
+                    take_learned(known, &mut replies, learning, at)?;
                 }
                 Ok(Next::Done(Answered::Read(round, replies)))
             }
@@ -258,7 +252,7 @@ pub(in crate::backend::redis) fn learn_commands(learning: &Learning) -> Commands
 
 /// Takes the replies of [`learn_commands`] off the front of a round's: each tag's version and
 /// time to live.
-pub(in crate::backend::redis) fn learned(
+fn learned(
     replies: &mut Vec<Value>,
     learning: &Learning,
 ) -> Result<(Vec<Option<Version>>, Vec<Ttl>), BackendError> {
@@ -277,6 +271,27 @@ pub(in crate::backend::redis) fn learned(
         _ => return Err(BackendError::UnexpectedReply),
     };
     Ok((versions, ttls))
+}
+
+/// Takes the replies of [`learn_commands`] off the front of `replies` and gives `known` what
+/// they read (sent at `at`, `clock::now_ms`); replies that do not read so drop what was to be
+/// learned, and are an error.
+pub(in crate::backend::redis) fn take_learned(
+    known: &KnownTags,
+    replies: &mut Vec<Value>,
+    learning: &Learning,
+    at: u64,
+) -> RedisResult<()> {
+    match learned(replies, learning) {
+        Ok((versions, ttls)) => {
+            known.learned(learning, &versions, &ttls, at);
+            Ok(())
+        }
+        Err(error) => {
+            known.abandon(learning);
+            Err(client_error_owned(error.to_string()))
+        }
+    }
 }
 
 /// The reply a tracked read's answer makes.

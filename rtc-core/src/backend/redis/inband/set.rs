@@ -29,7 +29,7 @@ use redis::{RedisError, RedisResult, Value};
 
 use super::super::commands::{self, Round, Topology};
 use super::super::tracking::{client_error_owned, Known, KnownTags, Learning};
-use super::read::{learn_commands, learned};
+use super::read::{learn_commands, take_learned};
 use super::{Commands, InBandFlow, Next};
 use crate::engine::{EntryWrite, Operation};
 use crate::error::BackendError;
@@ -214,13 +214,7 @@ impl InBandFlow for TrackedSetFlow<'_> {
             }
             (Sent::Learning(round, learning, at), Some(mut replies)) => {
                 if let Some(known) = known {
-                    match learned(&mut replies, &learning) {
-                        Ok((versions, ttls)) => known.learned(&learning, &versions, &ttls, at),
-                        Err(error) => {
-                            known.abandon(&learning);
-                            return Err(client_error_owned(error.to_string()));
-                        }
-                    }
+                    take_learned(known, &mut replies, &learning, at)?;
                 }
                 Ok(Next::Done(SetSent::Script(round, replies)))
             }
@@ -282,6 +276,15 @@ mod tests {
         (write, tags, known)
     }
 
+    /// A `set` of `write` that never expires.
+    fn forever<'a>(write: &'a EntryWrite<'a>) -> TrackedSet<'a> {
+        TrackedSet {
+            write,
+            lifetime: None,
+            tombstone_lifetime: HOUR,
+        }
+    }
+
     /// The `set` of `write`, as the stamped-write script's operation.
     fn script<'a>(write: &'a EntryWrite<'a>, lifetime: Option<Duration>) -> Operation<'a> {
         Operation::WriteStamped {
@@ -303,11 +306,7 @@ mod tests {
     fn a_set_learns_its_tags_with_the_script_then_is_one_set_of_a_lineage_of_its_own() {
         let keys = keys();
         let (write, tags, known) = entry(&keys);
-        let set = TrackedSet {
-            write: &write,
-            lifetime: None,
-            tombstone_lifetime: HOUR,
-        };
+        let set = forever(&write);
         let round = script(&write, None);
         // Nothing known, and no `set` of these tags before: the script alone.
         let mut flow = TrackedSetFlow::new(set, round);
@@ -414,11 +413,7 @@ mod tests {
     fn a_failed_learning_script_forgets_what_it_was_to_learn() {
         let keys = keys();
         let (write, tags, known) = entry(&keys);
-        let set = TrackedSet {
-            write: &write,
-            lifetime: None,
-            tombstone_lifetime: HOUR,
-        };
+        let set = forever(&write);
         let round = script(&write, None);
         assert!(known.learn_for_set(&tags, 0).is_none(), "a first sighting");
         let mut flow = TrackedSetFlow::new(set, round);

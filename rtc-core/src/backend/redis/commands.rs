@@ -298,7 +298,7 @@ impl Round {
     /// know it (after a restart or `SCRIPT FLUSH`); the round is then sent once more.
     pub(crate) fn script_load(&self, sent: &redis::RedisResult<Vec<Value>>) -> Option<Round> {
         let script = self.script?;
-        let missing = matches!(sent, Err(error) if error.code() == Some("NOSCRIPT"));
+        let missing = matches!(sent, Err(error) if unknown_script(error));
         missing.then(|| {
             let mut load = command("SCRIPT");
             load.arg("LOAD").arg(script.code);
@@ -721,6 +721,12 @@ fn write_entry(entry: &str, bytes: &[u8], lifetime: Option<Duration>, guard: &[u
         .arg(guard)
         .arg(0);
     evalsha
+}
+
+/// True when `error` says the server does not know the script called by hash (after a restart
+/// or `SCRIPT FLUSH`): it is then loaded and the round sent again.
+pub(super) fn unknown_script(error: &redis::RedisError) -> bool {
+    error.code() == Some("NOSCRIPT")
 }
 
 /// `command` with `PX` and `lifetime` in milliseconds, if it has one.

@@ -263,9 +263,9 @@ impl RedisStore {
             let sent = runtime.drive(reader.tracked_async(flow, runtime.id)).await;
             return self.received_with(sent, |answered| inband::reply(&read, answered));
         }
-        let runtime = IoRuntime::current()?;
         if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
             self.allowed()?;
+            let runtime = IoRuntime::current()?;
             // Boxed: a write is rare beside a hit, and would make every read's future larger.
             let flow = TrackedSetFlow::new(set, operation);
             let sent = Box::pin(runtime.drive(reader.tracked_async(flow, runtime.id))).await;
@@ -274,6 +274,7 @@ impl RedisStore {
             }
         }
         let round = self.round(operation)?;
+        let runtime = IoRuntime::current()?;
         let id = runtime.id;
         // Boxed: its futures (a cluster's fan-out, a script loaded and sent again) are larger
         // than a read's, and every decorated call's future holds one of the two: unboxed, a
@@ -352,12 +353,18 @@ impl RedisStore {
                 self.backoff.succeeded();
                 read(sent)
             }
-            Err(error) if is_connection_trouble(&error) => {
-                let pause = self.backoff.failed();
-                Err(BackendError::Unreachable { error, pause })
-            }
-            Err(error) => Err(BackendError::Redis(error)),
+            Err(error) => Err(self.failure(error)),
         }
+    }
+
+    /// What a failed round trip is to the caller, the back-off told when the server could not
+    /// be reached.
+    fn failure(&self, error: RedisError) -> BackendError {
+        if is_connection_trouble(&error) {
+            let pause = self.backoff.failed();
+            return BackendError::Unreachable { error, pause };
+        }
+        BackendError::Redis(error)
     }
 }
 
@@ -488,12 +495,13 @@ impl RedisStore {
     fn set_sent(&self, sent: RedisResult<SetSent>) -> Option<Result<Reply, BackendError>> {
         match sent {
             Ok(SetSent::Unsent) => None,
-            Err(error) if error.code() == Some("NOSCRIPT") => None,
-            Ok(SetSent::Plain) => Some(self.received_with(Ok(()), |()| Ok(Reply::Done(true)))),
+            Err(error) if commands::unknown_script(&error) => None,
+            Ok(SetSent::Plain) => {
+                self.backoff.succeeded();
+                Some(Ok(Reply::Done(true)))
+            }
             Ok(SetSent::Script(round, replies)) => Some(self.received(&round, Ok(replies))),
-            Err(error) => Some(
-                self.received_with(Err::<(), _>(error), |()| Err(BackendError::UnexpectedReply)),
-            ),
+            Err(error) => Some(Err(self.failure(error))),
         }
     }
 

@@ -25,7 +25,7 @@ use super::{Active, Event, LowLevel, Sim, Wait};
 use crate::backend::redis::tracking_simulated::{Informed, Known, KnownTags, Learning, Plan};
 use crate::backend::redis::{plan_set, PlainSet, SetPlan, TrackedSet};
 use crate::engine::{EntryWrite, Expiry, Operation, Reply, Ttl};
-use crate::format::{self, TagKey, Version};
+use crate::format::{TagKey, Version};
 use crate::simulation::rng::Rng;
 use crate::simulation::server::{connection_lost, Client};
 use crate::simulation::Coverage;
@@ -217,7 +217,7 @@ impl Sim<'_> {
         let set = TrackedSet {
             write: &write,
             lifetime: Some(world.entry_lifetime),
-            tombstone_lifetime: format::tombstone_lifetime(Some(world.entry_lifetime)),
+            tombstone_lifetime: world.tombstone_lifetime(),
         };
         let sent = crate::clock::ms_at(self.now);
         let (tags, how) = match plan_set(set, &known, sent) {

@@ -64,11 +64,9 @@ fn slots(entry: usize) -> impl Iterator<Item = usize> {
 }
 /// `lock_timeout`, and the Redis lock's lifetime.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(1);
-/// How long a stored entry lives, in half the seeds.
+/// How long a stored entry lives, in half the seeds; in the other half, as long as a tombstone
+/// of such entries (`format::tombstone_lifetime`), as a `set` sent as one plain `SET` must.
 const ENTRY_LIFETIME: Duration = Duration::from_secs(3);
-/// How long a stored entry lives in the other half: as long as a tombstone
-/// (`format::tombstone_lifetime`), as a `set` sent as one plain `SET` must.
-const LONG_ENTRY_LIFETIME: Duration = Duration::from_secs(60);
 /// How long a tag lives once created or invalidated (`lifetime_for_tags`): tags expire, and
 /// are created again with a new version.
 const TAG_LIFETIME: Duration = Duration::from_secs(10);
@@ -166,7 +164,7 @@ impl World {
             .into_iter()
             .collect();
         let entry_lifetime = match crate::simulation::rng::Rng::new(seed ^ 0x6c69_6665).one_in(2) {
-            true => LONG_ENTRY_LIFETIME,
+            true => format::tombstone_lifetime(Some(ENTRY_LIFETIME)),
             false => ENTRY_LIFETIME,
         };
         let processes = (0..PROCESSES)
@@ -195,6 +193,11 @@ impl World {
                 .unwrap_or(TRACE)
                 .min(KEPT),
         }
+    }
+
+    /// How long a tombstone lives (`TaggedCache::delete_operation`'s).
+    fn tombstone_lifetime(&self) -> Duration {
+        format::tombstone_lifetime(Some(self.entry_lifetime))
     }
 
     pub(super) fn run(&self, config: &Config) -> Run {
@@ -587,7 +590,7 @@ impl<'w> Sim<'w> {
             }) => Some(Operation::Delete {
                 entry: &self.world.entries[*entry].entry,
                 tombstone,
-                lifetime: Some(format::tombstone_lifetime(Some(self.world.entry_lifetime))),
+                lifetime: Some(self.world.tombstone_lifetime()),
             }),
             None => None,
         };

@@ -174,8 +174,8 @@ impl KnownTags {
     /// [`KnownTags::learn`] for a `set`, which sends the stamped-write script either way: only
     /// tags a `set` already named while they were unknown are learned, so that a process
     /// writing tags once each (and creating them: the creation of a tag learned as missing is
-    /// announced to this very connection, which forgets it at once) sends nothing more. The first `set` of a
-    /// tag marks it; the next learns it, and the one after is a plain `SET`.
+    /// announced to this very connection, which forgets it at once) sends nothing more. The
+    /// first `set` of a tag marks it; the next learns it, and the one after is a plain `SET`.
     pub(crate) fn learn_for_set(&self, tags: &[TagKey], now: u64) -> Option<Learning> {
         let mut state = self.state();
         let unknown = state.unknown(tags, now)?;

@@ -142,6 +142,14 @@ fn plain_sets_are_taken() {
     assert!(coverage.learning_sets > 0, "{coverage:?}");
 }
 
+/// Reads on a data connection are run twice now and then, a copy first whose reply nobody
+/// reads, as when the leader of their pipeline gave up and they were sent again.
+#[test]
+fn reads_sent_twice_are_run_twice() {
+    let coverage = covered_by_a_few_seeds();
+    assert!(coverage.ghost_reads > 0, "{coverage:?}");
+}
+
 /// Near fills take both ways under `OPTIN`: on the fills' connection (their keys then
 /// tracked for it), and, while it is not lent, on a data connection, not kept.
 #[test]

@@ -1,15 +1,12 @@
 //! Where entries live: Redis, this process's memory, or nowhere (disabled).
 //!
 //! A backend answers [`Operation`]s; the logic that decides which ones to send lives in
-//! [`crate::engine`] and is the same for all of them. [`Backend::execute`] and
-//! [`Backend::execute_async`] are the only doors to the backends' I/O.
+//! [`crate::engine`] and is the same for all of them. [`Backend::execute`] and, for Redis,
+//! `RedisStore::execute_async` (which `TaggedCache::round_trip_async` awaits in place) are the
+//! only doors to the backends' I/O.
 
 pub(crate) mod memory;
 pub(crate) mod redis;
-
-use std::future::Future;
-
-use futures_util::future::{ready, Either};
 
 use crate::engine::{Operation, Reply};
 use crate::error::{BackendError, ConfigError};
@@ -56,17 +53,6 @@ impl Backend {
         }
     }
 
-    /// Answers one operation, awaiting Redis's reply (the other backends answer at once).
-    pub(crate) fn execute_async<'a>(
-        &'a self,
-        operation: Operation<'a>,
-    ) -> impl Future<Output = Result<Reply, BackendError>> + Send + 'a {
-        match self {
-            Backend::Redis(store) => Either::Left(store.execute_async(operation)),
-            Backend::Disabled | Backend::Memory(_) => Either::Right(ready(self.execute(operation))),
-        }
-    }
-
     /// True for a cache that stores nothing (`disabled(true)`): its misses are not outages.
     pub(crate) fn is_disabled(&self) -> bool {
         matches!(self, Backend::Disabled)
@@ -109,6 +95,14 @@ impl Backend {
     /// True when entries are shared with other processes (and so need a cross-process lock).
     pub(crate) fn is_shared(&self) -> bool {
         matches!(self, Backend::Redis(_))
+    }
+
+    /// Reads Redis got in a pipeline with other calls' reads (none for the other backends).
+    pub(crate) fn pipelined_reads(&self) -> u64 {
+        match self {
+            Backend::Redis(store) => store.pipelined_reads(),
+            Backend::Disabled | Backend::Memory(_) => 0,
+        }
     }
 
     /// The in-memory store, if this is one.

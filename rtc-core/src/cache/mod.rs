@@ -139,7 +139,9 @@ impl TaggedCache {
 
     /// Counters since the cache was built.
     pub fn stats(&self) -> CacheStats {
-        self.inner.counters.snapshot()
+        let mut stats = self.inner.counters.snapshot();
+        stats.pipelined_reads = self.inner.backend.pipelined_reads();
+        stats
     }
 
     /// True while the near cache is in use: tracking is on, so hits may be answered from this

@@ -4,6 +4,7 @@
 //! `async fn` generic over the effects (`effects.rs`): the async driver awaits it, the blocking
 //! driver runs it with `effects::now`, every effect of its being done before it returns.
 
+use std::future::Future;
 use std::pin::pin;
 use std::time::Instant;
 
@@ -198,20 +199,29 @@ impl<'a> Call<'a> {
     }
 
     /// The async driver of a call's protocol: [`Call::protocol`] with effects that await.
-    pub(super) async fn drive_async<R: Outcome, W: Awaited<R>>(
+    ///
+    /// An `async` block rather than an `async fn`: the latter keeps its arguments twice in its
+    /// future (the call alone is 384 bytes), and a hit moves that future several times.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps its arguments twice in its future, which a hit moves"
+    )]
+    pub(super) fn drive_async<R: Outcome, W: Awaited<R>>(
         self,
         mode: Mode,
         codec: ValueCodec<R::Value>,
         work: W,
-    ) -> R {
-        let (entry, report) = match self.opening(mode, &codec) {
-            Opening::Uncached => return work.run().await,
-            Opening::Answered(outcome) => return outcome,
-            Opening::Protocol(entry, report) => (entry, report),
-        };
-        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, AsyncIo::BLOCKING);
-        self.protocol(&AsyncIo, &entry, &codec, &mut call, work)
-            .await
+    ) -> impl Future<Output = R> + use<'a, R, W> {
+        async move {
+            let (entry, report) = match self.opening(mode, &codec) {
+                Opening::Uncached => return work.run().await,
+                Opening::Answered(outcome) => return outcome,
+                Opening::Protocol(entry, report) => (entry, report),
+            };
+            let mut call = self.driven::<_, W>(&entry, &codec, mode, report, AsyncIo::BLOCKING);
+            self.protocol(&AsyncIo, &entry, &codec, &mut call, work)
+                .await
+        }
     }
 
     /// Whether the call runs its protocol: not without a cache or a key, nor when the near

@@ -118,6 +118,9 @@ pub struct Coverage {
     /// `set`s whose script was sent after the commands that learn their tags in-band (also
     /// counted in `learning_reads`).
     pub learning_sets: u64,
+    /// Reads the server ran twice: a copy first, whose reply nobody reads (its pipeline's
+    /// leader gave up and the read was sent again, `autopipeline.rs`).
+    pub ghost_reads: u64,
 }
 
 impl std::ops::AddAssign for Coverage {
@@ -153,6 +156,7 @@ impl std::ops::AddAssign for Coverage {
         self.plain_sets += other.plain_sets;
         self.plain_sets_redone += other.plain_sets_redone;
         self.learning_sets += other.learning_sets;
+        self.ghost_reads += other.ghost_reads;
     }
 }
 

@@ -43,6 +43,10 @@ use crate::settings::{Settings, Storage};
 /// as failed (and the call goes on without the cache).
 const CLUSTER_RETRIES: u32 = 3;
 
+/// The count behind [`CacheStats::pipelined_reads`](crate::CacheStats::pipelined_reads), shared
+/// by a store's connections.
+pub(crate) type PipelinedReads = std::sync::Arc<std::sync::atomic::AtomicU64>;
+
 /// Timeouts every connection is opened with.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Timeouts {
@@ -66,6 +70,10 @@ pub(crate) struct RedisStore {
     /// How long a tombstone lives in this namespace: a `set` sent as one plain `SET` lives at
     /// least as long ([`inband::TrackedSetFlow`]).
     tombstone_lifetime: Duration,
+    /// Reads sent in a pipeline with other callers' reads ([`CacheStats::pipelined_reads`]).
+    ///
+    /// [`CacheStats::pipelined_reads`]: crate::CacheStats::pipelined_reads
+    pipelined: PipelinedReads,
 }
 
 impl RedisStore {
@@ -75,6 +83,7 @@ impl RedisStore {
             socket: settings.socket_timeout,
             connect: settings.connect_timeout,
         };
+        let pipelined = PipelinedReads::default();
         let invalid = |error: RedisError| ConfigError::InvalidUrl {
             reason: error.to_string(),
             source: Some(Box::new(error)),
@@ -104,11 +113,13 @@ impl RedisStore {
                     client,
                     Some(tracked),
                     timeouts,
+                    pipelined.clone(),
                 )))
             }
             Storage::Sentinel(sentinel) => {
                 let connector =
-                    SentinelConnector::new(sentinel, &settings.tls, timeouts).map_err(invalid)?;
+                    SentinelConnector::new(sentinel, &settings.tls, timeouts, pipelined.clone())
+                        .map_err(invalid)?;
                 Connector::Sentinel(Box::new(connector))
             }
             Storage::Disabled | Storage::Memory => {
@@ -120,7 +131,13 @@ impl RedisStore {
             backoff: Backoff::default(),
             fills: std::sync::Arc::default(),
             tombstone_lifetime: crate::format::tombstone_lifetime(settings.default_lifetime),
+            pipelined,
         })
+    }
+
+    /// Reads sent so far in a pipeline with other callers' reads.
+    pub(crate) fn pipelined_reads(&self) -> u64 {
+        self.pipelined.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub(crate) fn is_cluster(&self) -> bool {
@@ -230,66 +247,81 @@ impl RedisStore {
 
     /// Sends `operation` on this runtime's multiplexed connection and reads the reply (on rtc's
     /// own runtime's connection when this one lacks a driver: [`runtime`]).
-    pub(crate) async fn execute_async(
-        &self,
-        operation: Operation<'_>,
-    ) -> Result<Reply, BackendError> {
-        let operation = match self.near_fill(operation) {
-            Some(round) => {
-                // Boxed with its round: a fill is rare beside a hit, and would make every
-                // read's future larger.
-                let (round, sent) = Box::pin(async move {
-                    let sent = match self.fills.send(&round.commands) {
-                        Some(sending) => Some(sending.await),
-                        None => None,
-                    };
-                    (round, sent)
-                })
-                .await;
-                match self.filled(operation, &round, sent) {
-                    Ok(reply) => return reply,
-                    Err(unkept) => unkept,
+    ///
+    /// An `async` block rather than an `async fn`, so that `operation` is kept once in the
+    /// future, which a hit moves several times.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps its arguments twice in its future, which a hit moves"
+    )]
+    pub(crate) fn execute_async<'a>(
+        &'a self,
+        operation: Operation<'a>,
+    ) -> impl Future<Output = Result<Reply, BackendError>> + Send + 'a {
+        async move {
+            let operation = match self.near_fill(operation) {
+                Some(round) => {
+                    // Boxed with its round: a fill is rare beside a hit, and would make every
+                    // read's future larger.
+                    let (round, sent) = Box::pin(async move {
+                        let sent = match self.fills.send(&round.commands) {
+                            Some(sending) => Some(sending.await),
+                            None => None,
+                        };
+                        (round, sent)
+                    })
+                    .await;
+                    match self.filled(operation, &round, sent) {
+                        Ok(reply) => return reply,
+                        Err(unkept) => unkept,
+                    }
+                }
+                None => operation,
+            };
+            // A read of entries on one server (or the primary behind Sentinel) goes to its data
+            // connection, which may answer it without reading the tags; the whole read's round is
+            // built only if it is sent.
+            if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
+                self.allowed()?;
+                let runtime = IoRuntime::current()?;
+                let flow = TrackedReadFlow::new(&read);
+                // A server on the caller's runtime (a hit's usual way) is awaited in place;
+                // behind Sentinel, or on rtc's own runtime, the read is boxed, so that their
+                // larger futures do not make every hit's future larger (a hit moves it).
+                let sent = match (&reader, runtime.is_callers()) {
+                    (Reader::Server(server), true) => server.tracked_async(flow, runtime.id).await,
+                    _ => Box::pin(runtime.drive(reader.tracked_async(flow, runtime.id))).await,
+                };
+                return self.received_with(sent, |answered| inband::reply(&read, answered));
+            }
+            if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
+                self.allowed()?;
+                let runtime = IoRuntime::current()?;
+                // Boxed: a write is rare beside a hit, and would make every read's future larger.
+                let flow = TrackedSetFlow::new(set, operation);
+                let sent = Box::pin(runtime.drive(reader.tracked_async(flow, runtime.id))).await;
+                if let Some(reply) = self.set_sent(sent) {
+                    return reply;
                 }
             }
-            None => operation,
-        };
-        // A read of entries on one server (or the primary behind Sentinel) goes to its data
-        // connection, which may answer it without reading the tags; the whole read's round is
-        // built only if it is sent.
-        if let (Some(read), Some(reader)) = (tracked_read(operation), self.reader()) {
-            self.allowed()?;
+            let round = self.round(operation)?;
             let runtime = IoRuntime::current()?;
-            let flow = TrackedReadFlow::new(&read);
-            let sent = runtime.drive(reader.tracked_async(flow, runtime.id)).await;
-            return self.received_with(sent, |answered| inband::reply(&read, answered));
+            let id = runtime.id;
+            // Boxed: its futures (a cluster's fan-out, a script loaded and sent again) are larger
+            // than a read's, and every decorated call's future holds one of the two: unboxed, a
+            // hit would carry and copy 400 bytes it never uses.
+            Box::pin(runtime.drive(async {
+                let mut sent = self.query_async(&round, id).await;
+                if let Some(load) = round.script_load(&sent) {
+                    sent = match self.query_async(&load, id).await {
+                        Ok(_) => self.query_async(&round, id).await,
+                        Err(error) => Err(error),
+                    };
+                }
+                self.received(&round, sent)
+            }))
+            .await
         }
-        if let (Some(set), Some(reader)) = (self.tracked_set(operation), self.reader()) {
-            self.allowed()?;
-            let runtime = IoRuntime::current()?;
-            // Boxed: a write is rare beside a hit, and would make every read's future larger.
-            let flow = TrackedSetFlow::new(set, operation);
-            let sent = Box::pin(runtime.drive(reader.tracked_async(flow, runtime.id))).await;
-            if let Some(reply) = self.set_sent(sent) {
-                return reply;
-            }
-        }
-        let round = self.round(operation)?;
-        let runtime = IoRuntime::current()?;
-        let id = runtime.id;
-        // Boxed: its futures (a cluster's fan-out, a script loaded and sent again) are larger
-        // than a read's, and every decorated call's future holds one of the two: unboxed, a
-        // hit would carry and copy 400 bytes it never uses.
-        Box::pin(runtime.drive(async {
-            let mut sent = self.query_async(&round, id).await;
-            if let Some(load) = round.script_load(&sent) {
-                sent = match self.query_async(&load, id).await {
-                    Ok(_) => self.query_async(&round, id).await,
-                    Err(error) => Err(error),
-                };
-            }
-            self.received(&round, sent)
-        }))
-        .await
     }
 
     /// Sends a round on the server's, the primary's or the cluster's async connection.

@@ -70,6 +70,11 @@ impl IoRuntime {
         })
     }
 
+    /// Whether this is the caller's runtime (not rtc's own).
+    pub(crate) fn is_callers(&self) -> bool {
+        self.own.is_none()
+    }
+
     /// `work`, polled inside rtc's own runtime's context when the caller's lacks a driver.
     pub(crate) fn drive<F: Future>(&self, work: F) -> impl Future<Output = F::Output> {
         match &self.own {

@@ -23,7 +23,7 @@ use redis::{
 use super::commands::Round;
 use super::inband::InBandFlow;
 use super::server::ServerConnector;
-use super::Timeouts;
+use super::{PipelinedReads, Timeouts};
 use crate::settings::SentinelSettings;
 use crate::settings::TlsMaterial;
 
@@ -42,6 +42,8 @@ pub(crate) struct SentinelConnector {
     primary: Mutex<Option<Arc<ServerConnector>>>,
     /// Timeouts of the async connections a lookup opens.
     async_config: AsyncConnectionConfig,
+    /// Counts the reads each primary's data connections pipeline.
+    pipelined: PipelinedReads,
 }
 
 impl SentinelConnector {
@@ -49,6 +51,7 @@ impl SentinelConnector {
         settings: &SentinelSettings,
         tls: &TlsMaterial,
         timeouts: Timeouts,
+        pipelined: PipelinedReads,
     ) -> RedisResult<Self> {
         let sentinels = settings
             .sentinels
@@ -66,6 +69,7 @@ impl SentinelConnector {
             async_config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeouts.connect))
                 .set_response_timeout(Some(timeouts.socket)),
+            pipelined,
         })
     }
 
@@ -86,15 +90,22 @@ impl SentinelConnector {
     }
 
     /// Async twin of [`SentinelConnector::tracked`].
-    pub(super) async fn tracked_async<F: InBandFlow + Send>(
-        &self,
+    // An `async` block, so that `flow` is kept once in the future (see the server's).
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps its arguments twice in its future, which a hit moves"
+    )]
+    pub(super) fn tracked_async<'a, F: InBandFlow + Send + 'a>(
+        &'a self,
         flow: F,
         runtime: tokio::runtime::Id,
-    ) -> RedisResult<F::Output> {
-        let primary = self.primary_async().await?;
-        let result = primary.tracked_async(flow, runtime).await;
-        self.check(&primary, &result);
-        result
+    ) -> impl Future<Output = RedisResult<F::Output>> + Send + 'a {
+        async move {
+            let primary = self.primary_async().await?;
+            let result = primary.tracked_async(flow, runtime).await;
+            self.check(&primary, &result);
+            result
+        }
     }
 
     /// The primary known, or found through the sentinels (blocking).
@@ -156,7 +167,12 @@ impl SentinelConnector {
                 .tls
                 .client(super::resp3(client.get_connection_info()))
                 .ok();
-            Arc::new(ServerConnector::new(client, tracked, self.timeouts))
+            Arc::new(ServerConnector::new(
+                client,
+                tracked,
+                self.timeouts,
+                self.pipelined.clone(),
+            ))
         })
         .clone()
     }
@@ -398,7 +414,13 @@ mod tests {
             socket: Duration::from_millis(100),
             connect: Duration::from_millis(100),
         };
-        SentinelConnector::new(&settings, &TlsMaterial::default(), timeouts).unwrap()
+        SentinelConnector::new(
+            &settings,
+            &TlsMaterial::default(),
+            timeouts,
+            PipelinedReads::default(),
+        )
+        .unwrap()
     }
 
     fn reply(resp: &str) -> RedisResult<Value> {

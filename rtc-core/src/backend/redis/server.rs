@@ -11,7 +11,7 @@ use redis::{AsyncConnectionConfig, Client, Cmd, Connection, Pipeline, RedisResul
 use super::commands::Round;
 use super::connections::Idle;
 use super::inband::{DataConnection, DataConnections, InBandFlow, Next, SyncData, Tracking};
-use super::Timeouts;
+use super::{PipelinedReads, Timeouts};
 
 pub(crate) struct ServerConnector {
     client: Client,
@@ -101,9 +101,14 @@ fn pipelined(
 impl ServerConnector {
     /// Connects to `client`'s server; async data connections track tags through `tracked`
     /// (the same server in RESP3), when given.
-    pub(super) fn new(client: Client, tracked: Option<Client>, timeouts: Timeouts) -> Self {
+    pub(super) fn new(
+        client: Client,
+        tracked: Option<Client>,
+        timeouts: Timeouts,
+        pipelined: PipelinedReads,
+    ) -> Self {
         Self {
-            data: DataConnections::new(tracked, client.clone(), timeouts),
+            data: DataConnections::new(tracked, client.clone(), timeouts, pipelined),
             client,
             timeouts,
             idle: Idle::default(),
@@ -193,24 +198,41 @@ impl ServerConnector {
     /// tag versions it knows: a hit whose versions it knows is one `GET`
     /// ([`super::inband::TrackedReadFlow`]). Its messages are applied by the connection's
     /// reader before a reply is handed over.
-    pub(super) async fn tracked_async<F: InBandFlow + Send>(
-        &self,
+    // An `async` block rather than an `async fn`: the latter would keep `flow` twice in its
+    // future (as the argument and as the local it is moved to), and every hit moves the future.
+    #[allow(
+        clippy::manual_async_fn,
+        reason = "an `async fn` keeps its arguments twice in its future, which a hit moves"
+    )]
+    pub(super) fn tracked_async<'a, F: InBandFlow + Send + 'a>(
+        &'a self,
         mut flow: F,
         runtime: tokio::runtime::Id,
-    ) -> RedisResult<F::Output> {
-        let mut data = self.data(runtime).await?;
-        let mut next = flow.next(data.known.as_deref(), None)?;
-        loop {
-            let commands = match next {
+    ) -> impl Future<Output = RedisResult<F::Output>> + Send + 'a {
+        async move {
+            let mut data = self.data(runtime).await?;
+            let mut commands = match flow.next(data.known.as_deref(), None)? {
                 Next::Done(output) => return Ok(output),
                 Next::Send(commands) => commands,
             };
-            let sent = Batch::of(&commands).query_async(&mut data.connection).await;
-            let known = data.known.as_deref();
-            next = match self.checked(sent, runtime) {
-                Ok(replies) => flow.next(known, Some(replies)),
-                Err(error) => flow.failed(known, error),
-            }?;
+            loop {
+                let sent = if F::IDEMPOTENT {
+                    data.pipeline
+                        .send(&mut data.connection, &mut commands)
+                        .await
+                } else {
+                    Batch::of(&commands).query_async(&mut data.connection).await
+                };
+                let known = data.known.as_deref();
+                let next = match self.checked(sent, runtime) {
+                    Ok(replies) => flow.next(known, Some(replies)),
+                    Err(error) => flow.failed(known, error),
+                }?;
+                commands = match next {
+                    Next::Done(output) => return Ok(output),
+                    Next::Send(commands) => commands,
+                };
+            }
         }
     }
 

@@ -34,6 +34,10 @@ use crate::simulation::Coverage;
 /// chance (one in so many): Redis's active expiry cycle, which takes its time.
 const EXPIRY_CYCLE_ONE_IN: u64 = 16;
 
+/// A read on a data connection is run twice, a copy first, with this chance (one in so many)
+/// when the server comes to it: its pipeline's leader gave up, and it was sent again.
+const GHOST_ONE_IN: u64 = 12;
+
 /// A tag as the server holds it: its version and when it expires (`None`: no such tag).
 type TagState = Option<(Version, Option<std::time::Instant>)>;
 
@@ -97,6 +101,8 @@ struct InFlight {
     ahead: Option<u64>,
     /// Once the server ran it: what its learning commands read (versions, `PTTL`s).
     learned: Option<(Vec<Option<Version>>, Vec<Ttl>)>,
+    /// The server ran a copy of it already (at most one per read).
+    ghosted: bool,
 }
 
 /// The in-band part of a run's state.
@@ -107,6 +113,9 @@ pub(super) struct State {
     in_flight: Vec<Option<InFlight>>,
     /// The run's in-band counters, added to its coverage at the end.
     pub(super) counts: Coverage,
+    /// Whether the server runs a read's copy first: a stream of the seed's own, so that the
+    /// choice does not move the scheduler's.
+    ghosts: Rng,
 }
 
 impl State {
@@ -118,6 +127,7 @@ impl State {
                 .collect(),
             in_flight: (0..callers).map(|_| None).collect(),
             counts: Coverage::default(),
+            ghosts: Rng::new(seed ^ 0x6768_6f73_7400_0000),
         }
     }
 }
@@ -306,7 +316,52 @@ impl Sim<'_> {
             how,
             ahead: None,
             learned: None,
+            ghosted: false,
         });
+    }
+
+    /// Whether the server is to run a copy of `client`'s read before the read itself (see
+    /// [`GHOST_ONE_IN`]): only a read on a data connection, once.
+    pub(super) fn inband_ghosts(&mut self, client: Client) -> bool {
+        let Some(flight) = self.inband.in_flight[client].as_mut() else {
+            return false;
+        };
+        if flight.ghosted
+            || matches!(flight.how, How::PlainSet(_))
+            || !self.inband.ghosts.one_in(GHOST_ONE_IN)
+        {
+            return false;
+        }
+        flight.ghosted = true;
+        self.inband.counts.ghost_reads += 1;
+        true
+    }
+
+    /// The server ran a copy of `client`'s read: what a read does to the server's tracking (a
+    /// full read deletes the expired tags it reaches, a learning read's tags are tracked from
+    /// now on), and no reply.
+    pub(super) fn inband_ghost_ran(&mut self, client: Client) {
+        self.inband_reached(client);
+        let now = self.now;
+        let process = self.callers[client].process;
+        let Some(flight) = self.inband.in_flight[client].as_ref() else {
+            return;
+        };
+        let How::Full(Some(learning)) = &flight.how else {
+            return;
+        };
+        let Some(connection) = live(&mut self.inband.connections[process], flight.generation)
+        else {
+            return;
+        };
+        for tag in learning.tags() {
+            let seen = self.server.tag(tag.as_str(), now);
+            let tracked = Tracked {
+                seen,
+                expired: false,
+            };
+            connection.tracked.insert(tag.as_str().to_owned(), tracked);
+        }
     }
 
     /// The server ran `client`'s read: a full read deletes the expired tags it reaches (their
@@ -315,26 +370,7 @@ impl Sim<'_> {
     pub(super) fn inband_ran(&mut self, client: Client) {
         let now = self.now;
         let process = self.callers[client].process;
-        let Some(flight) = self.inband.in_flight[client].as_mut() else {
-            return;
-        };
-        // Lazy expiry: reading a tag deletes it if it expired, with a message to its trackers.
-        if matches!(flight.how, How::Full(_)) {
-            let tags = flight.tags.clone();
-            for connection in self.inband.connections.iter_mut().flatten() {
-                for tag in &tags {
-                    let key = tag.as_str();
-                    if connection
-                        .tracked
-                        .get(key)
-                        .is_some_and(|tracked| tracked.expired)
-                    {
-                        connection.tracked.remove(key);
-                        connection.queue(Some(vec![key.to_owned()]));
-                    }
-                }
-            }
-        }
+        self.inband_reached(client);
         let Some(flight) = self.inband.in_flight[client].as_mut() else {
             return;
         };
@@ -362,6 +398,31 @@ impl Sim<'_> {
             );
         }
         flight.learned = Some((versions, ttls));
+    }
+
+    /// Lazy expiry: a full read of `client`'s deletes each expired tag it reaches, with a message
+    /// to its trackers.
+    fn inband_reached(&mut self, client: Client) {
+        let Some(flight) = self.inband.in_flight[client].as_ref() else {
+            return;
+        };
+        if !matches!(flight.how, How::Full(_)) {
+            return;
+        }
+        let tags = flight.tags.clone();
+        for connection in self.inband.connections.iter_mut().flatten() {
+            for tag in &tags {
+                let key = tag.as_str();
+                if connection
+                    .tracked
+                    .get(key)
+                    .is_some_and(|tracked| tracked.expired)
+                {
+                    connection.tracked.remove(key);
+                    connection.queue(Some(vec![key.to_owned()]));
+                }
+            }
+        }
     }
 
     /// After every step: each tracked tag that changed since tracking began is announced on its

@@ -487,6 +487,10 @@ impl<'w> Sim<'w> {
         match event {
             Event::Advance(caller) => self.advance(caller, run),
             Event::Execute(at) => {
+                if self.inband_ghosts(self.requests[at]) {
+                    self.ghost(self.requests[at]);
+                    return Ok(());
+                }
                 let client = self.requests.swap_remove(at);
                 self.execute(client, &mut run.coverage);
                 Ok(())
@@ -561,6 +565,33 @@ impl<'w> Sim<'w> {
                 self.replies.push((client, reply));
             }
         }
+    }
+
+    /// The server runs a copy of `client`'s read and keeps the read queued: the copy went out
+    /// in a pipeline whose leader gave up, and the read was sent again (`autopipeline.rs`). The
+    /// copy's reply goes nowhere.
+    fn ghost(&mut self, client: Client) {
+        let operation = match &self.callers[client].active {
+            Some(Active::Read(reading)) => reading.flow.operation(),
+            Some(Active::LowLevel(LowLevel::Get { flow, .. })) => flow.operation(),
+            _ => None,
+        };
+        let Some(operation) = operation else {
+            return;
+        };
+        let line = format!(
+            "server runs a copy of c{client}'s {} (sent twice; the copy's reply is dropped)",
+            describe(&operation)
+        );
+        let _dropped = served(
+            self.world,
+            &mut self.server,
+            Some(client),
+            operation,
+            self.now,
+        );
+        self.inband_ghost_ran(client);
+        self.note(line);
     }
 
     /// The server executes `client`'s request.

@@ -13,13 +13,16 @@ use redis::{AsyncConnectionConfig, Client, Cmd, Connection, PushInfo, RedisError
 
 use super::super::connections::PerRuntime;
 use super::super::tracking::{apply, Informed, KnownTags};
-use super::super::Timeouts;
+use super::super::{PipelinedReads, Timeouts};
+use super::AutoPipeline;
 
 /// An async data connection, and the tag versions it knows (`None`: it does not track).
 #[derive(Clone)]
 pub(in crate::backend::redis) struct DataConnection {
     pub connection: MultiplexedConnection,
     pub known: Option<Arc<KnownTags>>,
+    /// The reads waiting for the round trip in flight, to go out together.
+    pub pipeline: Arc<AutoPipeline>,
 }
 
 /// One server's async data connections, one per runtime.
@@ -52,6 +55,10 @@ struct Dial {
     /// How long a tracked connection may take to open: RESP3's `HELLO` waits for the server's
     /// answer, so no longer than a response may take (nor than connecting may).
     handshake: Duration,
+    /// Counts the reads the connections' pipelines carry with others.
+    pipelined: PipelinedReads,
+    /// How long a call may wait for a reply: the socket timeout.
+    budget: Duration,
 }
 
 impl DataConnections {
@@ -59,6 +66,7 @@ impl DataConnections {
         tracked: Option<Client>,
         plain: Client,
         timeouts: Timeouts,
+        pipelined: PipelinedReads,
     ) -> Self {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(timeouts.connect))
@@ -70,6 +78,8 @@ impl DataConnections {
                 config,
                 untracked: AtomicBool::new(false),
                 handshake: timeouts.connect.min(timeouts.socket),
+                pipelined,
+                budget: timeouts.socket,
             }),
             per_runtime: PerRuntime::default(),
         }
@@ -128,6 +138,7 @@ impl Dial {
         Ok(DataConnection {
             connection,
             known: None,
+            pipeline: Arc::new(AutoPipeline::new(self.pipelined.clone(), self.budget)),
         })
     }
 
@@ -213,6 +224,7 @@ impl Dial {
         Ok(DataConnection {
             connection,
             known: Some(known),
+            pipeline: Arc::new(AutoPipeline::new(self.pipelined.clone(), self.budget)),
         })
     }
 }

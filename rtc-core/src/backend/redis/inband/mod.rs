@@ -26,6 +26,7 @@
 //! tracking options again): a lost connection closes its table for good and is replaced on the
 //! next call. A server that refuses tracking gets plain connections, read in full.
 
+mod autopipeline;
 mod connections;
 mod read;
 mod set;
@@ -35,6 +36,7 @@ use smallvec::SmallVec;
 
 use super::tracking::KnownTags;
 
+pub(super) use self::autopipeline::AutoPipeline;
 pub(super) use self::connections::{DataConnection, DataConnections, SyncData, Tracking};
 pub(super) use self::read::{reply, Entries, TrackedRead, TrackedReadFlow};
 pub(crate) use self::set::TrackedSet;
@@ -60,6 +62,11 @@ pub(in crate::backend::redis) enum Next<T> {
 pub(in crate::backend::redis) trait InBandFlow {
     /// What the flow ends with.
     type Output: Send;
+
+    /// Whether the flow's rounds may be sent twice: a read's may, a write's may not. The async
+    /// drivers pipeline such rounds with other callers' (`autopipeline.rs`), and send them again
+    /// if the caller that led their pipeline went away before its reply.
+    const IDEMPOTENT: bool;
 
     /// The next step, given the replies to the commands of the last (`None` at first) and the
     /// connection's versions (`None`: it does not track).

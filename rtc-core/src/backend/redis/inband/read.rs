@@ -161,6 +161,7 @@ impl<'a> TrackedReadFlow<'a> {
 
 impl InBandFlow for TrackedReadFlow<'_> {
     type Output = Answered;
+    const IDEMPOTENT: bool = true;
 
     fn next(
         &mut self,

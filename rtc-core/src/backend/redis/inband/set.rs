@@ -191,6 +191,7 @@ impl<'a> TrackedSetFlow<'a> {
 
 impl InBandFlow for TrackedSetFlow<'_> {
     type Output = SetSent;
+    const IDEMPOTENT: bool = false;
 
     fn next(
         &mut self,

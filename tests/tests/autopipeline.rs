@@ -198,10 +198,11 @@ fn callers_dropped_while_waiting_or_leading_do_not_strand_the_others() {
     let runtime = runtime();
     runtime.block_on(stored_and_known(&cache, 8));
     // The server stops answering for 800 ms. `lone` is sent at once, alone, and gives up after
-    // 200 ms, while every other read waits behind it: the lead goes to `leader`, which sends
-    // itself and the rest as one pipeline, and gives up at 400 ms, with that pipeline still
-    // unanswered: the rest are sent again, and answered once the server is back. `waiter` gives
-    // up at 300 ms, before its turn.
+    // 200 ms. `leader` finds it in flight and gathers the others into one pipeline, sent while
+    // `lone` is still in flight; it gives up at 400 ms with that pipeline unanswered, and the
+    // reads it carried are gathered again and sent again: the gathering goes to `waiter`, which
+    // gave up at 300 ms, so to the next, and the five others are answered once the server is
+    // back.
     let sleeper = {
         let url = server.url();
         std::thread::spawn(move || {
@@ -258,4 +259,58 @@ fn callers_dropped_while_waiting_or_leading_do_not_strand_the_others() {
     }
     // And the connection still serves reads, one at a time and together.
     runtime.block_on(stored_and_known(&cache, 8));
+}
+
+#[test]
+fn a_caller_dropped_while_gathering_hands_the_reads_that_joined_it_on() {
+    let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
+    let cache = cache_on(
+        &server,
+        &unique_namespace("pipelined-gather"),
+        Duration::from_secs(5),
+    );
+    let runtime = runtime();
+    runtime.block_on(stored_and_known(&cache, 3));
+    // The server stops answering for 500 ms: `lone` is in flight all along, so `gatherer`
+    // gathers (it yields once before sending), `joined` joins it, and `gatherer` is dropped
+    // during its yield. `joined` must then send itself and be answered once the server is back.
+    let sleeper = {
+        let url = server.url();
+        std::thread::spawn(move || {
+            let client = redis::Client::open(url).unwrap();
+            let mut connection = client.get_connection().unwrap();
+            let _: () = redis::cmd("DEBUG")
+                .arg("SLEEP")
+                .arg("0.5")
+                .query(&mut connection)
+                .unwrap();
+        })
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let (lone, joined) = runtime.block_on(async {
+        let read = |i: usize| {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_async::<String>(&format!("key {i}"), &tags_of(i))
+                    .await
+                    .ok()
+            })
+        };
+        let lone = read(0);
+        tokio::task::yield_now().await;
+        let gatherer = read(1);
+        let joined = read(2);
+        tokio::task::yield_now().await;
+        gatherer.abort();
+        assert!(gatherer.await.unwrap_err().is_cancelled());
+        let bounded = |task| tokio::time::timeout(Duration::from_secs(10), task);
+        (
+            bounded(lone).await.expect("lone was stranded").unwrap(),
+            bounded(joined).await.expect("joined was stranded").unwrap(),
+        )
+    });
+    sleeper.join().unwrap();
+    assert_eq!(lone.as_deref(), Some("value 0"));
+    assert_eq!(joined.as_deref(), Some("value 2"));
 }

@@ -2,6 +2,7 @@
 //! each tracks the tags it reads, so that a hit is one `GET` (`inband/`).
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::future::Either;
@@ -187,9 +188,9 @@ impl ServerConnector {
             })
             .await;
         }
-        let mut data = self.data(runtime).await?;
+        let data = self.data(runtime).await?;
         let result = Batch::of(&round.commands)
-            .query_async(&mut data.connection)
+            .query_async(&mut data.connection.clone())
             .await;
         self.checked(result, runtime)
     }
@@ -210,18 +211,18 @@ impl ServerConnector {
         runtime: tokio::runtime::Id,
     ) -> impl Future<Output = RedisResult<F::Output>> + Send + 'a {
         async move {
-            let mut data = self.data(runtime).await?;
+            let data = self.data(runtime).await?;
             let mut commands = match flow.next(data.known.as_deref(), None)? {
                 Next::Done(output) => return Ok(output),
                 Next::Send(commands) => commands,
             };
             loop {
                 let sent = if F::IDEMPOTENT {
-                    data.pipeline
-                        .send(&mut data.connection, &mut commands)
-                        .await
+                    data.pipeline.send(&data.connection, &mut commands).await
                 } else {
-                    Batch::of(&commands).query_async(&mut data.connection).await
+                    Batch::of(&commands)
+                        .query_async(&mut data.connection.clone())
+                        .await
                 };
                 let known = data.known.as_deref();
                 let next = match self.checked(sent, runtime) {
@@ -237,7 +238,7 @@ impl ServerConnector {
     }
 
     /// This runtime's data connection.
-    async fn data(&self, runtime: tokio::runtime::Id) -> RedisResult<DataConnection> {
+    async fn data(&self, runtime: tokio::runtime::Id) -> RedisResult<Arc<DataConnection>> {
         let data = self.data.get(runtime).await;
         if data.is_err() {
             self.data.forget(runtime);

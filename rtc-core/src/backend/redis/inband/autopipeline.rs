@@ -1,31 +1,36 @@
-//! Auto-pipelining of the reads that share one async data connection: while one caller's round
-//! trip is in flight, the reads of the callers that come meanwhile wait together, and go out as
-//! one pipeline (one write, one request through redis-rs) when it is back.
+//! Auto-pipelining of the reads that share one async data connection: the reads that come while
+//! another of the connection's round trips is in flight are gathered, and go out together as one
+//! pipeline (one write, one request through redis-rs).
 //!
 //! Every request through redis-rs's multiplexed connection is a message on its channel, a reply
 //! channel and, on a busy runtime, a write of its own to the socket: for a hit, that write costs
 //! more than everything rtc does around it. With many calls in flight (a service's tasks, the
 //! benches' 64), a pipeline of n reads pays it once.
 //!
-//! Nothing waits for company: a read that finds no round trip in flight is sent at once, alone,
-//! as before. One that finds one in flight waits at most for its reply, then leads the next
-//! pipeline (or is part of it): the caller that leads a pipeline hands the lead to the first
-//! waiting caller once its replies are in and handed out. That caller yields to the runtime once
-//! before it sends: the callers just answered run first, and their next reads, if they make one,
-//! join its pipeline instead of waiting for the one after (with 64 tasks, about 37 reads per
-//! pipeline instead of 32, and a third fewer context switches). The lead is a value
-//! ([`Leadership`]): whoever drops it, a caller done or a future dropped midway, hands it on,
-//! so the waiting callers never wait for a leader that is gone.
+//! Nothing waits for company, nor for another round trip:
+//! - A read that finds none of the connection's round trips in flight is sent at once, alone, as
+//!   before.
+//! - One that finds one in flight, and nobody gathering, gathers: it yields to the runtime once
+//!   (the tasks ready to run, such as those the last reply woke, make their reads meanwhile),
+//!   then sends itself and every read that joined it as one pipeline, without waiting for the
+//!   round trips in flight.
+//! - One that finds a caller gathering joins it, and waits for the pipeline's reply.
+//!
+//! The gathering is a value ([`Gathering`]): dropped before its pipeline is sent (its caller's
+//! future dropped during the yield), it goes to the first caller that joined, which sends at
+//! once, so that nobody waits for a gatherer that is gone.
 //!
 //! Only reads are pipelined ([`InBandFlow::IDEMPOTENT`](super::InBandFlow::IDEMPOTENT)): if the
-//! leader's future is dropped while its pipeline is in flight, the reply is lost with it, and
-//! the other callers' commands are sent again (a read sent twice reads twice; a write sent
-//! twice could land over a newer one).
+//! gatherer's future is dropped while its pipeline is in flight, the reply is lost with it, and
+//! the other callers' commands are gathered again and sent again (a read sent twice reads twice;
+//! a write sent twice could land over a newer one). A read sent again has one socket timeout in
+//! all, counted from when it first joined: a pipeline is given up when the first of its reads
+//! has waited that long.
 //!
 //! Replies keep their order and invalidation messages theirs: each caller's commands are
 //! contiguous in the pipeline (a learning read's `CLIENT CACHING YES` stays right before its
 //! `MGET`), and the connection's reader applies every message that came before the pipeline's
-//! last reply before the leader hands the replies out. A caller thus looks at its reply with
+//! last reply before the gatherer hands the replies out. A caller thus looks at its reply with
 //! every message that preceded it applied, and possibly some that followed it: what `still` and
 //! a learning fill already allow for, since a caller may look at its reply late.
 
@@ -41,41 +46,54 @@ use tokio::sync::oneshot;
 use super::super::PipelinedReads;
 use super::Commands;
 
-/// The reads waiting to go out on one data connection.
+/// The reads of one data connection: how many round trips are in flight, and the reads
+/// gathered for the next pipeline.
 pub(in crate::backend::redis) struct AutoPipeline {
     queue: Mutex<Queue>,
     /// Counts the reads sent in a pipeline with others (shared by the store's connections).
     pipelined: PipelinedReads,
-    /// How long a call may wait for Redis (the socket timeout): a read that waited for the round
-    /// trip in flight has that long from when it began waiting, not that long again.
+    /// How long a call may wait for Redis (the socket timeout): a read sent again after its
+    /// pipeline was dropped has that long from when it first joined, not that long again.
     budget: Duration,
 }
 
 #[derive(Default)]
 struct Queue {
-    /// A round trip is in flight: a read that comes waits for its reply.
-    leading: bool,
-    /// The reads waiting, oldest first.
-    waiting: VecDeque<Waiting>,
+    /// Round trips of reads in flight (lone reads and pipelines).
+    in_flight: usize,
+    /// A caller is gathering the next pipeline: a read that comes joins it.
+    gathering: bool,
+    /// The reads that joined, oldest first.
+    joined: VecDeque<Joined>,
 }
 
-/// A caller waiting for the round trip in flight.
-struct Waiting {
+/// A read that joined the next pipeline.
+struct Joined {
     commands: Commands,
     turn: oneshot::Sender<Turn>,
-    /// When it began waiting.
+    /// When it joined (first joined, for a read gathered again).
     since: Instant,
 }
 
-/// What a waiting caller gets: its replies, or the lead (with its commands back, and when it
-/// began waiting).
+/// What a caller that joined gets: its replies, or the gathering (with its commands back, and
+/// when it joined), to send at once.
 enum Turn {
     Replied(RedisResult<Vec<Value>>),
-    Lead(Leadership, Commands, Instant),
+    Gather(Gathering, Commands, Instant),
+}
+
+/// How a read goes out.
+enum Way {
+    /// At once, alone: nothing was in flight.
+    Alone(Sending),
+    /// It gathers the next pipeline.
+    Gathers(Gathering),
+    /// It joined a caller gathering.
+    Joined(oneshot::Receiver<Turn>),
 }
 
 impl AutoPipeline {
-    /// The queue of a connection whose calls may wait `budget` for Redis.
+    /// The reads of a connection whose calls may wait `budget` for Redis.
     pub(in crate::backend::redis) fn new(pipelined: PipelinedReads, budget: Duration) -> Self {
         Self {
             queue: Mutex::default(),
@@ -84,61 +102,92 @@ impl AutoPipeline {
         }
     }
 
-    /// Sends `commands` on `connection` (taking them): at once when no round trip is in flight
-    /// on it, else with the other reads that wait for it, as one pipeline. Returns their
+    /// Sends `commands` on `connection` (taking them): at once when no read of the connection is
+    /// in flight, else in one pipeline with the reads that come meanwhile. Returns their
     /// replies, or the error of their round trip (a server error in one of them is that read's
-    /// alone). A read that waited gets no more than the socket timeout in all: its pipeline
-    /// times out that long after the first of its reads began waiting.
+    /// alone).
     ///
     /// The commands are the caller's, borrowed: the future holds no copy of them, so that a
-    /// hit's future, which holds this one, stays as small as it was.
+    /// hit's future, which holds this one, stays small.
     pub(in crate::backend::redis) async fn send(
         self: &Arc<Self>,
-        connection: &mut MultiplexedConnection,
+        connection: &MultiplexedConnection,
         commands: &mut Commands,
     ) -> RedisResult<Vec<Value>> {
-        let (leadership, waited) = match self.join(commands) {
-            Ok(leadership) => (leadership, None),
-            Err(waiting) => match waiting.await {
+        let (gathering, since) = match self.way(commands) {
+            Way::Alone(sending) => {
+                let replies = alone(&mut connection.clone(), commands).await;
+                drop(sending);
+                return replies;
+            }
+            Way::Gathers(gathering) => {
+                tokio::task::yield_now().await;
+                (gathering, None)
+            }
+            Way::Joined(turn) => match turn.await {
                 Ok(Turn::Replied(replies)) => return replies,
-                Ok(Turn::Lead(leadership, own, since)) => {
+                Ok(Turn::Gather(gathering, own, since)) => {
                     *commands = own;
-                    // The callers the last pipeline answered are about to run: let them come
-                    // back first, so that their next reads go in this pipeline, not the next.
-                    tokio::task::yield_now().await;
-                    (leadership, Some(since))
+                    (gathering, Some(since))
                 }
-                // Never: a dropped pipeline puts its callers back in the queue, and the lead is
+                // Never: a dropped pipeline gathers its reads again, and the gathering is
                 // handed on by whoever drops it. Should it happen, the read fails as a lost
                 // connection's would (a miss).
                 Err(_) => return Err(gone()),
             },
         };
-        leadership.send(connection, commands, waited).await
+        gathering.send(connection, commands, since).await
     }
 
-    /// Takes the lead when no round trip is in flight, else queues `commands` behind it.
-    fn join(
-        self: &Arc<Self>,
-        commands: &mut Commands,
-    ) -> Result<Leadership, oneshot::Receiver<Turn>> {
+    /// How a read goes out now: alone, gathering, or joining.
+    fn way(self: &Arc<Self>, commands: &mut Commands) -> Way {
         let mut queue = self.lock();
-        if queue.leading {
-            let (turn, waiting) = oneshot::channel();
-            queue.waiting.push_back(Waiting {
+        if queue.gathering {
+            let (turn, joined) = oneshot::channel();
+            queue.joined.push_back(Joined {
                 commands: std::mem::take(commands),
                 turn,
                 since: Instant::now(),
             });
-            return Err(waiting);
+            return Way::Joined(joined);
         }
-        queue.leading = true;
-        Ok(Leadership(Some(Arc::clone(self))))
+        if queue.in_flight == 0 {
+            queue.in_flight += 1;
+            return Way::Alone(Sending(Arc::clone(self)));
+        }
+        queue.gathering = true;
+        Way::Gathers(Gathering(Some(Arc::clone(self))))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
         // The queue is consistent between any two statements: a panic elsewhere leaves it usable.
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands the gathering to the first caller that joined, or ends it when none did.
+    fn hand_on(self: &Arc<Self>) {
+        loop {
+            let next = {
+                let mut queue = self.lock();
+                match queue.joined.pop_front() {
+                    Some(next) => next,
+                    None => {
+                        queue.gathering = false;
+                        return;
+                    }
+                }
+            };
+            let gathering = Gathering(Some(Arc::clone(self)));
+            match next
+                .turn
+                .send(Turn::Gather(gathering, next.commands, next.since))
+            {
+                Ok(()) => return,
+                // That caller is gone: the gathering goes to the next, without recursing.
+                Err(Turn::Gather(mut refused, ..)) => drop(refused.0.take()),
+                Err(Turn::Replied(_)) => {}
+            }
+        }
     }
 }
 
@@ -147,7 +196,7 @@ fn timed_out() -> redis::RedisError {
     redis::RedisError::from(std::io::Error::new(
         std::io::ErrorKind::TimedOut,
         "no reply within the socket timeout (counted from when the first of the pipeline's \
-         reads began waiting)",
+         reads joined it)",
     ))
 }
 
@@ -169,75 +218,69 @@ fn gone() -> redis::RedisError {
     ))
 }
 
-/// The lead of a connection's pipelines: its holder sends the next one. Dropped, it goes to the
-/// first caller waiting (or, none waiting, lets the next read go out at once).
-struct Leadership(Option<Arc<AutoPipeline>>);
+/// A round trip of the connection's reads in flight, counted while it lives.
+struct Sending(Arc<AutoPipeline>);
 
-impl Leadership {
-    /// Sends `own` (waiting since `waited`, if it waited) with every read waiting now, hands
-    /// the others their replies, and returns `own`'s; the lead is handed on when this returns
-    /// (or is dropped midway). A pipeline of reads that waited is given up when the first of
-    /// them has waited the socket timeout: no read waits for two round trips' timeouts.
+impl Drop for Sending {
+    fn drop(&mut self) {
+        self.0.lock().in_flight -= 1;
+    }
+}
+
+/// The gathering of the next pipeline: its holder sends it. Dropped before it is sent, it goes
+/// to the first caller that joined (or, none did, ends).
+struct Gathering(Option<Arc<AutoPipeline>>);
+
+impl Gathering {
+    /// Sends `own` (joined at `since`, if it joined) with every read that joined, hands the
+    /// others their replies, and returns `own`'s. The pipeline is given up when the first of
+    /// its reads has waited the socket timeout.
     async fn send(
-        self,
-        connection: &mut MultiplexedConnection,
+        mut self,
+        connection: &MultiplexedConnection,
         own: &mut Commands,
-        waited: Option<Instant>,
+        since: Option<Instant>,
     ) -> RedisResult<Vec<Value>> {
-        let Some(pipeline) = self.0.clone() else {
+        let mut connection = connection.clone();
+        let connection = &mut connection;
+        let Some(pipeline) = self.0.take() else {
             return alone(connection, own).await;
         };
-        let others: Vec<Waiting> = pipeline.lock().waiting.drain(..).collect();
-        let since = others
-            .iter()
-            .map(|waiting| waiting.since)
-            .chain(waited)
-            .min();
-        let Some(since) = since else {
-            // A read that waited for nothing: redis-rs's own timeout bounds it.
-            return alone(connection, own).await;
+        let (joined, sending) = {
+            let mut queue = pipeline.lock();
+            queue.gathering = false;
+            queue.in_flight += 1;
+            let joined: Vec<Joined> = queue.joined.drain(..).collect();
+            (joined, Sending(Arc::clone(&pipeline)))
         };
-        let deadline = since + pipeline.budget;
+        let first = joined.iter().map(|read| read.since).chain(since).min();
+        let Some(first) = first else {
+            // Nobody joined: a read alone, bounded by redis-rs's own timeout.
+            let replies = alone(connection, own).await;
+            drop(sending);
+            return replies;
+        };
+        let deadline = first + pipeline.budget;
         // The timed requests are boxed: a timer would make every hit's future larger, and one
         // allocation per pipeline is shared by its reads.
-        if others.is_empty() {
-            return Box::pin(within(deadline, alone(connection, own))).await;
+        if joined.is_empty() {
+            let replies = Box::pin(within(deadline, alone(connection, own))).await;
+            drop(sending);
+            return replies;
         }
-        let reads = others.len() as u64 + 1;
+        let reads = joined.len() as u64 + 1;
         pipeline.pipelined.fetch_add(reads, Ordering::Relaxed);
-        let mut flight = InFlight::new(self, own, others);
+        let mut flight = InFlight::new(own, joined, sending);
         let request = connection.req_packed_commands(&flight.pipeline, 0, flight.pipeline.len());
         let replies = Box::pin(within(deadline, request)).await;
         flight.hand_out(replies)
     }
 }
 
-impl Drop for Leadership {
+impl Drop for Gathering {
     fn drop(&mut self) {
-        let Some(pipeline) = self.0.take() else {
-            return;
-        };
-        loop {
-            let next = {
-                let mut queue = pipeline.lock();
-                match queue.waiting.pop_front() {
-                    Some(next) => next,
-                    None => {
-                        queue.leading = false;
-                        return;
-                    }
-                }
-            };
-            let leadership = Leadership(Some(Arc::clone(&pipeline)));
-            match next
-                .turn
-                .send(Turn::Lead(leadership, next.commands, next.since))
-            {
-                Ok(()) => return,
-                // That caller is gone: the lead goes to the next, without recursing.
-                Err(Turn::Lead(mut refused, ..)) => drop(refused.0.take()),
-                Err(Turn::Replied(_)) => {}
-            }
+        if let Some(pipeline) = self.0.take() {
+            pipeline.hand_on();
         }
     }
 }
@@ -260,40 +303,41 @@ async fn alone(
     pipeline.query_async(connection).await
 }
 
-/// A pipeline in flight: the leader's commands first, then each other caller's, and where each
-/// caller's replies start. Dropped before its replies are handed out, it puts the other callers'
-/// commands back at the head of the queue, and the lead goes to the first of them.
+/// A pipeline in flight: the gatherer's commands first, then each other caller's, and where
+/// each caller's replies start. Dropped before its replies are handed out, it puts the other
+/// callers' reads back at the head of the next pipeline, and gathers it unless somebody does.
 struct InFlight {
     pipeline: Pipeline,
     own: usize,
     /// Each other caller's: how many commands, where its turn goes, since when it waits.
     others: Vec<(usize, oneshot::Sender<Turn>, Instant)>,
-    leadership: Leadership,
+    sending: Sending,
 }
 
 impl InFlight {
-    fn new(leadership: Leadership, own: &mut Commands, others: Vec<Waiting>) -> Self {
+    fn new(own: &mut Commands, joined: Vec<Joined>, sending: Sending) -> Self {
         let mut pipeline = redis::pipe();
         let own_count = own.len();
         for command in own.drain(..) {
             pipeline.add_command(command);
         }
-        let mut handed = Vec::with_capacity(others.len());
-        for waiting in others {
-            handed.push((waiting.commands.len(), waiting.turn, waiting.since));
-            for command in waiting.commands {
+        let mut others = Vec::with_capacity(joined.len());
+        for read in joined {
+            others.push((read.commands.len(), read.turn, read.since));
+            for command in read.commands {
                 pipeline.add_command(command);
             }
         }
         Self {
             pipeline,
             own: own_count,
-            others: handed,
-            leadership,
+            others,
+            sending,
         }
     }
 
-    /// Hands each other caller its replies (or the round trip's error) and returns the leader's.
+    /// Hands each other caller its replies (or the round trip's error) and returns the
+    /// gatherer's.
     fn hand_out(&mut self, replies: RedisResult<Vec<Value>>) -> RedisResult<Vec<Value>> {
         let others = std::mem::take(&mut self.others);
         let mut replies = match replies {
@@ -318,21 +362,25 @@ impl Drop for InFlight {
         if self.others.is_empty() {
             return;
         }
-        let Some(queue) = &self.leadership.0 else {
-            return;
-        };
+        let pipeline = Arc::clone(&self.sending.0);
         let mut commands = self.pipeline.cmd_iter().skip(self.own);
-        let requeued: Vec<Waiting> = std::mem::take(&mut self.others)
+        let again: Vec<Joined> = std::mem::take(&mut self.others)
             .into_iter()
-            .map(|(count, turn, since)| Waiting {
+            .map(|(count, turn, since)| Joined {
                 commands: commands.by_ref().take(count).cloned().collect(),
                 turn,
                 since,
             })
             .collect();
-        let mut queue = queue.lock();
-        for waiting in requeued.into_iter().rev() {
-            queue.waiting.push_front(waiting);
+        let gathers = {
+            let mut queue = pipeline.lock();
+            for read in again.into_iter().rev() {
+                queue.joined.push_front(read);
+            }
+            !std::mem::replace(&mut queue.gathering, true)
+        };
+        if gathers {
+            pipeline.hand_on();
         }
     }
 }

@@ -16,8 +16,9 @@ use super::super::tracking::{apply, Informed, KnownTags};
 use super::super::{PipelinedReads, Timeouts};
 use super::AutoPipeline;
 
-/// An async data connection, and the tag versions it knows (`None`: it does not track).
-#[derive(Clone)]
+/// An async data connection, and the tag versions it knows (`None`: it does not track). Shared
+/// by its runtime's calls behind one `Arc`: a call takes one reference, and clones the
+/// connection itself only to send on it (a pipeline's reads but the one that sends it do not).
 pub(in crate::backend::redis) struct DataConnection {
     pub connection: MultiplexedConnection,
     pub known: Option<Arc<KnownTags>>,
@@ -37,9 +38,9 @@ pub(in crate::backend::redis) struct DataConnections {
 /// A runtime's data connection, or the attempt to open it.
 #[derive(Clone)]
 enum Opened {
-    Connecting(Shared<BoxFuture<'static, RedisResult<DataConnection>>>),
+    Connecting(Shared<BoxFuture<'static, RedisResult<Arc<DataConnection>>>>),
     /// Open: what every call takes without awaiting the attempt again.
-    Open(DataConnection),
+    Open(Arc<DataConnection>),
 }
 
 /// How a data connection is opened.
@@ -89,7 +90,7 @@ impl DataConnections {
     pub(in crate::backend::redis) async fn get(
         &self,
         runtime: tokio::runtime::Id,
-    ) -> RedisResult<DataConnection> {
+    ) -> RedisResult<Arc<DataConnection>> {
         let connecting = match self.per_runtime.get(runtime) {
             Some(Opened::Open(open)) => return Ok(open),
             Some(Opened::Connecting(connecting)) => connecting,
@@ -125,21 +126,21 @@ impl DataConnections {
 }
 
 impl Dial {
-    async fn connect(self: Arc<Self>) -> RedisResult<DataConnection> {
+    async fn connect(self: Arc<Self>) -> RedisResult<Arc<DataConnection>> {
         if let Some(tracked) = self.tracking_client() {
             if let Some(settled) = self.settled(self.connect_tracked(tracked).await) {
-                return settled;
+                return settled.map(Arc::new);
             }
         }
         let connection = self
             .plain
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
-        Ok(DataConnection {
+        Ok(Arc::new(DataConnection {
             connection,
             known: None,
             pipeline: Arc::new(AutoPipeline::new(self.pipelined.clone(), self.budget)),
-        })
+        }))
     }
 
     fn connect_blocking(&self, timeouts: Timeouts) -> RedisResult<SyncData> {

@@ -50,8 +50,8 @@ pub struct CacheStats {
     /// refresh is under way in this process start none.
     pub refreshes: u64,
     /// Redis reads that went out in one pipeline with other calls' reads: while a read's round
-    /// trip is in flight on a data connection, the reads of the calls that come meanwhile wait
-    /// for it and are then sent together (auto-pipelining, async calls only). Compared with
+    /// trip is in flight on a data connection, the reads of the calls that come meanwhile are
+    /// gathered and sent together (auto-pipelining, async calls only). Compared with
     /// `hits + misses`, it says how much of the traffic shared round trips. Always 0 for the
     /// in-memory backend and for a cluster.
     pub pipelined_reads: u64,

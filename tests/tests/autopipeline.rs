@@ -1,5 +1,5 @@
-//! Auto-pipelining (issue 26): while one async read's round trip is in flight on a data
-//! connection, the reads of the calls that come meanwhile wait for it and go out together, as
+//! Auto-pipelining (issue 26): while an async read's round trip is in flight on a data
+//! connection, the reads of the calls that come meanwhile are gathered and go out together, as
 //! one pipeline. Each caller must still get its own reply, a server error must stay with the read
 //! it answers, and a caller that goes away (its future dropped) must not strand the others.
 //! Every test runs against a real `redis-server`, on a current-thread runtime, where tasks that
@@ -188,7 +188,7 @@ fn a_server_error_in_a_pipeline_is_the_miss_of_its_own_read_only() {
 }
 
 #[test]
-fn callers_dropped_while_waiting_or_leading_do_not_strand_the_others() {
+fn callers_dropped_while_joined_or_with_their_pipeline_in_flight_strand_nobody() {
     let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
     let cache = cache_on(
         &server,

@@ -28,6 +28,18 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Runs `during` while the whole server is held for `duration` (`DEBUG SLEEP`, from a thread of
+/// its own, begun 50 ms before), and returns once the server answers again.
+fn while_held<T>(server: &RedisServer, duration: Duration, during: impl FnOnce() -> T) -> T {
+    std::thread::scope(|scope| {
+        let held = scope.spawn(|| server.debug_sleep(duration));
+        std::thread::sleep(Duration::from_millis(50));
+        let result = during();
+        held.join().expect("DEBUG SLEEP returned");
+        result
+    })
+}
+
 /// Key `i`'s tags: four keys share each tag.
 fn tags_of(i: usize) -> Vec<String> {
     vec![format!("group:{}", i % 4), "all".to_owned()]
@@ -203,56 +215,44 @@ fn callers_dropped_while_joined_or_with_their_pipeline_in_flight_strand_nobody()
     // reads it carried are gathered again and sent again: the gathering goes to `waiter`, which
     // gave up at 300 ms, so to the next, and the five others are answered once the server is
     // back.
-    let sleeper = {
-        let url = server.url();
-        std::thread::spawn(move || {
-            let client = redis::Client::open(url).unwrap();
-            let mut connection = client.get_connection().unwrap();
-            let _: () = redis::cmd("DEBUG")
-                .arg("SLEEP")
-                .arg("0.8")
-                .query(&mut connection)
-                .unwrap();
-        })
-    };
-    std::thread::sleep(Duration::from_millis(50));
-    let results = runtime.block_on(async {
-        let read = |i: usize| {
-            let cache = cache.clone();
-            async move {
-                cache
-                    .get_async::<String>(&format!("key {i}"), &tags_of(i))
-                    .await
-                    .ok()
+    let results = while_held(&server, Duration::from_millis(800), || {
+        runtime.block_on(async {
+            let read = |i: usize| {
+                let cache = cache.clone();
+                async move {
+                    cache
+                        .get_async::<String>(&format!("key {i}"), &tags_of(i))
+                        .await
+                        .ok()
+                }
+            };
+            let given_up = |i: usize, after: u64| {
+                let read = read(i);
+                tokio::spawn(async move {
+                    tokio::time::timeout(Duration::from_millis(after), read)
+                        .await
+                        .ok()
+                        .flatten()
+                })
+            };
+            let lone = given_up(0, 200);
+            tokio::task::yield_now().await;
+            let leader = given_up(1, 400);
+            let waiter = given_up(2, 300);
+            let rest: Vec<_> = (3..8).map(|i| tokio::spawn(read(i))).collect();
+            let mut results = vec![
+                lone.await.unwrap(),
+                leader.await.unwrap(),
+                waiter.await.unwrap(),
+            ];
+            for task in rest {
+                // Bounded, so that a stranded read fails the test instead of hanging it.
+                let answered = tokio::time::timeout(Duration::from_secs(10), task).await;
+                results.push(answered.expect("a read was stranded").unwrap());
             }
-        };
-        let given_up = |i: usize, after: u64| {
-            let read = read(i);
-            tokio::spawn(async move {
-                tokio::time::timeout(Duration::from_millis(after), read)
-                    .await
-                    .ok()
-                    .flatten()
-            })
-        };
-        let lone = given_up(0, 200);
-        tokio::task::yield_now().await;
-        let leader = given_up(1, 400);
-        let waiter = given_up(2, 300);
-        let rest: Vec<_> = (3..8).map(|i| tokio::spawn(read(i))).collect();
-        let mut results = vec![
-            lone.await.unwrap(),
-            leader.await.unwrap(),
-            waiter.await.unwrap(),
-        ];
-        for task in rest {
-            // Bounded, so that a stranded read fails the test instead of hanging it.
-            let answered = tokio::time::timeout(Duration::from_secs(10), task).await;
-            results.push(answered.expect("a read was stranded").unwrap());
-        }
-        results
+            results
+        })
     });
-    sleeper.join().unwrap();
     assert_eq!(results[..3], [None, None, None], "the three gave up");
     for (i, result) in results.into_iter().enumerate().skip(3) {
         assert_eq!(result, Some(format!("value {i}")), "key {i}");
@@ -274,43 +274,31 @@ fn a_caller_dropped_while_gathering_hands_the_reads_that_joined_it_on() {
     // The server stops answering for 500 ms: `lone` is in flight all along, so `gatherer`
     // gathers (it yields once before sending), `joined` joins it, and `gatherer` is dropped
     // during its yield. `joined` must then send itself and be answered once the server is back.
-    let sleeper = {
-        let url = server.url();
-        std::thread::spawn(move || {
-            let client = redis::Client::open(url).unwrap();
-            let mut connection = client.get_connection().unwrap();
-            let _: () = redis::cmd("DEBUG")
-                .arg("SLEEP")
-                .arg("0.5")
-                .query(&mut connection)
-                .unwrap();
+    let (lone, joined) = while_held(&server, Duration::from_millis(500), || {
+        runtime.block_on(async {
+            let read = |i: usize| {
+                let cache = cache.clone();
+                tokio::spawn(async move {
+                    cache
+                        .get_async::<String>(&format!("key {i}"), &tags_of(i))
+                        .await
+                        .ok()
+                })
+            };
+            let lone = read(0);
+            tokio::task::yield_now().await;
+            let gatherer = read(1);
+            let joined = read(2);
+            tokio::task::yield_now().await;
+            gatherer.abort();
+            assert!(gatherer.await.unwrap_err().is_cancelled());
+            let bounded = |task| tokio::time::timeout(Duration::from_secs(10), task);
+            (
+                bounded(lone).await.expect("lone was stranded").unwrap(),
+                bounded(joined).await.expect("joined was stranded").unwrap(),
+            )
         })
-    };
-    std::thread::sleep(Duration::from_millis(50));
-    let (lone, joined) = runtime.block_on(async {
-        let read = |i: usize| {
-            let cache = cache.clone();
-            tokio::spawn(async move {
-                cache
-                    .get_async::<String>(&format!("key {i}"), &tags_of(i))
-                    .await
-                    .ok()
-            })
-        };
-        let lone = read(0);
-        tokio::task::yield_now().await;
-        let gatherer = read(1);
-        let joined = read(2);
-        tokio::task::yield_now().await;
-        gatherer.abort();
-        assert!(gatherer.await.unwrap_err().is_cancelled());
-        let bounded = |task| tokio::time::timeout(Duration::from_secs(10), task);
-        (
-            bounded(lone).await.expect("lone was stranded").unwrap(),
-            bounded(joined).await.expect("joined was stranded").unwrap(),
-        )
     });
-    sleeper.join().unwrap();
     assert_eq!(lone.as_deref(), Some("value 0"));
     assert_eq!(joined.as_deref(), Some("value 2"));
 }

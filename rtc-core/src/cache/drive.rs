@@ -47,8 +47,7 @@ impl TaggedCache {
         self.received(&operation, received)
     }
 
-    /// Async twin of [`TaggedCache::round_trip`]. An `async` block rather than an `async fn`,
-    /// so that `operation` is kept once in the future, which a hit moves.
+    /// Async twin of [`TaggedCache::round_trip`].
     #[allow(
         clippy::manual_async_fn,
         reason = "an `async fn` keeps its arguments twice in its future, which a hit moves"

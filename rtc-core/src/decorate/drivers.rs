@@ -199,9 +199,6 @@ impl<'a> Call<'a> {
     }
 
     /// The async driver of a call's protocol: [`Call::protocol`] with effects that await.
-    ///
-    /// An `async` block rather than an `async fn`: the latter keeps its arguments twice in its
-    /// future (the call alone is 384 bytes), and a hit moves that future several times.
     #[allow(
         clippy::manual_async_fn,
         reason = "an `async fn` keeps its arguments twice in its future, which a hit moves"

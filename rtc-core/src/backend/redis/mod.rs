@@ -2,6 +2,7 @@
 //! [`Round`], with back-off after connection failures.
 
 mod backoff;
+mod batch;
 mod cluster;
 mod commands;
 mod connections;
@@ -247,9 +248,6 @@ impl RedisStore {
 
     /// Sends `operation` on this runtime's multiplexed connection and reads the reply (on rtc's
     /// own runtime's connection when this one lacks a driver: [`runtime`]).
-    ///
-    /// An `async` block rather than an `async fn`, so that `operation` is kept once in the
-    /// future, which a hit moves several times.
     #[allow(
         clippy::manual_async_fn,
         reason = "an `async fn` keeps its arguments twice in its future, which a hit moves"

@@ -90,7 +90,6 @@ impl SentinelConnector {
     }
 
     /// Async twin of [`SentinelConnector::tracked`].
-    // An `async` block, so that `flow` is kept once in the future (see the server's).
     #[allow(
         clippy::manual_async_fn,
         reason = "an `async fn` keeps its arguments twice in its future, which a hit moves"

@@ -341,33 +341,19 @@ impl Sim<'_> {
     /// full read deletes the expired tags it reaches, a learning read's tags are tracked from
     /// now on), and no reply.
     pub(super) fn inband_ghost_ran(&mut self, client: Client) {
-        self.inband_reached(client);
-        let now = self.now;
-        let process = self.callers[client].process;
-        let Some(flight) = self.inband.in_flight[client].as_ref() else {
-            return;
-        };
-        let How::Full(Some(learning)) = &flight.how else {
-            return;
-        };
-        let Some(connection) = live(&mut self.inband.connections[process], flight.generation)
-        else {
-            return;
-        };
-        for tag in learning.tags() {
-            let seen = self.server.tag(tag.as_str(), now);
-            let tracked = Tracked {
-                seen,
-                expired: false,
-            };
-            connection.tracked.insert(tag.as_str().to_owned(), tracked);
-        }
+        self.inband_run(client, false);
     }
 
     /// The server ran `client`'s read: a full read deletes the expired tags it reaches (their
     /// messages go first), its reply takes its place after the messages queued so far, and a
     /// learning read's tags are tracked from now on, their versions and `PTTL`s read.
     pub(super) fn inband_ran(&mut self, client: Client) {
+        self.inband_run(client, true);
+    }
+
+    /// What running `client`'s read does on the server; `replied`: the reply is the caller's
+    /// (not a copy's, which goes nowhere).
+    fn inband_run(&mut self, client: Client, replied: bool) {
         let now = self.now;
         let process = self.callers[client].process;
         self.inband_reached(client);
@@ -379,7 +365,9 @@ impl Sim<'_> {
         else {
             return;
         };
-        flight.ahead = Some(connection.queued);
+        if replied {
+            flight.ahead = Some(connection.queued);
+        }
         let How::Full(Some(learning)) = &flight.how else {
             return;
         };
@@ -397,7 +385,9 @@ impl Sim<'_> {
                 },
             );
         }
-        flight.learned = Some((versions, ttls));
+        if replied {
+            flight.learned = Some((versions, ttls));
+        }
     }
 
     /// Lazy expiry: a full read of `client`'s deletes each expired tag it reaches, with a message

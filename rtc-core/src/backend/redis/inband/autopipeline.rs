@@ -43,6 +43,7 @@ use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{Pipeline, RedisResult, Value};
 use tokio::sync::oneshot;
 
+use super::super::batch::Batch;
 use super::super::PipelinedReads;
 use super::Commands;
 
@@ -116,7 +117,9 @@ impl AutoPipeline {
     ) -> RedisResult<Vec<Value>> {
         let (gathering, since) = match self.way(commands) {
             Way::Alone(sending) => {
-                let replies = alone(&mut connection.clone(), commands).await;
+                let replies = Batch::of(commands)
+                    .query_async(&mut connection.clone())
+                    .await;
                 drop(sending);
                 return replies;
             }
@@ -244,7 +247,7 @@ impl Gathering {
         let mut connection = connection.clone();
         let connection = &mut connection;
         let Some(pipeline) = self.0.take() else {
-            return alone(connection, own).await;
+            return Batch::of(own).query_async(connection).await;
         };
         let (joined, sending) = {
             let mut queue = pipeline.lock();
@@ -256,7 +259,7 @@ impl Gathering {
         let first = joined.iter().map(|read| read.since).chain(since).min();
         let Some(first) = first else {
             // Nobody joined: a read alone, bounded by redis-rs's own timeout.
-            let replies = alone(connection, own).await;
+            let replies = Batch::of(own).query_async(connection).await;
             drop(sending);
             return replies;
         };
@@ -264,7 +267,8 @@ impl Gathering {
         // The timed requests are boxed: a timer would make every hit's future larger, and one
         // allocation per pipeline is shared by its reads.
         if joined.is_empty() {
-            let replies = Box::pin(within(deadline, alone(connection, own))).await;
+            let alone = Batch::of(own);
+            let replies = Box::pin(within(deadline, alone.query_async(connection))).await;
             drop(sending);
             return replies;
         }
@@ -283,24 +287,6 @@ impl Drop for Gathering {
             pipeline.hand_on();
         }
     }
-}
-
-/// A lone read, as redis-rs sends one.
-async fn alone(
-    connection: &mut MultiplexedConnection,
-    commands: &[redis::Cmd],
-) -> RedisResult<Vec<Value>> {
-    if let [command] = commands {
-        return command
-            .query_async::<Value>(connection)
-            .await
-            .map(|reply| vec![reply]);
-    }
-    let mut pipeline = redis::pipe();
-    for command in commands {
-        pipeline.add_command(command.clone());
-    }
-    pipeline.query_async(connection).await
 }
 
 /// A pipeline in flight: the gatherer's commands first, then each other caller's, and where

@@ -22,7 +22,7 @@ use super::AutoPipeline;
 pub(in crate::backend::redis) struct DataConnection {
     pub connection: MultiplexedConnection,
     pub known: Option<Arc<KnownTags>>,
-    /// The reads waiting for the round trip in flight, to go out together.
+    /// Its reads' auto-pipelining: the round trips in flight, the reads gathered for the next.
     pub pipeline: Arc<AutoPipeline>,
 }
 

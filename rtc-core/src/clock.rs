@@ -49,6 +49,79 @@ pub(crate) fn ms_at(instant: Instant) -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// [`now_ms`], bounded without reading the precise clock (see [`now_ms_bounds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct MsBounds {
+    /// No later than [`now_ms`] would read: a time something was sent at.
+    pub lower: u64,
+    /// No earlier than [`now_ms`] would read: what a bound is checked to be still ahead of.
+    pub upper: u64,
+}
+
+impl MsBounds {
+    fn exactly(now: u64) -> Self {
+        Self {
+            lower: now,
+            upper: now,
+        }
+    }
+}
+
+/// [`now_ms`] bounded below and above by the coarse clock, which costs a quarter of the precise
+/// one: its reading is never ahead of the real time, and behind it by less than
+/// [`COARSE_LAG_ALLOWED`]. Checks whose bounds are usually hours ahead (the versions a
+/// connection knows, each good until its tag's time to live runs out) compare them with
+/// `upper`, so a bound within the lag counts as passed; a time a request was sent is `lower`,
+/// so what is computed from it ends no later than it should. Both are [`now_ms`] where the
+/// coarse clock is not used, or on the simulator's virtual time.
+pub(crate) fn now_ms_bounds() -> MsBounds {
+    #[cfg(feature = "simulation")]
+    if virtual_now().is_some() {
+        return MsBounds::exactly(now_ms());
+    }
+    let coarse = coarse_usable().then(coarse_nanos).flatten();
+    match coarse.zip(start_raw_nanos()) {
+        Some((coarse, start)) => bounds_of_coarse(coarse, start),
+        None => MsBounds::exactly(now_ms()),
+    }
+}
+
+/// The bounds of [`now_ms`] given a coarse reading and where the clock stood at [`start`], both
+/// in nanoseconds of the monotonic clock. A millisecond each way covers the rounding and the
+/// error of [`start_raw_nanos`].
+fn bounds_of_coarse(coarse: u64, start: u64) -> MsBounds {
+    let ms = coarse.saturating_sub(start) / 1_000_000;
+    let lag = u64::try_from(COARSE_LAG_ALLOWED.as_millis()).unwrap_or(u64::MAX);
+    MsBounds {
+        lower: ms.saturating_sub(1),
+        upper: ms.saturating_add(lag).saturating_add(1),
+    }
+}
+
+/// Where the monotonic clock (which both [`Instant`] and the coarse clock read on Linux) stood at
+/// [`start`], in nanoseconds: read once, between two raw readings less than 100 µs apart
+/// (`None`: never that close in a few tries, or no such clock).
+#[cfg(target_os = "linux")]
+fn start_raw_nanos() -> Option<u64> {
+    static RAW: OnceLock<Option<u64>> = OnceLock::new();
+    *RAW.get_or_init(|| {
+        let start = start();
+        (0..8).find_map(|_| {
+            let before = clock_nanos(libc::clock_gettime, libc::CLOCK_MONOTONIC)?;
+            let since = Instant::now().saturating_duration_since(start);
+            let after = clock_nanos(libc::clock_gettime, libc::CLOCK_MONOTONIC)?;
+            (after.saturating_sub(before) < 100_000)
+                .then(|| before.checked_sub(u64::try_from(since.as_nanos()).ok()?))
+                .flatten()
+        })
+    })
+}
+
+#[cfg(not(target_os = "linux"))]
+fn start_raw_nanos() -> Option<u64> {
+    None
+}
+
 /// How far behind the real time the coarse clock may be when a [`Deadline`] trusts it. Linux
 /// moves it once per tick (1 to 10 ms), and a few ticks at most when the CPU that keeps time
 /// stalls, so a second is two orders of magnitude of room.
@@ -196,6 +269,52 @@ mod tests {
     /// Fails the test if the precise clock is read.
     fn unread() -> Instant {
         panic!("the coarse clock decides: the precise one is not read")
+    }
+
+    #[test]
+    fn the_coarse_bounds_hold_the_precise_reading_between_them() {
+        for _ in 0..1000 {
+            let bounds = now_ms_bounds();
+            let precise = now_ms();
+            let later = now_ms_bounds();
+            assert!(bounds.lower <= precise, "{bounds:?} against {precise}");
+            assert!(precise <= later.upper, "{later:?} against {precise}");
+        }
+    }
+
+    #[test]
+    fn the_coarse_bounds_allow_the_lag_and_a_millisecond_each_way() {
+        let start = 5_000_000_000;
+        let bounds = bounds_of_coarse(start + 2_500_400_000, start);
+        assert_eq!(
+            bounds,
+            MsBounds {
+                lower: 2_499,
+                upper: 3_501
+            }
+        );
+        // A reading before the start (never, but not a wrap either).
+        assert_eq!(
+            bounds_of_coarse(0, start),
+            MsBounds {
+                lower: 0,
+                upper: 1_001
+            }
+        );
+    }
+
+    #[cfg(feature = "simulation")]
+    #[test]
+    fn on_virtual_time_the_bounds_are_the_virtual_reading() {
+        set_virtual(Some(start() + Duration::from_secs(7)));
+        assert_eq!(
+            now_ms_bounds(),
+            MsBounds {
+                lower: 7_000,
+                upper: 7_000
+            }
+        );
+        set_virtual(None);
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl TaggedCache {
     ) -> Vec<EntryKeys> {
         entries
             .into_iter()
-            .map(|(key, tags)| self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new()))
+            .map(|(key, tags)| self.entry_keys(&[key.as_ref()], tags.into_tags(), Vec::new()))
             .collect()
     }
 
@@ -140,7 +140,7 @@ impl TaggedCache {
             let payload = usable.then(|| self.encode(value)).flatten();
             batch.encoded.push(payload.is_some());
             if let Some(payload) = payload {
-                let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
+                let keys = self.entry_keys(&[key.as_ref()], tags.into_tags(), Vec::new());
                 batch.entries.push((keys, payload));
             }
         }

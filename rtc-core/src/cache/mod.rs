@@ -219,7 +219,10 @@ impl TaggedCache {
             return None;
         }
         let payload = self.encode(value)?;
-        Some((self.entry_keys(key, tags.into_tags(), Vec::new()), payload))
+        Some((
+            self.entry_keys(&[key], tags.into_tags(), Vec::new()),
+            payload,
+        ))
     }
 
     /// A `set`'s write, stamped with the tag versions the near cache knows (if any).
@@ -293,7 +296,7 @@ impl TaggedCache {
         tags: impl IntoTags,
     ) -> Result<Vec<u8>, CacheMiss> {
         let timer = metrics::Timer::start();
-        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
+        let keys = self.entry_keys(&[key.as_ref()], tags.into_tags(), Vec::new());
         let lookup = self.drive(self.read_flow(&keys));
         let payload = self.payload_of(lookup, timer)?;
         crate::codec::body(&payload)
@@ -303,7 +306,7 @@ impl TaggedCache {
 
     /// Removes the entry stored under `key` and exactly this set of `tags`; true if one was removed.
     pub fn delete(&self, key: impl AsRef<str>, tags: impl IntoTags) -> bool {
-        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
+        let keys = self.entry_keys(&[key.as_ref()], tags.into_tags(), Vec::new());
         let tombstone = format::tombstone();
         let reply = self.drive(Single::new(self.delete_operation(&keys, &tombstone)));
         self.count_delete(reply)
@@ -311,7 +314,7 @@ impl TaggedCache {
 
     /// Async twin of [`TaggedCache::delete`].
     pub async fn delete_async(&self, key: impl AsRef<str>, tags: impl IntoTags) -> bool {
-        let keys = self.entry_keys(key.as_ref(), tags.into_tags(), Vec::new());
+        let keys = self.entry_keys(&[key.as_ref()], tags.into_tags(), Vec::new());
         let tombstone = format::tombstone();
         let delete = self.delete_operation(&keys, &tombstone);
         let reply = self.drive_async(Single::new(delete)).await;

@@ -135,7 +135,7 @@ impl TaggedCache {
         if let Some(value) = near {
             return Begun::Near(value);
         }
-        let keys = self.entry_keys(key, &tags, Vec::new());
+        let keys = self.entry_keys(&[key], &tags, Vec::new());
         let fill = self.near_fill(named.as_ref(), &keys);
         Begun::Read(keys, fill)
     }

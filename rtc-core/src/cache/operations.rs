@@ -18,9 +18,11 @@ use crate::lifetime::Lifetime;
 use crate::stats::Counters;
 
 impl TaggedCache {
+    /// The keys of the entry whose key is the concatenation of `key`'s parts (see
+    /// [`EntryKeys::new`]).
     pub(crate) fn entry_keys<I, S>(
         &self,
-        key: &str,
+        key: &[&str],
         tags: I,
         implicit: impl IntoIterator<Item = TagKey>,
     ) -> EntryKeys

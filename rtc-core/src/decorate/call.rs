@@ -7,6 +7,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::{FutureExt, OptionFuture};
+use smallvec::SmallVec;
 
 use super::json_args::JsonArgs;
 use super::outcome::{Outcome, ValueCodec};
@@ -50,10 +51,10 @@ pub struct Call<'a> {
     pub stale: StaleOptions,
 }
 
-/// The cache and keys of a call that can use the cache.
+/// The cache and keys of a call that can use the cache. Its key itself is not kept: it is
+/// hashed from its parts, and built ([`Call::key`]) only for a hook.
 pub(super) struct CallEntry<'a> {
     pub(super) cache: &'a TaggedCache,
-    pub(super) key: String,
     pub(super) keys: EntryKeys,
 }
 
@@ -237,9 +238,15 @@ impl<'a> Call<'a> {
     /// The key of this call's entry: `key = ...`, or the one generated from the site and the
     /// arguments; `None` when the arguments could not be serialized.
     pub fn key(&self) -> Option<String> {
+        self.key_parts().map(|parts| parts.concat())
+    }
+
+    /// [`Call::key`] as parts whose concatenation it is: the custom key, or the generated key's
+    /// parts ([`Site::generated_key`]).
+    fn key_parts(&self) -> Option<SmallVec<[&str; 4]>> {
         match (&self.key, &self.args) {
-            (Some(key), _) => Some(key.clone()),
-            (None, Some(args)) => Some(self.site.generated_key(args.as_str()?)),
+            (Some(key), _) => Some(SmallVec::from_slice(&[key.as_str()])),
+            (None, Some(args)) => Some(SmallVec::from(self.site.generated_key(args.as_str()?))),
             (None, None) => None,
         }
     }
@@ -279,12 +286,12 @@ impl<'a> Call<'a> {
 
     pub(super) fn entry(&self) -> Option<CallEntry<'a>> {
         let cache = self.cache()?;
-        let key = self.key()?;
+        let key = self.key_parts()?;
         // The cache's own `get_with` has no identity: its entries are those of `get` and `set`.
         let function_tag =
             (!self.site.identity.is_empty()).then(|| cache.function_tag(self.site.identity));
         let keys = cache.entry_keys(&key, &self.tags, function_tag);
-        Some(CallEntry { cache, key, keys })
+        Some(CallEntry { cache, keys })
     }
 }
 

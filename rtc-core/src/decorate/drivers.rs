@@ -13,7 +13,6 @@ use super::call::{Call, CallEntry};
 use super::effects::{self, AsyncIo, BlockingIo, Io, Runs};
 use super::outcome::{encoded, Outcome, ValueCodec};
 use super::protocol::{CallFlow, Mode, Yield};
-use super::report::Report;
 use super::stale::Windows;
 use super::work::{Awaited, Blocking, Detaches};
 use crate::cache::TaggedCache;
@@ -176,8 +175,9 @@ enum Opening<'a, R> {
     Uncached,
     /// The near cache answered (counted and reported).
     Answered(R),
-    /// The protocol runs on this entry, with this report begun.
-    Protocol(CallEntry<'a>, Report),
+    /// The protocol runs on this entry, for a call that started at this instant (its report is
+    /// made where the protocol is: each move of a report is a call to `memcpy`).
+    Protocol(CallEntry<'a>, Instant),
 }
 
 impl<'a> Call<'a> {
@@ -188,12 +188,12 @@ impl<'a> Call<'a> {
         codec: ValueCodec<R::Value>,
         work: W,
     ) -> R {
-        let (entry, report) = match self.opening(mode, &codec) {
+        let (entry, started) = match self.opening(mode, &codec) {
             Opening::Uncached => return work.run(),
             Opening::Answered(outcome) => return outcome,
-            Opening::Protocol(entry, report) => (entry, report),
+            Opening::Protocol(entry, started) => (entry, started),
         };
-        let mut call = self.driven::<_, W>(&entry, &codec, mode, report, BlockingIo::BLOCKING);
+        let mut call = self.driven::<_, W>(&entry, &codec, mode, started, BlockingIo::BLOCKING);
         let protocol = pin!(self.protocol(&BlockingIo, &entry, &codec, &mut call, work));
         effects::now(protocol)
     }
@@ -210,12 +210,12 @@ impl<'a> Call<'a> {
         work: W,
     ) -> impl Future<Output = R> + use<'a, R, W> {
         async move {
-            let (entry, report) = match self.opening(mode, &codec) {
+            let (entry, started) = match self.opening(mode, &codec) {
                 Opening::Uncached => return work.run().await,
                 Opening::Answered(outcome) => return outcome,
-                Opening::Protocol(entry, report) => (entry, report),
+                Opening::Protocol(entry, started) => (entry, started),
             };
-            let mut call = self.driven::<_, W>(&entry, &codec, mode, report, AsyncIo::BLOCKING);
+            let mut call = self.driven::<_, W>(&entry, &codec, mode, started, AsyncIo::BLOCKING);
             self.protocol(&AsyncIo, &entry, &codec, &mut call, work)
                 .await
         }
@@ -232,9 +232,9 @@ impl<'a> Call<'a> {
         if let Some((cache, value)) = self.near_hit(codec, mode) {
             return Opening::Answered(self.finish_near(cache, mode, R::from_cached(value)));
         }
-        let report = self.report(mode, Instant::now());
+        let started = Instant::now();
         match self.entry() {
-            Some(entry) => Opening::Protocol(entry, report),
+            Some(entry) => Opening::Protocol(entry, started),
             None => Opening::Uncached,
         }
     }
@@ -244,8 +244,8 @@ impl<'a> Call<'a> {
     /// body over, starts a refresh, returns. A driver that stops before the end (the body
     /// panicked, the future was dropped) drops `call`, which releases a lock it holds.
     ///
-    /// The driver makes `call`: an `async fn` keeps its arguments beside its locals, so a report
-    /// moved in to make it here would take room twice in an async call's future.
+    /// The driver makes `call`: an `async fn` keeps its arguments beside its locals, so what it is
+    /// made of, moved in to make it here, would take room twice in an async call's future.
     async fn protocol<R: Outcome, W: Detaches, E: Runs<R, W>>(
         &self,
         io: &E,
@@ -286,7 +286,7 @@ impl<'a> Call<'a> {
                     return self.finish(entry, &mut call.flow.report, outcome);
                 }
                 (Yield::Revalidate(value, leader), Body::Ready(work)) => {
-                    io.refresh(work, self.background(entry, codec, &call.flow), leader);
+                    io.refresh(work, self.background(entry, codec, &call.flow), *leader);
                     return self.finish(entry, &mut call.flow.report, R::from_cached(value));
                 }
                 (step, body) => {
@@ -321,17 +321,17 @@ impl<'a> Call<'a> {
     }
 
     /// This call's protocol on `entry` (filling the near cache when the call keeps its value
-    /// there), owned by a driver (`blocking` for the sync one) that runs the body as `W` does.
+    /// there), owned by a driver (`blocking` for the sync one) that runs the body as `W` does;
+    /// the call started at `started`.
     fn driven<'c, V, W: Detaches>(
         &'c self,
         entry: &'c CallEntry<'_>,
         codec: &'c ValueCodec<V>,
         mode: Mode,
-        report: Report,
+        started: Instant,
         blocking: bool,
     ) -> Driven<'c, V> {
         let named = self.named(entry, codec, mode);
-        let started = report.started;
         let lifetime = self.stored_lifetime(entry.cache);
         // `refresh_<fn>` runs its body in the call, but writes the entry as the function's calls
         // do, with the same stale window.
@@ -344,7 +344,7 @@ impl<'a> Call<'a> {
             mode,
             lifetime,
             windows,
-            report,
+            self.report(mode, started),
         );
         flow.fill_near(named);
         Driven {

@@ -45,11 +45,7 @@ impl<'a> Call<'a> {
         }
         let mut report = self.report(mode, Instant::now());
         report.info.hit = true;
-        if cache.hook().is_none() {
-            return self.finish_with(cache, "", &mut report, outcome);
-        }
-        let key = self.key().unwrap_or_default();
-        self.finish_with(cache, &key, &mut report, outcome)
+        self.finish_with(cache, &mut report, outcome)
     }
 
     pub(super) fn report(&self, mode: Mode, started: Instant) -> Report {
@@ -67,10 +63,10 @@ impl<'a> Call<'a> {
     }
 
     pub(super) fn finish<R>(&self, entry: &CallEntry<'_>, report: &mut Report, outcome: R) -> R {
-        self.finish_with(entry.cache, &entry.key, report, outcome)
+        self.finish_with(entry.cache, report, outcome)
     }
 
-    fn finish_with<R>(&self, cache: &TaggedCache, key: &str, report: &mut Report, outcome: R) -> R {
+    fn finish_with<R>(&self, cache: &TaggedCache, report: &mut Report, outcome: R) -> R {
         if reported(cache) {
             report.info.elapsed = report.started.elapsed();
         }
@@ -96,7 +92,8 @@ impl<'a> Call<'a> {
                 .and_then(JsonArgs::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            hook.call(key, &self.tags, &report.info, self.hook_userdata);
+            let key = self.key().unwrap_or_default();
+            hook.call(&key, &self.tags, &report.info, self.hook_userdata);
         }
         outcome
     }

@@ -186,7 +186,7 @@ impl<'w> SimCall<'w> {
             Progress::Done(Yield::HandOver(observed)) => SimStep::HandOver(observed),
             Progress::Done(Yield::Join) => SimStep::Join,
             Progress::Done(Yield::Cached(value) | Yield::Instead(value)) => SimStep::Return(value),
-            Progress::Done(Yield::Revalidate(value, leader)) => SimStep::Revalidate(value, leader),
+            Progress::Done(Yield::Revalidate(value, leader)) => SimStep::Revalidate(value, *leader),
             Progress::Done(Yield::Finished) => SimStep::Finished,
         }
     }

@@ -73,12 +73,10 @@ impl Site {
         }
     }
 
-    pub(super) fn generated_key(&self, args: &str) -> String {
-        let mut key = String::with_capacity(self.identity.len() + args.len() + 2);
-        for part in [self.identity, "(", args, ")"] {
-            key.push_str(part);
-        }
-        key
+    /// The parts of the key generated for a call with these arguments (their JSON):
+    /// `<identity>(<args>)`.
+    pub(super) fn generated_key<'s>(&'s self, args: &'s str) -> [&'s str; 4] {
+        [self.identity, "(", args, ")"]
     }
 }
 

@@ -286,7 +286,7 @@ mod tests {
     fn read_as(space: &KeySpace, entries: &[(&str, &str)]) -> Vec<EntryKeys> {
         entries
             .iter()
-            .map(|(key, tag)| EntryKeys::new(space, key, [tag], Vec::new()))
+            .map(|(key, tag)| EntryKeys::new(space, &[key], [tag], Vec::new()))
             .collect()
     }
 
@@ -298,9 +298,9 @@ mod tests {
     fn one_read_asks_for_each_entry_and_each_tag_once() {
         let space = KeySpace::new("ns");
         let keys = [
-            EntryKeys::new(&space, "a", ["shared", "x"], Vec::new()),
-            EntryKeys::new(&space, "b", ["shared"], Vec::new()),
-            EntryKeys::new(&space, "a", ["x", "shared"], Vec::new()),
+            EntryKeys::new(&space, &["a"], ["shared", "x"], Vec::new()),
+            EntryKeys::new(&space, &["b"], ["shared"], Vec::new()),
+            EntryKeys::new(&space, &["a"], ["x", "shared"], Vec::new()),
         ];
         let mut flow = ReadManyFlow::new(&space, &keys);
         assert_eq!(flow.advance(None), Progress::Send);
@@ -358,8 +358,8 @@ mod tests {
         let space = KeySpace::new("ns");
         let (f, g) = (space.implicit_tag("f"), space.implicit_tag("g"));
         let written = [
-            EntryKeys::new(&space, "a", ["t"], vec![f.clone()]),
-            EntryKeys::new(&space, "b", ["t"], vec![f.clone(), g.clone()]),
+            EntryKeys::new(&space, &["a"], ["t"], vec![f.clone()]),
+            EntryKeys::new(&space, &["b"], ["t"], vec![f.clone(), g.clone()]),
         ];
         let keys = read_as(&space, &[("a", "t"), ("b", "t"), ("plain", "t")]);
         let first = many(
@@ -403,7 +403,7 @@ mod tests {
         assert_eq!(lookups, [Lookup::Unavailable, Lookup::Unavailable]);
 
         let f = space.implicit_tag("f");
-        let written = EntryKeys::new(&space, "a", ["t"], vec![f]);
+        let written = EntryKeys::new(&space, &["a"], ["t"], vec![f]);
         let first = many(
             vec![stamped(&written, &[v(1), v(2), v(3)], b"a"), None],
             vec![v(1), v(2)],

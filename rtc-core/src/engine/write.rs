@@ -193,7 +193,7 @@ mod tests {
     use crate::format::{EntryKeys, KeySpace};
 
     fn unobserved() -> Observed {
-        EntryKeys::new(&KeySpace::new("ns"), "k", ["a"], Vec::new()).unobserved()
+        EntryKeys::new(&KeySpace::new("ns"), &["k"], ["a"], Vec::new()).unobserved()
     }
 
     fn one(observed: Observed) -> Vec<EntryWrite<'static>> {
@@ -210,7 +210,7 @@ mod tests {
         use crate::engine::{Lookup, ReadFlow, ReadReply};
 
         let space = KeySpace::new("ns");
-        let keys = EntryKeys::new(&space, "k", ["a"], Vec::new());
+        let keys = EntryKeys::new(&space, &["k"], ["a"], Vec::new());
         let old = [Some(Version::from_u64(1)), Some(Version::from_u64(2))];
         let writes = vec![EntryWrite {
             entry: &keys.entry,
@@ -293,8 +293,8 @@ mod tests {
     fn a_batch_creates_each_tag_once_and_stamps_every_entry_with_it() {
         let space = KeySpace::new("ns");
         let keys = [
-            EntryKeys::new(&space, "k1", ["shared", "own1"], Vec::new()),
-            EntryKeys::new(&space, "k2", ["shared", "own2"], Vec::new()),
+            EntryKeys::new(&space, &["k1"], ["shared", "own1"], Vec::new()),
+            EntryKeys::new(&space, &["k2"], ["shared", "own2"], Vec::new()),
         ];
         let writes = keys
             .iter()

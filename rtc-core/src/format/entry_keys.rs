@@ -18,9 +18,11 @@ pub(crate) struct EntryKeys {
 }
 
 impl EntryKeys {
+    /// The keys of the entry whose key is the concatenation of `key`'s parts, with these tags
+    /// and implicit tags.
     pub(crate) fn new<I, S>(
         space: &KeySpace,
-        key: &str,
+        key: &[&str],
         tags: I,
         implicit: impl IntoIterator<Item = TagKey>,
     ) -> Self

@@ -782,7 +782,7 @@ mod tests {
     #[test]
     fn a_lone_stamped_write_is_the_batch_call_of_one() {
         let space = KeySpace::new("ns");
-        let keys = EntryKeys::new(&space, "k", ["b", "a"], vec![space.implicit_tag("f")]);
+        let keys = EntryKeys::new(&space, &["k"], ["b", "a"], vec![space.implicit_tag("f")]);
         let write = EntryWrite::unstamped(&keys, b"payload");
         let lifetimes = (
             Some(Duration::from_secs(60)),

@@ -36,7 +36,7 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
                 self.report.hit(&payload);
                 self.served_stale();
                 let output = match self.host.join_flight(&self.keys.entry) {
-                    Joined::Leader(leader) => Yield::Revalidate(value, leader),
+                    Joined::Leader(leader) => Yield::Revalidate(value, Box::new(leader)),
                     // A refresh, or a `lock = true` leader, computes the entry already.
                     Joined::Follower(_) => Yield::Cached(value),
                 };

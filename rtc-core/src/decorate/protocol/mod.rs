@@ -49,7 +49,8 @@ pub(super) enum Yield<V> {
     /// (`stale_while_revalidate`), on a thread or task of its own: this caller leads the
     /// entry's flight, and hands it to the refresh ([`CallFlow::refreshing`]). A stale hit on
     /// an entry whose flight is in the air already is [`Yield::Cached`]: someone computes it.
-    Revalidate(V, Leader),
+    /// The leader is boxed, as this rare yield would otherwise make every yield larger.
+    Revalidate(V, Box<Leader>),
     /// Return this value from the cache instead of what the function returned: it failed or
     /// timed out (`stale_if_error`).
     Instead(V),
@@ -107,6 +108,9 @@ impl HeldLock {
     }
 }
 
+/// Where a call is. A hit moves its state at each of its steps, so the payloads of rare states
+/// that would make every state larger are boxed (tag creation's flow; a read's own, in
+/// [`ReadFlow`]): a state that fits in 128 bytes is moved without a call to `memcpy`.
 enum State<'a, V> {
     Start,
     /// The first lookup (counted as the call's hit or miss).
@@ -139,8 +143,8 @@ enum State<'a, V> {
     },
     /// A follower reads the entry its leader stored, whose stamp it could not judge.
     Rereading(ReadFlow<'a>),
-    /// Giving versions to tags that have none, before computing.
-    CreatingTags(CreateTagsFlow),
+    /// Giving versions to tags that have none, before computing (boxed: see [`State`]).
+    CreatingTags(Box<CreateTagsFlow>),
     /// Everything is ready: the driver is to run the function.
     ReadyToCompute,
     /// The driver is running the function.
@@ -532,9 +536,10 @@ impl<'a, V, H: Host> CallFlow<'a, V, H> {
     /// Before computing: tag versions are completed first, if the backend could be read.
     fn prepare_to_compute(&mut self) -> Next<'a, V> {
         Next::Then(match self.observed.take() {
-            Some(observed) => {
-                State::CreatingTags(CreateTagsFlow::new(observed, self.host.tag_lifetime()))
-            }
+            Some(observed) => State::CreatingTags(Box::new(CreateTagsFlow::new(
+                observed,
+                self.host.tag_lifetime(),
+            ))),
             None => State::ReadyToCompute,
         })
     }

@@ -104,7 +104,7 @@ fn report() -> Report {
 
 fn keys(cache: &TestHost) -> EntryKeys {
     let function = cache.keys.implicit_tag("f");
-    EntryKeys::new(&cache.keys, "k", ["a"], vec![function])
+    EntryKeys::new(&cache.keys, &["k"], ["a"], vec![function])
 }
 
 fn locked() -> Mode {

@@ -138,7 +138,7 @@ impl World {
             .enumerate()
             .map(|(at, tags)| {
                 let names = tags.iter().map(|&tag| TAGS[tag]);
-                EntryKeys::new(&keys, &format!("k{at}"), names, [function.clone()])
+                EntryKeys::new(&keys, &[&format!("k{at}")], names, [function.clone()])
             })
             .collect();
         let plain = ENTRIES
@@ -146,7 +146,7 @@ impl World {
             .enumerate()
             .map(|(at, tags)| {
                 let names = tags.iter().map(|&tag| TAGS[tag]);
-                EntryKeys::new(&keys, &format!("k{at}"), names, [])
+                EntryKeys::new(&keys, &[&format!("k{at}")], names, [])
             })
             .collect();
         let locks: Vec<String> = entries

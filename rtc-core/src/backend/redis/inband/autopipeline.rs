@@ -77,10 +77,11 @@ struct Joined {
 }
 
 /// What a caller that joined gets: its replies, or the gathering (with its commands back, and
-/// when it joined), to send at once.
+/// when it joined), to send at once. The gathering, handed on only when a gatherer is gone, is
+/// boxed: every reply goes through a channel of this type, moved in and out of it.
 enum Turn {
     Replied(RedisResult<Vec<Value>>),
-    Gather(Gathering, Commands, Instant),
+    Gather(Box<(Gathering, Commands, Instant)>),
 }
 
 /// How a read goes out.
@@ -129,7 +130,8 @@ impl AutoPipeline {
             }
             Way::Joined(turn) => match turn.await {
                 Ok(Turn::Replied(replies)) => return replies,
-                Ok(Turn::Gather(gathering, own, since)) => {
+                Ok(Turn::Gather(handed)) => {
+                    let (gathering, own, since) = *handed;
                     *commands = own;
                     (gathering, Some(since))
                 }
@@ -181,13 +183,17 @@ impl AutoPipeline {
                 }
             };
             let gathering = Gathering(Some(Arc::clone(self)));
-            match next
-                .turn
-                .send(Turn::Gather(gathering, next.commands, next.since))
-            {
+            match next.turn.send(Turn::Gather(Box::new((
+                gathering,
+                next.commands,
+                next.since,
+            )))) {
                 Ok(()) => return,
                 // That caller is gone: the gathering goes to the next, without recursing.
-                Err(Turn::Gather(mut refused, ..)) => drop(refused.0.take()),
+                Err(Turn::Gather(refused)) => {
+                    let (mut gathering, ..) = *refused;
+                    drop(gathering.0.take());
+                }
                 Err(Turn::Replied(_)) => {}
             }
         }

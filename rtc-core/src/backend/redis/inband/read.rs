@@ -169,23 +169,26 @@ impl InBandFlow for TrackedReadFlow<'_> {
         replies: Option<Vec<Value>>,
     ) -> RedisResult<Next<Answered>> {
         let tags = self.read.tags;
-        let now = crate::clock::now_ms();
+        // Versions are trusted until the upper bound of the time reaches theirs; what is sent
+        // is dated by the lower one (a tag's time to live then counts from no later than
+        // its read).
+        let now = crate::clock::now_ms_bounds();
         match (std::mem::replace(&mut self.sent, Sent::Finished), replies) {
-            (Sent::Nothing, _) => Ok(match known.map(|known| known.plan(tags, now)) {
+            (Sent::Nothing, _) => Ok(match known.map(|known| known.plan(tags, now.upper)) {
                 Some(Plan::OneGet(before)) => {
                     self.sent = Sent::Hit(before);
                     Next::Send(self.read.hit_commands())
                 }
-                Some(Plan::Full(learning)) => self.full(learning, now),
-                None => self.full(None, now),
+                Some(Plan::Full(learning)) => self.full(learning, now.lower),
+                None => self.full(None, now.lower),
             }),
             (Sent::Hit(before), Some(replies)) => {
-                let known = known.filter(|known| !known.still(tags, &before, now));
+                let known = known.filter(|known| !known.still(tags, &before, now.upper));
                 Ok(match known {
                     None => Next::Done(Answered::Known(replies, before)),
                     // A tag changed, or its time ran out, before the reply came: the `GET` may
                     // have run after it. Read it all again.
-                    Some(known) => self.full(known.learn(tags, now), now),
+                    Some(known) => self.full(known.learn(tags, now.upper), now.lower),
                 })
             }
             (

@@ -265,7 +265,7 @@ mod tests {
 
     /// An entry with a tag of its own besides the namespace's.
     fn keys() -> EntryKeys {
-        EntryKeys::new(&KeySpace::new("set-tests"), "k", ["a"], Vec::new())
+        EntryKeys::new(&KeySpace::new("set-tests"), &["k"], ["a"], Vec::new())
     }
 
     /// Its write, its tags, and a table whose connection tracks.

@@ -38,6 +38,10 @@ pub(super) enum LowLevel<'w> {
 }
 
 /// A read of one entry or of several.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "held boxed, one per simulated call: boxing a variant again would gain nothing"
+)]
 pub(super) enum Reads<'w> {
     One(ReadFlow<'w>),
     Many(ReadManyFlow<'w>),

@@ -86,6 +86,29 @@ pub(crate) fn now_ms_bounds() -> MsBounds {
     }
 }
 
+/// An instant no later than now, from the coarse clock where it is used (else the precise
+/// one): for the start of a wait whose end it sets, which then ends no later than it should.
+pub(crate) fn coarse_now() -> Instant {
+    #[cfg(feature = "simulation")]
+    if let Some(now) = virtual_now() {
+        return now;
+    }
+    let coarse = coarse_usable().then(coarse_nanos).flatten();
+    coarse
+        .zip(start_raw_nanos())
+        .and_then(|(coarse, start_raw)| instant_of_coarse(coarse, start_raw))
+        .unwrap_or_else(Instant::now)
+}
+
+/// The instant of a coarse reading, given where the clock stood at [`start`], less a
+/// millisecond for the error of [`start_raw_nanos`] (`None`: before [`start`]).
+fn instant_of_coarse(coarse: u64, start_raw: u64) -> Option<Instant> {
+    let since = Duration::from_nanos(coarse.checked_sub(start_raw)?);
+    start()
+        .checked_add(since)?
+        .checked_sub(Duration::from_millis(1))
+}
+
 /// The bounds of [`now_ms`] given a coarse reading and where the clock stood at [`start`], both
 /// in nanoseconds of the monotonic clock. A millisecond each way covers the rounding and the
 /// error of [`start_raw_nanos`].
@@ -303,6 +326,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn the_coarse_instant_is_never_ahead_of_the_precise_one() {
+        for _ in 0..1000 {
+            let coarse = coarse_now();
+            assert!(coarse <= Instant::now());
+        }
+        let start_raw = 5_000_000_000;
+        assert_eq!(instant_of_coarse(start_raw - 1, start_raw), None);
+        let at = instant_of_coarse(start_raw + 3_000_000, start_raw);
+        assert_eq!(at, start().checked_add(Duration::from_millis(2)));
+    }
+
     #[cfg(feature = "simulation")]
     #[test]
     fn on_virtual_time_the_bounds_are_the_virtual_reading() {
@@ -314,6 +349,7 @@ mod tests {
                 upper: 7_000
             }
         );
+        assert_eq!(coarse_now(), start() + Duration::from_secs(7));
         set_virtual(None);
     }
 

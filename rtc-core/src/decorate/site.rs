@@ -75,7 +75,7 @@ impl Site {
 
     /// The parts of the key generated for a call with these arguments (their JSON):
     /// `<identity>(<args>)`.
-    pub(super) fn generated_key<'s>(&'s self, args: &'s str) -> [&'s str; 4] {
+    pub(super) fn generated_key_parts<'s>(&'s self, args: &'s str) -> [&'s str; 4] {
         [self.identity, "(", args, ")"]
     }
 }

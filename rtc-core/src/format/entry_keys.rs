@@ -3,13 +3,13 @@
 use smallvec::SmallVec;
 
 use super::entry::Observed;
-use super::keys::{KeySpace, TagKey};
+use super::keys::{EntryKey, KeySpace, TagKey};
 use super::version::Version;
 
 /// The keys of one entry: where it is stored, and the tags it is checked against.
 #[derive(Clone, Debug)]
 pub(crate) struct EntryKeys {
-    pub entry: String,
+    pub entry: EntryKey,
     /// The canonical tags (the namespace tag, then the user tags sorted and deduplicated), then
     /// the implicit ones (tags the entry carries that are not part of its identity). Inline up to
     /// a decorated function's usual three: the namespace's, one user tag, the function's.

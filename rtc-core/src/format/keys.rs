@@ -64,6 +64,31 @@ impl TagKey {
     }
 }
 
+/// The Redis key of an entry, held inline like a tag's: an operation makes one for its entry and
+/// drops it when it returns, with no allocation of its own. It reads as the `str` it is.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct EntryKey(RenderedKey);
+
+impl EntryKey {
+    pub(crate) fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl std::ops::Deref for EntryKey {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Display for EntryKey {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str(self.as_str())
+    }
+}
+
 /// The keys of one entry's stampede lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct LockKeys {
@@ -151,14 +176,16 @@ impl KeySpace {
     /// The key of the entry identified by `key` (the concatenation of its parts: a decorated
     /// call's generated key is hashed without being built) and the canonical (sorted,
     /// deduplicated) `tags`.
-    pub(crate) fn entry(&self, key: &[&str], sorted_tags: &[&str]) -> String {
+    pub(crate) fn entry(&self, key: &[&str], sorted_tags: &[&str]) -> EntryKey {
         let mut hasher = self.entry_hasher.clone();
         feed_parts(&mut hasher, key);
         hasher.update((sorted_tags.len() as u64).to_le_bytes());
         for tag in sorted_tags {
             feed(&mut hasher, tag.as_bytes());
         }
-        self.render("e", &truncate(hasher), false)
+        let mut key = RenderedKey::default();
+        self.render_into(&mut key, "e", &truncate(hasher), false);
+        EntryKey(key)
     }
 
     /// The stampede lock of an entry, and the list its waiters are woken through. The two share
@@ -333,12 +360,20 @@ mod tests {
         // already in Redis stay where they are.
         let space = KeySpace::new("ns");
         let expected = "rtc:e:713142ec75d5:4fc7595b4b65c91a28178b676403a616";
-        assert_eq!(space.entry(&["app::f([7])"], &["user:7"]), expected);
         assert_eq!(
-            space.entry(&["app::f", "(", "[7]", ")"], &["user:7"]),
+            space.entry(&["app::f([7])"], &["user:7"]).as_str(),
             expected
         );
-        assert_eq!(space.entry(&["", "app::f([7])", ""], &["user:7"]), expected);
+        assert_eq!(
+            space
+                .entry(&["app::f", "(", "[7]", ")"], &["user:7"])
+                .as_str(),
+            expected
+        );
+        assert_eq!(
+            space.entry(&["", "app::f([7])", ""], &["user:7"]).as_str(),
+            expected
+        );
     }
 
     #[test]
@@ -382,7 +417,7 @@ mod tests {
         let prefix = pattern.trim_start_matches("rtc:?").trim_end_matches('*');
         let lock = space.lock(&space.entry(&["k"], &[]));
         for key in [
-            space.entry(&["k"], &["t"]),
+            space.entry(&["k"], &["t"]).to_string(),
             space.user_tag("t").as_str().to_owned(),
             lock.lock,
             lock.wake,

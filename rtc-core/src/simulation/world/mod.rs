@@ -157,7 +157,7 @@ impl World {
             .iter()
             .flat_map(|keys: &EntryKeys| {
                 let tags = keys.tags().iter().map(|tag| tag.as_str().to_owned());
-                std::iter::once(keys.entry.clone()).chain(tags)
+                std::iter::once(keys.entry.to_string()).chain(tags)
             })
             .chain(locks.iter().cloned())
             .collect::<std::collections::BTreeSet<String>>()

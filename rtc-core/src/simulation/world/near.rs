@@ -50,7 +50,7 @@ impl Setup {
         let mut labels: Vec<(String, String)> = entries
             .iter()
             .enumerate()
-            .map(|(at, entry)| (entry.entry.clone(), format!("entry {at}")))
+            .map(|(at, entry)| (entry.entry.to_string(), format!("entry {at}")))
             .collect();
         labels.extend(
             TAGS.iter()
@@ -64,7 +64,7 @@ impl Setup {
         let depends = entries
             .iter()
             .map(|entry| {
-                std::iter::once(entry.entry.clone())
+                std::iter::once(entry.entry.to_string())
                     .chain(entry.tags().iter().map(|tag| tag.as_str().to_owned()))
                     .collect()
             })
@@ -72,7 +72,7 @@ impl Setup {
         let slot_keys = TAGS
             .iter()
             .map(|&tag| keys.user_tag(tag).as_str().to_owned())
-            .chain(entries.iter().map(|entry| entry.entry.clone()))
+            .chain(entries.iter().map(|entry| entry.entry.to_string()))
             .collect();
         Self {
             labels,
@@ -235,7 +235,7 @@ impl Change {
         operation: &Operation<'_>,
         now: Instant,
     ) -> Option<Self> {
-        let entry_of = |key: &str| entries.iter().position(|entry| entry.entry == key);
+        let entry_of = |key: &str| entries.iter().position(|entry| entry.entry.as_str() == key);
         let change = match operation {
             Operation::Invalidate { tags, .. } => Self {
                 keys: tags
@@ -325,7 +325,7 @@ impl Change {
             if_written: false,
             entries: entries
                 .iter()
-                .position(|entry| entry.entry == key)
+                .position(|entry| entry.entry.as_str() == key)
                 .map(|at| (at, None))
                 .into_iter()
                 .collect(),

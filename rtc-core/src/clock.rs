@@ -75,13 +75,8 @@ impl MsBounds {
 /// so what is computed from it ends no later than it should. Both are [`now_ms`] where the
 /// coarse clock is not used, or on the simulator's virtual time.
 pub(crate) fn now_ms_bounds() -> MsBounds {
-    #[cfg(feature = "simulation")]
-    if virtual_now().is_some() {
-        return MsBounds::exactly(now_ms());
-    }
-    let coarse = coarse_usable().then(coarse_nanos).flatten();
-    match coarse.zip(start_raw_nanos()) {
-        Some((coarse, start)) => bounds_of_coarse(coarse, start),
+    match coarse_reading().zip(start_raw_nanos()) {
+        Some((coarse, start_raw)) => bounds_of_coarse(coarse, start_raw),
         None => MsBounds::exactly(now_ms()),
     }
 }
@@ -89,15 +84,21 @@ pub(crate) fn now_ms_bounds() -> MsBounds {
 /// An instant no later than now, from the coarse clock where it is used (else the precise
 /// one): for the start of a wait whose end it sets, which then ends no later than it should.
 pub(crate) fn coarse_now() -> Instant {
-    #[cfg(feature = "simulation")]
-    if let Some(now) = virtual_now() {
-        return now;
-    }
-    let coarse = coarse_usable().then(coarse_nanos).flatten();
-    coarse
+    coarse_reading()
         .zip(start_raw_nanos())
         .and_then(|(coarse, start_raw)| instant_of_coarse(coarse, start_raw))
-        .unwrap_or_else(Instant::now)
+        .unwrap_or_else(now)
+}
+
+/// The coarse clock's reading, where it is used: `None` where it is too coarse or cannot be
+/// read, and on the simulator's virtual time (the coarse clock reads real time, which means
+/// nothing there).
+fn coarse_reading() -> Option<u64> {
+    #[cfg(feature = "simulation")]
+    if virtual_now().is_some() {
+        return None;
+    }
+    coarse_usable().then(coarse_nanos).flatten()
 }
 
 /// The instant of a coarse reading, given where the clock stood at [`start`], less a
@@ -174,10 +175,7 @@ impl Deadline {
     pub(crate) fn after(start: Instant, lifetime: Duration) -> Option<Self> {
         // Read before the precise clock: the time left counted from this reading is then no
         // more than the real time left.
-        let coarse = coarse_usable().then(coarse_nanos).flatten();
-        // On virtual time the coarse clock (real time) means nothing.
-        #[cfg(feature = "simulation")]
-        let coarse = coarse.filter(|_| virtual_now().is_none());
+        let coarse = coarse_reading();
         Self::after_readings(start, lifetime, coarse, now())
     }
 

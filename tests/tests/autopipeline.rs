@@ -40,6 +40,32 @@ fn while_held<T>(server: &RedisServer, duration: Duration, during: impl FnOnce()
     })
 }
 
+/// A server that answers `DEBUG SLEEP`, a cache on it (5 s response timeout) whose connection
+/// knows the tags of `count` stored keys, and a runtime: the set-up of the tests that hold the
+/// server while callers give up.
+fn debuggable_cache(
+    namespace: &str,
+    count: usize,
+) -> (RedisServer, TaggedCache, tokio::runtime::Runtime) {
+    let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
+    let cache = cache_on(
+        &server,
+        &unique_namespace(namespace),
+        Duration::from_secs(5),
+    );
+    let runtime = runtime();
+    runtime.block_on(stored_and_known(&cache, count));
+    (server, cache, runtime)
+}
+
+/// Key `i`'s value as a hit returns it (`None`: a miss or an error).
+async fn read_key(cache: TaggedCache, i: usize) -> Option<String> {
+    cache
+        .get_async::<String>(&format!("key {i}"), &tags_of(i))
+        .await
+        .ok()
+}
+
 /// Key `i`'s tags: four keys share each tag.
 fn tags_of(i: usize) -> Vec<String> {
     vec![format!("group:{}", i % 4), "all".to_owned()]
@@ -60,10 +86,11 @@ async fn stored_and_known(cache: &TaggedCache, count: usize) {
         assert!(stored, "key {i} stored");
     }
     for i in 0..count {
-        let read = cache
-            .get_async::<String>(&format!("key {i}"), &tags_of(i))
-            .await;
-        assert_eq!(read.ok(), Some(format!("value {i}")), "key {i} read back");
+        assert_eq!(
+            read_key(cache.clone(), i).await,
+            Some(format!("value {i}")),
+            "key {i} read back"
+        );
     }
 }
 
@@ -89,11 +116,8 @@ fn concurrent_hits_share_pipelines_and_each_gets_its_own_value() {
                 let cache = cache.clone();
                 tokio::spawn(async move {
                     for round in 0..ROUNDS {
-                        let read = cache
-                            .get_async::<String>(&format!("key {i}"), &tags_of(i))
-                            .await;
                         assert_eq!(
-                            read.ok(),
+                            read_key(cache.clone(), i).await,
                             Some(format!("value {i}")),
                             "task {i}, round {round}: its own value"
                         );
@@ -201,14 +225,7 @@ fn a_server_error_in_a_pipeline_is_the_miss_of_its_own_read_only() {
 
 #[test]
 fn callers_dropped_while_joined_or_with_their_pipeline_in_flight_strand_nobody() {
-    let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
-    let cache = cache_on(
-        &server,
-        &unique_namespace("pipelined-drop"),
-        Duration::from_secs(5),
-    );
-    let runtime = runtime();
-    runtime.block_on(stored_and_known(&cache, 8));
+    let (server, cache, runtime) = debuggable_cache("pipelined-drop", 8);
     // The server stops answering for 800 ms. `lone` is sent at once, alone, and gives up after
     // 200 ms. `leader` finds it in flight and gathers the others into one pipeline, sent while
     // `lone` is still in flight; it gives up at 400 ms with that pipeline unanswered, and the
@@ -217,15 +234,7 @@ fn callers_dropped_while_joined_or_with_their_pipeline_in_flight_strand_nobody()
     // back.
     let results = while_held(&server, Duration::from_millis(800), || {
         runtime.block_on(async {
-            let read = |i: usize| {
-                let cache = cache.clone();
-                async move {
-                    cache
-                        .get_async::<String>(&format!("key {i}"), &tags_of(i))
-                        .await
-                        .ok()
-                }
-            };
+            let read = |i: usize| read_key(cache.clone(), i);
             let given_up = |i: usize, after: u64| {
                 let read = read(i);
                 tokio::spawn(async move {
@@ -263,28 +272,13 @@ fn callers_dropped_while_joined_or_with_their_pipeline_in_flight_strand_nobody()
 
 #[test]
 fn a_caller_dropped_while_gathering_hands_the_reads_that_joined_it_on() {
-    let server = RedisServer::start_with(&["--enable-debug-command", "local"]);
-    let cache = cache_on(
-        &server,
-        &unique_namespace("pipelined-gather"),
-        Duration::from_secs(5),
-    );
-    let runtime = runtime();
-    runtime.block_on(stored_and_known(&cache, 3));
+    let (server, cache, runtime) = debuggable_cache("pipelined-gather", 3);
     // The server stops answering for 500 ms: `lone` is in flight all along, so `gatherer`
     // gathers (it yields once before sending), `joined` joins it, and `gatherer` is dropped
     // during its yield. `joined` must then send itself and be answered once the server is back.
     let (lone, joined) = while_held(&server, Duration::from_millis(500), || {
         runtime.block_on(async {
-            let read = |i: usize| {
-                let cache = cache.clone();
-                tokio::spawn(async move {
-                    cache
-                        .get_async::<String>(&format!("key {i}"), &tags_of(i))
-                        .await
-                        .ok()
-                })
-            };
+            let read = |i: usize| tokio::spawn(read_key(cache.clone(), i));
             let lone = read(0);
             tokio::task::yield_now().await;
             let gatherer = read(1);

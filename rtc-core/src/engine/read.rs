@@ -98,8 +98,8 @@ pub(crate) struct ReadFlow<'a> {
     state: ReadState,
 }
 
-/// Where a [`ReadFlow`] is. The payloads of its two rare states are boxed: a read is moved with the call's state at
-/// every step of a hit, and a small one is moved without a call to `memcpy`.
+/// Where a [`ReadFlow`] is. The payloads of its two rare states are boxed: a read is moved with
+/// the call's state at every step of a hit, and a small one is moved without a call to `memcpy`.
 enum ReadState {
     /// Nothing sent yet (`Some`: the first read's reply came with another operation, the
     /// stampede lock's `Acquire`).

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# Counts what one Redis hit costs the client, for a decorated hit (`#[rtc::cached]`, one tag)
-# and for the raw redis-rs `GET` of the same bytes, async (64 tasks, one thread) and blocking,
-# for a blocking low-level `get` of an entry with 1 tag and with 20 (what a tag adds), and for
-# a `set` whose tags the near cache tracks (one plain `SET`) beside a raw `SET`:
-# allocations per call (tests/benches/hit_counts.rs counts them) and, under callgrind,
-# instructions per call. Counts do not move with the machine's load as times do, so a change of
-# a few per cent shows here when the timed rows cannot tell it from noise.
+# Counts what one Redis hit costs the client, for a decorated hit (`#[rtc::cached]`, one tag),
+# for the raw redis-rs `GET` of the same bytes and for the tagless peer's hit (the `cached`
+# crate's Redis macros), async (64 tasks, one thread) and blocking; for a blocking low-level
+# `get` of an entry with 1 tag and with 20 (what a tag adds); and for a `set` whose tags the
+# near cache tracks (one plain `SET`) beside a raw `SET`. Per call: allocations (the bench's
+# counting allocator), instructions (callgrind) and the calling thread's on-CPU time, user and
+# kernel (/proc/thread-self/schedstat, in the native run, with the server on the same CPU as in
+# scripts/bench.sh's default placement). Counts do not move with the machine's load as times
+# do, so a change of a few per cent shows here when the timed rows cannot tell it from noise;
+# the on-CPU time moves less than wall time, and includes what callgrind cannot show (SHA-NI,
+# the caches' misses). A blocking call's on-CPU time is mostly the kernel's loopback TCP path.
 #
 #   scripts/hit_counts.sh          # 12,800 calls per mode
 #   scripts/hit_counts.sh 64000
@@ -35,12 +39,18 @@ have_valgrind=0
 command -v valgrind >/dev/null 2>&1 && have_valgrind=1
 [ "$have_valgrind" -eq 1 ] || echo "hit_counts: valgrind not found: allocations only" >&2
 
-echo "| mode | instructions per call | allocations per call | bytes allocated per call |"
-echo "|---|---:|---:|---:|"
-for mode in rtc-async raw-async rtc-sync raw-sync get-1-tag get-20-tags set-known-tags raw-set; do
-  counted="$("$binary" "$mode" "$calls")"
+pin=()
+if command -v taskset >/dev/null 2>&1; then
+  pin=(taskset -c "$(($(nproc) - 1))")
+fi
+
+echo "| mode | instructions per call | allocations per call | bytes allocated per call | on-CPU ns per call |"
+echo "|---|---:|---:|---:|---:|"
+for mode in rtc-async raw-async cached-async rtc-sync raw-sync cached-sync get-1-tag get-20-tags set-known-tags raw-set; do
+  counted="$(${pin[@]+"${pin[@]}"} "$binary" "$mode" "$calls")"
   allocations="$(sed -n 's/^allocations per call \([0-9.]*\),.*/\1/p' <<<"$counted")"
   bytes="$(sed -n 's/.*bytes allocated per call \([0-9]*\)$/\1/p' <<<"$counted")"
+  on_cpu="$(sed -n 's/^on-CPU time per call \([0-9]*\) ns$/\1/p' <<<"$counted")"
   instructions="n/a"
   if [ "$have_valgrind" -eq 1 ]; then
     out="$(mktemp)"
@@ -50,6 +60,6 @@ for mode in rtc-async raw-async rtc-sync raw-sync get-1-tag get-20-tags set-know
     rm -f "$out"
     instructions="$((collected / calls))"
   fi
-  echo "| $mode | $instructions | $allocations | $bytes |"
+  echo "| $mode | $instructions | $allocations | $bytes | ${on_cpu:-n/a} |"
   sed -n 's/^decorated call.s future: \(.*\)/  (the decorated call'"'"'s future: \1)/p' <<<"$counted" >&2
 done

@@ -8,17 +8,15 @@ mod support;
 
 use std::hint::black_box;
 use std::sync::LazyLock;
-use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use rtc::TaggedCache;
 use support::latency::{concurrent_row, sync_row};
+use support::peer::{cached_user, cached_user_async};
 use support::{BenchServer, User};
 
 /// The id every hit asks for; the entry is written before the timing starts.
 const ID: u64 = 7;
-/// Entries of the `cached` crate's stores live as long as rtc's by default.
-const PEER_TTL: Duration = Duration::from_secs(3600);
 
 static REDIS_CACHE: LazyLock<TaggedCache> = LazyLock::new(|| {
     TaggedCache::builder()
@@ -48,37 +46,6 @@ async fn rtc_user_async(id: u64) -> User {
 #[rtc::cached(tags = [format!("user:{id}")], cache = &*MEMORY_CACHE)]
 fn rtc_user_in_memory(id: u64) -> User {
     support::user(id)
-}
-
-#[cached::macros::concurrent_cached(
-    ty = "cached::RedisCache<u64, User>",
-    create = r##"{
-        cached::RedisCache::builder("bench-cached-sync")
-            .connection_string(support::url())
-            .ttl(PEER_TTL)
-            .build()
-            .expect("a cached::RedisCache on the bench server")
-    }"##,
-    map_error = r##"|error| format!("{error:?}")"##
-)]
-fn cached_user(id: u64) -> Result<User, String> {
-    Ok(support::user(id))
-}
-
-#[cached::macros::concurrent_cached(
-    ty = "cached::AsyncRedisCache<u64, User>",
-    create = r##"{
-        cached::AsyncRedisCache::builder("bench-cached-async")
-            .connection_string(support::url())
-            .ttl(PEER_TTL)
-            .build()
-            .await
-            .expect("a cached::AsyncRedisCache on the bench server")
-    }"##,
-    map_error = r##"|error| format!("{error:?}")"##
-)]
-async fn cached_user_async(id: u64) -> Result<User, String> {
-    Ok(support::user(id))
 }
 
 #[cached::macros::cached]

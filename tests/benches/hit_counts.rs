@@ -4,8 +4,10 @@
 //! these counts do not move with the machine's load, so a change of a few per cent shows.
 //!
 //! A decorated hit (`#[rtc::cached]`, one dynamic tag) beside the raw redis-rs `GET` of the same
-//! bytes, async (64 tasks on a current-thread runtime, so that callgrind sees every instruction
-//! on one thread) or blocking:
+//! bytes and the tagless peer's hit (the `cached` crate's Redis macros), async (64 tasks on a
+//! current-thread runtime, so that callgrind sees every instruction on one thread) or blocking.
+//! Beside the counts, the native run prints the calling thread's on-CPU time per call (user and
+//! kernel), which includes what callgrind cannot show: SHA-NI, and the caches' misses.
 //!
 //! Also a blocking low-level `get` of an entry with 1 tag and with 20 (what a tag adds to a
 //! hit), and a `set` whose tags the near cache tracks (one plain `SET`) beside a raw `SET`.
@@ -26,6 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::LazyLock;
 
 use rtc::TaggedCache;
+use support::peer::{cached_user, cached_user_async};
 use support::{BenchServer, User};
 
 /// Counts allocations (reallocations included) while [`COUNTING`] is set.
@@ -124,6 +127,8 @@ fn low_level_entry(tag_count: usize) -> (String, Vec<String>) {
 enum Mode {
     RtcAsync,
     RawAsync,
+    CachedAsync,
+    CachedSync,
     RtcSync,
     RawSync,
     Get1Tag,
@@ -137,6 +142,8 @@ impl Mode {
         Some(match name {
             "rtc-async" => Mode::RtcAsync,
             "raw-async" => Mode::RawAsync,
+            "cached-async" => Mode::CachedAsync,
+            "cached-sync" => Mode::CachedSync,
             "rtc-sync" => Mode::RtcSync,
             "raw-sync" => Mode::RawSync,
             "get-1-tag" => Mode::Get1Tag,
@@ -152,7 +159,8 @@ fn main() {
     let mut arguments = std::env::args().skip(1);
     let Some(mode) = arguments.next().as_deref().and_then(Mode::parse) else {
         eprintln!(
-            "usage: hit_counts <rtc-async|raw-async|rtc-sync|raw-sync|get-1-tag|get-20-tags|\
+            "usage: hit_counts <rtc-async|raw-async|cached-async|rtc-sync|raw-sync|cached-sync|\
+             get-1-tag|get-20-tags|\
              set-known-tags|raw-set> [calls, default 12800]"
         );
         return;
@@ -191,6 +199,11 @@ fn main() {
         }
         assert_eq!(user_sync(ID), support::user(ID));
         assert_eq!(runtime.block_on(user_async(ID)), support::user(ID));
+        assert_eq!(cached_user(ID), Ok(support::user(ID)));
+        assert_eq!(
+            runtime.block_on(cached_user_async(ID)),
+            Ok(support::user(ID))
+        );
         assert_eq!(
             NEAR_CACHE.get::<User>("user:7", SET_TAGS).ok(),
             Some(support::user(ID))
@@ -205,9 +218,13 @@ fn main() {
         runtime.block_on(support::raw_get_async(manager.clone()));
     }
     let warm_misses = CACHE.stats().misses;
+    let on_cpu_before = on_cpu_nanos();
     COUNTING.store(true, Relaxed);
     measured(mode, calls, &runtime, &mut connection, &manager);
     COUNTING.store(false, Relaxed);
+    let on_cpu = on_cpu_before
+        .zip(on_cpu_nanos())
+        .map(|(before, after)| after - before);
     assert_eq!(
         CACHE.stats().misses,
         warm_misses,
@@ -219,12 +236,29 @@ fn main() {
         per_call(&ALLOCATIONS),
         per_call(&BYTES)
     );
+    match on_cpu {
+        Some(nanos) => println!("on-CPU time per call {:.0} ns", nanos as f64 / calls as f64),
+        None => println!("on-CPU time per call n/a (no /proc/thread-self/schedstat)"),
+    }
     if mode == Mode::RtcAsync {
         println!(
             "decorated call's future: {} bytes",
             std::mem::size_of_val(&user_async(ID))
         );
     }
+}
+
+/// How long this thread has run on a CPU, in nanoseconds, user and kernel time together (the
+/// first field of Linux's `/proc/thread-self/schedstat`, kept to the nanosecond, where
+/// `getrusage` splits ticks). Every counted call runs on this thread, the async ones on its
+/// current-thread runtime with redis-rs's reader; the server is another process.
+fn on_cpu_nanos() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The counted calls: what `scripts/hit_counts.sh` has callgrind collect (`--toggle-collect`).
@@ -271,7 +305,10 @@ fn measured(
                 black_box(CACHE.get::<User>(black_box(&key), &tags).expect("a hit"));
             });
         }
-        Mode::RtcAsync | Mode::RawAsync => runtime.block_on(async {
+        Mode::CachedSync => (0..calls).for_each(|_| {
+            black_box(cached_user(black_box(ID)).expect("a hit"));
+        }),
+        Mode::RtcAsync | Mode::RawAsync | Mode::CachedAsync => runtime.block_on(async {
             let tasks: Vec<_> = (0..TASKS)
                 .map(|_| {
                     let manager = manager.clone();
@@ -280,6 +317,11 @@ fn measured(
                             match mode {
                                 Mode::RtcAsync => {
                                     black_box(user_async(black_box(ID)).await);
+                                }
+                                Mode::CachedAsync => {
+                                    black_box(
+                                        cached_user_async(black_box(ID)).await.expect("a hit"),
+                                    );
                                 }
                                 _ => support::raw_get_async(manager.clone()).await,
                             }

@@ -5,6 +5,7 @@
 //! included.
 
 pub mod latency;
+pub mod peer;
 
 use std::future::Future;
 use std::sync::OnceLock;

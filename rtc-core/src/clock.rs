@@ -75,7 +75,7 @@ impl MsBounds {
 /// so what is computed from it ends no later than it should. Both are [`now_ms`] where the
 /// coarse clock is not used, or on the simulator's virtual time.
 pub(crate) fn now_ms_bounds() -> MsBounds {
-    match coarse_reading().zip(start_raw_nanos()) {
+    match coarse_reading_and_start() {
         Some((coarse, start_raw)) => bounds_of_coarse(coarse, start_raw),
         None => MsBounds::exactly(now_ms()),
     }
@@ -84,10 +84,15 @@ pub(crate) fn now_ms_bounds() -> MsBounds {
 /// An instant no later than now, from the coarse clock where it is used (else the precise
 /// one): for the start of a wait whose end it sets, which then ends no later than it should.
 pub(crate) fn coarse_now() -> Instant {
-    coarse_reading()
-        .zip(start_raw_nanos())
+    coarse_reading_and_start()
         .and_then(|(coarse, start_raw)| instant_of_coarse(coarse, start_raw))
         .unwrap_or_else(now)
+}
+
+/// [`coarse_reading`] and where the monotonic clock stood at [`start`] ([`start_raw_nanos`]),
+/// when both are known: what a coarse reading is turned into a time of [`start`]'s with.
+fn coarse_reading_and_start() -> Option<(u64, u64)> {
+    coarse_reading().zip(start_raw_nanos())
 }
 
 /// The coarse clock's reading, where it is used: `None` where it is too coarse or cannot be
